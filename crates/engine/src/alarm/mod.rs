@@ -1,0 +1,511 @@
+//! Alarm intake: from the bytes SNS hands to Lambda (or a bare CloudWatch alarm message) to a
+//! decision about what to do with each alarm.
+//!
+//! Real alarm messages are messier than the SDK types assume (`null` descriptions, no
+//! `AlarmArn` in old messages, a region *display name*, upper-case statistics, dimensions in
+//! any order), so the message is modelled here with `Option`s everywhere and interpreted in a
+//! second step. Not for: fetching anything, or deciding causes.
+
+mod message;
+mod region;
+
+use serde::Serialize;
+use thiserror::Error;
+
+pub use message::{RawAlarm, RawDimension, RawMetricDataQuery, RawTrigger};
+pub use region::region_from_display_name;
+
+/// Upper bound on the input we accept: real SNS events are at most a few hundred KiB.
+pub const MAX_INPUT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Why an input cannot be read as an alarm at all (exit code 2 territory).
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum IntakeError {
+    #[error("input is {0} bytes, more than the {MAX_INPUT_BYTES}-byte limit; is this really an SNS event or alarm JSON?")]
+    TooLarge(usize),
+    #[error("input is not UTF-8 text (first bad byte at offset {0}); expected an SNS event or CloudWatch alarm JSON")]
+    NotUtf8(usize),
+    #[error("invalid JSON at line {line}, column {column}: {message}")]
+    InvalidJson {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("record {record}: Sns.Message is not valid JSON ({message}); expected the CloudWatch alarm as a JSON string")]
+    InvalidMessage { record: usize, message: String },
+    #[error("{context}: not a CloudWatch alarm: {reason}")]
+    NotAnAlarm { context: String, reason: String },
+    #[error("{context}: cannot tell the region: no AlarmArn, no SNS TopicArn, and the Region {display:?} is not a known region name; add \"AlarmArn\" to the message")]
+    UnknownRegion { context: String, display: String },
+}
+
+/// The alarm's state after the change that triggered this message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum AlarmState {
+    #[serde(rename = "ALARM")]
+    Alarm,
+    #[serde(rename = "OK")]
+    Ok,
+    #[serde(rename = "INSUFFICIENT_DATA")]
+    InsufficientData,
+}
+
+impl AlarmState {
+    fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_uppercase().as_str() {
+            "ALARM" => Some(Self::Alarm),
+            "OK" => Some(Self::Ok),
+            "INSUFFICIENT_DATA" => Some(Self::InsufficientData),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Alarm => "ALARM",
+            Self::Ok => "OK",
+            Self::InsufficientData => "INSUFFICIENT_DATA",
+        }
+    }
+}
+
+/// Which family of load balancer; they differ in metrics, APIs and controllers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LbKind {
+    /// Classic Load Balancer (`AWS/ELB`), created by the in-tree / cloud-provider-aws Service controller.
+    Classic,
+    /// Application Load Balancer (`AWS/ApplicationELB`), created by the AWS Load Balancer Controller.
+    Application,
+}
+
+impl LbKind {
+    pub fn namespace(self) -> &'static str {
+        match self {
+            Self::Classic => "AWS/ELB",
+            Self::Application => "AWS/ApplicationELB",
+        }
+    }
+    pub fn display(self) -> &'static str {
+        match self {
+            Self::Classic => "Classic Load Balancer",
+            Self::Application => "Application Load Balancer",
+        }
+    }
+}
+
+/// The load balancer an alarm is about, as named by its metric dimensions.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct LbRef {
+    pub kind: LbKind,
+    /// The load balancer's name.
+    pub name: String,
+    /// The dimension value: `app/NAME/ID` for an ALB, the name for a Classic LB.
+    pub id: String,
+    /// `targetgroup/NAME/ID` when the alarm is scoped to one target group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_group: Option<String>,
+}
+
+/// One metric the alarm watches.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlarmMetric {
+    pub namespace: String,
+    pub metric_name: String,
+    /// Normalised statistic: `Sum`, `Maximum`, `Average`, `p99`, ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statistic: Option<String>,
+    pub dimensions: Vec<(String, String)>,
+}
+
+impl AlarmMetric {
+    fn dimension(&self, name: &str) -> Option<&str> {
+        self.dimensions
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// An alarm message, understood.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alarm {
+    pub alarm_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alarm_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    pub state: AlarmState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_state: Option<AlarmState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// As sent, e.g. `2026-11-23T18:00:00.000+0000`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_change_time: Option<String>,
+    /// Seconds since the epoch, when `state_change_time` could be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_change_epoch: Option<i64>,
+    /// Always a region code such as `eu-west-1`.
+    pub region: String,
+    /// Period of the alarm's metric(s) in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period_seconds: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evaluation_periods: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<String>,
+    /// The metric(s) the alarm watches: one for a plain alarm, several for metric math.
+    pub metrics: Vec<AlarmMetric>,
+    /// The metric-math expression that returns data, for a metric-math alarm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression: Option<String>,
+}
+
+impl Alarm {
+    /// The metric that best names what fired: the first one elbmedic knows, else the first.
+    pub fn primary_metric(&self) -> Option<&AlarmMetric> {
+        self.metrics
+            .iter()
+            .find(|metric| is_supported_metric(&metric.metric_name))
+            .or_else(|| self.metrics.first())
+    }
+}
+
+/// What to do with one alarm record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum Intake {
+    /// State ALARM on a supported load-balancer metric: diagnose it.
+    Diagnose { alarm: Alarm, load_balancer: LbRef },
+    /// State OK: the load balancer recovered; a short notice is enough.
+    Recovered { alarm: Alarm, load_balancer: LbRef },
+    /// INSUFFICIENT_DATA: acknowledged, nothing to diagnose.
+    Skipped {
+        alarm: Alarm,
+        load_balancer: LbRef,
+        reason: String,
+    },
+    /// A valid alarm elbmedic does not handle (another namespace, several LBs, SEARCH, ...).
+    Unsupported { alarm: Alarm, reason: String },
+}
+
+impl Intake {
+    pub fn alarm(&self) -> &Alarm {
+        match self {
+            Self::Diagnose { alarm, .. }
+            | Self::Recovered { alarm, .. }
+            | Self::Skipped { alarm, .. }
+            | Self::Unsupported { alarm, .. } => alarm,
+        }
+    }
+
+    pub fn load_balancer(&self) -> Option<&LbRef> {
+        match self {
+            Self::Diagnose { load_balancer, .. }
+            | Self::Recovered { load_balancer, .. }
+            | Self::Skipped { load_balancer, .. } => Some(load_balancer),
+            Self::Unsupported { .. } => None,
+        }
+    }
+}
+
+/// Metrics whose alarms elbmedic diagnoses. 5xx generated by the LB, connection errors,
+/// latency, and target health: all of them are explained by the checks the engine runs.
+pub const SUPPORTED_METRICS: &[&str] = &[
+    "HTTPCode_ELB_5XX",
+    "HTTPCode_ELB_5XX_Count",
+    "HTTPCode_ELB_502_Count",
+    "HTTPCode_ELB_503_Count",
+    "HTTPCode_ELB_504_Count",
+    "TargetConnectionErrorCount",
+    "BackendConnectionErrors",
+    "Latency",
+    "TargetResponseTime",
+    "UnHealthyHostCount",
+    "HealthyHostCount",
+];
+
+pub fn is_supported_metric(name: &str) -> bool {
+    SUPPORTED_METRICS.contains(&name)
+}
+
+/// Reads a Lambda SNS event (`{"Records":[{"Sns":{"Message": "..."}}]}`) or a bare CloudWatch
+/// alarm message. Returns one result per record, so one bad record does not hide the others.
+/// The outer `Err` means the input as a whole is unreadable.
+pub fn parse_input(bytes: &[u8]) -> Result<Vec<Result<Intake, IntakeError>>, IntakeError> {
+    if bytes.len() > MAX_INPUT_BYTES {
+        return Err(IntakeError::TooLarge(bytes.len()));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| IntakeError::NotUtf8(e.valid_up_to()))?;
+    let text = text.trim_start_matches('\u{feff}');
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| json_error(&e))?;
+    let envelopes = message::envelopes(&value)?;
+    Ok(envelopes
+        .into_iter()
+        .map(|envelope| envelope.and_then(|e| interpret(&e)))
+        .collect())
+}
+
+fn json_error(error: &serde_json::Error) -> IntakeError {
+    IntakeError::InvalidJson {
+        line: error.line(),
+        column: error.column(),
+        message: error.to_string(),
+    }
+}
+
+/// Turns one raw alarm (with the SNS context around it) into an [`Intake`].
+fn interpret(envelope: &message::Envelope) -> Result<Intake, IntakeError> {
+    let raw = &envelope.alarm;
+    let context = envelope.context.clone();
+    let not_alarm = |reason: &str| IntakeError::NotAnAlarm {
+        context: context.clone(),
+        reason: reason.to_string(),
+    };
+    let alarm_name = raw
+        .alarm_name
+        .clone()
+        .filter(|name| !name.trim().is_empty())
+        .ok_or_else(|| not_alarm("no AlarmName"))?;
+    let state_text = raw
+        .new_state_value
+        .as_deref()
+        .ok_or_else(|| not_alarm("no NewStateValue"))?;
+    let state = AlarmState::parse(state_text).ok_or_else(|| {
+        not_alarm(&format!(
+            "NewStateValue {state_text:?} is not ALARM, OK or INSUFFICIENT_DATA"
+        ))
+    })?;
+    let trigger = raw.trigger.as_ref().ok_or_else(|| not_alarm("no Trigger"))?;
+    let region = region::resolve(
+        raw.alarm_arn.as_deref(),
+        envelope.topic_arn.as_deref(),
+        raw.region.as_deref(),
+    )
+    .ok_or_else(|| IntakeError::UnknownRegion {
+        context: context.clone(),
+        display: raw.region.clone().unwrap_or_default(),
+    })?;
+    let (metrics, expression, search) = trigger_metrics(trigger);
+    let state_change_epoch = raw.state_change_time.as_deref().and_then(parse_timestamp);
+    let alarm = Alarm {
+        alarm_name,
+        alarm_arn: raw.alarm_arn.clone(),
+        description: raw.alarm_description.clone(),
+        account_id: raw.aws_account_id.clone(),
+        state,
+        previous_state: raw.old_state_value.as_deref().and_then(AlarmState::parse),
+        reason: raw.new_state_reason.clone(),
+        state_change_time: raw.state_change_time.clone(),
+        state_change_epoch,
+        region,
+        period_seconds: trigger.period.or_else(|| trigger.metric_period()),
+        evaluation_periods: trigger.evaluation_periods,
+        threshold: trigger.threshold,
+        comparison: trigger.comparison_operator.clone(),
+        metrics,
+        expression,
+    };
+    let unsupported = |alarm: Alarm, reason: String| Ok(Intake::Unsupported { alarm, reason });
+    if let Some(search) = search {
+        return unsupported(
+            alarm,
+            format!("the alarm uses a SEARCH expression ({search}); it can match any number of load balancers, so elbmedic cannot tell which one fired. Alarm on one load balancer's metrics instead"),
+        );
+    }
+    let load_balancer = match identify_load_balancer(&alarm.metrics) {
+        Ok(lb) => lb,
+        Err(reason) => return unsupported(alarm, reason),
+    };
+    if let Some(metric) = alarm.primary_metric() {
+        if !is_supported_metric(&metric.metric_name) {
+            let reason = format!(
+                "metric {} is not one elbmedic diagnoses (supported: {})",
+                metric.metric_name,
+                SUPPORTED_METRICS.join(", ")
+            );
+            return unsupported(alarm, reason);
+        }
+    }
+    Ok(match state {
+        AlarmState::Alarm => Intake::Diagnose {
+            alarm,
+            load_balancer,
+        },
+        AlarmState::Ok => Intake::Recovered {
+            alarm,
+            load_balancer,
+        },
+        AlarmState::InsufficientData => Intake::Skipped {
+            alarm,
+            load_balancer,
+            reason: "the alarm has insufficient data; there is nothing to diagnose".to_string(),
+        },
+    })
+}
+
+/// The metrics of a plain or metric-math trigger, the returned expression, and the first
+/// `SEARCH` expression if any.
+fn trigger_metrics(trigger: &RawTrigger) -> (Vec<AlarmMetric>, Option<String>, Option<String>) {
+    if trigger.metrics.is_empty() {
+        let metric = AlarmMetric {
+            namespace: trigger.namespace.clone().unwrap_or_default(),
+            metric_name: trigger.metric_name.clone().unwrap_or_default(),
+            statistic: trigger
+                .statistic
+                .as_deref()
+                .or(trigger.extended_statistic.as_deref())
+                .map(normalise_statistic),
+            dimensions: trigger
+                .dimensions
+                .iter()
+                .map(|d| (d.name.clone(), d.value.clone()))
+                .collect(),
+        };
+        return (vec![metric], None, None);
+    }
+    let mut metrics = Vec::new();
+    let mut expression = None;
+    let mut search = None;
+    for query in &trigger.metrics {
+        if let Some(text) = query.expression.as_deref() {
+            if text.to_ascii_uppercase().contains("SEARCH(") && search.is_none() {
+                search = Some(text.to_string());
+            }
+            if query.return_data.unwrap_or(false) || expression.is_none() {
+                expression = Some(text.to_string());
+            }
+        }
+        if let Some(stat) = &query.metric_stat {
+            metrics.push(AlarmMetric {
+                namespace: stat.metric.namespace.clone().unwrap_or_default(),
+                metric_name: stat.metric.metric_name.clone().unwrap_or_default(),
+                statistic: stat.stat.as_deref().map(normalise_statistic),
+                dimensions: stat
+                    .metric
+                    .dimensions
+                    .iter()
+                    .map(|d| (d.name.clone(), d.value.clone()))
+                    .collect(),
+            });
+        }
+    }
+    (metrics, expression, search)
+}
+
+/// `SUM` -> `Sum`, `MAXIMUM` -> `Maximum`, `P99` -> `p99`; percentiles and others kept.
+fn normalise_statistic(raw: &str) -> String {
+    let trimmed = raw.trim();
+    match trimmed.to_ascii_lowercase().as_str() {
+        "sum" => "Sum".into(),
+        "maximum" => "Maximum".into(),
+        "minimum" => "Minimum".into(),
+        "average" => "Average".into(),
+        "samplecount" => "SampleCount".into(),
+        lower if lower.starts_with('p') || lower.starts_with("tm") => lower.to_string(),
+        _ => trimmed.to_string(),
+    }
+}
+
+/// Finds the one load balancer the alarm's metrics name, or says why there is none.
+fn identify_load_balancer(metrics: &[AlarmMetric]) -> Result<LbRef, String> {
+    if metrics.is_empty() {
+        return Err("the alarm watches no metric".to_string());
+    }
+    let mut found: Vec<LbRef> = Vec::new();
+    for metric in metrics {
+        let lb = lb_of_metric(metric)?;
+        if !found.iter().any(|known| same_lb(known, &lb)) {
+            found.push(lb);
+        }
+    }
+    if found.len() > 1 {
+        let names: Vec<&str> = found.iter().map(|lb| lb.id.as_str()).collect();
+        return Err(format!(
+            "the alarm's metrics name {} load balancers ({}); elbmedic diagnoses one load balancer per alarm",
+            found.len(),
+            names.join(", ")
+        ));
+    }
+    // A target group named by any of the metrics narrows the alarm.
+    let target_group = metrics
+        .iter()
+        .find_map(|m| m.dimension("TargetGroup").map(str::to_string));
+    let mut lb = found.remove(0);
+    lb.target_group = target_group;
+    Ok(lb)
+}
+
+fn same_lb(a: &LbRef, b: &LbRef) -> bool {
+    a.kind == b.kind && a.id == b.id
+}
+
+fn lb_of_metric(metric: &AlarmMetric) -> Result<LbRef, String> {
+    match metric.namespace.as_str() {
+        "AWS/ELB" => {
+            let name = metric.dimension("LoadBalancerName").ok_or_else(|| {
+                format!(
+                    "the AWS/ELB metric {} has no LoadBalancerName dimension, so it aggregates several load balancers; alarm on one load balancer",
+                    metric.metric_name
+                )
+            })?;
+            Ok(LbRef {
+                kind: LbKind::Classic,
+                name: name.to_string(),
+                id: name.to_string(),
+                target_group: None,
+            })
+        }
+        "AWS/ApplicationELB" => {
+            let id = metric.dimension("LoadBalancer").ok_or_else(|| {
+                format!(
+                    "the AWS/ApplicationELB metric {} has no LoadBalancer dimension; alarm on one load balancer",
+                    metric.metric_name
+                )
+            })?;
+            let mut parts = id.split('/');
+            match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some("app"), Some(name), Some(suffix), None)
+                    if !name.is_empty() && !suffix.is_empty() =>
+                {
+                    Ok(LbRef {
+                        kind: LbKind::Application,
+                        name: name.to_string(),
+                        id: id.to_string(),
+                        target_group: None,
+                    })
+                }
+                _ => Err(format!(
+                    "LoadBalancer dimension {id:?} is not of the form app/NAME/ID"
+                )),
+            }
+        }
+        "AWS/NetworkELB" => Err(
+            "Network Load Balancer alarms (AWS/NetworkELB) are not supported: NLBs pass TCP through and produce no HTTP 5xx of their own".to_string(),
+        ),
+        "" => Err("the alarm names no metric namespace".to_string()),
+        other => Err(format!(
+            "namespace {other} is not a load balancer namespace elbmedic supports (AWS/ELB, AWS/ApplicationELB)"
+        )),
+    }
+}
+
+/// Reads CloudWatch's `2026-11-23T18:00:00.000+0000` and RFC 3339 (`...Z`, `+00:00`).
+pub fn parse_timestamp(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(time.timestamp());
+    }
+    ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%z"]
+        .iter()
+        .find_map(|format| chrono::DateTime::parse_from_str(text, format).ok())
+        .map(|time| time.timestamp())
+}
+
+#[cfg(test)]
+mod tests;

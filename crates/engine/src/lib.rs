@@ -1,0 +1,13 @@
+//! elbmedic's engine: from a CloudWatch alarm and a snapshot of what was observed about one
+//! load balancer to a diagnosis and a report.
+//!
+//! Pure by design: no AWS SDK, no async, no clock, no I/O. The AWS shell gathers a
+//! [`snapshot::Snapshot`]; everything here is a function of it, so any situation can be
+//! replayed offline and tested in milliseconds.
+
+pub mod alarm;
+pub mod netcheck;
+pub mod snapshot;
+
+#[cfg(test)]
+mod testkit;

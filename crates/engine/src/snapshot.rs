@@ -1,0 +1,493 @@
+//! The snapshot: everything observed about one load balancer at one moment, as plain serde
+//! data. Gathering (the AWS shell) writes it; everything after it is pure. It can be saved,
+//! replayed offline, attached to a report, and used as a test fixture.
+//!
+//! Field names follow the AWS APIs where one exists, in snake_case. Anything that could not be
+//! observed is recorded in [`Snapshot::gaps`] with the reason, never silently left out.
+//! Not for: deciding anything; the rules do that.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::alarm::LbKind;
+
+/// Bumped on any change that an older reader would misread.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Default idle timeout of both Classic LBs and ALBs, in seconds.
+pub const DEFAULT_IDLE_TIMEOUT: u32 = 60;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub schema_version: u32,
+    /// When the snapshot was taken (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captured_at: Option<String>,
+    pub region: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    pub load_balancer: LoadBalancer,
+    /// For a Classic LB: one implicit group holding its instances and its health check.
+    #[serde(default)]
+    pub target_groups: Vec<TargetGroup>,
+    /// The LB's subnets and every subnet a target sits in.
+    #[serde(default)]
+    pub subnets: Vec<Subnet>,
+    #[serde(default)]
+    pub network_acls: Vec<NetworkAcl>,
+    /// The LB's security groups and those of every target interface.
+    #[serde(default)]
+    pub security_groups: Vec<SecurityGroup>,
+    /// Managed prefix lists referenced by security group rules, resolved to CIDRs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefix_lists: Vec<PrefixList>,
+    /// Metric series for the alarm window.
+    #[serde(default)]
+    pub metrics: Vec<MetricSeries>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eks: Option<EksCluster>,
+    /// Facts that could not be observed, and why.
+    #[serde(default)]
+    pub gaps: Vec<Gap>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadBalancer {
+    pub kind: LbKind,
+    pub name: String,
+    /// Metric dimension value: `app/NAME/ID` for an ALB, the name for a Classic LB.
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_name: Option<String>,
+    /// `internet-facing` or `internal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    pub vpc_id: String,
+    /// Subnet ids the LB has nodes in.
+    pub subnets: Vec<String>,
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    /// Seconds. `None` when it could not be read (a gap says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_seconds: Option<u32>,
+    /// Classic LB only: cross-zone load balancing. ALBs are always cross-zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_zone: Option<bool>,
+    #[serde(default)]
+    pub listeners: Vec<Listener>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// The LB's own node addresses when known (from its network interfaces); otherwise the
+    /// engine assumes any address of the LB subnets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<LbNode>,
+}
+
+impl LoadBalancer {
+    /// The idle timeout in force: observed, or AWS's default when the attribute is unset.
+    pub fn idle_timeout(&self) -> Option<u32> {
+        self.idle_timeout_seconds
+    }
+
+    pub fn cross_zone_enabled(&self) -> bool {
+        match self.kind {
+            LbKind::Application => true,
+            LbKind::Classic => self.cross_zone.unwrap_or(true),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LbNode {
+    pub subnet_id: String,
+    pub private_ip: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Listener {
+    pub protocol: String,
+    pub port: u16,
+    /// Classic LB: the instance port the listener forwards to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_protocol: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetGroup {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    /// `instance`, `ip` or `lambda`.
+    pub target_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// Default port of the group; each target may have its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deregistration_delay_seconds: Option<u32>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub targets: Vec<Target>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// `traffic-port` or a number, as the API gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_seconds: Option<u32>,
+}
+
+impl HealthCheck {
+    /// The port health checks go to, given the target's traffic port.
+    pub fn port_for(&self, traffic_port: u16) -> u16 {
+        self.port
+            .as_deref()
+            .and_then(|p| p.trim().parse::<u16>().ok())
+            .filter(|p| *p > 0)
+            .unwrap_or(traffic_port)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    /// Instance id or IP address.
+    pub id: String,
+    pub port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
+    pub health: TargetHealth,
+    /// Where the target lives on the network.
+    #[serde(default)]
+    pub placement: Placement,
+}
+
+impl Target {
+    pub fn interface(&self) -> Option<&Interface> {
+        match &self.placement {
+            Placement::Interface(interface) => Some(interface),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetHealth {
+    /// As the API says it: `healthy`, `unhealthy`, `draining`, `initial`, `unused`,
+    /// `unavailable`, or a Classic LB's `InService` / `OutOfService`.
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Health states folded into what the rules need to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthClass {
+    Healthy,
+    Unhealthy,
+    Draining,
+    /// Registration or the first health checks in progress.
+    Initial,
+    /// Registered in a zone the LB does not serve, or the group is not used.
+    Unused,
+    /// Health checks disabled, or state unknown.
+    Unknown,
+}
+
+impl TargetHealth {
+    pub fn class(&self) -> HealthClass {
+        match self.state.trim().to_ascii_lowercase().as_str() {
+            "healthy" | "inservice" => HealthClass::Healthy,
+            "unhealthy" | "outofservice" | "unhealthy.draining" => HealthClass::Unhealthy,
+            "draining" => HealthClass::Draining,
+            "initial" => HealthClass::Initial,
+            "unused" => HealthClass::Unused,
+            _ => HealthClass::Unknown,
+        }
+    }
+}
+
+/// Where a target's address was found.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Placement {
+    /// On a network interface (an instance's primary ENI, or the ENI holding a pod IP).
+    Interface(Interface),
+    /// Looked for and found on no interface: a pod IP left behind.
+    NoInterface,
+    /// Not looked up (a gap says why, if it failed).
+    #[default]
+    Unobserved,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Interface {
+    pub private_ip: String,
+    pub subnet_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eni_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    pub security_groups: Vec<String>,
+    /// True when the IP sits in a delegated prefix of the ENI rather than as a secondary IP.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub via_prefix: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subnet {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr_ipv4: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cidr_ipv6: Vec<String>,
+    /// The NACL associated with the subnet (the VPC's default one if none explicitly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_acl_id: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkAcl {
+    pub id: String,
+    #[serde(default)]
+    pub is_default: bool,
+    pub entries: Vec<NaclEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NaclEntry {
+    /// 1-32766; 32767 is the `*` entry that AWS lists as the implicit deny.
+    pub rule_number: u16,
+    pub egress: bool,
+    /// `-1` (all), `6` (TCP), `17` (UDP), another protocol number; names are tolerated.
+    pub protocol: String,
+    /// `allow` or `deny`.
+    pub rule_action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr_block: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_cidr_block: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_range: Option<PortRange>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PortRange {
+    pub from: u16,
+    pub to: u16,
+}
+
+impl PortRange {
+    pub const EPHEMERAL: PortRange = PortRange { from: 1024, to: 65535 };
+    pub const ALL: PortRange = PortRange { from: 0, to: 65535 };
+
+    pub fn single(port: u16) -> Self {
+        Self { from: port, to: port }
+    }
+}
+
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.from == self.to {
+            write!(f, "{}", self.from)
+        } else {
+            write!(f, "{}-{}", self.from, self.to)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecurityGroup {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_id: Option<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub ingress: Vec<SgRule>,
+    #[serde(default)]
+    pub egress: Vec<SgRule>,
+}
+
+/// One `IpPermission`: a protocol and port range, and the peers it admits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SgRule {
+    /// `-1`, `tcp`, `udp`, `icmp`, or a number.
+    pub ip_protocol: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_port: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_port: Option<i32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipv4_ranges: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipv6_ranges: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefix_list_ids: Vec<String>,
+    /// Security groups referenced (`UserIdGroupPairs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrefixList {
+    pub id: String,
+    pub cidrs: Vec<String>,
+}
+
+/// Data points of one metric and statistic over the alarm window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricSeries {
+    pub metric_name: String,
+    /// `Sum`, `Maximum`, `p99`, ...
+    pub statistic: String,
+    /// Target group dimension when the series is per target group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_seconds: Option<u32>,
+    pub points: Vec<DataPoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataPoint {
+    /// RFC 3339.
+    pub timestamp: String,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EksCluster {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_security_group_id: Option<String>,
+}
+
+/// A fact that could not be observed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gap {
+    /// What is missing, as a stable kind: see [`GapFact`].
+    pub fact: GapFact,
+    /// The resource concerned (subnet id, SG id, metric name, ...), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    pub reason: GapReason,
+    /// The error or explanation, as received (never credentials).
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GapFact {
+    LoadBalancer,
+    LbAttributes,
+    Listeners,
+    TargetGroups,
+    TargetHealth,
+    TargetPlacement,
+    Subnets,
+    NetworkAcls,
+    SecurityGroups,
+    PrefixList,
+    Metrics,
+    EksCluster,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GapReason {
+    AccessDenied,
+    Throttled,
+    NotFound,
+    Timeout,
+    Unsupported,
+    Error,
+}
+
+impl Snapshot {
+    pub fn subnet(&self, id: &str) -> Option<&Subnet> {
+        self.subnets.iter().find(|s| s.id == id)
+    }
+    pub fn network_acl(&self, id: &str) -> Option<&NetworkAcl> {
+        self.network_acls.iter().find(|a| a.id == id)
+    }
+    pub fn security_group(&self, id: &str) -> Option<&SecurityGroup> {
+        self.security_groups.iter().find(|g| g.id == id)
+    }
+    pub fn prefix_list(&self, id: &str) -> Option<&PrefixList> {
+        self.prefix_lists.iter().find(|p| p.id == id)
+    }
+    pub fn gaps_of(&self, fact: GapFact) -> impl Iterator<Item = &Gap> {
+        self.gaps.iter().filter(move |g| g.fact == fact)
+    }
+    /// All series of one metric (any statistic, any target group).
+    pub fn series<'a>(&'a self, metric: &'a str, statistic: &'a str) -> impl Iterator<Item = &'a MetricSeries> {
+        self.metrics
+            .iter()
+            .filter(move |s| s.metric_name == metric && s.statistic.eq_ignore_ascii_case(statistic))
+    }
+    /// All targets with the group they belong to.
+    pub fn targets(&self) -> impl Iterator<Item = (&TargetGroup, &Target)> {
+        self.target_groups
+            .iter()
+            .flat_map(|group| group.targets.iter().map(move |target| (group, target)))
+    }
+}
+
+/// Why a snapshot could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("invalid snapshot JSON at line {line}, column {column}: {message}")]
+    Invalid { line: usize, column: usize, message: String },
+    #[error("snapshot schema_version {found} is not supported (this elbmedic reads version {SCHEMA_VERSION}); record it again with this version")]
+    Version { found: u64 },
+}
+
+/// Reads a snapshot, checking the schema version first so the error says the right thing.
+pub fn from_json(text: &str) -> Result<Snapshot, SnapshotError> {
+    let invalid = |e: serde_json::Error| SnapshotError::Invalid {
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    };
+    let value: serde_json::Value = serde_json::from_str(text).map_err(invalid)?;
+    match value.get("schema_version").and_then(serde_json::Value::as_u64) {
+        Some(v) if v == u64::from(SCHEMA_VERSION) => {}
+        Some(found) => return Err(SnapshotError::Version { found }),
+        None => {
+            return Err(SnapshotError::Invalid {
+                line: 1,
+                column: 1,
+                message: "no numeric \"schema_version\"; is this an elbmedic snapshot?".into(),
+            })
+        }
+    }
+    // Re-parse from text (not from the Value) so errors carry line and column.
+    serde_json::from_str(text).map_err(invalid)
+}

@@ -1,0 +1,465 @@
+#!/usr/bin/env python3
+"""Writes the scenario fixtures under events/: one SNS alarm event and one snapshot per scenario.
+
+A developer tool, not part of the build or the tests: its output is committed, and the tests
+read the committed files. Run it after changing a scenario (`python3 events/generate.py`), then
+review the diff and the golden reports (`cargo insta review`).
+
+Every scenario starts from one realistic EKS world (VPC, public LB subnets, private node
+subnets, NACLs, security groups as the controllers create them) and changes the one thing that
+breaks it, so each fixture reads like the incident it stands for.
+"""
+import copy
+import json
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REGION, REGION_NAME, ACCOUNT = "eu-west-1", "EU (Ireland)", "111122223333"
+VPC = "vpc-0a7c3e91d2b4f6058"
+CLUSTER = "shop-prod"
+CHANGE_TIME = "2026-11-23T18:00:00.000+0000"
+POINT_TIMES = [f"2026-11-23T17:{m:02d}:00Z" for m in range(55, 60)]
+
+LB_SUBNETS = [  # public: the load balancer's nodes
+    ("subnet-0f3a1b2c4d5e60701", "eu-west-1a", "10.0.0.0/24"),
+    ("subnet-0f3a1b2c4d5e60702", "eu-west-1b", "10.0.1.0/24"),
+    ("subnet-0f3a1b2c4d5e60703", "eu-west-1c", "10.0.2.0/24"),
+]
+NODE_SUBNETS = [  # private: nodes and pods
+    ("subnet-07c9d8e7f6a5b4301", "eu-west-1a", "10.0.16.0/20"),
+    ("subnet-07c9d8e7f6a5b4302", "eu-west-1b", "10.0.32.0/20"),
+    ("subnet-07c9d8e7f6a5b4303", "eu-west-1c", "10.0.48.0/20"),
+]
+ACL_PUBLIC, ACL_PRIVATE = "acl-0b1e2d3c4f5a69870", "acl-0d4c3b2a1f0e98761"
+SG_CLUSTER = "sg-0c5e7a9b1d3f24680"  # EKS cluster SG, on managed nodes and their pods
+SG_ALB_FRONTEND = "sg-0a1f2e3d4c5b60791"  # managed by the AWS Load Balancer Controller
+SG_ALB_BACKEND = "sg-0a1f2e3d4c5b60792"  # the controller's shared backend SG
+SG_CLB = "sg-0e8d7c6b5a4f30211"  # k8s-elb-<name>, managed by the cloud provider
+CLB_NAME = "a3f1c2e4b5d6978812345678abcdef01"
+ALB_NAME = "k8s-shop-checkout-6f1e2d3c4b"
+ALB_ID = f"app/{ALB_NAME}/50dc6c495c0c9188"
+ALB_ARN = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:loadbalancer/{ALB_ID}"
+TG_NAME = "k8s-shop-checkout-0a1b2c3d4e"
+TG_ID = f"targetgroup/{TG_NAME}/0123456789abcdef"
+TG_ARN = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:{TG_ID}"
+
+
+def entry(n, egress, protocol, action, cidr, ports=None):
+    e = {"rule_number": n, "egress": egress, "protocol": protocol, "rule_action": action}
+    e["ipv6_cidr_block" if ":" in cidr else "cidr_block"] = cidr
+    if ports:
+        e["port_range"] = {"from": ports[0], "to": ports[1]}
+    return e
+
+
+def star(egress):
+    return [entry(32767, egress, "-1", "deny", "0.0.0.0/0")]
+
+
+def public_acl():
+    return {"id": ACL_PUBLIC, "is_default": False, "entries": [
+        entry(100, False, "6", "allow", "0.0.0.0/0", (443, 443)),
+        entry(110, False, "6", "allow", "0.0.0.0/0", (80, 80)),
+        entry(120, False, "6", "allow", "0.0.0.0/0", (1024, 65535)),
+        *star(False),
+        entry(100, True, "-1", "allow", "0.0.0.0/0"),
+        *star(True),
+    ]}
+
+
+def private_acl():
+    return {"id": ACL_PRIVATE, "is_default": False, "entries": [
+        entry(100, False, "-1", "allow", "10.0.0.0/16"),
+        entry(110, False, "6", "allow", "0.0.0.0/0", (1024, 65535)),
+        *star(False),
+        entry(100, True, "-1", "allow", "0.0.0.0/0"),
+        *star(True),
+    ]}
+
+
+def rule(protocol, from_port=None, to_port=None, cidrs=(), groups=(), description=None):
+    r = {"ip_protocol": protocol}
+    if from_port is not None:
+        r["from_port"], r["to_port"] = from_port, to_port
+    if cidrs:
+        r["ipv4_ranges"] = list(cidrs)
+    if groups:
+        r["security_groups"] = list(groups)
+    if description:
+        r["description"] = description
+    return r
+
+
+ALL_OUT = rule("-1", cidrs=["0.0.0.0/0"])
+
+
+def cluster_sg(extra_ingress):
+    return {"id": SG_CLUSTER, "name": f"eks-cluster-sg-{CLUSTER}-1234567890", "vpc_id": VPC,
+            "tags": {"aws:eks:cluster-name": CLUSTER, f"kubernetes.io/cluster/{CLUSTER}": "owned"},
+            "ingress": [rule("-1", groups=[SG_CLUSTER])] + extra_ingress, "egress": [ALL_OUT]}
+
+
+def subnets():
+    out = []
+    for sid, az, cidr in LB_SUBNETS:
+        out.append({"id": sid, "availability_zone": az, "cidr_ipv4": cidr, "network_acl_id": ACL_PUBLIC,
+                    "tags": {"kubernetes.io/role/elb": "1"}})
+    for sid, az, cidr in NODE_SUBNETS:
+        out.append({"id": sid, "availability_zone": az, "cidr_ipv4": cidr, "network_acl_id": ACL_PRIVATE,
+                    "tags": {"kubernetes.io/role/internal-elb": "1"}})
+    return out
+
+
+def series(metric, statistic, values, target_group=None):
+    s = {"metric_name": metric, "statistic": statistic, "period_seconds": 60,
+         "points": [{"timestamp": t, "value": float(v)} for t, v in zip(POINT_TIMES, values)]}
+    if target_group:
+        s["target_group"] = target_group
+    return s
+
+
+POD_IPS = ["10.0.18.41", "10.0.37.152", "10.0.53.9"]
+ENIS = ["eni-0aa11bb22cc33dd41", "eni-0aa11bb22cc33dd42", "eni-0aa11bb22cc33dd43"]
+INSTANCES = ["i-0a1b2c3d4e5f60011", "i-0a1b2c3d4e5f60012", "i-0a1b2c3d4e5f60013"]
+NODE_IPS = ["10.0.21.17", "10.0.40.203", "10.0.57.88"]
+
+
+def healthy():
+    return {"state": "healthy"}
+
+
+def alb_world(metrics):
+    targets = []
+    for i, ip in enumerate(POD_IPS):
+        targets.append({"id": ip, "port": 8080, "availability_zone": NODE_SUBNETS[i][1], "health": healthy(),
+                        "placement": {"kind": "interface", "private_ip": ip, "subnet_id": NODE_SUBNETS[i][0],
+                                      "eni_id": ENIS[i], "instance_id": INSTANCES[i],
+                                      "security_groups": [SG_CLUSTER]}})
+    return {
+        "schema_version": 1, "captured_at": "2026-11-23T18:00:41Z", "region": REGION, "account_id": ACCOUNT,
+        "load_balancer": {
+            "kind": "application", "name": ALB_NAME, "id": ALB_ID, "arn": ALB_ARN,
+            "dns_name": f"{ALB_NAME}-1234567890.{REGION}.elb.amazonaws.com", "scheme": "internet-facing",
+            "vpc_id": VPC, "subnets": [s[0] for s in LB_SUBNETS],
+            "security_groups": [SG_ALB_FRONTEND, SG_ALB_BACKEND], "idle_timeout_seconds": 60,
+            "listeners": [{"protocol": "HTTPS", "port": 443}, {"protocol": "HTTP", "port": 80}],
+            "tags": {"elbv2.k8s.aws/cluster": CLUSTER, "ingress.k8s.aws/stack": "shop/checkout",
+                     "ingress.k8s.aws/resource": "LoadBalancer"},
+        },
+        "target_groups": [{
+            "name": TG_NAME, "arn": TG_ARN, "target_type": "ip", "protocol": "HTTP", "port": 8080,
+            "health_check": {"protocol": "HTTP", "port": "traffic-port", "path": "/healthz",
+                             "timeout_seconds": 5, "interval_seconds": 15},
+            "deregistration_delay_seconds": 300,
+            "tags": {"elbv2.k8s.aws/cluster": CLUSTER, "ingress.k8s.aws/stack": "shop/checkout",
+                     "ingress.k8s.aws/resource": "shop/checkout-checkout:8080"},
+            "targets": targets,
+        }],
+        "subnets": subnets(),
+        "network_acls": [public_acl(), private_acl()],
+        "security_groups": [
+            {"id": SG_ALB_FRONTEND, "name": "k8s-shop-checkout-7a8b9c0d1e", "vpc_id": VPC,
+             "tags": {"elbv2.k8s.aws/cluster": CLUSTER, "ingress.k8s.aws/stack": "shop/checkout",
+                      "ingress.k8s.aws/resource": "ManagedLBSecurityGroup"},
+             "ingress": [rule("tcp", 443, 443, cidrs=["0.0.0.0/0"]), rule("tcp", 80, 80, cidrs=["0.0.0.0/0"])],
+             "egress": [ALL_OUT]},
+            {"id": SG_ALB_BACKEND, "name": "k8s-traffic-shopprod-4d5e6f7a8b", "vpc_id": VPC,
+             "tags": {"elbv2.k8s.aws/cluster": CLUSTER, "elbv2.k8s.aws/resource": "backend-sg"},
+             "ingress": [], "egress": [ALL_OUT]},
+            cluster_sg([rule("tcp", 8080, 8080, groups=[SG_ALB_BACKEND],
+                             description="elbv2.k8s.aws/targetGroupBinding=shared")]),
+        ],
+        "metrics": metrics,
+        "eks": {"name": CLUSTER, "cluster_security_group_id": SG_CLUSTER},
+        "gaps": [],
+    }
+
+
+def alb_metrics(e5xx=(0, 0, 0, 0, 0), e502=(0, 0, 0, 0, 0), e504=(0, 0, 0, 0, 0), tce=(0, 0, 0, 0, 0),
+                trt_max=(0.41, 0.52, 0.38, 0.61, 0.47), trt_p99=(0.21, 0.24, 0.2, 0.26, 0.22),
+                requests=(1210, 1305, 1288, 1190, 1244)):
+    return [series("HTTPCode_ELB_5XX_Count", "Sum", e5xx), series("HTTPCode_ELB_502_Count", "Sum", e502),
+            series("HTTPCode_ELB_504_Count", "Sum", e504), series("TargetConnectionErrorCount", "Sum", tce),
+            series("TargetResponseTime", "Maximum", trt_max), series("TargetResponseTime", "p99", trt_p99),
+            series("RequestCount", "Sum", requests)]
+
+
+def clb_world(metrics, health=None):
+    health = health or [{"state": "InService"}] * 3
+    targets = []
+    for i, instance in enumerate(INSTANCES):
+        targets.append({"id": instance, "port": 31380, "availability_zone": NODE_SUBNETS[i][1], "health": health[i],
+                        "placement": {"kind": "interface", "private_ip": NODE_IPS[i], "subnet_id": NODE_SUBNETS[i][0],
+                                      "eni_id": f"eni-0bb22cc33dd44ee5{i}", "instance_id": instance,
+                                      "security_groups": [SG_CLUSTER]}})
+    world = alb_world(metrics)
+    world["load_balancer"] = {
+        "kind": "classic", "name": CLB_NAME, "id": CLB_NAME,
+        "dns_name": f"{CLB_NAME}-987654321.{REGION}.elb.amazonaws.com", "scheme": "internet-facing",
+        "vpc_id": VPC, "subnets": [s[0] for s in LB_SUBNETS], "security_groups": [SG_CLB],
+        "idle_timeout_seconds": 60, "cross_zone": True,
+        "listeners": [{"protocol": "TCP", "port": 80, "instance_port": 31380, "instance_protocol": "TCP"}],
+        "tags": {"kubernetes.io/service-name": "shop/orders", f"kubernetes.io/cluster/{CLUSTER}": "owned"},
+    }
+    world["target_groups"] = [{
+        "name": CLB_NAME, "target_type": "instance", "protocol": "TCP", "port": 31380,
+        "health_check": {"protocol": "TCP", "port": "31380", "timeout_seconds": 5, "interval_seconds": 10},
+        "targets": targets,
+    }]
+    world["security_groups"] = [
+        {"id": SG_CLB, "name": f"k8s-elb-{CLB_NAME}", "vpc_id": VPC,
+         "tags": {f"kubernetes.io/cluster/{CLUSTER}": "owned", "KubernetesCluster": CLUSTER},
+         "ingress": [rule("tcp", 80, 80, cidrs=["0.0.0.0/0"]), rule("icmp", 3, 4, cidrs=["0.0.0.0/0"])],
+         "egress": [ALL_OUT]},
+        cluster_sg([rule("-1", groups=[SG_CLB])]),
+    ]
+    return world
+
+
+def clb_metrics(e5xx=(0, 0, 0, 0, 0), latency=(0.3, 0.4, 0.35, 0.5, 0.42), bce=(0, 0, 0, 0, 0),
+                requests=(840, 902, 877, 860, 891)):
+    return [series("HTTPCode_ELB_5XX", "Sum", e5xx), series("Latency", "Maximum", latency),
+            series("BackendConnectionErrors", "Sum", bce), series("RequestCount", "Sum", requests)]
+
+
+# ---------------------------------------------------------------- alarm messages
+def alarm_message(name, metric, namespace, dimensions, state="ALARM", statistic="SUM", threshold=5.0,
+                  period=60, evaluation_periods=1, reason=None, description=None, arn=True, old_state="OK"):
+    message = {
+        "AlarmName": name,
+        "AlarmDescription": description,
+        "AWSAccountId": ACCOUNT,
+        "AlarmConfigurationUpdatedTimestamp": "2026-10-02T09:14:03.215+0000",
+        "NewStateValue": state,
+        "NewStateReason": reason or f"Threshold Crossed: 1 out of the last {evaluation_periods} datapoints [12.0 (23/11/26 17:59:00)] was greater than the threshold ({threshold}) (minimum 1 datapoint for OK -> ALARM transition).",
+        "StateChangeTime": CHANGE_TIME,
+        "Region": REGION_NAME,
+        "OldStateValue": old_state,
+        "OKActions": [], "AlarmActions": [f"arn:aws:sns:{REGION}:{ACCOUNT}:elbmedic-alarms"], "InsufficientDataActions": [],
+        "Trigger": {
+            "MetricName": metric, "Namespace": namespace, "StatisticType": "Statistic", "Statistic": statistic,
+            "Unit": None, "Dimensions": dimensions, "Period": period, "EvaluationPeriods": evaluation_periods,
+            "DatapointsToAlarm": 1, "ComparisonOperator": "GreaterThanThreshold", "Threshold": threshold,
+            "TreatMissingData": "notBreaching", "EvaluateLowSampleCountPercentile": "",
+        },
+    }
+    if arn:
+        message["AlarmArn"] = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"
+    return message
+
+
+def sns_event(*messages):
+    records = []
+    for i, message in enumerate(messages):
+        records.append({
+            "EventSource": "aws:sns", "EventVersion": "1.0",
+            "EventSubscriptionArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:elbmedic-alarms:2f1e0d9c-8b7a-4654-9321-0fedcba98765",
+            "Sns": {
+                "Type": "Notification", "MessageId": f"5f0e1d2c-3b4a-5968-7a8b-9c0d1e2f3a4{i}",
+                "TopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:elbmedic-alarms",
+                "Subject": f"{message.get('NewStateValue', 'ALARM')}: \"{message.get('AlarmName', '')}\" in {REGION_NAME}"[:99]
+                if isinstance(message, dict) else "ALARM",
+                "Message": message if isinstance(message, str) else json.dumps(message),
+                "Timestamp": "2026-11-23T18:00:00.512Z", "SignatureVersion": "1",
+                "Signature": "EXAMPLEpH+DcEwjAPg8O9mY8dReBSwksfg2S7WKQcikcNKWLQjwu6A4VbeS0QHVCkhRS7fUQvi2egU3N858fiTDN6bkkOxYDVrY0Ad8L10Hs3zH81mtnPk5uvvolIC1CXGu43obcgFxeL3khZl8IKvO61GWB6jI9b5+gLPoBc1Q=",
+                "SigningCertUrl": "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0000000000000000000000.pem",
+                "UnsubscribeUrl": f"https://sns.eu-west-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=arn:aws:sns:{REGION}:{ACCOUNT}:elbmedic-alarms:2f1e0d9c",
+                "MessageAttributes": {},
+            },
+        })
+    return {"Records": records}
+
+
+def clb_dims():
+    return [{"value": CLB_NAME, "name": "LoadBalancerName"}]
+
+
+def alb_dims(with_tg=False):
+    dims = [{"value": ALB_ID, "name": "LoadBalancer"}]
+    if with_tg:
+        dims.insert(0, {"value": TG_ID, "name": "TargetGroup"})
+    return dims
+
+
+def alb_alarm(metric, name=None, **kw):
+    return alarm_message(name or f"checkout-alb-{metric}", metric, "AWS/ApplicationELB", alb_dims(), **kw)
+
+
+def clb_alarm(metric, name=None, **kw):
+    return alarm_message(name or f"orders-clb-{metric}", metric, "AWS/ELB", clb_dims(), **kw)
+
+
+# ---------------------------------------------------------------- scenarios
+def scenarios():
+    out = {}
+
+    w = clb_world(clb_metrics(e5xx=(0, 7, 12, 9, 0), latency=(12.3, 60.0, 60.0, 59.99, 31.2), requests=(820, 911, 874, 866, 893)))
+    out["clb-idle-timeout"] = ("Classic LB: report exports run past the 60 s idle timeout",
+                               clb_alarm("HTTPCode_ELB_5XX", description=None), w)
+
+    w = alb_world(alb_metrics(e5xx=(0, 4, 9, 6, 2), e504=(0, 4, 9, 6, 2),
+                              trt_max=(8.1, 57.9, 59.4, 58.7, 41.0), trt_p99=(2.1, 41.0, 52.3, 49.0, 12.0)))
+    out["alb-idle-timeout"] = ("ALB: checkout calls a slow payment API and idles past 60 s",
+                               alb_alarm("HTTPCode_ELB_504_Count"), w)
+
+    # Node-subnet NACL copied from a Linux guide: replies allowed only to 32768-65535.
+    w = alb_world(alb_metrics(e5xx=(0, 31, 40, 37, 35), e504=(0, 31, 40, 37, 35), tce=(0, 31, 40, 37, 35)))
+    acl = next(a for a in w["network_acls"] if a["id"] == ACL_PRIVATE)
+    acl["entries"] = [e for e in acl["entries"] if not e["egress"]] + [
+        entry(100, True, "6", "allow", "0.0.0.0/0", (443, 443)),
+        entry(110, True, "6", "allow", "0.0.0.0/0", (32768, 65535)),
+        *star(True)]
+    w["target_groups"][0]["targets"][1]["health"] = {"state": "unhealthy", "reason": "Target.Timeout",
+                                                     "description": "Request timed out"}
+    out["nacl-ephemeral-node-subnets"] = ("Node-subnet NACL lets replies out only to ports 32768-65535",
+                                          alb_alarm("HTTPCode_ELB_504_Count"), w)
+
+    # Someone denied one node subnet on the public NACL's ephemeral ports.
+    w = alb_world(alb_metrics(e5xx=(0, 12, 15, 14, 13), e504=(0, 12, 15, 14, 13), tce=(0, 12, 15, 14, 13)))
+    acl = next(a for a in w["network_acls"] if a["id"] == ACL_PUBLIC)
+    acl["entries"].insert(0, entry(90, False, "6", "deny", "10.0.48.0/20", (1024, 65535)))
+    w["target_groups"][0]["targets"][2]["health"] = {"state": "unhealthy", "reason": "Target.Timeout",
+                                                     "description": "Request timed out"}
+    out["nacl-ephemeral-lb-subnets"] = ("Public NACL rule 90 denies replies from one node subnet",
+                                        alb_alarm("HTTPCode_ELB_5XX_Count"), w)
+
+    # NodePorts denied on the private NACL: the Classic LB cannot reach its instances.
+    w = clb_world(clb_metrics(e5xx=(0, 88, 93, 90, 91), bce=(0, 176, 181, 179, 183)),
+                  health=[{"state": "OutOfService", "reason": "Instance",
+                           "description": "Instance has failed at least the UnhealthyThreshold number of health checks consecutively."}] * 3)
+    acl = next(a for a in w["network_acls"] if a["id"] == ACL_PRIVATE)
+    acl["entries"].insert(0, entry(90, False, "6", "deny", "0.0.0.0/0", (30000, 32767)))
+    out["nacl-blocks-target-port"] = ("Private NACL rule 90 denies the NodePort range",
+                                      clb_alarm("HTTPCode_ELB_5XX"), w)
+
+    # The controller's rule on the node SG was removed by a hand clean-up.
+    w = alb_world(alb_metrics(e5xx=(0, 60, 64, 59, 61), e504=(0, 60, 64, 59, 61), tce=(0, 60, 64, 59, 61)))
+    sg = next(g for g in w["security_groups"] if g["id"] == SG_CLUSTER)
+    sg["ingress"] = [rule("-1", groups=[SG_CLUSTER])]
+    for t in w["target_groups"][0]["targets"]:
+        t["health"] = {"state": "unhealthy", "reason": "Target.Timeout", "description": "Request timed out"}
+    out["sg-node-missing-lb-rule"] = ("Node SG lost the rule that admits the ALB",
+                                      alb_alarm("HTTPCode_ELB_504_Count"), w)
+
+    w = clb_world(clb_metrics(e5xx=(0, 22, 35, 30, 28), bce=(0, 2, 3, 2, 2)),
+                  health=[{"state": "OutOfService", "reason": "Instance",
+                           "description": "Instance has failed at least the UnhealthyThreshold number of health checks consecutively."},
+                          {"state": "OutOfService", "reason": "Instance",
+                           "description": "Instance has failed at least the UnhealthyThreshold number of health checks consecutively."},
+                          {"state": "InService"}])
+    out["unhealthy-targets"] = ("Two of three instances fail their health checks",
+                                clb_alarm("HTTPCode_ELB_5XX"), w)
+
+    w = alb_world(alb_metrics(e5xx=(0, 6, 8, 7, 6), e504=(0, 6, 8, 7, 6), tce=(0, 6, 8, 7, 6)))
+    stale = w["target_groups"][0]["targets"][1]
+    stale["id"] = stale_ip = "10.0.35.77"
+    stale["health"] = {"state": "unhealthy", "reason": "Target.Timeout", "description": "Request timed out"}
+    stale["placement"] = {"kind": "no-interface"}
+    out["stale-pod-ip"] = ("A pod IP stays registered after its pod is gone", alb_alarm("HTTPCode_ELB_504_Count"), w)
+
+    # A rollout: pods stop listening while the ALB still sends them new connections.
+    w = alb_world(alb_metrics(e5xx=(0, 14, 22, 3, 0), e502=(0, 14, 22, 3, 0), tce=(0, 14, 22, 3, 0)))
+    targets = w["target_groups"][0]["targets"]
+    targets[0]["health"] = {"state": "draining", "reason": "Target.DeregistrationInProgress",
+                            "description": "Target deregistration is in progress"}
+    out["targets-refuse-connections"] = ("Connection errors during a rollout, paths open",
+                                         alb_alarm("TargetConnectionErrorCount"), w)
+
+    w = alb_world(alb_metrics(e5xx=(0, 3, 5, 2, 4), e502=(0, 3, 5, 2, 4)))
+    out["backend-keepalive-502"] = ("Node.js backend closes idle connections after 5 s",
+                                    alb_alarm("HTTPCode_ELB_502_Count", threshold=1.0), w)
+
+    w = alb_world(alb_metrics(e5xx=(0, 3, 2, 0, 6)))
+    out["no-known-cause"] = ("5xx with healthy targets, open paths and no 502/504",
+                             alb_alarm("HTTPCode_ELB_5XX_Count"), w)
+
+    w = alb_world(alb_metrics(e5xx=(0, 9, 11, 10, 12), e504=(0, 9, 11, 10, 12)))
+    w["network_acls"] = []
+    w["metrics"] = [m for m in w["metrics"] if m["statistic"] != "p99"]
+    w["gaps"] = [
+        {"fact": "network-acls", "reason": "access-denied",
+         "detail": "UnauthorizedOperation: You are not authorized to perform this operation. User: arn:aws:sts::111122223333:assumed-role/elbmedic-diagnose/elbmedic-diagnose is not authorized to perform: ec2:DescribeNetworkAcls"},
+        {"fact": "metrics", "resource": "TargetResponseTime p99", "reason": "throttled",
+         "detail": "Throttling: Rate exceeded (after 3 attempts)"},
+    ]
+    out["check-incomplete"] = ("The diagnose role may not read NACLs; 504s unexplained",
+                               alb_alarm("HTTPCode_ELB_504_Count"), w)
+    return out
+
+
+def plain_alarms():
+    """Alarm events without a scenario: every supported kind, other states, and bad inputs."""
+    math = alarm_message("checkout-5xx-rate", "x", "x", [])
+    trig = math["Trigger"]
+    for k in ("MetricName", "Namespace", "Statistic", "StatisticType", "Dimensions", "Period", "Unit"):
+        trig.pop(k, None)
+    trig["Metrics"] = [
+        {"Id": "e1", "Expression": "100 * m1 / m2", "Label": "5xx percent", "ReturnData": True},
+        {"Id": "m1", "ReturnData": False, "MetricStat": {"Metric": {"Namespace": "AWS/ApplicationELB",
+         "MetricName": "HTTPCode_ELB_5XX_Count", "Dimensions": alb_dims()}, "Period": 60, "Stat": "Sum"}},
+        {"Id": "m2", "ReturnData": False, "MetricStat": {"Metric": {"Namespace": "AWS/ApplicationELB",
+         "MetricName": "RequestCount", "Dimensions": alb_dims()}, "Period": 60, "Stat": "Sum"}},
+    ]
+    two_lbs = copy.deepcopy(math)
+    two_lbs["AlarmName"] = "all-frontends-5xx"
+    two_lbs["Trigger"]["Metrics"][2] = {"Id": "m2", "ReturnData": False, "MetricStat": {"Metric": {
+        "Namespace": "AWS/ApplicationELB", "MetricName": "HTTPCode_ELB_5XX_Count",
+        "Dimensions": [{"value": "app/k8s-shop-search-9e8d7c6b5a/0fedcba987654321", "name": "LoadBalancer"}]},
+        "Period": 60, "Stat": "Sum"}}
+    two_lbs["Trigger"]["Metrics"][0]["Expression"] = "m1 + m2"
+    search = copy.deepcopy(math)
+    search["AlarmName"] = "any-alb-5xx"
+    search["Trigger"]["Metrics"] = [{"Id": "e1", "ReturnData": True, "Label": "max 5xx",
+        "Expression": "MAX(SEARCH('{AWS/ApplicationELB,LoadBalancer} MetricName=\"HTTPCode_ELB_5XX_Count\"', 'Sum', 60))"}]
+    old = clb_alarm("HTTPCode_ELB_5XX", arn=False)
+    alb_tg = alarm_message("checkout-tg-504", "HTTPCode_ELB_504_Count", "AWS/ApplicationELB",
+                           [{"value": "eu-west-1b", "name": "AvailabilityZone"}] + alb_dims(with_tg=True))
+    return {
+        "clb-http-5xx": sns_event(clb_alarm("HTTPCode_ELB_5XX")),
+        "clb-backend-connection-errors": sns_event(clb_alarm("BackendConnectionErrors")),
+        "clb-latency": sns_event(clb_alarm("Latency", statistic="MAXIMUM", threshold=55.0)),
+        "clb-no-alarm-arn": sns_event(old),
+        "alb-5xx-count": sns_event(alb_alarm("HTTPCode_ELB_5XX_Count")),
+        "alb-502-count": sns_event(alb_alarm("HTTPCode_ELB_502_Count")),
+        "alb-504-count": sns_event(alb_alarm("HTTPCode_ELB_504_Count")),
+        "alb-504-target-group-az": sns_event(alb_tg),
+        "alb-target-connection-errors": sns_event(alb_alarm("TargetConnectionErrorCount")),
+        "alb-target-response-time": sns_event(alb_alarm("TargetResponseTime", statistic="MAXIMUM", threshold=50.0)),
+        "alb-metric-math": sns_event(math),
+        "alb-ok": sns_event(alb_alarm("HTTPCode_ELB_5XX_Count", state="OK", old_state="ALARM",
+                                     reason="Threshold Crossed: 1 datapoint [0.0 (23/11/26 18:10:00)] was not greater than the threshold (5.0).")),
+        "alb-insufficient-data": sns_event(alb_alarm("HTTPCode_ELB_5XX_Count", state="INSUFFICIENT_DATA",
+                                                     reason="Insufficient Data: 1 datapoint was unknown.")),
+        "multi-record": sns_event(clb_alarm("HTTPCode_ELB_5XX"), alb_alarm("HTTPCode_ELB_504_Count")),
+        "unsupported-nlb": sns_event(alarm_message("mqtt-nlb-unhealthy", "UnHealthyHostCount", "AWS/NetworkELB",
+                                                   [{"value": "net/k8s-iot-mqtt-1a2b3c4d5e/9f8e7d6c5b4a3921", "name": "LoadBalancer"}])),
+        "unsupported-ec2": sns_event(alarm_message("node-cpu", "CPUUtilization", "AWS/EC2",
+                                                   [{"value": INSTANCES[0], "name": "InstanceId"}], statistic="AVERAGE")),
+        "unsupported-search": sns_event(search),
+        "unsupported-two-lbs": sns_event(two_lbs),
+        "malformed-message": sns_event("{\"AlarmName\": \"truncated"),
+    }
+
+
+def write(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+
+
+def main():
+    index = []
+    for name, (title, message, world) in scenarios().items():
+        write(os.path.join(HERE, "scenarios", name, "event.json"), sns_event(message))
+        write(os.path.join(HERE, "scenarios", name, "snapshot.json"), world)
+        index.append({"name": name, "title": title})
+    write(os.path.join(HERE, "scenarios", "index.json"), index)
+    for name, event in plain_alarms().items():
+        write(os.path.join(HERE, "alarms", f"{name}.json"), event)
+    with open(os.path.join(HERE, "alarms", "malformed-not-json.json"), "w") as f:
+        f.write('{"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "{}"}\n')
+
+
+if __name__ == "__main__":
+    main()
