@@ -11,3 +11,8 @@ pub mod snapshot;
 
 #[cfg(test)]
 mod testkit;
+pub mod context;
+pub mod diagnosis;
+pub mod finding;
+pub mod fixes;
+pub mod rules;

@@ -1,0 +1,197 @@
+//! What every rule needs, computed once per diagnosis: the network analysis, metric
+//! read-outs, target health, and who owns the load balancer in Kubernetes.
+
+use crate::alarm::{Alarm, LbKind};
+use crate::finding::Evidence;
+use crate::netcheck::{self, NetworkAnalysis, SgOutcome};
+use crate::snapshot::{HealthClass, MetricSeries, Placement, Snapshot};
+
+/// The Kubernetes object whose controller owns the load balancer, read from its tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// A Service of type LoadBalancer (Classic LB by the cloud provider), `kubernetes.io/service-name`.
+    Service { namespace: String, name: String },
+    /// One Ingress (AWS Load Balancer Controller), `ingress.k8s.aws/stack` = `NAMESPACE/NAME`.
+    Ingress { namespace: String, name: String },
+    /// An IngressGroup: `ingress.k8s.aws/stack` = the group name.
+    IngressGroup { group: String },
+    Unknown,
+}
+
+impl Owner {
+    pub fn from_tags(snapshot: &Snapshot) -> Self {
+        let tags = &snapshot.load_balancer.tags;
+        let split = |value: &str| {
+            value
+                .split_once('/')
+                .filter(|(ns, name)| !ns.is_empty() && !name.is_empty())
+                .map(|(ns, name)| (ns.to_string(), name.to_string()))
+        };
+        if let Some((namespace, name)) = tags.get("kubernetes.io/service-name").and_then(|v| split(v)) {
+            return Self::Service { namespace, name };
+        }
+        if let Some(stack) = tags.get("ingress.k8s.aws/stack") {
+            return match split(stack) {
+                Some((namespace, name)) => Self::Ingress { namespace, name },
+                None => Self::IngressGroup { group: stack.clone() },
+            };
+        }
+        Self::Unknown
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Service { namespace, name } => format!("Service {namespace}/{name}"),
+            Self::Ingress { namespace, name } => format!("Ingress {namespace}/{name}"),
+            Self::IngressGroup { group } => format!("IngressGroup {group}"),
+            Self::Unknown => "no Kubernetes owner found in the load balancer's tags".into(),
+        }
+    }
+}
+
+/// Counts of target health classes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HealthSummary {
+    pub total: usize,
+    pub healthy: usize,
+    pub unhealthy: usize,
+    pub draining: usize,
+    pub other: usize,
+}
+
+impl HealthSummary {
+    /// Most targets pass their health checks: 5xx are not explained by health alone.
+    pub fn mostly_healthy(&self) -> bool {
+        self.total > 0 && self.healthy * 2 > self.total
+    }
+}
+
+pub struct Context<'a> {
+    pub alarm: &'a Alarm,
+    pub snapshot: &'a Snapshot,
+    pub network: NetworkAnalysis,
+    pub owner: Owner,
+    pub health: HealthSummary,
+    pub cluster: Option<String>,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(alarm: &'a Alarm, snapshot: &'a Snapshot) -> Self {
+        let mut health = HealthSummary::default();
+        for (_, target) in snapshot.targets() {
+            health.total += 1;
+            match target.health.class() {
+                HealthClass::Healthy => health.healthy += 1,
+                HealthClass::Unhealthy => health.unhealthy += 1,
+                HealthClass::Draining => health.draining += 1,
+                _ => health.other += 1,
+            }
+        }
+        Self {
+            alarm,
+            snapshot,
+            network: netcheck::analyse(snapshot),
+            owner: Owner::from_tags(snapshot),
+            health,
+            cluster: cluster_name(snapshot),
+        }
+    }
+
+    pub fn kind(&self) -> LbKind {
+        self.snapshot.load_balancer.kind
+    }
+
+    pub fn region(&self) -> &str {
+        &self.snapshot.region
+    }
+
+    /// Some NACL leg or security group drops traffic between the LB and its targets.
+    pub fn paths_blocked(&self) -> bool {
+        self.network.nacl_checks.iter().any(|c| !c.outcome.allowed())
+            || self.network.sg_checks.iter().any(|c| matches!(c.outcome, SgOutcome::Denied { .. }))
+    }
+
+    /// Some path could not be evaluated: a NACL, subnet or security group is missing.
+    pub fn network_incomplete(&self) -> bool {
+        !self.network.unresolved.is_empty()
+            || self.network.sg_checks.iter().any(|c| matches!(c.outcome, SgOutcome::Unknown { .. }))
+    }
+
+    /// Targets that sit on no interface any more.
+    pub fn stale_target_count(&self) -> usize {
+        self.snapshot
+            .targets()
+            .filter(|(_, t)| t.placement == Placement::NoInterface)
+            .count()
+    }
+
+    /// The series of one metric and statistic: the LB-wide one when there is one, else the
+    /// first per-target-group series.
+    pub fn series(&self, metric: &str, statistic: &str) -> Option<&'a MetricSeries> {
+        let snapshot: &'a Snapshot = self.snapshot;
+        let matching = |s: &&MetricSeries| s.metric_name == metric && s.statistic.eq_ignore_ascii_case(statistic);
+        let mut candidates = snapshot.metrics.iter().filter(matching);
+        let first = candidates.next()?;
+        if first.target_group.is_none() {
+            return Some(first);
+        }
+        Some(candidates.find(|s| s.target_group.is_none()).unwrap_or(first))
+    }
+
+    /// Total over the window of a `Sum` metric; `None` when the metric was not observed.
+    pub fn sum(&self, metric: &str) -> Option<f64> {
+        self.series(metric, "Sum").map(|s| s.points.iter().map(|p| p.value).sum())
+    }
+
+    /// Largest data point of a metric and statistic.
+    pub fn max(&self, metric: &str, statistic: &str) -> Option<f64> {
+        self.series(metric, statistic)
+            .and_then(|s| s.points.iter().map(|p| p.value).fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v)))))
+    }
+
+    /// A metric as evidence: its data points and a sentence about them.
+    pub fn metric_evidence(&self, metric: &str, statistic: &str, unit: &str) -> Option<Evidence> {
+        let series = self.series(metric, statistic)?;
+        let values: Vec<f64> = series.points.iter().map(|p| p.value).collect();
+        let shown: Vec<String> = values.iter().map(|v| format_value(*v)).collect();
+        let period = series.period_seconds.map(|p| format!(", {p} s periods")).unwrap_or_default();
+        let total = if statistic.eq_ignore_ascii_case("Sum") {
+            format!("; {} in the window", format_value(values.iter().sum()))
+        } else {
+            let max = values.iter().copied().fold(f64::MIN, f64::max);
+            if values.is_empty() { String::new() } else { format!("; max {}{unit}", format_value(max)) }
+        };
+        Some(Evidence::Metric {
+            metric: metric.into(),
+            statistic: series.statistic.clone(),
+            period_seconds: series.period_seconds,
+            values,
+            summary: format!("{metric} ({}{period}): {}{total}", series.statistic, shown.join(", ")),
+        })
+    }
+
+    /// `--region R` for commands.
+    pub fn region_flag(&self) -> String {
+        format!("--region {}", self.region())
+    }
+}
+
+/// Trims a float for display: `60`, `59.99`, `0.41`.
+pub fn format_value(value: f64) -> String {
+    if value.fract().abs() < 1e-9 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else {
+        let text = format!("{value:.2}");
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+fn cluster_name(snapshot: &Snapshot) -> Option<String> {
+    if let Some(eks) = &snapshot.eks {
+        return Some(eks.name.clone());
+    }
+    let tags = &snapshot.load_balancer.tags;
+    tags.get("elbv2.k8s.aws/cluster")
+        .cloned()
+        .or_else(|| tags.keys().find_map(|k| k.strip_prefix("kubernetes.io/cluster/").map(str::to_string)))
+}

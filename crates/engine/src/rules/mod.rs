@@ -1,0 +1,116 @@
+//! The diagnosis rules: each a small unit with its finding code, what it detects and why, and
+//! its own tests. [`RULES`] registers them all, in the order their findings are reported
+//! when severities tie (root causes in the network first, symptoms after).
+
+use serde::Serialize;
+
+use crate::context::Context;
+use crate::finding::{Finding, FindingCode};
+
+mod backend_closes_connections;
+mod check_incomplete;
+mod idle_timeout;
+mod nacl;
+mod refuse_connections;
+mod security_groups;
+mod stale_targets;
+mod unhealthy_targets;
+
+pub use idle_timeout::recommend_idle_timeout;
+
+/// One line of the report's "what was checked" list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub status: CheckStatus,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckStatus {
+    Ok,
+    Problem,
+    Incomplete,
+    NotApplicable,
+}
+
+impl CheckStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Problem => "problem",
+            Self::Incomplete => "incomplete",
+            Self::NotApplicable => "n/a",
+        }
+    }
+}
+
+impl Check {
+    pub fn new(name: &str, status: CheckStatus, detail: impl Into<String>) -> Self {
+        Self { name: name.into(), status, detail: detail.into() }
+    }
+}
+
+/// What one rule returns: its findings and the checks it ran.
+#[derive(Debug, Default)]
+pub struct RuleOutput {
+    pub findings: Vec<Finding>,
+    pub checked: Vec<Check>,
+}
+
+pub struct Rule {
+    pub code: FindingCode,
+    pub run: fn(&Context<'_>) -> RuleOutput,
+}
+
+/// Every rule, in report order for equal severities.
+pub const RULES: &[Rule] = &[
+    Rule { code: FindingCode::NaclBlocksTargetPort, run: nacl::blocks_target_port },
+    Rule { code: FindingCode::NaclBlocksEphemeralPorts, run: nacl::blocks_ephemeral_ports },
+    Rule { code: FindingCode::SgBlocksTargetPort, run: security_groups::check },
+    Rule { code: FindingCode::StaleTargets, run: stale_targets::check },
+    Rule { code: FindingCode::IdleTimeoutExceeded, run: idle_timeout::check },
+    Rule { code: FindingCode::BackendClosesConnections, run: backend_closes_connections::check },
+    Rule { code: FindingCode::TargetsRefuseConnections, run: refuse_connections::check },
+    Rule { code: FindingCode::TargetsUnhealthy, run: unhealthy_targets::check },
+    Rule { code: FindingCode::CheckIncomplete, run: check_incomplete::check },
+];
+
+/// Lists at most `limit` items, then how many more.
+pub(crate) fn list_some(items: &[String], limit: usize) -> String {
+    if items.len() <= limit {
+        items.join(", ")
+    } else {
+        format!("{} and {} more", items[..limit].join(", "), items.len() - limit)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::alarm::{parse_input, Alarm, Intake};
+    use crate::context::Context;
+    use crate::finding::{Finding, FindingCode};
+    use crate::snapshot::Snapshot;
+    use crate::testkit::SCENARIOS;
+
+    /// The alarm of a committed scenario.
+    pub fn scenario_alarm(name: &str) -> Alarm {
+        let (_, event, _) = SCENARIOS.iter().find(|(n, _, _)| *n == name).unwrap();
+        match parse_input(event.as_bytes()).unwrap().remove(0).unwrap() {
+            Intake::Diagnose { alarm, .. } => alarm,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Runs one rule on a snapshot with the given scenario's alarm.
+    pub fn run(rule: fn(&Context<'_>) -> super::RuleOutput, alarm_of: &str, snapshot: &Snapshot) -> super::RuleOutput {
+        let alarm = scenario_alarm(alarm_of);
+        let ctx = Context::new(&alarm, snapshot);
+        rule(&ctx)
+    }
+
+    pub fn codes(findings: &[Finding]) -> Vec<FindingCode> {
+        findings.iter().map(|f| f.code).collect()
+    }
+}

@@ -1,0 +1,191 @@
+//! `targets-refuse-connections`: connections to targets fail while the network paths are open
+//! and the targets pass their health checks.
+//!
+//! `TargetConnectionErrorCount` (ALB) and `BackendConnectionErrors` (Classic LB) count
+//! connections that could not be *established*. With the paths open, something on the target
+//! side refuses or drops them. The hypotheses are ranked by what the snapshot shows, each with
+//! the way to confirm it.
+
+use super::backend_closes_connections::sysctl_commands;
+use super::{Check, CheckStatus, RuleOutput};
+use crate::alarm::LbKind;
+use crate::context::{format_value, Context};
+use crate::finding::{Command, Confidence, Evidence, Finding, FindingCode, Fix, Severity};
+use crate::fixes;
+use crate::snapshot::HealthClass;
+
+struct Hypothesis {
+    score: u8,
+    text: String,
+}
+
+pub fn check(ctx: &Context<'_>) -> RuleOutput {
+    let name = "connection errors with open paths";
+    let metric = match ctx.kind() {
+        LbKind::Application => "TargetConnectionErrorCount",
+        LbKind::Classic => "BackendConnectionErrors",
+    };
+    let mut out = RuleOutput::default();
+    let Some(errors) = ctx.sum(metric) else {
+        out.checked.push(Check::new(name, CheckStatus::Incomplete, format!("{metric} was not observed")));
+        return out;
+    };
+    if errors <= 0.0 {
+        out.checked.push(Check::new(name, CheckStatus::Ok, format!("{metric}: none in the window")));
+        return out;
+    }
+    if ctx.paths_blocked() {
+        out.checked.push(Check::new(name, CheckStatus::NotApplicable, format!("{} {metric} explained by the blocked paths reported", format_value(errors))));
+        return out;
+    }
+    if !ctx.health.mostly_healthy() {
+        out.checked.push(Check::new(name, CheckStatus::NotApplicable, format!("{} {metric} with most targets unhealthy (see target health)", format_value(errors))));
+        return out;
+    }
+    let stale = ctx.stale_target_count();
+    if stale > 0 {
+        out.checked.push(Check::new(name, CheckStatus::NotApplicable, format!("{} {metric} explained by {stale} stale target(s)", format_value(errors))));
+        return out;
+    }
+    let lb = &ctx.snapshot.load_balancer;
+    let title = format!("Targets of {} refuse connections while paths are open and health checks pass", lb.name);
+    out.checked.push(Check::new(name, CheckStatus::Problem, title.clone()));
+
+    let mut hypotheses = Vec::new();
+    let draining: Vec<&str> = ctx.snapshot.targets().filter(|(_, t)| t.health.class() == HealthClass::Draining).map(|(_, t)| t.id.as_str()).collect();
+    let ip_targets = ctx.snapshot.target_groups.iter().any(|g| g.target_type == "ip");
+    let delay = ctx.snapshot.target_groups.iter().find_map(|g| g.deregistration_delay_seconds);
+    let rollout = format!(
+        "Pods stop accepting connections before the load balancer stops sending them: during a rollout or scale-in a pod exits while its target is still registered or draining{}. \
+         Confirm: `kubectl rollout history` and pod events around the alarm time. Fix: a preStop hook that sleeps longer than the controller needs to deregister (e.g. `sleep 15`), \
+         and terminationGracePeriodSeconds above that sleep plus the longest request.",
+        delay.map(|d| format!(" (deregistration delay {d} s)")).unwrap_or_default()
+    );
+    hypotheses.push(Hypothesis { score: if !draining.is_empty() { 90 } else if ip_targets { 60 } else { 40 }, text: rollout });
+    let split_ports: Vec<(u16, u16)> = ctx
+        .snapshot
+        .targets()
+        .filter_map(|(g, t)| g.health_check.as_ref().map(|hc| (t.port, hc.port_for(t.port))))
+        .filter(|(traffic, health)| traffic != health)
+        .collect();
+    let listening = match split_ports.first() {
+        Some((traffic, health)) => Hypothesis {
+            score: 80,
+            text: format!(
+                "Nothing listens on the traffic port {traffic}: health checks go to port {health}, so targets look healthy while requests are refused. \
+                 Confirm: `kubectl exec POD -- ss -ltn` shows no listener on {traffic}; check the Service's targetPort against the container port."
+            ),
+        },
+        None => Hypothesis {
+            score: 30,
+            text: "Some pods do not listen on the target port (a wrong targetPort, or a container that binds only to 127.0.0.1). \
+                   Confirm: `kubectl exec POD -- ss -ltn` on a pod behind a failing target."
+                .into(),
+        },
+    };
+    hypotheses.push(listening);
+    let surge = ctx.max("SurgeQueueLength", "Maximum").filter(|v| *v > 0.0);
+    hypotheses.push(Hypothesis {
+        score: if surge.is_some() { 70 } else { 35 },
+        text: format!(
+            "Targets are overloaded and their accept queue overflows{}. Confirm: CPU throttling and restarts (`kubectl top pods`, `kubectl get pods`), and the application's connection limits.",
+            surge.map(|s| format!(" (SurgeQueueLength reached {})", format_value(s))).unwrap_or_default()
+        ),
+    });
+    hypotheses.push(Hypothesis {
+        score: 20,
+        text: "Backends drop connections the load balancer still holds (the article's keep-alive check): keep the HTTP keep-alive timeout above the idle timeout, and see the TCP keepalive sysctls below.".into(),
+    });
+    hypotheses.sort_by(|a, b| b.score.cmp(&a.score));
+
+    let mut evidence = Vec::new();
+    evidence.extend(ctx.metric_evidence(metric, "Sum", ""));
+    evidence.extend(ctx.metric_evidence("HTTPCode_ELB_502_Count", "Sum", ""));
+    evidence.extend(ctx.metric_evidence("HTTPCode_ELB_5XX", "Sum", ""));
+    evidence.push(Evidence::observation(format!(
+        "{} of {} targets healthy, {} draining; all {} NACL legs and the security groups allow the traffic",
+        ctx.health.healthy, ctx.health.total, ctx.health.draining, ctx.network.nacl_checks.len()
+    )));
+    if let Some(d) = delay {
+        evidence.push(Evidence::setting("deregistration_delay.timeout_seconds", d, format!("Deregistration delay: {d} s")));
+    }
+    let mut explanation = format!(
+        "The load balancer could not establish {} connections to its targets ({metric}), yet every NACL and security group on the way allows them and the targets pass their health checks. \
+         Something on the targets refuses or drops new connections. Most likely first:\n",
+        format_value(errors)
+    );
+    for (rank, h) in hypotheses.iter().enumerate() {
+        explanation.push_str(&format!("{}. {}\n", rank + 1, h.text));
+    }
+    if ctx.kind() == LbKind::Classic {
+        explanation.push_str("Note: BackendConnectionErrors also counts failed health-check connections and retries, so it can exceed the request count.\n");
+    }
+    let mut commands: Vec<Command> = fixes::show_backends(ctx).into_iter().collect();
+    commands.push(Command::new("Recent pod terminations and restarts", "kubectl get events -A --field-selector reason=Killing --sort-by=.lastTimestamp | tail -20"));
+    commands.extend(sysctl_commands(ctx));
+    out.findings.push(Finding {
+        code: FindingCode::TargetsRefuseConnections,
+        severity: Severity::High,
+        confidence: Some(Confidence::Likely),
+        confidence_reason: Some("connection errors with open paths and passing health checks point at the targets; which hypothesis holds needs a look inside the cluster".into()),
+        title,
+        explanation: explanation.trim_end().to_string(),
+        evidence,
+        fix: Fix {
+            summary: "Confirm the top hypothesis with the commands below, then fix it in the workload (preStop hook and grace period, container port, capacity).".into(),
+            commands,
+            durable: Some(crate::finding::DurableFix {
+                description: "Make pods outlive their deregistration".into(),
+                command: None,
+                manifest: Some("spec:\n  terminationGracePeriodSeconds: 60\n  containers:\n  - name: app\n    lifecycle:\n      preStop:\n        exec:\n          command: [\"sleep\", \"15\"]".into()),
+                warning: "The sleep must cover the time the controller takes to deregister the pod; the grace period must cover the sleep plus the longest request.".into(),
+            }),
+            notes: vec![],
+        },
+        resources: vec![lb.arn.clone().unwrap_or_else(|| lb.name.clone())],
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::testing::run;
+    use crate::testkit::{healthy_clb, scenario_snapshot};
+    use crate::snapshot::{DataPoint, MetricSeries};
+
+    #[test]
+    fn rollout_is_ranked_first_when_targets_drain() {
+        let out = run(check, "targets-refuse-connections", &scenario_snapshot("targets-refuse-connections"));
+        let f = &out.findings[0];
+        assert_eq!(f.code, FindingCode::TargetsRefuseConnections);
+        let first = f.explanation.lines().nth(1).unwrap();
+        assert!(first.starts_with("1. Pods stop accepting connections"), "{first}");
+        assert!(first.contains("deregistration delay 300 s"));
+    }
+
+    #[test]
+    fn a_separate_health_check_port_ranks_nothing_listening_first_on_a_classic_lb() {
+        let mut world = healthy_clb();
+        world.target_groups[0].health_check.as_mut().unwrap().port = Some("32001".into());
+        world.metrics.push(MetricSeries {
+            metric_name: "BackendConnectionErrors".into(),
+            statistic: "Sum".into(),
+            target_group: None,
+            period_seconds: Some(60),
+            points: vec![DataPoint { timestamp: "2026-11-23T17:59:00Z".into(), value: 40.0 }],
+        });
+        let out = run(check, "clb-idle-timeout", &world);
+        let f = &out.findings[0];
+        let first = f.explanation.lines().nth(1).unwrap();
+        assert!(first.contains("Nothing listens on the traffic port 31380"), "{first}");
+        assert!(f.explanation.contains("BackendConnectionErrors also counts failed health-check"));
+    }
+
+    #[test]
+    fn blocked_paths_take_the_errors() {
+        let out = run(check, "nacl-ephemeral-node-subnets", &scenario_snapshot("nacl-ephemeral-node-subnets"));
+        assert!(out.findings.is_empty());
+        assert_eq!(out.checked[0].status, CheckStatus::NotApplicable);
+    }
+}

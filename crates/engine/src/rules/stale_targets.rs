@@ -1,0 +1,116 @@
+//! `stale-targets`: IP targets that sit on no network interface any more.
+//!
+//! An IP target is a pod IP. When the pod is gone and nothing deregistered it (the AWS Load
+//! Balancer Controller down, lagging, or a target registered by hand), the load balancer keeps
+//! sending it requests until health checks fail, and the IP may be handed to another pod.
+
+use super::{list_some, Check, CheckStatus, RuleOutput};
+use crate::context::Context;
+use crate::finding::{Command, DurableFix, Evidence, Finding, FindingCode, Fix, Severity};
+use crate::snapshot::Placement;
+
+pub fn check(ctx: &Context<'_>) -> RuleOutput {
+    let name = "target placement (IP targets on a network interface)";
+    let mut out = RuleOutput::default();
+    let stale: Vec<_> = ctx.snapshot.targets().filter(|(_, t)| t.placement == Placement::NoInterface).collect();
+    let located = ctx.snapshot.targets().filter(|(_, t)| t.interface().is_some()).count();
+    let unobserved = ctx.snapshot.targets().filter(|(_, t)| t.placement == Placement::Unobserved).count();
+    let status = if !stale.is_empty() {
+        CheckStatus::Problem
+    } else if unobserved > 0 {
+        CheckStatus::Incomplete
+    } else {
+        CheckStatus::Ok
+    };
+    out.checked.push(Check::new(name, status, format!(
+        "{located} of {} targets found on an interface, {} on none, {unobserved} not looked up",
+        ctx.health.total,
+        stale.len()
+    )));
+    if stale.is_empty() {
+        return out;
+    }
+    let ids: Vec<String> = stale.iter().map(|(_, t)| t.id.clone()).collect();
+    let evidence = stale
+        .iter()
+        .take(10)
+        .map(|(group, target)| {
+            Evidence::observation(format!(
+                "{}:{} in {}: no network interface holds this IP (health {}{})",
+                target.id,
+                target.port,
+                group.name,
+                target.health.state,
+                target.health.reason.as_deref().map(|r| format!(", {r}")).unwrap_or_default()
+            ))
+        })
+        .collect();
+    let mut commands: Vec<Command> = stale
+        .iter()
+        .filter_map(|(group, target)| {
+            group.arn.as_ref().map(|arn| {
+                Command::new(
+                    format!("Deregister {}", target.id),
+                    format!("aws elbv2 deregister-targets {} --target-group-arn {arn} --targets Id={},Port={}", ctx.region_flag(), target.id, target.port),
+                )
+            })
+        })
+        .collect();
+    commands.push(Command::new(
+        "See which pods the controller registers",
+        "kubectl get targetgroupbindings -A -o wide && kubectl get endpointslices -A -o wide | grep -F -e ".to_string()
+            + &ids.iter().take(3).map(|ip| format!("'{ip}'")).collect::<Vec<_>>().join(" -e "),
+    ));
+    out.findings.push(Finding {
+        code: FindingCode::StaleTargets,
+        severity: Severity::High,
+        confidence: None,
+        confidence_reason: None,
+        title: format!("{} IP target(s) of {} point at pods that no longer exist ({})", stale.len(), ctx.snapshot.load_balancer.name, list_some(&ids, 3)),
+        explanation: "These targets are registered by IP, and no network interface in the VPC holds that IP any more: the pod is gone but the target was never deregistered. \
+            Requests sent there time out (504) until health checks mark it unhealthy, and if the IP is handed to another pod, traffic reaches the wrong application. \
+            The AWS Load Balancer Controller deregisters pods as they go, so a stale target means it is not running, is failing, or did not register this target."
+            .into(),
+        evidence,
+        fix: Fix {
+            summary: "Deregister the stale targets, then find out why the controller did not.".into(),
+            commands,
+            durable: Some(DurableFix {
+                description: "Make sure the AWS Load Balancer Controller runs and reconciles the TargetGroupBinding of this target group.".into(),
+                command: Some("kubectl -n kube-system get deploy aws-load-balancer-controller && kubectl -n kube-system logs deploy/aws-load-balancer-controller --since=1h | grep -iE 'error|deregister'".into()),
+                manifest: None,
+                warning: "A target deregistered by hand comes back if a TargetGroupBinding still lists it; one nobody manages stays gone.".into(),
+            }),
+            notes: vec![],
+        },
+        resources: ids,
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::testing::run;
+    use crate::testkit::{healthy_alb, scenario_snapshot};
+
+    #[test]
+    fn an_ip_on_no_interface_is_stale_with_a_deregister_command() {
+        let out = run(check, "stale-pod-ip", &scenario_snapshot("stale-pod-ip"));
+        let f = &out.findings[0];
+        assert_eq!(f.code, FindingCode::StaleTargets);
+        assert_eq!(f.resources, ["10.0.35.77"]);
+        assert!(f.fix.commands[0].command.contains("deregister-targets"));
+        assert!(f.fix.commands[0].command.contains("Id=10.0.35.77,Port=8080"));
+    }
+
+    #[test]
+    fn located_targets_are_not_stale_and_unobserved_ones_are_incomplete() {
+        assert!(run(check, "no-known-cause", &healthy_alb()).findings.is_empty());
+        let mut world = healthy_alb();
+        world.target_groups[0].targets[0].placement = Placement::Unobserved;
+        let out = run(check, "no-known-cause", &world);
+        assert!(out.findings.is_empty());
+        assert_eq!(out.checked[0].status, CheckStatus::Incomplete);
+    }
+}
