@@ -66,9 +66,7 @@ pub fn durable_idle_timeout(ctx: &Context<'_>, seconds: u32) -> DurableFix {
             ),
             command: Some(merge_alb_attribute(namespace, name, "idle_timeout.timeout_seconds", &seconds.to_string())),
             manifest: Some(format!("metadata:\n  annotations:\n    {ALB_KEY}: idle_timeout.timeout_seconds={seconds}")),
-            warning: format!(
-                "The annotation holds a comma-separated list: `kubectl annotate --overwrite` with only this key would drop the other attributes, so the command merges it with the current value. If the annotation already names idle_timeout.timeout_seconds, the controller puts that value back at its next reconcile unless you change it there."
-            ),
+            warning: "The annotation holds a comma-separated list: `kubectl annotate --overwrite` with only this key would drop the other attributes, so the command merges it with the current value. If the annotation already names idle_timeout.timeout_seconds, the controller puts that value back at its next reconcile unless you change it there.".into(),
         },
         (Owner::IngressGroup { group }, _) => DurableFix {
             description: format!(

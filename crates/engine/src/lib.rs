@@ -16,3 +16,5 @@ pub mod diagnosis;
 pub mod finding;
 pub mod fixes;
 pub mod rules;
+pub mod scenarios;
+pub mod report;

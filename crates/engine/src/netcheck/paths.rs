@@ -222,7 +222,8 @@ pub fn analyse(snapshot: &Snapshot) -> NetworkAnalysis {
 
     // Forward legs per (LB subnet, target subnet, port); reply legs per subnet pair.
     type Members<'a> = Vec<&'a Placed<'a>>;
-    let mut forward: BTreeMap<(usize, &str, u16, Family), (bool, bool, Members<'_>)> = BTreeMap::new();
+    type ForwardKey<'a> = (usize, &'a str, u16, Family);
+    let mut forward: BTreeMap<ForwardKey<'_>, (bool, bool, Members<'_>)> = BTreeMap::new();
     let mut replies: BTreeMap<(usize, &str, Family), Members<'_>> = BTreeMap::new();
     let zonal = !lb.cross_zone_enabled();
     for target in &placed {

@@ -40,8 +40,9 @@ fn reason_text(reason: GapReason) -> &'static str {
 }
 
 pub fn check(ctx: &Context<'_>) -> RuleOutput {
-    // fact -> (reasons and details, resources)
-    let mut by_fact: BTreeMap<GapFact, (Vec<Evidence>, Vec<String>, Vec<GapReason>)> = BTreeMap::new();
+    // fact -> (evidence, resources, reasons)
+    type Collected = (Vec<Evidence>, Vec<String>, Vec<GapReason>);
+    let mut by_fact: BTreeMap<GapFact, Collected> = BTreeMap::new();
     for gap in &ctx.snapshot.gaps {
         let entry = by_fact.entry(gap.fact).or_default();
         let on = gap.resource.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();

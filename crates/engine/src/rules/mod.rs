@@ -92,11 +92,10 @@ pub(crate) mod testing {
     use crate::context::Context;
     use crate::finding::{Finding, FindingCode};
     use crate::snapshot::Snapshot;
-    use crate::testkit::SCENARIOS;
 
     /// The alarm of a committed scenario.
     pub fn scenario_alarm(name: &str) -> Alarm {
-        let (_, event, _) = SCENARIOS.iter().find(|(n, _, _)| *n == name).unwrap();
+        let event = crate::scenarios::find(name).unwrap().event;
         match parse_input(event.as_bytes()).unwrap().remove(0).unwrap() {
             Intake::Diagnose { alarm, .. } => alarm,
             other => panic!("{other:?}"),

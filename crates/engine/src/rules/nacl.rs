@@ -112,9 +112,14 @@ fn finding(ctx: &Context<'_>, nacl_id: &str, leg: Leg, rule: NaclRuleRef, group:
             direction.as_str()
         )
     };
-    let mut evidence: Vec<Evidence> = group.checks.iter().take(6).flat_map(|check| nacl_evidence(ctx, check, rule)).collect();
-    if group.checks.len() > 6 {
-        evidence.push(Evidence::observation(format!("... and {} more subnet pairs dropped the same way", group.checks.len() - 6)));
+    // One line per subnet whose NACL drops, with every far-side block it drops.
+    let mut by_subnet: BTreeMap<&str, Vec<&NaclCheck>> = BTreeMap::new();
+    for check in &group.checks {
+        by_subnet.entry(check.subnet_id.as_str()).or_default().push(check);
+    }
+    let mut evidence: Vec<Evidence> = by_subnet.values().take(8).filter_map(|checks| nacl_evidence(ctx, checks, rule)).collect();
+    if by_subnet.len() > 8 {
+        evidence.push(Evidence::observation(format!("... and {} more subnets drop the same way", by_subnet.len() - 8)));
     }
     for metric in ["HTTPCode_ELB_504_Count", "TargetConnectionErrorCount", "HTTPCode_ELB_5XX", "BackendConnectionErrors"] {
         evidence.extend(ctx.metric_evidence(metric, "Sum", ""));
@@ -134,32 +139,40 @@ fn finding(ctx: &Context<'_>, nacl_id: &str, leg: Leg, rule: NaclRuleRef, group:
     }
 }
 
-fn nacl_evidence(ctx: &Context<'_>, check: &NaclCheck, rule: NaclRuleRef) -> Option<Evidence> {
-    let dropped: Vec<&FlowBox> = check.outcome.drops().filter(|d| d.rule == rule).map(|d| &d.flows).collect();
-    let first = dropped.first()?;
-    let peer: Vec<String> = dropped.iter().flat_map(|f| f.addrs.to_cidrs()).collect();
+fn nacl_evidence(ctx: &Context<'_>, checks: &[&NaclCheck], rule: NaclRuleRef) -> Option<Evidence> {
+    let check = checks.first()?;
+    let dropped: Vec<&FlowBox> = checks
+        .iter()
+        .flat_map(|c| c.outcome.drops().filter(|d| d.rule == rule).map(|d| &d.flows))
+        .collect();
+    let ports: BTreeSet<PortRange> = dropped.iter().map(|f| f.ports).collect();
+    let ports = ports.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    let peer: Vec<String> = crate::netcheck::addr::merge_ranges(dropped.iter().map(|f| f.addrs).collect())
+        .iter()
+        .flat_map(AddrRange::to_cidrs)
+        .collect();
     let zone = ctx.snapshot.subnet(&check.subnet_id).and_then(|s| s.availability_zone.clone()).unwrap_or_default();
-    let allowed = check.outcome.allowing_rules();
+    let allowed: BTreeSet<u16> = checks.iter().flat_map(|c| c.outcome.allowing_rules()).collect();
     let partly = if allowed.is_empty() {
         String::new()
     } else {
-        format!("; rest allowed by rule {}", allowed.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+        format!("; the rest allowed by rule {}", allowed.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
     };
-    let towards = if check.leg.direction().is_egress() { "to" } else { "from" };
+    let direction = check.leg.direction();
+    let towards = if direction.is_egress() { "to" } else { "from" };
     Some(Evidence::NaclRule {
         nacl_id: check.nacl_id.clone(),
         subnet_id: check.subnet_id.clone(),
-        direction: check.leg.direction(),
+        direction,
         rule,
         leg: check.leg,
-        ports: first.ports,
+        ports: dropped.first()?.ports,
         peer_cidrs: peer.clone(),
         summary: format!(
-            "{} {} at subnet {} ({zone}): {rule} drops TCP {} {towards} {}{partly}",
+            "{} {} at subnet {} ({zone}): {rule} drops TCP {ports} {towards} {}{partly}",
             check.nacl_id,
-            check.leg.direction().as_str(),
+            direction.as_str(),
             check.subnet_id,
-            first.ports,
             list_some(&peer, 4)
         ),
     })

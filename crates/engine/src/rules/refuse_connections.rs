@@ -96,7 +96,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         score: 20,
         text: "Backends drop connections the load balancer still holds (the article's keep-alive check): keep the HTTP keep-alive timeout above the idle timeout, and see the TCP keepalive sysctls below.".into(),
     });
-    hypotheses.sort_by(|a, b| b.score.cmp(&a.score));
+    hypotheses.sort_by_key(|h| std::cmp::Reverse(h.score));
 
     let mut evidence = Vec::new();
     evidence.extend(ctx.metric_evidence(metric, "Sum", ""));

@@ -1,0 +1,225 @@
+//! The report the on-call engineer reads: one [`Report`] value, rendered as plain text
+//! (email), Markdown, or JSON. The JSON field names are a contract: `alarm`,
+//! `load_balancer`, `verdict`, `findings[]` (`code`, `severity`, `title`, `evidence`, `fix`),
+//! `checked[]`, `gaps[]`.
+
+mod markdown;
+mod text;
+mod wrap;
+
+use serde::Serialize;
+
+use crate::alarm::{Alarm, Intake, LbKind, LbRef};
+use crate::context::Owner;
+use crate::diagnosis::{diagnose, Verdict, VerdictStatus};
+use crate::finding::Finding;
+use crate::rules::Check;
+use crate::snapshot::{Gap, Snapshot};
+
+pub use markdown::render_markdown;
+pub use text::render_text;
+pub use wrap::wrap;
+
+/// Version of the report's JSON shape.
+pub const REPORT_VERSION: u32 = 1;
+
+/// SNS rejects subjects of 100 characters or more.
+pub const MAX_SUBJECT_CHARS: usize = 99;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlarmSummary {
+    pub name: String,
+    pub state: String,
+    pub region: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statistic: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_change_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+}
+
+impl AlarmSummary {
+    pub fn of(alarm: &Alarm) -> Self {
+        let metric = alarm.primary_metric();
+        Self {
+            name: alarm.alarm_name.clone(),
+            state: alarm.state.as_str().into(),
+            region: alarm.region.clone(),
+            metric: metric.map(|m| m.metric_name.clone()).filter(|m| !m.is_empty()),
+            namespace: metric.map(|m| m.namespace.clone()).filter(|n| !n.is_empty()),
+            statistic: metric.and_then(|m| m.statistic.clone()),
+            threshold: alarm.threshold,
+            comparison: alarm.comparison.clone(),
+            expression: alarm.expression.clone(),
+            state_change_time: alarm.state_change_time.clone(),
+            reason: alarm.reason.clone(),
+            account_id: alarm.account_id.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LbSummary {
+    pub kind: LbKind,
+    pub name: String,
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vpc_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_seconds: Option<u32>,
+    /// `Ingress shop/checkout`, `Service shop/orders`, ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_group: Option<String>,
+}
+
+impl LbSummary {
+    fn of_ref(lb: &LbRef) -> Self {
+        Self {
+            kind: lb.kind,
+            name: lb.name.clone(),
+            id: lb.id.clone(),
+            arn: None,
+            dns_name: None,
+            vpc_id: None,
+            idle_timeout_seconds: None,
+            owner: None,
+            cluster: None,
+            target_group: lb.target_group.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub report_version: u32,
+    pub generator: String,
+    pub alarm: AlarmSummary,
+    pub load_balancer: Option<LbSummary>,
+    pub verdict: Verdict,
+    pub findings: Vec<Finding>,
+    pub checked: Vec<Check>,
+    pub gaps: Vec<Gap>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub next_steps: Vec<String>,
+}
+
+fn generator() -> String {
+    format!("elbmedic {}", env!("CARGO_PKG_VERSION"))
+}
+
+impl Report {
+    /// Diagnoses an alarm against a snapshot of its load balancer.
+    pub fn diagnosed(alarm: &Alarm, lb: &LbRef, snapshot: &Snapshot) -> Self {
+        let diagnosis = diagnose(alarm, snapshot);
+        let s = &snapshot.load_balancer;
+        let owner = Owner::from_tags(snapshot);
+        let cluster = crate::context::Context::new(alarm, snapshot).cluster;
+        Self {
+            report_version: REPORT_VERSION,
+            generator: generator(),
+            alarm: AlarmSummary::of(alarm),
+            load_balancer: Some(LbSummary {
+                kind: s.kind,
+                name: s.name.clone(),
+                id: s.id.clone(),
+                arn: s.arn.clone(),
+                dns_name: s.dns_name.clone(),
+                vpc_id: Some(s.vpc_id.clone()),
+                idle_timeout_seconds: s.idle_timeout_seconds,
+                owner: (owner != Owner::Unknown).then(|| owner.describe()),
+                cluster,
+                target_group: lb.target_group.clone(),
+            }),
+            verdict: diagnosis.verdict,
+            findings: diagnosis.findings,
+            checked: diagnosis.checked,
+            gaps: snapshot.gaps.clone(),
+            next_steps: diagnosis.next_steps,
+        }
+    }
+
+    /// The short report for an alarm that is not diagnosed (OK, INSUFFICIENT_DATA,
+    /// unsupported); `None` for one that needs a snapshot.
+    pub fn without_diagnosis(intake: &Intake) -> Option<Self> {
+        let (status, headline, lb) = match intake {
+            Intake::Diagnose { .. } => return None,
+            Intake::Recovered { alarm, load_balancer } => (
+                VerdictStatus::Recovered,
+                format!("{} is back to OK on {}", alarm.alarm_name, load_balancer.name),
+                Some(load_balancer),
+            ),
+            Intake::Skipped { alarm, load_balancer, reason } => (
+                VerdictStatus::Skipped,
+                format!("{} is INSUFFICIENT_DATA: {reason}", alarm.alarm_name),
+                Some(load_balancer),
+            ),
+            Intake::Unsupported { alarm, reason } => (
+                VerdictStatus::Unsupported,
+                format!("{} is not an alarm elbmedic diagnoses: {reason}", alarm.alarm_name),
+                None,
+            ),
+        };
+        Some(Self {
+            report_version: REPORT_VERSION,
+            generator: generator(),
+            alarm: AlarmSummary::of(intake.alarm()),
+            load_balancer: lb.map(LbSummary::of_ref),
+            verdict: Verdict { status, headline },
+            findings: Vec::new(),
+            checked: Vec::new(),
+            gaps: Vec::new(),
+            next_steps: Vec::new(),
+        })
+    }
+
+    /// An SNS subject: starts with the verdict, under 100 characters, one line.
+    pub fn subject(&self) -> String {
+        let text = format!("[elbmedic] {}: {}", self.verdict.status.label(), self.verdict.headline);
+        let clean: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        if clean.chars().count() <= MAX_SUBJECT_CHARS {
+            return clean;
+        }
+        let mut cut: String = clean.chars().take(MAX_SUBJECT_CHARS - 3).collect();
+        cut.truncate(cut.trim_end().len());
+        cut + "..."
+    }
+
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Text => render_text(self),
+            Format::Markdown => render_markdown(self),
+            Format::Json => serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")) + "\n",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,146 @@
+//! Plain-text rendering for email: the first line is the verdict, prose is wrapped at 100
+//! columns, commands are left whole so they paste.
+
+use std::fmt::Write;
+
+use super::wrap::wrap;
+use super::Report;
+use crate::finding::{Finding, Fix};
+
+const WIDTH: usize = 100;
+
+pub fn render_text(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: {}", report.verdict.status.label(), report.verdict.headline);
+    out.push('\n');
+    header(report, &mut out);
+    if !report.findings.is_empty() {
+        let _ = writeln!(out, "\nFINDINGS ({})", report.findings.len());
+        for (index, finding) in report.findings.iter().enumerate() {
+            out.push('\n');
+            render_finding(index + 1, finding, &mut out);
+        }
+    }
+    if !report.next_steps.is_empty() {
+        out.push_str("\nNEXT STEPS\n");
+        for step in &report.next_steps {
+            out.push_str(&bullet(step, "  "));
+        }
+    }
+    if !report.checked.is_empty() {
+        out.push_str("\nWHAT WAS CHECKED\n");
+        for check in &report.checked {
+            let line = format!("[{}] {}: {}", check.status.as_str(), check.name, check.detail);
+            out.push_str(&bullet(&line, "  "));
+        }
+    }
+    if !report.gaps.is_empty() {
+        out.push_str("\nNOT OBSERVED\n");
+        for gap in &report.gaps {
+            let on = gap.resource.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+            let line = format!("{:?}{on}: {:?}: {}", gap.fact, gap.reason, gap.detail);
+            out.push_str(&bullet(&line, "  "));
+        }
+    }
+    let _ = writeln!(out, "\n-- {}", report.generator);
+    out
+}
+
+fn header(report: &Report, out: &mut String) {
+    let alarm = &report.alarm;
+    if let Some(lb) = &report.load_balancer {
+        let _ = writeln!(out, "Load balancer: {} ({}) in {}", lb.name, lb.kind.display(), alarm.region);
+        if let Some(arn) = &lb.arn {
+            let _ = writeln!(out, "  {arn}");
+        }
+        if let Some(owner) = &lb.owner {
+            let cluster = lb.cluster.as_deref().map(|c| format!(" in EKS cluster {c}")).unwrap_or_default();
+            let _ = writeln!(out, "Owner: {owner}{cluster}");
+        }
+        if let Some(timeout) = lb.idle_timeout_seconds {
+            let _ = writeln!(out, "Idle timeout: {timeout} s");
+        }
+        if let Some(tg) = &lb.target_group {
+            let _ = writeln!(out, "Target group: {tg}");
+        }
+    }
+    let what = match (&alarm.metric, &alarm.expression) {
+        (_, Some(expression)) => format!("metric math {expression}"),
+        (Some(metric), None) => format!("{metric}{}", alarm.statistic.as_deref().map(|s| format!(" ({s})")).unwrap_or_default()),
+        (None, None) => "no metric".into(),
+    };
+    let threshold = match (&alarm.comparison, alarm.threshold) {
+        (Some(op), Some(t)) => format!(", {op} {}", crate::context::format_value(t)),
+        _ => String::new(),
+    };
+    let when = alarm.state_change_time.as_deref().map(|t| format!(" at {t}")).unwrap_or_default();
+    let line = format!("Alarm: {} on {what}{threshold}: {}{when}", alarm.name, alarm.state);
+    out.push_str(&wrap(&line, WIDTH, ""));
+    if let Some(reason) = &alarm.reason {
+        out.push_str(&wrap(reason, WIDTH, "  "));
+    }
+}
+
+fn bullet(text: &str, indent: &str) -> String {
+    let wrapped = wrap(text, WIDTH - 2, &format!("{indent}  "));
+    let mut lines = wrapped.lines();
+    let mut out = String::new();
+    if let Some(first) = lines.next() {
+        let _ = writeln!(out, "{indent}- {}", first.trim_start());
+    }
+    for line in lines {
+        let _ = writeln!(out, "{line}");
+    }
+    out
+}
+
+fn render_finding(number: usize, finding: &Finding, out: &mut String) {
+    let head = format!("{number}. [{}] {}", finding.severity.as_str().to_uppercase(), finding.code);
+    let _ = writeln!(out, "{head}");
+    out.push_str(&wrap(&finding.title, WIDTH, "   "));
+    if let Some(confidence) = finding.confidence {
+        let reason = finding.confidence_reason.as_deref().unwrap_or_default();
+        out.push_str(&wrap(&format!("Confidence: {confidence:?}. {reason}").replace("Confirmed.", "confirmed.").replace("Likely.", "likely."), WIDTH, "   "));
+    }
+    out.push('\n');
+    out.push_str(&wrap(&finding.explanation, WIDTH, "   "));
+    if !finding.evidence.is_empty() {
+        out.push_str("\n   Evidence:\n");
+        for evidence in &finding.evidence {
+            out.push_str(&bullet(evidence.summary(), "   "));
+        }
+    }
+    render_fix(&finding.fix, out);
+}
+
+fn render_fix(fix: &Fix, out: &mut String) {
+    out.push_str("\n   Fix:\n");
+    out.push_str(&wrap(&fix.summary, WIDTH, "   "));
+    for command in &fix.commands {
+        let _ = writeln!(out, "   # {}", command.description);
+        for line in command.command.lines() {
+            let _ = writeln!(out, "   $ {line}");
+        }
+    }
+    if let Some(durable) = &fix.durable {
+        out.push_str("\n   Make it durable:\n");
+        out.push_str(&wrap(&durable.description, WIDTH, "   "));
+        if let Some(command) = &durable.command {
+            for line in command.lines() {
+                let _ = writeln!(out, "   $ {line}");
+            }
+        }
+        if let Some(manifest) = &durable.manifest {
+            for line in manifest.lines() {
+                let _ = writeln!(out, "     {line}");
+            }
+        }
+        out.push_str(&wrap(&format!("Warning: {}", durable.warning), WIDTH, "   "));
+    }
+    if !fix.notes.is_empty() {
+        out.push_str("\n   Notes:\n");
+        for note in &fix.notes {
+            out.push_str(&bullet(note, "   "));
+        }
+    }
+}

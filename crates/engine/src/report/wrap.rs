@@ -1,0 +1,72 @@
+//! Word wrapping for email text: prose at a fixed width, and tokens too long to share a line
+//! (ARNs, long ids) on a line of their own so they stay copyable.
+
+/// Tokens at least this long, or ARNs, go on a line of their own.
+const LONG_TOKEN: usize = 60;
+
+fn stands_alone(word: &str) -> bool {
+    word.chars().count() >= LONG_TOKEN || word.contains("arn:aws")
+}
+
+/// Wraps `text` to `width` columns, every line starting with `indent`. Existing line breaks
+/// are kept (they separate list items).
+pub fn wrap(text: &str, width: usize, indent: &str) -> String {
+    let mut out = String::new();
+    for paragraph in text.lines() {
+        let mut line = String::from(indent);
+        let mut empty = true;
+        let flush = |line: &mut String, empty: &mut bool, out: &mut String| {
+            if !*empty {
+                out.push_str(line.trim_end());
+                out.push('\n');
+            }
+            *line = String::from(indent);
+            *empty = true;
+        };
+        for word in paragraph.split_whitespace() {
+            if stands_alone(word) {
+                flush(&mut line, &mut empty, &mut out);
+                line.push_str(word);
+                empty = false;
+                flush(&mut line, &mut empty, &mut out);
+                continue;
+            }
+            let extra = if empty { word.chars().count() } else { word.chars().count() + 1 };
+            if !empty && line.chars().count() + extra > width {
+                flush(&mut line, &mut empty, &mut out);
+            }
+            if !empty {
+                line.push(' ');
+            }
+            line.push_str(word);
+            empty = false;
+        }
+        if empty && paragraph.trim().is_empty() {
+            out.push('\n');
+        } else {
+            flush(&mut line, &mut empty, &mut out);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wraps_at_width_and_isolates_arns() {
+        let text = "The load balancer arn:aws:elasticloadbalancing:eu-west-1:111122223333:loadbalancer/app/x/1 answered 504 to many many requests while its targets were healthy and every path was open.";
+        let wrapped = wrap(text, 40, "  ");
+        for line in wrapped.lines() {
+            assert!(line.chars().count() <= 40 || line.trim_start().starts_with("arn:"), "{line:?}");
+        }
+        assert!(wrapped.lines().any(|l| l.trim() == "arn:aws:elasticloadbalancing:eu-west-1:111122223333:loadbalancer/app/x/1"));
+        assert!(wrapped.lines().all(|l| l.starts_with("  ")));
+    }
+
+    #[test]
+    fn keeps_line_breaks_between_items() {
+        assert_eq!(wrap("1. one\n2. two", 100, ""), "1. one\n2. two\n");
+    }
+}
