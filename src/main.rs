@@ -1,1 +1,95 @@
-fn main(){}
+//! `elbmedic`: the command line of the diagnosis engine, for on-call engineers and offline
+//! replay. Thin by design: it reads files, calls the engine, prints, and maps outcomes to exit
+//! codes (0 ok, 2 bad input, 3 unsupported alarm).
+
+mod commands;
+mod input;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "elbmedic",
+    version,
+    about = "Finds why an AWS load balancer in front of EKS returns 5xx: the cause, the evidence, and the exact fix"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Diagnose an embedded scenario offline and print its report (no AWS account needed).
+    Demo {
+        /// Scenario to run; see --list.
+        #[arg(long, default_value = elbmedic_engine::scenarios::DEFAULT_DEMO)]
+        scenario: String,
+        /// List the embedded scenarios and exit.
+        #[arg(long)]
+        list: bool,
+        #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+        format: FormatArg,
+    },
+    /// Diagnose an alarm event against a recorded snapshot of its load balancer.
+    Diagnose {
+        /// SNS event or CloudWatch alarm JSON (`-` for standard input).
+        #[arg(long, value_name = "FILE")]
+        event: String,
+        /// Snapshot JSON recorded by `elbmedic snapshot` or written by hand.
+        #[arg(long, value_name = "FILE")]
+        snapshot: Option<String>,
+        #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+        format: FormatArg,
+    },
+    /// Print what was understood from an alarm event, as JSON.
+    Alarm {
+        /// SNS event or CloudWatch alarm JSON (`-` for standard input).
+        #[arg(long, value_name = "FILE")]
+        event: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Text,
+    Markdown,
+    Json,
+}
+
+impl From<FormatArg> for elbmedic_engine::report::Format {
+    fn from(format: FormatArg) -> Self {
+        match format {
+            FormatArg::Text => Self::Text,
+            FormatArg::Markdown => Self::Markdown,
+            FormatArg::Json => Self::Json,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Demo {
+            scenario,
+            list,
+            format,
+        } => commands::demo(&scenario, list, format.into()),
+        Command::Diagnose {
+            event,
+            snapshot,
+            format,
+        } => commands::diagnose(&event, snapshot.as_deref(), format.into()),
+        Command::Alarm { event } => commands::alarm(&event),
+    };
+    match outcome {
+        Ok(code) => code.into(),
+        Err(error) => {
+            output::error(&error);
+            commands::Exit::BadInput.into()
+        }
+    }
+}

@@ -10,11 +10,19 @@ use crate::snapshot::{HealthClass, MetricSeries, Placement, Snapshot};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owner {
     /// A Service of type LoadBalancer (Classic LB by the cloud provider), `kubernetes.io/service-name`.
-    Service { namespace: String, name: String },
+    Service {
+        namespace: String,
+        name: String,
+    },
     /// One Ingress (AWS Load Balancer Controller), `ingress.k8s.aws/stack` = `NAMESPACE/NAME`.
-    Ingress { namespace: String, name: String },
+    Ingress {
+        namespace: String,
+        name: String,
+    },
     /// An IngressGroup: `ingress.k8s.aws/stack` = the group name.
-    IngressGroup { group: String },
+    IngressGroup {
+        group: String,
+    },
     Unknown,
 }
 
@@ -27,13 +35,18 @@ impl Owner {
                 .filter(|(ns, name)| !ns.is_empty() && !name.is_empty())
                 .map(|(ns, name)| (ns.to_string(), name.to_string()))
         };
-        if let Some((namespace, name)) = tags.get("kubernetes.io/service-name").and_then(|v| split(v)) {
+        if let Some((namespace, name)) = tags
+            .get("kubernetes.io/service-name")
+            .and_then(|v| split(v))
+        {
             return Self::Service { namespace, name };
         }
         if let Some(stack) = tags.get("ingress.k8s.aws/stack") {
             return match split(stack) {
                 Some((namespace, name)) => Self::Ingress { namespace, name },
-                None => Self::IngressGroup { group: stack.clone() },
+                None => Self::IngressGroup {
+                    group: stack.clone(),
+                },
             };
         }
         Self::Unknown
@@ -107,14 +120,25 @@ impl<'a> Context<'a> {
 
     /// Some NACL leg or security group drops traffic between the LB and its targets.
     pub fn paths_blocked(&self) -> bool {
-        self.network.nacl_checks.iter().any(|c| !c.outcome.allowed())
-            || self.network.sg_checks.iter().any(|c| matches!(c.outcome, SgOutcome::Denied { .. }))
+        self.network
+            .nacl_checks
+            .iter()
+            .any(|c| !c.outcome.allowed())
+            || self
+                .network
+                .sg_checks
+                .iter()
+                .any(|c| matches!(c.outcome, SgOutcome::Denied { .. }))
     }
 
     /// Some path could not be evaluated: a NACL, subnet or security group is missing.
     pub fn network_incomplete(&self) -> bool {
         !self.network.unresolved.is_empty()
-            || self.network.sg_checks.iter().any(|c| matches!(c.outcome, SgOutcome::Unknown { .. }))
+            || self
+                .network
+                .sg_checks
+                .iter()
+                .any(|c| matches!(c.outcome, SgOutcome::Unknown { .. }))
     }
 
     /// Targets that sit on no interface any more.
@@ -129,24 +153,35 @@ impl<'a> Context<'a> {
     /// first per-target-group series.
     pub fn series(&self, metric: &str, statistic: &str) -> Option<&'a MetricSeries> {
         let snapshot: &'a Snapshot = self.snapshot;
-        let matching = |s: &&MetricSeries| s.metric_name == metric && s.statistic.eq_ignore_ascii_case(statistic);
+        let matching = |s: &&MetricSeries| {
+            s.metric_name == metric && s.statistic.eq_ignore_ascii_case(statistic)
+        };
         let mut candidates = snapshot.metrics.iter().filter(matching);
         let first = candidates.next()?;
         if first.target_group.is_none() {
             return Some(first);
         }
-        Some(candidates.find(|s| s.target_group.is_none()).unwrap_or(first))
+        Some(
+            candidates
+                .find(|s| s.target_group.is_none())
+                .unwrap_or(first),
+        )
     }
 
     /// Total over the window of a `Sum` metric; `None` when the metric was not observed.
     pub fn sum(&self, metric: &str) -> Option<f64> {
-        self.series(metric, "Sum").map(|s| s.points.iter().map(|p| p.value).sum())
+        self.series(metric, "Sum")
+            .map(|s| s.points.iter().map(|p| p.value).sum())
     }
 
     /// Largest data point of a metric and statistic.
     pub fn max(&self, metric: &str, statistic: &str) -> Option<f64> {
-        self.series(metric, statistic)
-            .and_then(|s| s.points.iter().map(|p| p.value).fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v)))))
+        self.series(metric, statistic).and_then(|s| {
+            s.points
+                .iter()
+                .map(|p| p.value)
+                .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+        })
     }
 
     /// A metric as evidence: its data points and a sentence about them.
@@ -154,19 +189,30 @@ impl<'a> Context<'a> {
         let series = self.series(metric, statistic)?;
         let values: Vec<f64> = series.points.iter().map(|p| p.value).collect();
         let shown: Vec<String> = values.iter().map(|v| format_value(*v)).collect();
-        let period = series.period_seconds.map(|p| format!(", {p} s periods")).unwrap_or_default();
+        let period = series
+            .period_seconds
+            .map(|p| format!(", {p} s periods"))
+            .unwrap_or_default();
         let total = if statistic.eq_ignore_ascii_case("Sum") {
             format!("; {} in the window", format_value(values.iter().sum()))
         } else {
             let max = values.iter().copied().fold(f64::MIN, f64::max);
-            if values.is_empty() { String::new() } else { format!("; max {}{unit}", format_value(max)) }
+            if values.is_empty() {
+                String::new()
+            } else {
+                format!("; max {}{unit}", format_value(max))
+            }
         };
         Some(Evidence::Metric {
             metric: metric.into(),
             statistic: series.statistic.clone(),
             period_seconds: series.period_seconds,
             values,
-            summary: format!("{metric} ({}{period}): {}{total}", series.statistic, shown.join(", ")),
+            summary: format!(
+                "{metric} ({}{period}): {}{total}",
+                series.statistic,
+                shown.join(", ")
+            ),
         })
     }
 
@@ -191,7 +237,8 @@ fn cluster_name(snapshot: &Snapshot) -> Option<String> {
         return Some(eks.name.clone());
     }
     let tags = &snapshot.load_balancer.tags;
-    tags.get("elbv2.k8s.aws/cluster")
-        .cloned()
-        .or_else(|| tags.keys().find_map(|k| k.strip_prefix("kubernetes.io/cluster/").map(str::to_string)))
+    tags.get("elbv2.k8s.aws/cluster").cloned().or_else(|| {
+        tags.keys()
+            .find_map(|k| k.strip_prefix("kubernetes.io/cluster/").map(str::to_string))
+    })
 }

@@ -65,14 +65,28 @@ pub fn diagnose(alarm: &Alarm, snapshot: &crate::snapshot::Snapshot) -> Diagnosi
         checked.extend(output.checked);
     }
     // Most severe first; equal severities in rule order (root causes before symptoms).
-    findings.sort_by(|(a_order, a), (b_order, b)| a.severity.cmp(&b.severity).then(a_order.cmp(b_order)));
+    findings.sort_by(|(a_order, a), (b_order, b)| {
+        a.severity.cmp(&b.severity).then(a_order.cmp(b_order))
+    });
     let findings: Vec<Finding> = findings.into_iter().map(|(_, f)| f).collect();
     let causes: Vec<&Finding> = findings.iter().filter(|f| f.code.is_cause()).collect();
-    let incomplete = findings.iter().any(|f| f.code == FindingCode::CheckIncomplete);
+    let incomplete = findings
+        .iter()
+        .any(|f| f.code == FindingCode::CheckIncomplete);
     let (verdict, next_steps) = match causes.first() {
         Some(top) => {
-            let more = if causes.len() > 1 { format!(" (+{} more)", causes.len() - 1) } else { String::new() };
-            (Verdict { status: VerdictStatus::CauseFound, headline: format!("{}{more}", top.title) }, Vec::new())
+            let more = if causes.len() > 1 {
+                format!(" (+{} more)", causes.len() - 1)
+            } else {
+                String::new()
+            };
+            (
+                Verdict {
+                    status: VerdictStatus::CauseFound,
+                    headline: format!("{}{more}", top.title),
+                },
+                Vec::new(),
+            )
         }
         None => (
             Verdict {
@@ -81,18 +95,31 @@ pub fn diagnose(alarm: &Alarm, snapshot: &crate::snapshot::Snapshot) -> Diagnosi
                     "No known cause found for {} on {}{}",
                     alarm_symptom(&ctx),
                     snapshot.load_balancer.name,
-                    if incomplete { " (some checks could not run)" } else { "" }
+                    if incomplete {
+                        " (some checks could not run)"
+                    } else {
+                        ""
+                    }
                 ),
             },
             next_steps(&ctx),
         ),
     };
-    Diagnosis { verdict, findings, checked, next_steps }
+    Diagnosis {
+        verdict,
+        findings,
+        checked,
+        next_steps,
+    }
 }
 
 /// "12 HTTPCode_ELB_5XX_Count" or the alarm's metric name.
 fn alarm_symptom(ctx: &Context<'_>) -> String {
-    let metric = ctx.alarm.primary_metric().map(|m| m.metric_name.clone()).unwrap_or_else(|| "the alarm".into());
+    let metric = ctx
+        .alarm
+        .primary_metric()
+        .map(|m| m.metric_name.clone())
+        .unwrap_or_else(|| "the alarm".into());
     match ctx.sum(&metric) {
         Some(total) if total > 0.0 => format!("{} {metric}", format_value(total)),
         _ => metric,
@@ -114,7 +141,9 @@ fn next_steps(ctx: &Context<'_>) -> Vec<String> {
         }
         crate::alarm::LbKind::Classic => {
             steps.push("Read the access log for the alarm window: `elb_status_code` and `backend_status_code` (`-` means the back end never answered).".into());
-            steps.push("Check SurgeQueueLength and SpilloverCount: a full surge queue answers 503.".into());
+            steps.push(
+                "Check SurgeQueueLength and SpilloverCount: a full surge queue answers 503.".into(),
+            );
         }
     }
     steps.push("If access logs are off, enable them now so the next occurrence can be read (they cost only S3 storage).".into());
@@ -126,7 +155,7 @@ mod tests {
     use super::*;
     use crate::rules::testing::{codes, scenario_alarm};
     use crate::scenarios::SCENARIOS;
-use crate::testkit::scenario_snapshot;
+    use crate::testkit::scenario_snapshot;
 
     #[test]
     fn every_scenario_gets_its_expected_codes() {
@@ -134,13 +163,28 @@ use crate::testkit::scenario_snapshot;
         let expected: &[(&str, &[FindingCode])] = &[
             ("clb-idle-timeout", &[IdleTimeoutExceeded]),
             ("alb-idle-timeout", &[IdleTimeoutExceeded]),
-            ("nacl-ephemeral-node-subnets", &[NaclBlocksEphemeralPorts, TargetsUnhealthy]),
-            ("nacl-ephemeral-lb-subnets", &[NaclBlocksEphemeralPorts, TargetsUnhealthy]),
-            ("nacl-blocks-target-port", &[NaclBlocksTargetPort, TargetsUnhealthy]),
-            ("sg-node-missing-lb-rule", &[SgBlocksTargetPort, TargetsUnhealthy]),
+            (
+                "nacl-ephemeral-node-subnets",
+                &[NaclBlocksEphemeralPorts, TargetsUnhealthy],
+            ),
+            (
+                "nacl-ephemeral-lb-subnets",
+                &[NaclBlocksEphemeralPorts, TargetsUnhealthy],
+            ),
+            (
+                "nacl-blocks-target-port",
+                &[NaclBlocksTargetPort, TargetsUnhealthy],
+            ),
+            (
+                "sg-node-missing-lb-rule",
+                &[SgBlocksTargetPort, TargetsUnhealthy],
+            ),
             ("unhealthy-targets", &[TargetsUnhealthy]),
             ("stale-pod-ip", &[StaleTargets]),
-            ("targets-refuse-connections", &[TargetsRefuseConnections, TargetsUnhealthy]),
+            (
+                "targets-refuse-connections",
+                &[TargetsRefuseConnections, TargetsUnhealthy],
+            ),
             ("backend-keepalive-502", &[BackendClosesConnections]),
             ("no-known-cause", &[]),
             ("check-incomplete", &[CheckIncomplete, CheckIncomplete]),
@@ -148,7 +192,11 @@ use crate::testkit::scenario_snapshot;
         assert_eq!(expected.len(), SCENARIOS.len());
         for (name, codes_expected) in expected {
             let diagnosis = diagnose(&scenario_alarm(name), &scenario_snapshot(name));
-            assert_eq!(&codes(&diagnosis.findings), codes_expected, "scenario {name}");
+            assert_eq!(
+                &codes(&diagnosis.findings),
+                codes_expected,
+                "scenario {name}"
+            );
         }
     }
 
@@ -156,7 +204,9 @@ use crate::testkit::scenario_snapshot;
     fn every_code_is_produced_by_some_scenario() {
         let mut seen = std::collections::BTreeSet::new();
         for name in SCENARIOS.iter().map(|s| s.name) {
-            seen.extend(codes(&diagnose(&scenario_alarm(name), &scenario_snapshot(name)).findings));
+            seen.extend(codes(
+                &diagnose(&scenario_alarm(name), &scenario_snapshot(name)).findings,
+            ));
         }
         for code in FindingCode::ALL {
             assert!(seen.contains(&code), "no scenario produces {code}");
@@ -165,20 +215,41 @@ use crate::testkit::scenario_snapshot;
 
     #[test]
     fn no_cause_is_never_an_all_clear() {
-        let d = diagnose(&scenario_alarm("no-known-cause"), &scenario_snapshot("no-known-cause"));
+        let d = diagnose(
+            &scenario_alarm("no-known-cause"),
+            &scenario_snapshot("no-known-cause"),
+        );
         assert_eq!(d.verdict.status, VerdictStatus::NoKnownCause);
-        assert!(d.verdict.headline.starts_with("No known cause found for 11 HTTPCode_ELB_5XX_Count"), "{}", d.verdict.headline);
+        assert!(
+            d.verdict
+                .headline
+                .starts_with("No known cause found for 11 HTTPCode_ELB_5XX_Count"),
+            "{}",
+            d.verdict.headline
+        );
         assert!(d.next_steps.iter().any(|s| s.contains("access log")));
-        let incomplete = diagnose(&scenario_alarm("check-incomplete"), &scenario_snapshot("check-incomplete"));
+        let incomplete = diagnose(
+            &scenario_alarm("check-incomplete"),
+            &scenario_snapshot("check-incomplete"),
+        );
         assert_eq!(incomplete.verdict.status, VerdictStatus::NoKnownCause);
-        assert!(incomplete.verdict.headline.contains("some checks could not run"));
+        assert!(incomplete
+            .verdict
+            .headline
+            .contains("some checks could not run"));
     }
 
     #[test]
     fn root_cause_leads_the_verdict() {
-        let d = diagnose(&scenario_alarm("sg-node-missing-lb-rule"), &scenario_snapshot("sg-node-missing-lb-rule"));
+        let d = diagnose(
+            &scenario_alarm("sg-node-missing-lb-rule"),
+            &scenario_snapshot("sg-node-missing-lb-rule"),
+        );
         assert_eq!(d.verdict.status, VerdictStatus::CauseFound);
-        assert!(d.verdict.headline.starts_with("Security group sg-0c5e7a9b1d3f24680"));
+        assert!(d
+            .verdict
+            .headline
+            .starts_with("Security group sg-0c5e7a9b1d3f24680"));
         assert!(d.verdict.headline.ends_with("(+1 more)"));
     }
 }

@@ -173,11 +173,17 @@ impl Evidence {
     }
 
     pub fn observation(summary: impl Into<String>) -> Self {
-        Self::Observation { summary: summary.into() }
+        Self::Observation {
+            summary: summary.into(),
+        }
     }
 
     pub fn setting(name: &str, value: impl std::fmt::Display, summary: impl Into<String>) -> Self {
-        Self::Setting { name: name.into(), value: value.to_string(), summary: summary.into() }
+        Self::Setting {
+            name: name.into(),
+            value: value.to_string(),
+            summary: summary.into(),
+        }
     }
 }
 
@@ -201,7 +207,10 @@ pub struct Command {
 
 impl Command {
     pub fn new(description: impl Into<String>, command: impl Into<String>) -> Self {
-        Self { description: description.into(), command: command.into() }
+        Self {
+            description: description.into(),
+            command: command.into(),
+        }
     }
 }
 

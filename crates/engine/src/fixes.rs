@@ -103,8 +103,19 @@ fn merge_alb_attribute(namespace: &str, name: &str, key: &str, value: &str) -> S
     )
 }
 
-pub fn create_nacl_entry(region: &str, nacl_id: &str, direction: Direction, rule_number: u16, ports: PortRange, cidr: &str) -> String {
-    let flag = if cidr.contains(':') { "--ipv6-cidr-block" } else { "--cidr-block" };
+pub fn create_nacl_entry(
+    region: &str,
+    nacl_id: &str,
+    direction: Direction,
+    rule_number: u16,
+    ports: PortRange,
+    cidr: &str,
+) -> String {
+    let flag = if cidr.contains(':') {
+        "--ipv6-cidr-block"
+    } else {
+        "--cidr-block"
+    };
     format!(
         "aws ec2 create-network-acl-entry --region {region} --network-acl-id {nacl_id} --{} --rule-number {rule_number} --protocol tcp --port-range From={},To={} {flag} {cidr} --rule-action allow",
         direction.as_str(),
@@ -113,7 +124,14 @@ pub fn create_nacl_entry(region: &str, nacl_id: &str, direction: Direction, rule
     )
 }
 
-pub fn authorize_sg(region: &str, direction: Direction, group_id: &str, port: u16, peer_group: &str, description: &str) -> String {
+pub fn authorize_sg(
+    region: &str,
+    direction: Direction,
+    group_id: &str,
+    port: u16,
+    peer_group: &str,
+    description: &str,
+) -> String {
     format!(
         "aws ec2 authorize-security-group-{} --region {region} --group-id {group_id} --ip-permissions 'IpProtocol=tcp,FromPort={port},ToPort={port},UserIdGroupPairs=[{{GroupId={peer_group},Description=\"{}\"}}]'",
         direction.as_str(),
@@ -124,7 +142,11 @@ pub fn authorize_sg(region: &str, direction: Direction, group_id: &str, port: u1
 /// Security groups a Kubernetes controller fully reconciles: rules added by hand are revoked.
 pub fn is_controller_managed(group: &SecurityGroup) -> bool {
     group.name.starts_with("k8s-elb-")
-        || group.tags.get("ingress.k8s.aws/resource").map(String::as_str) == Some("ManagedLBSecurityGroup")
+        || group
+            .tags
+            .get("ingress.k8s.aws/resource")
+            .map(String::as_str)
+            == Some("ManagedLBSecurityGroup")
 }
 
 /// `describe-target-health` (ALB) or `describe-instance-health` (Classic LB).

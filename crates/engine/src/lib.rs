@@ -9,12 +9,12 @@ pub mod alarm;
 pub mod netcheck;
 pub mod snapshot;
 
-#[cfg(test)]
-mod testkit;
 pub mod context;
 pub mod diagnosis;
 pub mod finding;
 pub mod fixes;
+pub mod report;
 pub mod rules;
 pub mod scenarios;
-pub mod report;
+#[cfg(test)]
+mod testkit;

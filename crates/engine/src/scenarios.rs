@@ -63,7 +63,12 @@ mod tests {
     #[test]
     fn every_indexed_scenario_is_embedded_with_a_title() {
         let index: serde_json::Value = serde_json::from_str(INDEX).unwrap();
-        let names: Vec<&str> = index.as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = index
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, SCENARIOS.iter().map(|s| s.name).collect::<Vec<_>>());
         assert!(find(DEFAULT_DEMO).is_some());
         assert!(title("stale-pod-ip").unwrap().contains("pod"));

@@ -300,11 +300,17 @@ pub struct PortRange {
 }
 
 impl PortRange {
-    pub const EPHEMERAL: PortRange = PortRange { from: 1024, to: 65535 };
+    pub const EPHEMERAL: PortRange = PortRange {
+        from: 1024,
+        to: 65535,
+    };
     pub const ALL: PortRange = PortRange { from: 0, to: 65535 };
 
     pub fn single(port: u16) -> Self {
-        Self { from: port, to: port }
+        Self {
+            from: port,
+            to: port,
+        }
     }
 }
 
@@ -447,7 +453,11 @@ impl Snapshot {
         self.gaps.iter().filter(move |g| g.fact == fact)
     }
     /// All series of one metric (any statistic, any target group).
-    pub fn series<'a>(&'a self, metric: &'a str, statistic: &'a str) -> impl Iterator<Item = &'a MetricSeries> {
+    pub fn series<'a>(
+        &'a self,
+        metric: &'a str,
+        statistic: &'a str,
+    ) -> impl Iterator<Item = &'a MetricSeries> {
         self.metrics
             .iter()
             .filter(move |s| s.metric_name == metric && s.statistic.eq_ignore_ascii_case(statistic))
@@ -464,7 +474,11 @@ impl Snapshot {
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     #[error("invalid snapshot JSON at line {line}, column {column}: {message}")]
-    Invalid { line: usize, column: usize, message: String },
+    Invalid {
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("snapshot schema_version {found} is not supported (this elbmedic reads version {SCHEMA_VERSION}); record it again with this version")]
     Version { found: u64 },
 }
@@ -477,7 +491,10 @@ pub fn from_json(text: &str) -> Result<Snapshot, SnapshotError> {
         message: e.to_string(),
     };
     let value: serde_json::Value = serde_json::from_str(text).map_err(invalid)?;
-    match value.get("schema_version").and_then(serde_json::Value::as_u64) {
+    match value
+        .get("schema_version")
+        .and_then(serde_json::Value::as_u64)
+    {
         Some(v) if v == u64::from(SCHEMA_VERSION) => {}
         Some(found) => return Err(SnapshotError::Version { found }),
         None => {

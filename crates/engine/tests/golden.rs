@@ -13,8 +13,15 @@ fn events() -> PathBuf {
 }
 
 fn scenario_names() -> Vec<String> {
-    let index: serde_json::Value = serde_json::from_str(&fs::read_to_string(events().join("scenarios/index.json")).unwrap()).unwrap();
-    index.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect()
+    let index: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(events().join("scenarios/index.json")).unwrap())
+            .unwrap();
+    index
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -24,10 +31,20 @@ fn scenario_reports() {
     for name in names {
         let dir = events().join("scenarios").join(&name);
         let event = fs::read(dir.join("event.json")).unwrap();
-        let world = snapshot::from_json(&fs::read_to_string(dir.join("snapshot.json")).unwrap()).unwrap();
+        let world =
+            snapshot::from_json(&fs::read_to_string(dir.join("snapshot.json")).unwrap()).unwrap();
         let intake = parse_input(&event).unwrap().remove(0).unwrap();
-        let Intake::Diagnose { alarm, load_balancer } = intake else { panic!("{name}: not diagnosable") };
-        assert_eq!(load_balancer.id, world.load_balancer.id, "{name}: event and snapshot name different load balancers");
+        let Intake::Diagnose {
+            alarm,
+            load_balancer,
+        } = intake
+        else {
+            panic!("{name}: not diagnosable")
+        };
+        assert_eq!(
+            load_balancer.id, world.load_balancer.id,
+            "{name}: event and snapshot name different load balancers"
+        );
         let report = Report::diagnosed(&alarm, &load_balancer, &world);
         insta::assert_snapshot!(format!("{name}.text"), report.render(Format::Text));
         insta::assert_snapshot!(format!("{name}.json"), report.render(Format::Json));
@@ -36,7 +53,10 @@ fn scenario_reports() {
 
 #[test]
 fn plain_alarm_intake() {
-    let mut files: Vec<PathBuf> = fs::read_dir(events().join("alarms")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<PathBuf> = fs::read_dir(events().join("alarms"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     for path in files {
         let name = path.file_stem().unwrap().to_string_lossy().to_string();
@@ -48,7 +68,10 @@ fn plain_alarm_intake() {
                     Err(e) => format!("error: {e}"),
                     Ok(intake) => match Report::without_diagnosis(&intake) {
                         Some(report) => report.render(Format::Text),
-                        None => format!("diagnose: {}", serde_json::to_string(intake.load_balancer().unwrap()).unwrap()),
+                        None => format!(
+                            "diagnose: {}",
+                            serde_json::to_string(intake.load_balancer().unwrap()).unwrap()
+                        ),
                     },
                 })
                 .collect(),

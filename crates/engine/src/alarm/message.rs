@@ -167,10 +167,7 @@ fn record_envelope(number: usize, record: &Value) -> Result<Envelope, IntakeErro
         Value::Object(_) => alarm_envelope(context, topic_arn, message),
         other => Err(IntakeError::NotAnAlarm {
             context,
-            reason: format!(
-                "Sns.Message is {}, expected a JSON string",
-                kind_of(other)
-            ),
+            reason: format!("Sns.Message is {}, expected a JSON string", kind_of(other)),
         }),
     }
 }

@@ -281,7 +281,10 @@ fn interpret(envelope: &message::Envelope) -> Result<Intake, IntakeError> {
             "NewStateValue {state_text:?} is not ALARM, OK or INSUFFICIENT_DATA"
         ))
     })?;
-    let trigger = raw.trigger.as_ref().ok_or_else(|| not_alarm("no Trigger"))?;
+    let trigger = raw
+        .trigger
+        .as_ref()
+        .ok_or_else(|| not_alarm("no Trigger"))?;
     let region = region::resolve(
         raw.alarm_arn.as_deref(),
         envelope.topic_arn.as_deref(),

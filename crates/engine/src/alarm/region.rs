@@ -3,11 +3,19 @@
 //! table of display names.
 
 /// Region from the first source that yields a valid code.
-pub fn resolve(alarm_arn: Option<&str>, topic_arn: Option<&str>, display: Option<&str>) -> Option<String> {
+pub fn resolve(
+    alarm_arn: Option<&str>,
+    topic_arn: Option<&str>,
+    display: Option<&str>,
+) -> Option<String> {
     alarm_arn
         .and_then(region_from_arn)
         .or_else(|| topic_arn.and_then(region_from_arn))
-        .or_else(|| display.and_then(region_from_display_name).map(str::to_string))
+        .or_else(|| {
+            display
+                .and_then(region_from_display_name)
+                .map(str::to_string)
+        })
         .or_else(|| display.filter(|d| is_region_code(d)).map(str::to_string))
 }
 
@@ -25,8 +33,14 @@ fn region_from_arn(arn: &str) -> Option<String> {
 fn is_region_code(text: &str) -> bool {
     let parts: Vec<&str> = text.split('-').collect();
     parts.len() >= 3
-        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
-        && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The display names CloudWatch puts in alarm messages. Older messages say `EU (...)`,

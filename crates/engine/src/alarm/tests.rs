@@ -57,7 +57,11 @@ fn single(bytes: &[u8]) -> Result<Intake, IntakeError> {
 #[test]
 fn classic_alarm_in_sns_event_is_diagnosed() {
     let intake = single(&sns_event(&[clb_alarm()])).unwrap();
-    let Intake::Diagnose { alarm, load_balancer } = intake else {
+    let Intake::Diagnose {
+        alarm,
+        load_balancer,
+    } = intake
+    else {
         panic!("expected diagnose, got {intake:?}")
     };
     assert_eq!(load_balancer.kind, LbKind::Classic);
@@ -85,9 +89,21 @@ fn region_falls_back_to_topic_then_display_name() {
     let bare = single(&serde_json::to_vec(&alarm).unwrap()).unwrap();
     assert_eq!(bare.alarm().region, "eu-west-1");
     alarm["Region"] = json!("Europe (Frankfurt)");
-    assert_eq!(single(&serde_json::to_vec(&alarm).unwrap()).unwrap().alarm().region, "eu-central-1");
+    assert_eq!(
+        single(&serde_json::to_vec(&alarm).unwrap())
+            .unwrap()
+            .alarm()
+            .region,
+        "eu-central-1"
+    );
     alarm["Region"] = json!("South America (São Paulo)");
-    assert_eq!(single(&serde_json::to_vec(&alarm).unwrap()).unwrap().alarm().region, "sa-east-1");
+    assert_eq!(
+        single(&serde_json::to_vec(&alarm).unwrap())
+            .unwrap()
+            .alarm()
+            .region,
+        "sa-east-1"
+    );
     alarm["Region"] = json!("Atlantis (Central)");
     let err = single(&serde_json::to_vec(&alarm).unwrap()).unwrap_err();
     assert!(matches!(err, IntakeError::UnknownRegion { .. }), "{err:?}");
@@ -130,9 +146,15 @@ fn alb_alarm_with_dimensions_in_any_order_and_availability_zone() {
 fn ok_and_insufficient_data_are_not_diagnosed() {
     let mut alarm = clb_alarm();
     alarm["NewStateValue"] = json!("OK");
-    assert!(matches!(single(&serde_json::to_vec(&alarm).unwrap()).unwrap(), Intake::Recovered { .. }));
+    assert!(matches!(
+        single(&serde_json::to_vec(&alarm).unwrap()).unwrap(),
+        Intake::Recovered { .. }
+    ));
     alarm["NewStateValue"] = json!("INSUFFICIENT_DATA");
-    assert!(matches!(single(&serde_json::to_vec(&alarm).unwrap()).unwrap(), Intake::Skipped { .. }));
+    assert!(matches!(
+        single(&serde_json::to_vec(&alarm).unwrap()).unwrap(),
+        Intake::Skipped { .. }
+    ));
 }
 
 #[test]
@@ -153,10 +175,19 @@ fn metric_math_alarm_on_one_lb_is_diagnosed() {
         }
     });
     let intake = single(&serde_json::to_vec(&message).unwrap()).unwrap();
-    let Intake::Diagnose { alarm, load_balancer } = intake else { panic!("{intake:?}") };
+    let Intake::Diagnose {
+        alarm,
+        load_balancer,
+    } = intake
+    else {
+        panic!("{intake:?}")
+    };
     assert_eq!(load_balancer.name, "orders");
     assert_eq!(alarm.expression.as_deref(), Some("100 * m1 / m2"));
-    assert_eq!(alarm.primary_metric().unwrap().metric_name, "HTTPCode_ELB_5XX_Count");
+    assert_eq!(
+        alarm.primary_metric().unwrap().metric_name,
+        "HTTPCode_ELB_5XX_Count"
+    );
     assert_eq!(alarm.period_seconds, Some(60));
 }
 
@@ -190,8 +221,13 @@ fn unsupported_alarms_say_why() {
         (two_lbs, "2 load balancers"),
     ] {
         let intake = single(&serde_json::to_vec(&message).unwrap()).unwrap();
-        let Intake::Unsupported { reason, .. } = &intake else { panic!("{intake:?}") };
-        assert!(reason.contains(expected), "{reason:?} should mention {expected:?}");
+        let Intake::Unsupported { reason, .. } = &intake else {
+            panic!("{intake:?}")
+        };
+        assert!(
+            reason.contains(expected),
+            "{reason:?} should mention {expected:?}"
+        );
     }
 }
 
@@ -199,13 +235,20 @@ fn unsupported_alarms_say_why() {
 fn every_record_is_handled_even_when_one_is_bad() {
     let mut ok = clb_alarm();
     ok["NewStateValue"] = json!("OK");
-    let mut bytes: serde_json::Value = serde_json::from_slice(&sns_event(&[clb_alarm(), ok])).unwrap();
-    bytes["Records"].as_array_mut().unwrap().push(json!({"Sns": {"Message": "{not json"}}));
+    let mut bytes: serde_json::Value =
+        serde_json::from_slice(&sns_event(&[clb_alarm(), ok])).unwrap();
+    bytes["Records"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"Sns": {"Message": "{not json"}}));
     let results = parse_input(&serde_json::to_vec(&bytes).unwrap()).unwrap();
     assert_eq!(results.len(), 3);
     assert!(matches!(results[0], Ok(Intake::Diagnose { .. })));
     assert!(matches!(results[1], Ok(Intake::Recovered { .. })));
-    assert!(matches!(results[2], Err(IntakeError::InvalidMessage { record: 3, .. })));
+    assert!(matches!(
+        results[2],
+        Err(IntakeError::InvalidMessage { record: 3, .. })
+    ));
 }
 
 #[test]
@@ -219,14 +262,20 @@ fn bad_inputs_are_errors_not_panics() {
         (b"\xff\xfe\x00garbage", "not UTF-8"),
         (b"{\"AlarmName\": \"x\"}", "no NewStateValue"),
         (b"{\"AlarmName\": 5}", "not a CloudWatch alarm"),
-        (b"{\"AlarmName\": \"x\", \"NewStateValue\": \"WEIRD\", \"Trigger\": {}}", "WEIRD"),
+        (
+            b"{\"AlarmName\": \"x\", \"NewStateValue\": \"WEIRD\", \"Trigger\": {}}",
+            "WEIRD",
+        ),
     ];
     for (input, expected) in cases {
         let message = match parse_input(input) {
             Err(e) => e.to_string(),
             Ok(mut records) => records.remove(0).unwrap_err().to_string(),
         };
-        assert!(message.contains(expected), "{message:?} should contain {expected:?}");
+        assert!(
+            message.contains(expected),
+            "{message:?} should contain {expected:?}"
+        );
     }
     let big = vec![b' '; MAX_INPUT_BYTES + 1];
     assert!(matches!(parse_input(&big), Err(IntakeError::TooLarge(_))));
@@ -235,7 +284,9 @@ fn bad_inputs_are_errors_not_panics() {
 #[test]
 fn invalid_json_reports_line_and_column() {
     let err = parse_input(b"{\n  \"AlarmName\": \"x\",\n  oops\n}").unwrap_err();
-    let IntakeError::InvalidJson { line, column, .. } = err else { panic!("{err:?}") };
+    let IntakeError::InvalidJson { line, column, .. } = err else {
+        panic!("{err:?}")
+    };
     assert_eq!((line, column), (3, 3));
 }
 
@@ -245,7 +296,8 @@ fn hostile_numbers_and_types_do_not_panic() {
     alarm["Trigger"]["Period"] = json!("300");
     alarm["Trigger"]["EvaluationPeriods"] = json!(-4);
     alarm["Trigger"]["Threshold"] = json!({"x": 1});
-    alarm["Trigger"]["Dimensions"] = json!([{"value": 1}, {"name": "LoadBalancerName", "value": "ok"}]);
+    alarm["Trigger"]["Dimensions"] =
+        json!([{"value": 1}, {"name": "LoadBalancerName", "value": "ok"}]);
     alarm["StateChangeTime"] = json!("yesterday");
     let intake = single(&serde_json::to_vec(&alarm).unwrap()).unwrap();
     assert_eq!(intake.alarm().period_seconds, Some(300));
@@ -256,8 +308,14 @@ fn hostile_numbers_and_types_do_not_panic() {
 
 #[test]
 fn timestamps_in_cloudwatch_and_rfc3339_forms() {
-    assert_eq!(parse_timestamp("2026-11-23T18:00:00.000+0000"), Some(1_795_456_800));
+    assert_eq!(
+        parse_timestamp("2026-11-23T18:00:00.000+0000"),
+        Some(1_795_456_800)
+    );
     assert_eq!(parse_timestamp("2026-11-23T18:00:00Z"), Some(1_795_456_800));
-    assert_eq!(parse_timestamp("2026-11-23T19:00:00+01:00"), Some(1_795_456_800));
+    assert_eq!(
+        parse_timestamp("2026-11-23T19:00:00+01:00"),
+        Some(1_795_456_800)
+    );
     assert_eq!(parse_timestamp("not a time"), None);
 }

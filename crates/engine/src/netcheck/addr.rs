@@ -45,7 +45,11 @@ impl AddrRange {
             IpAddr::V4(v4) => (Family::Ipv4, u128::from(u32::from(v4))),
             IpAddr::V6(v6) => (Family::Ipv6, u128::from(v6)),
         };
-        Self { family, start: value, end: value }
+        Self {
+            family,
+            start: value,
+            end: value,
+        }
     }
 
     /// Parses `10.0.0.0/24`, `2001:db8::/56`, or a bare address; `None` if malformed.
@@ -63,7 +67,11 @@ impl AddrRange {
         }
         let start = self.start.max(other.start);
         let end = self.end.min(other.end);
-        (start <= end).then_some(Self { family: self.family, start, end })
+        (start <= end).then_some(Self {
+            family: self.family,
+            start,
+            end,
+        })
     }
 
     pub fn contains(&self, other: &Self) -> bool {
@@ -77,10 +85,16 @@ impl AddrRange {
         };
         let mut parts = Vec::with_capacity(2);
         if self.start < overlap.start {
-            parts.push(Self { end: overlap.start - 1, ..*self });
+            parts.push(Self {
+                end: overlap.start - 1,
+                ..*self
+            });
         }
         if overlap.end < self.end {
-            parts.push(Self { start: overlap.end + 1, ..*self });
+            parts.push(Self {
+                start: overlap.end + 1,
+                ..*self
+            });
         }
         parts
     }
@@ -91,12 +105,16 @@ impl AddrRange {
             Family::Ipv4 => {
                 let start = Ipv4Addr::from(self.start as u32);
                 let end = Ipv4Addr::from(self.end as u32);
-                Ipv4Subnets::new(start, end, 0).map(|n: Ipv4Net| n.to_string()).collect()
+                Ipv4Subnets::new(start, end, 0)
+                    .map(|n: Ipv4Net| n.to_string())
+                    .collect()
             }
             Family::Ipv6 => {
                 let start = Ipv6Addr::from(self.start);
                 let end = Ipv6Addr::from(self.end);
-                Ipv6Subnets::new(start, end, 0).map(|n: Ipv6Net| n.to_string()).collect()
+                Ipv6Subnets::new(start, end, 0)
+                    .map(|n: Ipv6Net| n.to_string())
+                    .collect()
             }
         }
     }
@@ -114,7 +132,10 @@ impl FlowBox {
         let addrs = self.addrs.intersect(&other.addrs)?;
         let from = self.ports.from.max(other.ports.from);
         let to = self.ports.to.min(other.ports.to);
-        (from <= to).then_some(Self { addrs, ports: PortRange { from, to } })
+        (from <= to).then_some(Self {
+            addrs,
+            ports: PortRange { from, to },
+        })
     }
 
     /// The parts of `self` outside `cut`: up to two address slices at full ports, plus up to
@@ -127,18 +148,27 @@ impl FlowBox {
             .addrs
             .minus(&overlap.addrs)
             .into_iter()
-            .map(|addrs| Self { addrs, ports: self.ports })
+            .map(|addrs| Self {
+                addrs,
+                ports: self.ports,
+            })
             .collect();
         if self.ports.from < overlap.ports.from {
             parts.push(Self {
                 addrs: overlap.addrs,
-                ports: PortRange { from: self.ports.from, to: overlap.ports.from - 1 },
+                ports: PortRange {
+                    from: self.ports.from,
+                    to: overlap.ports.from - 1,
+                },
             });
         }
         if overlap.ports.to < self.ports.to {
             parts.push(Self {
                 addrs: overlap.addrs,
-                ports: PortRange { from: overlap.ports.to + 1, to: self.ports.to },
+                ports: PortRange {
+                    from: overlap.ports.to + 1,
+                    to: self.ports.to,
+                },
             });
         }
         parts
@@ -151,7 +181,9 @@ pub fn merge_ranges(mut ranges: Vec<AddrRange>) -> Vec<AddrRange> {
     let mut merged: Vec<AddrRange> = Vec::with_capacity(ranges.len());
     for range in ranges {
         match merged.last_mut() {
-            Some(last) if last.family == range.family && range.start <= last.end.saturating_add(1) => {
+            Some(last)
+                if last.family == range.family && range.start <= last.end.saturating_add(1) =>
+            {
                 last.end = last.end.max(range.end);
             }
             _ => merged.push(range),
@@ -179,15 +211,38 @@ mod tests {
 
     #[test]
     fn flow_box_minus_keeps_ports_outside_the_cut() {
-        let flows = FlowBox { addrs: range("10.0.1.0/24"), ports: PortRange::EPHEMERAL };
-        let cut = FlowBox { addrs: range("10.0.0.0/16"), ports: PortRange { from: 32768, to: 65535 } };
+        let flows = FlowBox {
+            addrs: range("10.0.1.0/24"),
+            ports: PortRange::EPHEMERAL,
+        };
+        let cut = FlowBox {
+            addrs: range("10.0.0.0/16"),
+            ports: PortRange {
+                from: 32768,
+                to: 65535,
+            },
+        };
         let rest = flows.minus(&cut);
-        assert_eq!(rest, vec![FlowBox { addrs: range("10.0.1.0/24"), ports: PortRange { from: 1024, to: 32767 } }]);
+        assert_eq!(
+            rest,
+            vec![FlowBox {
+                addrs: range("10.0.1.0/24"),
+                ports: PortRange {
+                    from: 1024,
+                    to: 32767
+                }
+            }]
+        );
     }
 
     #[test]
     fn merge_joins_adjacent_addresses() {
-        let merged = merge_ranges(vec![range("10.0.0.1"), range("10.0.0.3"), range("10.0.0.2"), range("::1")]);
+        let merged = merge_ranges(vec![
+            range("10.0.0.1"),
+            range("10.0.0.3"),
+            range("10.0.0.2"),
+            range("::1"),
+        ]);
         assert_eq!(merged.len(), 2);
         assert_eq!(merged[0].to_cidrs(), ["10.0.0.1/32", "10.0.0.2/31"]);
     }

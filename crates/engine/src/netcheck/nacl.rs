@@ -153,7 +153,12 @@ fn read_entry(entry: &NaclEntry, protocol: u8, family: Family) -> EntryMatch {
 }
 
 /// Evaluates `flows` (all of one family) against the `direction` entries of `acl`.
-pub fn evaluate(acl: &NetworkAcl, direction: Direction, protocol: u8, flows: &[FlowBox]) -> NaclOutcome {
+pub fn evaluate(
+    acl: &NetworkAcl,
+    direction: Direction,
+    protocol: u8,
+    flows: &[FlowBox],
+) -> NaclOutcome {
     let mut entries: Vec<&NaclEntry> = acl
         .entries
         .iter()
@@ -170,7 +175,9 @@ pub fn evaluate(acl: &NetworkAcl, direction: Direction, protocol: u8, flows: &[F
         if entry.rule_number >= IMPLICIT_DENY_RULE_NUMBER {
             continue;
         }
-        let Some(family) = remaining.first().map(|f| f.addrs.family) else { break };
+        let Some(family) = remaining.first().map(|f| f.addrs.family) else {
+            break;
+        };
         let (entry_box, allow) = match read_entry(entry, protocol, family) {
             EntryMatch::Applies(entry_box, allow) => (entry_box, allow),
             EntryMatch::NotApplicable => continue,
@@ -183,7 +190,9 @@ pub fn evaluate(acl: &NetworkAcl, direction: Direction, protocol: u8, flows: &[F
         for flow in &remaining {
             if let Some(part) = flow.intersect(&entry_box) {
                 outcome.decisions.push(Decision {
-                    rule: NaclRuleRef::Entry { rule_number: entry.rule_number },
+                    rule: NaclRuleRef::Entry {
+                        rule_number: entry.rule_number,
+                    },
                     allow,
                     flows: part,
                 });
@@ -194,11 +203,13 @@ pub fn evaluate(acl: &NetworkAcl, direction: Direction, protocol: u8, flows: &[F
         }
         remaining = rest;
     }
-    outcome.decisions.extend(remaining.into_iter().map(|flows| Decision {
-        rule: NaclRuleRef::ImplicitDeny,
-        allow: false,
-        flows,
-    }));
+    outcome
+        .decisions
+        .extend(remaining.into_iter().map(|flows| Decision {
+            rule: NaclRuleRef::ImplicitDeny,
+            allow: false,
+            flows,
+        }));
     outcome
 }
 
@@ -206,7 +217,12 @@ pub fn evaluate(acl: &NetworkAcl, direction: Direction, protocol: u8, flows: &[F
 /// below the first explicit entry that would drop part of them, deterministic (so concurrent
 /// runs agree), preferring the conventional multiples of 10 and else the highest free number.
 /// `None` when no free number exists below that entry.
-pub fn rule_number_for_allow(acl: &NetworkAcl, direction: Direction, protocol: u8, flows: &[FlowBox]) -> Option<u16> {
+pub fn rule_number_for_allow(
+    acl: &NetworkAcl,
+    direction: Direction,
+    protocol: u8,
+    flows: &[FlowBox],
+) -> Option<u16> {
     let outcome = evaluate(acl, direction, protocol, flows);
     let ceiling = outcome
         .drops()
@@ -228,7 +244,9 @@ pub fn rule_number_for_allow(acl: &NetworkAcl, direction: Direction, protocol: u
             return Some(n);
         }
     }
-    (1..ceiling.min(IMPLICIT_DENY_RULE_NUMBER)).rev().find(|n| !taken(*n))
+    (1..ceiling.min(IMPLICIT_DENY_RULE_NUMBER))
+        .rev()
+        .find(|n| !taken(*n))
 }
 
 #[cfg(test)]

@@ -54,14 +54,19 @@ impl Leg {
     }
 
     pub fn is_reply(self) -> bool {
-        matches!(self, Self::TargetSubnetReplyEgress | Self::LbSubnetReplyIngress)
+        matches!(
+            self,
+            Self::TargetSubnetReplyEgress | Self::LbSubnetReplyIngress
+        )
     }
 
     pub fn describe(self) -> &'static str {
         match self {
             Self::LbSubnetEgress => "LB subnet egress: LB nodes -> targets",
             Self::TargetSubnetIngress => "target subnet ingress: LB nodes -> targets",
-            Self::TargetSubnetReplyEgress => "target subnet egress: replies from targets -> LB nodes",
+            Self::TargetSubnetReplyEgress => {
+                "target subnet egress: replies from targets -> LB nodes"
+            }
             Self::LbSubnetReplyIngress => "LB subnet ingress: replies from targets -> LB nodes",
         }
     }
@@ -206,7 +211,10 @@ pub fn analyse(snapshot: &Snapshot) -> NetworkAnalysis {
         .subnets
         .iter()
         .filter_map(|id| match snapshot.subnet(id) {
-            Some(subnet) => Some(LbSide { subnet, nacl_id: subnet.network_acl_id.as_deref() }),
+            Some(subnet) => Some(LbSide {
+                subnet,
+                nacl_id: subnet.network_acl_id.as_deref(),
+            }),
             None => {
                 analysis.unresolved.push(Unresolved {
                     fact: GapFact::Subnets,
@@ -256,13 +264,31 @@ pub fn analyse(snapshot: &Snapshot) -> NetworkAnalysis {
         };
         let side = &lb_sides[*index];
         for leg in [Leg::LbSubnetEgress, Leg::TargetSubnetIngress] {
-            check_leg(snapshot, &mut analysis, side, members, leg, purpose, PortRange::single(*port), *family);
+            check_leg(
+                snapshot,
+                &mut analysis,
+                side,
+                members,
+                leg,
+                purpose,
+                PortRange::single(*port),
+                *family,
+            );
         }
     }
     for ((index, _, family), members) in &replies {
         let side = &lb_sides[*index];
         for leg in [Leg::TargetSubnetReplyEgress, Leg::LbSubnetReplyIngress] {
-            check_leg(snapshot, &mut analysis, side, members, leg, Purpose::Replies, PortRange::EPHEMERAL, *family);
+            check_leg(
+                snapshot,
+                &mut analysis,
+                side,
+                members,
+                leg,
+                Purpose::Replies,
+                PortRange::EPHEMERAL,
+                *family,
+            );
         }
     }
     check_security_groups(snapshot, &mut analysis, &placed, &lb_sides);
@@ -284,22 +310,37 @@ fn ports_of(target: &Placed<'_>) -> Vec<(u16, bool, bool)> {
     if target.traffic_port == target.health_port {
         vec![(target.traffic_port, true, true)]
     } else {
-        vec![(target.traffic_port, true, false), (target.health_port, false, true)]
+        vec![
+            (target.traffic_port, true, false),
+            (target.health_port, false, true),
+        ]
     }
 }
 
 fn place_targets<'a>(snapshot: &'a Snapshot, analysis: &mut NetworkAnalysis) -> Vec<Placed<'a>> {
     let mut placed = Vec::new();
     for (group, target) in snapshot.targets() {
-        if group.target_type.eq_ignore_ascii_case("lambda") || target.health.class() == HealthClass::Unused {
+        if group.target_type.eq_ignore_ascii_case("lambda")
+            || target.health.class() == HealthClass::Unused
+        {
             continue;
         }
-        let Some(interface) = target.interface() else { continue };
-        let Some(addr) = interface.private_ip.parse::<IpAddr>().ok().map(AddrRange::from_ip) else {
+        let Some(interface) = target.interface() else {
+            continue;
+        };
+        let Some(addr) = interface
+            .private_ip
+            .parse::<IpAddr>()
+            .ok()
+            .map(AddrRange::from_ip)
+        else {
             analysis.unresolved.push(Unresolved {
                 fact: GapFact::TargetPlacement,
                 resource: target.id.clone(),
-                needed_for: format!("path checks (unreadable address {:?})", interface.private_ip),
+                needed_for: format!(
+                    "path checks (unreadable address {:?})",
+                    interface.private_ip
+                ),
             });
             continue;
         };
@@ -318,7 +359,14 @@ fn place_targets<'a>(snapshot: &'a Snapshot, analysis: &mut NetworkAnalysis) -> 
         let mut groups = interface.security_groups.clone();
         groups.sort();
         groups.dedup();
-        placed.push(Placed { id: &target.id, addr, subnet, groups, traffic_port: target.port, health_port });
+        placed.push(Placed {
+            id: &target.id,
+            addr,
+            subnet,
+            groups,
+            traffic_port: target.port,
+            health_port,
+        });
     }
     placed
 }
@@ -338,7 +386,9 @@ fn check_leg(
     let target_subnet = first.subnet;
     let same_subnet = side.subnet.id == target_subnet.id;
     // Within one subnet no NACL is crossed, except by a Classic LB's outbound traffic.
-    if same_subnet && !(leg == Leg::LbSubnetEgress && snapshot.load_balancer.kind == LbKind::Classic) {
+    if same_subnet
+        && !(leg == Leg::LbSubnetEgress && snapshot.load_balancer.kind == LbKind::Classic)
+    {
         return;
     }
     let (subnet, nacl_id) = if leg.on_lb_subnet() {
@@ -367,7 +417,13 @@ fn check_leg(
         });
         return;
     }
-    let flows: Vec<FlowBox> = peer.iter().map(|addrs| FlowBox { addrs: *addrs, ports }).collect();
+    let flows: Vec<FlowBox> = peer
+        .iter()
+        .map(|addrs| FlowBox {
+            addrs: *addrs,
+            ports,
+        })
+        .collect();
     let outcome = nacl::evaluate(acl, leg.direction(), TCP, &flows);
     let mut targets: Vec<String> = members.iter().map(|t| t.id.to_string()).collect();
     targets.sort();
@@ -386,7 +442,12 @@ fn check_leg(
     });
 }
 
-fn check_security_groups(snapshot: &Snapshot, analysis: &mut NetworkAnalysis, placed: &[Placed<'_>], lb_sides: &[LbSide<'_>]) {
+fn check_security_groups(
+    snapshot: &Snapshot,
+    analysis: &mut NetworkAnalysis,
+    placed: &[Placed<'_>],
+    lb_sides: &[LbSide<'_>],
+) {
     let lb = &snapshot.load_balancer;
     type Key<'a> = (&'a [String], u16, Family);
     let mut groups: BTreeMap<Key<'_>, (bool, bool, Vec<&Placed<'_>>)> = BTreeMap::new();
@@ -409,13 +470,19 @@ fn check_security_groups(snapshot: &Snapshot, analysis: &mut NetworkAnalysis, pl
         let mut targets: Vec<String> = members.iter().map(|t| t.id.to_string()).collect();
         targets.sort();
         targets.dedup();
-        let lb_addrs: Vec<AddrRange> = lb_sides.iter().flat_map(|s| s.addrs(snapshot, family)).collect();
+        let lb_addrs: Vec<AddrRange> = lb_sides
+            .iter()
+            .flat_map(|s| s.addrs(snapshot, family))
+            .collect();
         let ingress = sg::evaluate(
             snapshot,
             target_groups,
             Direction::Ingress,
             port,
-            &SgPeer { groups: &lb.security_groups, addrs: lb_addrs },
+            &SgPeer {
+                groups: &lb.security_groups,
+                addrs: lb_addrs,
+            },
         );
         analysis.sg_checks.push(SgCheck {
             side: SgSide::TargetIngress,
@@ -435,7 +502,10 @@ fn check_security_groups(snapshot: &Snapshot, analysis: &mut NetworkAnalysis, pl
             &lb.security_groups,
             Direction::Egress,
             port,
-            &SgPeer { groups: target_groups, addrs: members.iter().map(|t| t.addr).collect() },
+            &SgPeer {
+                groups: target_groups,
+                addrs: members.iter().map(|t| t.addr).collect(),
+            },
         );
         analysis.sg_checks.push(SgCheck {
             side: SgSide::LbEgress,

@@ -60,7 +60,13 @@ fn protocol_allows_tcp_port(rule: &SgRule, port: u16) -> bool {
 }
 
 /// Does the union of `group_ids` allow TCP `port` in `direction` with `peer`?
-pub fn evaluate(snapshot: &Snapshot, group_ids: &[String], direction: Direction, port: u16, peer: &SgPeer<'_>) -> SgOutcome {
+pub fn evaluate(
+    snapshot: &Snapshot,
+    group_ids: &[String],
+    direction: Direction,
+    port: u16,
+    peer: &SgPeer<'_>,
+) -> SgOutcome {
     let mut missing = Vec::new();
     let mut remaining = merge_ranges(peer.addrs.clone());
     let mut by = Vec::new();
@@ -74,9 +80,16 @@ pub fn evaluate(snapshot: &Snapshot, group_ids: &[String], direction: Direction,
             Direction::Egress => &group.egress,
         };
         for rule in rules.iter().filter(|r| protocol_allows_tcp_port(r, port)) {
-            if let Some(reference) = rule.security_groups.iter().find(|g| peer.groups.contains(g)) {
+            if let Some(reference) = rule
+                .security_groups
+                .iter()
+                .find(|g| peer.groups.contains(g))
+            {
                 return SgOutcome::Allowed {
-                    by: vec![SgAllow { group_id: group.id.clone(), via: reference.clone() }],
+                    by: vec![SgAllow {
+                        group_id: group.id.clone(),
+                        via: reference.clone(),
+                    }],
                 };
             }
             let mut cidrs: Vec<(String, AddrRange)> = rule
@@ -88,7 +101,10 @@ pub fn evaluate(snapshot: &Snapshot, group_ids: &[String], direction: Direction,
             for list_id in &rule.prefix_list_ids {
                 match snapshot.prefix_list(list_id) {
                     Some(list) => cidrs.extend(
-                        list.cidrs.iter().filter_map(|c| AddrRange::parse(c)).map(|r| (list_id.clone(), r)),
+                        list.cidrs
+                            .iter()
+                            .filter_map(|c| AddrRange::parse(c))
+                            .map(|r| (list_id.clone(), r)),
                     ),
                     None => missing.push(list_id.clone()),
                 }
@@ -97,7 +113,10 @@ pub fn evaluate(snapshot: &Snapshot, group_ids: &[String], direction: Direction,
                 let covered_any = remaining.iter().any(|r| r.intersect(&range).is_some());
                 remaining = remaining.iter().flat_map(|r| r.minus(&range)).collect();
                 if covered_any {
-                    by.push(SgAllow { group_id: group.id.clone(), via: label });
+                    by.push(SgAllow {
+                        group_id: group.id.clone(),
+                        via: label,
+                    });
                 }
             }
             if remaining.is_empty() && !peer.addrs.is_empty() {
@@ -137,7 +156,14 @@ mod tests {
     }
 
     fn group(id: &str, ingress: Vec<SgRule>) -> SecurityGroup {
-        SecurityGroup { id: id.into(), name: id.into(), vpc_id: None, tags: Default::default(), ingress, egress: vec![] }
+        SecurityGroup {
+            id: id.into(),
+            name: id.into(),
+            vpc_id: None,
+            tags: Default::default(),
+            ingress,
+            egress: vec![],
+        }
     }
 
     fn snapshot(groups: Vec<SecurityGroup>) -> Snapshot {
@@ -151,7 +177,13 @@ mod tests {
     }
 
     fn lb_peer(groups: &[String]) -> SgPeer<'_> {
-        SgPeer { groups, addrs: vec![AddrRange::parse("10.0.0.0/24").unwrap(), AddrRange::parse("10.0.1.0/24").unwrap()] }
+        SgPeer {
+            groups,
+            addrs: vec![
+                AddrRange::parse("10.0.0.0/24").unwrap(),
+                AddrRange::parse("10.0.1.0/24").unwrap(),
+            ],
+        }
     }
 
     #[test]
@@ -160,9 +192,21 @@ mod tests {
         r.security_groups = vec!["sg-lb".into()];
         let s = snapshot(vec![group("sg-node", vec![r])]);
         let lb = ["sg-lb".to_string()];
-        let outcome = evaluate(&s, &["sg-node".into()], Direction::Ingress, 8080, &lb_peer(&lb));
+        let outcome = evaluate(
+            &s,
+            &["sg-node".into()],
+            Direction::Ingress,
+            8080,
+            &lb_peer(&lb),
+        );
         assert!(matches!(outcome, SgOutcome::Allowed { .. }), "{outcome:?}");
-        let other_port = evaluate(&s, &["sg-node".into()], Direction::Ingress, 9090, &lb_peer(&lb));
+        let other_port = evaluate(
+            &s,
+            &["sg-node".into()],
+            Direction::Ingress,
+            9090,
+            &lb_peer(&lb),
+        );
         assert!(other_port.is_denied());
     }
 
@@ -174,10 +218,30 @@ mod tests {
         b.ipv4_ranges = vec!["10.0.1.0/24".into()];
         let s = snapshot(vec![group("sg-a", vec![a]), group("sg-b", vec![b])]);
         let lb = ["sg-lb".to_string()];
-        let both = evaluate(&s, &["sg-a".into(), "sg-b".into()], Direction::Ingress, 8080, &lb_peer(&lb));
-        assert!(matches!(both, SgOutcome::Allowed { ref by } if by.len() == 2), "{both:?}");
-        let only_a = evaluate(&s, &["sg-a".into()], Direction::Ingress, 8080, &lb_peer(&lb));
-        assert_eq!(only_a, SgOutcome::Denied { uncovered: vec!["10.0.1.0/24".into()] });
+        let both = evaluate(
+            &s,
+            &["sg-a".into(), "sg-b".into()],
+            Direction::Ingress,
+            8080,
+            &lb_peer(&lb),
+        );
+        assert!(
+            matches!(both, SgOutcome::Allowed { ref by } if by.len() == 2),
+            "{both:?}"
+        );
+        let only_a = evaluate(
+            &s,
+            &["sg-a".into()],
+            Direction::Ingress,
+            8080,
+            &lb_peer(&lb),
+        );
+        assert_eq!(
+            only_a,
+            SgOutcome::Denied {
+                uncovered: vec!["10.0.1.0/24".into()]
+            }
+        );
     }
 
     #[test]
@@ -188,7 +252,14 @@ mod tests {
         i.security_groups = vec!["sg-lb".into()];
         let s = snapshot(vec![group("sg-node", vec![u, i])]);
         let lb = ["sg-lb".to_string()];
-        assert!(evaluate(&s, &["sg-node".into()], Direction::Ingress, 80, &lb_peer(&lb)).is_denied());
+        assert!(evaluate(
+            &s,
+            &["sg-node".into()],
+            Direction::Ingress,
+            80,
+            &lb_peer(&lb)
+        )
+        .is_denied());
     }
 
     #[test]
@@ -197,17 +268,51 @@ mod tests {
         r.prefix_list_ids = vec!["pl-123".into()];
         let mut s = snapshot(vec![group("sg-node", vec![r])]);
         let lb = ["sg-lb".to_string()];
-        let unknown = evaluate(&s, &["sg-node".into()], Direction::Ingress, 80, &lb_peer(&lb));
-        assert_eq!(unknown, SgOutcome::Unknown { missing: vec!["pl-123".into()] });
-        s.prefix_lists.push(PrefixList { id: "pl-123".into(), cidrs: vec!["10.0.0.0/16".into()] });
-        assert!(matches!(evaluate(&s, &["sg-node".into()], Direction::Ingress, 80, &lb_peer(&lb)), SgOutcome::Allowed { .. }));
+        let unknown = evaluate(
+            &s,
+            &["sg-node".into()],
+            Direction::Ingress,
+            80,
+            &lb_peer(&lb),
+        );
+        assert_eq!(
+            unknown,
+            SgOutcome::Unknown {
+                missing: vec!["pl-123".into()]
+            }
+        );
+        s.prefix_lists.push(PrefixList {
+            id: "pl-123".into(),
+            cidrs: vec!["10.0.0.0/16".into()],
+        });
+        assert!(matches!(
+            evaluate(
+                &s,
+                &["sg-node".into()],
+                Direction::Ingress,
+                80,
+                &lb_peer(&lb)
+            ),
+            SgOutcome::Allowed { .. }
+        ));
     }
 
     #[test]
     fn unobserved_group_is_unknown() {
         let s = snapshot(vec![]);
         let lb = ["sg-lb".to_string()];
-        let outcome = evaluate(&s, &["sg-gone".into()], Direction::Ingress, 80, &lb_peer(&lb));
-        assert_eq!(outcome, SgOutcome::Unknown { missing: vec!["sg-gone".into()] });
+        let outcome = evaluate(
+            &s,
+            &["sg-gone".into()],
+            Direction::Ingress,
+            80,
+            &lb_peer(&lb),
+        );
+        assert_eq!(
+            outcome,
+            SgOutcome::Unknown {
+                missing: vec!["sg-gone".into()]
+            }
+        );
     }
 }

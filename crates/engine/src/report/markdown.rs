@@ -7,15 +7,33 @@ use crate::finding::Finding;
 
 pub fn render_markdown(report: &Report) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# {}: {}\n", report.verdict.status.label(), escape(&report.verdict.headline));
+    let _ = writeln!(
+        out,
+        "# {}: {}\n",
+        report.verdict.status.label(),
+        escape(&report.verdict.headline)
+    );
     let alarm = &report.alarm;
     if let Some(lb) = &report.load_balancer {
-        let _ = writeln!(out, "- **Load balancer:** `{}` ({}) in `{}`", lb.name, lb.kind.display(), alarm.region);
+        let _ = writeln!(
+            out,
+            "- **Load balancer:** `{}` ({}) in `{}`",
+            lb.name,
+            lb.kind.display(),
+            alarm.region
+        );
         if let Some(arn) = &lb.arn {
             let _ = writeln!(out, "- **ARN:** `{arn}`");
         }
         if let Some(owner) = &lb.owner {
-            let _ = writeln!(out, "- **Owner:** {owner}{}", lb.cluster.as_deref().map(|c| format!(" in EKS cluster `{c}`")).unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "- **Owner:** {owner}{}",
+                lb.cluster
+                    .as_deref()
+                    .map(|c| format!(" in EKS cluster `{c}`"))
+                    .unwrap_or_default()
+            );
         }
         if let Some(timeout) = lb.idle_timeout_seconds {
             let _ = writeln!(out, "- **Idle timeout:** {timeout} s");
@@ -25,9 +43,17 @@ pub fn render_markdown(report: &Report) -> String {
         out,
         "- **Alarm:** `{}` on `{}`: {}{}",
         alarm.name,
-        alarm.expression.as_deref().or(alarm.metric.as_deref()).unwrap_or("-"),
+        alarm
+            .expression
+            .as_deref()
+            .or(alarm.metric.as_deref())
+            .unwrap_or("-"),
         alarm.state,
-        alarm.state_change_time.as_deref().map(|t| format!(" at {t}")).unwrap_or_default()
+        alarm
+            .state_change_time
+            .as_deref()
+            .map(|t| format!(" at {t}"))
+            .unwrap_or_default()
     );
     for (index, finding) in report.findings.iter().enumerate() {
         render_finding(index + 1, finding, &mut out);
@@ -41,13 +67,29 @@ pub fn render_markdown(report: &Report) -> String {
     if !report.checked.is_empty() {
         out.push_str("\n## What was checked\n\n| check | status | detail |\n|---|---|---|\n");
         for check in &report.checked {
-            let _ = writeln!(out, "| {} | {} | {} |", escape(&check.name), check.status.as_str(), escape(&check.detail));
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                escape(&check.name),
+                check.status.as_str(),
+                escape(&check.detail)
+            );
         }
     }
     if !report.gaps.is_empty() {
         out.push_str("\n## Not observed\n\n");
         for gap in &report.gaps {
-            let _ = writeln!(out, "- {:?}{}: {:?}: {}", gap.fact, gap.resource.as_deref().map(|r| format!(" (`{r}`)")).unwrap_or_default(), gap.reason, escape(&gap.detail));
+            let _ = writeln!(
+                out,
+                "- {:?}{}: {:?}: {}",
+                gap.fact,
+                gap.resource
+                    .as_deref()
+                    .map(|r| format!(" (`{r}`)"))
+                    .unwrap_or_default(),
+                gap.reason,
+                escape(&gap.detail)
+            );
         }
     }
     let _ = writeln!(out, "\n_{}_", report.generator);
@@ -59,7 +101,13 @@ fn escape(text: &str) -> String {
 }
 
 fn render_finding(number: usize, finding: &Finding, out: &mut String) {
-    let _ = writeln!(out, "\n## {number}. {} — `{}` ({})\n", escape(&finding.title), finding.code, finding.severity.as_str());
+    let _ = writeln!(
+        out,
+        "\n## {number}. {} — `{}` ({})\n",
+        escape(&finding.title),
+        finding.code,
+        finding.severity.as_str()
+    );
     if let (Some(confidence), Some(reason)) = (finding.confidence, &finding.confidence_reason) {
         let _ = writeln!(out, "**Confidence:** {confidence:?} — {reason}\n");
     }

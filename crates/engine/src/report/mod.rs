@@ -65,8 +65,12 @@ impl AlarmSummary {
             name: alarm.alarm_name.clone(),
             state: alarm.state.as_str().into(),
             region: alarm.region.clone(),
-            metric: metric.map(|m| m.metric_name.clone()).filter(|m| !m.is_empty()),
-            namespace: metric.map(|m| m.namespace.clone()).filter(|n| !n.is_empty()),
+            metric: metric
+                .map(|m| m.metric_name.clone())
+                .filter(|m| !m.is_empty()),
+            namespace: metric
+                .map(|m| m.namespace.clone())
+                .filter(|n| !n.is_empty()),
             statistic: metric.and_then(|m| m.statistic.clone()),
             threshold: alarm.threshold,
             comparison: alarm.comparison.clone(),
@@ -171,19 +175,32 @@ impl Report {
     pub fn without_diagnosis(intake: &Intake) -> Option<Self> {
         let (status, headline, lb) = match intake {
             Intake::Diagnose { .. } => return None,
-            Intake::Recovered { alarm, load_balancer } => (
+            Intake::Recovered {
+                alarm,
+                load_balancer,
+            } => (
                 VerdictStatus::Recovered,
-                format!("{} is back to OK on {}", alarm.alarm_name, load_balancer.name),
+                format!(
+                    "{} is back to OK on {}",
+                    alarm.alarm_name, load_balancer.name
+                ),
                 Some(load_balancer),
             ),
-            Intake::Skipped { alarm, load_balancer, reason } => (
+            Intake::Skipped {
+                alarm,
+                load_balancer,
+                reason,
+            } => (
                 VerdictStatus::Skipped,
                 format!("{} is INSUFFICIENT_DATA: {reason}", alarm.alarm_name),
                 Some(load_balancer),
             ),
             Intake::Unsupported { alarm, reason } => (
                 VerdictStatus::Unsupported,
-                format!("{} is not an alarm elbmedic diagnoses: {reason}", alarm.alarm_name),
+                format!(
+                    "{} is not an alarm elbmedic diagnoses: {reason}",
+                    alarm.alarm_name
+                ),
                 None,
             ),
         };
@@ -202,8 +219,15 @@ impl Report {
 
     /// An SNS subject: starts with the verdict, under 100 characters, one line.
     pub fn subject(&self) -> String {
-        let text = format!("[elbmedic] {}: {}", self.verdict.status.label(), self.verdict.headline);
-        let clean: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let text = format!(
+            "[elbmedic] {}: {}",
+            self.verdict.status.label(),
+            self.verdict.headline
+        );
+        let clean: String = text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
         if clean.chars().count() <= MAX_SUBJECT_CHARS {
             return clean;
         }
@@ -216,7 +240,11 @@ impl Report {
         match format {
             Format::Text => render_text(self),
             Format::Markdown => render_markdown(self),
-            Format::Json => serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")) + "\n",
+            Format::Json => {
+                serde_json::to_string_pretty(self)
+                    .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+                    + "\n"
+            }
         }
     }
 }

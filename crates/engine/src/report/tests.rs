@@ -6,14 +6,29 @@ use crate::testkit::scenario_snapshot;
 fn report_of(name: &str) -> Report {
     let event = crate::scenarios::find(name).unwrap().event;
     let intake = parse_input(event.as_bytes()).unwrap().remove(0).unwrap();
-    let Intake::Diagnose { alarm, load_balancer } = intake else { panic!() };
+    let Intake::Diagnose {
+        alarm,
+        load_balancer,
+    } = intake
+    else {
+        panic!()
+    };
     Report::diagnosed(&alarm, &load_balancer, &scenario_snapshot(name))
 }
 
 #[test]
 fn json_has_the_contract_fields() {
-    let json: serde_json::Value = serde_json::from_str(&report_of("nacl-ephemeral-node-subnets").render(Format::Json)).unwrap();
-    for key in ["alarm", "load_balancer", "verdict", "findings", "checked", "gaps"] {
+    let json: serde_json::Value =
+        serde_json::from_str(&report_of("nacl-ephemeral-node-subnets").render(Format::Json))
+            .unwrap();
+    for key in [
+        "alarm",
+        "load_balancer",
+        "verdict",
+        "findings",
+        "checked",
+        "gaps",
+    ] {
         assert!(json.get(key).is_some(), "missing {key}");
     }
     let finding = &json["findings"][0];
@@ -23,7 +38,12 @@ fn json_has_the_contract_fields() {
     assert_eq!(finding["code"], "nacl-blocks-ephemeral-ports");
     assert_eq!(json["verdict"]["status"], "cause-found");
     assert_eq!(json["load_balancer"]["kind"], "application");
-    let nacl = finding["evidence"].as_array().unwrap().iter().find(|e| e["kind"] == "nacl-rule").unwrap();
+    let nacl = finding["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "nacl-rule")
+        .unwrap();
     assert_eq!(nacl["rule"]["kind"], "implicit-deny");
     assert_eq!(nacl["direction"], "egress");
 }
@@ -33,11 +53,19 @@ fn text_starts_with_the_verdict_and_wraps_prose_at_100() {
     for name in SCENARIOS.iter().map(|s| s.name) {
         let text = report_of(name).render(Format::Text);
         let first = text.lines().next().unwrap();
-        assert!(first.starts_with("CAUSE FOUND: ") || first.starts_with("NO KNOWN CAUSE FOUND: "), "{name}: {first}");
+        assert!(
+            first.starts_with("CAUSE FOUND: ") || first.starts_with("NO KNOWN CAUSE FOUND: "),
+            "{name}: {first}"
+        );
         for line in text.lines().skip(1) {
-            let is_command = line.trim_start().starts_with("$ ") || line.trim_start().starts_with("# ") || line.starts_with("     ");
+            let is_command = line.trim_start().starts_with("$ ")
+                || line.trim_start().starts_with("# ")
+                || line.starts_with("     ");
             let long_token = line.split_whitespace().count() == 1;
-            assert!(line.chars().count() <= 100 || is_command || long_token, "{name}: line too long: {line}");
+            assert!(
+                line.chars().count() <= 100 || is_command || long_token,
+                "{name}: line too long: {line}"
+            );
         }
     }
 }
@@ -48,7 +76,11 @@ fn subject_is_short_single_line_and_starts_with_the_verdict() {
         let subject = report_of(name).subject();
         assert!(subject.chars().count() < 100, "{subject}");
         assert!(!subject.chars().any(char::is_control));
-        assert!(subject.starts_with("[elbmedic] CAUSE FOUND: ") || subject.starts_with("[elbmedic] NO KNOWN CAUSE FOUND: "), "{subject}");
+        assert!(
+            subject.starts_with("[elbmedic] CAUSE FOUND: ")
+                || subject.starts_with("[elbmedic] NO KNOWN CAUSE FOUND: "),
+            "{subject}"
+        );
     }
     let mut report = report_of("no-known-cause");
     report.verdict.headline = "line\nbreak ".repeat(40);
@@ -60,15 +92,25 @@ fn subject_is_short_single_line_and_starts_with_the_verdict() {
 fn markdown_carries_commands_in_code_blocks() {
     let md = report_of("alb-idle-timeout").render(Format::Markdown);
     assert!(md.starts_with("# CAUSE FOUND: "));
-    assert!(md.contains("```sh\n# Set the idle timeout to 120 s now\naws elbv2 modify-load-balancer-attributes"));
+    assert!(md.contains(
+        "```sh\n# Set the idle timeout to 120 s now\naws elbv2 modify-load-balancer-attributes"
+    ));
 }
 
 #[test]
 fn not_diagnosed_alarms_get_short_reports() {
-    let ok = parse_input(include_bytes!("../../../../events/alarms/alb-ok.json")).unwrap().remove(0).unwrap();
+    let ok = parse_input(include_bytes!("../../../../events/alarms/alb-ok.json"))
+        .unwrap()
+        .remove(0)
+        .unwrap();
     let report = Report::without_diagnosis(&ok).unwrap();
     assert_eq!(report.verdict.status, VerdictStatus::Recovered);
     assert!(report.render(Format::Text).starts_with("RECOVERED: "));
-    let diagnose = parse_input(include_bytes!("../../../../events/alarms/alb-504-count.json")).unwrap().remove(0).unwrap();
+    let diagnose = parse_input(include_bytes!(
+        "../../../../events/alarms/alb-504-count.json"
+    ))
+    .unwrap()
+    .remove(0)
+    .unwrap();
     assert!(Report::without_diagnosis(&diagnose).is_none());
 }

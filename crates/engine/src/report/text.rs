@@ -11,7 +11,12 @@ const WIDTH: usize = 100;
 
 pub fn render_text(report: &Report) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{}: {}", report.verdict.status.label(), report.verdict.headline);
+    let _ = writeln!(
+        out,
+        "{}: {}",
+        report.verdict.status.label(),
+        report.verdict.headline
+    );
     out.push('\n');
     header(report, &mut out);
     if !report.findings.is_empty() {
@@ -30,14 +35,23 @@ pub fn render_text(report: &Report) -> String {
     if !report.checked.is_empty() {
         out.push_str("\nWHAT WAS CHECKED\n");
         for check in &report.checked {
-            let line = format!("[{}] {}: {}", check.status.as_str(), check.name, check.detail);
+            let line = format!(
+                "[{}] {}: {}",
+                check.status.as_str(),
+                check.name,
+                check.detail
+            );
             out.push_str(&bullet(&line, "  "));
         }
     }
     if !report.gaps.is_empty() {
         out.push_str("\nNOT OBSERVED\n");
         for gap in &report.gaps {
-            let on = gap.resource.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+            let on = gap
+                .resource
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
             let line = format!("{:?}{on}: {:?}: {}", gap.fact, gap.reason, gap.detail);
             out.push_str(&bullet(&line, "  "));
         }
@@ -49,12 +63,22 @@ pub fn render_text(report: &Report) -> String {
 fn header(report: &Report, out: &mut String) {
     let alarm = &report.alarm;
     if let Some(lb) = &report.load_balancer {
-        let _ = writeln!(out, "Load balancer: {} ({}) in {}", lb.name, lb.kind.display(), alarm.region);
+        let _ = writeln!(
+            out,
+            "Load balancer: {} ({}) in {}",
+            lb.name,
+            lb.kind.display(),
+            alarm.region
+        );
         if let Some(arn) = &lb.arn {
             let _ = writeln!(out, "  {arn}");
         }
         if let Some(owner) = &lb.owner {
-            let cluster = lb.cluster.as_deref().map(|c| format!(" in EKS cluster {c}")).unwrap_or_default();
+            let cluster = lb
+                .cluster
+                .as_deref()
+                .map(|c| format!(" in EKS cluster {c}"))
+                .unwrap_or_default();
             let _ = writeln!(out, "Owner: {owner}{cluster}");
         }
         if let Some(timeout) = lb.idle_timeout_seconds {
@@ -66,15 +90,29 @@ fn header(report: &Report, out: &mut String) {
     }
     let what = match (&alarm.metric, &alarm.expression) {
         (_, Some(expression)) => format!("metric math {expression}"),
-        (Some(metric), None) => format!("{metric}{}", alarm.statistic.as_deref().map(|s| format!(" ({s})")).unwrap_or_default()),
+        (Some(metric), None) => format!(
+            "{metric}{}",
+            alarm
+                .statistic
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default()
+        ),
         (None, None) => "no metric".into(),
     };
     let threshold = match (&alarm.comparison, alarm.threshold) {
         (Some(op), Some(t)) => format!(", {op} {}", crate::context::format_value(t)),
         _ => String::new(),
     };
-    let when = alarm.state_change_time.as_deref().map(|t| format!(" at {t}")).unwrap_or_default();
-    let line = format!("Alarm: {} on {what}{threshold}: {}{when}", alarm.name, alarm.state);
+    let when = alarm
+        .state_change_time
+        .as_deref()
+        .map(|t| format!(" at {t}"))
+        .unwrap_or_default();
+    let line = format!(
+        "Alarm: {} on {what}{threshold}: {}{when}",
+        alarm.name, alarm.state
+    );
     out.push_str(&wrap(&line, WIDTH, ""));
     if let Some(reason) = &alarm.reason {
         out.push_str(&wrap(reason, WIDTH, "  "));
@@ -95,12 +133,22 @@ fn bullet(text: &str, indent: &str) -> String {
 }
 
 fn render_finding(number: usize, finding: &Finding, out: &mut String) {
-    let head = format!("{number}. [{}] {}", finding.severity.as_str().to_uppercase(), finding.code);
+    let head = format!(
+        "{number}. [{}] {}",
+        finding.severity.as_str().to_uppercase(),
+        finding.code
+    );
     let _ = writeln!(out, "{head}");
     out.push_str(&wrap(&finding.title, WIDTH, "   "));
     if let Some(confidence) = finding.confidence {
         let reason = finding.confidence_reason.as_deref().unwrap_or_default();
-        out.push_str(&wrap(&format!("Confidence: {confidence:?}. {reason}").replace("Confirmed.", "confirmed.").replace("Likely.", "likely."), WIDTH, "   "));
+        out.push_str(&wrap(
+            &format!("Confidence: {confidence:?}. {reason}")
+                .replace("Confirmed.", "confirmed.")
+                .replace("Likely.", "likely."),
+            WIDTH,
+            "   ",
+        ));
     }
     out.push('\n');
     out.push_str(&wrap(&finding.explanation, WIDTH, "   "));
@@ -135,7 +183,11 @@ fn render_fix(fix: &Fix, out: &mut String) {
                 let _ = writeln!(out, "     {line}");
             }
         }
-        out.push_str(&wrap(&format!("Warning: {}", durable.warning), WIDTH, "   "));
+        out.push_str(&wrap(
+            &format!("Warning: {}", durable.warning),
+            WIDTH,
+            "   ",
+        ));
     }
     if !fix.notes.is_empty() {
         out.push_str("\n   Notes:\n");

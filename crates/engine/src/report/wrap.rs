@@ -31,7 +31,11 @@ pub fn wrap(text: &str, width: usize, indent: &str) -> String {
                 flush(&mut line, &mut empty, &mut out);
                 continue;
             }
-            let extra = if empty { word.chars().count() } else { word.chars().count() + 1 };
+            let extra = if empty {
+                word.chars().count()
+            } else {
+                word.chars().count() + 1
+            };
             if !empty && line.chars().count() + extra > width {
                 flush(&mut line, &mut empty, &mut out);
             }
@@ -59,9 +63,13 @@ mod tests {
         let text = "The load balancer arn:aws:elasticloadbalancing:eu-west-1:111122223333:loadbalancer/app/x/1 answered 504 to many many requests while its targets were healthy and every path was open.";
         let wrapped = wrap(text, 40, "  ");
         for line in wrapped.lines() {
-            assert!(line.chars().count() <= 40 || line.trim_start().starts_with("arn:"), "{line:?}");
+            assert!(
+                line.chars().count() <= 40 || line.trim_start().starts_with("arn:"),
+                "{line:?}"
+            );
         }
-        assert!(wrapped.lines().any(|l| l.trim() == "arn:aws:elasticloadbalancing:eu-west-1:111122223333:loadbalancer/app/x/1"));
+        assert!(wrapped.lines().any(|l| l.trim()
+            == "arn:aws:elasticloadbalancing:eu-west-1:111122223333:loadbalancer/app/x/1"));
         assert!(wrapped.lines().all(|l| l.starts_with("  ")));
     }
 

@@ -41,33 +41,63 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     let name = "502s from backends closing keep-alive connections";
     let mut out = RuleOutput::default();
     if ctx.kind() != LbKind::Application {
-        out.checked.push(Check::new(name, CheckStatus::NotApplicable, "a Classic LB reports no separate 502 count"));
+        out.checked.push(Check::new(
+            name,
+            CheckStatus::NotApplicable,
+            "a Classic LB reports no separate 502 count",
+        ));
         return out;
     }
     let Some(errors) = ctx.sum("HTTPCode_ELB_502_Count") else {
-        out.checked.push(Check::new(name, CheckStatus::Incomplete, "HTTPCode_ELB_502_Count was not observed"));
+        out.checked.push(Check::new(
+            name,
+            CheckStatus::Incomplete,
+            "HTTPCode_ELB_502_Count was not observed",
+        ));
         return out;
     };
     if errors <= 0.0 {
-        out.checked.push(Check::new(name, CheckStatus::Ok, "no 502s in the window"));
+        out.checked
+            .push(Check::new(name, CheckStatus::Ok, "no 502s in the window"));
         return out;
     }
     let connection_errors = ctx.sum("TargetConnectionErrorCount").unwrap_or(0.0);
     if connection_errors * 2.0 >= errors {
-        out.checked.push(Check::new(name, CheckStatus::NotApplicable, format!(
-            "{} 502s but {} connection errors: refused connections, not keep-alive races",
-            format_value(errors), format_value(connection_errors)
-        )));
+        out.checked.push(Check::new(
+            name,
+            CheckStatus::NotApplicable,
+            format!(
+                "{} 502s but {} connection errors: refused connections, not keep-alive races",
+                format_value(errors),
+                format_value(connection_errors)
+            ),
+        ));
         return out;
     }
     if !ctx.health.mostly_healthy() || ctx.paths_blocked() {
-        out.checked.push(Check::new(name, CheckStatus::NotApplicable, "502s come with unhealthy targets or blocked paths"));
+        out.checked.push(Check::new(
+            name,
+            CheckStatus::NotApplicable,
+            "502s come with unhealthy targets or blocked paths",
+        ));
         return out;
     }
-    let timeout = ctx.snapshot.load_balancer.idle_timeout_seconds.unwrap_or(crate::snapshot::DEFAULT_IDLE_TIMEOUT);
-    let title = format!("Backends close idle connections before the {timeout} s idle timeout of {}: 502s", ctx.snapshot.load_balancer.name);
-    out.checked.push(Check::new(name, CheckStatus::Problem, title.clone()));
-    let mut evidence = vec![Evidence::setting("idle_timeout.timeout_seconds", timeout, format!("Idle timeout: {timeout} s"))];
+    let timeout = ctx
+        .snapshot
+        .load_balancer
+        .idle_timeout_seconds
+        .unwrap_or(crate::snapshot::DEFAULT_IDLE_TIMEOUT);
+    let title = format!(
+        "Backends close idle connections before the {timeout} s idle timeout of {}: 502s",
+        ctx.snapshot.load_balancer.name
+    );
+    out.checked
+        .push(Check::new(name, CheckStatus::Problem, title.clone()));
+    let mut evidence = vec![Evidence::setting(
+        "idle_timeout.timeout_seconds",
+        timeout,
+        format!("Idle timeout: {timeout} s"),
+    )];
     evidence.extend(ctx.metric_evidence("HTTPCode_ELB_502_Count", "Sum", ""));
     evidence.extend(ctx.metric_evidence("TargetConnectionErrorCount", "Sum", ""));
     evidence.push(Evidence::observation(format!(
@@ -116,18 +146,40 @@ mod tests {
 
     #[test]
     fn healthy_502s_without_connection_errors_are_keepalive_races() {
-        let out = run(check, "backend-keepalive-502", &scenario_snapshot("backend-keepalive-502"));
+        let out = run(
+            check,
+            "backend-keepalive-502",
+            &scenario_snapshot("backend-keepalive-502"),
+        );
         let f = &out.findings[0];
         assert_eq!(f.confidence, Some(Confidence::Likely));
         assert!(f.fix.summary.contains("keepAliveTimeout = 65000"));
-        assert!(f.fix.commands.iter().any(|c| c.command.contains("net.ipv4.tcp_keepalive_time")));
+        assert!(f
+            .fix
+            .commands
+            .iter()
+            .any(|c| c.command.contains("net.ipv4.tcp_keepalive_time")));
         assert!(f.explanation.contains("does not cause this"));
     }
 
     #[test]
     fn refused_connections_and_quiet_windows_are_not_keepalive_races() {
-        assert!(run(check, "targets-refuse-connections", &scenario_snapshot("targets-refuse-connections")).findings.is_empty());
-        assert!(run(check, "no-known-cause", &healthy_alb()).findings.is_empty());
-        assert!(run(check, "clb-idle-timeout", &scenario_snapshot("clb-idle-timeout")).findings.is_empty());
+        assert!(run(
+            check,
+            "targets-refuse-connections",
+            &scenario_snapshot("targets-refuse-connections")
+        )
+        .findings
+        .is_empty());
+        assert!(run(check, "no-known-cause", &healthy_alb())
+            .findings
+            .is_empty());
+        assert!(run(
+            check,
+            "clb-idle-timeout",
+            &scenario_snapshot("clb-idle-timeout")
+        )
+        .findings
+        .is_empty());
     }
 }

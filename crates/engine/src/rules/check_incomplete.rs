@@ -45,22 +45,43 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     let mut by_fact: BTreeMap<GapFact, Collected> = BTreeMap::new();
     for gap in &ctx.snapshot.gaps {
         let entry = by_fact.entry(gap.fact).or_default();
-        let on = gap.resource.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
-        entry.0.push(Evidence::observation(format!("{}{on}: {}: {}", label(gap.fact), reason_text(gap.reason), gap.detail)));
+        let on = gap
+            .resource
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        entry.0.push(Evidence::observation(format!(
+            "{}{on}: {}: {}",
+            label(gap.fact),
+            reason_text(gap.reason),
+            gap.detail
+        )));
         entry.1.extend(gap.resource.clone());
         entry.2.push(gap.reason);
     }
     for unresolved in &ctx.network.unresolved {
         let entry = by_fact.entry(unresolved.fact).or_default();
-        entry.0.push(Evidence::observation(format!("{} is not in the snapshot; needed for {}", unresolved.resource, unresolved.needed_for)));
+        entry.0.push(Evidence::observation(format!(
+            "{} is not in the snapshot; needed for {}",
+            unresolved.resource, unresolved.needed_for
+        )));
         entry.1.push(unresolved.resource.clone());
     }
     for check in &ctx.network.sg_checks {
         if let SgOutcome::Unknown { missing } = &check.outcome {
             for id in missing {
-                let fact = if id.starts_with("pl-") { GapFact::PrefixList } else { GapFact::SecurityGroups };
+                let fact = if id.starts_with("pl-") {
+                    GapFact::PrefixList
+                } else {
+                    GapFact::SecurityGroups
+                };
                 let entry = by_fact.entry(fact).or_default();
-                entry.0.push(Evidence::observation(format!("{id} could not be resolved; needed for {} of {} on port {}", side(check), check.group_ids.join(" + "), check.port)));
+                entry.0.push(Evidence::observation(format!(
+                    "{id} could not be resolved; needed for {} of {} on port {}",
+                    side(check),
+                    check.group_ids.join(" + "),
+                    check.port
+                )));
                 entry.1.push(id.clone());
             }
         }
@@ -82,14 +103,24 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             severity,
             confidence: None,
             confidence_reason: None,
-            title: format!("Could not check {}: {}", label(fact), if resources.is_empty() {
-                reasons.first().map_or("missing from the snapshot", |r| reason_text(*r)).to_string()
-            } else {
-                list_some(&resources, 3)
-            }),
+            title: format!(
+                "Could not check {}: {}",
+                label(fact),
+                if resources.is_empty() {
+                    reasons
+                        .first()
+                        .map_or("missing from the snapshot", |r| reason_text(*r))
+                        .to_string()
+                } else {
+                    list_some(&resources, 3)
+                }
+            ),
             explanation: format!("Because {prevented}."),
             evidence,
-            fix: Fix { summary: fix, ..Fix::default() },
+            fix: Fix {
+                summary: fix,
+                ..Fix::default()
+            },
             resources,
         });
     }
@@ -128,25 +159,48 @@ mod tests {
 
     #[test]
     fn denied_nacls_and_throttled_metrics_are_named_with_their_remedy() {
-        let out = run(check, "check-incomplete", &scenario_snapshot("check-incomplete"));
-        let nacl = out.findings.iter().find(|f| f.title.contains("network ACLs")).unwrap();
+        let out = run(
+            check,
+            "check-incomplete",
+            &scenario_snapshot("check-incomplete"),
+        );
+        let nacl = out
+            .findings
+            .iter()
+            .find(|f| f.title.contains("network ACLs"))
+            .unwrap();
         assert_eq!(nacl.severity, Severity::Medium);
         assert!(nacl.fix.summary.contains("ec2:DescribeNetworkAcls"));
-        assert!(nacl.evidence.iter().any(|e| e.summary().contains("access denied")));
-        let metrics = out.findings.iter().find(|f| f.title.contains("metrics")).unwrap();
+        assert!(nacl
+            .evidence
+            .iter()
+            .any(|e| e.summary().contains("access denied")));
+        let metrics = out
+            .findings
+            .iter()
+            .find(|f| f.title.contains("metrics"))
+            .unwrap();
         assert_eq!(metrics.severity, Severity::Low);
-        assert!(metrics.evidence[0].summary().contains("TargetResponseTime p99"));
+        assert!(metrics.evidence[0]
+            .summary()
+            .contains("TargetResponseTime p99"));
     }
 
     #[test]
     fn a_complete_snapshot_has_nothing_to_report() {
-        assert!(run(check, "no-known-cause", &healthy_alb()).findings.is_empty());
+        assert!(run(check, "no-known-cause", &healthy_alb())
+            .findings
+            .is_empty());
     }
 
     #[test]
     fn unresolved_prefix_list_is_reported() {
         let mut world = healthy_alb();
-        let node = world.security_groups.iter_mut().find(|g| g.id == "sg-0c5e7a9b1d3f24680").unwrap();
+        let node = world
+            .security_groups
+            .iter_mut()
+            .find(|g| g.id == "sg-0c5e7a9b1d3f24680")
+            .unwrap();
         node.ingress[1].security_groups.clear();
         node.ingress[1].prefix_list_ids = vec!["pl-0abc1234def567890".into()];
         let out = run(check, "no-known-cause", &world);

@@ -39,7 +39,11 @@ fn at_timeout(value: f64, timeout: u32) -> bool {
 pub fn check(ctx: &Context<'_>) -> RuleOutput {
     let mut out = RuleOutput::default();
     let Some(timeout) = ctx.snapshot.load_balancer.idle_timeout_seconds else {
-        out.checked.push(Check::new(NAME, CheckStatus::Incomplete, "the idle timeout could not be read"));
+        out.checked.push(Check::new(
+            NAME,
+            CheckStatus::Incomplete,
+            "the idle timeout could not be read",
+        ));
         return out;
     };
     let found = match ctx.kind() {
@@ -48,7 +52,11 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     };
     match found {
         Ok(finding) => {
-            out.checked.push(Check::new(NAME, CheckStatus::Problem, finding.title.clone()));
+            out.checked.push(Check::new(
+                NAME,
+                CheckStatus::Problem,
+                finding.title.clone(),
+            ));
             out.findings.push(*finding);
         }
         Err(check) => out.checked.push(check),
@@ -60,7 +68,11 @@ const NAME: &str = "idle timeout vs. latency";
 
 fn classic(ctx: &Context<'_>, timeout: u32) -> Result<Box<Finding>, Check> {
     let Some(latency) = ctx.series("Latency", "Maximum") else {
-        return Err(Check::new(NAME, CheckStatus::Incomplete, format!("idle timeout {timeout} s; Latency (Maximum) was not observed")));
+        return Err(Check::new(
+            NAME,
+            CheckStatus::Incomplete,
+            format!("idle timeout {timeout} s; Latency (Maximum) was not observed"),
+        ));
     };
     let errors = ctx.series("HTTPCode_ELB_5XX", "Sum");
     let capped: Vec<&str> = latency
@@ -71,10 +83,21 @@ fn classic(ctx: &Context<'_>, timeout: u32) -> Result<Box<Finding>, Check> {
         .collect();
     let max = ctx.max("Latency", "Maximum").unwrap_or(0.0);
     if capped.is_empty() {
-        return Err(Check::new(NAME, CheckStatus::Ok, format!("idle timeout {timeout} s; Latency maximum {} s stays below it", format_value(max))));
+        return Err(Check::new(
+            NAME,
+            CheckStatus::Ok,
+            format!(
+                "idle timeout {timeout} s; Latency maximum {} s stays below it",
+                format_value(max)
+            ),
+        ));
     }
     let with_errors = errors.map_or(0, |series| {
-        series.points.iter().filter(|p| p.value > 0.0 && capped.contains(&p.timestamp.as_str())).count()
+        series
+            .points
+            .iter()
+            .filter(|p| p.value > 0.0 && capped.contains(&p.timestamp.as_str()))
+            .count()
     });
     let (confidence, reason) = if with_errors > 0 {
         (Confidence::Confirmed, format!(
@@ -94,22 +117,45 @@ fn classic(ctx: &Context<'_>, timeout: u32) -> Result<Box<Finding>, Check> {
          raise the timeout by a bounded step, and if 504s continue the requests take longer still, so make the application answer sooner \
          (send data while it works, or move long work to a background job)."
     );
-    let mut evidence = vec![Evidence::setting("ConnectionSettings.IdleTimeout", timeout, format!("Idle timeout: {timeout} s"))];
+    let mut evidence = vec![Evidence::setting(
+        "ConnectionSettings.IdleTimeout",
+        timeout,
+        format!("Idle timeout: {timeout} s"),
+    )];
     evidence.extend(ctx.metric_evidence("Latency", "Maximum", " s"));
     evidence.extend(ctx.metric_evidence("HTTPCode_ELB_5XX", "Sum", ""));
-    Ok(Box::new(finding(ctx, timeout, recommended, confidence, reason, explanation, evidence)))
+    Ok(Box::new(finding(
+        ctx,
+        timeout,
+        recommended,
+        confidence,
+        reason,
+        explanation,
+        evidence,
+    )))
 }
 
 fn application(ctx: &Context<'_>, timeout: u32) -> Result<Box<Finding>, Check> {
     let (errors_metric, errors) = match ctx.sum("HTTPCode_ELB_504_Count") {
         Some(count) => ("HTTPCode_ELB_504_Count", count),
-        None => ("HTTPCode_ELB_5XX_Count", ctx.sum("HTTPCode_ELB_5XX_Count").unwrap_or(0.0)),
+        None => (
+            "HTTPCode_ELB_5XX_Count",
+            ctx.sum("HTTPCode_ELB_5XX_Count").unwrap_or(0.0),
+        ),
     };
     if errors <= 0.0 {
-        return Err(Check::new(NAME, CheckStatus::Ok, format!("idle timeout {timeout} s; no 504s in the window")));
+        return Err(Check::new(
+            NAME,
+            CheckStatus::Ok,
+            format!("idle timeout {timeout} s; no 504s in the window"),
+        ));
     }
     if ctx.paths_blocked() {
-        return Err(Check::new(NAME, CheckStatus::NotApplicable, "504s are explained by blocked paths (see the network findings)"));
+        return Err(Check::new(
+            NAME,
+            CheckStatus::NotApplicable,
+            "504s are explained by blocked paths (see the network findings)",
+        ));
     }
     if ctx.network_incomplete() {
         return Err(Check::new(NAME, CheckStatus::Incomplete, format!(
@@ -118,7 +164,11 @@ fn application(ctx: &Context<'_>, timeout: u32) -> Result<Box<Finding>, Check> {
         )));
     }
     if !ctx.health.mostly_healthy() {
-        return Err(Check::new(NAME, CheckStatus::NotApplicable, "most targets fail their health checks; 504s are not read as idle timeouts"));
+        return Err(Check::new(
+            NAME,
+            CheckStatus::NotApplicable,
+            "most targets fail their health checks; 504s are not read as idle timeouts",
+        ));
     }
     let connection_errors = ctx.sum("TargetConnectionErrorCount").unwrap_or(0.0);
     if connection_errors >= errors {
@@ -129,8 +179,14 @@ fn application(ctx: &Context<'_>, timeout: u32) -> Result<Box<Finding>, Check> {
     }
     let max = ctx.max("TargetResponseTime", "Maximum");
     let p99 = ctx.max("TargetResponseTime", "p99");
-    let near = max.is_some_and(|m| m >= f64::from(timeout) * 0.9) || p99.is_some_and(|p| p >= f64::from(timeout) * 0.8);
-    let shown = |v: Option<f64>| v.map_or_else(|| "not observed".to_string(), |v| format!("{} s", format_value(v)));
+    let near = max.is_some_and(|m| m >= f64::from(timeout) * 0.9)
+        || p99.is_some_and(|p| p >= f64::from(timeout) * 0.8);
+    let shown = |v: Option<f64>| {
+        v.map_or_else(
+            || "not observed".to_string(),
+            |v| format!("{} s", format_value(v)),
+        )
+    };
     let (confidence, reason) = if near {
         (Confidence::Confirmed, format!(
             "{} 504s with healthy targets and open paths, and TargetResponseTime reached {} (max) / {} (p99) against a {timeout} s timeout",
@@ -152,7 +208,11 @@ fn application(ctx: &Context<'_>, timeout: u32) -> Result<Box<Finding>, Check> {
          the access log's `elb_status_code=504` lines with `target_processing_time=-1` name the slow requests.",
         format_value(errors)
     );
-    let mut evidence = vec![Evidence::setting("idle_timeout.timeout_seconds", timeout, format!("Idle timeout: {timeout} s"))];
+    let mut evidence = vec![Evidence::setting(
+        "idle_timeout.timeout_seconds",
+        timeout,
+        format!("Idle timeout: {timeout} s"),
+    )];
     evidence.extend(ctx.metric_evidence(errors_metric, "Sum", ""));
     evidence.extend(ctx.metric_evidence("TargetResponseTime", "Maximum", " s"));
     evidence.extend(ctx.metric_evidence("TargetResponseTime", "p99", " s"));
@@ -163,7 +223,15 @@ fn application(ctx: &Context<'_>, timeout: u32) -> Result<Box<Finding>, Check> {
         ctx.health.total,
         ctx.network.nacl_checks.len()
     )));
-    Ok(Box::new(finding(ctx, timeout, recommended, confidence, reason, explanation, evidence)))
+    Ok(Box::new(finding(
+        ctx,
+        timeout,
+        recommended,
+        confidence,
+        reason,
+        explanation,
+        evidence,
+    )))
 }
 
 fn finding(
@@ -198,7 +266,11 @@ fn finding(
         severity: Severity::High,
         confidence: Some(confidence),
         confidence_reason: Some(reason),
-        title: format!("Requests run into the {timeout} s idle timeout of {} {}", lb.kind.display(), lb.name),
+        title: format!(
+            "Requests run into the {timeout} s idle timeout of {} {}",
+            lb.kind.display(),
+            lb.name
+        ),
         explanation,
         evidence,
         fix,
@@ -221,18 +293,36 @@ mod tests {
         assert_eq!(recommend_idle_timeout(4000, None, true), None);
         assert_eq!(recommend_idle_timeout(60, Some(95.0), false), Some(120));
         assert_eq!(recommend_idle_timeout(60, Some(300.0), false), Some(380));
-        assert_eq!(recommend_idle_timeout(60, Some(40.0), false), Some(120), "below the timeout: step");
+        assert_eq!(
+            recommend_idle_timeout(60, Some(40.0), false),
+            Some(120),
+            "below the timeout: step"
+        );
     }
 
     #[test]
     fn classic_latency_at_the_timeout_with_5xx_is_confirmed() {
-        let out = run(check, "clb-idle-timeout", &scenario_snapshot("clb-idle-timeout"));
+        let out = run(
+            check,
+            "clb-idle-timeout",
+            &scenario_snapshot("clb-idle-timeout"),
+        );
         let finding = &out.findings[0];
         assert_eq!(finding.confidence, Some(Confidence::Confirmed));
-        assert!(finding.fix.commands[0].command.contains("\"IdleTimeout\":120"));
+        assert!(finding.fix.commands[0]
+            .command
+            .contains("\"IdleTimeout\":120"));
         let durable = finding.fix.durable.as_ref().unwrap();
-        assert!(durable.command.as_ref().unwrap().contains("aws-load-balancer-connection-idle-timeout=120"));
-        assert!(durable.command.as_ref().unwrap().contains("-n shop annotate service orders"));
+        assert!(durable
+            .command
+            .as_ref()
+            .unwrap()
+            .contains("aws-load-balancer-connection-idle-timeout=120"));
+        assert!(durable
+            .command
+            .as_ref()
+            .unwrap()
+            .contains("-n shop annotate service orders"));
         assert!(finding.fix.notes[0].contains("502"));
     }
 
@@ -250,28 +340,60 @@ mod tests {
         let world = scenario_snapshot("alb-idle-timeout");
         let out = run(check, "alb-idle-timeout", &world);
         assert_eq!(out.findings[0].confidence, Some(Confidence::Confirmed));
-        let durable = out.findings[0].fix.durable.as_ref().unwrap().command.clone().unwrap();
-        assert!(durable.contains("grep -v '^idle_timeout.timeout_seconds='"), "merges the list: {durable}");
-        assert!(out.findings[0].fix.commands[0].command.contains("Key=idle_timeout.timeout_seconds,Value=120"));
+        let durable = out.findings[0]
+            .fix
+            .durable
+            .as_ref()
+            .unwrap()
+            .command
+            .clone()
+            .unwrap();
+        assert!(
+            durable.contains("grep -v '^idle_timeout.timeout_seconds='"),
+            "merges the list: {durable}"
+        );
+        assert!(out.findings[0].fix.commands[0]
+            .command
+            .contains("Key=idle_timeout.timeout_seconds,Value=120"));
 
         let mut low = world.clone();
-        for series in low.metrics.iter_mut().filter(|s| s.metric_name == "TargetResponseTime") {
+        for series in low
+            .metrics
+            .iter_mut()
+            .filter(|s| s.metric_name == "TargetResponseTime")
+        {
             series.points.iter_mut().for_each(|p| p.value = 0.8);
         }
         let out = run(check, "alb-idle-timeout", &low);
         assert_eq!(out.findings[0].confidence, Some(Confidence::Likely));
-        assert!(out.findings[0].confidence_reason.as_ref().unwrap().contains("leaves requests that hit the timeout out"));
+        assert!(out.findings[0]
+            .confidence_reason
+            .as_ref()
+            .unwrap()
+            .contains("leaves requests that hit the timeout out"));
     }
 
     #[test]
     fn alb_504s_explained_elsewhere_are_not_idle_timeouts() {
         // Connection errors account for the 504s.
-        let out = run(check, "alb-idle-timeout", &scenario_snapshot("nacl-ephemeral-node-subnets"));
+        let out = run(
+            check,
+            "alb-idle-timeout",
+            &scenario_snapshot("nacl-ephemeral-node-subnets"),
+        );
         assert!(out.findings.is_empty());
-        let out = run(check, "alb-idle-timeout", &scenario_snapshot("sg-node-missing-lb-rule"));
+        let out = run(
+            check,
+            "alb-idle-timeout",
+            &scenario_snapshot("sg-node-missing-lb-rule"),
+        );
         assert!(out.findings.is_empty());
         // No 504s at all.
-        let out = run(check, "alb-idle-timeout", &scenario_snapshot("backend-keepalive-502"));
+        let out = run(
+            check,
+            "alb-idle-timeout",
+            &scenario_snapshot("backend-keepalive-502"),
+        );
         assert!(out.findings.is_empty());
     }
 

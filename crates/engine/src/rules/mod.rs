@@ -48,7 +48,11 @@ impl CheckStatus {
 
 impl Check {
     pub fn new(name: &str, status: CheckStatus, detail: impl Into<String>) -> Self {
-        Self { name: name.into(), status, detail: detail.into() }
+        Self {
+            name: name.into(),
+            status,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -66,15 +70,42 @@ pub struct Rule {
 
 /// Every rule, in report order for equal severities.
 pub const RULES: &[Rule] = &[
-    Rule { code: FindingCode::NaclBlocksTargetPort, run: nacl::blocks_target_port },
-    Rule { code: FindingCode::NaclBlocksEphemeralPorts, run: nacl::blocks_ephemeral_ports },
-    Rule { code: FindingCode::SgBlocksTargetPort, run: security_groups::check },
-    Rule { code: FindingCode::StaleTargets, run: stale_targets::check },
-    Rule { code: FindingCode::IdleTimeoutExceeded, run: idle_timeout::check },
-    Rule { code: FindingCode::BackendClosesConnections, run: backend_closes_connections::check },
-    Rule { code: FindingCode::TargetsRefuseConnections, run: refuse_connections::check },
-    Rule { code: FindingCode::TargetsUnhealthy, run: unhealthy_targets::check },
-    Rule { code: FindingCode::CheckIncomplete, run: check_incomplete::check },
+    Rule {
+        code: FindingCode::NaclBlocksTargetPort,
+        run: nacl::blocks_target_port,
+    },
+    Rule {
+        code: FindingCode::NaclBlocksEphemeralPorts,
+        run: nacl::blocks_ephemeral_ports,
+    },
+    Rule {
+        code: FindingCode::SgBlocksTargetPort,
+        run: security_groups::check,
+    },
+    Rule {
+        code: FindingCode::StaleTargets,
+        run: stale_targets::check,
+    },
+    Rule {
+        code: FindingCode::IdleTimeoutExceeded,
+        run: idle_timeout::check,
+    },
+    Rule {
+        code: FindingCode::BackendClosesConnections,
+        run: backend_closes_connections::check,
+    },
+    Rule {
+        code: FindingCode::TargetsRefuseConnections,
+        run: refuse_connections::check,
+    },
+    Rule {
+        code: FindingCode::TargetsUnhealthy,
+        run: unhealthy_targets::check,
+    },
+    Rule {
+        code: FindingCode::CheckIncomplete,
+        run: check_incomplete::check,
+    },
 ];
 
 /// Lists at most `limit` items, then how many more.
@@ -82,7 +113,11 @@ pub(crate) fn list_some(items: &[String], limit: usize) -> String {
     if items.len() <= limit {
         items.join(", ")
     } else {
-        format!("{} and {} more", items[..limit].join(", "), items.len() - limit)
+        format!(
+            "{} and {} more",
+            items[..limit].join(", "),
+            items.len() - limit
+        )
     }
 }
 
@@ -103,7 +138,11 @@ pub(crate) mod testing {
     }
 
     /// Runs one rule on a snapshot with the given scenario's alarm.
-    pub fn run(rule: fn(&Context<'_>) -> super::RuleOutput, alarm_of: &str, snapshot: &Snapshot) -> super::RuleOutput {
+    pub fn run(
+        rule: fn(&Context<'_>) -> super::RuleOutput,
+        alarm_of: &str,
+        snapshot: &Snapshot,
+    ) -> super::RuleOutput {
         let alarm = scenario_alarm(alarm_of);
         let ctx = Context::new(&alarm, snapshot);
         rule(&ctx)

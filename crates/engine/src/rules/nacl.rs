@@ -39,44 +39,104 @@ struct Group<'a> {
 }
 
 fn run(ctx: &Context<'_>, replies: bool) -> RuleOutput {
-    let name = if replies { "NACLs: replies on ephemeral ports 1024-65535" } else { "NACLs: target and health-check ports" };
-    let relevant: Vec<&NaclCheck> = ctx.network.nacl_checks.iter().filter(|c| c.leg.is_reply() == replies).collect();
+    let name = if replies {
+        "NACLs: replies on ephemeral ports 1024-65535"
+    } else {
+        "NACLs: target and health-check ports"
+    };
+    let relevant: Vec<&NaclCheck> = ctx
+        .network
+        .nacl_checks
+        .iter()
+        .filter(|c| c.leg.is_reply() == replies)
+        .collect();
     let mut groups: BTreeMap<(&str, Leg, NaclRuleRef), Group<'_>> = BTreeMap::new();
     for check in &relevant {
         for drop in check.outcome.drops() {
-            let group = groups.entry((check.nacl_id.as_str(), check.leg, drop.rule)).or_default();
+            let group = groups
+                .entry((check.nacl_id.as_str(), check.leg, drop.rule))
+                .or_default();
             group.checks.push(check);
             group.dropped_ports.insert(drop.flows.ports);
-            group.targets.extend(check.targets.iter().map(String::as_str));
+            group
+                .targets
+                .extend(check.targets.iter().map(String::as_str));
             group.subnets.insert(&check.subnet_id);
-            group.far_subnets.insert(if check.leg.on_lb_subnet() { &check.target_subnet } else { &check.lb_subnet });
+            group.far_subnets.insert(if check.leg.on_lb_subnet() {
+                &check.target_subnet
+            } else {
+                &check.lb_subnet
+            });
             group.fix_ports.insert(check.ports);
         }
     }
     let mut out = RuleOutput::default();
     if relevant.is_empty() {
-        out.checked.push(Check::new(name, CheckStatus::NotApplicable, "no path between the load balancer and a located target crosses a NACL"));
+        out.checked.push(Check::new(
+            name,
+            CheckStatus::NotApplicable,
+            "no path between the load balancer and a located target crosses a NACL",
+        ));
         return out;
     }
     let failing = relevant.iter().filter(|c| !c.outcome.allowed()).count();
-    let pairs: BTreeSet<(&str, &str)> = relevant.iter().map(|c| (c.lb_subnet.as_str(), c.target_subnet.as_str())).collect();
+    let pairs: BTreeSet<(&str, &str)> = relevant
+        .iter()
+        .map(|c| (c.lb_subnet.as_str(), c.target_subnet.as_str()))
+        .collect();
     out.checked.push(if failing == 0 {
-        Check::new(name, CheckStatus::Ok, format!("{} legs across {} subnet pairs: all allowed", relevant.len(), pairs.len()))
+        Check::new(
+            name,
+            CheckStatus::Ok,
+            format!(
+                "{} legs across {} subnet pairs: all allowed",
+                relevant.len(),
+                pairs.len()
+            ),
+        )
     } else {
-        Check::new(name, CheckStatus::Problem, format!("{failing} of {} legs across {} subnet pairs drop traffic", relevant.len(), pairs.len()))
+        Check::new(
+            name,
+            CheckStatus::Problem,
+            format!(
+                "{failing} of {} legs across {} subnet pairs drop traffic",
+                relevant.len(),
+                pairs.len()
+            ),
+        )
     });
     for ((nacl_id, leg, rule), group) in &groups {
-        out.findings.push(finding(ctx, nacl_id, *leg, *rule, group, replies));
+        out.findings
+            .push(finding(ctx, nacl_id, *leg, *rule, group, replies));
     }
     out
 }
 
-fn finding(ctx: &Context<'_>, nacl_id: &str, leg: Leg, rule: NaclRuleRef, group: &Group<'_>, replies: bool) -> Finding {
+fn finding(
+    ctx: &Context<'_>,
+    nacl_id: &str,
+    leg: Leg,
+    rule: NaclRuleRef,
+    group: &Group<'_>,
+    replies: bool,
+) -> Finding {
     let direction = leg.direction();
-    let side = if leg.on_lb_subnet() { "load balancer subnets" } else { "target subnets" };
-    let ports: Vec<String> = group.dropped_ports.iter().map(ToString::to_string).collect();
+    let side = if leg.on_lb_subnet() {
+        "load balancer subnets"
+    } else {
+        "target subnets"
+    };
+    let ports: Vec<String> = group
+        .dropped_ports
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let all_targets = ctx.network.targets_checked;
-    let severity = if group.targets.len() >= all_targets { Severity::Critical } else { Severity::High };
+    let severity = if group.targets.len() >= all_targets {
+        Severity::Critical
+    } else {
+        Severity::High
+    };
     let title = if replies {
         format!(
             "NACL {nacl_id} drops replies from targets to the load balancer on ports {} ({} of the {side}, {rule})",
@@ -92,11 +152,22 @@ fn finding(ctx: &Context<'_>, nacl_id: &str, leg: Leg, rule: NaclRuleRef, group:
         "{} of {} targets are behind it ({})",
         group.targets.len(),
         all_targets,
-        list_some(&group.targets.iter().map(|t| t.to_string()).collect::<Vec<_>>(), 5)
+        list_some(
+            &group
+                .targets
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>(),
+            5
+        )
     );
     let why_rule = match rule {
-        NaclRuleRef::ImplicitDeny => "No entry allows this traffic, so the implicit deny (*) drops it.".to_string(),
-        NaclRuleRef::Entry { rule_number } => format!("Entry {rule_number} denies it explicitly, before any entry that would allow it."),
+        NaclRuleRef::ImplicitDeny => {
+            "No entry allows this traffic, so the implicit deny (*) drops it.".to_string()
+        }
+        NaclRuleRef::Entry { rule_number } => format!(
+            "Entry {rule_number} denies it explicitly, before any entry that would allow it."
+        ),
     };
     let explanation = if replies {
         format!(
@@ -115,19 +186,38 @@ fn finding(ctx: &Context<'_>, nacl_id: &str, leg: Leg, rule: NaclRuleRef, group:
     // One line per subnet whose NACL drops, with every far-side block it drops.
     let mut by_subnet: BTreeMap<&str, Vec<&NaclCheck>> = BTreeMap::new();
     for check in &group.checks {
-        by_subnet.entry(check.subnet_id.as_str()).or_default().push(check);
+        by_subnet
+            .entry(check.subnet_id.as_str())
+            .or_default()
+            .push(check);
     }
-    let mut evidence: Vec<Evidence> = by_subnet.values().take(8).filter_map(|checks| nacl_evidence(ctx, checks, rule)).collect();
+    let mut evidence: Vec<Evidence> = by_subnet
+        .values()
+        .take(8)
+        .filter_map(|checks| nacl_evidence(ctx, checks, rule))
+        .collect();
     if by_subnet.len() > 8 {
-        evidence.push(Evidence::observation(format!("... and {} more subnets drop the same way", by_subnet.len() - 8)));
+        evidence.push(Evidence::observation(format!(
+            "... and {} more subnets drop the same way",
+            by_subnet.len() - 8
+        )));
     }
-    for metric in ["HTTPCode_ELB_504_Count", "TargetConnectionErrorCount", "HTTPCode_ELB_5XX", "BackendConnectionErrors"] {
+    for metric in [
+        "HTTPCode_ELB_504_Count",
+        "TargetConnectionErrorCount",
+        "HTTPCode_ELB_5XX",
+        "BackendConnectionErrors",
+    ] {
         evidence.extend(ctx.metric_evidence(metric, "Sum", ""));
     }
     let mut resources = vec![nacl_id.to_string()];
     resources.extend(group.subnets.iter().map(|s| s.to_string()));
     Finding {
-        code: if replies { FindingCode::NaclBlocksEphemeralPorts } else { FindingCode::NaclBlocksTargetPort },
+        code: if replies {
+            FindingCode::NaclBlocksEphemeralPorts
+        } else {
+            FindingCode::NaclBlocksTargetPort
+        },
         severity,
         confidence: None,
         confidence_reason: None,
@@ -143,20 +233,44 @@ fn nacl_evidence(ctx: &Context<'_>, checks: &[&NaclCheck], rule: NaclRuleRef) ->
     let check = checks.first()?;
     let dropped: Vec<&FlowBox> = checks
         .iter()
-        .flat_map(|c| c.outcome.drops().filter(|d| d.rule == rule).map(|d| &d.flows))
+        .flat_map(|c| {
+            c.outcome
+                .drops()
+                .filter(|d| d.rule == rule)
+                .map(|d| &d.flows)
+        })
         .collect();
     let ports: BTreeSet<PortRange> = dropped.iter().map(|f| f.ports).collect();
-    let ports = ports.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-    let peer: Vec<String> = crate::netcheck::addr::merge_ranges(dropped.iter().map(|f| f.addrs).collect())
+    let ports = ports
         .iter()
-        .flat_map(AddrRange::to_cidrs)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let peer: Vec<String> =
+        crate::netcheck::addr::merge_ranges(dropped.iter().map(|f| f.addrs).collect())
+            .iter()
+            .flat_map(AddrRange::to_cidrs)
+            .collect();
+    let zone = ctx
+        .snapshot
+        .subnet(&check.subnet_id)
+        .and_then(|s| s.availability_zone.clone())
+        .unwrap_or_default();
+    let allowed: BTreeSet<u16> = checks
+        .iter()
+        .flat_map(|c| c.outcome.allowing_rules())
         .collect();
-    let zone = ctx.snapshot.subnet(&check.subnet_id).and_then(|s| s.availability_zone.clone()).unwrap_or_default();
-    let allowed: BTreeSet<u16> = checks.iter().flat_map(|c| c.outcome.allowing_rules()).collect();
     let partly = if allowed.is_empty() {
         String::new()
     } else {
-        format!("; the rest allowed by rule {}", allowed.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+        format!(
+            "; the rest allowed by rule {}",
+            allowed
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     };
     let direction = check.leg.direction();
     let towards = if direction.is_egress() { "to" } else { "from" };
@@ -178,15 +292,32 @@ fn nacl_evidence(ctx: &Context<'_>, checks: &[&NaclCheck], rule: NaclRuleRef) ->
     })
 }
 
-fn fix(ctx: &Context<'_>, nacl_id: &str, leg: Leg, rule: NaclRuleRef, group: &Group<'_>, replies: bool) -> Fix {
+fn fix(
+    ctx: &Context<'_>,
+    nacl_id: &str,
+    leg: Leg,
+    rule: NaclRuleRef,
+    group: &Group<'_>,
+    replies: bool,
+) -> Fix {
     let region = ctx.region();
     let direction = leg.direction();
-    let fix_ports: Vec<PortRange> = if replies { vec![PortRange::EPHEMERAL] } else { group.fix_ports.iter().copied().collect() };
+    let fix_ports: Vec<PortRange> = if replies {
+        vec![PortRange::EPHEMERAL]
+    } else {
+        group.fix_ports.iter().copied().collect()
+    };
     let cidrs: Vec<String> = group
         .far_subnets
         .iter()
         .filter_map(|id| ctx.snapshot.subnet(id))
-        .flat_map(|s| s.cidr_ipv4.iter().chain(&s.cidr_ipv6).cloned().collect::<Vec<_>>())
+        .flat_map(|s| {
+            s.cidr_ipv4
+                .iter()
+                .chain(&s.cidr_ipv6)
+                .cloned()
+                .collect::<Vec<_>>()
+        })
         .collect();
     let mut commands = Vec::new();
     let mut notes = Vec::new();
@@ -194,9 +325,14 @@ fn fix(ctx: &Context<'_>, nacl_id: &str, leg: Leg, rule: NaclRuleRef, group: &Gr
         // Number each new entry against the NACL as it will be, so the entries do not collide.
         let mut working = acl.clone();
         for cidr in &cidrs {
-            let Some(addrs) = AddrRange::parse(cidr) else { continue };
+            let Some(addrs) = AddrRange::parse(cidr) else {
+                continue;
+            };
             for ports in &fix_ports {
-                let flows = [FlowBox { addrs, ports: *ports }];
+                let flows = [FlowBox {
+                    addrs,
+                    ports: *ports,
+                }];
                 match rule_number_for_allow(&working, direction, TCP, &flows) {
                     Some(number) => {
                         commands.push(Command::new(
@@ -217,7 +353,11 @@ fn fix(ctx: &Context<'_>, nacl_id: &str, leg: Leg, rule: NaclRuleRef, group: &Gr
                 }
             }
         }
-        let count = acl.entries.iter().filter(|e| e.egress == direction.is_egress() && e.rule_number < 32767).count();
+        let count = acl
+            .entries
+            .iter()
+            .filter(|e| e.egress == direction.is_egress() && e.rule_number < 32767)
+            .count();
         if count + commands.len() > 20 {
             notes.push(format!(
                 "{nacl_id} already has {count} {} entries; the default quota is 20 per direction (40 at most), so adding {} may need a quota increase or merged entries.",
@@ -232,9 +372,22 @@ fn fix(ctx: &Context<'_>, nacl_id: &str, leg: Leg, rule: NaclRuleRef, group: &Gr
             direction.as_str()
         ));
     }
-    let far = if leg.on_lb_subnet() { "target subnets" } else { "load balancer subnets" };
-    let what = if replies { "TCP 1024-65535".to_string() } else {
-        format!("TCP {}", fix_ports.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+    let far = if leg.on_lb_subnet() {
+        "target subnets"
+    } else {
+        "load balancer subnets"
+    };
+    let what = if replies {
+        "TCP 1024-65535".to_string()
+    } else {
+        format!(
+            "TCP {}",
+            fix_ports
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     };
     Fix {
         summary: format!(
@@ -262,7 +415,11 @@ mod tests {
 
     #[test]
     fn implicit_deny_on_node_subnet_egress_gives_exact_entries() {
-        let out = run_rule(blocks_ephemeral_ports, "nacl-ephemeral-node-subnets", &scenario_snapshot("nacl-ephemeral-node-subnets"));
+        let out = run_rule(
+            blocks_ephemeral_ports,
+            "nacl-ephemeral-node-subnets",
+            &scenario_snapshot("nacl-ephemeral-node-subnets"),
+        );
         assert_eq!(out.findings.len(), 1);
         let f = &out.findings[0];
         assert_eq!(f.code, FindingCode::NaclBlocksEphemeralPorts);
@@ -271,7 +428,10 @@ mod tests {
         assert!(f.title.contains("implicit deny"));
         let commands: Vec<&str> = f.fix.commands.iter().map(|c| c.command.as_str()).collect();
         assert_eq!(commands.len(), 3, "one per LB subnet CIDR: {commands:#?}");
-        for (command, cidr) in commands.iter().zip(["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24"]) {
+        for (command, cidr) in commands
+            .iter()
+            .zip(["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24"])
+        {
             assert!(command.contains("--egress"));
             assert!(command.contains("--port-range From=1024,To=65535"));
             assert!(command.contains(&format!("--cidr-block {cidr} ")));
@@ -286,10 +446,18 @@ mod tests {
 
     #[test]
     fn explicit_deny_is_named_and_the_allow_goes_just_below_it() {
-        let out = run_rule(blocks_ephemeral_ports, "nacl-ephemeral-lb-subnets", &scenario_snapshot("nacl-ephemeral-lb-subnets"));
+        let out = run_rule(
+            blocks_ephemeral_ports,
+            "nacl-ephemeral-lb-subnets",
+            &scenario_snapshot("nacl-ephemeral-lb-subnets"),
+        );
         let f = &out.findings[0];
         assert!(f.title.contains("rule 90"));
-        assert_eq!(f.severity, Severity::High, "only one of three targets is affected");
+        assert_eq!(
+            f.severity,
+            Severity::High,
+            "only one of three targets is affected"
+        );
         assert_eq!(f.fix.commands.len(), 1);
         let command = &f.fix.commands[0].command;
         assert!(command.contains("--ingress --rule-number 89"), "{command}");
@@ -300,16 +468,39 @@ mod tests {
 
     #[test]
     fn target_port_drop_is_its_own_code() {
-        let out = run_rule(blocks_target_port, "nacl-blocks-target-port", &scenario_snapshot("nacl-blocks-target-port"));
+        let out = run_rule(
+            blocks_target_port,
+            "nacl-blocks-target-port",
+            &scenario_snapshot("nacl-blocks-target-port"),
+        );
         let f = &out.findings[0];
         assert_eq!(f.code, FindingCode::NaclBlocksTargetPort);
         assert!(f.title.contains("target port 31380"));
-        assert!(f.fix.commands.iter().all(|c| c.command.contains("From=31380,To=31380")), "{:#?}", f.fix.commands);
+        assert!(
+            f.fix
+                .commands
+                .iter()
+                .all(|c| c.command.contains("From=31380,To=31380")),
+            "{:#?}",
+            f.fix.commands
+        );
         // Each new entry goes just below the deny, without colliding with the previous one.
         for (command, number) in f.fix.commands.iter().zip([89, 88, 87]) {
-            assert!(command.command.contains(&format!("--rule-number {number} ")), "{}", command.command);
+            assert!(
+                command
+                    .command
+                    .contains(&format!("--rule-number {number} ")),
+                "{}",
+                command.command
+            );
         }
-        assert!(run_rule(blocks_ephemeral_ports, "nacl-blocks-target-port", &scenario_snapshot("nacl-blocks-target-port")).findings.is_empty());
+        assert!(run_rule(
+            blocks_ephemeral_ports,
+            "nacl-blocks-target-port",
+            &scenario_snapshot("nacl-blocks-target-port")
+        )
+        .findings
+        .is_empty());
     }
 
     #[test]

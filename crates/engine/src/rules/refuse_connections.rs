@@ -27,45 +27,104 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     };
     let mut out = RuleOutput::default();
     let Some(errors) = ctx.sum(metric) else {
-        out.checked.push(Check::new(name, CheckStatus::Incomplete, format!("{metric} was not observed")));
+        out.checked.push(Check::new(
+            name,
+            CheckStatus::Incomplete,
+            format!("{metric} was not observed"),
+        ));
         return out;
     };
     if errors <= 0.0 {
-        out.checked.push(Check::new(name, CheckStatus::Ok, format!("{metric}: none in the window")));
+        out.checked.push(Check::new(
+            name,
+            CheckStatus::Ok,
+            format!("{metric}: none in the window"),
+        ));
         return out;
     }
     if ctx.paths_blocked() {
-        out.checked.push(Check::new(name, CheckStatus::NotApplicable, format!("{} {metric} explained by the blocked paths reported", format_value(errors))));
+        out.checked.push(Check::new(
+            name,
+            CheckStatus::NotApplicable,
+            format!(
+                "{} {metric} explained by the blocked paths reported",
+                format_value(errors)
+            ),
+        ));
         return out;
     }
     if !ctx.health.mostly_healthy() {
-        out.checked.push(Check::new(name, CheckStatus::NotApplicable, format!("{} {metric} with most targets unhealthy (see target health)", format_value(errors))));
+        out.checked.push(Check::new(
+            name,
+            CheckStatus::NotApplicable,
+            format!(
+                "{} {metric} with most targets unhealthy (see target health)",
+                format_value(errors)
+            ),
+        ));
         return out;
     }
     let stale = ctx.stale_target_count();
     if stale > 0 {
-        out.checked.push(Check::new(name, CheckStatus::NotApplicable, format!("{} {metric} explained by {stale} stale target(s)", format_value(errors))));
+        out.checked.push(Check::new(
+            name,
+            CheckStatus::NotApplicable,
+            format!(
+                "{} {metric} explained by {stale} stale target(s)",
+                format_value(errors)
+            ),
+        ));
         return out;
     }
     let lb = &ctx.snapshot.load_balancer;
-    let title = format!("Targets of {} refuse connections while paths are open and health checks pass", lb.name);
-    out.checked.push(Check::new(name, CheckStatus::Problem, title.clone()));
+    let title = format!(
+        "Targets of {} refuse connections while paths are open and health checks pass",
+        lb.name
+    );
+    out.checked
+        .push(Check::new(name, CheckStatus::Problem, title.clone()));
 
     let mut hypotheses = Vec::new();
-    let draining: Vec<&str> = ctx.snapshot.targets().filter(|(_, t)| t.health.class() == HealthClass::Draining).map(|(_, t)| t.id.as_str()).collect();
-    let ip_targets = ctx.snapshot.target_groups.iter().any(|g| g.target_type == "ip");
-    let delay = ctx.snapshot.target_groups.iter().find_map(|g| g.deregistration_delay_seconds);
+    let draining: Vec<&str> = ctx
+        .snapshot
+        .targets()
+        .filter(|(_, t)| t.health.class() == HealthClass::Draining)
+        .map(|(_, t)| t.id.as_str())
+        .collect();
+    let ip_targets = ctx
+        .snapshot
+        .target_groups
+        .iter()
+        .any(|g| g.target_type == "ip");
+    let delay = ctx
+        .snapshot
+        .target_groups
+        .iter()
+        .find_map(|g| g.deregistration_delay_seconds);
     let rollout = format!(
         "Pods stop accepting connections before the load balancer stops sending them: during a rollout or scale-in a pod exits while its target is still registered or draining{}. \
          Confirm: `kubectl rollout history` and pod events around the alarm time. Fix: a preStop hook that sleeps longer than the controller needs to deregister (e.g. `sleep 15`), \
          and terminationGracePeriodSeconds above that sleep plus the longest request.",
         delay.map(|d| format!(" (deregistration delay {d} s)")).unwrap_or_default()
     );
-    hypotheses.push(Hypothesis { score: if !draining.is_empty() { 90 } else if ip_targets { 60 } else { 40 }, text: rollout });
+    hypotheses.push(Hypothesis {
+        score: if !draining.is_empty() {
+            90
+        } else if ip_targets {
+            60
+        } else {
+            40
+        },
+        text: rollout,
+    });
     let split_ports: Vec<(u16, u16)> = ctx
         .snapshot
         .targets()
-        .filter_map(|(g, t)| g.health_check.as_ref().map(|hc| (t.port, hc.port_for(t.port))))
+        .filter_map(|(g, t)| {
+            g.health_check
+                .as_ref()
+                .map(|hc| (t.port, hc.port_for(t.port)))
+        })
         .filter(|(traffic, health)| traffic != health)
         .collect();
     let listening = match split_ports.first() {
@@ -107,7 +166,11 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         ctx.health.healthy, ctx.health.total, ctx.health.draining, ctx.network.nacl_checks.len()
     )));
     if let Some(d) = delay {
-        evidence.push(Evidence::setting("deregistration_delay.timeout_seconds", d, format!("Deregistration delay: {d} s")));
+        evidence.push(Evidence::setting(
+            "deregistration_delay.timeout_seconds",
+            d,
+            format!("Deregistration delay: {d} s"),
+        ));
     }
     let mut explanation = format!(
         "The load balancer could not establish {} connections to its targets ({metric}), yet every NACL and security group on the way allows them and the targets pass their health checks. \
@@ -121,7 +184,10 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         explanation.push_str("Note: BackendConnectionErrors also counts failed health-check connections and retries, so it can exceed the request count.\n");
     }
     let mut commands: Vec<Command> = fixes::show_backends(ctx).into_iter().collect();
-    commands.push(Command::new("Recent pod terminations and restarts", "kubectl get events -A --field-selector reason=Killing --sort-by=.lastTimestamp | tail -20"));
+    commands.push(Command::new(
+        "Recent pod terminations and restarts",
+        "kubectl get events -A --field-selector reason=Killing --sort-by=.lastTimestamp | tail -20",
+    ));
     commands.extend(sysctl_commands(ctx));
     out.findings.push(Finding {
         code: FindingCode::TargetsRefuseConnections,
@@ -151,16 +217,23 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
 mod tests {
     use super::*;
     use crate::rules::testing::run;
-    use crate::testkit::{healthy_clb, scenario_snapshot};
     use crate::snapshot::{DataPoint, MetricSeries};
+    use crate::testkit::{healthy_clb, scenario_snapshot};
 
     #[test]
     fn rollout_is_ranked_first_when_targets_drain() {
-        let out = run(check, "targets-refuse-connections", &scenario_snapshot("targets-refuse-connections"));
+        let out = run(
+            check,
+            "targets-refuse-connections",
+            &scenario_snapshot("targets-refuse-connections"),
+        );
         let f = &out.findings[0];
         assert_eq!(f.code, FindingCode::TargetsRefuseConnections);
         let first = f.explanation.lines().nth(1).unwrap();
-        assert!(first.starts_with("1. Pods stop accepting connections"), "{first}");
+        assert!(
+            first.starts_with("1. Pods stop accepting connections"),
+            "{first}"
+        );
         assert!(first.contains("deregistration delay 300 s"));
     }
 
@@ -173,18 +246,30 @@ mod tests {
             statistic: "Sum".into(),
             target_group: None,
             period_seconds: Some(60),
-            points: vec![DataPoint { timestamp: "2026-11-23T17:59:00Z".into(), value: 40.0 }],
+            points: vec![DataPoint {
+                timestamp: "2026-11-23T17:59:00Z".into(),
+                value: 40.0,
+            }],
         });
         let out = run(check, "clb-idle-timeout", &world);
         let f = &out.findings[0];
         let first = f.explanation.lines().nth(1).unwrap();
-        assert!(first.contains("Nothing listens on the traffic port 31380"), "{first}");
-        assert!(f.explanation.contains("BackendConnectionErrors also counts failed health-check"));
+        assert!(
+            first.contains("Nothing listens on the traffic port 31380"),
+            "{first}"
+        );
+        assert!(f
+            .explanation
+            .contains("BackendConnectionErrors also counts failed health-check"));
     }
 
     #[test]
     fn blocked_paths_take_the_errors() {
-        let out = run(check, "nacl-ephemeral-node-subnets", &scenario_snapshot("nacl-ephemeral-node-subnets"));
+        let out = run(
+            check,
+            "nacl-ephemeral-node-subnets",
+            &scenario_snapshot("nacl-ephemeral-node-subnets"),
+        );
         assert!(out.findings.is_empty());
         assert_eq!(out.checked[0].status, CheckStatus::NotApplicable);
     }

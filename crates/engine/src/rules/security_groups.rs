@@ -19,13 +19,23 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     let mut out = RuleOutput::default();
     let checks = &ctx.network.sg_checks;
     if checks.is_empty() {
-        out.checked.push(Check::new(name, CheckStatus::NotApplicable, "no located target to check"));
+        out.checked.push(Check::new(
+            name,
+            CheckStatus::NotApplicable,
+            "no located target to check",
+        ));
         return out;
     }
-    let unknown: Vec<&SgCheck> = checks.iter().filter(|c| matches!(c.outcome, SgOutcome::Unknown { .. })).collect();
+    let unknown: Vec<&SgCheck> = checks
+        .iter()
+        .filter(|c| matches!(c.outcome, SgOutcome::Unknown { .. }))
+        .collect();
     let mut denied: BTreeMap<(SgSide, &[String]), Vec<&SgCheck>> = BTreeMap::new();
     for c in checks.iter().filter(|c| c.outcome.is_denied()) {
-        denied.entry((c.side, c.group_ids.as_slice())).or_default().push(c);
+        denied
+            .entry((c.side, c.group_ids.as_slice()))
+            .or_default()
+            .push(c);
     }
     let status = if !denied.is_empty() {
         CheckStatus::Problem
@@ -49,10 +59,21 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
 fn finding(ctx: &Context<'_>, side: SgSide, groups: &[String], checks: &[&SgCheck]) -> Finding {
     let lb = &ctx.snapshot.load_balancer;
     let ports: BTreeSet<u16> = checks.iter().map(|c| c.port).collect();
-    let port_list = ports.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-    let targets: BTreeSet<&str> = checks.iter().flat_map(|c| c.targets.iter().map(String::as_str)).collect();
+    let port_list = ports
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let targets: BTreeSet<&str> = checks
+        .iter()
+        .flat_map(|c| c.targets.iter().map(String::as_str))
+        .collect();
     let peer_groups = checks[0].peer_groups.clone();
-    let severity = if targets.len() >= ctx.network.targets_checked { Severity::Critical } else { Severity::High };
+    let severity = if targets.len() >= ctx.network.targets_checked {
+        Severity::Critical
+    } else {
+        Severity::High
+    };
     let group_text = groups.join(" + ");
     let (title, explanation) = match side {
         SgSide::TargetIngress => (
@@ -76,10 +97,15 @@ fn finding(ctx: &Context<'_>, side: SgSide, groups: &[String], checks: &[&SgChec
         .iter()
         .map(|c| {
             let uncovered = match &c.outcome {
-                SgOutcome::Denied { uncovered } if !uncovered.is_empty() => format!("; CIDR rules leave {} uncovered", list_some(uncovered, 3)),
+                SgOutcome::Denied { uncovered } if !uncovered.is_empty() => {
+                    format!("; CIDR rules leave {} uncovered", list_some(uncovered, 3))
+                }
                 _ => String::new(),
             };
-            let direction = match side { SgSide::TargetIngress => Direction::Ingress, SgSide::LbEgress => Direction::Egress };
+            let direction = match side {
+                SgSide::TargetIngress => Direction::Ingress,
+                SgSide::LbEgress => Direction::Egress,
+            };
             Evidence::SecurityGroup {
                 group_ids: c.group_ids.clone(),
                 direction,
@@ -91,7 +117,11 @@ fn finding(ctx: &Context<'_>, side: SgSide, groups: &[String], checks: &[&SgChec
                     direction.as_str(),
                     c.port,
                     c.purpose.describe(),
-                    if direction == Direction::Ingress { "from" } else { "to" },
+                    if direction == Direction::Ingress {
+                        "from"
+                    } else {
+                        "to"
+                    },
                     c.peer_groups.join(", ")
                 ),
             }
@@ -101,7 +131,10 @@ fn finding(ctx: &Context<'_>, side: SgSide, groups: &[String], checks: &[&SgChec
         "{} of {} targets affected ({})",
         targets.len(),
         ctx.network.targets_checked,
-        list_some(&targets.iter().map(|t| t.to_string()).collect::<Vec<_>>(), 5)
+        list_some(
+            &targets.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+            5
+        )
     )));
     let mut resources: Vec<String> = groups.to_vec();
     resources.extend(peer_groups.iter().cloned());
@@ -131,9 +164,9 @@ fn lb_source_group(ctx: &Context<'_>) -> Option<String> {
     lb.security_groups
         .iter()
         .find(|id| {
-            ctx.snapshot
-                .security_group(id)
-                .is_some_and(|g| g.tags.get("elbv2.k8s.aws/resource").map(String::as_str) == Some("backend-sg"))
+            ctx.snapshot.security_group(id).is_some_and(|g| {
+                g.tags.get("elbv2.k8s.aws/resource").map(String::as_str) == Some("backend-sg")
+            })
         })
         .or_else(|| lb.security_groups.first())
         .cloned()
@@ -146,13 +179,22 @@ fn target_group_to_fix(ctx: &Context<'_>, groups: &[String]) -> Result<String, S
         let key = format!("kubernetes.io/cluster/{cluster}");
         let tagged: Vec<&String> = groups
             .iter()
-            .filter(|id| ctx.snapshot.security_group(id).is_some_and(|g| g.tags.contains_key(&key)))
+            .filter(|id| {
+                ctx.snapshot
+                    .security_group(id)
+                    .is_some_and(|g| g.tags.contains_key(&key))
+            })
             .collect();
         if tagged.len() == 1 {
             return Ok(tagged[0].clone());
         }
     }
-    if let Some(cluster_sg) = ctx.snapshot.eks.as_ref().and_then(|e| e.cluster_security_group_id.as_ref()) {
+    if let Some(cluster_sg) = ctx
+        .snapshot
+        .eks
+        .as_ref()
+        .and_then(|e| e.cluster_security_group_id.as_ref())
+    {
         if groups.contains(cluster_sg) {
             return Ok(cluster_sg.clone());
         }
@@ -231,17 +273,34 @@ fn target_ingress_fix(ctx: &Context<'_>, groups: &[String], ports: &BTreeSet<u16
 }
 
 fn lb_egress_fix(ctx: &Context<'_>, target_groups: &[String], ports: &BTreeSet<u16>) -> Fix {
-    let Some(source) = lb_source_group(ctx) else { return Fix::default() };
-    let Some(destination) = target_groups.first() else { return Fix::default() };
+    let Some(source) = lb_source_group(ctx) else {
+        return Fix::default();
+    };
+    let Some(destination) = target_groups.first() else {
+        return Fix::default();
+    };
     let commands = ports
         .iter()
-        .map(|port| Command::new(
-            format!("Allow TCP {port} out of {source} to the targets' group {destination}"),
-            fixes::authorize_sg(ctx.region(), Direction::Egress, &source, *port, destination, &description(ctx)),
-        ))
+        .map(|port| {
+            Command::new(
+                format!("Allow TCP {port} out of {source} to the targets' group {destination}"),
+                fixes::authorize_sg(
+                    ctx.region(),
+                    Direction::Egress,
+                    &source,
+                    *port,
+                    destination,
+                    &description(ctx),
+                ),
+            )
+        })
         .collect();
     let mut notes = Vec::new();
-    if ctx.snapshot.security_group(&source).is_some_and(fixes::is_controller_managed) {
+    if ctx
+        .snapshot
+        .security_group(&source)
+        .is_some_and(fixes::is_controller_managed)
+    {
         notes.push(format!(
             "{source} is fully reconciled by its controller: a rule added by hand will be revoked. Fix it where the controller takes its configuration (the Service or Ingress, or the controller's security group settings)."
         ));
@@ -263,7 +322,11 @@ mod tests {
 
     #[test]
     fn node_sg_without_the_lb_rule_gets_a_group_reference_fix() {
-        let out = run(check, "sg-node-missing-lb-rule", &scenario_snapshot("sg-node-missing-lb-rule"));
+        let out = run(
+            check,
+            "sg-node-missing-lb-rule",
+            &scenario_snapshot("sg-node-missing-lb-rule"),
+        );
         assert_eq!(out.findings.len(), 1);
         let f = &out.findings[0];
         assert_eq!(f.code, FindingCode::SgBlocksTargetPort);
@@ -272,7 +335,10 @@ mod tests {
         let command = &f.fix.commands[0].command;
         assert!(command.contains("authorize-security-group-ingress"));
         assert!(command.contains("--group-id sg-0c5e7a9b1d3f24680"));
-        assert!(command.contains("GroupId=sg-0a1f2e3d4c5b60792"), "references the shared backend SG: {command}");
+        assert!(
+            command.contains("GroupId=sg-0a1f2e3d4c5b60792"),
+            "references the shared backend SG: {command}"
+        );
         assert!(command.contains("FromPort=8080,ToPort=8080"));
         assert!(!command.contains("0.0.0.0/0") && !command.contains("CidrIp"));
     }
@@ -280,13 +346,22 @@ mod tests {
     #[test]
     fn missing_lb_egress_is_found_on_the_lb_side() {
         let mut world = healthy_clb();
-        let lb_sg = world.security_groups.iter_mut().find(|g| g.name.starts_with("k8s-elb-")).unwrap();
+        let lb_sg = world
+            .security_groups
+            .iter_mut()
+            .find(|g| g.name.starts_with("k8s-elb-"))
+            .unwrap();
         lb_sg.egress.clear();
         let out = run(check, "clb-idle-timeout", &world);
         let f = &out.findings[0];
         assert!(f.title.contains("of the load balancer"));
-        assert!(f.fix.commands[0].command.contains("authorize-security-group-egress"));
-        assert!(f.fix.notes.iter().any(|n| n.contains("revoked")), "k8s-elb-* groups are reconciled");
+        assert!(f.fix.commands[0]
+            .command
+            .contains("authorize-security-group-egress"));
+        assert!(
+            f.fix.notes.iter().any(|n| n.contains("revoked")),
+            "k8s-elb-* groups are reconciled"
+        );
     }
 
     #[test]
@@ -297,7 +372,12 @@ mod tests {
             group.tags.clear();
         }
         world.load_balancer.tags.clear();
-        let mut extra = world.security_groups.iter().find(|g| g.id == "sg-0c5e7a9b1d3f24680").unwrap().clone();
+        let mut extra = world
+            .security_groups
+            .iter()
+            .find(|g| g.id == "sg-0c5e7a9b1d3f24680")
+            .unwrap()
+            .clone();
         extra.id = "sg-0123456789abcdef0".into();
         world.security_groups.push(extra);
         for target in &mut world.target_groups[0].targets {
@@ -308,7 +388,11 @@ mod tests {
         let out = run(check, "sg-node-missing-lb-rule", &world);
         let f = &out.findings[0];
         assert!(f.fix.commands.is_empty());
-        assert!(f.fix.notes.iter().any(|n| n.contains("several security groups")));
+        assert!(f
+            .fix
+            .notes
+            .iter()
+            .any(|n| n.contains("several security groups")));
     }
 
     #[test]

@@ -12,9 +12,21 @@ use crate::snapshot::Placement;
 pub fn check(ctx: &Context<'_>) -> RuleOutput {
     let name = "target placement (IP targets on a network interface)";
     let mut out = RuleOutput::default();
-    let stale: Vec<_> = ctx.snapshot.targets().filter(|(_, t)| t.placement == Placement::NoInterface).collect();
-    let located = ctx.snapshot.targets().filter(|(_, t)| t.interface().is_some()).count();
-    let unobserved = ctx.snapshot.targets().filter(|(_, t)| t.placement == Placement::Unobserved).count();
+    let stale: Vec<_> = ctx
+        .snapshot
+        .targets()
+        .filter(|(_, t)| t.placement == Placement::NoInterface)
+        .collect();
+    let located = ctx
+        .snapshot
+        .targets()
+        .filter(|(_, t)| t.interface().is_some())
+        .count();
+    let unobserved = ctx
+        .snapshot
+        .targets()
+        .filter(|(_, t)| t.placement == Placement::Unobserved)
+        .count();
     let status = if !stale.is_empty() {
         CheckStatus::Problem
     } else if unobserved > 0 {
@@ -22,11 +34,15 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     } else {
         CheckStatus::Ok
     };
-    out.checked.push(Check::new(name, status, format!(
-        "{located} of {} targets found on an interface, {} on none, {unobserved} not looked up",
-        ctx.health.total,
-        stale.len()
-    )));
+    out.checked.push(Check::new(
+        name,
+        status,
+        format!(
+            "{located} of {} targets found on an interface, {} on none, {unobserved} not looked up",
+            ctx.health.total,
+            stale.len()
+        ),
+    ));
     if stale.is_empty() {
         return out;
     }
@@ -41,7 +57,12 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
                 target.port,
                 group.name,
                 target.health.state,
-                target.health.reason.as_deref().map(|r| format!(", {r}")).unwrap_or_default()
+                target
+                    .health
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(", {r}"))
+                    .unwrap_or_default()
             ))
         })
         .collect();
@@ -101,12 +122,16 @@ mod tests {
         assert_eq!(f.code, FindingCode::StaleTargets);
         assert_eq!(f.resources, ["10.0.35.77"]);
         assert!(f.fix.commands[0].command.contains("deregister-targets"));
-        assert!(f.fix.commands[0].command.contains("Id=10.0.35.77,Port=8080"));
+        assert!(f.fix.commands[0]
+            .command
+            .contains("Id=10.0.35.77,Port=8080"));
     }
 
     #[test]
     fn located_targets_are_not_stale_and_unobserved_ones_are_incomplete() {
-        assert!(run(check, "no-known-cause", &healthy_alb()).findings.is_empty());
+        assert!(run(check, "no-known-cause", &healthy_alb())
+            .findings
+            .is_empty());
         let mut world = healthy_alb();
         world.target_groups[0].targets[0].placement = Placement::Unobserved;
         let out = run(check, "no-known-cause", &world);

@@ -33,26 +33,61 @@ pub fn explain_reason(reason: &str) -> &'static str {
 
 fn is_reported(target: &Target) -> bool {
     target.placement != Placement::NoInterface
-        && matches!(target.health.class(), HealthClass::Unhealthy | HealthClass::Draining | HealthClass::Unknown)
+        && matches!(
+            target.health.class(),
+            HealthClass::Unhealthy | HealthClass::Draining | HealthClass::Unknown
+        )
 }
 
 pub fn check(ctx: &Context<'_>) -> RuleOutput {
     let name = "target health";
     let mut out = RuleOutput::default();
     let h = &ctx.health;
-    let detail = format!("{} targets: {} healthy, {} unhealthy, {} draining, {} other", h.total, h.healthy, h.unhealthy, h.draining, h.other);
-    let bad: Vec<(&TargetGroup, &Target)> = ctx.snapshot.targets().filter(|(_, t)| is_reported(t)).collect();
+    let detail = format!(
+        "{} targets: {} healthy, {} unhealthy, {} draining, {} other",
+        h.total, h.healthy, h.unhealthy, h.draining, h.other
+    );
+    let bad: Vec<(&TargetGroup, &Target)> = ctx
+        .snapshot
+        .targets()
+        .filter(|(_, t)| is_reported(t))
+        .collect();
     if h.total == 0 {
-        out.checked.push(Check::new(name, CheckStatus::Problem, "no registered targets"));
+        out.checked.push(Check::new(
+            name,
+            CheckStatus::Problem,
+            "no registered targets",
+        ));
     } else {
-        out.checked.push(Check::new(name, if bad.is_empty() { CheckStatus::Ok } else { CheckStatus::Problem }, detail));
+        out.checked.push(Check::new(
+            name,
+            if bad.is_empty() {
+                CheckStatus::Ok
+            } else {
+                CheckStatus::Problem
+            },
+            detail,
+        ));
     }
     if bad.is_empty() {
         return out;
     }
-    let only_draining = bad.iter().all(|(_, t)| t.health.class() == HealthClass::Draining);
-    let none_healthy = ctx.snapshot.target_groups.iter().any(|g| !g.targets.is_empty() && g.targets.iter().all(|t| t.health.class() != HealthClass::Healthy));
-    let severity = if only_draining { Severity::Low } else if none_healthy { Severity::Critical } else { Severity::High };
+    let only_draining = bad
+        .iter()
+        .all(|(_, t)| t.health.class() == HealthClass::Draining);
+    let none_healthy = ctx.snapshot.target_groups.iter().any(|g| {
+        !g.targets.is_empty()
+            && g.targets
+                .iter()
+                .all(|t| t.health.class() != HealthClass::Healthy)
+    });
+    let severity = if only_draining {
+        Severity::Low
+    } else if none_healthy {
+        Severity::Critical
+    } else {
+        Severity::High
+    };
     let lb = &ctx.snapshot.load_balancer;
     let ids: Vec<String> = bad.iter().map(|(_, t)| t.id.clone()).collect();
     let mut evidence: Vec<Evidence> = bad
@@ -72,14 +107,23 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
                     t.port,
                     group.name,
                     t.health.state,
-                    reason.map(|r| format!(", {r}: {}", explain_reason(r))).unwrap_or_default(),
-                    t.health.description.as_deref().map(|d| format!(" — \"{d}\"")).unwrap_or_default()
+                    reason
+                        .map(|r| format!(", {r}: {}", explain_reason(r)))
+                        .unwrap_or_default(),
+                    t.health
+                        .description
+                        .as_deref()
+                        .map(|d| format!(" — \"{d}\""))
+                        .unwrap_or_default()
                 ),
             }
         })
         .collect();
     if bad.len() > 12 {
-        evidence.push(Evidence::observation(format!("... and {} more", bad.len() - 12)));
+        evidence.push(Evidence::observation(format!(
+            "... and {} more",
+            bad.len() - 12
+        )));
     }
     evidence.extend(ctx.metric_evidence("UnHealthyHostCount", "Maximum", ""));
     let mut notes = Vec::new();
@@ -90,9 +134,20 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         notes.push("With no healthy target an ALB fails open and routes to all targets, so some requests may still succeed while most fail.".into());
     }
     let title = if only_draining {
-        format!("{} target(s) of {} are draining ({})", bad.len(), lb.name, list_some(&ids, 3))
+        format!(
+            "{} target(s) of {} are draining ({})",
+            bad.len(),
+            lb.name,
+            list_some(&ids, 3)
+        )
     } else {
-        format!("{} of {} targets of {} fail their health checks ({})", bad.len(), ctx.health.total, lb.name, list_some(&ids, 3))
+        format!(
+            "{} of {} targets of {} fail their health checks ({})",
+            bad.len(),
+            ctx.health.total,
+            lb.name,
+            list_some(&ids, 3)
+        )
     };
     let arn = bad.iter().find_map(|(g, _)| g.arn.as_deref());
     let mut commands = vec![fixes::describe_health(ctx, arn)];
@@ -149,29 +204,50 @@ mod tests {
 
     #[test]
     fn out_of_service_instances_are_reported_with_their_reasons() {
-        let out = run(check, "unhealthy-targets", &scenario_snapshot("unhealthy-targets"));
+        let out = run(
+            check,
+            "unhealthy-targets",
+            &scenario_snapshot("unhealthy-targets"),
+        );
         let f = &out.findings[0];
         assert_eq!(f.severity, Severity::High);
         assert!(f.title.starts_with("2 of 3 targets"));
-        assert!(f.fix.commands[0].command.contains("describe-instance-health"));
-        assert!(f.evidence.iter().any(|e| e.summary().contains("UnhealthyThreshold")));
+        assert!(f.fix.commands[0]
+            .command
+            .contains("describe-instance-health"));
+        assert!(f
+            .evidence
+            .iter()
+            .any(|e| e.summary().contains("UnhealthyThreshold")));
     }
 
     #[test]
     fn all_unhealthy_behind_a_blocked_path_is_critical_and_points_at_the_network() {
-        let out = run(check, "sg-node-missing-lb-rule", &scenario_snapshot("sg-node-missing-lb-rule"));
+        let out = run(
+            check,
+            "sg-node-missing-lb-rule",
+            &scenario_snapshot("sg-node-missing-lb-rule"),
+        );
         let f = &out.findings[0];
         assert_eq!(f.severity, Severity::Critical);
         assert!(f.fix.notes.iter().any(|n| n.contains("network findings")));
-        assert!(f.evidence.iter().any(|e| e.summary().contains("Target.Timeout: the health check timed out")));
+        assert!(f.evidence.iter().any(|e| e
+            .summary()
+            .contains("Target.Timeout: the health check timed out")));
     }
 
     #[test]
     fn draining_alone_is_low_and_stale_targets_are_left_to_their_rule() {
-        let out = run(check, "targets-refuse-connections", &scenario_snapshot("targets-refuse-connections"));
+        let out = run(
+            check,
+            "targets-refuse-connections",
+            &scenario_snapshot("targets-refuse-connections"),
+        );
         assert_eq!(out.findings[0].severity, Severity::Low);
         let out = run(check, "stale-pod-ip", &scenario_snapshot("stale-pod-ip"));
         assert!(out.findings.is_empty());
-        assert!(run(check, "no-known-cause", &healthy_alb()).findings.is_empty());
+        assert!(run(check, "no-known-cause", &healthy_alb())
+            .findings
+            .is_empty());
     }
 }

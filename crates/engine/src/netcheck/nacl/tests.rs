@@ -2,7 +2,14 @@ use proptest::prelude::*;
 
 use super::*;
 
-fn entry(rule_number: u16, egress: bool, protocol: &str, action: &str, cidr: &str, ports: Option<(u16, u16)>) -> NaclEntry {
+fn entry(
+    rule_number: u16,
+    egress: bool,
+    protocol: &str,
+    action: &str,
+    cidr: &str,
+    ports: Option<(u16, u16)>,
+) -> NaclEntry {
     let ipv6 = cidr.contains(':');
     NaclEntry {
         rule_number,
@@ -16,11 +23,18 @@ fn entry(rule_number: u16, egress: bool, protocol: &str, action: &str, cidr: &st
 }
 
 fn acl(entries: Vec<NaclEntry>) -> NetworkAcl {
-    NetworkAcl { id: "acl-test".into(), is_default: false, entries }
+    NetworkAcl {
+        id: "acl-test".into(),
+        is_default: false,
+        entries,
+    }
 }
 
 fn flows(cidr: &str, from: u16, to: u16) -> Vec<FlowBox> {
-    vec![FlowBox { addrs: AddrRange::parse(cidr).unwrap(), ports: PortRange { from, to } }]
+    vec![FlowBox {
+        addrs: AddrRange::parse(cidr).unwrap(),
+        ports: PortRange { from, to },
+    }]
 }
 
 #[test]
@@ -29,7 +43,12 @@ fn first_matching_entry_in_rule_order_decides_regardless_of_listing_order() {
         entry(200, true, "6", "allow", "10.0.0.0/16", Some((1024, 65535))),
         entry(100, true, "6", "deny", "10.0.0.0/24", Some((1024, 65535))),
     ]);
-    let outcome = evaluate(&acl, Direction::Egress, TCP, &flows("10.0.0.0/24", 1024, 65535));
+    let outcome = evaluate(
+        &acl,
+        Direction::Egress,
+        TCP,
+        &flows("10.0.0.0/24", 1024, 65535),
+    );
     assert!(!outcome.allowed());
     let drop = outcome.drops().next().unwrap();
     assert_eq!(drop.rule, NaclRuleRef::Entry { rule_number: 100 });
@@ -37,8 +56,20 @@ fn first_matching_entry_in_rule_order_decides_regardless_of_listing_order() {
 
 #[test]
 fn nothing_matching_is_the_implicit_deny_not_an_entry() {
-    let acl = acl(vec![entry(100, false, "6", "allow", "10.0.0.0/16", Some((443, 443)))]);
-    let outcome = evaluate(&acl, Direction::Ingress, TCP, &flows("10.0.1.0/24", 8080, 8080));
+    let acl = acl(vec![entry(
+        100,
+        false,
+        "6",
+        "allow",
+        "10.0.0.0/16",
+        Some((443, 443)),
+    )]);
+    let outcome = evaluate(
+        &acl,
+        Direction::Ingress,
+        TCP,
+        &flows("10.0.1.0/24", 8080, 8080),
+    );
     let drops: Vec<_> = outcome.drops().collect();
     assert_eq!(drops.len(), 1);
     assert_eq!(drops[0].rule, NaclRuleRef::ImplicitDeny);
@@ -48,18 +79,39 @@ fn nothing_matching_is_the_implicit_deny_not_an_entry() {
 fn listed_star_entry_32767_counts_as_implicit_deny() {
     let acl = acl(vec![entry(32767, false, "-1", "deny", "0.0.0.0/0", None)]);
     let outcome = evaluate(&acl, Direction::Ingress, TCP, &flows("10.0.1.0/24", 80, 80));
-    assert_eq!(outcome.drops().next().unwrap().rule, NaclRuleRef::ImplicitDeny);
+    assert_eq!(
+        outcome.drops().next().unwrap().rule,
+        NaclRuleRef::ImplicitDeny
+    );
 }
 
 #[test]
 fn partial_port_coverage_reports_the_uncovered_ports() {
     // The classic trap: only the Linux ephemeral range is allowed.
-    let acl = acl(vec![entry(100, true, "6", "allow", "0.0.0.0/0", Some((32768, 65535)))]);
-    let outcome = evaluate(&acl, Direction::Egress, TCP, &flows("10.0.0.0/24", 1024, 65535));
+    let acl = acl(vec![entry(
+        100,
+        true,
+        "6",
+        "allow",
+        "0.0.0.0/0",
+        Some((32768, 65535)),
+    )]);
+    let outcome = evaluate(
+        &acl,
+        Direction::Egress,
+        TCP,
+        &flows("10.0.0.0/24", 1024, 65535),
+    );
     assert!(!outcome.allowed());
     let drop = outcome.drops().next().unwrap();
     assert_eq!(drop.rule, NaclRuleRef::ImplicitDeny);
-    assert_eq!(drop.flows.ports, PortRange { from: 1024, to: 32767 });
+    assert_eq!(
+        drop.flows.ports,
+        PortRange {
+            from: 1024,
+            to: 32767
+        }
+    );
     assert_eq!(outcome.allowing_rules(), vec![100]);
 }
 
@@ -73,15 +125,43 @@ fn partial_address_coverage_reports_the_uncovered_block() {
 
 #[test]
 fn protocols_all_tcp_udp_and_numbers() {
-    let cases = [("-1", true), ("6", true), ("tcp", true), ("17", false), ("udp", false), ("1", false), ("50", false)];
+    let cases = [
+        ("-1", true),
+        ("6", true),
+        ("tcp", true),
+        ("17", false),
+        ("udp", false),
+        ("1", false),
+        ("50", false),
+    ];
     for (protocol, expected) in cases {
-        let acl = acl(vec![entry(100, false, protocol, "allow", "0.0.0.0/0", Some((80, 80)))]);
+        let acl = acl(vec![entry(
+            100,
+            false,
+            protocol,
+            "allow",
+            "0.0.0.0/0",
+            Some((80, 80)),
+        )]);
         let outcome = evaluate(&acl, Direction::Ingress, TCP, &flows("10.0.0.1/32", 80, 80));
         assert_eq!(outcome.allowed(), expected, "protocol {protocol}");
     }
     // All-protocol entries ignore their port range.
-    let acl = acl(vec![entry(100, false, "-1", "allow", "0.0.0.0/0", Some((1, 2)))]);
-    assert!(evaluate(&acl, Direction::Ingress, TCP, &flows("10.0.0.1/32", 8080, 8080)).allowed());
+    let acl = acl(vec![entry(
+        100,
+        false,
+        "-1",
+        "allow",
+        "0.0.0.0/0",
+        Some((1, 2)),
+    )]);
+    assert!(evaluate(
+        &acl,
+        Direction::Ingress,
+        TCP,
+        &flows("10.0.0.1/32", 8080, 8080)
+    )
+    .allowed());
 }
 
 #[test]
@@ -91,8 +171,16 @@ fn ipv4_entries_do_not_apply_to_ipv6_flows_and_back() {
         entry(110, false, "-1", "deny", "::/0", None),
     ]);
     assert!(evaluate(&acl, Direction::Ingress, TCP, &flows("10.0.0.0/24", 80, 80)).allowed());
-    let v6 = evaluate(&acl, Direction::Ingress, TCP, &flows("2001:db8:1::/64", 80, 80));
-    assert_eq!(v6.drops().next().unwrap().rule, NaclRuleRef::Entry { rule_number: 110 });
+    let v6 = evaluate(
+        &acl,
+        Direction::Ingress,
+        TCP,
+        &flows("2001:db8:1::/64", 80, 80),
+    );
+    assert_eq!(
+        v6.drops().next().unwrap().rule,
+        NaclRuleRef::Entry { rule_number: 110 }
+    );
 }
 
 #[test]
@@ -122,11 +210,29 @@ fn rule_number_goes_below_the_explicit_deny_or_in_a_conventional_slot() {
         entry(49, true, "6", "allow", "192.168.0.0/16", None),
         entry(100, true, "-1", "allow", "0.0.0.0/0", None),
     ]);
-    assert_eq!(rule_number_for_allow(&with_deny, Direction::Egress, TCP, &flows), Some(48));
-    let implicit_only = acl(vec![entry(100, true, "6", "allow", "0.0.0.0/0", Some((443, 443)))]);
-    assert_eq!(rule_number_for_allow(&implicit_only, Direction::Egress, TCP, &flows), Some(110));
-    let full_below = acl((1..=5).map(|n| entry(n, true, "6", "deny", "0.0.0.0/0", Some((1024, 65535)))).collect());
-    assert_eq!(rule_number_for_allow(&full_below, Direction::Egress, TCP, &flows), None);
+    assert_eq!(
+        rule_number_for_allow(&with_deny, Direction::Egress, TCP, &flows),
+        Some(48)
+    );
+    let implicit_only = acl(vec![entry(
+        100,
+        true,
+        "6",
+        "allow",
+        "0.0.0.0/0",
+        Some((443, 443)),
+    )]);
+    assert_eq!(
+        rule_number_for_allow(&implicit_only, Direction::Egress, TCP, &flows),
+        Some(110)
+    );
+    let full_below = acl((1..=5)
+        .map(|n| entry(n, true, "6", "deny", "0.0.0.0/0", Some((1024, 65535))))
+        .collect());
+    assert_eq!(
+        rule_number_for_allow(&full_below, Direction::Egress, TCP, &flows),
+        None
+    );
 }
 
 fn arb_entry() -> impl Strategy<Value = NaclEntry> {
@@ -140,15 +246,31 @@ fn arb_entry() -> impl Strategy<Value = NaclEntry> {
     )
         .prop_map(|(n, egress, protocol, action, (octet, prefix), (a, b))| {
             let cidr = format!("10.{octet}.0.0/{}", prefix.max(8));
-            let cidr = cidr.parse::<ipnet::IpNet>().map(|n| n.trunc().to_string()).unwrap_or(cidr);
-            entry(n, egress, protocol, action, &cidr, Some((a.min(b), a.max(b))))
+            let cidr = cidr
+                .parse::<ipnet::IpNet>()
+                .map(|n| n.trunc().to_string())
+                .unwrap_or(cidr);
+            entry(
+                n,
+                egress,
+                protocol,
+                action,
+                &cidr,
+                Some((a.min(b), a.max(b))),
+            )
         })
 }
 
 fn arb_flows() -> impl Strategy<Value = Vec<FlowBox>> {
     (0u8..4, 16u8..=32, 0u16..=65535, 0u16..=65535).prop_map(|(octet, prefix, a, b)| {
         let net: ipnet::IpNet = format!("10.{octet}.0.0/{prefix}").parse().unwrap();
-        vec![FlowBox { addrs: AddrRange::from_net(&net), ports: PortRange { from: a.min(b), to: a.max(b) } }]
+        vec![FlowBox {
+            addrs: AddrRange::from_net(&net),
+            ports: PortRange {
+                from: a.min(b),
+                to: a.max(b),
+            },
+        }]
     })
 }
 

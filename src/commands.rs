@@ -1,0 +1,230 @@
+//! The subcommands: each reads its inputs, calls the engine, and returns the exit code.
+
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context, Result};
+use elbmedic_engine::alarm::{self, Intake, IntakeError, LbRef};
+use elbmedic_engine::report::{Format, Report};
+use elbmedic_engine::scenarios;
+use elbmedic_engine::snapshot::{self, Snapshot};
+use serde_json::json;
+
+use crate::input::{display, read_bounded};
+use crate::output;
+
+/// Exit codes (**contract**).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Whatever the alarm's state and the findings.
+    Ok = 0,
+    /// Unreadable file, invalid JSON, not an alarm, snapshot of another load balancer.
+    BadInput = 2,
+    /// A valid alarm elbmedic does not handle.
+    Unsupported = 3,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        ExitCode::from(exit as u8)
+    }
+}
+
+/// A snapshot of a realistic fleet is a few MiB; anything far larger is the wrong file.
+const MAX_SNAPSHOT_BYTES: u64 = 64 * 1024 * 1024;
+
+pub fn demo(name: &str, list: bool, format: Format) -> Result<Exit> {
+    if list {
+        let lines: Vec<String> = scenarios::SCENARIOS
+            .iter()
+            .map(|s| {
+                format!(
+                    "{:<30} {}",
+                    s.name,
+                    scenarios::title(s.name).unwrap_or_default()
+                )
+            })
+            .collect();
+        output::print(&(lines.join("\n") + "\n"));
+        return Ok(Exit::Ok);
+    }
+    let scenario = scenarios::find(name).ok_or_else(|| {
+        let names: Vec<&str> = scenarios::SCENARIOS.iter().map(|s| s.name).collect();
+        anyhow!("no scenario {name:?}; choose one of: {}", names.join(", "))
+    })?;
+    let records = alarm::parse_input(scenario.event.as_bytes())
+        .map_err(|e| anyhow!("embedded scenario {name}: {e}"))?;
+    let world = snapshot::from_json(scenario.snapshot)
+        .map_err(|e| anyhow!("embedded scenario {name}: {e}"))?;
+    Ok(run_records(
+        records,
+        Some(&world),
+        "the embedded snapshot",
+        format,
+    ))
+}
+
+pub fn diagnose(event_path: &str, snapshot_path: Option<&str>, format: Format) -> Result<Exit> {
+    let records = read_event(event_path)?;
+    let needs_snapshot = records
+        .iter()
+        .any(|r| matches!(r, Ok(Intake::Diagnose { .. })));
+    let world = match (snapshot_path, needs_snapshot) {
+        (Some(path), _) => Some(read_snapshot(path)?),
+        (None, false) => None,
+        (None, true) => bail!(
+            "--snapshot FILE is required: this build diagnoses from a recorded snapshot (see events/scenarios/*/snapshot.json for the format)"
+        ),
+    };
+    Ok(run_records(
+        records,
+        world.as_ref(),
+        snapshot_path.unwrap_or("-"),
+        format,
+    ))
+}
+
+pub fn alarm(event_path: &str) -> Result<Exit> {
+    let records = read_event(event_path)?;
+    let mut exit = Exit::Ok;
+    let mut values = Vec::new();
+    for (index, record) in records.into_iter().enumerate() {
+        match record {
+            Err(error) => {
+                output::warn(&format!("error: record {}: {error}", index + 1));
+                exit = Exit::BadInput;
+            }
+            Ok(intake) => {
+                if matches!(intake, Intake::Unsupported { .. }) && exit == Exit::Ok {
+                    exit = Exit::Unsupported;
+                }
+                values.push(understood(&intake));
+            }
+        }
+    }
+    let value = if values.len() == 1 {
+        values.remove(0)
+    } else {
+        serde_json::Value::Array(values)
+    };
+    output::print(&(serde_json::to_string_pretty(&value)? + "\n"));
+    Ok(exit)
+}
+
+/// The `alarm` subcommand's view of one record (**contract** for the first six fields).
+fn understood(intake: &Intake) -> serde_json::Value {
+    let alarm = intake.alarm();
+    let metric = alarm.primary_metric();
+    let (outcome, reason) = match intake {
+        Intake::Diagnose { .. } => ("diagnose", None),
+        Intake::Recovered { .. } => ("recovered", None),
+        Intake::Skipped { reason, .. } => ("skipped", Some(reason.as_str())),
+        Intake::Unsupported { reason, .. } => ("unsupported", Some(reason.as_str())),
+    };
+    json!({
+        "alarm_name": alarm.alarm_name,
+        "state": alarm.state,
+        "region": alarm.region,
+        "metric": metric.map(|m| m.metric_name.as_str()),
+        "namespace": metric.map(|m| m.namespace.as_str()),
+        "load_balancer": intake.load_balancer(),
+        "outcome": outcome,
+        "reason": reason,
+        "expression": alarm.expression,
+    })
+}
+
+fn read_event(path: &str) -> Result<Vec<Result<Intake, IntakeError>>> {
+    let bytes = read_bounded(path, "event", alarm::MAX_INPUT_BYTES as u64)?;
+    alarm::parse_input(&bytes).map_err(|e| anyhow!("event {}: {e}", display(path)))
+}
+
+fn read_snapshot(path: &str) -> Result<Snapshot> {
+    let bytes = read_bounded(path, "snapshot", MAX_SNAPSHOT_BYTES)?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        anyhow!(
+            "snapshot {}: not UTF-8 text (bad byte at offset {})",
+            display(path),
+            e.valid_up_to()
+        )
+    })?;
+    snapshot::from_json(text).with_context(|| format!("snapshot {}", display(path)))
+}
+
+fn same_lb(lb: &LbRef, world: &Snapshot) -> bool {
+    lb.kind == world.load_balancer.kind && lb.id == world.load_balancer.id
+}
+
+/// Diagnoses every record, prints the reports, and returns the exit code: 2 if any record was
+/// bad input, else 3 if any was unsupported, else 0.
+fn run_records(
+    records: Vec<Result<Intake, IntakeError>>,
+    world: Option<&Snapshot>,
+    snapshot_name: &str,
+    format: Format,
+) -> Exit {
+    let mut exit = Exit::Ok;
+    let mut reports = Vec::new();
+    for (index, record) in records.into_iter().enumerate() {
+        let number = index + 1;
+        let report = match record {
+            Err(error) => {
+                output::warn(&format!("error: record {number}: {error}"));
+                exit = Exit::BadInput;
+                continue;
+            }
+            Ok(Intake::Diagnose {
+                alarm,
+                load_balancer,
+            }) => match world {
+                Some(world) if same_lb(&load_balancer, world) => {
+                    Report::diagnosed(&alarm, &load_balancer, world)
+                }
+                Some(world) => {
+                    output::warn(&format!(
+                        "error: record {number}: the alarm names load balancer {} but the snapshot {snapshot_name} is of {}; record a snapshot of the alarmed load balancer",
+                        load_balancer.id, world.load_balancer.id
+                    ));
+                    exit = Exit::BadInput;
+                    continue;
+                }
+                None => continue,
+            },
+            Ok(other) => {
+                if matches!(other, Intake::Unsupported { .. }) && exit == Exit::Ok {
+                    exit = Exit::Unsupported;
+                }
+                match Report::without_diagnosis(&other) {
+                    Some(report) => report,
+                    None => continue,
+                }
+            }
+        };
+        reports.push(report);
+    }
+    output::print(&render_all(&reports, format));
+    exit
+}
+
+fn render_all(reports: &[Report], format: Format) -> String {
+    match format {
+        Format::Json => {
+            let value = match reports {
+                [one] => serde_json::to_value(one),
+                many => serde_json::to_value(many),
+            };
+            value
+                .map(|v| serde_json::to_string_pretty(&v).unwrap_or_default() + "\n")
+                .unwrap_or_default()
+        }
+        Format::Text => reports
+            .iter()
+            .map(|r| r.render(Format::Text))
+            .collect::<Vec<_>>()
+            .join(&format!("\n{}\n\n", "=".repeat(100))),
+        Format::Markdown => reports
+            .iter()
+            .map(|r| r.render(Format::Markdown))
+            .collect::<Vec<_>>()
+            .join("\n---\n\n"),
+    }
+}

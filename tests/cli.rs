@@ -1,0 +1,278 @@
+//! The `elbmedic` binary as a user runs it: output, exit codes (0 ok, 2 bad input, 3
+//! unsupported), and one-line errors, never a panic.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_elbmedic"))
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin()
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run elbmedic")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn assert_no_panic(output: &Output) {
+    let err = stderr(output);
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "panic: {err}"
+    );
+}
+
+/// A scratch file under the target directory, unique per test.
+fn scratch(name: &str, contents: &[u8]) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+#[test]
+fn demo_prints_a_real_report() {
+    let output = run(&["demo"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.starts_with("CAUSE FOUND: NACL acl-0d4c3b2a1f0e98761 drops replies"),
+        "{text}"
+    );
+    assert!(text.contains("aws ec2 create-network-acl-entry"));
+    assert!(text.contains("FINDINGS (2)"));
+}
+
+#[test]
+fn demo_lists_and_runs_every_scenario_in_every_format() {
+    let list = stdout(&run(&["demo", "--list"]));
+    let names: Vec<&str> = list
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(names.len(), 12);
+    for name in &names {
+        let json = run(&["demo", "--scenario", name, "--format", "json"]);
+        assert_eq!(json.status.code(), Some(0));
+        let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        assert!(value["verdict"]["headline"].is_string());
+        let md = run(&["demo", "--scenario", name, "--format", "markdown"]);
+        assert!(stdout(&md).starts_with("# "));
+    }
+    let unknown = run(&["demo", "--scenario", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(stderr(&unknown).contains("choose one of: clb-idle-timeout"));
+}
+
+#[test]
+fn diagnose_replays_a_recorded_situation() {
+    let output = run(&[
+        "diagnose",
+        "--event",
+        "events/scenarios/alb-idle-timeout/event.json",
+        "--snapshot",
+        "events/scenarios/alb-idle-timeout/snapshot.json",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stdout(&output).starts_with("CAUSE FOUND: Requests run into the 60 s idle timeout"));
+}
+
+#[test]
+fn diagnose_reads_the_event_from_stdin() {
+    let mut child = bin()
+        .args([
+            "diagnose",
+            "--event",
+            "-",
+            "--snapshot",
+            "events/scenarios/stale-pod-ip/snapshot.json",
+            "--format",
+            "json",
+        ])
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let event = std::fs::read(root().join("events/scenarios/stale-pod-ip/event.json")).unwrap();
+    child.stdin.take().unwrap().write_all(&event).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(value["findings"][0]["code"], "stale-targets");
+}
+
+#[test]
+fn alarm_prints_what_was_understood() {
+    let output = run(&["alarm", "--event", "events/alarms/clb-no-alarm-arn.json"]);
+    assert_eq!(output.status.code(), Some(0));
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(value["alarm_name"], "orders-clb-HTTPCode_ELB_5XX");
+    assert_eq!(value["state"], "ALARM");
+    assert_eq!(value["region"], "eu-west-1");
+    assert_eq!(value["metric"], "HTTPCode_ELB_5XX");
+    assert_eq!(value["namespace"], "AWS/ELB");
+    assert_eq!(value["load_balancer"]["kind"], "classic");
+    assert_eq!(
+        value["load_balancer"]["name"],
+        "a3f1c2e4b5d6978812345678abcdef01"
+    );
+    assert_eq!(
+        value["load_balancer"]["id"],
+        "a3f1c2e4b5d6978812345678abcdef01"
+    );
+
+    let alb = run(&["alarm", "--event", "events/alarms/alb-metric-math.json"]);
+    let value: serde_json::Value = serde_json::from_slice(&alb.stdout).unwrap();
+    assert_eq!(
+        value["load_balancer"]["id"],
+        "app/k8s-shop-checkout-6f1e2d3c4b/50dc6c495c0c9188"
+    );
+    assert_eq!(value["metric"], "HTTPCode_ELB_5XX_Count");
+
+    let multi = run(&["alarm", "--event", "events/alarms/multi-record.json"]);
+    let value: serde_json::Value = serde_json::from_slice(&multi.stdout).unwrap();
+    assert_eq!(value.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn unsupported_alarms_exit_3_with_the_reason() {
+    for file in [
+        "unsupported-nlb",
+        "unsupported-ec2",
+        "unsupported-search",
+        "unsupported-two-lbs",
+    ] {
+        let path = format!("events/alarms/{file}.json");
+        let output = run(&["diagnose", "--event", &path]);
+        assert_eq!(output.status.code(), Some(3), "{file}: {}", stderr(&output));
+        assert!(stdout(&output).starts_with("UNSUPPORTED: "), "{file}");
+        assert_eq!(run(&["alarm", "--event", &path]).status.code(), Some(3));
+    }
+}
+
+#[test]
+fn ok_and_insufficient_data_exit_0_without_a_snapshot() {
+    let ok = run(&["diagnose", "--event", "events/alarms/alb-ok.json"]);
+    assert_eq!(ok.status.code(), Some(0));
+    assert!(stdout(&ok).starts_with("RECOVERED: "));
+    let skipped = run(&[
+        "diagnose",
+        "--event",
+        "events/alarms/alb-insufficient-data.json",
+    ]);
+    assert_eq!(skipped.status.code(), Some(0));
+    assert!(stdout(&skipped).starts_with("SKIPPED: "));
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line_naming_the_problem() {
+    let huge = scratch("huge.json", &vec![b' '; 5 * 1024 * 1024]);
+    let binary = scratch("binary.json", &[0xff, 0xfe, 0x00, 0x12, 0x80, 0x81]);
+    let broken = scratch("broken.json", b"{\n  \"Records\": [\n    {\"Sns\": \n");
+    let bad_snapshot = scratch("bad-snapshot.json", br#"{"schema_version": 99}"#);
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["--event".into(), "no/such/file.json".into()],
+            "cannot read the event file no/such/file.json",
+        ),
+        (vec!["--event".into(), "events".into()], "is a directory"),
+        (
+            vec!["--event".into(), huge.display().to_string()],
+            "larger than 4 MiB",
+        ),
+        (
+            vec!["--event".into(), binary.display().to_string()],
+            "not UTF-8",
+        ),
+        (
+            vec!["--event".into(), broken.display().to_string()],
+            "line 4, column 0",
+        ),
+        (
+            vec![
+                "--event".into(),
+                "events/alarms/malformed-not-json.json".into(),
+            ],
+            "invalid JSON at line 2",
+        ),
+        (
+            vec![
+                "--event".into(),
+                "events/alarms/malformed-message.json".into(),
+                "--snapshot".into(),
+                "events/scenarios/no-known-cause/snapshot.json".into(),
+            ],
+            "record 1: Sns.Message is not valid JSON",
+        ),
+        (
+            vec!["--event".into(), "events/alarms/alb-504-count.json".into()],
+            "--snapshot FILE is required",
+        ),
+        (
+            vec![
+                "--event".into(),
+                "events/alarms/alb-504-count.json".into(),
+                "--snapshot".into(),
+                bad_snapshot.display().to_string(),
+            ],
+            "schema_version 99 is not supported",
+        ),
+        (
+            vec![
+                "--event".into(),
+                "events/alarms/clb-http-5xx.json".into(),
+                "--snapshot".into(),
+                "events/scenarios/no-known-cause/snapshot.json".into(),
+            ],
+            "the alarm names load balancer a3f1c2e4b5d6978812345678abcdef01 but the snapshot",
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut all = vec!["diagnose".to_string()];
+        all.extend(args);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        let output = run(&refs);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{refs:?}: {}",
+            stderr(&output)
+        );
+        assert_no_panic(&output);
+        let err = stderr(&output);
+        assert!(
+            err.contains(expected),
+            "{refs:?}: {err:?} should contain {expected:?}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+    }
+}
+
+#[test]
+fn closed_stdout_does_not_panic() {
+    let mut child = bin()
+        .args(["demo", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert_no_panic(&output);
+}
