@@ -232,7 +232,8 @@ pub fn format_value(value: f64) -> String {
     }
 }
 
-fn cluster_name(snapshot: &Snapshot) -> Option<String> {
+/// The EKS cluster: from the snapshot, else from the controllers' tags on the load balancer.
+pub fn cluster_name(snapshot: &Snapshot) -> Option<String> {
     if let Some(eks) = &snapshot.eks {
         return Some(eks.name.clone());
     }

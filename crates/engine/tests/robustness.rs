@@ -45,11 +45,17 @@ fn hostile(pick: u64) -> Value {
 
 /// Replaces the leaf at a pseudo-random path chosen by `seed`.
 fn mutate(value: &mut Value, seed: &mut u64) {
-    *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let choice = *seed >> 33;
     match value {
         Value::Object(map) if !map.is_empty() => {
-            let key = map.keys().nth((choice % map.len() as u64) as usize).cloned().unwrap();
+            let key = map
+                .keys()
+                .nth((choice % map.len() as u64) as usize)
+                .cloned()
+                .unwrap();
             if choice % 7 == 0 {
                 map.remove(&key);
             } else {
@@ -67,8 +73,14 @@ fn mutate(value: &mut Value, seed: &mut u64) {
         }
         // Mostly keep the leaf's JSON type, so the mutant still deserializes and reaches the rules.
         leaf => {
-            let same_type = |v: &Value| std::mem::discriminant(v) == std::mem::discriminant(leaf) || v.is_number() && leaf.is_number();
-            *leaf = (0..27).map(|i| hostile(choice + i)).find(|v| choice % 6 == 0 || same_type(v)).unwrap_or(Value::Null);
+            let same_type = |v: &Value| {
+                std::mem::discriminant(v) == std::mem::discriminant(leaf)
+                    || v.is_number() && leaf.is_number()
+            };
+            *leaf = (0..27)
+                .map(|i| hostile(choice + i))
+                .find(|v| choice % 6 == 0 || same_type(v))
+                .unwrap_or(Value::Null);
         }
     }
 }
@@ -135,7 +147,10 @@ proptest! {
 fn most_mutants_reach_the_rules() {
     // Guards the fuzzer's strength: if mutants stopped deserializing, it would test nothing.
     let deserialized = std::sync::atomic::AtomicUsize::new(0);
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 200, ..ProptestConfig::default() });
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 200,
+        ..ProptestConfig::default()
+    });
     runner
         .run(&(0..SCENARIOS.len(), any::<u64>()), |(scenario, seed)| {
             let mut value: Value = serde_json::from_str(SCENARIOS[scenario].snapshot).unwrap();
@@ -148,5 +163,8 @@ fn most_mutants_reach_the_rules() {
         })
         .unwrap();
     let reached = deserialized.load(std::sync::atomic::Ordering::Relaxed);
-    assert!(reached >= 100, "only {reached} of 200 single mutants deserialized");
+    assert!(
+        reached >= 100,
+        "only {reached} of 200 single mutants deserialized"
+    );
 }

@@ -98,58 +98,172 @@ impl NaclOutcome {
     }
 }
 
-/// How one entry reads for a given protocol and address family.
-enum EntryMatch {
-    /// The entry applies to these flows (address block x port range).
-    Applies(FlowBox, bool),
-    /// Another protocol or family: the entry is not consulted for these flows.
-    NotApplicable,
-    /// Malformed: reported, then skipped.
-    Unreadable,
+/// One entry, parsed once: the evaluator runs hundreds of times per diagnosis.
+#[derive(Debug, Clone)]
+struct ParsedEntry {
+    rule_number: u16,
+    /// `None` when the entry is unreadable (unknown action, protocol or CIDR).
+    parsed: Option<Parsed>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Parsed {
+    allow: bool,
+    /// -1 for all protocols.
+    protocol: i16,
+    v4: Option<AddrRange>,
+    v6: Option<AddrRange>,
+    /// `None` means every port.
+    ports: Option<PortRange>,
+}
+
+/// A NACL's entries parsed and sorted by rule number, per direction.
+#[derive(Debug, Clone)]
+pub struct CompiledAcl {
+    ingress: Vec<ParsedEntry>,
+    egress: Vec<ParsedEntry>,
 }
 
 fn protocol_number(text: &str) -> Option<i16> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "-1" | "all" => Some(-1),
-        "tcp" => Some(6),
-        "udp" => Some(17),
-        "icmp" => Some(1),
-        "icmpv6" | "58" => Some(58),
-        other => other.parse().ok(),
+    let text = text.trim();
+    for (name, number) in [
+        ("-1", -1),
+        ("all", -1),
+        ("tcp", 6),
+        ("udp", 17),
+        ("icmp", 1),
+        ("icmpv6", 58),
+    ] {
+        if text.eq_ignore_ascii_case(name) {
+            return Some(number);
+        }
     }
+    text.parse().ok()
 }
 
-fn read_entry(entry: &NaclEntry, protocol: u8, family: Family) -> EntryMatch {
-    let allow = match entry.rule_action.trim().to_ascii_lowercase().as_str() {
-        "allow" => true,
-        "deny" => false,
-        _ => return EntryMatch::Unreadable,
-    };
-    let Some(entry_protocol) = protocol_number(&entry.protocol) else {
-        return EntryMatch::Unreadable;
-    };
-    let cidr = match family {
-        Family::Ipv4 => entry.cidr_block.as_deref(),
-        Family::Ipv6 => entry.ipv6_cidr_block.as_deref(),
-    };
-    let Some(cidr) = cidr else {
-        return EntryMatch::NotApplicable;
-    };
-    let Some(addrs) = AddrRange::parse(cidr).filter(|r| r.family == family) else {
-        return EntryMatch::Unreadable;
-    };
-    let ports = if entry_protocol == -1 {
-        PortRange::ALL
-    } else if entry_protocol == i16::from(protocol) {
-        match entry.port_range {
-            Some(range) if range.from > range.to => return EntryMatch::Unreadable,
-            Some(range) => range,
-            None => PortRange::ALL,
-        }
+fn parse_entry(entry: &NaclEntry) -> Option<Parsed> {
+    let action = entry.rule_action.trim();
+    let allow = if action.eq_ignore_ascii_case("allow") {
+        true
+    } else if action.eq_ignore_ascii_case("deny") {
+        false
     } else {
-        return EntryMatch::NotApplicable;
+        return None;
     };
-    EntryMatch::Applies(FlowBox { addrs, ports }, allow)
+    let cidr = |text: &Option<String>, family: Family| -> Result<Option<AddrRange>, ()> {
+        match text {
+            None => Ok(None),
+            Some(text) => AddrRange::parse(text)
+                .filter(|r| r.family == family)
+                .map(Some)
+                .ok_or(()),
+        }
+    };
+    let v4 = cidr(&entry.cidr_block, Family::Ipv4).ok()?;
+    let v6 = cidr(&entry.ipv6_cidr_block, Family::Ipv6).ok()?;
+    let ports = match entry.port_range {
+        Some(range) if range.from > range.to => return None,
+        other => other,
+    };
+    Some(Parsed {
+        allow,
+        protocol: protocol_number(&entry.protocol)?,
+        v4,
+        v6,
+        ports,
+    })
+}
+
+impl CompiledAcl {
+    pub fn new(acl: &NetworkAcl) -> Self {
+        let direction = |egress: bool| {
+            let mut entries: Vec<ParsedEntry> = acl
+                .entries
+                .iter()
+                .filter(|e| e.egress == egress)
+                .map(|e| ParsedEntry {
+                    rule_number: e.rule_number,
+                    parsed: parse_entry(e),
+                })
+                .collect();
+            entries.sort_by_key(|e| e.rule_number);
+            entries
+        };
+        Self {
+            ingress: direction(false),
+            egress: direction(true),
+        }
+    }
+
+    /// Evaluates `flows` (all of one family) against the `direction` entries.
+    pub fn evaluate(&self, direction: Direction, protocol: u8, flows: &[FlowBox]) -> NaclOutcome {
+        let entries = match direction {
+            Direction::Ingress => &self.ingress,
+            Direction::Egress => &self.egress,
+        };
+        let mut outcome = NaclOutcome::default();
+        let mut remaining: Vec<FlowBox> = flows.to_vec();
+        let Some(family) = remaining.first().map(|f| f.addrs.family) else {
+            return outcome;
+        };
+        for entry in entries {
+            if remaining.is_empty() {
+                break;
+            }
+            // The listed `*` entry is the implicit deny: handled after the loop.
+            if entry.rule_number >= IMPLICIT_DENY_RULE_NUMBER {
+                continue;
+            }
+            let Some(parsed) = entry.parsed else {
+                outcome.unreadable_entries.push(entry.rule_number);
+                continue;
+            };
+            let addrs = match family {
+                Family::Ipv4 => parsed.v4,
+                Family::Ipv6 => parsed.v6,
+            };
+            let Some(addrs) = addrs else { continue };
+            let ports = if parsed.protocol == -1 {
+                PortRange::ALL
+            } else if parsed.protocol == i16::from(protocol) {
+                parsed.ports.unwrap_or(PortRange::ALL)
+            } else {
+                continue;
+            };
+            let entry_box = FlowBox { addrs, ports };
+            // Most entries touch none of the flows: skip them without allocating.
+            if !remaining
+                .iter()
+                .any(|flow| flow.intersect(&entry_box).is_some())
+            {
+                continue;
+            }
+            let mut rest = Vec::with_capacity(remaining.len() + 2);
+            for flow in &remaining {
+                if let Some(part) = flow.intersect(&entry_box) {
+                    outcome.decisions.push(Decision {
+                        rule: NaclRuleRef::Entry {
+                            rule_number: entry.rule_number,
+                        },
+                        allow: parsed.allow,
+                        flows: part,
+                    });
+                    rest.extend(flow.minus(&entry_box));
+                } else {
+                    rest.push(*flow);
+                }
+            }
+            remaining = rest;
+        }
+        outcome
+            .decisions
+            .extend(remaining.into_iter().map(|flows| Decision {
+                rule: NaclRuleRef::ImplicitDeny,
+                allow: false,
+                flows,
+            }));
+        outcome
+    }
 }
 
 /// Evaluates `flows` (all of one family) against the `direction` entries of `acl`.
@@ -159,58 +273,7 @@ pub fn evaluate(
     protocol: u8,
     flows: &[FlowBox],
 ) -> NaclOutcome {
-    let mut entries: Vec<&NaclEntry> = acl
-        .entries
-        .iter()
-        .filter(|e| e.egress == direction.is_egress())
-        .collect();
-    entries.sort_by_key(|e| e.rule_number);
-    let mut outcome = NaclOutcome::default();
-    let mut remaining: Vec<FlowBox> = flows.to_vec();
-    for entry in entries {
-        if remaining.is_empty() {
-            break;
-        }
-        // The listed `*` entry is the implicit deny: handled after the loop.
-        if entry.rule_number >= IMPLICIT_DENY_RULE_NUMBER {
-            continue;
-        }
-        let Some(family) = remaining.first().map(|f| f.addrs.family) else {
-            break;
-        };
-        let (entry_box, allow) = match read_entry(entry, protocol, family) {
-            EntryMatch::Applies(entry_box, allow) => (entry_box, allow),
-            EntryMatch::NotApplicable => continue,
-            EntryMatch::Unreadable => {
-                outcome.unreadable_entries.push(entry.rule_number);
-                continue;
-            }
-        };
-        let mut rest = Vec::with_capacity(remaining.len());
-        for flow in &remaining {
-            if let Some(part) = flow.intersect(&entry_box) {
-                outcome.decisions.push(Decision {
-                    rule: NaclRuleRef::Entry {
-                        rule_number: entry.rule_number,
-                    },
-                    allow,
-                    flows: part,
-                });
-                rest.extend(flow.minus(&entry_box));
-            } else {
-                rest.push(*flow);
-            }
-        }
-        remaining = rest;
-    }
-    outcome
-        .decisions
-        .extend(remaining.into_iter().map(|flows| Decision {
-            rule: NaclRuleRef::ImplicitDeny,
-            allow: false,
-            flows,
-        }));
-    outcome
+    CompiledAcl::new(acl).evaluate(direction, protocol, flows)
 }
 
 /// A rule number for a new allow entry that must decide `flows` before anything drops them:

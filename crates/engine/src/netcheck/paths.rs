@@ -15,10 +15,10 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::addr::{merge_ranges, AddrRange, Family, FlowBox};
-use super::nacl::{self, Direction, NaclOutcome, TCP};
+use super::nacl::{CompiledAcl, Direction, NaclOutcome, TCP};
 use super::sg::{self, SgOutcome, SgPeer};
 use crate::alarm::LbKind;
-use crate::snapshot::{GapFact, HealthClass, PortRange, Snapshot, Subnet};
+use crate::snapshot::{GapFact, HealthClass, NetworkAcl, PortRange, Snapshot, Subnet};
 
 /// One of the four NACL crossings of a request and its reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -105,16 +105,24 @@ pub struct NaclCheck {
     /// The subnet whose NACL was evaluated (one of the two above).
     pub subnet_id: String,
     pub nacl_id: String,
-    /// The far side's addresses, as CIDRs.
-    pub peer_cidrs: Vec<String>,
+    /// The far side's addresses.
+    pub peer: Vec<AddrRange>,
     pub outcome: NaclOutcome,
-    /// Ids of the targets behind this check.
-    pub targets: Vec<String>,
+    /// Ids of the targets behind this check (shared, not copied, between checks).
+    pub targets: Vec<TargetId>,
 }
+
+/// A target's id, shared by every check it appears in.
+pub type TargetId = std::sync::Arc<str>;
 
 impl NaclCheck {
     pub fn direction(&self) -> Direction {
         self.leg.direction()
+    }
+
+    /// The far side's addresses as CIDRs, for display (computed on demand: it is costly).
+    pub fn peer_cidrs(&self) -> Vec<String> {
+        self.peer.iter().flat_map(AddrRange::to_cidrs).collect()
     }
 }
 
@@ -138,7 +146,7 @@ pub struct SgCheck {
     pub port: u16,
     pub purpose: Purpose,
     pub outcome: SgOutcome,
-    pub targets: Vec<String>,
+    pub targets: Vec<TargetId>,
 }
 
 /// Something the analysis needed and the snapshot does not hold.
@@ -160,9 +168,12 @@ pub struct NetworkAnalysis {
     pub subnet_pairs: usize,
 }
 
+/// Every NACL of the snapshot, parsed once, by id.
+type Acls<'a> = std::collections::HashMap<&'a str, (&'a NetworkAcl, CompiledAcl)>;
+
 /// A located target, ready to be grouped.
 struct Placed<'a> {
-    id: &'a str,
+    id: TargetId,
     addr: AddrRange,
     subnet: &'a Subnet,
     groups: Vec<String>,
@@ -255,6 +266,11 @@ pub fn analyse(snapshot: &Snapshot) -> NetworkAnalysis {
         }
     }
     analysis.subnet_pairs = replies.len();
+    let acls: Acls<'_> = snapshot
+        .network_acls
+        .iter()
+        .map(|acl| (acl.id.as_str(), (acl, CompiledAcl::new(acl))))
+        .collect();
 
     for ((index, _, port, family), (traffic, health, members)) in &forward {
         let purpose = match (traffic, health) {
@@ -266,6 +282,7 @@ pub fn analyse(snapshot: &Snapshot) -> NetworkAnalysis {
         for leg in [Leg::LbSubnetEgress, Leg::TargetSubnetIngress] {
             check_leg(
                 snapshot,
+                &acls,
                 &mut analysis,
                 side,
                 members,
@@ -281,6 +298,7 @@ pub fn analyse(snapshot: &Snapshot) -> NetworkAnalysis {
         for leg in [Leg::TargetSubnetReplyEgress, Leg::LbSubnetReplyIngress] {
             check_leg(
                 snapshot,
+                &acls,
                 &mut analysis,
                 side,
                 members,
@@ -360,7 +378,7 @@ fn place_targets<'a>(snapshot: &'a Snapshot, analysis: &mut NetworkAnalysis) -> 
         groups.sort();
         groups.dedup();
         placed.push(Placed {
-            id: &target.id,
+            id: TargetId::from(target.id.as_str()),
             addr,
             subnet,
             groups,
@@ -374,6 +392,7 @@ fn place_targets<'a>(snapshot: &'a Snapshot, analysis: &mut NetworkAnalysis) -> 
 #[allow(clippy::too_many_arguments)]
 fn check_leg(
     snapshot: &Snapshot,
+    acls: &Acls<'_>,
     analysis: &mut NetworkAnalysis,
     side: &LbSide<'_>,
     members: &[&Placed<'_>],
@@ -401,7 +420,7 @@ fn check_leg(
     } else {
         merge_ranges(side.addrs(snapshot, family))
     };
-    let Some(acl) = nacl_id.and_then(|id| snapshot.network_acl(id)) else {
+    let Some((acl, compiled)) = nacl_id.and_then(|id| acls.get(id)) else {
         analysis.unresolved.push(Unresolved {
             fact: GapFact::NetworkAcls,
             resource: nacl_id.map_or_else(|| format!("NACL of {}", subnet.id), str::to_string),
@@ -424,10 +443,8 @@ fn check_leg(
             ports,
         })
         .collect();
-    let outcome = nacl::evaluate(acl, leg.direction(), TCP, &flows);
-    let mut targets: Vec<String> = members.iter().map(|t| t.id.to_string()).collect();
-    targets.sort();
-    targets.dedup();
+    let outcome = compiled.evaluate(leg.direction(), TCP, &flows);
+    let targets = target_ids(members);
     analysis.nacl_checks.push(NaclCheck {
         leg,
         purpose,
@@ -436,10 +453,16 @@ fn check_leg(
         target_subnet: target_subnet.id.clone(),
         subnet_id: subnet.id.clone(),
         nacl_id: acl.id.clone(),
-        peer_cidrs: peer.iter().flat_map(AddrRange::to_cidrs).collect(),
+        peer,
         outcome,
         targets,
     });
+}
+
+/// The ids of a group of targets, in snapshot order. Each target is placed once per group
+/// key, so they are already distinct.
+fn target_ids(members: &[&Placed<'_>]) -> Vec<TargetId> {
+    members.iter().map(|t| t.id.clone()).collect()
 }
 
 fn check_security_groups(
@@ -467,9 +490,7 @@ fn check_security_groups(
             (false, true) => Purpose::HealthCheck,
             _ => Purpose::Traffic,
         };
-        let mut targets: Vec<String> = members.iter().map(|t| t.id.to_string()).collect();
-        targets.sort();
-        targets.dedup();
+        let targets = target_ids(&members);
         let lb_addrs: Vec<AddrRange> = lb_sides
             .iter()
             .flat_map(|s| s.addrs(snapshot, family))

@@ -145,7 +145,7 @@ impl Report {
         let diagnosis = diagnose(alarm, snapshot);
         let s = &snapshot.load_balancer;
         let owner = Owner::from_tags(snapshot);
-        let cluster = crate::context::Context::new(alarm, snapshot).cluster;
+        let cluster = crate::context::cluster_name(snapshot);
         Self {
             report_version: REPORT_VERSION,
             generator: generator(),

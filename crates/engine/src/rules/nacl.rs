@@ -58,9 +58,7 @@ fn run(ctx: &Context<'_>, replies: bool) -> RuleOutput {
                 .or_default();
             group.checks.push(check);
             group.dropped_ports.insert(drop.flows.ports);
-            group
-                .targets
-                .extend(check.targets.iter().map(String::as_str));
+            group.targets.extend(check.targets.iter().map(|t| &**t));
             group.subnets.insert(&check.subnet_id);
             group.far_subnets.insert(if check.leg.on_lb_subnet() {
                 &check.target_subnet

@@ -66,7 +66,7 @@ fn finding(ctx: &Context<'_>, side: SgSide, groups: &[String], checks: &[&SgChec
         .join(", ");
     let targets: BTreeSet<&str> = checks
         .iter()
-        .flat_map(|c| c.targets.iter().map(String::as_str))
+        .flat_map(|c| c.targets.iter().map(|t| &**t))
         .collect();
     let peer_groups = checks[0].peer_groups.clone();
     let severity = if targets.len() >= ctx.network.targets_checked {

@@ -61,7 +61,7 @@ fn explicit_deny_names_its_rule_and_only_the_denied_subnet() {
         assert_eq!(check.leg, Leg::LbSubnetReplyIngress);
         assert_eq!(rule, NaclRuleRef::Entry { rule_number: 90 });
         assert_eq!(check.target_subnet, "subnet-07c9d8e7f6a5b4303");
-        assert_eq!(check.targets, ["10.0.53.9"]);
+        assert_eq!(check.targets, [TargetId::from("10.0.53.9")]);
     }
 }
 
@@ -166,7 +166,7 @@ fn ipv6_targets_use_ipv6_cidrs_and_entries() {
     assert_eq!(target_side.len(), 18);
     assert!(target_side
         .iter()
-        .all(|(c, rule)| *rule == NaclRuleRef::ImplicitDeny && c.peer_cidrs[0].contains(':')));
+        .all(|(c, rule)| *rule == NaclRuleRef::ImplicitDeny && c.peer_cidrs()[0].contains(':')));
     for acl in &mut world.network_acls {
         for egress in [false, true] {
             acl.entries.push(NaclEntry {
@@ -224,5 +224,5 @@ fn known_node_addresses_narrow_the_lb_side() {
             c.leg == Leg::TargetSubnetIngress && c.lb_subnet == world.load_balancer.subnets[0]
         })
         .unwrap();
-    assert_eq!(check.peer_cidrs, ["10.0.0.37/32"]);
+    assert_eq!(check.peer_cidrs(), ["10.0.0.37/32"]);
 }
