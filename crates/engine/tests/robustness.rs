@@ -56,7 +56,7 @@ fn mutate(value: &mut Value, seed: &mut u64) {
                 .nth((choice % map.len() as u64) as usize)
                 .cloned()
                 .unwrap();
-            if choice % 7 == 0 {
+            if choice.is_multiple_of(7) {
                 map.remove(&key);
             } else {
                 mutate(map.get_mut(&key).unwrap(), seed);
@@ -64,7 +64,7 @@ fn mutate(value: &mut Value, seed: &mut u64) {
         }
         Value::Array(items) if !items.is_empty() => {
             let index = (choice % items.len() as u64) as usize;
-            if choice % 5 == 0 {
+            if choice.is_multiple_of(5) {
                 let copy = items[index].clone();
                 items.push(copy);
             } else {
@@ -79,7 +79,7 @@ fn mutate(value: &mut Value, seed: &mut u64) {
             };
             *leaf = (0..27)
                 .map(|i| hostile(choice + i))
-                .find(|v| choice % 6 == 0 || same_type(v))
+                .find(|v| choice.is_multiple_of(6) || same_type(v))
                 .unwrap_or(Value::Null);
         }
     }
