@@ -12,6 +12,7 @@ breaks it, so each fixture reads like the incident it stands for.
 import copy
 import json
 import os
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REGION, REGION_NAME, ACCOUNT = "eu-west-1", "EU (Ireland)", "111122223333"
@@ -449,6 +450,10 @@ def write(path, data):
 
 
 def main():
+    global HERE
+    # --out DIR writes elsewhere, so the test suite can check the committed files are current.
+    if len(sys.argv) == 3 and sys.argv[1] == "--out":
+        HERE = sys.argv[2]
     index = []
     for name, (title, message, world) in scenarios().items():
         write(os.path.join(HERE, "scenarios", name, "event.json"), sns_event(message))
