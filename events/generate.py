@@ -199,7 +199,7 @@ def clb_world(metrics, health=None):
         "dns_name": f"{CLB_NAME}-987654321.{REGION}.elb.amazonaws.com", "scheme": "internet-facing",
         "vpc_id": VPC, "subnets": [s[0] for s in LB_SUBNETS], "security_groups": [SG_CLB],
         "idle_timeout_seconds": 60, "cross_zone": True,
-        "listeners": [{"protocol": "TCP", "port": 80, "instance_port": 31380, "instance_protocol": "TCP"}],
+        "listeners": [{"protocol": "HTTP", "port": 80, "instance_port": 31380, "instance_protocol": "HTTP"}],
         "tags": {"kubernetes.io/service-name": "shop/orders", f"kubernetes.io/cluster/{CLUSTER}": "owned"},
     }
     world["target_groups"] = [{
