@@ -233,6 +233,27 @@ fn bench(c: &mut Criterion) {
             .render(Format::Text)
         })
     });
+    // Worst case for reporting: every target subnet's NACL drops the replies (implicit deny).
+    let mut blocked = world.clone();
+    for acl in blocked.network_acls.iter_mut().skip(LB_SUBNETS) {
+        acl.entries
+            .retain(|e| !(e.egress && e.protocol == "-1" && e.rule_action == "allow"));
+    }
+    let blocked_report = Report::diagnosed(&alarm, &load_balancer, &blocked);
+    assert_eq!(
+        blocked_report.findings[0].code.as_str(),
+        "nacl-blocks-ephemeral-ports"
+    );
+    group.bench_function("diagnose+render-text, every reply dropped", |b| {
+        b.iter(|| {
+            Report::diagnosed(
+                black_box(&alarm),
+                black_box(&load_balancer),
+                black_box(&blocked),
+            )
+            .render(Format::Text)
+        })
+    });
     let text = serde_json::to_string(&world).unwrap();
     group.bench_function("parse-snapshot-json", |b| {
         b.iter(|| elbmedic_engine::snapshot::from_json(black_box(&text)).unwrap())

@@ -483,28 +483,61 @@ pub enum SnapshotError {
     Version { found: u64 },
 }
 
-/// Reads a snapshot, checking the schema version first so the error says the right thing.
+/// Reads a snapshot. A version mismatch is reported as such, not as whatever field it broke.
 pub fn from_json(text: &str) -> Result<Snapshot, SnapshotError> {
     let invalid = |e: serde_json::Error| SnapshotError::Invalid {
         line: e.line(),
         column: e.column(),
         message: e.to_string(),
     };
-    let value: serde_json::Value = serde_json::from_str(text).map_err(invalid)?;
-    match value
-        .get("schema_version")
-        .and_then(serde_json::Value::as_u64)
-    {
-        Some(v) if v == u64::from(SCHEMA_VERSION) => {}
-        Some(found) => return Err(SnapshotError::Version { found }),
-        None => {
-            return Err(SnapshotError::Invalid {
+    let version_of = |text: &str| {
+        serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| v.get("schema_version").and_then(serde_json::Value::as_u64))
+    };
+    match serde_json::from_str::<Snapshot>(text) {
+        Ok(snapshot) if snapshot.schema_version == SCHEMA_VERSION => Ok(snapshot),
+        Ok(snapshot) => Err(SnapshotError::Version {
+            found: u64::from(snapshot.schema_version),
+        }),
+        // Parse errors of another version's snapshot are misleading: say it is the version.
+        Err(error) => match version_of(text) {
+            Some(found) if found != u64::from(SCHEMA_VERSION) => {
+                Err(SnapshotError::Version { found })
+            }
+            Some(_) => Err(invalid(error)),
+            None if error.is_syntax() || error.is_eof() => Err(invalid(error)),
+            None => Err(SnapshotError::Invalid {
                 line: 1,
                 column: 1,
                 message: "no numeric \"schema_version\"; is this an elbmedic snapshot?".into(),
-            })
-        }
+            }),
+        },
     }
-    // Re-parse from text (not from the Value) so errors carry line and column.
-    serde_json::from_str(text).map_err(invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_mismatch_and_bad_json_are_told_apart() {
+        let err = from_json(r#"{"schema_version": 7, "region": 1}"#).unwrap_err();
+        assert!(matches!(err, SnapshotError::Version { found: 7 }), "{err}");
+        let err = from_json("{\n  \"schema_version\": 1,\n  oops").unwrap_err();
+        assert!(
+            matches!(err, SnapshotError::Invalid { line: 3, .. }),
+            "{err}"
+        );
+        let err = from_json(r#"{"hello": 1}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("is this an elbmedic snapshot"),
+            "{err}"
+        );
+        let err = from_json(r#"{"schema_version": 1, "region": "x"}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("missing field `load_balancer`"),
+            "{err}"
+        );
+    }
 }
