@@ -84,6 +84,15 @@ pub enum Purpose {
 }
 
 impl Purpose {
+    /// The purpose of a port that carries traffic, health checks, or both.
+    pub fn of(traffic: bool, health_check: bool) -> Self {
+        match (traffic, health_check) {
+            (true, true) => Self::TrafficAndHealthCheck,
+            (false, true) => Self::HealthCheck,
+            _ => Self::Traffic,
+        }
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Self::Traffic => "traffic port",
@@ -273,11 +282,7 @@ pub fn analyse(snapshot: &Snapshot) -> NetworkAnalysis {
         .collect();
 
     for ((index, _, port, family), (traffic, health, members)) in &forward {
-        let purpose = match (traffic, health) {
-            (true, true) => Purpose::TrafficAndHealthCheck,
-            (false, true) => Purpose::HealthCheck,
-            _ => Purpose::Traffic,
-        };
+        let purpose = Purpose::of(*traffic, *health);
         let side = &lb_sides[*index];
         for leg in [Leg::LbSubnetEgress, Leg::TargetSubnetIngress] {
             check_leg(
@@ -485,11 +490,7 @@ fn check_security_groups(
         }
     }
     for ((target_groups, port, family), (traffic, health, members)) in groups {
-        let purpose = match (traffic, health) {
-            (true, true) => Purpose::TrafficAndHealthCheck,
-            (false, true) => Purpose::HealthCheck,
-            _ => Purpose::Traffic,
-        };
+        let purpose = Purpose::of(traffic, health);
         let targets = target_ids(&members);
         let lb_addrs: Vec<AddrRange> = lb_sides
             .iter()

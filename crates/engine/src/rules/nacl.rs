@@ -26,8 +26,12 @@ pub fn blocks_ephemeral_ports(ctx: &Context<'_>) -> RuleOutput {
 }
 
 /// Drops that share a NACL, a leg and the deciding entry.
-#[derive(Default)]
 struct Group<'a> {
+    nacl_id: &'a str,
+    leg: Leg,
+    rule: NaclRuleRef,
+    /// Replies on the ephemeral ports (else the target or health-check port).
+    replies: bool,
     checks: Vec<&'a NaclCheck>,
     dropped_ports: BTreeSet<PortRange>,
     targets: BTreeSet<&'a str>,
@@ -55,7 +59,18 @@ fn run(ctx: &Context<'_>, replies: bool) -> RuleOutput {
         for drop in check.outcome.drops() {
             let group = groups
                 .entry((check.nacl_id.as_str(), check.leg, drop.rule))
-                .or_default();
+                .or_insert_with(|| Group {
+                    nacl_id: &check.nacl_id,
+                    leg: check.leg,
+                    rule: drop.rule,
+                    replies,
+                    checks: Vec::new(),
+                    dropped_ports: BTreeSet::new(),
+                    targets: BTreeSet::new(),
+                    subnets: BTreeSet::new(),
+                    far_subnets: BTreeSet::new(),
+                    fix_ports: BTreeSet::new(),
+                });
             group.checks.push(check);
             group.dropped_ports.insert(drop.flows.ports);
             group.targets.extend(check.targets.iter().map(|t| &**t));
@@ -103,21 +118,13 @@ fn run(ctx: &Context<'_>, replies: bool) -> RuleOutput {
             ),
         )
     });
-    for ((nacl_id, leg, rule), group) in &groups {
-        out.findings
-            .push(finding(ctx, nacl_id, *leg, *rule, group, replies));
-    }
+    out.findings
+        .extend(groups.values().map(|group| finding(ctx, group)));
     out
 }
 
-fn finding(
-    ctx: &Context<'_>,
-    nacl_id: &str,
-    leg: Leg,
-    rule: NaclRuleRef,
-    group: &Group<'_>,
-    replies: bool,
-) -> Finding {
+fn finding(ctx: &Context<'_>, group: &Group<'_>) -> Finding {
+    let (nacl_id, leg, rule, replies) = (group.nacl_id, group.leg, group.rule, group.replies);
     let direction = leg.direction();
     let side = if leg.on_lb_subnet() {
         "load balancer subnets"
@@ -222,7 +229,7 @@ fn finding(
         title,
         explanation,
         evidence,
-        fix: fix(ctx, nacl_id, leg, rule, group, replies),
+        fix: fix(ctx, group),
         resources,
     }
 }
@@ -290,14 +297,8 @@ fn nacl_evidence(ctx: &Context<'_>, checks: &[&NaclCheck], rule: NaclRuleRef) ->
     })
 }
 
-fn fix(
-    ctx: &Context<'_>,
-    nacl_id: &str,
-    leg: Leg,
-    rule: NaclRuleRef,
-    group: &Group<'_>,
-    replies: bool,
-) -> Fix {
+fn fix(ctx: &Context<'_>, group: &Group<'_>) -> Fix {
+    let (nacl_id, leg, rule, replies) = (group.nacl_id, group.leg, group.rule, group.replies);
     let region = ctx.region();
     let direction = leg.direction();
     let fix_ports: Vec<PortRange> = if replies {
