@@ -87,11 +87,6 @@ pub struct LoadBalancer {
 }
 
 impl LoadBalancer {
-    /// The idle timeout in force: observed, or AWS's default when the attribute is unset.
-    pub fn idle_timeout(&self) -> Option<u32> {
-        self.idle_timeout_seconds
-    }
-
     pub fn cross_zone_enabled(&self) -> bool {
         match self.kind {
             LbKind::Application => true,
@@ -434,6 +429,48 @@ pub enum GapReason {
     Timeout,
     Unsupported,
     Error,
+}
+
+impl std::fmt::Display for GapFact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::LoadBalancer => "the load balancer",
+            Self::LbAttributes => "load balancer attributes",
+            Self::Listeners => "listeners",
+            Self::TargetGroups => "target groups",
+            Self::TargetHealth => "target health",
+            Self::TargetPlacement => "target placement",
+            Self::Subnets => "subnets",
+            Self::NetworkAcls => "network ACLs",
+            Self::SecurityGroups => "security groups",
+            Self::PrefixList => "prefix lists",
+            Self::Metrics => "metrics",
+            Self::EksCluster => "the EKS cluster",
+        })
+    }
+}
+
+impl std::fmt::Display for GapReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::AccessDenied => "access denied",
+            Self::Throttled => "throttled",
+            Self::NotFound => "not found",
+            Self::Timeout => "timed out",
+            Self::Unsupported => "not supported here",
+            Self::Error => "failed",
+        })
+    }
+}
+
+impl std::fmt::Display for Gap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.fact)?;
+        if let Some(resource) = &self.resource {
+            write!(f, " ({resource})")?;
+        }
+        write!(f, ": {}: {}", self.reason, self.detail)
+    }
 }
 
 impl Snapshot {

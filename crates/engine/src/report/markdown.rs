@@ -79,17 +79,7 @@ pub fn render_markdown(report: &Report) -> String {
     if !report.gaps.is_empty() {
         out.push_str("\n## Not observed\n\n");
         for gap in &report.gaps {
-            let _ = writeln!(
-                out,
-                "- {:?}{}: {:?}: {}",
-                gap.fact,
-                gap.resource
-                    .as_deref()
-                    .map(|r| format!(" (`{r}`)"))
-                    .unwrap_or_default(),
-                gap.reason,
-                escape(&gap.detail)
-            );
+            let _ = writeln!(out, "- {}", escape(&gap.to_string()));
         }
     }
     let _ = writeln!(out, "\n_{}_", report.generator);
@@ -109,7 +99,7 @@ fn render_finding(number: usize, finding: &Finding, out: &mut String) {
         finding.severity.as_str()
     );
     if let (Some(confidence), Some(reason)) = (finding.confidence, &finding.confidence_reason) {
-        let _ = writeln!(out, "**Confidence:** {confidence:?} — {reason}\n");
+        let _ = writeln!(out, "**Confidence:** {} — {reason}\n", confidence.as_str());
     }
     let _ = writeln!(out, "{}\n", finding.explanation);
     if !finding.evidence.is_empty() {

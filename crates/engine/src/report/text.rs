@@ -47,12 +47,7 @@ pub fn render_text(report: &Report) -> String {
     if !report.gaps.is_empty() {
         out.push_str("\nNOT OBSERVED\n");
         for gap in &report.gaps {
-            let on = gap
-                .resource
-                .as_deref()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default();
-            let line = format!("{:?}{on}: {:?}: {}", gap.fact, gap.reason, gap.detail);
+            let line = gap.to_string();
             out.push_str(&bullet(&line, "  "));
         }
     }
@@ -143,9 +138,7 @@ fn render_finding(number: usize, finding: &Finding, out: &mut String) {
     if let Some(confidence) = finding.confidence {
         let reason = finding.confidence_reason.as_deref().unwrap_or_default();
         out.push_str(&wrap(
-            &format!("Confidence: {confidence:?}. {reason}")
-                .replace("Confirmed.", "confirmed.")
-                .replace("Likely.", "likely."),
+            &format!("Confidence: {}. {reason}", confidence.as_str()),
             WIDTH,
             "   ",
         ));

@@ -28,17 +28,6 @@ fn consequence(fact: GapFact) -> (&'static str, &'static str, Severity) {
     }
 }
 
-fn reason_text(reason: GapReason) -> &'static str {
-    match reason {
-        GapReason::AccessDenied => "access denied",
-        GapReason::Throttled => "throttled",
-        GapReason::NotFound => "not found",
-        GapReason::Timeout => "timed out",
-        GapReason::Unsupported => "not supported here",
-        GapReason::Error => "failed",
-    }
-}
-
 pub fn check(ctx: &Context<'_>) -> RuleOutput {
     // fact -> (evidence, resources, reasons)
     type Collected = (Vec<Evidence>, Vec<String>, Vec<GapReason>);
@@ -52,9 +41,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             .unwrap_or_default();
         entry.0.push(Evidence::observation(format!(
             "{}{on}: {}: {}",
-            label(gap.fact),
-            reason_text(gap.reason),
-            gap.detail
+            gap.fact, gap.reason, gap.detail
         )));
         entry.1.extend(gap.resource.clone());
         entry.2.push(gap.reason);
@@ -105,12 +92,12 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             confidence_reason: None,
             title: format!(
                 "Could not check {}: {}",
-                label(fact),
+                fact,
                 if resources.is_empty() {
-                    reasons
-                        .first()
-                        .map_or("missing from the snapshot", |r| reason_text(*r))
-                        .to_string()
+                    reasons.first().map_or_else(
+                        || "missing from the snapshot".to_string(),
+                        ToString::to_string,
+                    )
                 } else {
                     list_some(&resources, 3)
                 }
@@ -131,23 +118,6 @@ fn side(check: &crate::netcheck::SgCheck) -> &'static str {
     match check.side {
         crate::netcheck::SgSide::TargetIngress => "target ingress",
         crate::netcheck::SgSide::LbEgress => "load balancer egress",
-    }
-}
-
-pub fn label(fact: GapFact) -> &'static str {
-    match fact {
-        GapFact::LoadBalancer => "the load balancer",
-        GapFact::LbAttributes => "load balancer attributes",
-        GapFact::Listeners => "listeners",
-        GapFact::TargetGroups => "target groups",
-        GapFact::TargetHealth => "target health",
-        GapFact::TargetPlacement => "target placement",
-        GapFact::Subnets => "subnets",
-        GapFact::NetworkAcls => "network ACLs",
-        GapFact::SecurityGroups => "security groups",
-        GapFact::PrefixList => "prefix lists",
-        GapFact::Metrics => "metrics",
-        GapFact::EksCluster => "the EKS cluster",
     }
 }
 
