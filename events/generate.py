@@ -425,6 +425,10 @@ def plain_alarms():
         "alb-504-count": sns_event(alb_alarm("HTTPCode_ELB_504_Count")),
         "alb-504-target-group-az": sns_event(alb_tg),
         "alb-target-connection-errors": sns_event(alb_alarm("TargetConnectionErrorCount")),
+        "alb-503-count": sns_event(alb_alarm("HTTPCode_ELB_503_Count")),
+        "alb-unhealthy-host-count": sns_event(alarm_message(
+            "checkout-tg-unhealthy-hosts", "UnHealthyHostCount", "AWS/ApplicationELB", alb_dims(with_tg=True),
+            statistic="MAXIMUM", threshold=0.0)),
         "alb-target-response-time": sns_event(alb_alarm("TargetResponseTime", statistic="MAXIMUM", threshold=50.0)),
         "alb-metric-math": sns_event(math),
         "alb-ok": sns_event(alb_alarm("HTTPCode_ELB_5XX_Count", state="OK", old_state="ALARM",

@@ -142,10 +142,11 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         )
     } else {
         format!(
-            "{} of {} targets of {} fail their health checks ({})",
+            "{} of {} targets of {} {} their health checks ({})",
             bad.len(),
             ctx.health.total,
             lb.name,
+            if bad.len() == 1 { "fails" } else { "fail" },
             list_some(&ids, 3)
         )
     };
