@@ -138,8 +138,12 @@ pub struct TargetGroup {
 pub struct HealthCheck {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
-    /// `traffic-port` or a number, as the API gives it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `traffic-port` or a number, as the API gives it (a JSON number is accepted too).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_text"
+    )]
     pub port: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
@@ -276,7 +280,9 @@ pub struct NaclEntry {
     /// 1-32766; 32767 is the `*` entry that AWS lists as the implicit deny.
     pub rule_number: u16,
     pub egress: bool,
-    /// `-1` (all), `6` (TCP), `17` (UDP), another protocol number; names are tolerated.
+    /// `-1` (all), `6` (TCP), `17` (UDP), another protocol number; names and JSON numbers
+    /// are tolerated.
+    #[serde(deserialize_with = "text")]
     pub protocol: String,
     /// `allow` or `deny`.
     pub rule_action: String,
@@ -338,6 +344,7 @@ pub struct SecurityGroup {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SgRule {
     /// `-1`, `tcp`, `udp`, `icmp`, or a number.
+    #[serde(deserialize_with = "text")]
     pub ip_protocol: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_port: Option<i32>,
@@ -507,6 +514,30 @@ impl Snapshot {
     }
 }
 
+/// A string field that hand-written snapshots sometimes give as a number (`"protocol": 6`).
+fn text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::String(s) => Ok(s),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a string or number, found {other}"
+        ))),
+    }
+}
+
+fn optional_text<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::String(s) => Ok(Some(s)),
+        serde_json::Value::Number(n) => Ok(Some(n.to_string())),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a string or number, found {other}"
+        ))),
+    }
+}
+
 /// Why a snapshot could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -556,6 +587,28 @@ pub fn from_json(text: &str) -> Result<Snapshot, SnapshotError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_accepted_where_the_api_uses_strings() {
+        let world = from_json(
+            r#"{"schema_version": 1, "region": "eu-west-1",
+                "load_balancer": {"kind": "classic", "name": "x", "id": "x", "vpc_id": "vpc-1", "subnets": []},
+                "target_groups": [{"name": "x", "target_type": "instance", "health_check": {"port": 8080}, "targets": []}],
+                "network_acls": [{"id": "acl-1", "entries": [{"rule_number": 100, "egress": true, "protocol": 6, "rule_action": "allow", "cidr_block": "0.0.0.0/0"}]}],
+                "security_groups": [{"id": "sg-1", "ingress": [{"ip_protocol": -1}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(world.network_acls[0].entries[0].protocol, "6");
+        assert_eq!(world.security_groups[0].ingress[0].ip_protocol, "-1");
+        assert_eq!(
+            world.target_groups[0]
+                .health_check
+                .as_ref()
+                .unwrap()
+                .port_for(80),
+            8080
+        );
+    }
 
     #[test]
     fn version_mismatch_and_bad_json_are_told_apart() {
