@@ -4,6 +4,7 @@
 //! `checked[]`, `gaps[]`.
 
 mod markdown;
+pub mod sns;
 mod text;
 mod wrap;
 

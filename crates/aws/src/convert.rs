@@ -1,0 +1,291 @@
+//! SDK shapes to snapshot shapes. Pure functions over SDK output types, one per resource kind.
+
+use std::collections::BTreeMap;
+
+use elbmedic_engine::snapshot::{
+    HealthCheck, Interface, NaclEntry, NetworkAcl, PortRange, SecurityGroup, SgRule, Subnet,
+    TargetHealth,
+};
+
+pub fn port(value: Option<i32>) -> Option<u16> {
+    value.and_then(|v| u16::try_from(v).ok())
+}
+
+pub fn subnet(s: &aws_sdk_ec2::types::Subnet) -> Option<Subnet> {
+    Some(Subnet {
+        id: s.subnet_id()?.to_string(),
+        availability_zone: s.availability_zone().map(str::to_string),
+        cidr_ipv4: s.cidr_block().map(str::to_string),
+        cidr_ipv6: s
+            .ipv6_cidr_block_association_set()
+            .iter()
+            .filter_map(|a| a.ipv6_cidr_block().map(str::to_string))
+            .collect(),
+        network_acl_id: None,
+        tags: s
+            .tags()
+            .iter()
+            .filter_map(|t| {
+                Some((
+                    t.key()?.to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect(),
+    })
+}
+
+pub fn network_acl(acl: &aws_sdk_ec2::types::NetworkAcl) -> Option<NetworkAcl> {
+    Some(NetworkAcl {
+        id: acl.network_acl_id()?.to_string(),
+        is_default: acl.is_default().unwrap_or(false),
+        entries: acl
+            .entries()
+            .iter()
+            .filter_map(|e| {
+                Some(NaclEntry {
+                    rule_number: u16::try_from(e.rule_number()?).ok()?,
+                    egress: e.egress().unwrap_or(false),
+                    protocol: e.protocol().unwrap_or("-1").to_string(),
+                    rule_action: e
+                        .rule_action()
+                        .map(|a| a.as_str().to_string())
+                        .unwrap_or_default(),
+                    cidr_block: e.cidr_block().map(str::to_string),
+                    ipv6_cidr_block: e.ipv6_cidr_block().map(str::to_string),
+                    port_range: e.port_range().and_then(|r| {
+                        Some(PortRange {
+                            from: port(r.from())?,
+                            to: port(r.to())?,
+                        })
+                    }),
+                })
+            })
+            .collect(),
+    })
+}
+
+/// Subnet id -> NACL id, from the NACLs' associations.
+pub fn nacl_associations(acls: &[aws_sdk_ec2::types::NetworkAcl]) -> BTreeMap<String, String> {
+    acls.iter()
+        .flat_map(|acl| {
+            let id = acl.network_acl_id().unwrap_or_default().to_string();
+            acl.associations()
+                .iter()
+                .filter_map(move |a| Some((a.subnet_id()?.to_string(), id.clone())))
+        })
+        .collect()
+}
+
+fn sg_rule(p: &aws_sdk_ec2::types::IpPermission) -> SgRule {
+    SgRule {
+        ip_protocol: p.ip_protocol().unwrap_or("-1").to_string(),
+        from_port: p.from_port(),
+        to_port: p.to_port(),
+        ipv4_ranges: p
+            .ip_ranges()
+            .iter()
+            .filter_map(|r| r.cidr_ip().map(str::to_string))
+            .collect(),
+        ipv6_ranges: p
+            .ipv6_ranges()
+            .iter()
+            .filter_map(|r| r.cidr_ipv6().map(str::to_string))
+            .collect(),
+        prefix_list_ids: p
+            .prefix_list_ids()
+            .iter()
+            .filter_map(|r| r.prefix_list_id().map(str::to_string))
+            .collect(),
+        security_groups: p
+            .user_id_group_pairs()
+            .iter()
+            .filter_map(|g| g.group_id().map(str::to_string))
+            .collect(),
+        description: None,
+    }
+}
+
+pub fn security_group(g: &aws_sdk_ec2::types::SecurityGroup) -> Option<SecurityGroup> {
+    Some(SecurityGroup {
+        id: g.group_id()?.to_string(),
+        name: g.group_name().unwrap_or_default().to_string(),
+        vpc_id: g.vpc_id().map(str::to_string),
+        tags: g
+            .tags()
+            .iter()
+            .filter_map(|t| {
+                Some((
+                    t.key()?.to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect(),
+        ingress: g.ip_permissions().iter().map(sg_rule).collect(),
+        egress: g.ip_permissions_egress().iter().map(sg_rule).collect(),
+    })
+}
+
+/// Every address an ENI holds (primary and secondary), with the interface they map to.
+pub fn interface_addresses(eni: &aws_sdk_ec2::types::NetworkInterface) -> Vec<(String, Interface)> {
+    let base = |ip: &str| Interface {
+        private_ip: ip.to_string(),
+        subnet_id: eni.subnet_id().unwrap_or_default().to_string(),
+        eni_id: eni.network_interface_id().map(str::to_string),
+        instance_id: eni
+            .attachment()
+            .and_then(|a| a.instance_id())
+            .map(str::to_string),
+        security_groups: eni
+            .groups()
+            .iter()
+            .filter_map(|g| g.group_id().map(str::to_string))
+            .collect(),
+        via_prefix: false,
+    };
+    let mut out: Vec<(String, Interface)> = eni
+        .private_ip_addresses()
+        .iter()
+        .filter_map(|a| a.private_ip_address())
+        .chain(eni.private_ip_address())
+        .map(|ip| (ip.to_string(), base(ip)))
+        .collect();
+    out.extend(
+        eni.ipv6_addresses()
+            .iter()
+            .filter_map(|a| a.ipv6_address())
+            .map(|ip| (ip.to_string(), base(ip))),
+    );
+    out
+}
+
+/// Delegated IPv4 prefixes of an ENI (prefix delegation), with a template interface.
+pub fn interface_prefixes(eni: &aws_sdk_ec2::types::NetworkInterface) -> Vec<(String, Interface)> {
+    eni.ipv4_prefixes()
+        .iter()
+        .filter_map(|p| p.ipv4_prefix())
+        .map(|prefix| {
+            (
+                prefix.to_string(),
+                Interface {
+                    private_ip: String::new(),
+                    subnet_id: eni.subnet_id().unwrap_or_default().to_string(),
+                    eni_id: eni.network_interface_id().map(str::to_string),
+                    instance_id: eni
+                        .attachment()
+                        .and_then(|a| a.instance_id())
+                        .map(str::to_string),
+                    security_groups: eni
+                        .groups()
+                        .iter()
+                        .filter_map(|g| g.group_id().map(str::to_string))
+                        .collect(),
+                    via_prefix: true,
+                },
+            )
+        })
+        .collect()
+}
+
+/// An instance's primary interface: its address, subnet and the SGs of device 0.
+pub fn instance_interface(i: &aws_sdk_ec2::types::Instance) -> Option<Interface> {
+    let primary = i
+        .network_interfaces()
+        .iter()
+        .find(|n| n.attachment().and_then(|a| a.device_index()) == Some(0));
+    let groups: Vec<String> = match primary {
+        Some(eni) if !eni.groups().is_empty() => eni
+            .groups()
+            .iter()
+            .filter_map(|g| g.group_id().map(str::to_string))
+            .collect(),
+        _ => i
+            .security_groups()
+            .iter()
+            .filter_map(|g| g.group_id().map(str::to_string))
+            .collect(),
+    };
+    Some(Interface {
+        private_ip: i.private_ip_address()?.to_string(),
+        subnet_id: i.subnet_id()?.to_string(),
+        eni_id: primary
+            .and_then(|n| n.network_interface_id())
+            .map(str::to_string),
+        instance_id: i.instance_id().map(str::to_string),
+        security_groups: groups,
+        via_prefix: false,
+    })
+}
+
+/// A Classic LB health check target (`HTTP:8080/healthz`, `TCP:31380`).
+pub fn classic_health_check(h: &aws_sdk_elasticloadbalancing::types::HealthCheck) -> HealthCheck {
+    let target = h.target();
+    let (protocol, rest) = target.split_once(':').unwrap_or((target, ""));
+    let (port, path) = match rest.split_once('/') {
+        Some((port, path)) => (port, Some(format!("/{path}"))),
+        None => (rest, None),
+    };
+    HealthCheck {
+        protocol: Some(protocol.to_string()).filter(|p| !p.is_empty()),
+        port: Some(port.to_string()).filter(|p| !p.is_empty()),
+        path,
+        timeout_seconds: u32::try_from(h.timeout()).ok(),
+        interval_seconds: u32::try_from(h.interval()).ok(),
+    }
+}
+
+pub fn alb_health(h: Option<&aws_sdk_elasticloadbalancingv2::types::TargetHealth>) -> TargetHealth {
+    TargetHealth {
+        state: h
+            .and_then(|h| h.state())
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|| "unknown".into()),
+        reason: h.and_then(|h| h.reason()).map(|r| r.as_str().to_string()),
+        description: h.and_then(|h| h.description()).map(str::to_string),
+    }
+}
+
+pub fn classic_health(s: &aws_sdk_elasticloadbalancing::types::InstanceState) -> TargetHealth {
+    TargetHealth {
+        state: s.state().unwrap_or("unknown").to_string(),
+        reason: s
+            .reason_code()
+            .filter(|r| !r.is_empty() && *r != "N/A")
+            .map(str::to_string),
+        description: s
+            .description()
+            .filter(|d| !d.is_empty() && *d != "N/A")
+            .map(str::to_string),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_health_check_targets_are_split() {
+        let h = aws_sdk_elasticloadbalancing::types::HealthCheck::builder()
+            .target("HTTP:32001/healthz/ready")
+            .interval(10)
+            .timeout(5)
+            .healthy_threshold(2)
+            .unhealthy_threshold(6)
+            .build()
+            .unwrap();
+        let hc = classic_health_check(&h);
+        assert_eq!(hc.protocol.as_deref(), Some("HTTP"));
+        assert_eq!(hc.port.as_deref(), Some("32001"));
+        assert_eq!(hc.path.as_deref(), Some("/healthz/ready"));
+        let tcp = aws_sdk_elasticloadbalancing::types::HealthCheck::builder()
+            .target("TCP:31380")
+            .interval(10)
+            .timeout(5)
+            .healthy_threshold(2)
+            .unhealthy_threshold(6)
+            .build()
+            .unwrap();
+        assert_eq!(classic_health_check(&tcp).port.as_deref(), Some("31380"));
+        assert_eq!(classic_health_check(&tcp).path, None);
+    }
+}

@@ -1,0 +1,114 @@
+//! Turning SDK errors into gaps: denied, throttled, not found, timed out, or failed. The detail
+//! keeps AWS's own code and message (never credentials: the SDK does not put them in errors).
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use elbmedic_engine::snapshot::{Gap, GapFact, GapReason};
+
+/// Why a call failed, as a gap reason and a one-line detail.
+pub fn classify<E, R>(error: &SdkError<E, R>) -> (GapReason, String)
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if let SdkError::TimeoutError(_) = error {
+        return (GapReason::Timeout, "the call timed out".into());
+    }
+    let code = error.code().unwrap_or_default();
+    let reason = reason_of_code(code);
+    let detail = match (error.code(), error.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_string(),
+        _ => DisplayErrorContext(error).to_string(),
+    };
+    (reason, one_line(&detail))
+}
+
+/// AWS error codes by family, across the services elbmedic calls.
+pub fn reason_of_code(code: &str) -> GapReason {
+    match code {
+        "AccessDenied"
+        | "AccessDeniedException"
+        | "UnauthorizedOperation"
+        | "AuthFailure"
+        | "UnrecognizedClientException"
+        | "InvalidClientTokenId"
+        | "ExpiredToken"
+        | "ExpiredTokenException" => GapReason::AccessDenied,
+        "Throttling"
+        | "ThrottlingException"
+        | "RequestLimitExceeded"
+        | "TooManyRequestsException"
+        | "RequestThrottled"
+        | "RequestThrottledException"
+        | "SlowDown" => GapReason::Throttled,
+        c if c.contains("NotFound")
+            || c.starts_with("InvalidGroup.NotFound")
+            || c.contains(".NotFound") =>
+        {
+            GapReason::NotFound
+        }
+        _ => GapReason::Error,
+    }
+}
+
+fn one_line(text: &str) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > 400 {
+        flat.chars().take(400).collect::<String>() + "..."
+    } else {
+        flat
+    }
+}
+
+/// A gap for a failed call.
+pub fn gap<E, R>(fact: GapFact, resource: Option<&str>, error: &SdkError<E, R>) -> Gap
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let (reason, detail) = classify(error);
+    Gap {
+        fact,
+        resource: resource.map(str::to_string),
+        reason,
+        detail,
+    }
+}
+
+/// A gap for a call that did not finish before the gather's deadline.
+pub fn deadline_gap(fact: GapFact, resource: Option<&str>) -> Gap {
+    Gap {
+        fact,
+        resource: resource.map(str::to_string),
+        reason: GapReason::Timeout,
+        detail: "not finished before the gather's deadline".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_reasons() {
+        assert_eq!(
+            reason_of_code("UnauthorizedOperation"),
+            GapReason::AccessDenied
+        );
+        assert_eq!(reason_of_code("AccessDenied"), GapReason::AccessDenied);
+        assert_eq!(reason_of_code("Throttling"), GapReason::Throttled);
+        assert_eq!(reason_of_code("RequestLimitExceeded"), GapReason::Throttled);
+        assert_eq!(reason_of_code("LoadBalancerNotFound"), GapReason::NotFound);
+        assert_eq!(
+            reason_of_code("InvalidSubnetID.NotFound"),
+            GapReason::NotFound
+        );
+        assert_eq!(
+            reason_of_code("ResourceNotFoundException"),
+            GapReason::NotFound
+        );
+        assert_eq!(reason_of_code("InternalError"), GapReason::Error);
+    }
+}

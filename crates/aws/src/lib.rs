@@ -1,0 +1,18 @@
+//! elbmedic's AWS shell: the only crate that names AWS SDK types. It gathers a
+//! [`Snapshot`](elbmedic_engine::snapshot::Snapshot) of one load balancer and publishes
+//! reports. Every failed call becomes a gap in the snapshot, never a panic or an abort: the
+//! engine then says what could not be checked.
+//!
+//! Not for: deciding anything. That is the engine's job.
+
+pub mod clients;
+pub mod gather;
+pub mod publish;
+pub mod recorder;
+
+mod convert;
+mod errors;
+
+pub use clients::Clients;
+pub use gather::{gather, GatherOptions};
+pub use recorder::{CallLog, Recorder};
