@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use elbmedic_engine::alarm::{self, Intake, IntakeError, LbRef};
 use elbmedic_engine::report::{Format, Report};
 use elbmedic_engine::scenarios;
@@ -10,7 +10,7 @@ use elbmedic_engine::snapshot::{self, Snapshot};
 use serde_json::json;
 
 use crate::input::{display, read_bounded};
-use crate::output;
+use crate::{live, output};
 
 /// Exit codes (**contract**).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,32 +55,45 @@ pub fn demo(name: &str, list: bool, format: Format) -> Result<Exit> {
         .map_err(|e| anyhow!("embedded scenario {name}: {e}"))?;
     let world = snapshot::from_json(scenario.snapshot)
         .map_err(|e| anyhow!("embedded scenario {name}: {e}"))?;
-    Ok(run_records(
-        records,
-        Some(&world),
-        "the embedded snapshot",
-        format,
-    ))
+    Ok(run_records(records, &Source::Snapshot { world, name: "(embedded)".into() }, format, None))
 }
 
-pub fn diagnose(event_path: &str, snapshot_path: Option<&str>, format: Format) -> Result<Exit> {
+pub fn diagnose(event_path: &str, snapshot_path: Option<&str>, format: Format, publish: Option<&str>) -> Result<Exit> {
     let records = read_event(event_path)?;
-    let needs_snapshot = records
-        .iter()
-        .any(|r| matches!(r, Ok(Intake::Diagnose { .. })));
-    let world = match (snapshot_path, needs_snapshot) {
-        (Some(path), _) => Some(read_snapshot(path)?),
-        (None, false) => None,
-        (None, true) => bail!(
-            "--snapshot FILE is required: this build diagnoses from a recorded snapshot (see events/scenarios/*/snapshot.json for the format)"
-        ),
+    let source = match snapshot_path {
+        Some(path) => Source::Snapshot { world: read_snapshot(path)?, name: path.to_string() },
+        None => Source::Live,
     };
-    Ok(run_records(
-        records,
-        world.as_ref(),
-        snapshot_path.unwrap_or("-"),
-        format,
-    ))
+    Ok(run_records(records, &source, format, publish))
+}
+
+/// Gathers the snapshot of each alarmed load balancer from AWS and prints it as JSON.
+pub fn snapshot(event_path: &str) -> Result<Exit> {
+    let records = read_event(event_path)?;
+    let runtime = live::runtime()?;
+    let mut exit = Exit::Ok;
+    let mut worlds = Vec::new();
+    for (index, record) in records.into_iter().enumerate() {
+        match record {
+            Err(error) => {
+                output::warn(&format!("error: record {}: {error}", index + 1));
+                exit = Exit::BadInput;
+            }
+            Ok(Intake::Diagnose { alarm, load_balancer }) => {
+                let world = runtime.block_on(live::snapshot(&alarm, &load_balancer));
+                worlds.push(serde_json::to_value(world)?);
+            }
+            Ok(other) => {
+                if matches!(other, Intake::Unsupported { .. }) && exit == Exit::Ok {
+                    exit = Exit::Unsupported;
+                }
+                output::warn(&format!("record {}: {} is not diagnosed ({:?}), so nothing was gathered", index + 1, other.alarm().alarm_name, other.alarm().state));
+            }
+        }
+    }
+    let value = if worlds.len() == 1 { worlds.remove(0) } else { serde_json::Value::Array(worlds) };
+    output::print(&(serde_json::to_string_pretty(&value)? + "\n"));
+    Ok(exit)
 }
 
 pub fn alarm(event_path: &str) -> Result<Exit> {
@@ -154,54 +167,80 @@ fn same_lb(lb: &LbRef, world: &Snapshot) -> bool {
     lb.kind == world.load_balancer.kind && lb.id == world.load_balancer.id
 }
 
-/// Diagnoses every record, prints the reports, and returns the exit code: 2 if any record was
-/// bad input, else 3 if any was unsupported, else 0.
-fn run_records(
-    records: Vec<Result<Intake, IntakeError>>,
-    world: Option<&Snapshot>,
-    snapshot_name: &str,
-    format: Format,
-) -> Exit {
+/// Where the facts about the load balancer come from.
+enum Source {
+    Snapshot { world: Snapshot, name: String },
+    Live,
+}
+
+/// Diagnoses every record, prints the reports, publishes them if asked, and returns the exit
+/// code: 2 if any record was bad input (or a publish failed), else 3 if any was unsupported,
+/// else 0.
+fn run_records(records: Vec<Result<Intake, IntakeError>>, source: &Source, format: Format, publish: Option<&str>) -> Exit {
     let mut exit = Exit::Ok;
-    let mut reports = Vec::new();
+    let mut reports: Vec<(Intake, Report)> = Vec::new();
+    let runtime = match (source, publish) {
+        (Source::Live, _) | (_, Some(_)) => match live::runtime() {
+            Ok(runtime) => Some(runtime),
+            Err(error) => {
+                output::error(&error);
+                return Exit::BadInput;
+            }
+        },
+        _ => None,
+    };
     for (index, record) in records.into_iter().enumerate() {
         let number = index + 1;
-        let report = match record {
+        let intake = match record {
             Err(error) => {
                 output::warn(&format!("error: record {number}: {error}"));
                 exit = Exit::BadInput;
                 continue;
             }
-            Ok(Intake::Diagnose {
-                alarm,
-                load_balancer,
-            }) => match world {
-                Some(world) if same_lb(&load_balancer, world) => {
-                    Report::diagnosed(&alarm, &load_balancer, world)
-                }
-                Some(world) => {
+            Ok(intake) => intake,
+        };
+        if matches!(intake, Intake::Unsupported { .. }) && exit == Exit::Ok {
+            exit = Exit::Unsupported;
+        }
+        let report = match (&intake, source) {
+            (Intake::Diagnose { alarm, load_balancer }, Source::Snapshot { world, name }) => {
+                if !same_lb(load_balancer, world) {
                     output::warn(&format!(
-                        "error: record {number}: the alarm names load balancer {} but the snapshot {snapshot_name} is of {}; record a snapshot of the alarmed load balancer",
+                        "error: record {number}: the alarm names load balancer {} but the snapshot {name} is of {}; record a snapshot of the alarmed load balancer",
                         load_balancer.id, world.load_balancer.id
                     ));
                     exit = Exit::BadInput;
                     continue;
                 }
+                Report::diagnosed(alarm, load_balancer, world)
+            }
+            (Intake::Diagnose { .. }, Source::Live) => match &runtime {
+                Some(runtime) => runtime.block_on(live::report(&intake)),
                 None => continue,
             },
-            Ok(other) => {
-                if matches!(other, Intake::Unsupported { .. }) && exit == Exit::Ok {
-                    exit = Exit::Unsupported;
-                }
-                match Report::without_diagnosis(&other) {
-                    Some(report) => report,
-                    None => continue,
+            (other, _) => match Report::without_diagnosis(other) {
+                Some(report) => report,
+                None => continue,
+            },
+        };
+        reports.push((intake, report));
+    }
+    let rendered: Vec<Report> = reports.iter().map(|(_, r)| r.clone()).collect();
+    output::print(&render_all(&rendered, format));
+    if let (Some(topic), Some(runtime)) = (publish, &runtime) {
+        for (intake, report) in &reports {
+            if !elbmedic_aws::pipeline::worth_publishing(intake) {
+                continue;
+            }
+            match runtime.block_on(live::publish(topic, &intake.alarm().region, report)) {
+                Ok(message_id) => output::warn(&format!("published to {topic} (message {message_id})")),
+                Err(error) => {
+                    output::error(&error);
+                    exit = Exit::BadInput;
                 }
             }
-        };
-        reports.push(report);
+        }
     }
-    output::print(&render_all(&reports, format));
     exit
 }
 

@@ -4,6 +4,7 @@
 
 mod commands;
 mod input;
+mod live;
 mod output;
 
 use std::process::ExitCode;
@@ -34,16 +35,25 @@ enum Command {
         #[arg(long, value_enum, default_value_t = FormatArg::Text)]
         format: FormatArg,
     },
-    /// Diagnose an alarm event against a recorded snapshot of its load balancer.
+    /// Diagnose an alarm event: live from AWS, or replayed against a recorded snapshot.
     Diagnose {
         /// SNS event or CloudWatch alarm JSON (`-` for standard input).
         #[arg(long, value_name = "FILE")]
         event: String,
-        /// Snapshot JSON recorded by `elbmedic snapshot` or written by hand.
+        /// Replay against this snapshot (from `elbmedic snapshot`) instead of gathering from AWS.
         #[arg(long, value_name = "FILE")]
         snapshot: Option<String>,
         #[arg(long, value_enum, default_value_t = FormatArg::Text)]
         format: FormatArg,
+        /// Also publish each report to this SNS topic, as the diagnose function does.
+        #[arg(long, value_name = "TOPIC_ARN")]
+        publish: Option<String>,
+    },
+    /// Gather the snapshot of the alarmed load balancer from AWS and print it as JSON.
+    Snapshot {
+        /// SNS event or CloudWatch alarm JSON (`-` for standard input).
+        #[arg(long, value_name = "FILE")]
+        event: String,
     },
     /// Print what was understood from an alarm event, as JSON.
     Alarm {
@@ -78,11 +88,10 @@ fn main() -> ExitCode {
             list,
             format,
         } => commands::demo(&scenario, list, format.into()),
-        Command::Diagnose {
-            event,
-            snapshot,
-            format,
-        } => commands::diagnose(&event, snapshot.as_deref(), format.into()),
+        Command::Diagnose { event, snapshot, format, publish } => {
+            commands::diagnose(&event, snapshot.as_deref(), format.into(), publish.as_deref())
+        }
+        Command::Snapshot { event } => commands::snapshot(&event),
         Command::Alarm { event } => commands::alarm(&event),
     };
     match outcome {

@@ -221,10 +221,6 @@ fn bad_input_exits_2_with_one_line_naming_the_problem() {
             "record 1: Sns.Message is not valid JSON",
         ),
         (
-            vec!["--event".into(), "events/alarms/alb-504-count.json".into()],
-            "--snapshot FILE is required",
-        ),
-        (
             vec![
                 "--event".into(),
                 "events/alarms/alb-504-count.json".into(),

@@ -15,6 +15,15 @@ where
     if let SdkError::TimeoutError(_) = error {
         return (GapReason::Timeout, "the call timed out".into());
     }
+    if let SdkError::DispatchFailure(_) = error {
+        let full = DisplayErrorContext(error).to_string();
+        if full.contains("credentials") {
+            return (
+                GapReason::AccessDenied,
+                "no AWS credentials could be loaded: set a profile (AWS_PROFILE), environment variables, or run with a role".into(),
+            );
+        }
+    }
     let code = error.code().unwrap_or_default();
     let reason = reason_of_code(code);
     let detail = match (error.code(), error.message()) {

@@ -7,6 +7,7 @@
 
 pub mod clients;
 pub mod gather;
+pub mod pipeline;
 pub mod publish;
 pub mod recorder;
 

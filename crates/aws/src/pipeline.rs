@@ -1,0 +1,45 @@
+//! One alarm record from intake to published report: the path the `diagnose` function and the
+//! CLI share, so they cannot drift apart.
+
+use elbmedic_engine::alarm::{Alarm, Intake, LbRef};
+use elbmedic_engine::report::Report;
+use elbmedic_engine::snapshot::Snapshot;
+
+use crate::clients::{CallLimits, Clients};
+use crate::gather::{gather, GatherOptions};
+
+/// Gathers the snapshot of the alarm's load balancer, with the window the alarm evaluated.
+pub async fn snapshot_for(clients: &Clients, alarm: &Alarm, lb: &LbRef, now: i64) -> Snapshot {
+    let mut options = GatherOptions::new(now, alarm.state_change_epoch, alarm.period_seconds, alarm.evaluation_periods);
+    options.account_id = alarm.account_id.clone();
+    gather(clients, lb, &options).await
+}
+
+/// The report for one record: gathered and diagnosed for ALARM, a short notice otherwise.
+/// Clients are loaded for the alarm's region on first use.
+pub async fn report_for(intake: &Intake, clients: Option<&Clients>, now: i64) -> (Report, Option<Snapshot>) {
+    match intake {
+        Intake::Diagnose { alarm, load_balancer } => {
+            let loaded;
+            let clients = match clients {
+                Some(clients) if clients.region == alarm.region => clients,
+                _ => {
+                    loaded = Clients::load(&alarm.region, CallLimits::default()).await;
+                    &loaded
+                }
+            };
+            let world = snapshot_for(clients, alarm, load_balancer, now).await;
+            (Report::diagnosed(alarm, load_balancer, &world), Some(world))
+        }
+        other => match Report::without_diagnosis(other) {
+            Some(report) => (report, None),
+            None => unreachable!("only Diagnose needs a snapshot"),
+        },
+    }
+}
+
+/// Whether a record's report goes to the on-call topic: INSUFFICIENT_DATA is acknowledged
+/// and not published; everything else is.
+pub fn worth_publishing(intake: &Intake) -> bool {
+    !matches!(intake, Intake::Skipped { .. })
+}
