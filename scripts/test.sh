@@ -16,6 +16,21 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 step "toolchain: $(cargo --version)"
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 
+# The Python side of the tests (a moto server), in a virtualenv kept outside the clone and
+# rebuilt whenever scripts/requirements-test.txt changes.
+step "test virtualenv (moto)"
+venv="${ELBMEDIC_VENV:-$HOME/.cache/elbmedic-venv}"
+stamp="$venv/.requirements.sha256"
+want=$(sha256sum scripts/requirements-test.txt | cut -d' ' -f1)
+if [ ! -x "$venv/bin/moto_server" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+  echo "$want" > "$stamp"
+fi
+"$venv/bin/python" -c 'import moto; print("moto", moto.__version__)'
+export ELBMEDIC_MOTO_SERVER="$venv/bin/moto_server"
+
 step "fixtures: events/ matches events/generate.py"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT

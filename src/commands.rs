@@ -55,13 +55,29 @@ pub fn demo(name: &str, list: bool, format: Format) -> Result<Exit> {
         .map_err(|e| anyhow!("embedded scenario {name}: {e}"))?;
     let world = snapshot::from_json(scenario.snapshot)
         .map_err(|e| anyhow!("embedded scenario {name}: {e}"))?;
-    Ok(run_records(records, &Source::Snapshot { world, name: "(embedded)".into() }, format, None))
+    Ok(run_records(
+        records,
+        &Source::Snapshot {
+            world: Box::new(world),
+            name: "(embedded)".into(),
+        },
+        format,
+        None,
+    ))
 }
 
-pub fn diagnose(event_path: &str, snapshot_path: Option<&str>, format: Format, publish: Option<&str>) -> Result<Exit> {
+pub fn diagnose(
+    event_path: &str,
+    snapshot_path: Option<&str>,
+    format: Format,
+    publish: Option<&str>,
+) -> Result<Exit> {
     let records = read_event(event_path)?;
     let source = match snapshot_path {
-        Some(path) => Source::Snapshot { world: read_snapshot(path)?, name: path.to_string() },
+        Some(path) => Source::Snapshot {
+            world: Box::new(read_snapshot(path)?),
+            name: path.to_string(),
+        },
         None => Source::Live,
     };
     Ok(run_records(records, &source, format, publish))
@@ -79,7 +95,10 @@ pub fn snapshot(event_path: &str) -> Result<Exit> {
                 output::warn(&format!("error: record {}: {error}", index + 1));
                 exit = Exit::BadInput;
             }
-            Ok(Intake::Diagnose { alarm, load_balancer }) => {
+            Ok(Intake::Diagnose {
+                alarm,
+                load_balancer,
+            }) => {
                 let world = runtime.block_on(live::snapshot(&alarm, &load_balancer));
                 worlds.push(serde_json::to_value(world)?);
             }
@@ -87,11 +106,20 @@ pub fn snapshot(event_path: &str) -> Result<Exit> {
                 if matches!(other, Intake::Unsupported { .. }) && exit == Exit::Ok {
                     exit = Exit::Unsupported;
                 }
-                output::warn(&format!("record {}: {} is not diagnosed ({:?}), so nothing was gathered", index + 1, other.alarm().alarm_name, other.alarm().state));
+                output::warn(&format!(
+                    "record {}: {} is not diagnosed ({:?}), so nothing was gathered",
+                    index + 1,
+                    other.alarm().alarm_name,
+                    other.alarm().state
+                ));
             }
         }
     }
-    let value = if worlds.len() == 1 { worlds.remove(0) } else { serde_json::Value::Array(worlds) };
+    let value = if worlds.len() == 1 {
+        worlds.remove(0)
+    } else {
+        serde_json::Value::Array(worlds)
+    };
     output::print(&(serde_json::to_string_pretty(&value)? + "\n"));
     Ok(exit)
 }
@@ -169,14 +197,19 @@ fn same_lb(lb: &LbRef, world: &Snapshot) -> bool {
 
 /// Where the facts about the load balancer come from.
 enum Source {
-    Snapshot { world: Snapshot, name: String },
+    Snapshot { world: Box<Snapshot>, name: String },
     Live,
 }
 
 /// Diagnoses every record, prints the reports, publishes them if asked, and returns the exit
 /// code: 2 if any record was bad input (or a publish failed), else 3 if any was unsupported,
 /// else 0.
-fn run_records(records: Vec<Result<Intake, IntakeError>>, source: &Source, format: Format, publish: Option<&str>) -> Exit {
+fn run_records(
+    records: Vec<Result<Intake, IntakeError>>,
+    source: &Source,
+    format: Format,
+    publish: Option<&str>,
+) -> Exit {
     let mut exit = Exit::Ok;
     let mut reports: Vec<(Intake, Report)> = Vec::new();
     let runtime = match (source, publish) {
@@ -203,7 +236,13 @@ fn run_records(records: Vec<Result<Intake, IntakeError>>, source: &Source, forma
             exit = Exit::Unsupported;
         }
         let report = match (&intake, source) {
-            (Intake::Diagnose { alarm, load_balancer }, Source::Snapshot { world, name }) => {
+            (
+                Intake::Diagnose {
+                    alarm,
+                    load_balancer,
+                },
+                Source::Snapshot { world, name },
+            ) => {
                 if !same_lb(load_balancer, world) {
                     output::warn(&format!(
                         "error: record {number}: the alarm names load balancer {} but the snapshot {name} is of {}; record a snapshot of the alarmed load balancer",
@@ -233,7 +272,9 @@ fn run_records(records: Vec<Result<Intake, IntakeError>>, source: &Source, forma
                 continue;
             }
             match runtime.block_on(live::publish(topic, &intake.alarm().region, report)) {
-                Ok(message_id) => output::warn(&format!("published to {topic} (message {message_id})")),
+                Ok(message_id) => {
+                    output::warn(&format!("published to {topic} (message {message_id})"))
+                }
                 Err(error) => {
                     output::error(&error);
                     exit = Exit::BadInput;

@@ -88,9 +88,17 @@ fn main() -> ExitCode {
             list,
             format,
         } => commands::demo(&scenario, list, format.into()),
-        Command::Diagnose { event, snapshot, format, publish } => {
-            commands::diagnose(&event, snapshot.as_deref(), format.into(), publish.as_deref())
-        }
+        Command::Diagnose {
+            event,
+            snapshot,
+            format,
+            publish,
+        } => commands::diagnose(
+            &event,
+            snapshot.as_deref(),
+            format.into(),
+            publish.as_deref(),
+        ),
         Command::Snapshot { event } => commands::snapshot(&event),
         Command::Alarm { event } => commands::alarm(&event),
     };

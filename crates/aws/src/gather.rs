@@ -969,7 +969,7 @@ fn apply_ip_interfaces(
 
 /// With prefix delegation a pod IP sits inside an `Ipv4Prefixes` entry of its node's ENI, not
 /// as an address. For IPs found on no ENI, list the ENIs of the subnets that contain them and
-/// look inside their prefixes; what is still not found is stale.
+/// look at their addresses and inside their prefixes; what is still not found is stale.
 async fn prefix_delegation_fallback(clients: &Clients, world: &mut Snapshot, deadline: Instant) {
     let missing: Vec<(String, AddrRange)> = world
         .target_groups
@@ -1024,10 +1024,17 @@ async fn prefix_delegation_fallback(clients: &Clients, world: &mut Snapshot, dea
         }
         Some(Ok(pages)) => pages,
     };
-    let prefixes: Vec<(AddrRange, Interface)> = pages
+    // Both secondary addresses (some filter implementations match only primary ones) and
+    // delegated prefixes.
+    let enis: Vec<&aws_sdk_ec2::types::NetworkInterface> =
+        pages.iter().flat_map(|p| p.network_interfaces()).collect();
+    let addresses: BTreeMap<String, Interface> = enis
         .iter()
-        .flat_map(|p| p.network_interfaces())
-        .flat_map(convert::interface_prefixes)
+        .flat_map(|eni| convert::interface_addresses(eni))
+        .collect();
+    let prefixes: Vec<(AddrRange, Interface)> = enis
+        .iter()
+        .flat_map(|eni| convert::interface_prefixes(eni))
         .filter_map(|(prefix, interface)| AddrRange::parse(&prefix).map(|r| (r, interface)))
         .collect();
     for target in world
@@ -1036,6 +1043,10 @@ async fn prefix_delegation_fallback(clients: &Clients, world: &mut Snapshot, dea
         .flat_map(|g| g.targets.iter_mut())
     {
         if target.placement != Placement::NoInterface {
+            continue;
+        }
+        if let Some(interface) = addresses.get(&target.id) {
+            target.placement = Placement::Interface(interface.clone());
             continue;
         }
         let Some(addr) = AddrRange::parse(&target.id) else {

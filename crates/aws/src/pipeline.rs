@@ -10,16 +10,28 @@ use crate::gather::{gather, GatherOptions};
 
 /// Gathers the snapshot of the alarm's load balancer, with the window the alarm evaluated.
 pub async fn snapshot_for(clients: &Clients, alarm: &Alarm, lb: &LbRef, now: i64) -> Snapshot {
-    let mut options = GatherOptions::new(now, alarm.state_change_epoch, alarm.period_seconds, alarm.evaluation_periods);
+    let mut options = GatherOptions::new(
+        now,
+        alarm.state_change_epoch,
+        alarm.period_seconds,
+        alarm.evaluation_periods,
+    );
     options.account_id = alarm.account_id.clone();
     gather(clients, lb, &options).await
 }
 
 /// The report for one record: gathered and diagnosed for ALARM, a short notice otherwise.
 /// Clients are loaded for the alarm's region on first use.
-pub async fn report_for(intake: &Intake, clients: Option<&Clients>, now: i64) -> (Report, Option<Snapshot>) {
+pub async fn report_for(
+    intake: &Intake,
+    clients: Option<&Clients>,
+    now: i64,
+) -> (Report, Option<Snapshot>) {
     match intake {
-        Intake::Diagnose { alarm, load_balancer } => {
+        Intake::Diagnose {
+            alarm,
+            load_balancer,
+        } => {
             let loaded;
             let clients = match clients {
                 Some(clients) if clients.region == alarm.region => clients,

@@ -1,0 +1,590 @@
+//! End to end against a real moto server: scenarios built through the SDK, the real
+//! `elbmedic` binary gathering live (`AWS_ENDPOINT_URL`), diagnosing, and publishing to SNS;
+//! the report read back from an SQS queue subscribed to the report topic.
+
+mod support;
+
+use elbmedic_aws::clients::Clients;
+use elbmedic_engine::alarm::{parse_input, Intake};
+use support::moto::Moto;
+use support::*;
+
+const ALB: &str = "k8s-shop-checkout-6f1e2d3c4b";
+const CLB: &str = "a3f1c2e4b5d6978812345678abcdef01";
+const PODS: [&str; 2] = ["10.0.18.41", "10.0.37.152"];
+
+/// Runs `elbmedic diagnose --publish` on `event` and returns (stdout report, published report).
+async fn diagnose_and_publish(
+    moto: &Moto,
+    aws: &Aws,
+    test: &str,
+    event: &str,
+) -> (serde_json::Value, serde_json::Value) {
+    let (topic, queue) = report_topic(aws).await;
+    let path = scratch(test, "event.json", event);
+    let output = elbmedic(
+        moto,
+        &[
+            "diagnose",
+            "--event",
+            &path,
+            "--format",
+            "json",
+            "--publish",
+            &topic,
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "elbmedic failed: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let printed: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("JSON report on stdout");
+    let published = published_report(aws, &queue).await;
+    assert_eq!(
+        printed["verdict"], published["verdict"],
+        "the published report is the printed one"
+    );
+    (printed, published)
+}
+
+fn alb_event(metric: &str, id: &str, now: i64) -> String {
+    alarm_event(
+        "AWS/ApplicationELB",
+        metric,
+        ("LoadBalancer", id),
+        "SUM",
+        now,
+    )
+}
+
+async fn alb_metrics(
+    aws: &Aws,
+    id: &str,
+    now: i64,
+    e504: &[f64],
+    trt_max: &[f64],
+    tce: &[f64],
+    e5xx: &[f64],
+) {
+    let dim = ("LoadBalancer", id);
+    put_metric(
+        aws,
+        "AWS/ApplicationELB",
+        dim,
+        "HTTPCode_ELB_504_Count",
+        e504,
+        now,
+    )
+    .await;
+    put_metric(
+        aws,
+        "AWS/ApplicationELB",
+        dim,
+        "HTTPCode_ELB_5XX_Count",
+        e5xx,
+        now,
+    )
+    .await;
+    put_metric(
+        aws,
+        "AWS/ApplicationELB",
+        dim,
+        "TargetResponseTime",
+        trt_max,
+        now,
+    )
+    .await;
+    put_metric(
+        aws,
+        "AWS/ApplicationELB",
+        dim,
+        "TargetConnectionErrorCount",
+        tce,
+        now,
+    )
+    .await;
+    put_metric(
+        aws,
+        "AWS/ApplicationELB",
+        dim,
+        "RequestCount",
+        &[900.0, 950.0, 1000.0],
+        now,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn clb_idle_timeout() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let net = network(&aws, &[31380]).await;
+    clb(&aws, &net, CLB, 2).await;
+    let now = now();
+    put_metric(
+        &aws,
+        "AWS/ELB",
+        ("LoadBalancerName", CLB),
+        "Latency",
+        &[12.3, 60.0, 60.0],
+        now,
+    )
+    .await;
+    put_metric(
+        &aws,
+        "AWS/ELB",
+        ("LoadBalancerName", CLB),
+        "HTTPCode_ELB_5XX",
+        &[0.0, 7.0, 12.0],
+        now,
+    )
+    .await;
+    let event = alarm_event(
+        "AWS/ELB",
+        "HTTPCode_ELB_5XX",
+        ("LoadBalancerName", CLB),
+        "SUM",
+        now,
+    );
+    let (report, _) = diagnose_and_publish(&moto, &aws, "clb_idle_timeout", &event).await;
+    assert_eq!(codes(&report), ["idle-timeout-exceeded"], "{report:#}");
+    let finding = &report["findings"][0];
+    assert_eq!(finding["confidence"], "confirmed");
+    assert!(finding["fix"]["commands"][0]["command"]
+        .as_str()
+        .unwrap()
+        .contains("\"IdleTimeout\":120"));
+    assert!(finding["fix"]["durable"]["command"]
+        .as_str()
+        .unwrap()
+        .contains("-n shop annotate service orders"));
+    assert_eq!(report["load_balancer"]["cluster"], CLUSTER);
+}
+
+#[tokio::test]
+async fn alb_idle_timeout() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let net = network(&aws, &[8080]).await;
+    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
+    let now = now();
+    alb_metrics(
+        &aws,
+        &id,
+        now,
+        &[0.0, 4.0, 9.0],
+        &[8.1, 57.9, 59.4],
+        &[0.0, 0.0, 0.0],
+        &[0.0, 4.0, 9.0],
+    )
+    .await;
+    let (report, published) = diagnose_and_publish(
+        &moto,
+        &aws,
+        "alb_idle_timeout",
+        &alb_event("HTTPCode_ELB_504_Count", &id, now),
+    )
+    .await;
+    let causes: Vec<String> = codes(&report)
+        .into_iter()
+        .filter(|c| c != "check-incomplete")
+        .collect();
+    assert_eq!(causes, ["idle-timeout-exceeded"], "{report:#}");
+    assert_eq!(report["findings"][0]["confidence"], "confirmed");
+    let command = report["findings"][0]["fix"]["durable"]["command"]
+        .as_str()
+        .unwrap();
+    assert!(
+        command.contains("-n shop get ingress checkout"),
+        "{command}"
+    );
+    assert!(published["findings"][0]["fix"]["commands"][0]["command"]
+        .as_str()
+        .unwrap()
+        .contains("idle_timeout.timeout_seconds,Value=120"));
+}
+
+#[tokio::test]
+async fn nacl_denies_ephemeral_replies_on_the_node_subnets() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let net = network(&aws, &[8080]).await;
+    // Egress of the node subnets only to 443 and the Linux ephemeral range.
+    aws.ec2
+        .delete_network_acl_entry()
+        .network_acl_id(&net.private_acl)
+        .rule_number(100)
+        .egress(true)
+        .send()
+        .await
+        .unwrap();
+    nacl_entry(
+        &aws,
+        &net.private_acl,
+        100,
+        true,
+        "6",
+        true,
+        "0.0.0.0/0",
+        Some((443, 443)),
+    )
+    .await;
+    nacl_entry(
+        &aws,
+        &net.private_acl,
+        110,
+        true,
+        "6",
+        true,
+        "0.0.0.0/0",
+        Some((32768, 65535)),
+    )
+    .await;
+    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
+    let now = now();
+    alb_metrics(
+        &aws,
+        &id,
+        now,
+        &[0.0, 31.0, 40.0],
+        &[0.4, 0.5, 0.4],
+        &[0.0, 31.0, 40.0],
+        &[0.0, 31.0, 40.0],
+    )
+    .await;
+    let (report, _) = diagnose_and_publish(
+        &moto,
+        &aws,
+        "nacl_ephemeral",
+        &alb_event("HTTPCode_ELB_504_Count", &id, now),
+    )
+    .await;
+    assert_eq!(
+        codes(&report)[0],
+        "nacl-blocks-ephemeral-ports",
+        "{report:#}"
+    );
+    let finding = &report["findings"][0];
+    assert!(finding["title"]
+        .as_str()
+        .unwrap()
+        .contains(&net.private_acl));
+    assert!(finding["title"].as_str().unwrap().contains("1024-32767"));
+    let commands: Vec<&str> = finding["fix"]["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(commands.len(), 2, "one per LB subnet: {commands:?}");
+    for subnet in &net.public {
+        let command = commands
+            .iter()
+            .find(|c| c.contains(&format!("--cidr-block {} ", subnet.cidr)))
+            .expect("an entry per LB subnet CIDR");
+        assert!(
+            command.contains("--egress") && command.contains("From=1024,To=65535"),
+            "{command}"
+        );
+        assert!(!command.contains("0.0.0.0/0"));
+    }
+}
+
+#[tokio::test]
+async fn node_security_group_missing_the_lb_rule() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let net = network(&aws, &[]).await;
+    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
+    let now = now();
+    alb_metrics(
+        &aws,
+        &id,
+        now,
+        &[0.0, 60.0, 64.0],
+        &[0.0, 0.0, 0.0],
+        &[0.0, 60.0, 64.0],
+        &[0.0, 60.0, 64.0],
+    )
+    .await;
+    let (report, _) = diagnose_and_publish(
+        &moto,
+        &aws,
+        "sg_missing",
+        &alb_event("HTTPCode_ELB_504_Count", &id, now),
+    )
+    .await;
+    assert_eq!(codes(&report)[0], "sg-blocks-target-port", "{report:#}");
+    let command = report["findings"][0]["fix"]["commands"][0]["command"]
+        .as_str()
+        .unwrap();
+    assert!(
+        command.contains(&format!("--group-id {}", net.node_sg)),
+        "{command}"
+    );
+    assert!(
+        command.contains(&format!("GroupId={}", net.lb_sg)),
+        "{command}"
+    );
+    assert!(command.contains("FromPort=8080,ToPort=8080"));
+}
+
+#[tokio::test]
+async fn ip_targets_on_enis_and_a_stale_one() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let net = network(&aws, &[8080]).await;
+    let id = alb(&aws, &net, ALB, &PODS, &["10.0.35.77"]).await;
+    // A pod IP held as a secondary address of a node ENI is not stale.
+    let eni = aws
+        .ec2
+        .create_network_interface()
+        .subnet_id(&net.private[0].id)
+        .private_ip_address("10.0.20.5")
+        .groups(&net.node_sg)
+        .send()
+        .await
+        .unwrap();
+    let eni_id = eni
+        .network_interface()
+        .unwrap()
+        .network_interface_id()
+        .unwrap()
+        .to_string();
+    aws.ec2
+        .assign_private_ip_addresses()
+        .network_interface_id(&eni_id)
+        .private_ip_addresses("10.0.20.6")
+        .send()
+        .await
+        .unwrap();
+    let tg = aws
+        .elbv2
+        .describe_target_groups()
+        .send()
+        .await
+        .unwrap()
+        .target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    aws.elbv2
+        .register_targets()
+        .target_group_arn(&tg)
+        .targets(
+            aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
+                .id("10.0.20.6")
+                .port(8080)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let now = now();
+    alb_metrics(
+        &aws,
+        &id,
+        now,
+        &[0.0, 6.0, 8.0],
+        &[0.4, 0.5, 0.4],
+        &[0.0, 6.0, 8.0],
+        &[0.0, 6.0, 8.0],
+    )
+    .await;
+    let (report, _) = diagnose_and_publish(
+        &moto,
+        &aws,
+        "stale",
+        &alb_event("HTTPCode_ELB_504_Count", &id, now),
+    )
+    .await;
+    let stale = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "stale-targets")
+        .expect("stale-targets");
+    assert_eq!(
+        stale["resources"],
+        serde_json::json!(["10.0.35.77"]),
+        "{report:#}"
+    );
+    let placement = report["checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"].as_str().unwrap().starts_with("target placement"))
+        .unwrap();
+    assert!(
+        placement["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("3 of 4 targets found on an interface, 1 on none"),
+        "{placement}"
+    );
+}
+
+#[tokio::test]
+async fn healthy_setup_has_no_false_positives() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let net = network(&aws, &[8080]).await;
+    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
+    let now = now();
+    alb_metrics(
+        &aws,
+        &id,
+        now,
+        &[0.0, 0.0, 0.0],
+        &[0.4, 0.5, 0.4],
+        &[0.0, 0.0, 0.0],
+        &[0.0, 3.0, 6.0],
+    )
+    .await;
+    let (report, _) = diagnose_and_publish(
+        &moto,
+        &aws,
+        "healthy",
+        &alb_event("HTTPCode_ELB_5XX_Count", &id, now),
+    )
+    .await;
+    assert_eq!(report["verdict"]["status"], "no-known-cause", "{report:#}");
+    let causes: Vec<String> = codes(&report)
+        .into_iter()
+        .filter(|c| c != "check-incomplete")
+        .collect();
+    assert!(causes.is_empty(), "false positives: {causes:?}");
+    let checked = report["checked"].as_array().unwrap();
+    for name in [
+        "NACLs: target and health-check ports",
+        "NACLs: replies on ephemeral ports 1024-65535",
+        "security groups: load balancer to targets",
+    ] {
+        let check = checked.iter().find(|c| c["name"] == name).unwrap();
+        assert_eq!(check["status"], "ok", "{check}");
+    }
+}
+
+#[tokio::test]
+async fn a_failing_call_leaves_a_gap_and_the_report_still_arrives() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let net = network(&aws, &[8080]).await;
+    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
+    // The tags name a cluster that does not exist: DescribeCluster fails with NotFound.
+    let arn = aws
+        .elbv2
+        .describe_load_balancers()
+        .send()
+        .await
+        .unwrap()
+        .load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string();
+    aws.elbv2
+        .add_tags()
+        .resource_arns(&arn)
+        .tags(
+            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                .key("elbv2.k8s.aws/cluster")
+                .value("ghost")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let now = now();
+    alb_metrics(
+        &aws,
+        &id,
+        now,
+        &[0.0, 4.0, 9.0],
+        &[8.1, 57.9, 59.4],
+        &[0.0, 0.0, 0.0],
+        &[0.0, 4.0, 9.0],
+    )
+    .await;
+    let (_, published) = diagnose_and_publish(
+        &moto,
+        &aws,
+        "gap",
+        &alb_event("HTTPCode_ELB_504_Count", &id, now),
+    )
+    .await;
+    let gaps = published["gaps"].as_array().unwrap();
+    let eks = gaps
+        .iter()
+        .find(|g| g["fact"] == "eks-cluster")
+        .expect("EKS gap");
+    assert_eq!(eks["reason"], "not-found", "{eks}");
+    // moto answers 500 to any percentile query: the p99 series is a gap, the rest arrives.
+    assert!(
+        gaps.iter()
+            .any(|g| g["fact"] == "metrics" && g["resource"].as_str().unwrap().contains("p99")),
+        "{gaps:?}"
+    );
+    assert!(codes(&published).contains(&"idle-timeout-exceeded".to_string()));
+    assert!(published["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["code"] == "check-incomplete"
+            && f["title"].as_str().unwrap().contains("EKS cluster")));
+}
+
+/// Sequential rounds and calls, measured by the SDK interceptor, per load balancer kind.
+#[tokio::test]
+async fn round_trips_are_within_budget() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let net = network(&aws, &[8080, 31380]).await;
+    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
+    clb(&aws, &net, CLB, 2).await;
+    let now = now();
+    let mut table = Vec::new();
+    for (kind, event, budget) in [
+        ("ALB", alb_event("HTTPCode_ELB_504_Count", &id, now), 4),
+        (
+            "Classic LB",
+            alarm_event(
+                "AWS/ELB",
+                "HTTPCode_ELB_5XX",
+                ("LoadBalancerName", CLB),
+                "SUM",
+                now,
+            ),
+            3,
+        ),
+    ] {
+        let Intake::Diagnose {
+            alarm,
+            load_balancer,
+        } = parse_input(event.as_bytes()).unwrap().remove(0).unwrap()
+        else {
+            panic!()
+        };
+        let clients = Clients::from_config(&aws.config, REGION);
+        let world =
+            elbmedic_aws::pipeline::snapshot_for(&clients, &alarm, &load_balancer, now).await;
+        assert!(
+            world
+                .gaps
+                .iter()
+                .all(|g| g.fact == elbmedic_engine::snapshot::GapFact::Metrics),
+            "{:?}",
+            world.gaps
+        );
+        let rounds = clients.log.rounds();
+        let calls = clients.log.calls().len();
+        table.push(format!(
+            "{kind}: {calls} calls in {rounds} sequential rounds (+1 for the publish)"
+        ));
+        assert!(
+            rounds <= budget,
+            "{kind}: {rounds} rounds > {budget}: {:#?}",
+            clients.log.calls()
+        );
+    }
+    println!("{}", table.join("\n"));
+}

@@ -1,0 +1,674 @@
+//! Building AWS scenarios on moto through the SDK, as an EKS cluster and its load balancer
+//! controllers would leave them, and running the real `elbmedic` binary against them.
+
+#![allow(dead_code)]
+
+pub mod moto;
+
+use std::process::{Command, Output};
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_ec2::types::{Filter, IpPermission, PortRange, RuleAction, Tag, UserIdGroupPair};
+use aws_smithy_types::DateTime;
+
+pub const REGION: &str = "eu-west-1";
+pub const CLUSTER: &str = "shop-prod";
+
+pub struct Aws {
+    pub ec2: aws_sdk_ec2::Client,
+    pub elb: aws_sdk_elasticloadbalancing::Client,
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    pub eks: aws_sdk_eks::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub config: aws_config::SdkConfig,
+}
+
+impl Aws {
+    pub async fn new(url: &str) -> Self {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(url)
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+                "testing", "testing", None, None, "tests",
+            ))
+            .load()
+            .await;
+        Self {
+            ec2: aws_sdk_ec2::Client::new(&config),
+            elb: aws_sdk_elasticloadbalancing::Client::new(&config),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&config),
+            eks: aws_sdk_eks::Client::new(&config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
+            sns: aws_sdk_sns::Client::new(&config),
+            sqs: aws_sdk_sqs::Client::new(&config),
+            config,
+        }
+    }
+}
+
+pub struct Subnet {
+    pub id: String,
+    pub cidr: String,
+    pub zone: String,
+}
+
+/// A VPC as an EKS cluster has it: public subnets for load balancers, private ones for nodes
+/// and pods, one NACL for each kind, the cluster's node security group.
+pub struct Network {
+    pub vpc: String,
+    pub public: Vec<Subnet>,
+    pub private: Vec<Subnet>,
+    pub public_acl: String,
+    pub private_acl: String,
+    pub lb_sg: String,
+    pub node_sg: String,
+}
+
+fn tag(key: &str, value: &str) -> Tag {
+    Tag::builder().key(key).value(value).build()
+}
+
+/// One NACL entry; the parameters mirror CreateNetworkAclEntry's.
+#[allow(clippy::too_many_arguments)]
+pub async fn nacl_entry(
+    aws: &Aws,
+    acl: &str,
+    number: i32,
+    egress: bool,
+    protocol: &str,
+    allow: bool,
+    cidr: &str,
+    ports: Option<(i32, i32)>,
+) {
+    let mut request = aws
+        .ec2
+        .create_network_acl_entry()
+        .network_acl_id(acl)
+        .rule_number(number)
+        .egress(egress)
+        .protocol(protocol)
+        .rule_action(if allow {
+            RuleAction::Allow
+        } else {
+            RuleAction::Deny
+        })
+        .cidr_block(cidr);
+    if let Some((from, to)) = ports {
+        request = request.port_range(PortRange::builder().from(from).to(to).build());
+    }
+    request.send().await.expect("create NACL entry");
+}
+
+async fn associate(aws: &Aws, subnet: &str, acl: &str) {
+    let current = aws
+        .ec2
+        .describe_network_acls()
+        .filters(
+            Filter::builder()
+                .name("association.subnet-id")
+                .values(subnet)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("describe NACLs");
+    let association = current
+        .network_acls()
+        .iter()
+        .flat_map(|a| a.associations())
+        .find(|a| a.subnet_id() == Some(subnet))
+        .and_then(|a| a.network_acl_association_id())
+        .expect("subnet association")
+        .to_string();
+    aws.ec2
+        .replace_network_acl_association()
+        .association_id(association)
+        .network_acl_id(acl)
+        .send()
+        .await
+        .expect("associate NACL");
+}
+
+/// Allows TCP `port` into `group` from the security group `source`.
+pub async fn allow_from_group(aws: &Aws, group: &str, source: &str, port: i32) {
+    aws.ec2
+        .authorize_security_group_ingress()
+        .group_id(group)
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(port)
+                .to_port(port)
+                .user_id_group_pairs(UserIdGroupPair::builder().group_id(source).build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("authorize ingress");
+}
+
+/// The healthy network. `node_rule_ports` are opened on the node SG from the LB SG.
+pub async fn network(aws: &Aws, node_rule_ports: &[i32]) -> Network {
+    let vpc = aws
+        .ec2
+        .create_vpc()
+        .cidr_block("10.0.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc()
+        .unwrap()
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    let mut public = Vec::new();
+    let mut private = Vec::new();
+    for (zone, public_cidr, private_cidr) in [
+        ("eu-west-1a", "10.0.0.0/24", "10.0.16.0/20"),
+        ("eu-west-1b", "10.0.1.0/24", "10.0.32.0/20"),
+    ] {
+        for (cidr, list) in [(public_cidr, &mut public), (private_cidr, &mut private)] {
+            let subnet = aws
+                .ec2
+                .create_subnet()
+                .vpc_id(&vpc)
+                .cidr_block(cidr)
+                .availability_zone(zone)
+                .send()
+                .await
+                .unwrap();
+            list.push(Subnet {
+                id: subnet.subnet().unwrap().subnet_id().unwrap().to_string(),
+                cidr: cidr.into(),
+                zone: zone.into(),
+            });
+        }
+    }
+    let public_acl = aws
+        .ec2
+        .create_network_acl()
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap()
+        .network_acl()
+        .unwrap()
+        .network_acl_id()
+        .unwrap()
+        .to_string();
+    let private_acl = aws
+        .ec2
+        .create_network_acl()
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap()
+        .network_acl()
+        .unwrap()
+        .network_acl_id()
+        .unwrap()
+        .to_string();
+    nacl_entry(
+        aws,
+        &public_acl,
+        100,
+        false,
+        "6",
+        true,
+        "0.0.0.0/0",
+        Some((443, 443)),
+    )
+    .await;
+    nacl_entry(
+        aws,
+        &public_acl,
+        110,
+        false,
+        "6",
+        true,
+        "0.0.0.0/0",
+        Some((80, 80)),
+    )
+    .await;
+    nacl_entry(
+        aws,
+        &public_acl,
+        120,
+        false,
+        "6",
+        true,
+        "0.0.0.0/0",
+        Some((1024, 65535)),
+    )
+    .await;
+    nacl_entry(aws, &public_acl, 100, true, "-1", true, "0.0.0.0/0", None).await;
+    nacl_entry(
+        aws,
+        &private_acl,
+        100,
+        false,
+        "-1",
+        true,
+        "10.0.0.0/16",
+        None,
+    )
+    .await;
+    nacl_entry(
+        aws,
+        &private_acl,
+        110,
+        false,
+        "6",
+        true,
+        "0.0.0.0/0",
+        Some((1024, 65535)),
+    )
+    .await;
+    nacl_entry(aws, &private_acl, 100, true, "-1", true, "0.0.0.0/0", None).await;
+    for subnet in &public {
+        associate(aws, &subnet.id, &public_acl).await;
+    }
+    for subnet in &private {
+        associate(aws, &subnet.id, &private_acl).await;
+    }
+    let lb_sg = aws
+        .ec2
+        .create_security_group()
+        .group_name("k8s-shop-checkout-lb")
+        .description("load balancer")
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_string();
+    let node_sg = aws
+        .ec2
+        .create_security_group()
+        .group_name("eks-cluster-sg-shop-prod")
+        .description("nodes")
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_string();
+    aws.ec2
+        .create_tags()
+        .resources(&node_sg)
+        .tags(tag("aws:eks:cluster-name", CLUSTER))
+        .tags(tag(&format!("kubernetes.io/cluster/{CLUSTER}"), "owned"))
+        .send()
+        .await
+        .unwrap();
+    for port in node_rule_ports {
+        allow_from_group(aws, &node_sg, &lb_sg, *port).await;
+    }
+    aws.eks
+        .create_cluster()
+        .name(CLUSTER)
+        .role_arn("arn:aws:iam::123456789012:role/eks-cluster")
+        .resources_vpc_config(
+            aws_sdk_eks::types::VpcConfigRequest::builder()
+                .subnet_ids(&private[0].id)
+                .subnet_ids(&private[1].id)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create EKS cluster");
+    Network {
+        vpc,
+        public,
+        private,
+        public_acl,
+        private_acl,
+        lb_sg,
+        node_sg,
+    }
+}
+
+/// An ALB as the AWS Load Balancer Controller makes it for Ingress shop/checkout, with IP
+/// targets. Pod IPs in `on_enis` get an ENI each in the private subnets; `stale` ones none.
+/// Returns the `app/NAME/ID` dimension.
+pub async fn alb(aws: &Aws, net: &Network, name: &str, on_enis: &[&str], stale: &[&str]) -> String {
+    let lb = aws
+        .elbv2
+        .create_load_balancer()
+        .name(name)
+        .subnets(&net.public[0].id)
+        .subnets(&net.public[1].id)
+        .security_groups(&net.lb_sg)
+        .r#type(aws_sdk_elasticloadbalancingv2::types::LoadBalancerTypeEnum::Application)
+        .send()
+        .await
+        .expect("create ALB");
+    let arn = lb.load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string();
+    aws.elbv2
+        .add_tags()
+        .resource_arns(&arn)
+        .tags(
+            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                .key("elbv2.k8s.aws/cluster")
+                .value(CLUSTER)
+                .build(),
+        )
+        .tags(
+            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                .key("ingress.k8s.aws/stack")
+                .value("shop/checkout")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let group = aws
+        .elbv2
+        .create_target_group()
+        .name(format!("{name}-tg"))
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(8080)
+        .vpc_id(&net.vpc)
+        .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Ip)
+        .health_check_path("/healthz")
+        .send()
+        .await
+        .expect("create target group");
+    let tg_arn = group.target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    for (i, ip) in on_enis.iter().enumerate() {
+        let subnet = &net.private[i % net.private.len()];
+        aws.ec2
+            .create_network_interface()
+            .subnet_id(&subnet.id)
+            .private_ip_address(*ip)
+            .groups(&net.node_sg)
+            .send()
+            .await
+            .expect("create ENI");
+    }
+    for ip in on_enis.iter().chain(stale) {
+        aws.elbv2
+            .register_targets()
+            .target_group_arn(&tg_arn)
+            .targets(
+                aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
+                    .id(*ip)
+                    .port(8080)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("register target");
+    }
+    aws.elbv2
+        .create_listener()
+        .load_balancer_arn(&arn)
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(80)
+        .default_actions(
+            aws_sdk_elasticloadbalancingv2::types::Action::builder()
+                .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
+                .target_group_arn(&tg_arn)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create listener");
+    arn.split("loadbalancer/").nth(1).unwrap().to_string()
+}
+
+/// A Classic LB as the cloud provider makes it for Service shop/orders, HTTP to NodePort
+/// 31380, with `instances` nodes in the private subnets.
+pub async fn clb(aws: &Aws, net: &Network, name: &str, instances: usize) {
+    aws.elb
+        .create_load_balancer()
+        .load_balancer_name(name)
+        .listeners(
+            aws_sdk_elasticloadbalancing::types::Listener::builder()
+                .protocol("HTTP")
+                .load_balancer_port(80)
+                .instance_protocol("HTTP")
+                .instance_port(31380)
+                .build()
+                .unwrap(),
+        )
+        .subnets(&net.public[0].id)
+        .subnets(&net.public[1].id)
+        .security_groups(&net.lb_sg)
+        .tags(
+            aws_sdk_elasticloadbalancing::types::Tag::builder()
+                .key("kubernetes.io/service-name")
+                .value("shop/orders")
+                .build()
+                .unwrap(),
+        )
+        .tags(
+            aws_sdk_elasticloadbalancing::types::Tag::builder()
+                .key(format!("kubernetes.io/cluster/{CLUSTER}"))
+                .value("owned")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("create Classic LB");
+    let image = aws.ec2.describe_images().send().await.unwrap().images()[0]
+        .image_id()
+        .unwrap()
+        .to_string();
+    for i in 0..instances {
+        let subnet = &net.private[i % net.private.len()];
+        let run = aws
+            .ec2
+            .run_instances()
+            .image_id(&image)
+            .min_count(1)
+            .max_count(1)
+            .subnet_id(&subnet.id)
+            .security_group_ids(&net.node_sg)
+            .send()
+            .await
+            .expect("run instance");
+        let id = run.instances()[0].instance_id().unwrap().to_string();
+        aws.elb
+            .register_instances_with_load_balancer()
+            .load_balancer_name(name)
+            .instances(
+                aws_sdk_elasticloadbalancing::types::Instance::builder()
+                    .instance_id(id)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("register instance");
+    }
+}
+
+/// Puts one data point a minute, ending a minute before `now`, under the real namespace.
+pub async fn put_metric(
+    aws: &Aws,
+    namespace: &str,
+    dimension: (&str, &str),
+    metric: &str,
+    values: &[f64],
+    now: i64,
+) {
+    let count = values.len() as i64;
+    let data: Vec<aws_sdk_cloudwatch::types::MetricDatum> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            aws_sdk_cloudwatch::types::MetricDatum::builder()
+                .metric_name(metric)
+                .dimensions(
+                    aws_sdk_cloudwatch::types::Dimension::builder()
+                        .name(dimension.0)
+                        .value(dimension.1)
+                        .build(),
+                )
+                .timestamp(DateTime::from_secs(now - 60 * (count - i as i64)))
+                .value(*v)
+                .build()
+        })
+        .collect();
+    aws.cloudwatch
+        .put_metric_data()
+        .namespace(namespace)
+        .set_metric_data(Some(data))
+        .send()
+        .await
+        .expect("put metric data");
+}
+
+/// The report topic with an SQS queue subscribed to it, as an on-call pipeline would have.
+pub async fn report_topic(aws: &Aws) -> (String, String) {
+    let topic = aws
+        .sns
+        .create_topic()
+        .name("elbmedic-reports")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_string();
+    let queue = aws
+        .sqs
+        .create_queue()
+        .queue_name("oncall")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let queue_arn = aws
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .unwrap();
+    aws.sns
+        .subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .send()
+        .await
+        .unwrap();
+    (topic, queue)
+}
+
+/// The JSON report delivered to the queue (SNS wraps it in its notification envelope).
+pub async fn published_report(aws: &Aws, queue: &str) -> serde_json::Value {
+    for _ in 0..20 {
+        let received = aws
+            .sqs
+            .receive_message()
+            .queue_url(queue)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        if let Some(message) = received.messages().first() {
+            let envelope: serde_json::Value =
+                serde_json::from_str(message.body().unwrap()).unwrap();
+            let inner = envelope["Message"]
+                .as_str()
+                .expect("SNS envelope with Message");
+            return serde_json::from_str(inner).expect("the sqs copy is the JSON report");
+        }
+    }
+    panic!("no report arrived on the queue");
+}
+
+/// An SNS Lambda event carrying a CloudWatch alarm on `metric` of the given load balancer.
+pub fn alarm_event(
+    namespace: &str,
+    metric: &str,
+    dimension: (&str, &str),
+    statistic: &str,
+    now: i64,
+) -> String {
+    let time = chrono::DateTime::from_timestamp(now, 0)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
+        .to_string();
+    let message = serde_json::json!({
+        "AlarmName": format!("e2e-{metric}"),
+        "AlarmDescription": null,
+        "AWSAccountId": "123456789012",
+        "NewStateValue": "ALARM",
+        "NewStateReason": "Threshold Crossed",
+        "StateChangeTime": time,
+        "Region": "EU (Ireland)",
+        "AlarmArn": format!("arn:aws:cloudwatch:{REGION}:123456789012:alarm:e2e-{metric}"),
+        "OldStateValue": "OK",
+        "Trigger": {
+            "MetricName": metric, "Namespace": namespace, "StatisticType": "Statistic", "Statistic": statistic,
+            "Unit": null, "Dimensions": [{"value": dimension.1, "name": dimension.0}],
+            "Period": 60, "EvaluationPeriods": 1, "ComparisonOperator": "GreaterThanThreshold", "Threshold": 5.0,
+            "TreatMissingData": "notBreaching"
+        }
+    });
+    serde_json::json!({"Records": [{"EventSource": "aws:sns", "Sns": {
+        "Type": "Notification",
+        "TopicArn": format!("arn:aws:sns:{REGION}:123456789012:elbmedic-alarms"),
+        "Subject": "ALARM", "Message": message.to_string()
+    }}]})
+    .to_string()
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Runs the real `elbmedic` binary against moto.
+pub fn elbmedic(moto: &moto::Moto, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_elbmedic"))
+        .args(args)
+        .envs(moto.env())
+        .output()
+        .expect("run elbmedic")
+}
+
+/// Writes `contents` to a scratch file for one test and returns its path.
+pub fn scratch(test: &str, name: &str, contents: &str) -> String {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("e2e")
+        .join(test);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path.display().to_string()
+}
+
+pub fn codes(report: &serde_json::Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect()
+}
