@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use elbmedic_aws::clients::{CallLimits, Clients};
+use elbmedic_aws::gather::DEFAULT_DEADLINE;
 use elbmedic_aws::pipeline;
 use elbmedic_aws::publish::publish_report;
 use elbmedic_engine::alarm::{Alarm, Intake, LbRef};
@@ -28,11 +29,13 @@ fn now() -> i64 {
 
 pub async fn snapshot(alarm: &Alarm, lb: &LbRef) -> Snapshot {
     let clients = Clients::load(&alarm.region, CallLimits::default()).await;
-    pipeline::snapshot_for(&clients, alarm, lb, now()).await
+    pipeline::snapshot_for(&clients, alarm, lb, now(), DEFAULT_DEADLINE).await
 }
 
 pub async fn report(intake: &Intake) -> Report {
-    pipeline::report_for(intake, None, now()).await.0
+    pipeline::report_for(intake, None, now(), DEFAULT_DEADLINE)
+        .await
+        .0
 }
 
 pub async fn publish(topic: &str, region: &str, report: &Report) -> Result<String> {

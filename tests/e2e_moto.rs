@@ -9,6 +9,15 @@ use elbmedic_engine::alarm::{parse_input, Intake};
 use support::moto::Moto;
 use support::*;
 
+/// Runs the real `elbmedic` binary against moto.
+fn elbmedic(moto: &Moto, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_elbmedic"))
+        .args(args)
+        .envs(moto.env())
+        .output()
+        .expect("run elbmedic")
+}
+
 const ALB: &str = "k8s-shop-checkout-6f1e2d3c4b";
 const CLB: &str = "a3f1c2e4b5d6978812345678abcdef01";
 const PODS: [&str; 2] = ["10.0.18.41", "10.0.37.152"];
@@ -565,8 +574,14 @@ async fn round_trips_are_within_budget() {
             panic!()
         };
         let clients = Clients::from_config(&aws.config, REGION);
-        let world =
-            elbmedic_aws::pipeline::snapshot_for(&clients, &alarm, &load_balancer, now).await;
+        let world = elbmedic_aws::pipeline::snapshot_for(
+            &clients,
+            &alarm,
+            &load_balancer,
+            now,
+            elbmedic_aws::gather::DEFAULT_DEADLINE,
+        )
+        .await;
         assert!(
             world
                 .gaps

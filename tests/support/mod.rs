@@ -5,8 +5,6 @@
 
 pub mod moto;
 
-use std::process::{Command, Output};
-
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ec2::types::{Filter, IpPermission, PortRange, RuleAction, Tag, UserIdGroupPair};
 use aws_smithy_types::DateTime;
@@ -642,15 +640,6 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-/// Runs the real `elbmedic` binary against moto.
-pub fn elbmedic(moto: &moto::Moto, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_elbmedic"))
-        .args(args)
-        .envs(moto.env())
-        .output()
-        .expect("run elbmedic")
 }
 
 /// Writes `contents` to a scratch file for one test and returns its path.

@@ -32,6 +32,9 @@ use crate::clients::Clients;
 use crate::convert;
 use crate::errors::{deadline_gap, gap};
 
+/// The default bound on a whole gather, well below a Lambda timeout of 30 s or more.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(20);
+
 /// DescribeNetworkInterfaces accepts about 200 filter values per call.
 const ADDRESS_BATCH: usize = 199;
 
@@ -60,7 +63,7 @@ impl GatherOptions {
     ) -> Self {
         let period = period.filter(|p| *p >= 60 && *p % 60 == 0).unwrap_or(60);
         Self {
-            deadline: Duration::from_secs(20),
+            deadline: DEFAULT_DEADLINE,
             window_end: window_end.unwrap_or(now),
             period,
             // The evaluated periods plus five of look-back, at most a day.

@@ -1,6 +1,8 @@
 //! One alarm record from intake to published report: the path the `diagnose` function and the
 //! CLI share, so they cannot drift apart.
 
+use std::time::Duration;
+
 use elbmedic_engine::alarm::{Alarm, Intake, LbRef};
 use elbmedic_engine::report::Report;
 use elbmedic_engine::snapshot::Snapshot;
@@ -9,7 +11,13 @@ use crate::clients::{CallLimits, Clients};
 use crate::gather::{gather, GatherOptions};
 
 /// Gathers the snapshot of the alarm's load balancer, with the window the alarm evaluated.
-pub async fn snapshot_for(clients: &Clients, alarm: &Alarm, lb: &LbRef, now: i64) -> Snapshot {
+pub async fn snapshot_for(
+    clients: &Clients,
+    alarm: &Alarm,
+    lb: &LbRef,
+    now: i64,
+    deadline: Duration,
+) -> Snapshot {
     let mut options = GatherOptions::new(
         now,
         alarm.state_change_epoch,
@@ -17,6 +25,7 @@ pub async fn snapshot_for(clients: &Clients, alarm: &Alarm, lb: &LbRef, now: i64
         alarm.evaluation_periods,
     );
     options.account_id = alarm.account_id.clone();
+    options.deadline = deadline;
     gather(clients, lb, &options).await
 }
 
@@ -26,6 +35,7 @@ pub async fn report_for(
     intake: &Intake,
     clients: Option<&Clients>,
     now: i64,
+    deadline: Duration,
 ) -> (Report, Option<Snapshot>) {
     match intake {
         Intake::Diagnose {
@@ -40,7 +50,8 @@ pub async fn report_for(
                     &loaded
                 }
             };
-            let world = snapshot_for(clients, alarm, load_balancer, now).await;
+            // Boxed: the gather's future is deep, and callers nest it further.
+            let world = Box::pin(snapshot_for(clients, alarm, load_balancer, now, deadline)).await;
             (Report::diagnosed(alarm, load_balancer, &world), Some(world))
         }
         other => match Report::without_diagnosis(other) {

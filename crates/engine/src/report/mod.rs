@@ -218,6 +218,31 @@ impl Report {
         })
     }
 
+    /// The notice for an alarm raised in another account than the one elbmedic runs in: its
+    /// load balancer cannot be read from here, so it is not diagnosed.
+    pub fn cross_account(alarm: &Alarm, lb: &LbRef, own_account: &str) -> Self {
+        let alarm_account = alarm.account_id.as_deref().unwrap_or("unknown");
+        Self {
+            report_version: REPORT_VERSION,
+            generator: generator(),
+            alarm: AlarmSummary::of(alarm),
+            load_balancer: Some(LbSummary::of_ref(lb)),
+            verdict: Verdict {
+                status: VerdictStatus::Unsupported,
+                headline: format!(
+                    "{} comes from account {alarm_account}; cross-account diagnosis is not supported yet",
+                    alarm.alarm_name
+                ),
+            },
+            findings: Vec::new(),
+            checked: Vec::new(),
+            gaps: Vec::new(),
+            next_steps: vec![format!(
+                "elbmedic runs in account {own_account} and can only read load balancers there. Deploy elbmedic in account {alarm_account} and point this alarm at that deployment's alarm topic, or run `elbmedic diagnose --event FILE` with credentials for {alarm_account}."
+            )],
+        }
+    }
+
     /// An SNS subject: starts with the verdict, under 100 characters, one line.
     pub fn subject(&self) -> String {
         let text = format!(

@@ -114,3 +114,20 @@ fn not_diagnosed_alarms_get_short_reports() {
     .unwrap();
     assert!(Report::without_diagnosis(&diagnose).is_none());
 }
+
+#[test]
+fn cross_account_alarms_get_a_clear_notice() {
+    let event = crate::scenarios::find("alb-idle-timeout").unwrap().event;
+    let Intake::Diagnose {
+        alarm,
+        load_balancer,
+    } = parse_input(event.as_bytes()).unwrap().remove(0).unwrap()
+    else {
+        panic!()
+    };
+    let report = Report::cross_account(&alarm, &load_balancer, "999999999999");
+    assert_eq!(report.verdict.status, VerdictStatus::Unsupported);
+    assert!(report.verdict.headline.contains("account 111122223333"));
+    assert!(report.next_steps[0].contains("999999999999"));
+    assert!(report.subject().starts_with("[elbmedic] UNSUPPORTED: "));
+}

@@ -1,0 +1,42 @@
+//! Lambda binary `diagnose` (contract). `main` only reads the configuration, sets up JSON
+//! logs and runs the handler on the Lambda Runtime API; the work is in the library.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use elbmedic_diagnose::{account_of_function, Config, Handler};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_current_span(false)
+        .with_target(false)
+        .without_time()
+        .init();
+    let config = Config::from_env(|key| std::env::var(key).ok()).inspect_err(|error| {
+        tracing::error!(error = %error, "invalid configuration; fix the function's environment variables");
+    })?;
+    tracing::info!(report_topic = %config.report_topic_arn, deadline_seconds = config.gather_deadline.as_secs(), "configured");
+    let handler = Arc::new(Handler::new(config));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let handler = handler.clone();
+        async move {
+            let own_account = account_of_function(&event.context.invoked_function_arn);
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            handler
+                .handle(&event.payload, own_account.as_deref(), now)
+                .await
+                .map_err(Error::from)
+        }
+    }))
+    .await
+}
