@@ -603,3 +603,58 @@ async fn round_trips_are_within_budget() {
     }
     println!("{}", table.join("\n"));
 }
+
+#[tokio::test]
+async fn a_recorded_snapshot_replays_to_the_same_report() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let net = network(&aws, &[8080]).await;
+    let id = alb(&aws, &net, ALB, &PODS, &["10.0.35.77"]).await;
+    let now = now();
+    alb_metrics(
+        &aws,
+        &id,
+        now,
+        &[0.0, 6.0, 8.0],
+        &[0.4, 0.5, 0.4],
+        &[0.0, 6.0, 8.0],
+        &[0.0, 6.0, 8.0],
+    )
+    .await;
+    let event = scratch(
+        "replay",
+        "event.json",
+        &alb_event("HTTPCode_ELB_504_Count", &id, now),
+    );
+    let recorded = elbmedic(&moto, &["snapshot", "--event", &event]);
+    assert_eq!(
+        recorded.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&recorded.stderr)
+    );
+    let snapshot = scratch(
+        "replay",
+        "snapshot.json",
+        &String::from_utf8_lossy(&recorded.stdout),
+    );
+    let live = elbmedic(&moto, &["diagnose", "--event", &event, "--format", "json"]);
+    let replayed = elbmedic(
+        &moto,
+        &[
+            "diagnose",
+            "--event",
+            &event,
+            "--snapshot",
+            &snapshot,
+            "--format",
+            "json",
+        ],
+    );
+    let live: serde_json::Value = serde_json::from_slice(&live.stdout).unwrap();
+    let replayed: serde_json::Value = serde_json::from_slice(&replayed.stdout).unwrap();
+    assert_eq!(codes(&live), codes(&replayed));
+    assert_eq!(live["findings"], replayed["findings"]);
+    assert_eq!(live["verdict"], replayed["verdict"]);
+    assert!(codes(&replayed).contains(&"stale-targets".to_string()));
+}

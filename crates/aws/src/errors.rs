@@ -1,16 +1,16 @@
 //! Turning SDK errors into gaps: denied, throttled, not found, timed out, or failed. The detail
 //! keeps AWS's own code and message (never credentials: the SDK does not put them in errors).
 
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use elbmedic_engine::snapshot::{Gap, GapFact, GapReason};
 
 /// Why a call failed, as a gap reason and a one-line detail.
-pub fn classify<E, R>(error: &SdkError<E, R>) -> (GapReason, String)
+pub fn classify<E>(error: &SdkError<E, HttpResponse>) -> (GapReason, String)
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     if let SdkError::TimeoutError(_) = error {
         return (GapReason::Timeout, "the call timed out".into());
@@ -29,7 +29,12 @@ where
     let detail = match (error.code(), error.message()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.to_string(),
-        _ => DisplayErrorContext(error).to_string(),
+        // An answer without an error code: say its status, not its raw dump (headers vary
+        // from call to call and are nobody's business in a report).
+        _ => match error.raw_response().map(|r| r.status().as_u16()) {
+            Some(status) => format!("HTTP {status} from the service, with no readable error"),
+            None => DisplayErrorContext(error).to_string(),
+        },
     };
     (reason, one_line(&detail))
 }
@@ -72,10 +77,9 @@ fn one_line(text: &str) -> String {
 }
 
 /// A gap for a failed call.
-pub fn gap<E, R>(fact: GapFact, resource: Option<&str>, error: &SdkError<E, R>) -> Gap
+pub fn gap<E>(fact: GapFact, resource: Option<&str>, error: &SdkError<E, HttpResponse>) -> Gap
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     let (reason, detail) = classify(error);
     Gap {
