@@ -9,6 +9,8 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
+
 use crate::recorder::{CallLog, Recorder};
 
 #[derive(Debug, Clone)]
@@ -60,41 +62,36 @@ impl Clients {
         Self::from_config(&config, region)
     }
 
-    /// Builds every client from an existing configuration (tests pass mocks through here).
+    /// Builds every client from an existing configuration.
     pub fn from_config(config: &SdkConfig, region: &str) -> Self {
+        Self::with_interceptor(config, region, None)
+    }
+
+    /// As [`Clients::from_config`], with one more interceptor on every client: tests inject
+    /// faults and responses a local AWS cannot produce through here.
+    pub fn with_interceptor(
+        config: &SdkConfig,
+        region: &str,
+        extra: Option<SharedInterceptor>,
+    ) -> Self {
         let log = CallLog::default();
         let recorder = Recorder::new(log.clone());
+        macro_rules! client {
+            ($sdk:ident) => {{
+                let mut builder = $sdk::config::Builder::from(config).interceptor(recorder.clone());
+                if let Some(extra) = &extra {
+                    builder.push_interceptor(extra.clone());
+                }
+                $sdk::Client::from_conf(builder.build())
+            }};
+        }
         Self {
-            ec2: aws_sdk_ec2::Client::from_conf(
-                aws_sdk_ec2::config::Builder::from(config)
-                    .interceptor(recorder.clone())
-                    .build(),
-            ),
-            elb: aws_sdk_elasticloadbalancing::Client::from_conf(
-                aws_sdk_elasticloadbalancing::config::Builder::from(config)
-                    .interceptor(recorder.clone())
-                    .build(),
-            ),
-            elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(
-                aws_sdk_elasticloadbalancingv2::config::Builder::from(config)
-                    .interceptor(recorder.clone())
-                    .build(),
-            ),
-            eks: aws_sdk_eks::Client::from_conf(
-                aws_sdk_eks::config::Builder::from(config)
-                    .interceptor(recorder.clone())
-                    .build(),
-            ),
-            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(
-                aws_sdk_cloudwatch::config::Builder::from(config)
-                    .interceptor(recorder.clone())
-                    .build(),
-            ),
-            sns: aws_sdk_sns::Client::from_conf(
-                aws_sdk_sns::config::Builder::from(config)
-                    .interceptor(recorder)
-                    .build(),
-            ),
+            ec2: client!(aws_sdk_ec2),
+            elb: client!(aws_sdk_elasticloadbalancing),
+            elbv2: client!(aws_sdk_elasticloadbalancingv2),
+            eks: client!(aws_sdk_eks),
+            cloudwatch: client!(aws_sdk_cloudwatch),
+            sns: client!(aws_sdk_sns),
             region: region.to_string(),
             log,
         }

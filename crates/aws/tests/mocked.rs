@@ -1,0 +1,241 @@
+//! What moto cannot show, through SDK-level mocks: pod IPs inside delegated prefixes
+//! (moto ignores `Ipv4Prefixes`), and faults answered as AWS answers them (access denied,
+//! throttled, not found), each of which must become a gap, never a failure.
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_ec2::types::{
+    Filter, Ipv4PrefixSpecification, NetworkAcl, NetworkAclAssociation, NetworkInterface,
+    NetworkInterfaceAttachment, Subnet,
+};
+use aws_sdk_elasticloadbalancingv2::types::{
+    AvailabilityZone, LoadBalancer, LoadBalancerAttribute, TargetDescription, TargetGroup,
+    TargetHealth, TargetHealthDescription, TargetHealthStateEnum, TargetTypeEnum,
+};
+use aws_smithy_mocks::{create_mock_http_client, mock, MockResponseInterceptor, Rule, RuleMode};
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use elbmedic_aws::clients::Clients;
+use elbmedic_aws::gather::{gather, GatherOptions};
+use elbmedic_engine::alarm::{LbKind, LbRef};
+use elbmedic_engine::snapshot::{GapFact, GapReason, Placement};
+
+const LB_ARN: &str = "arn:aws:elasticloadbalancing:eu-west-1:111122223333:loadbalancer/app/checkout/0123456789abcdef";
+const TG_ARN: &str =
+    "arn:aws:elasticloadbalancing:eu-west-1:111122223333:targetgroup/checkout/0123456789abcdef";
+
+fn http(status: u16, body: &'static str) -> HttpResponse {
+    HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body))
+}
+
+fn has_filter(filters: &[Filter], name: &str) -> bool {
+    filters.iter().any(|f| f.name() == Some(name))
+}
+
+/// The ALB side, answered as AWS would.
+fn alb_rules() -> Vec<Rule> {
+    vec![
+        mock!(aws_sdk_elasticloadbalancingv2::Client::describe_load_balancers).then_output(|| {
+            aws_sdk_elasticloadbalancingv2::operation::describe_load_balancers::DescribeLoadBalancersOutput::builder()
+                .load_balancers(
+                    LoadBalancer::builder()
+                        .load_balancer_arn(LB_ARN)
+                        .vpc_id("vpc-1")
+                        .availability_zones(AvailabilityZone::builder().zone_name("eu-west-1a").subnet_id("subnet-public").build())
+                        .security_groups("sg-lb")
+                        .build(),
+                )
+                .build()
+        }),
+        mock!(aws_sdk_elasticloadbalancingv2::Client::describe_load_balancer_attributes).then_output(|| {
+            aws_sdk_elasticloadbalancingv2::operation::describe_load_balancer_attributes::DescribeLoadBalancerAttributesOutput::builder()
+                .attributes(LoadBalancerAttribute::builder().key("idle_timeout.timeout_seconds").value("90").build())
+                .build()
+        }),
+        mock!(aws_sdk_elasticloadbalancingv2::Client::describe_tags).then_output(|| {
+            aws_sdk_elasticloadbalancingv2::operation::describe_tags::DescribeTagsOutput::builder()
+                .tag_descriptions(
+                    aws_sdk_elasticloadbalancingv2::types::TagDescription::builder()
+                        .resource_arn(LB_ARN)
+                        .tags(aws_sdk_elasticloadbalancingv2::types::Tag::builder().key("elbv2.k8s.aws/cluster").value("prod").build())
+                        .build(),
+                )
+                .build()
+        }),
+        mock!(aws_sdk_elasticloadbalancingv2::Client::describe_listeners)
+            .then_output(|| aws_sdk_elasticloadbalancingv2::operation::describe_listeners::DescribeListenersOutput::builder().build()),
+        mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_groups).then_output(|| {
+            aws_sdk_elasticloadbalancingv2::operation::describe_target_groups::DescribeTargetGroupsOutput::builder()
+                .target_groups(
+                    TargetGroup::builder().target_group_arn(TG_ARN).target_group_name("checkout").target_type(TargetTypeEnum::Ip).port(8080).build(),
+                )
+                .build()
+        }),
+        mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health).then_output(|| {
+            let healthy = |ip: &str| {
+                TargetHealthDescription::builder()
+                    .target(TargetDescription::builder().id(ip).port(8080).build())
+                    .target_health(TargetHealth::builder().state(TargetHealthStateEnum::Healthy).build())
+                    .build()
+            };
+            aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput::builder()
+                .target_health_descriptions(healthy("10.0.18.10"))
+                .target_health_descriptions(healthy("10.0.99.5"))
+                .build()
+        }),
+        mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_group_attributes).then_output(|| {
+            aws_sdk_elasticloadbalancingv2::operation::describe_target_group_attributes::DescribeTargetGroupAttributesOutput::builder().build()
+        }),
+    ]
+}
+
+/// The VPC: subnets, an ENI found by address for nobody, and a node ENI with a delegated prefix.
+fn vpc_rules() -> Vec<Rule> {
+    vec![
+        mock!(aws_sdk_ec2::Client::describe_subnets).then_output(|| {
+            aws_sdk_ec2::operation::describe_subnets::DescribeSubnetsOutput::builder()
+                .subnets(Subnet::builder().subnet_id("subnet-public").cidr_block("10.0.0.0/24").availability_zone("eu-west-1a").build())
+                .subnets(Subnet::builder().subnet_id("subnet-nodes").cidr_block("10.0.16.0/20").availability_zone("eu-west-1a").build())
+                .subnets(Subnet::builder().subnet_id("subnet-other").cidr_block("10.0.96.0/20").availability_zone("eu-west-1a").build())
+                .build()
+        }),
+        mock!(aws_sdk_ec2::Client::describe_security_groups)
+            .then_output(|| aws_sdk_ec2::operation::describe_security_groups::DescribeSecurityGroupsOutput::builder().build()),
+        // The address lookup finds neither IP: one sits in a prefix, the other nowhere.
+        mock!(aws_sdk_ec2::Client::describe_network_interfaces)
+            .match_requests(|r| has_filter(r.filters(), "addresses.private-ip-address") || has_filter(r.filters(), "description"))
+            .then_output(|| aws_sdk_ec2::operation::describe_network_interfaces::DescribeNetworkInterfacesOutput::builder().build()),
+        mock!(aws_sdk_ec2::Client::describe_network_interfaces).match_requests(|r| has_filter(r.filters(), "subnet-id")).then_output(|| {
+            aws_sdk_ec2::operation::describe_network_interfaces::DescribeNetworkInterfacesOutput::builder()
+                .network_interfaces(
+                    NetworkInterface::builder()
+                        .network_interface_id("eni-node")
+                        .subnet_id("subnet-nodes")
+                        .private_ip_address("10.0.17.4")
+                        .ipv4_prefixes(Ipv4PrefixSpecification::builder().ipv4_prefix("10.0.18.0/28").build())
+                        .groups(aws_sdk_ec2::types::GroupIdentifier::builder().group_id("sg-nodes").build())
+                        .attachment(NetworkInterfaceAttachment::builder().instance_id("i-node").device_index(0).build())
+                        .build(),
+                )
+                .build()
+        }),
+    ]
+}
+
+fn fault_rules() -> Vec<Rule> {
+    vec![
+        mock!(aws_sdk_ec2::Client::describe_network_acls).then_http_response(|| {
+            http(
+                403,
+                "<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>r1</RequestID></Response>",
+            )
+        }),
+        mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_http_response(|| {
+            http(
+                400,
+                "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>r2</RequestId></ErrorResponse>",
+            )
+        }),
+        mock!(aws_sdk_eks::Client::describe_cluster).then_http_response(|| {
+            // EKS (REST-JSON) names the error in a header, as AWS sends it.
+            let mut response = http(404, r#"{"message":"No cluster found for name: prod."}"#);
+            response.headers_mut().insert("x-amzn-errortype", "ResourceNotFoundException");
+            response
+        }),
+    ]
+}
+
+async fn clients(rules: &[Rule]) -> Clients {
+    let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+    for rule in rules {
+        interceptor = interceptor.with_rule(rule);
+    }
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("eu-west-1"))
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+            "k", "s", None, None, "mock",
+        ))
+        .http_client(create_mock_http_client())
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    Clients::with_interceptor(
+        &config,
+        "eu-west-1",
+        Some(SharedInterceptor::new(interceptor)),
+    )
+}
+
+#[tokio::test]
+async fn delegated_prefixes_place_pod_ips_and_faults_become_gaps() {
+    let mut rules = alb_rules();
+    rules.extend(vpc_rules());
+    rules.extend(fault_rules());
+    let clients = clients(&rules).await;
+    let lb = LbRef {
+        kind: LbKind::Application,
+        name: "checkout".into(),
+        id: "app/checkout/0123456789abcdef".into(),
+        target_group: None,
+    };
+    let world = gather(
+        &clients,
+        &lb,
+        &GatherOptions::new(1_795_456_800, None, Some(60), Some(1)),
+    )
+    .await;
+
+    assert_eq!(world.load_balancer.idle_timeout_seconds, Some(90));
+    let targets = &world.target_groups[0].targets;
+    let Placement::Interface(delegated) = &targets[0].placement else {
+        panic!("{:?}", targets[0])
+    };
+    assert!(delegated.via_prefix);
+    assert_eq!(delegated.eni_id.as_deref(), Some("eni-node"));
+    assert_eq!(delegated.private_ip, "10.0.18.10");
+    assert_eq!(delegated.security_groups, ["sg-nodes"]);
+    assert_eq!(
+        targets[1].placement,
+        Placement::NoInterface,
+        "on no ENI and in no prefix: stale"
+    );
+
+    let gap = |fact: GapFact| {
+        world
+            .gaps
+            .iter()
+            .find(|g| g.fact == fact)
+            .unwrap_or_else(|| panic!("no {fact:?} gap: {:?}", world.gaps))
+    };
+    assert_eq!(gap(GapFact::NetworkAcls).reason, GapReason::AccessDenied);
+    assert!(gap(GapFact::NetworkAcls)
+        .detail
+        .starts_with("UnauthorizedOperation"));
+    assert_eq!(gap(GapFact::Metrics).reason, GapReason::Throttled);
+    assert_eq!(gap(GapFact::EksCluster).reason, GapReason::NotFound);
+    // The cluster is still named, from the tags.
+    assert_eq!(world.eks.as_ref().map(|e| e.name.as_str()), Some("prod"));
+
+    // The diagnosis still runs and says what it could not check.
+    let alarm_event = r#"{"AlarmName":"a","NewStateValue":"ALARM","AlarmArn":"arn:aws:cloudwatch:eu-west-1:111122223333:alarm:a",
+        "Trigger":{"MetricName":"HTTPCode_ELB_504_Count","Namespace":"AWS/ApplicationELB","Dimensions":[{"name":"LoadBalancer","value":"app/checkout/0123456789abcdef"}]}}"#;
+    let elbmedic_engine::alarm::Intake::Diagnose {
+        alarm,
+        load_balancer,
+    } = elbmedic_engine::alarm::parse_input(alarm_event.as_bytes())
+        .unwrap()
+        .remove(0)
+        .unwrap()
+    else {
+        panic!()
+    };
+    let report = elbmedic_engine::report::Report::diagnosed(&alarm, &load_balancer, &world);
+    let codes: Vec<&str> = report.findings.iter().map(|f| f.code.as_str()).collect();
+    assert!(codes.contains(&"stale-targets"), "{codes:?}");
+    assert!(report
+        .findings
+        .iter()
+        .any(|f| f.code.as_str() == "check-incomplete"
+            && f.fix.summary.contains("ec2:DescribeNetworkAcls")));
+}
