@@ -4,8 +4,7 @@
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ec2::types::{
-    Filter, Ipv4PrefixSpecification, NetworkAcl, NetworkAclAssociation, NetworkInterface,
-    NetworkInterfaceAttachment, Subnet,
+    Filter, Ipv4PrefixSpecification, NetworkInterface, NetworkInterfaceAttachment, Subnet,
 };
 use aws_sdk_elasticloadbalancingv2::types::{
     AvailabilityZone, LoadBalancer, LoadBalancerAttribute, TargetDescription, TargetGroup,
