@@ -1,0 +1,262 @@
+//! An ALB: round 1 the load balancer and metrics; round 2 what needs its ARN or VPC; round 3
+//! target health per group, the EKS cluster, prefix lists; round 4 where the targets live.
+
+use std::collections::BTreeMap;
+
+use elbmedic_engine::alarm::LbKind;
+use elbmedic_engine::snapshot::{
+    GapFact, HealthCheck, Listener, Placement, Snapshot, Target, TargetGroup, DEFAULT_IDLE_TIMEOUT,
+};
+use tokio::time::Instant;
+
+use super::{
+    all_pages, bounded, cluster_from_tags, join_all, metrics, not_found, settle, targets, vpc,
+    GatherOptions,
+};
+use crate::clients::Clients;
+use crate::convert;
+
+pub async fn gather(
+    clients: &Clients,
+    options: &GatherOptions,
+    deadline: Instant,
+    world: &mut Snapshot,
+) {
+    let name = world.load_balancer.name.clone();
+    let elbv2 = &clients.elbv2;
+    let id = world.load_balancer.id.clone();
+    let (described, (series, metric_gaps)) = tokio::join!(
+        bounded(deadline, async {
+            all_pages!(elbv2
+                .describe_load_balancers()
+                .names(&name)
+                .into_paginator())
+        }),
+        metrics::gather(clients, LbKind::Application, &id, options, deadline),
+    );
+    world.metrics = series;
+    world.gaps.extend(metric_gaps);
+    let described = match settle(described, GapFact::LoadBalancer, Some(&name)) {
+        Err(gap) => return world.gaps.push(gap),
+        Ok(pages) => match pages
+            .iter()
+            .flat_map(|p| p.load_balancers())
+            .next()
+            .cloned()
+        {
+            Some(described) => described,
+            None => return world.gaps.push(not_found(&name)),
+        },
+    };
+    let arn = described
+        .load_balancer_arn()
+        .unwrap_or_default()
+        .to_string();
+    let at_arn = Some(arn.as_str());
+    let lb = &mut world.load_balancer;
+    lb.arn = Some(arn.clone());
+    lb.dns_name = described.dns_name().map(str::to_string);
+    lb.scheme = described.scheme().map(|s| s.as_str().to_string());
+    lb.vpc_id = described.vpc_id().unwrap_or_default().to_string();
+    lb.subnets = described
+        .availability_zones()
+        .iter()
+        .filter_map(|z| z.subnet_id().map(str::to_string))
+        .collect();
+    lb.security_groups = described.security_groups().to_vec();
+
+    // Round 2: what needs the ARN or the VPC.
+    let vpc_id = lb.vpc_id.clone();
+    let node_description = format!("ELB {}", lb.id);
+    let (attributes, tags, listeners, groups, network, nodes) = tokio::join!(
+        bounded(
+            deadline,
+            elbv2
+                .describe_load_balancer_attributes()
+                .load_balancer_arn(&arn)
+                .send()
+        ),
+        bounded(deadline, elbv2.describe_tags().resource_arns(&arn).send()),
+        bounded(deadline, async {
+            all_pages!(elbv2
+                .describe_listeners()
+                .load_balancer_arn(&arn)
+                .into_paginator())
+        }),
+        bounded(deadline, async {
+            all_pages!(elbv2
+                .describe_target_groups()
+                .load_balancer_arn(&arn)
+                .into_paginator())
+        }),
+        vpc::network(clients, &vpc_id, deadline),
+        vpc::lb_nodes(clients, &node_description, deadline),
+    );
+    match settle(attributes, GapFact::LbAttributes, at_arn) {
+        Err(gap) => world.gaps.push(gap),
+        Ok(out) => {
+            // Unset means the AWS default (moto reports it only once set).
+            let value = out
+                .attributes()
+                .iter()
+                .find(|a| a.key() == Some("idle_timeout.timeout_seconds"))
+                .and_then(|a| a.value());
+            world.load_balancer.idle_timeout_seconds = Some(
+                value
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(DEFAULT_IDLE_TIMEOUT),
+            );
+        }
+    }
+    match settle(tags, GapFact::LoadBalancer, Some("tags")) {
+        Err(gap) => world.gaps.push(gap),
+        Ok(out) => {
+            world.load_balancer.tags = out
+                .tag_descriptions()
+                .iter()
+                .flat_map(|d| d.tags())
+                .filter_map(|t| {
+                    Some((
+                        t.key()?.to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    ))
+                })
+                .collect()
+        }
+    }
+    match settle(listeners, GapFact::Listeners, at_arn) {
+        Err(gap) => world.gaps.push(gap),
+        Ok(pages) => {
+            world.load_balancer.listeners = pages
+                .iter()
+                .flat_map(|p| p.listeners())
+                .map(|l| Listener {
+                    protocol: l
+                        .protocol()
+                        .map(|p| p.as_str().to_string())
+                        .unwrap_or_default(),
+                    port: convert::port(l.port()).unwrap_or(0),
+                    instance_port: None,
+                    instance_protocol: None,
+                })
+                .collect()
+        }
+    }
+    vpc::apply_network(world, network);
+    world.load_balancer.nodes = nodes;
+    let groups: Vec<aws_sdk_elasticloadbalancingv2::types::TargetGroup> =
+        match settle(groups, GapFact::TargetGroups, at_arn) {
+            Err(gap) => return world.gaps.push(gap),
+            Ok(pages) => pages
+                .iter()
+                .flat_map(|p| p.target_groups())
+                .cloned()
+                .collect(),
+        };
+
+    // Round 3: per target group health and attributes; the cluster; prefix lists.
+    let cluster = cluster_from_tags(&world.load_balancer.tags);
+    let per_group = groups.iter().map(|g| {
+        let tg_arn = g.target_group_arn().unwrap_or_default().to_string();
+        async move {
+            let (health, attributes) = tokio::join!(
+                bounded(
+                    deadline,
+                    elbv2
+                        .describe_target_health()
+                        .target_group_arn(&tg_arn)
+                        .send()
+                ),
+                bounded(
+                    deadline,
+                    elbv2
+                        .describe_target_group_attributes()
+                        .target_group_arn(&tg_arn)
+                        .send()
+                ),
+            );
+            let health = settle(health, GapFact::TargetHealth, Some(&tg_arn));
+            let attributes = settle(attributes, GapFact::TargetGroups, Some(&tg_arn));
+            (tg_arn, health, attributes)
+        }
+    });
+    let (per_group, eks, ()) = tokio::join!(
+        join_all(per_group.collect()),
+        vpc::eks_cluster(clients, cluster.as_deref(), deadline),
+        vpc::resolve_prefix_lists(clients, world, deadline),
+    );
+    vpc::apply_eks(world, cluster, eks);
+    for (group, (tg_arn, health, attributes)) in groups.iter().zip(per_group) {
+        let mut target_group = TargetGroup {
+            name: group.target_group_name().unwrap_or_default().to_string(),
+            arn: Some(tg_arn),
+            target_type: group
+                .target_type()
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_else(|| "instance".into()),
+            protocol: group.protocol().map(|p| p.as_str().to_string()),
+            port: convert::port(group.port()),
+            health_check: Some(HealthCheck {
+                protocol: group
+                    .health_check_protocol()
+                    .map(|p| p.as_str().to_string()),
+                port: group.health_check_port().map(str::to_string),
+                path: group.health_check_path().map(str::to_string),
+                timeout_seconds: group
+                    .health_check_timeout_seconds()
+                    .and_then(|v| u32::try_from(v).ok()),
+                interval_seconds: group
+                    .health_check_interval_seconds()
+                    .and_then(|v| u32::try_from(v).ok()),
+            }),
+            deregistration_delay_seconds: None,
+            tags: BTreeMap::new(),
+            targets: Vec::new(),
+        };
+        match attributes {
+            Ok(out) => {
+                target_group.deregistration_delay_seconds = out
+                    .attributes()
+                    .iter()
+                    .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
+                    .and_then(|a| a.value())
+                    .and_then(|v| v.parse().ok())
+            }
+            Err(gap) => world.gaps.push(gap),
+        }
+        match health {
+            Ok(out) => {
+                target_group.targets = out
+                    .target_health_descriptions()
+                    .iter()
+                    .filter_map(|d| {
+                        let target = d.target()?;
+                        Some(Target {
+                            id: target.id()?.to_string(),
+                            port: convert::port(target.port())
+                                .or(target_group.port)
+                                .unwrap_or(0),
+                            availability_zone: target.availability_zone().map(str::to_string),
+                            health: convert::alb_health(d.target_health()),
+                            placement: Placement::Unobserved,
+                        })
+                    })
+                    .collect()
+            }
+            Err(gap) => world.gaps.push(gap),
+        }
+        world.target_groups.push(target_group);
+    }
+
+    // Round 4: where the targets live.
+    let instance_ids = targets::of_type(world, "instance");
+    let ips = targets::of_type(world, "ip");
+    let (instances, enis) = tokio::join!(
+        targets::instances(clients, &instance_ids, deadline),
+        targets::ip_addresses(clients, &ips, deadline)
+    );
+    targets::apply(world, "instance", instances, Placement::Unobserved);
+    // Not yet known to be stale: the fallback decides.
+    targets::apply(world, "ip", enis, Placement::NoInterface);
+    targets::prefix_delegation_fallback(clients, world, deadline).await;
+}

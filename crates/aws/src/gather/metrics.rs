@@ -1,0 +1,179 @@
+//! The alarm window's metrics, in one GetMetricData call per kind of statistic. Percentiles
+//! go in a call of their own: moto answers 500 to any GetMetricData holding one, and AWS may
+//! throttle; their absence is a gap, not a failure.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
+use aws_smithy_types::date_time::Format as DateFormat;
+use aws_smithy_types::DateTime;
+use elbmedic_engine::alarm::LbKind;
+use elbmedic_engine::snapshot::{DataPoint, Gap, GapFact, MetricSeries};
+use tokio::time::Instant;
+
+use super::{all_pages, bounded, settle, GatherOptions};
+use crate::clients::Clients;
+
+/// (metric, statistic) pairs fetched in one call.
+type MetricList = &'static [(&'static str, &'static str)];
+
+/// The plain statistics and the percentiles of each kind of load balancer.
+fn wanted(kind: LbKind) -> (MetricList, MetricList) {
+    match kind {
+        LbKind::Application => (
+            &[
+                ("HTTPCode_ELB_5XX_Count", "Sum"),
+                ("HTTPCode_ELB_502_Count", "Sum"),
+                ("HTTPCode_ELB_503_Count", "Sum"),
+                ("HTTPCode_ELB_504_Count", "Sum"),
+                ("TargetConnectionErrorCount", "Sum"),
+                ("TargetResponseTime", "Maximum"),
+                ("RequestCount", "Sum"),
+            ],
+            &[("TargetResponseTime", "p99")],
+        ),
+        LbKind::Classic => (
+            &[
+                ("HTTPCode_ELB_5XX", "Sum"),
+                ("Latency", "Maximum"),
+                ("BackendConnectionErrors", "Sum"),
+                ("RequestCount", "Sum"),
+                ("SurgeQueueLength", "Maximum"),
+            ],
+            &[],
+        ),
+    }
+}
+
+/// Every series of the window, and a gap for each call that failed.
+pub async fn gather(
+    clients: &Clients,
+    kind: LbKind,
+    dimension_value: &str,
+    options: &GatherOptions,
+    deadline: Instant,
+) -> (Vec<MetricSeries>, Vec<Gap>) {
+    let (plain, percentiles) = wanted(kind);
+    let (plain, percentiles) = tokio::join!(
+        call(clients, kind, dimension_value, options, plain, deadline),
+        call(
+            clients,
+            kind,
+            dimension_value,
+            options,
+            percentiles,
+            deadline
+        ),
+    );
+    let mut series = Vec::new();
+    let mut gaps = Vec::new();
+    for result in [plain, percentiles] {
+        match result {
+            Ok(found) => series.extend(found),
+            Err(gap) => gaps.push(gap),
+        }
+    }
+    (series, gaps)
+}
+
+async fn call(
+    clients: &Clients,
+    kind: LbKind,
+    dimension_value: &str,
+    options: &GatherOptions,
+    wanted: MetricList,
+    deadline: Instant,
+) -> Result<Vec<MetricSeries>, Gap> {
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dimension_name = match kind {
+        LbKind::Application => "LoadBalancer",
+        LbKind::Classic => "LoadBalancerName",
+    };
+    let dimension = Dimension::builder()
+        .name(dimension_name)
+        .value(dimension_value)
+        .build();
+    let period = i32::try_from(options.period).unwrap_or(60);
+    let queries: Vec<MetricDataQuery> = wanted
+        .iter()
+        .enumerate()
+        .map(|(i, (metric, stat))| {
+            MetricDataQuery::builder()
+                .id(format!("m{i}"))
+                .metric_stat(
+                    MetricStat::builder()
+                        .metric(
+                            Metric::builder()
+                                .namespace(kind.namespace())
+                                .metric_name(*metric)
+                                .dimensions(dimension.clone())
+                                .build(),
+                        )
+                        .period(period)
+                        .stat(*stat)
+                        .build(),
+                )
+                .return_data(true)
+                .build()
+        })
+        .collect();
+    // Aligned to the period, ending just after the period that holds the state change.
+    let p = i64::from(options.period);
+    let end = (options.window_end.div_euclid(p) + 1) * p;
+    let start = end - p * i64::from(options.periods);
+    let request = clients
+        .cloudwatch
+        .get_metric_data()
+        .set_metric_data_queries(Some(queries))
+        .start_time(DateTime::from_secs(start))
+        .end_time(DateTime::from_secs(end))
+        .scan_by(ScanBy::TimestampAscending);
+    let label = wanted
+        .iter()
+        .map(|(m, s)| format!("{m} {s}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let pages = settle(
+        bounded(
+            deadline,
+            async move { all_pages!(request.into_paginator()) },
+        )
+        .await,
+        GapFact::Metrics,
+        Some(&label),
+    )?;
+    let mut points: BTreeMap<usize, Vec<DataPoint>> = BTreeMap::new();
+    for result in pages.iter().flat_map(|p| p.metric_data_results()) {
+        let Some(index) = result
+            .id()
+            .and_then(|id| id.strip_prefix('m'))
+            .and_then(|i| i.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        let entry = points.entry(index).or_default();
+        for (timestamp, value) in result.timestamps().iter().zip(result.values()) {
+            entry.push(DataPoint {
+                timestamp: timestamp.fmt(DateFormat::DateTime).unwrap_or_default(),
+                value: *value,
+            });
+        }
+    }
+    Ok(wanted
+        .iter()
+        .enumerate()
+        .map(|(i, (metric, stat))| {
+            let mut series_points = points.remove(&i).unwrap_or_default();
+            series_points.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
+            MetricSeries {
+                metric_name: metric.to_string(),
+                statistic: stat.to_string(),
+                target_group: None,
+                period_seconds: Some(options.period),
+                points: series_points,
+            }
+        })
+        .collect())
+}

@@ -1,0 +1,192 @@
+//! Gathers the snapshot of one load balancer, in as few sequential rounds as the data
+//! dependencies allow. Independent calls in a round run concurrently; lists are fetched with
+//! filters holding many values, and VPC-wide (subnets, NACLs, security groups) as soon as the
+//! VPC is known, so no round waits for another's ids. Every failed call becomes a gap.
+//!
+//! Rounds (the README has the measured counts):
+//! - Classic LB: (1) load balancer, attributes, tags, instance health, metrics;
+//!   (2) instances, subnets, NACLs, SGs, LB interfaces, EKS cluster; (3) prefix lists, if any.
+//! - ALB: (1) load balancer, metrics; (2) attributes, tags, listeners, target groups,
+//!   subnets, NACLs, SGs, LB interfaces; (3) target health and group attributes, EKS cluster,
+//!   prefix lists; (4) the targets' interfaces; (4b) only for IPs on no interface: the
+//!   prefix-delegation fallback.
+
+mod application;
+mod classic;
+mod metrics;
+mod targets;
+mod vpc;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::date_time::Format as DateFormat;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_smithy_types::DateTime;
+use elbmedic_engine::alarm::{LbKind, LbRef};
+use elbmedic_engine::snapshot::{Gap, GapFact, GapReason, LoadBalancer, Snapshot, SCHEMA_VERSION};
+use tokio::time::Instant;
+
+use crate::clients::Clients;
+use crate::errors::{deadline_gap, gap};
+
+/// The default bound on a whole gather, well below a Lambda timeout of 30 s or more.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(20);
+
+/// DescribeNetworkInterfaces and DescribeInstances accept about 200 filter values per call.
+const BATCH: usize = 199;
+
+/// How to gather. The clock is read by the caller and passed in, so gathering is replayable.
+#[derive(Debug, Clone)]
+pub struct GatherOptions {
+    /// The whole gather finishes within this, below the Lambda timeout.
+    pub deadline: Duration,
+    /// End of the metric window (epoch seconds): the alarm's state change, or now.
+    pub window_end: i64,
+    /// Metric period in seconds (the alarm's).
+    pub period: u32,
+    /// Number of periods fetched, ending at `window_end` (evaluation periods plus look-back).
+    pub periods: u32,
+    /// When the snapshot is taken (epoch seconds).
+    pub now: i64,
+    pub account_id: Option<String>,
+}
+
+impl GatherOptions {
+    pub fn new(
+        now: i64,
+        window_end: Option<i64>,
+        period: Option<u32>,
+        evaluation_periods: Option<u32>,
+    ) -> Self {
+        let period = period.filter(|p| *p >= 60 && *p % 60 == 0).unwrap_or(60);
+        Self {
+            deadline: DEFAULT_DEADLINE,
+            window_end: window_end.unwrap_or(now),
+            period,
+            // The evaluated periods plus five of look-back, at most a day.
+            periods: (evaluation_periods.unwrap_or(1).clamp(1, 100) + 5).min(86_400 / period),
+            now,
+            account_id: None,
+        }
+    }
+}
+
+/// Runs `future` unless the deadline passes first.
+async fn bounded<T>(deadline: Instant, future: impl Future<Output = T>) -> Option<T> {
+    tokio::time::timeout_at(deadline, future).await.ok()
+}
+
+/// A bounded call's outcome: its value, or the gap that explains why there is none.
+fn settle<T, E>(
+    result: Option<Result<T, SdkError<E, HttpResponse>>>,
+    fact: GapFact,
+    resource: Option<&str>,
+) -> Result<T, Gap>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        None => Err(deadline_gap(fact, resource)),
+        Some(Err(error)) => Err(gap(fact, resource, &error)),
+        Some(Ok(value)) => Ok(value),
+    }
+}
+
+/// Collects the pages of a paginated call, or the first error.
+macro_rules! all_pages {
+    ($paginator:expr) => {{
+        let pages: Vec<_> = $paginator.send().collect().await;
+        pages.into_iter().collect::<Result<Vec<_>, _>>()
+    }};
+}
+pub(crate) use all_pages;
+
+/// Polls every future concurrently on the current task; outputs in order.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    use std::pin::Pin;
+    use std::task::Poll;
+    let mut pinned: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(move |cx| {
+        let mut pending = false;
+        for (future, output) in pinned.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(outputs.iter_mut().filter_map(Option::take).collect())
+        }
+    })
+    .await
+}
+
+fn not_found(name: &str) -> Gap {
+    Gap {
+        fact: GapFact::LoadBalancer,
+        resource: Some(name.to_string()),
+        reason: GapReason::NotFound,
+        detail: format!("no load balancer named {name} in this account and region"),
+    }
+}
+
+/// The EKS cluster named by the controllers' tags.
+fn cluster_from_tags(tags: &BTreeMap<String, String>) -> Option<String> {
+    tags.get("elbv2.k8s.aws/cluster")
+        .cloned()
+        .or_else(|| {
+            tags.keys()
+                .find_map(|k| k.strip_prefix("kubernetes.io/cluster/").map(str::to_string))
+        })
+        .filter(|c| !c.is_empty())
+}
+
+pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> Snapshot {
+    let deadline = Instant::now() + options.deadline;
+    let mut world = Snapshot {
+        schema_version: SCHEMA_VERSION,
+        captured_at: DateTime::from_secs(options.now)
+            .fmt(DateFormat::DateTime)
+            .ok(),
+        region: clients.region.clone(),
+        account_id: options.account_id.clone(),
+        load_balancer: LoadBalancer {
+            kind: lb.kind,
+            name: lb.name.clone(),
+            id: lb.id.clone(),
+            arn: None,
+            dns_name: None,
+            scheme: None,
+            vpc_id: String::new(),
+            subnets: Vec::new(),
+            security_groups: Vec::new(),
+            idle_timeout_seconds: None,
+            cross_zone: None,
+            listeners: Vec::new(),
+            tags: BTreeMap::new(),
+            nodes: Vec::new(),
+        },
+        target_groups: Vec::new(),
+        subnets: Vec::new(),
+        network_acls: Vec::new(),
+        security_groups: Vec::new(),
+        prefix_lists: Vec::new(),
+        metrics: Vec::new(),
+        eks: None,
+        gaps: Vec::new(),
+    };
+    match lb.kind {
+        LbKind::Classic => classic::gather(clients, options, deadline, &mut world).await,
+        LbKind::Application => application::gather(clients, options, deadline, &mut world).await,
+    }
+    world
+}

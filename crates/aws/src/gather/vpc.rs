@@ -1,0 +1,225 @@
+//! The network around the load balancer: the VPC's subnets, NACLs and security groups, the
+//! load balancer's own node interfaces, the EKS cluster's security group, and the managed
+//! prefix lists that rules reference.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_ec2::types::Filter;
+use elbmedic_engine::snapshot::{EksCluster, Gap, GapFact, LbNode, PrefixList, Snapshot};
+use tokio::time::Instant;
+
+use super::{all_pages, bounded, join_all, settle};
+use crate::clients::Clients;
+use crate::convert;
+
+pub struct Network {
+    subnets: Result<Vec<aws_sdk_ec2::types::Subnet>, Gap>,
+    acls: Result<Vec<aws_sdk_ec2::types::NetworkAcl>, Gap>,
+    groups: Result<Vec<aws_sdk_ec2::types::SecurityGroup>, Gap>,
+}
+
+fn vpc_filter(vpc: &str) -> Filter {
+    Filter::builder().name("vpc-id").values(vpc).build()
+}
+
+/// Subnets, NACLs and security groups of the whole VPC, concurrently.
+pub async fn network(clients: &Clients, vpc: &str, deadline: Instant) -> Network {
+    let ec2 = &clients.ec2;
+    let (subnets, acls, groups) = tokio::join!(
+        bounded(deadline, async {
+            all_pages!(ec2
+                .describe_subnets()
+                .filters(vpc_filter(vpc))
+                .into_paginator())
+        }),
+        bounded(deadline, async {
+            all_pages!(ec2
+                .describe_network_acls()
+                .filters(vpc_filter(vpc))
+                .into_paginator())
+        }),
+        bounded(deadline, async {
+            all_pages!(ec2
+                .describe_security_groups()
+                .filters(vpc_filter(vpc))
+                .into_paginator())
+        }),
+    );
+    Network {
+        subnets: settle(subnets, GapFact::Subnets, Some(vpc))
+            .map(|pages| pages.iter().flat_map(|p| p.subnets()).cloned().collect()),
+        acls: settle(acls, GapFact::NetworkAcls, Some(vpc)).map(|pages| {
+            pages
+                .iter()
+                .flat_map(|p| p.network_acls())
+                .cloned()
+                .collect()
+        }),
+        groups: settle(groups, GapFact::SecurityGroups, Some(vpc)).map(|pages| {
+            pages
+                .iter()
+                .flat_map(|p| p.security_groups())
+                .cloned()
+                .collect()
+        }),
+    }
+}
+
+pub fn apply_network(world: &mut Snapshot, network: Network) {
+    let acls = network.acls.as_deref().unwrap_or_default();
+    let associations = convert::nacl_associations(acls);
+    // A subnet with no explicit association uses the VPC's default NACL.
+    let default_acl = acls
+        .iter()
+        .find(|a| a.is_default().unwrap_or(false))
+        .and_then(|a| a.network_acl_id().map(str::to_string));
+    match network.subnets {
+        Ok(subnets) => {
+            world.subnets = subnets
+                .iter()
+                .filter_map(convert::subnet)
+                .map(|mut s| {
+                    s.network_acl_id = associations
+                        .get(&s.id)
+                        .cloned()
+                        .or_else(|| default_acl.clone());
+                    s
+                })
+                .collect()
+        }
+        Err(gap) => world.gaps.push(gap),
+    }
+    match network.acls {
+        Ok(acls) => world.network_acls = acls.iter().filter_map(convert::network_acl).collect(),
+        Err(gap) => world.gaps.push(gap),
+    }
+    match network.groups {
+        Ok(groups) => {
+            world.security_groups = groups.iter().filter_map(convert::security_group).collect()
+        }
+        Err(gap) => world.gaps.push(gap),
+    }
+}
+
+/// The load balancer's own node interfaces (description `ELB NAME` or `ELB app/NAME/ID`).
+/// Optional precision: on failure the engine assumes any address of the LB subnets.
+pub async fn lb_nodes(clients: &Clients, description: &str, deadline: Instant) -> Vec<LbNode> {
+    let filter = Filter::builder()
+        .name("description")
+        .values(description)
+        .build();
+    let request = clients.ec2.describe_network_interfaces().filters(filter);
+    let Some(Ok(pages)) = bounded(
+        deadline,
+        async move { all_pages!(request.into_paginator()) },
+    )
+    .await
+    else {
+        return Vec::new();
+    };
+    pages
+        .iter()
+        .flat_map(|p| p.network_interfaces())
+        .filter_map(|eni| {
+            Some(LbNode {
+                subnet_id: eni.subnet_id()?.to_string(),
+                private_ip: eni.private_ip_address()?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// DescribeCluster for the cluster security group; `None` without a cluster name.
+pub async fn eks_cluster(
+    clients: &Clients,
+    cluster: Option<&str>,
+    deadline: Instant,
+) -> Option<Result<Option<String>, Gap>> {
+    let cluster = cluster?;
+    let described = bounded(
+        deadline,
+        clients.eks.describe_cluster().name(cluster).send(),
+    )
+    .await;
+    Some(
+        settle(described, GapFact::EksCluster, Some(cluster)).map(|out| {
+            out.cluster()
+                .and_then(|c| c.resources_vpc_config())
+                .and_then(|v| v.cluster_security_group_id())
+                .map(str::to_string)
+        }),
+    )
+}
+
+/// Records the cluster. moto's DescribeCluster omits the security group, and so may a
+/// failed call: the SG tagged `aws:eks:cluster-name` is the fallback.
+pub fn apply_eks(
+    world: &mut Snapshot,
+    cluster: Option<String>,
+    fetched: Option<Result<Option<String>, Gap>>,
+) {
+    let Some(name) = cluster else { return };
+    let from_api = match fetched {
+        Some(Ok(sg)) => sg,
+        Some(Err(gap)) => {
+            world.gaps.push(gap);
+            None
+        }
+        None => None,
+    };
+    let from_tags = world
+        .security_groups
+        .iter()
+        .find(|g| g.tags.get("aws:eks:cluster-name").map(String::as_str) == Some(name.as_str()))
+        .map(|g| g.id.clone());
+    world.eks = Some(EksCluster {
+        name,
+        cluster_security_group_id: from_api.or(from_tags),
+    });
+}
+
+/// Managed prefix lists referenced by the gathered security groups.
+pub async fn resolve_prefix_lists(clients: &Clients, world: &mut Snapshot, deadline: Instant) {
+    let ids: BTreeSet<String> = world
+        .security_groups
+        .iter()
+        .flat_map(|g| g.ingress.iter().chain(&g.egress))
+        .flat_map(|r| r.prefix_list_ids.iter().cloned())
+        .collect();
+    let lookups = ids.into_iter().map(|id| {
+        let request = clients
+            .ec2
+            .get_managed_prefix_list_entries()
+            .prefix_list_id(&id);
+        async move {
+            let result = bounded(
+                deadline,
+                async move { all_pages!(request.into_paginator()) },
+            )
+            .await;
+            let entries = settle(result, GapFact::PrefixList, Some(&id));
+            (id, entries)
+        }
+    });
+    let mut lists: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (id, result) in join_all(lookups.collect()).await {
+        match result {
+            Ok(pages) => {
+                lists.insert(
+                    id,
+                    pages
+                        .iter()
+                        .flat_map(|p| p.entries())
+                        .filter_map(|e| e.cidr().map(str::to_string))
+                        .collect(),
+                );
+            }
+            Err(gap) => world.gaps.push(gap),
+        }
+    }
+    world.prefix_lists.extend(
+        lists
+            .into_iter()
+            .map(|(id, cidrs)| PrefixList { id, cidrs }),
+    );
+}
