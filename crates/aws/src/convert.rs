@@ -126,9 +126,13 @@ pub fn security_group(g: &aws_sdk_ec2::types::SecurityGroup) -> Option<SecurityG
     })
 }
 
-/// Every address an ENI holds (primary and secondary), with the interface they map to.
-pub fn interface_addresses(eni: &aws_sdk_ec2::types::NetworkInterface) -> Vec<(String, Interface)> {
-    let base = |ip: &str| Interface {
+/// The interface an address of `eni` maps to.
+fn eni_interface(
+    eni: &aws_sdk_ec2::types::NetworkInterface,
+    ip: &str,
+    via_prefix: bool,
+) -> Interface {
+    Interface {
         private_ip: ip.to_string(),
         subnet_id: eni.subnet_id().unwrap_or_default().to_string(),
         eni_id: eni.network_interface_id().map(str::to_string),
@@ -141,49 +145,30 @@ pub fn interface_addresses(eni: &aws_sdk_ec2::types::NetworkInterface) -> Vec<(S
             .iter()
             .filter_map(|g| g.group_id().map(str::to_string))
             .collect(),
-        via_prefix: false,
-    };
-    let mut out: Vec<(String, Interface)> = eni
+        via_prefix,
+    }
+}
+
+/// Every address an ENI holds (primary, secondary, IPv6), with the interface it maps to.
+pub fn interface_addresses(eni: &aws_sdk_ec2::types::NetworkInterface) -> Vec<(String, Interface)> {
+    let ipv4 = eni
         .private_ip_addresses()
         .iter()
         .filter_map(|a| a.private_ip_address())
-        .chain(eni.private_ip_address())
-        .map(|ip| (ip.to_string(), base(ip)))
-        .collect();
-    out.extend(
-        eni.ipv6_addresses()
-            .iter()
-            .filter_map(|a| a.ipv6_address())
-            .map(|ip| (ip.to_string(), base(ip))),
-    );
-    out
+        .chain(eni.private_ip_address());
+    let ipv6 = eni.ipv6_addresses().iter().filter_map(|a| a.ipv6_address());
+    ipv4.chain(ipv6)
+        .map(|ip| (ip.to_string(), eni_interface(eni, ip, false)))
+        .collect()
 }
 
-/// Delegated IPv4 prefixes of an ENI (prefix delegation), with a template interface.
+/// Delegated IPv4 prefixes of an ENI (prefix delegation), each with a template interface
+/// whose address the caller fills in.
 pub fn interface_prefixes(eni: &aws_sdk_ec2::types::NetworkInterface) -> Vec<(String, Interface)> {
     eni.ipv4_prefixes()
         .iter()
         .filter_map(|p| p.ipv4_prefix())
-        .map(|prefix| {
-            (
-                prefix.to_string(),
-                Interface {
-                    private_ip: String::new(),
-                    subnet_id: eni.subnet_id().unwrap_or_default().to_string(),
-                    eni_id: eni.network_interface_id().map(str::to_string),
-                    instance_id: eni
-                        .attachment()
-                        .and_then(|a| a.instance_id())
-                        .map(str::to_string),
-                    security_groups: eni
-                        .groups()
-                        .iter()
-                        .filter_map(|g| g.group_id().map(str::to_string))
-                        .collect(),
-                    via_prefix: true,
-                },
-            )
-        })
+        .map(|prefix| (prefix.to_string(), eni_interface(eni, "", true)))
         .collect()
 }
 
