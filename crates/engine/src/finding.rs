@@ -119,6 +119,9 @@ pub struct Finding {
     pub fix: Fix,
     /// Ids of the resources concerned (NACL, SG, targets, ...).
     pub resources: Vec<String>,
+    /// The changes that would fix it, fully specified, for remediation to plan from.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remedies: Vec<crate::plan::Action>,
 }
 
 /// One observed fact that supports a finding. `summary` is the human sentence; the other

@@ -7,6 +7,7 @@
 
 pub mod alarm;
 pub mod netcheck;
+pub mod plan;
 pub mod snapshot;
 
 pub mod context;

@@ -134,6 +134,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             )],
         },
         resources: vec![ctx.snapshot.load_balancer.arn.clone().unwrap_or_else(|| ctx.snapshot.load_balancer.name.clone())],
+        remedies: Vec::new(),
     });
     out
 }

@@ -109,6 +109,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
                 ..Fix::default()
             },
             resources,
+            remedies: Vec::new(),
         });
     }
     out

@@ -275,6 +275,10 @@ fn finding(
         evidence,
         fix,
         resources: vec![lb.arn.clone().unwrap_or_else(|| lb.name.clone())],
+        remedies: recommended
+            .map(|to| crate::plan::Action::RaiseIdleTimeout { from: timeout, to })
+            .into_iter()
+            .collect(),
     }
 }
 

@@ -15,6 +15,7 @@ use crate::finding::{Command, DurableFix, Evidence, Finding, FindingCode, Fix, S
 use crate::fixes;
 use crate::netcheck::nacl::{rule_number_for_allow, TCP};
 use crate::netcheck::{AddrRange, FlowBox, Leg, NaclCheck, NaclRuleRef};
+use crate::plan::{Action, NaclActionKind};
 use crate::snapshot::{NaclEntry, PortRange};
 
 pub fn blocks_target_port(ctx: &Context<'_>) -> RuleOutput {
@@ -217,6 +218,7 @@ fn finding(ctx: &Context<'_>, group: &Group<'_>) -> Finding {
     }
     let mut resources = vec![nacl_id.to_string()];
     resources.extend(group.subnets.iter().map(|s| s.to_string()));
+    let (fix, remedies) = fix(ctx, group);
     Finding {
         code: if replies {
             FindingCode::NaclBlocksEphemeralPorts
@@ -229,8 +231,9 @@ fn finding(ctx: &Context<'_>, group: &Group<'_>) -> Finding {
         title,
         explanation,
         evidence,
-        fix: fix(ctx, group),
+        fix,
         resources,
+        remedies,
     }
 }
 
@@ -297,7 +300,8 @@ fn nacl_evidence(ctx: &Context<'_>, checks: &[&NaclCheck], rule: NaclRuleRef) ->
     })
 }
 
-fn fix(ctx: &Context<'_>, group: &Group<'_>) -> Fix {
+/// The commands, and the same changes as remediation actions.
+fn fix(ctx: &Context<'_>, group: &Group<'_>) -> (Fix, Vec<Action>) {
     let (nacl_id, leg, rule, replies) = (group.nacl_id, group.leg, group.rule, group.replies);
     let region = ctx.region();
     let direction = leg.direction();
@@ -319,7 +323,12 @@ fn fix(ctx: &Context<'_>, group: &Group<'_>) -> Fix {
         })
         .collect();
     let mut commands = Vec::new();
+    let mut remedies = Vec::new();
     let mut notes = Vec::new();
+    let in_front_of_deny = match rule {
+        NaclRuleRef::Entry { rule_number } => Some(rule_number),
+        NaclRuleRef::ImplicitDeny => None,
+    };
     if let Some(acl) = ctx.snapshot.network_acl(nacl_id) {
         // Number each new entry against the NACL as it will be, so the entries do not collide.
         let mut working = acl.clone();
@@ -338,6 +347,15 @@ fn fix(ctx: &Context<'_>, group: &Group<'_>) -> Fix {
                             format!("Allow TCP {ports} {} {cidr} on {nacl_id} ({})", if direction.is_egress() { "to" } else { "from" }, direction.as_str()),
                             fixes::create_nacl_entry(region, nacl_id, direction, number, *ports, cidr),
                         ));
+                        remedies.push(Action::AllowNaclEntry {
+                            kind: if replies { NaclActionKind::Ephemeral } else { NaclActionKind::TargetPort },
+                            nacl_id: nacl_id.to_string(),
+                            egress: direction.is_egress(),
+                            rule_number: number,
+                            cidr: cidr.clone(),
+                            ports: *ports,
+                            in_front_of_deny,
+                        });
                         working.entries.push(NaclEntry {
                             rule_number: number,
                             egress: direction.is_egress(),
@@ -388,7 +406,7 @@ fn fix(ctx: &Context<'_>, group: &Group<'_>) -> Fix {
                 .join(", ")
         )
     };
-    Fix {
+    let fix = Fix {
         summary: format!(
             "Add {} allow entries to {nacl_id} for {what} {} the {far}' CIDRs ({}), numbered to decide before {rule}. Nothing broader: not 0.0.0.0/0, no other port.",
             direction.as_str(),
@@ -403,7 +421,8 @@ fn fix(ctx: &Context<'_>, group: &Group<'_>) -> Fix {
             warning: "Record the entries in whatever manages the VPC (Terraform, CloudFormation, eksctl), or its next apply removes them.".into(),
         }),
         notes,
-    }
+    };
+    (fix, remedies)
 }
 
 #[cfg(test)]

@@ -209,6 +209,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             notes: vec![],
         },
         resources: vec![lb.arn.clone().unwrap_or_else(|| lb.name.clone())],
+        remedies: Vec::new(),
     });
     out
 }

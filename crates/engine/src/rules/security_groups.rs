@@ -13,6 +13,7 @@ use crate::context::Context;
 use crate::finding::{Command, DurableFix, Evidence, Finding, FindingCode, Fix, Severity};
 use crate::fixes;
 use crate::netcheck::{Direction, SgCheck, SgOutcome, SgSide};
+use crate::plan::Action;
 
 pub fn check(ctx: &Context<'_>) -> RuleOutput {
     let name = "security groups: load balancer to targets";
@@ -138,9 +139,9 @@ fn finding(ctx: &Context<'_>, side: SgSide, groups: &[String], checks: &[&SgChec
     )));
     let mut resources: Vec<String> = groups.to_vec();
     resources.extend(peer_groups.iter().cloned());
-    let mut fix = match side {
+    let (mut fix, remedies) = match side {
         SgSide::TargetIngress => target_ingress_fix(ctx, groups, &ports),
-        SgSide::LbEgress => lb_egress_fix(ctx, &peer_groups, &ports),
+        SgSide::LbEgress => (lb_egress_fix(ctx, &peer_groups, &ports), Vec::new()),
     };
     if lb.kind == LbKind::Classic {
         fix.notes.push("A Classic LB's health checks come from the same nodes and security group, so the same rule fixes them.".into());
@@ -155,6 +156,7 @@ fn finding(ctx: &Context<'_>, side: SgSide, groups: &[String], checks: &[&SgChec
         evidence,
         fix,
         resources,
+        remedies,
     }
 }
 
@@ -209,20 +211,47 @@ fn target_group_to_fix(ctx: &Context<'_>, groups: &[String]) -> Result<String, S
     }
 }
 
+/// Names elbmedic, the load balancer and the date the state was observed (no clock here).
 fn description(ctx: &Context<'_>) -> String {
-    format!("elbmedic: {} to targets", ctx.snapshot.load_balancer.name)
+    let date = ctx
+        .snapshot
+        .captured_at
+        .as_deref()
+        .and_then(|t| t.get(..10))
+        .unwrap_or("undated");
+    format!(
+        "elbmedic: {} to targets, {date}",
+        ctx.snapshot.load_balancer.name
+    )
 }
 
-fn target_ingress_fix(ctx: &Context<'_>, groups: &[String], ports: &BTreeSet<u16>) -> Fix {
+/// The commands, and the same rules as remediation actions (none for a group a controller
+/// reconciles: it would revoke them).
+fn target_ingress_fix(
+    ctx: &Context<'_>,
+    groups: &[String],
+    ports: &BTreeSet<u16>,
+) -> (Fix, Vec<Action>) {
     let mut notes = Vec::new();
     let Some(source) = lb_source_group(ctx) else {
-        return Fix {
+        let fix = Fix {
             summary: "The load balancer has no security group to reference; allow the target port from its subnets' CIDRs on the targets' security group.".into(),
             ..Fix::default()
         };
+        return (fix, Vec::new());
     };
+    let mut remedies = Vec::new();
     let (target, commands) = match target_group_to_fix(ctx, groups) {
         Ok(target) => {
+            remedies = ports
+                .iter()
+                .map(|port| Action::AllowSgIngress {
+                    group_id: target.clone(),
+                    source_group_id: source.clone(),
+                    port: *port,
+                    description: description(ctx),
+                })
+                .collect();
             let commands = ports
                 .iter()
                 .map(|port| Command::new(
@@ -240,6 +269,7 @@ fn target_ingress_fix(ctx: &Context<'_>, groups: &[String], ports: &BTreeSet<u16
     if let Some(group) = ctx.snapshot.security_group(&target) {
         if fixes::is_controller_managed(group) {
             notes.push(format!("{target} is fully reconciled by a Kubernetes controller, which would revoke a rule added by hand."));
+            remedies.clear();
         }
     }
     let cluster = ctx.cluster.as_deref().unwrap_or("CLUSTER");
@@ -261,7 +291,7 @@ fn target_ingress_fix(ctx: &Context<'_>, groups: &[String], ports: &BTreeSet<u16
             warning: "If the controller should own this rule, check that exactly one group on the target ENIs is tagged for the cluster and that the controller runs; otherwise it will not add it back after a clean-up.".into(),
         },
     };
-    Fix {
+    let fix = Fix {
         summary: format!(
             "Allow TCP {} into {target} from the load balancer's security group {source} (a group reference, not a CIDR).",
             ports.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
@@ -269,7 +299,8 @@ fn target_ingress_fix(ctx: &Context<'_>, groups: &[String], ports: &BTreeSet<u16
         commands,
         durable: Some(durable),
         notes,
-    }
+    };
+    (fix, remedies)
 }
 
 fn lb_egress_fix(ctx: &Context<'_>, target_groups: &[String], ports: &BTreeSet<u16>) -> Fix {

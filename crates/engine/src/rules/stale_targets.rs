@@ -105,6 +105,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             notes: vec![],
         },
         resources: ids,
+        remedies: Vec::new(),
     });
     out
 }

@@ -176,6 +176,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             notes,
         },
         resources: ids,
+        remedies: Vec::new(),
     });
     out
 }

@@ -1,0 +1,290 @@
+//! Remediation planning: from the actions the rules propose to a plan that respects the
+//! operator's policy. Pure, like the rest of the engine: `remediate` (the AWS side) re-checks
+//! every action against freshly gathered state before it applies anything.
+//!
+//! Not for: applying. Not for: deciding causes (the rules propose the actions with the
+//! evidence that justifies them).
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::alarm::LbKind;
+use crate::diagnosis::Diagnosis;
+use crate::snapshot::{PortRange, Snapshot};
+
+/// Kinds of action (**contract**: the names used by `ALLOWED_ACTIONS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionKind {
+    RaiseIdleTimeout,
+    AllowNaclEphemeral,
+    AllowNaclTargetPort,
+    AllowSgTargetPort,
+}
+
+impl ActionKind {
+    pub const ALL: [ActionKind; 4] = [
+        Self::RaiseIdleTimeout,
+        Self::AllowNaclEphemeral,
+        Self::AllowNaclTargetPort,
+        Self::AllowSgTargetPort,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RaiseIdleTimeout => "raise-idle-timeout",
+            Self::AllowNaclEphemeral => "allow-nacl-ephemeral",
+            Self::AllowNaclTargetPort => "allow-nacl-target-port",
+            Self::AllowSgTargetPort => "allow-sg-target-port",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text.trim())
+    }
+}
+
+/// One change to make, fully specified, so that applying it needs no further decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    /// Raise the idle timeout from `from` to `to` seconds.
+    RaiseIdleTimeout { from: u32, to: u32 },
+    /// A NACL allow entry for TCP `ports` to/from `cidr`.
+    AllowNaclEntry {
+        kind: NaclActionKind,
+        nacl_id: String,
+        egress: bool,
+        rule_number: u16,
+        cidr: String,
+        ports: PortRange,
+        /// The explicit deny entry this allow is numbered in front of, if any: someone wrote it,
+        /// so overriding it needs `OVERRIDE_EXPLICIT_DENY=true`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        in_front_of_deny: Option<u16>,
+    },
+    /// An ingress rule on `group_id` for TCP `port` from the security group `source_group_id`.
+    AllowSgIngress {
+        group_id: String,
+        source_group_id: String,
+        port: u16,
+        description: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NaclActionKind {
+    /// Replies on the nodes' ephemeral ports 1024-65535.
+    Ephemeral,
+    /// Requests and health checks on the target port.
+    TargetPort,
+}
+
+impl Action {
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            Self::RaiseIdleTimeout { .. } => ActionKind::RaiseIdleTimeout,
+            Self::AllowNaclEntry {
+                kind: NaclActionKind::Ephemeral,
+                ..
+            } => ActionKind::AllowNaclEphemeral,
+            Self::AllowNaclEntry {
+                kind: NaclActionKind::TargetPort,
+                ..
+            } => ActionKind::AllowNaclTargetPort,
+            Self::AllowSgIngress { .. } => ActionKind::AllowSgTargetPort,
+        }
+    }
+
+    /// One line for reports and logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::RaiseIdleTimeout { from, to } => {
+                format!("raise the idle timeout from {from} s to {to} s")
+            }
+            Self::AllowNaclEntry {
+                nacl_id,
+                egress,
+                rule_number,
+                cidr,
+                ports,
+                ..
+            } => format!(
+                "add {} entry {rule_number} to {nacl_id}: allow TCP {ports} {} {cidr}",
+                if *egress { "egress" } else { "ingress" },
+                if *egress { "to" } else { "from" }
+            ),
+            Self::AllowSgIngress {
+                group_id,
+                source_group_id,
+                port,
+                ..
+            } => {
+                format!("allow TCP {port} into {group_id} from {source_group_id}")
+            }
+        }
+    }
+}
+
+/// What the operator allows (**contract**: `MAX_IDLE_TIMEOUT`, `ALLOWED_ACTIONS`,
+/// `OVERRIDE_EXPLICIT_DENY`, `ALLOWED_CLUSTERS`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub max_idle_timeout: u32,
+    pub allowed_actions: BTreeSet<ActionKind>,
+    pub override_explicit_deny: bool,
+    /// `None`: any cluster. Otherwise the LB's tags must name one of these.
+    pub allowed_clusters: Option<Vec<String>>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            max_idle_timeout: 300,
+            allowed_actions: ActionKind::ALL.into_iter().collect(),
+            override_explicit_deny: false,
+            allowed_clusters: None,
+        }
+    }
+}
+
+/// An action left out of the plan, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub action: Action,
+    pub reason: String,
+}
+
+/// The load balancer a plan is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanTarget {
+    pub kind: LbKind,
+    pub name: String,
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    pub region: String,
+    pub vpc_id: String,
+}
+
+/// Plans live an hour by default: after that the state they were made from is stale.
+pub const DEFAULT_PLAN_LIFETIME: i64 = 3600;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub id: String,
+    pub load_balancer: PlanTarget,
+    /// Epoch seconds.
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub actions: Vec<Action>,
+    pub refused: Vec<Refusal>,
+}
+
+impl Plan {
+    pub fn is_expired(&self, now: i64) -> bool {
+        now >= self.expires_at
+    }
+}
+
+/// A deterministic plan id: the same LB, actions and time give the same id, so a plan
+/// published twice is recognisably the same plan.
+fn plan_id(target: &PlanTarget, actions: &[Action], created_at: i64) -> String {
+    // FNV-1a: stable across runs and platforms, unlike the std hasher.
+    let text = format!(
+        "{}|{}|{created_at}|{}",
+        target.region,
+        target.id,
+        serde_json::to_string(actions).unwrap_or_default()
+    );
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("plan-{hash:016x}")
+}
+
+/// The plan for a diagnosis: every action its findings propose, minus what the policy forbids.
+pub fn plan(snapshot: &Snapshot, diagnosis: &Diagnosis, policy: &Policy, now: i64) -> Plan {
+    let lb = &snapshot.load_balancer;
+    let target = PlanTarget {
+        kind: lb.kind,
+        name: lb.name.clone(),
+        id: lb.id.clone(),
+        arn: lb.arn.clone(),
+        region: snapshot.region.clone(),
+        vpc_id: lb.vpc_id.clone(),
+    };
+    let mut actions = Vec::new();
+    let mut refused = Vec::new();
+    let proposed: Vec<&Action> = diagnosis
+        .findings
+        .iter()
+        .flat_map(|f| &f.remedies)
+        .collect();
+    let cluster_refusal = cluster_refusal(snapshot, policy);
+    for action in proposed {
+        let refusal = cluster_refusal
+            .clone()
+            .or_else(|| policy_refusal(action, policy));
+        match refusal {
+            Some(reason) => refused.push(Refusal {
+                action: action.clone(),
+                reason,
+            }),
+            None if !actions.contains(action) => actions.push(action.clone()),
+            None => {}
+        }
+    }
+    Plan {
+        id: plan_id(&target, &actions, now),
+        load_balancer: target,
+        created_at: now,
+        expires_at: now + DEFAULT_PLAN_LIFETIME,
+        actions,
+        refused,
+    }
+}
+
+/// `ALLOWED_CLUSTERS`: the LB's tags must name one of them.
+fn cluster_refusal(snapshot: &Snapshot, policy: &Policy) -> Option<String> {
+    let allowed = policy.allowed_clusters.as_ref()?;
+    let cluster = crate::context::cluster_name(snapshot);
+    match cluster {
+        Some(c) if allowed.iter().any(|a| a == &c) => None,
+        Some(c) => Some(format!(
+            "cluster {c} is not in ALLOWED_CLUSTERS ({})",
+            allowed.join(", ")
+        )),
+        None => Some("the load balancer names no EKS cluster, and ALLOWED_CLUSTERS is set".into()),
+    }
+}
+
+/// Why the policy refuses an action, if it does.
+pub fn policy_refusal(action: &Action, policy: &Policy) -> Option<String> {
+    if !policy.allowed_actions.contains(&action.kind()) {
+        return Some(format!(
+            "{} is not in ALLOWED_ACTIONS",
+            action.kind().as_str()
+        ));
+    }
+    match action {
+        Action::RaiseIdleTimeout { from, to } => {
+            if to <= from {
+                Some(format!("{to} s does not raise the idle timeout from {from} s; elbmedic never lowers it"))
+            } else if *to > policy.max_idle_timeout {
+                Some(format!("{to} s is above MAX_IDLE_TIMEOUT ({} s)", policy.max_idle_timeout))
+            } else {
+                None
+            }
+        }
+        Action::AllowNaclEntry { in_front_of_deny: Some(deny), .. } if !policy.override_explicit_deny => Some(format!(
+            "rule {deny} is an explicit deny someone wrote; elbmedic does not override it unless OVERRIDE_EXPLICIT_DENY=true"
+        )),
+        Action::AllowNaclEntry { .. } | Action::AllowSgIngress { .. } => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;
