@@ -141,7 +141,7 @@ def alb_world(metrics):
         "load_balancer": {
             "kind": "application", "name": ALB_NAME, "id": ALB_ID, "arn": ALB_ARN,
             "dns_name": f"{ALB_NAME}-1234567890.{REGION}.elb.amazonaws.com", "scheme": "internet-facing",
-            "vpc_id": VPC, "subnets": [s[0] for s in LB_SUBNETS],
+            "vpc_id": VPC, "vpc_cidrs": ["10.0.0.0/16"], "subnets": [s[0] for s in LB_SUBNETS],
             "security_groups": [SG_ALB_FRONTEND, SG_ALB_BACKEND], "idle_timeout_seconds": 60,
             "listeners": [{"protocol": "HTTPS", "port": 443}, {"protocol": "HTTP", "port": 80}],
             "tags": {"elbv2.k8s.aws/cluster": CLUSTER, "ingress.k8s.aws/stack": "shop/checkout",
@@ -197,7 +197,7 @@ def clb_world(metrics, health=None):
     world["load_balancer"] = {
         "kind": "classic", "name": CLB_NAME, "id": CLB_NAME,
         "dns_name": f"{CLB_NAME}-987654321.{REGION}.elb.amazonaws.com", "scheme": "internet-facing",
-        "vpc_id": VPC, "subnets": [s[0] for s in LB_SUBNETS], "security_groups": [SG_CLB],
+        "vpc_id": VPC, "vpc_cidrs": ["10.0.0.0/16"], "subnets": [s[0] for s in LB_SUBNETS], "security_groups": [SG_CLB],
         "idle_timeout_seconds": 60, "cross_zone": True,
         "listeners": [{"protocol": "HTTP", "port": 80, "instance_port": 31380, "instance_protocol": "HTTP"}],
         "tags": {"kubernetes.io/service-name": "shop/orders", f"kubernetes.io/cluster/{CLUSTER}": "owned"},

@@ -66,6 +66,10 @@ pub struct LoadBalancer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheme: Option<String>,
     pub vpc_id: String,
+    /// The VPC's CIDR blocks, IPv4 and IPv6, secondary ones included (remediation never
+    /// opens anything outside them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vpc_cidrs: Vec<String>,
     /// Subnet ids the LB has nodes in.
     pub subnets: Vec<String>,
     #[serde(default)]

@@ -167,6 +167,7 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
             dns_name: None,
             scheme: None,
             vpc_id: String::new(),
+            vpc_cidrs: Vec::new(),
             subnets: Vec::new(),
             security_groups: Vec::new(),
             idle_timeout_seconds: None,

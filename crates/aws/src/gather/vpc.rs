@@ -13,6 +13,7 @@ use crate::clients::Clients;
 use crate::convert;
 
 pub struct Network {
+    cidrs: Result<Vec<String>, Gap>,
     subnets: Result<Vec<aws_sdk_ec2::types::Subnet>, Gap>,
     acls: Result<Vec<aws_sdk_ec2::types::NetworkAcl>, Gap>,
     groups: Result<Vec<aws_sdk_ec2::types::SecurityGroup>, Gap>,
@@ -25,7 +26,8 @@ fn vpc_filter(vpc: &str) -> Filter {
 /// Subnets, NACLs and security groups of the whole VPC, concurrently.
 pub async fn network(clients: &Clients, vpc: &str, deadline: Instant) -> Network {
     let ec2 = &clients.ec2;
-    let (subnets, acls, groups) = tokio::join!(
+    let (vpcs, subnets, acls, groups) = tokio::join!(
+        bounded(deadline, ec2.describe_vpcs().vpc_ids(vpc).send()),
         bounded(deadline, async {
             all_pages!(ec2
                 .describe_subnets()
@@ -46,6 +48,29 @@ pub async fn network(clients: &Clients, vpc: &str, deadline: Instant) -> Network
         }),
     );
     Network {
+        cidrs: settle(vpcs, GapFact::Subnets, Some(vpc)).map(|out| {
+            out.vpcs()
+                .iter()
+                .flat_map(|v| {
+                    let v4 = v
+                        .cidr_block_association_set()
+                        .iter()
+                        .filter_map(|a| a.cidr_block().map(str::to_string));
+                    let v6 = v
+                        .ipv6_cidr_block_association_set()
+                        .iter()
+                        .filter_map(|a| a.ipv6_cidr_block().map(str::to_string));
+                    v.cidr_block()
+                        .map(str::to_string)
+                        .into_iter()
+                        .chain(v4)
+                        .chain(v6)
+                        .collect::<Vec<_>>()
+                })
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        }),
         subnets: settle(subnets, GapFact::Subnets, Some(vpc))
             .map(|pages| pages.iter().flat_map(|p| p.subnets()).cloned().collect()),
         acls: settle(acls, GapFact::NetworkAcls, Some(vpc)).map(|pages| {
@@ -66,6 +91,10 @@ pub async fn network(clients: &Clients, vpc: &str, deadline: Instant) -> Network
 }
 
 pub fn apply_network(world: &mut Snapshot, network: Network) {
+    match network.cidrs {
+        Ok(cidrs) => world.load_balancer.vpc_cidrs = cidrs,
+        Err(gap) => world.gaps.push(gap),
+    }
     let acls = network.acls.as_deref().unwrap_or_default();
     let associations = convert::nacl_associations(acls);
     // A subnet with no explicit association uses the VPC's default NACL.

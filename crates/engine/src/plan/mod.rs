@@ -5,6 +5,8 @@
 //! Not for: applying. Not for: deciding causes (the rules propose the actions with the
 //! evidence that justifies them).
 
+pub mod guardrails;
+
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,461 @@
+//! The guardrails `remediate` checks on every action against freshly gathered state, and the
+//! reconcile question "is it still needed?". A plan is never trusted as given: an action is
+//! applied only if it is in the plan, still needed, and passes every guardrail here.
+
+use std::collections::BTreeSet;
+
+use super::{cluster_refusal, policy_refusal, Action, NaclActionKind, Policy};
+use crate::fixes::is_controller_managed;
+use crate::netcheck::nacl::{evaluate, TCP};
+use crate::netcheck::{AddrRange, Direction, FlowBox};
+use crate::snapshot::{PortRange, Snapshot};
+
+/// AWS's range for idle timeouts, Classic LB and ALB alike.
+const IDLE_TIMEOUT_RANGE: std::ops::RangeInclusive<u32> = 1..=4000;
+
+/// Subnets on this load balancer's paths: its own and its targets'.
+fn path_subnets(world: &Snapshot) -> BTreeSet<&str> {
+    let lb = world.load_balancer.subnets.iter().map(String::as_str);
+    let targets = world
+        .targets()
+        .filter_map(|(_, t)| t.interface())
+        .map(|i| i.subnet_id.as_str());
+    lb.chain(targets).collect()
+}
+
+/// Target and health-check ports of this load balancer.
+fn target_ports(world: &Snapshot) -> BTreeSet<u16> {
+    world
+        .targets()
+        .flat_map(|(group, target)| {
+            let health = group
+                .health_check
+                .as_ref()
+                .map_or(target.port, |hc| hc.port_for(target.port));
+            [target.port, health]
+        })
+        .collect()
+}
+
+/// Why `action` must not be applied to `world`; `None` when it may.
+pub fn refusal(action: &Action, world: &Snapshot, policy: &Policy) -> Option<String> {
+    if let Some(reason) = cluster_refusal(world, policy).or_else(|| policy_refusal(action, policy))
+    {
+        return Some(reason);
+    }
+    let lb = &world.load_balancer;
+    match action {
+        Action::RaiseIdleTimeout { to, .. } => {
+            if !IDLE_TIMEOUT_RANGE.contains(to) {
+                return Some(format!("{to} s is outside the AWS range of 1-4000 s"));
+            }
+            match lb.idle_timeout_seconds {
+                None => Some(
+                    "the current idle timeout could not be read, so raising it cannot be checked"
+                        .into(),
+                ),
+                Some(current) if current >= *to => Some(format!(
+                    "the idle timeout is already {current} s; elbmedic never lowers it"
+                )),
+                Some(_) => None,
+            }
+        }
+        Action::AllowNaclEntry {
+            kind,
+            nacl_id,
+            cidr,
+            ports,
+            rule_number,
+            ..
+        } => {
+            let on_path = world
+                .subnets
+                .iter()
+                .filter(|s| path_subnets(world).contains(s.id.as_str()))
+                .any(|s| s.network_acl_id.as_deref() == Some(nacl_id.as_str()));
+            if !on_path {
+                return Some(format!("{nacl_id} is not associated with a subnet of this load balancer or its targets"));
+            }
+            if !(1..=32766).contains(rule_number) {
+                return Some(format!("rule number {rule_number} is outside 1-32766"));
+            }
+            if let Some(reason) = cidr_refusal(cidr, &lb.vpc_cidrs) {
+                return Some(reason);
+            }
+            match kind {
+                NaclActionKind::Ephemeral if *ports != PortRange::EPHEMERAL => Some(format!(
+                    "ephemeral entries open exactly TCP 1024-65535, not {ports}"
+                )),
+                NaclActionKind::TargetPort
+                    if ports.from != ports.to || !target_ports(world).contains(&ports.from) =>
+                {
+                    Some(format!(
+                        "TCP {ports} is not a target or health-check port of this load balancer"
+                    ))
+                }
+                _ => None,
+            }
+        }
+        Action::AllowSgIngress {
+            group_id,
+            source_group_id,
+            port,
+            ..
+        } => {
+            let on_targets = world
+                .targets()
+                .filter_map(|(_, t)| t.interface())
+                .any(|i| i.security_groups.contains(group_id));
+            if !on_targets && !lb.security_groups.contains(group_id) {
+                return Some(format!("{group_id} is neither the load balancer's nor on one of its targets' interfaces"));
+            }
+            let Some(group) = world.security_group(group_id) else {
+                return Some(format!("{group_id} could not be read"));
+            };
+            if group.vpc_id.as_deref().is_some_and(|v| v != lb.vpc_id) {
+                return Some(format!(
+                    "{group_id} is in another VPC than the load balancer"
+                ));
+            }
+            if is_controller_managed(group) {
+                return Some(format!("{group_id} is fully reconciled by a Kubernetes controller, which would revoke the rule; fix it through the Service or Ingress"));
+            }
+            if !lb.security_groups.contains(source_group_id) {
+                return Some(format!(
+                    "{source_group_id} is not a security group of this load balancer"
+                ));
+            }
+            (!target_ports(world).contains(port)).then(|| {
+                format!("TCP {port} is not a target or health-check port of this load balancer")
+            })
+        }
+    }
+}
+
+/// A CIDR remediation may open: parseable, never everything, inside the VPC.
+fn cidr_refusal(cidr: &str, vpc_cidrs: &[String]) -> Option<String> {
+    let Some(range) = AddrRange::parse(cidr).filter(|_| cidr.contains('/')) else {
+        return Some(format!("{cidr:?} is not a CIDR block"));
+    };
+    if cidr.ends_with("/0") {
+        return Some(format!("{cidr} would open everything; elbmedic never does"));
+    }
+    if vpc_cidrs.is_empty() {
+        return Some(
+            "the VPC's CIDR blocks could not be read, so the CIDR cannot be checked".into(),
+        );
+    }
+    let inside = vpc_cidrs
+        .iter()
+        .filter_map(|c| AddrRange::parse(c))
+        .any(|vpc| vpc.contains(&range));
+    (!inside).then(|| {
+        format!(
+            "{cidr} is outside the VPC's CIDR blocks ({})",
+            vpc_cidrs.join(", ")
+        )
+    })
+}
+
+/// Whether the observed state still lacks what `action` adds (the reconcile question).
+pub fn still_needed(action: &Action, world: &Snapshot) -> bool {
+    match action {
+        Action::RaiseIdleTimeout { to, .. } => world
+            .load_balancer
+            .idle_timeout_seconds
+            .is_none_or(|current| current < *to),
+        Action::AllowNaclEntry {
+            nacl_id,
+            egress,
+            cidr,
+            ports,
+            ..
+        } => {
+            let (Some(acl), Some(addrs)) = (world.network_acl(nacl_id), AddrRange::parse(cidr))
+            else {
+                return true;
+            };
+            let direction = if *egress {
+                Direction::Egress
+            } else {
+                Direction::Ingress
+            };
+            !evaluate(
+                acl,
+                direction,
+                TCP,
+                &[FlowBox {
+                    addrs,
+                    ports: *ports,
+                }],
+            )
+            .allowed()
+        }
+        Action::AllowSgIngress {
+            group_id,
+            source_group_id,
+            port,
+            ..
+        } => {
+            let Some(group) = world.security_group(group_id) else {
+                return true;
+            };
+            !group.ingress.iter().any(|rule| {
+                let protocol = rule.ip_protocol.trim();
+                let port = i32::from(*port);
+                let covers = protocol == "-1"
+                    || (matches!(protocol, "tcp" | "6")
+                        && rule.from_port.unwrap_or(0) <= port
+                        && port <= rule.to_port.unwrap_or(65535));
+                covers && rule.security_groups.contains(source_group_id)
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnosis::diagnose;
+    use crate::plan::{plan, Policy};
+    use crate::rules::testing::scenario_alarm;
+    use crate::snapshot::{NaclEntry, SgRule};
+    use crate::testkit::scenario_snapshot;
+
+    fn planned(name: &str) -> (Snapshot, Vec<Action>) {
+        let world = scenario_snapshot(name);
+        let policy = Policy {
+            override_explicit_deny: true,
+            ..Policy::default()
+        };
+        let actions = plan(&world, &diagnose(&scenario_alarm(name), &world), &policy, 0).actions;
+        (world, actions)
+    }
+
+    #[test]
+    fn planned_actions_pass_and_are_needed_until_applied() {
+        let policy = Policy {
+            override_explicit_deny: true,
+            ..Policy::default()
+        };
+        for name in [
+            "nacl-ephemeral-node-subnets",
+            "nacl-ephemeral-lb-subnets",
+            "nacl-blocks-target-port",
+            "sg-node-missing-lb-rule",
+            "alb-idle-timeout",
+        ] {
+            let (mut world, actions) = planned(name);
+            assert!(!actions.is_empty(), "{name}");
+            for action in &actions {
+                assert_eq!(refusal(action, &world, &policy), None, "{name}: {action:?}");
+                assert!(still_needed(action, &world), "{name}: {action:?}");
+            }
+            // Apply them to the observed state, as AWS would.
+            for action in &actions {
+                match action {
+                    Action::RaiseIdleTimeout { to, .. } => {
+                        world.load_balancer.idle_timeout_seconds = Some(*to)
+                    }
+                    Action::AllowNaclEntry {
+                        nacl_id,
+                        egress,
+                        rule_number,
+                        cidr,
+                        ports,
+                        ..
+                    } => {
+                        let acl = world
+                            .network_acls
+                            .iter_mut()
+                            .find(|a| &a.id == nacl_id)
+                            .unwrap();
+                        acl.entries.push(NaclEntry {
+                            rule_number: *rule_number,
+                            egress: *egress,
+                            protocol: "6".into(),
+                            rule_action: "allow".into(),
+                            cidr_block: Some(cidr.clone()),
+                            ipv6_cidr_block: None,
+                            port_range: Some(*ports),
+                        });
+                    }
+                    Action::AllowSgIngress {
+                        group_id,
+                        source_group_id,
+                        port,
+                        ..
+                    } => {
+                        let group = world
+                            .security_groups
+                            .iter_mut()
+                            .find(|g| &g.id == group_id)
+                            .unwrap();
+                        group.ingress.push(SgRule {
+                            ip_protocol: "tcp".into(),
+                            from_port: Some(i32::from(*port)),
+                            to_port: Some(i32::from(*port)),
+                            ipv4_ranges: vec![],
+                            ipv6_ranges: vec![],
+                            prefix_list_ids: vec![],
+                            security_groups: vec![source_group_id.clone()],
+                            description: None,
+                        });
+                    }
+                }
+            }
+            assert!(
+                actions.iter().all(|a| !still_needed(a, &world)),
+                "{name}: applied actions are no longer needed"
+            );
+            // The paths must be open now. (An idle-timeout finding rests on the window's past
+            // 504s, which a raise does not erase.)
+            let after = diagnose(&scenario_alarm(name), &world);
+            let network_codes = [
+                "nacl-blocks-ephemeral-ports",
+                "nacl-blocks-target-port",
+                "sg-blocks-target-port",
+            ];
+            assert!(
+                after
+                    .findings
+                    .iter()
+                    .all(|f| !network_codes.contains(&f.code.as_str())),
+                "{name}: still {:?}",
+                after.findings.iter().map(|f| f.code).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn forged_actions_are_refused_with_the_reason() {
+        let (world, actions) = planned("nacl-ephemeral-node-subnets");
+        let Action::AllowNaclEntry { nacl_id, .. } = &actions[0] else {
+            panic!()
+        };
+        let policy = Policy::default();
+        let entry = |cidr: &str, ports: PortRange, kind: NaclActionKind, nacl: &str| {
+            Action::AllowNaclEntry {
+                kind,
+                nacl_id: nacl.into(),
+                egress: true,
+                rule_number: 120,
+                cidr: cidr.into(),
+                ports,
+                in_front_of_deny: None,
+            }
+        };
+        let forged = [
+            (
+                entry(
+                    "0.0.0.0/0",
+                    PortRange::EPHEMERAL,
+                    NaclActionKind::Ephemeral,
+                    nacl_id,
+                ),
+                "open everything",
+            ),
+            (
+                entry(
+                    "192.168.0.0/24",
+                    PortRange::EPHEMERAL,
+                    NaclActionKind::Ephemeral,
+                    nacl_id,
+                ),
+                "outside the VPC",
+            ),
+            (
+                entry(
+                    "10.0.0.0/24",
+                    PortRange::single(22),
+                    NaclActionKind::TargetPort,
+                    nacl_id,
+                ),
+                "not a target or health-check port",
+            ),
+            (
+                entry(
+                    "10.0.0.0/24",
+                    PortRange { from: 1, to: 65535 },
+                    NaclActionKind::Ephemeral,
+                    nacl_id,
+                ),
+                "exactly TCP 1024-65535",
+            ),
+            (
+                entry(
+                    "10.0.0.0/24",
+                    PortRange::EPHEMERAL,
+                    NaclActionKind::Ephemeral,
+                    "acl-0000000000unrelated",
+                ),
+                "not associated",
+            ),
+            (
+                Action::RaiseIdleTimeout { from: 60, to: 3600 },
+                "MAX_IDLE_TIMEOUT",
+            ),
+            (
+                Action::RaiseIdleTimeout { from: 60, to: 30 },
+                "never lowers",
+            ),
+            (
+                Action::AllowSgIngress {
+                    group_id: "sg-elsewhere".into(),
+                    source_group_id: "sg-0a1f2e3d4c5b60792".into(),
+                    port: 8080,
+                    description: String::new(),
+                },
+                "neither the load balancer's",
+            ),
+            (
+                Action::AllowSgIngress {
+                    group_id: "sg-0c5e7a9b1d3f24680".into(),
+                    source_group_id: "sg-0c5e7a9b1d3f24680".into(),
+                    port: 8080,
+                    description: String::new(),
+                },
+                "not a security group of this load balancer",
+            ),
+            (
+                Action::AllowSgIngress {
+                    group_id: "sg-0a1f2e3d4c5b60791".into(),
+                    source_group_id: "sg-0a1f2e3d4c5b60792".into(),
+                    port: 8080,
+                    description: String::new(),
+                },
+                "fully reconciled",
+            ),
+        ];
+        for (action, expected) in forged {
+            let reason =
+                refusal(&action, &world, &policy).unwrap_or_else(|| panic!("{action:?} passed"));
+            assert!(reason.contains(expected), "{action:?}: {reason}");
+        }
+        let mut foreign = world.clone();
+        foreign
+            .security_groups
+            .iter_mut()
+            .find(|g| g.id == "sg-0c5e7a9b1d3f24680")
+            .unwrap()
+            .vpc_id = Some("vpc-other".into());
+        let sg = Action::AllowSgIngress {
+            group_id: "sg-0c5e7a9b1d3f24680".into(),
+            source_group_id: "sg-0a1f2e3d4c5b60792".into(),
+            port: 8080,
+            description: String::new(),
+        };
+        assert!(refusal(&sg, &foreign, &policy)
+            .unwrap()
+            .contains("another VPC"));
+        let off_list = Policy {
+            allowed_actions: [crate::plan::ActionKind::RaiseIdleTimeout]
+                .into_iter()
+                .collect(),
+            ..Policy::default()
+        };
+        assert!(refusal(&actions[0], &world, &off_list)
+            .unwrap()
+            .contains("ALLOWED_ACTIONS"));
+    }
+}
