@@ -101,6 +101,11 @@ fn vpc_rules() -> Vec<Rule> {
         }),
         mock!(aws_sdk_ec2::Client::describe_security_groups)
             .then_output(|| aws_sdk_ec2::operation::describe_security_groups::DescribeSecurityGroupsOutput::builder().build()),
+        mock!(aws_sdk_ec2::Client::describe_vpcs).then_output(|| {
+            aws_sdk_ec2::operation::describe_vpcs::DescribeVpcsOutput::builder()
+                .vpcs(aws_sdk_ec2::types::Vpc::builder().vpc_id("vpc-1").cidr_block("10.0.0.0/16").build())
+                .build()
+        }),
         // The address lookup finds neither IP: one sits in a prefix, the other nowhere.
         mock!(aws_sdk_ec2::Client::describe_network_interfaces)
             .match_requests(|r| has_filter(r.filters(), "addresses.private-ip-address") || has_filter(r.filters(), "description"))
@@ -186,6 +191,7 @@ async fn delegated_prefixes_place_pod_ips_and_faults_become_gaps() {
     .await;
 
     assert_eq!(world.load_balancer.idle_timeout_seconds, Some(90));
+    assert_eq!(world.load_balancer.vpc_cidrs, ["10.0.0.0/16"]);
     let targets = &world.target_groups[0].targets;
     let Placement::Interface(delegated) = &targets[0].placement else {
         panic!("{:?}", targets[0])
