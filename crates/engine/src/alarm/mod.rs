@@ -40,7 +40,7 @@ pub enum IntakeError {
 }
 
 /// The alarm's state after the change that triggered this message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum AlarmState {
     #[serde(rename = "ALARM")]
     Alarm,
@@ -95,7 +95,7 @@ impl LbKind {
 }
 
 /// The load balancer an alarm is about, as named by its metric dimensions.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 pub struct LbRef {
     pub kind: LbKind,
     /// The load balancer's name.
@@ -108,7 +108,7 @@ pub struct LbRef {
 }
 
 /// One metric the alarm watches.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct AlarmMetric {
     pub namespace: String,
     pub metric_name: String,
@@ -128,7 +128,8 @@ impl AlarmMetric {
 }
 
 /// An alarm message, understood.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Serialized into remediation plans, so `remediate` reports against the same alarm.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Alarm {
     pub alarm_name: String,
     #[serde(skip_serializing_if = "Option::is_none")]

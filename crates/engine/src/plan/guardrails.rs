@@ -49,16 +49,12 @@ pub fn refusal(action: &Action, world: &Snapshot, policy: &Policy) -> Option<Str
             if !IDLE_TIMEOUT_RANGE.contains(to) {
                 return Some(format!("{to} s is outside the AWS range of 1-4000 s"));
             }
-            match lb.idle_timeout_seconds {
-                None => Some(
-                    "the current idle timeout could not be read, so raising it cannot be checked"
-                        .into(),
-                ),
-                Some(current) if current >= *to => Some(format!(
-                    "the idle timeout is already {current} s; elbmedic never lowers it"
-                )),
-                Some(_) => None,
-            }
+            // A timeout already at or above `to` is not refused: it is simply not needed
+            // (see `still_needed`), so a plan applied twice is a no-op the second time.
+            lb.idle_timeout_seconds.is_none().then(|| {
+                "the current idle timeout could not be read, so raising it cannot be checked"
+                    .into()
+            })
         }
         Action::AllowNaclEntry {
             kind,

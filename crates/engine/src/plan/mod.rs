@@ -6,6 +6,9 @@
 //! evidence that justifies them).
 
 pub mod guardrails;
+pub mod message;
+pub mod outcome;
+pub mod review;
 
 use std::collections::BTreeSet;
 

@@ -7,12 +7,8 @@ use crate::finding::Finding;
 
 pub fn render_markdown(report: &Report) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# {}: {}\n",
-        report.verdict.status.label(),
-        escape(&report.verdict.headline)
-    );
+    let (label, headline) = report.headline();
+    let _ = writeln!(out, "# {label}: {}\n", escape(headline));
     let alarm = &report.alarm;
     if let Some(lb) = &report.load_balancer {
         let _ = writeln!(
@@ -55,6 +51,12 @@ pub fn render_markdown(report: &Report) -> String {
             .map(|t| format!(" at {t}"))
             .unwrap_or_default()
     );
+    if let Some(section) = &report.remediation {
+        // The plain-text rendering, verbatim: it holds commands that must paste unchanged.
+        let mut text = String::new();
+        super::remediation::render_text(section, &mut text);
+        let _ = writeln!(out, "\n## Remediation\n\n```text\n{}\n```", text.trim());
+    }
     for (index, finding) in report.findings.iter().enumerate() {
         render_finding(index + 1, finding, &mut out);
     }

@@ -4,6 +4,7 @@
 //! `checked[]`, `gaps[]`.
 
 mod markdown;
+pub mod remediation;
 pub mod sns;
 mod text;
 mod wrap;
@@ -134,6 +135,9 @@ pub struct Report {
     pub gaps: Vec<Gap>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub next_steps: Vec<String>,
+    /// The plan (from `diagnose`) or what was changed (from `remediate`), when remediation is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remediation: Option<remediation::RemediationSection>,
 }
 
 fn generator() -> String {
@@ -168,6 +172,7 @@ impl Report {
             checked: diagnosis.checked,
             gaps: snapshot.gaps.clone(),
             next_steps: diagnosis.next_steps,
+            remediation: None,
         }
     }
 
@@ -215,6 +220,7 @@ impl Report {
             checked: Vec::new(),
             gaps: Vec::new(),
             next_steps: Vec::new(),
+            remediation: None,
         })
     }
 
@@ -240,16 +246,14 @@ impl Report {
             next_steps: vec![format!(
                 "elbmedic runs in account {own_account} and can only read load balancers there. Deploy elbmedic in account {alarm_account} and point this alarm at that deployment's alarm topic, or run `elbmedic diagnose --event FILE` with credentials for {alarm_account}."
             )],
+            remediation: None,
         }
     }
 
     /// An SNS subject: starts with the verdict, under 100 characters, one line.
     pub fn subject(&self) -> String {
-        let text = format!(
-            "[elbmedic] {}: {}",
-            self.verdict.status.label(),
-            self.verdict.headline
-        );
+        let (label, headline) = self.headline();
+        let text = format!("[elbmedic] {label}: {headline}");
         let clean: String = text
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
@@ -260,6 +264,16 @@ impl Report {
         let mut cut: String = clean.chars().take(MAX_SUBJECT_CHARS - 3).collect();
         cut.truncate(cut.trim_end().len());
         cut + "..."
+    }
+
+    /// The first line: the remediation's outcome when there is one, else the verdict.
+    pub fn headline(&self) -> (&'static str, &str) {
+        match &self.remediation {
+            Some(remediation::RemediationSection::Outcome(outcome)) => {
+                (outcome.status.label(), &outcome.headline)
+            }
+            _ => (self.verdict.status.label(), &self.verdict.headline),
+        }
     }
 
     pub fn render(&self, format: Format) -> String {

@@ -11,14 +11,13 @@ const WIDTH: usize = 100;
 
 pub fn render_text(report: &Report) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{}: {}",
-        report.verdict.status.label(),
-        report.verdict.headline
-    );
+    let (label, headline) = report.headline();
+    let _ = writeln!(out, "{label}: {headline}");
     out.push('\n');
     header(report, &mut out);
+    if let Some(section) = &report.remediation {
+        super::remediation::render_text(section, &mut out);
+    }
     if !report.findings.is_empty() {
         let _ = writeln!(out, "\nFINDINGS ({})", report.findings.len());
         for (index, finding) in report.findings.iter().enumerate() {

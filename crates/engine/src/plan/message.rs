@@ -1,0 +1,119 @@
+//! The remediation mode and the plan message `diagnose` (or an approving human) publishes to
+//! the remediation topic for `remediate` to consume.
+
+use serde::{Deserialize, Serialize};
+
+use super::Plan;
+use crate::alarm::{Alarm, LbRef};
+use crate::fixes::shell_quote;
+
+/// How far remediation goes (**contract**: `REMEDIATION_MODE`, `--mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Report only.
+    #[default]
+    Off,
+    /// Plan and validate, report what would change, change nothing.
+    DryRun,
+    /// The report carries the plan and the command that approves it.
+    Approve,
+    /// Apply right away.
+    Auto,
+}
+
+impl Mode {
+    pub const NAMES: &'static str = "off, dry-run, approve, auto";
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "" | "off" => Some(Self::Off),
+            "dry-run" | "dryrun" => Some(Self::DryRun),
+            "approve" => Some(Self::Approve),
+            "auto" => Some(Self::Auto),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::DryRun => "dry-run",
+            Self::Approve => "approve",
+            Self::Auto => "auto",
+        }
+    }
+}
+
+/// What the publisher of a plan asks of `remediate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Request {
+    /// Validate only (from `diagnose` in dry-run).
+    DryRun,
+    /// Apply (from `diagnose` in auto).
+    Apply,
+    /// Apply, approved by a human (the command in an approve-mode report).
+    Approved,
+}
+
+/// Tags the message so `remediate` can tell a plan from anything else on its topic.
+pub const PLAN_MESSAGE_KIND: &str = "elbmedic-remediation-plan";
+
+/// The message on the remediation topic. The alarm travels with the plan so that the outcome
+/// report speaks of the same alarm; the actions are re-checked against fresh state anyway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanMessage {
+    pub kind: String,
+    pub request: Request,
+    pub alarm: Alarm,
+    pub alarmed: LbRef,
+    pub plan: Plan,
+}
+
+impl PlanMessage {
+    pub fn new(request: Request, alarm: &Alarm, alarmed: &LbRef, plan: &Plan) -> Self {
+        Self {
+            kind: PLAN_MESSAGE_KIND.into(),
+            request,
+            alarm: alarm.clone(),
+            alarmed: alarmed.clone(),
+            plan: plan.clone(),
+        }
+    }
+
+    /// Parses a message from the remediation topic, naming what is wrong with it.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let message: Self = serde_json::from_str(text).map_err(|e| {
+            format!("the message is not an elbmedic remediation plan ({e}); publish the command from an approve-mode report unchanged")
+        })?;
+        if message.kind != PLAN_MESSAGE_KIND {
+            return Err(format!(
+                "the message's kind is {:?}, not {PLAN_MESSAGE_KIND:?}",
+                message.kind
+            ));
+        }
+        Ok(message)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The one command that approves this plan: it publishes it, marked approved, to the
+    /// remediation topic.
+    pub fn approve_command(&self, topic_arn: &str) -> String {
+        let approved = Self {
+            request: Request::Approved,
+            ..self.clone()
+        };
+        let region = topic_arn.split(':').nth(3).unwrap_or(&self.plan.load_balancer.region);
+        format!(
+            "aws sns publish --region {} --topic-arn {} --subject {} --message {}",
+            shell_quote(region),
+            shell_quote(topic_arn),
+            shell_quote(&format!("elbmedic approve {}", self.plan.id)),
+            shell_quote(&approved.to_json())
+        )
+    }
+}

@@ -1,0 +1,264 @@
+//! What remediation did, for the report: each action with its status, before and after, and
+//! the command that rolls it back; what was refused; and whether each path is open now.
+
+use serde::Serialize;
+
+use super::message::Mode;
+use super::{Action, PlanTarget, Refusal};
+use crate::alarm::LbKind;
+use crate::finding::DurableFix;
+use crate::fixes::shell_quote;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepStatus {
+    /// Changed now.
+    Applied,
+    /// Already in place (another run, or someone, did it): nothing to do.
+    InPlace,
+    /// Dry-run: would be applied; `detail` says how far it was validated.
+    WouldApply,
+    /// Not applied, by a rule that holds for this action only (the cooldown, a quota).
+    Refused,
+    /// The call failed; `detail` has AWS's answer.
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    /// The action as applied (its rule number may have moved on a collision).
+    pub action: Action,
+    pub description: String,
+    pub status: StepStatus,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<String>,
+}
+
+impl Step {
+    pub fn new(action: &Action, status: StepStatus, detail: impl Into<String>) -> Self {
+        Self {
+            description: action.describe(),
+            action: action.clone(),
+            status,
+            detail: detail.into(),
+            before: None,
+            after: None,
+            rollback: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutcomeStatus {
+    /// Every needed action was applied (or was in place).
+    Applied,
+    /// Some actions were applied and some were not: `steps` say which.
+    Partial,
+    /// Nothing needed doing.
+    NothingToDo,
+    /// Dry-run: validated, nothing changed.
+    DryRun,
+    /// The plan was refused whole; nothing changed.
+    Refused,
+    /// Another remediation of this load balancer holds the lock.
+    Skipped,
+}
+
+impl OutcomeStatus {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Applied => "REMEDIATED",
+            Self::Partial => "PARTLY REMEDIATED",
+            Self::NothingToDo => "NOTHING TO REMEDIATE",
+            Self::DryRun => "DRY RUN",
+            Self::Refused => "REMEDIATION REFUSED",
+            Self::Skipped => "REMEDIATION SKIPPED",
+        }
+    }
+}
+
+/// Whether a path an action was meant to open is open after remediation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PathCheck {
+    pub action: String,
+    pub open: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcome {
+    pub plan_id: String,
+    pub mode: Mode,
+    pub status: OutcomeStatus,
+    pub headline: String,
+    pub steps: Vec<Step>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<Refusal>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub verification: Vec<PathCheck>,
+    /// The Kubernetes changes that keep what was changed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub durable: Vec<DurableFix>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl Outcome {
+    /// An outcome where nothing was attempted.
+    pub fn without_steps(
+        plan_id: &str,
+        mode: Mode,
+        status: OutcomeStatus,
+        headline: impl Into<String>,
+    ) -> Self {
+        Self {
+            plan_id: plan_id.into(),
+            mode,
+            status,
+            headline: headline.into(),
+            steps: Vec::new(),
+            refused: Vec::new(),
+            verification: Vec::new(),
+            durable: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// The overall status and headline, from the steps.
+    pub fn settle(&mut self, lb_name: &str) {
+        let count = |status| self.steps.iter().filter(|s| s.status == status).count();
+        let (applied, would, in_place) = (
+            count(StepStatus::Applied),
+            count(StepStatus::WouldApply),
+            count(StepStatus::InPlace),
+        );
+        let not_done = count(StepStatus::Failed) + count(StepStatus::Refused);
+        (self.status, self.headline) = if would > 0 {
+            (
+                OutcomeStatus::DryRun,
+                format!("{would} change(s) would be made to {lb_name}; nothing was changed"),
+            )
+        } else if not_done > 0 && applied > 0 {
+            (
+                OutcomeStatus::Partial,
+                format!("{applied} change(s) made to {lb_name}, {not_done} not made: see why below"),
+            )
+        } else if not_done > 0 {
+            (
+                OutcomeStatus::Refused,
+                format!("no change made to {lb_name}: {not_done} action(s) could not be applied"),
+            )
+        } else if applied > 0 {
+            (
+                OutcomeStatus::Applied,
+                format!("{applied} change(s) made to {lb_name}"),
+            )
+        } else {
+            (
+                OutcomeStatus::NothingToDo,
+                format!(
+                    "nothing to change on {lb_name}: {in_place} action(s) already in place"
+                ),
+            )
+        };
+    }
+}
+
+/// The command that undoes an applied action.
+pub fn rollback(action: &Action, target: &PlanTarget) -> String {
+    let region = shell_quote(&target.region);
+    match action {
+        Action::RaiseIdleTimeout { from, .. } => match (target.kind, &target.arn) {
+            (LbKind::Classic, _) => format!(
+                "aws elb modify-load-balancer-attributes --region {region} --load-balancer-name {} --load-balancer-attributes '{{\"ConnectionSettings\":{{\"IdleTimeout\":{from}}}}}'",
+                shell_quote(&target.name)
+            ),
+            (LbKind::Application, arn) => format!(
+                "aws elbv2 modify-load-balancer-attributes --region {region} --load-balancer-arn {} --attributes Key=idle_timeout.timeout_seconds,Value={from}",
+                arn.as_deref().map_or_else(|| format!("\"$(aws elbv2 describe-load-balancers --region {region} --names {} --query 'LoadBalancers[0].LoadBalancerArn' --output text)\"", shell_quote(&target.name)), shell_quote)
+            ),
+        },
+        Action::AllowNaclEntry {
+            nacl_id,
+            egress,
+            rule_number,
+            ..
+        } => format!(
+            "aws ec2 delete-network-acl-entry --region {region} --network-acl-id {} --{} --rule-number {rule_number}",
+            shell_quote(nacl_id),
+            if *egress { "egress" } else { "ingress" }
+        ),
+        Action::AllowSgIngress {
+            group_id,
+            source_group_id,
+            port,
+            ..
+        } => format!(
+            "aws ec2 revoke-security-group-ingress --region {region} --group-id {} --ip-permissions 'IpProtocol=tcp,FromPort={port},ToPort={port},UserIdGroupPairs=[{{GroupId={source_group_id}}}]'",
+            shell_quote(group_id)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::PortRange;
+
+    fn target(kind: LbKind) -> PlanTarget {
+        PlanTarget {
+            kind,
+            name: "web".into(),
+            id: "web".into(),
+            arn: None,
+            region: "eu-west-1".into(),
+            vpc_id: "vpc-1".into(),
+        }
+    }
+
+    #[test]
+    fn rollbacks_restore_the_previous_value_and_remove_what_was_added() {
+        let clb = rollback(
+            &Action::RaiseIdleTimeout { from: 60, to: 120 },
+            &target(LbKind::Classic),
+        );
+        assert!(clb.contains("\"IdleTimeout\":60") && clb.contains("--load-balancer-name web"));
+        let nacl = Action::AllowNaclEntry {
+            kind: super::super::NaclActionKind::Ephemeral,
+            nacl_id: "acl-1".into(),
+            egress: true,
+            rule_number: 100,
+            cidr: "10.0.0.0/24".into(),
+            ports: PortRange::EPHEMERAL,
+            in_front_of_deny: None,
+        };
+        assert_eq!(
+            rollback(&nacl, &target(LbKind::Application)),
+            "aws ec2 delete-network-acl-entry --region eu-west-1 --network-acl-id acl-1 --egress --rule-number 100"
+        );
+    }
+
+    #[test]
+    fn the_status_follows_the_steps() {
+        let action = Action::RaiseIdleTimeout { from: 60, to: 120 };
+        let mut outcome = Outcome::without_steps("p", Mode::Auto, OutcomeStatus::Applied, "");
+        outcome.steps = vec![Step::new(&action, StepStatus::InPlace, "")];
+        outcome.settle("web");
+        assert_eq!(outcome.status, OutcomeStatus::NothingToDo);
+        outcome.steps.push(Step::new(&action, StepStatus::Applied, ""));
+        outcome.settle("web");
+        assert_eq!(outcome.status, OutcomeStatus::Applied);
+        outcome.steps.push(Step::new(&action, StepStatus::Failed, ""));
+        outcome.settle("web");
+        assert_eq!(outcome.status, OutcomeStatus::Partial);
+        outcome.steps = vec![Step::new(&action, StepStatus::WouldApply, "")];
+        outcome.settle("web");
+        assert_eq!(outcome.status, OutcomeStatus::DryRun);
+    }
+}

@@ -1,0 +1,133 @@
+//! The remediation part of a report: the plan and how to approve it (from `diagnose`), or what
+//! was changed, how to roll it back and what keeps it (from `remediate`).
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use super::wrap::wrap;
+use crate::plan::message::Mode;
+use crate::plan::outcome::{Outcome, StepStatus};
+use crate::plan::Plan;
+
+const WIDTH: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "stage", rename_all = "kebab-case")]
+pub enum RemediationSection {
+    /// `diagnose`'s plan, not applied by it.
+    Planned {
+        mode: Mode,
+        plan: Plan,
+        /// In approve mode: the one command that approves the plan.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        approve_command: Option<String>,
+        note: String,
+    },
+    /// What `remediate` did.
+    Outcome(Outcome),
+}
+
+pub fn render_text(section: &RemediationSection, out: &mut String) {
+    match section {
+        RemediationSection::Planned {
+            mode,
+            plan,
+            approve_command,
+            note,
+        } => {
+            let _ = writeln!(out, "\nREMEDIATION PLAN ({}, plan {})", mode.as_str(), plan.id);
+            out.push_str(&wrap(note, WIDTH, "  "));
+            for action in &plan.actions {
+                let _ = writeln!(out, "  - {}", action.describe());
+            }
+            for refusal in &plan.refused {
+                out.push_str(&wrap(
+                    &format!(
+                        "- not planned: {}: {}",
+                        refusal.action.describe(),
+                        refusal.reason
+                    ),
+                    WIDTH,
+                    "  ",
+                ));
+            }
+            if let Some(command) = approve_command {
+                out.push_str("  To approve it (valid until the plan expires):\n");
+                let _ = writeln!(out, "  $ {command}");
+            }
+        }
+        RemediationSection::Outcome(outcome) => render_outcome(outcome, out),
+    }
+}
+
+fn render_outcome(outcome: &Outcome, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "\nREMEDIATION ({}, plan {}): {}",
+        outcome.mode.as_str(),
+        outcome.plan_id,
+        outcome.status.label()
+    );
+    out.push_str(&wrap(&outcome.headline, WIDTH, "  "));
+    for step in &outcome.steps {
+        let status = match step.status {
+            StepStatus::Applied => "APPLIED",
+            StepStatus::InPlace => "ALREADY IN PLACE",
+            StepStatus::WouldApply => "WOULD APPLY",
+            StepStatus::Refused => "REFUSED",
+            StepStatus::Failed => "FAILED",
+        };
+        out.push_str(&wrap(
+            &format!("- [{status}] {}: {}", step.description, step.detail),
+            WIDTH,
+            "  ",
+        ));
+        if let (Some(before), Some(after)) = (&step.before, &step.after) {
+            let _ = writeln!(out, "      before: {before}");
+            let _ = writeln!(out, "      after:  {after}");
+        }
+        if let Some(rollback) = &step.rollback {
+            let _ = writeln!(out, "      rollback: $ {rollback}");
+        }
+    }
+    for refusal in &outcome.refused {
+        out.push_str(&wrap(
+            &format!(
+                "- [REFUSED] {}: {}",
+                refusal.action.describe(),
+                refusal.reason
+            ),
+            WIDTH,
+            "  ",
+        ));
+    }
+    if !outcome.verification.is_empty() {
+        out.push_str("  Verified against the state read again afterwards:\n");
+        for check in &outcome.verification {
+            let mark = if check.open { "OPEN" } else { "STILL BLOCKED" };
+            out.push_str(&wrap(
+                &format!("- [{mark}] {}: {}", check.action, check.detail),
+                WIDTH,
+                "    ",
+            ));
+        }
+    }
+    for durable in &outcome.durable {
+        out.push_str("  Make it durable in Kubernetes:\n");
+        out.push_str(&wrap(&durable.description, WIDTH, "    "));
+        if let Some(command) = &durable.command {
+            for line in command.lines() {
+                let _ = writeln!(out, "    $ {line}");
+            }
+        }
+        out.push_str(&wrap(
+            &format!("Warning: {}", durable.warning),
+            WIDTH,
+            "    ",
+        ));
+    }
+    for note in &outcome.notes {
+        out.push_str(&wrap(&format!("Note: {note}"), WIDTH, "  "));
+    }
+}
