@@ -21,6 +21,7 @@ pub struct Clients {
     pub eks: aws_sdk_eks::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub sns: aws_sdk_sns::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
     pub region: String,
     /// Every operation performed by these clients.
     pub log: CallLog,
@@ -92,6 +93,7 @@ impl Clients {
             eks: client!(aws_sdk_eks),
             cloudwatch: client!(aws_sdk_cloudwatch),
             sns: client!(aws_sdk_sns),
+            dynamodb: client!(aws_sdk_dynamodb),
             region: region.to_string(),
             log,
         }

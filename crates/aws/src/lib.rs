@@ -10,6 +10,8 @@ pub mod gather;
 pub mod pipeline;
 pub mod publish;
 pub mod recorder;
+pub mod remediate;
+pub mod settings;
 
 mod convert;
 mod errors;

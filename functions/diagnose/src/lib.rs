@@ -6,85 +6,19 @@
 //! retried, since a retry cannot fix it. Kept apart from `main` so tests drive it in-process.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use elbmedic_aws::clients::{CallLimits, Clients};
 use elbmedic_aws::pipeline;
 use elbmedic_aws::publish::publish_report;
+use elbmedic_aws::remediate;
+use elbmedic_engine::snapshot::Snapshot;
 use elbmedic_engine::alarm::{parse_input, Intake};
+use elbmedic_engine::plan::config::RemediationConfig;
 use elbmedic_engine::report::Report;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-/// Configuration, read once at start (**contract**: the variable names).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Config {
-    /// `REPORT_TOPIC_ARN`: where reports go.
-    pub report_topic_arn: String,
-    /// `GATHER_DEADLINE_SECONDS` (default 20): the whole gather finishes within this; keep
-    /// it below the function's timeout.
-    pub gather_deadline: Duration,
-}
-
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum ConfigError {
-    #[error(
-        "REPORT_TOPIC_ARN is not set: set it to the ARN of the SNS topic that receives the reports"
-    )]
-    MissingTopic,
-    #[error("REPORT_TOPIC_ARN {0:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")]
-    BadTopic(String),
-    #[error("GATHER_DEADLINE_SECONDS {0:?} is not a number of seconds between 1 and 900")]
-    BadDeadline(String),
-}
-
-/// The region of an SNS topic ARN, if it is one.
-pub fn topic_region(arn: &str) -> Option<&str> {
-    let parts: Vec<&str> = arn.split(':').collect();
-    match parts.as_slice() {
-        ["arn", partition, "sns", region, account, name]
-            if partition.starts_with("aws")
-                && !region.is_empty()
-                && account.len() == 12
-                && account.bytes().all(|b| b.is_ascii_digit())
-                && !name.is_empty() =>
-        {
-            Some(region)
-        }
-        _ => None,
-    }
-}
-
-impl Config {
-    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let topic = get("REPORT_TOPIC_ARN")
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty())
-            .ok_or(ConfigError::MissingTopic)?;
-        if topic_region(&topic).is_none() {
-            return Err(ConfigError::BadTopic(topic));
-        }
-        let gather_deadline = match get("GATHER_DEADLINE_SECONDS") {
-            None => Duration::from_secs(20),
-            Some(text) => match text.trim().parse::<u64>() {
-                Ok(seconds @ 1..=900) => Duration::from_secs(seconds),
-                _ => return Err(ConfigError::BadDeadline(text)),
-            },
-        };
-        Ok(Self {
-            report_topic_arn: topic,
-            gather_deadline,
-        })
-    }
-}
-
-/// The account of the running function, from its ARN (`arn:aws:lambda:REGION:ACCOUNT:function:NAME`).
-pub fn account_of_function(arn: &str) -> Option<String> {
-    arn.split(':')
-        .nth(4)
-        .filter(|a| a.len() == 12)
-        .map(str::to_string)
-}
+pub use elbmedic_aws::settings::{account_of_function, topic_region, Config, ConfigError};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{failed} of {total} reports could not be published: {detail}")]
@@ -96,14 +30,16 @@ pub struct PublishFailed {
 
 pub struct Handler {
     config: Config,
+    remediation: RemediationConfig,
     /// Clients per region, loaded on first use and kept for warm invocations.
     clients: Mutex<HashMap<String, Clients>>,
 }
 
 impl Handler {
-    pub fn new(config: Config) -> Self {
+    pub fn new(config: Config, remediation: RemediationConfig) -> Self {
         Self {
             config,
+            remediation,
             clients: Mutex::new(HashMap::new()),
         }
     }
@@ -149,7 +85,13 @@ impl Handler {
                     continue;
                 }
             };
-            let report = self.report(&intake, own_account, now).await;
+            let (mut report, world) = self.report(&intake, own_account, now).await;
+            if let (Intake::Diagnose { alarm, load_balancer }, Some(world)) = (&intake, &world) {
+                let sent = remediate::propose(&publisher.sns, &self.remediation, alarm, load_balancer, world, &mut report, now).await;
+                if let Some(id) = sent {
+                    tracing::info!(message_id = %id, mode = self.remediation.mode.as_str(), "plan sent to remediate");
+                }
+            }
             let mut entry = json!({
                 "record": index + 1,
                 "alarm": intake.alarm().alarm_name,
@@ -189,7 +131,12 @@ impl Handler {
         Ok(json!({ "records": summary }))
     }
 
-    async fn report(&self, intake: &Intake, own_account: Option<&str>, now: i64) -> Report {
+    async fn report(
+        &self,
+        intake: &Intake,
+        own_account: Option<&str>,
+        now: i64,
+    ) -> (Report, Option<Snapshot>) {
         if let (
             Intake::Diagnose {
                 alarm,
@@ -199,7 +146,7 @@ impl Handler {
         ) = (intake, own_account)
         {
             if alarm.account_id.as_deref().is_some_and(|a| a != own) {
-                return Report::cross_account(alarm, load_balancer, own);
+                return (Report::cross_account(alarm, load_balancer, own), None);
             }
         }
         let clients = match intake {
@@ -212,63 +159,6 @@ impl Handler {
             _ => None,
         };
         let deadline = self.config.gather_deadline;
-        let (report, _) = pipeline::report_for(intake, clients.as_ref(), now, deadline).await;
-        report
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |key| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| v.to_string())
-        }
-    }
-
-    #[test]
-    fn configuration_is_validated_with_clear_messages() {
-        let ok = Config::from_env(env(&[(
-            "REPORT_TOPIC_ARN",
-            "arn:aws:sns:eu-west-1:111122223333:reports",
-        )]))
-        .unwrap();
-        assert_eq!(ok.gather_deadline, Duration::from_secs(20));
-        assert_eq!(Config::from_env(env(&[])), Err(ConfigError::MissingTopic));
-        assert!(matches!(
-            Config::from_env(env(&[("REPORT_TOPIC_ARN", "reports")])),
-            Err(ConfigError::BadTopic(_))
-        ));
-        assert!(matches!(
-            Config::from_env(env(&[(
-                "REPORT_TOPIC_ARN",
-                "arn:aws:sqs:eu-west-1:111122223333:q"
-            )])),
-            Err(ConfigError::BadTopic(_))
-        ));
-        let bad = Config::from_env(env(&[
-            ("REPORT_TOPIC_ARN", "arn:aws:sns:eu-west-1:111122223333:r"),
-            ("GATHER_DEADLINE_SECONDS", "0"),
-        ]));
-        assert!(bad.unwrap_err().to_string().contains("between 1 and 900"));
-        let custom = Config::from_env(env(&[
-            ("REPORT_TOPIC_ARN", "arn:aws:sns:eu-west-1:111122223333:r"),
-            ("GATHER_DEADLINE_SECONDS", "8"),
-        ]));
-        assert_eq!(custom.unwrap().gather_deadline, Duration::from_secs(8));
-    }
-
-    #[test]
-    fn account_comes_from_the_function_arn() {
-        assert_eq!(
-            account_of_function("arn:aws:lambda:eu-west-1:111122223333:function:diagnose")
-                .as_deref(),
-            Some("111122223333")
-        );
-        assert_eq!(account_of_function("nonsense"), None);
+        pipeline::report_for(intake, clients.as_ref(), now, deadline).await
     }
 }

@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 
 use super::{cluster_refusal, policy_refusal, Action, NaclActionKind, Policy};
 use crate::fixes::is_controller_managed;
-use crate::netcheck::nacl::{evaluate, TCP};
+use crate::netcheck::nacl::{evaluate, rule_number_for_allow, TCP};
 use crate::netcheck::{AddrRange, Direction, FlowBox};
-use crate::snapshot::{PortRange, Snapshot};
+use crate::snapshot::{NetworkAcl, PortRange, Snapshot};
 
 /// AWS's range for idle timeouts, Classic LB and ALB alike.
 const IDLE_TIMEOUT_RANGE: std::ops::RangeInclusive<u32> = 1..=4000;
@@ -209,6 +209,59 @@ pub fn still_needed(action: &Action, world: &Snapshot) -> bool {
     }
 }
 
+/// Whether the entry now at the action's rule number is the one the action adds: after a
+/// `NetworkAclEntryAlreadyExists`, that means a concurrent run added it first.
+pub fn nacl_entry_in_place(action: &Action, acl: &NetworkAcl) -> bool {
+    let Action::AllowNaclEntry {
+        egress,
+        rule_number,
+        cidr,
+        ports,
+        ..
+    } = action
+    else {
+        return false;
+    };
+    acl.entries.iter().any(|e| {
+        e.egress == *egress
+            && e.rule_number == *rule_number
+            && e.rule_action.eq_ignore_ascii_case("allow")
+            && matches!(e.protocol.trim(), "6" | "tcp")
+            && (e.cidr_block.as_deref() == Some(cidr.as_str())
+                || e.ipv6_cidr_block.as_deref() == Some(cidr.as_str()))
+            && e.port_range == Some(*ports)
+    })
+}
+
+/// The action renumbered against `acl` as it is now, after its number was taken by another
+/// entry; `None` when no free number wins (the NACL is full below the entry that drops).
+pub fn renumbered(action: &Action, acl: &NetworkAcl) -> Option<Action> {
+    let Action::AllowNaclEntry {
+        egress,
+        cidr,
+        ports,
+        ..
+    } = action
+    else {
+        return None;
+    };
+    let direction = if *egress {
+        Direction::Egress
+    } else {
+        Direction::Ingress
+    };
+    let flows = [FlowBox {
+        addrs: AddrRange::parse(cidr)?,
+        ports: *ports,
+    }];
+    let number = rule_number_for_allow(acl, direction, TCP, &flows)?;
+    let mut moved = action.clone();
+    if let Action::AllowNaclEntry { rule_number, .. } = &mut moved {
+        *rule_number = number;
+    }
+    Some(moved)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,7 +277,7 @@ mod tests {
             override_explicit_deny: true,
             ..Policy::default()
         };
-        let actions = plan(&world, &diagnose(&scenario_alarm(name), &world), &policy, 0).actions;
+        let actions = plan(&world, &diagnose(&scenario_alarm(name), &world).findings, &policy, 0).actions;
         (world, actions)
     }
 

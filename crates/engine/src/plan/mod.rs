@@ -5,6 +5,7 @@
 //! Not for: applying. Not for: deciding causes (the rules propose the actions with the
 //! evidence that justifies them).
 
+pub mod config;
 pub mod guardrails;
 pub mod message;
 pub mod outcome;
@@ -15,7 +16,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::alarm::LbKind;
-use crate::diagnosis::Diagnosis;
+use crate::finding::Finding;
 use crate::snapshot::{PortRange, Snapshot};
 
 /// Kinds of action (**contract**: the names used by `ALLOWED_ACTIONS`).
@@ -210,8 +211,8 @@ fn plan_id(target: &PlanTarget, actions: &[Action], created_at: i64) -> String {
     format!("plan-{hash:016x}")
 }
 
-/// The plan for a diagnosis: every action its findings propose, minus what the policy forbids.
-pub fn plan(snapshot: &Snapshot, diagnosis: &Diagnosis, policy: &Policy, now: i64) -> Plan {
+/// The plan for a diagnosis's findings: every action they propose, minus what the policy forbids.
+pub fn plan(snapshot: &Snapshot, findings: &[Finding], policy: &Policy, now: i64) -> Plan {
     let lb = &snapshot.load_balancer;
     let target = PlanTarget {
         kind: lb.kind,
@@ -223,8 +224,7 @@ pub fn plan(snapshot: &Snapshot, diagnosis: &Diagnosis, policy: &Policy, now: i6
     };
     let mut actions = Vec::new();
     let mut refused = Vec::new();
-    let proposed: Vec<&Action> = diagnosis
-        .findings
+    let proposed: Vec<&Action> = findings
         .iter()
         .flat_map(|f| &f.remedies)
         .collect();

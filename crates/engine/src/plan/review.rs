@@ -119,7 +119,7 @@ mod tests {
         let world = scenario_snapshot(name);
         let plan = plan(
             &world,
-            &diagnose(&scenario_alarm(name), &world),
+            &diagnose(&scenario_alarm(name), &world).findings,
             &Policy::default(),
             1000,
         );

@@ -8,7 +8,7 @@ const NOW: i64 = 1_795_457_000;
 fn plan_for(name: &str, policy: &Policy) -> Plan {
     let world = scenario_snapshot(name);
     let diagnosis = diagnose(&scenario_alarm(name), &world);
-    plan(&world, &diagnosis, policy, NOW)
+    plan(&world, &diagnosis.findings, policy, NOW)
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use super::wrap::wrap;
-use crate::plan::message::Mode;
+use crate::plan::message::{Mode, PlanMessage};
 use crate::plan::outcome::{Outcome, StepStatus};
 use crate::plan::Plan;
 
@@ -26,6 +26,35 @@ pub enum RemediationSection {
     },
     /// What `remediate` did.
     Outcome(Outcome),
+}
+
+impl RemediationSection {
+    /// `diagnose`'s section for a plan in `mode` (dry-run, approve or auto); `topic` is the
+    /// remediation topic, `published` whether the plan was sent there.
+    pub fn planned(mode: Mode, message: &PlanMessage, topic: Option<&str>, published: bool) -> Self {
+        let plan = &message.plan;
+        let (approve_command, note) = match (mode, topic) {
+            _ if plan.actions.is_empty() => (
+                None,
+                "Nothing to remediate automatically: no action passed the policy.".to_string(),
+            ),
+            (Mode::Approve, Some(topic)) => (
+                Some(message.approve_command(topic)),
+                "Remediation waits for approval. remediate will gather the state again and apply only what is still needed and passes its guardrails.".into(),
+            ),
+            (Mode::Approve, None) => (None, "REMEDIATION_TOPIC_ARN is not set, so no approve command can be given.".into()),
+            (_, None) => (None, "REMEDIATION_TOPIC_ARN is not set: the plan was not sent to remediate.".into()),
+            (Mode::DryRun, Some(_)) if published => (None, "Sent to remediate for a dry run: its report says what would change. Nothing will be changed.".into()),
+            (_, Some(_)) if published => (None, "Sent to remediate, which re-checks it against fresh state and applies it: its outcome follows in a separate report.".into()),
+            (_, Some(topic)) => (None, format!("The plan could not be sent to {topic}: see the function's log.")),
+        };
+        Self::Planned {
+            mode,
+            plan: plan.clone(),
+            approve_command,
+            note,
+        }
+    }
 }
 
 pub fn render_text(section: &RemediationSection, out: &mut String) {

@@ -1,0 +1,305 @@
+//! One action against AWS: the write call, what counts as success (a duplicate does), the
+//! NACL rule-number collision (read again, then done or renumber), quotas as refusals, and
+//! the dry-run probe where EC2 offers an honest one.
+
+use aws_sdk_ec2::types::{IpPermission, PortRange as Ec2PortRange, RuleAction, UserIdGroupPair};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use elbmedic_engine::alarm::LbKind;
+use elbmedic_engine::plan::guardrails::{nacl_entry_in_place, renumbered, still_needed};
+use elbmedic_engine::plan::outcome::{rollback, Step, StepStatus};
+use elbmedic_engine::plan::{Action, PlanTarget};
+use elbmedic_engine::snapshot::Snapshot;
+
+use crate::clients::Clients;
+use crate::convert;
+
+/// Renumbering after collisions stops after this many tries: each collision means another
+/// run is writing to the same NACL, and three in a row means something is wrong.
+const NACL_ATTEMPTS: usize = 3;
+
+/// AWS's error code (for deciding) and a one-line detail (for the report).
+fn code_and_message<E>(error: &SdkError<E, HttpResponse>) -> (String, String)
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let code = error.code().unwrap_or("error").to_string();
+    (code, crate::errors::classify(error).1)
+}
+
+/// Applies `action` (or, in a dry run, checks it as far as AWS allows) against `world`, the
+/// state gathered just before.
+pub async fn apply(
+    clients: &Clients,
+    action: &Action,
+    world: &Snapshot,
+    target: &PlanTarget,
+    dry_run: bool,
+) -> Step {
+    match action {
+        Action::RaiseIdleTimeout { to, .. } => {
+            raise_idle_timeout(clients, action, *to, world, target, dry_run).await
+        }
+        Action::AllowNaclEntry { .. } => {
+            if dry_run {
+                // moto's CreateNetworkAclEntry ignores DryRun and creates the entry, so a dry
+                // run never sends it; the guardrails and the fresh state were checked.
+                return Step::new(action, StepStatus::WouldApply, "passes every guardrail against the current state; the write permission is not probed (EC2's DryRun is not used for NACL entries)");
+            }
+            create_nacl_entry(clients, action, world, target).await
+        }
+        Action::AllowSgIngress { .. } => authorize_sg(clients, action, target, dry_run).await,
+    }
+}
+
+async fn raise_idle_timeout(
+    clients: &Clients,
+    action: &Action,
+    to: u32,
+    world: &Snapshot,
+    target: &PlanTarget,
+    dry_run: bool,
+) -> Step {
+    let lb = &world.load_balancer;
+    let before = lb.idle_timeout_seconds.unwrap_or_default();
+    if dry_run {
+        return Step::new(action, StepStatus::WouldApply, format!("would raise it from {before} s to {to} s; the ELB APIs have no dry-run, so the write permission is not probed"));
+    }
+    let seconds = i32::try_from(to).unwrap_or(i32::MAX);
+    let result = match lb.kind {
+        LbKind::Classic => clients
+            .elb
+            .modify_load_balancer_attributes()
+            .load_balancer_name(&lb.name)
+            .load_balancer_attributes(
+                aws_sdk_elasticloadbalancing::types::LoadBalancerAttributes::builder()
+                    .connection_settings(
+                        aws_sdk_elasticloadbalancing::types::ConnectionSettings::builder()
+                            .idle_timeout(seconds)
+                            .build()
+                            .expect("idle_timeout is set"),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| code_and_message(&e)),
+        LbKind::Application => match &lb.arn {
+            None => Err((
+                "NoArn".into(),
+                "the load balancer's ARN could not be read".into(),
+            )),
+            Some(arn) => clients
+                .elbv2
+                .modify_load_balancer_attributes()
+                .load_balancer_arn(arn)
+                .attributes(
+                    aws_sdk_elasticloadbalancingv2::types::LoadBalancerAttribute::builder()
+                        .key("idle_timeout.timeout_seconds")
+                        .value(to.to_string())
+                        .build(),
+                )
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| code_and_message(&e)),
+        },
+    };
+    match result {
+        Ok(()) => {
+            let applied = Action::RaiseIdleTimeout { from: before, to };
+            let mut step = Step::new(&applied, StepStatus::Applied, "idle timeout raised");
+            step.before = Some(format!("idle timeout {before} s"));
+            step.after = Some(format!("idle timeout {to} s"));
+            step.rollback = Some(rollback(&applied, target));
+            step
+        }
+        Err((_, message)) => Step::new(action, StepStatus::Failed, message),
+    }
+}
+
+async fn send_nacl_entry(
+    clients: &Clients,
+    action: &Action,
+) -> Result<(), (String, String)> {
+    let Action::AllowNaclEntry {
+        nacl_id,
+        egress,
+        rule_number,
+        cidr,
+        ports,
+        ..
+    } = action
+    else {
+        return Err(("NotNacl".into(), "not a NACL action".into()));
+    };
+    let request = clients
+        .ec2
+        .create_network_acl_entry()
+        .network_acl_id(nacl_id)
+        .rule_number(i32::from(*rule_number))
+        .protocol("6")
+        .rule_action(RuleAction::Allow)
+        .egress(*egress)
+        .port_range(
+            Ec2PortRange::builder()
+                .from(i32::from(ports.from))
+                .to(i32::from(ports.to))
+                .build(),
+        );
+    let request = if cidr.contains(':') {
+        request.ipv6_cidr_block(cidr)
+    } else {
+        request.cidr_block(cidr)
+    };
+    request
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| code_and_message(&e))
+}
+
+/// Reads one NACL again, into `world`'s copy of it.
+async fn reread_nacl(clients: &Clients, nacl_id: &str, world: &mut Snapshot) -> Result<(), String> {
+    let out = clients
+        .ec2
+        .describe_network_acls()
+        .network_acl_ids(nacl_id)
+        .send()
+        .await
+        .map_err(|e| code_and_message(&e).1)?;
+    let fresh = out
+        .network_acls()
+        .iter()
+        .find_map(convert::network_acl)
+        .ok_or_else(|| format!("{nacl_id} is gone"))?;
+    world.network_acls.retain(|a| a.id != nacl_id);
+    world.network_acls.push(fresh);
+    Ok(())
+}
+
+async fn create_nacl_entry(
+    clients: &Clients,
+    action: &Action,
+    world: &Snapshot,
+    target: &PlanTarget,
+) -> Step {
+    let Action::AllowNaclEntry { nacl_id, .. } = action else {
+        return Step::new(action, StepStatus::Failed, "not a NACL action");
+    };
+    let mut attempt = action.clone();
+    let mut fresh = world.clone();
+    for _ in 0..NACL_ATTEMPTS {
+        let Action::AllowNaclEntry { rule_number, .. } = &attempt else {
+            break;
+        };
+        let number = *rule_number;
+        match send_nacl_entry(clients, &attempt).await {
+            Ok(()) => {
+                let mut step = Step::new(
+                    &attempt,
+                    StepStatus::Applied,
+                    format!("entry {number} created"),
+                );
+                step.before = Some(format!("{nacl_id}: no entry {number}"));
+                step.after = Some(format!("{nacl_id}: {}", attempt.describe()));
+                step.rollback = Some(rollback(&attempt, target));
+                return step;
+            }
+            Err((code, _)) if code == "NetworkAclEntryAlreadyExists" => {
+                if let Err(message) = reread_nacl(clients, nacl_id, &mut fresh).await {
+                    return Step::new(&attempt, StepStatus::Failed, format!("rule {number} was taken, and reading {nacl_id} again failed: {message}"));
+                }
+                let Some(acl) = fresh.network_acl(nacl_id) else {
+                    break;
+                };
+                if nacl_entry_in_place(&attempt, acl) {
+                    return Step::new(&attempt, StepStatus::InPlace, format!("entry {number} was added by a concurrent run"));
+                }
+                if !still_needed(&attempt, &fresh) {
+                    return Step::new(&attempt, StepStatus::InPlace, "another entry now allows this traffic");
+                }
+                match renumbered(&attempt, acl) {
+                    Some(next) => attempt = next,
+                    None => {
+                        return Step::new(&attempt, StepStatus::Refused, format!("rule {number} is taken and {nacl_id} has no free rule number that would decide this traffic first"));
+                    }
+                }
+            }
+            Err((code, message)) if code == "NetworkAclEntryLimitExceeded" => {
+                return Step::new(&attempt, StepStatus::Refused, format!("{nacl_id} is at its entry quota (20 per direction by default, 40 at most): {message}. Consolidate entries or raise the quota, then apply the command by hand"));
+            }
+            Err((_, message)) => return Step::new(&attempt, StepStatus::Failed, message),
+        }
+    }
+    Step::new(
+        &attempt,
+        StepStatus::Failed,
+        format!("{nacl_id}: the rule number collided {NACL_ATTEMPTS} times; other runs keep writing to this NACL"),
+    )
+}
+
+async fn authorize_sg(
+    clients: &Clients,
+    action: &Action,
+    target: &PlanTarget,
+    dry_run: bool,
+) -> Step {
+    let Action::AllowSgIngress {
+        group_id,
+        source_group_id,
+        port,
+        description,
+    } = action
+    else {
+        return Step::new(action, StepStatus::Failed, "not a security group action");
+    };
+    let permission = IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(i32::from(*port))
+        .to_port(i32::from(*port))
+        .user_id_group_pairs(
+            UserIdGroupPair::builder()
+                .group_id(source_group_id)
+                .description(description)
+                .build(),
+        )
+        .build();
+    let sent = clients
+        .ec2
+        .authorize_security_group_ingress()
+        .group_id(group_id)
+        .ip_permissions(permission)
+        .dry_run(dry_run)
+        .send()
+        .await;
+    let applied = |detail: &str| {
+        let mut step = Step::new(action, StepStatus::Applied, detail);
+        step.before = Some(format!("{group_id}: no TCP {port} from {source_group_id}"));
+        step.after = Some(format!("{group_id}: TCP {port} from {source_group_id}"));
+        step.rollback = Some(rollback(action, target));
+        step
+    };
+    match sent.map_err(|e| code_and_message(&e)) {
+        Ok(_) if dry_run => Step::new(action, StepStatus::WouldApply, "EC2 accepted a dry run"),
+        Ok(_) => applied("rule added"),
+        Err((code, _)) if dry_run && code == "DryRunOperation" => Step::new(
+            action,
+            StepStatus::WouldApply,
+            "EC2's DryRun confirms the permission to add it",
+        ),
+        Err((code, _)) if code == "InvalidPermission.Duplicate" => Step::new(
+            action,
+            StepStatus::InPlace,
+            "the rule exists (AWS answered InvalidPermission.Duplicate)",
+        ),
+        Err((code, message)) if code == "RulesPerSecurityGroupLimitExceeded" => Step::new(
+            action,
+            StepStatus::Refused,
+            format!("{group_id} is at its rule quota (60 inbound by default): {message}"),
+        ),
+        Err((_, message)) => Step::new(action, StepStatus::Failed, message),
+    }
+}

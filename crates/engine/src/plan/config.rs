@@ -1,0 +1,178 @@
+//! Remediation settings from the environment (**contract**: the variable names), shared by
+//! `diagnose`, `remediate` and the CLI so they read them the same way. Every bad value is an
+//! error naming the variable and what it accepts.
+
+use std::collections::BTreeSet;
+
+use super::message::Mode;
+use super::{ActionKind, Policy};
+
+/// One idle-timeout raise per LB per hour, unless `COOLDOWN` says otherwise.
+pub const DEFAULT_COOLDOWN_SECONDS: i64 = 3600;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemediationConfig {
+    /// `REMEDIATION_MODE`: off (default), dry-run, approve, auto.
+    pub mode: Mode,
+    pub policy: Policy,
+    /// `COOLDOWN`: seconds (or `30m`, `1h`) between two idle-timeout raises of one LB.
+    pub cooldown_seconds: i64,
+    /// `REMEDIATION_TOPIC_ARN`: where plans go.
+    pub topic_arn: Option<String>,
+    /// `LEDGER_TABLE`: the DynamoDB ledger; without it, no lock, cooldown or audit.
+    pub ledger_table: Option<String>,
+}
+
+fn parse_duration(text: &str) -> Option<i64> {
+    let text = text.trim().to_ascii_lowercase();
+    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text.as_str(), "s"),
+    };
+    let factor = match unit.trim() {
+        "s" | "" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        _ => return None,
+    };
+    number.parse::<i64>().ok()?.checked_mul(factor)
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" | "" => Some(false),
+        _ => None,
+    }
+}
+
+fn list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+impl RemediationConfig {
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let set = |key: &str| get(key).filter(|v| !v.trim().is_empty());
+        let mode = match set("REMEDIATION_MODE") {
+            None => Mode::Off,
+            Some(text) => Mode::parse(&text).ok_or_else(|| {
+                format!("REMEDIATION_MODE {text:?} is not one of: {}", Mode::NAMES)
+            })?,
+        };
+        let mut policy = Policy::default();
+        if let Some(text) = set("MAX_IDLE_TIMEOUT") {
+            policy.max_idle_timeout = text
+                .trim()
+                .parse()
+                .ok()
+                .filter(|s| (1..=4000).contains(s))
+                .ok_or_else(|| {
+                    format!("MAX_IDLE_TIMEOUT {text:?} is not a number of seconds between 1 and 4000")
+                })?;
+        }
+        if let Some(text) = set("ALLOWED_ACTIONS") {
+            let mut allowed = BTreeSet::new();
+            for name in list(&text) {
+                let kind = ActionKind::parse(&name).ok_or_else(|| {
+                    let names: Vec<&str> = ActionKind::ALL.iter().map(|k| k.as_str()).collect();
+                    format!("ALLOWED_ACTIONS names {name:?}; the actions are: {}", names.join(", "))
+                })?;
+                allowed.insert(kind);
+            }
+            policy.allowed_actions = allowed;
+        }
+        if let Some(text) = set("OVERRIDE_EXPLICIT_DENY") {
+            policy.override_explicit_deny = parse_bool(&text).ok_or_else(|| {
+                format!("OVERRIDE_EXPLICIT_DENY {text:?} is not true or false")
+            })?;
+        }
+        if let Some(text) = set("ALLOWED_CLUSTERS") {
+            policy.allowed_clusters = Some(list(&text));
+        }
+        let cooldown_seconds = match set("COOLDOWN") {
+            None => DEFAULT_COOLDOWN_SECONDS,
+            Some(text) => parse_duration(&text).filter(|s| *s >= 0).ok_or_else(|| {
+                format!("COOLDOWN {text:?} is not a duration such as 3600, 90m or 1h")
+            })?,
+        };
+        let topic_arn = set("REMEDIATION_TOPIC_ARN").map(|t| t.trim().to_string());
+        if let Some(topic) = &topic_arn {
+            let parts: Vec<&str> = topic.split(':').collect();
+            if parts.len() != 6 || parts[0] != "arn" || parts[2] != "sns" {
+                return Err(format!(
+                    "REMEDIATION_TOPIC_ARN {topic:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
+                ));
+            }
+        }
+        if matches!(mode, Mode::Approve) && topic_arn.is_none() && get("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+            return Err("REMEDIATION_MODE is approve but REMEDIATION_TOPIC_ARN is not set: the approve command publishes to that topic".into());
+        }
+        Ok(Self {
+            mode,
+            policy,
+            cooldown_seconds,
+            topic_arn,
+            ledger_table: set("LEDGER_TABLE").map(|t| t.trim().to_string()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<RemediationConfig, String> {
+        RemediationConfig::from_env(|key| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn defaults_are_off_with_every_action_and_an_hour_of_cooldown() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.mode, Mode::Off);
+        assert_eq!(c.policy, Policy::default());
+        assert_eq!(c.cooldown_seconds, 3600);
+        assert_eq!((c.topic_arn, c.ledger_table), (None, None));
+    }
+
+    #[test]
+    fn every_variable_is_read_and_bad_values_name_the_variable() {
+        let c = config(&[
+            ("REMEDIATION_MODE", "Auto"),
+            ("MAX_IDLE_TIMEOUT", "120"),
+            ("ALLOWED_ACTIONS", "raise-idle-timeout, allow-sg-target-port"),
+            ("OVERRIDE_EXPLICIT_DENY", "true"),
+            ("ALLOWED_CLUSTERS", "prod,staging"),
+            ("COOLDOWN", "90m"),
+            ("REMEDIATION_TOPIC_ARN", "arn:aws:sns:eu-west-1:111122223333:plans"),
+            ("LEDGER_TABLE", "elbmedic-ledger"),
+        ])
+        .unwrap();
+        assert_eq!(c.mode, Mode::Auto);
+        assert_eq!(c.policy.max_idle_timeout, 120);
+        assert_eq!(c.policy.allowed_actions.len(), 2);
+        assert!(c.policy.override_explicit_deny);
+        assert_eq!(c.policy.allowed_clusters, Some(vec!["prod".into(), "staging".into()]));
+        assert_eq!(c.cooldown_seconds, 5400);
+        assert_eq!(c.ledger_table.as_deref(), Some("elbmedic-ledger"));
+        for (key, value) in [
+            ("REMEDIATION_MODE", "yolo"),
+            ("MAX_IDLE_TIMEOUT", "5000"),
+            ("ALLOWED_ACTIONS", "delete-everything"),
+            ("OVERRIDE_EXPLICIT_DENY", "maybe"),
+            ("COOLDOWN", "1 fortnight"),
+            ("REMEDIATION_TOPIC_ARN", "plans"),
+        ] {
+            let error = config(&[(key, value)]).unwrap_err();
+            assert!(error.starts_with(key), "{error}");
+        }
+    }
+}

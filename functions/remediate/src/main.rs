@@ -1,0 +1,52 @@
+//! Lambda binary `remediate` (contract). `main` only reads the configuration, sets up JSON
+//! logs and runs the handler on the Lambda Runtime API; the work is in the library.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use elbmedic_aws::settings::Config;
+use elbmedic_engine::plan::config::RemediationConfig;
+use elbmedic_remediate::Handler;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_current_span(false)
+        .with_target(false)
+        .without_time()
+        .init();
+    let env = |key: &str| std::env::var(key).ok();
+    let config = Config::from_env(env).inspect_err(|error| {
+        tracing::error!(error = %error, "invalid configuration; fix the function's environment variables");
+    })?;
+    let remediation = RemediationConfig::from_env(env).inspect_err(|error| {
+        tracing::error!(error = %error, "invalid configuration; fix the function's environment variables");
+    })?;
+    tracing::info!(
+        mode = remediation.mode.as_str(),
+        max_idle_timeout = remediation.policy.max_idle_timeout,
+        ledger = remediation.ledger_table.as_deref().unwrap_or("off"),
+        "configured"
+    );
+    let handler = Arc::new(Handler::new(config, remediation));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let handler = handler.clone();
+        async move {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            handler
+                .handle(&event.payload, now, &event.context.request_id)
+                .await
+                .map_err(Error::from)
+        }
+    }))
+    .await
+}
