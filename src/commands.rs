@@ -3,7 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context, Result};
-use elbmedic_engine::alarm::{self, Intake, IntakeError, LbRef};
+use elbmedic_engine::alarm::{self, Alarm, Intake, IntakeError, LbRef};
+use elbmedic_engine::plan::config::RemediationConfig;
+use elbmedic_engine::plan::message::{Mode, PlanMessage, Request};
+use elbmedic_engine::report::remediation::RemediationSection;
 use elbmedic_engine::report::{Format, Report};
 use elbmedic_engine::scenarios;
 use elbmedic_engine::snapshot::{self, Snapshot};
@@ -63,6 +66,8 @@ pub fn demo(name: &str, list: bool, format: Format) -> Result<Exit> {
         },
         format,
         None,
+        &RemediationConfig::from_env(|_| None)
+            .unwrap_or_else(|_| unreachable!("the defaults are valid")),
     ))
 }
 
@@ -71,7 +76,16 @@ pub fn diagnose(
     snapshot_path: Option<&str>,
     format: Format,
     publish: Option<&str>,
+    mode: Option<Mode>,
 ) -> Result<Exit> {
+    let mut remediation =
+        RemediationConfig::from_env(|key| std::env::var(key).ok()).map_err(anyhow::Error::msg)?;
+    if let Some(mode) = mode {
+        remediation.mode = mode;
+    }
+    if snapshot_path.is_some() && remediation.mode == Mode::Auto {
+        anyhow::bail!("--mode auto changes AWS and needs the live state: drop --snapshot, or use --mode dry-run or approve to see the plan");
+    }
     let records = read_event(event_path)?;
     let source = match snapshot_path {
         Some(path) => Source::Snapshot {
@@ -80,7 +94,7 @@ pub fn diagnose(
         },
         None => Source::Live,
     };
-    Ok(run_records(records, &source, format, publish))
+    Ok(run_records(records, &source, format, publish, &remediation))
 }
 
 /// Gathers the snapshot of each alarmed load balancer from AWS and prints it as JSON.
@@ -209,6 +223,7 @@ fn run_records(
     source: &Source,
     format: Format,
     publish: Option<&str>,
+    remediation: &RemediationConfig,
 ) -> Exit {
     let mut exit = Exit::Ok;
     let mut reports: Vec<(Intake, Report)> = Vec::new();
@@ -251,10 +266,12 @@ fn run_records(
                     exit = Exit::BadInput;
                     continue;
                 }
-                Report::diagnosed(alarm, load_balancer, world)
+                let mut report = Report::diagnosed(alarm, load_balancer, world);
+                offline_plan(remediation, alarm, load_balancer, world, &mut report);
+                report
             }
             (Intake::Diagnose { .. }, Source::Live) => match &runtime {
-                Some(runtime) => runtime.block_on(live::report(&intake)),
+                Some(runtime) => runtime.block_on(live::remediated(&intake, remediation)),
                 None => continue,
             },
             (other, _) => match Report::without_diagnosis(other) {
@@ -285,6 +302,32 @@ fn run_records(
     exit
 }
 
+/// Replaying a snapshot: the plan the mode would act on, without touching AWS.
+fn offline_plan(
+    config: &RemediationConfig,
+    alarm: &Alarm,
+    lb: &LbRef,
+    world: &Snapshot,
+    report: &mut Report,
+) {
+    if config.mode == Mode::Off {
+        return;
+    }
+    // Dated at the alarm's state change, so a replay gives the same plan every time.
+    let created = alarm.state_change_epoch.unwrap_or(0);
+    let plan = elbmedic_engine::plan::plan(world, &report.findings, &config.policy, created);
+    let message = PlanMessage::new(Request::Apply, alarm, lb, &plan);
+    report.remediation = Some(RemediationSection::planned(
+        Mode::Approve.min(config.mode),
+        &message,
+        config
+            .topic_arn
+            .as_deref()
+            .filter(|_| config.mode == Mode::Approve),
+        false,
+    ));
+}
+
 fn render_all(reports: &[Report], format: Format) -> String {
     match format {
         Format::Json => {
@@ -307,4 +350,18 @@ fn render_all(reports: &[Report], format: Format) -> String {
             .collect::<Vec<_>>()
             .join("\n---\n\n"),
     }
+}
+
+/// Creates the DynamoDB table of the remediation ledger (`LEDGER_TABLE`).
+pub fn ledger_create(table: &str, region: Option<&str>) -> Result<Exit> {
+    let region = region
+        .map(str::to_string)
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .filter(|r| !r.trim().is_empty())
+        .ok_or_else(|| anyhow!("no region: pass --region or set AWS_REGION"))?;
+    let runtime = live::runtime()?;
+    let outcome = runtime.block_on(live::create_ledger(table, &region))?;
+    output::print(&format!("ledger table {table} in {region}: {outcome}\n"));
+    Ok(Exit::Ok)
 }

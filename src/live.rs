@@ -8,7 +8,11 @@ use elbmedic_aws::clients::{CallLimits, Clients};
 use elbmedic_aws::gather::DEFAULT_DEADLINE;
 use elbmedic_aws::pipeline;
 use elbmedic_aws::publish::publish_report;
+use elbmedic_aws::remediate::{self, ledger::Ledger, Settings};
 use elbmedic_engine::alarm::{Alarm, Intake, LbRef};
+use elbmedic_engine::plan::config::RemediationConfig;
+use elbmedic_engine::plan::message::{Mode, PlanMessage, Request};
+use elbmedic_engine::report::remediation::RemediationSection;
 use elbmedic_engine::report::Report;
 use elbmedic_engine::snapshot::Snapshot;
 
@@ -36,6 +40,87 @@ pub async fn report(intake: &Intake) -> Report {
     pipeline::report_for(intake, None, now(), DEFAULT_DEADLINE)
         .await
         .0
+}
+
+/// The live report with remediation in `config.mode`: off adds nothing; approve adds the
+/// plan and its approve command; dry-run and auto run the plan in-process through the same
+/// code as the `remediate` function (re-gather, review, apply or validate, verify).
+pub async fn remediated(intake: &Intake, config: &RemediationConfig) -> Report {
+    let Intake::Diagnose {
+        alarm,
+        load_balancer,
+    } = intake
+    else {
+        return report(intake).await;
+    };
+    let clients = Clients::load(&alarm.region, CallLimits::default()).await;
+    let now = now();
+    let (mut report, world) = Box::pin(pipeline::report_for(
+        intake,
+        Some(&clients),
+        now,
+        DEFAULT_DEADLINE,
+    ))
+    .await;
+    let Some(world) = world else { return report };
+    let request = match config.mode {
+        Mode::Off => return report,
+        Mode::Approve => {
+            remediate::propose(
+                &clients.sns,
+                config,
+                alarm,
+                load_balancer,
+                &world,
+                &mut report,
+                now,
+            )
+            .await;
+            return report;
+        }
+        Mode::DryRun => Request::DryRun,
+        Mode::Auto => Request::Apply,
+    };
+    let plan = elbmedic_engine::plan::plan(&world, &report.findings, &config.policy, now);
+    let message = PlanMessage::new(request, alarm, load_balancer, &plan);
+    if plan.actions.is_empty() {
+        report.remediation = Some(RemediationSection::planned(
+            config.mode,
+            &message,
+            None,
+            false,
+        ));
+        return report;
+    }
+    let ledger = config
+        .ledger_table
+        .as_ref()
+        .map(|table| Ledger::new(clients.dynamodb.clone(), table));
+    let settings = Settings {
+        mode: config.mode,
+        policy: config.policy.clone(),
+        cooldown_seconds: config.cooldown_seconds,
+        deadline: DEFAULT_DEADLINE,
+    };
+    let run_id = format!("elbmedic-cli-{}-{now}", std::process::id());
+    Box::pin(remediate::remediate(
+        &clients,
+        ledger.as_ref(),
+        &settings,
+        &message,
+        now,
+        &run_id,
+    ))
+    .await
+}
+
+/// Creates the DynamoDB ledger table.
+pub async fn create_ledger(table: &str, region: &str) -> Result<&'static str> {
+    let clients = Clients::load(region, CallLimits::default()).await;
+    Ledger::new(clients.dynamodb.clone(), table)
+        .create_table()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the ledger table {table}: {e}"))
 }
 
 pub async fn publish(topic: &str, region: &str, report: &Report) -> Result<String> {

@@ -10,6 +10,7 @@ mod output;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use elbmedic_engine::plan::message::Mode;
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +49,15 @@ enum Command {
         /// Also publish each report to this SNS topic, as the diagnose function does.
         #[arg(long, value_name = "TOPIC_ARN")]
         publish: Option<String>,
+        /// Remediation: off (default), dry-run, approve, auto. Overrides REMEDIATION_MODE;
+        /// the guardrails come from the same variables as the functions'.
+        #[arg(long, value_parser = parse_mode)]
+        mode: Option<Mode>,
+    },
+    /// The remediation ledger (DynamoDB): lock, cooldown and audit trail.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
     },
     /// Gather the snapshot of the alarmed load balancer from AWS and print it as JSON.
     Snapshot {
@@ -61,6 +71,22 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         event: String,
     },
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Create the ledger table (on-demand billing); an existing table is left as it is.
+    Create {
+        #[arg(long, value_name = "NAME")]
+        table: String,
+        /// Defaults to AWS_REGION.
+        #[arg(long)]
+        region: Option<String>,
+    },
+}
+
+fn parse_mode(text: &str) -> Result<Mode, String> {
+    Mode::parse(text).ok_or_else(|| format!("not one of: {}", Mode::NAMES))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -93,12 +119,17 @@ fn main() -> ExitCode {
             snapshot,
             format,
             publish,
+            mode,
         } => commands::diagnose(
             &event,
             snapshot.as_deref(),
             format.into(),
             publish.as_deref(),
+            mode,
         ),
+        Command::Ledger {
+            command: LedgerCommand::Create { table, region },
+        } => commands::ledger_create(&table, region.as_deref()),
         Command::Snapshot { event } => commands::snapshot(&event),
         Command::Alarm { event } => commands::alarm(&event),
     };

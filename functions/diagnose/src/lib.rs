@@ -11,10 +11,10 @@ use elbmedic_aws::clients::{CallLimits, Clients};
 use elbmedic_aws::pipeline;
 use elbmedic_aws::publish::publish_report;
 use elbmedic_aws::remediate;
-use elbmedic_engine::snapshot::Snapshot;
 use elbmedic_engine::alarm::{parse_input, Intake};
 use elbmedic_engine::plan::config::RemediationConfig;
 use elbmedic_engine::report::Report;
+use elbmedic_engine::snapshot::Snapshot;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
@@ -86,8 +86,24 @@ impl Handler {
                 }
             };
             let (mut report, world) = self.report(&intake, own_account, now).await;
-            if let (Intake::Diagnose { alarm, load_balancer }, Some(world)) = (&intake, &world) {
-                let sent = remediate::propose(&publisher.sns, &self.remediation, alarm, load_balancer, world, &mut report, now).await;
+            if let (
+                Intake::Diagnose {
+                    alarm,
+                    load_balancer,
+                },
+                Some(world),
+            ) = (&intake, &world)
+            {
+                let sent = remediate::propose(
+                    &publisher.sns,
+                    &self.remediation,
+                    alarm,
+                    load_balancer,
+                    world,
+                    &mut report,
+                    now,
+                )
+                .await;
                 if let Some(id) = sent {
                     tracing::info!(message_id = %id, mode = self.remediation.mode.as_str(), "plan sent to remediate");
                 }

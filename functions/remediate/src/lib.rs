@@ -69,9 +69,16 @@ impl Handler {
     }
 
     /// Handles one invocation. `run_id` names this run in the ledger's lock (the request id).
-    pub async fn handle(&self, payload: &Value, now: i64, run_id: &str) -> Result<Value, PublishFailed> {
+    pub async fn handle(
+        &self,
+        payload: &Value,
+        now: i64,
+        run_id: &str,
+    ) -> Result<Value, PublishFailed> {
         let topic = &self.config.report_topic_arn;
-        let publisher = self.clients(topic_region(topic).unwrap_or("us-east-1")).await;
+        let publisher = self
+            .clients(topic_region(topic).unwrap_or("us-east-1"))
+            .await;
         let settings = Settings {
             mode: self.remediation.mode,
             policy: self.remediation.policy.clone(),
@@ -96,7 +103,8 @@ impl Handler {
                 .ledger_table
                 .as_ref()
                 .map(|table| Ledger::new(clients.dynamodb.clone(), table));
-            let report = remediate(&clients, ledger.as_ref(), &settings, &message, now, run_id).await;
+            let report =
+                remediate(&clients, ledger.as_ref(), &settings, &message, now, run_id).await;
             let Some(RemediationSection::Outcome(outcome)) = &report.remediation else {
                 continue;
             };

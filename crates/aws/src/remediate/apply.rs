@@ -120,10 +120,7 @@ async fn raise_idle_timeout(
     }
 }
 
-async fn send_nacl_entry(
-    clients: &Clients,
-    action: &Action,
-) -> Result<(), (String, String)> {
+async fn send_nacl_entry(clients: &Clients, action: &Action) -> Result<(), (String, String)> {
     let Action::AllowNaclEntry {
         nacl_id,
         egress,
@@ -216,10 +213,18 @@ async fn create_nacl_entry(
                     break;
                 };
                 if nacl_entry_in_place(&attempt, acl) {
-                    return Step::new(&attempt, StepStatus::InPlace, format!("entry {number} was added by a concurrent run"));
+                    return Step::new(
+                        &attempt,
+                        StepStatus::InPlace,
+                        format!("entry {number} was added by a concurrent run"),
+                    );
                 }
                 if !still_needed(&attempt, &fresh) {
-                    return Step::new(&attempt, StepStatus::InPlace, "another entry now allows this traffic");
+                    return Step::new(
+                        &attempt,
+                        StepStatus::InPlace,
+                        "another entry now allows this traffic",
+                    );
                 }
                 match renumbered(&attempt, acl) {
                     Some(next) => attempt = next,

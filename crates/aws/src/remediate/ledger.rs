@@ -36,7 +36,10 @@ pub struct Lock {
 pub enum LockOutcome {
     Acquired(Lock),
     /// Another run holds it until `until` (epoch seconds).
-    Held { owner: String, until: i64 },
+    Held {
+        owner: String,
+        until: i64,
+    },
 }
 
 /// One applied action, for the audit trail.
@@ -167,12 +170,21 @@ impl Ledger {
     }
 
     /// When the LB's idle timeout was last raised by elbmedic (epoch seconds).
-    pub async fn last_idle_timeout_raise(&self, target: &PlanTarget) -> Result<Option<i64>, String> {
-        let item = self.get(&format!("cooldown#idle#{}", lb_key(target))).await?;
+    pub async fn last_idle_timeout_raise(
+        &self,
+        target: &PlanTarget,
+    ) -> Result<Option<i64>, String> {
+        let item = self
+            .get(&format!("cooldown#idle#{}", lb_key(target)))
+            .await?;
         Ok(item.and_then(|i| number_of(&i, "raised_at")))
     }
 
-    pub async fn record_idle_timeout_raise(&self, target: &PlanTarget, at: i64) -> Result<(), String> {
+    pub async fn record_idle_timeout_raise(
+        &self,
+        target: &PlanTarget,
+        at: i64,
+    ) -> Result<(), String> {
         self.client
             .put_item()
             .table_name(&self.table)

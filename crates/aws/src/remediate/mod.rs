@@ -72,11 +72,11 @@ pub async fn remediate(
         report
     };
     if let Some(reason) = mode_refusal(settings.mode, message.request) {
-        let outcome = Outcome::without_steps(&plan.id, settings.mode, OutcomeStatus::Refused, reason);
+        let outcome =
+            Outcome::without_steps(&plan.id, settings.mode, OutcomeStatus::Refused, reason);
         return finish(report, outcome);
     }
-    let (needed, in_place) = match review(plan, &message.alarmed, &before, &settings.policy, now)
-    {
+    let (needed, in_place) = match review(plan, &message.alarmed, &before, &settings.policy, now) {
         Review::Refused { reason, refusals } => {
             let mut outcome =
                 Outcome::without_steps(&plan.id, shown_mode, OutcomeStatus::Refused, reason);
@@ -86,6 +86,8 @@ pub async fn remediate(
         Review::Proceed { needed, in_place } => (needed, in_place),
     };
     let mut outcome = Outcome::without_steps(&plan.id, shown_mode, OutcomeStatus::NothingToDo, "");
+    // What the policy left out when the plan was made: the report says so again.
+    outcome.refused = plan.refused.clone();
     outcome.durable = durable_fixes(&report, &plan.actions);
     outcome.steps = in_place
         .iter()
@@ -102,7 +104,15 @@ pub async fn remediate(
                 return finish(report, outcome);
             }
             Err(error) => {
-                let outcome = Outcome::without_steps(&plan.id, shown_mode, OutcomeStatus::Refused, format!("the ledger {} could not be locked ({error}); nothing was applied", ledger.table()));
+                let outcome = Outcome::without_steps(
+                    &plan.id,
+                    shown_mode,
+                    OutcomeStatus::Refused,
+                    format!(
+                        "the ledger {} could not be locked ({error}); nothing was applied",
+                        ledger.table()
+                    ),
+                );
                 return finish(report, outcome);
             }
         },
@@ -114,20 +124,38 @@ pub async fn remediate(
             None => apply::apply(clients, action, &before, &plan.load_balancer, dry_run).await,
         };
         if step.status == StepStatus::Applied {
-            record(ledger, message, &step, outcome.steps.len(), now, &mut outcome.notes).await;
+            record(
+                ledger,
+                message,
+                &step,
+                outcome.steps.len(),
+                now,
+                &mut outcome.notes,
+            )
+            .await;
         }
         outcome.steps.push(step);
     }
     if let (Some(ledger), Some(lock)) = (ledger, &lock) {
         if let Err(error) = ledger.unlock(lock).await {
-            outcome.notes.push(format!("the lock could not be released ({error}); its lease ends within {} s", ledger::LOCK_LEASE_SECONDS));
+            outcome.notes.push(format!(
+                "the lock could not be released ({error}); its lease ends within {} s",
+                ledger::LOCK_LEASE_SECONDS
+            ));
         }
     }
     outcome.settle(&plan.load_balancer.name);
-    if outcome.steps.iter().any(|s| s.action.kind() == elbmedic_engine::plan::ActionKind::RaiseIdleTimeout && s.status == StepStatus::Applied) {
+    if outcome.steps.iter().any(|s| {
+        s.action.kind() == elbmedic_engine::plan::ActionKind::RaiseIdleTimeout
+            && s.status == StepStatus::Applied
+    }) {
         outcome.notes.push(format!("ASSUMPTION: MAX_IDLE_TIMEOUT ({} s) is below every backend's keep-alive timeout. If a backend closes idle connections sooner than the new idle timeout, these 504s become 502s: raise the backends' keep-alive above it.", settings.policy.max_idle_timeout));
     }
-    if outcome.steps.iter().any(|s| s.status == StepStatus::Applied) {
+    if outcome
+        .steps
+        .iter()
+        .any(|s| s.status == StepStatus::Applied)
+    {
         let after = gather().await;
         outcome.verification = verify(&outcome.steps, &after, &message.alarm, &message.alarmed);
         report = Report::diagnosed(&message.alarm, &message.alarmed, &after);
@@ -147,7 +175,10 @@ async fn cooldown_refusal(
     if !matches!(action, Action::RaiseIdleTimeout { .. }) {
         return None;
     }
-    match ledger.last_idle_timeout_raise(&message.plan.load_balancer).await {
+    match ledger
+        .last_idle_timeout_raise(&message.plan.load_balancer)
+        .await
+    {
         Ok(Some(at)) if now - at < settings.cooldown_seconds => Some(format!(
             "the idle timeout was raised {} s ago; COOLDOWN allows one raise per {} s",
             now - at,
@@ -186,7 +217,10 @@ async fn record(
         result = ledger.record_idle_timeout_raise(target, now).await;
     }
     if let Err(error) = result {
-        notes.push(format!("the ledger could not record \"{}\": {error}", step.description));
+        notes.push(format!(
+            "the ledger could not record \"{}\": {error}",
+            step.description
+        ));
     }
 }
 
@@ -215,9 +249,15 @@ fn verify(
                 .find(|f| f.resources.iter().any(|r| r == resource));
             let detail = match (open, blocker) {
                 (true, None) => "open: the re-evaluation finds nothing blocking it".to_string(),
-                (true, Some(f)) => format!("this change is in place, but something else still blocks: {}", f.title),
+                (true, Some(f)) => format!(
+                    "this change is in place, but something else still blocks: {}",
+                    f.title
+                ),
                 (false, Some(f)) => format!("still blocked: {}", f.title),
-                (false, None) => "the change is not visible in the state read again (it may not be applied yet)".to_string(),
+                (false, None) => {
+                    "the change is not visible in the state read again (it may not be applied yet)"
+                        .to_string()
+                }
             };
             PathCheck {
                 action: step.description.clone(),
@@ -268,11 +308,16 @@ pub async fn propose(
     let message = PlanMessage::new(request, alarm, alarmed, &plan);
     let topic = config.topic_arn.as_deref();
     let mut message_id = None;
-    if let (Some(topic), false, false) = (topic, config.mode == Mode::Approve, plan.actions.is_empty()) {
+    if let (Some(topic), false, false) =
+        (topic, config.mode == Mode::Approve, plan.actions.is_empty())
+    {
         match sns
             .publish()
             .topic_arn(topic)
-            .subject(format!("elbmedic plan {} for {}", plan.id, plan.load_balancer.name))
+            .subject(format!(
+                "elbmedic plan {} for {}",
+                plan.id, plan.load_balancer.name
+            ))
             .message(message.to_json())
             .send()
             .await

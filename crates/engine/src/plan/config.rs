@@ -71,7 +71,9 @@ impl RemediationConfig {
                 .ok()
                 .filter(|s| (1..=4000).contains(s))
                 .ok_or_else(|| {
-                    format!("MAX_IDLE_TIMEOUT {text:?} is not a number of seconds between 1 and 4000")
+                    format!(
+                        "MAX_IDLE_TIMEOUT {text:?} is not a number of seconds between 1 and 4000"
+                    )
                 })?;
         }
         if let Some(text) = set("ALLOWED_ACTIONS") {
@@ -79,16 +81,18 @@ impl RemediationConfig {
             for name in list(&text) {
                 let kind = ActionKind::parse(&name).ok_or_else(|| {
                     let names: Vec<&str> = ActionKind::ALL.iter().map(|k| k.as_str()).collect();
-                    format!("ALLOWED_ACTIONS names {name:?}; the actions are: {}", names.join(", "))
+                    format!(
+                        "ALLOWED_ACTIONS names {name:?}; the actions are: {}",
+                        names.join(", ")
+                    )
                 })?;
                 allowed.insert(kind);
             }
             policy.allowed_actions = allowed;
         }
         if let Some(text) = set("OVERRIDE_EXPLICIT_DENY") {
-            policy.override_explicit_deny = parse_bool(&text).ok_or_else(|| {
-                format!("OVERRIDE_EXPLICIT_DENY {text:?} is not true or false")
-            })?;
+            policy.override_explicit_deny = parse_bool(&text)
+                .ok_or_else(|| format!("OVERRIDE_EXPLICIT_DENY {text:?} is not true or false"))?;
         }
         if let Some(text) = set("ALLOWED_CLUSTERS") {
             policy.allowed_clusters = Some(list(&text));
@@ -108,7 +112,10 @@ impl RemediationConfig {
                 ));
             }
         }
-        if matches!(mode, Mode::Approve) && topic_arn.is_none() && get("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+        if matches!(mode, Mode::Approve)
+            && topic_arn.is_none()
+            && get("AWS_LAMBDA_FUNCTION_NAME").is_some()
+        {
             return Err("REMEDIATION_MODE is approve but REMEDIATION_TOPIC_ARN is not set: the approve command publishes to that topic".into());
         }
         Ok(Self {
@@ -148,11 +155,17 @@ mod tests {
         let c = config(&[
             ("REMEDIATION_MODE", "Auto"),
             ("MAX_IDLE_TIMEOUT", "120"),
-            ("ALLOWED_ACTIONS", "raise-idle-timeout, allow-sg-target-port"),
+            (
+                "ALLOWED_ACTIONS",
+                "raise-idle-timeout, allow-sg-target-port",
+            ),
             ("OVERRIDE_EXPLICIT_DENY", "true"),
             ("ALLOWED_CLUSTERS", "prod,staging"),
             ("COOLDOWN", "90m"),
-            ("REMEDIATION_TOPIC_ARN", "arn:aws:sns:eu-west-1:111122223333:plans"),
+            (
+                "REMEDIATION_TOPIC_ARN",
+                "arn:aws:sns:eu-west-1:111122223333:plans",
+            ),
             ("LEDGER_TABLE", "elbmedic-ledger"),
         ])
         .unwrap();
@@ -160,7 +173,10 @@ mod tests {
         assert_eq!(c.policy.max_idle_timeout, 120);
         assert_eq!(c.policy.allowed_actions.len(), 2);
         assert!(c.policy.override_explicit_deny);
-        assert_eq!(c.policy.allowed_clusters, Some(vec!["prod".into(), "staging".into()]));
+        assert_eq!(
+            c.policy.allowed_clusters,
+            Some(vec!["prod".into(), "staging".into()])
+        );
         assert_eq!(c.cooldown_seconds, 5400);
         assert_eq!(c.ledger_table.as_deref(), Some("elbmedic-ledger"));
         for (key, value) in [

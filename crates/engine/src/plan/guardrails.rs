@@ -52,8 +52,7 @@ pub fn refusal(action: &Action, world: &Snapshot, policy: &Policy) -> Option<Str
             // A timeout already at or above `to` is not refused: it is simply not needed
             // (see `still_needed`), so a plan applied twice is a no-op the second time.
             lb.idle_timeout_seconds.is_none().then(|| {
-                "the current idle timeout could not be read, so raising it cannot be checked"
-                    .into()
+                "the current idle timeout could not be read, so raising it cannot be checked".into()
             })
         }
         Action::AllowNaclEntry {
@@ -277,7 +276,13 @@ mod tests {
             override_explicit_deny: true,
             ..Policy::default()
         };
-        let actions = plan(&world, &diagnose(&scenario_alarm(name), &world).findings, &policy, 0).actions;
+        let actions = plan(
+            &world,
+            &diagnose(&scenario_alarm(name), &world).findings,
+            &policy,
+            0,
+        )
+        .actions;
         (world, actions)
     }
 

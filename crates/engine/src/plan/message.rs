@@ -107,7 +107,10 @@ impl PlanMessage {
             request: Request::Approved,
             ..self.clone()
         };
-        let region = topic_arn.split(':').nth(3).unwrap_or(&self.plan.load_balancer.region);
+        let region = topic_arn
+            .split(':')
+            .nth(3)
+            .unwrap_or(&self.plan.load_balancer.region);
         format!(
             "aws sns publish --region {} --topic-arn {} --subject {} --message {}",
             shell_quote(region),

@@ -224,10 +224,7 @@ pub fn plan(snapshot: &Snapshot, findings: &[Finding], policy: &Policy, now: i64
     };
     let mut actions = Vec::new();
     let mut refused = Vec::new();
-    let proposed: Vec<&Action> = findings
-        .iter()
-        .flat_map(|f| &f.remedies)
-        .collect();
+    let proposed: Vec<&Action> = findings.iter().flat_map(|f| &f.remedies).collect();
     let cluster_refusal = cluster_refusal(snapshot, policy);
     for action in proposed {
         let refusal = cluster_refusal

@@ -147,7 +147,9 @@ impl Outcome {
         } else if not_done > 0 && applied > 0 {
             (
                 OutcomeStatus::Partial,
-                format!("{applied} change(s) made to {lb_name}, {not_done} not made: see why below"),
+                format!(
+                    "{applied} change(s) made to {lb_name}, {not_done} not made: see why below"
+                ),
             )
         } else if not_done > 0 {
             (
@@ -162,9 +164,7 @@ impl Outcome {
         } else {
             (
                 OutcomeStatus::NothingToDo,
-                format!(
-                    "nothing to change on {lb_name}: {in_place} action(s) already in place"
-                ),
+                format!("nothing to change on {lb_name}: {in_place} action(s) already in place"),
             )
         };
     }
@@ -251,10 +251,14 @@ mod tests {
         outcome.steps = vec![Step::new(&action, StepStatus::InPlace, "")];
         outcome.settle("web");
         assert_eq!(outcome.status, OutcomeStatus::NothingToDo);
-        outcome.steps.push(Step::new(&action, StepStatus::Applied, ""));
+        outcome
+            .steps
+            .push(Step::new(&action, StepStatus::Applied, ""));
         outcome.settle("web");
         assert_eq!(outcome.status, OutcomeStatus::Applied);
-        outcome.steps.push(Step::new(&action, StepStatus::Failed, ""));
+        outcome
+            .steps
+            .push(Step::new(&action, StepStatus::Failed, ""));
         outcome.settle("web");
         assert_eq!(outcome.status, OutcomeStatus::Partial);
         outcome.steps = vec![Step::new(&action, StepStatus::WouldApply, "")];

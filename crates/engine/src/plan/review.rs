@@ -44,9 +44,7 @@ pub fn review(plan: &Plan, alarmed: &LbRef, world: &Snapshot, policy: &Policy, n
             DEFAULT_PLAN_LIFETIME
         ));
     }
-    if plan.created_at > now + CLOCK_SKEW
-        || plan.expires_at - plan.created_at > MAX_PLAN_LIFETIME
-    {
+    if plan.created_at > now + CLOCK_SKEW || plan.expires_at - plan.created_at > MAX_PLAN_LIFETIME {
         return refused(format!(
             "plan {} has impossible dates (created {}, expires {}); it was not made by elbmedic",
             plan.id, plan.created_at, plan.expires_at
@@ -58,11 +56,7 @@ pub fn review(plan: &Plan, alarmed: &LbRef, world: &Snapshot, policy: &Policy, n
             target.id, alarmed.id
         ));
     }
-    if let Some(gap) = world
-        .gaps
-        .iter()
-        .find(|g| g.fact == GapFact::LoadBalancer)
-    {
+    if let Some(gap) = world.gaps.iter().find(|g| g.fact == GapFact::LoadBalancer) {
         return refused(format!(
             "{} could not be read again ({}), so nothing can be checked",
             target.name, gap.detail
@@ -71,11 +65,7 @@ pub fn review(plan: &Plan, alarmed: &LbRef, world: &Snapshot, policy: &Policy, n
     if world.region != target.region || world.load_balancer.vpc_id != target.vpc_id {
         return refused(format!(
             "{} is now in {} {}, not in {} {} as planned",
-            target.name,
-            world.region,
-            world.load_balancer.vpc_id,
-            target.region,
-            target.vpc_id
+            target.name, world.region, world.load_balancer.vpc_id, target.region, target.vpc_id
         ));
     }
     let refusals: Vec<Refusal> = plan

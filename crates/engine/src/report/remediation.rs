@@ -31,7 +31,12 @@ pub enum RemediationSection {
 impl RemediationSection {
     /// `diagnose`'s section for a plan in `mode` (dry-run, approve or auto); `topic` is the
     /// remediation topic, `published` whether the plan was sent there.
-    pub fn planned(mode: Mode, message: &PlanMessage, topic: Option<&str>, published: bool) -> Self {
+    pub fn planned(
+        mode: Mode,
+        message: &PlanMessage,
+        topic: Option<&str>,
+        published: bool,
+    ) -> Self {
         let plan = &message.plan;
         let (approve_command, note) = match (mode, topic) {
             _ if plan.actions.is_empty() => (
@@ -65,7 +70,12 @@ pub fn render_text(section: &RemediationSection, out: &mut String) {
             approve_command,
             note,
         } => {
-            let _ = writeln!(out, "\nREMEDIATION PLAN ({}, plan {})", mode.as_str(), plan.id);
+            let _ = writeln!(
+                out,
+                "\nREMEDIATION PLAN ({}, plan {})",
+                mode.as_str(),
+                plan.id
+            );
             out.push_str(&wrap(note, WIDTH, "  "));
             for action in &plan.actions {
                 let _ = writeln!(out, "  - {}", action.describe());
