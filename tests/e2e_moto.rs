@@ -56,73 +56,6 @@ async fn diagnose_and_publish(
     (printed, published)
 }
 
-fn alb_event(metric: &str, id: &str, now: i64) -> String {
-    alarm_event(
-        "AWS/ApplicationELB",
-        metric,
-        ("LoadBalancer", id),
-        "SUM",
-        now,
-    )
-}
-
-async fn alb_metrics(
-    aws: &Aws,
-    id: &str,
-    now: i64,
-    e504: &[f64],
-    trt_max: &[f64],
-    tce: &[f64],
-    e5xx: &[f64],
-) {
-    let dim = ("LoadBalancer", id);
-    put_metric(
-        aws,
-        "AWS/ApplicationELB",
-        dim,
-        "HTTPCode_ELB_504_Count",
-        e504,
-        now,
-    )
-    .await;
-    put_metric(
-        aws,
-        "AWS/ApplicationELB",
-        dim,
-        "HTTPCode_ELB_5XX_Count",
-        e5xx,
-        now,
-    )
-    .await;
-    put_metric(
-        aws,
-        "AWS/ApplicationELB",
-        dim,
-        "TargetResponseTime",
-        trt_max,
-        now,
-    )
-    .await;
-    put_metric(
-        aws,
-        "AWS/ApplicationELB",
-        dim,
-        "TargetConnectionErrorCount",
-        tce,
-        now,
-    )
-    .await;
-    put_metric(
-        aws,
-        "AWS/ApplicationELB",
-        dim,
-        "RequestCount",
-        &[900.0, 950.0, 1000.0],
-        now,
-    )
-    .await;
-}
-
 #[tokio::test]
 async fn clb_idle_timeout() {
     let moto = Moto::start();
@@ -218,37 +151,7 @@ async fn nacl_denies_ephemeral_replies_on_the_node_subnets() {
     let moto = Moto::start();
     let aws = Aws::new(&moto.url).await;
     let net = network(&aws, &[8080]).await;
-    // Egress of the node subnets only to 443 and the Linux ephemeral range.
-    aws.ec2
-        .delete_network_acl_entry()
-        .network_acl_id(&net.private_acl)
-        .rule_number(100)
-        .egress(true)
-        .send()
-        .await
-        .unwrap();
-    nacl_entry(
-        &aws,
-        &net.private_acl,
-        100,
-        true,
-        "6",
-        true,
-        "0.0.0.0/0",
-        Some((443, 443)),
-    )
-    .await;
-    nacl_entry(
-        &aws,
-        &net.private_acl,
-        110,
-        true,
-        "6",
-        true,
-        "0.0.0.0/0",
-        Some((32768, 65535)),
-    )
-    .await;
+    deny_low_ephemeral_egress(&aws, &net).await;
     let id = alb(&aws, &net, ALB, &PODS, &[]).await;
     let now = now();
     alb_metrics(

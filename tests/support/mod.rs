@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod moto;
+pub mod runtime_api;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ec2::types::{Filter, IpPermission, PortRange, RuleAction, Tag, UserIdGroupPair};
@@ -530,10 +531,15 @@ pub async fn put_metric(
 
 /// The report topic with an SQS queue subscribed to it, as an on-call pipeline would have.
 pub async fn report_topic(aws: &Aws) -> (String, String) {
+    subscribed_topic(aws, "elbmedic-reports", "oncall").await
+}
+
+/// A topic with an SQS queue subscribed to it: (topic ARN, queue URL).
+pub async fn subscribed_topic(aws: &Aws, topic: &str, queue: &str) -> (String, String) {
     let topic = aws
         .sns
         .create_topic()
-        .name("elbmedic-reports")
+        .name(topic)
         .send()
         .await
         .unwrap()
@@ -543,7 +549,7 @@ pub async fn report_topic(aws: &Aws) -> (String, String) {
     let queue = aws
         .sqs
         .create_queue()
-        .queue_name("oncall")
+        .queue_name(queue)
         .send()
         .await
         .unwrap()
@@ -660,4 +666,108 @@ pub fn codes(report: &serde_json::Value) -> Vec<String> {
         .iter()
         .map(|f| f["code"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// An SNS alarm event on an ALB metric (Sum).
+pub fn alb_event(metric: &str, id: &str, now: i64) -> String {
+    alarm_event(
+        "AWS/ApplicationELB",
+        metric,
+        ("LoadBalancer", id),
+        "SUM",
+        now,
+    )
+}
+
+/// ALB metric series for the alarm window, RequestCount included.
+pub async fn alb_metrics(
+    aws: &Aws,
+    id: &str,
+    now: i64,
+    e504: &[f64],
+    trt_max: &[f64],
+    tce: &[f64],
+    e5xx: &[f64],
+) {
+    let dim = ("LoadBalancer", id);
+    put_metric(
+        aws,
+        "AWS/ApplicationELB",
+        dim,
+        "HTTPCode_ELB_504_Count",
+        e504,
+        now,
+    )
+    .await;
+    put_metric(
+        aws,
+        "AWS/ApplicationELB",
+        dim,
+        "HTTPCode_ELB_5XX_Count",
+        e5xx,
+        now,
+    )
+    .await;
+    put_metric(
+        aws,
+        "AWS/ApplicationELB",
+        dim,
+        "TargetResponseTime",
+        trt_max,
+        now,
+    )
+    .await;
+    put_metric(
+        aws,
+        "AWS/ApplicationELB",
+        dim,
+        "TargetConnectionErrorCount",
+        tce,
+        now,
+    )
+    .await;
+    put_metric(
+        aws,
+        "AWS/ApplicationELB",
+        dim,
+        "RequestCount",
+        &[900.0, 950.0, 1000.0],
+        now,
+    )
+    .await;
+}
+
+/// Egress of the node subnets only to 443 and the Linux ephemeral range 32768-65535: replies
+/// to LB nodes on 1024-32767 fall to the implicit deny.
+pub async fn deny_low_ephemeral_egress(aws: &Aws, net: &Network) {
+    aws.ec2
+        .delete_network_acl_entry()
+        .network_acl_id(&net.private_acl)
+        .rule_number(100)
+        .egress(true)
+        .send()
+        .await
+        .unwrap();
+    nacl_entry(
+        aws,
+        &net.private_acl,
+        100,
+        true,
+        "6",
+        true,
+        "0.0.0.0/0",
+        Some((443, 443)),
+    )
+    .await;
+    nacl_entry(
+        aws,
+        &net.private_acl,
+        110,
+        true,
+        "6",
+        true,
+        "0.0.0.0/0",
+        Some((32768, 65535)),
+    )
+    .await;
 }

@@ -91,3 +91,11 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// Points this process's SDK configuration at moto, as the function's environment would.
+pub fn use_moto(moto: &Moto) {
+    for (key, value) in moto.env() {
+        // Tests of this file that touch the environment all set the same values.
+        unsafe { std::env::set_var(key, value) };
+    }
+}

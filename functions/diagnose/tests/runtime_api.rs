@@ -7,120 +7,11 @@
 mod support;
 
 use elbmedic_engine::plan::config::RemediationConfig;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use support::moto::Moto;
+use support::moto::{use_moto, Moto};
+use support::runtime_api::invoke;
 use support::*;
-
-const FUNCTION_ARN: &str = "arn:aws:lambda:eu-west-1:111122223333:function:elbmedic-diagnose";
-
-/// What the function sent back to the Runtime API.
-#[derive(Debug)]
-enum Outcome {
-    FirstPoll(Instant),
-    Response(String),
-    Error(String),
-}
-
-struct Request {
-    method: String,
-    path: String,
-    body: String,
-}
-
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let path = parts.next()?.to_string();
-    let mut length = 0usize;
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).ok()?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body).ok()?;
-    Some(Request {
-        method,
-        path,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
-}
-
-/// A Runtime API that serves `event` once, then holds the next poll open.
-fn runtime_api(event: String, outcomes: mpsc::Sender<Outcome>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut served = false;
-        for stream in listener.incoming().take(16) {
-            let Ok(stream) = stream else { break };
-            let outcomes = outcomes.clone();
-            let event = event.clone();
-            let serve_event = !served;
-            served = true;
-            std::thread::spawn(move || handle_connection(stream, event, serve_event, outcomes));
-        }
-    });
-    port
-}
-
-fn handle_connection(
-    stream: TcpStream,
-    event: String,
-    mut serve_event: bool,
-    outcomes: mpsc::Sender<Outcome>,
-) {
-    let mut writer = stream.try_clone().unwrap();
-    let mut reader = BufReader::new(stream);
-    while let Some(request) = read_request(&mut reader) {
-        let reply = |writer: &mut TcpStream, status: &str, headers: &str, body: &str| {
-            let _ = write!(writer, "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\n\r\n{body}", body.len());
-            let _ = writer.flush();
-        };
-        match (request.method.as_str(), request.path.as_str()) {
-            ("GET", "/2018-06-01/runtime/invocation/next") => {
-                let _ = outcomes.send(Outcome::FirstPoll(Instant::now()));
-                if !serve_event {
-                    // Hold the poll: the test ends the process.
-                    std::thread::sleep(Duration::from_secs(120));
-                    return;
-                }
-                serve_event = false;
-                let deadline = (now() + 60) * 1000;
-                let headers = format!(
-                    "Lambda-Runtime-Aws-Request-Id: 8476a536-e9f4-11e8-9739-2dfe598c3fcd\r\nLambda-Runtime-Deadline-Ms: {deadline}\r\nLambda-Runtime-Invoked-Function-Arn: {FUNCTION_ARN}\r\nLambda-Runtime-Trace-Id: Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1\r\n"
-                );
-                reply(&mut writer, "200 OK", &headers, &event);
-            }
-            ("POST", path) if path.ends_with("/response") => {
-                reply(&mut writer, "202 Accepted", "", "{\"status\":\"OK\"}");
-                let _ = outcomes.send(Outcome::Response(request.body));
-            }
-            ("POST", path) if path.ends_with("/error") => {
-                reply(&mut writer, "202 Accepted", "", "{\"status\":\"OK\"}");
-                let _ = outcomes.send(Outcome::Error(request.body));
-            }
-            _ => reply(&mut writer, "404 Not Found", "", "{}"),
-        }
-    }
-}
 
 #[tokio::test]
 async fn the_binary_answers_through_the_runtime_api() {
@@ -148,45 +39,20 @@ async fn the_binary_answers_through_the_runtime_api() {
     ))
     .unwrap();
 
-    let (sender, outcomes) = mpsc::channel();
-    let port = runtime_api(event, sender);
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_diagnose"))
-        .envs(moto.env())
-        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
-        .env("AWS_LAMBDA_FUNCTION_NAME", "elbmedic-diagnose")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/23/[$LATEST]abc")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/elbmedic-diagnose")
-        .env("REPORT_TOPIC_ARN", &topic)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the diagnose binary");
-
-    let mut init = None;
-    let mut response = None;
-    let waited = Instant::now();
-    while response.is_none() && waited.elapsed() < Duration::from_secs(60) {
-        match outcomes.recv_timeout(Duration::from_secs(1)) {
-            Ok(Outcome::FirstPoll(at)) if init.is_none() => init = Some(at - started),
-            Ok(Outcome::FirstPoll(_)) => {}
-            Ok(Outcome::Response(body)) => response = Some(Ok(body)),
-            Ok(Outcome::Error(body)) => response = Some(Err(body)),
-            Err(_) => {}
-        }
-    }
-    let _ = child.kill();
-    let output = child.wait_with_output().unwrap();
-    let logs = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
-    let body = response
-        .expect("the function answered")
+    let invocation = invoke(
+        env!("CARGO_BIN_EXE_diagnose"),
+        "111122223333",
+        &moto,
+        &[("REPORT_TOPIC_ARN", topic.clone())],
+        event,
+    );
+    let logs = invocation.logs.clone();
+    let body = invocation
+        .response
         .unwrap_or_else(|e| panic!("invocation error: {e}\n{logs}"));
     println!(
         "cold start: process start to first Runtime API poll: {:?}",
-        init.unwrap()
+        invocation.init.unwrap()
     );
 
     let summary: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -236,14 +102,6 @@ fn scenario_event(name: &str) -> serde_json::Value {
         env!("CARGO_MANIFEST_DIR")
     );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// Points this process's SDK configuration at moto, as the function's environment would.
-fn use_moto(moto: &Moto) {
-    for (key, value) in moto.env() {
-        // Tests of this file that touch the environment all set the same values.
-        unsafe { std::env::set_var(key, value) };
-    }
 }
 
 #[tokio::test]

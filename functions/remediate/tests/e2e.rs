@@ -1,0 +1,840 @@
+//! Remediation end to end on a real moto server. In auto, the built `diagnose` binary
+//! publishes a plan to the remediation topic, the built `remediate` binary consumes it through
+//! the Lambda Runtime API, and moto's state is checked for exactly the change specified; a
+//! second run changes nothing. In-process handlers cover the rest: off and dry-run, 20
+//! concurrent runs, explicit denies, forged plans, the ledger's cooldown and lock.
+
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+
+use aws_sdk_ec2::types::NetworkAclEntry;
+use elbmedic_aws::clients::{CallLimits, Clients};
+use elbmedic_aws::remediate::ledger::Ledger;
+use elbmedic_aws::settings::Config;
+use elbmedic_engine::plan::config::RemediationConfig;
+use elbmedic_engine::plan::message::PlanMessage;
+use elbmedic_engine::plan::Action;
+use elbmedic_engine::snapshot::PortRange;
+use serde_json::{json, Value};
+use support::moto::{use_moto, Moto};
+use support::runtime_api::invoke;
+use support::*;
+
+const ALB: &str = "k8s-shop-checkout-6f1e2d3c4b";
+const PODS: [&str; 2] = ["10.0.18.41", "10.0.37.152"];
+/// The account of the alarms `alarm_event` builds, and of the functions.
+const ACCOUNT: &str = "123456789012";
+
+/// The `diagnose` binary, built next to `remediate` by the workspace's test build.
+fn diagnose_binary() -> String {
+    let remediate = std::path::Path::new(env!("CARGO_BIN_EXE_remediate"));
+    let diagnose = remediate.with_file_name("diagnose");
+    assert!(
+        diagnose.exists(),
+        "{} is missing: build it with `cargo build -p elbmedic-diagnose` (scripts/test.sh does)",
+        diagnose.display()
+    );
+    diagnose.display().to_string()
+}
+
+fn sns_event(message: &str) -> String {
+    json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Type": "Notification", "Message": message}}]})
+        .to_string()
+}
+
+struct Topics {
+    reports: String,
+    reports_queue: String,
+    plans: String,
+    plans_queue: String,
+}
+
+async fn topics(aws: &Aws) -> Topics {
+    let (reports, reports_queue) = report_topic(aws).await;
+    let (plans, plans_queue) = subscribed_topic(aws, "elbmedic-plans", "plans").await;
+    Topics {
+        reports,
+        reports_queue,
+        plans,
+        plans_queue,
+    }
+}
+
+fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let owned: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |key| owned.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+}
+
+fn remediate_handler(report_topic: &str, pairs: &[(&str, &str)]) -> elbmedic_remediate::Handler {
+    let mut all = vec![("REPORT_TOPIC_ARN", report_topic)];
+    all.extend_from_slice(pairs);
+    elbmedic_remediate::Handler::new(
+        Config::from_env(env(&all)).unwrap(),
+        RemediationConfig::from_env(env(&all)).unwrap(),
+    )
+}
+
+/// Runs `diagnose` in-process in `mode` and returns the plan it published.
+async fn planned(aws: &Aws, t: &Topics, event: &str, pairs: &[(&str, &str)]) -> String {
+    let mut all = vec![
+        ("REPORT_TOPIC_ARN", t.reports.as_str()),
+        ("REMEDIATION_MODE", "auto"),
+        ("REMEDIATION_TOPIC_ARN", t.plans.as_str()),
+    ];
+    all.extend_from_slice(pairs);
+    let handler = elbmedic_diagnose::Handler::new(
+        Config::from_env(env(&all)).unwrap(),
+        RemediationConfig::from_env(env(&all)).unwrap(),
+    );
+    let payload: Value = serde_json::from_str(event).unwrap();
+    handler
+        .handle(&payload, Some(ACCOUNT), now())
+        .await
+        .unwrap();
+    let _diagnosis = published_report(aws, &t.reports_queue).await;
+    published_report(aws, &t.plans_queue).await.to_string()
+}
+
+async fn egress_entries(aws: &Aws, acl: &str) -> Vec<NetworkAclEntry> {
+    let out = aws
+        .ec2
+        .describe_network_acls()
+        .network_acl_ids(acl)
+        .send()
+        .await
+        .unwrap();
+    out.network_acls()[0]
+        .entries()
+        .iter()
+        .filter(|e| e.egress() == Some(true))
+        .cloned()
+        .collect()
+}
+
+/// The entries elbmedic added: allow TCP 1024-65535 to one of the LB subnets.
+fn ephemeral_allows<'a>(entries: &'a [NetworkAclEntry], net: &Network) -> Vec<&'a NetworkAclEntry> {
+    entries
+        .iter()
+        .filter(|e| {
+            net.public
+                .iter()
+                .any(|s| e.cidr_block() == Some(s.cidr.as_str()))
+        })
+        .collect()
+}
+
+async fn node_sg_rules(aws: &Aws, group: &str) -> Vec<aws_sdk_ec2::types::IpPermission> {
+    aws.ec2
+        .describe_security_groups()
+        .group_ids(group)
+        .send()
+        .await
+        .unwrap()
+        .security_groups()[0]
+        .ip_permissions()
+        .to_vec()
+}
+
+async fn idle_timeout(aws: &Aws, arn: &str) -> String {
+    aws.elbv2
+        .describe_load_balancer_attributes()
+        .load_balancer_arn(arn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .iter()
+        .find(|a| a.key() == Some("idle_timeout.timeout_seconds"))
+        .and_then(|a| a.value().map(str::to_string))
+        // moto reports the attribute only once it is set; AWS's default is 60 s.
+        .unwrap_or_else(|| "60".into())
+}
+
+async fn alb_arn(aws: &Aws) -> String {
+    aws.elbv2
+        .describe_load_balancers()
+        .names(ALB)
+        .send()
+        .await
+        .unwrap()
+        .load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string()
+}
+
+/// The ALB behind the node NACL that drops replies on 1024-32767, alarmed on 504s.
+async fn nacl_scenario(aws: &Aws) -> (Network, String) {
+    let net = network(aws, &[8080]).await;
+    deny_low_ephemeral_egress(aws, &net).await;
+    let id = alb(aws, &net, ALB, &PODS, &[]).await;
+    let now = now();
+    let errors = [0.0, 31.0, 40.0];
+    alb_metrics(aws, &id, now, &errors, &[0.4, 0.5, 0.4], &errors, &errors).await;
+    (net, alb_event("HTTPCode_ELB_504_Count", &id, now))
+}
+
+async fn idle_scenario(aws: &Aws) -> (Network, String) {
+    let net = network(aws, &[8080]).await;
+    let id = alb(aws, &net, ALB, &PODS, &[]).await;
+    let now = now();
+    let errors = [0.0, 4.0, 9.0];
+    alb_metrics(
+        aws,
+        &id,
+        now,
+        &errors,
+        &[8.1, 57.9, 59.4],
+        &[0.0; 3],
+        &errors,
+    )
+    .await;
+    (net, alb_event("HTTPCode_ELB_504_Count", &id, now))
+}
+
+/// Auto, through both binaries: diagnose's plan, remediate's outcome summary and report.
+async fn auto_round_trip(
+    moto: &Moto,
+    aws: &Aws,
+    t: &Topics,
+    event: String,
+) -> (Value, String, Value, Value) {
+    let diagnosed = invoke(
+        &diagnose_binary(),
+        ACCOUNT,
+        moto,
+        &[
+            ("REPORT_TOPIC_ARN", t.reports.clone()),
+            ("REMEDIATION_MODE", "auto".into()),
+            ("REMEDIATION_TOPIC_ARN", t.plans.clone()),
+        ],
+        event,
+    );
+    diagnosed
+        .response
+        .unwrap_or_else(|e| panic!("diagnose failed: {e}\n{}", diagnosed.logs));
+    let diagnosis = published_report(aws, &t.reports_queue).await;
+    assert_eq!(
+        diagnosis["remediation"]["stage"], "planned",
+        "{diagnosis:#}"
+    );
+    let plan = published_report(aws, &t.plans_queue).await.to_string();
+    let applied = invoke(
+        env!("CARGO_BIN_EXE_remediate"),
+        ACCOUNT,
+        moto,
+        &[
+            ("REPORT_TOPIC_ARN", t.reports.clone()),
+            ("REMEDIATION_MODE", "auto".into()),
+        ],
+        sns_event(&plan),
+    );
+    let logs = applied.logs.clone();
+    let summary: Value = serde_json::from_str(
+        &applied
+            .response
+            .unwrap_or_else(|e| panic!("remediate failed: {e}\n{logs}")),
+    )
+    .unwrap();
+    let outcome = published_report(aws, &t.reports_queue).await;
+    (diagnosis, plan, summary, outcome)
+}
+
+#[tokio::test]
+async fn auto_adds_exactly_the_ephemeral_entries_and_a_second_run_changes_nothing() {
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    let t = topics(&aws).await;
+    let (net, event) = nacl_scenario(&aws).await;
+    let before = egress_entries(&aws, &net.private_acl).await;
+
+    let (_, plan, summary, outcome) = auto_round_trip(&moto, &aws, &t, event).await;
+    assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
+    let after = egress_entries(&aws, &net.private_acl).await;
+    assert_eq!(after.len(), before.len() + 2, "one entry per LB subnet");
+    let added = ephemeral_allows(&after, &net);
+    assert_eq!(added.len(), 2);
+    for entry in &added {
+        assert_eq!(entry.protocol(), Some("6"));
+        assert_eq!(entry.rule_action().map(|a| a.as_str()), Some("allow"));
+        let ports = entry.port_range().unwrap();
+        assert_eq!((ports.from(), ports.to()), (Some(1024), Some(65535)));
+        // Before 110 (the 32768-65535 allow) is irrelevant; it must come before the implicit
+        // deny and win: the verification below proves that.
+    }
+    let remediation = &outcome["remediation"];
+    assert_eq!(remediation["status"], "applied", "{outcome:#}");
+    for check in remediation["verification"].as_array().unwrap() {
+        assert_eq!(check["open"], true, "{check:#}");
+    }
+    for step in remediation["steps"].as_array().unwrap() {
+        assert!(step["rollback"]
+            .as_str()
+            .unwrap()
+            .starts_with("aws ec2 delete-network-acl-entry"));
+    }
+    assert!(
+        !outcome["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["code"] == "nacl-blocks-ephemeral-ports"),
+        "the re-diagnosis no longer finds the drop: {outcome:#}"
+    );
+
+    // The same plan again: nothing to do, nothing changed.
+    let again = remediate_handler(&t.reports, &[("REMEDIATION_MODE", "auto")]);
+    let summary = again
+        .handle(
+            &serde_json::from_str(&sns_event(&plan)).unwrap(),
+            now(),
+            "second",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        summary["records"][0]["status"], "nothing-to-do",
+        "{summary:#}"
+    );
+    assert_eq!(
+        egress_entries(&aws, &net.private_acl).await.len(),
+        after.len()
+    );
+}
+
+#[tokio::test]
+async fn auto_adds_the_sg_rule_by_group_reference() {
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    let t = topics(&aws).await;
+    let net = network(&aws, &[]).await;
+    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
+    let now = now();
+    let errors = [0.0, 60.0, 64.0];
+    alb_metrics(&aws, &id, now, &errors, &[0.0; 3], &errors, &errors).await;
+    let before = node_sg_rules(&aws, &net.node_sg).await;
+
+    let event = alb_event("HTTPCode_ELB_504_Count", &id, now);
+    let (_, plan, summary, outcome) = auto_round_trip(&moto, &aws, &t, event).await;
+    assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
+    let after = node_sg_rules(&aws, &net.node_sg).await;
+    assert_eq!(after.len(), before.len() + 1, "{after:#?}");
+    let rule = after
+        .iter()
+        .find(|p| p.from_port() == Some(8080))
+        .expect("a rule on the target port");
+    assert_eq!(
+        (rule.to_port(), rule.ip_protocol()),
+        (Some(8080), Some("tcp"))
+    );
+    assert_eq!(
+        rule.user_id_group_pairs()[0].group_id(),
+        Some(net.lb_sg.as_str())
+    );
+    assert!(rule.ip_ranges().is_empty(), "never a CIDR");
+    assert!(rule.user_id_group_pairs()[0]
+        .description()
+        .unwrap()
+        .contains("elbmedic"));
+    assert_eq!(
+        outcome["remediation"]["verification"][0]["open"], true,
+        "{outcome:#}"
+    );
+
+    let again = remediate_handler(&t.reports, &[("REMEDIATION_MODE", "auto")]);
+    let summary = again
+        .handle(
+            &serde_json::from_str(&sns_event(&plan)).unwrap(),
+            now,
+            "second",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        summary["records"][0]["status"], "nothing-to-do",
+        "{summary:#}"
+    );
+    assert_eq!(node_sg_rules(&aws, &net.node_sg).await.len(), after.len());
+}
+
+#[tokio::test]
+async fn auto_raises_the_idle_timeout_within_the_cap_with_rollback_and_annotation() {
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    let t = topics(&aws).await;
+    let (_, event) = idle_scenario(&aws).await;
+    let arn = alb_arn(&aws).await;
+    assert_eq!(idle_timeout(&aws, &arn).await, "60");
+
+    let (_, plan, summary, outcome) = auto_round_trip(&moto, &aws, &t, event).await;
+    assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
+    let message = PlanMessage::parse(&plan).unwrap();
+    let Some(Action::RaiseIdleTimeout { from: 60, to }) = message.plan.actions.first().cloned()
+    else {
+        panic!("{:?}", message.plan.actions)
+    };
+    assert!((61..=300).contains(&to), "{to}");
+    assert_eq!(idle_timeout(&aws, &arn).await, to.to_string());
+    let remediation = &outcome["remediation"];
+    let step = &remediation["steps"][0];
+    assert!(step["rollback"]
+        .as_str()
+        .unwrap()
+        .contains("Key=idle_timeout.timeout_seconds,Value=60"));
+    assert!(remediation["durable"][0]["command"]
+        .as_str()
+        .unwrap()
+        .contains("kubectl -n shop"));
+    assert!(remediation["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n.as_str().unwrap().contains("keep-alive")));
+
+    let again = remediate_handler(&t.reports, &[("REMEDIATION_MODE", "auto")]);
+    let summary = again
+        .handle(
+            &serde_json::from_str(&sns_event(&plan)).unwrap(),
+            now(),
+            "second",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        summary["records"][0]["status"], "nothing-to-do",
+        "{summary:#}"
+    );
+}
+
+#[tokio::test]
+async fn off_and_dry_run_change_nothing() {
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    let t = topics(&aws).await;
+    let (net, event) = nacl_scenario(&aws).await;
+    let plan = planned(&aws, &t, &event, &[]).await;
+    let before = egress_entries(&aws, &net.private_acl).await;
+    let payload: Value = serde_json::from_str(&sns_event(&plan)).unwrap();
+
+    let off = remediate_handler(&t.reports, &[("REMEDIATION_MODE", "off")]);
+    let summary = off.handle(&payload, now(), "off").await.unwrap();
+    assert_eq!(summary["records"][0]["status"], "refused");
+    assert!(summary["records"][0]["headline"]
+        .as_str()
+        .unwrap()
+        .contains("kill switch"));
+
+    let dry = remediate_handler(&t.reports, &[("REMEDIATION_MODE", "dry-run")]);
+    let summary = dry.handle(&payload, now(), "dry").await.unwrap();
+    assert_eq!(summary["records"][0]["status"], "dry-run", "{summary:#}");
+    assert_eq!(egress_entries(&aws, &net.private_acl).await, before);
+
+    // A plan sent by diagnose in approve mode is not applied by an approve-mode remediate
+    // until a human approves it.
+    let approve = remediate_handler(&t.reports, &[("REMEDIATION_MODE", "approve")]);
+    let summary = approve.handle(&payload, now(), "approve").await.unwrap();
+    assert_eq!(summary["records"][0]["status"], "refused");
+    assert_eq!(egress_entries(&aws, &net.private_acl).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_runs_without_the_ledger_leave_one_entry_per_need() {
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    let t = topics(&aws).await;
+    let (net, event) = nacl_scenario(&aws).await;
+    let plan = planned(&aws, &t, &event, &[]).await;
+    let before = egress_entries(&aws, &net.private_acl).await;
+    let handler = Arc::new(remediate_handler(
+        &t.reports,
+        &[("REMEDIATION_MODE", "auto")],
+    ));
+    let payload: Value = serde_json::from_str(&sns_event(&plan)).unwrap();
+    let runs: Vec<_> = (0..20)
+        .map(|i| {
+            let handler = handler.clone();
+            let payload = payload.clone();
+            tokio::spawn(async move { handler.handle(&payload, now(), &format!("run-{i}")).await })
+        })
+        .collect();
+    for run in runs {
+        let summary = run.await.unwrap().expect("no failed invocation");
+        let status = summary["records"][0]["status"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            ["applied", "nothing-to-do"].contains(&status.as_str()),
+            "{summary:#}"
+        );
+        for step in summary["records"][0]["steps"].as_array().unwrap() {
+            assert_ne!(step["status"], "failed", "{summary:#}");
+        }
+    }
+    let after = egress_entries(&aws, &net.private_acl).await;
+    assert_eq!(after.len(), before.len() + 2, "{after:#?}");
+    assert_eq!(ephemeral_allows(&after, &net).len(), 2);
+}
+
+#[tokio::test]
+async fn an_explicit_deny_is_refused_unless_overridden() {
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    let t = topics(&aws).await;
+    let net = network(&aws, &[8080]).await;
+    // Someone denied the low ephemeral ports explicitly, in front of the allow-all 100.
+    nacl_entry(
+        &aws,
+        &net.private_acl,
+        90,
+        true,
+        "6",
+        false,
+        "0.0.0.0/0",
+        Some((1024, 32767)),
+    )
+    .await;
+    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
+    let now = now();
+    let errors = [0.0, 31.0, 40.0];
+    alb_metrics(&aws, &id, now, &errors, &[0.4; 3], &errors, &errors).await;
+    let event = alb_event("HTTPCode_ELB_504_Count", &id, now);
+    let before = egress_entries(&aws, &net.private_acl).await;
+
+    // By default the plan refuses it, and there is nothing to send.
+    let handler = elbmedic_diagnose::Handler::new(
+        Config::from_env(env(&[("REPORT_TOPIC_ARN", &t.reports)])).unwrap(),
+        RemediationConfig::from_env(env(&[
+            ("REMEDIATION_MODE", "auto"),
+            ("REMEDIATION_TOPIC_ARN", &t.plans),
+        ]))
+        .unwrap(),
+    );
+    handler
+        .handle(&serde_json::from_str(&event).unwrap(), Some(ACCOUNT), now)
+        .await
+        .unwrap();
+    let report = published_report(&aws, &t.reports_queue).await;
+    let section = &report["remediation"];
+    assert!(
+        section["plan"]["actions"].as_array().unwrap().is_empty(),
+        "{section:#}"
+    );
+    assert!(section["plan"]["refused"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("OVERRIDE_EXPLICIT_DENY"));
+    assert_eq!(egress_entries(&aws, &net.private_acl).await, before);
+
+    // With the override, the allow goes in just below the deny.
+    let plan = planned(&aws, &t, &event, &[("OVERRIDE_EXPLICIT_DENY", "true")]).await;
+    let remediate = remediate_handler(
+        &t.reports,
+        &[
+            ("REMEDIATION_MODE", "auto"),
+            ("OVERRIDE_EXPLICIT_DENY", "true"),
+        ],
+    );
+    let summary = remediate
+        .handle(
+            &serde_json::from_str(&sns_event(&plan)).unwrap(),
+            now,
+            "override",
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
+    let after = egress_entries(&aws, &net.private_acl).await;
+    let added = ephemeral_allows(&after, &net);
+    assert_eq!(added.len(), 2);
+    assert!(
+        added.iter().all(|e| e.rule_number().unwrap() < 90),
+        "{added:#?}"
+    );
+
+    // The same plan, to a remediate without the override: refused whole.
+    let strict = remediate_handler(&t.reports, &[("REMEDIATION_MODE", "auto")]);
+    let mut message = PlanMessage::parse(&plan).unwrap();
+    message.plan.expires_at += 1; // a distinct plan, same actions
+    let summary = strict
+        .handle(
+            &serde_json::from_str(&sns_event(&message.to_json())).unwrap(),
+            now,
+            "strict",
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary["records"][0]["status"], "refused", "{summary:#}");
+}
+
+#[tokio::test]
+async fn forged_plans_change_nothing() {
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    let t = topics(&aws).await;
+    let (net, event) = nacl_scenario(&aws).await;
+    let genuine = PlanMessage::parse(&planned(&aws, &t, &event, &[]).await).unwrap();
+    let arn = alb_arn(&aws).await;
+
+    // An SG in another VPC, and a NACL of a subnet that is not on the LB's paths.
+    let other_vpc = aws
+        .ec2
+        .create_vpc()
+        .cidr_block("10.9.0.0/16")
+        .send()
+        .await
+        .unwrap();
+    let other_vpc = other_vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+    let foreign_sg = aws
+        .ec2
+        .create_security_group()
+        .group_name("foreign")
+        .description("another VPC")
+        .vpc_id(&other_vpc)
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_string();
+    let unrelated_acl = aws
+        .ec2
+        .create_network_acl()
+        .vpc_id(&net.vpc)
+        .send()
+        .await
+        .unwrap()
+        .network_acl()
+        .unwrap()
+        .network_acl_id()
+        .unwrap()
+        .to_string();
+
+    let first = genuine.plan.actions[0].clone();
+    let with_nacl = |edit: &dyn Fn(&mut Action)| {
+        let mut action = first.clone();
+        edit(&mut action);
+        action
+    };
+    type Forged<'a> = (&'a str, Vec<Action>, Vec<(&'a str, &'a str)>);
+    let forged: Vec<Forged> = vec![
+        (
+            "0.0.0.0/0",
+            vec![with_nacl(&|a| {
+                if let Action::AllowNaclEntry { cidr, .. } = a {
+                    *cidr = "0.0.0.0/0".into()
+                }
+            })],
+            vec![],
+        ),
+        (
+            "port 22",
+            vec![with_nacl(&|a| {
+                if let Action::AllowNaclEntry { ports, kind, .. } = a {
+                    *ports = PortRange { from: 22, to: 22 };
+                    *kind = elbmedic_engine::plan::NaclActionKind::TargetPort;
+                }
+            })],
+            vec![],
+        ),
+        (
+            "an SG in another VPC",
+            vec![Action::AllowSgIngress {
+                group_id: foreign_sg.clone(),
+                source_group_id: net.lb_sg.clone(),
+                port: 8080,
+                description: "elbmedic".into(),
+            }],
+            vec![],
+        ),
+        (
+            "a NACL of an unrelated subnet",
+            vec![with_nacl(&|a| {
+                if let Action::AllowNaclEntry { nacl_id, .. } = a {
+                    *nacl_id = unrelated_acl.clone()
+                }
+            })],
+            vec![],
+        ),
+        (
+            "a timeout above the cap",
+            vec![Action::RaiseIdleTimeout { from: 60, to: 3600 }],
+            vec![],
+        ),
+        (
+            "an action off the allowlist",
+            vec![first.clone()],
+            vec![("ALLOWED_ACTIONS", "raise-idle-timeout")],
+        ),
+        (
+            "a genuine action next to a forged one",
+            vec![
+                first.clone(),
+                with_nacl(&|a| {
+                    if let Action::AllowNaclEntry { cidr, .. } = a {
+                        *cidr = "10.9.0.0/16".into()
+                    }
+                }),
+            ],
+            vec![],
+        ),
+    ];
+    let entries = egress_entries(&aws, &net.private_acl).await;
+    let unrelated = egress_entries(&aws, &unrelated_acl).await;
+    let sg = node_sg_rules(&aws, &foreign_sg).await;
+    for (name, actions, extra) in forged {
+        let mut message = genuine.clone();
+        message.plan.actions = actions;
+        let mut pairs = vec![("REMEDIATION_MODE", "auto")];
+        pairs.extend(extra);
+        let handler = remediate_handler(&t.reports, &pairs);
+        let summary = handler
+            .handle(
+                &serde_json::from_str(&sns_event(&message.to_json())).unwrap(),
+                now(),
+                name,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            summary["records"][0]["status"], "refused",
+            "{name}: {summary:#}"
+        );
+    }
+    let mut expired = genuine.clone();
+    expired.plan.created_at -= 7200;
+    expired.plan.expires_at = now() - 1;
+    let handler = remediate_handler(&t.reports, &[("REMEDIATION_MODE", "auto")]);
+    let summary = handler
+        .handle(
+            &serde_json::from_str(&sns_event(&expired.to_json())).unwrap(),
+            now(),
+            "expired",
+        )
+        .await
+        .unwrap();
+    assert!(summary["records"][0]["headline"]
+        .as_str()
+        .unwrap()
+        .contains("expired"));
+
+    assert_eq!(egress_entries(&aws, &net.private_acl).await, entries);
+    assert_eq!(egress_entries(&aws, &unrelated_acl).await, unrelated);
+    assert_eq!(node_sg_rules(&aws, &foreign_sg).await, sg);
+    assert_eq!(idle_timeout(&aws, &arn).await, "60");
+}
+
+#[tokio::test]
+async fn the_ledger_holds_the_cooldown_the_lock_and_the_audit_trail() {
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    let t = topics(&aws).await;
+    let (_, event) = idle_scenario(&aws).await;
+    let arn = alb_arn(&aws).await;
+    let clients = Clients::load(REGION, CallLimits::default()).await;
+    let ledger = Ledger::new(clients.dynamodb.clone(), "elbmedic-ledger");
+    assert_eq!(ledger.create_table().await.unwrap(), "created");
+    assert_eq!(ledger.create_table().await.unwrap(), "already exists");
+    let with_ledger = [
+        ("REMEDIATION_MODE", "auto"),
+        ("LEDGER_TABLE", "elbmedic-ledger"),
+    ];
+
+    let plan = PlanMessage::parse(&planned(&aws, &t, &event, &[]).await).unwrap();
+    let handler = remediate_handler(&t.reports, &with_ledger);
+    let summary = handler
+        .handle(
+            &serde_json::from_str(&sns_event(&plan.to_json())).unwrap(),
+            now(),
+            "first",
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
+    let raised = idle_timeout(&aws, &arn).await;
+
+    // A second raise within the cooldown is refused; the timeout stays.
+    let mut higher = plan.clone();
+    let Action::RaiseIdleTimeout { to, .. } = higher.plan.actions[0] else {
+        panic!()
+    };
+    higher.plan.actions = vec![Action::RaiseIdleTimeout {
+        from: to,
+        to: to + 60,
+    }];
+    let summary = handler
+        .handle(
+            &serde_json::from_str(&sns_event(&higher.to_json())).unwrap(),
+            now(),
+            "second",
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary["records"][0]["status"], "refused", "{summary:#}");
+    assert_eq!(summary["records"][0]["steps"][0]["status"], "refused");
+    assert_eq!(idle_timeout(&aws, &arn).await, raised);
+
+    // The audit trail has the applied action with before and after.
+    let items = clients
+        .dynamodb
+        .scan()
+        .table_name("elbmedic-ledger")
+        .send()
+        .await
+        .unwrap();
+    let audit: Vec<_> = items
+        .items()
+        .iter()
+        .filter(|i| i["pk"].as_s().unwrap().starts_with("audit#"))
+        .collect();
+    assert_eq!(audit.len(), 1, "{items:#?}");
+    assert_eq!(audit[0]["before"].as_s().unwrap(), "idle timeout 60 s");
+
+    // A live lock held by another run: skipped, "remediation in progress".
+    let target = &plan.plan.load_balancer;
+    let elbmedic_aws::remediate::ledger::LockOutcome::Acquired(_) =
+        ledger.lock(target, "someone-else", now()).await.unwrap()
+    else {
+        panic!("the lock was free")
+    };
+    let mut later = higher.clone();
+    later.plan.actions = vec![Action::RaiseIdleTimeout {
+        from: to,
+        to: to + 1,
+    }];
+    let no_cooldown = remediate_handler(
+        &t.reports,
+        &[
+            ("REMEDIATION_MODE", "auto"),
+            ("LEDGER_TABLE", "elbmedic-ledger"),
+            ("COOLDOWN", "0"),
+        ],
+    );
+    let summary = no_cooldown
+        .handle(
+            &serde_json::from_str(&sns_event(&later.to_json())).unwrap(),
+            now(),
+            "third",
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary["records"][0]["status"], "skipped", "{summary:#}");
+    assert!(summary["records"][0]["headline"]
+        .as_str()
+        .unwrap()
+        .contains("remediation in progress"));
+    assert_eq!(idle_timeout(&aws, &arn).await, raised);
+}
