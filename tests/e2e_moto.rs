@@ -561,3 +561,22 @@ async fn a_recorded_snapshot_replays_to_the_same_report() {
     assert_eq!(live["verdict"], replayed["verdict"]);
     assert!(codes(&replayed).contains(&"stale-targets".to_string()));
 }
+
+#[tokio::test]
+async fn ledger_create_makes_the_table_once() {
+    let moto = Moto::start();
+    let first = elbmedic(&moto, &["ledger", "create", "--table", "elbmedic-ledger"]);
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(String::from_utf8_lossy(&first.stdout).contains("created"));
+    let second = elbmedic(&moto, &["ledger", "create", "--table", "elbmedic-ledger"]);
+    assert_eq!(second.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&second.stdout).contains("already exists"));
+    let bad = elbmedic(&moto, &["diagnose", "--event", "-", "--mode", "yolo"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("off, dry-run, approve, auto"));
+}

@@ -446,6 +446,41 @@ async fn off_and_dry_run_change_nothing() {
     assert_eq!(egress_entries(&aws, &net.private_acl).await, before);
 }
 
+#[tokio::test]
+async fn a_dry_run_probes_the_sg_rule_with_ec2_dry_run_and_adds_nothing() {
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    let t = topics(&aws).await;
+    let net = network(&aws, &[]).await;
+    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
+    let now = now();
+    let errors = [0.0, 60.0, 64.0];
+    alb_metrics(&aws, &id, now, &errors, &[0.0; 3], &errors, &errors).await;
+    let event = alb_event("HTTPCode_ELB_504_Count", &id, now);
+    let plan = planned(&aws, &t, &event, &[]).await;
+    let before = node_sg_rules(&aws, &net.node_sg).await;
+    let dry = remediate_handler(&t.reports, &[("REMEDIATION_MODE", "dry-run")]);
+    let summary = dry
+        .handle(
+            &serde_json::from_str(&sns_event(&plan)).unwrap(),
+            now,
+            "dry",
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary["records"][0]["status"], "dry-run", "{summary:#}");
+    let outcome = published_report(&aws, &t.reports_queue).await;
+    assert!(
+        outcome["remediation"]["steps"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("DryRun"),
+        "{outcome:#}"
+    );
+    assert_eq!(node_sg_rules(&aws, &net.node_sg).await, before);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_concurrent_runs_without_the_ledger_leave_one_entry_per_need() {
     let moto = Moto::start();
