@@ -66,8 +66,7 @@ pub fn demo(name: &str, list: bool, format: Format) -> Result<Exit> {
         },
         format,
         None,
-        &RemediationConfig::from_env(|_| None)
-            .unwrap_or_else(|_| unreachable!("the defaults are valid")),
+        &RemediationConfig::default(),
     ))
 }
 

@@ -92,16 +92,8 @@ pub async fn remediated(intake: &Intake, config: &RemediationConfig) -> Report {
         ));
         return report;
     }
-    let ledger = config
-        .ledger_table
-        .as_ref()
-        .map(|table| Ledger::new(clients.dynamodb.clone(), table));
-    let settings = Settings {
-        mode: config.mode,
-        policy: config.policy.clone(),
-        cooldown_seconds: config.cooldown_seconds,
-        deadline: DEFAULT_DEADLINE,
-    };
+    let ledger = remediate::configured_ledger(&clients, config);
+    let settings = Settings::new(config, DEFAULT_DEADLINE);
     let run_id = format!("elbmedic-cli-{}-{now}", std::process::id());
     Box::pin(remediate::remediate(
         &clients,

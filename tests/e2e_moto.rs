@@ -384,16 +384,7 @@ async fn a_failing_call_leaves_a_gap_and_the_report_still_arrives() {
     let net = network(&aws, &[8080]).await;
     let id = alb(&aws, &net, ALB, &PODS, &[]).await;
     // The tags name a cluster that does not exist: DescribeCluster fails with NotFound.
-    let arn = aws
-        .elbv2
-        .describe_load_balancers()
-        .send()
-        .await
-        .unwrap()
-        .load_balancers()[0]
-        .load_balancer_arn()
-        .unwrap()
-        .to_string();
+    let arn = alb_arn(&aws, ALB).await;
     aws.elbv2
         .add_tags()
         .resource_arns(&arn)

@@ -149,6 +149,35 @@ pub async fn allow_from_group(aws: &Aws, group: &str, source: &str, port: i32) {
 }
 
 /// The healthy network. `node_rule_ports` are opened on the node SG from the LB SG.
+/// A new NACL in `vpc`, associated with nothing; its id.
+pub async fn new_network_acl(aws: &Aws, vpc: &str) -> String {
+    aws.ec2
+        .create_network_acl()
+        .vpc_id(vpc)
+        .send()
+        .await
+        .unwrap()
+        .network_acl()
+        .unwrap()
+        .network_acl_id()
+        .unwrap()
+        .to_string()
+}
+
+/// The ARN of the ALB named `name`.
+pub async fn alb_arn(aws: &Aws, name: &str) -> String {
+    aws.elbv2
+        .describe_load_balancers()
+        .names(name)
+        .send()
+        .await
+        .unwrap()
+        .load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string()
+}
+
 pub async fn network(aws: &Aws, node_rule_ports: &[i32]) -> Network {
     let vpc = aws
         .ec2
@@ -185,30 +214,8 @@ pub async fn network(aws: &Aws, node_rule_ports: &[i32]) -> Network {
             });
         }
     }
-    let public_acl = aws
-        .ec2
-        .create_network_acl()
-        .vpc_id(&vpc)
-        .send()
-        .await
-        .unwrap()
-        .network_acl()
-        .unwrap()
-        .network_acl_id()
-        .unwrap()
-        .to_string();
-    let private_acl = aws
-        .ec2
-        .create_network_acl()
-        .vpc_id(&vpc)
-        .send()
-        .await
-        .unwrap()
-        .network_acl()
-        .unwrap()
-        .network_acl_id()
-        .unwrap()
-        .to_string();
+    let public_acl = new_network_acl(aws, &vpc).await;
+    let private_acl = new_network_acl(aws, &vpc).await;
     nacl_entry(
         aws,
         &public_acl,

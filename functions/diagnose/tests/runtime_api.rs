@@ -113,7 +113,7 @@ async fn a_cross_account_alarm_gets_a_notice_not_a_failure() {
     let handler = elbmedic_diagnose::Handler::new(
         elbmedic_diagnose::Config::from_env(|k| (k == "REPORT_TOPIC_ARN").then(|| topic.clone()))
             .unwrap(),
-        RemediationConfig::from_env(|_| None).unwrap(),
+        RemediationConfig::default(),
     );
     // The scenario's alarm comes from account 111122223333; the function runs in another.
     let summary = handler
@@ -143,7 +143,7 @@ async fn an_unpublishable_report_fails_the_invocation_so_lambda_retries() {
     let handler = elbmedic_diagnose::Handler::new(
         elbmedic_diagnose::Config::from_env(|k| (k == "REPORT_TOPIC_ARN").then(|| missing.clone()))
             .unwrap(),
-        RemediationConfig::from_env(|_| None).unwrap(),
+        RemediationConfig::default(),
     );
     let error = handler
         .handle(

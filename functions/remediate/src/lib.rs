@@ -10,8 +10,7 @@ use std::collections::HashMap;
 
 use elbmedic_aws::clients::{CallLimits, Clients};
 use elbmedic_aws::publish::publish_report;
-use elbmedic_aws::remediate::ledger::Ledger;
-use elbmedic_aws::remediate::{remediate, Settings};
+use elbmedic_aws::remediate::{configured_ledger, remediate, Settings};
 use elbmedic_aws::settings::{topic_region, Config};
 use elbmedic_engine::plan::config::RemediationConfig;
 use elbmedic_engine::plan::message::PlanMessage;
@@ -79,12 +78,7 @@ impl Handler {
         let publisher = self
             .clients(topic_region(topic).unwrap_or("us-east-1"))
             .await;
-        let settings = Settings {
-            mode: self.remediation.mode,
-            policy: self.remediation.policy.clone(),
-            cooldown_seconds: self.remediation.cooldown_seconds,
-            deadline: self.config.gather_deadline,
-        };
+        let settings = Settings::new(&self.remediation, self.config.gather_deadline);
         let mut summary = Vec::new();
         let mut failures = Vec::new();
         for (index, text) in messages(payload).iter().enumerate() {
@@ -98,11 +92,7 @@ impl Handler {
             };
             let clients = self.clients(&message.plan.load_balancer.region).await;
             clients.log.clear();
-            let ledger = self
-                .remediation
-                .ledger_table
-                .as_ref()
-                .map(|table| Ledger::new(clients.dynamodb.clone(), table));
+            let ledger = configured_ledger(&clients, &self.remediation);
             let report =
                 remediate(&clients, ledger.as_ref(), &settings, &message, now, run_id).await;
             let Some(RemediationSection::Outcome(outcome)) = &report.remediation else {

@@ -44,6 +44,15 @@ fn sns_event(message: &str) -> String {
         .to_string()
 }
 
+/// Runs one plan through `handler` as an SNS record; the invocation's summary.
+async fn run_plan(handler: &elbmedic_remediate::Handler, plan: &str, run: &str) -> Value {
+    let payload: Value = serde_json::from_str(&sns_event(plan)).unwrap();
+    handler
+        .handle(&payload, now(), run)
+        .await
+        .expect("no failed invocation")
+}
+
 struct Topics {
     reports: String,
     reports_queue: String,
@@ -153,19 +162,6 @@ async fn idle_timeout(aws: &Aws, arn: &str) -> String {
         .and_then(|a| a.value().map(str::to_string))
         // moto reports the attribute only once it is set; AWS's default is 60 s.
         .unwrap_or_else(|| "60".into())
-}
-
-async fn alb_arn(aws: &Aws) -> String {
-    aws.elbv2
-        .describe_load_balancers()
-        .names(ALB)
-        .send()
-        .await
-        .unwrap()
-        .load_balancers()[0]
-        .load_balancer_arn()
-        .unwrap()
-        .to_string()
 }
 
 /// The ALB behind the node NACL that drops replies on 1024-32767, alarmed on 504s.
@@ -290,14 +286,7 @@ async fn auto_adds_exactly_the_ephemeral_entries_and_a_second_run_changes_nothin
 
     // The same plan again: nothing to do, nothing changed.
     let again = remediate_handler(&t.reports, &[("REMEDIATION_MODE", "auto")]);
-    let summary = again
-        .handle(
-            &serde_json::from_str(&sns_event(&plan)).unwrap(),
-            now(),
-            "second",
-        )
-        .await
-        .unwrap();
+    let summary = run_plan(&again, &plan, "second").await;
     assert_eq!(
         summary["records"][0]["status"], "nothing-to-do",
         "{summary:#}"
@@ -349,14 +338,7 @@ async fn auto_adds_the_sg_rule_by_group_reference() {
     );
 
     let again = remediate_handler(&t.reports, &[("REMEDIATION_MODE", "auto")]);
-    let summary = again
-        .handle(
-            &serde_json::from_str(&sns_event(&plan)).unwrap(),
-            now,
-            "second",
-        )
-        .await
-        .unwrap();
+    let summary = run_plan(&again, &plan, "second").await;
     assert_eq!(
         summary["records"][0]["status"], "nothing-to-do",
         "{summary:#}"
@@ -371,7 +353,7 @@ async fn auto_raises_the_idle_timeout_within_the_cap_with_rollback_and_annotatio
     let aws = Aws::new(&moto.url).await;
     let t = topics(&aws).await;
     let (_, event) = idle_scenario(&aws).await;
-    let arn = alb_arn(&aws).await;
+    let arn = alb_arn(&aws, ALB).await;
     assert_eq!(idle_timeout(&aws, &arn).await, "60");
 
     let (_, plan, summary, outcome) = auto_round_trip(&moto, &aws, &t, event).await;
@@ -400,14 +382,7 @@ async fn auto_raises_the_idle_timeout_within_the_cap_with_rollback_and_annotatio
         .any(|n| n.as_str().unwrap().contains("keep-alive")));
 
     let again = remediate_handler(&t.reports, &[("REMEDIATION_MODE", "auto")]);
-    let summary = again
-        .handle(
-            &serde_json::from_str(&sns_event(&plan)).unwrap(),
-            now(),
-            "second",
-        )
-        .await
-        .unwrap();
+    let summary = run_plan(&again, &plan, "second").await;
     assert_eq!(
         summary["records"][0]["status"], "nothing-to-do",
         "{summary:#}"
@@ -461,14 +436,7 @@ async fn a_dry_run_probes_the_sg_rule_with_ec2_dry_run_and_adds_nothing() {
     let plan = planned(&aws, &t, &event, &[]).await;
     let before = node_sg_rules(&aws, &net.node_sg).await;
     let dry = remediate_handler(&t.reports, &[("REMEDIATION_MODE", "dry-run")]);
-    let summary = dry
-        .handle(
-            &serde_json::from_str(&sns_event(&plan)).unwrap(),
-            now,
-            "dry",
-        )
-        .await
-        .unwrap();
+    let summary = run_plan(&dry, &plan, "dry").await;
     assert_eq!(summary["records"][0]["status"], "dry-run", "{summary:#}");
     let outcome = published_report(&aws, &t.reports_queue).await;
     assert!(
@@ -581,14 +549,7 @@ async fn an_explicit_deny_is_refused_unless_overridden() {
             ("OVERRIDE_EXPLICIT_DENY", "true"),
         ],
     );
-    let summary = remediate
-        .handle(
-            &serde_json::from_str(&sns_event(&plan)).unwrap(),
-            now,
-            "override",
-        )
-        .await
-        .unwrap();
+    let summary = run_plan(&remediate, &plan, "override").await;
     assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
     let after = egress_entries(&aws, &net.private_acl).await;
     let added = ephemeral_allows(&after, &net);
@@ -602,14 +563,7 @@ async fn an_explicit_deny_is_refused_unless_overridden() {
     let strict = remediate_handler(&t.reports, &[("REMEDIATION_MODE", "auto")]);
     let mut message = PlanMessage::parse(&plan).unwrap();
     message.plan.expires_at += 1; // a distinct plan, same actions
-    let summary = strict
-        .handle(
-            &serde_json::from_str(&sns_event(&message.to_json())).unwrap(),
-            now,
-            "strict",
-        )
-        .await
-        .unwrap();
+    let summary = run_plan(&strict, &message.to_json(), "strict").await;
     assert_eq!(summary["records"][0]["status"], "refused", "{summary:#}");
 }
 
@@ -621,7 +575,7 @@ async fn forged_plans_change_nothing() {
     let t = topics(&aws).await;
     let (net, event) = nacl_scenario(&aws).await;
     let genuine = PlanMessage::parse(&planned(&aws, &t, &event, &[]).await).unwrap();
-    let arn = alb_arn(&aws).await;
+    let arn = alb_arn(&aws, ALB).await;
 
     // An SG in another VPC, and a NACL of a subnet that is not on the LB's paths.
     let other_vpc = aws
@@ -644,18 +598,7 @@ async fn forged_plans_change_nothing() {
         .group_id()
         .unwrap()
         .to_string();
-    let unrelated_acl = aws
-        .ec2
-        .create_network_acl()
-        .vpc_id(&net.vpc)
-        .send()
-        .await
-        .unwrap()
-        .network_acl()
-        .unwrap()
-        .network_acl_id()
-        .unwrap()
-        .to_string();
+    let unrelated_acl = new_network_acl(&aws, &net.vpc).await;
 
     let first = genuine.plan.actions[0].clone();
     let with_nacl = |edit: &dyn Fn(&mut Action)| {
@@ -735,14 +678,7 @@ async fn forged_plans_change_nothing() {
         let mut pairs = vec![("REMEDIATION_MODE", "auto")];
         pairs.extend(extra);
         let handler = remediate_handler(&t.reports, &pairs);
-        let summary = handler
-            .handle(
-                &serde_json::from_str(&sns_event(&message.to_json())).unwrap(),
-                now(),
-                name,
-            )
-            .await
-            .unwrap();
+        let summary = run_plan(&handler, &message.to_json(), name).await;
         assert_eq!(
             summary["records"][0]["status"], "refused",
             "{name}: {summary:#}"
@@ -752,14 +688,7 @@ async fn forged_plans_change_nothing() {
     expired.plan.created_at -= 7200;
     expired.plan.expires_at = now() - 1;
     let handler = remediate_handler(&t.reports, &[("REMEDIATION_MODE", "auto")]);
-    let summary = handler
-        .handle(
-            &serde_json::from_str(&sns_event(&expired.to_json())).unwrap(),
-            now(),
-            "expired",
-        )
-        .await
-        .unwrap();
+    let summary = run_plan(&handler, &expired.to_json(), "expired").await;
     assert!(summary["records"][0]["headline"]
         .as_str()
         .unwrap()
@@ -778,7 +707,7 @@ async fn the_ledger_holds_the_cooldown_the_lock_and_the_audit_trail() {
     let aws = Aws::new(&moto.url).await;
     let t = topics(&aws).await;
     let (_, event) = idle_scenario(&aws).await;
-    let arn = alb_arn(&aws).await;
+    let arn = alb_arn(&aws, ALB).await;
     let clients = Clients::load(REGION, CallLimits::default()).await;
     let ledger = Ledger::new(clients.dynamodb.clone(), "elbmedic-ledger");
     assert_eq!(ledger.create_table().await.unwrap(), "created");
@@ -790,14 +719,7 @@ async fn the_ledger_holds_the_cooldown_the_lock_and_the_audit_trail() {
 
     let plan = PlanMessage::parse(&planned(&aws, &t, &event, &[]).await).unwrap();
     let handler = remediate_handler(&t.reports, &with_ledger);
-    let summary = handler
-        .handle(
-            &serde_json::from_str(&sns_event(&plan.to_json())).unwrap(),
-            now(),
-            "first",
-        )
-        .await
-        .unwrap();
+    let summary = run_plan(&handler, &plan.to_json(), "first").await;
     assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
     let raised = idle_timeout(&aws, &arn).await;
 
@@ -810,14 +732,7 @@ async fn the_ledger_holds_the_cooldown_the_lock_and_the_audit_trail() {
         from: to,
         to: to + 60,
     }];
-    let summary = handler
-        .handle(
-            &serde_json::from_str(&sns_event(&higher.to_json())).unwrap(),
-            now(),
-            "second",
-        )
-        .await
-        .unwrap();
+    let summary = run_plan(&handler, &higher.to_json(), "second").await;
     assert_eq!(summary["records"][0]["status"], "refused", "{summary:#}");
     assert_eq!(summary["records"][0]["steps"][0]["status"], "refused");
     assert_eq!(idle_timeout(&aws, &arn).await, raised);
@@ -858,14 +773,7 @@ async fn the_ledger_holds_the_cooldown_the_lock_and_the_audit_trail() {
             ("COOLDOWN", "0"),
         ],
     );
-    let summary = no_cooldown
-        .handle(
-            &serde_json::from_str(&sns_event(&later.to_json())).unwrap(),
-            now(),
-            "third",
-        )
-        .await
-        .unwrap();
+    let summary = run_plan(&no_cooldown, &later.to_json(), "third").await;
     assert_eq!(summary["records"][0]["status"], "skipped", "{summary:#}");
     assert!(summary["records"][0]["headline"]
         .as_str()

@@ -35,6 +35,31 @@ pub struct Settings {
     pub deadline: Duration,
 }
 
+impl Settings {
+    pub fn new(
+        config: &elbmedic_engine::plan::config::RemediationConfig,
+        deadline: Duration,
+    ) -> Self {
+        Self {
+            mode: config.mode,
+            policy: config.policy.clone(),
+            cooldown_seconds: config.cooldown_seconds,
+            deadline,
+        }
+    }
+}
+
+/// The ledger `LEDGER_TABLE` names, on these clients; `None` when it is off.
+pub fn configured_ledger(
+    clients: &Clients,
+    config: &elbmedic_engine::plan::config::RemediationConfig,
+) -> Option<Ledger> {
+    config
+        .ledger_table
+        .as_ref()
+        .map(|table| Ledger::new(clients.dynamodb.clone(), table))
+}
+
 /// Why the applier's mode refuses a request, if it does.
 fn mode_refusal(mode: Mode, request: Request) -> Option<String> {
     match (mode, request) {

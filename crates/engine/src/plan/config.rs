@@ -54,6 +54,19 @@ fn list(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Off, with the default policy: what an unset environment means.
+impl Default for RemediationConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Off,
+            policy: Policy::default(),
+            cooldown_seconds: DEFAULT_COOLDOWN_SECONDS,
+            topic_arn: None,
+            ledger_table: None,
+        }
+    }
+}
+
 impl RemediationConfig {
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let set = |key: &str| get(key).filter(|v| !v.trim().is_empty());
@@ -144,6 +157,7 @@ mod tests {
     #[test]
     fn defaults_are_off_with_every_action_and_an_hour_of_cooldown() {
         let c = config(&[]).unwrap();
+        assert_eq!(c, RemediationConfig::default());
         assert_eq!(c.mode, Mode::Off);
         assert_eq!(c.policy, Policy::default());
         assert_eq!(c.cooldown_seconds, 3600);
