@@ -3,6 +3,7 @@
 //! (the longest chain of calls each starting after the previous one ended), measured rather
 //! than assumed; later the same log proves the IAM policy against the code.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -43,6 +44,7 @@ fn iam_prefix(service: &str) -> &str {
         "eks" => "eks",
         "cloudwatch" => "cloudwatch",
         "sns" => "sns",
+        "dynamodb" => "dynamodb",
         _ => service,
     }
 }
@@ -51,6 +53,9 @@ fn iam_prefix(service: &str) -> &str {
 #[derive(Debug, Clone, Default)]
 pub struct CallLog {
     calls: Arc<Mutex<Vec<Call>>>,
+    /// Every distinct IAM action ever called: small and bounded, and kept across
+    /// [`CallLog::clear`] so the whole life of a function can be checked against its policy.
+    seen: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl CallLog {
@@ -78,6 +83,11 @@ impl CallLog {
             depth.push(before + 1);
         }
         depth.into_iter().max().unwrap_or(0)
+    }
+
+    /// Every distinct IAM action called since the clients were built, clears included.
+    pub fn actions_ever(&self) -> BTreeSet<String> {
+        self.seen.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// The distinct IAM actions called, sorted.
@@ -114,19 +124,17 @@ impl Intercept for Recorder {
         "elbmedic-call-recorder"
     }
 
+    /// Opens the call's entry. Client interceptors run before the operation's configuration
+    /// is applied, so the operation's name is filled in when the call ends.
     fn read_before_execution(
         &self,
         _context: &BeforeSerializationInterceptorContextRef<'_>,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let (service, operation) = cfg
-            .load::<Metadata>()
-            .map(|m| (m.service().to_string(), m.name().to_string()))
-            .unwrap_or_else(|| ("unknown".into(), "unknown".into()));
         if let Ok(mut calls) = self.log.calls.lock() {
             calls.push(Call {
-                service,
-                operation,
+                service: "unknown".into(),
+                operation: "unknown".into(),
                 started: Instant::now(),
                 ended: None,
                 ok: false,
@@ -137,6 +145,7 @@ impl Intercept for Recorder {
         Ok(())
     }
 
+    /// Closes the entry: end time, outcome and the operation's name (runs on every outcome).
     fn read_after_execution(
         &self,
         context: &FinalizerInterceptorContextRef<'_>,
@@ -144,12 +153,20 @@ impl Intercept for Recorder {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let ok = context.output_or_error().is_some_and(|r| r.is_ok());
-        if let (Some(CallIndex(index)), Ok(mut calls)) =
-            (cfg.load::<CallIndex>().cloned(), self.log.calls.lock())
-        {
+        let (service, operation) = cfg
+            .load::<Metadata>()
+            .map(|m| (m.service().to_string(), m.name().to_string()))
+            .unwrap_or_else(|| ("unknown".into(), "unknown".into()));
+        let index = cfg.load::<CallIndex>().cloned();
+        if let (Some(CallIndex(index)), Ok(mut calls)) = (index, self.log.calls.lock()) {
             if let Some(call) = calls.get_mut(index) {
                 call.ended = Some(Instant::now());
                 call.ok = ok;
+                call.service = service;
+                call.operation = operation;
+                if let Ok(mut seen) = self.log.seen.lock() {
+                    seen.insert(call.action());
+                }
             }
         }
         Ok(())

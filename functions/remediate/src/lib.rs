@@ -57,6 +57,13 @@ impl Handler {
         }
     }
 
+    /// Every IAM action this handler's clients have called, in every region, since it was
+    /// built: what the template's role must grant (tests/iam.rs checks it).
+    pub async fn actions(&self) -> std::collections::BTreeSet<String> {
+        let cache = self.clients.lock().await;
+        cache.values().flat_map(|c| c.log.actions_ever()).collect()
+    }
+
     async fn clients(&self, region: &str) -> Clients {
         let mut cache = self.clients.lock().await;
         if let Some(clients) = cache.get(region) {

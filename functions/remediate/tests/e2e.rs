@@ -4,6 +4,7 @@
 //! second run changes nothing. In-process handlers cover the rest: off and dry-run, 20
 //! concurrent runs, explicit denies, forged plans, the ledger's cooldown and lock.
 
+mod flows;
 #[path = "../../../tests/support/mod.rs"]
 mod support;
 
@@ -17,15 +18,11 @@ use elbmedic_engine::plan::config::RemediationConfig;
 use elbmedic_engine::plan::message::PlanMessage;
 use elbmedic_engine::plan::Action;
 use elbmedic_engine::snapshot::PortRange;
+use flows::*;
 use serde_json::{json, Value};
 use support::moto::{use_moto, Moto};
 use support::runtime_api::invoke;
 use support::*;
-
-const ALB: &str = "k8s-shop-checkout-6f1e2d3c4b";
-const PODS: [&str; 2] = ["10.0.18.41", "10.0.37.152"];
-/// The account of the alarms `alarm_event` builds, and of the functions.
-const ACCOUNT: &str = "123456789012";
 
 /// The `diagnose` binary, built next to `remediate` by the workspace's test build.
 fn diagnose_binary() -> String {
@@ -37,76 +34,6 @@ fn diagnose_binary() -> String {
         diagnose.display()
     );
     diagnose.display().to_string()
-}
-
-fn sns_event(message: &str) -> String {
-    json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Type": "Notification", "Message": message}}]})
-        .to_string()
-}
-
-/// Runs one plan through `handler` as an SNS record; the invocation's summary.
-async fn run_plan(handler: &elbmedic_remediate::Handler, plan: &str, run: &str) -> Value {
-    let payload: Value = serde_json::from_str(&sns_event(plan)).unwrap();
-    handler
-        .handle(&payload, now(), run)
-        .await
-        .expect("no failed invocation")
-}
-
-struct Topics {
-    reports: String,
-    reports_queue: String,
-    plans: String,
-    plans_queue: String,
-}
-
-async fn topics(aws: &Aws) -> Topics {
-    let (reports, reports_queue) = report_topic(aws).await;
-    let (plans, plans_queue) = subscribed_topic(aws, "elbmedic-plans", "plans").await;
-    Topics {
-        reports,
-        reports_queue,
-        plans,
-        plans_queue,
-    }
-}
-
-fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let owned: Vec<(String, String)> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    move |key| owned.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
-}
-
-fn remediate_handler(report_topic: &str, pairs: &[(&str, &str)]) -> elbmedic_remediate::Handler {
-    let mut all = vec![("REPORT_TOPIC_ARN", report_topic)];
-    all.extend_from_slice(pairs);
-    elbmedic_remediate::Handler::new(
-        Config::from_env(env(&all)).unwrap(),
-        RemediationConfig::from_env(env(&all)).unwrap(),
-    )
-}
-
-/// Runs `diagnose` in-process in `mode` and returns the plan it published.
-async fn planned(aws: &Aws, t: &Topics, event: &str, pairs: &[(&str, &str)]) -> String {
-    let mut all = vec![
-        ("REPORT_TOPIC_ARN", t.reports.as_str()),
-        ("REMEDIATION_MODE", "auto"),
-        ("REMEDIATION_TOPIC_ARN", t.plans.as_str()),
-    ];
-    all.extend_from_slice(pairs);
-    let handler = elbmedic_diagnose::Handler::new(
-        Config::from_env(env(&all)).unwrap(),
-        RemediationConfig::from_env(env(&all)).unwrap(),
-    );
-    let payload: Value = serde_json::from_str(event).unwrap();
-    handler
-        .handle(&payload, Some(ACCOUNT), now())
-        .await
-        .unwrap();
-    let _diagnosis = published_report(aws, &t.reports_queue).await;
-    published_report(aws, &t.plans_queue).await.to_string()
 }
 
 async fn egress_entries(aws: &Aws, acl: &str) -> Vec<NetworkAclEntry> {
@@ -162,35 +89,6 @@ async fn idle_timeout(aws: &Aws, arn: &str) -> String {
         .and_then(|a| a.value().map(str::to_string))
         // moto reports the attribute only once it is set; AWS's default is 60 s.
         .unwrap_or_else(|| "60".into())
-}
-
-/// The ALB behind the node NACL that drops replies on 1024-32767, alarmed on 504s.
-async fn nacl_scenario(aws: &Aws) -> (Network, String) {
-    let net = network(aws, &[8080]).await;
-    deny_low_ephemeral_egress(aws, &net).await;
-    let id = alb(aws, &net, ALB, &PODS, &[]).await;
-    let now = now();
-    let errors = [0.0, 31.0, 40.0];
-    alb_metrics(aws, &id, now, &errors, &[0.4, 0.5, 0.4], &errors, &errors).await;
-    (net, alb_event("HTTPCode_ELB_504_Count", &id, now))
-}
-
-async fn idle_scenario(aws: &Aws) -> (Network, String) {
-    let net = network(aws, &[8080]).await;
-    let id = alb(aws, &net, ALB, &PODS, &[]).await;
-    let now = now();
-    let errors = [0.0, 4.0, 9.0];
-    alb_metrics(
-        aws,
-        &id,
-        now,
-        &errors,
-        &[8.1, 57.9, 59.4],
-        &[0.0; 3],
-        &errors,
-    )
-    .await;
-    (net, alb_event("HTTPCode_ELB_504_Count", &id, now))
 }
 
 /// Auto, through both binaries: diagnose's plan, remediate's outcome summary and report.

@@ -1,0 +1,129 @@
+//! The flows the remediation tests share: topics, handlers configured as the template
+//! configures the functions, and the scenarios that need a fix.
+
+use elbmedic_aws::settings::Config;
+use elbmedic_engine::plan::config::RemediationConfig;
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+pub const ALB: &str = "k8s-shop-checkout-6f1e2d3c4b";
+pub const PODS: [&str; 2] = ["10.0.18.41", "10.0.37.152"];
+/// The account of the alarms `alarm_event` builds, and of the functions.
+pub const ACCOUNT: &str = "123456789012";
+
+pub fn sns_event(message: &str) -> String {
+    json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Type": "Notification", "Message": message}}]})
+        .to_string()
+}
+
+/// Runs one plan through `handler` as an SNS record; the invocation's summary.
+pub async fn run_plan(handler: &elbmedic_remediate::Handler, plan: &str, run: &str) -> Value {
+    let payload: Value = serde_json::from_str(&sns_event(plan)).unwrap();
+    handler
+        .handle(&payload, now(), run)
+        .await
+        .expect("no failed invocation")
+}
+
+pub struct Topics {
+    pub reports: String,
+    pub reports_queue: String,
+    pub plans: String,
+    pub plans_queue: String,
+}
+
+pub async fn topics(aws: &Aws) -> Topics {
+    let (reports, reports_queue) = report_topic(aws).await;
+    let (plans, plans_queue) = subscribed_topic(aws, "elbmedic-plans", "plans").await;
+    Topics {
+        reports,
+        reports_queue,
+        plans,
+        plans_queue,
+    }
+}
+
+pub fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let owned: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |key| owned.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+}
+
+pub fn remediate_handler(
+    report_topic: &str,
+    pairs: &[(&str, &str)],
+) -> elbmedic_remediate::Handler {
+    let mut all = vec![("REPORT_TOPIC_ARN", report_topic)];
+    all.extend_from_slice(pairs);
+    elbmedic_remediate::Handler::new(
+        Config::from_env(env(&all)).unwrap(),
+        RemediationConfig::from_env(env(&all)).unwrap(),
+    )
+}
+
+/// `diagnose` in-process, in auto and publishing plans to `t.plans`, with `pairs` on top.
+pub fn diagnose_handler(t: &Topics, pairs: &[(&str, &str)]) -> elbmedic_diagnose::Handler {
+    let mut all = vec![
+        ("REPORT_TOPIC_ARN", t.reports.as_str()),
+        ("REMEDIATION_MODE", "auto"),
+        ("REMEDIATION_TOPIC_ARN", t.plans.as_str()),
+    ];
+    all.extend_from_slice(pairs);
+    elbmedic_diagnose::Handler::new(
+        Config::from_env(env(&all)).unwrap(),
+        RemediationConfig::from_env(env(&all)).unwrap(),
+    )
+}
+
+/// Runs `event` through `handler` and returns the plan it published.
+pub async fn planned_by(
+    handler: &elbmedic_diagnose::Handler,
+    aws: &Aws,
+    t: &Topics,
+    event: &str,
+) -> String {
+    let payload: Value = serde_json::from_str(event).unwrap();
+    handler
+        .handle(&payload, Some(ACCOUNT), now())
+        .await
+        .unwrap();
+    let _diagnosis = published_report(aws, &t.reports_queue).await;
+    published_report(aws, &t.plans_queue).await.to_string()
+}
+
+/// Runs `diagnose` in-process in auto and returns the plan it published.
+pub async fn planned(aws: &Aws, t: &Topics, event: &str, pairs: &[(&str, &str)]) -> String {
+    planned_by(&diagnose_handler(t, pairs), aws, t, event).await
+}
+
+/// The ALB behind the node NACL that drops replies on 1024-32767, alarmed on 504s.
+pub async fn nacl_scenario(aws: &Aws) -> (Network, String) {
+    let net = network(aws, &[8080]).await;
+    deny_low_ephemeral_egress(aws, &net).await;
+    let id = alb(aws, &net, ALB, &PODS, &[]).await;
+    let now = now();
+    let errors = [0.0, 31.0, 40.0];
+    alb_metrics(aws, &id, now, &errors, &[0.4, 0.5, 0.4], &errors, &errors).await;
+    (net, alb_event("HTTPCode_ELB_504_Count", &id, now))
+}
+
+pub async fn idle_scenario(aws: &Aws) -> (Network, String) {
+    let net = network(aws, &[8080]).await;
+    let id = alb(aws, &net, ALB, &PODS, &[]).await;
+    let now = now();
+    let errors = [0.0, 4.0, 9.0];
+    alb_metrics(
+        aws,
+        &id,
+        now,
+        &errors,
+        &[8.1, 57.9, 59.4],
+        &[0.0; 3],
+        &errors,
+    )
+    .await;
+    (net, alb_event("HTTPCode_ELB_504_Count", &id, now))
+}

@@ -1,0 +1,444 @@
+//! The IAM policy in `infra/template.yaml`, proven against the code rather than asserted.
+//!
+//! Both functions run in-process on a real moto server through every path that calls AWS: an
+//! ALB with a NACL dropping replies (and a prefix-list rule), an ALB missing its SG rule, an
+//! ALB and a Classic LB timing out, each diagnosed, planned and remediated in auto with the
+//! ledger. Every operation their SDK clients perform is recorded by the call recorder. Then,
+//! for each function's role in the template:
+//! - every action called is granted;
+//! - every write granted is called (a write nobody calls is a permission nobody needs);
+//! - every read granted but never called is on [`UNSEEN_READS`], with the reason;
+//! - what Lambda, SNS and SQS use on the function's behalf is on [`PLATFORM`], and granted.
+//!
+//! The unit tests below feed the same audit a policy with each kind of fault.
+
+mod flows;
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use elbmedic_aws::clients::{CallLimits, Clients};
+use elbmedic_aws::remediate::ledger::Ledger;
+use flows::*;
+use serde_yaml::Value as Yaml;
+use support::moto::{use_moto, Moto};
+use support::*;
+
+/// Permissions the platform uses with the function's role; the code never calls them.
+const PLATFORM: &[(&str, &str)] = &[
+    (
+        "logs:CreateLogStream",
+        "Lambda writes the function's logs to its log group as the role",
+    ),
+    (
+        "logs:PutLogEvents",
+        "Lambda writes the function's logs to its log group as the role",
+    ),
+    (
+        "sqs:SendMessage",
+        "Lambda sends an event that failed after its retries to the dead-letter queue as the role",
+    ),
+    (
+        "kms:GenerateDataKey*",
+        "SNS and SQS encrypt what the function publishes with the stack's key, as the caller",
+    ),
+    (
+        "kms:Decrypt",
+        "SNS and SQS need it beside GenerateDataKey to use the stack's key for the caller",
+    ),
+];
+
+/// Reads granted that the end-to-end runs below do not reach, and why. Keep it short: every
+/// entry is a permission that no test proves is needed.
+const UNSEEN_READS: &[(&str, &str)] = &[];
+
+const LEDGER: &str = "elbmedic-ledger";
+
+fn template() -> Yaml {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/template.yaml");
+    let text = std::fs::read_to_string(path).expect("infra/template.yaml");
+    serde_yaml::from_str(&text).expect("infra/template.yaml is YAML")
+}
+
+/// An `Action` element: one string or a list of them.
+fn actions_of(statement: &Yaml) -> Vec<String> {
+    match &statement["Action"] {
+        Yaml::String(one) => vec![one.clone()],
+        Yaml::Sequence(many) => many
+            .iter()
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A granted action and the statement (`Sid`) granting it, with whether its resource is `*`.
+#[derive(Debug, Clone, PartialEq)]
+struct Grant {
+    sid: String,
+    any_resource: bool,
+}
+
+/// The actions the role's inline policies allow.
+fn granted(template: &Yaml, role: &str) -> BTreeMap<String, Grant> {
+    let resource = &template["Resources"][role];
+    assert_eq!(
+        resource["Type"].as_str(),
+        Some("AWS::IAM::Role"),
+        "{role} is not a role in the template"
+    );
+    let mut grants = BTreeMap::new();
+    let policies = resource["Properties"]["Policies"]
+        .as_sequence()
+        .expect("the role has inline policies");
+    for policy in policies {
+        let statements = policy["PolicyDocument"]["Statement"]
+            .as_sequence()
+            .expect("a policy has statements");
+        for statement in statements {
+            assert_eq!(statement["Effect"].as_str(), Some("Allow"), "{statement:?}");
+            let sid = statement["Sid"].as_str().unwrap_or("(no Sid)").to_string();
+            let any_resource = statement["Resource"].as_str() == Some("*");
+            for action in actions_of(statement) {
+                grants.insert(
+                    action,
+                    Grant {
+                        sid: sid.clone(),
+                        any_resource,
+                    },
+                );
+            }
+        }
+    }
+    grants
+}
+
+/// Read-only by IAM's naming: Describe, Get and List calls.
+fn is_read(action: &str) -> bool {
+    let name = action.split_once(':').map_or(action, |(_, n)| n);
+    ["Describe", "Get", "List"]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
+/// Everything wrong between what `role` is granted and what its function was seen calling.
+fn audit(
+    role: &str,
+    granted: &BTreeMap<String, Grant>,
+    used: &BTreeSet<String>,
+    platform: &[(&str, &str)],
+    unseen_reads: &[(&str, &str)],
+) -> Vec<String> {
+    let platform: BTreeSet<&str> = platform.iter().map(|(a, _)| *a).collect();
+    let unseen: BTreeSet<&str> = unseen_reads.iter().map(|(a, _)| *a).collect();
+    let mut problems = Vec::new();
+    for action in used {
+        if !granted.contains_key(action) {
+            problems.push(format!(
+                "{role}: the code calls {action}, which is not granted"
+            ));
+        }
+    }
+    for (action, grant) in granted {
+        let action = action.as_str();
+        if used.contains(action) {
+            if unseen.contains(action) {
+                problems.push(format!(
+                    "{role}: {action} is called now; take it off UNSEEN_READS"
+                ));
+            }
+            if !is_read(action) && grant.any_resource {
+                problems.push(format!(
+                    "{role}: the write {action} ({}) is granted on every resource",
+                    grant.sid
+                ));
+            }
+        } else if platform.contains(action) {
+            continue;
+        } else if !is_read(action) {
+            problems.push(format!(
+                "{role}: the write {action} ({}) is granted but never called",
+                grant.sid
+            ));
+        } else if !unseen.contains(action) {
+            problems.push(format!(
+                "{role}: the read {action} ({}) is granted, never called and not on UNSEEN_READS",
+                grant.sid
+            ));
+        }
+    }
+    for action in platform {
+        if !granted.contains_key(action) {
+            problems.push(format!(
+                "{role}: {action} is missing; the platform needs it"
+            ));
+        }
+    }
+    problems
+}
+
+/// The diagnose and remediate handlers' actions after one scenario, diagnosed and remediated.
+struct Seen {
+    diagnose: BTreeSet<String>,
+    remediate: BTreeSet<String>,
+}
+
+impl Seen {
+    async fn run(&mut self, aws: &Aws, t: &Topics, event: &str) {
+        let diagnose = diagnose_handler(t, &[]);
+        let plan = planned_by(&diagnose, aws, t, event).await;
+        let remediate = remediate_handler(
+            &t.reports,
+            &[("REMEDIATION_MODE", "auto"), ("LEDGER_TABLE", LEDGER)],
+        );
+        let summary = run_plan(&remediate, &plan, "iam").await;
+        assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
+        self.diagnose.extend(diagnose.actions().await);
+        self.remediate.extend(remediate.actions().await);
+    }
+}
+
+/// A fresh moto with the topics and the ledger table.
+async fn fresh() -> (Moto, Aws, Topics) {
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    let t = topics(&aws).await;
+    let clients = Clients::load(REGION, CallLimits::default()).await;
+    Ledger::new(clients.dynamodb.clone(), LEDGER)
+        .create_table()
+        .await
+        .unwrap();
+    (moto, aws, t)
+}
+
+/// A rule on the node SG from a managed prefix list, so the gather resolves one.
+async fn prefix_list_rule(aws: &Aws, net: &Network) {
+    let list = aws
+        .ec2
+        .create_managed_prefix_list()
+        .prefix_list_name("office")
+        .address_family("IPv4")
+        .max_entries(5)
+        .entries(
+            aws_sdk_ec2::types::AddPrefixListEntry::builder()
+                .cidr("192.0.2.0/24")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let id = list.prefix_list().unwrap().prefix_list_id().unwrap();
+    aws.ec2
+        .authorize_security_group_ingress()
+        .group_id(&net.node_sg)
+        .ip_permissions(
+            aws_sdk_ec2::types::IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .prefix_list_ids(
+                    aws_sdk_ec2::types::PrefixListId::builder()
+                        .prefix_list_id(id)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_template_grants_exactly_what_the_functions_call() {
+    let mut seen = Seen {
+        diagnose: BTreeSet::new(),
+        remediate: BTreeSet::new(),
+    };
+
+    // NACL: CreateNetworkAclEntry; a prefix-list rule on the node SG.
+    let (_moto, aws, t) = fresh().await;
+    let (net, event) = nacl_scenario(&aws).await;
+    prefix_list_rule(&aws, &net).await;
+    seen.run(&aws, &t, &event).await;
+
+    // SG: AuthorizeSecurityGroupIngress by group reference.
+    let (_moto, aws, t) = fresh().await;
+    let net = network(&aws, &[]).await;
+    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
+    let at = now();
+    let errors = [0.0, 60.0, 64.0];
+    alb_metrics(&aws, &id, at, &errors, &[0.0; 3], &errors, &errors).await;
+    seen.run(&aws, &t, &alb_event("HTTPCode_ELB_504_Count", &id, at))
+        .await;
+
+    // ALB idle timeout: ModifyLoadBalancerAttributes, the ledger's cooldown.
+    let (_moto, aws, t) = fresh().await;
+    let (_, event) = idle_scenario(&aws).await;
+    seen.run(&aws, &t, &event).await;
+
+    // Classic LB idle timeout: instance targets, DescribeInstanceHealth.
+    let (_moto, aws, t) = fresh().await;
+    let net = network(&aws, &[31380]).await;
+    clb(&aws, &net, "a1b2c3d4e5f6", 2).await;
+    let now = now();
+    let dimension = ("LoadBalancerName", "a1b2c3d4e5f6");
+    put_metric(
+        &aws,
+        "AWS/ELB",
+        dimension,
+        "Latency",
+        &[12.3, 60.0, 60.0],
+        now,
+    )
+    .await;
+    put_metric(
+        &aws,
+        "AWS/ELB",
+        dimension,
+        "HTTPCode_ELB_5XX",
+        &[0.0, 7.0, 12.0],
+        now,
+    )
+    .await;
+    let event = alarm_event("AWS/ELB", "HTTPCode_ELB_5XX", dimension, "SUM", now);
+    seen.run(&aws, &t, &event).await;
+
+    let template = template();
+    let mut problems = audit(
+        "DiagnoseRole",
+        &granted(&template, "DiagnoseRole"),
+        &seen.diagnose,
+        PLATFORM,
+        UNSEEN_READS,
+    );
+    problems.extend(audit(
+        "RemediateRole",
+        &granted(&template, "RemediateRole"),
+        &seen.remediate,
+        PLATFORM,
+        UNSEEN_READS,
+    ));
+    assert!(
+        problems.is_empty(),
+        "the template's IAM and the code disagree:\n  {}\n\ndiagnose called: {:?}\nremediate called: {:?}",
+        problems.join("\n  "),
+        seen.diagnose,
+        seen.remediate
+    );
+    // diagnose writes nothing but its reports and plans.
+    let writes: Vec<&String> = seen.diagnose.iter().filter(|a| !is_read(a)).collect();
+    assert_eq!(writes, ["sns:Publish"]);
+}
+
+fn grants(pairs: &[(&str, bool)]) -> BTreeMap<String, Grant> {
+    pairs
+        .iter()
+        .map(|(action, any)| {
+            (
+                action.to_string(),
+                Grant {
+                    sid: "Test".into(),
+                    any_resource: *any,
+                },
+            )
+        })
+        .collect()
+}
+
+fn used(actions: &[&str]) -> BTreeSet<String> {
+    actions.iter().map(|a| a.to_string()).collect()
+}
+
+const PLATFORM_FOR_TESTS: &[(&str, &str)] = &[("logs:PutLogEvents", "logs")];
+
+#[test]
+fn a_matching_policy_passes() {
+    let granted = grants(&[
+        ("ec2:DescribeSubnets", true),
+        ("ec2:CreateNetworkAclEntry", false),
+        ("logs:PutLogEvents", false),
+    ]);
+    let used = used(&["ec2:DescribeSubnets", "ec2:CreateNetworkAclEntry"]);
+    assert_eq!(
+        audit("R", &granted, &used, PLATFORM_FOR_TESTS, &[]),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn an_unused_write_fails() {
+    let granted = grants(&[
+        ("ec2:DescribeSubnets", true),
+        ("ec2:CreateNetworkAclEntry", false),
+        ("ec2:DeleteNetworkAclEntry", false),
+        ("logs:PutLogEvents", false),
+    ]);
+    let used = used(&["ec2:DescribeSubnets", "ec2:CreateNetworkAclEntry"]);
+    let problems = audit("R", &granted, &used, PLATFORM_FOR_TESTS, &[]);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("write ec2:DeleteNetworkAclEntry"),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn an_unused_read_fails_unless_documented() {
+    let granted = grants(&[
+        ("ec2:DescribeSubnets", true),
+        ("ec2:DescribeRouteTables", true),
+        ("logs:PutLogEvents", false),
+    ]);
+    let used = used(&["ec2:DescribeSubnets"]);
+    let problems = audit("R", &granted, &used, PLATFORM_FOR_TESTS, &[]);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("read ec2:DescribeRouteTables"),
+        "{problems:?}"
+    );
+    let documented = [("ec2:DescribeRouteTables", "a path moto cannot reach")];
+    assert!(audit("R", &granted, &used, PLATFORM_FOR_TESTS, &documented).is_empty());
+}
+
+#[test]
+fn a_used_action_not_granted_fails() {
+    let granted = grants(&[("ec2:DescribeSubnets", true), ("logs:PutLogEvents", false)]);
+    let used = used(&["ec2:DescribeSubnets", "ec2:AuthorizeSecurityGroupIngress"]);
+    let problems = audit("R", &granted, &used, PLATFORM_FOR_TESTS, &[]);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("calls ec2:AuthorizeSecurityGroupIngress, which is not granted"));
+}
+
+#[test]
+fn a_write_on_every_resource_and_a_missing_platform_permission_fail() {
+    let granted = grants(&[("ec2:CreateNetworkAclEntry", true)]);
+    let used = used(&["ec2:CreateNetworkAclEntry"]);
+    let problems = audit("R", &granted, &used, PLATFORM_FOR_TESTS, &[]);
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[0].contains("granted on every resource"));
+    assert!(problems[1].contains("logs:PutLogEvents is missing"));
+}
+
+#[test]
+fn the_template_is_read_as_iam_reads_it() {
+    let template = template();
+    let diagnose = granted(&template, "DiagnoseRole");
+    let remediate = granted(&template, "RemediateRole");
+    assert_eq!(diagnose["sns:Publish"].sid, "PublishReportsAndPlans");
+    assert!(diagnose["ec2:DescribeSubnets"].any_resource);
+    assert!(!remediate["ec2:CreateNetworkAclEntry"].any_resource);
+    assert!(
+        !diagnose.keys().any(|a| a.starts_with("dynamodb:")),
+        "diagnose reads no ledger"
+    );
+    // Both roles read the same state: remediate gathers exactly as diagnose does.
+    let reads = |g: &BTreeMap<String, Grant>| -> BTreeSet<String> {
+        g.keys()
+            .filter(|a| is_read(a) && !a.starts_with("dynamodb:"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(reads(&diagnose), reads(&remediate));
+}
