@@ -16,20 +16,29 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 step "toolchain: $(cargo --version)"
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 
-# The Python side of the tests (a moto server), in a virtualenv kept outside the clone and
-# rebuilt whenever scripts/requirements-test.txt changes.
-step "test virtualenv (moto)"
-venv="${ELBMEDIC_VENV:-$HOME/.cache/elbmedic-venv}"
-stamp="$venv/.requirements.sha256"
-want=$(sha256sum scripts/requirements-test.txt | cut -d' ' -f1)
-if [ ! -x "$venv/bin/moto_server" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
-  echo "$want" > "$stamp"
-fi
+# Python tools in virtualenvs kept outside the clone, each rebuilt whenever its requirements
+# file changes: moto, cfn-lint and cargo-lambda for the tests; checkov on its own, since it
+# pins its own versions of boto3 and friends.
+venv_for() { # venv_for NAME REQUIREMENTS -> prints the virtualenv's path
+  local venv="$HOME/.cache/elbmedic-$1" stamp want
+  stamp="$venv/.requirements.sha256"
+  want=$(sha256sum "$2" | cut -d' ' -f1)
+  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "installing $2 into $venv" >&2
+    rm -rf "$venv"
+    python3 -m venv "$venv" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$2" >&2
+    echo "$want" > "$stamp"
+  fi
+  echo "$venv"
+}
+step "test virtualenvs (moto, cfn-lint, cargo-lambda; checkov)"
+venv="${ELBMEDIC_VENV:-$(venv_for venv scripts/requirements-test.txt)}"
+checkov_venv=$(venv_for checkov scripts/requirements-checkov.txt)
 "$venv/bin/python" -c 'import moto; print("moto", moto.__version__)'
 export ELBMEDIC_MOTO_SERVER="$venv/bin/moto_server"
+# cargo-lambda and zig, for the Lambda build below.
+export PATH="$venv/bin:$PATH"
 
 step "fixtures: events/ matches events/generate.py"
 scratch=$(mktemp -d)
@@ -49,6 +58,20 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "benchmark compiles (run it with: cargo bench -p elbmedic-engine --bench diagnose)"
 cargo bench -p elbmedic-engine --bench diagnose --locked --no-run
+
+step "templates: cfn-lint"
+cfn-lint infra/template.yaml infra/alarms.yaml
+
+step "templates: checkov (offline; every skip is justified in the template)"
+"$checkov_venv/bin/checkov" --skip-download --quiet --compact --framework cloudformation \
+  -f infra/template.yaml -f infra/alarms.yaml
+
+# The artifacts SAM deploys: both functions, release profile, for the template's default
+# architecture, arm64 (Graviton). The arm64 standard library is installed if it is missing.
+step "Lambda build: cargo lambda build --release --arm64"
+rustup target list --installed | grep -q '^aarch64-unknown-linux-gnu$' || rustup target add aarch64-unknown-linux-gnu
+cargo lambda build --release --arm64 --locked -p elbmedic-diagnose -p elbmedic-remediate
+ls -l "$CARGO_TARGET_DIR"/lambda/*/bootstrap
 
 step "demo runs"
 cargo run --quiet --locked -- demo | head -1

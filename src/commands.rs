@@ -352,13 +352,26 @@ fn render_all(reports: &[Report], format: Format) -> String {
 }
 
 /// Creates the DynamoDB table of the remediation ledger (`LEDGER_TABLE`).
-pub fn ledger_create(table: &str, region: Option<&str>) -> Result<Exit> {
-    let region = region
+/// `--region`, else the SDK's usual variables.
+fn region_or_env(region: Option<&str>) -> Result<String> {
+    region
         .map(str::to_string)
         .or_else(|| std::env::var("AWS_REGION").ok())
         .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
         .filter(|r| !r.trim().is_empty())
-        .ok_or_else(|| anyhow!("no region: pass --region or set AWS_REGION"))?;
+        .ok_or_else(|| anyhow!("no region: pass --region or set AWS_REGION"))
+}
+
+pub fn alarms(lb: &str, topic: &str, region: Option<&str>) -> Result<Exit> {
+    let region = region_or_env(region)?;
+    let runtime = live::runtime()?;
+    let found = runtime.block_on(live::find_load_balancer(lb, &region))?;
+    output::print(&crate::alarms::deploy_command(&found, topic, &region)?);
+    Ok(Exit::Ok)
+}
+
+pub fn ledger_create(table: &str, region: Option<&str>) -> Result<Exit> {
+    let region = region_or_env(region)?;
     let runtime = live::runtime()?;
     let outcome = runtime.block_on(live::create_ledger(table, &region))?;
     output::print(&format!("ledger table {table} in {region}: {outcome}\n"));

@@ -3,7 +3,10 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use elbmedic_aws::errors::classify;
+
+use crate::alarms::AlarmedLb;
 use elbmedic_aws::clients::{CallLimits, Clients};
 use elbmedic_aws::gather::DEFAULT_DEADLINE;
 use elbmedic_aws::pipeline;
@@ -14,7 +17,7 @@ use elbmedic_engine::plan::config::RemediationConfig;
 use elbmedic_engine::plan::message::{Mode, PlanMessage, Request};
 use elbmedic_engine::report::remediation::RemediationSection;
 use elbmedic_engine::report::Report;
-use elbmedic_engine::snapshot::Snapshot;
+use elbmedic_engine::snapshot::{GapReason, Snapshot};
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
@@ -104,6 +107,52 @@ pub async fn remediated(intake: &Intake, config: &RemediationConfig) -> Report {
         &run_id,
     ))
     .await
+}
+
+/// The ALB or, failing that, the Classic LB named `name` in `region`.
+pub async fn find_load_balancer(name: &str, region: &str) -> Result<AlarmedLb> {
+    let clients = Clients::load(region, CallLimits::default()).await;
+    match clients
+        .elbv2
+        .describe_load_balancers()
+        .names(name)
+        .send()
+        .await
+    {
+        Ok(out) => {
+            if let Some(arn) = out
+                .load_balancers()
+                .first()
+                .and_then(|lb| lb.load_balancer_arn())
+            {
+                return AlarmedLb::from_alb_arn(arn);
+            }
+        }
+        Err(e) if classify(&e).0 == GapReason::NotFound => {}
+        Err(e) => bail!(
+            "cannot look up the load balancer {name} in {region}: {}",
+            classify(&e).1
+        ),
+    }
+    match clients
+        .elb
+        .describe_load_balancers()
+        .load_balancer_names(name)
+        .send()
+        .await
+    {
+        Ok(out) if !out.load_balancer_descriptions().is_empty() => Ok(AlarmedLb::Classic {
+            name: name.to_string(),
+        }),
+        Ok(_) => bail!("no load balancer named {name} in {region}"),
+        Err(e) if classify(&e).0 == GapReason::NotFound => {
+            bail!("no ALB or Classic LB named {name} in {region}: check the name (kubectl get svc,ingress -A shows the LB hostnames) and the region")
+        }
+        Err(e) => bail!(
+            "cannot look up the load balancer {name} in {region}: {}",
+            classify(&e).1
+        ),
+    }
 }
 
 /// Creates the DynamoDB ledger table.

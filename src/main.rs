@@ -2,6 +2,7 @@
 //! replay. Thin by design: it reads files, calls the engine, prints, and maps outcomes to exit
 //! codes (0 ok, 2 bad input, 3 unsupported alarm).
 
+mod alarms;
 mod commands;
 mod input;
 mod live;
@@ -53,6 +54,18 @@ enum Command {
         /// the guardrails come from the same variables as the functions'.
         #[arg(long, value_parser = parse_mode)]
         mode: Option<Mode>,
+    },
+    /// Print the command that attaches elbmedic's alarms (infra/alarms.yaml) to a load balancer.
+    Alarms {
+        /// The ALB's or Classic LB's name, as the console and `kubectl get svc,ingress` show it.
+        #[arg(long, value_name = "NAME")]
+        lb: String,
+        /// The AlarmTopicArn output of the elbmedic stack (same region as the LB).
+        #[arg(long, value_name = "TOPIC_ARN")]
+        topic: String,
+        /// Defaults to AWS_REGION.
+        #[arg(long)]
+        region: Option<String>,
     },
     /// The remediation ledger (DynamoDB): lock, cooldown and audit trail.
     Ledger {
@@ -130,6 +143,7 @@ fn main() -> ExitCode {
         Command::Ledger {
             command: LedgerCommand::Create { table, region },
         } => commands::ledger_create(&table, region.as_deref()),
+        Command::Alarms { lb, topic, region } => commands::alarms(&lb, &topic, region.as_deref()),
         Command::Snapshot { event } => commands::snapshot(&event),
         Command::Alarm { event } => commands::alarm(&event),
     };

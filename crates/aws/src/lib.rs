@@ -14,7 +14,7 @@ pub mod remediate;
 pub mod settings;
 
 mod convert;
-mod errors;
+pub mod errors;
 
 pub use clients::Clients;
 pub use gather::{gather, GatherOptions};

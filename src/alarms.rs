@@ -1,0 +1,113 @@
+//! `elbmedic alarms`: the one command that attaches elbmedic's alarms (infra/alarms.yaml) to a
+//! load balancer. Users know their LB by name; CloudWatch wants the ALB as `app/NAME/ID`, so
+//! the LB is looked up first (live.rs) and the deploy command is built here, without I/O.
+
+use anyhow::{bail, Result};
+
+/// The load balancer, as the alarms template wants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlarmedLb {
+    /// `app/NAME/ID`: the end of the ALB's ARN, its CloudWatch `LoadBalancer` dimension.
+    Application { name: String, dimension: String },
+    /// The Classic LB's name, its `LoadBalancerName` dimension.
+    Classic { name: String },
+}
+
+impl AlarmedLb {
+    /// From an ALB's ARN: `arn:aws:elasticloadbalancing:R:A:loadbalancer/app/NAME/ID`.
+    pub fn from_alb_arn(arn: &str) -> Result<Self> {
+        let Some((_, dimension)) = arn.split_once(":loadbalancer/") else {
+            bail!("{arn} is not a load balancer ARN");
+        };
+        let parts: Vec<&str> = dimension.split('/').collect();
+        match parts.as_slice() {
+            ["app", name, id] if !name.is_empty() && !id.is_empty() => Ok(Self::Application {
+                name: name.to_string(),
+                dimension: dimension.to_string(),
+            }),
+            ["net", name, _] => bail!("{name} is a Network Load Balancer: elbmedic's alarms and diagnosis cover ALBs and Classic LBs"),
+            _ => bail!("{arn} is not an Application Load Balancer ARN"),
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Self::Application { name, .. } | Self::Classic { name } => name,
+        }
+    }
+}
+
+/// The region of an SNS topic ARN, which must be the LB's: alarms notify same-region topics.
+fn topic_region(topic: &str) -> Result<&str> {
+    let parts: Vec<&str> = topic.split(':').collect();
+    match parts.as_slice() {
+        ["arn", _, "sns", region, account, name]
+            if !region.is_empty() && account.len() == 12 && !name.is_empty() =>
+        {
+            Ok(region)
+        }
+        _ => bail!("--topic {topic:?} is not an SNS topic ARN; use the AlarmTopicArn output of the elbmedic stack"),
+    }
+}
+
+/// The `aws cloudformation deploy` command for infra/alarms.yaml, one stack per LB.
+pub fn deploy_command(lb: &AlarmedLb, topic: &str, region: &str) -> Result<String> {
+    let topic_region = topic_region(topic)?;
+    if topic_region != region {
+        bail!("the topic is in {topic_region} but the load balancer is in {region}: CloudWatch alarms notify topics in their own region, so deploy elbmedic in {region} too");
+    }
+    let (kind, dimension, label) = match lb {
+        AlarmedLb::Application { dimension, .. } => ("application", dimension.as_str(), "ALB"),
+        AlarmedLb::Classic { name } => ("classic", name.as_str(), "Classic LB"),
+    };
+    let name = lb.name();
+    Ok(format!(
+        "# Alarms for the {label} {name} in {region}: 5xx, 504 and connection errors, to {topic}\n\
+         aws cloudformation deploy --region {region} \\\n  \
+         --template-file infra/alarms.yaml \\\n  \
+         --stack-name elbmedic-alarms-{name} \\\n  \
+         --parameter-overrides LoadBalancerType={kind} LoadBalancer={dimension} AlarmTopicArn={topic}\n"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOPIC: &str = "arn:aws:sns:eu-west-1:123456789012:elbmedic-AlarmTopic-1A2B3C";
+
+    #[test]
+    fn an_alb_is_alarmed_by_its_dimension() {
+        let lb = AlarmedLb::from_alb_arn("arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/k8s-shop-checkout-6f1e2d3c4b/50dc6c495c0c9188").unwrap();
+        let command = deploy_command(&lb, TOPIC, "eu-west-1").unwrap();
+        assert!(command.contains("LoadBalancerType=application LoadBalancer=app/k8s-shop-checkout-6f1e2d3c4b/50dc6c495c0c9188 AlarmTopicArn=arn:aws:sns:eu-west-1:123456789012:elbmedic-AlarmTopic-1A2B3C"), "{command}");
+        assert!(command.contains("--stack-name elbmedic-alarms-k8s-shop-checkout-6f1e2d3c4b"));
+    }
+
+    #[test]
+    fn a_classic_lb_is_alarmed_by_its_name() {
+        let lb = AlarmedLb::Classic {
+            name: "a1b2c3".into(),
+        };
+        let command = deploy_command(&lb, TOPIC, "eu-west-1").unwrap();
+        assert!(command.contains("LoadBalancerType=classic LoadBalancer=a1b2c3 "));
+    }
+
+    #[test]
+    fn bad_inputs_say_what_to_do() {
+        let nlb = AlarmedLb::from_alb_arn(
+            "arn:aws:elasticloadbalancing:eu-west-1:1:loadbalancer/net/edge/0123456789abcdef",
+        );
+        assert!(nlb
+            .unwrap_err()
+            .to_string()
+            .contains("Network Load Balancer"));
+        let lb = AlarmedLb::Classic { name: "x".into() };
+        let other_region = deploy_command(&lb, TOPIC, "us-east-1").unwrap_err();
+        assert!(other_region
+            .to_string()
+            .contains("deploy elbmedic in us-east-1"));
+        let not_a_topic = deploy_command(&lb, "alarms", "eu-west-1").unwrap_err();
+        assert!(not_a_topic.to_string().contains("AlarmTopicArn"));
+    }
+}
