@@ -1,5 +1,7 @@
 //! The flows the remediation tests share: topics, handlers configured as the template
-//! configures the functions, and the scenarios that need a fix.
+//! configures the functions, and the scenarios that need a fix. Each test crate uses a part.
+
+#![allow(dead_code)]
 
 use elbmedic_aws::settings::Config;
 use elbmedic_engine::plan::config::RemediationConfig;
