@@ -19,7 +19,7 @@ use elbmedic_engine::plan::message::PlanMessage;
 use elbmedic_engine::plan::Action;
 use elbmedic_engine::snapshot::PortRange;
 use flows::*;
-use serde_json::{json, Value};
+use serde_json::Value;
 use support::moto::{use_moto, Moto};
 use support::runtime_api::invoke;
 use support::*;
