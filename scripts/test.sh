@@ -17,8 +17,8 @@ step "toolchain: $(cargo --version)"
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 
 # Python tools in virtualenvs kept outside the clone, each rebuilt whenever its requirements
-# file changes: moto, cfn-lint and cargo-lambda for the tests; checkov on its own, since it
-# pins its own versions of boto3 and friends.
+# file changes: moto, cfn-lint and cargo-lambda for the tests; checkov and the SAM CLI each on
+# their own, since they pin their own versions of boto3 and friends.
 venv_for() { # venv_for NAME REQUIREMENTS -> prints the virtualenv's path
   local venv="$HOME/.cache/elbmedic-$1" stamp want
   stamp="$venv/.requirements.sha256"
@@ -32,9 +32,10 @@ venv_for() { # venv_for NAME REQUIREMENTS -> prints the virtualenv's path
   fi
   echo "$venv"
 }
-step "test virtualenvs (moto, cfn-lint, cargo-lambda; checkov)"
+step "test virtualenvs (moto, cfn-lint, cargo-lambda; checkov; SAM CLI)"
 venv="${ELBMEDIC_VENV:-$(venv_for venv scripts/requirements-test.txt)}"
 checkov_venv=$(venv_for checkov scripts/requirements-checkov.txt)
+sam_venv=$(venv_for sam scripts/requirements-sam.txt)
 "$venv/bin/python" -c 'import moto; print("moto", moto.__version__)'
 export ELBMEDIC_MOTO_SERVER="$venv/bin/moto_server"
 # cargo-lambda and zig, for the Lambda build below.
@@ -66,12 +67,13 @@ step "templates: checkov (offline; every skip is justified in the template)"
 "$checkov_venv/bin/checkov" --skip-download --quiet --compact --framework cloudformation \
   -f infra/template.yaml -f infra/alarms.yaml
 
-# The artifacts SAM deploys: both functions, release profile, for the template's default
-# architecture, arm64 (Graviton). The arm64 standard library is installed if it is missing.
-step "Lambda build: cargo lambda build --release --arm64"
+# The artifacts SAM deploys, built as a user builds them: `sam build` runs `cargo lambda build
+# --release --arm64` in each function's package. The arm64 standard library is installed if
+# this machine lacks it. SAM's output goes to a scratch folder, not into the clone.
+step "Lambda build: sam build (cargo lambda build --release --arm64, both functions)"
 rustup target list --installed | grep -q '^aarch64-unknown-linux-gnu$' || rustup target add aarch64-unknown-linux-gnu
-cargo lambda build --release --arm64 --locked -p elbmedic-diagnose -p elbmedic-remediate
-ls -l "$CARGO_TARGET_DIR"/lambda/*/bootstrap
+(cd infra && SAM_CLI_TELEMETRY=0 "$sam_venv/bin/sam" build --build-dir "$scratch/sam-build")
+ls -l "$scratch"/sam-build/*/bootstrap
 
 step "demo runs"
 cargo run --quiet --locked -- demo | head -1
