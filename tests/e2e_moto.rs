@@ -60,34 +60,7 @@ async fn diagnose_and_publish(
 async fn clb_idle_timeout() {
     let moto = Moto::start();
     let aws = Aws::new(&moto.url).await;
-    let net = network(&aws, &[31380]).await;
-    clb(&aws, &net, CLB, 2).await;
-    let now = now();
-    put_metric(
-        &aws,
-        "AWS/ELB",
-        ("LoadBalancerName", CLB),
-        "Latency",
-        &[12.3, 60.0, 60.0],
-        now,
-    )
-    .await;
-    put_metric(
-        &aws,
-        "AWS/ELB",
-        ("LoadBalancerName", CLB),
-        "HTTPCode_ELB_5XX",
-        &[0.0, 7.0, 12.0],
-        now,
-    )
-    .await;
-    let event = alarm_event(
-        "AWS/ELB",
-        "HTTPCode_ELB_5XX",
-        ("LoadBalancerName", CLB),
-        "SUM",
-        now,
-    );
+    let (_, event) = clb_idle_scenario(&aws, CLB).await;
     let (report, _) = diagnose_and_publish(&moto, &aws, "clb_idle_timeout", &event).await;
     assert_eq!(codes(&report), ["idle-timeout-exceeded"], "{report:#}");
     let finding = &report["findings"][0];

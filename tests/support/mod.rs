@@ -778,3 +778,32 @@ pub async fn deny_low_ephemeral_egress(aws: &Aws, net: &Network) {
     )
     .await;
 }
+
+/// A Classic LB `name` with 2 instances whose latency reaches its 60 s idle timeout, and the
+/// HTTPCode_ELB_5XX alarm event on it.
+pub async fn clb_idle_scenario(aws: &Aws, name: &str) -> (Network, String) {
+    let net = network(aws, &[31380]).await;
+    clb(aws, &net, name, 2).await;
+    let now = now();
+    let dimension = ("LoadBalancerName", name);
+    put_metric(
+        aws,
+        "AWS/ELB",
+        dimension,
+        "Latency",
+        &[12.3, 60.0, 60.0],
+        now,
+    )
+    .await;
+    put_metric(
+        aws,
+        "AWS/ELB",
+        dimension,
+        "HTTPCode_ELB_5XX",
+        &[0.0, 7.0, 12.0],
+        now,
+    )
+    .await;
+    let event = alarm_event("AWS/ELB", "HTTPCode_ELB_5XX", dimension, "SUM", now);
+    (net, event)
+}

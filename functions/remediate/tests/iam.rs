@@ -280,29 +280,7 @@ async fn the_template_grants_exactly_what_the_functions_call() {
 
     // Classic LB idle timeout: instance targets, DescribeInstanceHealth.
     let (_moto, aws, t) = fresh().await;
-    let net = network(&aws, &[31380]).await;
-    clb(&aws, &net, "a1b2c3d4e5f6", 2).await;
-    let now = now();
-    let dimension = ("LoadBalancerName", "a1b2c3d4e5f6");
-    put_metric(
-        &aws,
-        "AWS/ELB",
-        dimension,
-        "Latency",
-        &[12.3, 60.0, 60.0],
-        now,
-    )
-    .await;
-    put_metric(
-        &aws,
-        "AWS/ELB",
-        dimension,
-        "HTTPCode_ELB_5XX",
-        &[0.0, 7.0, 12.0],
-        now,
-    )
-    .await;
-    let event = alarm_event("AWS/ELB", "HTTPCode_ELB_5XX", dimension, "SUM", now);
+    let (_, event) = clb_idle_scenario(&aws, "a1b2c3d4e5f6").await;
     seen.run(&aws, &t, &event).await;
 
     let template = template();
