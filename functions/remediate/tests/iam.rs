@@ -20,8 +20,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use elbmedic_aws::clients::{CallLimits, Clients};
 use elbmedic_aws::remediate::ledger::Ledger;
+use flows::policy::{granted, is_read, template, Grant};
 use flows::*;
-use serde_yaml::Value as Yaml;
 use support::moto::{use_moto, Moto};
 use support::*;
 
@@ -54,73 +54,6 @@ const PLATFORM: &[(&str, &str)] = &[
 const UNSEEN_READS: &[(&str, &str)] = &[];
 
 const LEDGER: &str = "elbmedic-ledger";
-
-fn template() -> Yaml {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/template.yaml");
-    let text = std::fs::read_to_string(path).expect("infra/template.yaml");
-    serde_yaml::from_str(&text).expect("infra/template.yaml is YAML")
-}
-
-/// An `Action` element: one string or a list of them.
-fn actions_of(statement: &Yaml) -> Vec<String> {
-    match &statement["Action"] {
-        Yaml::String(one) => vec![one.clone()],
-        Yaml::Sequence(many) => many
-            .iter()
-            .filter_map(|a| a.as_str().map(str::to_string))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// A granted action and the statement (`Sid`) granting it, with whether its resource is `*`.
-#[derive(Debug, Clone, PartialEq)]
-struct Grant {
-    sid: String,
-    any_resource: bool,
-}
-
-/// The actions the role's inline policies allow.
-fn granted(template: &Yaml, role: &str) -> BTreeMap<String, Grant> {
-    let resource = &template["Resources"][role];
-    assert_eq!(
-        resource["Type"].as_str(),
-        Some("AWS::IAM::Role"),
-        "{role} is not a role in the template"
-    );
-    let mut grants = BTreeMap::new();
-    let policies = resource["Properties"]["Policies"]
-        .as_sequence()
-        .expect("the role has inline policies");
-    for policy in policies {
-        let statements = policy["PolicyDocument"]["Statement"]
-            .as_sequence()
-            .expect("a policy has statements");
-        for statement in statements {
-            assert_eq!(statement["Effect"].as_str(), Some("Allow"), "{statement:?}");
-            let sid = statement["Sid"].as_str().unwrap_or("(no Sid)").to_string();
-            let any_resource = statement["Resource"].as_str() == Some("*");
-            for action in actions_of(statement) {
-                grants.insert(
-                    action,
-                    Grant {
-                        sid: sid.clone(),
-                        any_resource,
-                    },
-                );
-            }
-        }
-    }
-    grants
-}
-
-/// Read-only by IAM's naming: Describe, Get and List calls.
-fn is_read(action: &str) -> bool {
-    let name = action.split_once(':').map_or(action, |(_, n)| n);
-    ["Describe", "Get", "List"]
-        .iter()
-        .any(|p| name.starts_with(p))
-}
 
 /// Everything wrong between what `role` is granted and what its function was seen calling.
 fn audit(

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod policy;
+
 use elbmedic_aws::settings::Config;
 use elbmedic_engine::plan::config::RemediationConfig;
 use serde_json::{json, Value};
@@ -22,10 +24,12 @@ pub fn sns_event(message: &str) -> String {
 /// Runs one plan through `handler` as an SNS record; the invocation's summary.
 pub async fn run_plan(handler: &elbmedic_remediate::Handler, plan: &str, run: &str) -> Value {
     let payload: Value = serde_json::from_str(&sns_event(plan)).unwrap();
-    handler
+    let summary = handler
         .handle(&payload, now(), run)
         .await
-        .expect("no failed invocation")
+        .expect("no failed invocation");
+    policy::assert_granted("RemediateRole", &handler.actions().await);
+    summary
 }
 
 pub struct Topics {
@@ -92,6 +96,7 @@ pub async fn planned_by(
         .handle(&payload, Some(ACCOUNT), now())
         .await
         .unwrap();
+    policy::assert_granted("DiagnoseRole", &handler.actions().await);
     let _diagnosis = published_report(aws, &t.reports_queue).await;
     published_report(aws, &t.plans_queue).await.to_string()
 }
