@@ -415,7 +415,20 @@ def plain_alarms():
     old = clb_alarm("HTTPCode_ELB_5XX", arn=False)
     alb_tg = alarm_message("checkout-tg-504", "HTTPCode_ELB_504_Count", "AWS/ApplicationELB",
                            [{"value": "eu-west-1b", "name": "AvailabilityZone"}] + alb_dims(with_tg=True))
+    # A composite alarm over two children, fired by one: no Trigger, its rule names the
+    # children by ARN (unquoted, as CloudWatch writes them), TriggeringChildren the one that fired.
+    child_arns = [f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{ALB_NAME}-{m}"
+                  for m in ("HTTPCode_ELB_504_Count", "HTTPCode_ELB_5XX_Count")]
+    composite = {k: v for k, v in alb_alarm("HTTPCode_ELB_504_Count").items() if k != "Trigger"}
+    composite.update({
+        "AlarmName": "checkout-ingress-5xx",
+        "AlarmArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:checkout-ingress-5xx",
+        "NewStateReason": f"{child_arns[0]} transitioned to ALARM at Monday 23 November, 2026 18:00:00 UTC",
+        "AlarmRule": " OR ".join(f"ALARM({arn})" for arn in child_arns),
+        "TriggeringChildren": [{"Arn": child_arns[0], "State": {"Value": "ALARM", "Timestamp": CHANGE_TIME}}],
+    })
     return {
+        "composite-alb-5xx": sns_event(composite),
         "clb-http-5xx": sns_event(clb_alarm("HTTPCode_ELB_5XX")),
         "clb-backend-connection-errors": sns_event(clb_alarm("BackendConnectionErrors")),
         "clb-latency": sns_event(clb_alarm("Latency", statistic="MAXIMUM", threshold=55.0)),

@@ -102,10 +102,10 @@ pub fn snapshot(event_path: &str) -> Result<Exit> {
     let runtime = live::runtime()?;
     let mut exit = Exit::Ok;
     let mut worlds = Vec::new();
-    for (index, record) in records.into_iter().enumerate() {
+    for (number, record) in expand_composites(records, &runtime) {
         match record {
             Err(error) => {
-                output::warn(&format!("error: record {}: {error}", index + 1));
+                output::warn(&format!("error: record {number}: {error}"));
                 exit = Exit::BadInput;
             }
             Ok(Intake::Diagnose {
@@ -116,12 +116,11 @@ pub fn snapshot(event_path: &str) -> Result<Exit> {
                 worlds.push(serde_json::to_value(world)?);
             }
             Ok(other) => {
-                if matches!(other, Intake::Unsupported { .. }) && exit == Exit::Ok {
+                if is_unsupported(&other) && exit == Exit::Ok {
                     exit = Exit::Unsupported;
                 }
                 output::warn(&format!(
-                    "record {}: {} is not diagnosed ({:?}), so nothing was gathered",
-                    index + 1,
+                    "record {number}: {} is not diagnosed ({:?}), so nothing was gathered",
                     other.alarm().alarm_name,
                     other.alarm().state
                 ));
@@ -173,8 +172,9 @@ fn understood(intake: &Intake) -> serde_json::Value {
         Intake::Recovered { .. } => ("recovered", None),
         Intake::Skipped { reason, .. } => ("skipped", Some(reason.as_str())),
         Intake::Unsupported { reason, .. } => ("unsupported", Some(reason.as_str())),
+        Intake::Composite { .. } => ("composite", None),
     };
-    json!({
+    let mut value = json!({
         "alarm_name": alarm.alarm_name,
         "state": alarm.state,
         "region": alarm.region,
@@ -184,7 +184,11 @@ fn understood(intake: &Intake) -> serde_json::Value {
         "outcome": outcome,
         "reason": reason,
         "expression": alarm.expression,
-    })
+    });
+    if let Intake::Composite { children, .. } = intake {
+        value["children"] = json!(children);
+    }
+    value
 }
 
 fn read_event(path: &str) -> Result<Vec<Result<Intake, IntakeError>>> {
@@ -206,6 +210,47 @@ fn read_snapshot(path: &str) -> Result<Snapshot> {
 
 fn same_lb(lb: &LbRef, world: &Snapshot) -> bool {
     lb.kind == world.load_balancer.kind && lb.id == world.load_balancer.id
+}
+
+/// Exit 3 territory: an alarm elbmedic does not diagnose, or a composite alarm in ALARM that
+/// could not be followed to its children (offline replay cannot read them).
+fn is_unsupported(intake: &Intake) -> bool {
+    match intake {
+        Intake::Unsupported { .. } => true,
+        Intake::Composite { alarm, .. } => alarm.state == alarm::AlarmState::Alarm,
+        _ => false,
+    }
+}
+
+type Numbered = Vec<(usize, Result<Intake, IntakeError>)>;
+
+/// Records with their 1-based numbers, as the messages name them.
+fn numbered(records: Vec<Result<Intake, IntakeError>>) -> Numbered {
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(index, record)| (index + 1, record))
+        .collect()
+}
+
+/// Follows each composite alarm to the child alarms that fired it (this reads CloudWatch);
+/// children keep their composite's record number.
+fn expand_composites(
+    records: Vec<Result<Intake, IntakeError>>,
+    runtime: &tokio::runtime::Runtime,
+) -> Numbered {
+    let mut expanded = Vec::new();
+    for (number, record) in numbered(records) {
+        match record {
+            Ok(intake @ Intake::Composite { .. }) => {
+                for child in runtime.block_on(live::expand(intake)) {
+                    expanded.push((number, Ok(child)));
+                }
+            }
+            other => expanded.push((number, other)),
+        }
+    }
+    expanded
 }
 
 /// Where the facts about the load balancer come from.
@@ -236,8 +281,11 @@ fn run_records(
         },
         _ => None,
     };
-    for (index, record) in records.into_iter().enumerate() {
-        let number = index + 1;
+    let records = match (source, &runtime) {
+        (Source::Live, Some(runtime)) => expand_composites(records, runtime),
+        _ => numbered(records),
+    };
+    for (number, record) in records {
         let intake = match record {
             Err(error) => {
                 output::warn(&format!("error: record {number}: {error}"));
@@ -246,7 +294,7 @@ fn run_records(
             }
             Ok(intake) => intake,
         };
-        if matches!(intake, Intake::Unsupported { .. }) && exit == Exit::Ok {
+        if is_unsupported(&intake) && exit == Exit::Ok {
             exit = Exit::Unsupported;
         }
         let report = match (&intake, source) {

@@ -39,6 +39,12 @@ pub async fn snapshot(alarm: &Alarm, lb: &LbRef) -> Snapshot {
     pipeline::snapshot_for(&clients, alarm, lb, now(), DEFAULT_DEADLINE).await
 }
 
+/// A composite alarm followed to its children, read in the alarm's region.
+pub async fn expand(intake: Intake) -> Vec<Intake> {
+    let clients = Clients::load(&intake.alarm().region, CallLimits::default()).await;
+    elbmedic_aws::composite::expand(&clients, intake).await
+}
+
 pub async fn report(intake: &Intake) -> Report {
     pipeline::report_for(intake, None, now(), DEFAULT_DEADLINE)
         .await

@@ -166,6 +166,35 @@ fn unsupported_alarms_exit_3_with_the_reason() {
     }
 }
 
+/// A composite alarm is understood (its children named); offline it cannot be followed to
+/// them, and says so with exit 3 rather than failing as a malformed alarm.
+#[test]
+fn a_composite_alarm_names_its_children_and_needs_a_live_diagnosis() {
+    let path = "events/alarms/composite-alb-5xx.json";
+    let understood = run(&["alarm", "--event", path]);
+    assert_eq!(understood.status.code(), Some(0), "{}", stderr(&understood));
+    let value: serde_json::Value = serde_json::from_slice(&understood.stdout).unwrap();
+    assert_eq!(value["outcome"], "composite");
+    assert_eq!(
+        value["children"],
+        serde_json::json!(["k8s-shop-checkout-6f1e2d3c4b-HTTPCode_ELB_504_Count"])
+    );
+    let offline = run(&[
+        "diagnose",
+        "--event",
+        path,
+        "--snapshot",
+        "events/scenarios/alb-idle-timeout/snapshot.json",
+    ]);
+    assert_eq!(offline.status.code(), Some(3), "{}", stderr(&offline));
+    let text = stdout(&offline);
+    assert!(
+        text.starts_with("UNSUPPORTED: checkout-ingress-5xx is a composite alarm"),
+        "{text}"
+    );
+    assert!(text.contains("replay a child alarm's message"), "{text}");
+}
+
 #[test]
 fn ok_and_insufficient_data_exit_0_without_a_snapshot() {
     let ok = run(&["diagnose", "--event", "events/alarms/alb-ok.json"]);

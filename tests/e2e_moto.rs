@@ -119,6 +119,47 @@ async fn alb_idle_timeout() {
         .contains("idle_timeout.timeout_seconds,Value=120"));
 }
 
+/// A composite alarm names no metric: elbmedic reads the child that fired it from CloudWatch
+/// and diagnoses that child's load balancer, saying which composite it came through.
+#[tokio::test]
+async fn a_composite_alarm_is_diagnosed_through_the_child_that_fired_it() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let (_, child_event) = clb_idle_scenario(&aws, CLB).await;
+    let event = composite_of(&aws, &child_event).await;
+    let (report, published) = diagnose_and_publish(&moto, &aws, "composite_alarm", &event).await;
+    assert_eq!(codes(&report), ["idle-timeout-exceeded"], "{report:#}");
+    assert_eq!(report["alarm"]["name"], "e2e-HTTPCode_ELB_5XX");
+    assert_eq!(report["alarm"]["via_composite"], "e2e-ingress-composite");
+    assert_eq!(report["load_balancer"]["name"], CLB);
+    assert_eq!(published["alarm"]["via_composite"], "e2e-ingress-composite");
+}
+
+/// A composite alarm whose children are gone says so, with exit 3, instead of failing.
+#[tokio::test]
+async fn a_composite_alarm_without_readable_children_is_reported_unsupported() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let (_, child_event) = clb_idle_scenario(&aws, CLB).await;
+    let event = composite_of(&aws, &child_event).await;
+    aws.cloudwatch
+        .delete_alarms()
+        .alarm_names("e2e-HTTPCode_ELB_5XX")
+        .send()
+        .await
+        .unwrap();
+    let path = scratch("composite_gone", "event.json", &event);
+    let output = elbmedic(&moto, &["diagnose", "--event", &path, "--format", "json"]);
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["verdict"]["status"], "unsupported");
+    let headline = report["verdict"]["headline"].as_str().unwrap();
+    assert!(
+        headline.contains("e2e-HTTPCode_ELB_5XX: no such alarm in eu-west-1"),
+        "{headline}"
+    );
+}
+
 #[tokio::test]
 async fn nacl_denies_ephemeral_replies_on_the_node_subnets() {
     let moto = Moto::start();

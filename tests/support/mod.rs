@@ -648,6 +648,55 @@ pub fn alarm_event(
     .to_string()
 }
 
+/// Turns an alarm event into the event of a composite alarm that this alarm fired: the child
+/// metric alarm is created on the server (as DescribeAlarms then finds it), and the composite's
+/// message names it in TriggeringChildren and its rule, as CloudWatch sends it.
+pub async fn composite_of(aws: &Aws, child_event: &str) -> String {
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
+    let event: serde_json::Value = serde_json::from_str(child_event).unwrap();
+    let child: serde_json::Value =
+        serde_json::from_str(event["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+    let trigger = &child["Trigger"];
+    let name = child["AlarmName"].as_str().unwrap();
+    let mut put = aws
+        .cloudwatch
+        .put_metric_alarm()
+        .alarm_name(name)
+        .namespace(trigger["Namespace"].as_str().unwrap())
+        .metric_name(trigger["MetricName"].as_str().unwrap())
+        .statistic(Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(5.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold);
+    for dimension in trigger["Dimensions"].as_array().unwrap() {
+        put = put.dimensions(
+            Dimension::builder()
+                .name(dimension["name"].as_str().unwrap())
+                .value(dimension["value"].as_str().unwrap())
+                .build(),
+        );
+    }
+    put.send().await.unwrap();
+    let child_arn = child["AlarmArn"].as_str().unwrap();
+    let message = serde_json::json!({
+        "AlarmName": "e2e-ingress-composite",
+        "AlarmDescription": "any 5xx alarm of the ingress",
+        "AWSAccountId": "123456789012",
+        "NewStateValue": "ALARM",
+        "NewStateReason": format!("{child_arn} transitioned to ALARM at {}", child["StateChangeTime"]),
+        "StateChangeTime": child["StateChangeTime"],
+        "Region": "EU (Ireland)",
+        "AlarmArn": format!("arn:aws:cloudwatch:{REGION}:123456789012:alarm:e2e-ingress-composite"),
+        "OldStateValue": "OK",
+        "AlarmRule": format!("ALARM(\"{name}\") OR ALARM(\"e2e-other\")"),
+        "TriggeringChildren": [{"Arn": child_arn, "State": {"Value": "ALARM", "Timestamp": child["StateChangeTime"]}}]
+    });
+    let mut composite = event.clone();
+    composite["Records"][0]["Sns"]["Message"] = serde_json::json!(message.to_string());
+    composite.to_string()
+}
+
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

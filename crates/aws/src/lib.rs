@@ -6,6 +6,7 @@
 //! Not for: deciding anything. That is the engine's job.
 
 pub mod clients;
+pub mod composite;
 pub mod gather;
 pub mod pipeline;
 pub mod publish;

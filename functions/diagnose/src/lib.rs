@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use elbmedic_aws::clients::{CallLimits, Clients};
+use elbmedic_aws::composite;
 use elbmedic_aws::pipeline;
 use elbmedic_aws::publish::publish_report;
 use elbmedic_aws::remediate;
@@ -83,15 +84,23 @@ impl Handler {
             .await;
         let mut summary = Vec::new();
         let mut failures = Vec::new();
+        let mut intakes = Vec::new();
         for (index, record) in records.into_iter().enumerate() {
-            let intake = match record {
-                Ok(intake) => intake,
+            match record {
+                Ok(intake @ Intake::Composite { .. }) => {
+                    let clients = self.clients(&intake.alarm().region).await;
+                    for child in composite::expand(&clients, intake).await {
+                        intakes.push((index, child));
+                    }
+                }
+                Ok(intake) => intakes.push((index, intake)),
                 Err(error) => {
                     tracing::error!(record = index + 1, error = %error, "record skipped: not a readable alarm");
                     summary.push(json!({"record": index + 1, "error": error.to_string()}));
-                    continue;
                 }
-            };
+            }
+        }
+        for (index, intake) in intakes {
             let (mut report, world) = self.report(&intake, own_account, now).await;
             if let (
                 Intake::Diagnose {

@@ -2,8 +2,8 @@
 //!
 //! Both functions run in-process on a real moto server through every path that calls AWS: an
 //! ALB with a NACL dropping replies (and a prefix-list rule), an ALB missing its SG rule, an
-//! ALB and a Classic LB timing out, each diagnosed, planned and remediated in auto with the
-//! ledger. Every operation their SDK clients perform is recorded by the call recorder. Then,
+//! ALB (alarmed through a composite alarm) and a Classic LB timing out, each diagnosed,
+//! planned and remediated in auto with the ledger. Every operation their SDK clients perform is recorded by the call recorder. Then,
 //! for each function's role in the template:
 //! - every action called is granted;
 //! - every write granted is called (a write nobody calls is a permission nobody needs);
@@ -206,10 +206,11 @@ async fn the_template_grants_exactly_what_the_functions_call() {
     seen.run(&aws, &t, &alb_event("HTTPCode_ELB_504_Count", &id, at))
         .await;
 
-    // ALB idle timeout: ModifyLoadBalancerAttributes, the ledger's cooldown.
+    // ALB idle timeout, alarmed through a composite alarm: DescribeAlarms (diagnose follows
+    // the composite to its child), ModifyLoadBalancerAttributes, the ledger's cooldown.
     let (_moto, aws, t) = fresh().await;
     let (_, event) = idle_scenario(&aws).await;
-    seen.run(&aws, &t, &event).await;
+    seen.run(&aws, &t, &composite_of(&aws, &event).await).await;
 
     // Classic LB idle timeout: instance targets, DescribeInstanceHealth.
     let (_moto, aws, t) = fresh().await;
@@ -344,12 +345,18 @@ fn the_template_is_read_as_iam_reads_it() {
         !diagnose.keys().any(|a| a.starts_with("dynamodb:")),
         "diagnose reads no ledger"
     );
-    // Both roles read the same state: remediate gathers exactly as diagnose does.
+    // Both roles read the same state: remediate gathers exactly as diagnose does. Only
+    // diagnose follows composite alarms: a plan names the child alarm already.
     let reads = |g: &BTreeMap<String, Grant>| -> BTreeSet<String> {
         g.keys()
             .filter(|a| is_read(a) && !a.starts_with("dynamodb:"))
             .cloned()
             .collect()
     };
-    assert_eq!(reads(&diagnose), reads(&remediate));
+    let diagnose_only: Vec<String> = reads(&diagnose)
+        .difference(&reads(&remediate))
+        .cloned()
+        .collect();
+    assert_eq!(diagnose_only, ["cloudwatch:DescribeAlarms"]);
+    assert!(reads(&remediate).is_subset(&reads(&diagnose)));
 }

@@ -20,6 +20,25 @@ pub struct RawAlarm {
     pub state_change_time: Option<String>,
     pub region: Option<String>,
     pub trigger: Option<RawTrigger>,
+    /// A composite alarm's rule, e.g. `ALARM("alb-504") OR ALARM("alb-5xx")`.
+    pub alarm_rule: Option<String>,
+    /// The children whose state change fired a composite alarm.
+    #[serde(default, deserialize_with = "lenient_list")]
+    pub triggering_children: Vec<RawChild>,
+}
+
+/// One entry of a composite alarm's `TriggeringChildren`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RawChild {
+    pub arn: Option<String>,
+    pub state: Option<RawChildState>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RawChildState {
+    pub value: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -6,13 +6,14 @@
 //! any order), so the message is modelled here with `Option`s everywhere and interpreted in a
 //! second step. Not for: fetching anything, or deciding causes.
 
+pub mod composite;
 mod message;
 mod region;
 
 use serde::Serialize;
 use thiserror::Error;
 
-pub use message::{RawAlarm, RawDimension, RawMetricDataQuery, RawTrigger};
+pub use message::{RawAlarm, RawChild, RawDimension, RawMetricDataQuery, RawTrigger};
 pub use region::region_from_display_name;
 
 /// Upper bound on the input we accept: real SNS events are at most a few hundred KiB.
@@ -162,9 +163,13 @@ pub struct Alarm {
     pub comparison: Option<String>,
     /// The metric(s) the alarm watches: one for a plain alarm, several for metric math.
     pub metrics: Vec<AlarmMetric>,
-    /// The metric-math expression that returns data, for a metric-math alarm.
+    /// The metric-math expression that returns data, for a metric-math alarm; the rule, for a
+    /// composite alarm.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expression: Option<String>,
+    /// The composite alarm that notified, when this child alarm was resolved from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via_composite: Option<String>,
 }
 
 impl Alarm {
@@ -193,6 +198,9 @@ pub enum Intake {
     },
     /// A valid alarm elbmedic does not handle (another namespace, several LBs, SEARCH, ...).
     Unsupported { alarm: Alarm, reason: String },
+    /// A composite alarm: it names no metric, so the child alarms that fired it (`children`,
+    /// alarm names) are read from CloudWatch and diagnosed instead ([`composite`]).
+    Composite { alarm: Alarm, children: Vec<String> },
 }
 
 impl Intake {
@@ -201,7 +209,18 @@ impl Intake {
             Self::Diagnose { alarm, .. }
             | Self::Recovered { alarm, .. }
             | Self::Skipped { alarm, .. }
-            | Self::Unsupported { alarm, .. } => alarm,
+            | Self::Unsupported { alarm, .. }
+            | Self::Composite { alarm, .. } => alarm,
+        }
+    }
+
+    fn alarm_mut(&mut self) -> &mut Alarm {
+        match self {
+            Self::Diagnose { alarm, .. }
+            | Self::Recovered { alarm, .. }
+            | Self::Skipped { alarm, .. }
+            | Self::Unsupported { alarm, .. }
+            | Self::Composite { alarm, .. } => alarm,
         }
     }
 
@@ -210,7 +229,7 @@ impl Intake {
             Self::Diagnose { load_balancer, .. }
             | Self::Recovered { load_balancer, .. }
             | Self::Skipped { load_balancer, .. } => Some(load_balancer),
-            Self::Unsupported { .. } => None,
+            Self::Unsupported { .. } | Self::Composite { .. } => None,
         }
     }
 }
@@ -282,10 +301,11 @@ fn interpret(envelope: &message::Envelope) -> Result<Intake, IntakeError> {
             "NewStateValue {state_text:?} is not ALARM, OK or INSUFFICIENT_DATA"
         ))
     })?;
-    let trigger = raw
-        .trigger
-        .as_ref()
-        .ok_or_else(|| not_alarm("no Trigger"))?;
+    if raw.trigger.is_none() && raw.alarm_rule.is_none() {
+        return Err(not_alarm(
+            "no Trigger, and no AlarmRule (so not a composite alarm either)",
+        ));
+    }
     let region = region::resolve(
         raw.alarm_arn.as_deref(),
         envelope.topic_arn.as_deref(),
@@ -295,9 +315,7 @@ fn interpret(envelope: &message::Envelope) -> Result<Intake, IntakeError> {
         context: context.clone(),
         display: raw.region.clone().unwrap_or_default(),
     })?;
-    let (metrics, expression, search) = trigger_metrics(trigger);
-    let state_change_epoch = raw.state_change_time.as_deref().and_then(parse_timestamp);
-    let alarm = Alarm {
+    let mut alarm = Alarm {
         alarm_name,
         alarm_arn: raw.alarm_arn.clone(),
         description: raw.alarm_description.clone(),
@@ -306,15 +324,28 @@ fn interpret(envelope: &message::Envelope) -> Result<Intake, IntakeError> {
         previous_state: raw.old_state_value.as_deref().and_then(AlarmState::parse),
         reason: raw.new_state_reason.clone(),
         state_change_time: raw.state_change_time.clone(),
-        state_change_epoch,
+        state_change_epoch: raw.state_change_time.as_deref().and_then(parse_timestamp),
         region,
-        period_seconds: trigger.period.or_else(|| trigger.metric_period()),
-        evaluation_periods: trigger.evaluation_periods,
-        threshold: trigger.threshold,
-        comparison: trigger.comparison_operator.clone(),
-        metrics,
-        expression,
+        period_seconds: None,
+        evaluation_periods: None,
+        threshold: None,
+        comparison: None,
+        metrics: Vec::new(),
+        expression: None,
+        via_composite: None,
     };
+    let Some(trigger) = raw.trigger.as_ref() else {
+        let children = composite::children_to_resolve(raw, state);
+        alarm.expression = raw.alarm_rule.clone();
+        return Ok(Intake::Composite { alarm, children });
+    };
+    let (metrics, expression, search) = trigger_metrics(trigger);
+    alarm.period_seconds = trigger.period.or_else(|| trigger.metric_period());
+    alarm.evaluation_periods = trigger.evaluation_periods;
+    alarm.threshold = trigger.threshold;
+    alarm.comparison = trigger.comparison_operator.clone();
+    alarm.metrics = metrics;
+    alarm.expression = expression;
     let unsupported = |alarm: Alarm, reason: String| Ok(Intake::Unsupported { alarm, reason });
     if let Some(search) = search {
         return unsupported(

@@ -37,8 +37,13 @@ pub fn render_markdown(report: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "- **Alarm:** `{}` on `{}`: {}{}",
+        "- **Alarm:** `{}`{} on `{}`: {}{}",
         alarm.name,
+        alarm
+            .via_composite
+            .as_deref()
+            .map(|c| format!(" (fired composite alarm `{c}`)"))
+            .unwrap_or_default(),
         alarm
             .expression
             .as_deref()

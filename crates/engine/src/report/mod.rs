@@ -11,7 +11,7 @@ mod wrap;
 
 use serde::Serialize;
 
-use crate::alarm::{Alarm, Intake, LbKind, LbRef};
+use crate::alarm::{Alarm, AlarmState, Intake, LbKind, LbRef};
 use crate::context::Owner;
 use crate::diagnosis::{diagnose, Verdict, VerdictStatus};
 use crate::finding::Finding;
@@ -58,6 +58,9 @@ pub struct AlarmSummary {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
+    /// The composite alarm that notified, when this alarm is one of its children.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via_composite: Option<String>,
 }
 
 impl AlarmSummary {
@@ -80,6 +83,7 @@ impl AlarmSummary {
             state_change_time: alarm.state_change_time.clone(),
             reason: alarm.reason.clone(),
             account_id: alarm.account_id.clone(),
+            via_composite: alarm.via_composite.clone(),
         }
     }
 }
@@ -209,6 +213,29 @@ impl Report {
                 ),
                 None,
             ),
+            Intake::Composite { alarm, children } => {
+                let name = &alarm.alarm_name;
+                match alarm.state {
+                    AlarmState::Ok => (
+                        VerdictStatus::Recovered,
+                        format!("composite alarm {name} is back to OK"),
+                        None,
+                    ),
+                    AlarmState::InsufficientData => (
+                        VerdictStatus::Skipped,
+                        format!("composite alarm {name} is INSUFFICIENT_DATA; there is nothing to diagnose"),
+                        None,
+                    ),
+                    AlarmState::Alarm => (
+                        VerdictStatus::Unsupported,
+                        format!(
+                            "{name} is a composite alarm; its child alarms ({}) are read from CloudWatch only in a live diagnosis. Offline, replay a child alarm's message",
+                            if children.is_empty() { "none named".to_string() } else { children.join(", ") }
+                        ),
+                        None,
+                    ),
+                }
+            }
         };
         Some(Self {
             report_version: REPORT_VERSION,

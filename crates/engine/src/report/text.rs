@@ -103,8 +103,13 @@ fn header(report: &Report, out: &mut String) {
         .as_deref()
         .map(|t| format!(" at {t}"))
         .unwrap_or_default();
+    let via = alarm
+        .via_composite
+        .as_deref()
+        .map(|c| format!(" (fired composite alarm {c})"))
+        .unwrap_or_default();
     let line = format!(
-        "Alarm: {} on {what}{threshold}: {}{when}",
+        "Alarm: {}{via} on {what}{threshold}: {}{when}",
         alarm.name, alarm.state
     );
     out.push_str(&wrap(&line, WIDTH, ""));
