@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use elbmedic_engine::alarm::{Alarm, Intake, LbRef};
+use elbmedic_engine::alarm::{Alarm, AlarmState, Intake, LbRef};
 use elbmedic_engine::report::Report;
 use elbmedic_engine::snapshot::Snapshot;
 
@@ -61,8 +61,35 @@ pub async fn report_for(
     }
 }
 
-/// Whether a record's report goes to the on-call topic: INSUFFICIENT_DATA is acknowledged
-/// and not published; everything else is.
+/// Whether a record's report goes to the on-call topic: INSUFFICIENT_DATA (of a metric or a
+/// composite alarm) is acknowledged and not published; everything else is.
 pub fn worth_publishing(intake: &Intake) -> bool {
-    !matches!(intake, Intake::Skipped { .. })
+    match intake {
+        Intake::Skipped { .. } => false,
+        Intake::Composite { alarm, .. } => alarm.state != AlarmState::InsufficientData,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use elbmedic_engine::alarm::parse_input;
+
+    #[test]
+    fn insufficient_data_is_not_published_for_metric_or_composite_alarms() {
+        let composite = |state: &str| {
+            let message = serde_json::json!({
+                "AlarmName": "c", "NewStateValue": state, "AlarmRule": "ALARM(\"a\")",
+                "AlarmArn": "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:c",
+            });
+            parse_input(message.to_string().as_bytes())
+                .unwrap()
+                .remove(0)
+                .unwrap()
+        };
+        assert!(worth_publishing(&composite("ALARM")));
+        assert!(worth_publishing(&composite("OK")));
+        assert!(!worth_publishing(&composite("INSUFFICIENT_DATA")));
+    }
 }
