@@ -47,9 +47,35 @@ pub struct Snapshot {
     pub metrics: Vec<MetricSeries>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eks: Option<EksCluster>,
+    /// What elbmedic itself last changed on this load balancer, from the remediation ledger;
+    /// `None` when no ledger was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<History>,
     /// Facts that could not be observed, and why.
     #[serde(default)]
     pub gaps: Vec<Gap>,
+}
+
+/// elbmedic's own past changes to the load balancer, as its ledger recorded them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    /// The last idle-timeout raise elbmedic applied; `None` when it never raised it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_raise: Option<IdleTimeoutRaise>,
+}
+
+/// One idle-timeout raise applied by `remediate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdleTimeoutRaise {
+    /// When it was applied (epoch seconds).
+    pub at: i64,
+    /// Seconds before and after; unknown in records written before they were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -429,6 +455,7 @@ pub enum GapFact {
     PrefixList,
     Metrics,
     EksCluster,
+    RemediationHistory,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -457,6 +484,7 @@ impl std::fmt::Display for GapFact {
             Self::PrefixList => "prefix lists",
             Self::Metrics => "metrics",
             Self::EksCluster => "the EKS cluster",
+            Self::RemediationHistory => "elbmedic's remediation history",
         })
     }
 }

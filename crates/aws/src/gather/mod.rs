@@ -183,6 +183,7 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
         prefix_lists: Vec::new(),
         metrics: Vec::new(),
         eks: None,
+        history: None,
         gaps: Vec::new(),
     };
     match lb.kind {

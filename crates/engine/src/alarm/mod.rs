@@ -163,10 +163,12 @@ pub struct Alarm {
     pub comparison: Option<String>,
     /// The metric(s) the alarm watches: one for a plain alarm, several for metric math.
     pub metrics: Vec<AlarmMetric>,
-    /// The metric-math expression that returns data, for a metric-math alarm; the rule, for a
-    /// composite alarm.
+    /// The metric-math expression that returns data, for a metric-math alarm.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expression: Option<String>,
+    /// A composite alarm's rule (`ALARM("a") OR ALARM("b")`); it then watches no metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
     /// The composite alarm that notified, when this child alarm was resolved from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via_composite: Option<String>,
@@ -332,11 +334,12 @@ fn interpret(envelope: &message::Envelope) -> Result<Intake, IntakeError> {
         comparison: None,
         metrics: Vec::new(),
         expression: None,
+        rule: None,
         via_composite: None,
     };
     let Some(trigger) = raw.trigger.as_ref() else {
         let children = composite::children_to_resolve(raw, state);
-        alarm.expression = raw.alarm_rule.clone();
+        alarm.rule = raw.alarm_rule.clone();
         return Ok(Intake::Composite { alarm, children });
     };
     let (metrics, expression, search) = trigger_metrics(trigger);

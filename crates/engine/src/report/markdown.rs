@@ -45,8 +45,9 @@ pub fn render_markdown(report: &Report) -> String {
             .map(|c| format!(" (fired composite alarm `{c}`)"))
             .unwrap_or_default(),
         alarm
-            .expression
+            .rule
             .as_deref()
+            .or(alarm.expression.as_deref())
             .or(alarm.metric.as_deref())
             .unwrap_or("-"),
         alarm.state,

@@ -58,6 +58,9 @@ pub struct AlarmSummary {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
+    /// A composite alarm's rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
     /// The composite alarm that notified, when this alarm is one of its children.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub via_composite: Option<String>,
@@ -83,6 +86,7 @@ impl AlarmSummary {
             state_change_time: alarm.state_change_time.clone(),
             reason: alarm.reason.clone(),
             account_id: alarm.account_id.clone(),
+            rule: alarm.rule.clone(),
             via_composite: alarm.via_composite.clone(),
         }
     }

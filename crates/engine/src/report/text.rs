@@ -83,6 +83,12 @@ fn header(report: &Report, out: &mut String) {
         }
     }
     let what = match (&alarm.metric, &alarm.expression) {
+        _ if alarm.rule.is_some() => {
+            format!(
+                "composite rule {}",
+                alarm.rule.as_deref().unwrap_or_default()
+            )
+        }
         (_, Some(expression)) => format!("metric math {expression}"),
         (Some(metric), None) => format!(
             "{metric}{}",

@@ -50,8 +50,12 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         LbKind::Classic => classic(ctx, timeout),
         LbKind::Application => application(ctx, timeout),
     };
+    let history = past_raise(ctx, timeout);
     match found {
-        Ok(finding) => {
+        Ok(mut finding) => {
+            if let Some(past) = history {
+                with_past_raise(&mut finding, past);
+            }
             out.checked.push(Check::new(
                 NAME,
                 CheckStatus::Problem,
@@ -59,9 +63,79 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             ));
             out.findings.push(*finding);
         }
-        Err(check) => out.checked.push(check),
+        Err(mut check) => {
+            if let Some(past) = history {
+                check.detail = format!("{}; {}", check.detail, past.text);
+            }
+            out.checked.push(check)
+        }
     }
     out
+}
+
+/// elbmedic's own last raise of this LB's idle timeout, read against the current value.
+struct PastRaise {
+    text: String,
+    /// The value is below what elbmedic set: something put it back.
+    reverted: bool,
+}
+
+fn past_raise(ctx: &Context<'_>, timeout: u32) -> Option<PastRaise> {
+    let raise = ctx.snapshot.history.as_ref()?.idle_timeout_raise.as_ref()?;
+    let when = chrono::DateTime::from_timestamp(raise.at, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| format!("epoch {}", raise.at));
+    let plan = raise
+        .plan_id
+        .as_deref()
+        .map(|id| format!(" (plan {id})"))
+        .unwrap_or_default();
+    let change = match (raise.from_seconds, raise.to_seconds) {
+        (Some(from), Some(to)) => format!(" from {from} s to {to} s"),
+        (None, Some(to)) => format!(" to {to} s"),
+        _ => String::new(),
+    };
+    let done = format!("elbmedic raised the idle timeout{change} at {when}{plan}");
+    Some(match raise.to_seconds {
+        Some(to) if timeout < to => {
+            let who = match ctx.kind() {
+                LbKind::Classic => "most likely the Kubernetes cloud provider, which rewrites ConnectionSettings.IdleTimeout from the Service's annotation (60 s without one) at every Service sync",
+                LbKind::Application => "most likely the AWS Load Balancer Controller, whose load-balancer-attributes annotation names idle_timeout.timeout_seconds, or an infrastructure-as-code run",
+            };
+            PastRaise {
+                text: format!("{done}, and it is {timeout} s again: something put it back, {who}"),
+                reverted: true,
+            }
+        }
+        Some(_) => PastRaise {
+            text: format!("{done}; it still holds ({timeout} s)"),
+            reverted: false,
+        },
+        None => PastRaise {
+            text: done,
+            reverted: false,
+        },
+    })
+}
+
+/// A raise that was put back is not made again: the owner of the setting would revert it
+/// again. Only the durable fix lasts, so the remedy is withdrawn and the report says why.
+fn with_past_raise(finding: &mut Finding, past: PastRaise) {
+    if !past.reverted {
+        finding.evidence.push(Evidence::observation(format!(
+            "{}, and requests still run into it: they take longer than that",
+            past.text
+        )));
+        return;
+    }
+    finding.evidence.push(Evidence::observation(past.text));
+    {
+        finding.remedies.clear();
+        finding.fix.notes.insert(
+            0,
+            "The direct change was reverted before: apply the durable fix (the annotation) first, or it will be reverted again. elbmedic does not raise it again by itself.".into(),
+        );
+    }
 }
 
 const NAME: &str = "idle timeout vs. latency";
@@ -328,6 +402,69 @@ mod tests {
             .unwrap()
             .contains("-n shop annotate service orders"));
         assert!(finding.fix.notes[0].contains("502"));
+    }
+
+    fn raised(to: u32) -> crate::snapshot::History {
+        crate::snapshot::History {
+            idle_timeout_raise: Some(crate::snapshot::IdleTimeoutRaise {
+                at: 1_795_000_000,
+                from_seconds: Some(60),
+                to_seconds: Some(to),
+                plan_id: Some("p-7f3a".into()),
+            }),
+        }
+    }
+
+    /// The Classic LB is at 60 s again after elbmedic set 120 s: the Service sync put it
+    /// back. The report says so, and the raise is not offered again, only the annotation.
+    #[test]
+    fn a_reverted_raise_is_named_and_not_remedied_again() {
+        let mut world = scenario_snapshot("clb-idle-timeout");
+        world.history = Some(raised(120));
+        let out = run(check, "clb-idle-timeout", &world);
+        let finding = &out.findings[0];
+        let said: Vec<&str> = finding.evidence.iter().map(|e| e.summary()).collect();
+        let history = said
+            .iter()
+            .find(|s| s.starts_with("elbmedic raised"))
+            .expect("the past raise is evidence");
+        assert!(
+            history.contains(
+                "from 60 s to 120 s at 2026-11-18 11:06 UTC (plan p-7f3a), and it is 60 s again"
+            ),
+            "{history}"
+        );
+        assert!(history.contains("Service sync"), "{history}");
+        assert!(finding.remedies.is_empty(), "not raised again by elbmedic");
+        assert!(finding.fix.notes[0].contains("reverted before"));
+        assert!(
+            finding.fix.durable.is_some(),
+            "the annotation is still given"
+        );
+    }
+
+    /// A raise that holds and 504s at the new value: the requests are longer still.
+    #[test]
+    fn a_raise_that_holds_is_evidence_that_requests_take_longer() {
+        let mut world = scenario_snapshot("clb-idle-timeout");
+        world.history = Some(raised(60));
+        let out = run(check, "clb-idle-timeout", &world);
+        let finding = &out.findings[0];
+        assert!(!finding.remedies.is_empty());
+        assert!(finding.evidence.iter().any(|e| e
+            .summary()
+            .contains("it still holds (60 s), and requests still run into it")));
+
+        // No finding: the check line carries the history.
+        world.load_balancer.idle_timeout_seconds = Some(120);
+        world.history = Some(raised(120));
+        let out = run(check, "clb-idle-timeout", &world);
+        assert!(out.findings.is_empty());
+        assert!(
+            out.checked[0].detail.contains("it still holds (120 s)"),
+            "{}",
+            out.checked[0].detail
+        );
     }
 
     #[test]

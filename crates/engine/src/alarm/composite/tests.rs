@@ -75,9 +75,10 @@ fn a_composite_alarm_names_the_children_that_fired_it() {
     assert_eq!(alarm.state, AlarmState::Alarm);
     assert!(alarm.metrics.is_empty());
     assert_eq!(
-        alarm.expression.as_deref(),
+        alarm.rule.as_deref(),
         Some(r#"ALARM("alb-504") OR ALARM("alb-5xx")"#)
     );
+    assert_eq!(alarm.expression, None);
 }
 
 #[test]
