@@ -36,7 +36,7 @@ fn now() -> i64 {
 
 pub async fn snapshot(alarm: &Alarm, lb: &LbRef) -> Snapshot {
     let clients = Clients::load(&alarm.region, CallLimits::default()).await;
-    pipeline::snapshot_for(&clients, alarm, lb, now(), DEFAULT_DEADLINE).await
+    pipeline::snapshot_for(&clients, alarm, lb, now(), DEFAULT_DEADLINE, None).await
 }
 
 /// A composite alarm followed to its children, read in the alarm's region.
@@ -46,7 +46,7 @@ pub async fn expand(intake: Intake) -> Vec<Intake> {
 }
 
 pub async fn report(intake: &Intake) -> Report {
-    pipeline::report_for(intake, None, now(), DEFAULT_DEADLINE)
+    pipeline::report_for(intake, None, now(), DEFAULT_DEADLINE, None)
         .await
         .0
 }
@@ -69,6 +69,7 @@ pub async fn remediated(intake: &Intake, config: &RemediationConfig) -> Report {
         Some(&clients),
         now,
         DEFAULT_DEADLINE,
+        config.ledger_table.as_deref(),
     ))
     .await;
     let Some(world) = world else { return report };

@@ -488,6 +488,7 @@ async fn round_trips_are_within_budget() {
             &load_balancer,
             now,
             elbmedic_aws::gather::DEFAULT_DEADLINE,
+            None,
         )
         .await;
         assert!(

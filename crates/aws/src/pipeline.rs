@@ -10,13 +10,15 @@ use elbmedic_engine::snapshot::Snapshot;
 use crate::clients::{CallLimits, Clients};
 use crate::gather::{gather, GatherOptions};
 
-/// Gathers the snapshot of the alarm's load balancer, with the window the alarm evaluated.
+/// Gathers the snapshot of the alarm's load balancer, with the window the alarm evaluated,
+/// and elbmedic's own history of it from `ledger_table` when one is given.
 pub async fn snapshot_for(
     clients: &Clients,
     alarm: &Alarm,
     lb: &LbRef,
     now: i64,
     deadline: Duration,
+    ledger_table: Option<&str>,
 ) -> Snapshot {
     let mut options = GatherOptions::new(
         now,
@@ -26,6 +28,7 @@ pub async fn snapshot_for(
     );
     options.account_id = alarm.account_id.clone();
     options.deadline = deadline;
+    options.ledger_table = ledger_table.map(str::to_string);
     gather(clients, lb, &options).await
 }
 
@@ -36,6 +39,7 @@ pub async fn report_for(
     clients: Option<&Clients>,
     now: i64,
     deadline: Duration,
+    ledger_table: Option<&str>,
 ) -> (Report, Option<Snapshot>) {
     match intake {
         Intake::Diagnose {
@@ -51,7 +55,15 @@ pub async fn report_for(
                 }
             };
             // Boxed: the gather's future is deep, and callers nest it further.
-            let world = Box::pin(snapshot_for(clients, alarm, load_balancer, now, deadline)).await;
+            let world = Box::pin(snapshot_for(
+                clients,
+                alarm,
+                load_balancer,
+                now,
+                deadline,
+                ledger_table,
+            ))
+            .await;
             (Report::diagnosed(alarm, load_balancer, &world), Some(world))
         }
         other => match Report::without_diagnosis(other) {

@@ -191,6 +191,7 @@ impl Handler {
             _ => None,
         };
         let deadline = self.config.gather_deadline;
-        pipeline::report_for(intake, clients.as_ref(), now, deadline).await
+        let ledger = self.remediation.ledger_table.as_deref();
+        pipeline::report_for(intake, clients.as_ref(), now, deadline, ledger).await
     }
 }

@@ -679,3 +679,88 @@ async fn the_ledger_holds_the_cooldown_the_lock_and_the_audit_trail() {
         .contains("remediation in progress"));
     assert_eq!(idle_timeout(&aws, &arn).await, raised);
 }
+
+/// The controller puts an applied raise back: the next diagnosis, reading the ledger, names
+/// elbmedic's raise and the revert, withdraws the raise from the plan (it would be reverted
+/// again), and points at the durable annotation.
+#[tokio::test]
+async fn a_raise_that_was_put_back_is_reported_and_not_made_again() {
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    let t = topics(&aws).await;
+    let (_, event) = idle_scenario(&aws).await;
+    let arn = alb_arn(&aws, ALB).await;
+    let clients = Clients::load(REGION, CallLimits::default()).await;
+    Ledger::new(clients.dynamodb.clone(), "elbmedic-ledger")
+        .create_table()
+        .await
+        .unwrap();
+    let with_ledger = [("LEDGER_TABLE", "elbmedic-ledger")];
+
+    let plan = PlanMessage::parse(&planned(&aws, &t, &event, &with_ledger).await).unwrap();
+    let Action::RaiseIdleTimeout { from: 60, to } = plan.plan.actions[0] else {
+        panic!("{:?}", plan.plan.actions)
+    };
+    let handler = remediate_handler(
+        &t.reports,
+        &[
+            ("REMEDIATION_MODE", "auto"),
+            ("LEDGER_TABLE", "elbmedic-ledger"),
+        ],
+    );
+    let summary = run_plan(&handler, &plan.to_json(), "first").await;
+    assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
+    let _outcome = published_report(&aws, &t.reports_queue).await;
+
+    // The Ingress's annotation still says 60 s: the controller writes it back.
+    aws.elbv2
+        .modify_load_balancer_attributes()
+        .load_balancer_arn(&arn)
+        .attributes(
+            aws_sdk_elasticloadbalancingv2::types::LoadBalancerAttribute::builder()
+                .key("idle_timeout.timeout_seconds")
+                .value("60")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let diagnose = diagnose_handler(&t, &with_ledger);
+    let payload: Value = serde_json::from_str(&event).unwrap();
+    diagnose
+        .handle(&payload, Some(ACCOUNT), now())
+        .await
+        .unwrap();
+    let report = published_report(&aws, &t.reports_queue).await;
+    let finding = &report["findings"][0];
+    assert_eq!(finding["code"], "idle-timeout-exceeded", "{report:#}");
+    let evidence: Vec<&str> = finding["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["summary"].as_str())
+        .collect();
+    let expected = format!(
+        "from 60 s to {to} s at {}",
+        chrono::DateTime::from_timestamp(now(), 0)
+            .unwrap()
+            .format("%Y-%m-%d")
+    );
+    assert!(
+        evidence.iter().any(|e| e.contains(&expected)
+            && e.contains(&format!("(plan {})", plan.plan.id))
+            && e.contains("and it is 60 s again")),
+        "{evidence:#?}"
+    );
+    assert!(
+        finding["remedies"].as_array().is_none_or(|r| r.is_empty()),
+        "{finding:#}"
+    );
+    assert!(finding["fix"]["notes"][0]
+        .as_str()
+        .unwrap()
+        .contains("reverted before"));
+    assert_ne!(report["remediation"]["stage"], "planned", "{report:#}");
+}

@@ -8,7 +8,8 @@
 //! - every action called is granted;
 //! - every write granted is called (a write nobody calls is a permission nobody needs);
 //! - every read granted but never called is on [`UNSEEN_READS`], with the reason;
-//! - what Lambda, SNS and SQS use on the function's behalf is on [`PLATFORM`], and granted.
+//! - what Lambda, SNS, SQS and DynamoDB use on the function's behalf is on [`PLATFORM`] (and
+//!   [`REMEDIATE_PLATFORM`]), and granted.
 //!
 //! The unit tests below feed the same audit a policy with each kind of fault.
 
@@ -45,7 +46,24 @@ const PLATFORM: &[(&str, &str)] = &[
     ),
     (
         "kms:Decrypt",
-        "SNS and SQS need it beside GenerateDataKey to use the stack's key for the caller",
+        "SNS and SQS need it beside GenerateDataKey to use the stack's key for the caller; DynamoDB to read the ledger encrypted with it",
+    ),
+    (
+        "kms:DescribeKey",
+        "DynamoDB reads the ledger under the stack's key as the caller",
+    ),
+];
+
+/// What DynamoDB needs, beyond [`PLATFORM`], to write the ledger under the stack's key as
+/// `remediate` (the actions AWS's own key policy for DynamoDB allows callers).
+const REMEDIATE_PLATFORM: &[(&str, &str)] = &[
+    (
+        "kms:Encrypt",
+        "DynamoDB writes the ledger under the stack's key as the caller",
+    ),
+    (
+        "kms:ReEncrypt*",
+        "DynamoDB writes the ledger under the stack's key as the caller",
     ),
 ];
 
@@ -119,7 +137,7 @@ struct Seen {
 
 impl Seen {
     async fn run(&mut self, aws: &Aws, t: &Topics, event: &str) {
-        let diagnose = diagnose_handler(t, &[]);
+        let diagnose = diagnose_handler(t, &[("LEDGER_TABLE", LEDGER)]);
         let plan = planned_by(&diagnose, aws, t, event).await;
         let remediate = remediate_handler(
             &t.reports,
@@ -225,11 +243,13 @@ async fn the_template_grants_exactly_what_the_functions_call() {
         PLATFORM,
         UNSEEN_READS,
     );
+    let remediate_platform: Vec<(&str, &str)> =
+        PLATFORM.iter().chain(REMEDIATE_PLATFORM).copied().collect();
     problems.extend(audit(
         "RemediateRole",
         &granted(&template, "RemediateRole"),
         &seen.remediate,
-        PLATFORM,
+        &remediate_platform,
         UNSEEN_READS,
     ));
     assert!(
@@ -341,9 +361,14 @@ fn the_template_is_read_as_iam_reads_it() {
     assert_eq!(diagnose["sns:Publish"].sid, "PublishReportsAndPlans");
     assert!(diagnose["ec2:DescribeSubnets"].any_resource);
     assert!(!remediate["ec2:CreateNetworkAclEntry"].any_resource);
-    assert!(
-        !diagnose.keys().any(|a| a.starts_with("dynamodb:")),
-        "diagnose reads no ledger"
+    let ledger: Vec<&String> = diagnose
+        .keys()
+        .filter(|a| a.starts_with("dynamodb:"))
+        .collect();
+    assert_eq!(
+        ledger,
+        ["dynamodb:GetItem"],
+        "diagnose only reads the ledger"
     );
     // Both roles read the same state: remediate gathers exactly as diagnose does. Only
     // diagnose follows composite alarms: a plan names the child alarm already.

@@ -27,11 +27,14 @@ use aws_smithy_types::date_time::Format as DateFormat;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::DateTime;
 use elbmedic_engine::alarm::{LbKind, LbRef};
-use elbmedic_engine::snapshot::{Gap, GapFact, GapReason, LoadBalancer, Snapshot, SCHEMA_VERSION};
+use elbmedic_engine::snapshot::{
+    Gap, GapFact, GapReason, History, LoadBalancer, Snapshot, SCHEMA_VERSION,
+};
 use tokio::time::Instant;
 
 use crate::clients::Clients;
-use crate::errors::{deadline_gap, gap};
+use crate::errors::{deadline_gap, gap, reason_of_code};
+use crate::remediate::ledger::Ledger;
 
 /// The default bound on a whole gather, well below a Lambda timeout of 30 s or more.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(20);
@@ -53,6 +56,8 @@ pub struct GatherOptions {
     /// When the snapshot is taken (epoch seconds).
     pub now: i64,
     pub account_id: Option<String>,
+    /// The remediation ledger to read elbmedic's own history of the LB from, if any.
+    pub ledger_table: Option<String>,
 }
 
 impl GatherOptions {
@@ -71,6 +76,7 @@ impl GatherOptions {
             periods: (evaluation_periods.unwrap_or(1).clamp(1, 100) + 5).min(86_400 / period),
             now,
             account_id: None,
+            ledger_table: None,
         }
     }
 }
@@ -186,9 +192,53 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
         history: None,
         gaps: Vec::new(),
     };
-    match lb.kind {
-        LbKind::Classic => classic::gather(clients, options, deadline, &mut world).await,
-        LbKind::Application => application::gather(clients, options, deadline, &mut world).await,
+    let state = async {
+        match lb.kind {
+            LbKind::Classic => classic::gather(clients, options, deadline, &mut world).await,
+            LbKind::Application => {
+                application::gather(clients, options, deadline, &mut world).await
+            }
+        }
+    };
+    let history = async {
+        match &options.ledger_table {
+            Some(table) => Some(history(clients, table, lb, deadline).await),
+            None => None,
+        }
+    };
+    // The ledger read runs beside the first round, so it adds no round trip.
+    let ((), history) = tokio::join!(state, history);
+    match history {
+        Some(Ok(history)) => world.history = Some(history),
+        Some(Err(gap)) => world.gaps.push(gap),
+        None => {}
     }
     world
+}
+
+/// elbmedic's own past changes to the LB, from the remediation ledger.
+async fn history(
+    clients: &Clients,
+    table: &str,
+    lb: &LbRef,
+    deadline: Instant,
+) -> Result<History, Gap> {
+    let ledger = Ledger::new(clients.dynamodb.clone(), table);
+    let read = bounded(
+        deadline,
+        ledger.last_idle_timeout_raise(&clients.region, &lb.id),
+    )
+    .await;
+    match read {
+        None => Err(deadline_gap(GapFact::RemediationHistory, Some(table))),
+        Some(Err(detail)) => Err(Gap {
+            fact: GapFact::RemediationHistory,
+            resource: Some(table.to_string()),
+            reason: reason_of_code(detail.split(':').next().unwrap_or_default()),
+            detail,
+        }),
+        Some(Ok(raise)) => Ok(History {
+            idle_timeout_raise: raise,
+        }),
+    }
 }

@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use elbmedic_engine::plan::PlanTarget;
+use elbmedic_engine::snapshot::IdleTimeoutRaise;
 
 /// A lock outlives any run (remediate's Lambda timeout is 60 s): a run that died leaves the
 /// LB locked for at most this long.
@@ -55,6 +56,10 @@ pub struct AuditRecord<'a> {
 
 fn lb_key(target: &PlanTarget) -> String {
     format!("{}#{}", target.region, target.id)
+}
+
+fn cooldown_key(region: &str, lb_id: &str) -> String {
+    format!("cooldown#idle#{region}#{lb_id}")
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
@@ -169,31 +174,45 @@ impl Ledger {
         }
     }
 
-    /// When the LB's idle timeout was last raised by elbmedic (epoch seconds).
+    /// The last idle-timeout raise elbmedic applied to the LB: the cooldown's clock, and the
+    /// history that diagnose reports (a raise the controller put back).
     pub async fn last_idle_timeout_raise(
         &self,
-        target: &PlanTarget,
-    ) -> Result<Option<i64>, String> {
-        let item = self
-            .get(&format!("cooldown#idle#{}", lb_key(target)))
-            .await?;
-        Ok(item.and_then(|i| number_of(&i, "raised_at")))
+        region: &str,
+        lb_id: &str,
+    ) -> Result<Option<IdleTimeoutRaise>, String> {
+        let item = self.get(&cooldown_key(region, lb_id)).await?;
+        Ok(item.and_then(|i| {
+            Some(IdleTimeoutRaise {
+                at: number_of(&i, "raised_at")?,
+                from_seconds: number_of(&i, "from_seconds").and_then(|v| u32::try_from(v).ok()),
+                to_seconds: number_of(&i, "to_seconds").and_then(|v| u32::try_from(v).ok()),
+                plan_id: text_of(&i, "plan_id"),
+            })
+        }))
     }
 
     pub async fn record_idle_timeout_raise(
         &self,
         target: &PlanTarget,
-        at: i64,
+        raise: &IdleTimeoutRaise,
     ) -> Result<(), String> {
-        self.client
+        let mut put = self
+            .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(format!("cooldown#idle#{}", lb_key(target))))
-            .item("raised_at", n(at))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| error_text(&e))
+            .item("pk", s(cooldown_key(&target.region, &target.id)))
+            .item("raised_at", n(raise.at));
+        if let Some(from) = raise.from_seconds {
+            put = put.item("from_seconds", n(i64::from(from)));
+        }
+        if let Some(to) = raise.to_seconds {
+            put = put.item("to_seconds", n(i64::from(to)));
+        }
+        if let Some(plan) = &raise.plan_id {
+            put = put.item("plan_id", s(plan));
+        }
+        put.send().await.map(|_| ()).map_err(|e| error_text(&e))
     }
 
     pub async fn audit(&self, target: &PlanTarget, record: &AuditRecord<'_>) -> Result<(), String> {

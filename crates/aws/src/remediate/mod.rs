@@ -17,7 +17,7 @@ use elbmedic_engine::plan::review::{review, Review};
 use elbmedic_engine::plan::{Action, Policy};
 use elbmedic_engine::report::remediation::RemediationSection;
 use elbmedic_engine::report::Report;
-use elbmedic_engine::snapshot::Snapshot;
+use elbmedic_engine::snapshot::{IdleTimeoutRaise, Snapshot};
 
 use crate::clients::Clients;
 use crate::pipeline::snapshot_for;
@@ -88,6 +88,7 @@ pub async fn remediate(
             &message.alarmed,
             now,
             settings.deadline,
+            None,
         ))
     };
     let before = gather().await;
@@ -200,13 +201,14 @@ async fn cooldown_refusal(
     if !matches!(action, Action::RaiseIdleTimeout { .. }) {
         return None;
     }
+    let target = &message.plan.load_balancer;
     match ledger
-        .last_idle_timeout_raise(&message.plan.load_balancer)
+        .last_idle_timeout_raise(&target.region, &target.id)
         .await
     {
-        Ok(Some(at)) if now - at < settings.cooldown_seconds => Some(format!(
+        Ok(Some(raise)) if now - raise.at < settings.cooldown_seconds => Some(format!(
             "the idle timeout was raised {} s ago; COOLDOWN allows one raise per {} s",
-            now - at,
+            now - raise.at,
             settings.cooldown_seconds
         )),
         Ok(_) => None,
@@ -238,8 +240,14 @@ async fn record(
         at: now,
     };
     let mut result = ledger.audit(target, &audit).await;
-    if matches!(step.action, Action::RaiseIdleTimeout { .. }) && result.is_ok() {
-        result = ledger.record_idle_timeout_raise(target, now).await;
+    if let (Action::RaiseIdleTimeout { from, to }, Ok(())) = (&step.action, &result) {
+        let raise = IdleTimeoutRaise {
+            at: now,
+            from_seconds: Some(*from),
+            to_seconds: Some(*to),
+            plan_id: Some(message.plan.id.clone()),
+        };
+        result = ledger.record_idle_timeout_raise(target, &raise).await;
     }
     if let Err(error) = result {
         notes.push(format!(
