@@ -112,7 +112,14 @@ pub fn snapshot(event_path: &str) -> Result<Exit> {
                 alarm,
                 load_balancer,
             }) => {
-                let world = runtime.block_on(live::snapshot(&alarm, &load_balancer));
+                let ledger = std::env::var("LEDGER_TABLE")
+                    .ok()
+                    .filter(|t| !t.trim().is_empty());
+                let world = runtime.block_on(live::snapshot(
+                    &alarm,
+                    &load_balancer,
+                    ledger.as_deref().map(str::trim),
+                ));
                 worlds.push(serde_json::to_value(world)?);
             }
             Ok(other) => {

@@ -34,9 +34,10 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-pub async fn snapshot(alarm: &Alarm, lb: &LbRef) -> Snapshot {
+/// The snapshot of the alarmed LB, with elbmedic's history from `ledger_table` if given.
+pub async fn snapshot(alarm: &Alarm, lb: &LbRef, ledger_table: Option<&str>) -> Snapshot {
     let clients = Clients::load(&alarm.region, CallLimits::default()).await;
-    pipeline::snapshot_for(&clients, alarm, lb, now(), DEFAULT_DEADLINE, None).await
+    pipeline::snapshot_for(&clients, alarm, lb, now(), DEFAULT_DEADLINE, ledger_table).await
 }
 
 /// A composite alarm followed to its children, read in the alarm's region.
