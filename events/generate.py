@@ -298,6 +298,14 @@ def scenarios():
     out["clb-idle-timeout"] = ("Classic LB: report exports run past the 60 s idle timeout",
                                clb_alarm("HTTPCode_ELB_5XX", description=None), w)
 
+    # The same exports a day later: elbmedic raised the timeout to 120 s that morning, and the
+    # next Service sync put 60 s back because the Service has no idle-timeout annotation.
+    w = clb_world(clb_metrics(e5xx=(0, 7, 12, 9, 0), latency=(12.3, 60.0, 60.0, 59.99, 31.2), requests=(820, 911, 874, 866, 893)))
+    w["history"] = {"idle_timeout_raise": {"at": 1795425120, "from_seconds": 60, "to_seconds": 120,
+                                           "plan_id": "plan-4f0c2a9d1e7b3865"}}
+    out["clb-idle-timeout-reverted"] = ("Classic LB: elbmedic's raise to 120 s was put back by the Service sync",
+                                        clb_alarm("HTTPCode_ELB_5XX", description=None), w)
+
     w = alb_world(alb_metrics(e5xx=(0, 4, 9, 6, 2), e504=(0, 4, 9, 6, 2),
                               trt_max=(8.1, 57.9, 59.4, 58.7, 41.0), trt_p99=(2.1, 41.0, 52.3, 49.0, 12.0)))
     out["alb-idle-timeout"] = ("ALB: checkout calls a slow payment API and idles past 60 s",

@@ -66,7 +66,7 @@ fn demo_lists_and_runs_every_scenario_in_every_format() {
         .lines()
         .map(|l| l.split_whitespace().next().unwrap())
         .collect();
-    assert_eq!(names.len(), 12);
+    assert_eq!(names.len(), 13);
     for name in &names {
         let json = run(&["demo", "--scenario", name, "--format", "json"]);
         assert_eq!(json.status.code(), Some(0));

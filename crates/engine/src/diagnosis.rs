@@ -162,6 +162,7 @@ mod tests {
         use FindingCode::*;
         let expected: &[(&str, &[FindingCode])] = &[
             ("clb-idle-timeout", &[IdleTimeoutExceeded]),
+            ("clb-idle-timeout-reverted", &[IdleTimeoutExceeded]),
             ("alb-idle-timeout", &[IdleTimeoutExceeded]),
             (
                 "nacl-ephemeral-node-subnets",

@@ -23,6 +23,7 @@ macro_rules! scenarios {
 
 scenarios!(
     "clb-idle-timeout",
+    "clb-idle-timeout-reverted",
     "alb-idle-timeout",
     "nacl-ephemeral-node-subnets",
     "nacl-ephemeral-lb-subnets",
