@@ -598,8 +598,18 @@ async fn forged_plans_change_nothing() {
     assert_eq!(idle_timeout(&aws, &arn).await, "60");
 }
 
-#[tokio::test]
-async fn the_ledger_holds_the_cooldown_the_lock_and_the_audit_trail() {
+/// The ALB idle-timeout scenario on a fresh moto, with the ledger table created.
+struct LedgerScenario {
+    _moto: Moto,
+    aws: Aws,
+    t: Topics,
+    event: String,
+    arn: String,
+    clients: Clients,
+    ledger: Ledger,
+}
+
+async fn idle_scenario_with_ledger() -> LedgerScenario {
     let moto = Moto::start();
     use_moto(&moto);
     let aws = Aws::new(&moto.url).await;
@@ -609,6 +619,28 @@ async fn the_ledger_holds_the_cooldown_the_lock_and_the_audit_trail() {
     let clients = Clients::load(REGION, CallLimits::default()).await;
     let ledger = Ledger::new(clients.dynamodb.clone(), "elbmedic-ledger");
     assert_eq!(ledger.create_table().await.unwrap(), "created");
+    LedgerScenario {
+        _moto: moto,
+        aws,
+        t,
+        event,
+        arn,
+        clients,
+        ledger,
+    }
+}
+
+#[tokio::test]
+async fn the_ledger_holds_the_cooldown_the_lock_and_the_audit_trail() {
+    let LedgerScenario {
+        _moto,
+        aws,
+        t,
+        event,
+        arn,
+        clients,
+        ledger,
+    } = idle_scenario_with_ledger().await;
     assert_eq!(ledger.create_table().await.unwrap(), "already exists");
     let with_ledger = [
         ("REMEDIATION_MODE", "auto"),
@@ -685,17 +717,14 @@ async fn the_ledger_holds_the_cooldown_the_lock_and_the_audit_trail() {
 /// again), and points at the durable annotation.
 #[tokio::test]
 async fn a_raise_that_was_put_back_is_reported_and_not_made_again() {
-    let moto = Moto::start();
-    use_moto(&moto);
-    let aws = Aws::new(&moto.url).await;
-    let t = topics(&aws).await;
-    let (_, event) = idle_scenario(&aws).await;
-    let arn = alb_arn(&aws, ALB).await;
-    let clients = Clients::load(REGION, CallLimits::default()).await;
-    Ledger::new(clients.dynamodb.clone(), "elbmedic-ledger")
-        .create_table()
-        .await
-        .unwrap();
+    let LedgerScenario {
+        _moto,
+        aws,
+        t,
+        event,
+        arn,
+        ..
+    } = idle_scenario_with_ledger().await;
     let with_ledger = [("LEDGER_TABLE", "elbmedic-ledger")];
 
     let plan = PlanMessage::parse(&planned(&aws, &t, &event, &with_ledger).await).unwrap();
