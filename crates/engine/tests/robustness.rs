@@ -2,12 +2,14 @@
 //! by hostile values (empty strings, bad CIDRs, ports 0 and 65535, huge and negative numbers,
 //! nulls, wrong types) go through intake, diagnosis and every renderer.
 
-use elbmedic_engine::alarm::{parse_input, Intake};
+use elbmedic_engine::alarm::{composite, parse_input, Intake};
 use elbmedic_engine::report::{Format, Report};
 use elbmedic_engine::scenarios::SCENARIOS;
 use elbmedic_engine::snapshot::Snapshot;
 use proptest::prelude::*;
 use serde_json::{json, Value};
+
+const COMPOSITE: &str = include_str!("../../../events/alarms/composite-alb-5xx.json");
 
 /// Values that have broken parsers before: boundaries, garbage, wrong types.
 fn hostile(pick: u64) -> Value {
@@ -128,6 +130,41 @@ proptest! {
                     match &intake {
                         Intake::Diagnose { alarm, load_balancer } => render_everything(&Report::diagnosed(alarm, load_balancer, &world)),
                         other => render_everything(&Report::without_diagnosis(other).unwrap()),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Composite alarms: a mutated message, any rule text, and mutated described children go
+    /// through intake, child resolution and the choice of what to diagnose.
+    #[test]
+    fn composite_alarms_and_their_children_never_panic(seed in any::<u64>(), mutations in 0usize..6, rule in "\\PC{0,120}", use_rule in any::<bool>(), scenario in 0..SCENARIOS.len()) {
+        let event: Value = serde_json::from_str(COMPOSITE).unwrap();
+        let mut message: Value = serde_json::from_str(event["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+        let mut seed = seed;
+        for _ in 0..mutations {
+            mutate(&mut message, &mut seed);
+        }
+        if use_rule {
+            message["AlarmRule"] = json!(rule);
+            message["TriggeringChildren"] = json!([]);
+        }
+        let _ = composite::names_in_rule(&rule);
+        let scenario_event: Value = serde_json::from_str(SCENARIOS[scenario].event).unwrap();
+        let mut child: Value = serde_json::from_str(scenario_event["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+        for _ in 0..mutations {
+            mutate(&mut child, &mut seed);
+        }
+        if let Ok(records) = parse_input(message.to_string().as_bytes()) {
+            for intake in records.into_iter().flatten() {
+                render_everything(&Report::without_diagnosis(&intake).unwrap());
+                if let Intake::Composite { alarm, children } = &intake {
+                    let resolved = vec![composite::child_intake(alarm, &child)];
+                    for chosen in composite::one_per_load_balancer(alarm, resolved, children) {
+                        if let Some(report) = Report::without_diagnosis(&chosen) {
+                            render_everything(&report);
+                        }
                     }
                 }
             }
