@@ -1,6 +1,7 @@
 //! What moto cannot show, through SDK-level mocks: pod IPs inside delegated prefixes
 //! (moto ignores `Ipv4Prefixes`), and faults answered as AWS answers them (access denied,
-//! throttled, not found), each of which must become a gap, never a failure.
+//! throttled, not found), each of which must become a gap (or, for a composite alarm's children,
+//! an unsupported notice), never a failure.
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ec2::types::{
@@ -243,4 +244,67 @@ async fn delegated_prefixes_place_pod_ips_and_faults_become_gaps() {
         .iter()
         .any(|f| f.code.as_str() == "check-incomplete"
             && f.fix.summary.contains("ec2:DescribeNetworkAcls")));
+}
+
+/// A role without the newer permissions: DescribeAlarms denied leaves the composite alarm
+/// unsupported, naming the permission; the ledger denied becomes a remediation-history gap.
+/// Neither fails the diagnosis.
+#[tokio::test]
+async fn denied_composite_children_and_ledger_are_reported_not_failed() {
+    let mut rules = alb_rules();
+    rules.extend(vpc_rules());
+    rules.extend(fault_rules());
+    rules.push(
+        mock!(aws_sdk_cloudwatch::Client::describe_alarms).then_http_response(|| {
+            http(
+                403,
+                "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:sts::111122223333:assumed-role/elbmedic-diagnose/run is not authorized to perform: cloudwatch:DescribeAlarms</Message></Error><RequestId>r3</RequestId></ErrorResponse>",
+            )
+        }),
+    );
+    rules.push(mock!(aws_sdk_dynamodb::Client::get_item).then_http_response(|| {
+        http(
+            400,
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#AccessDeniedException","message":"User: arn:aws:sts::111122223333:assumed-role/elbmedic-diagnose/run is not authorized to perform: dynamodb:GetItem on resource: arn:aws:dynamodb:eu-west-1:111122223333:table/elbmedic-ledger"}"#,
+        )
+    }));
+    let clients = clients(&rules).await;
+
+    let composite = r#"{"AlarmName":"ingress-5xx","NewStateValue":"ALARM","AlarmArn":"arn:aws:cloudwatch:eu-west-1:111122223333:alarm:ingress-5xx",
+        "AlarmRule":"ALARM(\"alb-504\")","TriggeringChildren":[{"Arn":"arn:aws:cloudwatch:eu-west-1:111122223333:alarm:alb-504","State":{"Value":"ALARM"}}]}"#;
+    let intake = elbmedic_engine::alarm::parse_input(composite.as_bytes())
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    let expanded = elbmedic_aws::composite::expand(&clients, intake).await;
+    let [elbmedic_engine::alarm::Intake::Unsupported { alarm, reason }] = expanded.as_slice()
+    else {
+        panic!("{expanded:?}")
+    };
+    assert_eq!(alarm.alarm_name, "ingress-5xx");
+    assert!(reason.contains("(alb-504)"), "{reason}");
+    assert!(reason.contains("AccessDenied"), "{reason}");
+    assert!(
+        reason.contains("needs cloudwatch:DescribeAlarms"),
+        "{reason}"
+    );
+
+    let lb = LbRef {
+        kind: LbKind::Application,
+        name: "checkout".into(),
+        id: "app/checkout/0123456789abcdef".into(),
+        target_group: None,
+    };
+    let mut options = GatherOptions::new(1_795_456_800, None, Some(60), Some(1));
+    options.ledger_table = Some("elbmedic-ledger".into());
+    let world = gather(&clients, &lb, &options).await;
+    assert_eq!(world.history, None);
+    let gap = world
+        .gaps
+        .iter()
+        .find(|g| g.fact == GapFact::RemediationHistory)
+        .unwrap_or_else(|| panic!("no history gap: {:?}", world.gaps));
+    assert_eq!(gap.reason, GapReason::AccessDenied, "{gap:?}");
+    assert_eq!(gap.resource.as_deref(), Some("elbmedic-ledger"));
+    assert_eq!(world.load_balancer.idle_timeout_seconds, Some(90));
 }
