@@ -88,7 +88,22 @@ impl Handler {
         for (index, record) in records.into_iter().enumerate() {
             match record {
                 Ok(intake @ Intake::Composite { .. }) => {
-                    let clients = self.clients(&intake.alarm().region).await;
+                    let alarm = intake.alarm();
+                    if let (Some(theirs), Some(own)) = (alarm.account_id.as_deref(), own_account) {
+                        if theirs != own {
+                            // Its children live in that account, out of this role's reach.
+                            let reason = format!("composite alarm of account {theirs}; elbmedic runs in account {own} and can only read the child alarms there. Deploy elbmedic in account {theirs} and point this alarm at that deployment's alarm topic");
+                            intakes.push((
+                                index,
+                                Intake::Unsupported {
+                                    alarm: alarm.clone(),
+                                    reason,
+                                },
+                            ));
+                            continue;
+                        }
+                    }
+                    let clients = self.clients(&alarm.region).await;
                     for child in composite::expand(&clients, intake).await {
                         intakes.push((index, child));
                     }

@@ -133,6 +133,30 @@ async fn a_cross_account_alarm_gets_a_notice_not_a_failure() {
         .as_str()
         .unwrap()
         .contains("cross-account diagnosis is not supported yet"));
+
+    // A composite alarm of that account: its children cannot be read from here either.
+    let composite = format!(
+        "{}/../../events/alarms/composite-alb-5xx.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let event: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(composite).unwrap()).unwrap();
+    let summary = handler
+        .handle(&event, Some("999999999999"), now())
+        .await
+        .expect("not a failed invocation");
+    assert_eq!(
+        summary["records"][0]["verdict"], "unsupported",
+        "{summary:#}"
+    );
+    let published = published_report(&aws, &queue).await;
+    let headline = published["verdict"]["headline"].as_str().unwrap();
+    assert!(
+        headline.contains(
+            "composite alarm of account 111122223333; elbmedic runs in account 999999999999"
+        ),
+        "{headline}"
+    );
 }
 
 #[tokio::test]
