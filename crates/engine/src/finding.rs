@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::shell::Script;
+
 use crate::netcheck::{Direction, Leg, NaclRuleRef};
 use crate::snapshot::PortRange;
 
@@ -213,15 +215,15 @@ pub struct Fix {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Command {
     pub description: String,
-    /// Shell text, possibly several lines, ready to paste.
-    pub command: String,
+    /// Command lines ready to paste, built from argument vectors (see [`crate::shell`]).
+    pub command: Script,
 }
 
 impl Command {
-    pub fn new(description: impl Into<String>, command: impl Into<String>) -> Self {
+    pub fn new(description: impl Into<String>, command: Script) -> Self {
         Self {
             description: description.into(),
-            command: command.into(),
+            command,
         }
     }
 }
@@ -231,7 +233,7 @@ impl Command {
 pub struct DurableFix {
     pub description: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub command: Option<String>,
+    pub command: Option<Script>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest: Option<String>,
     pub warning: String,

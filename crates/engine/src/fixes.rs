@@ -5,45 +5,67 @@ use crate::alarm::LbKind;
 use crate::context::{Context, Owner};
 use crate::finding::{Command, DurableFix};
 use crate::netcheck::Direction;
+use crate::argv;
+use crate::shell::{Script, Word};
 use crate::snapshot::{PortRange, SecurityGroup};
 
-/// Quotes a value for a POSIX shell when it needs it.
-pub fn shell_quote(value: &str) -> String {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c);
-    if !value.is_empty() && value.chars().all(safe) {
-        value.to_string()
-    } else {
-        format!("'{}'", value.replace('\'', r"'\''"))
+/// The ALB's ARN as gathered; without it, a first line that looks it up and a placeholder
+/// the engineer replaces (commands never run sub-commands: see [`crate::shell`]).
+fn alb_arn(region: &str, name: &str, arn: Option<&str>) -> (Option<Vec<Word>>, String) {
+    match arn {
+        Some(arn) => (None, arn.to_string()),
+        None => (
+            Some(argv![
+                "aws", "elbv2", "describe-load-balancers", "--region", region, "--names", name,
+                "--query", "LoadBalancers[0].LoadBalancerArn", "--output", "text"
+            ]),
+            ALB_ARN_PLACEHOLDER.to_string(),
+        ),
     }
 }
 
-/// The ALB's ARN, or a sub-command that looks it up by name.
-fn alb_arn(ctx: &Context<'_>) -> String {
-    let lb = &ctx.snapshot.load_balancer;
-    lb.arn.clone().unwrap_or_else(|| {
-        format!(
-            "\"$(aws elbv2 describe-load-balancers {} --names {} --query 'LoadBalancers[0].LoadBalancerArn' --output text)\"",
-            ctx.region_flag(),
-            shell_quote(&lb.name)
-        )
-    })
+/// Stands for an ARN that could not be read; the line before it prints the real one.
+pub const ALB_ARN_PLACEHOLDER: &str = "ALB_ARN";
+
+/// `first` (a look-up line, if any) followed by `line`.
+fn script(first: Option<Vec<Word>>, line: Vec<Word>) -> Script {
+    Script::lines(first.into_iter().chain([line]).collect())
+}
+
+/// The command that sets a load balancer's idle timeout (a fix, or a rollback).
+pub fn idle_timeout_script(
+    kind: LbKind,
+    region: &str,
+    name: &str,
+    arn: Option<&str>,
+    seconds: u32,
+) -> Script {
+    match kind {
+        LbKind::Classic => Script::line(argv![
+            "aws", "elb", "modify-load-balancer-attributes", "--region", region,
+            "--load-balancer-name", name,
+            "--load-balancer-attributes", format!("{{\"ConnectionSettings\":{{\"IdleTimeout\":{seconds}}}}}")
+        ]),
+        LbKind::Application => {
+            let (lookup, arn) = alb_arn(region, name, arn);
+            script(lookup, argv![
+                "aws", "elbv2", "modify-load-balancer-attributes", "--region", region,
+                "--load-balancer-arn", arn,
+                "--attributes", format!("Key=idle_timeout.timeout_seconds,Value={seconds}")
+            ])
+        }
+    }
 }
 
 pub fn set_idle_timeout(ctx: &Context<'_>, seconds: u32) -> Command {
     let lb = &ctx.snapshot.load_balancer;
-    let command = match lb.kind {
-        LbKind::Classic => format!(
-            "aws elb modify-load-balancer-attributes {} --load-balancer-name {} --load-balancer-attributes '{{\"ConnectionSettings\":{{\"IdleTimeout\":{seconds}}}}}'",
-            ctx.region_flag(),
-            shell_quote(&lb.name)
-        ),
-        LbKind::Application => format!(
-            "aws elbv2 modify-load-balancer-attributes {} --load-balancer-arn {} --attributes Key=idle_timeout.timeout_seconds,Value={seconds}",
-            ctx.region_flag(),
-            alb_arn(ctx)
-        ),
+    let command = idle_timeout_script(lb.kind, ctx.region(), &lb.name, lb.arn.as_deref(), seconds);
+    let description = if command.words().len() > 1 {
+        format!("Set the idle timeout to {seconds} s now (the first command prints the ARN to use for {ALB_ARN_PLACEHOLDER})")
+    } else {
+        format!("Set the idle timeout to {seconds} s now")
     };
-    Command::new(format!("Set the idle timeout to {seconds} s now"), command)
+    Command::new(description, command)
 }
 
 /// The annotation that keeps an idle timeout, and what happens without it.
@@ -53,10 +75,10 @@ pub fn durable_idle_timeout(ctx: &Context<'_>, seconds: u32) -> DurableFix {
     match (&ctx.owner, ctx.kind()) {
         (Owner::Service { namespace, name }, _) => DurableFix {
             description: format!("Annotate Service {namespace}/{name} so the cloud provider keeps the new timeout"),
-            command: Some(format!(
-                "kubectl -n {} annotate service {} --overwrite {CLB_KEY}={}",
-                shell_quote(namespace), shell_quote(name), shell_quote(&seconds.to_string())
-            )),
+            command: Some(Script::line(argv![
+                "kubectl", "-n", namespace, "annotate", "service", name, "--overwrite",
+                format!("{CLB_KEY}={seconds}")
+            ])),
             manifest: Some(format!("metadata:\n  annotations:\n    {CLB_KEY}: \"{seconds}\"")),
             warning: "Without the annotation the cloud provider writes IdleTimeout 60 back at the next sync of the Service (any update to it, or a controller restart).".into(),
         },
@@ -72,9 +94,10 @@ pub fn durable_idle_timeout(ctx: &Context<'_>, seconds: u32) -> DurableFix {
             description: format!(
                 "Set idle_timeout.timeout_seconds={seconds} in the {ALB_KEY} annotation of an Ingress of group {group}, merged with its current value"
             ),
-            command: Some(format!(
-                "kubectl get ingress -A -o jsonpath='{{range .items[?(@.metadata.annotations.alb\\.ingress\\.kubernetes\\.io/group\\.name==\"{group}\")]}}{{.metadata.namespace}}/{{.metadata.name}}: {{.metadata.annotations.alb\\.ingress\\.kubernetes\\.io/load-balancer-attributes}}{{\"\\n\"}}{{end}}'"
-            )),
+            command: Some(Script::line(argv![
+                "kubectl", "get", "ingress", "-A", "-o",
+                format!("jsonpath={{range .items[?(@.metadata.annotations.alb\\.ingress\\.kubernetes\\.io/group\\.name==\"{group}\")]}}{{.metadata.namespace}}/{{.metadata.name}}: {{.metadata.annotations.alb\\.ingress\\.kubernetes\\.io/load-balancer-attributes}}{{\"\\n\"}}{{end}}")
+            ])),
             manifest: Some(format!("metadata:\n  annotations:\n    {ALB_KEY}: idle_timeout.timeout_seconds={seconds}")),
             warning: "The annotation may sit on any Ingress of the group and holds a comma-separated list: edit the one that carries it and keep its other attributes. If it names idle_timeout.timeout_seconds, the controller restores that value at its next reconcile.".into(),
         },
@@ -93,16 +116,33 @@ pub fn durable_idle_timeout(ctx: &Context<'_>, seconds: u32) -> DurableFix {
     }
 }
 
-/// A shell snippet that sets one key of the ALB attributes annotation, keeping the others.
-fn merge_alb_attribute(namespace: &str, name: &str, key: &str, value: &str) -> String {
-    let (ns, ing) = (shell_quote(namespace), shell_quote(name));
-    format!(
-        "cur=$(kubectl -n {ns} get ingress {ing} -o jsonpath='{{.metadata.annotations.alb\\.ingress\\.kubernetes\\.io/load-balancer-attributes}}')\n\
-         keep=$(printf '%s' \"$cur\" | tr ',' '\\n' | grep -v '^{key}=' | grep -v '^$' | paste -sd, -)\n\
-         kubectl -n {ns} annotate ingress {ing} --overwrite alb.ingress.kubernetes.io/load-balancer-attributes=\"${{keep:+$keep,}}{key}={value}\""
-    )
+/// One line that sets one key of the ALB attributes annotation and keeps the others: it
+/// reads the current list, drops the key, appends it with the new value, and writes the
+/// list back. A pipeline, not a sub-command, so every value in it stays an argument.
+fn merge_alb_attribute(namespace: &str, name: &str, key: &str, value: &str) -> Script {
+    const ATTRIBUTES: &str = "alb.ingress.kubernetes.io/load-balancer-attributes";
+    let mut words = argv![
+        "kubectl", "-n", namespace, "get", "ingress", name, "-o",
+        "jsonpath={.metadata.annotations.alb\\.ingress\\.kubernetes\\.io/load-balancer-attributes}"
+    ];
+    words.push(Word::Op("|"));
+    words.extend(argv!["tr", ",", "\\n"]);
+    words.push(Word::Op("|"));
+    words.extend(argv!["grep", "-v", "-e", format!("^{key}="), "-e", "^$"]);
+    words.push(Word::Op("|"));
+    words.extend([Word::Op("{"), Word::from("cat"), Word::Op(";")]);
+    words.extend(argv!["echo", format!("{key}={value}")]);
+    words.extend([Word::Op(";"), Word::Op("}"), Word::Op("|")]);
+    words.extend(argv!["paste", "-sd,", "-"]);
+    words.push(Word::Op("|"));
+    words.extend(argv![
+        "xargs", "-I", "VALUE", "kubectl", "-n", namespace, "annotate", "ingress", name, "--overwrite",
+        format!("{ATTRIBUTES}=VALUE")
+    ]);
+    Script::line(words)
 }
 
+/// `aws ec2 create-network-acl-entry` for one allow entry.
 pub fn create_nacl_entry(
     region: &str,
     nacl_id: &str,
@@ -110,33 +150,55 @@ pub fn create_nacl_entry(
     rule_number: u16,
     ports: PortRange,
     cidr: &str,
-) -> String {
+) -> Script {
     let flag = if cidr.contains(':') {
         "--ipv6-cidr-block"
     } else {
         "--cidr-block"
     };
-    format!(
-        "aws ec2 create-network-acl-entry --region {region} --network-acl-id {nacl_id} --{} --rule-number {rule_number} --protocol tcp --port-range From={},To={} {flag} {cidr} --rule-action allow",
-        direction.as_str(),
-        ports.from,
-        ports.to
-    )
+    Script::line(argv![
+        "aws", "ec2", "create-network-acl-entry", "--region", region, "--network-acl-id", nacl_id,
+        format!("--{}", direction.as_str()), "--rule-number", rule_number, "--protocol", "tcp",
+        "--port-range", format!("From={},To={}", ports.from, ports.to), flag, cidr,
+        "--rule-action", "allow"
+    ])
 }
 
-pub fn authorize_sg(
+/// `aws ec2 delete-network-acl-entry`: the rollback of an entry, or the removal of a deny.
+pub fn delete_nacl_entry(region: &str, nacl_id: &str, direction: Direction, rule_number: u16) -> Script {
+    Script::line(argv![
+        "aws", "ec2", "delete-network-acl-entry", "--region", region, "--network-acl-id", nacl_id,
+        format!("--{}", direction.as_str()), "--rule-number", rule_number
+    ])
+}
+
+/// `aws ec2 authorize-security-group-ingress|egress` (or `revoke-`, for rollbacks) of TCP
+/// `port` from or to the group `peer_group`.
+pub fn security_group_rule(
+    verb: &str,
     region: &str,
     direction: Direction,
     group_id: &str,
     port: u16,
     peer_group: &str,
-    description: &str,
-) -> String {
-    format!(
-        "aws ec2 authorize-security-group-{} --region {region} --group-id {group_id} --ip-permissions 'IpProtocol=tcp,FromPort={port},ToPort={port},UserIdGroupPairs=[{{GroupId={peer_group},Description=\"{}\"}}]'",
-        direction.as_str(),
-        description.replace(['\'', '"'], "")
-    )
+    description: Option<&str>,
+) -> Script {
+    // The shorthand syntax has its own quoting; ids and the description are kept to the
+    // characters it passes through unquoted.
+    let plain = |text: &str| -> String {
+        text.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || " -_./:@+=".contains(*c))
+            .collect()
+    };
+    let pair = match description {
+        Some(text) => format!("GroupId={},Description=\"{}\"", plain(peer_group), plain(text)),
+        None => format!("GroupId={}", plain(peer_group)),
+    };
+    Script::line(argv![
+        "aws", "ec2", format!("{verb}-security-group-{}", direction.as_str()), "--region", region,
+        "--group-id", group_id, "--ip-permissions",
+        format!("IpProtocol=tcp,FromPort={port},ToPort={port},UserIdGroupPairs=[{{{pair}}}]")
+    ])
 }
 
 /// Security groups a Kubernetes controller fully reconciles: rules added by hand are revoked.
@@ -149,25 +211,34 @@ pub fn is_controller_managed(group: &SecurityGroup) -> bool {
             == Some("ManagedLBSecurityGroup")
 }
 
-/// `describe-target-health` (ALB) or `describe-instance-health` (Classic LB).
+/// `describe-target-health` per target group (ALB) or `describe-instance-health` (Classic
+/// LB), with the ARNs as gathered.
 pub fn describe_health(ctx: &Context<'_>, target_group_arn: Option<&str>) -> Command {
     let lb = &ctx.snapshot.load_balancer;
-    match (lb.kind, target_group_arn) {
-        (LbKind::Classic, _) => Command::new(
+    let region = ctx.region();
+    let health = |arn: &str| argv!["aws", "elbv2", "describe-target-health", "--region", region, "--target-group-arn", arn];
+    match lb.kind {
+        LbKind::Classic => Command::new(
             "See the health of every instance",
-            format!("aws elb describe-instance-health {} --load-balancer-name {}", ctx.region_flag(), shell_quote(&lb.name)),
+            Script::line(argv!["aws", "elb", "describe-instance-health", "--region", region, "--load-balancer-name", &lb.name]),
         ),
-        (LbKind::Application, Some(arn)) => Command::new(
-            "See the health of every target, with reasons",
-            format!("aws elbv2 describe-target-health {} --target-group-arn {arn}", ctx.region_flag()),
-        ),
-        (LbKind::Application, None) => Command::new(
-            "See the health of every target, with reasons",
-            format!(
-                "for tg in $(aws elbv2 describe-target-groups {} --load-balancer-arn {} --query 'TargetGroups[].TargetGroupArn' --output text); do aws elbv2 describe-target-health {} --target-group-arn \"$tg\"; done",
-                ctx.region_flag(), alb_arn(ctx), ctx.region_flag()
-            ),
-        ),
+        LbKind::Application => {
+            let arns: Vec<&str> = match target_group_arn {
+                Some(arn) => vec![arn],
+                None => ctx.snapshot.target_groups.iter().filter_map(|g| g.arn.as_deref()).collect(),
+            };
+            if arns.is_empty() {
+                let (lookup, arn) = alb_arn(region, &lb.name, lb.arn.as_deref());
+                return Command::new(
+                    "List the target groups (then run aws elbv2 describe-target-health --target-group-arn for each)",
+                    script(lookup, argv!["aws", "elbv2", "describe-target-groups", "--region", region, "--load-balancer-arn", arn]),
+                );
+            }
+            Command::new(
+                "See the health of every target, with reasons",
+                Script::lines(arns.into_iter().map(health).collect()),
+            )
+        }
     }
 }
 
@@ -176,15 +247,21 @@ pub fn show_backends(ctx: &Context<'_>) -> Option<Command> {
     match &ctx.owner {
         Owner::Service { namespace, name } => Some(Command::new(
             "See the Service's endpoints and pods",
-            format!("kubectl -n {ns} describe service {n} && kubectl -n {ns} get endpointslices -l kubernetes.io/service-name={n} -o wide", ns = shell_quote(namespace), n = shell_quote(name)),
+            Script::lines(vec![
+                argv!["kubectl", "-n", namespace, "describe", "service", name],
+                argv!["kubectl", "-n", namespace, "get", "endpointslices", "-l", format!("kubernetes.io/service-name={name}"), "-o", "wide"],
+            ]),
         )),
         Owner::Ingress { namespace, name } => Some(Command::new(
             "See the Ingress, its backends and their pods",
-            format!("kubectl -n {ns} describe ingress {n} && kubectl -n {ns} get pods -o wide", ns = shell_quote(namespace), n = shell_quote(name)),
+            Script::lines(vec![
+                argv!["kubectl", "-n", namespace, "describe", "ingress", name],
+                argv!["kubectl", "-n", namespace, "get", "pods", "-o", "wide"],
+            ]),
         )),
         Owner::IngressGroup { group } => Some(Command::new(
-            "See the target group bindings of the group",
-            format!("kubectl get targetgroupbindings -A -o wide  # IngressGroup {group}"),
+            format!("See the target group bindings (IngressGroup {group})"),
+            Script::line(argv!["kubectl", "get", "targetgroupbindings", "-A", "-o", "wide"]),
         )),
         Owner::Unknown => None,
     }

@@ -17,5 +17,6 @@ pub mod fixes;
 pub mod report;
 pub mod rules;
 pub mod scenarios;
+pub mod shell;
 #[cfg(test)]
 mod testkit;

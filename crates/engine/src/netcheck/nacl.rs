@@ -276,40 +276,216 @@ pub fn evaluate(
     CompiledAcl::new(acl).evaluate(direction, protocol, flows)
 }
 
-/// A rule number for a new allow entry that must decide `flows` before anything drops them:
-/// below the first explicit entry that would drop part of them, deterministic (so concurrent
-/// runs agree), preferring the conventional multiples of 10 and else the highest free number.
-/// `None` when no free number exists below that entry.
-pub fn rule_number_for_allow(
+/// Where a new allow entry for a flow set may be numbered: strictly between `after` and
+/// `before`. Computed from the NACL's entries as they are, never taken from a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllowWindow {
+    /// The highest explicit deny the allow must stay behind (0: none).
+    pub after: u16,
+    /// The entry that decides the dropped flows today ([`IMPLICIT_DENY_RULE_NUMBER`]: the
+    /// implicit deny): the allow must come first.
+    pub before: u16,
+    /// The explicit deny an allow in this window overrides (only with the override).
+    pub in_front_of_deny: Option<u16>,
+}
+
+impl AllowWindow {
+    pub fn contains(&self, rule_number: u16) -> bool {
+        self.after < rule_number && rule_number < self.before
+    }
+}
+
+impl std::fmt::Display for AllowWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let before = if self.before >= IMPLICIT_DENY_RULE_NUMBER {
+            "the implicit deny (*)".to_string()
+        } else {
+            format!("rule {}", self.before)
+        };
+        match self.after {
+            0 => write!(f, "below {before}"),
+            after => write!(f, "after explicit deny rule {after} and before {before}"),
+        }
+    }
+}
+
+/// Rule numbers of the explicit deny entries of `direction` that overlap `flows` in
+/// protocol, ports and addresses, whether or not they decide any of them today.
+pub fn overlapping_denies(
     acl: &NetworkAcl,
     direction: Direction,
     protocol: u8,
     flows: &[FlowBox],
-) -> Option<u16> {
+) -> Vec<u16> {
+    let Some(family) = flows.first().map(|f| f.addrs.family) else {
+        return Vec::new();
+    };
+    let mut numbers: Vec<u16> = acl
+        .entries
+        .iter()
+        .filter(|e| e.egress == direction.is_egress() && e.rule_number < IMPLICIT_DENY_RULE_NUMBER)
+        .filter_map(|e| {
+            let parsed = parse_entry(e)?;
+            let addrs = match family {
+                Family::Ipv4 => parsed.v4,
+                Family::Ipv6 => parsed.v6,
+            }?;
+            let ports = match parsed.protocol {
+                -1 => PortRange::ALL,
+                p if p == i16::from(protocol) => parsed.ports.unwrap_or(PortRange::ALL),
+                _ => return None,
+            };
+            let entry_box = FlowBox { addrs, ports };
+            (!parsed.allow && flows.iter().any(|f| f.intersect(&entry_box).is_some()))
+                .then_some(e.rule_number)
+        })
+        .collect();
+    // An unreadable entry might be a deny: treat it as one, so nothing is put in front of it.
+    numbers.extend(
+        acl.entries
+            .iter()
+            .filter(|e| {
+                e.egress == direction.is_egress()
+                    && e.rule_number < IMPLICIT_DENY_RULE_NUMBER
+                    && parse_entry(e).is_none()
+            })
+            .map(|e| e.rule_number),
+    );
+    numbers.sort_unstable();
+    numbers.dedup();
+    numbers
+}
+
+/// The window for a new allow entry that decides `flows`.
+///
+/// Without `override_explicit_deny` the allow goes after every explicit deny that overlaps
+/// it, so each deny keeps deciding its ports, and it fixes only what the implicit deny drops;
+/// when explicit denies drop everything that is dropped, there is no such window and the
+/// error says which deny decides. With the override, the allow goes in front of the first
+/// entry that drops.
+pub fn allow_window(
+    acl: &NetworkAcl,
+    direction: Direction,
+    protocol: u8,
+    flows: &[FlowBox],
+    override_explicit_deny: bool,
+) -> Result<AllowWindow, String> {
     let outcome = evaluate(acl, direction, protocol, flows);
-    let ceiling = outcome
+    let first_explicit_drop = outcome
         .drops()
         .filter_map(|d| match d.rule {
             NaclRuleRef::Entry { rule_number } => Some(rule_number),
             NaclRuleRef::ImplicitDeny => None,
         })
-        .min()
-        .unwrap_or(IMPLICIT_DENY_RULE_NUMBER);
+        .min();
+    if override_explicit_deny {
+        return Ok(AllowWindow {
+            after: 0,
+            before: first_explicit_drop.unwrap_or(IMPLICIT_DENY_RULE_NUMBER),
+            in_front_of_deny: first_explicit_drop,
+        });
+    }
+    let implicit_drops = outcome
+        .drops()
+        .any(|d| d.rule == NaclRuleRef::ImplicitDeny);
+    if let (Some(deny), false) = (first_explicit_drop, implicit_drops) {
+        return Err(format!(
+            "explicit deny rule {deny} decides the dropped traffic; an allow in front of it needs OVERRIDE_EXPLICIT_DENY=true"
+        ));
+    }
+    let after = overlapping_denies(acl, direction, protocol, flows)
+        .last()
+        .copied()
+        .unwrap_or(0);
+    if after >= MAX_RULE_NUMBER {
+        return Err(format!(
+            "explicit deny rule {after} overlaps the traffic and no rule number follows it"
+        ));
+    }
+    Ok(AllowWindow {
+        after,
+        before: IMPLICIT_DENY_RULE_NUMBER,
+        in_front_of_deny: None,
+    })
+}
+
+/// A free rule number in `window` for `direction`: deterministic (so concurrent runs agree).
+/// Before the implicit deny it prefers the conventional multiples of 10 from 100; in front
+/// of an explicit entry it takes the highest free number. `None` when the window is full.
+pub fn choose_rule_number(acl: &NetworkAcl, direction: Direction, window: AllowWindow) -> Option<u16> {
     let taken = |n: u16| {
         acl.entries
             .iter()
             .any(|e| e.egress == direction.is_egress() && e.rule_number == n)
     };
-    // With no explicit deny in the way, a conventional slot: the first free multiple of 10
-    // from 100 that is below the ceiling.
-    if ceiling == IMPLICIT_DENY_RULE_NUMBER {
-        if let Some(n) = (100..MAX_RULE_NUMBER).step_by(10).find(|n| !taken(*n)) {
+    let free = |n: &u16| window.contains(*n) && !taken(*n);
+    if window.before >= IMPLICIT_DENY_RULE_NUMBER {
+        let start = if window.after < 100 {
+            100
+        } else {
+            (window.after / 10 + 1).saturating_mul(10)
+        };
+        if let Some(n) = (start..=MAX_RULE_NUMBER).step_by(10).find(free) {
             return Some(n);
         }
     }
-    (1..ceiling.min(IMPLICIT_DENY_RULE_NUMBER))
+    (window.after.saturating_add(1)..window.before.min(IMPLICIT_DENY_RULE_NUMBER))
         .rev()
-        .find(|n| !taken(*n))
+        .find(free)
+}
+
+/// A rule number for a new allow entry that decides `flows`, and the explicit deny it is put
+/// in front of, if any: behind every overlapping deny when that fixes the drops, else (only
+/// when `override_explicit_deny` allows it) in front of the deny that drops.
+pub fn rule_number_for_allow(
+    acl: &NetworkAcl,
+    direction: Direction,
+    protocol: u8,
+    flows: &[FlowBox],
+    override_explicit_deny: bool,
+) -> Result<(u16, Option<u16>), String> {
+    let window = match allow_window(acl, direction, protocol, flows, false) {
+        Ok(window) => window,
+        Err(_) if override_explicit_deny => {
+            allow_window(acl, direction, protocol, flows, true)?
+        }
+        Err(reason) => return Err(reason),
+    };
+    choose_rule_number(acl, direction, window)
+        .map(|n| (n, window.in_front_of_deny))
+        .ok_or_else(|| format!("no rule number is free {window}"))
+}
+
+/// Whether an allow numbered `rule_number` for `flows` lies in a window the engine itself
+/// would choose from under this override setting; `Err` says why not.
+pub fn check_allow_number(
+    acl: &NetworkAcl,
+    direction: Direction,
+    protocol: u8,
+    flows: &[FlowBox],
+    rule_number: u16,
+    override_explicit_deny: bool,
+) -> Result<(), String> {
+    let safe = allow_window(acl, direction, protocol, flows, false);
+    if safe.as_ref().is_ok_and(|w| w.contains(rule_number)) {
+        return Ok(());
+    }
+    if override_explicit_deny {
+        let window = allow_window(acl, direction, protocol, flows, true)?;
+        if window.contains(rule_number) {
+            return Ok(());
+        }
+        return Err(format!(
+            "rule number {rule_number} is outside the window {window}{}",
+            safe.map(|w| format!(" or {w}")).unwrap_or_default()
+        ));
+    }
+    match safe {
+        Ok(window) => Err(format!(
+            "rule number {rule_number} is outside the window {window}; elbmedic never puts an allow in front of an explicit deny that overlaps it unless OVERRIDE_EXPLICIT_DENY=true"
+        )),
+        Err(reason) => Err(reason),
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use super::{cluster_refusal, policy_refusal, Action, NaclActionKind, Policy};
 use crate::fixes::is_controller_managed;
-use crate::netcheck::nacl::{evaluate, rule_number_for_allow, TCP};
+use crate::netcheck::nacl::{check_allow_number, evaluate, rule_number_for_allow, TCP};
 use crate::netcheck::{AddrRange, Direction, FlowBox};
 use crate::snapshot::{NetworkAcl, PortRange, Snapshot};
 
@@ -58,6 +58,7 @@ pub fn refusal(action: &Action, world: &Snapshot, policy: &Policy) -> Option<Str
         Action::AllowNaclEntry {
             kind,
             nacl_id,
+            egress,
             cidr,
             ports,
             rule_number,
@@ -77,7 +78,7 @@ pub fn refusal(action: &Action, world: &Snapshot, policy: &Policy) -> Option<Str
             if let Some(reason) = cidr_refusal(cidr, &lb.vpc_cidrs) {
                 return Some(reason);
             }
-            match kind {
+            let port_refusal = match kind {
                 NaclActionKind::Ephemeral if *ports != PortRange::EPHEMERAL => Some(format!(
                     "ephemeral entries open exactly TCP 1024-65535, not {ports}"
                 )),
@@ -89,7 +90,10 @@ pub fn refusal(action: &Action, world: &Snapshot, policy: &Policy) -> Option<Str
                     ))
                 }
                 _ => None,
-            }
+            };
+            port_refusal
+                .or_else(|| path_refusal(*kind, nacl_id, *egress, cidr, world))
+                .or_else(|| window_refusal(action, world, policy))
         }
         Action::AllowSgIngress {
             group_id,
@@ -124,6 +128,101 @@ pub fn refusal(action: &Action, world: &Snapshot, policy: &Policy) -> Option<Str
                 format!("TCP {port} is not a target or health-check port of this load balancer")
             })
         }
+    }
+}
+
+/// Ties a NACL entry to its path. Replies (ephemeral ports) leave a target subnet towards
+/// the LB subnets (egress on the target subnet's NACL) or arrive at an LB subnet from the
+/// target subnets (ingress on the LB subnet's NACL); requests on the target port are the
+/// mirror image. The CIDR must be exactly a far-side subnet's block.
+fn path_refusal(
+    kind: NaclActionKind,
+    nacl_id: &str,
+    egress: bool,
+    cidr: &str,
+    world: &Snapshot,
+) -> Option<String> {
+    let lb_subnets: BTreeSet<&str> = world
+        .load_balancer
+        .subnets
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let target_subnets: BTreeSet<&str> = world
+        .targets()
+        .filter_map(|(_, t)| t.interface())
+        .map(|i| i.subnet_id.as_str())
+        .collect();
+    // (the side whose NACL holds the entry, the far side whose CIDR it names)
+    let (near, far, near_name, far_name) = match (kind, egress) {
+        (NaclActionKind::Ephemeral, true) | (NaclActionKind::TargetPort, false) => {
+            (&target_subnets, &lb_subnets, "a target subnet", "load balancer")
+        }
+        (NaclActionKind::Ephemeral, false) | (NaclActionKind::TargetPort, true) => {
+            (&lb_subnets, &target_subnets, "a load balancer subnet", "target")
+        }
+    };
+    let direction = if egress { "egress" } else { "ingress" };
+    let what = match kind {
+        NaclActionKind::Ephemeral => "replies on 1024-65535",
+        NaclActionKind::TargetPort => "the target port",
+    };
+    let near_acl = world
+        .subnets
+        .iter()
+        .filter(|s| near.contains(s.id.as_str()))
+        .any(|s| s.network_acl_id.as_deref() == Some(nacl_id));
+    if !near_acl {
+        return Some(format!(
+            "{direction} for {what} belongs on the NACL of {near_name}, and {nacl_id} is not one"
+        ));
+    }
+    let far_cidr = world
+        .subnets
+        .iter()
+        .filter(|s| far.contains(s.id.as_str()))
+        .any(|s| s.cidr_ipv4.as_deref() == Some(cidr) || s.cidr_ipv6.iter().any(|c| c == cidr));
+    (!far_cidr).then(|| {
+        format!("{cidr} is not the CIDR block of a {far_name} subnet; {direction} entries for {what} name exactly the far side's subnets")
+    })
+}
+
+/// The rule number must lie where the engine itself would put it, judged from the NACL's
+/// entries as just read: after every explicit deny that overlaps the entry (unless
+/// `OVERRIDE_EXPLICIT_DENY`), and before the entry that decides today.
+fn window_refusal(action: &Action, world: &Snapshot, policy: &Policy) -> Option<String> {
+    let Action::AllowNaclEntry {
+        nacl_id,
+        egress,
+        rule_number,
+        cidr,
+        ports,
+        ..
+    } = action
+    else {
+        return None;
+    };
+    let Some(acl) = world.network_acl(nacl_id) else {
+        return Some(format!("{nacl_id}'s entries could not be read, so the rule number cannot be checked"));
+    };
+    let addrs = AddrRange::parse(cidr)?;
+    let flows = [FlowBox { addrs, ports: *ports }];
+    check_allow_number(
+        acl,
+        direction(*egress),
+        TCP,
+        &flows,
+        *rule_number,
+        policy.override_explicit_deny,
+    )
+    .err()
+}
+
+fn direction(egress: bool) -> Direction {
+    if egress {
+        Direction::Egress
+    } else {
+        Direction::Ingress
     }
 }
 
@@ -233,8 +332,8 @@ pub fn nacl_entry_in_place(action: &Action, acl: &NetworkAcl) -> bool {
 }
 
 /// The action renumbered against `acl` as it is now, after its number was taken by another
-/// entry; `None` when no free number wins (the NACL is full below the entry that drops).
-pub fn renumbered(action: &Action, acl: &NetworkAcl) -> Option<Action> {
+/// entry, in the window the guardrails accept; `None` when that window has no free number.
+pub fn renumbered(action: &Action, acl: &NetworkAcl, policy: &Policy) -> Option<Action> {
     let Action::AllowNaclEntry {
         egress,
         cidr,
@@ -253,7 +352,8 @@ pub fn renumbered(action: &Action, acl: &NetworkAcl) -> Option<Action> {
         addrs: AddrRange::parse(cidr)?,
         ports: *ports,
     }];
-    let number = rule_number_for_allow(acl, direction, TCP, &flows)?;
+    let (number, _) =
+        rule_number_for_allow(acl, direction, TCP, &flows, policy.override_explicit_deny).ok()?;
     let mut moved = action.clone();
     if let Action::AllowNaclEntry { rule_number, .. } = &mut moved {
         *rule_number = number;

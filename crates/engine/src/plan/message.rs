@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Plan;
 use crate::alarm::{Alarm, LbRef};
-use crate::fixes::shell_quote;
+use crate::shell::Script;
 
 /// How far remediation goes (**contract**: `REMEDIATION_MODE`, `--mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
@@ -102,7 +102,7 @@ impl PlanMessage {
 
     /// The one command that approves this plan: it publishes it, marked approved, to the
     /// remediation topic.
-    pub fn approve_command(&self, topic_arn: &str) -> String {
+    pub fn approve_command(&self, topic_arn: &str) -> Script {
         let approved = Self {
             request: Request::Approved,
             ..self.clone()
@@ -111,12 +111,18 @@ impl PlanMessage {
             .split(':')
             .nth(3)
             .unwrap_or(&self.plan.load_balancer.region);
-        format!(
-            "aws sns publish --region {} --topic-arn {} --subject {} --message {}",
-            shell_quote(region),
-            shell_quote(topic_arn),
-            shell_quote(&format!("elbmedic approve {}", self.plan.id)),
-            shell_quote(&approved.to_json())
-        )
+        Script::line(crate::argv![
+            "aws",
+            "sns",
+            "publish",
+            "--region",
+            region,
+            "--topic-arn",
+            topic_arn,
+            "--subject",
+            format!("elbmedic approve {}", self.plan.id),
+            "--message",
+            approved.to_json()
+        ])
     }
 }

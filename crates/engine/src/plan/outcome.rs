@@ -5,9 +5,12 @@ use serde::Serialize;
 
 use super::message::Mode;
 use super::{Action, PlanTarget, Refusal};
+#[cfg(test)]
 use crate::alarm::LbKind;
 use crate::finding::DurableFix;
-use crate::fixes::shell_quote;
+use crate::fixes;
+use crate::netcheck::Direction;
+use crate::shell::Script;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -36,7 +39,7 @@ pub struct Step {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rollback: Option<String>,
+    pub rollback: Option<Script>,
 }
 
 impl Step {
@@ -171,37 +174,44 @@ impl Outcome {
 }
 
 /// The command that undoes an applied action.
-pub fn rollback(action: &Action, target: &PlanTarget) -> String {
-    let region = shell_quote(&target.region);
+pub fn rollback(action: &Action, target: &PlanTarget) -> Script {
+    let region = target.region.as_str();
     match action {
-        Action::RaiseIdleTimeout { from, .. } => match (target.kind, &target.arn) {
-            (LbKind::Classic, _) => format!(
-                "aws elb modify-load-balancer-attributes --region {region} --load-balancer-name {} --load-balancer-attributes '{{\"ConnectionSettings\":{{\"IdleTimeout\":{from}}}}}'",
-                shell_quote(&target.name)
-            ),
-            (LbKind::Application, arn) => format!(
-                "aws elbv2 modify-load-balancer-attributes --region {region} --load-balancer-arn {} --attributes Key=idle_timeout.timeout_seconds,Value={from}",
-                arn.as_deref().map_or_else(|| format!("\"$(aws elbv2 describe-load-balancers --region {region} --names {} --query 'LoadBalancers[0].LoadBalancerArn' --output text)\"", shell_quote(&target.name)), shell_quote)
-            ),
-        },
+        Action::RaiseIdleTimeout { from, .. } => fixes::idle_timeout_script(
+            target.kind,
+            region,
+            &target.name,
+            target.arn.as_deref(),
+            *from,
+        ),
         Action::AllowNaclEntry {
             nacl_id,
             egress,
             rule_number,
             ..
-        } => format!(
-            "aws ec2 delete-network-acl-entry --region {region} --network-acl-id {} --{} --rule-number {rule_number}",
-            shell_quote(nacl_id),
-            if *egress { "egress" } else { "ingress" }
+        } => fixes::delete_nacl_entry(
+            region,
+            nacl_id,
+            if *egress {
+                Direction::Egress
+            } else {
+                Direction::Ingress
+            },
+            *rule_number,
         ),
         Action::AllowSgIngress {
             group_id,
             source_group_id,
             port,
             ..
-        } => format!(
-            "aws ec2 revoke-security-group-ingress --region {region} --group-id {} --ip-permissions 'IpProtocol=tcp,FromPort={port},ToPort={port},UserIdGroupPairs=[{{GroupId={source_group_id}}}]'",
-            shell_quote(group_id)
+        } => fixes::security_group_rule(
+            "revoke",
+            region,
+            Direction::Ingress,
+            group_id,
+            *port,
+            source_group_id,
+            None,
         ),
     }
 }
@@ -239,7 +249,7 @@ mod tests {
             in_front_of_deny: None,
         };
         assert_eq!(
-            rollback(&nacl, &target(LbKind::Application)),
+            rollback(&nacl, &target(LbKind::Application)).as_str(),
             "aws ec2 delete-network-acl-entry --region eu-west-1 --network-acl-id acl-1 --egress --rule-number 100"
         );
     }

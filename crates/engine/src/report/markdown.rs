@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use super::escape::{code_block, code_span, markdown as escape, one_line};
 use super::Report;
 use crate::finding::Finding;
 
@@ -13,21 +14,22 @@ pub fn render_markdown(report: &Report) -> String {
     if let Some(lb) = &report.load_balancer {
         let _ = writeln!(
             out,
-            "- **Load balancer:** `{}` ({}) in `{}`",
-            lb.name,
+            "- **Load balancer:** {} ({}) in {}",
+            code_span(&lb.name),
             lb.kind.display(),
-            alarm.region
+            code_span(&alarm.region)
         );
         if let Some(arn) = &lb.arn {
-            let _ = writeln!(out, "- **ARN:** `{arn}`");
+            let _ = writeln!(out, "- **ARN:** {}", code_span(arn));
         }
         if let Some(owner) = &lb.owner {
             let _ = writeln!(
                 out,
-                "- **Owner:** {owner}{}",
+                "- **Owner:** {}{}",
+                escape(owner),
                 lb.cluster
                     .as_deref()
-                    .map(|c| format!(" in EKS cluster `{c}`"))
+                    .map(|c| format!(" in EKS cluster {}", code_span(c)))
                     .unwrap_or_default()
             );
         }
@@ -37,31 +39,36 @@ pub fn render_markdown(report: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "- **Alarm:** `{}`{} on `{}`: {}{}",
-        alarm.name,
+        "- **Alarm:** {}{} on {}: {}{}",
+        code_span(&alarm.name),
         alarm
             .via_composite
             .as_deref()
-            .map(|c| format!(" (fired composite alarm `{c}`)"))
+            .map(|c| format!(" (fired composite alarm {})", code_span(c)))
             .unwrap_or_default(),
-        alarm
-            .rule
-            .as_deref()
-            .or(alarm.expression.as_deref())
-            .or(alarm.metric.as_deref())
-            .unwrap_or("-"),
+        code_span(
+            alarm
+                .rule
+                .as_deref()
+                .or(alarm.expression.as_deref())
+                .or(alarm.metric.as_deref())
+                .unwrap_or("-")
+        ),
         alarm.state,
         alarm
             .state_change_time
             .as_deref()
-            .map(|t| format!(" at {t}"))
+            .map(|t| format!(" at {}", escape(t)))
             .unwrap_or_default()
     );
+    if let Some(reason) = &alarm.reason {
+        let _ = writeln!(out, "- **Reason:** {}", code_span(reason));
+    }
     if let Some(section) = &report.remediation {
         // The plain-text rendering, verbatim: it holds commands that must paste unchanged.
         let mut text = String::new();
         super::remediation::render_text(section, &mut text);
-        let _ = writeln!(out, "\n## Remediation\n\n```text\n{}\n```", text.trim());
+        let _ = write!(out, "\n## Remediation\n\n{}", code_block("text", text.trim()));
     }
     for (index, finding) in report.findings.iter().enumerate() {
         render_finding(index + 1, finding, &mut out);
@@ -69,7 +76,7 @@ pub fn render_markdown(report: &Report) -> String {
     if !report.next_steps.is_empty() {
         out.push_str("\n## Next steps\n\n");
         for step in &report.next_steps {
-            let _ = writeln!(out, "- {step}");
+            let _ = writeln!(out, "- {}", escape(step));
         }
     }
     if !report.checked.is_empty() {
@@ -94,10 +101,6 @@ pub fn render_markdown(report: &Report) -> String {
     out
 }
 
-fn escape(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
-}
-
 fn render_finding(number: usize, finding: &Finding, out: &mut String) {
     let _ = writeln!(
         out,
@@ -107,36 +110,46 @@ fn render_finding(number: usize, finding: &Finding, out: &mut String) {
         finding.severity.as_str()
     );
     if let (Some(confidence), Some(reason)) = (finding.confidence, &finding.confidence_reason) {
-        let _ = writeln!(out, "**Confidence:** {} — {reason}\n", confidence.as_str());
+        let _ = writeln!(
+            out,
+            "**Confidence:** {} — {}\n",
+            confidence.as_str(),
+            escape(reason)
+        );
     }
-    let _ = writeln!(out, "{}\n", finding.explanation);
+    let _ = writeln!(out, "{}\n", escape(&finding.explanation));
     if !finding.evidence.is_empty() {
         out.push_str("**Evidence**\n\n");
         for evidence in &finding.evidence {
-            let _ = writeln!(out, "- {}", evidence.summary());
+            let _ = writeln!(out, "- {}", escape(evidence.summary()));
         }
         out.push('\n');
     }
     let fix = &finding.fix;
-    let _ = writeln!(out, "**Fix:** {}\n", fix.summary);
+    let _ = writeln!(out, "**Fix:** {}\n", escape(&fix.summary));
     if !fix.commands.is_empty() {
-        out.push_str("```sh\n");
-        for command in &fix.commands {
-            let _ = writeln!(out, "# {}\n{}", command.description, command.command);
-        }
-        out.push_str("```\n\n");
+        let body: String = fix
+            .commands
+            .iter()
+            .map(|c| format!("# {}\n{}\n", one_line(&c.description), c.command))
+            .collect();
+        let _ = writeln!(out, "{}", code_block("sh", &body));
     }
     if let Some(durable) = &fix.durable {
-        let _ = writeln!(out, "**Make it durable:** {}\n", durable.description);
+        let _ = writeln!(
+            out,
+            "**Make it durable:** {}\n",
+            escape(&durable.description)
+        );
         if let Some(command) = &durable.command {
-            let _ = writeln!(out, "```sh\n{command}\n```\n");
+            let _ = writeln!(out, "{}", code_block("sh", command));
         }
         if let Some(manifest) = &durable.manifest {
-            let _ = writeln!(out, "```yaml\n{manifest}\n```\n");
+            let _ = writeln!(out, "{}", code_block("yaml", manifest));
         }
-        let _ = writeln!(out, "> {}\n", durable.warning);
+        let _ = writeln!(out, "> {}\n", escape(&durable.warning));
     }
     for note in &fix.notes {
-        let _ = writeln!(out, "- {note}");
+        let _ = writeln!(out, "- {}", escape(note));
     }
 }

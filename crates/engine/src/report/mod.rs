@@ -3,6 +3,7 @@
 //! `load_balancer`, `verdict`, `findings[]` (`code`, `severity`, `title`, `evidence`, `fix`),
 //! `checked[]`, `gaps[]`.
 
+pub mod escape;
 mod markdown;
 pub mod remediation;
 pub mod sns;

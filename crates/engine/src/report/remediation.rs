@@ -5,7 +5,9 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use super::escape::one_line;
 use super::wrap::wrap;
+use crate::shell::Script;
 use crate::plan::message::{Mode, PlanMessage};
 use crate::plan::outcome::{Outcome, StepStatus};
 use crate::plan::Plan;
@@ -21,7 +23,7 @@ pub enum RemediationSection {
         plan: Plan,
         /// In approve mode: the one command that approves the plan.
         #[serde(skip_serializing_if = "Option::is_none")]
-        approve_command: Option<String>,
+        approve_command: Option<Script>,
         note: String,
     },
     /// What `remediate` did.
@@ -78,7 +80,7 @@ pub fn render_text(section: &RemediationSection, out: &mut String) {
             );
             out.push_str(&wrap(note, WIDTH, "  "));
             for action in &plan.actions {
-                let _ = writeln!(out, "  - {}", action.describe());
+                let _ = writeln!(out, "  - {}", one_line(&action.describe()));
             }
             for refusal in &plan.refused {
                 out.push_str(&wrap(
@@ -93,7 +95,9 @@ pub fn render_text(section: &RemediationSection, out: &mut String) {
             }
             if let Some(command) = approve_command {
                 out.push_str("  To approve it (valid until the plan expires):\n");
-                let _ = writeln!(out, "  $ {command}");
+                for line in command.lines() {
+                    let _ = writeln!(out, "  $ {line}");
+                }
             }
         }
         RemediationSection::Outcome(outcome) => render_outcome(outcome, out),
@@ -123,11 +127,14 @@ fn render_outcome(outcome: &Outcome, out: &mut String) {
             "  ",
         ));
         if let (Some(before), Some(after)) = (&step.before, &step.after) {
-            let _ = writeln!(out, "      before: {before}");
-            let _ = writeln!(out, "      after:  {after}");
+            let _ = writeln!(out, "      before: {}", one_line(before));
+            let _ = writeln!(out, "      after:  {}", one_line(after));
         }
         if let Some(rollback) = &step.rollback {
-            let _ = writeln!(out, "      rollback: $ {rollback}");
+            out.push_str("      rollback:\n");
+            for line in rollback.lines() {
+                let _ = writeln!(out, "      $ {line}");
+            }
         }
     }
     for refusal in &outcome.refused {

@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use super::escape::{one_line, quoted};
 use super::wrap::wrap;
 use super::Report;
 use crate::finding::{Finding, Fix};
@@ -60,12 +61,12 @@ fn header(report: &Report, out: &mut String) {
         let _ = writeln!(
             out,
             "Load balancer: {} ({}) in {}",
-            lb.name,
+            one_line(&lb.name),
             lb.kind.display(),
-            alarm.region
+            one_line(&alarm.region)
         );
         if let Some(arn) = &lb.arn {
-            let _ = writeln!(out, "  {arn}");
+            let _ = writeln!(out, "  {}", one_line(arn));
         }
         if let Some(owner) = &lb.owner {
             let cluster = lb
@@ -73,13 +74,13 @@ fn header(report: &Report, out: &mut String) {
                 .as_deref()
                 .map(|c| format!(" in EKS cluster {c}"))
                 .unwrap_or_default();
-            let _ = writeln!(out, "Owner: {owner}{cluster}");
+            let _ = writeln!(out, "Owner: {}", one_line(&format!("{owner}{cluster}")));
         }
         if let Some(timeout) = lb.idle_timeout_seconds {
             let _ = writeln!(out, "Idle timeout: {timeout} s");
         }
         if let Some(tg) = &lb.target_group {
-            let _ = writeln!(out, "Target group: {tg}");
+            let _ = writeln!(out, "Target group: {}", one_line(tg));
         }
     }
     let what = match (&alarm.metric, &alarm.expression) {
@@ -120,7 +121,7 @@ fn header(report: &Report, out: &mut String) {
     );
     out.push_str(&wrap(&line, WIDTH, ""));
     if let Some(reason) = &alarm.reason {
-        out.push_str(&wrap(reason, WIDTH, "  "));
+        out.push_str(&wrap(&format!("Reason: {}", quoted(reason)), WIDTH, "  "));
     }
 }
 
@@ -168,7 +169,7 @@ fn render_fix(fix: &Fix, out: &mut String) {
     out.push_str("\n   Fix:\n");
     out.push_str(&wrap(&fix.summary, WIDTH, "   "));
     for command in &fix.commands {
-        let _ = writeln!(out, "   # {}", command.description);
+        let _ = writeln!(out, "   # {}", one_line(&command.description));
         for line in command.command.lines() {
             let _ = writeln!(out, "   $ {line}");
         }

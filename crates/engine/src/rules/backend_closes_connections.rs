@@ -6,23 +6,31 @@
 //! not connection errors (the connection existed), so `TargetConnectionErrorCount` stays low.
 //! What matters is the HTTP server's keep-alive idle timeout, not the kernel's TCP keepalive.
 
+use crate::argv;
+use crate::shell::{Script, Word};
 use super::{Check, CheckStatus, RuleOutput};
 use crate::alarm::LbKind;
 use crate::context::{format_value, Context};
 use crate::finding::{Command, Confidence, Evidence, Finding, FindingCode, Fix, Severity};
-use crate::fixes;
 
 /// The article's check of the kernel's TCP keepalive, kept because on-call runbooks cite it.
 pub fn sysctl_commands(ctx: &Context<'_>) -> Vec<Command> {
-    let pod = match &ctx.owner {
+    let sysctl = argv!["sysctl", "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes"];
+    let namespace = match &ctx.owner {
         crate::context::Owner::Service { namespace, .. } | crate::context::Owner::Ingress { namespace, .. } => {
-            format!("kubectl -n {} exec POD -- sysctl net.ipv4.tcp_keepalive_time net.ipv4.tcp_keepalive_intvl net.ipv4.tcp_keepalive_probes", fixes::shell_quote(namespace))
+            argv!["-n", namespace]
         }
-        _ => "kubectl exec POD -- sysctl net.ipv4.tcp_keepalive_time net.ipv4.tcp_keepalive_intvl net.ipv4.tcp_keepalive_probes".into(),
+        _ => Vec::new(),
     };
+    let pod: Vec<Word> = argv!["kubectl"]
+        .into_iter()
+        .chain(namespace)
+        .chain(argv!["exec", "POD", "--"])
+        .chain(sysctl.iter().cloned())
+        .collect();
     vec![
-        Command::new("Kernel TCP keepalive inside a pod (the article's check; it is not the HTTP keep-alive timeout)", pod),
-        Command::new("Kernel TCP keepalive on a node", "sysctl net.ipv4.tcp_keepalive_time net.ipv4.tcp_keepalive_intvl net.ipv4.tcp_keepalive_probes"),
+        Command::new("Kernel TCP keepalive inside a pod (the article's check; it is not the HTTP keep-alive timeout)", Script::line(pod)),
+        Command::new("Kernel TCP keepalive on a node", Script::line(sysctl)),
     ]
 }
 
@@ -107,7 +115,15 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     let mut commands = sysctl_commands(ctx);
     commands.insert(0, Command::new(
         "Watch a backend close idle connections: open one, wait, and see when it is closed",
-        "kubectl port-forward POD 8080:8080 & sleep 2; time (printf 'GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; sleep 120) | nc 127.0.0.1 8080",
+        Script::lines(vec![
+            argv!["kubectl", "port-forward", "POD", "8080:8080"].into_iter().chain([Word::Op("&")]).collect(),
+            vec![
+                Word::from("time"), Word::Op("("), Word::from("printf"),
+                Word::from("GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"), Word::Op(";"),
+                Word::from("sleep"), Word::from("120"), Word::Op(")"), Word::Op("|"),
+                Word::from("nc"), Word::from("127.0.0.1"), Word::from("8080"),
+            ],
+        ]),
     ));
     out.findings.push(Finding {
         code: FindingCode::BackendClosesConnections,

@@ -490,7 +490,7 @@ mod tests {
             .clone()
             .unwrap();
         assert!(
-            durable.contains("grep -v '^idle_timeout.timeout_seconds='"),
+            durable.contains("grep -v -e '^idle_timeout.timeout_seconds=' -e '^$'"),
             "merges the list: {durable}"
         );
         assert!(out.findings[0].fix.commands[0]

@@ -13,7 +13,7 @@ use super::{list_some, Check, CheckStatus, RuleOutput};
 use crate::context::Context;
 use crate::finding::{Command, DurableFix, Evidence, Finding, FindingCode, Fix, Severity};
 use crate::fixes;
-use crate::netcheck::nacl::{rule_number_for_allow, TCP};
+use crate::netcheck::nacl::{overlapping_denies, rule_number_for_allow, TCP};
 use crate::netcheck::{AddrRange, FlowBox, Leg, NaclCheck, NaclRuleRef};
 use crate::plan::{Action, NaclActionKind};
 use crate::snapshot::{NaclEntry, PortRange};
@@ -26,11 +26,12 @@ pub fn blocks_ephemeral_ports(ctx: &Context<'_>) -> RuleOutput {
     run(ctx, true)
 }
 
-/// Drops that share a NACL, a leg and the deciding entry.
+/// Drops that share a NACL and a leg (so a direction): one finding, whichever entries drop.
 struct Group<'a> {
     nacl_id: &'a str,
     leg: Leg,
-    rule: NaclRuleRef,
+    /// The entries that drop, in rule order (the implicit deny last).
+    rules: BTreeSet<NaclRuleRef>,
     /// Replies on the ephemeral ports (else the target or health-check port).
     replies: bool,
     checks: Vec<&'a NaclCheck>,
@@ -55,34 +56,39 @@ fn run(ctx: &Context<'_>, replies: bool) -> RuleOutput {
         .iter()
         .filter(|c| c.leg.is_reply() == replies)
         .collect();
-    let mut groups: BTreeMap<(&str, Leg, NaclRuleRef), Group<'_>> = BTreeMap::new();
+    let mut groups: BTreeMap<(&str, Leg), Group<'_>> = BTreeMap::new();
     for check in &relevant {
-        for drop in check.outcome.drops() {
-            let group = groups
-                .entry((check.nacl_id.as_str(), check.leg, drop.rule))
-                .or_insert_with(|| Group {
-                    nacl_id: &check.nacl_id,
-                    leg: check.leg,
-                    rule: drop.rule,
+        let mut drops = check.outcome.drops().peekable();
+        if drops.peek().is_none() {
+            continue;
+        }
+        let group = groups
+            .entry((check.nacl_id.as_str(), check.leg))
+            .or_insert_with(|| Group {
+                nacl_id: &check.nacl_id,
+                leg: check.leg,
+                rules: BTreeSet::new(),
                     replies,
                     checks: Vec::new(),
                     dropped_ports: BTreeSet::new(),
                     targets: BTreeSet::new(),
                     subnets: BTreeSet::new(),
                     far_subnets: BTreeSet::new(),
-                    fix_ports: BTreeSet::new(),
-                });
-            group.checks.push(check);
-            group.dropped_ports.insert(drop.flows.ports);
-            group.targets.extend(check.targets.iter().map(|t| &**t));
-            group.subnets.insert(&check.subnet_id);
-            group.far_subnets.insert(if check.leg.on_lb_subnet() {
-                &check.target_subnet
-            } else {
-                &check.lb_subnet
+                fix_ports: BTreeSet::new(),
             });
-            group.fix_ports.insert(check.ports);
+        for drop in drops {
+            group.rules.insert(drop.rule);
+            group.dropped_ports.insert(drop.flows.ports);
         }
+        group.checks.push(check);
+        group.targets.extend(check.targets.iter().map(|t| &**t));
+        group.subnets.insert(&check.subnet_id);
+        group.far_subnets.insert(if check.leg.on_lb_subnet() {
+            &check.target_subnet
+        } else {
+            &check.lb_subnet
+        });
+        group.fix_ports.insert(check.ports);
     }
     let mut out = RuleOutput::default();
     if relevant.is_empty() {
@@ -125,7 +131,8 @@ fn run(ctx: &Context<'_>, replies: bool) -> RuleOutput {
 }
 
 fn finding(ctx: &Context<'_>, group: &Group<'_>) -> Finding {
-    let (nacl_id, leg, rule, replies) = (group.nacl_id, group.leg, group.rule, group.replies);
+    let (nacl_id, leg, replies) = (group.nacl_id, group.leg, group.replies);
+    let rule = rules_text(&group.rules);
     let direction = leg.direction();
     let side = if leg.on_lb_subnet() {
         "load balancer subnets"
@@ -167,13 +174,23 @@ fn finding(ctx: &Context<'_>, group: &Group<'_>) -> Finding {
             5
         )
     );
-    let why_rule = match rule {
-        NaclRuleRef::ImplicitDeny => {
-            "No entry allows this traffic, so the implicit deny (*) drops it.".to_string()
-        }
-        NaclRuleRef::Entry { rule_number } => format!(
-            "Entry {rule_number} denies it explicitly, before any entry that would allow it."
-        ),
+    let why_rule = group
+        .rules
+        .iter()
+        .map(|rule| match rule {
+            NaclRuleRef::ImplicitDeny => {
+                "No entry allows the rest of it, so the implicit deny (*) drops it.".to_string()
+            }
+            NaclRuleRef::Entry { rule_number } => format!(
+                "Entry {rule_number} denies part of it explicitly, before any entry that would allow it."
+            ),
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let why_rule = if group.rules.len() == 1 {
+        why_rule.replace(" the rest of it", " this traffic").replace(" part of it", " it")
+    } else {
+        why_rule
     };
     let explanation = if replies {
         format!(
@@ -189,7 +206,7 @@ fn finding(ctx: &Context<'_>, group: &Group<'_>) -> Finding {
             direction.as_str()
         )
     };
-    // One line per subnet whose NACL drops, with every far-side block it drops.
+    // One line per subnet and deciding entry, with every far-side block it drops.
     let mut by_subnet: BTreeMap<&str, Vec<&NaclCheck>> = BTreeMap::new();
     for check in &group.checks {
         by_subnet
@@ -197,15 +214,21 @@ fn finding(ctx: &Context<'_>, group: &Group<'_>) -> Finding {
             .or_default()
             .push(check);
     }
-    let mut evidence: Vec<Evidence> = by_subnet
-        .values()
-        .take(8)
-        .filter_map(|checks| nacl_evidence(ctx, checks, rule))
+    let lines: Vec<Evidence> = group
+        .rules
+        .iter()
+        .flat_map(|rule| {
+            by_subnet
+                .values()
+                .filter_map(move |checks| nacl_evidence(ctx, checks, *rule))
+        })
         .collect();
-    if by_subnet.len() > 8 {
+    let total = lines.len();
+    let mut evidence: Vec<Evidence> = lines.into_iter().take(8).collect();
+    if total > 8 {
         evidence.push(Evidence::observation(format!(
             "... and {} more subnets drop the same way",
-            by_subnet.len() - 8
+            total - 8
         )));
     }
     for metric in [
@@ -234,6 +257,16 @@ fn finding(ctx: &Context<'_>, group: &Group<'_>) -> Finding {
         fix,
         resources,
         remedies,
+    }
+}
+
+/// "rule 50 and the implicit deny (*)": the entries that drop, for titles.
+fn rules_text(rules: &BTreeSet<NaclRuleRef>) -> String {
+    let names: Vec<String> = rules.iter().map(ToString::to_string).collect();
+    match names.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
     }
 }
 
@@ -302,9 +335,10 @@ fn nacl_evidence(ctx: &Context<'_>, checks: &[&NaclCheck], rule: NaclRuleRef) ->
 
 /// The commands, and the same changes as remediation actions.
 fn fix(ctx: &Context<'_>, group: &Group<'_>) -> (Fix, Vec<Action>) {
-    let (nacl_id, leg, rule, replies) = (group.nacl_id, group.leg, group.rule, group.replies);
+    let (nacl_id, leg, replies) = (group.nacl_id, group.leg, group.replies);
     let region = ctx.region();
     let direction = leg.direction();
+    let towards = if direction.is_egress() { "to" } else { "from" };
     let fix_ports: Vec<PortRange> = if replies {
         vec![PortRange::EPHEMERAL]
     } else {
@@ -325,10 +359,9 @@ fn fix(ctx: &Context<'_>, group: &Group<'_>) -> (Fix, Vec<Action>) {
     let mut commands = Vec::new();
     let mut remedies = Vec::new();
     let mut notes = Vec::new();
-    let in_front_of_deny = match rule {
-        NaclRuleRef::Entry { rule_number } => Some(rule_number),
-        NaclRuleRef::ImplicitDeny => None,
-    };
+    // Explicit denies the new entries stay behind, and those they would be put in front of.
+    let mut kept_denies: BTreeSet<u16> = BTreeSet::new();
+    let mut overridden: BTreeSet<u16> = BTreeSet::new();
     if let Some(acl) = ctx.snapshot.network_acl(nacl_id) {
         // Number each new entry against the NACL as it will be, so the entries do not collide.
         let mut working = acl.clone();
@@ -341,10 +374,22 @@ fn fix(ctx: &Context<'_>, group: &Group<'_>) -> (Fix, Vec<Action>) {
                     addrs,
                     ports: *ports,
                 }];
-                match rule_number_for_allow(&working, direction, TCP, &flows) {
-                    Some(number) => {
+                // The report offers the entry in front of a deny that decides everything, so
+                // the engineer sees the command; the plan refuses it without the override.
+                match rule_number_for_allow(&working, direction, TCP, &flows, true) {
+                    Ok((number, in_front_of_deny)) => {
+                        match in_front_of_deny {
+                            Some(deny) => {
+                                overridden.insert(deny);
+                            }
+                            None => kept_denies.extend(
+                                overlapping_denies(&working, direction, TCP, &flows)
+                                    .into_iter()
+                                    .filter(|d| group.rules.contains(&NaclRuleRef::Entry { rule_number: *d })),
+                            ),
+                        }
                         commands.push(Command::new(
-                            format!("Allow TCP {ports} {} {cidr} on {nacl_id} ({})", if direction.is_egress() { "to" } else { "from" }, direction.as_str()),
+                            format!("Allow TCP {ports} {towards} {cidr} on {nacl_id} ({})", direction.as_str()),
                             fixes::create_nacl_entry(region, nacl_id, direction, number, *ports, cidr),
                         ));
                         remedies.push(Action::AllowNaclEntry {
@@ -366,7 +411,7 @@ fn fix(ctx: &Context<'_>, group: &Group<'_>) -> (Fix, Vec<Action>) {
                             port_range: Some(*ports),
                         });
                     }
-                    None => notes.push(format!("No free rule number precedes the entries that drop TCP {ports} for {cidr} on {nacl_id}: renumber the NACL's entries first.")),
+                    Err(reason) => notes.push(format!("No entry can be added for TCP {ports} {towards} {cidr} on {nacl_id}: {reason}. Renumber the NACL's entries first.")),
                 }
             }
         }
@@ -382,11 +427,21 @@ fn fix(ctx: &Context<'_>, group: &Group<'_>) -> (Fix, Vec<Action>) {
             ));
         }
     }
-    if let NaclRuleRef::Entry { rule_number } = rule {
+    let delete = |rule_number: u16| {
+        fixes::delete_nacl_entry(region, nacl_id, direction, rule_number)
+    };
+    for deny in overridden.iter().rev() {
         notes.insert(0, format!(
-            "Rule {rule_number} is an explicit deny someone wrote on purpose: check why with its owner before putting an allow in front of it. \
-             The alternative is to narrow or delete it: aws ec2 delete-network-acl-entry --region {region} --network-acl-id {nacl_id} --{} --rule-number {rule_number}",
-            direction.as_str()
+            "Rule {deny} is an explicit deny someone wrote on purpose: check why with its owner before putting an allow in front of it. \
+             The alternative is to narrow or delete it: {}",
+            delete(*deny)
+        ));
+    }
+    for deny in kept_denies.difference(&overridden) {
+        notes.push(format!(
+            "Rule {deny} is an explicit deny someone wrote on purpose, and it drops part of this traffic: the new entries go after it, so it keeps dropping what it covers. \
+             If it should not, narrow or delete it with its owner: {}",
+            delete(*deny)
         ));
     }
     let far = if leg.on_lb_subnet() {
@@ -406,11 +461,18 @@ fn fix(ctx: &Context<'_>, group: &Group<'_>) -> (Fix, Vec<Action>) {
                 .join(", ")
         )
     };
+    let order = if overridden.is_empty() && !kept_denies.is_empty() {
+        format!(
+            "numbered after the explicit deny {} so it keeps deciding, and before the implicit deny (*)",
+            kept_denies.iter().map(|d| format!("rule {d}")).collect::<Vec<_>>().join(", ")
+        )
+    } else {
+        format!("numbered to decide before {}", rules_text(&group.rules))
+    };
     let fix = Fix {
         summary: format!(
-            "Add {} allow entries to {nacl_id} for {what} {} the {far}' CIDRs ({}), numbered to decide before {rule}. Nothing broader: not 0.0.0.0/0, no other port.",
+            "Add {} allow entries to {nacl_id} for {what} {towards} the {far}' CIDRs ({}), {order}. Nothing broader: not 0.0.0.0/0, no other port.",
             direction.as_str(),
-            if direction.is_egress() { "to" } else { "from" },
             list_some(&cidrs, 4)
         ),
         commands,

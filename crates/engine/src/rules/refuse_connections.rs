@@ -6,6 +6,8 @@
 //! side refuses or drops them. The hypotheses are ranked by what the snapshot shows, each with
 //! the way to confirm it.
 
+use crate::argv;
+use crate::shell::{Script, Word};
 use super::backend_closes_connections::sysctl_commands;
 use super::{Check, CheckStatus, RuleOutput};
 use crate::alarm::LbKind;
@@ -174,19 +176,27 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     }
     let mut explanation = format!(
         "The load balancer could not establish {} connections to its targets ({metric}), yet every NACL and security group on the way allows them and the targets pass their health checks. \
-         Something on the targets refuses or drops new connections. Most likely first:\n",
+         Something on the targets refuses or drops new connections: the hypotheses below are ranked, most likely first.",
         format_value(errors)
     );
-    for (rank, h) in hypotheses.iter().enumerate() {
-        explanation.push_str(&format!("{}. {}\n", rank + 1, h.text));
-    }
     if ctx.kind() == LbKind::Classic {
-        explanation.push_str("Note: BackendConnectionErrors also counts failed health-check connections and retries, so it can exceed the request count.\n");
+        explanation.push_str(" BackendConnectionErrors also counts failed health-check connections and retries, so it can exceed the request count.");
     }
+    let ranked: Vec<String> = hypotheses
+        .iter()
+        .enumerate()
+        .map(|(rank, h)| format!("Hypothesis {}: {}", rank + 1, h.text))
+        .collect();
     let mut commands: Vec<Command> = fixes::show_backends(ctx).into_iter().collect();
     commands.push(Command::new(
         "Recent pod terminations and restarts",
-        "kubectl get events -A --field-selector reason=Killing --sort-by=.lastTimestamp | tail -20",
+        Script::line(
+            argv!["kubectl", "get", "events", "-A", "--field-selector", "reason=Killing", "--sort-by=.lastTimestamp"]
+                .into_iter()
+                .chain([Word::Op("|")])
+                .chain(argv!["tail", "-20"])
+                .collect(),
+        ),
     ));
     commands.extend(sysctl_commands(ctx));
     out.findings.push(Finding {
@@ -206,7 +216,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
                 manifest: Some("spec:\n  terminationGracePeriodSeconds: 60\n  containers:\n  - name: app\n    lifecycle:\n      preStop:\n        exec:\n          command: [\"sleep\", \"15\"]".into()),
                 warning: "The sleep must cover the time the controller takes to deregister the pod; the grace period must cover the sleep plus the longest request.".into(),
             }),
-            notes: vec![],
+            notes: ranked,
         },
         resources: vec![lb.arn.clone().unwrap_or_else(|| lb.name.clone())],
         remedies: Vec::new(),
@@ -230,9 +240,9 @@ mod tests {
         );
         let f = &out.findings[0];
         assert_eq!(f.code, FindingCode::TargetsRefuseConnections);
-        let first = f.explanation.lines().nth(1).unwrap();
+        let first = &f.fix.notes[0];
         assert!(
-            first.starts_with("1. Pods stop accepting connections"),
+            first.starts_with("Hypothesis 1: Pods stop accepting connections"),
             "{first}"
         );
         assert!(first.contains("deregistration delay 300 s"));
@@ -254,7 +264,7 @@ mod tests {
         });
         let out = run(check, "clb-idle-timeout", &world);
         let f = &out.findings[0];
-        let first = f.explanation.lines().nth(1).unwrap();
+        let first = &f.fix.notes[0];
         assert!(
             first.contains("Nothing listens on the traffic port 31380"),
             "{first}"

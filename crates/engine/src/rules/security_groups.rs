@@ -5,6 +5,8 @@
 //! target's SG (or address), and target SG ingress from the LB's SG (or its subnets). The fix
 //! references the LB's SG, never a CIDR, and goes on the SG the controllers themselves use.
 
+use crate::argv;
+use crate::shell::{Script, Word};
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{list_some, Check, CheckStatus, RuleOutput};
@@ -256,7 +258,7 @@ fn target_ingress_fix(
                 .iter()
                 .map(|port| Command::new(
                     format!("Allow TCP {port} into {target} from the load balancer's group {source}"),
-                    fixes::authorize_sg(ctx.region(), Direction::Ingress, &target, *port, &source, &description(ctx)),
+                    fixes::security_group_rule("authorize", ctx.region(), Direction::Ingress, &target, *port, &source, Some(&description(ctx))),
                 ))
                 .collect();
             (target, commands)
@@ -278,7 +280,7 @@ fn target_ingress_fix(
             description: format!(
                 "The cloud provider itself adds an all-traffic rule from the load balancer's group to the node security group tagged kubernetes.io/cluster/{cluster}, at each sync of the Service. If it is missing, exactly one group on the nodes must carry that tag."
             ),
-            command: Some(format!("aws ec2 create-tags --region {} --resources {target} --tags Key=kubernetes.io/cluster/{cluster},Value=owned", ctx.region())),
+            command: Some(Script::line(argv!["aws", "ec2", "create-tags", "--region", ctx.region(), "--resources", &target, "--tags", format!("Key=kubernetes.io/cluster/{cluster},Value=owned")])),
             manifest: None,
             warning: "If two groups on the nodes carry the tag, the cloud provider adds no rule at all; if none does, likewise.".into(),
         },
@@ -286,7 +288,13 @@ fn target_ingress_fix(
             description: format!(
                 "The AWS Load Balancer Controller adds this rule itself (description elbv2.k8s.aws/targetGroupBinding=shared) on the target ENI's group tagged kubernetes.io/cluster/{cluster}, when it manages backend rules. A rule added by hand is never removed by it."
             ),
-            command: Some("kubectl -n kube-system logs deploy/aws-load-balancer-controller --since=1h | grep -iE 'securitygroup|networking'".into()),
+            command: Some(Script::line(
+                argv!["kubectl", "-n", "kube-system", "logs", "deploy/aws-load-balancer-controller", "--since=1h"]
+                    .into_iter()
+                    .chain([Word::Op("|")])
+                    .chain(argv!["grep", "-iE", "securitygroup|networking"])
+                    .collect(),
+            )),
             manifest: None,
             warning: "If the controller should own this rule, check that exactly one group on the target ENIs is tagged for the cluster and that the controller runs; otherwise it will not add it back after a clean-up.".into(),
         },
@@ -315,13 +323,14 @@ fn lb_egress_fix(ctx: &Context<'_>, target_groups: &[String], ports: &BTreeSet<u
         .map(|port| {
             Command::new(
                 format!("Allow TCP {port} out of {source} to the targets' group {destination}"),
-                fixes::authorize_sg(
+                fixes::security_group_rule(
+                    "authorize",
                     ctx.region(),
                     Direction::Egress,
                     &source,
                     *port,
                     destination,
-                    &description(ctx),
+                    Some(&description(ctx)),
                 ),
             )
         })

@@ -4,6 +4,8 @@
 //! Balancer Controller down, lagging, or a target registered by hand), the load balancer keeps
 //! sending it requests until health checks fail, and the IP may be handed to another pod.
 
+use crate::argv;
+use crate::shell::{Script, Word};
 use super::{list_some, Check, CheckStatus, RuleOutput};
 use crate::context::Context;
 use crate::finding::{Command, DurableFix, Evidence, Finding, FindingCode, Fix, Severity};
@@ -72,15 +74,21 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             group.arn.as_ref().map(|arn| {
                 Command::new(
                     format!("Deregister {}", target.id),
-                    format!("aws elbv2 deregister-targets {} --target-group-arn {arn} --targets Id={},Port={}", ctx.region_flag(), target.id, target.port),
+                    Script::line(argv!["aws", "elbv2", "deregister-targets", "--region", ctx.region(), "--target-group-arn", arn, "--targets", format!("Id={},Port={}", target.id, target.port)]),
                 )
             })
         })
         .collect();
     commands.push(Command::new(
         "See which pods the controller registers",
-        "kubectl get targetgroupbindings -A -o wide && kubectl get endpointslices -A -o wide | grep -F -e ".to_string()
-            + &ids.iter().take(3).map(|ip| format!("'{ip}'")).collect::<Vec<_>>().join(" -e "),
+        Script::lines(vec![
+            argv!["kubectl", "get", "targetgroupbindings", "-A", "-o", "wide"],
+            argv!["kubectl", "get", "endpointslices", "-A", "-o", "wide"]
+                .into_iter()
+                .chain([Word::Op("|"), Word::from("grep"), Word::from("-F")])
+                .chain(ids.iter().take(3).flat_map(|ip| argv!["-e", ip]))
+                .collect(),
+        ]),
     ));
     out.findings.push(Finding {
         code: FindingCode::StaleTargets,
@@ -98,7 +106,14 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             commands,
             durable: Some(DurableFix {
                 description: "Make sure the AWS Load Balancer Controller runs and reconciles the TargetGroupBinding of this target group.".into(),
-                command: Some("kubectl -n kube-system get deploy aws-load-balancer-controller && kubectl -n kube-system logs deploy/aws-load-balancer-controller --since=1h | grep -iE 'error|deregister'".into()),
+                command: Some(Script::lines(vec![
+                    argv!["kubectl", "-n", "kube-system", "get", "deploy", "aws-load-balancer-controller"],
+                    argv!["kubectl", "-n", "kube-system", "logs", "deploy/aws-load-balancer-controller", "--since=1h"]
+                        .into_iter()
+                        .chain([Word::Op("|")])
+                        .chain(argv!["grep", "-iE", "error|deregister"])
+                        .collect(),
+                ])),
                 manifest: None,
                 warning: "A target deregistered by hand comes back if a TargetGroupBinding still lists it; one nobody manages stays gone.".into(),
             }),

@@ -210,9 +210,14 @@ fn rule_number_goes_below_the_explicit_deny_or_in_a_conventional_slot() {
         entry(49, true, "6", "allow", "192.168.0.0/16", None),
         entry(100, true, "-1", "allow", "0.0.0.0/0", None),
     ]);
+    let without = rule_number_for_allow(&with_deny, Direction::Egress, TCP, &flows, false);
+    assert!(
+        without.as_ref().is_err_and(|e| e.contains("explicit deny rule 50")),
+        "{without:?}"
+    );
     assert_eq!(
-        rule_number_for_allow(&with_deny, Direction::Egress, TCP, &flows),
-        Some(48)
+        rule_number_for_allow(&with_deny, Direction::Egress, TCP, &flows, true),
+        Ok((48, Some(50)))
     );
     let implicit_only = acl(vec![entry(
         100,
@@ -222,17 +227,51 @@ fn rule_number_goes_below_the_explicit_deny_or_in_a_conventional_slot() {
         "0.0.0.0/0",
         Some((443, 443)),
     )]);
-    assert_eq!(
-        rule_number_for_allow(&implicit_only, Direction::Egress, TCP, &flows),
-        Some(110)
-    );
+    for override_deny in [false, true] {
+        assert_eq!(
+            rule_number_for_allow(&implicit_only, Direction::Egress, TCP, &flows, override_deny),
+            Ok((110, None))
+        );
+    }
     let full_below = acl((1..=5)
         .map(|n| entry(n, true, "6", "deny", "0.0.0.0/0", Some((1024, 65535))))
         .collect());
-    assert_eq!(
-        rule_number_for_allow(&full_below, Direction::Egress, TCP, &flows),
-        None
-    );
+    assert!(rule_number_for_allow(&full_below, Direction::Egress, TCP, &flows, true).is_err());
+}
+
+/// The reproduced defect: an unrelated deny (3389) in front of an implicit-deny drop. The
+/// allow goes after it, so the deny keeps deciding port 3389, and never in front of it.
+#[test]
+fn an_allow_goes_after_an_overlapping_deny_that_the_implicit_deny_drop_shares() {
+    let flows = flows("10.0.0.0/24", 1024, 65535);
+    for (deny, expected) in [(50, 100), (200, 210), (32765, 32766)] {
+        let table = acl(vec![
+            entry(deny, true, "6", "deny", "0.0.0.0/0", Some((3389, 3389))),
+            entry(32767, true, "-1", "deny", "0.0.0.0/0", None),
+        ]);
+        for override_deny in [false, true] {
+            let (number, in_front) =
+                rule_number_for_allow(&table, Direction::Egress, TCP, &flows, override_deny)
+                    .unwrap();
+            if override_deny && deny < 100 {
+                // With the override the engine still prefers to keep the deny deciding.
+                assert_eq!((number, in_front), (expected, None));
+            } else {
+                assert_eq!((number, in_front), (expected, None), "deny {deny}");
+            }
+            assert!(check_allow_number(&table, Direction::Egress, TCP, &flows, number, false).is_ok());
+        }
+        // In front of the deny: refused without the override, accepted with it only below
+        // the entry that decides (the deny itself decides 3389).
+        let reason =
+            check_allow_number(&table, Direction::Egress, TCP, &flows, deny - 1, false).unwrap_err();
+        assert!(reason.contains("OVERRIDE_EXPLICIT_DENY"), "{reason}");
+        assert!(check_allow_number(&table, Direction::Egress, TCP, &flows, deny - 1, true).is_ok());
+    }
+    // No number after the deny: refused with the reason.
+    let table = acl(vec![entry(32766, true, "6", "deny", "0.0.0.0/0", Some((3389, 3389)))]);
+    let error = rule_number_for_allow(&table, Direction::Egress, TCP, &flows, false).unwrap_err();
+    assert!(error.contains("32766"), "{error}");
 }
 
 fn arb_entry() -> impl Strategy<Value = NaclEntry> {
@@ -332,21 +371,40 @@ proptest! {
     }
 
     #[test]
-    fn the_chosen_rule_number_makes_the_new_allow_win(
+    fn the_chosen_rule_number_fixes_what_it_may_and_keeps_every_deny(
         entries in proptest::collection::vec(arb_entry(), 0..30),
         flows in arb_flows(),
+        override_deny in any::<bool>(),
     ) {
         let block = flows[0];
         prop_assume!(block.addrs.to_cidrs().len() == 1);
         let mut acl = acl(entries);
-        if let Some(n) = rule_number_for_allow(&acl, Direction::Egress, TCP, &flows) {
+        let before = evaluate(&acl, Direction::Egress, TCP, &flows);
+        if let Ok((n, in_front)) = rule_number_for_allow(&acl, Direction::Egress, TCP, &flows, override_deny) {
             prop_assert!(!acl.entries.iter().any(|e| e.egress && e.rule_number == n));
+            prop_assert!(check_allow_number(&acl, Direction::Egress, TCP, &flows, n, override_deny).is_ok());
+            let denies = overlapping_denies(&acl, Direction::Egress, TCP, &flows);
             acl.entries.push(NaclEntry {
                 rule_number: n, egress: true, protocol: "6".into(), rule_action: "allow".into(),
                 cidr_block: Some(block.addrs.to_cidrs()[0].clone()), ipv6_cidr_block: None,
                 port_range: Some(block.ports),
             });
-            prop_assert!(evaluate(&acl, Direction::Egress, TCP, &flows).allowed());
+            let after = evaluate(&acl, Direction::Egress, TCP, &flows);
+            match in_front {
+                // In front of a deny (override only): everything is allowed now.
+                Some(_) => {
+                    prop_assert!(override_deny);
+                    prop_assert!(after.allowed());
+                }
+                // Behind every overlapping deny: the implicit deny drops nothing any more,
+                // and every explicit deny still decides exactly what it decided.
+                None => {
+                    prop_assert!(denies.iter().all(|d| *d < n));
+                    prop_assert!(after.drops().all(|d| d.rule != NaclRuleRef::ImplicitDeny));
+                    let explicit = |o: &NaclOutcome| volume(o.drops().filter(|d| d.rule != NaclRuleRef::ImplicitDeny).map(|d| d.flows));
+                    prop_assert_eq!(explicit(&before), explicit(&after));
+                }
+            }
         }
     }
 }

