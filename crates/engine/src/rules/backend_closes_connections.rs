@@ -117,6 +117,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         "Watch a backend close idle connections: open one, wait, and see when it is closed",
         Script::lines(vec![
             argv!["kubectl", "port-forward", "POD", "8080:8080"].into_iter().chain([Word::Op("&")]).collect(),
+            argv!["sleep", "2"],
             vec![
                 Word::from("time"), Word::Op("("), Word::from("printf"),
                 Word::from("GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"), Word::Op(";"),
