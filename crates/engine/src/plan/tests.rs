@@ -192,3 +192,145 @@ fn plans_travel_as_json_and_ids_are_deterministic() {
     );
     assert_eq!(ActionKind::parse("rm -rf"), None);
 }
+
+const NODE_ACL: &str = "acl-0d4c3b2a1f0e98761";
+const LB_ACL: &str = "acl-0b1e2d3c4f5a69870";
+
+/// The node subnets' NACL of `nacl-ephemeral-node-subnets` with an unrelated explicit deny
+/// in front of its egress: rule 50, TCP 3389 to 0.0.0.0/0.
+fn with_unrelated_deny() -> crate::snapshot::Snapshot {
+    let mut world = scenario_snapshot("nacl-ephemeral-node-subnets");
+    let acl = world
+        .network_acls
+        .iter_mut()
+        .find(|a| a.id == NODE_ACL)
+        .unwrap();
+    acl.entries.push(crate::snapshot::NaclEntry {
+        rule_number: 50,
+        egress: true,
+        protocol: "6".into(),
+        rule_action: "deny".into(),
+        cidr_block: Some("0.0.0.0/0".into()),
+        ipv6_cidr_block: None,
+        port_range: Some(PortRange::single(3389)),
+    });
+    world
+}
+
+/// The reproduced defect 1: the allows were numbered 47-49, in front of the deny, without
+/// `in_front_of_deny`, and the plan passed; applying it would have let 3389 through. There
+/// were also two findings for one NACL and direction.
+#[test]
+fn an_unrelated_deny_keeps_deciding_and_the_allows_go_after_it() {
+    let name = "nacl-ephemeral-node-subnets";
+    let world = with_unrelated_deny();
+    let diagnosis = diagnose(&scenario_alarm(name), &world);
+    let on_node_acl: Vec<_> = diagnosis
+        .findings
+        .iter()
+        .filter(|f| f.resources.first().map(String::as_str) == Some(NODE_ACL))
+        .collect();
+    assert_eq!(on_node_acl.len(), 1, "one finding per NACL and direction");
+    assert!(on_node_acl[0].title.contains("rule 50 and the implicit deny"), "{}", on_node_acl[0].title);
+    for policy in [
+        Policy::default(),
+        Policy {
+            override_explicit_deny: true,
+            ..Policy::default()
+        },
+    ] {
+        let plan = plan(&world, &diagnosis.findings, &policy, NOW);
+        assert!(plan.refused.is_empty(), "{:?}", plan.refused);
+        assert_eq!(plan.actions.len(), 3);
+        for action in &plan.actions {
+            let Action::AllowNaclEntry {
+                rule_number,
+                in_front_of_deny,
+                ..
+            } = action
+            else {
+                panic!("{action:?}")
+            };
+            assert!(*rule_number > 50, "{action:?}");
+            assert_eq!(*in_front_of_deny, None);
+            assert_eq!(guardrails::refusal(action, &world, &policy), None);
+        }
+    }
+}
+
+fn node_entry(egress: bool, rule_number: u16, cidr: &str, kind: NaclActionKind, nacl: &str) -> Action {
+    Action::AllowNaclEntry {
+        kind,
+        nacl_id: nacl.into(),
+        egress,
+        rule_number,
+        cidr: cidr.into(),
+        ports: match kind {
+            NaclActionKind::Ephemeral => PortRange::EPHEMERAL,
+            NaclActionKind::TargetPort => PortRange::single(8080),
+        },
+        in_front_of_deny: None,
+    }
+}
+
+/// Forged NACL actions, each breaking one guardrail that ties an entry to its path and its
+/// number to the engine's own window: each is refused with its own reason.
+#[test]
+fn forged_nacl_actions_are_refused_each_with_its_reason() {
+    let world = with_unrelated_deny();
+    let policy = Policy::default();
+    let eph = NaclActionKind::Ephemeral;
+    let cases = [
+        // The real plan's entry, for reference: accepted.
+        (node_entry(true, 120, "10.0.0.0/24", eph, NODE_ACL), None),
+        (
+            node_entry(false, 120, "10.0.0.0/24", eph, NODE_ACL),
+            Some("belongs on the NACL of a load balancer subnet"),
+        ),
+        (
+            node_entry(true, 120, "10.0.16.0/20", eph, LB_ACL),
+            Some("belongs on the NACL of a target subnet"),
+        ),
+        (
+            node_entry(true, 120, "10.0.0.0/16", eph, NODE_ACL),
+            Some("not the CIDR block of a load balancer subnet"),
+        ),
+        (
+            node_entry(true, 120, "10.0.16.0/20", eph, NODE_ACL),
+            Some("not the CIDR block of a load balancer subnet"),
+        ),
+        (
+            node_entry(true, 1, "10.0.0.0/24", eph, NODE_ACL),
+            Some("OVERRIDE_EXPLICIT_DENY"),
+        ),
+        (
+            node_entry(true, 49, "10.0.0.0/24", eph, NODE_ACL),
+            Some("OVERRIDE_EXPLICIT_DENY"),
+        ),
+        (
+            node_entry(true, 100, "10.0.0.0/24", NaclActionKind::TargetPort, NODE_ACL),
+            Some("belongs on the NACL of a load balancer subnet"),
+        ),
+    ];
+    for (action, expected) in cases {
+        let reason = guardrails::refusal(&action, &world, &policy);
+        match (expected, &reason) {
+            (None, None) => {}
+            (Some(text), Some(reason)) => assert!(reason.contains(text), "{action:?}: {reason}"),
+            _ => panic!("{action:?}: {reason:?}, expected {expected:?}"),
+        }
+    }
+    // The field a plan carries decides nothing: claiming the override in the plan does not
+    // make rule 1 acceptable, and the override makes it acceptable only below the entry that
+    // decides (rule 50 decides 3389; the implicit deny the rest).
+    let mut claimed = node_entry(true, 1, "10.0.0.0/24", eph, NODE_ACL);
+    if let Action::AllowNaclEntry { in_front_of_deny, .. } = &mut claimed {
+        *in_front_of_deny = None;
+    }
+    assert!(guardrails::refusal(&claimed, &world, &policy).is_some());
+    let overriding = Policy {
+        override_explicit_deny: true,
+        ..Policy::default()
+    };
+    assert_eq!(guardrails::refusal(&claimed, &world, &overriding), None);
+}
