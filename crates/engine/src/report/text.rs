@@ -13,7 +13,7 @@ const WIDTH: usize = 100;
 pub fn render_text(report: &Report) -> String {
     let mut out = String::new();
     let (label, headline) = report.headline();
-    let _ = writeln!(out, "{label}: {headline}");
+    let _ = writeln!(out, "{label}: {}", one_line(headline));
     out.push('\n');
     header(report, &mut out);
     if let Some(section) = &report.remediation {
@@ -66,7 +66,7 @@ fn header(report: &Report, out: &mut String) {
             one_line(&alarm.region)
         );
         if let Some(arn) = &lb.arn {
-            let _ = writeln!(out, "  {}", one_line(arn));
+            out.push_str(&wrap(arn, WIDTH, "  "));
         }
         if let Some(owner) = &lb.owner {
             let cluster = lb

