@@ -135,10 +135,25 @@ fn next_steps(ctx: &Context<'_>) -> Vec<String> {
         crate::alarm::LbKind::Application => {
             steps.push("Read the access log for the alarm window: `elb_status_code`, `target_status_code` and `error_reason` name the failing requests (503: no healthy target or no rule; 500: an internal error or a WAF/auth action; 460: the client closed first; 561: the identity provider failed).".into());
             let command = crate::shell::Script::line(crate::argv![
-                "aws", "cloudwatch", "get-metric-statistics", "--region", ctx.region(),
-                "--namespace", "AWS/ApplicationELB", "--metric-name", "HTTPCode_ELB_503_Count",
-                "--dimensions", format!("Name=LoadBalancer,Value={}", lb.id),
-                "--statistics", "Sum", "--period", "60", "--start-time", "START", "--end-time", "END"
+                "aws",
+                "cloudwatch",
+                "get-metric-statistics",
+                "--region",
+                ctx.region(),
+                "--namespace",
+                "AWS/ApplicationELB",
+                "--metric-name",
+                "HTTPCode_ELB_503_Count",
+                "--dimensions",
+                format!("Name=LoadBalancer,Value={}", lb.id),
+                "--statistics",
+                "Sum",
+                "--period",
+                "60",
+                "--start-time",
+                "START",
+                "--end-time",
+                "END"
             ]);
             steps.push(format!(
                 "Compare HTTPCode_ELB_5XX_Count with HTTPCode_ELB_502/503/504_Count and HTTPCode_Target_5XX_Count per target group: `{command}`"

@@ -2,10 +2,10 @@
 //! the Kubernetes side that keeps them. One place, so every rule quotes them the same way.
 
 use crate::alarm::LbKind;
+use crate::argv;
 use crate::context::{Context, Owner};
 use crate::finding::{Command, DurableFix};
 use crate::netcheck::Direction;
-use crate::argv;
 use crate::shell::{Script, Word};
 use crate::snapshot::{PortRange, SecurityGroup};
 
@@ -16,8 +16,17 @@ fn alb_arn(region: &str, name: &str, arn: Option<&str>) -> (Option<Vec<Word>>, S
         Some(arn) => (None, arn.to_string()),
         None => (
             Some(argv![
-                "aws", "elbv2", "describe-load-balancers", "--region", region, "--names", name,
-                "--query", "LoadBalancers[0].LoadBalancerArn", "--output", "text"
+                "aws",
+                "elbv2",
+                "describe-load-balancers",
+                "--region",
+                region,
+                "--names",
+                name,
+                "--query",
+                "LoadBalancers[0].LoadBalancerArn",
+                "--output",
+                "text"
             ]),
             ALB_ARN_PLACEHOLDER.to_string(),
         ),
@@ -42,17 +51,32 @@ pub fn idle_timeout_script(
 ) -> Script {
     match kind {
         LbKind::Classic => Script::line(argv![
-            "aws", "elb", "modify-load-balancer-attributes", "--region", region,
-            "--load-balancer-name", name,
-            "--load-balancer-attributes", format!("{{\"ConnectionSettings\":{{\"IdleTimeout\":{seconds}}}}}")
+            "aws",
+            "elb",
+            "modify-load-balancer-attributes",
+            "--region",
+            region,
+            "--load-balancer-name",
+            name,
+            "--load-balancer-attributes",
+            format!("{{\"ConnectionSettings\":{{\"IdleTimeout\":{seconds}}}}}")
         ]),
         LbKind::Application => {
             let (lookup, arn) = alb_arn(region, name, arn);
-            script(lookup, argv![
-                "aws", "elbv2", "modify-load-balancer-attributes", "--region", region,
-                "--load-balancer-arn", arn,
-                "--attributes", format!("Key=idle_timeout.timeout_seconds,Value={seconds}")
-            ])
+            script(
+                lookup,
+                argv![
+                    "aws",
+                    "elbv2",
+                    "modify-load-balancer-attributes",
+                    "--region",
+                    region,
+                    "--load-balancer-arn",
+                    arn,
+                    "--attributes",
+                    format!("Key=idle_timeout.timeout_seconds,Value={seconds}")
+                ],
+            )
         }
     }
 }
@@ -121,7 +145,8 @@ pub fn durable_idle_timeout(ctx: &Context<'_>, seconds: u32) -> DurableFix {
 /// list back. A pipeline, not a sub-command, so every value in it stays an argument.
 fn merge_alb_attribute(namespace: &str, name: &str, key: &str, value: &str) -> Script {
     const ATTRIBUTES: &str = "alb.ingress.kubernetes.io/load-balancer-attributes";
-    let mut words = argv![
+    let mut words =
+        argv![
         "kubectl", "-n", namespace, "get", "ingress", name, "-o",
         "jsonpath={.metadata.annotations.alb\\.ingress\\.kubernetes\\.io/load-balancer-attributes}"
     ];
@@ -136,7 +161,16 @@ fn merge_alb_attribute(namespace: &str, name: &str, key: &str, value: &str) -> S
     words.extend(argv!["paste", "-sd,", "-"]);
     words.push(Word::Op("|"));
     words.extend(argv![
-        "xargs", "-I", "VALUE", "kubectl", "-n", namespace, "annotate", "ingress", name, "--overwrite",
+        "xargs",
+        "-I",
+        "VALUE",
+        "kubectl",
+        "-n",
+        namespace,
+        "annotate",
+        "ingress",
+        name,
+        "--overwrite",
         format!("{ATTRIBUTES}=VALUE")
     ]);
     Script::line(words)
@@ -157,18 +191,45 @@ pub fn create_nacl_entry(
         "--cidr-block"
     };
     Script::line(argv![
-        "aws", "ec2", "create-network-acl-entry", "--region", region, "--network-acl-id", nacl_id,
-        format!("--{}", direction.as_str()), "--rule-number", rule_number, "--protocol", "tcp",
-        "--port-range", format!("From={},To={}", ports.from, ports.to), flag, cidr,
-        "--rule-action", "allow"
+        "aws",
+        "ec2",
+        "create-network-acl-entry",
+        "--region",
+        region,
+        "--network-acl-id",
+        nacl_id,
+        format!("--{}", direction.as_str()),
+        "--rule-number",
+        rule_number,
+        "--protocol",
+        "tcp",
+        "--port-range",
+        format!("From={},To={}", ports.from, ports.to),
+        flag,
+        cidr,
+        "--rule-action",
+        "allow"
     ])
 }
 
 /// `aws ec2 delete-network-acl-entry`: the rollback of an entry, or the removal of a deny.
-pub fn delete_nacl_entry(region: &str, nacl_id: &str, direction: Direction, rule_number: u16) -> Script {
+pub fn delete_nacl_entry(
+    region: &str,
+    nacl_id: &str,
+    direction: Direction,
+    rule_number: u16,
+) -> Script {
     Script::line(argv![
-        "aws", "ec2", "delete-network-acl-entry", "--region", region, "--network-acl-id", nacl_id,
-        format!("--{}", direction.as_str()), "--rule-number", rule_number
+        "aws",
+        "ec2",
+        "delete-network-acl-entry",
+        "--region",
+        region,
+        "--network-acl-id",
+        nacl_id,
+        format!("--{}", direction.as_str()),
+        "--rule-number",
+        rule_number
     ])
 }
 
@@ -191,12 +252,22 @@ pub fn security_group_rule(
             .collect()
     };
     let pair = match description {
-        Some(text) => format!("GroupId={},Description=\"{}\"", plain(peer_group), plain(text)),
+        Some(text) => format!(
+            "GroupId={},Description=\"{}\"",
+            plain(peer_group),
+            plain(text)
+        ),
         None => format!("GroupId={}", plain(peer_group)),
     };
     Script::line(argv![
-        "aws", "ec2", format!("{verb}-security-group-{}", direction.as_str()), "--region", region,
-        "--group-id", group_id, "--ip-permissions",
+        "aws",
+        "ec2",
+        format!("{verb}-security-group-{}", direction.as_str()),
+        "--region",
+        region,
+        "--group-id",
+        group_id,
+        "--ip-permissions",
         format!("IpProtocol=tcp,FromPort={port},ToPort={port},UserIdGroupPairs=[{{{pair}}}]")
     ])
 }
@@ -216,16 +287,39 @@ pub fn is_controller_managed(group: &SecurityGroup) -> bool {
 pub fn describe_health(ctx: &Context<'_>, target_group_arn: Option<&str>) -> Command {
     let lb = &ctx.snapshot.load_balancer;
     let region = ctx.region();
-    let health = |arn: &str| argv!["aws", "elbv2", "describe-target-health", "--region", region, "--target-group-arn", arn];
+    let health = |arn: &str| {
+        argv![
+            "aws",
+            "elbv2",
+            "describe-target-health",
+            "--region",
+            region,
+            "--target-group-arn",
+            arn
+        ]
+    };
     match lb.kind {
         LbKind::Classic => Command::new(
             "See the health of every instance",
-            Script::line(argv!["aws", "elb", "describe-instance-health", "--region", region, "--load-balancer-name", &lb.name]),
+            Script::line(argv![
+                "aws",
+                "elb",
+                "describe-instance-health",
+                "--region",
+                region,
+                "--load-balancer-name",
+                &lb.name
+            ]),
         ),
         LbKind::Application => {
             let arns: Vec<&str> = match target_group_arn {
                 Some(arn) => vec![arn],
-                None => ctx.snapshot.target_groups.iter().filter_map(|g| g.arn.as_deref()).collect(),
+                None => ctx
+                    .snapshot
+                    .target_groups
+                    .iter()
+                    .filter_map(|g| g.arn.as_deref())
+                    .collect(),
             };
             if arns.is_empty() {
                 let (lookup, arn) = alb_arn(region, &lb.name, lb.arn.as_deref());
@@ -249,7 +343,17 @@ pub fn show_backends(ctx: &Context<'_>) -> Option<Command> {
             "See the Service's endpoints and pods",
             Script::lines(vec![
                 argv!["kubectl", "-n", namespace, "describe", "service", name],
-                argv!["kubectl", "-n", namespace, "get", "endpointslices", "-l", format!("kubernetes.io/service-name={name}"), "-o", "wide"],
+                argv![
+                    "kubectl",
+                    "-n",
+                    namespace,
+                    "get",
+                    "endpointslices",
+                    "-l",
+                    format!("kubernetes.io/service-name={name}"),
+                    "-o",
+                    "wide"
+                ],
             ]),
         )),
         Owner::Ingress { namespace, name } => Some(Command::new(
@@ -261,7 +365,14 @@ pub fn show_backends(ctx: &Context<'_>) -> Option<Command> {
         )),
         Owner::IngressGroup { group } => Some(Command::new(
             format!("See the target group bindings (IngressGroup {group})"),
-            Script::line(argv!["kubectl", "get", "targetgroupbindings", "-A", "-o", "wide"]),
+            Script::line(argv![
+                "kubectl",
+                "get",
+                "targetgroupbindings",
+                "-A",
+                "-o",
+                "wide"
+            ]),
         )),
         Owner::Unknown => None,
     }

@@ -43,7 +43,13 @@ fn arg(value: &str) -> Word {
     Word::Arg(
         value
             .chars()
-            .map(|c| if crate::report::escape::is_breaking(c) { ' ' } else { c })
+            .map(|c| {
+                if crate::report::escape::is_breaking(c) {
+                    ' '
+                } else {
+                    c
+                }
+            })
             .collect(),
     )
 }
@@ -110,13 +116,7 @@ impl Script {
     pub fn lines(lines: Vec<Vec<Word>>) -> Self {
         let text = lines
             .iter()
-            .map(|words| {
-                words
-                    .iter()
-                    .map(Word::render)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
+            .map(|words| words.iter().map(Word::render).collect::<Vec<_>>().join(" "))
             .collect::<Vec<_>>()
             .join("\n");
         Self { text, lines }
@@ -230,7 +230,11 @@ mod tests {
             let script = Script::line(argv!["echo", value]);
             let words = split_for_test(&script).expect("balanced quotes");
             let intended = script.words()[0][1].intended().to_string();
-            assert_eq!(intended, value.replace('\t', " "), "only control characters change");
+            assert_eq!(
+                intended,
+                value.replace('\t', " "),
+                "only control characters change"
+            );
             assert_eq!(
                 words,
                 vec![("echo".to_string(), false), (intended, false)],

@@ -9,7 +9,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use elbmedic_engine::alarm::LbKind;
 use elbmedic_engine::plan::guardrails::{nacl_entry_in_place, renumbered, still_needed};
 use elbmedic_engine::plan::outcome::{rollback, Step, StepStatus};
-use elbmedic_engine::plan::{Action, PlanTarget};
+use elbmedic_engine::plan::{Action, PlanTarget, Policy};
 use elbmedic_engine::snapshot::Snapshot;
 
 use crate::clients::Clients;
@@ -35,6 +35,7 @@ pub async fn apply(
     action: &Action,
     world: &Snapshot,
     target: &PlanTarget,
+    policy: &Policy,
     dry_run: bool,
 ) -> Step {
     match action {
@@ -47,7 +48,7 @@ pub async fn apply(
                 // run never sends it; the guardrails and the fresh state were checked.
                 return Step::new(action, StepStatus::WouldApply, "passes every guardrail against the current state; the write permission is not probed (EC2's DryRun is not used for NACL entries)");
             }
-            create_nacl_entry(clients, action, world, target).await
+            create_nacl_entry(clients, action, world, target, policy).await
         }
         Action::AllowSgIngress { .. } => authorize_sg(clients, action, target, dry_run).await,
     }
@@ -182,6 +183,7 @@ async fn create_nacl_entry(
     action: &Action,
     world: &Snapshot,
     target: &PlanTarget,
+    policy: &Policy,
 ) -> Step {
     let Action::AllowNaclEntry { nacl_id, .. } = action else {
         return Step::new(action, StepStatus::Failed, "not a NACL action");
@@ -226,7 +228,7 @@ async fn create_nacl_entry(
                         "another entry now allows this traffic",
                     );
                 }
-                match renumbered(&attempt, acl) {
+                match renumbered(&attempt, acl, policy) {
                     Some(next) => attempt = next,
                     None => {
                         return Step::new(&attempt, StepStatus::Refused, format!("rule {number} is taken and {nacl_id} has no free rule number that would decide this traffic first"));

@@ -147,7 +147,17 @@ pub async fn remediate(
     for action in &needed {
         let step = match cooldown_refusal(ledger, settings, message, action, now).await {
             Some(reason) => Step::new(action, StepStatus::Refused, reason),
-            None => apply::apply(clients, action, &before, &plan.load_balancer, dry_run).await,
+            None => {
+                apply::apply(
+                    clients,
+                    action,
+                    &before,
+                    &plan.load_balancer,
+                    &settings.policy,
+                    dry_run,
+                )
+                .await
+            }
         };
         if step.status == StepStatus::Applied {
             record(

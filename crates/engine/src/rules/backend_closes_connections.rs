@@ -6,18 +6,24 @@
 //! not connection errors (the connection existed), so `TargetConnectionErrorCount` stays low.
 //! What matters is the HTTP server's keep-alive idle timeout, not the kernel's TCP keepalive.
 
-use crate::argv;
-use crate::shell::{Script, Word};
 use super::{Check, CheckStatus, RuleOutput};
 use crate::alarm::LbKind;
+use crate::argv;
 use crate::context::{format_value, Context};
 use crate::finding::{Command, Confidence, Evidence, Finding, FindingCode, Fix, Severity};
+use crate::shell::{Script, Word};
 
 /// The article's check of the kernel's TCP keepalive, kept because on-call runbooks cite it.
 pub fn sysctl_commands(ctx: &Context<'_>) -> Vec<Command> {
-    let sysctl = argv!["sysctl", "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes"];
+    let sysctl = argv![
+        "sysctl",
+        "net.ipv4.tcp_keepalive_time",
+        "net.ipv4.tcp_keepalive_intvl",
+        "net.ipv4.tcp_keepalive_probes"
+    ];
     let namespace = match &ctx.owner {
-        crate::context::Owner::Service { namespace, .. } | crate::context::Owner::Ingress { namespace, .. } => {
+        crate::context::Owner::Service { namespace, .. }
+        | crate::context::Owner::Ingress { namespace, .. } => {
             argv!["-n", namespace]
         }
         _ => Vec::new(),
@@ -113,19 +119,33 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         ctx.health.healthy, ctx.health.total
     )));
     let mut commands = sysctl_commands(ctx);
-    commands.insert(0, Command::new(
-        "Watch a backend close idle connections: open one, wait, and see when it is closed",
-        Script::lines(vec![
-            argv!["kubectl", "port-forward", "POD", "8080:8080"].into_iter().chain([Word::Op("&")]).collect(),
-            argv!["sleep", "2"],
-            vec![
-                Word::from("time"), Word::Op("("), Word::from("printf"),
-                Word::from("GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"), Word::Op(";"),
-                Word::from("sleep"), Word::from("120"), Word::Op(")"), Word::Op("|"),
-                Word::from("nc"), Word::from("127.0.0.1"), Word::from("8080"),
-            ],
-        ]),
-    ));
+    commands.insert(
+        0,
+        Command::new(
+            "Watch a backend close idle connections: open one, wait, and see when it is closed",
+            Script::lines(vec![
+                argv!["kubectl", "port-forward", "POD", "8080:8080"]
+                    .into_iter()
+                    .chain([Word::Op("&")])
+                    .collect(),
+                argv!["sleep", "2"],
+                vec![
+                    Word::from("time"),
+                    Word::Op("("),
+                    Word::from("printf"),
+                    Word::from("GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"),
+                    Word::Op(";"),
+                    Word::from("sleep"),
+                    Word::from("120"),
+                    Word::Op(")"),
+                    Word::Op("|"),
+                    Word::from("nc"),
+                    Word::from("127.0.0.1"),
+                    Word::from("8080"),
+                ],
+            ]),
+        ),
+    );
     out.findings.push(Finding {
         code: FindingCode::BackendClosesConnections,
         severity: Severity::High,

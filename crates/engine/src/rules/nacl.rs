@@ -68,12 +68,12 @@ fn run(ctx: &Context<'_>, replies: bool) -> RuleOutput {
                 nacl_id: &check.nacl_id,
                 leg: check.leg,
                 rules: BTreeSet::new(),
-                    replies,
-                    checks: Vec::new(),
-                    dropped_ports: BTreeSet::new(),
-                    targets: BTreeSet::new(),
-                    subnets: BTreeSet::new(),
-                    far_subnets: BTreeSet::new(),
+                replies,
+                checks: Vec::new(),
+                dropped_ports: BTreeSet::new(),
+                targets: BTreeSet::new(),
+                subnets: BTreeSet::new(),
+                far_subnets: BTreeSet::new(),
                 fix_ports: BTreeSet::new(),
             });
         for drop in drops {
@@ -188,7 +188,9 @@ fn finding(ctx: &Context<'_>, group: &Group<'_>) -> Finding {
         .collect::<Vec<_>>()
         .join(" ");
     let why_rule = if group.rules.len() == 1 {
-        why_rule.replace(" the rest of it", " this traffic").replace(" part of it", " it")
+        why_rule
+            .replace(" the rest of it", " this traffic")
+            .replace(" part of it", " it")
     } else {
         why_rule
     };
@@ -427,9 +429,8 @@ fn fix(ctx: &Context<'_>, group: &Group<'_>) -> (Fix, Vec<Action>) {
             ));
         }
     }
-    let delete = |rule_number: u16| {
-        fixes::delete_nacl_entry(region, nacl_id, direction, rule_number)
-    };
+    let delete =
+        |rule_number: u16| fixes::delete_nacl_entry(region, nacl_id, direction, rule_number);
     for deny in overridden.iter().rev() {
         notes.insert(0, format!(
             "Rule {deny} is an explicit deny someone wrote on purpose: check why with its owner before putting an allow in front of it. \

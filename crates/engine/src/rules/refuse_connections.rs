@@ -6,14 +6,14 @@
 //! side refuses or drops them. The hypotheses are ranked by what the snapshot shows, each with
 //! the way to confirm it.
 
-use crate::argv;
-use crate::shell::{Script, Word};
 use super::backend_closes_connections::sysctl_commands;
 use super::{Check, CheckStatus, RuleOutput};
 use crate::alarm::LbKind;
+use crate::argv;
 use crate::context::{format_value, Context};
 use crate::finding::{Command, Confidence, Evidence, Finding, FindingCode, Fix, Severity};
 use crate::fixes;
+use crate::shell::{Script, Word};
 use crate::snapshot::HealthClass;
 
 struct Hypothesis {
@@ -191,11 +191,19 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     commands.push(Command::new(
         "Recent pod terminations and restarts",
         Script::line(
-            argv!["kubectl", "get", "events", "-A", "--field-selector", "reason=Killing", "--sort-by=.lastTimestamp"]
-                .into_iter()
-                .chain([Word::Op("|")])
-                .chain(argv!["tail", "-20"])
-                .collect(),
+            argv![
+                "kubectl",
+                "get",
+                "events",
+                "-A",
+                "--field-selector",
+                "reason=Killing",
+                "--sort-by=.lastTimestamp"
+            ]
+            .into_iter()
+            .chain([Word::Op("|")])
+            .chain(argv!["tail", "-20"])
+            .collect(),
         ),
     ));
     commands.extend(sysctl_commands(ctx));

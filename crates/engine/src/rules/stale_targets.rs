@@ -4,11 +4,11 @@
 //! Balancer Controller down, lagging, or a target registered by hand), the load balancer keeps
 //! sending it requests until health checks fail, and the IP may be handed to another pod.
 
-use crate::argv;
-use crate::shell::{Script, Word};
 use super::{list_some, Check, CheckStatus, RuleOutput};
+use crate::argv;
 use crate::context::Context;
 use crate::finding::{Command, DurableFix, Evidence, Finding, FindingCode, Fix, Severity};
+use crate::shell::{Script, Word};
 use crate::snapshot::Placement;
 
 pub fn check(ctx: &Context<'_>) -> RuleOutput {
@@ -74,7 +74,17 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             group.arn.as_ref().map(|arn| {
                 Command::new(
                     format!("Deregister {}", target.id),
-                    Script::line(argv!["aws", "elbv2", "deregister-targets", "--region", ctx.region(), "--target-group-arn", arn, "--targets", format!("Id={},Port={}", target.id, target.port)]),
+                    Script::line(argv![
+                        "aws",
+                        "elbv2",
+                        "deregister-targets",
+                        "--region",
+                        ctx.region(),
+                        "--target-group-arn",
+                        arn,
+                        "--targets",
+                        format!("Id={},Port={}", target.id, target.port)
+                    ]),
                 )
             })
         })

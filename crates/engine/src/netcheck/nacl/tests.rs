@@ -212,7 +212,9 @@ fn rule_number_goes_below_the_explicit_deny_or_in_a_conventional_slot() {
     ]);
     let without = rule_number_for_allow(&with_deny, Direction::Egress, TCP, &flows, false);
     assert!(
-        without.as_ref().is_err_and(|e| e.contains("explicit deny rule 50")),
+        without
+            .as_ref()
+            .is_err_and(|e| e.contains("explicit deny rule 50")),
         "{without:?}"
     );
     assert_eq!(
@@ -229,7 +231,13 @@ fn rule_number_goes_below_the_explicit_deny_or_in_a_conventional_slot() {
     )]);
     for override_deny in [false, true] {
         assert_eq!(
-            rule_number_for_allow(&implicit_only, Direction::Egress, TCP, &flows, override_deny),
+            rule_number_for_allow(
+                &implicit_only,
+                Direction::Egress,
+                TCP,
+                &flows,
+                override_deny
+            ),
             Ok((110, None))
         );
     }
@@ -259,17 +267,26 @@ fn an_allow_goes_after_an_overlapping_deny_that_the_implicit_deny_drop_shares() 
             } else {
                 assert_eq!((number, in_front), (expected, None), "deny {deny}");
             }
-            assert!(check_allow_number(&table, Direction::Egress, TCP, &flows, number, false).is_ok());
+            assert!(
+                check_allow_number(&table, Direction::Egress, TCP, &flows, number, false).is_ok()
+            );
         }
         // In front of the deny: refused without the override, accepted with it only below
         // the entry that decides (the deny itself decides 3389).
-        let reason =
-            check_allow_number(&table, Direction::Egress, TCP, &flows, deny - 1, false).unwrap_err();
+        let reason = check_allow_number(&table, Direction::Egress, TCP, &flows, deny - 1, false)
+            .unwrap_err();
         assert!(reason.contains("OVERRIDE_EXPLICIT_DENY"), "{reason}");
         assert!(check_allow_number(&table, Direction::Egress, TCP, &flows, deny - 1, true).is_ok());
     }
     // No number after the deny: refused with the reason.
-    let table = acl(vec![entry(32766, true, "6", "deny", "0.0.0.0/0", Some((3389, 3389)))]);
+    let table = acl(vec![entry(
+        32766,
+        true,
+        "6",
+        "deny",
+        "0.0.0.0/0",
+        Some((3389, 3389)),
+    )]);
     let error = rule_number_for_allow(&table, Direction::Egress, TCP, &flows, false).unwrap_err();
     assert!(error.contains("32766"), "{error}");
 }
