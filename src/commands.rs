@@ -369,7 +369,13 @@ fn offline_plan(
     }
     // Dated at the alarm's state change, so a replay gives the same plan every time.
     let created = alarm.state_change_epoch.unwrap_or(0);
-    let plan = elbmedic_engine::plan::plan(world, &report.findings, &config.policy, created);
+    let plan = elbmedic_engine::plan::plan(
+        world,
+        &report.findings,
+        &config.policy,
+        created,
+        alarm.state_change_epoch,
+    );
     let message = PlanMessage::new(Request::Apply, alarm, lb, &plan);
     report.remediation = Some(RemediationSection::planned(
         Mode::Approve.min(config.mode),

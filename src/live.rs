@@ -92,7 +92,13 @@ pub async fn remediated(intake: &Intake, config: &RemediationConfig) -> Report {
         Mode::DryRun => Request::DryRun,
         Mode::Auto => Request::Apply,
     };
-    let plan = elbmedic_engine::plan::plan(&world, &report.findings, &config.policy, now);
+    let plan = elbmedic_engine::plan::plan(
+        &world,
+        &report.findings,
+        &config.policy,
+        now,
+        alarm.state_change_epoch,
+    );
     let message = PlanMessage::new(request, alarm, load_balancer, &plan);
     if plan.actions.is_empty() {
         report.remediation = Some(RemediationSection::planned(

@@ -161,7 +161,7 @@ proptest! {
         let mut report = Report::diagnosed(&alarm, &lb, &world);
         check(&report)?;
         // With a plan and its approve command in the report, as in approve mode.
-        let planned = plan(&world, &report.findings, &Policy::default(), 1_795_457_000);
+        let planned = plan(&world, &report.findings, &Policy::default(), 1_795_457_000, alarm.state_change_epoch);
         let message = PlanMessage::new(Request::Apply, &alarm, &lb, &planned);
         report.remediation = Some(RemediationSection::planned(
             Mode::Approve,

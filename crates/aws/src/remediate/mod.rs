@@ -344,7 +344,13 @@ pub async fn propose(
         Mode::DryRun => Request::DryRun,
         Mode::Approve | Mode::Auto => Request::Apply,
     };
-    let plan = elbmedic_engine::plan::plan(world, &report.findings, &config.policy, now);
+    let plan = elbmedic_engine::plan::plan(
+        world,
+        &report.findings,
+        &config.policy,
+        now,
+        alarm.state_change_epoch,
+    );
     if plan.actions.is_empty() && plan.refused.is_empty() {
         return None;
     }

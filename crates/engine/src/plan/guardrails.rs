@@ -392,6 +392,7 @@ mod tests {
             &diagnose(&scenario_alarm(name), &world).findings,
             &policy,
             0,
+            None,
         )
         .actions;
         (world, actions)

@@ -175,7 +175,8 @@ pub struct PlanTarget {
     pub vpc_id: String,
 }
 
-/// Plans live an hour by default: after that the state they were made from is stale.
+/// Plans live an hour: after that the state they were made from is stale. `remediate`
+/// refuses a plan claiming to live longer.
 pub const DEFAULT_PLAN_LIFETIME: i64 = 3600;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,12 +196,13 @@ impl Plan {
     }
 }
 
-/// A deterministic plan id: the same LB, actions and time give the same id, so a plan
-/// published twice is recognisably the same plan.
-fn plan_id(target: &PlanTarget, actions: &[Action], created_at: i64) -> String {
+/// A deterministic plan id from the load balancer, the alarm's state change and the actions:
+/// a retried or redelivered alarm makes the same plan, so the ledger can tell a plan it has
+/// applied from a new one.
+fn plan_id(target: &PlanTarget, actions: &[Action], alarm_changed_at: i64) -> String {
     // FNV-1a: stable across runs and platforms, unlike the std hasher.
     let text = format!(
-        "{}|{}|{created_at}|{}",
+        "{}|{}|{alarm_changed_at}|{}",
         target.region,
         target.id,
         serde_json::to_string(actions).unwrap_or_default()
@@ -211,8 +213,16 @@ fn plan_id(target: &PlanTarget, actions: &[Action], created_at: i64) -> String {
     format!("plan-{hash:016x}")
 }
 
-/// The plan for a diagnosis's findings: every action they propose, minus what the policy forbids.
-pub fn plan(snapshot: &Snapshot, findings: &[Finding], policy: &Policy, now: i64) -> Plan {
+/// The plan for a diagnosis's findings: every action they propose, minus what the policy
+/// forbids. `alarm_changed_at` is the alarm's state-change time (epoch seconds), which names
+/// the episode; without it, `now` stands in.
+pub fn plan(
+    snapshot: &Snapshot,
+    findings: &[Finding],
+    policy: &Policy,
+    now: i64,
+    alarm_changed_at: Option<i64>,
+) -> Plan {
     let lb = &snapshot.load_balancer;
     let target = PlanTarget {
         kind: lb.kind,
@@ -240,10 +250,10 @@ pub fn plan(snapshot: &Snapshot, findings: &[Finding], policy: &Policy, now: i64
         }
     }
     Plan {
-        id: plan_id(&target, &actions, now),
+        id: plan_id(&target, &actions, alarm_changed_at.unwrap_or(now)),
         load_balancer: target,
         created_at: now,
-        expires_at: now + DEFAULT_PLAN_LIFETIME,
+        expires_at: now.saturating_add(DEFAULT_PLAN_LIFETIME),
         actions,
         refused,
     }

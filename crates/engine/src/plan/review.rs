@@ -7,11 +7,6 @@ use super::{Action, Plan, Policy, Refusal, DEFAULT_PLAN_LIFETIME};
 use crate::alarm::LbRef;
 use crate::snapshot::{GapFact, Snapshot};
 
-/// Plans claiming to live longer than this are not ours.
-const MAX_PLAN_LIFETIME: i64 = 24 * 3600;
-/// Clock skew tolerated between the function that made a plan and the one applying it.
-const CLOCK_SKEW: i64 = 300;
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum Review {
     /// Nothing is applied; `reason` says why, `refusals` which actions broke a guardrail.
@@ -33,21 +28,54 @@ fn refused(reason: impl Into<String>) -> Review {
     }
 }
 
+/// The facts an action rests on: when one of them could not be read in this gather, the
+/// guardrails would be judging from a partial world, so the action is refused (fail closed).
+fn required_facts(action: &Action) -> &'static [GapFact] {
+    match action {
+        Action::RaiseIdleTimeout { .. } => &[GapFact::LbAttributes],
+        Action::AllowNaclEntry { .. } => &[
+            GapFact::NetworkAcls,
+            GapFact::Subnets,
+            GapFact::TargetGroups,
+            GapFact::TargetHealth,
+            GapFact::TargetPlacement,
+        ],
+        Action::AllowSgIngress { .. } => &[
+            GapFact::SecurityGroups,
+            GapFact::PrefixList,
+            GapFact::TargetGroups,
+            GapFact::TargetHealth,
+            GapFact::TargetPlacement,
+        ],
+    }
+}
+
+fn unread_fact(action: &Action, world: &Snapshot) -> Option<String> {
+    let facts = required_facts(action);
+    let gap = world.gaps.iter().find(|g| facts.contains(&g.fact))?;
+    Some(format!(
+        "this action rests on what could not be read ({}); nothing is applied on a partial view",
+        crate::report::escape::one_line(&gap.to_string())
+    ))
+}
+
 /// Reviews `plan` for the load balancer `alarmed` against `world`, gathered just now.
 pub fn review(plan: &Plan, alarmed: &LbRef, world: &Snapshot, policy: &Policy, now: i64) -> Review {
     let target = &plan.load_balancer;
-    if plan.is_expired(now) {
+    // Checked arithmetic throughout: the dates are the plan's, so anyone's.
+    let lifetime = plan.expires_at.checked_sub(plan.created_at);
+    if plan.created_at > now || !lifetime.is_some_and(|l| (0..=DEFAULT_PLAN_LIFETIME).contains(&l))
+    {
         return refused(format!(
-            "plan {} expired {} s ago; plans live {} s, so a new alarm makes a new one",
-            plan.id,
-            now - plan.expires_at,
-            DEFAULT_PLAN_LIFETIME
+            "plan {} has impossible dates (created {}, expires {}, now {now}): a plan is made before it is applied and lives at most {DEFAULT_PLAN_LIFETIME} s; it was not made by elbmedic",
+            plan.id, plan.created_at, plan.expires_at
         ));
     }
-    if plan.created_at > now + CLOCK_SKEW || plan.expires_at - plan.created_at > MAX_PLAN_LIFETIME {
+    if plan.is_expired(now) {
         return refused(format!(
-            "plan {} has impossible dates (created {}, expires {}); it was not made by elbmedic",
-            plan.id, plan.created_at, plan.expires_at
+            "plan {} expired {} s ago; plans live {DEFAULT_PLAN_LIFETIME} s, so a new alarm makes a new one",
+            plan.id,
+            now.saturating_sub(plan.expires_at)
         ));
     }
     if (alarmed.kind, alarmed.id.as_str()) != (target.kind, target.id.as_str()) {
@@ -72,10 +100,12 @@ pub fn review(plan: &Plan, alarmed: &LbRef, world: &Snapshot, policy: &Policy, n
         .actions
         .iter()
         .filter_map(|action| {
-            refusal(action, world, policy).map(|reason| Refusal {
-                action: action.clone(),
-                reason,
-            })
+            unread_fact(action, world)
+                .or_else(|| refusal(action, world, policy))
+                .map(|reason| Refusal {
+                    action: action.clone(),
+                    reason,
+                })
         })
         .collect();
     if let Some(first) = refusals.first() {
@@ -112,6 +142,7 @@ mod tests {
             &diagnose(&scenario_alarm(name), &world).findings,
             &Policy::default(),
             1000,
+            None,
         );
         let lb = &world.load_balancer;
         let alarmed = LbRef {
@@ -180,5 +211,79 @@ mod tests {
         assert_eq!(refusals.len(), 1, "{refusals:?}");
         assert!(reason.contains("none is applied"), "{reason}");
         assert!(refusals[0].reason.contains("open everything"));
+    }
+
+    #[test]
+    fn plan_dates_are_checked_without_overflow() {
+        let (world, plan, alarmed) = planned("nacl-ephemeral-node-subnets");
+        let policy = Policy::default();
+        let dated = |created_at: i64, expires_at: i64| Plan {
+            created_at,
+            expires_at,
+            ..plan.clone()
+        };
+        for (forged, now) in [
+            (dated(2000, 2000 + 60), 1001),    // made in the future
+            (dated(1000, 1000 + 3601), 1001),  // lives longer than an hour
+            (dated(1000, 999), 1001),          // expires before it is made
+            (dated(i64::MIN, i64::MAX), 1001), // overflows a naive subtraction
+            (dated(i64::MAX, i64::MIN), i64::MAX),
+            (dated(1000, 4600), i64::MIN),
+        ] {
+            let review = review(&forged, &alarmed, &world, &policy, now);
+            assert!(
+                matches!(&review, Review::Refused { reason, .. } if reason.contains("impossible dates")),
+                "{forged:?}: {review:?}"
+            );
+        }
+        let late = review(&dated(1000, 4600), &alarmed, &world, &policy, i64::MAX);
+        assert!(matches!(&late, Review::Refused { reason, .. } if reason.contains("expired")));
+    }
+
+    #[test]
+    fn a_retried_alarm_makes_the_same_plan_and_another_episode_another() {
+        let world = scenario_snapshot("nacl-ephemeral-node-subnets");
+        let findings = diagnose(&scenario_alarm("nacl-ephemeral-node-subnets"), &world).findings;
+        let policy = Policy::default();
+        let first = plan(&world, &findings, &policy, 1000, Some(900));
+        let retried = plan(&world, &findings, &policy, 1300, Some(900));
+        let next = plan(&world, &findings, &policy, 5000, Some(4900));
+        assert_eq!(first.id, retried.id);
+        assert_ne!(first.id, next.id);
+    }
+
+    #[test]
+    fn an_action_resting_on_an_unread_fact_is_refused() {
+        let (world, plan, alarmed) = planned("nacl-ephemeral-node-subnets");
+        for fact in [
+            GapFact::NetworkAcls,
+            GapFact::Subnets,
+            GapFact::TargetPlacement,
+        ] {
+            let mut partial = world.clone();
+            partial.gaps.push(crate::snapshot::Gap {
+                fact,
+                resource: None,
+                reason: crate::snapshot::GapReason::Throttled,
+                detail: "Rate exceeded".into(),
+            });
+            let review = review(&plan, &alarmed, &partial, &Policy::default(), 1001);
+            assert!(
+                matches!(&review, Review::Refused { refusals, .. } if refusals.iter().all(|r| r.reason.contains("partial view"))),
+                "{fact:?}: {review:?}"
+            );
+        }
+        // A gap that no NACL action rests on (metrics) changes nothing.
+        let mut quiet = world.clone();
+        quiet.gaps.push(crate::snapshot::Gap {
+            fact: GapFact::Metrics,
+            resource: None,
+            reason: crate::snapshot::GapReason::Throttled,
+            detail: String::new(),
+        });
+        assert!(matches!(
+            review(&plan, &alarmed, &quiet, &Policy::default(), 1001),
+            Review::Proceed { .. }
+        ));
     }
 }

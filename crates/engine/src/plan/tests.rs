@@ -8,7 +8,7 @@ const NOW: i64 = 1_795_457_000;
 fn plan_for(name: &str, policy: &Policy) -> Plan {
     let world = scenario_snapshot(name);
     let diagnosis = diagnose(&scenario_alarm(name), &world);
-    plan(&world, &diagnosis.findings, policy, NOW)
+    plan(&world, &diagnosis.findings, policy, NOW, Some(NOW - 60))
 }
 
 #[test]
@@ -245,7 +245,7 @@ fn an_unrelated_deny_keeps_deciding_and_the_allows_go_after_it() {
             ..Policy::default()
         },
     ] {
-        let plan = plan(&world, &diagnosis.findings, &policy, NOW);
+        let plan = plan(&world, &diagnosis.findings, &policy, NOW, None);
         assert!(plan.refused.is_empty(), "{:?}", plan.refused);
         assert_eq!(plan.actions.len(), 3);
         for action in &plan.actions {
