@@ -32,19 +32,50 @@ pub struct Handler {
     clients: Mutex<HashMap<String, Clients>>,
 }
 
-/// The messages of an SNS event's records; a bare plan (a direct invocation) is one message.
-fn messages(payload: &Value) -> Vec<String> {
-    match payload.get("Records").and_then(Value::as_array) {
-        Some(records) => records
-            .iter()
-            .map(|r| {
-                r.pointer("/Sns/Message")
+/// The messages of an SNS event's records that come from the remediation topic; anything
+/// else is refused with the reason. The function's resource policy is the real control (only
+/// SNS, for that topic, may invoke it); an envelope can be forged by a direct invoker, so this
+/// is defence in depth: a bare plan, or a record of another topic, is never acted on.
+fn messages(payload: &Value, remediation_topic: Option<&str>) -> Vec<Result<String, String>> {
+    let Some(records) = payload.get("Records").and_then(Value::as_array) else {
+        return vec![Err("a bare plan (not an SNS notification) is refused: remediate takes plans only from REMEDIATION_TOPIC_ARN".into())];
+    };
+    records
+        .iter()
+        .map(|record| {
+            let topic = record.pointer("/Sns/TopicArn").and_then(Value::as_str);
+            match (remediation_topic, topic) {
+                (None, _) => Err("REMEDIATION_TOPIC_ARN is not set, so no record can be from it; remediate acts on none".into()),
+                (Some(expected), Some(topic)) if topic == expected => Ok(record
+                    .pointer("/Sns/Message")
                     .and_then(Value::as_str)
                     .unwrap_or_default()
-                    .to_string()
-            })
-            .collect(),
-        None => vec![payload.to_string()],
+                    .to_string()),
+                (Some(_), topic) => Err(format!(
+                    "the record is from topic {:?}, not REMEDIATION_TOPIC_ARN; refused",
+                    topic.unwrap_or("(none)")
+                )),
+            }
+        })
+        .collect()
+}
+
+/// Why a plan is not for this deployment: its load balancer in another region, or its alarm
+/// in another account, than the remediation topic's.
+fn foreign_plan(message: &PlanMessage, remediation_topic: &str) -> Option<String> {
+    let mut parts = remediation_topic.split(':').skip(3);
+    let (region, account) = (parts.next()?, parts.next()?);
+    let plan_region = message.plan.load_balancer.region.as_str();
+    if plan_region != region {
+        return Some(format!(
+            "the plan is for region {plan_region:?}; this deployment serves {region}"
+        ));
+    }
+    match message.alarm.account_id.as_deref() {
+        Some(other) if other != account => Some(format!(
+            "the plan's alarm is in account {other:?}; this deployment serves {account}"
+        )),
+        _ => None,
     }
 }
 
@@ -59,6 +90,10 @@ impl Handler {
 
     /// Every IAM action this handler's clients have called, in every region, since it was
     /// built: what the template's role must grant (tests/iam.rs checks it).
+    pub fn remediation_topic(&self) -> Option<&str> {
+        self.remediation.topic_arn.as_deref()
+    }
+
     pub async fn actions(&self) -> std::collections::BTreeSet<String> {
         let cache = self.clients.lock().await;
         cache.values().flat_map(|c| c.log.actions_ever()).collect()
@@ -88,11 +123,19 @@ impl Handler {
         let settings = Settings::new(&self.remediation, self.config.gather_deadline);
         let mut summary = Vec::new();
         let mut failures = Vec::new();
-        for (index, text) in messages(payload).iter().enumerate() {
-            let message = match PlanMessage::parse(text) {
+        let remediation_topic = self.remediation.topic_arn.as_deref();
+        for (index, record) in messages(payload, remediation_topic).iter().enumerate() {
+            let parsed = record.as_ref().map_err(Clone::clone).and_then(|text| {
+                let message = PlanMessage::parse(text)?;
+                match remediation_topic.and_then(|t| foreign_plan(&message, t)) {
+                    Some(reason) => Err(reason),
+                    None => Ok(message),
+                }
+            });
+            let message = match parsed {
                 Ok(message) => message,
                 Err(error) => {
-                    tracing::error!(record = index + 1, error = %error, "record skipped: not a plan");
+                    tracing::error!(record = index + 1, error = %error, "record refused");
                     summary.push(json!({"record": index + 1, "error": error}));
                     continue;
                 }
@@ -136,5 +179,82 @@ impl Handler {
             });
         }
         Ok(json!({ "records": summary }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOPIC: &str = "arn:aws:sns:eu-west-1:111122223333:elbmedic-remediation";
+
+    fn record(topic: Option<&str>) -> Value {
+        let mut sns = json!({"Type": "Notification", "Message": "{}"});
+        if let Some(topic) = topic {
+            sns["TopicArn"] = json!(topic);
+        }
+        json!({"EventSource": "aws:sns", "Sns": sns})
+    }
+
+    #[test]
+    fn only_records_of_the_remediation_topic_are_taken() {
+        let event = json!({"Records": [
+            record(Some(TOPIC)),
+            record(Some("arn:aws:sns:eu-west-1:111122223333:elbmedic-alarms")),
+            record(None),
+        ]});
+        let taken = messages(&event, Some(TOPIC));
+        assert!(taken[0].is_ok());
+        assert!(taken[1].as_ref().unwrap_err().contains("elbmedic-alarms"));
+        assert!(taken[2]
+            .as_ref()
+            .unwrap_err()
+            .contains("not REMEDIATION_TOPIC_ARN"));
+        assert!(messages(&event, None).iter().all(Result::is_err));
+        let bare = messages(&json!({"kind": "elbmedic-remediation-plan"}), Some(TOPIC));
+        assert!(bare[0].as_ref().unwrap_err().contains("bare plan"));
+    }
+
+    #[test]
+    fn plans_for_another_region_or_account_are_refused_in_every_partition() {
+        let s = elbmedic_engine::scenarios::find("nacl-ephemeral-node-subnets").unwrap();
+        let intake = elbmedic_engine::alarm::parse_input(s.event.as_bytes())
+            .unwrap()
+            .remove(0)
+            .unwrap();
+        let elbmedic_engine::alarm::Intake::Diagnose {
+            alarm,
+            load_balancer,
+        } = intake
+        else {
+            panic!()
+        };
+        let world = elbmedic_engine::snapshot::from_json(s.snapshot).unwrap();
+        let findings = elbmedic_engine::diagnosis::diagnose(&alarm, &world).findings;
+        let plan = elbmedic_engine::plan::plan(&world, &findings, &Default::default(), 1000, None);
+        let message = PlanMessage::new(
+            elbmedic_engine::plan::message::Request::Apply,
+            &alarm,
+            &load_balancer,
+            &plan,
+        );
+        let own = format!(
+            "arn:aws:sns:{}:{}:t",
+            plan.load_balancer.region,
+            alarm.account_id.clone().unwrap()
+        );
+        assert_eq!(foreign_plan(&message, &own), None);
+        for (region, account) in [
+            ("cn-north-1", alarm.account_id.clone().unwrap()),
+            ("us-gov-west-1", alarm.account_id.clone().unwrap()),
+            ("eusc-de-east-1", alarm.account_id.clone().unwrap()),
+            (
+                plan.load_balancer.region.as_str(),
+                "999999999999".to_string(),
+            ),
+        ] {
+            let topic = format!("arn:aws:sns:{region}:{account}:t");
+            assert!(foreign_plan(&message, &topic).is_some(), "{topic}");
+        }
     }
 }

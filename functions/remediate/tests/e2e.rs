@@ -125,8 +125,9 @@ async fn auto_round_trip(
         &[
             ("REPORT_TOPIC_ARN", t.reports.clone()),
             ("REMEDIATION_MODE", "auto".into()),
+            ("REMEDIATION_TOPIC_ARN", t.plans.clone()),
         ],
-        sns_event(&plan),
+        sns_event(&t.plans, &plan),
     );
     let logs = applied.logs.clone();
     let summary: Value = serde_json::from_str(
@@ -296,7 +297,7 @@ async fn off_and_dry_run_change_nothing() {
     let (net, event) = nacl_scenario(&aws).await;
     let plan = planned(&aws, &t, &event, &[]).await;
     let before = egress_entries(&aws, &net.private_acl).await;
-    let payload: Value = serde_json::from_str(&sns_event(&plan)).unwrap();
+    let payload: Value = serde_json::from_str(&sns_event(&t.plans, &plan)).unwrap();
 
     let off = remediate_handler(&t.reports, &[("REMEDIATION_MODE", "off")]);
     let summary = off.handle(&payload, now(), "off").await.unwrap();
@@ -360,7 +361,7 @@ async fn twenty_concurrent_runs_without_the_ledger_leave_one_entry_per_need() {
         &t.reports,
         &[("REMEDIATION_MODE", "auto")],
     ));
-    let payload: Value = serde_json::from_str(&sns_event(&plan)).unwrap();
+    let payload: Value = serde_json::from_str(&sns_event(&t.plans, &plan)).unwrap();
     let runs: Vec<_> = (0..20)
         .map(|i| {
             let handler = handler.clone();

@@ -16,14 +16,16 @@ pub const PODS: [&str; 2] = ["10.0.18.41", "10.0.37.152"];
 /// The account of the alarms `alarm_event` builds, and of the functions.
 pub const ACCOUNT: &str = "123456789012";
 
-pub fn sns_event(message: &str) -> String {
-    json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Type": "Notification", "Message": message}}]})
+/// An SNS event from `topic` carrying `message`, as Lambda delivers it.
+pub fn sns_event(topic: &str, message: &str) -> String {
+    json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Type": "Notification", "TopicArn": topic, "Message": message}}]})
         .to_string()
 }
 
 /// Runs one plan through `handler` as an SNS record; the invocation's summary.
 pub async fn run_plan(handler: &elbmedic_remediate::Handler, plan: &str, run: &str) -> Value {
-    let payload: Value = serde_json::from_str(&sns_event(plan)).unwrap();
+    let topic = handler.remediation_topic().unwrap_or_default();
+    let payload: Value = serde_json::from_str(&sns_event(topic, plan)).unwrap();
     let summary = handler
         .handle(&payload, now(), run)
         .await
@@ -62,12 +64,23 @@ pub fn remediate_handler(
     report_topic: &str,
     pairs: &[(&str, &str)],
 ) -> elbmedic_remediate::Handler {
-    let mut all = vec![("REPORT_TOPIC_ARN", report_topic)];
+    // remediate takes plans only from its remediation topic: the one `topics` creates.
+    let plans = plans_topic_beside(report_topic);
+    let mut all = vec![
+        ("REPORT_TOPIC_ARN", report_topic),
+        ("REMEDIATION_TOPIC_ARN", plans.as_str()),
+    ];
     all.extend_from_slice(pairs);
     elbmedic_remediate::Handler::new(
         Config::from_env(env(&all)).unwrap(),
         RemediationConfig::from_env(env(&all)).unwrap(),
     )
+}
+
+/// The `elbmedic-plans` topic of `topics`, in the report topic's region and account.
+pub fn plans_topic_beside(report_topic: &str) -> String {
+    let prefix = report_topic.rsplit_once(':').map_or("", |(p, _)| p);
+    format!("{prefix}:elbmedic-plans")
 }
 
 /// `diagnose` in-process, in auto and publishing plans to `t.plans`, with `pairs` on top.
