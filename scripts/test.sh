@@ -63,6 +63,9 @@ cargo bench -p elbmedic-engine --bench diagnose --locked --no-run
 step "templates: cfn-lint"
 cfn-lint infra/template.yaml infra/alarms.yaml
 
+step "templates: who may invoke the functions (the real SAM translator)"
+"$sam_venv/bin/python" scripts/check-invoke-permissions.py infra/template.yaml
+
 step "templates: checkov (offline; every skip is justified in the template)"
 "$checkov_venv/bin/checkov" --skip-download --quiet --compact --framework cloudformation \
   -f infra/template.yaml -f infra/alarms.yaml

@@ -584,8 +584,8 @@ async fn forged_plans_change_nothing() {
         );
     }
     let mut expired = genuine.clone();
-    expired.plan.created_at -= 7200;
-    expired.plan.expires_at = now() - 1;
+    expired.plan.created_at = now() - 3700;
+    expired.plan.expires_at = expired.plan.created_at + 3600;
     let handler = remediate_handler(&t.reports, &[("REMEDIATION_MODE", "auto")]);
     let summary = run_plan(&handler, &expired.to_json(), "expired").await;
     assert!(summary["records"][0]["headline"]

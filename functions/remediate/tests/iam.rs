@@ -385,3 +385,56 @@ fn the_template_is_read_as_iam_reads_it() {
     assert_eq!(diagnose_only, ["cloudwatch:DescribeAlarms"]);
     assert!(reads(&remediate).is_subset(&reads(&diagnose)));
 }
+
+/// The Classic LB statement (`loadbalancer/*`, and IAM's `*` crosses `/`) must not reach ALBs
+/// outside the clusters or any NLB: evaluated as IAM evaluates the role, Denies included.
+#[test]
+fn the_idle_timeout_write_reaches_only_cluster_albs_and_service_clbs() {
+    const MODIFY: &str = "elasticloadbalancing:ModifyLoadBalancerAttributes";
+    let arn = |rest: &str| {
+        format!("arn:aws:elasticloadbalancing:eu-west-1:111122223333:loadbalancer/{rest}")
+    };
+    let service = ("kubernetes.io/service-name", "shop/web");
+    let cluster = ("elbv2.k8s.aws/cluster", "shop-prod");
+    for allowed_clusters in ["", "shop-prod", "shop-prod,staging"] {
+        let may = |rest: &str, tags: &[(&str, &str)]| {
+            flows::policy::allows("RemediateRole", MODIFY, &arn(rest), tags, allowed_clusters)
+        };
+        assert!(
+            may("web", &[service]),
+            "a Service's Classic LB ({allowed_clusters:?})"
+        );
+        assert!(!may("web", &[]), "a Classic LB of no Service");
+        assert!(
+            may("app/k8s-shop/50dc6c495c0c9188", &[cluster]),
+            "a cluster's ALB"
+        );
+        assert!(
+            !may("app/k8s-shop/50dc6c495c0c9188", &[service]),
+            "an ALB tagged like a Service but not by the controller ({allowed_clusters:?})"
+        );
+        assert!(
+            !may("net/k8s-shop/50dc6c495c0c9188", &[service, cluster]),
+            "an NLB"
+        );
+        assert!(
+            !may("gwy/k8s-shop/50dc6c495c0c9188", &[service, cluster]),
+            "a GWLB"
+        );
+    }
+    let other = ("elbv2.k8s.aws/cluster", "other");
+    assert!(!flows::policy::allows(
+        "RemediateRole",
+        MODIFY,
+        &arn("app/x/50dc6c495c0c9188"),
+        &[other],
+        "shop-prod"
+    ));
+    assert!(flows::policy::allows(
+        "RemediateRole",
+        MODIFY,
+        &arn("app/x/50dc6c495c0c9188"),
+        &[other],
+        ""
+    ));
+}

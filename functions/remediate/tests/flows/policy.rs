@@ -47,6 +47,10 @@ pub fn granted(template: &Yaml, role: &str) -> BTreeMap<String, Grant> {
             .as_sequence()
             .expect("a policy has statements");
         for statement in statements {
+            // Deny statements grant nothing; `allows` evaluates them.
+            if statement["Effect"].as_str() == Some("Deny") {
+                continue;
+            }
             assert_eq!(statement["Effect"].as_str(), Some("Allow"), "{statement:?}");
             let sid = statement["Sid"].as_str().unwrap_or("(no Sid)").to_string();
             let any_resource = statement["Resource"].as_str() == Some("*");
@@ -80,4 +84,138 @@ pub fn assert_granted(role: &str, called: &BTreeSet<String>) {
         missing.is_empty(),
         "{role} in infra/template.yaml does not grant {missing:?}, which the code called"
     );
+}
+
+/// The intrinsics the roles use, resolved for an `AllowedClusters` parameter value, in
+/// eu-west-1 of account 111122223333 (partition aws).
+fn resolve(value: &Yaml, allowed_clusters: &str) -> Yaml {
+    match value {
+        Yaml::Tagged(tagged) => {
+            let inner = resolve(&tagged.value, allowed_clusters);
+            match tagged.tag.to_string().as_str() {
+                "!Sub" => Yaml::String(
+                    inner
+                        .as_str()
+                        .expect("a !Sub of one string")
+                        .replace("${AWS::Partition}", "aws")
+                        .replace("${AWS::Region}", "eu-west-1")
+                        .replace("${AWS::AccountId}", "111122223333"),
+                ),
+                "!Ref" => match inner.as_str() {
+                    Some("AllowedClusters") => Yaml::String(allowed_clusters.into()),
+                    Some("AWS::NoValue") => Yaml::Null,
+                    other => panic!("unexpected !Ref {other:?}"),
+                },
+                "!Split" => {
+                    let parts = inner.as_sequence().expect("!Split [SEP, TEXT]");
+                    let (sep, text) = (parts[0].as_str().unwrap(), parts[1].as_str().unwrap());
+                    Yaml::Sequence(text.split(sep).map(|p| Yaml::String(p.into())).collect())
+                }
+                "!If" => {
+                    let parts = inner.as_sequence().expect("!If [COND, A, B]");
+                    let holds = match parts[0].as_str() {
+                        Some("HasAllowedClusters") => !allowed_clusters.is_empty(),
+                        other => panic!("unexpected condition {other:?}"),
+                    };
+                    parts[if holds { 1 } else { 2 }].clone()
+                }
+                other => panic!("unexpected intrinsic {other}"),
+            }
+        }
+        Yaml::Mapping(map) => Yaml::Mapping(
+            map.iter()
+                .map(|(k, v)| (k.clone(), resolve(v, allowed_clusters)))
+                .collect(),
+        ),
+        Yaml::Sequence(items) => Yaml::Sequence(
+            items
+                .iter()
+                .map(|v| resolve(v, allowed_clusters))
+                .filter(|v| !v.is_null())
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// IAM's ARN glob: `*` matches any run of characters, `/` included.
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            text.starts_with(head)
+                && (head.len()..=text.len())
+                    .any(|at| text.is_char_boundary(at) && glob(rest, &text[at..]))
+        }
+    }
+}
+
+fn strings(value: &Yaml) -> Vec<String> {
+    match value {
+        Yaml::String(one) => vec![one.clone()],
+        Yaml::Sequence(many) => many
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether a statement's conditions hold for a resource with `tags` (the operators the
+/// roles use on aws:ResourceTag; any other panics, so the evaluator cannot silently pass).
+fn conditions_hold(conditions: &Yaml, tags: &[(&str, &str)]) -> bool {
+    let Some(map) = conditions.as_mapping() else {
+        return true;
+    };
+    map.iter().all(|(operator, keys)| {
+        keys.as_mapping().unwrap().iter().all(|(key, wanted)| {
+            let key = key.as_str().unwrap();
+            let tag = key
+                .strip_prefix("aws:ResourceTag/")
+                .unwrap_or_else(|| panic!("condition key {key}"));
+            let value = tags.iter().find(|(k, _)| *k == tag).map(|(_, v)| *v);
+            let wanted = strings(wanted);
+            match operator.as_str().unwrap() {
+                "Null" => (value.is_none()) == (wanted == ["true"]),
+                "StringEquals" => value.is_some_and(|v| wanted.iter().any(|w| w == v)),
+                "StringNotEquals" => !value.is_some_and(|v| wanted.iter().any(|w| w == v)),
+                other => panic!("condition operator {other}"),
+            }
+        })
+    })
+}
+
+/// Whether `role` may call `action` on `arn` (a resource with `tags`), as IAM decides: an
+/// explicit Deny wins, then any Allow.
+pub fn allows(
+    role: &str,
+    action: &str,
+    arn: &str,
+    tags: &[(&str, &str)],
+    allowed_clusters: &str,
+) -> bool {
+    let template = template();
+    // Only the statements naming the action are resolved: the others use intrinsics this
+    // evaluator does not model.
+    let statements: Vec<Yaml> = template["Resources"][role]["Properties"]["Policies"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["PolicyDocument"]["Statement"].as_sequence().unwrap())
+        .filter(|s| actions_of(s).iter().any(|a| glob(a, action)))
+        .map(|s| resolve(s, allowed_clusters))
+        .collect();
+    let matches = |s: &Yaml| {
+        strings(&s["Resource"]).iter().any(|r| glob(r, arn))
+            && conditions_hold(&s["Condition"], tags)
+    };
+    let denied = statements
+        .iter()
+        .filter(|s| s["Effect"].as_str() == Some("Deny"))
+        .any(|s| matches(s));
+    let allowed = statements
+        .iter()
+        .filter(|s| s["Effect"].as_str() == Some("Allow"))
+        .any(|s| matches(s));
+    allowed && !denied
 }
