@@ -112,7 +112,7 @@ pub async fn remediated(intake: &Intake, config: &RemediationConfig) -> Report {
     let ledger = remediate::configured_ledger(&clients, config);
     let settings = Settings::new(config, DEFAULT_DEADLINE);
     let run_id = format!("elbmedic-cli-{}-{now}", std::process::id());
-    Box::pin(remediate::remediate(
+    let report = Box::pin(remediate::remediate(
         &clients,
         ledger.as_ref(),
         &settings,
@@ -120,7 +120,10 @@ pub async fn remediated(intake: &Intake, config: &RemediationConfig) -> Report {
         now,
         &run_id,
     ))
-    .await
+    .await;
+    // The CLI hands the outcome to the engineer directly: it is delivered.
+    remediate::reported(ledger.as_ref(), &report, &message, now).await;
+    report
 }
 
 /// The ALB or, failing that, the Classic LB named `name` in `region`.

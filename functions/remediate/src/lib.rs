@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use elbmedic_aws::clients::{CallLimits, Clients};
 use elbmedic_aws::publish::publish_report;
-use elbmedic_aws::remediate::{configured_ledger, remediate, Settings};
+use elbmedic_aws::remediate::{configured_ledger, remediate, reported, Settings};
 use elbmedic_aws::settings::{topic_region, Config};
 use elbmedic_engine::plan::config::RemediationConfig;
 use elbmedic_engine::plan::message::PlanMessage;
@@ -163,7 +163,10 @@ impl Handler {
                 "steps": outcome.steps.iter().map(|s| json!({"action": s.description, "status": s.status})).collect::<Vec<_>>(),
             });
             match publish_report(&publisher.sns, topic, &report).await {
-                Ok(published) => entry["message_id"] = json!(published.message_id),
+                Ok(published) => {
+                    entry["message_id"] = json!(published.message_id);
+                    reported(ledger.as_ref(), &report, &message, now).await;
+                }
                 Err(error) => {
                     tracing::error!(error = %error, "outcome not published");
                     failures.push(error.to_string());

@@ -438,3 +438,17 @@ fn the_idle_timeout_write_reaches_only_cluster_albs_and_service_clbs() {
         ""
     ));
 }
+
+/// A lock's lease must outlive the run that took it, or a slow run could lose it midway
+/// and a second run would change the same load balancer.
+#[test]
+fn the_lock_lease_outlives_the_function_timeout() {
+    let timeout = template()["Resources"]["RemediateFunction"]["Properties"]["Timeout"]
+        .as_i64()
+        .expect("RemediateFunction has a Timeout");
+    assert!(
+        elbmedic_aws::remediate::ledger::LOCK_LEASE_SECONDS > timeout,
+        "lease {} s, timeout {timeout} s",
+        elbmedic_aws::remediate::ledger::LOCK_LEASE_SECONDS
+    );
+}

@@ -16,9 +16,9 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use elbmedic_engine::plan::PlanTarget;
 use elbmedic_engine::snapshot::IdleTimeoutRaise;
 
-/// A lock outlives any run (remediate's Lambda timeout is 60 s): a run that died leaves the
-/// LB locked for at most this long.
-pub const LOCK_LEASE_SECONDS: i64 = 120;
+/// A lock outlives any run (remediate's Lambda timeout is 120 s; tests/iam.rs checks the
+/// template against this): a run that died leaves the LB locked for at most this long.
+pub const LOCK_LEASE_SECONDS: i64 = 300;
 
 #[derive(Debug, Clone)]
 pub struct Ledger {
@@ -52,6 +52,31 @@ pub struct AuditRecord<'a> {
     pub before: &'a str,
     pub after: &'a str,
     pub at: i64,
+    /// The action itself (JSON), so an outcome can be rendered again from the ledger.
+    pub action_json: &'a str,
+}
+
+/// A plan this ledger saw applied, and whether its outcome report reached the report topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanRecord {
+    pub at: i64,
+    pub published: bool,
+}
+
+/// An applied action as the audit trail holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditedChange {
+    pub action_json: String,
+    pub before: String,
+    pub after: String,
+}
+
+fn plan_key(target: &PlanTarget, plan_id: &str) -> String {
+    format!("plan#{}#{plan_id}", lb_key(target))
+}
+
+fn audit_key(target: &PlanTarget, plan_id: &str, index: usize) -> String {
+    format!("audit#{}#{plan_id}#{index}", lb_key(target))
 }
 
 fn lb_key(target: &PlanTarget) -> String {
@@ -219,16 +244,9 @@ impl Ledger {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item(
-                "pk",
-                s(format!(
-                    "audit#{}#{}#{}",
-                    lb_key(target),
-                    record.plan_id,
-                    record.index
-                )),
-            )
+            .item("pk", s(audit_key(target, record.plan_id, record.index)))
             .item("load_balancer", s(&target.id))
+            .item("action_json", s(record.action_json))
             .item("plan_id", s(record.plan_id))
             .item("action", s(record.action))
             .item("before", s(record.before))
@@ -238,6 +256,60 @@ impl Ledger {
             .await
             .map(|_| ())
             .map_err(|e| error_text(&e))
+    }
+
+    /// The ledger's record of `plan_id`: `None` when it was never applied here.
+    pub async fn plan_record(
+        &self,
+        target: &PlanTarget,
+        plan_id: &str,
+    ) -> Result<Option<PlanRecord>, String> {
+        let item = self.get(&plan_key(target, plan_id)).await?;
+        Ok(item.map(|i| PlanRecord {
+            at: number_of(&i, "applied_at").unwrap_or_default(),
+            published: i.get("published").and_then(|v| v.as_bool().ok()).copied() == Some(true),
+        }))
+    }
+
+    /// Records that `plan_id` was applied (`published` false until its outcome is out).
+    pub async fn record_plan(
+        &self,
+        target: &PlanTarget,
+        plan_id: &str,
+        at: i64,
+        published: bool,
+    ) -> Result<(), String> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(plan_key(target, plan_id)))
+            .item("applied_at", n(at))
+            .item("published", AttributeValue::Bool(published))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| error_text(&e))
+    }
+
+    /// The changes the audit trail holds for `plan_id`, in order; `indexes` bounds the search
+    /// (a plan's steps).
+    pub async fn audited_changes(
+        &self,
+        target: &PlanTarget,
+        plan_id: &str,
+        indexes: usize,
+    ) -> Result<Vec<AuditedChange>, String> {
+        let mut changes = Vec::new();
+        for index in 0..indexes {
+            if let Some(item) = self.get(&audit_key(target, plan_id, index)).await? {
+                changes.push(AuditedChange {
+                    action_json: text_of(&item, "action_json").unwrap_or_default(),
+                    before: text_of(&item, "before").unwrap_or_default(),
+                    after: text_of(&item, "after").unwrap_or_default(),
+                });
+            }
+        }
+        Ok(changes)
     }
 
     async fn get(&self, key: &str) -> Result<Option<HashMap<String, AttributeValue>>, String> {

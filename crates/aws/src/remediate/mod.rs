@@ -69,7 +69,19 @@ fn mode_refusal(mode: Mode, request: Request) -> Option<String> {
     }
 }
 
+/// The clock, for the lock's lease: it counts from when the lock is taken, not from when the
+/// invocation started.
+fn epoch_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// Reviews and applies one plan; the report is about the state after it.
+///
+/// With the ledger, the LB's lock is taken first and released on every path; everything is
+/// decided under it, from state gathered after it was taken, so a change someone made
+/// meanwhile (a timeout raised higher, an entry added) is seen, and never undone.
 pub async fn remediate(
     clients: &Clients,
     ledger: Option<&Ledger>,
@@ -81,33 +93,117 @@ pub async fn remediate(
     let plan = &message.plan;
     let dry_run = settings.mode == Mode::DryRun || message.request == Request::DryRun;
     let shown_mode = if dry_run { Mode::DryRun } else { settings.mode };
-    let gather = || {
-        Box::pin(snapshot_for(
-            clients,
-            &message.alarm,
-            &message.alarmed,
-            now,
-            settings.deadline,
-            None,
-        ))
-    };
-    let before = gather().await;
-    let mut report = Report::diagnosed(&message.alarm, &message.alarmed, &before);
-    let finish = |mut report: Report, outcome: Outcome| {
-        report.remediation = Some(RemediationSection::Outcome(outcome));
-        report
-    };
     if let Some(reason) = mode_refusal(settings.mode, message.request) {
+        let before = gather(clients, message, settings).await;
+        let report = Report::diagnosed(&message.alarm, &message.alarmed, &before);
         let outcome =
             Outcome::without_steps(&plan.id, settings.mode, OutcomeStatus::Refused, reason);
-        return finish(report, outcome);
+        return with_outcome(report, outcome);
+    }
+    let locking = ledger.filter(|_| !dry_run);
+    let lock = match locking {
+        None => None,
+        Some(ledger) => match ledger.lock(&plan.load_balancer, run_id, epoch_now()).await {
+            Ok(LockOutcome::Acquired(lock)) => Some(lock),
+            Ok(LockOutcome::Held { owner, until }) => {
+                let report = Report::diagnosed(
+                    &message.alarm,
+                    &message.alarmed,
+                    &gather(clients, message, settings).await,
+                );
+                let outcome = Outcome::without_steps(&plan.id, shown_mode, OutcomeStatus::Skipped, format!("skipped: remediation in progress ({owner} holds the lock of {} until {until})", plan.load_balancer.name));
+                return with_outcome(report, outcome);
+            }
+            Err(error) => {
+                let report = Report::diagnosed(
+                    &message.alarm,
+                    &message.alarmed,
+                    &gather(clients, message, settings).await,
+                );
+                let outcome = Outcome::without_steps(
+                    &plan.id,
+                    shown_mode,
+                    OutcomeStatus::Refused,
+                    format!(
+                        "the ledger {} could not be locked ({error}); nothing was applied",
+                        ledger.table()
+                    ),
+                );
+                return with_outcome(report, outcome);
+            }
+        },
+    };
+    let mut report = Box::pin(under_lock(
+        clients, ledger, settings, message, now, dry_run, shown_mode,
+    ))
+    .await;
+    if let (Some(ledger), Some(lock)) = (ledger, &lock) {
+        if let Err(error) = ledger.unlock(lock).await {
+            if let Some(RemediationSection::Outcome(outcome)) = &mut report.remediation {
+                outcome.notes.push(format!(
+                    "the lock could not be released ({error}); its lease ends within {} s",
+                    ledger::LOCK_LEASE_SECONDS
+                ));
+            }
+        }
+    }
+    report
+}
+
+async fn gather(clients: &Clients, message: &PlanMessage, settings: &Settings) -> Snapshot {
+    Box::pin(snapshot_for(
+        clients,
+        &message.alarm,
+        &message.alarmed,
+        epoch_now(),
+        settings.deadline,
+        None,
+    ))
+    .await
+}
+
+fn with_outcome(mut report: Report, outcome: Outcome) -> Report {
+    report.remediation = Some(RemediationSection::Outcome(outcome));
+    report
+}
+
+/// Everything `remediate` decides and does while it holds the lock (or, without the ledger,
+/// alone): gather, review, apply, record, verify.
+async fn under_lock(
+    clients: &Clients,
+    ledger: Option<&Ledger>,
+    settings: &Settings,
+    message: &PlanMessage,
+    now: i64,
+    dry_run: bool,
+    shown_mode: Mode,
+) -> Report {
+    let plan = &message.plan;
+    let before = gather(clients, message, settings).await;
+    let mut report = Report::diagnosed(&message.alarm, &message.alarmed, &before);
+    if let Some(ledger) = ledger.filter(|_| !dry_run) {
+        match ledger.plan_record(&plan.load_balancer, &plan.id).await {
+            Ok(None) => {}
+            Ok(Some(record)) if record.published => {
+                let outcome = Outcome::without_steps(&plan.id, shown_mode, OutcomeStatus::Refused, format!("plan {} was applied at {} and its outcome reported; a replay of an applied plan is refused (a new alarm makes a new plan)", plan.id, record.at));
+                return with_outcome(report, outcome);
+            }
+            Ok(Some(_)) => {
+                let outcome = resend(ledger, message, shown_mode, &before).await;
+                return with_outcome(report, outcome);
+            }
+            Err(error) => {
+                let outcome = Outcome::without_steps(&plan.id, shown_mode, OutcomeStatus::Refused, format!("the ledger {} could not tell whether plan {} was applied already ({error}); nothing was applied", ledger.table(), plan.id));
+                return with_outcome(report, outcome);
+            }
+        }
     }
     let (needed, in_place) = match review(plan, &message.alarmed, &before, &settings.policy, now) {
         Review::Refused { reason, refusals } => {
             let mut outcome =
                 Outcome::without_steps(&plan.id, shown_mode, OutcomeStatus::Refused, reason);
             outcome.refused = refusals;
-            return finish(report, outcome);
+            return with_outcome(report, outcome);
         }
         Review::Proceed { needed, in_place } => (needed, in_place),
     };
@@ -122,28 +218,6 @@ pub async fn remediate(
     if ledger.is_none() && !dry_run {
         outcome.notes.push("LEDGER_TABLE is not set: no lock, no idle-timeout cooldown and no audit trail. Remediation stays idempotent without it.".into());
     }
-    let lock = match (ledger, dry_run || needed.is_empty()) {
-        (Some(ledger), false) => match ledger.lock(&plan.load_balancer, run_id, now).await {
-            Ok(LockOutcome::Acquired(lock)) => Some(lock),
-            Ok(LockOutcome::Held { owner, until }) => {
-                let outcome = Outcome::without_steps(&plan.id, shown_mode, OutcomeStatus::Skipped, format!("skipped: remediation in progress ({owner} holds the lock of {} until {until})", plan.load_balancer.name));
-                return finish(report, outcome);
-            }
-            Err(error) => {
-                let outcome = Outcome::without_steps(
-                    &plan.id,
-                    shown_mode,
-                    OutcomeStatus::Refused,
-                    format!(
-                        "the ledger {} could not be locked ({error}); nothing was applied",
-                        ledger.table()
-                    ),
-                );
-                return finish(report, outcome);
-            }
-        },
-        _ => None,
-    };
     for action in &needed {
         let step = match cooldown_refusal(ledger, settings, message, action, now).await {
             Some(reason) => Step::new(action, StepStatus::Refused, reason),
@@ -172,14 +246,6 @@ pub async fn remediate(
         }
         outcome.steps.push(step);
     }
-    if let (Some(ledger), Some(lock)) = (ledger, &lock) {
-        if let Err(error) = ledger.unlock(lock).await {
-            outcome.notes.push(format!(
-                "the lock could not be released ({error}); its lease ends within {} s",
-                ledger::LOCK_LEASE_SECONDS
-            ));
-        }
-    }
     outcome.settle(&plan.load_balancer.name);
     if outcome.steps.iter().any(|s| {
         s.action.kind() == elbmedic_engine::plan::ActionKind::RaiseIdleTimeout
@@ -187,16 +253,93 @@ pub async fn remediate(
     }) {
         outcome.notes.push(format!("ASSUMPTION: MAX_IDLE_TIMEOUT ({} s) is below every backend's keep-alive timeout. If a backend closes idle connections sooner than the new idle timeout, these 504s become 502s: raise the backends' keep-alive above it.", settings.policy.max_idle_timeout));
     }
+    let applied = outcome
+        .steps
+        .iter()
+        .any(|s| s.status == StepStatus::Applied);
+    if let (Some(ledger), true) = (ledger, applied) {
+        // Marked applied before the outcome is published: a retry after a failed publish
+        // sends this outcome again instead of reporting "nothing to do".
+        if let Err(error) = ledger
+            .record_plan(&plan.load_balancer, &plan.id, now, false)
+            .await
+        {
+            outcome.notes.push(format!(
+                "the ledger could not record plan {} as applied: {error}",
+                plan.id
+            ));
+        }
+    }
+    if applied {
+        let after = gather(clients, message, settings).await;
+        outcome.verification = verify(&outcome.steps, &after, &message.alarm, &message.alarmed);
+        report = Report::diagnosed(&message.alarm, &message.alarmed, &after);
+    }
+    with_outcome(report, outcome)
+}
+
+/// The outcome of a plan applied by an earlier run whose report never reached the topic,
+/// rendered again from the changes the audit trail recorded and checked against `now_world`.
+async fn resend(
+    ledger: &Ledger,
+    message: &PlanMessage,
+    mode: Mode,
+    now_world: &Snapshot,
+) -> Outcome {
+    let plan = &message.plan;
+    let mut outcome = Outcome::without_steps(&plan.id, mode, OutcomeStatus::NothingToDo, "");
+    match ledger
+        .audited_changes(&plan.load_balancer, &plan.id, plan.actions.len())
+        .await
+    {
+        Ok(changes) => {
+            for change in changes {
+                let Ok(action) = serde_json::from_str::<Action>(&change.action_json) else {
+                    continue;
+                };
+                let mut step = Step::new(
+                    &action,
+                    StepStatus::Applied,
+                    "applied by an earlier run of this plan",
+                );
+                step.before = Some(change.before);
+                step.after = Some(change.after);
+                step.rollback = Some(elbmedic_engine::plan::outcome::rollback(
+                    &action,
+                    &plan.load_balancer,
+                ));
+                outcome.steps.push(step);
+            }
+        }
+        Err(error) => outcome.notes.push(format!(
+            "the audit trail could not be read ({error}), so the changes are not listed"
+        )),
+    }
+    outcome.settle(&plan.load_balancer.name);
+    outcome.notes.push(format!("This outcome is sent again: plan {} was applied by an earlier run, whose report could not be published. Nothing was changed now.", plan.id));
+    outcome.verification = verify(&outcome.steps, now_world, &message.alarm, &message.alarmed);
+    outcome
+}
+
+/// After the outcome of `message` reached the report topic: the ledger marks the plan as
+/// reported, so a replay of it is refused from now on.
+pub async fn reported(ledger: Option<&Ledger>, report: &Report, message: &PlanMessage, now: i64) {
+    let (Some(ledger), Some(RemediationSection::Outcome(outcome))) = (ledger, &report.remediation)
+    else {
+        return;
+    };
     if outcome
         .steps
         .iter()
         .any(|s| s.status == StepStatus::Applied)
     {
-        let after = gather().await;
-        outcome.verification = verify(&outcome.steps, &after, &message.alarm, &message.alarmed);
-        report = Report::diagnosed(&message.alarm, &message.alarmed, &after);
+        if let Err(error) = ledger
+            .record_plan(&message.plan.load_balancer, &message.plan.id, now, true)
+            .await
+        {
+            tracing::warn!(plan = %message.plan.id, error = %error, "the ledger could not mark the plan as reported");
+        }
     }
-    finish(report, outcome)
 }
 
 /// At most one idle-timeout raise per LB per cooldown, when the ledger is on.
@@ -248,6 +391,7 @@ async fn record(
         before: step.before.as_deref().unwrap_or_default(),
         after: step.after.as_deref().unwrap_or_default(),
         at: now,
+        action_json: &serde_json::to_string(&step.action).unwrap_or_default(),
     };
     let mut result = ledger.audit(target, &audit).await;
     if let (Action::RaiseIdleTimeout { from, to }, Ok(())) = (&step.action, &result) {

@@ -212,10 +212,10 @@ pub fn allows(
     let denied = statements
         .iter()
         .filter(|s| s["Effect"].as_str() == Some("Deny"))
-        .any(|s| matches(s));
+        .any(matches);
     let allowed = statements
         .iter()
         .filter(|s| s["Effect"].as_str() == Some("Allow"))
-        .any(|s| matches(s));
+        .any(matches);
     allowed && !denied
 }
