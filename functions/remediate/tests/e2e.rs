@@ -654,8 +654,20 @@ async fn the_ledger_holds_the_cooldown_the_lock_and_the_audit_trail() {
     assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
     let raised = idle_timeout(&aws, &arn).await;
 
+    // A replay of the applied (and reported) plan is refused, and changes nothing.
+    let summary = run_plan(&handler, &plan.to_json(), "replay").await;
+    assert_eq!(summary["records"][0]["status"], "refused", "{summary:#}");
+    assert!(
+        summary["records"][0]["headline"]
+            .as_str()
+            .unwrap()
+            .contains("a replay of an applied plan is refused"),
+        "{summary:#}"
+    );
+
     // A second raise within the cooldown is refused; the timeout stays.
     let mut higher = plan.clone();
+    higher.plan.id = format!("{}-higher", plan.plan.id);
     let Action::RaiseIdleTimeout { to, .. } = higher.plan.actions[0] else {
         panic!()
     };
@@ -692,6 +704,7 @@ async fn the_ledger_holds_the_cooldown_the_lock_and_the_audit_trail() {
         panic!("the lock was free")
     };
     let mut later = higher.clone();
+    later.plan.id = format!("{}-later", plan.plan.id);
     later.plan.actions = vec![Action::RaiseIdleTimeout {
         from: to,
         to: to + 1,
@@ -793,4 +806,92 @@ async fn a_raise_that_was_put_back_is_reported_and_not_made_again() {
         .unwrap()
         .contains("reverted before"));
     assert_ne!(report["remediation"]["stage"], "planned", "{report:#}");
+}
+
+/// The first publish of an outcome fails: Lambda's retry sends the same outcome again,
+/// rendered from the ledger, instead of "nothing to do"; once it is out, a replay is refused.
+#[tokio::test]
+async fn a_retry_after_a_failed_publish_sends_the_outcome_again() {
+    let LedgerScenario {
+        _moto,
+        aws,
+        t,
+        event,
+        arn,
+        ..
+    } = idle_scenario_with_ledger().await;
+    let with_ledger = [
+        ("REMEDIATION_MODE", "auto"),
+        ("LEDGER_TABLE", "elbmedic-ledger"),
+    ];
+    let plan = planned(&aws, &t, &event, &[]).await;
+    let payload: Value = serde_json::from_str(&sns_event(&t.plans, &plan)).unwrap();
+    let gone = format!("{}-gone", t.reports);
+    let failing = remediate_handler(&gone, &with_ledger);
+    let error = failing.handle(&payload, now(), "first").await.unwrap_err();
+    assert_eq!(error.failed, 1, "{error}");
+    let raised = idle_timeout(&aws, &arn).await;
+    assert_ne!(raised, "60");
+
+    let retry = remediate_handler(&t.reports, &with_ledger);
+    let summary = retry.handle(&payload, now(), "retry").await.unwrap();
+    assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
+    let report = published_report(&aws, &t.reports_queue).await;
+    let outcome = &report["remediation"];
+    assert_eq!(outcome["steps"][0]["status"], "applied", "{report:#}");
+    assert!(outcome["steps"][0]["rollback"]
+        .as_str()
+        .unwrap()
+        .contains("Value=60"));
+    assert!(
+        outcome["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("sent again")),
+        "{outcome:#}"
+    );
+    assert_eq!(
+        idle_timeout(&aws, &arn).await,
+        raised,
+        "nothing changed on the retry"
+    );
+
+    let summary = retry.handle(&payload, now(), "replay").await.unwrap();
+    assert_eq!(summary["records"][0]["status"], "refused", "{summary:#}");
+}
+
+/// `COOLDOWN=0` means no cooldown (documented): a second raise right after the first is made.
+#[tokio::test]
+async fn cooldown_zero_means_no_cooldown() {
+    let LedgerScenario {
+        _moto,
+        aws,
+        t,
+        event,
+        arn,
+        ..
+    } = idle_scenario_with_ledger().await;
+    let pairs = [
+        ("REMEDIATION_MODE", "auto"),
+        ("LEDGER_TABLE", "elbmedic-ledger"),
+        ("COOLDOWN", "0"),
+        ("MAX_IDLE_TIMEOUT", "4000"),
+    ];
+    let plan = PlanMessage::parse(&planned(&aws, &t, &event, &[]).await).unwrap();
+    let handler = remediate_handler(&t.reports, &pairs);
+    let summary = run_plan(&handler, &plan.to_json(), "first").await;
+    assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
+    let Action::RaiseIdleTimeout { to, .. } = plan.plan.actions[0] else {
+        panic!()
+    };
+    let mut again = plan.clone();
+    again.plan.id = format!("{}-again", plan.plan.id);
+    again.plan.actions = vec![Action::RaiseIdleTimeout {
+        from: to,
+        to: to + 30,
+    }];
+    let summary = run_plan(&handler, &again.to_json(), "second").await;
+    assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
+    assert_eq!(idle_timeout(&aws, &arn).await, (to + 30).to_string());
 }
