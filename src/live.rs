@@ -43,7 +43,12 @@ pub async fn snapshot(alarm: &Alarm, lb: &LbRef, ledger_table: Option<&str>) -> 
 /// A composite alarm followed to its children, read in the alarm's region.
 pub async fn expand(intake: Intake) -> Vec<Intake> {
     let clients = Clients::load(&intake.alarm().region, CallLimits::default()).await;
-    elbmedic_aws::composite::expand(&clients, intake).await
+    elbmedic_aws::composite::expand(
+        &clients,
+        intake,
+        elbmedic_engine::alarm::composite::DEFAULT_MAX_COMPOSITE_LOAD_BALANCERS,
+    )
+    .await
 }
 
 pub async fn report(intake: &Intake) -> Report {
@@ -77,16 +82,8 @@ pub async fn remediated(intake: &Intake, config: &RemediationConfig) -> Report {
     let request = match config.mode {
         Mode::Off => return report,
         Mode::Approve => {
-            remediate::propose(
-                &clients.sns,
-                config,
-                alarm,
-                load_balancer,
-                &world,
-                &mut report,
-                now,
-            )
-            .await;
+            // Approve mode sends nothing: the report carries the approve command.
+            let _ = remediate::proposal(config, alarm, load_balancer, &world, &mut report, now);
             return report;
         }
         Mode::DryRun => Request::DryRun,

@@ -135,6 +135,36 @@ async fn a_composite_alarm_is_diagnosed_through_the_child_that_fired_it() {
     assert_eq!(published["alarm"]["via_composite"], "e2e-ingress-composite");
 }
 
+/// A child that is back to OK when elbmedic reads it did not keep the composite firing: it is
+/// reported as recovered, and nothing is planned for it.
+#[tokio::test]
+async fn a_composite_child_that_is_ok_is_reported_recovered() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let (_, child_event) = clb_idle_scenario(&aws, CLB).await;
+    let event = composite_of(&aws, &child_event).await;
+    aws.cloudwatch
+        .set_alarm_state()
+        .alarm_name("e2e-HTTPCode_ELB_5XX")
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Ok)
+        .state_reason("back below the threshold")
+        .send()
+        .await
+        .unwrap();
+    let path = scratch("composite_ok_child", "event.json", &event);
+    let output = elbmedic(
+        &moto,
+        &[
+            "diagnose", "--event", &path, "--format", "json", "--mode", "auto",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["verdict"]["status"], "recovered", "{report:#}");
+    assert_eq!(report["alarm"]["via_composite"], "e2e-ingress-composite");
+    assert!(report.get("remediation").is_none(), "{report:#}");
+}
+
 /// A composite alarm whose children are gone says so, with exit 3, instead of failing.
 #[tokio::test]
 async fn a_composite_alarm_without_readable_children_is_reported_unsupported() {

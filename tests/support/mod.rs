@@ -678,6 +678,15 @@ pub async fn composite_of(aws: &Aws, child_event: &str) -> String {
         );
     }
     put.send().await.unwrap();
+    // The child fired the composite: it is in ALARM when elbmedic reads it.
+    aws.cloudwatch
+        .set_alarm_state()
+        .alarm_name(name)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("threshold crossed")
+        .send()
+        .await
+        .unwrap();
     let child_arn = child["AlarmArn"].as_str().unwrap();
     let message = serde_json::json!({
         "AlarmName": "e2e-ingress-composite",

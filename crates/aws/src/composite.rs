@@ -19,7 +19,7 @@ const MAX_DEPTH: usize = 3;
 /// The intakes to handle for one record: a composite alarm in ALARM becomes one diagnosis per
 /// load balancer its fired children name (or an unsupported notice saying why none); any
 /// other intake is returned as it is. `clients` must be in the alarm's region.
-pub async fn expand(clients: &Clients, intake: Intake) -> Vec<Intake> {
+pub async fn expand(clients: &Clients, intake: Intake, max_load_balancers: usize) -> Vec<Intake> {
     let Intake::Composite { alarm, children } = &intake else {
         return vec![intake];
     };
@@ -84,7 +84,7 @@ pub async fn expand(clients: &Clients, intake: Intake) -> Vec<Intake> {
         missing = missing.len(),
         "composite alarm followed to its children"
     );
-    one_per_load_balancer(alarm, resolved, &missing)
+    one_per_load_balancer(alarm, resolved, &missing, max_load_balancers)
 }
 
 async fn describe_alarms(
@@ -144,6 +144,8 @@ fn message_of(alarm: &MetricAlarm) -> Value {
         "AlarmArn": alarm.alarm_arn(),
         "AlarmDescription": alarm.alarm_description(),
         "NewStateReason": alarm.state_reason(),
+        // The child's own state: one that is OK did not fire the composite.
+        "NewStateValue": alarm.state_value().map(|s| s.as_str()),
         "Trigger": {
             "MetricName": alarm.metric_name(),
             "Namespace": alarm.namespace(),

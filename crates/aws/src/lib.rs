@@ -7,6 +7,7 @@
 
 pub mod clients;
 pub mod composite;
+pub mod concurrent;
 pub mod gather;
 pub mod pipeline;
 pub mod publish;

@@ -11,6 +11,9 @@ pub struct Config {
     /// `GATHER_DEADLINE_SECONDS` (default 20): the whole gather finishes within this; keep
     /// it below the function's timeout.
     pub gather_deadline: Duration,
+    /// `MAX_COMPOSITE_CHILDREN` (default 5, 1-20): load balancers diagnosed, concurrently,
+    /// for one composite alarm in one invocation; the rest are named in a notice.
+    pub max_composite_children: usize,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -23,6 +26,8 @@ pub enum ConfigError {
     BadTopic(String),
     #[error("GATHER_DEADLINE_SECONDS {0:?} is not a number of seconds between 1 and 900")]
     BadDeadline(String),
+    #[error("MAX_COMPOSITE_CHILDREN {0:?} is not a number between 1 and 20")]
+    BadCompositeChildren(String),
 }
 
 /// The region of an SNS topic ARN, if it is one.
@@ -58,9 +63,17 @@ impl Config {
                 _ => return Err(ConfigError::BadDeadline(text)),
             },
         };
+        let max_composite_children = match get("MAX_COMPOSITE_CHILDREN") {
+            None => elbmedic_engine::alarm::composite::DEFAULT_MAX_COMPOSITE_LOAD_BALANCERS,
+            Some(text) => match text.trim().parse::<usize>() {
+                Ok(n @ 1..=20) => n,
+                _ => return Err(ConfigError::BadCompositeChildren(text)),
+            },
+        };
         Ok(Self {
             report_topic_arn: topic,
             gather_deadline,
+            max_composite_children,
         })
     }
 }

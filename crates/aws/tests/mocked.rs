@@ -276,7 +276,7 @@ async fn denied_composite_children_and_ledger_are_reported_not_failed() {
         .unwrap()
         .remove(0)
         .unwrap();
-    let expanded = elbmedic_aws::composite::expand(&clients, intake).await;
+    let expanded = elbmedic_aws::composite::expand(&clients, intake, 5).await;
     let [elbmedic_engine::alarm::Intake::Unsupported { alarm, reason }] = expanded.as_slice()
     else {
         panic!("{expanded:?}")
@@ -307,4 +307,83 @@ async fn denied_composite_children_and_ledger_are_reported_not_failed() {
     assert_eq!(gap.reason, GapReason::AccessDenied, "{gap:?}");
     assert_eq!(gap.resource.as_deref(), Some("elbmedic-ledger"));
     assert_eq!(world.load_balancer.idle_timeout_seconds, Some(90));
+}
+
+/// `remediate` changes one load balancer attribute, the idle timeout, and sends nothing else
+/// in the same call (a value it did not read could be written back stale): the requests are
+/// captured as the SDK built them.
+#[tokio::test]
+async fn remediation_sends_no_lb_attribute_but_the_idle_timeout() {
+    use elbmedic_engine::plan::outcome::StepStatus;
+    use elbmedic_engine::plan::{Action, PlanTarget, Policy};
+    use std::sync::{Arc, Mutex};
+
+    /// The attributes of each ALB request, as (key, value).
+    type Sent = Arc<Mutex<Vec<Vec<(String, String)>>>>;
+    let albs: Sent = Arc::default();
+    let clbs: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (seen_alb, seen_clb) = (albs.clone(), clbs.clone());
+    let rules = vec![
+        mock!(aws_sdk_elasticloadbalancingv2::Client::modify_load_balancer_attributes)
+            .match_requests(move |input| {
+                seen_alb.lock().unwrap().push(
+                    input
+                        .attributes()
+                        .iter()
+                        .map(|a| (a.key().unwrap_or_default().to_string(), a.value().unwrap_or_default().to_string()))
+                        .collect(),
+                );
+                true
+            })
+            .then_output(|| aws_sdk_elasticloadbalancingv2::operation::modify_load_balancer_attributes::ModifyLoadBalancerAttributesOutput::builder().build()),
+        mock!(aws_sdk_elasticloadbalancing::Client::modify_load_balancer_attributes)
+            .match_requests(move |input| {
+                seen_clb.lock().unwrap().push(format!("{:?}", input.load_balancer_attributes()));
+                true
+            })
+            .then_output(|| aws_sdk_elasticloadbalancing::operation::modify_load_balancer_attributes::ModifyLoadBalancerAttributesOutput::builder().build()),
+    ];
+    let clients = clients(&rules).await;
+    for name in ["alb-idle-timeout", "clb-idle-timeout"] {
+        let scenario = elbmedic_engine::scenarios::find(name).unwrap();
+        let world = elbmedic_engine::snapshot::from_json(scenario.snapshot).unwrap();
+        let lb = &world.load_balancer;
+        let target = PlanTarget {
+            kind: lb.kind,
+            name: lb.name.clone(),
+            id: lb.id.clone(),
+            arn: lb.arn.clone(),
+            region: world.region.clone(),
+            vpc_id: lb.vpc_id.clone(),
+        };
+        let action = Action::RaiseIdleTimeout { from: 60, to: 120 };
+        let step = elbmedic_aws::remediate::apply::apply(
+            &clients,
+            &action,
+            &world,
+            &target,
+            &Policy::default(),
+            false,
+        )
+        .await;
+        assert_eq!(step.status, StepStatus::Applied, "{name}: {step:?}");
+    }
+    assert_eq!(
+        *albs.lock().unwrap(),
+        [vec![(
+            "idle_timeout.timeout_seconds".to_string(),
+            "120".to_string()
+        )]]
+    );
+    let clb = clbs.lock().unwrap();
+    assert_eq!(clb.len(), 1);
+    assert!(
+        clb[0].contains("connection_settings: Some(ConnectionSettings { idle_timeout: 120 })")
+            && clb[0].contains("cross_zone_load_balancing: None")
+            && clb[0].contains("access_log: None")
+            && clb[0].contains("connection_draining: None")
+            && clb[0].contains("additional_attributes: None"),
+        "{}",
+        clb[0]
+    );
 }

@@ -161,7 +161,7 @@ proptest! {
                 render_everything(&Report::without_diagnosis(&intake).unwrap());
                 if let Intake::Composite { alarm, children } = &intake {
                     let resolved = vec![composite::child_intake(alarm, &child)];
-                    for chosen in composite::one_per_load_balancer(alarm, resolved, children) {
+                    for chosen in composite::one_per_load_balancer(alarm, resolved, children, 5) {
                         if let Some(report) = Report::without_diagnosis(&chosen) {
                             render_everything(&report);
                         }

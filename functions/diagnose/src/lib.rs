@@ -9,11 +9,13 @@ use std::collections::HashMap;
 
 use elbmedic_aws::clients::{CallLimits, Clients};
 use elbmedic_aws::composite;
+use elbmedic_aws::concurrent::join_all;
 use elbmedic_aws::pipeline;
 use elbmedic_aws::publish::publish_report;
 use elbmedic_aws::remediate;
 use elbmedic_engine::alarm::{parse_input, Intake};
 use elbmedic_engine::plan::config::RemediationConfig;
+use elbmedic_engine::plan::message::PlanMessage;
 use elbmedic_engine::report::Report;
 use elbmedic_engine::snapshot::Snapshot;
 use serde_json::{json, Value};
@@ -104,7 +106,8 @@ impl Handler {
                         }
                     }
                     let clients = self.clients(&alarm.region).await;
-                    for child in composite::expand(&clients, intake).await {
+                    let max = self.config.max_composite_children;
+                    for child in composite::expand(&clients, intake, max).await {
                         intakes.push((index, child));
                     }
                 }
@@ -115,30 +118,17 @@ impl Handler {
                 }
             }
         }
-        for (index, intake) in intakes {
-            let (mut report, world) = self.report(&intake, own_account, now).await;
-            if let (
-                Intake::Diagnose {
-                    alarm,
-                    load_balancer,
-                },
-                Some(world),
-            ) = (&intake, &world)
-            {
-                let sent = remediate::propose(
-                    &publisher.sns,
-                    &self.remediation,
-                    alarm,
-                    load_balancer,
-                    world,
-                    &mut report,
-                    now,
-                )
-                .await;
-                if let Some(id) = sent {
-                    tracing::info!(message_id = %id, mode = self.remediation.mode.as_str(), "plan sent to remediate");
-                }
-            }
+        // Every record's diagnosis at once: each gather is bounded by the deadline, so an
+        // event (or a composite alarm) of several load balancers fits the function's timeout.
+        let prepared = join_all(
+            intakes
+                .iter()
+                .map(|(_, intake)| self.prepare(intake, own_account, now))
+                .collect(),
+        )
+        .await;
+        let mut plans = Vec::new();
+        for ((index, intake), (report, plan)) in intakes.iter().zip(prepared) {
             let mut entry = json!({
                 "record": index + 1,
                 "alarm": intake.alarm().alarm_name,
@@ -147,7 +137,7 @@ impl Handler {
                 "findings": report.findings.iter().map(|f| f.code.as_str()).collect::<Vec<_>>(),
                 "gaps": report.gaps.len(),
             });
-            if pipeline::worth_publishing(&intake) {
+            if pipeline::worth_publishing(intake) {
                 match publish_report(&publisher.sns, topic, &report).await {
                     Ok(published) => {
                         entry["message_id"] = json!(published.message_id);
@@ -166,7 +156,18 @@ impl Handler {
                 gaps = report.gaps.len(),
                 "diagnosed"
             );
+            plans.extend(plan);
             summary.push(entry);
+        }
+        // Plans go out only once every report is: a failed report fails the invocation, and
+        // Lambda's retry must not send a plan a second time.
+        if failures.is_empty() {
+            self.send_plans(&publisher, &plans).await;
+        } else if !plans.is_empty() {
+            tracing::warn!(
+                plans = plans.len(),
+                "plans held back: a report failed, and the retry will send them"
+            );
         }
         if !failures.is_empty() {
             return Err(PublishFailed {
@@ -176,6 +177,50 @@ impl Handler {
             });
         }
         Ok(json!({ "records": summary }))
+    }
+
+    /// One record's report and, when remediation proposes one, the plan to send after it.
+    async fn prepare(
+        &self,
+        intake: &Intake,
+        own_account: Option<&str>,
+        now: i64,
+    ) -> (Report, Option<PlanMessage>) {
+        let (mut report, world) = self.report(intake, own_account, now).await;
+        let plan = match (intake, &world) {
+            (
+                Intake::Diagnose {
+                    alarm,
+                    load_balancer,
+                },
+                Some(world),
+            ) => remediate::proposal(
+                &self.remediation,
+                alarm,
+                load_balancer,
+                world,
+                &mut report,
+                now,
+            ),
+            _ => None,
+        };
+        (report, plan)
+    }
+
+    async fn send_plans(&self, publisher: &Clients, plans: &[PlanMessage]) {
+        let Some(topic) = self.remediation.topic_arn.as_deref() else {
+            return;
+        };
+        for plan in plans {
+            match remediate::send_plan(&publisher.sns, topic, plan).await {
+                Ok(id) => {
+                    tracing::info!(message_id = %id, plan = %plan.plan.id, mode = self.remediation.mode.as_str(), "plan sent to remediate")
+                }
+                Err(error) => {
+                    tracing::error!(topic, plan = %plan.plan.id, error = %error, "the plan could not be sent to remediate")
+                }
+            }
+        }
     }
 
     async fn report(

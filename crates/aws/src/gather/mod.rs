@@ -32,6 +32,8 @@ use elbmedic_engine::snapshot::{
 };
 use tokio::time::Instant;
 
+pub(crate) use crate::concurrent::join_all;
+
 use crate::clients::Clients;
 use crate::errors::{deadline_gap, gap, reason_of_code};
 use crate::remediate::ledger::Ledger;
@@ -110,31 +112,6 @@ macro_rules! all_pages {
     }};
 }
 pub(crate) use all_pages;
-
-/// Polls every future concurrently on the current task; outputs in order.
-async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
-    use std::pin::Pin;
-    use std::task::Poll;
-    let mut pinned: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
-    std::future::poll_fn(move |cx| {
-        let mut pending = false;
-        for (future, output) in pinned.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    Poll::Ready(value) => *output = Some(value),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(outputs.iter_mut().filter_map(Option::take).collect())
-        }
-    })
-    .await
-}
 
 fn not_found(name: &str) -> Gap {
     Gap {

@@ -4,7 +4,7 @@
 //! read a third time to verify each path. Shared by the `remediate` function and the CLI's
 //! `--mode auto`/`dry-run`, so they cannot drift apart.
 
-mod apply;
+pub mod apply;
 pub mod ledger;
 
 use std::time::Duration;
@@ -471,18 +471,19 @@ fn durable_fixes(report: &Report, actions: &[Action]) -> Vec<DurableFix> {
     fixes
 }
 
-/// `diagnose`'s side: plans the report's remedies under `config`, sends the plan to the
-/// remediation topic in auto and dry-run, and puts the plan (and in approve mode the command
-/// that approves it) in the report. Off: nothing. Returns the published message's id.
-pub async fn propose(
-    sns: &aws_sdk_sns::Client,
+/// `diagnose`'s side: plans the report's remedies under `config` and puts the plan (and in
+/// approve mode the command that approves it) in the report. Returns the message to send to
+/// the remediation topic in auto and dry-run; the caller sends it with [`send_plan`] only
+/// after the report is out, so a failed report (and Lambda's retry) never sends a plan twice.
+/// Off: nothing.
+pub fn proposal(
     config: &elbmedic_engine::plan::config::RemediationConfig,
     alarm: &elbmedic_engine::alarm::Alarm,
     alarmed: &elbmedic_engine::alarm::LbRef,
     world: &Snapshot,
     report: &mut Report,
     now: i64,
-) -> Option<String> {
+) -> Option<PlanMessage> {
     let request = match config.mode {
         Mode::Off => return None,
         Mode::DryRun => Request::DryRun,
@@ -500,34 +501,31 @@ pub async fn propose(
     }
     let message = PlanMessage::new(request, alarm, alarmed, &plan);
     let topic = config.topic_arn.as_deref();
-    let mut message_id = None;
-    if let (Some(topic), false, false) =
-        (topic, config.mode == Mode::Approve, plan.actions.is_empty())
-    {
-        match sns
-            .publish()
-            .topic_arn(topic)
-            .subject(format!(
-                "elbmedic plan {} for {}",
-                plan.id, plan.load_balancer.name
-            ))
-            .message(message.to_json())
-            .send()
-            .await
-        {
-            Ok(out) => message_id = Some(out.message_id.unwrap_or_default()),
-            Err(error) => tracing::error!(
-                topic,
-                error = %aws_smithy_types::error::display::DisplayErrorContext(&error),
-                "the plan could not be sent to remediate"
-            ),
-        }
-    }
+    let to_send = topic.is_some() && config.mode != Mode::Approve && !plan.actions.is_empty();
     report.remediation = Some(RemediationSection::planned(
         config.mode,
         &message,
         topic,
-        message_id.is_some(),
+        to_send,
     ));
-    message_id
+    to_send.then_some(message)
+}
+
+/// Sends a plan to the remediation topic; the published message's id.
+pub async fn send_plan(
+    sns: &aws_sdk_sns::Client,
+    topic: &str,
+    message: &PlanMessage,
+) -> Result<String, String> {
+    sns.publish()
+        .topic_arn(topic)
+        .subject(format!(
+            "elbmedic plan {} for {}",
+            message.plan.id, message.plan.load_balancer.name
+        ))
+        .message(message.to_json())
+        .send()
+        .await
+        .map(|out| out.message_id.unwrap_or_default())
+        .map_err(|error| aws_smithy_types::error::display::DisplayErrorContext(&error).to_string())
 }

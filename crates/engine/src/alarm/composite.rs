@@ -11,6 +11,11 @@ use super::{AlarmState, Intake, IntakeError};
 /// DescribeAlarms accepts at most 100 names per call; a rule naming more is cut there.
 pub const MAX_CHILDREN: usize = 100;
 
+/// Load balancers diagnosed for one composite alarm in one invocation (**contract**:
+/// `MAX_COMPOSITE_CHILDREN`): each is a gather, and all must finish within the function's
+/// timeout; the rest are named in a notice.
+pub const DEFAULT_MAX_COMPOSITE_LOAD_BALANCERS: usize = 5;
+
 /// The names of the child alarms to diagnose: those `TriggeringChildren` lists in ALARM (the
 /// ones that fired it), else every alarm the rule requires in ALARM. Order kept, no repeats.
 pub fn children_to_resolve(raw: &RawAlarm, state: AlarmState) -> Vec<String> {
@@ -175,8 +180,12 @@ pub fn child_intake(composite: &super::Alarm, child: &Value) -> Result<Intake, I
                 reason: e.to_string(),
             }
         })?;
-    raw.new_state_value = Some(composite.state.as_str().to_string());
-    raw.old_state_value = composite.previous_state.map(|s| s.as_str().to_string());
+    // The child's own state when CloudWatch gave it: a child that is OK did not fire the
+    // composite, so it is reported as recovered and gets no plan.
+    if raw.new_state_value.is_none() {
+        raw.new_state_value = Some(composite.state.as_str().to_string());
+        raw.old_state_value = composite.previous_state.map(|s| s.as_str().to_string());
+    }
     raw.state_change_time = composite.state_change_time.clone();
     raw.aws_account_id = raw.aws_account_id.or(composite.account_id.clone());
     if raw.alarm_arn.is_none() {
@@ -191,28 +200,40 @@ pub fn child_intake(composite: &super::Alarm, child: &Value) -> Result<Intake, I
     Ok(intake)
 }
 
-/// What to diagnose for a composite alarm, given its children read as intakes (`Err` for a
+/// What to handle for a composite alarm, given its children read as intakes (`Err` for a
 /// child that could not be read) and the names CloudWatch did not know: one diagnosis per load
-/// balancer (two children on one ALB are one cause), or, when no child is diagnosable, the
-/// composite itself as unsupported, with each child's reason.
+/// balancer (two children on one ALB are one cause), at most `max_load_balancers` of them,
+/// with a notice naming the rest; a child whose own state is OK as a recovery notice (no
+/// plan). When nothing is diagnosable, the composite itself as unsupported, with each child's
+/// reason.
 pub fn one_per_load_balancer(
     composite: &super::Alarm,
     children: Vec<Result<Intake, IntakeError>>,
     missing: &[String],
+    max_load_balancers: usize,
 ) -> Vec<Intake> {
+    let lb_of = |intake: &Intake| intake.load_balancer().map(|lb| (lb.kind, lb.id.clone()));
     let mut chosen: Vec<Intake> = Vec::new();
+    let mut recovered: Vec<Intake> = Vec::new();
+    let mut beyond: Vec<String> = Vec::new();
     let mut reasons: Vec<String> = Vec::new();
     for child in children {
         match child {
             Ok(intake @ Intake::Diagnose { .. }) => {
-                let lb = intake.load_balancer().map(|lb| (lb.kind, lb.id.clone()));
-                let seen = chosen
-                    .iter()
-                    .any(|c| c.load_balancer().map(|lb| (lb.kind, lb.id.clone())) == lb);
-                if !seen {
+                if chosen.iter().any(|c| lb_of(c) == lb_of(&intake)) {
+                    continue;
+                }
+                if chosen.len() < max_load_balancers {
                     chosen.push(intake);
+                } else {
+                    let lb = intake
+                        .load_balancer()
+                        .map(|lb| lb.name.clone())
+                        .unwrap_or_default();
+                    beyond.push(format!("{lb} (child {})", intake.alarm().alarm_name));
                 }
             }
+            Ok(intake @ Intake::Recovered { .. }) => recovered.push(intake),
             Ok(Intake::Unsupported { alarm, reason }) => {
                 reasons.push(format!("{}: {reason}", alarm.alarm_name));
             }
@@ -228,20 +249,32 @@ pub fn one_per_load_balancer(
             .iter()
             .map(|name| format!("{name}: no such alarm in {}", composite.region)),
     );
-    if !chosen.is_empty() {
-        return chosen;
+    // A recovered child on a load balancer that is diagnosed anyway says nothing new.
+    recovered.retain(|r| !chosen.iter().any(|c| lb_of(c) == lb_of(r)));
+    if chosen.is_empty() && recovered.is_empty() {
+        let detail = if reasons.is_empty() {
+            "its rule names no child alarm in ALARM".to_string()
+        } else {
+            reasons.join("; ")
+        };
+        return vec![Intake::Unsupported {
+            alarm: composite.clone(),
+            reason: format!(
+                "composite alarm whose children elbmedic cannot diagnose ({detail}). Attach elbmedic to a load balancer's 5xx alarm, or make one a child of this composite"
+            ),
+        }];
     }
-    let detail = if reasons.is_empty() {
-        "its rule names no child alarm in ALARM".to_string()
-    } else {
-        reasons.join("; ")
-    };
-    vec![Intake::Unsupported {
-        alarm: composite.clone(),
-        reason: format!(
-            "composite alarm whose children elbmedic cannot diagnose ({detail}). Attach elbmedic to a load balancer's 5xx alarm, or make one a child of this composite"
-        ),
-    }]
+    if !beyond.is_empty() {
+        chosen.push(Intake::Unsupported {
+            alarm: composite.clone(),
+            reason: format!(
+                "composite alarm naming more load balancers than MAX_COMPOSITE_CHILDREN ({max_load_balancers}) diagnoses in one invocation; not diagnosed: {}. Raise MAX_COMPOSITE_CHILDREN (within the function's timeout), or give each load balancer its own alarm",
+                beyond.join(", ")
+            ),
+        });
+    }
+    chosen.extend(recovered);
+    chosen
 }
 
 #[cfg(test)]

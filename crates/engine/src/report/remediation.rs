@@ -32,7 +32,7 @@ pub enum RemediationSection {
 
 impl RemediationSection {
     /// `diagnose`'s section for a plan in `mode` (dry-run, approve or auto); `topic` is the
-    /// remediation topic, `published` whether the plan was sent there.
+    /// remediation topic, `published` whether the plan is sent there (after this report).
     pub fn planned(
         mode: Mode,
         message: &PlanMessage,
@@ -52,8 +52,8 @@ impl RemediationSection {
             (Mode::Approve, None) => (None, "REMEDIATION_TOPIC_ARN is not set, so no approve command can be given.".into()),
             (_, None) => (None, "REMEDIATION_TOPIC_ARN is not set: the plan was not sent to remediate.".into()),
             (Mode::DryRun, Some(_)) if published => (None, "Sent to remediate for a dry run: its report says what would change. Nothing will be changed.".into()),
-            (_, Some(_)) if published => (None, "Sent to remediate, which re-checks it against fresh state and applies it: its outcome follows in a separate report.".into()),
-            (_, Some(topic)) => (None, format!("The plan could not be sent to {topic}: see the function's log.")),
+            (_, Some(_)) if published => (None, "Sent to remediate once this report is out; it re-checks the plan against fresh state and applies it: its outcome follows in a separate report.".into()),
+            (_, Some(topic)) => (None, format!("The plan is not sent to {topic}.")),
         };
         Self::Planned {
             mode,

@@ -189,7 +189,14 @@ mod tests {
     use crate::finding::Evidence;
     use crate::scenarios;
 
-    fn report(name: &str) -> Report {
+    /// A scenario's alarm, load balancer and snapshot.
+    fn scenario(
+        name: &str,
+    ) -> (
+        crate::alarm::Alarm,
+        crate::alarm::LbRef,
+        crate::snapshot::Snapshot,
+    ) {
         let s = scenarios::find(name).unwrap();
         let Intake::Diagnose {
             alarm,
@@ -198,11 +205,13 @@ mod tests {
         else {
             panic!()
         };
-        Report::diagnosed(
-            &alarm,
-            &load_balancer,
-            &crate::snapshot::from_json(s.snapshot).unwrap(),
-        )
+        let world = crate::snapshot::from_json(s.snapshot).unwrap();
+        (alarm, load_balancer, world)
+    }
+
+    fn report(name: &str) -> Report {
+        let (alarm, lb, world) = scenario(name);
+        Report::diagnosed(&alarm, &lb, &world)
     }
 
     #[test]
@@ -258,15 +267,7 @@ mod tests {
         crate::alarm::LbRef,
         crate::snapshot::Snapshot,
     ) {
-        let s = scenarios::find("unhealthy-targets").unwrap();
-        let Intake::Diagnose {
-            alarm,
-            load_balancer,
-        } = parse_input(s.event.as_bytes()).unwrap().remove(0).unwrap()
-        else {
-            panic!()
-        };
-        let mut world = crate::snapshot::from_json(s.snapshot).unwrap();
+        let (alarm, load_balancer, mut world) = scenario("unhealthy-targets");
         let template = world.target_groups[0].targets[0].clone();
         world.target_groups[0].targets = (0..targets)
             .map(|i| {

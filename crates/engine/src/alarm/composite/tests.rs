@@ -160,7 +160,7 @@ fn two_children_on_one_load_balancer_are_one_diagnosis() {
         child_intake(&parent, &alb_child("b", lb, "HTTPCode_ELB_5XX_Count")),
         child_intake(&parent, &alb_child("c", other, "HTTPCode_ELB_5XX_Count")),
     ];
-    let chosen = one_per_load_balancer(&parent, children, &["gone".into()]);
+    let chosen = one_per_load_balancer(&parent, children, &["gone".into()], 5);
     let names: Vec<&str> = chosen
         .iter()
         .map(|i| i.alarm().alarm_name.as_str())
@@ -174,7 +174,7 @@ fn no_diagnosable_child_makes_the_composite_unsupported_with_every_reason() {
     let mut rds = alb_child("db-cpu", "x", "CPUUtilization");
     rds["Trigger"]["Namespace"] = json!("AWS/RDS");
     let children = vec![child_intake(&parent, &rds)];
-    let chosen = one_per_load_balancer(&parent, children, &["deleted-alarm".into()]);
+    let chosen = one_per_load_balancer(&parent, children, &["deleted-alarm".into()], 5);
     let [Intake::Unsupported { alarm, reason }] = chosen.as_slice() else {
         panic!("expected one unsupported notice, got {chosen:?}");
     };
@@ -183,6 +183,53 @@ fn no_diagnosable_child_makes_the_composite_unsupported_with_every_reason() {
     assert!(
         reason.contains("deleted-alarm: no such alarm in eu-west-1"),
         "{reason}"
+    );
+}
+
+/// At most MAX_COMPOSITE_CHILDREN load balancers are diagnosed; the rest are named in a
+/// notice, and a child whose own state is OK is reported recovered, with no plan.
+#[test]
+fn composites_are_bounded_and_ok_children_are_recoveries() {
+    let (parent, _) = composite(&composite_message("TRUE", json!([])));
+    let mut children: Vec<_> = (0..8)
+        .map(|i| {
+            let lb = format!("app/k8s-lb-{i}/0123456789abcde{i}");
+            child_intake(
+                &parent,
+                &alb_child(&format!("c{i}"), &lb, "HTTPCode_ELB_5XX_Count"),
+            )
+        })
+        .collect();
+    let mut ok = alb_child(
+        "calm",
+        "app/k8s-calm/0123456789abcdef",
+        "HTTPCode_ELB_5XX_Count",
+    );
+    ok["NewStateValue"] = json!("OK");
+    children.push(child_intake(&parent, &ok));
+    let chosen = one_per_load_balancer(&parent, children, &[], 3);
+    let diagnosed: Vec<&str> = chosen
+        .iter()
+        .filter(|i| matches!(i, Intake::Diagnose { .. }))
+        .map(|i| i.alarm().alarm_name.as_str())
+        .collect();
+    assert_eq!(diagnosed, ["c0", "c1", "c2"]);
+    let notice = chosen
+        .iter()
+        .find_map(|i| match i {
+            Intake::Unsupported { reason, .. } => Some(reason.as_str()),
+            _ => None,
+        })
+        .expect("a notice names the rest");
+    assert!(notice.contains("MAX_COMPOSITE_CHILDREN (3)"), "{notice}");
+    for rest in ["k8s-lb-3 (child c3)", "k8s-lb-7 (child c7)"] {
+        assert!(notice.contains(rest), "{notice}");
+    }
+    assert!(
+        chosen
+            .iter()
+            .any(|i| matches!(i, Intake::Recovered { alarm, .. } if alarm.alarm_name == "calm")),
+        "{chosen:?}"
     );
 }
 
