@@ -644,6 +644,11 @@ async fn an_oversized_multibyte_report_is_trimmed_and_delivered() {
             target
         })
         .collect();
+    // A multibyte character straddles byte 200, where the trim cuts details: the old panic.
+    world["gaps"] = serde_json::json!([{
+        "fact": "metrics", "reason": "error",
+        "detail": format!("{}{}", "x".repeat(199), description.repeat(10)),
+    }]);
     let snapshot = scratch("oversized", "snapshot.json", &world.to_string());
     let event = dir.join("event.json");
     let output = elbmedic(

@@ -283,7 +283,8 @@ mod tests {
             fact: crate::snapshot::GapFact::Metrics,
             resource: None,
             reason: crate::snapshot::GapReason::Error,
-            detail: description.repeat(20),
+            // A multibyte character straddles byte 200, where the trim cuts details.
+            detail: format!("{}{}", "x".repeat(199), description.repeat(20)),
         });
         (alarm, load_balancer, world)
     }
