@@ -28,6 +28,16 @@ async fn main() -> Result<(), Error> {
     let remediation = RemediationConfig::from_env(env).inspect_err(|error| {
         tracing::error!(error = %error, "invalid configuration; fix the function's environment variables");
     })?;
+    if remediation.topic_arn.is_none()
+        && remediation.mode != elbmedic_engine::plan::message::Mode::Off
+    {
+        let error = "REMEDIATION_TOPIC_ARN is not set: remediate takes plans only from that topic, so it would refuse every one; set it to the remediation topic's ARN";
+        tracing::error!(
+            error,
+            "invalid configuration; fix the function's environment variables"
+        );
+        return Err(error.into());
+    }
     tracing::info!(
         mode = remediation.mode.as_str(),
         max_idle_timeout = remediation.policy.max_idle_timeout,

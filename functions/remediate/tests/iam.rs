@@ -452,3 +452,18 @@ fn the_lock_lease_outlives_the_function_timeout() {
         elbmedic_aws::remediate::ledger::LOCK_LEASE_SECONDS
     );
 }
+
+/// remediate takes plans only from `REMEDIATION_TOPIC_ARN`: the template must set it to the
+/// topic that invokes the function, or every plan would be refused.
+#[test]
+fn remediate_knows_the_topic_it_is_invoked_from() {
+    let template = template();
+    let function = &template["Resources"]["RemediateFunction"]["Properties"];
+    let variable = &function["Environment"]["Variables"]["REMEDIATION_TOPIC_ARN"];
+    let event_topic = &function["Events"]["Plan"]["Properties"]["Topic"];
+    assert!(
+        !variable.is_null(),
+        "RemediateFunction has no REMEDIATION_TOPIC_ARN"
+    );
+    assert_eq!(variable, event_topic);
+}
