@@ -442,3 +442,30 @@ fn the_remaining_guardrails_refuse_forged_actions() {
     let reason = guardrails::refusal(&sg_action, &sg_world, &elsewhere).unwrap();
     assert!(reason.contains("not in ALLOWED_CLUSTERS"), "{reason}");
 }
+
+/// Someone raised the idle timeout above the plan's value meanwhile: the raise is in place,
+/// never applied, so the timeout is never lowered.
+#[test]
+fn a_timeout_raised_meanwhile_is_never_lowered() {
+    let name = "alb-idle-timeout";
+    let mut world = scenario_snapshot(name);
+    let planned = plan_for(name, &Policy::default());
+    let [Action::RaiseIdleTimeout { to, .. }] = planned.actions.as_slice() else {
+        panic!("{:?}", planned.actions)
+    };
+    world.load_balancer.idle_timeout_seconds = Some(to + 300);
+    let lb = &world.load_balancer;
+    let alarmed = crate::alarm::LbRef {
+        kind: lb.kind,
+        name: lb.name.clone(),
+        id: lb.id.clone(),
+        target_group: None,
+    };
+    let review::Review::Proceed { needed, in_place } =
+        review::review(&planned, &alarmed, &world, &Policy::default(), NOW + 1)
+    else {
+        panic!("refused")
+    };
+    assert!(needed.is_empty(), "{needed:?}");
+    assert_eq!(in_place, planned.actions);
+}
