@@ -286,10 +286,7 @@ impl Report {
     pub fn subject(&self) -> String {
         let (label, headline) = self.headline();
         let text = format!("[elbmedic] {label}: {headline}");
-        let clean: String = text
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
+        let clean = escape::one_line(&text);
         if clean.chars().count() <= MAX_SUBJECT_CHARS {
             return clean;
         }
