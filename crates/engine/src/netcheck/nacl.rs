@@ -310,50 +310,56 @@ impl std::fmt::Display for AllowWindow {
 }
 
 /// Rule numbers of the explicit deny entries of `direction` that overlap `flows` in
-/// protocol, ports and addresses, whether or not they decide any of them today.
+/// protocol, ports and addresses, whether or not they decide any of them today. An unreadable
+/// entry might be a deny, so it counts as one: nothing is put in front of it.
 pub fn overlapping_denies(
     acl: &NetworkAcl,
     direction: Direction,
     protocol: u8,
     flows: &[FlowBox],
 ) -> Vec<u16> {
-    let Some(family) = flows.first().map(|f| f.addrs.family) else {
-        return Vec::new();
-    };
-    let mut numbers: Vec<u16> = acl
-        .entries
-        .iter()
-        .filter(|e| e.egress == direction.is_egress() && e.rule_number < IMPLICIT_DENY_RULE_NUMBER)
-        .filter_map(|e| {
-            let parsed = parse_entry(e)?;
-            let addrs = match family {
-                Family::Ipv4 => parsed.v4,
-                Family::Ipv6 => parsed.v6,
-            }?;
-            let ports = match parsed.protocol {
-                -1 => PortRange::ALL,
-                p if p == i16::from(protocol) => parsed.ports.unwrap_or(PortRange::ALL),
-                _ => return None,
-            };
-            let entry_box = FlowBox { addrs, ports };
-            (!parsed.allow && flows.iter().any(|f| f.intersect(&entry_box).is_some()))
-                .then_some(e.rule_number)
-        })
-        .collect();
-    // An unreadable entry might be a deny: treat it as one, so nothing is put in front of it.
-    numbers.extend(
-        acl.entries
+    CompiledAcl::new(acl).overlapping_denies(direction, protocol, flows)
+}
+
+impl CompiledAcl {
+    fn overlapping_denies(&self, direction: Direction, protocol: u8, flows: &[FlowBox]) -> Vec<u16> {
+        let entries = match direction {
+            Direction::Ingress => &self.ingress,
+            Direction::Egress => &self.egress,
+        };
+        let Some(family) = flows.first().map(|f| f.addrs.family) else {
+            return Vec::new();
+        };
+        let mut numbers: Vec<u16> = entries
             .iter()
+            .filter(|e| e.rule_number < IMPLICIT_DENY_RULE_NUMBER)
             .filter(|e| {
-                e.egress == direction.is_egress()
-                    && e.rule_number < IMPLICIT_DENY_RULE_NUMBER
-                    && parse_entry(e).is_none()
+                let Some(parsed) = e.parsed else {
+                    return true;
+                };
+                let addrs = match family {
+                    Family::Ipv4 => parsed.v4,
+                    Family::Ipv6 => parsed.v6,
+                };
+                let ports = match parsed.protocol {
+                    -1 => Some(PortRange::ALL),
+                    p if p == i16::from(protocol) => Some(parsed.ports.unwrap_or(PortRange::ALL)),
+                    _ => None,
+                };
+                match (parsed.allow, addrs, ports) {
+                    (false, Some(addrs), Some(ports)) => {
+                        let entry_box = FlowBox { addrs, ports };
+                        flows.iter().any(|f| f.intersect(&entry_box).is_some())
+                    }
+                    _ => false,
+                }
             })
-            .map(|e| e.rule_number),
-    );
-    numbers.sort_unstable();
-    numbers.dedup();
-    numbers
+            .map(|e| e.rule_number)
+            .collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        numbers
+    }
 }
 
 /// The window for a new allow entry that decides `flows`.
@@ -370,7 +376,8 @@ pub fn allow_window(
     flows: &[FlowBox],
     override_explicit_deny: bool,
 ) -> Result<AllowWindow, String> {
-    let outcome = evaluate(acl, direction, protocol, flows);
+    let compiled = CompiledAcl::new(acl);
+    let outcome = compiled.evaluate(direction, protocol, flows);
     let first_explicit_drop = outcome
         .drops()
         .filter_map(|d| match d.rule {
@@ -391,7 +398,8 @@ pub fn allow_window(
             "explicit deny rule {deny} decides the dropped traffic; an allow in front of it needs OVERRIDE_EXPLICIT_DENY=true"
         ));
     }
-    let after = overlapping_denies(acl, direction, protocol, flows)
+    let after = compiled
+        .overlapping_denies(direction, protocol, flows)
         .last()
         .copied()
         .unwrap_or(0);
