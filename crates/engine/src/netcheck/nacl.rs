@@ -322,7 +322,12 @@ pub fn overlapping_denies(
 }
 
 impl CompiledAcl {
-    fn overlapping_denies(&self, direction: Direction, protocol: u8, flows: &[FlowBox]) -> Vec<u16> {
+    fn overlapping_denies(
+        &self,
+        direction: Direction,
+        protocol: u8,
+        flows: &[FlowBox],
+    ) -> Vec<u16> {
         let entries = match direction {
             Direction::Ingress => &self.ingress,
             Direction::Egress => &self.egress,
