@@ -1,41 +1,29 @@
-//! An ALB: round 1 the load balancer and metrics; round 2 what needs its ARN or VPC; round 3
-//! target health per group, the EKS cluster, prefix lists; round 4 where the targets live.
+//! An ALB: round 1 the load balancer; round 2 what needs its ARN or VPC; round 3 target health
+//! per group; round 4 where the targets live. The EKS cluster and prefix lists are leaves:
+//! they start once round 2 gave their inputs and are joined at the end, so the critical path
+//! is the API depth. (Metrics are a leaf of the whole gather: see `gather::gather`.)
 
 use std::collections::BTreeMap;
 
-use elbmedic_engine::alarm::LbKind;
 use elbmedic_engine::snapshot::{
     GapFact, HealthCheck, Listener, Placement, Snapshot, Target, TargetGroup, DEFAULT_IDLE_TIMEOUT,
 };
 use tokio::time::Instant;
 
-use super::{
-    all_pages, bounded, cluster_from_tags, join_all, metrics, not_found, settle, targets, vpc,
-    GatherOptions,
-};
+use super::{all_pages, bounded, cluster_from_tags, join_all, not_found, settle, targets, vpc};
 use crate::clients::Clients;
 use crate::convert;
 
-pub async fn gather(
-    clients: &Clients,
-    options: &GatherOptions,
-    deadline: Instant,
-    world: &mut Snapshot,
-) {
+pub async fn gather(clients: &Clients, deadline: Instant, world: &mut Snapshot) {
     let name = world.load_balancer.name.clone();
     let elbv2 = &clients.elbv2;
-    let id = world.load_balancer.id.clone();
-    let (described, (series, metric_gaps)) = tokio::join!(
-        bounded(deadline, async {
-            all_pages!(elbv2
-                .describe_load_balancers()
-                .names(&name)
-                .into_paginator())
-        }),
-        metrics::gather(clients, LbKind::Application, &id, options, deadline),
-    );
-    world.metrics = series;
-    world.gaps.extend(metric_gaps);
+    let described = bounded(deadline, async {
+        all_pages!(elbv2
+            .describe_load_balancers()
+            .names(&name)
+            .into_paginator())
+    })
+    .await;
     let described = match settle(described, GapFact::LoadBalancer, Some(&name)) {
         Err(gap) => return world.gaps.push(gap),
         Ok(pages) => match pages
@@ -154,8 +142,28 @@ pub async fn gather(
                 .collect(),
         };
 
-    // Round 3: per target group health and attributes; the cluster; prefix lists.
+    // Leaves: the cluster and the prefix lists, beside rounds 3 and 4.
     let cluster = cluster_from_tags(&world.load_balancer.tags);
+    let prefix_ids = vpc::prefix_list_ids(world);
+    let leaves = async {
+        tokio::join!(
+            vpc::eks_cluster(clients, cluster.as_deref(), deadline),
+            vpc::fetch_prefix_lists(clients, prefix_ids, deadline),
+        )
+    };
+    let ((eks, lists), ()) = tokio::join!(leaves, targets_path(clients, deadline, &groups, world));
+    vpc::apply_eks(world, cluster, eks);
+    vpc::apply_prefix_lists(world, lists);
+}
+
+/// Rounds 3 and 4: per target group health and attributes, then where the targets live.
+async fn targets_path(
+    clients: &Clients,
+    deadline: Instant,
+    groups: &[aws_sdk_elasticloadbalancingv2::types::TargetGroup],
+    world: &mut Snapshot,
+) {
+    let elbv2 = &clients.elbv2;
     let per_group = groups.iter().map(|g| {
         let tg_arn = g.target_group_arn().unwrap_or_default().to_string();
         async move {
@@ -180,12 +188,7 @@ pub async fn gather(
             (tg_arn, health, attributes)
         }
     });
-    let (per_group, eks, ()) = tokio::join!(
-        join_all(per_group.collect()),
-        vpc::eks_cluster(clients, cluster.as_deref(), deadline),
-        vpc::resolve_prefix_lists(clients, world, deadline),
-    );
-    vpc::apply_eks(world, cluster, eks);
+    let per_group = join_all(per_group.collect()).await;
     for (group, (tg_arn, health, attributes)) in groups.iter().zip(per_group) {
         let mut target_group = TargetGroup {
             name: group.target_group_name().unwrap_or_default().to_string(),

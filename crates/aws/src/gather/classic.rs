@@ -1,30 +1,23 @@
-//! A Classic LB: round 1 the load balancer, its attributes, tags, instance health and
-//! metrics; round 2 the instances and the VPC; round 3 prefix lists, only if rules name any.
+//! A Classic LB: round 1 the load balancer, its attributes, tags and instance health; round 2
+//! the instances and the VPC; round 3 prefix lists, only if rules name any. (Metrics are a
+//! leaf of the whole gather: see `gather::gather`.)
 
 use std::collections::BTreeMap;
 
-use elbmedic_engine::alarm::LbKind;
 use elbmedic_engine::snapshot::{
     GapFact, Listener, Placement, Snapshot, Target, TargetGroup, TargetHealth, DEFAULT_IDLE_TIMEOUT,
 };
 use tokio::time::Instant;
 
-use super::{
-    all_pages, bounded, cluster_from_tags, metrics, not_found, settle, targets, vpc, GatherOptions,
-};
+use super::{all_pages, bounded, cluster_from_tags, not_found, settle, targets, vpc};
 use crate::clients::Clients;
 use crate::convert;
 
-pub async fn gather(
-    clients: &Clients,
-    options: &GatherOptions,
-    deadline: Instant,
-    world: &mut Snapshot,
-) {
+pub async fn gather(clients: &Clients, deadline: Instant, world: &mut Snapshot) {
     let name = world.load_balancer.name.clone();
     let named = Some(name.as_str());
     let elb = &clients.elb;
-    let (described, attributes, tags, health, (series, metric_gaps)) = tokio::join!(
+    let (described, attributes, tags, health) = tokio::join!(
         bounded(deadline, async {
             all_pages!(elb
                 .describe_load_balancers()
@@ -47,10 +40,7 @@ pub async fn gather(
                 .load_balancer_name(&name)
                 .send()
         ),
-        metrics::gather(clients, LbKind::Classic, &name, options, deadline),
     );
-    world.metrics = series;
-    world.gaps.extend(metric_gaps);
     let description = match settle(described, GapFact::LoadBalancer, named) {
         Err(gap) => return world.gaps.push(gap),
         Ok(pages) => match pages

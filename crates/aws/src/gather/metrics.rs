@@ -1,6 +1,7 @@
 //! The alarm window's metrics, in one GetMetricData call per kind of statistic. Percentiles
 //! go in a call of their own: moto answers 500 to any GetMetricData holding one, and AWS may
-//! throttle; their absence is a gap, not a failure.
+//! throttle. They are optional: one attempt within a short budget of their own, and their
+//! absence is a gap, never a delay.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,9 @@ use tokio::time::Instant;
 
 use super::{all_pages, bounded, settle, GatherOptions};
 use crate::clients::Clients;
+
+/// The whole budget of the optional (percentile) call: one attempt, no retries.
+const OPTIONAL_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// (metric, statistic) pairs fetched in one call.
 type MetricList = &'static [(&'static str, &'static str)];
@@ -55,14 +59,23 @@ pub async fn gather(
 ) -> (Vec<MetricSeries>, Vec<Gap>) {
     let (plain, percentiles) = wanted(kind);
     let (plain, percentiles) = tokio::join!(
-        call(clients, kind, dimension_value, options, plain, deadline),
+        call(
+            clients,
+            kind,
+            dimension_value,
+            options,
+            plain,
+            deadline,
+            false
+        ),
         call(
             clients,
             kind,
             dimension_value,
             options,
             percentiles,
-            deadline
+            deadline.min(Instant::now() + OPTIONAL_BUDGET),
+            true,
         ),
     );
     let mut series = Vec::new();
@@ -83,6 +96,7 @@ async fn call(
     options: &GatherOptions,
     wanted: MetricList,
     deadline: Instant,
+    optional: bool,
 ) -> Result<Vec<MetricSeries>, Gap> {
     if wanted.is_empty() {
         return Ok(Vec::new());
@@ -135,15 +149,24 @@ async fn call(
         .map(|(m, s)| format!("{m} {s}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let pages = settle(
+    let fetched = if optional {
+        // One page holds every point of a few series over the window; one attempt only.
+        let once = request
+            .customize()
+            .config_override(
+                aws_sdk_cloudwatch::config::Builder::default()
+                    .retry_config(aws_config::retry::RetryConfig::disabled()),
+            )
+            .send();
+        bounded(deadline, async move { once.await.map(|page| vec![page]) }).await
+    } else {
         bounded(
             deadline,
             async move { all_pages!(request.into_paginator()) },
         )
-        .await,
-        GapFact::Metrics,
-        Some(&label),
-    )?;
+        .await
+    };
+    let pages = settle(fetched, GapFact::Metrics, Some(&label))?;
     let mut points: BTreeMap<usize, Vec<DataPoint>> = BTreeMap::new();
     for result in pages.iter().flat_map(|p| p.metric_data_results()) {
         let Some(index) = result

@@ -171,10 +171,8 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
     };
     let state = async {
         match lb.kind {
-            LbKind::Classic => classic::gather(clients, options, deadline, &mut world).await,
-            LbKind::Application => {
-                application::gather(clients, options, deadline, &mut world).await
-            }
+            LbKind::Classic => classic::gather(clients, deadline, &mut world).await,
+            LbKind::Application => application::gather(clients, deadline, &mut world).await,
         }
     };
     let history = async {
@@ -183,8 +181,12 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
             None => None,
         }
     };
-    // The ledger read runs beside the first round, so it adds no round trip.
-    let ((), history) = tokio::join!(state, history);
+    // Leaves of the whole gather: nothing waits for the metrics or the ledger, so they run
+    // beside every round and are joined only at the end.
+    let metrics = metrics::gather(clients, lb.kind, &lb.id, options, deadline);
+    let ((), history, (series, metric_gaps)) = tokio::join!(state, history, metrics);
+    world.metrics = series;
+    world.gaps.extend(metric_gaps);
     match history {
         Some(Ok(history)) => world.history = Some(history),
         Some(Err(gap)) => world.gaps.push(gap),

@@ -2,7 +2,7 @@
 //! load balancer's own node interfaces, the EKS cluster's security group, and the managed
 //! prefix lists that rules reference.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use aws_sdk_ec2::types::Filter;
 use elbmedic_engine::snapshot::{EksCluster, Gap, GapFact, LbNode, PrefixList, Snapshot};
@@ -207,14 +207,23 @@ pub fn apply_eks(
     });
 }
 
-/// Managed prefix lists referenced by the gathered security groups.
-pub async fn resolve_prefix_lists(clients: &Clients, world: &mut Snapshot, deadline: Instant) {
-    let ids: BTreeSet<String> = world
+/// The managed prefix lists the gathered security groups reference.
+pub fn prefix_list_ids(world: &Snapshot) -> BTreeSet<String> {
+    world
         .security_groups
         .iter()
         .flat_map(|g| g.ingress.iter().chain(&g.egress))
         .flat_map(|r| r.prefix_list_ids.iter().cloned())
-        .collect();
+        .collect()
+}
+
+/// Each prefix list's CIDRs, or the gap that stands for it. Borrows nothing of the snapshot,
+/// so it runs beside the rounds that still fill it.
+pub async fn fetch_prefix_lists(
+    clients: &Clients,
+    ids: BTreeSet<String>,
+    deadline: Instant,
+) -> Vec<Result<PrefixList, Gap>> {
     let lookups = ids.into_iter().map(|id| {
         let request = clients
             .ec2
@@ -226,29 +235,30 @@ pub async fn resolve_prefix_lists(clients: &Clients, world: &mut Snapshot, deadl
                 async move { all_pages!(request.into_paginator()) },
             )
             .await;
-            let entries = settle(result, GapFact::PrefixList, Some(&id));
-            (id, entries)
+            settle(result, GapFact::PrefixList, Some(&id)).map(|pages| PrefixList {
+                cidrs: pages
+                    .iter()
+                    .flat_map(|p| p.entries())
+                    .filter_map(|e| e.cidr().map(str::to_string))
+                    .collect(),
+                id,
+            })
         }
     });
-    let mut lists: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (id, result) in join_all(lookups.collect()).await {
+    join_all(lookups.collect()).await
+}
+
+pub fn apply_prefix_lists(world: &mut Snapshot, fetched: Vec<Result<PrefixList, Gap>>) {
+    for result in fetched {
         match result {
-            Ok(pages) => {
-                lists.insert(
-                    id,
-                    pages
-                        .iter()
-                        .flat_map(|p| p.entries())
-                        .filter_map(|e| e.cidr().map(str::to_string))
-                        .collect(),
-                );
-            }
+            Ok(list) => world.prefix_lists.push(list),
             Err(gap) => world.gaps.push(gap),
         }
     }
-    world.prefix_lists.extend(
-        lists
-            .into_iter()
-            .map(|(id, cidrs)| PrefixList { id, cidrs }),
-    );
+}
+
+/// Managed prefix lists referenced by the gathered security groups.
+pub async fn resolve_prefix_lists(clients: &Clients, world: &mut Snapshot, deadline: Instant) {
+    let fetched = fetch_prefix_lists(clients, prefix_list_ids(world), deadline).await;
+    apply_prefix_lists(world, fetched);
 }
