@@ -531,6 +531,12 @@ async fn round_trips_are_within_budget() {
         );
         let rounds = clients.log.rounds();
         let calls = clients.log.calls().len();
+        if std::env::var("ELBMEDIC_SHOW_CALLS").is_ok() {
+            for call in clients.log.calls() {
+                let took = call.ended.map(|e| e.duration_since(call.started));
+                eprintln!("{kind} {} {took:?}", call.action());
+            }
+        }
         table.push(format!(
             "{kind}: {calls} calls in {rounds} sequential rounds (+1 for the publish)"
         ));
