@@ -491,7 +491,7 @@ async fn round_trips_are_within_budget() {
     let now = now();
     let mut table = Vec::new();
     for (kind, event, budget) in [
-        ("ALB", alb_event("HTTPCode_ELB_504_Count", &id, now), 4),
+        ("ALB", alb_event("HTTPCode_ELB_504_Count", &id, now), 3),
         (
             "Classic LB",
             alarm_event(

@@ -1,7 +1,10 @@
-//! An ALB: round 1 the load balancer; round 2 what needs its ARN or VPC; round 3 target health
-//! per group; round 4 where the targets live. The EKS cluster and prefix lists are leaves:
-//! they start once round 2 gave their inputs and are joined at the end, so the critical path
-//! is the API depth. (Metrics are a leaf of the whole gather: see `gather::gather`.)
+//! An ALB. Its ARN is known from the alarm (the `LoadBalancer` dimension is its resource part,
+//! the account and region are the alarm's), so round 1 reads the load balancer and everything
+//! read by its ARN at once; round 2 the VPC, the LB's nodes and target health; round 3 where
+//! the targets live. The EKS cluster (needing the tags) and the prefix lists (needing the
+//! security groups) are leaves joined at the end, and metrics are a leaf of the whole gather
+//! (`gather::gather`): the critical path is the API depth. Without the account (old alarm
+//! messages) what needs the ARN takes a round of its own.
 
 use std::collections::BTreeMap;
 
@@ -14,16 +17,118 @@ use super::{all_pages, bounded, cluster_from_tags, join_all, not_found, settle, 
 use crate::clients::Clients;
 use crate::convert;
 
+/// The ALB's ARN, known before any call when the alarm names the account: the `LoadBalancer`
+/// dimension is the ARN's resource part (`app/NAME/ID`).
+fn derived_arn(region: &str, account: Option<&str>, id: &str) -> Option<String> {
+    let account = account.filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))?;
+    let partition = if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("eusc-") {
+        "aws-eusc"
+    } else {
+        "aws"
+    };
+    Some(format!(
+        "arn:{partition}:elasticloadbalancing:{region}:{account}:loadbalancer/{id}"
+    ))
+}
+
+/// What is read by the load balancer's ARN: attributes, tags, listeners, target groups.
+async fn by_arn(
+    elbv2: &aws_sdk_elasticloadbalancingv2::Client,
+    arn: &str,
+    deadline: Instant,
+) -> ByArn {
+    tokio::join!(
+        bounded(
+            deadline,
+            elbv2
+                .describe_load_balancer_attributes()
+                .load_balancer_arn(arn)
+                .send()
+        ),
+        bounded(deadline, elbv2.describe_tags().resource_arns(arn).send()),
+        bounded(deadline, async {
+            all_pages!(elbv2
+                .describe_listeners()
+                .load_balancer_arn(arn)
+                .into_paginator())
+        }),
+        bounded(deadline, async {
+            all_pages!(elbv2
+                .describe_target_groups()
+                .load_balancer_arn(arn)
+                .into_paginator())
+        }),
+    )
+}
+
+type Sdk<T, E> = Option<
+    Result<
+        T,
+        aws_smithy_runtime_api::client::result::SdkError<
+            E,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
+    >,
+>;
+type ByArn = (
+    Sdk<
+        aws_sdk_elasticloadbalancingv2::operation::describe_load_balancer_attributes::DescribeLoadBalancerAttributesOutput,
+        aws_sdk_elasticloadbalancingv2::operation::describe_load_balancer_attributes::DescribeLoadBalancerAttributesError,
+    >,
+    Sdk<
+        aws_sdk_elasticloadbalancingv2::operation::describe_tags::DescribeTagsOutput,
+        aws_sdk_elasticloadbalancingv2::operation::describe_tags::DescribeTagsError,
+    >,
+    Sdk<
+        Vec<aws_sdk_elasticloadbalancingv2::operation::describe_listeners::DescribeListenersOutput>,
+        aws_sdk_elasticloadbalancingv2::operation::describe_listeners::DescribeListenersError,
+    >,
+    Sdk<
+        Vec<aws_sdk_elasticloadbalancingv2::operation::describe_target_groups::DescribeTargetGroupsOutput>,
+        aws_sdk_elasticloadbalancingv2::operation::describe_target_groups::DescribeTargetGroupsError,
+    >,
+);
+
 pub async fn gather(clients: &Clients, deadline: Instant, world: &mut Snapshot) {
     let name = world.load_balancer.name.clone();
     let elbv2 = &clients.elbv2;
-    let described = bounded(deadline, async {
-        all_pages!(elbv2
-            .describe_load_balancers()
-            .names(&name)
-            .into_paginator())
-    })
-    .await;
+    let id = world.load_balancer.id.clone();
+    // Round 1: the load balancer and, when its ARN is known from the alarm, everything read
+    // by that ARN beside it.
+    let derived = derived_arn(&clients.region, world.account_id.as_deref(), &id);
+    let describe = |arn: Option<String>| {
+        let name = name.clone();
+        async move {
+            bounded(deadline, async {
+                let request = match &arn {
+                    Some(arn) => elbv2.describe_load_balancers().load_balancer_arns(arn),
+                    None => elbv2.describe_load_balancers().names(&name),
+                };
+                all_pages!(request.into_paginator())
+            })
+            .await
+        }
+    };
+    let (described, early) = match &derived {
+        Some(arn) => {
+            let (described, early) =
+                tokio::join!(describe(Some(arn.clone())), by_arn(elbv2, arn, deadline));
+            (described, Some(early))
+        }
+        None => (describe(None).await, None),
+    };
+    // A derived ARN that names no load balancer (a wrong account in the alarm, say): by name.
+    let (described, early) = match (&described, &derived) {
+        (Some(Ok(pages)), Some(_)) if pages.iter().all(|p| p.load_balancers().is_empty()) => {
+            (describe(None).await, None)
+        }
+        (Some(Err(_)), Some(_)) => (describe(None).await, None),
+        _ => (described, early),
+    };
     let described = match settle(described, GapFact::LoadBalancer, Some(&name)) {
         Err(gap) => return world.gaps.push(gap),
         Ok(pages) => match pages
@@ -52,34 +157,12 @@ pub async fn gather(clients: &Clients, deadline: Instant, world: &mut Snapshot) 
         .filter_map(|z| z.subnet_id().map(str::to_string))
         .collect();
     lb.security_groups = described.security_groups().to_vec();
-
-    // Round 2: what needs the ARN or the VPC.
-    let vpc_id = lb.vpc_id.clone();
-    let node_description = format!("ELB {}", lb.id);
-    let (attributes, tags, listeners, groups, network, nodes) = tokio::join!(
-        bounded(
-            deadline,
-            elbv2
-                .describe_load_balancer_attributes()
-                .load_balancer_arn(&arn)
-                .send()
-        ),
-        bounded(deadline, elbv2.describe_tags().resource_arns(&arn).send()),
-        bounded(deadline, async {
-            all_pages!(elbv2
-                .describe_listeners()
-                .load_balancer_arn(&arn)
-                .into_paginator())
-        }),
-        bounded(deadline, async {
-            all_pages!(elbv2
-                .describe_target_groups()
-                .load_balancer_arn(&arn)
-                .into_paginator())
-        }),
-        vpc::network(clients, &vpc_id, deadline),
-        vpc::lb_nodes(clients, &node_description, deadline),
-    );
+    // Without the account (old alarm messages), what needs the ARN is a round of its own.
+    let early = early.filter(|_| derived.as_deref() == Some(arn.as_str()));
+    let (attributes, tags, listeners, groups) = match early {
+        Some(early) => early,
+        None => by_arn(elbv2, &arn, deadline).await,
+    };
     match settle(attributes, GapFact::LbAttributes, at_arn) {
         Err(gap) => world.gaps.push(gap),
         Ok(out) => {
@@ -130,8 +213,6 @@ pub async fn gather(clients: &Clients, deadline: Instant, world: &mut Snapshot) 
                 .collect()
         }
     }
-    vpc::apply_network(world, network);
-    world.load_balancer.nodes = nodes;
     let groups: Vec<aws_sdk_elasticloadbalancingv2::types::TargetGroup> =
         match settle(groups, GapFact::TargetGroups, at_arn) {
             Err(gap) => return world.gaps.push(gap),
@@ -142,22 +223,43 @@ pub async fn gather(clients: &Clients, deadline: Instant, world: &mut Snapshot) 
                 .collect(),
         };
 
-    // Leaves: the cluster and the prefix lists, beside rounds 3 and 4.
+    // Round 2: the VPC, the LB's nodes and target health, with the cluster (needing only the
+    // tags) as a leaf beside them and everything after.
     let cluster = cluster_from_tags(&world.load_balancer.tags);
-    let prefix_ids = vpc::prefix_list_ids(world);
-    let leaves = async {
-        tokio::join!(
-            vpc::eks_cluster(clients, cluster.as_deref(), deadline),
-            vpc::fetch_prefix_lists(clients, prefix_ids, deadline),
-        )
-    };
-    let ((eks, lists), ()) = tokio::join!(leaves, targets_path(clients, deadline, &groups, world));
+    let (eks, ()) = tokio::join!(
+        vpc::eks_cluster(clients, cluster.as_deref(), deadline),
+        after_round_one(clients, deadline, &groups, world),
+    );
     vpc::apply_eks(world, cluster, eks);
+}
+
+/// Rounds 2 and 3: the VPC, the nodes and per target group health and attributes; then where
+/// the targets live, with the prefix lists (needing only the security groups) beside it.
+async fn after_round_one(
+    clients: &Clients,
+    deadline: Instant,
+    groups: &[aws_sdk_elasticloadbalancingv2::types::TargetGroup],
+    world: &mut Snapshot,
+) {
+    let vpc_id = world.load_balancer.vpc_id.clone();
+    let node_description = format!("ELB {}", world.load_balancer.id);
+    let (network, nodes, ()) = tokio::join!(
+        vpc::network(clients, &vpc_id, deadline),
+        vpc::lb_nodes(clients, &node_description, deadline),
+        target_groups(clients, deadline, groups, world),
+    );
+    vpc::apply_network(world, network);
+    world.load_balancer.nodes = nodes;
+    let prefix_ids = vpc::prefix_list_ids(world);
+    let (lists, ()) = tokio::join!(
+        vpc::fetch_prefix_lists(clients, prefix_ids, deadline),
+        locate_targets(clients, deadline, world),
+    );
     vpc::apply_prefix_lists(world, lists);
 }
 
-/// Rounds 3 and 4: per target group health and attributes, then where the targets live.
-async fn targets_path(
+/// Per target group health and attributes, into the snapshot's target groups.
+async fn target_groups(
     clients: &Clients,
     deadline: Instant,
     groups: &[aws_sdk_elasticloadbalancingv2::types::TargetGroup],
@@ -250,8 +352,10 @@ async fn targets_path(
         }
         world.target_groups.push(target_group);
     }
+}
 
-    // Round 4: where the targets live.
+/// Where the targets live: instances, and the interfaces holding IP targets.
+async fn locate_targets(clients: &Clients, deadline: Instant, world: &mut Snapshot) {
     let instance_ids = targets::of_type(world, "instance");
     let ips = targets::of_type(world, "ip");
     let (instances, enis) = tokio::join!(
