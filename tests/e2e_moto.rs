@@ -688,3 +688,37 @@ async fn an_oversized_multibyte_report_is_trimmed_and_delivered() {
         "{published:#}"
     );
 }
+
+/// The ALB's ARN is derived from the alarm; when that ARN names no load balancer (an alarm
+/// whose account is wrong, say), the gather falls back to the name and still diagnoses.
+#[tokio::test]
+async fn an_alb_is_found_by_name_when_the_derived_arn_misses() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let net = network(&aws, &[8080]).await;
+    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
+    let now = now();
+    alb_metrics(
+        &aws,
+        &id,
+        now,
+        &[0.0, 4.0, 9.0],
+        &[8.1, 57.9, 59.4],
+        &[0.0, 0.0, 0.0],
+        &[0.0, 4.0, 9.0],
+    )
+    .await;
+    let event =
+        alb_event("HTTPCode_ELB_504_Count", &id, now).replace("123456789012", "210987654321");
+    assert!(event.contains("210987654321"));
+    let (report, _) = diagnose_and_publish(&moto, &aws, "alb_derived_arn_misses", &event).await;
+    let causes: Vec<String> = codes(&report)
+        .into_iter()
+        .filter(|c| c != "check-incomplete")
+        .collect();
+    assert_eq!(causes, ["idle-timeout-exceeded"], "{report:#}");
+    assert!(report["load_balancer"]["arn"]
+        .as_str()
+        .unwrap()
+        .contains(":123456789012:loadbalancer/app/"));
+}
