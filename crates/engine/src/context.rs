@@ -106,7 +106,7 @@ impl<'a> Context<'a> {
             network: netcheck::analyse(snapshot),
             owner: Owner::from_tags(snapshot),
             health,
-            cluster: cluster_name(snapshot),
+            cluster: snapshot.cluster_name(),
         }
     }
 
@@ -230,16 +230,4 @@ pub fn format_value(value: f64) -> String {
         let text = format!("{value:.2}");
         text.trim_end_matches('0').trim_end_matches('.').to_string()
     }
-}
-
-/// The EKS cluster: from the snapshot, else from the controllers' tags on the load balancer.
-pub fn cluster_name(snapshot: &Snapshot) -> Option<String> {
-    if let Some(eks) = &snapshot.eks {
-        return Some(eks.name.clone());
-    }
-    let tags = &snapshot.load_balancer.tags;
-    tags.get("elbv2.k8s.aws/cluster").cloned().or_else(|| {
-        tags.keys()
-            .find_map(|k| k.strip_prefix("kubernetes.io/cluster/").map(str::to_string))
-    })
 }

@@ -123,7 +123,7 @@ pub struct Finding {
     pub resources: Vec<String>,
     /// The changes that would fix it, fully specified, for remediation to plan from.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub remedies: Vec<crate::plan::Action>,
+    pub remedies: Vec<crate::action::Action>,
 }
 
 /// One observed fact that supports a finding. `summary` is the human sentence; the other

@@ -7,7 +7,7 @@ use crate::context::{Context, Owner};
 use crate::finding::{Command, DurableFix};
 use crate::netcheck::Direction;
 use crate::shell::{Script, Word};
-use crate::snapshot::{PortRange, SecurityGroup};
+use crate::snapshot::PortRange;
 
 /// The ALB's ARN as gathered; without it, a first line that looks it up and a placeholder
 /// the engineer replaces (commands never run sub-commands: see [`crate::shell`]).
@@ -270,16 +270,6 @@ pub fn security_group_rule(
         "--ip-permissions",
         format!("IpProtocol=tcp,FromPort={port},ToPort={port},UserIdGroupPairs=[{{{pair}}}]")
     ])
-}
-
-/// Security groups a Kubernetes controller fully reconciles: rules added by hand are revoked.
-pub fn is_controller_managed(group: &SecurityGroup) -> bool {
-    group.name.starts_with("k8s-elb-")
-        || group
-            .tags
-            .get("ingress.k8s.aws/resource")
-            .map(String::as_str)
-            == Some("ManagedLBSecurityGroup")
 }
 
 /// `describe-target-health` per target group (ALB) or `describe-instance-health` (Classic

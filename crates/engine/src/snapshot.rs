@@ -117,6 +117,21 @@ pub struct LoadBalancer {
 }
 
 impl LoadBalancer {
+    /// The EKS cluster the controllers' tags name: `elbv2.k8s.aws/cluster` (AWS Load Balancer
+    /// Controller), else the key `kubernetes.io/cluster/NAME` (cloud provider). The one place
+    /// that reads it, for the gather and the engine alike.
+    pub fn cluster_from_tags(&self) -> Option<String> {
+        self.tags
+            .get("elbv2.k8s.aws/cluster")
+            .cloned()
+            .or_else(|| {
+                self.tags
+                    .keys()
+                    .find_map(|k| k.strip_prefix("kubernetes.io/cluster/").map(str::to_string))
+            })
+            .filter(|c| !c.is_empty())
+    }
+
     pub fn cross_zone_enabled(&self) -> bool {
         match self.kind {
             LbKind::Application => true,
@@ -370,6 +385,20 @@ pub struct SecurityGroup {
     pub egress: Vec<SgRule>,
 }
 
+impl SecurityGroup {
+    /// Whether a Kubernetes controller fully reconciles this group, so that rules added by
+    /// hand are revoked: the cloud provider's `k8s-elb-*`, and the AWS Load Balancer
+    /// Controller's managed frontend group.
+    pub fn is_controller_managed(&self) -> bool {
+        self.name.starts_with("k8s-elb-")
+            || self
+                .tags
+                .get("ingress.k8s.aws/resource")
+                .map(String::as_str)
+                == Some("ManagedLBSecurityGroup")
+    }
+}
+
 /// One `IpPermission`: a protocol and port range, and the peers it admits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SgRule {
@@ -513,6 +542,14 @@ impl std::fmt::Display for Gap {
 }
 
 impl Snapshot {
+    /// The EKS cluster: as gathered, else from the controllers' tags on the load balancer.
+    pub fn cluster_name(&self) -> Option<String> {
+        match &self.eks {
+            Some(eks) => Some(eks.name.clone()),
+            None => self.load_balancer.cluster_from_tags(),
+        }
+    }
+
     pub fn subnet(&self, id: &str) -> Option<&Subnet> {
         self.subnets.iter().find(|s| s.id == id)
     }

@@ -13,7 +13,7 @@ use elbmedic_engine::snapshot::{
 };
 use tokio::time::Instant;
 
-use super::{all_pages, bounded, cluster_from_tags, join_all, not_found, settle, targets, vpc};
+use super::{all_pages, bounded, join_all, not_found, settle, targets, vpc};
 use crate::clients::Clients;
 use crate::convert;
 
@@ -225,7 +225,7 @@ pub async fn gather(clients: &Clients, deadline: Instant, world: &mut Snapshot) 
 
     // Round 2: the VPC, the LB's nodes and target health, with the cluster (needing only the
     // tags) as a leaf beside them and everything after.
-    let cluster = cluster_from_tags(&world.load_balancer.tags);
+    let cluster = world.load_balancer.cluster_from_tags();
     let (eks, ()) = tokio::join!(
         vpc::eks_cluster(clients, cluster.as_deref(), deadline),
         after_round_one(clients, deadline, &groups, world),

@@ -9,7 +9,7 @@ use elbmedic_engine::snapshot::{
 };
 use tokio::time::Instant;
 
-use super::{all_pages, bounded, cluster_from_tags, not_found, settle, targets, vpc};
+use super::{all_pages, bounded, not_found, settle, targets, vpc};
 use crate::clients::Clients;
 use crate::convert;
 
@@ -154,7 +154,7 @@ pub async fn gather(clients: &Clients, deadline: Instant, world: &mut Snapshot) 
 
     // Round 2: everything that needs only the VPC, the instance ids or the cluster name.
     let vpc_id = world.load_balancer.vpc_id.clone();
-    let cluster = cluster_from_tags(&world.load_balancer.tags);
+    let cluster = world.load_balancer.cluster_from_tags();
     let node_description = format!("ELB {name}");
     let (network, instances, nodes, eks) = tokio::join!(
         vpc::network(clients, &vpc_id, deadline),

@@ -122,17 +122,6 @@ fn not_found(name: &str) -> Gap {
     }
 }
 
-/// The EKS cluster named by the controllers' tags.
-fn cluster_from_tags(tags: &BTreeMap<String, String>) -> Option<String> {
-    tags.get("elbv2.k8s.aws/cluster")
-        .cloned()
-        .or_else(|| {
-            tags.keys()
-                .find_map(|k| k.strip_prefix("kubernetes.io/cluster/").map(str::to_string))
-        })
-        .filter(|c| !c.is_empty())
-}
-
 pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> Snapshot {
     let deadline = Instant::now() + options.deadline;
     let mut world = Snapshot {

@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 
 use super::{cluster_refusal, policy_refusal, Action, NaclActionKind, Policy};
-use crate::fixes::is_controller_managed;
 use crate::netcheck::nacl::{check_allow_number, evaluate, rule_number_for_allow, TCP};
 use crate::netcheck::{AddrRange, Direction, FlowBox};
 use crate::snapshot::{NetworkAcl, PortRange, Snapshot};
@@ -116,7 +115,7 @@ pub fn refusal(action: &Action, world: &Snapshot, policy: &Policy) -> Option<Str
                     "{group_id} is in another VPC than the load balancer"
                 ));
             }
-            if is_controller_managed(group) {
+            if group.is_controller_managed() {
                 return Some(format!("{group_id} is fully reconciled by a Kubernetes controller, which would revoke the rule; fix it through the Service or Ingress"));
             }
             if !lb.security_groups.contains(source_group_id) {

@@ -1,6 +1,7 @@
 use super::*;
 use crate::diagnosis::diagnose;
 use crate::rules::testing::scenario_alarm;
+use crate::snapshot::PortRange;
 use crate::testkit::scenario_snapshot;
 
 const NOW: i64 = 1_795_457_000;

@@ -159,7 +159,7 @@ impl Report {
         let diagnosis = diagnose(alarm, snapshot);
         let s = &snapshot.load_balancer;
         let owner = Owner::from_tags(snapshot);
-        let cluster = crate::context::cluster_name(snapshot);
+        let cluster = snapshot.cluster_name();
         Self {
             report_version: REPORT_VERSION,
             generator: generator(),

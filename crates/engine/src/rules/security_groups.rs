@@ -269,7 +269,7 @@ fn target_ingress_fix(
         }
     };
     if let Some(group) = ctx.snapshot.security_group(&target) {
-        if fixes::is_controller_managed(group) {
+        if group.is_controller_managed() {
             notes.push(format!("{target} is fully reconciled by a Kubernetes controller, which would revoke a rule added by hand."));
             remedies.clear();
         }
@@ -339,7 +339,7 @@ fn lb_egress_fix(ctx: &Context<'_>, target_groups: &[String], ports: &BTreeSet<u
     if ctx
         .snapshot
         .security_group(&source)
-        .is_some_and(fixes::is_controller_managed)
+        .is_some_and(crate::snapshot::SecurityGroup::is_controller_managed)
     {
         notes.push(format!(
             "{source} is fully reconciled by its controller: a rule added by hand will be revoked. Fix it where the controller takes its configuration (the Service or Ingress, or the controller's security group settings)."

@@ -1,0 +1,122 @@
+//! The changes remediation can make, as data: what a finding proposes, a plan carries and
+//! `remediate` applies. Apart from `plan` so that findings can carry them without the
+//! planning logic (and without an import circle).
+
+use serde::{Deserialize, Serialize};
+
+use crate::snapshot::PortRange;
+
+/// Kinds of action (**contract**: the names used by `ALLOWED_ACTIONS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionKind {
+    RaiseIdleTimeout,
+    AllowNaclEphemeral,
+    AllowNaclTargetPort,
+    AllowSgTargetPort,
+}
+
+impl ActionKind {
+    pub const ALL: [ActionKind; 4] = [
+        Self::RaiseIdleTimeout,
+        Self::AllowNaclEphemeral,
+        Self::AllowNaclTargetPort,
+        Self::AllowSgTargetPort,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RaiseIdleTimeout => "raise-idle-timeout",
+            Self::AllowNaclEphemeral => "allow-nacl-ephemeral",
+            Self::AllowNaclTargetPort => "allow-nacl-target-port",
+            Self::AllowSgTargetPort => "allow-sg-target-port",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text.trim())
+    }
+}
+
+/// One change to make, fully specified, so that applying it needs no further decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    /// Raise the idle timeout from `from` to `to` seconds.
+    RaiseIdleTimeout { from: u32, to: u32 },
+    /// A NACL allow entry for TCP `ports` to/from `cidr`.
+    AllowNaclEntry {
+        kind: NaclActionKind,
+        nacl_id: String,
+        egress: bool,
+        rule_number: u16,
+        cidr: String,
+        ports: PortRange,
+        /// The explicit deny entry this allow is numbered in front of, if any: someone wrote it,
+        /// so overriding it needs `OVERRIDE_EXPLICIT_DENY=true`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        in_front_of_deny: Option<u16>,
+    },
+    /// An ingress rule on `group_id` for TCP `port` from the security group `source_group_id`.
+    AllowSgIngress {
+        group_id: String,
+        source_group_id: String,
+        port: u16,
+        description: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NaclActionKind {
+    /// Replies on the nodes' ephemeral ports 1024-65535.
+    Ephemeral,
+    /// Requests and health checks on the target port.
+    TargetPort,
+}
+
+impl Action {
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            Self::RaiseIdleTimeout { .. } => ActionKind::RaiseIdleTimeout,
+            Self::AllowNaclEntry {
+                kind: NaclActionKind::Ephemeral,
+                ..
+            } => ActionKind::AllowNaclEphemeral,
+            Self::AllowNaclEntry {
+                kind: NaclActionKind::TargetPort,
+                ..
+            } => ActionKind::AllowNaclTargetPort,
+            Self::AllowSgIngress { .. } => ActionKind::AllowSgTargetPort,
+        }
+    }
+
+    /// One line for reports and logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::RaiseIdleTimeout { from, to } => {
+                format!("raise the idle timeout from {from} s to {to} s")
+            }
+            Self::AllowNaclEntry {
+                nacl_id,
+                egress,
+                rule_number,
+                cidr,
+                ports,
+                ..
+            } => format!(
+                "add {} entry {rule_number} to {nacl_id}: allow TCP {ports} {} {cidr}",
+                if *egress { "egress" } else { "ingress" },
+                if *egress { "to" } else { "from" }
+            ),
+            Self::AllowSgIngress {
+                group_id,
+                source_group_id,
+                port,
+                ..
+            } => {
+                format!("allow TCP {port} into {group_id} from {source_group_id}")
+            }
+        }
+    }
+}
