@@ -39,14 +39,9 @@ impl AlarmedLb {
 
 /// The region of an SNS topic ARN, which must be the LB's: alarms notify same-region topics.
 fn topic_region(topic: &str) -> Result<&str> {
-    let parts: Vec<&str> = topic.split(':').collect();
-    match parts.as_slice() {
-        ["arn", _, "sns", region, account, name]
-            if !region.is_empty() && account.len() == 12 && !name.is_empty() =>
-        {
-            Ok(region)
-        }
-        _ => bail!("--topic {topic:?} is not an SNS topic ARN; use the AlarmTopicArn output of the elbmedic stack"),
+    match elbmedic_engine::alarm::formats::topic_arn(topic) {
+        Some(parsed) => Ok(parsed.region),
+        None => bail!("--topic {topic:?} is not an SNS topic ARN; use the AlarmTopicArn output of the elbmedic stack"),
     }
 }
 

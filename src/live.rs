@@ -180,11 +180,8 @@ pub async fn create_ledger(table: &str, region: &str) -> Result<&'static str> {
 
 pub async fn publish(topic: &str, region: &str, report: &Report) -> Result<String> {
     // The topic's own region wins over the alarm's: `arn:aws:sns:REGION:ACCOUNT:NAME`.
-    let topic_region = topic
-        .split(':')
-        .nth(3)
-        .filter(|r| !r.is_empty())
-        .unwrap_or(region);
+    let topic_region =
+        elbmedic_engine::alarm::formats::topic_arn(topic).map_or(region, |t| t.region);
     let clients = Clients::load(topic_region, CallLimits::default()).await;
     let published = publish_report(&clients.sns, topic, report).await?;
     Ok(published.message_id.unwrap_or_default())

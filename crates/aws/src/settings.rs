@@ -32,19 +32,7 @@ pub enum ConfigError {
 
 /// The region of an SNS topic ARN, if it is one.
 pub fn topic_region(arn: &str) -> Option<&str> {
-    let parts: Vec<&str> = arn.split(':').collect();
-    match parts.as_slice() {
-        ["arn", partition, "sns", region, account, name]
-            if partition.starts_with("aws")
-                && !region.is_empty()
-                && account.len() == 12
-                && account.bytes().all(|b| b.is_ascii_digit())
-                && !name.is_empty() =>
-        {
-            Some(region)
-        }
-        _ => None,
-    }
+    elbmedic_engine::alarm::formats::topic_arn(arn).map(|t| t.region)
 }
 
 impl Config {

@@ -63,8 +63,8 @@ fn messages(payload: &Value, remediation_topic: Option<&str>) -> Vec<Result<Stri
 /// Why a plan is not for this deployment: its load balancer in another region, or its alarm
 /// in another account, than the remediation topic's.
 fn foreign_plan(message: &PlanMessage, remediation_topic: &str) -> Option<String> {
-    let mut parts = remediation_topic.split(':').skip(3);
-    let (region, account) = (parts.next()?, parts.next()?);
+    let topic = elbmedic_engine::alarm::formats::topic_arn(remediation_topic)?;
+    let (region, account) = (topic.region, topic.account);
     let plan_region = message.plan.load_balancer.region.as_str();
     if plan_region != region {
         return Some(format!(

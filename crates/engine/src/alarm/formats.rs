@@ -80,6 +80,37 @@ pub fn is_arn(text: &str) -> bool {
         && !text.chars().any(char::is_control)
 }
 
+/// The parts of an SNS topic ARN (`arn:PARTITION:sns:REGION:ACCOUNT:NAME`): the one parser
+/// every configuration and command uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicArn<'a> {
+    pub partition: &'a str,
+    pub region: &'a str,
+    pub account: &'a str,
+    pub name: &'a str,
+}
+
+/// `text` as an SNS topic ARN, if it is one.
+pub fn topic_arn(text: &str) -> Option<TopicArn<'_>> {
+    let parts: Vec<&str> = text.split(':').collect();
+    match parts.as_slice() {
+        ["arn", partition, "sns", region, account, name]
+            if is_arn(text)
+                && is_region_code(region)
+                && is_account_id(account)
+                && !name.is_empty() =>
+        {
+            Some(TopicArn {
+                partition,
+                region,
+                account,
+                name,
+            })
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +161,18 @@ mod tests {
         ));
         assert!(!is_arn("arn:evil:sns:eu-west-1:111122223333:x"));
         assert!(!is_arn("arn:aws:sns:eu-west-1 :111122223333:x"));
+        assert_eq!(
+            topic_arn("arn:aws-cn:sns:cn-north-1:111122223333:plans")
+                .map(|t| (t.region, t.account, t.name)),
+            Some(("cn-north-1", "111122223333", "plans"))
+        );
+        for bad in [
+            "plans",
+            "arn:aws:sqs:eu-west-1:111122223333:q",
+            "arn:aws:sns:eu-west-1:1111:q",
+            "arn:aws:sns::111122223333:q",
+        ] {
+            assert!(topic_arn(bad).is_none(), "{bad}");
+        }
     }
 }

@@ -118,8 +118,7 @@ impl RemediationConfig {
         };
         let topic_arn = set("REMEDIATION_TOPIC_ARN").map(|t| t.trim().to_string());
         if let Some(topic) = &topic_arn {
-            let parts: Vec<&str> = topic.split(':').collect();
-            if parts.len() != 6 || parts[0] != "arn" || parts[2] != "sns" {
+            if crate::alarm::formats::topic_arn(topic).is_none() {
                 return Err(format!(
                     "REMEDIATION_TOPIC_ARN {topic:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
                 ));

@@ -107,10 +107,8 @@ impl PlanMessage {
             request: Request::Approved,
             ..self.clone()
         };
-        let region = topic_arn
-            .split(':')
-            .nth(3)
-            .unwrap_or(&self.plan.load_balancer.region);
+        let region = crate::alarm::formats::topic_arn(topic_arn)
+            .map_or(self.plan.load_balancer.region.as_str(), |t| t.region);
         Script::line(crate::argv![
             "aws",
             "sns",
