@@ -80,19 +80,8 @@ async fn clb_idle_timeout() {
 async fn alb_idle_timeout() {
     let moto = Moto::start();
     let aws = Aws::new(&moto.url).await;
-    let net = network(&aws, &[8080]).await;
-    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
     let now = now();
-    alb_metrics(
-        &aws,
-        &id,
-        now,
-        &[0.0, 4.0, 9.0],
-        &[8.1, 57.9, 59.4],
-        &[0.0, 0.0, 0.0],
-        &[0.0, 4.0, 9.0],
-    )
-    .await;
+    let id = alb_idle_world(&aws, now).await;
     let (report, published) = diagnose_and_publish(
         &moto,
         &aws,
@@ -695,19 +684,8 @@ async fn an_oversized_multibyte_report_is_trimmed_and_delivered() {
 async fn an_alb_is_found_by_name_when_the_derived_arn_misses() {
     let moto = Moto::start();
     let aws = Aws::new(&moto.url).await;
-    let net = network(&aws, &[8080]).await;
-    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
     let now = now();
-    alb_metrics(
-        &aws,
-        &id,
-        now,
-        &[0.0, 4.0, 9.0],
-        &[8.1, 57.9, 59.4],
-        &[0.0, 0.0, 0.0],
-        &[0.0, 4.0, 9.0],
-    )
-    .await;
+    let id = alb_idle_world(&aws, now).await;
     let event =
         alb_event("HTTPCode_ELB_504_Count", &id, now).replace("123456789012", "210987654321");
     assert!(event.contains("210987654321"));
@@ -721,4 +699,22 @@ async fn an_alb_is_found_by_name_when_the_derived_arn_misses() {
         .as_str()
         .unwrap()
         .contains(":123456789012:loadbalancer/app/"));
+}
+
+/// The ALB idle-timeout world: 504s with a TargetResponseTime near 60 s. Returns the ALB's
+/// `app/NAME/ID`.
+async fn alb_idle_world(aws: &Aws, now: i64) -> String {
+    let net = network(aws, &[8080]).await;
+    let id = alb(aws, &net, ALB, &PODS, &[]).await;
+    alb_metrics(
+        aws,
+        &id,
+        now,
+        &[0.0, 4.0, 9.0],
+        &[8.1, 57.9, 59.4],
+        &[0.0, 0.0, 0.0],
+        &[0.0, 4.0, 9.0],
+    )
+    .await;
+    id
 }
