@@ -199,11 +199,11 @@ async fn history(
     .await;
     match read {
         None => Err(deadline_gap(GapFact::RemediationHistory, Some(table))),
-        Some(Err(detail)) => Err(Gap {
+        Some(Err(error)) => Err(Gap {
             fact: GapFact::RemediationHistory,
             resource: Some(table.to_string()),
-            reason: reason_of_code(detail.split(':').next().unwrap_or_default()),
-            detail,
+            reason: reason_of_code(&error.code),
+            detail: error.to_string(),
         }),
         Some(Ok(raise)) => Ok(History {
             idle_timeout_raise: raise,

@@ -95,12 +95,19 @@ fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn error_text<E: ProvideErrorMetadata>(error: &E) -> String {
-    format!(
-        "{}: {}",
-        error.code().unwrap_or("error"),
-        error.message().unwrap_or("no message")
-    )
+/// A ledger call that failed: DynamoDB's error code (what callers decide on) and message.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct LedgerError {
+    pub code: String,
+    pub message: String,
+}
+
+fn error_text<E: ProvideErrorMetadata>(error: &E) -> LedgerError {
+    LedgerError {
+        code: error.code().unwrap_or("error").to_string(),
+        message: error.message().unwrap_or("no message").to_string(),
+    }
 }
 
 impl Ledger {
@@ -116,7 +123,7 @@ impl Ledger {
     }
 
     /// Creates the table (on-demand billing); an existing table is fine.
-    pub async fn create_table(&self) -> Result<&'static str, String> {
+    pub async fn create_table(&self) -> Result<&'static str, LedgerError> {
         let sent = self
             .client
             .create_table()
@@ -127,14 +134,20 @@ impl Ledger {
                     .attribute_name("pk")
                     .attribute_type(ScalarAttributeType::S)
                     .build()
-                    .map_err(|e| e.to_string())?,
+                    .map_err(|e| LedgerError {
+                        code: "InvalidRequest".into(),
+                        message: e.to_string(),
+                    })?,
             )
             .key_schema(
                 KeySchemaElement::builder()
                     .attribute_name("pk")
                     .key_type(KeyType::Hash)
                     .build()
-                    .map_err(|e| e.to_string())?,
+                    .map_err(|e| LedgerError {
+                        code: "InvalidRequest".into(),
+                        message: e.to_string(),
+                    })?,
             )
             .send()
             .await;
@@ -151,7 +164,7 @@ impl Ledger {
         target: &PlanTarget,
         owner: &str,
         now: i64,
-    ) -> Result<LockOutcome, String> {
+    ) -> Result<LockOutcome, LedgerError> {
         let key = format!("lock#{}", lb_key(target));
         let put = self
             .client
@@ -181,7 +194,7 @@ impl Ledger {
     }
 
     /// Releases a lock this run holds; a lease that passed to someone else is left alone.
-    pub async fn unlock(&self, lock: &Lock) -> Result<(), String> {
+    pub async fn unlock(&self, lock: &Lock) -> Result<(), LedgerError> {
         let deleted = self
             .client
             .delete_item()
@@ -205,7 +218,7 @@ impl Ledger {
         &self,
         region: &str,
         lb_id: &str,
-    ) -> Result<Option<IdleTimeoutRaise>, String> {
+    ) -> Result<Option<IdleTimeoutRaise>, LedgerError> {
         let item = self.get(&cooldown_key(region, lb_id)).await?;
         Ok(item.and_then(|i| {
             Some(IdleTimeoutRaise {
@@ -221,7 +234,7 @@ impl Ledger {
         &self,
         target: &PlanTarget,
         raise: &IdleTimeoutRaise,
-    ) -> Result<(), String> {
+    ) -> Result<(), LedgerError> {
         let mut put = self
             .client
             .put_item()
@@ -240,7 +253,11 @@ impl Ledger {
         put.send().await.map(|_| ()).map_err(|e| error_text(&e))
     }
 
-    pub async fn audit(&self, target: &PlanTarget, record: &AuditRecord<'_>) -> Result<(), String> {
+    pub async fn audit(
+        &self,
+        target: &PlanTarget,
+        record: &AuditRecord<'_>,
+    ) -> Result<(), LedgerError> {
         self.client
             .put_item()
             .table_name(&self.table)
@@ -263,7 +280,7 @@ impl Ledger {
         &self,
         target: &PlanTarget,
         plan_id: &str,
-    ) -> Result<Option<PlanRecord>, String> {
+    ) -> Result<Option<PlanRecord>, LedgerError> {
         let item = self.get(&plan_key(target, plan_id)).await?;
         Ok(item.map(|i| PlanRecord {
             at: number_of(&i, "applied_at").unwrap_or_default(),
@@ -278,7 +295,7 @@ impl Ledger {
         plan_id: &str,
         at: i64,
         published: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), LedgerError> {
         self.client
             .put_item()
             .table_name(&self.table)
@@ -298,7 +315,7 @@ impl Ledger {
         target: &PlanTarget,
         plan_id: &str,
         indexes: usize,
-    ) -> Result<Vec<AuditedChange>, String> {
+    ) -> Result<Vec<AuditedChange>, LedgerError> {
         let mut changes = Vec::new();
         for index in 0..indexes {
             if let Some(item) = self.get(&audit_key(target, plan_id, index)).await? {
@@ -312,7 +329,7 @@ impl Ledger {
         Ok(changes)
     }
 
-    async fn get(&self, key: &str) -> Result<Option<HashMap<String, AttributeValue>>, String> {
+    async fn get(&self, key: &str) -> Result<Option<HashMap<String, AttributeValue>>, LedgerError> {
         self.client
             .get_item()
             .table_name(&self.table)
