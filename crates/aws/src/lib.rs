@@ -9,6 +9,7 @@ pub mod clients;
 pub mod composite;
 pub mod concurrent;
 pub mod gather;
+pub mod ledger;
 pub mod pipeline;
 pub mod publish;
 pub mod recorder;

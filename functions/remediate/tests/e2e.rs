@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use aws_sdk_ec2::types::NetworkAclEntry;
 use elbmedic_aws::clients::{CallLimits, Clients};
-use elbmedic_aws::remediate::ledger::Ledger;
+use elbmedic_aws::ledger::Ledger;
 use elbmedic_aws::settings::Config;
 use elbmedic_engine::plan::config::RemediationConfig;
 use elbmedic_engine::plan::message::PlanMessage;
@@ -698,7 +698,7 @@ async fn the_ledger_holds_the_cooldown_the_lock_and_the_audit_trail() {
 
     // A live lock held by another run: skipped, "remediation in progress".
     let target = &plan.plan.load_balancer;
-    let elbmedic_aws::remediate::ledger::LockOutcome::Acquired(_) =
+    let elbmedic_aws::ledger::LockOutcome::Acquired(_) =
         ledger.lock(target, "someone-else", now()).await.unwrap()
     else {
         panic!("the lock was free")

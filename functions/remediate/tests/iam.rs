@@ -20,7 +20,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 
 use elbmedic_aws::clients::{CallLimits, Clients};
-use elbmedic_aws::remediate::ledger::Ledger;
+use elbmedic_aws::ledger::Ledger;
 use flows::policy::{granted, is_read, template, Grant};
 use flows::*;
 use support::moto::{use_moto, Moto};
@@ -447,9 +447,9 @@ fn the_lock_lease_outlives_the_function_timeout() {
         .as_i64()
         .expect("RemediateFunction has a Timeout");
     assert!(
-        elbmedic_aws::remediate::ledger::LOCK_LEASE_SECONDS > timeout,
+        elbmedic_aws::ledger::LOCK_LEASE_SECONDS > timeout,
         "lease {} s, timeout {timeout} s",
-        elbmedic_aws::remediate::ledger::LOCK_LEASE_SECONDS
+        elbmedic_aws::ledger::LOCK_LEASE_SECONDS
     );
 }
 

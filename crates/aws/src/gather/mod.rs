@@ -36,7 +36,7 @@ pub(crate) use crate::concurrent::join_all;
 
 use crate::clients::Clients;
 use crate::errors::{deadline_gap, gap, reason_of_code};
-use crate::remediate::ledger::Ledger;
+use crate::ledger::Ledger;
 
 /// The default bound on a whole gather, well below a Lambda timeout of 30 s or more.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(20);

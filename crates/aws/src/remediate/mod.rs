@@ -5,7 +5,6 @@
 //! `--mode auto`/`dry-run`, so they cannot drift apart.
 
 pub mod apply;
-pub mod ledger;
 
 use std::time::Duration;
 
@@ -20,8 +19,8 @@ use elbmedic_engine::report::Report;
 use elbmedic_engine::snapshot::{IdleTimeoutRaise, Snapshot};
 
 use crate::clients::Clients;
+use crate::ledger::{self, AuditRecord, Ledger, LockOutcome};
 use crate::pipeline::snapshot_for;
-use ledger::{AuditRecord, Ledger, LockOutcome};
 
 /// How `remediate` (or the CLI) is configured.
 #[derive(Debug, Clone)]

@@ -1,6 +1,7 @@
 //! The remediation ledger in DynamoDB (`LEDGER_TABLE`): a per-LB lock with a lease, the
-//! idle-timeout cooldown, and an audit record per applied action. One table, one string key
-//! `pk`; items are told apart by the key's prefix.
+//! idle-timeout cooldown, applied plans, and an audit record per applied action. One table,
+//! one string key `pk`; items are told apart by the key's prefix. Its own module, beside
+//! gathering and remediation, because both read it: observing never imports acting.
 //!
 //! Not for: idempotency. Remediation is idempotent without the ledger (it re-reads state and
 //! treats duplicates as success); the ledger only serialises runs and keeps history.
