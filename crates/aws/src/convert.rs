@@ -7,6 +7,43 @@ use elbmedic_engine::snapshot::{
     TargetHealth,
 };
 
+/// A tag of any of the SDKs, as (key, value); `None` for one without a key.
+pub trait SdkTag {
+    fn key_value(&self) -> Option<(String, String)>;
+}
+
+impl SdkTag for aws_sdk_ec2::types::Tag {
+    fn key_value(&self) -> Option<(String, String)> {
+        Some((
+            self.key()?.to_string(),
+            self.value().unwrap_or_default().to_string(),
+        ))
+    }
+}
+
+impl SdkTag for aws_sdk_elasticloadbalancingv2::types::Tag {
+    fn key_value(&self) -> Option<(String, String)> {
+        Some((
+            self.key()?.to_string(),
+            self.value().unwrap_or_default().to_string(),
+        ))
+    }
+}
+
+impl SdkTag for aws_sdk_elasticloadbalancing::types::Tag {
+    fn key_value(&self) -> Option<(String, String)> {
+        Some((
+            self.key().to_string(),
+            self.value().unwrap_or_default().to_string(),
+        ))
+    }
+}
+
+/// Tags of any SDK as the snapshot keeps them: the one conversion.
+pub fn tags<'a, T: SdkTag + 'a>(tags: impl IntoIterator<Item = &'a T>) -> BTreeMap<String, String> {
+    tags.into_iter().filter_map(SdkTag::key_value).collect()
+}
+
 pub fn port(value: Option<i32>) -> Option<u16> {
     value.and_then(|v| u16::try_from(v).ok())
 }
@@ -22,16 +59,7 @@ pub fn subnet(s: &aws_sdk_ec2::types::Subnet) -> Option<Subnet> {
             .filter_map(|a| a.ipv6_cidr_block().map(str::to_string))
             .collect(),
         network_acl_id: None,
-        tags: s
-            .tags()
-            .iter()
-            .filter_map(|t| {
-                Some((
-                    t.key()?.to_string(),
-                    t.value().unwrap_or_default().to_string(),
-                ))
-            })
-            .collect(),
+        tags: tags(s.tags()),
     })
 }
 
@@ -111,16 +139,7 @@ pub fn security_group(g: &aws_sdk_ec2::types::SecurityGroup) -> Option<SecurityG
         id: g.group_id()?.to_string(),
         name: g.group_name().unwrap_or_default().to_string(),
         vpc_id: g.vpc_id().map(str::to_string),
-        tags: g
-            .tags()
-            .iter()
-            .filter_map(|t| {
-                Some((
-                    t.key()?.to_string(),
-                    t.value().unwrap_or_default().to_string(),
-                ))
-            })
-            .collect(),
+        tags: tags(g.tags()),
         ingress: g.ip_permissions().iter().map(sg_rule).collect(),
         egress: g.ip_permissions_egress().iter().map(sg_rule).collect(),
     })

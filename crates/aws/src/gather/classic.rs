@@ -86,17 +86,8 @@ pub async fn gather(clients: &Clients, deadline: Instant, world: &mut Snapshot) 
     match settle(tags, GapFact::LoadBalancer, Some("tags")) {
         Err(gap) => world.gaps.push(gap),
         Ok(out) => {
-            world.load_balancer.tags = out
-                .tag_descriptions()
-                .iter()
-                .flat_map(|d| d.tags())
-                .map(|t| {
-                    (
-                        t.key().to_string(),
-                        t.value().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect()
+            world.load_balancer.tags =
+                convert::tags(out.tag_descriptions().iter().flat_map(|d| d.tags()))
         }
     }
     let states: BTreeMap<String, TargetHealth> = match settle(health, GapFact::TargetHealth, named)
