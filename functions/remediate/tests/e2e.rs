@@ -895,3 +895,42 @@ async fn cooldown_zero_means_no_cooldown() {
     assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
     assert_eq!(idle_timeout(&aws, &arn).await, (to + 30).to_string());
 }
+
+/// A report that cannot be published fails the invocation, and the plan is held back: Lambda's
+/// retry sends it, once, with the report.
+#[tokio::test]
+async fn a_failed_report_holds_its_plan_back() {
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    let t = topics(&aws).await;
+    let (_, event) = nacl_scenario(&aws).await;
+    let broken = Topics {
+        reports: format!("{}-gone", t.reports),
+        reports_queue: t.reports_queue.clone(),
+        plans: t.plans.clone(),
+        plans_queue: t.plans_queue.clone(),
+    };
+    let payload: Value = serde_json::from_str(&event).unwrap();
+    let failing = diagnose_handler(&broken, &[]);
+    let error = failing
+        .handle(&payload, Some(ACCOUNT), now())
+        .await
+        .unwrap_err();
+    assert_eq!(error.failed, 1, "{error}");
+    let held = aws
+        .sqs
+        .receive_message()
+        .queue_url(&t.plans_queue)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        held.messages().is_empty(),
+        "a plan was sent although its report failed"
+    );
+    // The retry publishes the report and then the plan.
+    let plan = planned(&aws, &t, &event, &[]).await;
+    assert!(PlanMessage::parse(&plan).is_ok());
+}
