@@ -3,7 +3,7 @@
 API (GET .../invocation/next), which is when Lambda's init phase ends for a custom runtime.
 
 Each run starts a binary against a local Runtime API on 127.0.0.1, takes the time of its first
-poll, and kills it. Prints a Markdown table (size, min, median, p90, max) for the README.
+poll, and kills it. Prints a Markdown table (size, min, median, p90, max) for docs/performance.md.
 
 Usage: scripts/bench-cold-start.py [--runs N] BOOTSTRAP [BOOTSTRAP ...]
 Build host-runnable binaries first, e.g.:

@@ -1,5 +1,5 @@
 //! What a rule produces: a finding with a stable code, its evidence, and the fix.
-//! The codes, severities and JSON field names are a public contract (see the README).
+//! The codes, severities and JSON field names are a public contract (see docs/contracts.md).
 
 use serde::Serialize;
 

@@ -3,7 +3,7 @@
 //! filters holding many values, and VPC-wide (subnets, NACLs, security groups) as soon as the
 //! VPC is known, so no round waits for another's ids. Every failed call becomes a gap.
 //!
-//! Rounds (the README has the measured counts):
+//! Rounds (docs/gathering.md has the measured counts):
 //! - Classic LB: (1) load balancer, attributes, tags, instance health, metrics;
 //!   (2) instances, subnets, NACLs, SGs, LB interfaces, EKS cluster; (3) prefix lists, if any.
 //! - ALB: (1) load balancer, metrics; (2) attributes, tags, listeners, target groups,
