@@ -72,6 +72,11 @@ impl Handler {
         own_account: Option<&str>,
         now: i64,
     ) -> Result<Value, PublishFailed> {
+        // The call log is per invocation (a warm instance must not grow it forever), and the
+        // records are diagnosed concurrently: cleared once, here, not per record.
+        for clients in self.clients.lock().await.values() {
+            clients.log.clear();
+        }
         let bytes = serde_json::to_vec(payload).unwrap_or_default();
         let records = match parse_input(&bytes) {
             Ok(records) => records,
@@ -242,12 +247,7 @@ impl Handler {
             }
         }
         let clients = match intake {
-            Intake::Diagnose { alarm, .. } => {
-                let clients = self.clients(&alarm.region).await;
-                // The call log is per invocation: a warm instance must not grow it forever.
-                clients.log.clear();
-                Some(clients)
-            }
+            Intake::Diagnose { alarm, .. } => Some(self.clients(&alarm.region).await),
             _ => None,
         };
         let deadline = self.config.gather_deadline;

@@ -93,11 +93,9 @@ pub async fn remediate(
     let dry_run = settings.mode == Mode::DryRun || message.request == Request::DryRun;
     let shown_mode = if dry_run { Mode::DryRun } else { settings.mode };
     if let Some(reason) = mode_refusal(settings.mode, message.request) {
-        let before = gather(clients, message, settings).await;
-        let report = Report::diagnosed(&message.alarm, &message.alarmed, &before);
         let outcome =
             Outcome::without_steps(&plan.id, settings.mode, OutcomeStatus::Refused, reason);
-        return with_outcome(report, outcome);
+        return stopped(clients, settings, message, outcome).await;
     }
     let locking = ledger.filter(|_| !dry_run);
     let lock = match locking {
@@ -105,20 +103,10 @@ pub async fn remediate(
         Some(ledger) => match ledger.lock(&plan.load_balancer, run_id, epoch_now()).await {
             Ok(LockOutcome::Acquired(lock)) => Some(lock),
             Ok(LockOutcome::Held { owner, until }) => {
-                let report = Report::diagnosed(
-                    &message.alarm,
-                    &message.alarmed,
-                    &gather(clients, message, settings).await,
-                );
                 let outcome = Outcome::without_steps(&plan.id, shown_mode, OutcomeStatus::Skipped, format!("skipped: remediation in progress ({owner} holds the lock of {} until {until})", plan.load_balancer.name));
-                return with_outcome(report, outcome);
+                return stopped(clients, settings, message, outcome).await;
             }
             Err(error) => {
-                let report = Report::diagnosed(
-                    &message.alarm,
-                    &message.alarmed,
-                    &gather(clients, message, settings).await,
-                );
                 let outcome = Outcome::without_steps(
                     &plan.id,
                     shown_mode,
@@ -128,7 +116,7 @@ pub async fn remediate(
                         ledger.table()
                     ),
                 );
-                return with_outcome(report, outcome);
+                return stopped(clients, settings, message, outcome).await;
             }
         },
     };
@@ -159,6 +147,20 @@ async fn gather(clients: &Clients, message: &PlanMessage, settings: &Settings) -
         None,
     ))
     .await
+}
+
+/// The report of a run that stops before deciding anything: the state as it is, and why.
+async fn stopped(
+    clients: &Clients,
+    settings: &Settings,
+    message: &PlanMessage,
+    outcome: Outcome,
+) -> Report {
+    let world = gather(clients, message, settings).await;
+    with_outcome(
+        Report::diagnosed(&message.alarm, &message.alarmed, &world),
+        outcome,
+    )
 }
 
 fn with_outcome(mut report: Report, outcome: Outcome) -> Report {

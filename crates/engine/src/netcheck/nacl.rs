@@ -26,6 +26,15 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// The direction of a NACL entry's `Egress` flag.
+    pub fn of_egress(egress: bool) -> Self {
+        if egress {
+            Self::Egress
+        } else {
+            Self::Ingress
+        }
+    }
+
     pub fn is_egress(self) -> bool {
         self == Self::Egress
     }

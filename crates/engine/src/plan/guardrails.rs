@@ -12,14 +12,29 @@ use crate::snapshot::{NetworkAcl, PortRange, Snapshot};
 /// AWS's range for idle timeouts, Classic LB and ALB alike.
 const IDLE_TIMEOUT_RANGE: std::ops::RangeInclusive<u32> = 1..=4000;
 
-/// Subnets on this load balancer's paths: its own and its targets'.
-fn path_subnets(world: &Snapshot) -> BTreeSet<&str> {
-    let lb = world.load_balancer.subnets.iter().map(String::as_str);
-    let targets = world
+/// The load balancer's own subnets.
+fn lb_subnets(world: &Snapshot) -> BTreeSet<&str> {
+    world
+        .load_balancer
+        .subnets
+        .iter()
+        .map(String::as_str)
+        .collect()
+}
+
+/// The subnets its located targets live in.
+fn target_subnets(world: &Snapshot) -> BTreeSet<&str> {
+    world
         .targets()
         .filter_map(|(_, t)| t.interface())
-        .map(|i| i.subnet_id.as_str());
-    lb.chain(targets).collect()
+        .map(|i| i.subnet_id.as_str())
+        .collect()
+}
+
+/// The traffic a NACL allow entry admits: its direction, and TCP `ports` to or from `cidr`.
+fn entry_traffic(egress: bool, cidr: &str, ports: PortRange) -> Option<(Direction, [FlowBox; 1])> {
+    let addrs = AddrRange::parse(cidr)?;
+    Some((Direction::of_egress(egress), [FlowBox { addrs, ports }]))
 }
 
 /// Target and health-check ports of this load balancer.
@@ -63,10 +78,14 @@ pub fn refusal(action: &Action, world: &Snapshot, policy: &Policy) -> Option<Str
             rule_number,
             ..
         } => {
+            let path_subnets: BTreeSet<&str> = lb_subnets(world)
+                .into_iter()
+                .chain(target_subnets(world))
+                .collect();
             let on_path = world
                 .subnets
                 .iter()
-                .filter(|s| path_subnets(world).contains(s.id.as_str()))
+                .filter(|s| path_subnets.contains(s.id.as_str()))
                 .any(|s| s.network_acl_id.as_deref() == Some(nacl_id.as_str()));
             if !on_path {
                 return Some(format!("{nacl_id} is not associated with a subnet of this load balancer or its targets"));
@@ -92,7 +111,9 @@ pub fn refusal(action: &Action, world: &Snapshot, policy: &Policy) -> Option<Str
             };
             port_refusal
                 .or_else(|| path_refusal(*kind, nacl_id, *egress, cidr, world))
-                .or_else(|| window_refusal(action, world, policy))
+                .or_else(|| {
+                    window_refusal(nacl_id, *egress, *rule_number, cidr, *ports, world, policy)
+                })
         }
         Action::AllowSgIngress {
             group_id,
@@ -141,17 +162,7 @@ fn path_refusal(
     cidr: &str,
     world: &Snapshot,
 ) -> Option<String> {
-    let lb_subnets: BTreeSet<&str> = world
-        .load_balancer
-        .subnets
-        .iter()
-        .map(String::as_str)
-        .collect();
-    let target_subnets: BTreeSet<&str> = world
-        .targets()
-        .filter_map(|(_, t)| t.interface())
-        .map(|i| i.subnet_id.as_str())
-        .collect();
+    let (lb_subnets, target_subnets) = (lb_subnets(world), target_subnets(world));
     // (the side whose NACL holds the entry, the far side whose CIDR it names)
     let (near, far, near_name, far_name) = match (kind, egress) {
         (NaclActionKind::Ephemeral, true) | (NaclActionKind::TargetPort, false) => (
@@ -195,45 +206,30 @@ fn path_refusal(
 /// The rule number must lie where the engine itself would put it, judged from the NACL's
 /// entries as just read: after every explicit deny that overlaps the entry (unless
 /// `OVERRIDE_EXPLICIT_DENY`), and before the entry that decides today.
-fn window_refusal(action: &Action, world: &Snapshot, policy: &Policy) -> Option<String> {
-    let Action::AllowNaclEntry {
-        nacl_id,
-        egress,
-        rule_number,
-        cidr,
-        ports,
-        ..
-    } = action
-    else {
-        return None;
-    };
+fn window_refusal(
+    nacl_id: &str,
+    egress: bool,
+    rule_number: u16,
+    cidr: &str,
+    ports: PortRange,
+    world: &Snapshot,
+    policy: &Policy,
+) -> Option<String> {
     let Some(acl) = world.network_acl(nacl_id) else {
         return Some(format!(
             "{nacl_id}'s entries could not be read, so the rule number cannot be checked"
         ));
     };
-    let addrs = AddrRange::parse(cidr)?;
-    let flows = [FlowBox {
-        addrs,
-        ports: *ports,
-    }];
+    let (direction, flows) = entry_traffic(egress, cidr, ports)?;
     check_allow_number(
         acl,
-        direction(*egress),
+        direction,
         TCP,
         &flows,
-        *rule_number,
+        rule_number,
         policy.override_explicit_deny,
     )
     .err()
-}
-
-fn direction(egress: bool) -> Direction {
-    if egress {
-        Direction::Egress
-    } else {
-        Direction::Ingress
-    }
 }
 
 /// A CIDR remediation may open: parseable, never everything, inside the VPC.
@@ -275,25 +271,13 @@ pub fn still_needed(action: &Action, world: &Snapshot) -> bool {
             ports,
             ..
         } => {
-            let (Some(acl), Some(addrs)) = (world.network_acl(nacl_id), AddrRange::parse(cidr))
-            else {
+            let (Some(acl), Some((direction, flows))) = (
+                world.network_acl(nacl_id),
+                entry_traffic(*egress, cidr, *ports),
+            ) else {
                 return true;
             };
-            let direction = if *egress {
-                Direction::Egress
-            } else {
-                Direction::Ingress
-            };
-            !evaluate(
-                acl,
-                direction,
-                TCP,
-                &[FlowBox {
-                    addrs,
-                    ports: *ports,
-                }],
-            )
-            .allowed()
+            !evaluate(acl, direction, TCP, &flows).allowed()
         }
         Action::AllowSgIngress {
             group_id,
@@ -353,15 +337,7 @@ pub fn renumbered(action: &Action, acl: &NetworkAcl, policy: &Policy) -> Option<
     else {
         return None;
     };
-    let direction = if *egress {
-        Direction::Egress
-    } else {
-        Direction::Ingress
-    };
-    let flows = [FlowBox {
-        addrs: AddrRange::parse(cidr)?,
-        ports: *ports,
-    }];
+    let (direction, flows) = entry_traffic(*egress, cidr, *ports)?;
     let (number, _) =
         rule_number_for_allow(acl, direction, TCP, &flows, policy.override_explicit_deny).ok()?;
     let mut moved = action.clone();

@@ -189,16 +189,7 @@ pub fn rollback(action: &Action, target: &PlanTarget) -> Script {
             egress,
             rule_number,
             ..
-        } => fixes::delete_nacl_entry(
-            region,
-            nacl_id,
-            if *egress {
-                Direction::Egress
-            } else {
-                Direction::Ingress
-            },
-            *rule_number,
-        ),
+        } => fixes::delete_nacl_entry(region, nacl_id, Direction::of_egress(*egress), *rule_number),
         Action::AllowSgIngress {
             group_id,
             source_group_id,

@@ -14,44 +14,42 @@ fn stands_alone(word: &str) -> bool {
 pub fn wrap(text: &str, width: usize, indent: &str) -> String {
     let text = super::escape::one_line(text);
     let mut out = String::new();
-    for paragraph in [text.as_str()] {
-        let mut line = String::from(indent);
-        let mut empty = true;
-        let flush = |line: &mut String, empty: &mut bool, out: &mut String| {
-            if !*empty {
-                out.push_str(line.trim_end());
-                out.push('\n');
-            }
-            *line = String::from(indent);
-            *empty = true;
-        };
-        for word in paragraph.split_whitespace() {
-            if stands_alone(word) && !word.starts_with('$') {
-                flush(&mut line, &mut empty, &mut out);
-                line.push_str(word);
-                empty = false;
-                flush(&mut line, &mut empty, &mut out);
-                continue;
-            }
-            let extra = if empty {
-                word.chars().count()
-            } else {
-                word.chars().count() + 1
-            };
-            if !empty && line.chars().count() + extra > width && !word.starts_with('$') {
-                flush(&mut line, &mut empty, &mut out);
-            }
-            if !empty {
-                line.push(' ');
-            }
+    let mut line = String::from(indent);
+    let mut empty = true;
+    let flush = |line: &mut String, empty: &mut bool, out: &mut String| {
+        if !*empty {
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        *line = String::from(indent);
+        *empty = true;
+    };
+    for word in text.split_whitespace() {
+        if stands_alone(word) && !word.starts_with('$') {
+            flush(&mut line, &mut empty, &mut out);
             line.push_str(word);
             empty = false;
+            flush(&mut line, &mut empty, &mut out);
+            continue;
         }
-        if empty && paragraph.trim().is_empty() {
-            out.push('\n');
+        let extra = if empty {
+            word.chars().count()
         } else {
+            word.chars().count() + 1
+        };
+        if !empty && line.chars().count() + extra > width && !word.starts_with('$') {
             flush(&mut line, &mut empty, &mut out);
         }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    if empty && text.trim().is_empty() {
+        out.push('\n');
+    } else {
+        flush(&mut line, &mut empty, &mut out);
     }
     keep_dollar_words_off_line_starts(out)
 }

@@ -174,26 +174,27 @@ fn finding(ctx: &Context<'_>, group: &Group<'_>) -> Finding {
             5
         )
     );
+    // One sentence per dropping entry; with several, each decides a part.
+    let alone = group.rules.len() == 1;
     let why_rule = group
         .rules
         .iter()
-        .map(|rule| match rule {
-            NaclRuleRef::ImplicitDeny => {
+        .map(|rule| match (rule, alone) {
+            (NaclRuleRef::ImplicitDeny, true) => {
+                "No entry allows this traffic, so the implicit deny (*) drops it.".to_string()
+            }
+            (NaclRuleRef::ImplicitDeny, false) => {
                 "No entry allows the rest of it, so the implicit deny (*) drops it.".to_string()
             }
-            NaclRuleRef::Entry { rule_number } => format!(
+            (NaclRuleRef::Entry { rule_number }, true) => format!(
+                "Entry {rule_number} denies it explicitly, before any entry that would allow it."
+            ),
+            (NaclRuleRef::Entry { rule_number }, false) => format!(
                 "Entry {rule_number} denies part of it explicitly, before any entry that would allow it."
             ),
         })
         .collect::<Vec<_>>()
         .join(" ");
-    let why_rule = if group.rules.len() == 1 {
-        why_rule
-            .replace(" the rest of it", " this traffic")
-            .replace(" part of it", " it")
-    } else {
-        why_rule
-    };
     let explanation = if replies {
         format!(
             "Load balancer nodes connect to targets from source ports 1024-65535, so every reply travels back to one of those ports. \
