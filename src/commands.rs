@@ -2,11 +2,15 @@
 
 use std::process::ExitCode;
 
-use anyhow::{anyhow, Context, Result};
-use elbmedic_engine::alarm::{self, Alarm, Intake, IntakeError, LbRef};
-use elbmedic_engine::plan::config::RemediationConfig;
-use elbmedic_engine::plan::message::{Mode, PlanMessage, Request};
-use elbmedic_engine::report::remediation::RemediationSection;
+use anyhow::{anyhow, bail, Context, Result};
+use elbmedic_aws::clients::{CallLimits, Regions};
+use elbmedic_aws::pipeline::{self, Facts, Handled, OwnAccount, Run};
+use elbmedic_aws::publish::{publish_all, Delivery};
+use elbmedic_aws::settings::{Config, Role};
+use elbmedic_engine::alarm::{self, Intake, IntakeError};
+use elbmedic_engine::diagnosis::VerdictStatus;
+use elbmedic_engine::plan::message::Mode;
+use elbmedic_engine::plan::proposal::Handoff;
 use elbmedic_engine::report::{Format, Report};
 use elbmedic_engine::scenarios;
 use elbmedic_engine::snapshot::{self, Snapshot};
@@ -58,16 +62,9 @@ pub fn demo(name: &str, list: bool, format: Format) -> Result<Exit> {
         .map_err(|e| anyhow!("embedded scenario {name}: {e}"))?;
     let world = snapshot::from_json(scenario.snapshot)
         .map_err(|e| anyhow!("embedded scenario {name}: {e}"))?;
-    Ok(run_records(
-        records,
-        &Source::Snapshot {
-            world: Box::new(world),
-            name: "(embedded)".into(),
-        },
-        format,
-        None,
-        &RemediationConfig::default(),
-    ))
+    // The demo reads nothing from the environment: remediation off, nothing published.
+    let config = Config::from_env(Role::Cli, |_| None)?;
+    run_records(records, &config, Some((&world, "(embedded)")), format)
 }
 
 pub fn diagnose(
@@ -77,63 +74,77 @@ pub fn diagnose(
     publish: Option<&str>,
     mode: Option<Mode>,
 ) -> Result<Exit> {
-    let mut remediation =
-        RemediationConfig::from_env(|key| std::env::var(key).ok()).map_err(anyhow::Error::msg)?;
+    let mut config = Config::from_process_env(Role::Cli)?;
     if let Some(mode) = mode {
-        remediation.mode = mode;
+        config.remediation.mode = mode;
     }
-    if snapshot_path.is_some() && remediation.mode == Mode::Auto {
-        anyhow::bail!("--mode auto changes AWS and needs the live state: drop --snapshot, or use --mode dry-run or approve to see the plan");
+    if snapshot_path.is_some() && config.remediation.mode == Mode::Auto {
+        bail!("--mode auto changes AWS and needs the live state: drop --snapshot, or use --mode dry-run or approve to see the plan");
     }
+    if let Some(topic) = publish {
+        if elbmedic_engine::alarm::formats::topic_arn(topic).is_none() {
+            bail!("--publish {topic:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)");
+        }
+    }
+    config.report_topic_arn = publish.map(str::to_string);
     let records = read_event(event_path)?;
-    let source = match snapshot_path {
-        Some(path) => Source::Snapshot {
-            world: Box::new(read_snapshot(path)?),
-            name: path.to_string(),
-        },
-        None => Source::Live,
-    };
-    Ok(run_records(records, &source, format, publish, &remediation))
+    match snapshot_path {
+        Some(path) => run_records(
+            records,
+            &config,
+            Some((&read_snapshot(path)?, path)),
+            format,
+        ),
+        None => run_records(records, &config, None, format),
+    }
 }
 
 /// Gathers the snapshot of each alarmed load balancer from AWS and prints it as JSON.
 pub fn snapshot(event_path: &str) -> Result<Exit> {
+    let config = Config::from_process_env(Role::Cli)?;
     let records = read_event(event_path)?;
-    let runtime = live::runtime()?;
+    let regions = Regions::new(CallLimits::default());
+    let run = Run {
+        config: &config,
+        facts: Facts::Live(&regions),
+        handoff: Handoff::Replay,
+        own_account: OwnAccount::of_caller(),
+        now: live::now(),
+        run_id: "snapshot",
+    };
+    let ledger = config.remediation.ledger_table.as_deref();
     let mut exit = Exit::Ok;
     let mut worlds = Vec::new();
-    for (number, record) in expand_composites(records, &runtime) {
-        match record {
-            Err(error) => {
-                output::warn(&format!("error: record {number}: {error}"));
-                exit = Exit::BadInput;
-            }
-            Ok(Intake::Diagnose {
-                alarm,
-                load_balancer,
-            }) => {
-                let ledger = std::env::var("LEDGER_TABLE")
-                    .ok()
-                    .filter(|t| !t.trim().is_empty());
-                let world = runtime.block_on(live::snapshot(
-                    &alarm,
-                    &load_balancer,
-                    ledger.as_deref().map(str::trim),
-                ));
-                worlds.push(serde_json::to_value(world)?);
-            }
-            Ok(other) => {
-                if is_unsupported(&other) && exit == Exit::Ok {
-                    exit = Exit::Unsupported;
+    live::runtime()?.block_on(async {
+        for (number, record) in pipeline::expand(&run, records).await {
+            match record {
+                Err(error) => {
+                    output::warn(&format!("error: record {number}: {error}"));
+                    exit = Exit::BadInput;
                 }
-                output::warn(&format!(
-                    "record {number}: {} is not diagnosed ({:?}), so nothing was gathered",
-                    other.alarm().alarm_name,
-                    other.alarm().state
-                ));
+                Ok(Intake::Diagnose {
+                    alarm,
+                    load_balancer,
+                }) => {
+                    let clients = regions.get(&alarm.region).await;
+                    let deadline = config.gather_deadline;
+                    let world = pipeline::snapshot_for(&clients, &alarm, &load_balancer, run.now, deadline, ledger);
+                    worlds.push(serde_json::to_value(Box::pin(world).await)?);
+                }
+                Ok(other) => {
+                    if matches!(Report::without_diagnosis(&other), Some(r) if r.verdict.status == VerdictStatus::Unsupported) && exit == Exit::Ok {
+                        exit = Exit::Unsupported;
+                    }
+                    output::warn(&format!(
+                        "record {number}: {} is not diagnosed ({:?}), so nothing was gathered",
+                        other.alarm().alarm_name,
+                        other.alarm().state
+                    ));
+                }
             }
         }
-    }
+        anyhow::Ok(())
+    })?;
     let value = if worlds.len() == 1 {
         worlds.remove(0)
     } else {
@@ -215,177 +226,74 @@ fn read_snapshot(path: &str) -> Result<Snapshot> {
     snapshot::from_json(text).with_context(|| format!("snapshot {}", display(path)))
 }
 
-fn same_lb(lb: &LbRef, world: &Snapshot) -> bool {
-    lb.kind == world.load_balancer.kind && lb.id == world.load_balancer.id
-}
-
-/// Exit 3 territory: an alarm elbmedic does not diagnose, or a composite alarm in ALARM that
-/// could not be followed to its children (offline replay cannot read them).
-fn is_unsupported(intake: &Intake) -> bool {
-    match intake {
-        Intake::Unsupported { .. } => true,
-        Intake::Composite { alarm, .. } => alarm.state == alarm::AlarmState::Alarm,
-        _ => false,
-    }
-}
-
-type Numbered = Vec<(usize, Result<Intake, IntakeError>)>;
-
-/// Records with their 1-based numbers, as the messages name them.
-fn numbered(records: Vec<Result<Intake, IntakeError>>) -> Numbered {
-    records
-        .into_iter()
-        .enumerate()
-        .map(|(index, record)| (index + 1, record))
-        .collect()
-}
-
-/// Follows each composite alarm to the child alarms that fired it (this reads CloudWatch);
-/// children keep their composite's record number.
-fn expand_composites(
-    records: Vec<Result<Intake, IntakeError>>,
-    runtime: &tokio::runtime::Runtime,
-) -> Numbered {
-    let mut expanded = Vec::new();
-    for (number, record) in numbered(records) {
-        match record {
-            Ok(intake @ Intake::Composite { .. }) => {
-                for child in runtime.block_on(live::expand(intake)) {
-                    expanded.push((number, Ok(child)));
-                }
-            }
-            other => expanded.push((number, other)),
-        }
-    }
-    expanded
-}
-
-/// Where the facts about the load balancer come from.
-enum Source {
-    Snapshot { world: Box<Snapshot>, name: String },
-    Live,
-}
-
-/// Diagnoses every record, prints the reports, publishes them if asked, and returns the exit
+/// Takes every record through the shared pipeline (live, or replayed against `replay`),
+/// prints the reports, publishes them if `config` names a report topic, and returns the exit
 /// code: 2 if any record was bad input (or a publish failed), else 3 if any was unsupported,
 /// else 0.
 fn run_records(
     records: Vec<Result<Intake, IntakeError>>,
-    source: &Source,
+    config: &Config,
+    replay: Option<(&Snapshot, &str)>,
     format: Format,
-    publish: Option<&str>,
-    remediation: &RemediationConfig,
-) -> Exit {
+) -> Result<Exit> {
+    let regions = Regions::new(CallLimits::default());
+    let (facts, handoff, own_account) = match replay {
+        Some((world, name)) => (
+            Facts::Replay { world, name },
+            Handoff::Replay,
+            OwnAccount::known(None),
+        ),
+        None => (
+            Facts::Live(&regions),
+            Handoff::InProcess,
+            OwnAccount::of_caller(),
+        ),
+    };
+    let now = live::now();
+    let run_id = format!("elbmedic-cli-{}-{now}", std::process::id());
+    let run = Run {
+        config,
+        facts,
+        handoff,
+        own_account,
+        now,
+        run_id: &run_id,
+    };
+    let runtime = live::runtime()?;
+    let handled = runtime.block_on(pipeline::handle(&run, records));
     let mut exit = Exit::Ok;
-    let mut reports: Vec<(Intake, Report)> = Vec::new();
-    let runtime = match (source, publish) {
-        (Source::Live, _) | (_, Some(_)) => match live::runtime() {
-            Ok(runtime) => Some(runtime),
-            Err(error) => {
-                output::error(&error);
-                return Exit::BadInput;
-            }
-        },
-        _ => None,
-    };
-    let records = match (source, &runtime) {
-        (Source::Live, Some(runtime)) => expand_composites(records, runtime),
-        _ => numbered(records),
-    };
-    for (number, record) in records {
-        let intake = match record {
-            Err(error) => {
+    let mut reports = Vec::new();
+    for handled in &handled {
+        match handled {
+            Handled::Refused { number, error } => {
                 output::warn(&format!("error: record {number}: {error}"));
                 exit = Exit::BadInput;
-                continue;
             }
-            Ok(intake) => intake,
-        };
-        if is_unsupported(&intake) && exit == Exit::Ok {
-            exit = Exit::Unsupported;
-        }
-        let report = match (&intake, source) {
-            (
-                Intake::Diagnose {
-                    alarm,
-                    load_balancer,
-                },
-                Source::Snapshot { world, name },
-            ) => {
-                if !same_lb(load_balancer, world) {
-                    output::warn(&format!(
-                        "error: record {number}: the alarm names load balancer {} but the snapshot {name} is of {}; record a snapshot of the alarmed load balancer",
-                        load_balancer.id, world.load_balancer.id
-                    ));
-                    exit = Exit::BadInput;
-                    continue;
+            Handled::Reported(record) => {
+                if record.unsupported() && exit == Exit::Ok {
+                    exit = Exit::Unsupported;
                 }
-                let mut report = Report::diagnosed(alarm, load_balancer, world);
-                offline_plan(remediation, alarm, load_balancer, world, &mut report);
-                report
-            }
-            (Intake::Diagnose { .. }, Source::Live) => match &runtime {
-                Some(runtime) => runtime.block_on(live::remediated(&intake, remediation)),
-                None => continue,
-            },
-            (other, _) => match Report::without_diagnosis(other) {
-                Some(report) => report,
-                None => continue,
-            },
-        };
-        reports.push((intake, report));
-    }
-    let rendered: Vec<Report> = reports.iter().map(|(_, r)| r.clone()).collect();
-    output::print(&render_all(&rendered, format));
-    if let (Some(topic), Some(runtime)) = (publish, &runtime) {
-        for (intake, report) in &reports {
-            if !elbmedic_aws::pipeline::worth_publishing(intake) {
-                continue;
-            }
-            match runtime.block_on(live::publish(topic, &intake.alarm().region, report)) {
-                Ok(message_id) => {
-                    output::warn(&format!("published to {topic} (message {message_id})"))
-                }
-                Err(error) => {
-                    output::error(&error);
-                    exit = Exit::BadInput;
-                }
+                reports.push(record.report.clone());
             }
         }
     }
-    exit
-}
-
-/// Replaying a snapshot: the plan the mode would act on, without touching AWS.
-fn offline_plan(
-    config: &RemediationConfig,
-    alarm: &Alarm,
-    lb: &LbRef,
-    world: &Snapshot,
-    report: &mut Report,
-) {
-    if config.mode == Mode::Off {
-        return;
+    output::print(&render_all(&reports, format));
+    if let Some(topic) = &config.report_topic_arn {
+        for delivery in runtime.block_on(publish_all(&regions, topic, &handled)) {
+            match delivery {
+                Delivery::Published(published) => output::warn(&format!(
+                    "published to {topic} (message {})",
+                    published.message_id.unwrap_or_default()
+                )),
+                Delivery::Failed(error) => {
+                    output::error(&anyhow::Error::new(error));
+                    exit = Exit::BadInput;
+                }
+                Delivery::Kept => {}
+            }
+        }
     }
-    // Dated at the alarm's state change, so a replay gives the same plan every time.
-    let created = alarm.state_change_epoch.unwrap_or(0);
-    let plan = elbmedic_engine::plan::plan(
-        world,
-        &report.findings,
-        &config.policy,
-        created,
-        alarm.state_change_epoch,
-    );
-    let message = PlanMessage::new(Request::Apply, alarm, lb, &plan);
-    report.remediation = Some(RemediationSection::planned(
-        Mode::Approve.min(config.mode),
-        &message,
-        config
-            .topic_arn
-            .as_deref()
-            .filter(|_| config.mode == Mode::Approve),
-        false,
-    ));
+    Ok(exit)
 }
 
 fn render_all(reports: &[Report], format: Format) -> String {

@@ -4,9 +4,12 @@
 
 mod support;
 
-use elbmedic_aws::clients::Clients;
+use elbmedic_aws::clients::{CallLimits, Clients, Regions};
+use elbmedic_aws::pipeline::{self, Facts, Handled, OwnAccount, Run};
+use elbmedic_aws::settings::{Config, Role};
 use elbmedic_engine::alarm::{parse_input, Intake};
-use support::moto::Moto;
+use elbmedic_engine::plan::proposal::Handoff;
+use support::moto::{use_moto, Moto};
 use support::*;
 
 /// Runs the real `elbmedic` binary against moto.
@@ -679,17 +682,34 @@ async fn an_oversized_multibyte_report_is_trimmed_and_delivered() {
 }
 
 /// The ALB's ARN is derived from the alarm; when that ARN names no load balancer (an alarm
-/// whose account is wrong, say), the gather falls back to the name and still diagnoses.
+/// whose account is wrong, say), the gather falls back to the name and still diagnoses. That
+/// serves a caller that does not know its own account; the CLI knows it (STS), and says the
+/// alarm is of another account instead of reading this one.
 #[tokio::test]
 async fn an_alb_is_found_by_name_when_the_derived_arn_misses() {
     let moto = Moto::start();
+    use_moto(&moto);
     let aws = Aws::new(&moto.url).await;
     let now = now();
     let id = alb_idle_world(&aws, now).await;
     let event =
         alb_event("HTTPCode_ELB_504_Count", &id, now).replace("123456789012", "210987654321");
     assert!(event.contains("210987654321"));
-    let (report, _) = diagnose_and_publish(&moto, &aws, "alb_derived_arn_misses", &event).await;
+    let config = Config::from_env(Role::Cli, |_| None).unwrap();
+    let regions = Regions::new(CallLimits::default());
+    let run = Run {
+        config: &config,
+        facts: Facts::Live(&regions),
+        handoff: Handoff::Topic,
+        own_account: OwnAccount::known(None),
+        now,
+        run_id: "test",
+    };
+    let handled = pipeline::handle(&run, parse_input(event.as_bytes()).unwrap()).await;
+    let [Handled::Reported(record)] = handled.as_slice() else {
+        panic!("{handled:?}")
+    };
+    let report = serde_json::to_value(&record.report).unwrap();
     let causes: Vec<String> = codes(&report)
         .into_iter()
         .filter(|c| c != "check-incomplete")
@@ -699,6 +719,20 @@ async fn an_alb_is_found_by_name_when_the_derived_arn_misses() {
         .as_str()
         .unwrap()
         .contains(":123456789012:loadbalancer/app/"));
+
+    let path = scratch("alb_derived_arn_misses", "event.json", &event);
+    let output = elbmedic(&moto, &["diagnose", "--event", &path, "--format", "json"]);
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let headline = printed["verdict"]["headline"].as_str().unwrap();
+    assert!(
+        headline.contains("comes from account 210987654321"),
+        "{headline}"
+    );
+    assert!(printed["next_steps"][0]
+        .as_str()
+        .unwrap()
+        .contains("runs in account 123456789012"));
 }
 
 /// The ALB idle-timeout world: 504s with a TargetResponseTime near 60 s. Returns the ALB's

@@ -22,6 +22,7 @@ pub struct Clients {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub sns: aws_sdk_sns::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sts: aws_sdk_sts::Client,
     pub region: String,
     /// Every operation performed by these clients.
     pub log: CallLog,
@@ -94,8 +95,66 @@ impl Clients {
             cloudwatch: client!(aws_sdk_cloudwatch),
             sns: client!(aws_sdk_sns),
             dynamodb: client!(aws_sdk_dynamodb),
+            sts: client!(aws_sdk_sts),
             region: region.to_string(),
             log,
         }
+    }
+}
+
+impl Clients {
+    /// The account these credentials belong to (`sts:GetCallerIdentity`, which needs no
+    /// permission); `None` when it cannot be read.
+    pub async fn caller_account(&self) -> Option<String> {
+        match self.sts.get_caller_identity().send().await {
+            Ok(identity) => identity.account().map(str::to_string),
+            Err(error) => {
+                tracing::warn!(error = %crate::errors::classify(&error).1, "the caller's account is unknown: alarms of other accounts are not recognised as such");
+                None
+            }
+        }
+    }
+}
+
+/// Clients per region, loaded on first use and kept: a warm Lambda instance, or one CLI run,
+/// reuses them for every alarm of that region.
+#[derive(Debug, Default)]
+pub struct Regions {
+    limits: CallLimits,
+    loaded: tokio::sync::Mutex<std::collections::HashMap<String, Clients>>,
+}
+
+impl Regions {
+    pub fn new(limits: CallLimits) -> Self {
+        Self {
+            limits,
+            loaded: Default::default(),
+        }
+    }
+
+    /// The clients for `region`, loaded the first time it is asked for.
+    pub async fn get(&self, region: &str) -> Clients {
+        let mut loaded = self.loaded.lock().await;
+        if let Some(clients) = loaded.get(region) {
+            return clients.clone();
+        }
+        let clients = Clients::load(region, self.limits).await;
+        loaded.insert(region.to_string(), clients.clone());
+        clients
+    }
+
+    /// Starts a new invocation's call log in every region: a warm instance must not grow it
+    /// forever.
+    pub async fn clear_logs(&self) {
+        for clients in self.loaded.lock().await.values() {
+            clients.log.clear();
+        }
+    }
+
+    /// Every IAM action called through these clients, in every region, since they were
+    /// loaded: what a role must grant (the functions' tests/iam.rs checks it).
+    pub async fn actions(&self) -> std::collections::BTreeSet<String> {
+        let loaded = self.loaded.lock().await;
+        loaded.values().flat_map(|c| c.log.actions_ever()).collect()
     }
 }

@@ -1,14 +1,297 @@
-//! One alarm record from intake to published report: the path the `diagnose` function and the
-//! CLI share, so they cannot drift apart.
+//! One event from intake to the decision to publish, for the `diagnose` function and the CLI
+//! alike, so they cannot drift apart: parse → composite expansion (with the account rule) →
+//! gather (or replay) → diagnose → plan → publish decision. Callers keep only their
+//! configuration, their I/O (printing, publishing, sending plans) and their exit codes.
 
 use std::time::Duration;
 
-use elbmedic_engine::alarm::{Alarm, AlarmState, Intake, LbRef};
+use elbmedic_engine::alarm::{Alarm, AlarmState, Intake, IntakeError, LbRef};
+use elbmedic_engine::diagnosis::VerdictStatus;
+use elbmedic_engine::plan::message::PlanMessage;
+use elbmedic_engine::plan::proposal::{propose, Handoff};
 use elbmedic_engine::report::Report;
 use elbmedic_engine::snapshot::Snapshot;
 
-use crate::clients::{CallLimits, Clients};
+use crate::clients::{Clients, Regions};
+use crate::composite;
+use crate::concurrent::join_all;
 use crate::gather::{gather, GatherOptions};
+use crate::ledger::Ledger;
+use crate::remediate;
+use crate::settings::Config;
+
+/// Where the facts about each load balancer come from.
+pub enum Facts<'a> {
+    /// Gathered from AWS, in each alarm's region.
+    Live(&'a Regions),
+    /// Replayed offline from a recorded snapshot of one load balancer (`name` is its file).
+    Replay { world: &'a Snapshot, name: &'a str },
+}
+
+/// One run of the pipeline over an event's records.
+pub struct Run<'a> {
+    pub config: &'a Config,
+    pub facts: Facts<'a>,
+    pub handoff: Handoff,
+    /// The account these credentials read: an alarm of another account gets a notice, since
+    /// its load balancer (or a composite's children) cannot be read from here.
+    pub own_account: OwnAccount,
+    /// The clock, read by the caller.
+    pub now: i64,
+    /// Names the in-process remediation run in the ledger's lock.
+    pub run_id: &'a str,
+}
+
+/// The account the pipeline runs in: known up front (a function's ARN names it), looked up
+/// once from the credentials on first need (the CLI), or unknown (offline replay).
+#[derive(Debug, Default)]
+pub struct OwnAccount {
+    account: tokio::sync::OnceCell<Option<String>>,
+}
+
+impl OwnAccount {
+    pub fn known(account: Option<String>) -> Self {
+        Self {
+            account: tokio::sync::OnceCell::new_with(Some(account)),
+        }
+    }
+
+    /// Looked up with `sts:GetCallerIdentity` the first time it is needed.
+    pub fn of_caller() -> Self {
+        Self::default()
+    }
+
+    async fn get(&self, clients: &Clients) -> Option<&str> {
+        self.account
+            .get_or_init(|| clients.caller_account())
+            .await
+            .as_deref()
+    }
+
+    /// Offline: nothing to ask, and nothing to compare with.
+    fn get_offline(&self) -> Option<&str> {
+        self.account.get().and_then(|a| a.as_deref())
+    }
+}
+
+/// What happened to one record (or, for a composite alarm, one of its children).
+#[derive(Debug)]
+pub enum Handled {
+    /// The record could not be taken: not an alarm, a forged field, a snapshot of another LB.
+    Refused {
+        number: usize,
+        error: String,
+    },
+    Reported(Box<Record>),
+}
+
+#[derive(Debug)]
+pub struct Record {
+    /// The record's 1-based number in the event; a composite's children share theirs.
+    pub number: usize,
+    pub intake: Intake,
+    pub report: Report,
+    /// Whether the report goes to the on-call topic.
+    pub publish: bool,
+    /// The plan to send to remediate once every report is out (the function's handoff).
+    pub plan: Option<PlanMessage>,
+}
+
+impl Handled {
+    pub fn number(&self) -> usize {
+        match self {
+            Self::Refused { number, .. } => *number,
+            Self::Reported(record) => record.number,
+        }
+    }
+}
+
+impl Record {
+    /// Exit-3 territory for the CLI: an alarm elbmedic cannot diagnose from here.
+    pub fn unsupported(&self) -> bool {
+        self.report.verdict.status == VerdictStatus::Unsupported
+    }
+}
+
+/// Takes every record of an event through the pipeline; the records are diagnosed
+/// concurrently, each gather bounded by the deadline, and returned in the event's order.
+pub async fn handle(run: &Run<'_>, records: Vec<Result<Intake, IntakeError>>) -> Vec<Handled> {
+    let expanded = expand(run, records).await;
+    join_all(
+        expanded
+            .into_iter()
+            .map(|(number, record)| async move {
+                match record {
+                    Ok(intake) => handle_one(run, number, intake).await,
+                    Err(error) => Handled::Refused { number, error },
+                }
+            })
+            .collect(),
+    )
+    .await
+}
+
+/// Each record numbered, with every composite alarm in ALARM followed to the child alarms that
+/// fired it (read from CloudWatch when live); children keep their composite's number.
+pub async fn expand(
+    run: &Run<'_>,
+    records: Vec<Result<Intake, IntakeError>>,
+) -> Vec<(usize, Result<Intake, String>)> {
+    let mut expanded = Vec::new();
+    for (index, record) in records.into_iter().enumerate() {
+        let number = index + 1;
+        match record {
+            Err(error) => expanded.push((number, Err(error.to_string()))),
+            Ok(intake @ Intake::Composite { .. }) if intake.alarm().state == AlarmState::Alarm => {
+                let alarm = intake.alarm().clone();
+                let children = match &run.facts {
+                    Facts::Live(regions) => {
+                        let clients = regions.get(&alarm.region).await;
+                        match out_of_reach(&alarm, run.own_account.get(&clients).await) {
+                            Some(reason) => vec![Intake::Unsupported { alarm, reason }],
+                            None => {
+                                let max = run.config.max_composite_children;
+                                composite::expand(&clients, intake, max).await
+                            }
+                        }
+                    }
+                    // Offline, the children cannot be read: the composite is reported as such.
+                    Facts::Replay { .. } => {
+                        match out_of_reach(&alarm, run.own_account.get_offline()) {
+                            Some(reason) => vec![Intake::Unsupported { alarm, reason }],
+                            None => vec![intake],
+                        }
+                    }
+                };
+                expanded.extend(children.into_iter().map(|child| (number, Ok(child))));
+            }
+            Ok(intake) => expanded.push((number, Ok(intake))),
+        }
+    }
+    expanded
+}
+
+/// Why an alarm of another account cannot be followed from here, if it is one.
+fn out_of_reach(alarm: &Alarm, own_account: Option<&str>) -> Option<String> {
+    let theirs = alarm.account_id.as_deref()?;
+    let own = own_account.filter(|own| *own != theirs)?;
+    Some(format!("composite alarm of account {theirs}; elbmedic runs in account {own} and can only read the child alarms there. Deploy elbmedic in account {theirs} and point this alarm at that deployment's alarm topic"))
+}
+
+async fn handle_one(run: &Run<'_>, number: usize, intake: Intake) -> Handled {
+    let publish = worth_publishing(&intake);
+    let (report, plan) = match &intake {
+        Intake::Diagnose {
+            alarm,
+            load_balancer,
+        } => match diagnosed(run, alarm, load_balancer).await {
+            Ok(diagnosed) => diagnosed,
+            Err(error) => return Handled::Refused { number, error },
+        },
+        other => match Report::without_diagnosis(other) {
+            Some(report) => (report, None),
+            None => {
+                return Handled::Refused {
+                    number,
+                    error: "nothing to report for this record".into(),
+                }
+            }
+        },
+    };
+    tracing::info!(
+        record = number,
+        alarm = %intake.alarm().alarm_name,
+        verdict = ?report.verdict.status,
+        findings = ?report.findings.iter().map(|f| f.code.as_str()).collect::<Vec<_>>(),
+        gaps = report.gaps.len(),
+        "diagnosed"
+    );
+    Handled::Reported(Box::new(Record {
+        number,
+        intake,
+        report,
+        publish,
+        plan,
+    }))
+}
+
+/// The diagnosis of one alarm, with its remediation proposal; in-process remediation (the
+/// live CLI in dry-run or auto) runs here and its outcome becomes the report.
+async fn diagnosed(
+    run: &Run<'_>,
+    alarm: &Alarm,
+    lb: &LbRef,
+) -> Result<(Report, Option<PlanMessage>), String> {
+    let remediation = &run.config.remediation;
+    let (world, clients) = match &run.facts {
+        Facts::Replay { world, name } => {
+            if (lb.kind, lb.id.as_str())
+                != (world.load_balancer.kind, world.load_balancer.id.as_str())
+            {
+                return Err(format!(
+                    "the alarm names load balancer {} but the snapshot {name} is of {}; record a snapshot of the alarmed load balancer",
+                    lb.id, world.load_balancer.id
+                ));
+            }
+            if let Some(report) = cross_account(alarm, lb, run.own_account.get_offline()) {
+                return Ok((report, None));
+            }
+            ((*world).clone(), None)
+        }
+        Facts::Live(regions) => {
+            let clients = regions.get(&alarm.region).await;
+            let ledger = remediation.ledger_table.as_deref();
+            let deadline = run.config.gather_deadline;
+            // The account is asked beside the gather, not before it: the critical path stays
+            // the API depth. Boxed: the gather's future is deep, and callers nest it further.
+            let gathering = Box::pin(snapshot_for(&clients, alarm, lb, run.now, deadline, ledger));
+            let (own, world) = tokio::join!(run.own_account.get(&clients), gathering);
+            if let Some(report) = cross_account(alarm, lb, own) {
+                return Ok((report, None));
+            }
+            (world, Some(clients))
+        }
+    };
+    let mut report = Report::diagnosed(alarm, lb, &world);
+    let proposal = propose(
+        remediation,
+        run.handoff,
+        alarm,
+        lb,
+        &world,
+        &report.findings,
+        run.now,
+    );
+    report.remediation = proposal.section;
+    match (run.handoff, proposal.plan, clients) {
+        (Handoff::InProcess, Some(message), Some(clients)) => {
+            let ledger = remediation
+                .ledger_table
+                .as_ref()
+                .map(|table| Ledger::new(clients.dynamodb.clone(), table));
+            let report = Box::pin(remediate::remediate(
+                &clients,
+                ledger.as_ref(),
+                run.config,
+                &message,
+                run.now,
+                run.run_id,
+            ))
+            .await;
+            // The CLI hands the outcome to the engineer directly: it is delivered.
+            remediate::reported(ledger.as_ref(), &report, &message, run.now).await;
+            Ok((report, None))
+        }
+        (_, plan, _) => Ok((report, plan)),
+    }
+}
+
+/// The notice for an alarm of another account than `own`, if it is one.
+fn cross_account(alarm: &Alarm, lb: &LbRef, own: Option<&str>) -> Option<Report> {
+    let theirs = alarm.account_id.as_deref()?;
+    let own = own.filter(|own| *own != theirs)?;
+    Some(Report::cross_account(alarm, lb, own))
+}
 
 /// Gathers the snapshot of the alarm's load balancer, with the window the alarm evaluated,
 /// and elbmedic's own history of it from `ledger_table` when one is given.
@@ -32,47 +315,6 @@ pub async fn snapshot_for(
     gather(clients, lb, &options).await
 }
 
-/// The report for one record: gathered and diagnosed for ALARM, a short notice otherwise.
-/// Clients are loaded for the alarm's region on first use.
-pub async fn report_for(
-    intake: &Intake,
-    clients: Option<&Clients>,
-    now: i64,
-    deadline: Duration,
-    ledger_table: Option<&str>,
-) -> (Report, Option<Snapshot>) {
-    match intake {
-        Intake::Diagnose {
-            alarm,
-            load_balancer,
-        } => {
-            let loaded;
-            let clients = match clients {
-                Some(clients) if clients.region == alarm.region => clients,
-                _ => {
-                    loaded = Clients::load(&alarm.region, CallLimits::default()).await;
-                    &loaded
-                }
-            };
-            // Boxed: the gather's future is deep, and callers nest it further.
-            let world = Box::pin(snapshot_for(
-                clients,
-                alarm,
-                load_balancer,
-                now,
-                deadline,
-                ledger_table,
-            ))
-            .await;
-            (Report::diagnosed(alarm, load_balancer, &world), Some(world))
-        }
-        other => match Report::without_diagnosis(other) {
-            Some(report) => (report, None),
-            None => unreachable!("only Diagnose needs a snapshot"),
-        },
-    }
-}
-
 /// Whether a record's report goes to the on-call topic: INSUFFICIENT_DATA (of a metric or a
 /// composite alarm) is acknowledged and not published; everything else is.
 pub fn worth_publishing(intake: &Intake) -> bool {
@@ -88,20 +330,50 @@ mod tests {
     use super::*;
     use elbmedic_engine::alarm::parse_input;
 
+    fn composite(state: &str, account: &str) -> Intake {
+        let message = serde_json::json!({
+            "AlarmName": "c", "NewStateValue": state, "AlarmRule": "ALARM(\"a\")",
+            "AlarmArn": format!("arn:aws:cloudwatch:eu-west-1:{account}:alarm:c"),
+        });
+        parse_input(message.to_string().as_bytes())
+            .unwrap()
+            .remove(0)
+            .unwrap()
+    }
+
     #[test]
     fn insufficient_data_is_not_published_for_metric_or_composite_alarms() {
-        let composite = |state: &str| {
-            let message = serde_json::json!({
-                "AlarmName": "c", "NewStateValue": state, "AlarmRule": "ALARM(\"a\")",
-                "AlarmArn": "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:c",
-            });
-            parse_input(message.to_string().as_bytes())
-                .unwrap()
-                .remove(0)
-                .unwrap()
-        };
+        let composite = |state| composite(state, "123456789012");
         assert!(worth_publishing(&composite("ALARM")));
         assert!(worth_publishing(&composite("OK")));
         assert!(!worth_publishing(&composite("INSUFFICIENT_DATA")));
+    }
+
+    /// A composite of another account is not followed: its children are out of reach.
+    #[tokio::test]
+    async fn a_composite_of_another_account_is_a_notice_not_a_read() {
+        let config = Config::from_env(crate::settings::Role::Cli, |_| None).unwrap();
+        let scenario = elbmedic_engine::scenarios::find("clb-idle-timeout").unwrap();
+        let world = elbmedic_engine::snapshot::from_json(scenario.snapshot).unwrap();
+        let run = Run {
+            config: &config,
+            facts: Facts::Replay {
+                world: &world,
+                name: "test",
+            },
+            handoff: Handoff::Replay,
+            own_account: OwnAccount::known(Some("123456789012".into())),
+            now: 0,
+            run_id: "test",
+        };
+        let records = vec![Ok(composite("ALARM", "210987654321"))];
+        let expanded = expand(&run, records).await;
+        let Ok(Intake::Unsupported { reason, .. }) = &expanded[0].1 else {
+            panic!("{expanded:?}")
+        };
+        assert!(
+            reason.contains("Deploy elbmedic in account 210987654321"),
+            "{reason}"
+        );
     }
 }

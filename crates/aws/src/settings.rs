@@ -1,19 +1,33 @@
-//! Function settings every elbmedic Lambda reads at start (**contract**: the variable names),
-//! validated once with messages that name the variable and what it accepts.
+//! The one configuration of elbmedic (**contract**: the variable names), read once at start
+//! by each Lambda function and by the CLI, and validated with messages that name the variable
+//! and what it accepts. What each of them requires differs only by [`Role`].
 
 use std::time::Duration;
 
-/// Configuration, read once at start (**contract**: the variable names).
+use elbmedic_engine::plan::config::RemediationConfig;
+use elbmedic_engine::plan::message::Mode;
+
+/// Who reads the configuration: the functions need their topics; the CLI publishes only
+/// when asked (`--publish`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Diagnose,
+    Remediate,
+    Cli,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// `REPORT_TOPIC_ARN`: where reports go.
-    pub report_topic_arn: String,
+    /// `REPORT_TOPIC_ARN`: where reports go (required by the functions; the CLI's `--publish`).
+    pub report_topic_arn: Option<String>,
     /// `GATHER_DEADLINE_SECONDS` (default 20): the whole gather finishes within this; keep
     /// it below the function's timeout.
     pub gather_deadline: Duration,
     /// `MAX_COMPOSITE_CHILDREN` (default 5, 1-20): load balancers diagnosed, concurrently,
     /// for one composite alarm in one invocation; the rest are named in a notice.
     pub max_composite_children: usize,
+    /// `REMEDIATION_MODE`, the guardrails, `COOLDOWN`, `REMEDIATION_TOPIC_ARN`, `LEDGER_TABLE`.
+    pub remediation: RemediationConfig,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -28,6 +42,12 @@ pub enum ConfigError {
     BadDeadline(String),
     #[error("MAX_COMPOSITE_CHILDREN {0:?} is not a number between 1 and 20")]
     BadCompositeChildren(String),
+    #[error("{0}")]
+    Remediation(String),
+    #[error("REMEDIATION_MODE is approve but REMEDIATION_TOPIC_ARN is not set: the approve command publishes to that topic")]
+    ApproveWithoutTopic,
+    #[error("REMEDIATION_TOPIC_ARN is not set: remediate takes plans only from that topic, so it would refuse every one; set it to the remediation topic's ARN")]
+    RemediateWithoutTopic,
 }
 
 /// The region of an SNS topic ARN, if it is one.
@@ -36,16 +56,19 @@ pub fn topic_region(arn: &str) -> Option<&str> {
 }
 
 impl Config {
-    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let topic = get("REPORT_TOPIC_ARN")
+    pub fn from_env(role: Role, get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let report_topic_arn = match get("REPORT_TOPIC_ARN")
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty())
-            .ok_or(ConfigError::MissingTopic)?;
-        if topic_region(&topic).is_none() {
-            return Err(ConfigError::BadTopic(topic));
-        }
+        {
+            Some(topic) if topic_region(&topic).is_none() => {
+                return Err(ConfigError::BadTopic(topic))
+            }
+            None if role != Role::Cli => return Err(ConfigError::MissingTopic),
+            topic => topic,
+        };
         let gather_deadline = match get("GATHER_DEADLINE_SECONDS") {
-            None => Duration::from_secs(20),
+            None => crate::gather::DEFAULT_DEADLINE,
             Some(text) => match text.trim().parse::<u64>() {
                 Ok(seconds @ 1..=900) => Duration::from_secs(seconds),
                 _ => return Err(ConfigError::BadDeadline(text)),
@@ -58,11 +81,28 @@ impl Config {
                 _ => return Err(ConfigError::BadCompositeChildren(text)),
             },
         };
+        let remediation = RemediationConfig::from_env(&get).map_err(ConfigError::Remediation)?;
+        let has_topic = remediation.topic_arn.is_some();
+        match (role, remediation.mode) {
+            (Role::Diagnose, Mode::Approve) if !has_topic => {
+                return Err(ConfigError::ApproveWithoutTopic)
+            }
+            (Role::Remediate, mode) if mode != Mode::Off && !has_topic => {
+                return Err(ConfigError::RemediateWithoutTopic)
+            }
+            _ => {}
+        }
         Ok(Self {
-            report_topic_arn: topic,
+            report_topic_arn,
             gather_deadline,
             max_composite_children,
+            remediation,
         })
+    }
+
+    /// Reads the process environment.
+    pub fn from_process_env(role: Role) -> Result<Self, ConfigError> {
+        Self::from_env(role, |key| std::env::var(key).ok())
     }
 }
 
@@ -87,36 +127,72 @@ mod tests {
         }
     }
 
+    const TOPIC: &str = "arn:aws:sns:eu-west-1:111122223333:reports";
+
     #[test]
     fn configuration_is_validated_with_clear_messages() {
-        let ok = Config::from_env(env(&[(
-            "REPORT_TOPIC_ARN",
-            "arn:aws:sns:eu-west-1:111122223333:reports",
-        )]))
-        .unwrap();
+        let ok = Config::from_env(Role::Diagnose, env(&[("REPORT_TOPIC_ARN", TOPIC)])).unwrap();
         assert_eq!(ok.gather_deadline, Duration::from_secs(20));
-        assert_eq!(Config::from_env(env(&[])), Err(ConfigError::MissingTopic));
+        assert_eq!(ok.remediation, RemediationConfig::default());
+        assert_eq!(
+            Config::from_env(Role::Diagnose, env(&[])),
+            Err(ConfigError::MissingTopic)
+        );
         assert!(matches!(
-            Config::from_env(env(&[("REPORT_TOPIC_ARN", "reports")])),
+            Config::from_env(Role::Diagnose, env(&[("REPORT_TOPIC_ARN", "reports")])),
             Err(ConfigError::BadTopic(_))
         ));
         assert!(matches!(
-            Config::from_env(env(&[(
-                "REPORT_TOPIC_ARN",
-                "arn:aws:sqs:eu-west-1:111122223333:q"
-            )])),
+            Config::from_env(
+                Role::Cli,
+                env(&[("REPORT_TOPIC_ARN", "arn:aws:sqs:eu-west-1:111122223333:q")])
+            ),
             Err(ConfigError::BadTopic(_))
         ));
-        let bad = Config::from_env(env(&[
-            ("REPORT_TOPIC_ARN", "arn:aws:sns:eu-west-1:111122223333:r"),
-            ("GATHER_DEADLINE_SECONDS", "0"),
-        ]));
+        let bad = Config::from_env(
+            Role::Diagnose,
+            env(&[
+                ("REPORT_TOPIC_ARN", TOPIC),
+                ("GATHER_DEADLINE_SECONDS", "0"),
+            ]),
+        );
         assert!(bad.unwrap_err().to_string().contains("between 1 and 900"));
-        let custom = Config::from_env(env(&[
-            ("REPORT_TOPIC_ARN", "arn:aws:sns:eu-west-1:111122223333:r"),
-            ("GATHER_DEADLINE_SECONDS", "8"),
-        ]));
+        let custom = Config::from_env(
+            Role::Diagnose,
+            env(&[
+                ("REPORT_TOPIC_ARN", TOPIC),
+                ("GATHER_DEADLINE_SECONDS", "8"),
+            ]),
+        );
         assert_eq!(custom.unwrap().gather_deadline, Duration::from_secs(8));
+        let mode = Config::from_env(Role::Cli, env(&[("REMEDIATION_MODE", "sometimes")]));
+        assert!(mode
+            .unwrap_err()
+            .to_string()
+            .starts_with("REMEDIATION_MODE"));
+    }
+
+    /// The CLI needs no topic; each function needs the topics it cannot work without.
+    #[test]
+    fn each_role_requires_its_own_topics() {
+        let cli = Config::from_env(Role::Cli, env(&[("REMEDIATION_MODE", "approve")])).unwrap();
+        assert_eq!(cli.report_topic_arn, None);
+        assert_eq!(
+            Config::from_env(
+                Role::Diagnose,
+                env(&[("REPORT_TOPIC_ARN", TOPIC), ("REMEDIATION_MODE", "approve")])
+            ),
+            Err(ConfigError::ApproveWithoutTopic)
+        );
+        assert_eq!(
+            Config::from_env(
+                Role::Remediate,
+                env(&[("REPORT_TOPIC_ARN", TOPIC), ("REMEDIATION_MODE", "auto")])
+            ),
+            Err(ConfigError::RemediateWithoutTopic)
+        );
+        // Off is the kill switch: remediate starts, and refuses every plan.
+        assert!(Config::from_env(Role::Remediate, env(&[("REPORT_TOPIC_ARN", TOPIC)])).is_ok());
     }
 
     #[test]

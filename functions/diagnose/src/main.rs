@@ -4,8 +4,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use elbmedic_diagnose::{account_of_function, Config, Handler};
-use elbmedic_engine::plan::config::RemediationConfig;
+use elbmedic_diagnose::{account_of_function, Config, Handler, Role};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 
@@ -20,14 +19,16 @@ async fn main() -> Result<(), Error> {
         .with_target(false)
         .without_time()
         .init();
-    let config = Config::from_env(|key| std::env::var(key).ok()).inspect_err(|error| {
+    let config = Config::from_process_env(Role::Diagnose).inspect_err(|error| {
         tracing::error!(error = %error, "invalid configuration; fix the function's environment variables");
     })?;
-    let remediation = RemediationConfig::from_env(|key| std::env::var(key).ok()).inspect_err(|error| {
-        tracing::error!(error = %error, "invalid configuration; fix the function's environment variables");
-    })?;
-    tracing::info!(report_topic = %config.report_topic_arn, deadline_seconds = config.gather_deadline.as_secs(), remediation = remediation.mode.as_str(), "configured");
-    let handler = Arc::new(Handler::new(config, remediation));
+    tracing::info!(
+        report_topic = config.report_topic_arn.as_deref().unwrap_or_default(),
+        deadline_seconds = config.gather_deadline.as_secs(),
+        remediation = config.remediation.mode.as_str(),
+        "configured"
+    );
+    let handler = Arc::new(Handler::new(config));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let handler = handler.clone();
         async move {

@@ -6,7 +6,6 @@
 #[path = "../../../tests/support/mod.rs"]
 mod support;
 
-use elbmedic_engine::plan::config::RemediationConfig;
 use std::process::Command;
 
 use support::moto::{use_moto, Moto};
@@ -111,9 +110,10 @@ async fn a_cross_account_alarm_gets_a_notice_not_a_failure() {
     let aws = Aws::new(&moto.url).await;
     let (topic, queue) = report_topic(&aws).await;
     let handler = elbmedic_diagnose::Handler::new(
-        elbmedic_diagnose::Config::from_env(|k| (k == "REPORT_TOPIC_ARN").then(|| topic.clone()))
-            .unwrap(),
-        RemediationConfig::default(),
+        elbmedic_diagnose::Config::from_env(elbmedic_diagnose::Role::Diagnose, |k| {
+            (k == "REPORT_TOPIC_ARN").then(|| topic.clone())
+        })
+        .unwrap(),
     );
     // The scenario's alarm comes from account 111122223333; the function runs in another.
     let summary = handler
@@ -165,9 +165,10 @@ async fn an_unpublishable_report_fails_the_invocation_so_lambda_retries() {
     use_moto(&moto);
     let missing = "arn:aws:sns:eu-west-1:123456789012:no-such-topic".to_string();
     let handler = elbmedic_diagnose::Handler::new(
-        elbmedic_diagnose::Config::from_env(|k| (k == "REPORT_TOPIC_ARN").then(|| missing.clone()))
-            .unwrap(),
-        RemediationConfig::default(),
+        elbmedic_diagnose::Config::from_env(elbmedic_diagnose::Role::Diagnose, |k| {
+            (k == "REPORT_TOPIC_ARN").then(|| missing.clone())
+        })
+        .unwrap(),
     );
     let error = handler
         .handle(

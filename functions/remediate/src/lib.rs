@@ -6,30 +6,18 @@
 //! A refused plan is a success: retrying cannot make it acceptable. Kept apart from `main` so
 //! tests drive it in-process.
 
-use std::collections::HashMap;
-
-use elbmedic_aws::clients::{CallLimits, Clients};
-use elbmedic_aws::publish::publish_report;
-use elbmedic_aws::remediate::{configured_ledger, remediate, reported, Settings};
-use elbmedic_aws::settings::{topic_region, Config};
-use elbmedic_engine::plan::config::RemediationConfig;
+use elbmedic_aws::clients::{CallLimits, Regions};
+use elbmedic_aws::publish::{publish_report, publisher, PublishFailed};
+use elbmedic_aws::remediate::{configured_ledger, remediate, reported};
+use elbmedic_aws::settings::Config;
 use elbmedic_engine::plan::message::PlanMessage;
 use elbmedic_engine::report::remediation::RemediationSection;
 use serde_json::{json, Value};
-use tokio::sync::Mutex;
-
-#[derive(Debug, thiserror::Error)]
-#[error("{failed} of {total} outcomes could not be published: {detail}")]
-pub struct PublishFailed {
-    pub failed: usize,
-    pub total: usize,
-    pub detail: String,
-}
 
 pub struct Handler {
     config: Config,
-    remediation: RemediationConfig,
-    clients: Mutex<HashMap<String, Clients>>,
+    /// Clients per region, loaded on first use and kept for warm invocations.
+    pub regions: Regions,
 }
 
 /// The messages of an SNS event's records that come from the remediation topic; anything
@@ -80,33 +68,15 @@ fn foreign_plan(message: &PlanMessage, remediation_topic: &str) -> Option<String
 }
 
 impl Handler {
-    pub fn new(config: Config, remediation: RemediationConfig) -> Self {
+    pub fn new(config: Config) -> Self {
         Self {
             config,
-            remediation,
-            clients: Mutex::new(HashMap::new()),
+            regions: Regions::new(CallLimits::default()),
         }
     }
 
-    /// Every IAM action this handler's clients have called, in every region, since it was
-    /// built: what the template's role must grant (tests/iam.rs checks it).
     pub fn remediation_topic(&self) -> Option<&str> {
-        self.remediation.topic_arn.as_deref()
-    }
-
-    pub async fn actions(&self) -> std::collections::BTreeSet<String> {
-        let cache = self.clients.lock().await;
-        cache.values().flat_map(|c| c.log.actions_ever()).collect()
-    }
-
-    async fn clients(&self, region: &str) -> Clients {
-        let mut cache = self.clients.lock().await;
-        if let Some(clients) = cache.get(region) {
-            return clients.clone();
-        }
-        let clients = Clients::load(region, CallLimits::default()).await;
-        cache.insert(region.to_string(), clients.clone());
-        clients
+        self.config.remediation.topic_arn.as_deref()
     }
 
     /// Handles one invocation. `run_id` names this run in the ledger's lock (the request id).
@@ -116,14 +86,12 @@ impl Handler {
         now: i64,
         run_id: &str,
     ) -> Result<Value, PublishFailed> {
-        let topic = &self.config.report_topic_arn;
-        let publisher = self
-            .clients(topic_region(topic).unwrap_or("us-east-1"))
-            .await;
-        let settings = Settings::new(&self.remediation, self.config.gather_deadline);
+        self.regions.clear_logs().await;
+        let topic = self.config.report_topic_arn.as_deref().unwrap_or_default();
+        let publisher = publisher(&self.regions, topic).await;
         let mut summary = Vec::new();
         let mut failures = Vec::new();
-        let remediation_topic = self.remediation.topic_arn.as_deref();
+        let remediation_topic = self.remediation_topic();
         for (index, record) in messages(payload, remediation_topic).iter().enumerate() {
             let parsed = record.as_ref().map_err(Clone::clone).and_then(|text| {
                 let message = PlanMessage::parse(text)?;
@@ -140,11 +108,17 @@ impl Handler {
                     continue;
                 }
             };
-            let clients = self.clients(&message.plan.load_balancer.region).await;
-            clients.log.clear();
-            let ledger = configured_ledger(&clients, &self.remediation);
-            let report =
-                remediate(&clients, ledger.as_ref(), &settings, &message, now, run_id).await;
+            let clients = self.regions.get(&message.plan.load_balancer.region).await;
+            let ledger = configured_ledger(&clients, &self.config.remediation);
+            let report = remediate(
+                &clients,
+                ledger.as_ref(),
+                &self.config,
+                &message,
+                now,
+                run_id,
+            )
+            .await;
             let Some(RemediationSection::Outcome(outcome)) = &report.remediation else {
                 continue;
             };
@@ -175,11 +149,7 @@ impl Handler {
             summary.push(entry);
         }
         if !failures.is_empty() {
-            return Err(PublishFailed {
-                failed: failures.len(),
-                total: summary.len(),
-                detail: failures.join("; "),
-            });
+            return Err(PublishFailed::of(failures, summary.len()));
         }
         Ok(json!({ "records": summary }))
     }

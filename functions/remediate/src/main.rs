@@ -4,8 +4,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use elbmedic_aws::settings::Config;
-use elbmedic_engine::plan::config::RemediationConfig;
+use elbmedic_aws::settings::{Config, Role};
 use elbmedic_remediate::Handler;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
@@ -21,30 +20,17 @@ async fn main() -> Result<(), Error> {
         .with_target(false)
         .without_time()
         .init();
-    let env = |key: &str| std::env::var(key).ok();
-    let config = Config::from_env(env).inspect_err(|error| {
+    let config = Config::from_process_env(Role::Remediate).inspect_err(|error| {
         tracing::error!(error = %error, "invalid configuration; fix the function's environment variables");
     })?;
-    let remediation = RemediationConfig::from_env(env).inspect_err(|error| {
-        tracing::error!(error = %error, "invalid configuration; fix the function's environment variables");
-    })?;
-    if remediation.topic_arn.is_none()
-        && remediation.mode != elbmedic_engine::plan::message::Mode::Off
-    {
-        let error = "REMEDIATION_TOPIC_ARN is not set: remediate takes plans only from that topic, so it would refuse every one; set it to the remediation topic's ARN";
-        tracing::error!(
-            error,
-            "invalid configuration; fix the function's environment variables"
-        );
-        return Err(error.into());
-    }
+    let remediation = &config.remediation;
     tracing::info!(
         mode = remediation.mode.as_str(),
         max_idle_timeout = remediation.policy.max_idle_timeout,
         ledger = remediation.ledger_table.as_deref().unwrap_or("off"),
         "configured"
     );
-    let handler = Arc::new(Handler::new(config, remediation));
+    let handler = Arc::new(Handler::new(config));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let handler = handler.clone();
         async move {

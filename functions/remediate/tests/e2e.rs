@@ -13,8 +13,7 @@ use std::sync::Arc;
 use aws_sdk_ec2::types::NetworkAclEntry;
 use elbmedic_aws::clients::{CallLimits, Clients};
 use elbmedic_aws::ledger::Ledger;
-use elbmedic_aws::settings::Config;
-use elbmedic_engine::plan::config::RemediationConfig;
+use elbmedic_aws::settings::{Config, Role};
 use elbmedic_engine::plan::message::PlanMessage;
 use elbmedic_engine::plan::Action;
 use elbmedic_engine::snapshot::PortRange;
@@ -416,11 +415,14 @@ async fn an_explicit_deny_is_refused_unless_overridden() {
 
     // By default the plan refuses it, and there is nothing to send.
     let handler = elbmedic_diagnose::Handler::new(
-        Config::from_env(env(&[("REPORT_TOPIC_ARN", &t.reports)])).unwrap(),
-        RemediationConfig::from_env(env(&[
-            ("REMEDIATION_MODE", "auto"),
-            ("REMEDIATION_TOPIC_ARN", &t.plans),
-        ]))
+        Config::from_env(
+            Role::Diagnose,
+            env(&[
+                ("REPORT_TOPIC_ARN", &t.reports),
+                ("REMEDIATION_MODE", "auto"),
+                ("REMEDIATION_TOPIC_ARN", &t.plans),
+            ]),
+        )
         .unwrap(),
     );
     handler

@@ -145,8 +145,8 @@ impl Seen {
         );
         let summary = run_plan(&remediate, &plan, "iam").await;
         assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
-        self.diagnose.extend(diagnose.actions().await);
-        self.remediate.extend(remediate.actions().await);
+        self.diagnose.extend(diagnose.regions.actions().await);
+        self.remediate.extend(remediate.regions.actions().await);
     }
 }
 

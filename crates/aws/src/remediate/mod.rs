@@ -6,14 +6,12 @@
 
 pub mod apply;
 
-use std::time::Duration;
-
 use elbmedic_engine::finding::DurableFix;
 use elbmedic_engine::plan::guardrails::still_needed;
 use elbmedic_engine::plan::message::{Mode, PlanMessage, Request};
 use elbmedic_engine::plan::outcome::{Outcome, OutcomeStatus, PathCheck, Step, StepStatus};
 use elbmedic_engine::plan::review::{review, Review};
-use elbmedic_engine::plan::{Action, Policy};
+use elbmedic_engine::plan::Action;
 use elbmedic_engine::report::remediation::RemediationSection;
 use elbmedic_engine::report::Report;
 use elbmedic_engine::snapshot::{IdleTimeoutRaise, Snapshot};
@@ -21,38 +19,11 @@ use elbmedic_engine::snapshot::{IdleTimeoutRaise, Snapshot};
 use crate::clients::Clients;
 use crate::ledger::{self, AuditRecord, Ledger, LockOutcome};
 use crate::pipeline::snapshot_for;
-
-/// How `remediate` (or the CLI) is configured.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// The applier's own mode: `off` refuses every plan (the kill switch).
-    pub mode: Mode,
-    pub policy: Policy,
-    /// At most one idle-timeout raise per LB per this many seconds (needs the ledger).
-    pub cooldown_seconds: i64,
-    /// Bound on each gather.
-    pub deadline: Duration,
-}
-
-impl Settings {
-    pub fn new(
-        config: &elbmedic_engine::plan::config::RemediationConfig,
-        deadline: Duration,
-    ) -> Self {
-        Self {
-            mode: config.mode,
-            policy: config.policy.clone(),
-            cooldown_seconds: config.cooldown_seconds,
-            deadline,
-        }
-    }
-}
+use crate::settings::Config;
+use elbmedic_engine::plan::config::RemediationConfig;
 
 /// The ledger `LEDGER_TABLE` names, on these clients; `None` when it is off.
-pub fn configured_ledger(
-    clients: &Clients,
-    config: &elbmedic_engine::plan::config::RemediationConfig,
-) -> Option<Ledger> {
+pub fn configured_ledger(clients: &Clients, config: &RemediationConfig) -> Option<Ledger> {
     config
         .ledger_table
         .as_ref()
@@ -84,18 +55,26 @@ fn epoch_now() -> i64 {
 pub async fn remediate(
     clients: &Clients,
     ledger: Option<&Ledger>,
-    settings: &Settings,
+    config: &Config,
     message: &PlanMessage,
     now: i64,
     run_id: &str,
 ) -> Report {
     let plan = &message.plan;
-    let dry_run = settings.mode == Mode::DryRun || message.request == Request::DryRun;
-    let shown_mode = if dry_run { Mode::DryRun } else { settings.mode };
-    if let Some(reason) = mode_refusal(settings.mode, message.request) {
-        let outcome =
-            Outcome::without_steps(&plan.id, settings.mode, OutcomeStatus::Refused, reason);
-        return stopped(clients, settings, message, outcome).await;
+    let dry_run = config.remediation.mode == Mode::DryRun || message.request == Request::DryRun;
+    let shown_mode = if dry_run {
+        Mode::DryRun
+    } else {
+        config.remediation.mode
+    };
+    if let Some(reason) = mode_refusal(config.remediation.mode, message.request) {
+        let outcome = Outcome::without_steps(
+            &plan.id,
+            config.remediation.mode,
+            OutcomeStatus::Refused,
+            reason,
+        );
+        return stopped(clients, config, message, outcome).await;
     }
     let locking = ledger.filter(|_| !dry_run);
     let lock = match locking {
@@ -104,7 +83,7 @@ pub async fn remediate(
             Ok(LockOutcome::Acquired(lock)) => Some(lock),
             Ok(LockOutcome::Held { owner, until }) => {
                 let outcome = Outcome::without_steps(&plan.id, shown_mode, OutcomeStatus::Skipped, format!("skipped: remediation in progress ({owner} holds the lock of {} until {until})", plan.load_balancer.name));
-                return stopped(clients, settings, message, outcome).await;
+                return stopped(clients, config, message, outcome).await;
             }
             Err(error) => {
                 let outcome = Outcome::without_steps(
@@ -116,12 +95,12 @@ pub async fn remediate(
                         ledger.table()
                     ),
                 );
-                return stopped(clients, settings, message, outcome).await;
+                return stopped(clients, config, message, outcome).await;
             }
         },
     };
     let mut report = Box::pin(under_lock(
-        clients, ledger, settings, message, now, dry_run, shown_mode,
+        clients, ledger, config, message, now, dry_run, shown_mode,
     ))
     .await;
     if let (Some(ledger), Some(lock)) = (ledger, &lock) {
@@ -137,13 +116,13 @@ pub async fn remediate(
     report
 }
 
-async fn gather(clients: &Clients, message: &PlanMessage, settings: &Settings) -> Snapshot {
+async fn gather(clients: &Clients, message: &PlanMessage, config: &Config) -> Snapshot {
     Box::pin(snapshot_for(
         clients,
         &message.alarm,
         &message.alarmed,
         epoch_now(),
-        settings.deadline,
+        config.gather_deadline,
         None,
     ))
     .await
@@ -152,11 +131,11 @@ async fn gather(clients: &Clients, message: &PlanMessage, settings: &Settings) -
 /// The report of a run that stops before deciding anything: the state as it is, and why.
 async fn stopped(
     clients: &Clients,
-    settings: &Settings,
+    config: &Config,
     message: &PlanMessage,
     outcome: Outcome,
 ) -> Report {
-    let world = gather(clients, message, settings).await;
+    let world = gather(clients, message, config).await;
     with_outcome(
         Report::diagnosed(&message.alarm, &message.alarmed, &world),
         outcome,
@@ -173,14 +152,14 @@ fn with_outcome(mut report: Report, outcome: Outcome) -> Report {
 async fn under_lock(
     clients: &Clients,
     ledger: Option<&Ledger>,
-    settings: &Settings,
+    config: &Config,
     message: &PlanMessage,
     now: i64,
     dry_run: bool,
     shown_mode: Mode,
 ) -> Report {
     let plan = &message.plan;
-    let before = gather(clients, message, settings).await;
+    let before = gather(clients, message, config).await;
     let mut report = Report::diagnosed(&message.alarm, &message.alarmed, &before);
     if let Some(ledger) = ledger.filter(|_| !dry_run) {
         match ledger.plan_record(&plan.load_balancer, &plan.id).await {
@@ -199,7 +178,13 @@ async fn under_lock(
             }
         }
     }
-    let (needed, in_place) = match review(plan, &message.alarmed, &before, &settings.policy, now) {
+    let (needed, in_place) = match review(
+        plan,
+        &message.alarmed,
+        &before,
+        &config.remediation.policy,
+        now,
+    ) {
         Review::Refused { reason, refusals } => {
             let mut outcome =
                 Outcome::without_steps(&plan.id, shown_mode, OutcomeStatus::Refused, reason);
@@ -220,7 +205,7 @@ async fn under_lock(
         outcome.notes.push("LEDGER_TABLE is not set: no lock, no idle-timeout cooldown and no audit trail. Remediation stays idempotent without it.".into());
     }
     for action in &needed {
-        let step = match cooldown_refusal(ledger, settings, message, action, now).await {
+        let step = match cooldown_refusal(ledger, config, message, action, now).await {
             Some(reason) => Step::new(action, StepStatus::Refused, reason),
             None => {
                 apply::apply(
@@ -228,7 +213,7 @@ async fn under_lock(
                     action,
                     &before,
                     &plan.load_balancer,
-                    &settings.policy,
+                    &config.remediation.policy,
                     dry_run,
                 )
                 .await
@@ -252,7 +237,7 @@ async fn under_lock(
         s.action.kind() == elbmedic_engine::plan::ActionKind::RaiseIdleTimeout
             && s.status == StepStatus::Applied
     }) {
-        outcome.notes.push(format!("ASSUMPTION: MAX_IDLE_TIMEOUT ({} s) is below every backend's keep-alive timeout. If a backend closes idle connections sooner than the new idle timeout, these 504s become 502s: raise the backends' keep-alive above it.", settings.policy.max_idle_timeout));
+        outcome.notes.push(format!("ASSUMPTION: MAX_IDLE_TIMEOUT ({} s) is below every backend's keep-alive timeout. If a backend closes idle connections sooner than the new idle timeout, these 504s become 502s: raise the backends' keep-alive above it.", config.remediation.policy.max_idle_timeout));
     }
     let applied = outcome
         .steps
@@ -272,7 +257,7 @@ async fn under_lock(
         }
     }
     if applied {
-        let after = gather(clients, message, settings).await;
+        let after = gather(clients, message, config).await;
         outcome.verification = verify(&outcome.steps, &after, &message.alarm, &message.alarmed);
         report = Report::diagnosed(&message.alarm, &message.alarmed, &after);
     }
@@ -346,7 +331,7 @@ pub async fn reported(ledger: Option<&Ledger>, report: &Report, message: &PlanMe
 /// At most one idle-timeout raise per LB per cooldown, when the ledger is on.
 async fn cooldown_refusal(
     ledger: Option<&Ledger>,
-    settings: &Settings,
+    config: &Config,
     message: &PlanMessage,
     action: &Action,
     now: i64,
@@ -360,10 +345,10 @@ async fn cooldown_refusal(
         .last_idle_timeout_raise(&target.region, &target.id)
         .await
     {
-        Ok(Some(raise)) if now - raise.at < settings.cooldown_seconds => Some(format!(
+        Ok(Some(raise)) if now - raise.at < config.remediation.cooldown_seconds => Some(format!(
             "the idle timeout was raised {} s ago; COOLDOWN allows one raise per {} s",
             now - raise.at,
-            settings.cooldown_seconds
+            config.remediation.cooldown_seconds
         )),
         Ok(_) => None,
         Err(error) => Some(format!(
@@ -470,63 +455,4 @@ fn durable_fixes(report: &Report, actions: &[Action]) -> Vec<DurableFix> {
         }
     }
     fixes
-}
-
-/// `diagnose`'s side: plans the report's remedies under `config` and puts the plan (and in
-/// approve mode the command that approves it) in the report. Returns the message to send to
-/// the remediation topic in auto and dry-run; the caller sends it with [`send_plan`] only
-/// after the report is out, so a failed report (and Lambda's retry) never sends a plan twice.
-/// Off: nothing.
-pub fn proposal(
-    config: &elbmedic_engine::plan::config::RemediationConfig,
-    alarm: &elbmedic_engine::alarm::Alarm,
-    alarmed: &elbmedic_engine::alarm::LbRef,
-    world: &Snapshot,
-    report: &mut Report,
-    now: i64,
-) -> Option<PlanMessage> {
-    let request = match config.mode {
-        Mode::Off => return None,
-        Mode::DryRun => Request::DryRun,
-        Mode::Approve | Mode::Auto => Request::Apply,
-    };
-    let plan = elbmedic_engine::plan::plan(
-        world,
-        &report.findings,
-        &config.policy,
-        now,
-        alarm.state_change_epoch,
-    );
-    if plan.actions.is_empty() && plan.refused.is_empty() {
-        return None;
-    }
-    let message = PlanMessage::new(request, alarm, alarmed, &plan);
-    let topic = config.topic_arn.as_deref();
-    let to_send = topic.is_some() && config.mode != Mode::Approve && !plan.actions.is_empty();
-    report.remediation = Some(RemediationSection::planned(
-        config.mode,
-        &message,
-        topic,
-        to_send,
-    ));
-    to_send.then_some(message)
-}
-
-/// Sends a plan to the remediation topic; the published message's id.
-pub async fn send_plan(
-    sns: &aws_sdk_sns::Client,
-    topic: &str,
-    message: &PlanMessage,
-) -> Result<String, String> {
-    sns.publish()
-        .topic_arn(topic)
-        .subject(format!(
-            "elbmedic plan {} for {}",
-            message.plan.id, message.plan.load_balancer.name
-        ))
-        .message(message.to_json())
-        .send()
-        .await
-        .map(|out| out.message_id.unwrap_or_default())
-        .map_err(|error| aws_smithy_types::error::display::DisplayErrorContext(&error).to_string())
 }

@@ -274,7 +274,15 @@ pub fn parse_input(bytes: &[u8]) -> Result<Vec<Result<Intake, IntakeError>>, Int
     let text = std::str::from_utf8(bytes).map_err(|e| IntakeError::NotUtf8(e.valid_up_to()))?;
     let text = text.trim_start_matches('\u{feff}');
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| json_error(&e))?;
-    let envelopes = message::envelopes(&value)?;
+    parse_value(&value)
+}
+
+/// As [`parse_input`], for an event already parsed as JSON (the Lambda runtime's payload,
+/// which Lambda bounds at 6 MB).
+pub fn parse_value(
+    value: &serde_json::Value,
+) -> Result<Vec<Result<Intake, IntakeError>>, IntakeError> {
+    let envelopes = message::envelopes(value)?;
     Ok(envelopes
         .into_iter()
         .map(|envelope| envelope.and_then(|e| interpret(&e)))
@@ -349,7 +357,14 @@ fn interpret(envelope: &message::Envelope) -> Result<Intake, IntakeError> {
         alarm_name,
         alarm_arn: raw.alarm_arn.clone(),
         description: raw.alarm_description.clone(),
-        account_id: raw.aws_account_id.clone(),
+        // The AlarmArn names the account too, when an older message lacks AWSAccountId.
+        account_id: raw.aws_account_id.clone().or_else(|| {
+            let arn = raw.alarm_arn.as_deref()?;
+            arn.split(':')
+                .nth(4)
+                .filter(|a| formats::is_account_id(a))
+                .map(str::to_string)
+        }),
         state,
         previous_state: raw.old_state_value.as_deref().and_then(AlarmState::parse),
         reason: raw.new_state_reason.clone(),

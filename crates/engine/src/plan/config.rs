@@ -124,12 +124,6 @@ impl RemediationConfig {
                 ));
             }
         }
-        if matches!(mode, Mode::Approve)
-            && topic_arn.is_none()
-            && get("AWS_LAMBDA_FUNCTION_NAME").is_some()
-        {
-            return Err("REMEDIATION_MODE is approve but REMEDIATION_TOPIC_ARN is not set: the approve command publishes to that topic".into());
-        }
         Ok(Self {
             mode,
             policy,

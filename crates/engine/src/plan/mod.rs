@@ -9,6 +9,7 @@ pub mod config;
 pub mod guardrails;
 pub mod message;
 pub mod outcome;
+pub mod proposal;
 pub mod review;
 
 use std::collections::BTreeSet;

@@ -5,8 +5,7 @@
 
 pub mod policy;
 
-use elbmedic_aws::settings::Config;
-use elbmedic_engine::plan::config::RemediationConfig;
+use elbmedic_aws::settings::{Config, Role};
 use serde_json::{json, Value};
 
 use crate::support::*;
@@ -30,7 +29,7 @@ pub async fn run_plan(handler: &elbmedic_remediate::Handler, plan: &str, run: &s
         .handle(&payload, now(), run)
         .await
         .expect("no failed invocation");
-    policy::assert_granted("RemediateRole", &handler.actions().await);
+    policy::assert_granted("RemediateRole", &handler.regions.actions().await);
     summary
 }
 
@@ -71,10 +70,7 @@ pub fn remediate_handler(
         ("REMEDIATION_TOPIC_ARN", plans.as_str()),
     ];
     all.extend_from_slice(pairs);
-    elbmedic_remediate::Handler::new(
-        Config::from_env(env(&all)).unwrap(),
-        RemediationConfig::from_env(env(&all)).unwrap(),
-    )
+    elbmedic_remediate::Handler::new(Config::from_env(Role::Remediate, env(&all)).unwrap())
 }
 
 /// The `elbmedic-plans` topic of `topics`, in the report topic's region and account.
@@ -91,10 +87,7 @@ pub fn diagnose_handler(t: &Topics, pairs: &[(&str, &str)]) -> elbmedic_diagnose
         ("REMEDIATION_TOPIC_ARN", t.plans.as_str()),
     ];
     all.extend_from_slice(pairs);
-    elbmedic_diagnose::Handler::new(
-        Config::from_env(env(&all)).unwrap(),
-        RemediationConfig::from_env(env(&all)).unwrap(),
-    )
+    elbmedic_diagnose::Handler::new(Config::from_env(Role::Diagnose, env(&all)).unwrap())
 }
 
 /// Runs `event` through `handler` and returns the plan it published.
@@ -109,7 +102,7 @@ pub async fn planned_by(
         .handle(&payload, Some(ACCOUNT), now())
         .await
         .unwrap();
-    policy::assert_granted("DiagnoseRole", &handler.actions().await);
+    policy::assert_granted("DiagnoseRole", &handler.regions.actions().await);
     let _diagnosis = published_report(aws, &t.reports_queue).await;
     published_report(aws, &t.plans_queue).await.to_string()
 }
