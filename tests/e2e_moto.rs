@@ -752,3 +752,58 @@ async fn alb_idle_world(aws: &Aws, now: i64) -> String {
     .await;
     id
 }
+
+/// The CLI and the `diagnose` function share one pipeline: for the same composite alarm, and
+/// the same alarms of another account (metric and composite), they publish the same report.
+#[tokio::test]
+async fn the_cli_and_the_function_publish_the_same_reports() {
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    let (_, child_event) = clb_idle_scenario(&aws, CLB).await;
+    let composite = composite_of(&aws, &child_event).await;
+    // Every account id in the event (the alarm's, its ARN's, the topic's) becomes another.
+    let foreign = |event: &str| event.replace("123456789012", "210987654321");
+    let (topic, queue) = report_topic(&aws).await;
+    let config = Config::from_env(Role::Diagnose, |k| {
+        (k == "REPORT_TOPIC_ARN").then(|| topic.clone())
+    })
+    .unwrap();
+    let function = elbmedic_diagnose::Handler::new(config);
+    let cases = [
+        ("composite", composite.clone(), "cause-found"),
+        ("foreign_metric", foreign(&child_event), "unsupported"),
+        ("foreign_composite", foreign(&composite), "unsupported"),
+    ];
+    for (name, event, verdict) in cases {
+        let path = scratch("same_reports", &format!("{name}.json"), &event);
+        let output = elbmedic(
+            &moto,
+            &[
+                "diagnose",
+                "--event",
+                &path,
+                "--format",
+                "json",
+                "--publish",
+                &topic,
+            ],
+        );
+        assert!(
+            output.status.code().is_some_and(|c| c == 0 || c == 3),
+            "{name}: {output:?}"
+        );
+        let from_cli = published_report(&aws, &queue).await;
+        let payload: serde_json::Value = serde_json::from_str(&event).unwrap();
+        function
+            .handle(&payload, Some("123456789012"), now())
+            .await
+            .unwrap();
+        let from_function = published_report(&aws, &queue).await;
+        assert_eq!(
+            from_cli["verdict"]["status"], verdict,
+            "{name}: {from_cli:#}"
+        );
+        assert_eq!(from_cli, from_function, "{name}");
+    }
+}

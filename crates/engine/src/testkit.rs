@@ -20,3 +20,14 @@ pub fn healthy_clb() -> Snapshot {
     world.metrics.clear();
     world
 }
+
+/// The load balancer of `world` as an alarm names it.
+pub fn alarmed(world: &Snapshot) -> crate::alarm::LbRef {
+    let lb = &world.load_balancer;
+    crate::alarm::LbRef {
+        kind: lb.kind,
+        name: lb.name.clone(),
+        id: lb.id.clone(),
+        target_group: None,
+    }
+}

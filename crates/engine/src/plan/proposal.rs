@@ -99,13 +99,7 @@ mod tests {
         let world = scenario_snapshot(name);
         let alarm = scenario_alarm(name);
         let findings = diagnose(&alarm, &world).findings;
-        let lb = &world.load_balancer;
-        let alarmed = LbRef {
-            kind: lb.kind,
-            name: lb.name.clone(),
-            id: lb.id.clone(),
-            target_group: None,
-        };
+        let alarmed = crate::testkit::alarmed(&world);
         let config = RemediationConfig {
             mode,
             topic_arn: topic.map(str::to_string),

@@ -144,13 +144,7 @@ mod tests {
             1000,
             None,
         );
-        let lb = &world.load_balancer;
-        let alarmed = LbRef {
-            kind: lb.kind,
-            name: lb.name.clone(),
-            id: lb.id.clone(),
-            target_group: None,
-        };
+        let alarmed = crate::testkit::alarmed(&world);
         (world, plan, alarmed)
     }
 

@@ -455,13 +455,7 @@ fn a_timeout_raised_meanwhile_is_never_lowered() {
         panic!("{:?}", planned.actions)
     };
     world.load_balancer.idle_timeout_seconds = Some(to + 300);
-    let lb = &world.load_balancer;
-    let alarmed = crate::alarm::LbRef {
-        kind: lb.kind,
-        name: lb.name.clone(),
-        id: lb.id.clone(),
-        target_group: None,
-    };
+    let alarmed = crate::testkit::alarmed(&world);
     let review::Review::Proceed { needed, in_place } =
         review::review(&planned, &alarmed, &world, &Policy::default(), NOW + 1)
     else {
