@@ -57,20 +57,7 @@ pub struct AuditRecord<'a> {
     pub action_json: &'a str,
 }
 
-/// A plan this ledger saw applied, and whether its outcome report reached the report topic.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlanRecord {
-    pub at: i64,
-    pub published: bool,
-}
-
-/// An applied action as the audit trail holds it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AuditedChange {
-    pub action_json: String,
-    pub before: String,
-    pub after: String,
-}
+pub use elbmedic_engine::plan::reconcile::{AuditedChange, PlanRecord};
 
 fn plan_key(target: &PlanTarget, plan_id: &str) -> String {
     format!("plan#{}#{plan_id}", lb_key(target))

@@ -10,6 +10,7 @@ pub mod guardrails;
 pub mod message;
 pub mod outcome;
 pub mod proposal;
+pub mod reconcile;
 pub mod review;
 
 use std::collections::BTreeSet;

@@ -1,0 +1,528 @@
+//! Every decision `remediate` makes, pure: (plan, fresh snapshot, ledger history, policy) →
+//! what to apply, what is refused and why, and, once applied, the verification of each path.
+//! The AWS side only takes the lock, reads the history, applies, records and publishes, so
+//! the guardrails are tested here without AWS.
+
+use super::config::RemediationConfig;
+use super::guardrails::still_needed;
+use super::message::{Mode, PlanMessage, Request};
+use super::outcome::{rollback, Outcome, OutcomeStatus, PathCheck, Step, StepStatus};
+use super::review::{review, Review};
+use super::{Action, ActionKind, Policy};
+use crate::alarm::{Alarm, LbRef};
+use crate::finding::{DurableFix, Finding};
+use crate::snapshot::{IdleTimeoutRaise, Snapshot};
+
+/// A plan the ledger saw applied, and whether its outcome report reached the report topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanRecord {
+    pub at: i64,
+    pub published: bool,
+}
+
+/// An applied action as the audit trail holds it (the action as JSON, so an outcome can be
+/// rendered again from the ledger).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditedChange {
+    pub action_json: String,
+    pub before: String,
+    pub after: String,
+}
+
+/// What elbmedic's ledger says, read under the lock; an `Err` is a read that failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History {
+    /// This plan, if an earlier run applied it.
+    pub plan: Result<Option<PlanRecord>, String>,
+    /// The load balancer's last idle-timeout raise, for the cooldown; read only when the
+    /// plan raises the idle timeout.
+    pub last_raise: Result<Option<IdleTimeoutRaise>, String>,
+    /// The ledger's table, for the messages.
+    pub table: String,
+}
+
+/// How a run goes on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Nothing is applied; the outcome says why.
+    Stop(Outcome),
+    /// An earlier run applied this plan and its outcome never reached the topic: render that
+    /// outcome again from the audit trail ([`resent`]); nothing is changed now.
+    Resend,
+    /// Apply `apply`, in order; `outcome` already holds what is in place, what the cooldown
+    /// refused, what the plan left out, the durable fixes and the notes.
+    Proceed {
+        outcome: Outcome,
+        apply: Vec<Action>,
+    },
+}
+
+/// Whether the run is a dry run, whatever the plan asked: the applier's mode wins.
+pub fn is_dry_run(mode: Mode, request: Request) -> bool {
+    mode == Mode::DryRun || request == Request::DryRun
+}
+
+/// The mode the outcome is reported in.
+pub fn shown_mode(mode: Mode, request: Request) -> Mode {
+    if is_dry_run(mode, request) {
+        Mode::DryRun
+    } else {
+        mode
+    }
+}
+
+/// Why the applier's own mode refuses a request before anything is read, if it does.
+pub fn admit(message: &PlanMessage, mode: Mode) -> Option<Outcome> {
+    let reason = match (mode, message.request) {
+        (Mode::Off, _) => "REMEDIATION_MODE is off for remediate: it refuses every plan (the kill switch)",
+        (Mode::Approve, Request::Apply) => "remediate runs in approve mode: a plan is applied only once approved with the command in the diagnosis report",
+        _ => return None,
+    };
+    Some(Outcome::without_steps(
+        &message.plan.id,
+        mode,
+        OutcomeStatus::Refused,
+        reason,
+    ))
+}
+
+/// Another run holds the load balancer's lock: this one skips.
+pub fn lock_held(message: &PlanMessage, mode: Mode, owner: &str, until: i64) -> Outcome {
+    let plan = &message.plan;
+    Outcome::without_steps(
+        &plan.id,
+        shown_mode(mode, message.request),
+        OutcomeStatus::Skipped,
+        format!(
+            "skipped: remediation in progress ({owner} holds the lock of {} until {until})",
+            plan.load_balancer.name
+        ),
+    )
+}
+
+/// The lock could not be taken: nothing is applied without it.
+pub fn lock_failed(message: &PlanMessage, mode: Mode, table: &str, error: &str) -> Outcome {
+    Outcome::without_steps(
+        &message.plan.id,
+        shown_mode(mode, message.request),
+        OutcomeStatus::Refused,
+        format!("the ledger {table} could not be locked ({error}); nothing was applied"),
+    )
+}
+
+/// Decides a run from the state gathered under the lock. `history` is `None` without a
+/// ledger (or in a dry run, which does not lock); `findings` are the fresh diagnosis's.
+pub fn reconcile(
+    message: &PlanMessage,
+    before: &Snapshot,
+    findings: &[Finding],
+    history: Option<&History>,
+    config: &RemediationConfig,
+    now: i64,
+) -> Decision {
+    let plan = &message.plan;
+    let mode = shown_mode(config.mode, message.request);
+    let stop = |reason: String| {
+        Decision::Stop(Outcome::without_steps(
+            &plan.id,
+            mode,
+            OutcomeStatus::Refused,
+            reason,
+        ))
+    };
+    if let Some(history) = history {
+        match &history.plan {
+            Ok(None) => {}
+            Ok(Some(record)) if record.published => {
+                return stop(format!("plan {} was applied at {} and its outcome reported; a replay of an applied plan is refused (a new alarm makes a new plan)", plan.id, record.at));
+            }
+            Ok(Some(_)) => return Decision::Resend,
+            Err(error) => {
+                return stop(format!("the ledger {} could not tell whether plan {} was applied already ({error}); nothing was applied", history.table, plan.id));
+            }
+        }
+    }
+    let (needed, in_place) = match review(plan, &message.alarmed, before, &config.policy, now) {
+        Review::Refused { reason, refusals } => {
+            let mut outcome =
+                Outcome::without_steps(&plan.id, mode, OutcomeStatus::Refused, reason);
+            outcome.refused = refusals;
+            return Decision::Stop(outcome);
+        }
+        Review::Proceed { needed, in_place } => (needed, in_place),
+    };
+    let mut outcome = Outcome::without_steps(&plan.id, mode, OutcomeStatus::NothingToDo, "");
+    // What the policy left out when the plan was made: the report says so again.
+    outcome.refused = plan.refused.clone();
+    outcome.durable = durable_fixes(findings, &plan.actions);
+    outcome.steps = in_place
+        .iter()
+        .map(|a| Step::new(a, StepStatus::InPlace, "already in place: nothing to do"))
+        .collect();
+    if history.is_none() && mode != Mode::DryRun {
+        outcome.notes.push("LEDGER_TABLE is not set: no lock, no idle-timeout cooldown and no audit trail. Remediation stays idempotent without it.".into());
+    }
+    let mut apply = Vec::new();
+    for action in needed {
+        match history.and_then(|h| cooldown_refusal(h, &action, config.cooldown_seconds, now)) {
+            Some(reason) => outcome
+                .steps
+                .push(Step::new(&action, StepStatus::Refused, reason)),
+            None => apply.push(action),
+        }
+    }
+    Decision::Proceed { outcome, apply }
+}
+
+/// At most one idle-timeout raise per load balancer per cooldown.
+fn cooldown_refusal(history: &History, action: &Action, cooldown: i64, now: i64) -> Option<String> {
+    if !matches!(action, Action::RaiseIdleTimeout { .. }) {
+        return None;
+    }
+    match &history.last_raise {
+        Ok(Some(raise)) if now.saturating_sub(raise.at) < cooldown => Some(format!(
+            "the idle timeout was raised {} s ago; COOLDOWN allows one raise per {cooldown} s",
+            now.saturating_sub(raise.at)
+        )),
+        Ok(_) => None,
+        Err(error) => Some(format!(
+            "the cooldown could not be read from {} ({error})",
+            history.table
+        )),
+    }
+}
+
+/// Whether the plan needs the cooldown read from the ledger.
+pub fn needs_cooldown(message: &PlanMessage) -> bool {
+    message
+        .plan
+        .actions
+        .iter()
+        .any(|a| a.kind() == ActionKind::RaiseIdleTimeout)
+}
+
+/// Closes an outcome once its steps ran: the status and headline, and the assumption a raise
+/// rests on.
+pub fn finish(outcome: &mut Outcome, lb_name: &str, policy: &Policy) {
+    outcome.settle(lb_name);
+    let raised = outcome.steps.iter().any(|s| {
+        s.action.kind() == ActionKind::RaiseIdleTimeout && s.status == StepStatus::Applied
+    });
+    if raised {
+        outcome.notes.push(format!("ASSUMPTION: MAX_IDLE_TIMEOUT ({} s) is below every backend's keep-alive timeout. If a backend closes idle connections sooner than the new idle timeout, these 504s become 502s: raise the backends' keep-alive above it.", policy.max_idle_timeout));
+    }
+}
+
+/// Whether anything was changed: then the plan is recorded and the state read again.
+pub fn applied_any(outcome: &Outcome) -> bool {
+    outcome
+        .steps
+        .iter()
+        .any(|s| s.status == StepStatus::Applied)
+}
+
+/// The outcome of a plan an earlier run applied, rendered again from the audit trail (or,
+/// when it could not be read, from nothing but the note) and checked against `now_world`.
+pub fn resent(
+    message: &PlanMessage,
+    mode: Mode,
+    changes: Result<Vec<AuditedChange>, String>,
+    now_world: &Snapshot,
+) -> Outcome {
+    let plan = &message.plan;
+    let mut outcome = Outcome::without_steps(&plan.id, mode, OutcomeStatus::NothingToDo, "");
+    match changes {
+        Ok(changes) => {
+            for change in changes {
+                // An entry that does not read back as an action was not written by elbmedic.
+                let Ok(action) = serde_json::from_str::<Action>(&change.action_json) else {
+                    continue;
+                };
+                let mut step = Step::new(
+                    &action,
+                    StepStatus::Applied,
+                    "applied by an earlier run of this plan",
+                );
+                step.before = Some(change.before);
+                step.after = Some(change.after);
+                step.rollback = Some(rollback(&action, &plan.load_balancer));
+                outcome.steps.push(step);
+            }
+        }
+        Err(error) => outcome.notes.push(format!(
+            "the audit trail could not be read ({error}), so the changes are not listed"
+        )),
+    }
+    outcome.settle(&plan.load_balancer.name);
+    outcome.notes.push(format!("This outcome is sent again: plan {} was applied by an earlier run, whose report could not be published. Nothing was changed now.", plan.id));
+    outcome.verification = verify(&outcome.steps, now_world, &message.alarm, &message.alarmed);
+    outcome
+}
+
+/// Each changed path, checked against the state read after the changes: open, still blocked
+/// by this, or open here but blocked by something else.
+pub fn verify(steps: &[Step], after: &Snapshot, alarm: &Alarm, alarmed: &LbRef) -> Vec<PathCheck> {
+    let diagnosis = crate::diagnosis::diagnose(alarm, after);
+    steps
+        .iter()
+        .filter(|s| matches!(s.status, StepStatus::Applied | StepStatus::InPlace))
+        .map(|step| {
+            let open = !still_needed(&step.action, after);
+            let resource = match &step.action {
+                Action::AllowNaclEntry { nacl_id, .. } => nacl_id.as_str(),
+                Action::AllowSgIngress { group_id, .. } => group_id.as_str(),
+                Action::RaiseIdleTimeout { .. } => alarmed.name.as_str(),
+            };
+            let blocker = diagnosis
+                .findings
+                .iter()
+                .filter(|f| f.code.is_cause() && !f.remedies.is_empty())
+                .find(|f| f.resources.iter().any(|r| r == resource));
+            let detail = match (open, blocker) {
+                (true, None) => "open: the re-evaluation finds nothing blocking it".to_string(),
+                (true, Some(f)) => format!(
+                    "this change is in place, but something else still blocks: {}",
+                    f.title
+                ),
+                (false, Some(f)) => format!("still blocked: {}", f.title),
+                (false, None) => {
+                    "the change is not visible in the state read again (it may not be applied yet)"
+                        .to_string()
+                }
+            };
+            PathCheck {
+                action: step.description.clone(),
+                open: open && blocker.is_none(),
+                detail,
+            }
+        })
+        .collect()
+}
+
+/// The Kubernetes changes that keep what the plan changes, from the findings that proposed it.
+fn durable_fixes(findings: &[Finding], actions: &[Action]) -> Vec<DurableFix> {
+    let mut fixes: Vec<DurableFix> = Vec::new();
+    for finding in findings {
+        if !finding.remedies.iter().any(|r| actions.contains(r)) {
+            continue;
+        }
+        if let Some(durable) = &finding.fix.durable {
+            if !fixes.contains(durable) {
+                fixes.push(durable.clone());
+            }
+        }
+    }
+    fixes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnosis::diagnose;
+    use crate::rules::testing::scenario_alarm;
+    use crate::testkit::{alarmed, scenario_snapshot};
+
+    const NOW: i64 = 1_795_457_000;
+
+    /// The plan diagnose would send for scenario `name`, and the world it was made from.
+    fn planned(name: &str, request: Request) -> (PlanMessage, Snapshot, Vec<Finding>) {
+        let world = scenario_snapshot(name);
+        let alarm = scenario_alarm(name);
+        let findings = diagnose(&alarm, &world).findings;
+        let plan = super::super::plan(&world, &findings, &Policy::default(), NOW, None);
+        assert!(!plan.actions.is_empty(), "{name}: {plan:?}");
+        let message = PlanMessage::new(request, &alarm, &alarmed(&world), &plan);
+        (message, world, findings)
+    }
+
+    fn auto() -> RemediationConfig {
+        RemediationConfig {
+            mode: Mode::Auto,
+            ..RemediationConfig::default()
+        }
+    }
+
+    fn history(plan: Result<Option<PlanRecord>, String>) -> History {
+        History {
+            plan,
+            last_raise: Ok(None),
+            table: "ledger".into(),
+        }
+    }
+
+    fn refusal(decision: &Decision) -> &str {
+        match decision {
+            Decision::Stop(outcome) => &outcome.headline,
+            other => panic!("not stopped: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_kill_switch_and_approve_mode_refuse_before_anything_is_read() {
+        let (apply, ..) = planned("alb-idle-timeout", Request::Apply);
+        let (dry, ..) = planned("alb-idle-timeout", Request::DryRun);
+        assert!(admit(&apply, Mode::Off)
+            .unwrap()
+            .headline
+            .contains("kill switch"));
+        assert!(admit(&dry, Mode::Off).is_some());
+        assert!(admit(&apply, Mode::Approve)
+            .unwrap()
+            .headline
+            .contains("approve mode"));
+        assert_eq!(admit(&dry, Mode::Approve), None);
+        assert_eq!(admit(&apply, Mode::Auto), None);
+        assert_eq!(shown_mode(Mode::Auto, Request::DryRun), Mode::DryRun);
+    }
+
+    #[test]
+    fn a_fresh_plan_applies_what_is_needed_and_without_a_ledger_says_so() {
+        let (message, world, findings) = planned("nacl-ephemeral-node-subnets", Request::Apply);
+        let Decision::Proceed { outcome, apply } =
+            reconcile(&message, &world, &findings, None, &auto(), NOW + 1)
+        else {
+            panic!("stopped")
+        };
+        assert_eq!(apply, message.plan.actions);
+        assert!(outcome.steps.is_empty());
+        assert!(outcome
+            .notes
+            .iter()
+            .any(|n| n.contains("LEDGER_TABLE is not set")));
+        let with_ledger = history(Ok(None));
+        let Decision::Proceed { outcome, .. } = reconcile(
+            &message,
+            &world,
+            &findings,
+            Some(&with_ledger),
+            &auto(),
+            NOW + 1,
+        ) else {
+            panic!("stopped")
+        };
+        assert!(outcome.notes.is_empty(), "{:?}", outcome.notes);
+    }
+
+    #[test]
+    fn the_ledger_refuses_a_replay_resends_an_unreported_plan_and_fails_closed() {
+        let (message, world, findings) = planned("alb-idle-timeout", Request::Apply);
+        let decide =
+            |h: History| reconcile(&message, &world, &findings, Some(&h), &auto(), NOW + 1);
+        let replay = decide(history(Ok(Some(PlanRecord {
+            at: NOW,
+            published: true,
+        }))));
+        assert!(refusal(&replay).contains("a replay of an applied plan is refused"));
+        let unreported = decide(history(Ok(Some(PlanRecord {
+            at: NOW,
+            published: false,
+        }))));
+        assert_eq!(unreported, Decision::Resend);
+        let unreadable = decide(history(Err("throttled".into())));
+        assert!(refusal(&unreadable).contains("could not tell whether plan"));
+    }
+
+    #[test]
+    fn the_cooldown_refuses_a_second_raise_and_an_unreadable_cooldown_too() {
+        let (message, world, findings) = planned("alb-idle-timeout", Request::Apply);
+        assert!(needs_cooldown(&message));
+        let config = RemediationConfig {
+            cooldown_seconds: 3600,
+            ..auto()
+        };
+        let raised = |at| History {
+            last_raise: Ok(Some(IdleTimeoutRaise {
+                at,
+                from_seconds: Some(60),
+                to_seconds: Some(120),
+                plan_id: None,
+            })),
+            ..history(Ok(None))
+        };
+        let decide =
+            |h: History| reconcile(&message, &world, &findings, Some(&h), &config, NOW + 1);
+        let Decision::Proceed { outcome, apply } = decide(raised(NOW - 600)) else {
+            panic!("stopped")
+        };
+        assert!(apply.is_empty());
+        assert_eq!(outcome.steps[0].status, StepStatus::Refused);
+        assert!(
+            outcome.steps[0].detail.contains("raised 601 s ago"),
+            "{:?}",
+            outcome.steps
+        );
+        let Decision::Proceed { apply, .. } = decide(raised(NOW - 7200)) else {
+            panic!("stopped")
+        };
+        assert_eq!(apply, message.plan.actions);
+        let unreadable = History {
+            last_raise: Err("denied".into()),
+            ..history(Ok(None))
+        };
+        let Decision::Proceed { outcome, apply } = decide(unreadable) else {
+            panic!("stopped")
+        };
+        assert!(apply.is_empty() && outcome.steps[0].detail.contains("could not be read"));
+    }
+
+    #[test]
+    fn what_is_in_place_is_not_applied_again_and_verifies_open() {
+        let (message, mut world, findings) = planned("alb-idle-timeout", Request::Apply);
+        let [Action::RaiseIdleTimeout { to, .. }] = message.plan.actions.as_slice() else {
+            panic!("{:?}", message.plan.actions)
+        };
+        world.load_balancer.idle_timeout_seconds = Some(*to);
+        let Decision::Proceed { outcome, apply } =
+            reconcile(&message, &world, &findings, None, &auto(), NOW + 1)
+        else {
+            panic!("stopped")
+        };
+        assert!(apply.is_empty());
+        assert_eq!(outcome.steps[0].status, StepStatus::InPlace);
+        let checks = verify(&outcome.steps, &world, &message.alarm, &message.alarmed);
+        assert_eq!(checks.len(), 1);
+        assert!(
+            checks[0].detail.contains("in place") || checks[0].open,
+            "{checks:?}"
+        );
+    }
+
+    #[test]
+    fn a_forged_plan_is_stopped_whole_by_the_review() {
+        let (mut message, world, findings) = planned("nacl-ephemeral-node-subnets", Request::Apply);
+        if let Some(Action::AllowNaclEntry { cidr, .. }) = message.plan.actions.first_mut() {
+            *cidr = "0.0.0.0/0".parse().unwrap();
+        }
+        let decision = reconcile(&message, &world, &findings, None, &auto(), NOW + 1);
+        let Decision::Stop(outcome) = &decision else {
+            panic!("{decision:?}")
+        };
+        assert_eq!(outcome.status, OutcomeStatus::Refused);
+        assert!(!outcome.refused.is_empty());
+    }
+
+    #[test]
+    fn a_resent_outcome_lists_only_what_reads_back_as_an_action() {
+        let (message, world, _) = planned("alb-idle-timeout", Request::Apply);
+        let action = serde_json::to_string(&message.plan.actions[0]).unwrap();
+        let changes = vec![
+            AuditedChange {
+                action_json: action,
+                before: "60".into(),
+                after: "120".into(),
+            },
+            AuditedChange {
+                action_json: "{\"kind\":\"rm -rf\"}".into(),
+                before: String::new(),
+                after: String::new(),
+            },
+        ];
+        let outcome = resent(&message, Mode::Auto, Ok(changes), &world);
+        assert_eq!(outcome.steps.len(), 1);
+        assert_eq!(outcome.steps[0].after.as_deref(), Some("120"));
+        assert!(outcome.notes.iter().any(|n| n.contains("sent again")));
+        let unread = resent(&message, Mode::Auto, Err("denied".into()), &world);
+        assert!(unread.steps.is_empty());
+        assert!(unread.notes[0].contains("audit trail could not be read"));
+    }
+}
