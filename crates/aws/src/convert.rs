@@ -3,9 +3,12 @@
 use std::collections::BTreeMap;
 
 use elbmedic_engine::snapshot::{
-    HealthCheck, Interface, NaclEntry, NetworkAcl, PortRange, SecurityGroup, SgRule, Subnet,
-    TargetHealth,
+    HealthCheck, Interface, Listener, LoadBalancer, NaclEntry, NetworkAcl, Placement, PortRange,
+    SecurityGroup, SgRule, Subnet, Target, TargetGroup, TargetHealth, DEFAULT_IDLE_TIMEOUT,
 };
+
+use aws_sdk_elasticloadbalancing::types as elb;
+use aws_sdk_elasticloadbalancingv2::types as elbv2;
 
 /// A tag of any of the SDKs, as (key, value); `None` for one without a key.
 pub trait SdkTag {
@@ -261,6 +264,144 @@ pub fn classic_health(s: &aws_sdk_elasticloadbalancing::types::InstanceState) ->
             .filter(|d| !d.is_empty() && *d != "N/A")
             .map(str::to_string),
     }
+}
+
+/// Where a load balancer sits, as either ELB API describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Described {
+    pub arn: Option<String>,
+    pub dns_name: Option<String>,
+    pub scheme: Option<String>,
+    pub vpc_id: String,
+    pub subnets: Vec<String>,
+    pub security_groups: Vec<String>,
+}
+
+impl Described {
+    pub fn apply(self, lb: &mut LoadBalancer) {
+        lb.arn = self.arn.or(lb.arn.take());
+        lb.dns_name = self.dns_name;
+        lb.scheme = self.scheme;
+        lb.vpc_id = self.vpc_id;
+        lb.subnets = self.subnets;
+        lb.security_groups = self.security_groups;
+    }
+}
+
+pub fn alb_described(lb: &elbv2::LoadBalancer) -> Described {
+    Described {
+        arn: lb.load_balancer_arn().map(str::to_string),
+        dns_name: lb.dns_name().map(str::to_string),
+        scheme: lb.scheme().map(|s| s.as_str().to_string()),
+        vpc_id: lb.vpc_id().unwrap_or_default().to_string(),
+        subnets: lb
+            .availability_zones()
+            .iter()
+            .filter_map(|z| z.subnet_id().map(str::to_string))
+            .collect(),
+        security_groups: lb.security_groups().to_vec(),
+    }
+}
+
+pub fn classic_described(d: &elb::LoadBalancerDescription) -> Described {
+    Described {
+        arn: None,
+        dns_name: d.dns_name().map(str::to_string),
+        scheme: d.scheme().map(str::to_string),
+        vpc_id: d.vpc_id().unwrap_or_default().to_string(),
+        subnets: d.subnets().to_vec(),
+        security_groups: d.security_groups().to_vec(),
+    }
+}
+
+/// The ALB's idle timeout; unset means the AWS default (moto reports it only once set).
+pub fn alb_idle_timeout(attributes: &[elbv2::LoadBalancerAttribute]) -> u32 {
+    attributes
+        .iter()
+        .find(|a| a.key() == Some("idle_timeout.timeout_seconds"))
+        .and_then(|a| a.value())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_IDLE_TIMEOUT)
+}
+
+/// The Classic LB's idle timeout (the default when unset) and cross-zone balancing.
+pub fn classic_attributes(attributes: Option<&elb::LoadBalancerAttributes>) -> (u32, Option<bool>) {
+    let idle = attributes
+        .and_then(|a| a.connection_settings())
+        .and_then(|c| u32::try_from(c.idle_timeout()).ok())
+        .unwrap_or(DEFAULT_IDLE_TIMEOUT);
+    let cross_zone = attributes
+        .and_then(|a| a.cross_zone_load_balancing())
+        .map(|c| c.enabled());
+    (idle, cross_zone)
+}
+
+pub fn alb_listener(l: &elbv2::Listener) -> Listener {
+    Listener {
+        protocol: l
+            .protocol()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default(),
+        port: port(l.port()).unwrap_or(0),
+        instance_port: None,
+        instance_protocol: None,
+    }
+}
+
+pub fn classic_listener(l: &elb::Listener) -> Listener {
+    Listener {
+        protocol: l.protocol().to_string(),
+        port: port(Some(l.load_balancer_port())).unwrap_or(0),
+        instance_port: port(Some(l.instance_port())),
+        instance_protocol: l.instance_protocol().map(str::to_string),
+    }
+}
+
+/// A target group as described, before its health and attributes are read.
+pub fn alb_target_group(group: &elbv2::TargetGroup) -> TargetGroup {
+    let seconds = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok());
+    TargetGroup {
+        name: group.target_group_name().unwrap_or_default().to_string(),
+        arn: group.target_group_arn().map(str::to_string),
+        target_type: group
+            .target_type()
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_else(|| "instance".into()),
+        protocol: group.protocol().map(|p| p.as_str().to_string()),
+        port: port(group.port()),
+        health_check: Some(HealthCheck {
+            protocol: group
+                .health_check_protocol()
+                .map(|p| p.as_str().to_string()),
+            port: group.health_check_port().map(str::to_string),
+            path: group.health_check_path().map(str::to_string),
+            timeout_seconds: seconds(group.health_check_timeout_seconds()),
+            interval_seconds: seconds(group.health_check_interval_seconds()),
+        }),
+        deregistration_delay_seconds: None,
+        tags: BTreeMap::new(),
+        targets: Vec::new(),
+    }
+}
+
+pub fn deregistration_delay(attributes: &[elbv2::TargetGroupAttribute]) -> Option<u32> {
+    attributes
+        .iter()
+        .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
+        .and_then(|a| a.value())
+        .and_then(|v| v.parse().ok())
+}
+
+/// A registered target and its health; the group's port when the target names none.
+pub fn alb_target(d: &elbv2::TargetHealthDescription, group_port: Option<u16>) -> Option<Target> {
+    let target = d.target()?;
+    Some(Target {
+        id: target.id()?.to_string(),
+        port: port(target.port()).or(group_port).unwrap_or(0),
+        availability_zone: target.availability_zone().map(str::to_string),
+        health: alb_health(d.target_health()),
+        placement: Placement::Unobserved,
+    })
 }
 
 #[cfg(test)]

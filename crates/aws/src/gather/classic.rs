@@ -1,137 +1,140 @@
-//! A Classic LB: round 1 the load balancer, its attributes, tags and instance health; round 2
+//! A Classic LB, one function per round, each returning typed pieces applied to the snapshot
+//! in one place: round 1 the load balancer, its attributes, tags and instance health; round 2
 //! the instances and the VPC; round 3 prefix lists, only if rules name any. (Metrics are a
 //! leaf of the whole gather: see `gather::gather`.)
 
 use std::collections::BTreeMap;
 
 use elbmedic_engine::snapshot::{
-    GapFact, Listener, Placement, Snapshot, Target, TargetGroup, TargetHealth, DEFAULT_IDLE_TIMEOUT,
+    Gap, GapFact, HealthCheck, Listener, Placement, Snapshot, Target, TargetGroup, TargetHealth,
 };
 use tokio::time::Instant;
 
-use super::{all_pages, bounded, not_found, settle, targets, vpc};
+use super::{all_pages, bounded, not_found, settle, targets, vpc, Piece};
 use crate::clients::Clients;
-use crate::convert;
+use crate::convert::{self, Described};
 
-pub async fn gather(clients: &Clients, deadline: Instant, world: &mut Snapshot) {
-    let name = world.load_balancer.name.clone();
-    let named = Some(name.as_str());
+/// What round 1 learns, converted.
+struct RoundOne {
+    described: Described,
+    listeners: Vec<Listener>,
+    instance_ids: Vec<String>,
+    health_check: Option<HealthCheck>,
+    /// The idle timeout and cross-zone balancing.
+    attributes: Piece<(u32, Option<bool>)>,
+    tags: Piece<BTreeMap<String, String>>,
+    /// Each registered instance's state.
+    states: Piece<BTreeMap<String, TargetHealth>>,
+}
+
+/// Round 1: everything read by the load balancer's name, at once.
+async fn round_one(clients: &Clients, deadline: Instant, name: &str) -> Result<RoundOne, Gap> {
+    let named = Some(name);
     let elb = &clients.elb;
     let (described, attributes, tags, health) = tokio::join!(
         bounded(deadline, async {
             all_pages!(elb
                 .describe_load_balancers()
-                .load_balancer_names(&name)
+                .load_balancer_names(name)
                 .into_paginator())
         }),
         bounded(
             deadline,
             elb.describe_load_balancer_attributes()
-                .load_balancer_name(&name)
+                .load_balancer_name(name)
                 .send()
         ),
         bounded(
             deadline,
-            elb.describe_tags().load_balancer_names(&name).send()
+            elb.describe_tags().load_balancer_names(name).send()
         ),
         bounded(
             deadline,
             elb.describe_instance_health()
-                .load_balancer_name(&name)
+                .load_balancer_name(name)
                 .send()
         ),
     );
-    let description = match settle(described, GapFact::LoadBalancer, named) {
-        Err(gap) => return world.gaps.push(gap),
-        Ok(pages) => match pages
-            .iter()
-            .flat_map(|p| p.load_balancer_descriptions())
-            .next()
-            .cloned()
-        {
-            Some(description) => description,
-            None => return world.gaps.push(not_found(&name)),
-        },
-    };
-    let lb = &mut world.load_balancer;
-    lb.dns_name = description.dns_name().map(str::to_string);
-    lb.scheme = description.scheme().map(str::to_string);
-    lb.vpc_id = description.vpc_id().unwrap_or_default().to_string();
-    lb.subnets = description.subnets().to_vec();
-    lb.security_groups = description.security_groups().to_vec();
-    lb.listeners = description
-        .listener_descriptions()
+    let pages = settle(described, GapFact::LoadBalancer, named)?;
+    let description = pages
         .iter()
-        .filter_map(|d| d.listener())
-        .map(|l| Listener {
-            protocol: l.protocol().to_string(),
-            port: convert::port(Some(l.load_balancer_port())).unwrap_or(0),
-            instance_port: convert::port(Some(l.instance_port())),
-            instance_protocol: l.instance_protocol().map(str::to_string),
-        })
-        .collect();
-    match settle(attributes, GapFact::LbAttributes, named) {
-        Err(gap) => world.gaps.push(gap),
-        Ok(out) => {
-            let attributes = out.load_balancer_attributes();
-            world.load_balancer.idle_timeout_seconds = attributes
-                .and_then(|a| a.connection_settings())
-                .and_then(|c| u32::try_from(c.idle_timeout()).ok())
-                .or(Some(DEFAULT_IDLE_TIMEOUT));
-            world.load_balancer.cross_zone = attributes
-                .and_then(|a| a.cross_zone_load_balancing())
-                .map(|c| c.enabled());
-        }
-    }
-    match settle(tags, GapFact::LoadBalancer, Some("tags")) {
-        Err(gap) => world.gaps.push(gap),
-        Ok(out) => {
-            world.load_balancer.tags =
-                convert::tags(out.tag_descriptions().iter().flat_map(|d| d.tags()))
-        }
-    }
-    let states: BTreeMap<String, TargetHealth> = match settle(health, GapFact::TargetHealth, named)
-    {
-        Err(gap) => {
-            world.gaps.push(gap);
-            BTreeMap::new()
-        }
-        Ok(out) => out
-            .instance_states()
+        .flat_map(|p| p.load_balancer_descriptions())
+        .next()
+        .ok_or_else(|| not_found(name))?;
+    Ok(RoundOne {
+        described: convert::classic_described(description),
+        listeners: description
+            .listener_descriptions()
             .iter()
-            .filter_map(|s| Some((s.instance_id()?.to_string(), convert::classic_health(s))))
+            .filter_map(|d| d.listener())
+            .map(convert::classic_listener)
             .collect(),
-    };
+        instance_ids: description
+            .instances()
+            .iter()
+            .filter_map(|i| i.instance_id().map(str::to_string))
+            .collect(),
+        health_check: description
+            .health_check()
+            .map(convert::classic_health_check),
+        attributes: settle(attributes, GapFact::LbAttributes, named)
+            .map(|out| convert::classic_attributes(out.load_balancer_attributes())),
+        tags: settle(tags, GapFact::LoadBalancer, Some("tags"))
+            .map(|out| convert::tags(out.tag_descriptions().iter().flat_map(|d| d.tags()))),
+        states: settle(health, GapFact::TargetHealth, named).map(|out| {
+            out.instance_states()
+                .iter()
+                .filter_map(|s| Some((s.instance_id()?.to_string(), convert::classic_health(s))))
+                .collect()
+        }),
+    })
+}
+
+/// Puts round 1's pieces into the snapshot: the load balancer, and its instances as the one
+/// target group a Classic LB has.
+fn apply_round_one(world: &mut Snapshot, first: RoundOne) {
+    let lb = &mut world.load_balancer;
+    first.described.apply(lb);
+    lb.listeners = first.listeners;
+    match first.attributes {
+        Ok((idle, cross_zone)) => {
+            lb.idle_timeout_seconds = Some(idle);
+            lb.cross_zone = cross_zone;
+        }
+        Err(gap) => world.gaps.push(gap),
+    }
+    match first.tags {
+        Ok(tags) => lb.tags = tags,
+        Err(gap) => world.gaps.push(gap),
+    }
+    let states = first.states.unwrap_or_else(|gap| {
+        world.gaps.push(gap);
+        BTreeMap::new()
+    });
     // The instance port: the first HTTP(S) listener's, else the first listener's.
-    let listeners = &world.load_balancer.listeners;
+    let listeners = &lb.listeners;
     let instance_port = listeners
         .iter()
         .find(|l| l.protocol.to_ascii_uppercase().starts_with("HTTP"))
         .or(listeners.first())
         .and_then(|l| l.instance_port)
         .unwrap_or(80);
-    let instance_ids: Vec<String> = description
-        .instances()
-        .iter()
-        .filter_map(|i| i.instance_id().map(str::to_string))
-        .collect();
     let unknown = || TargetHealth {
         state: "unknown".into(),
         reason: None,
         description: None,
     };
     world.target_groups = vec![TargetGroup {
-        name: name.clone(),
+        name: lb.name.clone(),
         arn: None,
         target_type: "instance".into(),
         protocol: listeners.first().and_then(|l| l.instance_protocol.clone()),
         port: Some(instance_port),
-        health_check: description
-            .health_check()
-            .map(convert::classic_health_check),
+        health_check: first.health_check,
         deregistration_delay_seconds: None,
         tags: BTreeMap::new(),
-        targets: instance_ids
+        targets: first
+            .instance_ids
             .iter()
             .map(|id| Target {
                 id: id.clone(),
@@ -142,6 +145,16 @@ pub async fn gather(clients: &Clients, deadline: Instant, world: &mut Snapshot) 
             })
             .collect(),
     }];
+}
+
+pub async fn gather(clients: &Clients, deadline: Instant, world: &mut Snapshot) {
+    let name = world.load_balancer.name.clone();
+    let first = match round_one(clients, deadline, &name).await {
+        Ok(first) => first,
+        Err(gap) => return world.gaps.push(gap),
+    };
+    let instance_ids = first.instance_ids.clone();
+    apply_round_one(world, first);
 
     // Round 2: everything that needs only the VPC, the instance ids or the cluster name.
     let vpc_id = world.load_balancer.vpc_id.clone();
@@ -158,5 +171,6 @@ pub async fn gather(clients: &Clients, deadline: Instant, world: &mut Snapshot) 
     targets::apply(world, "instance", instances, Placement::Unobserved);
     world.load_balancer.nodes = nodes;
     vpc::apply_eks(world, cluster, eks);
+    // Round 3, only when rules name prefix lists.
     vpc::resolve_prefix_lists(clients, world, deadline).await;
 }

@@ -83,6 +83,9 @@ impl GatherOptions {
     }
 }
 
+/// A converted piece of a round, or the gap that explains why there is none.
+type Piece<T> = Result<T, Gap>;
+
 /// Runs `future` unless the deadline passes first.
 async fn bounded<T>(deadline: Instant, future: impl Future<Output = T>) -> Option<T> {
     tokio::time::timeout_at(deadline, future).await.ok()
