@@ -25,6 +25,20 @@ const ALB: &str = "k8s-shop-checkout-6f1e2d3c4b";
 const CLB: &str = "a3f1c2e4b5d6978812345678abcdef01";
 const PODS: [&str; 2] = ["10.0.18.41", "10.0.37.152"];
 
+/// `elbmedic diagnose --format json --publish TOPIC` on the event file at `path`.
+fn diagnose_publishing(moto: &Moto, path: &str, topic: &str) -> std::process::Output {
+    let args = [
+        "diagnose",
+        "--event",
+        path,
+        "--format",
+        "json",
+        "--publish",
+        topic,
+    ];
+    elbmedic(moto, &args)
+}
+
 /// Runs `elbmedic diagnose --publish` on `event` and returns (stdout report, published report).
 async fn diagnose_and_publish(
     moto: &Moto,
@@ -34,18 +48,7 @@ async fn diagnose_and_publish(
 ) -> (serde_json::Value, serde_json::Value) {
     let (topic, queue) = report_topic(aws).await;
     let path = scratch(test, "event.json", event);
-    let output = elbmedic(
-        moto,
-        &[
-            "diagnose",
-            "--event",
-            &path,
-            "--format",
-            "json",
-            "--publish",
-            &topic,
-        ],
-    );
+    let output = diagnose_publishing(moto, &path, &topic);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "elbmedic failed: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -504,7 +507,7 @@ async fn round_trips_are_within_budget() {
             panic!()
         };
         let clients = Clients::from_config(&aws.config, REGION);
-        let world = elbmedic_aws::pipeline::snapshot_for(
+        let world = elbmedic_aws::gather::for_alarm(
             &clients,
             &alarm,
             &load_balancer,
@@ -777,18 +780,7 @@ async fn the_cli_and_the_function_publish_the_same_reports() {
     ];
     for (name, event, verdict) in cases {
         let path = scratch("same_reports", &format!("{name}.json"), &event);
-        let output = elbmedic(
-            &moto,
-            &[
-                "diagnose",
-                "--event",
-                &path,
-                "--format",
-                "json",
-                "--publish",
-                &topic,
-            ],
-        );
+        let output = diagnose_publishing(&moto, &path, &topic);
         assert!(
             output.status.code().is_some_and(|c| c == 0 || c == 3),
             "{name}: {output:?}"

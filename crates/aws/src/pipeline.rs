@@ -3,8 +3,6 @@
 //! gather (or replay) → diagnose → plan → publish decision. Callers keep only their
 //! configuration, their I/O (printing, publishing, sending plans) and their exit codes.
 
-use std::time::Duration;
-
 use elbmedic_engine::alarm::{Alarm, AlarmState, Intake, IntakeError, LbRef};
 use elbmedic_engine::diagnosis::VerdictStatus;
 use elbmedic_engine::plan::message::PlanMessage;
@@ -15,7 +13,7 @@ use elbmedic_engine::snapshot::Snapshot;
 use crate::clients::{Clients, Regions};
 use crate::composite;
 use crate::concurrent::join_all;
-use crate::gather::{gather, GatherOptions};
+use crate::gather;
 use crate::ledger::Ledger;
 use crate::remediate;
 use crate::settings::Config;
@@ -244,7 +242,9 @@ async fn diagnosed(
             let deadline = run.config.gather_deadline;
             // The account is asked beside the gather, not before it: the critical path stays
             // the API depth. Boxed: the gather's future is deep, and callers nest it further.
-            let gathering = Box::pin(snapshot_for(&clients, alarm, lb, run.now, deadline, ledger));
+            let gathering = Box::pin(gather::for_alarm(
+                &clients, alarm, lb, run.now, deadline, ledger,
+            ));
             let (own, world) = tokio::join!(run.own_account.get(&clients), gathering);
             if let Some(report) = cross_account(alarm, lb, own) {
                 return Ok((report, None));
@@ -291,28 +291,6 @@ fn cross_account(alarm: &Alarm, lb: &LbRef, own: Option<&str>) -> Option<Report>
     let theirs = alarm.account_id.as_deref()?;
     let own = own.filter(|own| *own != theirs)?;
     Some(Report::cross_account(alarm, lb, own))
-}
-
-/// Gathers the snapshot of the alarm's load balancer, with the window the alarm evaluated,
-/// and elbmedic's own history of it from `ledger_table` when one is given.
-pub async fn snapshot_for(
-    clients: &Clients,
-    alarm: &Alarm,
-    lb: &LbRef,
-    now: i64,
-    deadline: Duration,
-    ledger_table: Option<&str>,
-) -> Snapshot {
-    let mut options = GatherOptions::new(
-        now,
-        alarm.state_change_epoch,
-        alarm.period_seconds,
-        alarm.evaluation_periods,
-    );
-    options.account_id = alarm.account_id.clone();
-    options.deadline = deadline;
-    options.ledger_table = ledger_table.map(str::to_string);
-    gather(clients, lb, &options).await
 }
 
 /// Whether a record's report goes to the on-call topic: INSUFFICIENT_DATA (of a metric or a

@@ -26,7 +26,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::date_time::Format as DateFormat;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::DateTime;
-use elbmedic_engine::alarm::{LbKind, LbRef};
+use elbmedic_engine::alarm::{Alarm, LbKind, LbRef};
 use elbmedic_engine::snapshot::{
     Gap, GapFact, GapReason, History, LoadBalancer, Snapshot, SCHEMA_VERSION,
 };
@@ -185,6 +185,28 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
         None => {}
     }
     world
+}
+
+/// Gathers the snapshot of the alarm's load balancer, with the window the alarm evaluated,
+/// and elbmedic's own history of it from `ledger_table` when one is given.
+pub async fn for_alarm(
+    clients: &Clients,
+    alarm: &Alarm,
+    lb: &LbRef,
+    now: i64,
+    deadline: Duration,
+    ledger_table: Option<&str>,
+) -> Snapshot {
+    let mut options = GatherOptions::new(
+        now,
+        alarm.state_change_epoch,
+        alarm.period_seconds,
+        alarm.evaluation_periods,
+    );
+    options.account_id = alarm.account_id.clone();
+    options.deadline = deadline;
+    options.ledger_table = ledger_table.map(str::to_string);
+    gather(clients, lb, &options).await
 }
 
 /// elbmedic's own past changes to the LB, from the remediation ledger.

@@ -16,8 +16,8 @@ use elbmedic_engine::report::Report;
 use elbmedic_engine::snapshot::{IdleTimeoutRaise, Snapshot};
 
 use crate::clients::Clients;
+use crate::gather::for_alarm;
 use crate::ledger::{self, AuditRecord, Ledger, LockOutcome};
-use crate::pipeline::snapshot_for;
 use crate::settings::Config;
 use elbmedic_engine::plan::config::RemediationConfig;
 
@@ -87,7 +87,7 @@ pub async fn remediate(
 }
 
 async fn gather(clients: &Clients, message: &PlanMessage, config: &Config) -> Snapshot {
-    Box::pin(snapshot_for(
+    Box::pin(for_alarm(
         clients,
         &message.alarm,
         &message.alarmed,
