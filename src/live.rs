@@ -1,8 +1,6 @@
 //! The CLI's live side: a small async runtime, AWS clients from the standard configuration
 //! (credentials, `AWS_ENDPOINT_URL*`), and the look-ups of the `alarms` and `ledger` commands.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use anyhow::{bail, Context, Result};
 use elbmedic_aws::errors::classify;
 
@@ -19,12 +17,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// The clock is read here, at the edge; everything below takes it as a value.
-pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+pub use elbmedic_aws::edge::epoch_now as now;
 
 /// The ALB or, failing that, the Classic LB named `name` in `region`.
 pub async fn find_load_balancer(name: &str, region: &str) -> Result<AlarmedLb> {

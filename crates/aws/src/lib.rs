@@ -8,6 +8,7 @@
 pub mod clients;
 pub mod composite;
 pub mod concurrent;
+pub mod edge;
 pub mod gather;
 pub mod ledger;
 pub mod pipeline;

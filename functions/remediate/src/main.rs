@@ -2,7 +2,6 @@
 //! logs and runs the handler on the Lambda Runtime API; the work is in the library.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use elbmedic_aws::settings::{Config, Role};
 use elbmedic_remediate::Handler;
@@ -11,15 +10,7 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_current_span(false)
-        .with_target(false)
-        .without_time()
-        .init();
+    elbmedic_aws::edge::init_lambda_logs();
     let config = Config::from_process_env(Role::Remediate).inspect_err(|error| {
         tracing::error!(error = %error, "invalid configuration; fix the function's environment variables");
     })?;
@@ -34,10 +25,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let handler = handler.clone();
         async move {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
+            let now = elbmedic_aws::edge::epoch_now();
             handler
                 .handle(&event.payload, now, &event.context.request_id)
                 .await

@@ -16,6 +16,8 @@ use elbmedic_engine::report::Report;
 use elbmedic_engine::snapshot::{IdleTimeoutRaise, Snapshot};
 
 use crate::clients::Clients;
+// The lock's lease counts from when the lock is taken, not from when the invocation started.
+use crate::edge::epoch_now;
 use crate::gather::for_alarm;
 use crate::ledger::{self, AuditRecord, Ledger, LockOutcome};
 use crate::settings::Config;
@@ -27,14 +29,6 @@ pub fn configured_ledger(clients: &Clients, config: &RemediationConfig) -> Optio
         .ledger_table
         .as_ref()
         .map(|table| Ledger::new(clients.dynamodb.clone(), table))
-}
-
-/// The clock, for the lock's lease: it counts from when the lock is taken, not from when the
-/// invocation started.
-fn epoch_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Reviews and applies one plan; the report is about the state after it.
