@@ -223,6 +223,19 @@ def clb_metrics(e5xx=(0, 0, 0, 0, 0), latency=(0.3, 0.4, 0.35, 0.5, 0.42), bce=(
             series("BackendConnectionErrors", "Sum", bce), series("RequestCount", "Sum", requests)]
 
 
+def healthy_hosts(world, lows=None, highs=None):
+    """HealthyHostCount Minimum and Maximum per period, as the gather reads them: per target
+    group on an ALB (the metric needs the TargetGroup dimension there), LB-wide on a Classic LB.
+    Without values: steady at the number of healthy targets."""
+    steady = sum(1 for g in world["target_groups"] for t in g["targets"]
+                 if t["health"]["state"].lower() in ("healthy", "inservice"))
+    lows = lows or [steady] * len(POINT_TIMES)
+    highs = highs or [steady] * len(POINT_TIMES)
+    group = TG_ID if world["load_balancer"]["kind"] == "application" else None
+    world["metrics"] += [series("HealthyHostCount", "Minimum", lows, target_group=group),
+                         series("HealthyHostCount", "Maximum", highs, target_group=group)]
+
+
 # ---------------------------------------------------------------- alarm messages
 def alarm_message(name, metric, namespace, dimensions, state="ALARM", statistic="SUM", threshold=5.0,
                   period=60, evaluation_periods=1, reason=None, description=None, arn=True, old_state="OK"):
@@ -374,6 +387,28 @@ def scenarios():
     out["targets-refuse-connections"] = ("Connection errors during a rollout, paths open",
                                          alb_alarm("TargetConnectionErrorCount"), w)
 
+    # A rolling deploy without a preStop hook: old pods exit while still registered, new ones
+    # are still passing their first health checks; the healthy-host count dips with the 502s.
+    w = alb_world(alb_metrics(e5xx=(0, 18, 25, 4, 0), e502=(0, 18, 25, 4, 0), tce=(0, 2, 4, 1, 0)))
+    targets = w["target_groups"][0]["targets"]
+    targets[0]["health"] = {"state": "draining", "reason": "Target.DeregistrationInProgress",
+                            "description": "Target deregistration is in progress"}
+    targets[1]["health"] = {"state": "initial", "reason": "Elb.InitialHealthChecking",
+                            "description": "Initial health checks in progress"}
+    w["target_groups"][0]["slow_start_seconds"] = 0
+    healthy_hosts(w, lows=[3, 2, 1, 2, 3], highs=[3, 3, 3, 3, 3])
+    out["alb-rolling-deploy"] = ("A rollout without preStop: 502s while pods are replaced",
+                                 alb_alarm("HTTPCode_ELB_5XX_Count"), w)
+
+    # The cluster autoscaler removes a node: its instance leaves the Classic LB, whose
+    # connection draining is off (the in-tree cloud provider's default), mid-request.
+    w = clb_world(clb_metrics(e5xx=(0, 9, 14, 0, 0), bce=(0, 9, 14, 0, 0)))
+    w["target_groups"][0]["targets"] = w["target_groups"][0]["targets"][:2]
+    w["load_balancer"]["connection_draining_seconds"] = 0
+    healthy_hosts(w, lows=[3, 2, 2, 2, 2], highs=[3, 3, 2, 2, 2])
+    out["clb-node-scale-in"] = ("A node scale-in cuts requests: connection draining is off",
+                                clb_alarm("HTTPCode_ELB_5XX"), w)
+
     w = alb_world(alb_metrics(e5xx=(0, 3, 5, 2, 4), e502=(0, 3, 5, 2, 4)))
     out["backend-keepalive-502"] = ("Node.js backend closes idle connections after 5 s",
                                     alb_alarm("HTTPCode_ELB_502_Count", threshold=1.0), w)
@@ -393,6 +428,10 @@ def scenarios():
     ]
     out["check-incomplete"] = ("The diagnose role may not read NACLs; 504s unexplained",
                                alb_alarm("HTTPCode_ELB_504_Count"), w)
+    # Every gather reads the healthy-host counts: steady where the scenario says nothing else.
+    for _, _, world in out.values():
+        if not any(m["metric_name"] == "HealthyHostCount" for m in world["metrics"]):
+            healthy_hosts(world)
     return out
 
 

@@ -66,7 +66,8 @@ fn demo_lists_and_runs_every_scenario_in_every_format() {
         .lines()
         .map(|l| l.split_whitespace().next().unwrap())
         .collect();
-    assert_eq!(names.len(), 13);
+    assert_eq!(names.len(), elbmedic_engine::scenarios::SCENARIOS.len());
+    assert!(names.contains(&"alb-rolling-deploy"), "{names:?}");
     for name in &names {
         let json = run(&["demo", "--scenario", name, "--format", "json"]);
         assert_eq!(json.status.code(), Some(0));

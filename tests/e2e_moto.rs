@@ -799,3 +799,63 @@ async fn the_cli_and_the_function_publish_the_same_reports() {
         assert_eq!(from_cli, from_function, "{name}");
     }
 }
+
+/// A rolling deploy on an ALB: the healthy-host count of its target group (read per target
+/// group, in round 2) moves in every minute with 5xx, and the report says so, confirmed.
+#[tokio::test]
+async fn a_rolling_deploy_is_found_from_the_healthy_host_counts() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let now = now();
+    let net = network(&aws, &[8080]).await;
+    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
+    alb_metrics(
+        &aws,
+        &id,
+        now,
+        &[0.0, 0.0, 0.0],
+        &[0.4, 0.5, 0.4],
+        &[0.0, 0.0, 0.0],
+        &[0.0, 18.0, 25.0],
+    )
+    .await;
+    let group = aws
+        .elbv2
+        .describe_target_groups()
+        .send()
+        .await
+        .unwrap()
+        .target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    let group_dimension = format!(
+        "targetgroup/{}",
+        group.split_once(":targetgroup/").unwrap().1
+    );
+    put_samples(
+        &aws,
+        "AWS/ApplicationELB",
+        &[("TargetGroup", &group_dimension), ("LoadBalancer", &id)],
+        "HealthyHostCount",
+        &[&[2.0], &[2.0, 1.0], &[1.0, 2.0]],
+        now,
+    )
+    .await;
+    let event = alb_event("HTTPCode_ELB_5XX_Count", &id, now);
+    let (report, _) = diagnose_and_publish(&moto, &aws, "rolling_deploy", &event).await;
+    let causes: Vec<String> = codes(&report)
+        .into_iter()
+        .filter(|c| c != "check-incomplete")
+        .collect();
+    assert_eq!(causes, ["targets-churning"], "{report:#}");
+    assert_eq!(report["findings"][0]["confidence"], "confirmed");
+    assert!(report["findings"][0]["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["summary"]
+            .as_str()
+            .unwrap()
+            .contains("healthy hosts between 1 and 2")));
+}

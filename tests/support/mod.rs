@@ -536,6 +536,49 @@ pub async fn put_metric(
         .expect("put metric data");
 }
 
+/// Raw samples of `metric` under several dimensions, `minutes[i]` all in the i-th of the last
+/// `minutes.len()` minutes: several samples in one minute give it a Minimum and a Maximum.
+pub async fn put_samples(
+    aws: &Aws,
+    namespace: &str,
+    dimensions: &[(&str, &str)],
+    metric: &str,
+    minutes: &[&[f64]],
+    now: i64,
+) {
+    let count = minutes.len() as i64;
+    let data: Vec<aws_sdk_cloudwatch::types::MetricDatum> = minutes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, samples)| {
+            samples.iter().enumerate().map(move |(j, v)| {
+                let mut datum = aws_sdk_cloudwatch::types::MetricDatum::builder()
+                    .metric_name(metric)
+                    .timestamp(DateTime::from_secs(
+                        now - 60 * (count - i as i64) + j as i64,
+                    ))
+                    .value(*v);
+                for (name, value) in dimensions {
+                    datum = datum.dimensions(
+                        aws_sdk_cloudwatch::types::Dimension::builder()
+                            .name(*name)
+                            .value(*value)
+                            .build(),
+                    );
+                }
+                datum.build()
+            })
+        })
+        .collect();
+    aws.cloudwatch
+        .put_metric_data()
+        .namespace(namespace)
+        .set_metric_data(Some(data))
+        .send()
+        .await
+        .expect("put metric data");
+}
+
 /// The report topic with an SQS queue subscribed to it, as an on-call pipeline would have.
 pub async fn report_topic(aws: &Aws) -> (String, String) {
     subscribed_topic(aws, "elbmedic-reports", "oncall").await

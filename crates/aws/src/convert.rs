@@ -324,16 +324,35 @@ pub fn alb_idle_timeout(attributes: &[elbv2::LoadBalancerAttribute]) -> u32 {
         .unwrap_or(DEFAULT_IDLE_TIMEOUT)
 }
 
-/// The Classic LB's idle timeout (the default when unset) and cross-zone balancing.
-pub fn classic_attributes(attributes: Option<&elb::LoadBalancerAttributes>) -> (u32, Option<bool>) {
-    let idle = attributes
-        .and_then(|a| a.connection_settings())
-        .and_then(|c| u32::try_from(c.idle_timeout()).ok())
-        .unwrap_or(DEFAULT_IDLE_TIMEOUT);
-    let cross_zone = attributes
-        .and_then(|a| a.cross_zone_load_balancing())
-        .map(|c| c.enabled());
-    (idle, cross_zone)
+/// What elbmedic reads of a Classic LB's attributes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClassicAttributes {
+    /// The idle timeout; the default when unset.
+    pub idle_timeout: u32,
+    pub cross_zone: Option<bool>,
+    /// Connection draining's timeout, 0 when it is off.
+    pub draining_seconds: Option<u32>,
+}
+
+pub fn classic_attributes(attributes: Option<&elb::LoadBalancerAttributes>) -> ClassicAttributes {
+    ClassicAttributes {
+        idle_timeout: attributes
+            .and_then(|a| a.connection_settings())
+            .and_then(|c| u32::try_from(c.idle_timeout()).ok())
+            .unwrap_or(DEFAULT_IDLE_TIMEOUT),
+        cross_zone: attributes
+            .and_then(|a| a.cross_zone_load_balancing())
+            .map(|c| c.enabled()),
+        draining_seconds: attributes.and_then(|a| a.connection_draining()).map(|d| {
+            if d.enabled() {
+                d.timeout()
+                    .and_then(|t| u32::try_from(t).ok())
+                    .unwrap_or(300)
+            } else {
+                0
+            }
+        }),
+    }
 }
 
 pub fn alb_listener(l: &elbv2::Listener) -> Listener {
@@ -379,17 +398,31 @@ pub fn alb_target_group(group: &elbv2::TargetGroup) -> TargetGroup {
             interval_seconds: seconds(group.health_check_interval_seconds()),
         }),
         deregistration_delay_seconds: None,
+        slow_start_seconds: None,
         tags: BTreeMap::new(),
         targets: Vec::new(),
     }
 }
 
-pub fn deregistration_delay(attributes: &[elbv2::TargetGroupAttribute]) -> Option<u32> {
-    attributes
-        .iter()
-        .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
-        .and_then(|a| a.value())
-        .and_then(|v| v.parse().ok())
+/// A target group's deregistration delay and slow start, from its attributes.
+pub fn group_timings(attributes: &[elbv2::TargetGroupAttribute]) -> (Option<u32>, Option<u32>) {
+    let seconds = |key: &str| {
+        attributes
+            .iter()
+            .find(|a| a.key() == Some(key))
+            .and_then(|a| a.value())
+            .and_then(|v| v.parse().ok())
+    };
+    (
+        seconds("deregistration_delay.timeout_seconds"),
+        seconds("slow_start.duration_seconds"),
+    )
+}
+
+/// The `TargetGroup` dimension of CloudWatch, `targetgroup/NAME/ID`, from the group's ARN.
+pub fn target_group_dimension(arn: &str) -> Option<String> {
+    let (_, rest) = arn.split_once(":targetgroup/")?;
+    Some(format!("targetgroup/{rest}"))
 }
 
 /// A registered target and its health; the group's port when the target names none.

@@ -2,6 +2,7 @@
 //! read-outs, target health, and who owns the load balancer in Kubernetes.
 
 use crate::alarm::{Alarm, LbKind};
+use crate::churn::Churn;
 use crate::finding::Evidence;
 use crate::netcheck::{self, NetworkAnalysis, SgOutcome};
 use crate::snapshot::{HealthClass, MetricSeries, Placement, Snapshot};
@@ -86,6 +87,8 @@ pub struct Context<'a> {
     pub owner: Owner,
     pub health: HealthSummary,
     pub cluster: Option<String>,
+    /// Targets registering and deregistering, period by period.
+    pub churn: Churn,
 }
 
 impl<'a> Context<'a> {
@@ -107,6 +110,7 @@ impl<'a> Context<'a> {
             owner: Owner::from_tags(snapshot),
             health,
             cluster: snapshot.cluster_name(),
+            churn: Churn::of(snapshot),
         }
     }
 

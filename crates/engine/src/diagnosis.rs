@@ -206,6 +206,8 @@ mod tests {
                 "targets-refuse-connections",
                 &[TargetsRefuseConnections, TargetsUnhealthy],
             ),
+            ("alb-rolling-deploy", &[TargetsChurning]),
+            ("clb-node-scale-in", &[TargetsChurning]),
             ("backend-keepalive-502", &[BackendClosesConnections]),
             ("no-known-cause", &[]),
             ("check-incomplete", &[CheckIncomplete, CheckIncomplete]),

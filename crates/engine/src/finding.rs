@@ -20,11 +20,12 @@ pub enum FindingCode {
     StaleTargets,
     BackendClosesConnections,
     TargetsRefuseConnections,
+    TargetsChurning,
     CheckIncomplete,
 }
 
 impl FindingCode {
-    pub const ALL: [FindingCode; 9] = [
+    pub const ALL: [FindingCode; 10] = [
         Self::IdleTimeoutExceeded,
         Self::NaclBlocksEphemeralPorts,
         Self::NaclBlocksTargetPort,
@@ -33,6 +34,7 @@ impl FindingCode {
         Self::StaleTargets,
         Self::BackendClosesConnections,
         Self::TargetsRefuseConnections,
+        Self::TargetsChurning,
         Self::CheckIncomplete,
     ];
 
@@ -46,6 +48,7 @@ impl FindingCode {
             Self::StaleTargets => "stale-targets",
             Self::BackendClosesConnections => "backend-closes-connections",
             Self::TargetsRefuseConnections => "targets-refuse-connections",
+            Self::TargetsChurning => "targets-churning",
             Self::CheckIncomplete => "check-incomplete",
         }
     }

@@ -81,6 +81,28 @@ pub fn idle_timeout_script(
     }
 }
 
+/// Turns on a Classic LB's connection draining, so a deregistered instance finishes its
+/// in-flight requests (up to `seconds`).
+pub fn enable_connection_draining(ctx: &Context<'_>, seconds: u32) -> Command {
+    let lb = &ctx.snapshot.load_balancer;
+    Command::new(
+        format!(
+            "Turn on connection draining ({seconds} s) now; the Service annotation below keeps it"
+        ),
+        Script::line(argv![
+            "aws",
+            "elb",
+            "modify-load-balancer-attributes",
+            "--region",
+            ctx.region(),
+            "--load-balancer-name",
+            &lb.name,
+            "--load-balancer-attributes",
+            format!("{{\"ConnectionDraining\":{{\"Enabled\":true,\"Timeout\":{seconds}}}}}")
+        ]),
+    )
+}
+
 pub fn set_idle_timeout(ctx: &Context<'_>, seconds: u32) -> Command {
     let lb = &ctx.snapshot.load_balancer;
     let command = idle_timeout_script(lb.kind, ctx.region(), &lb.name, lb.arn.as_deref(), seconds);

@@ -32,6 +32,8 @@ scenarios!(
     "unhealthy-targets",
     "stale-pod-ip",
     "targets-refuse-connections",
+    "alb-rolling-deploy",
+    "clb-node-scale-in",
     "backend-keepalive-502",
     "no-known-cause",
     "check-incomplete",

@@ -106,6 +106,10 @@ pub struct LoadBalancer {
     /// Classic LB only: cross-zone load balancing. ALBs are always cross-zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cross_zone: Option<bool>,
+    /// Classic LB connection draining: its timeout in seconds, 0 when it is off (the in-tree
+    /// cloud provider's default unless the Service asks for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_draining_seconds: Option<u32>,
     #[serde(default)]
     pub listeners: Vec<Listener>,
     #[serde(default)]
@@ -173,6 +177,9 @@ pub struct TargetGroup {
     pub health_check: Option<HealthCheck>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deregistration_delay_seconds: Option<u32>,
+    /// `slow_start.duration_seconds`: a new target's share of requests ramps up over this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_start_seconds: Option<u32>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
     #[serde(default)]

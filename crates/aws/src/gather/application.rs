@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use elbmedic_engine::snapshot::{Gap, GapFact, Listener, Placement, Snapshot, TargetGroup};
 use tokio::time::Instant;
 
-use super::{all_pages, bounded, join_all, not_found, settle, targets, vpc, Piece};
+use super::{
+    all_pages, bounded, join_all, metrics, not_found, settle, targets, vpc, GatherOptions, Piece,
+};
 use crate::clients::Clients;
 use crate::convert::{self, Described};
 
@@ -180,7 +182,12 @@ fn apply_round_one(world: &mut Snapshot, described: Described, by_arn: ByArn) ->
     !world.gaps.iter().any(|g| g.fact == GapFact::TargetGroups)
 }
 
-pub async fn gather(clients: &Clients, deadline: Instant, world: &mut Snapshot) {
+pub async fn gather(
+    clients: &Clients,
+    deadline: Instant,
+    options: &GatherOptions,
+    world: &mut Snapshot,
+) {
     let (described, by_arn) = match round_one(clients, deadline, world).await {
         Ok(pieces) => pieces,
         Err(gap) => return world.gaps.push(gap),
@@ -192,24 +199,40 @@ pub async fn gather(clients: &Clients, deadline: Instant, world: &mut Snapshot) 
     let cluster = world.load_balancer.cluster_from_tags();
     let (eks, ()) = tokio::join!(
         vpc::eks_cluster(clients, cluster.as_deref(), deadline),
-        after_round_one(clients, deadline, world),
+        after_round_one(clients, deadline, options, world),
     );
     vpc::apply_eks(world, cluster, eks);
 }
 
 /// Rounds 2 and 3: the VPC, the nodes and per target group health and attributes; then where
 /// the targets live, with the prefix lists (needing only the security groups) beside it.
-async fn after_round_one(clients: &Clients, deadline: Instant, world: &mut Snapshot) {
+async fn after_round_one(
+    clients: &Clients,
+    deadline: Instant,
+    options: &GatherOptions,
+    world: &mut Snapshot,
+) {
     let vpc_id = world.load_balancer.vpc_id.clone();
-    let node_description = format!("ELB {}", world.load_balancer.id);
-    let (network, nodes, health) = tokio::join!(
+    let lb_id = world.load_balancer.id.clone();
+    let node_description = format!("ELB {lb_id}");
+    let group_ids: Vec<String> = world
+        .target_groups
+        .iter()
+        .filter_map(|g| g.arn.as_deref().and_then(convert::target_group_dimension))
+        .collect();
+    let (network, nodes, health, healthy_hosts) = tokio::join!(
         vpc::network(clients, &vpc_id, deadline),
         vpc::lb_nodes(clients, &node_description, deadline),
         group_health(clients, deadline, &world.target_groups),
+        metrics::healthy_hosts_per_group(clients, &lb_id, &group_ids, options, deadline),
     );
     vpc::apply_network(world, network);
     world.load_balancer.nodes = nodes;
     apply_group_health(world, health);
+    match healthy_hosts {
+        Ok(series) => world.metrics.extend(series),
+        Err(gap) => world.gaps.push(gap),
+    }
     let prefix_ids = vpc::prefix_list_ids(world);
     let (lists, ()) = tokio::join!(
         vpc::fetch_prefix_lists(clients, prefix_ids, deadline),
@@ -221,7 +244,8 @@ async fn after_round_one(clients: &Clients, deadline: Instant, world: &mut Snaps
 /// One target group's registered targets with their health, and its deregistration delay.
 struct GroupHealth {
     targets: Piece<Vec<elbmedic_engine::snapshot::Target>>,
-    deregistration_delay: Piece<Option<u32>>,
+    /// The deregistration delay and the slow start.
+    timings: Piece<(Option<u32>, Option<u32>)>,
 }
 
 /// Round 2's per group reads, every group at once.
@@ -258,8 +282,8 @@ async fn group_health(
                         .filter_map(|d| convert::alb_target(d, group_port))
                         .collect()
                 }),
-                deregistration_delay: settle(attributes, GapFact::TargetGroups, Some(&tg_arn))
-                    .map(|out| convert::deregistration_delay(out.attributes())),
+                timings: settle(attributes, GapFact::TargetGroups, Some(&tg_arn))
+                    .map(|out| convert::group_timings(out.attributes())),
             }
         }
     });
@@ -268,8 +292,11 @@ async fn group_health(
 
 fn apply_group_health(world: &mut Snapshot, health: Vec<GroupHealth>) {
     for (group, health) in world.target_groups.iter_mut().zip(health) {
-        match health.deregistration_delay {
-            Ok(delay) => group.deregistration_delay_seconds = delay,
+        match health.timings {
+            Ok((delay, slow_start)) => {
+                group.deregistration_delay_seconds = delay;
+                group.slow_start_seconds = slow_start;
+            }
             Err(gap) => world.gaps.push(gap),
         }
         match health.targets {

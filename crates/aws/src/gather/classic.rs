@@ -20,8 +20,7 @@ struct RoundOne {
     listeners: Vec<Listener>,
     instance_ids: Vec<String>,
     health_check: Option<HealthCheck>,
-    /// The idle timeout and cross-zone balancing.
-    attributes: Piece<(u32, Option<bool>)>,
+    attributes: Piece<convert::ClassicAttributes>,
     tags: Piece<BTreeMap<String, String>>,
     /// Each registered instance's state.
     states: Piece<BTreeMap<String, TargetHealth>>,
@@ -97,9 +96,10 @@ fn apply_round_one(world: &mut Snapshot, first: RoundOne) {
     first.described.apply(lb);
     lb.listeners = first.listeners;
     match first.attributes {
-        Ok((idle, cross_zone)) => {
-            lb.idle_timeout_seconds = Some(idle);
-            lb.cross_zone = cross_zone;
+        Ok(attributes) => {
+            lb.idle_timeout_seconds = Some(attributes.idle_timeout);
+            lb.cross_zone = attributes.cross_zone;
+            lb.connection_draining_seconds = attributes.draining_seconds;
         }
         Err(gap) => world.gaps.push(gap),
     }
@@ -132,6 +132,7 @@ fn apply_round_one(world: &mut Snapshot, first: RoundOne) {
         port: Some(instance_port),
         health_check: first.health_check,
         deregistration_delay_seconds: None,
+        slow_start_seconds: None,
         tags: BTreeMap::new(),
         targets: first
             .instance_ids

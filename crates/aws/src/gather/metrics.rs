@@ -43,6 +43,8 @@ fn wanted(kind: LbKind) -> (MetricList, MetricList) {
                 ("BackendConnectionErrors", "Sum"),
                 ("RequestCount", "Sum"),
                 ("SurgeQueueLength", "Maximum"),
+                ("HealthyHostCount", "Minimum"),
+                ("HealthyHostCount", "Maximum"),
             ],
             &[],
         ),
@@ -58,22 +60,24 @@ pub async fn gather(
     deadline: Instant,
 ) -> (Vec<MetricSeries>, Vec<Gap>) {
     let (plain, percentiles) = wanted(kind);
+    let lb_wide = |list: MetricList| -> Vec<Query> {
+        list.iter()
+            .map(|(metric, stat)| Query {
+                metric,
+                stat,
+                dimensions: vec![(kind.dimension_name(), dimension_value.to_string())],
+                target_group: None,
+            })
+            .collect()
+    };
+    let (plain, percentiles) = (lb_wide(plain), lb_wide(percentiles));
     let (plain, percentiles) = tokio::join!(
+        call(clients, kind, options, &plain, deadline, false),
         call(
             clients,
             kind,
-            dimension_value,
             options,
-            plain,
-            deadline,
-            false
-        ),
-        call(
-            clients,
-            kind,
-            dimension_value,
-            options,
-            percentiles,
+            &percentiles,
             deadline.min(Instant::now() + OPTIONAL_BUDGET),
             true,
         ),
@@ -89,31 +93,71 @@ pub async fn gather(
     (series, gaps)
 }
 
+/// One series to fetch: a metric and statistic under its dimensions.
+struct Query {
+    metric: &'static str,
+    stat: &'static str,
+    dimensions: Vec<(&'static str, String)>,
+    /// The `targetgroup/NAME/ID` of a per-target-group series.
+    target_group: Option<String>,
+}
+
+/// An ALB's healthy-host counts per target group (the metric needs the `TargetGroup`
+/// dimension beside `LoadBalancer`), Minimum and Maximum per period: when targets were
+/// registered and deregistered. `groups` are `targetgroup/NAME/ID`; at most 100 of them.
+pub async fn healthy_hosts_per_group(
+    clients: &Clients,
+    lb_id: &str,
+    groups: &[String],
+    options: &GatherOptions,
+    deadline: Instant,
+) -> Result<Vec<MetricSeries>, Gap> {
+    let queries: Vec<Query> = groups
+        .iter()
+        .take(100)
+        .flat_map(|group| {
+            ["Minimum", "Maximum"].map(|stat| Query {
+                metric: "HealthyHostCount",
+                stat,
+                dimensions: vec![
+                    ("TargetGroup", group.clone()),
+                    ("LoadBalancer", lb_id.to_string()),
+                ],
+                target_group: Some(group.clone()),
+            })
+        })
+        .collect();
+    call(
+        clients,
+        LbKind::Application,
+        options,
+        &queries,
+        deadline,
+        false,
+    )
+    .await
+}
+
 async fn call(
     clients: &Clients,
     kind: LbKind,
-    dimension_value: &str,
     options: &GatherOptions,
-    wanted: MetricList,
+    wanted: &[Query],
     deadline: Instant,
     optional: bool,
 ) -> Result<Vec<MetricSeries>, Gap> {
     if wanted.is_empty() {
         return Ok(Vec::new());
     }
-    let dimension_name = match kind {
-        LbKind::Application => "LoadBalancer",
-        LbKind::Classic => "LoadBalancerName",
-    };
-    let dimension = Dimension::builder()
-        .name(dimension_name)
-        .value(dimension_value)
-        .build();
     let period = i32::try_from(options.period).unwrap_or(60);
     let queries: Vec<MetricDataQuery> = wanted
         .iter()
         .enumerate()
-        .map(|(i, (metric, stat))| {
+        .map(|(i, query)| {
+            let dimensions = query
+                .dimensions
+                .iter()
+                .map(|(name, value)| Dimension::builder().name(*name).value(value).build());
             MetricDataQuery::builder()
                 .id(format!("m{i}"))
                 .metric_stat(
@@ -121,12 +165,12 @@ async fn call(
                         .metric(
                             Metric::builder()
                                 .namespace(kind.namespace())
-                                .metric_name(*metric)
-                                .dimensions(dimension.clone())
+                                .metric_name(query.metric)
+                                .set_dimensions(Some(dimensions.collect()))
                                 .build(),
                         )
                         .period(period)
-                        .stat(*stat)
+                        .stat(query.stat)
                         .build(),
                 )
                 .return_data(true)
@@ -144,11 +188,14 @@ async fn call(
         .start_time(DateTime::from_secs(start))
         .end_time(DateTime::from_secs(end))
         .scan_by(ScanBy::TimestampAscending);
-    let label = wanted
-        .iter()
-        .map(|(m, s)| format!("{m} {s}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let mut label: Vec<String> = Vec::new();
+    for query in wanted {
+        let text = format!("{} {}", query.metric, query.stat);
+        if !label.contains(&text) {
+            label.push(text);
+        }
+    }
+    let label = label.join(", ");
     let fetched = if optional {
         // One page holds every point of a few series over the window; one attempt only.
         let once = request
@@ -187,13 +234,13 @@ async fn call(
     Ok(wanted
         .iter()
         .enumerate()
-        .map(|(i, (metric, stat))| {
+        .map(|(i, query)| {
             let mut series_points = points.remove(&i).unwrap_or_default();
             series_points.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
             MetricSeries {
-                metric_name: metric.to_string(),
-                statistic: stat.to_string(),
-                target_group: None,
+                metric_name: query.metric.to_string(),
+                statistic: query.stat.to_string(),
+                target_group: query.target_group.clone(),
                 period_seconds: Some(options.period),
                 points: series_points,
             }

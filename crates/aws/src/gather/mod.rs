@@ -147,6 +147,7 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
             security_groups: Vec::new(),
             idle_timeout_seconds: None,
             cross_zone: None,
+            connection_draining_seconds: None,
             listeners: Vec::new(),
             tags: BTreeMap::new(),
             nodes: Vec::new(),
@@ -164,7 +165,9 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
     let state = async {
         match lb.kind {
             LbKind::Classic => classic::gather(clients, deadline, &mut world).await,
-            LbKind::Application => application::gather(clients, deadline, &mut world).await,
+            LbKind::Application => {
+                application::gather(clients, deadline, options, &mut world).await
+            }
         }
     };
     let history = async {
@@ -177,7 +180,9 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
     // beside every round and are joined only at the end.
     let metrics = metrics::gather(clients, lb.kind, &lb.id, options, deadline);
     let ((), history, (series, metric_gaps)) = tokio::join!(state, history, metrics);
-    world.metrics = series;
+    // The load balancer's series first, then the per-target-group ones read in round 2.
+    let per_group = std::mem::replace(&mut world.metrics, series);
+    world.metrics.extend(per_group);
     world.gaps.extend(metric_gaps);
     match history {
         Some(Ok(history)) => world.history = Some(history),

@@ -95,6 +95,14 @@ impl LbKind {
             Self::Application => "AWS/ApplicationELB",
         }
     }
+    /// The CloudWatch dimension that names the load balancer.
+    pub fn dimension_name(self) -> &'static str {
+        match self {
+            Self::Classic => "LoadBalancerName",
+            Self::Application => "LoadBalancer",
+        }
+    }
+
     pub fn display(self) -> &'static str {
         match self {
             Self::Classic => "Classic Load Balancer",

@@ -75,6 +75,17 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             .push(Check::new(name, CheckStatus::Ok, "no 502s in the window"));
         return out;
     }
+    if super::targets_churning::explains_every_error(&ctx.churn) {
+        out.checked.push(Check::new(
+            name,
+            CheckStatus::NotApplicable,
+            format!(
+                "{} 502s, all in periods when targets churned (see target churn)",
+                format_value(errors)
+            ),
+        ));
+        return out;
+    }
     let connection_errors = ctx.sum("TargetConnectionErrorCount").unwrap_or(0.0);
     if connection_errors * 2.0 >= errors {
         out.checked.push(Check::new(

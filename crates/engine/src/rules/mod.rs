@@ -14,6 +14,7 @@ mod nacl;
 mod refuse_connections;
 mod security_groups;
 mod stale_targets;
+mod targets_churning;
 mod unhealthy_targets;
 
 pub use idle_timeout::recommend_idle_timeout;
@@ -93,6 +94,10 @@ pub const RULES: &[Rule] = &[
     Rule {
         code: FindingCode::BackendClosesConnections,
         run: backend_closes_connections::check,
+    },
+    Rule {
+        code: FindingCode::TargetsChurning,
+        run: targets_churning::check,
     },
     Rule {
         code: FindingCode::TargetsRefuseConnections,

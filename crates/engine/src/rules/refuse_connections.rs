@@ -44,6 +44,17 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         ));
         return out;
     }
+    if super::targets_churning::explains_every_error(&ctx.churn) {
+        out.checked.push(Check::new(
+            name,
+            CheckStatus::NotApplicable,
+            format!(
+                "{} {metric}, with every 5xx period in target churn (see target churn)",
+                format_value(errors)
+            ),
+        ));
+        return out;
+    }
     if ctx.paths_blocked() {
         out.checked.push(Check::new(
             name,

@@ -72,6 +72,17 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     if bad.is_empty() {
         return out;
     }
+    if super::targets_churning::explains_target_states(ctx) {
+        // Draining and starting targets in the middle of the churn: that finding lists them.
+        if let Some(check) = out.checked.last_mut() {
+            check.status = CheckStatus::NotApplicable;
+            check.detail = format!(
+                "{}; the draining ones are part of the target churn",
+                check.detail
+            );
+        }
+        return out;
+    }
     let only_draining = bad
         .iter()
         .all(|(_, t)| t.health.class() == HealthClass::Draining);
