@@ -509,31 +509,8 @@ pub async fn put_metric(
     values: &[f64],
     now: i64,
 ) {
-    let count = values.len() as i64;
-    let data: Vec<aws_sdk_cloudwatch::types::MetricDatum> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            aws_sdk_cloudwatch::types::MetricDatum::builder()
-                .metric_name(metric)
-                .dimensions(
-                    aws_sdk_cloudwatch::types::Dimension::builder()
-                        .name(dimension.0)
-                        .value(dimension.1)
-                        .build(),
-                )
-                .timestamp(DateTime::from_secs(now - 60 * (count - i as i64)))
-                .value(*v)
-                .build()
-        })
-        .collect();
-    aws.cloudwatch
-        .put_metric_data()
-        .namespace(namespace)
-        .set_metric_data(Some(data))
-        .send()
-        .await
-        .expect("put metric data");
+    let minutes: Vec<&[f64]> = values.iter().map(std::slice::from_ref).collect();
+    put_samples(aws, namespace, &[dimension], metric, &minutes, now).await;
 }
 
 /// Raw samples of `metric` under several dimensions, `minutes[i]` all in the i-th of the last
