@@ -236,6 +236,21 @@ def healthy_hosts(world, lows=None, highs=None):
                          series("HealthyHostCount", "Maximum", highs, target_group=group)]
 
 
+TERRAFORM = f"arn:aws:sts::{ACCOUNT}:assumed-role/terraform-ci/1732384331123456789"
+ONCALL = f"arn:aws:sts::{ACCOUNT}:assumed-role/AWSReservedSSO_PowerUser_4f1c2d3e/jane.doe@example.com"
+
+
+def change(event_id, name, time, actor, request, resources=()):
+    """A CloudTrail management event as LookupEvents returns it, reduced to what elbmedic keeps."""
+    return {"event_id": event_id, "event_name": name, "event_time": time, "actor": actor,
+            "resources": list(resources), "request": request}
+
+
+def changes(*events):
+    """The CloudTrail window: two hours before the alarm window to the alarm."""
+    return {"since": "2026-11-23T15:55:00Z", "until": "2026-11-23T18:00:00Z", "events": list(events)}
+
+
 # ---------------------------------------------------------------- alarm messages
 def alarm_message(name, metric, namespace, dimensions, state="ALARM", statistic="SUM", threshold=5.0,
                   period=60, evaluation_periods=1, reason=None, description=None, arn=True, old_state="OK"):
@@ -408,6 +423,35 @@ def scenarios():
     healthy_hosts(w, lows=[3, 2, 2, 2, 2], highs=[3, 3, 2, 2, 2])
     out["clb-node-scale-in"] = ("A node scale-in cuts requests: connection draining is off",
                                 clb_alarm("HTTPCode_ELB_5XX"), w)
+
+    # The same public-NACL deny, added by the CI pipeline eight minutes before the alarm; an
+    # on-call engineer's unrelated listener change an hour earlier explains nothing.
+    w = alb_world(alb_metrics(e5xx=(0, 12, 15, 14, 13), e504=(0, 12, 15, 14, 13), tce=(0, 12, 15, 14, 13)))
+    acl = next(a for a in w["network_acls"] if a["id"] == ACL_PUBLIC)
+    acl["entries"].insert(0, entry(90, False, "6", "deny", "10.0.48.0/20", (1024, 65535)))
+    w["target_groups"][0]["targets"][2]["health"] = {"state": "unhealthy", "reason": "Target.Timeout",
+                                                     "description": "Request timed out"}
+    w["changes"] = changes(
+        change("7f3a9c1e-2b4d-4e8f-9a6b-1c2d3e4f5a6b", "ModifyListener", "2026-11-23T16:58:40Z", ONCALL,
+               {"listenerArn": f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:listener/app/{ALB_NAME}/50dc6c495c0c9188/f2e1d0c9b8a79685",
+                "sslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06"}),
+        change("0b8e2f4a-6c1d-4a3e-8f7b-9d0c1e2f3a4b", "CreateNetworkAclEntry", "2026-11-23T17:52:07Z", TERRAFORM,
+               {"networkAclId": ACL_PUBLIC, "ruleNumber": 90, "egress": False, "ruleAction": "deny",
+                "icmpTypeCode": {}, "portRange": {"from": 1024, "to": 65535}, "aclProtocol": "6",
+                "cidrBlock": "10.0.48.0/20"}),
+    )
+    out["nacl-rule-added-recently"] = ("CI added a NACL deny 8 minutes before the alarm",
+                                       alb_alarm("HTTPCode_ELB_5XX_Count"), w)
+
+    # 5xx nobody can explain, and a change on the load balancer that does not explain them:
+    # listed under recent changes, not called a cause.
+    w = alb_world(alb_metrics(e5xx=(0, 3, 2, 0, 6)))
+    w["changes"] = changes(
+        change("3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f", "ModifyTargetGroupAttributes", "2026-11-23T17:41:19Z", ONCALL,
+               {"targetGroupArn": TG_ARN, "attributes": [{"key": "stickiness.enabled", "value": "true"}]}),
+    )
+    out["unrelated-change"] = ("5xx unexplained; a stickiness change explains nothing",
+                               alb_alarm("HTTPCode_ELB_5XX_Count"), w)
 
     w = alb_world(alb_metrics(e5xx=(0, 3, 5, 2, 4), e502=(0, 3, 5, 2, 4)))
     out["backend-keepalive-502"] = ("Node.js backend closes idle connections after 5 s",

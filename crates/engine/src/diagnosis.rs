@@ -52,6 +52,9 @@ pub struct Diagnosis {
     /// What to do when no cause was found.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub next_steps: Vec<String>,
+    /// Changes CloudTrail recorded that explain no finding, one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recent_changes: Vec<String>,
 }
 
 pub fn diagnose(alarm: &Alarm, snapshot: &crate::snapshot::Snapshot) -> Diagnosis {
@@ -68,7 +71,14 @@ pub fn diagnose(alarm: &Alarm, snapshot: &crate::snapshot::Snapshot) -> Diagnosi
     findings.sort_by(|(a_order, a), (b_order, b)| {
         a.severity.cmp(&b.severity).then(a_order.cmp(b_order))
     });
-    let findings: Vec<Finding> = findings.into_iter().map(|(_, f)| f).collect();
+    let mut findings: Vec<Finding> = findings.into_iter().map(|(_, f)| f).collect();
+    // Changes from CloudTrail are read against the findings: which one each change explains.
+    let linked = crate::rules::recent_change::link(&ctx, &mut findings);
+    checked.extend(linked.check);
+    if let Some((change, after)) = linked.finding {
+        // Right after the finding it explains: the cause first, then what changed.
+        findings.insert((after + 1).min(findings.len()), change);
+    }
     let causes: Vec<&Finding> = findings.iter().filter(|f| f.code.is_cause()).collect();
     let incomplete = findings
         .iter()
@@ -110,6 +120,7 @@ pub fn diagnose(alarm: &Alarm, snapshot: &crate::snapshot::Snapshot) -> Diagnosi
         findings,
         checked,
         next_steps,
+        recent_changes: linked.unlinked,
     }
 }
 
@@ -208,6 +219,11 @@ mod tests {
             ),
             ("alb-rolling-deploy", &[TargetsChurning]),
             ("clb-node-scale-in", &[TargetsChurning]),
+            (
+                "nacl-rule-added-recently",
+                &[NaclBlocksEphemeralPorts, RecentChange, TargetsUnhealthy],
+            ),
+            ("unrelated-change", &[]),
             ("backend-keepalive-502", &[BackendClosesConnections]),
             ("no-known-cause", &[]),
             ("check-incomplete", &[CheckIncomplete, CheckIncomplete]),

@@ -21,11 +21,12 @@ pub enum FindingCode {
     BackendClosesConnections,
     TargetsRefuseConnections,
     TargetsChurning,
+    RecentChange,
     CheckIncomplete,
 }
 
 impl FindingCode {
-    pub const ALL: [FindingCode; 10] = [
+    pub const ALL: [FindingCode; 11] = [
         Self::IdleTimeoutExceeded,
         Self::NaclBlocksEphemeralPorts,
         Self::NaclBlocksTargetPort,
@@ -35,6 +36,7 @@ impl FindingCode {
         Self::BackendClosesConnections,
         Self::TargetsRefuseConnections,
         Self::TargetsChurning,
+        Self::RecentChange,
         Self::CheckIncomplete,
     ];
 
@@ -49,6 +51,7 @@ impl FindingCode {
             Self::BackendClosesConnections => "backend-closes-connections",
             Self::TargetsRefuseConnections => "targets-refuse-connections",
             Self::TargetsChurning => "targets-churning",
+            Self::RecentChange => "recent-change",
             Self::CheckIncomplete => "check-incomplete",
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod action;
 pub mod alarm;
+pub mod changes;
 pub mod churn;
 pub mod netcheck;
 pub mod plan;

@@ -34,6 +34,8 @@ scenarios!(
     "targets-refuse-connections",
     "alb-rolling-deploy",
     "clb-node-scale-in",
+    "nacl-rule-added-recently",
+    "unrelated-change",
     "backend-keepalive-502",
     "no-known-cause",
     "check-incomplete",

@@ -51,9 +51,45 @@ pub struct Snapshot {
     /// `None` when no ledger was read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<History>,
+    /// What CloudTrail recorded on the path before the alarm; `None` when it was not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
     /// Facts that could not be observed, and why.
     #[serde(default)]
     pub gaps: Vec<Gap>,
+}
+
+/// Changes to the load balancer and its path, as CloudTrail's `LookupEvents` returned them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Changes {
+    /// The window looked up (RFC 3339): from two hours before the alarm window to the alarm.
+    pub since: String,
+    pub until: String,
+    #[serde(default)]
+    pub events: Vec<ChangeEvent>,
+    /// Lookups left for later (CloudTrail allows 2 a second): what was not seen yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_looked_up: Vec<String>,
+}
+
+/// One CloudTrail management event. Everything in it came from AWS and from whoever made the
+/// call: it is data, rendered escaped, never a command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeEvent {
+    pub event_id: String,
+    /// `CreateNetworkAclEntry`, `ModifyLoadBalancerAttributes`, ...
+    pub event_name: String,
+    /// RFC 3339.
+    pub event_time: String,
+    /// Who made the call: `userIdentity.arn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// The resources the event names (its `Resources`), ids or ARNs.
+    #[serde(default)]
+    pub resources: Vec<String>,
+    /// The call's `requestParameters`, as recorded.
+    #[serde(default)]
+    pub request: serde_json::Value,
 }
 
 /// elbmedic's own past changes to the load balancer, as its ledger recorded them.
@@ -492,6 +528,7 @@ pub enum GapFact {
     Metrics,
     EksCluster,
     RemediationHistory,
+    RecentChanges,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -519,6 +556,7 @@ impl std::fmt::Display for GapFact {
             Self::SecurityGroups => "security groups",
             Self::PrefixList => "prefix lists",
             Self::Metrics => "metrics",
+            Self::RecentChanges => "recent changes (CloudTrail)",
             Self::EksCluster => "the EKS cluster",
             Self::RemediationHistory => "elbmedic's remediation history",
         })

@@ -160,6 +160,7 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
         metrics: Vec::new(),
         eks: None,
         history: None,
+        changes: None,
         gaps: Vec::new(),
     };
     let state = async {

@@ -83,6 +83,12 @@ pub fn render_markdown(report: &Report) -> String {
             let _ = writeln!(out, "- {}", escape(step));
         }
     }
+    if !report.recent_changes.is_empty() {
+        out.push_str("\n## Recent changes (CloudTrail; none explains a finding)\n\n");
+        for change in &report.recent_changes {
+            let _ = writeln!(out, "- {}", escape(change));
+        }
+    }
     if !report.checked.is_empty() {
         out.push_str("\n## What was checked\n\n| check | status | detail |\n|---|---|---|\n");
         for check in &report.checked {

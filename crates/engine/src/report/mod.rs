@@ -144,6 +144,9 @@ pub struct Report {
     pub gaps: Vec<Gap>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub next_steps: Vec<String>,
+    /// Changes CloudTrail recorded on the path that explain no finding.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_changes: Vec<String>,
     /// The plan (from `diagnose`) or what was changed (from `remediate`), when remediation is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remediation: Option<remediation::RemediationSection>,
@@ -181,6 +184,7 @@ impl Report {
             checked: diagnosis.checked,
             gaps: snapshot.gaps.clone(),
             next_steps: diagnosis.next_steps,
+            recent_changes: diagnosis.recent_changes,
             remediation: None,
         }
     }
@@ -252,6 +256,7 @@ impl Report {
             checked: Vec::new(),
             gaps: Vec::new(),
             next_steps: Vec::new(),
+            recent_changes: Vec::new(),
             remediation: None,
         })
     }
@@ -278,6 +283,7 @@ impl Report {
             next_steps: vec![format!(
                 "elbmedic runs in account {own_account} and can only read load balancers there. Deploy elbmedic in account {alarm_account} and point this alarm at that deployment's alarm topic, or run `elbmedic diagnose --event FILE` with credentials for {alarm_account}."
             )],
+            recent_changes: Vec::new(),
             remediation: None,
         }
     }

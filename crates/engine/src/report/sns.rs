@@ -83,6 +83,7 @@ fn trim(report: &Report, level: usize) -> Report {
         }
     }
     if level >= 2 {
+        cut.recent_changes.truncate(5);
         cut.checked
             .iter_mut()
             .for_each(|c| truncate_chars(&mut c.detail, 200));
@@ -124,6 +125,7 @@ fn trim(report: &Report, level: usize) -> Report {
             finding.resources.truncate(5);
         }
         cut.checked.clear();
+        cut.recent_changes.clear();
         cut.gaps
             .iter_mut()
             .for_each(|g| truncate_chars(&mut g.detail, 80));

@@ -32,6 +32,12 @@ pub fn render_text(report: &Report) -> String {
             out.push_str(&bullet(step, "  "));
         }
     }
+    if !report.recent_changes.is_empty() {
+        out.push_str("\nRECENT CHANGES (CloudTrail; none explains a finding)\n");
+        for change in &report.recent_changes {
+            out.push_str(&bullet(change, "  "));
+        }
+    }
     if !report.checked.is_empty() {
         out.push_str("\nWHAT WAS CHECKED\n");
         for check in &report.checked {

@@ -11,6 +11,7 @@ mod backend_closes_connections;
 mod check_incomplete;
 mod idle_timeout;
 mod nacl;
+pub mod recent_change;
 mod refuse_connections;
 mod security_groups;
 mod stale_targets;

@@ -1,0 +1,239 @@
+//! `recent-change`: a change to something on the failing path shortly before the alarm, from
+//! CloudTrail. Unlike the other rules it runs after them: a change matters when it touched a
+//! resource a cause names (the NACL whose rule drops replies, the security group missing its
+//! rule, the load balancer whose idle timeout is exceeded, the target group whose targets
+//! churned). Such a change gets this finding, and a line of evidence in the finding it
+//! explains; a change that explains nothing is listed under "recent changes".
+
+use super::{Check, CheckStatus};
+use crate::argv;
+use crate::changes::{actor, bounded, describe, is_registration, touched, when};
+use crate::context::Context;
+use crate::finding::{Command, Evidence, Finding, FindingCode, Fix};
+use crate::shell::Script;
+use crate::snapshot::ChangeEvent;
+
+/// What the post-pass adds to a diagnosis.
+#[derive(Debug, Default)]
+pub struct Linked {
+    /// The finding, and the index of the finding it explains (it goes right after that one).
+    pub finding: Option<(Finding, usize)>,
+    /// Changes that explain no finding, one line each, and what was not looked up.
+    pub unlinked: Vec<String>,
+    pub check: Option<Check>,
+}
+
+/// At most this many events become evidence: the rest are counted.
+const SHOWN: usize = 8;
+
+/// Whether `event` touched what `finding` is about.
+fn explains(ctx: &Context<'_>, event: &ChangeEvent, finding: &Finding) -> bool {
+    if !finding.code.is_cause() || finding.code == FindingCode::RecentChange {
+        return false;
+    }
+    let ids = touched(event);
+    if finding.resources.iter().any(|r| ids.contains(r)) {
+        return true;
+    }
+    let lb = &ctx.snapshot.load_balancer;
+    let on_this_lb = ids.contains(&lb.name) || ids.contains(&lb.id);
+    match finding.code {
+        FindingCode::IdleTimeoutExceeded => {
+            on_this_lb && event.event_name == "ModifyLoadBalancerAttributes"
+        }
+        FindingCode::TargetsChurning
+        | FindingCode::StaleTargets
+        | FindingCode::TargetsUnhealthy => {
+            is_registration(event)
+                && (on_this_lb
+                    || ctx.snapshot.target_groups.iter().any(|g| {
+                        g.arn.as_ref().is_some_and(|arn| ids.contains(arn)) || ids.contains(&g.name)
+                    }))
+        }
+        _ => false,
+    }
+}
+
+/// Seconds as whole minutes, rounded: 473 s is "8 min".
+fn minutes(seconds: i64) -> String {
+    format!("{} min", (seconds + 30) / 60)
+}
+
+fn line(event: &ChangeEvent, alarm_at: Option<i64>) -> String {
+    let (clock, at) = when(event);
+    let before = match (alarm_at, at) {
+        (Some(alarm), Some(at)) if alarm >= at => {
+            format!(", {} min before the alarm", (alarm - at) / 60)
+        }
+        (Some(_), Some(_)) => ", after the alarm".into(),
+        _ => String::new(),
+    };
+    format!(
+        "{clock} {} by {}: {}{before} (event {})",
+        bounded(&event.event_name),
+        actor(event),
+        describe(event),
+        bounded(&event.event_id)
+    )
+}
+
+pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
+    let name = "recent changes on the path (CloudTrail)";
+    let Some(changes) = &ctx.snapshot.changes else {
+        return Linked {
+            check: Some(Check::new(
+                name,
+                CheckStatus::NotApplicable,
+                "CloudTrail was not read",
+            )),
+            ..Linked::default()
+        };
+    };
+    let alarm_at = ctx.alarm.state_change_epoch;
+    let mut linked: Vec<(&ChangeEvent, Vec<usize>)> = Vec::new();
+    let mut unlinked = Vec::new();
+    for event in &changes.events {
+        let explained: Vec<usize> = findings
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| explains(ctx, event, f))
+            .map(|(i, _)| i)
+            .collect();
+        if explained.is_empty() {
+            if unlinked.len() < SHOWN {
+                unlinked.push(line(event, alarm_at));
+            }
+        } else {
+            linked.push((event, explained));
+        }
+    }
+    for (event, explained) in &linked {
+        for &index in explained {
+            findings[index].evidence.push(Evidence::observation(format!(
+                "Changed by CloudTrail event: {}",
+                line(event, alarm_at)
+            )));
+        }
+    }
+    let quiet = changes.events.len() - linked.len();
+    if quiet > unlinked.len() {
+        unlinked.push(format!(
+            "... and {} more change(s) that explain no finding",
+            quiet - unlinked.len()
+        ));
+    }
+    if !changes.not_looked_up.is_empty() {
+        unlinked.push(format!(
+            "Not looked up yet (CloudTrail allows 2 lookups a second): {}",
+            bounded(&changes.not_looked_up.join(", "))
+        ));
+    }
+    if !changes.events.is_empty() || !changes.not_looked_up.is_empty() {
+        unlinked.push("CloudTrail delivers an event about 5 minutes after the call: changes of the last minutes may not be listed yet.".into());
+    }
+    let check = Check::new(
+        name,
+        if linked.is_empty() {
+            CheckStatus::Ok
+        } else {
+            CheckStatus::Problem
+        },
+        format!(
+            "{} change(s) since {}, {} tied to a finding",
+            changes.events.len(),
+            bounded(&changes.since),
+            linked.len()
+        ),
+    );
+    let Some((latest, explained)) = linked
+        .iter()
+        .max_by_key(|(event, _)| when(event).1.unwrap_or(i64::MIN))
+    else {
+        return Linked {
+            finding: None,
+            unlinked,
+            check: Some(check),
+        };
+    };
+    let top = &findings[explained[0]];
+    let (severity, top_code, top_title) = (top.severity, top.code, top.title.clone());
+    let more = if linked.len() > 1 {
+        format!(" (+{} more change(s))", linked.len() - 1)
+    } else {
+        String::new()
+    };
+    let (clock, at) = when(latest);
+    let before = match (alarm_at, at) {
+        (Some(alarm), Some(at)) if alarm >= at => {
+            format!("{} before the alarm", minutes(alarm - at))
+        }
+        _ => "around the alarm".into(),
+    };
+    let mut evidence: Vec<Evidence> = linked
+        .iter()
+        .take(SHOWN)
+        .map(|(event, explained)| {
+            let codes: Vec<&str> = explained
+                .iter()
+                .map(|&i| findings[i].code.as_str())
+                .collect();
+            Evidence::observation(format!(
+                "{}; explains {}",
+                line(event, alarm_at),
+                codes.join(", ")
+            ))
+        })
+        .collect();
+    if linked.len() > SHOWN {
+        evidence.push(Evidence::observation(format!(
+            "... and {} more",
+            linked.len() - SHOWN
+        )));
+    }
+    let region = ctx.region();
+    let lookups: Vec<Vec<crate::shell::Word>> = linked
+        .iter()
+        .take(3)
+        .map(|(event, _)| {
+            argv![
+                "aws",
+                "cloudtrail",
+                "lookup-events",
+                "--region",
+                region,
+                "--lookup-attributes",
+                format!("AttributeKey=EventId,AttributeValue={}", event.event_id)
+            ]
+        })
+        .collect();
+    let finding = Finding {
+        code: FindingCode::RecentChange,
+        severity,
+        confidence: None,
+        confidence_reason: None,
+        title: format!(
+            "{} by {} at {clock}, {before}{more}",
+            describe(latest),
+            actor(latest)
+        ),
+        explanation: format!(
+            "This change touched what the finding \"{}\" ({top_code}) is about, shortly before the alarm. Ask whoever made it why; undoing it is the fix that finding gives. If it came from infrastructure as code, fix it there too, or the next apply brings it back.",
+            bounded(&top_title)
+        ),
+        evidence,
+        fix: Fix {
+            summary: "Check the change with whoever made it, then undo it with the commands of the finding it explains.".into(),
+            commands: vec![Command::new("See the whole CloudTrail event", Script::lines(lookups))],
+            durable: None,
+            notes: Vec::new(),
+        },
+        resources: linked.iter().map(|(e, _)| bounded(&e.event_id)).collect(),
+        remedies: Vec::new(),
+    };
+    let after = explained[0];
+    Linked {
+        finding: Some((finding, after)),
+        unlinked,
+        check: Some(check),
+    }
+}
