@@ -128,7 +128,7 @@ pub fn snapshot(event_path: &str) -> Result<Exit> {
                 }) => {
                     let clients = regions.get(&alarm.region).await;
                     let deadline = config.gather_deadline;
-                    let world = elbmedic_aws::gather::for_alarm(&clients, &alarm, &load_balancer, run.now, deadline, ledger);
+                    let world = elbmedic_aws::gather::for_alarm(&clients, &alarm, &load_balancer, run.now, deadline, ledger, true);
                     worlds.push(serde_json::to_value(Box::pin(world).await)?);
                 }
                 Ok(other) => {

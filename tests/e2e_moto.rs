@@ -479,6 +479,7 @@ async fn a_failing_call_leaves_a_gap_and_the_report_still_arrives() {
 #[tokio::test]
 async fn round_trips_are_within_budget() {
     let moto = Moto::start();
+    use_moto(&moto);
     let aws = Aws::new(&moto.url).await;
     let net = network(&aws, &[8080, 31380]).await;
     let id = alb(&aws, &net, ALB, &PODS, &[]).await;
@@ -506,7 +507,13 @@ async fn round_trips_are_within_budget() {
         else {
             panic!()
         };
-        let clients = Clients::from_config(&aws.config, REGION);
+        // The environment's configuration, as the function loads it: moto, and the CloudTrail
+        // stand-in beside it (AWS_ENDPOINT_URL_CLOUDTRAIL).
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(REGION))
+            .load()
+            .await;
+        let clients = Clients::from_config(&config, REGION);
         let world = elbmedic_aws::gather::for_alarm(
             &clients,
             &alarm,
@@ -514,6 +521,7 @@ async fn round_trips_are_within_budget() {
             now,
             elbmedic_aws::gather::DEFAULT_DEADLINE,
             None,
+            true,
         )
         .await;
         assert!(
@@ -858,4 +866,84 @@ async fn a_rolling_deploy_is_found_from_the_healthy_host_counts() {
             .as_str()
             .unwrap()
             .contains("healthy hosts between 1 and 2")));
+}
+
+/// What changed: CloudTrail (a local stand-in serving LookupEvents, which moto lacks) holds the
+/// NACL entry that broke the replies, an unrelated change on the ALB and an entry in another
+/// VPC's NACL. The report ties the first to the NACL finding, lists the second under recent
+/// changes, leaves the third out, and the first pass makes exactly two lookups.
+#[tokio::test]
+async fn the_change_that_broke_the_path_is_named_from_cloudtrail() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let net = network(&aws, &[8080]).await;
+    deny_low_ephemeral_egress(&aws, &net).await;
+    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
+    let now = now();
+    let errors = [0.0, 31.0, 40.0];
+    alb_metrics(&aws, &id, now, &errors, &[0.4, 0.5, 0.4], &errors, &errors).await;
+    let alb_arn = format!("arn:aws:elasticloadbalancing:{REGION}:123456789012:loadbalancer/{id}");
+    let terraform = "arn:aws:sts::123456789012:assumed-role/terraform-ci/1732384331";
+    let entry = |acl: &str| {
+        serde_json::json!({"networkAclId": acl, "ruleNumber": 110, "egress": true, "ruleAction": "allow",
+            "aclProtocol": "6", "portRange": {"from": 32768, "to": 65535}, "cidrBlock": "0.0.0.0/0"})
+    };
+    moto.trail.add(
+        "ev-nacl",
+        "CreateNetworkAclEntry",
+        now - 480,
+        terraform,
+        &[],
+        entry(&net.private_acl),
+    );
+    moto.trail.add(
+        "ev-elsewhere",
+        "CreateNetworkAclEntry",
+        now - 300,
+        terraform,
+        &[],
+        entry("acl-0000000000elsewhere"),
+    );
+    moto.trail.add(
+        "ev-listener",
+        "ModifyLoadBalancerAttributes",
+        now - 3000,
+        "arn:aws:sts::123456789012:assumed-role/oncall/jane",
+        &[&alb_arn],
+        serde_json::json!({"loadBalancerArn": alb_arn, "attributes": [{"key": "deletion_protection.enabled", "value": "true"}]}),
+    );
+    let (report, _) = diagnose_and_publish(
+        &moto,
+        &aws,
+        "recent_change",
+        &alb_event("HTTPCode_ELB_504_Count", &id, now),
+    )
+    .await;
+    let codes = codes(&report);
+    assert_eq!(
+        codes[..2],
+        ["nacl-blocks-ephemeral-ports", "recent-change"],
+        "{report:#}"
+    );
+    let change = &report["findings"][1];
+    let title = change["title"].as_str().unwrap();
+    assert!(
+        title.contains("rule 110") && title.contains("terraform-ci"),
+        "{title}"
+    );
+    assert!(title.contains("8 min before the alarm"), "{title}");
+    let unlinked = report["recent_changes"].to_string();
+    assert!(
+        unlinked.contains("deletion_protection.enabled=true"),
+        "{unlinked}"
+    );
+    assert!(
+        !report.to_string().contains("elsewhere"),
+        "another VPC's change is not ours"
+    );
+    assert_eq!(
+        moto.trail.requests().len(),
+        2,
+        "the first pass spends one second of CloudTrail's rate"
+    );
 }

@@ -5,6 +5,7 @@
 
 pub mod moto;
 pub mod runtime_api;
+pub mod trail;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ec2::types::{Filter, IpPermission, PortRange, RuleAction, Tag, UserIdGroupPair};

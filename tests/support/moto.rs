@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 pub struct Moto {
     child: Child,
     pub url: String,
+    /// CloudTrail's `LookupEvents`, which moto lacks, served beside it.
+    pub trail: super::trail::FakeTrail,
 }
 
 /// `ELBMEDIC_MOTO_SERVER` (set by scripts/test.sh), else the usual virtualenvs.
@@ -47,6 +49,7 @@ impl Moto {
         let moto = Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            trail: super::trail::FakeTrail::start(),
         };
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(30) {
@@ -62,6 +65,7 @@ impl Moto {
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT_URL", self.url.clone()),
+            ("AWS_ENDPOINT_URL_CLOUDTRAIL", self.trail.url.clone()),
             ("AWS_ACCESS_KEY_ID", "testing".into()),
             ("AWS_SECRET_ACCESS_KEY", "testing".into()),
             ("AWS_REGION", super::REGION.into()),

@@ -23,6 +23,7 @@ pub struct Clients {
     pub sns: aws_sdk_sns::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sts: aws_sdk_sts::Client,
+    pub cloudtrail: aws_sdk_cloudtrail::Client,
     pub region: String,
     /// Every operation performed by these clients.
     pub log: CallLog,
@@ -96,6 +97,7 @@ impl Clients {
             sns: client!(aws_sdk_sns),
             dynamodb: client!(aws_sdk_dynamodb),
             sts: client!(aws_sdk_sts),
+            cloudtrail: client!(aws_sdk_cloudtrail),
             region: region.to_string(),
             log,
         }

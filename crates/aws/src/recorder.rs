@@ -45,6 +45,8 @@ fn iam_prefix(service: &str) -> &str {
         "cloudwatch" => "cloudwatch",
         "sns" => "sns",
         "dynamodb" => "dynamodb",
+        "cloudtrail" => "cloudtrail",
+        "sts" => "sts",
         _ => service,
     }
 }

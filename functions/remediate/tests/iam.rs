@@ -371,7 +371,8 @@ fn the_template_is_read_as_iam_reads_it() {
         "diagnose only reads the ledger"
     );
     // Both roles read the same state: remediate gathers exactly as diagnose does. Only
-    // diagnose follows composite alarms: a plan names the child alarm already.
+    // diagnose follows composite alarms (a plan names the child alarm already) and asks
+    // CloudTrail what changed (remediation decides from the state, not from history).
     let reads = |g: &BTreeMap<String, Grant>| -> BTreeSet<String> {
         g.keys()
             .filter(|a| is_read(a) && !a.starts_with("dynamodb:"))
@@ -382,7 +383,10 @@ fn the_template_is_read_as_iam_reads_it() {
         .difference(&reads(&remediate))
         .cloned()
         .collect();
-    assert_eq!(diagnose_only, ["cloudwatch:DescribeAlarms"]);
+    assert_eq!(
+        diagnose_only,
+        ["cloudtrail:LookupEvents", "cloudwatch:DescribeAlarms"]
+    );
     assert!(reads(&remediate).is_subset(&reads(&diagnose)));
 }
 

@@ -20,7 +20,7 @@ use crate::convert::{self, Described};
 
 /// The ALB's ARN, known before any call when the alarm names the account: the `LoadBalancer`
 /// dimension is the ARN's resource part (`app/NAME/ID`).
-fn derived_arn(region: &str, account: Option<&str>, id: &str) -> Option<String> {
+pub(super) fn derived_arn(region: &str, account: Option<&str>, id: &str) -> Option<String> {
     let account = account.filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))?;
     let partition = if region.starts_with("cn-") {
         "aws-cn"

@@ -15,6 +15,7 @@ mod application;
 mod classic;
 mod metrics;
 mod targets;
+mod trail;
 mod vpc;
 
 use std::collections::BTreeMap;
@@ -60,6 +61,9 @@ pub struct GatherOptions {
     pub account_id: Option<String>,
     /// The remediation ledger to read elbmedic's own history of the LB from, if any.
     pub ledger_table: Option<String>,
+    /// Whether to look up recent changes in CloudTrail (the diagnosis does; remediation's
+    /// re-gathers do not need them).
+    pub recent_changes: bool,
 }
 
 impl GatherOptions {
@@ -79,6 +83,7 @@ impl GatherOptions {
             now,
             account_id: None,
             ledger_table: None,
+            recent_changes: false,
         }
     }
 }
@@ -180,7 +185,28 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
     // Leaves of the whole gather: nothing waits for the metrics or the ledger, so they run
     // beside every round and are joined only at the end.
     let metrics = metrics::gather(clients, lb.kind, &lb.id, options, deadline);
-    let ((), history, (series, metric_gaps)) = tokio::join!(state, history, metrics);
+    let changes = async {
+        if !options.recent_changes {
+            return None;
+        }
+        let resource = match lb.kind {
+            LbKind::Application => {
+                application::derived_arn(&clients.region, options.account_id.as_deref(), &lb.id)
+            }
+            LbKind::Classic => Some(lb.name.clone()),
+        };
+        let window_start =
+            options.window_end - i64::from(options.period) * i64::from(options.periods);
+        let window = (window_start, options.window_end);
+        Some(trail::first_pass(clients, resource.as_deref(), window, deadline).await)
+    };
+    let ((), history, (series, metric_gaps), changes) =
+        tokio::join!(state, history, metrics, changes);
+    if let Some((mut changes, gaps)) = changes {
+        trail::on_the_path(&mut changes, &world);
+        world.gaps.extend(gaps);
+        world.changes = Some(changes);
+    }
     // The load balancer's series first, then the per-target-group ones read in round 2.
     let per_group = std::mem::replace(&mut world.metrics, series);
     world.metrics.extend(per_group);
@@ -202,6 +228,7 @@ pub async fn for_alarm(
     now: i64,
     deadline: Duration,
     ledger_table: Option<&str>,
+    recent_changes: bool,
 ) -> Snapshot {
     let mut options = GatherOptions::new(
         now,
@@ -212,6 +239,7 @@ pub async fn for_alarm(
     options.account_id = alarm.account_id.clone();
     options.deadline = deadline;
     options.ledger_table = ledger_table.map(str::to_string);
+    options.recent_changes = recent_changes;
     gather(clients, lb, &options).await
 }
 

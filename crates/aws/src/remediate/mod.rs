@@ -88,6 +88,8 @@ async fn gather(clients: &Clients, message: &PlanMessage, config: &Config) -> Sn
         epoch_now(),
         config.gather_deadline,
         None,
+        // What changed is the diagnosis's question; remediation decides from the state.
+        false,
     ))
     .await
 }

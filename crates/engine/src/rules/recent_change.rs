@@ -122,15 +122,17 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
             quiet - unlinked.len()
         ));
     }
-    if !changes.not_looked_up.is_empty() {
-        unlinked.push(format!(
-            "Not looked up yet (CloudTrail allows 2 lookups a second): {}",
-            bounded(&changes.not_looked_up.join(", "))
-        ));
-    }
-    if !changes.events.is_empty() || !changes.not_looked_up.is_empty() {
+    if !unlinked.is_empty() {
         unlinked.push("CloudTrail delivers an event about 5 minutes after the call: changes of the last minutes may not be listed yet.".into());
     }
+    let pending = if changes.not_looked_up.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; not looked up in this pass (CloudTrail allows 2 lookups a second): {}",
+            bounded(&changes.not_looked_up.join(", "))
+        )
+    };
     let check = Check::new(
         name,
         if linked.is_empty() {
@@ -139,7 +141,7 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
             CheckStatus::Problem
         },
         format!(
-            "{} change(s) since {}, {} tied to a finding",
+            "{} change(s) since {}, {} tied to a finding{pending}",
             changes.events.len(),
             bounded(&changes.since),
             linked.len()

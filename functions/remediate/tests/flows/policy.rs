@@ -71,7 +71,7 @@ pub fn granted(template: &Yaml, role: &str) -> BTreeMap<String, Grant> {
 /// Read-only by IAM's naming: Describe, Get and List calls.
 pub fn is_read(action: &str) -> bool {
     let name = action.split_once(':').map_or(action, |(_, n)| n);
-    ["Describe", "Get", "List"]
+    ["Describe", "Get", "List", "Lookup"]
         .iter()
         .any(|p| name.starts_with(p))
 }

@@ -1,0 +1,234 @@
+//! What changed: CloudTrail `LookupEvents` over the alarm window and the two hours before it.
+//! CloudTrail allows 2 lookups a second per account and region, and one lookup attribute per
+//! call, so it is the slowest source elbmedic reads: the first pass spends at most one second
+//! of that rate (two calls), beside the describe rounds, and names what it left for later.
+//! Events for the path's NACLs and security groups are found by event name and kept only when
+//! they touch the snapshot's resources (a `ResourceName` lookup finds only events whose
+//! `Resources` list names the id, which EC2 does not promise).
+
+use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
+use aws_smithy_types::date_time::Format as DateFormat;
+use aws_smithy_types::DateTime;
+use elbmedic_engine::changes::touched;
+use elbmedic_engine::snapshot::{ChangeEvent, Changes, Gap, GapFact, Snapshot};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::{bounded, join_all, settle};
+use crate::clients::Clients;
+
+/// Calls of the first pass: one second of CloudTrail's rate.
+pub const FIRST_PASS_CALLS: usize = 2;
+
+/// The window before the alarm window that is looked up.
+const LOOK_BACK_SECONDS: i64 = 2 * 3600;
+
+/// A `CloudTrailEvent` larger than this is kept without its request parameters.
+const MAX_EVENT_BYTES: usize = 64 * 1024;
+
+/// One lookup: one attribute, as the API takes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lookup {
+    pub key: LookupAttributeKey,
+    pub value: String,
+}
+
+impl Lookup {
+    fn label(&self) -> String {
+        format!("{}={}", self.key.as_str(), self.value)
+    }
+}
+
+/// Every lookup that covers the path, most telling first: the load balancer itself, then the
+/// NACL and security-group changes that break paths.
+pub fn lookups(lb_resource: Option<&str>) -> Vec<Lookup> {
+    let by_name = |name: &str| Lookup {
+        key: LookupAttributeKey::EventName,
+        value: name.into(),
+    };
+    let mut all: Vec<Lookup> = lb_resource
+        .map(|resource| Lookup {
+            key: LookupAttributeKey::ResourceName,
+            value: resource.into(),
+        })
+        .into_iter()
+        .collect();
+    all.extend(
+        [
+            "CreateNetworkAclEntry",
+            "ReplaceNetworkAclEntry",
+            "RevokeSecurityGroupIngress",
+            "DeleteNetworkAclEntry",
+            "ReplaceNetworkAclAssociation",
+            "RevokeSecurityGroupEgress",
+            "ModifySecurityGroupRules",
+            "ModifyTargetGroup",
+            "ModifyTargetGroupAttributes",
+            "DeregisterTargets",
+        ]
+        .map(by_name),
+    );
+    all
+}
+
+/// The first pass: the first [`FIRST_PASS_CALLS`] lookups, at once; the rest are named.
+pub async fn first_pass(
+    clients: &Clients,
+    lb_resource: Option<&str>,
+    window: (i64, i64),
+    deadline: Instant,
+) -> (Changes, Vec<Gap>) {
+    let all = lookups(lb_resource);
+    let (now, later) = all.split_at(FIRST_PASS_CALLS.min(all.len()));
+    let since = window.0 - LOOK_BACK_SECONDS;
+    let results = join_all(
+        now.iter()
+            .map(|lookup| look_up(clients, lookup, since, window.1, deadline))
+            .collect(),
+    )
+    .await;
+    let mut changes = Changes {
+        since: rfc3339(since),
+        until: rfc3339(window.1),
+        events: Vec::new(),
+        not_looked_up: later.iter().map(Lookup::label).collect(),
+    };
+    let mut gaps = Vec::new();
+    for result in results {
+        match result {
+            Ok(events) => {
+                for event in events {
+                    if !changes.events.iter().any(|e| e.event_id == event.event_id) {
+                        changes.events.push(event);
+                    }
+                }
+            }
+            Err(gap) => gaps.push(gap),
+        }
+    }
+    (changes, gaps)
+}
+
+async fn look_up(
+    clients: &Clients,
+    lookup: &Lookup,
+    since: i64,
+    until: i64,
+    deadline: Instant,
+) -> Result<Vec<ChangeEvent>, Gap> {
+    let request = clients
+        .cloudtrail
+        .lookup_events()
+        .lookup_attributes(
+            LookupAttribute::builder()
+                .attribute_key(lookup.key.clone())
+                .attribute_value(&lookup.value)
+                .build()
+                .map_err(|e| Gap {
+                    fact: GapFact::RecentChanges,
+                    resource: Some(lookup.label()),
+                    reason: elbmedic_engine::snapshot::GapReason::Error,
+                    detail: e.to_string(),
+                })?,
+        )
+        .start_time(DateTime::from_secs(since))
+        .end_time(DateTime::from_secs(until))
+        .max_results(50)
+        .send();
+    let label = format!("cloudtrail:LookupEvents {}", lookup.label());
+    let out = settle(
+        bounded(deadline, request).await,
+        GapFact::RecentChanges,
+        Some(&label),
+    )?;
+    Ok(out.events().iter().filter_map(change_event).collect())
+}
+
+/// An event as the snapshot keeps it: who, when, what was asked.
+fn change_event(event: &aws_sdk_cloudtrail::types::Event) -> Option<ChangeEvent> {
+    let record: Value = event
+        .cloud_trail_event()
+        .filter(|text| text.len() <= MAX_EVENT_BYTES)
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or(Value::Null);
+    Some(ChangeEvent {
+        event_id: event.event_id()?.to_string(),
+        event_name: event.event_name()?.to_string(),
+        event_time: event
+            .event_time()
+            .and_then(|t| t.fmt(DateFormat::DateTime).ok())
+            .unwrap_or_default(),
+        actor: record
+            .pointer("/userIdentity/arn")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| event.username().map(str::to_string)),
+        resources: event
+            .resources()
+            .iter()
+            .filter_map(|r| r.resource_name().map(str::to_string))
+            .collect(),
+        request: record
+            .get("requestParameters")
+            .cloned()
+            .unwrap_or(Value::Null),
+    })
+}
+
+/// Keeps the events that touch the load balancer or a resource on its path (a NACL, a security
+/// group or a target group of the snapshot): an event-name lookup returns the whole region's.
+pub fn on_the_path(changes: &mut Changes, world: &Snapshot) {
+    let lb = &world.load_balancer;
+    let mut ours: Vec<&str> = vec![lb.name.as_str(), lb.id.as_str()];
+    ours.extend(lb.arn.as_deref());
+    ours.extend(world.network_acls.iter().map(|a| a.id.as_str()));
+    ours.extend(world.security_groups.iter().map(|g| g.id.as_str()));
+    ours.extend(world.target_groups.iter().filter_map(|g| g.arn.as_deref()));
+    changes
+        .events
+        .retain(|event| touched(event).iter().any(|id| ours.contains(&id.as_str())));
+    changes
+        .events
+        .sort_by(|a, b| a.event_time.cmp(&b.event_time));
+}
+
+fn rfc3339(secs: i64) -> String {
+    DateTime::from_secs(secs)
+        .fmt(DateFormat::DateTime)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_pass_asks_for_the_load_balancer_and_the_nacl_entries() {
+        let all = lookups(Some(
+            "arn:aws:elasticloadbalancing:eu-west-1:1:loadbalancer/app/a/1",
+        ));
+        assert_eq!(all[0].key, LookupAttributeKey::ResourceName);
+        assert_eq!(all[1].value, "CreateNetworkAclEntry");
+        assert!(
+            all.len() > FIRST_PASS_CALLS,
+            "the rest is named for the follow-up"
+        );
+    }
+
+    #[test]
+    fn an_event_of_another_vpc_is_not_kept() {
+        let scenario = elbmedic_engine::scenarios::find("nacl-rule-added-recently").unwrap();
+        let world = elbmedic_engine::snapshot::from_json(scenario.snapshot).unwrap();
+        let mut changes = world.changes.clone().unwrap();
+        let mut foreign = changes.events[1].clone();
+        foreign.event_id = "other".into();
+        foreign.request = serde_json::json!({"networkAclId": "acl-elsewhere", "ruleNumber": 5});
+        changes.events.push(foreign);
+        on_the_path(&mut changes, &world);
+        assert!(changes.events.iter().all(|e| e.event_id != "other"));
+        assert!(changes
+            .events
+            .iter()
+            .any(|e| e.event_name == "CreateNetworkAclEntry"));
+    }
+}
