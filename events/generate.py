@@ -223,6 +223,16 @@ def clb_metrics(e5xx=(0, 0, 0, 0, 0), latency=(0.3, 0.4, 0.35, 0.5, 0.42), bce=(
             series("BackendConnectionErrors", "Sum", bce), series("RequestCount", "Sum", requests)]
 
 
+def zone_series(values_by_zone, metric="HTTPCode_ELB_5XX_Count"):
+    """The 5xx per AvailabilityZone: the zone of the load balancer node that answered."""
+    out = []
+    for zone, values in values_by_zone.items():
+        s = series(metric, "Sum", values)
+        s["availability_zone"] = zone
+        out.append(s)
+    return out
+
+
 def healthy_hosts(world, lows=None, highs=None):
     """HealthyHostCount Minimum and Maximum per period, as the gather reads them: per target
     group on an ALB (the metric needs the TargetGroup dimension there), LB-wide on a Classic LB.
@@ -451,6 +461,14 @@ def scenarios():
                {"targetGroupArn": TG_ARN, "attributes": [{"key": "stickiness.enabled", "value": "true"}]}),
     )
     out["unrelated-change"] = ("5xx unexplained; a stickiness change explains nothing",
+                               alb_alarm("HTTPCode_ELB_5XX_Count"), w)
+
+    # The ALB's node in eu-west-1b answers nearly all the 5xx: paths and targets look fine,
+    # so what is particular to that node's subnet is the lead.
+    w = alb_world(alb_metrics(e5xx=(0, 21, 27, 23, 25)))
+    w["metrics"] += zone_series({"eu-west-1a": (0, 1, 0, 1, 0), "eu-west-1b": (0, 20, 26, 21, 25),
+                                 "eu-west-1c": (0, 0, 1, 1, 0)})
+    out["one-zone-failure"] = ("The LB node in one zone answers nearly all the 5xx",
                                alb_alarm("HTTPCode_ELB_5XX_Count"), w)
 
     w = alb_world(alb_metrics(e5xx=(0, 3, 5, 2, 4), e502=(0, 3, 5, 2, 4)))

@@ -947,3 +947,51 @@ async fn the_change_that_broke_the_path_is_named_from_cloudtrail() {
         "the first pass spends one second of CloudTrail's rate"
     );
 }
+
+/// The 5xx per zone come in the same GetMetricData call as the rest (the zones named by the
+/// region's letters, the LB's own returning data): nearly all from the node in eu-west-1b
+/// point at that zone's LB subnet.
+#[tokio::test]
+async fn the_zone_of_the_failing_load_balancer_node_is_named() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let net = network(&aws, &[8080]).await;
+    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
+    let now = now();
+    alb_metrics(
+        &aws,
+        &id,
+        now,
+        &[0.0; 3],
+        &[0.4, 0.5, 0.4],
+        &[0.0; 3],
+        &[0.0, 21.0, 27.0],
+    )
+    .await;
+    for (zone, errors) in [
+        ("eu-west-1a", [0.0, 1.0, 0.0]),
+        ("eu-west-1b", [0.0, 20.0, 27.0]),
+    ] {
+        let minutes: Vec<&[f64]> = errors.iter().map(std::slice::from_ref).collect();
+        let dims = [("LoadBalancer", id.as_str()), ("AvailabilityZone", zone)];
+        put_samples(
+            &aws,
+            "AWS/ApplicationELB",
+            &dims,
+            "HTTPCode_ELB_5XX_Count",
+            &minutes,
+            now,
+        )
+        .await;
+    }
+    let event = alb_event("HTTPCode_ELB_5XX_Count", &id, now);
+    let (report, _) = diagnose_and_publish(&moto, &aws, "one_zone", &event).await;
+    let zone = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "zone-concentrated")
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert!(zone["title"].as_str().unwrap().contains("eu-west-1b"));
+    assert_eq!(zone["resources"], serde_json::json!([net.public[1].id]));
+}

@@ -64,7 +64,7 @@ impl Churn {
         let errors = ERROR_METRICS
             .iter()
             .flat_map(|m| find(m, "Sum"))
-            .find(|s| s.target_group.is_none());
+            .find(|s| s.target_group.is_none() && s.availability_zone.is_none());
         let minima = find("HealthyHostCount", "Minimum");
         let maxima = find("HealthyHostCount", "Maximum");
         let mut periods: BTreeMap<String, Period> = BTreeMap::new();
@@ -147,6 +147,7 @@ mod tests {
             metric_name: metric.into(),
             statistic: statistic.into(),
             target_group: group.map(str::to_string),
+            availability_zone: None,
             period_seconds: Some(60),
             points: values
                 .iter()

@@ -158,7 +158,9 @@ impl<'a> Context<'a> {
     pub fn series(&self, metric: &str, statistic: &str) -> Option<&'a MetricSeries> {
         let snapshot: &'a Snapshot = self.snapshot;
         let matching = |s: &&MetricSeries| {
-            s.metric_name == metric && s.statistic.eq_ignore_ascii_case(statistic)
+            s.metric_name == metric
+                && s.statistic.eq_ignore_ascii_case(statistic)
+                && s.availability_zone.is_none()
         };
         let mut candidates = snapshot.metrics.iter().filter(matching);
         let first = candidates.next()?;

@@ -72,6 +72,16 @@ pub fn diagnose(alarm: &Alarm, snapshot: &crate::snapshot::Snapshot) -> Diagnosi
         a.severity.cmp(&b.severity).then(a_order.cmp(b_order))
     });
     let mut findings: Vec<Finding> = findings.into_iter().map(|(_, f)| f).collect();
+    // The 5xx per zone: evidence for every cause, a finding when it decides alone.
+    let (zone, zone_check) = crate::rules::zone_concentrated::link(&ctx, &mut findings);
+    checked.push(zone_check);
+    if let Some(zone) = zone {
+        let at = findings
+            .iter()
+            .position(|f| f.severity > zone.severity)
+            .unwrap_or(findings.len());
+        findings.insert(at, zone);
+    }
     // Changes from CloudTrail are read against the findings: which one each change explains.
     let linked = crate::rules::recent_change::link(&ctx, &mut findings);
     checked.extend(linked.check);
@@ -224,6 +234,7 @@ mod tests {
                 &[NaclBlocksEphemeralPorts, RecentChange, TargetsUnhealthy],
             ),
             ("unrelated-change", &[]),
+            ("one-zone-failure", &[ZoneConcentrated]),
             ("backend-keepalive-502", &[BackendClosesConnections]),
             ("no-known-cause", &[]),
             ("check-incomplete", &[CheckIncomplete, CheckIncomplete]),

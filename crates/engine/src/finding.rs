@@ -22,11 +22,12 @@ pub enum FindingCode {
     TargetsRefuseConnections,
     TargetsChurning,
     RecentChange,
+    ZoneConcentrated,
     CheckIncomplete,
 }
 
 impl FindingCode {
-    pub const ALL: [FindingCode; 11] = [
+    pub const ALL: [FindingCode; 12] = [
         Self::IdleTimeoutExceeded,
         Self::NaclBlocksEphemeralPorts,
         Self::NaclBlocksTargetPort,
@@ -37,6 +38,7 @@ impl FindingCode {
         Self::TargetsRefuseConnections,
         Self::TargetsChurning,
         Self::RecentChange,
+        Self::ZoneConcentrated,
         Self::CheckIncomplete,
     ];
 
@@ -52,6 +54,7 @@ impl FindingCode {
             Self::TargetsRefuseConnections => "targets-refuse-connections",
             Self::TargetsChurning => "targets-churning",
             Self::RecentChange => "recent-change",
+            Self::ZoneConcentrated => "zone-concentrated",
             Self::CheckIncomplete => "check-incomplete",
         }
     }

@@ -12,6 +12,7 @@ pub mod churn;
 pub mod netcheck;
 pub mod plan;
 pub mod snapshot;
+pub mod zones;
 
 pub mod context;
 pub mod diagnosis;

@@ -36,6 +36,7 @@ scenarios!(
     "clb-node-scale-in",
     "nacl-rule-added-recently",
     "unrelated-change",
+    "one-zone-failure",
     "backend-keepalive-502",
     "no-known-cause",
     "check-incomplete",

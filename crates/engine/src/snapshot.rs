@@ -480,6 +480,10 @@ pub struct MetricSeries {
     /// Target group dimension when the series is per target group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_group: Option<String>,
+    /// `AvailabilityZone` dimension when the series is per zone: the zone of the load
+    /// balancer node that handled the requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period_seconds: Option<u32>,
     pub points: Vec<DataPoint>,

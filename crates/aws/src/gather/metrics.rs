@@ -67,10 +67,13 @@ pub async fn gather(
                 stat,
                 dimensions: vec![(kind.dimension_name(), dimension_value.to_string())],
                 target_group: None,
+                zone: None,
             })
             .collect()
     };
-    let (plain, percentiles) = (lb_wide(plain), lb_wide(percentiles));
+    let mut plain = lb_wide(plain);
+    plain.extend(per_zone(kind, dimension_value, &clients.region));
+    let percentiles = lb_wide(percentiles);
     let (plain, percentiles) = tokio::join!(
         call(clients, kind, options, &plain, deadline, false),
         call(
@@ -90,7 +93,34 @@ pub async fn gather(
             Err(gap) => gaps.push(gap),
         }
     }
+    // The zones the load balancer is not in.
+    series.retain(|s| s.availability_zone.is_none() || !s.points.is_empty());
     (series, gaps)
+}
+
+/// The load balancer's 5xx per `AvailabilityZone`: the zone of the LB node that answered.
+/// Zones are the region's name and a letter; no region has one past `f`, and a zone the load
+/// balancer is not in returns no data, so the call needs no round to learn the zones first.
+fn per_zone(kind: LbKind, dimension_value: &str, region: &str) -> Vec<Query> {
+    let metric = match kind {
+        LbKind::Application => "HTTPCode_ELB_5XX_Count",
+        LbKind::Classic => "HTTPCode_ELB_5XX",
+    };
+    ('a'..='f')
+        .map(|letter| {
+            let zone = format!("{region}{letter}");
+            Query {
+                metric,
+                stat: "Sum",
+                dimensions: vec![
+                    (kind.dimension_name(), dimension_value.to_string()),
+                    ("AvailabilityZone", zone.clone()),
+                ],
+                target_group: None,
+                zone: Some(zone),
+            }
+        })
+        .collect()
 }
 
 /// One series to fetch: a metric and statistic under its dimensions.
@@ -100,6 +130,8 @@ struct Query {
     dimensions: Vec<(&'static str, String)>,
     /// The `targetgroup/NAME/ID` of a per-target-group series.
     target_group: Option<String>,
+    /// The `AvailabilityZone` of a per-zone series.
+    zone: Option<String>,
 }
 
 /// An ALB's healthy-host counts per target group (the metric needs the `TargetGroup`
@@ -124,6 +156,7 @@ pub async fn healthy_hosts_per_group(
                     ("LoadBalancer", lb_id.to_string()),
                 ],
                 target_group: Some(group.clone()),
+                zone: None,
             })
         })
         .collect();
@@ -241,6 +274,7 @@ async fn call(
                 metric_name: query.metric.to_string(),
                 statistic: query.stat.to_string(),
                 target_group: query.target_group.clone(),
+                availability_zone: query.zone.clone(),
                 period_seconds: Some(options.period),
                 points: series_points,
             }

@@ -17,6 +17,7 @@ mod security_groups;
 mod stale_targets;
 mod targets_churning;
 mod unhealthy_targets;
+pub mod zone_concentrated;
 
 pub use idle_timeout::recommend_idle_timeout;
 

@@ -275,6 +275,7 @@ mod tests {
             metric_name: "BackendConnectionErrors".into(),
             statistic: "Sum".into(),
             target_group: None,
+            availability_zone: None,
             period_seconds: Some(60),
             points: vec![DataPoint {
                 timestamp: "2026-11-23T17:59:00Z".into(),

@@ -1,0 +1,143 @@
+//! `zone-concentrated`: most of the 5xx come from the load balancer node in one zone. Runs
+//! after the other rules: the breakdown is evidence for every cause, and a finding of its own
+//! only when no cause already names that zone's subnet. On an ALB (or a Classic LB with
+//! cross-zone on) the zone points at the LB node's subnet, its NACL and route table; on a
+//! Classic LB with cross-zone off, at that zone's own targets too.
+
+use super::{Check, CheckStatus};
+use crate::alarm::LbKind;
+use crate::argv;
+use crate::context::{format_value, Context};
+use crate::finding::{Command, Confidence, Evidence, Finding, FindingCode, Fix, Severity};
+use crate::shell::Script;
+use crate::snapshot::HealthClass;
+use crate::zones::Zones;
+
+/// Adds the breakdown to every cause, and returns the zone finding when it decides.
+pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> (Option<Finding>, Check) {
+    let name = "5xx by load balancer zone";
+    let zones = Zones::of(ctx.snapshot);
+    let Some(summary) = zones.summary() else {
+        return (
+            None,
+            Check::new(
+                name,
+                CheckStatus::NotApplicable,
+                "no per-zone 5xx in the window",
+            ),
+        );
+    };
+    for finding in findings.iter_mut().filter(|f| f.code.is_cause()) {
+        finding
+            .evidence
+            .push(Evidence::observation(summary.clone()));
+    }
+    let Some((top, share)) = zones.dominant() else {
+        return (
+            None,
+            Check::new(
+                name,
+                CheckStatus::Ok,
+                format!("{summary}: no zone dominates"),
+            ),
+        );
+    };
+    let percent = (share * 100.0).round();
+    let lb = &ctx.snapshot.load_balancer;
+    let lb_subnets: Vec<&str> = ctx
+        .snapshot
+        .subnets
+        .iter()
+        .filter(|s| {
+            lb.subnets.contains(&s.id) && s.availability_zone.as_deref() == Some(top.zone.as_str())
+        })
+        .map(|s| s.id.as_str())
+        .collect();
+    let named = findings
+        .iter()
+        .any(|f| f.code.is_cause() && f.resources.iter().any(|r| lb_subnets.contains(&r.as_str())));
+    let check = Check::new(
+        name,
+        CheckStatus::Problem,
+        format!("{percent} % in {}", top.zone),
+    );
+    if named {
+        return (None, check);
+    }
+    let zone_targets: Vec<(String, HealthClass)> = ctx
+        .snapshot
+        .targets()
+        .filter(|(_, t)| t.availability_zone.as_deref() == Some(top.zone.as_str()))
+        .map(|(_, t)| (t.id.clone(), t.health.class()))
+        .collect();
+    let own_targets = lb.kind == LbKind::Classic && lb.cross_zone == Some(false);
+    let all_down = !zone_targets.is_empty()
+        && zone_targets
+            .iter()
+            .all(|(_, c)| matches!(c, HealthClass::Unhealthy | HealthClass::Draining));
+    let mut evidence = vec![Evidence::observation(summary)];
+    if all_down {
+        evidence.push(Evidence::observation(format!(
+            "Every target in {} is unhealthy or draining ({})",
+            top.zone,
+            zone_targets
+                .iter()
+                .map(|(id, _)| id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let region = ctx.region();
+    let mut lines = Vec::new();
+    for subnet in &lb_subnets {
+        lines.push(argv![
+            "aws",
+            "ec2",
+            "describe-network-acls",
+            "--region",
+            region,
+            "--filters",
+            format!("Name=association.subnet-id,Values={subnet}")
+        ]);
+        lines.push(argv![
+            "aws",
+            "ec2",
+            "describe-route-tables",
+            "--region",
+            region,
+            "--filters",
+            format!("Name=association.subnet-id,Values={subnet}")
+        ]);
+    }
+    let explanation = if own_targets {
+        format!("This Classic LB has cross-zone load balancing off, so its node in {} sends only to the targets in {}: those targets, or the node's subnet, fail.", top.zone, top.zone)
+    } else {
+        format!("The load balancer node in {} answers most of the 5xx. The load balancer balances across zones, so the targets are the same for every node: look at what is particular to that node, its subnet ({}), the subnet's NACL and route table.", top.zone, if lb_subnets.is_empty() { "unknown".to_string() } else { lb_subnets.join(", ") })
+    };
+    let finding = Finding {
+        code: FindingCode::ZoneConcentrated,
+        severity: if all_down { Severity::High } else { Severity::Medium },
+        confidence: Some(Confidence::Likely),
+        confidence_reason: Some(format!(
+            "{percent} % of {} 5xx came from the node in {}",
+            format_value(zones.total),
+            top.zone
+        )),
+        title: format!("{percent} % of the 5xx come from the load balancer node in {}", top.zone),
+        explanation,
+        evidence,
+        fix: Fix {
+            summary: format!("Compare the {} subnet's NACL and route table with the other zones' (the commands show them); until it is fixed, the other zones can carry the traffic.", top.zone),
+            commands: if lines.is_empty() {
+                Vec::new()
+            } else {
+                vec![Command::new(format!("The NACL and route table of the LB subnet in {}", top.zone), Script::lines(lines))]
+            },
+            durable: None,
+            notes: Vec::new(),
+        },
+        resources: lb_subnets.iter().map(|s| s.to_string()).collect(),
+        remedies: Vec::new(),
+    };
+    (Some(finding), check)
+}
