@@ -73,8 +73,15 @@ pub fn diagnose(
     format: Format,
     publish: Option<&str>,
     mode: Option<Mode>,
+    follow_up: bool,
 ) -> Result<Exit> {
     let mut config = Config::from_process_env(Role::Cli)?;
+    if follow_up {
+        if snapshot_path.is_some() {
+            bail!("--follow-up looks up CloudTrail and needs the live state: drop --snapshot");
+        }
+        config.change_lookups = elbmedic_aws::gather::ChangeLookups::All;
+    }
     if let Some(mode) = mode {
         config.remediation.mode = mode;
     }
@@ -128,7 +135,7 @@ pub fn snapshot(event_path: &str) -> Result<Exit> {
                 }) => {
                     let clients = regions.get(&alarm.region).await;
                     let deadline = config.gather_deadline;
-                    let world = elbmedic_aws::gather::for_alarm(&clients, &alarm, &load_balancer, run.now, deadline, ledger, true);
+                    let world = elbmedic_aws::gather::for_alarm(&clients, &alarm, &load_balancer, run.now, deadline, ledger, config.change_lookups);
                     worlds.push(serde_json::to_value(Box::pin(world).await)?);
                 }
                 Ok(other) => {

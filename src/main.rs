@@ -54,6 +54,10 @@ enum Command {
         /// the guardrails come from the same variables as the functions'.
         #[arg(long, value_parser = parse_mode)]
         mode: Option<Mode>,
+        /// Wait a few seconds longer and look up every recent change in CloudTrail (the
+        /// function's follow-up pass, done in this run) instead of the first pass's two lookups.
+        #[arg(long)]
+        follow_up: bool,
     },
     /// Print the command that attaches elbmedic's alarms (infra/alarms.yaml) to a load balancer.
     Alarms {
@@ -133,12 +137,14 @@ fn main() -> ExitCode {
             format,
             publish,
             mode,
+            follow_up,
         } => commands::diagnose(
             &event,
             snapshot.as_deref(),
             format.into(),
             publish.as_deref(),
             mode,
+            follow_up,
         ),
         Command::Ledger {
             command: LedgerCommand::Create { table, region },

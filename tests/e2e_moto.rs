@@ -521,7 +521,7 @@ async fn round_trips_are_within_budget() {
             now,
             elbmedic_aws::gather::DEFAULT_DEADLINE,
             None,
-            true,
+            elbmedic_aws::gather::ChangeLookups::FirstPass,
         )
         .await;
         assert!(
@@ -994,4 +994,71 @@ async fn the_zone_of_the_failing_load_balancer_node_is_named() {
         .unwrap_or_else(|| panic!("{report:#}"));
     assert!(zone["title"].as_str().unwrap().contains("eu-west-1b"));
     assert_eq!(zone["resources"], serde_json::json!([net.public[1].id]));
+}
+
+/// `--follow-up` does the function's follow-up pass in the same run: every CloudTrail lookup,
+/// at CloudTrail's rate. The replaced NACL entry that the first pass does not look up (it is
+/// named as not looked up) is then found and tied to the NACL finding.
+#[tokio::test]
+async fn the_follow_up_finds_what_the_first_pass_left() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let net = network(&aws, &[8080]).await;
+    deny_low_ephemeral_egress(&aws, &net).await;
+    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
+    let now = now();
+    let errors = [0.0, 31.0, 40.0];
+    alb_metrics(&aws, &id, now, &errors, &[0.4, 0.5, 0.4], &errors, &errors).await;
+    moto.trail.add(
+        "ev-replace",
+        "ReplaceNetworkAclEntry",
+        now - 600,
+        "arn:aws:sts::123456789012:assumed-role/oncall/jane",
+        &[],
+        serde_json::json!({"networkAclId": net.private_acl, "ruleNumber": 110, "egress": true,
+            "ruleAction": "allow", "aclProtocol": "6", "portRange": {"from": 32768, "to": 65535},
+            "cidrBlock": "0.0.0.0/0"}),
+    );
+    let path = scratch(
+        "follow_up",
+        "event.json",
+        &alb_event("HTTPCode_ELB_504_Count", &id, now),
+    );
+    let first = elbmedic(&moto, &["diagnose", "--event", &path, "--format", "json"]);
+    let first: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert!(
+        !codes(&first).contains(&"recent-change".to_string()),
+        "{first:#}"
+    );
+    assert!(first["checked"]
+        .to_string()
+        .contains("EventName=ReplaceNetworkAclEntry"));
+    let lookups_before = moto.trail.requests().len();
+    let both = elbmedic(
+        &moto,
+        &[
+            "diagnose",
+            "--event",
+            &path,
+            "--format",
+            "json",
+            "--follow-up",
+        ],
+    );
+    assert_eq!(both.status.code(), Some(0), "{both:?}");
+    let both: serde_json::Value = serde_json::from_slice(&both.stdout).unwrap();
+    assert_eq!(
+        codes(&both)[..2],
+        ["nacl-blocks-ephemeral-ports", "recent-change"],
+        "{both:#}"
+    );
+    assert!(both["findings"][1]["title"]
+        .as_str()
+        .unwrap()
+        .contains("replaced"));
+    assert_eq!(
+        moto.trail.requests().len() - lookups_before,
+        11,
+        "every lookup, once"
+    );
 }

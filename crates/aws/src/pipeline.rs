@@ -243,7 +243,13 @@ async fn diagnosed(
             // The account is asked beside the gather, not before it: the critical path stays
             // the API depth. Boxed: the gather's future is deep, and callers nest it further.
             let gathering = Box::pin(gather::for_alarm(
-                &clients, alarm, lb, run.now, deadline, ledger, true,
+                &clients,
+                alarm,
+                lb,
+                run.now,
+                deadline,
+                ledger,
+                run.config.change_lookups,
             ));
             let (own, world) = tokio::join!(run.own_account.get(&clients), gathering);
             if let Some(report) = cross_account(alarm, lb, own) {

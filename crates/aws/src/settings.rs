@@ -28,6 +28,8 @@ pub struct Config {
     pub max_composite_children: usize,
     /// `REMEDIATION_MODE`, the guardrails, `COOLDOWN`, `REMEDIATION_TOPIC_ARN`, `LEDGER_TABLE`.
     pub remediation: RemediationConfig,
+    /// How far the diagnosis looks up CloudTrail: the first pass; the CLI's `--follow-up`, all.
+    pub change_lookups: crate::gather::ChangeLookups,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -97,6 +99,7 @@ impl Config {
             gather_deadline,
             max_composite_children,
             remediation,
+            change_lookups: crate::gather::ChangeLookups::FirstPass,
         })
     }
 

@@ -45,6 +45,8 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(20);
 /// DescribeNetworkInterfaces and DescribeInstances accept about 200 filter values per call.
 const BATCH: usize = 199;
 
+pub use trail::ChangeLookups;
+
 /// How to gather. The clock is read by the caller and passed in, so gathering is replayable.
 #[derive(Debug, Clone)]
 pub struct GatherOptions {
@@ -61,9 +63,9 @@ pub struct GatherOptions {
     pub account_id: Option<String>,
     /// The remediation ledger to read elbmedic's own history of the LB from, if any.
     pub ledger_table: Option<String>,
-    /// Whether to look up recent changes in CloudTrail (the diagnosis does; remediation's
+    /// How far to look up recent changes in CloudTrail (the diagnosis does; remediation's
     /// re-gathers do not need them).
-    pub recent_changes: bool,
+    pub recent_changes: ChangeLookups,
 }
 
 impl GatherOptions {
@@ -83,7 +85,7 @@ impl GatherOptions {
             now,
             account_id: None,
             ledger_table: None,
-            recent_changes: false,
+            recent_changes: ChangeLookups::Off,
         }
     }
 }
@@ -186,7 +188,7 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
     // beside every round and are joined only at the end.
     let metrics = metrics::gather(clients, lb.kind, &lb.id, options, deadline);
     let changes = async {
-        if !options.recent_changes {
+        if options.recent_changes == ChangeLookups::Off {
             return None;
         }
         let resource = match lb.kind {
@@ -198,7 +200,8 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
         let window_start =
             options.window_end - i64::from(options.period) * i64::from(options.periods);
         let window = (window_start, options.window_end);
-        Some(trail::first_pass(clients, resource.as_deref(), window, deadline).await)
+        let lookups = options.recent_changes;
+        Some(trail::look_up(clients, resource.as_deref(), window, lookups, deadline).await)
     };
     let ((), history, (series, metric_gaps), changes) =
         tokio::join!(state, history, metrics, changes);
@@ -228,7 +231,7 @@ pub async fn for_alarm(
     now: i64,
     deadline: Duration,
     ledger_table: Option<&str>,
-    recent_changes: bool,
+    recent_changes: ChangeLookups,
 ) -> Snapshot {
     let mut options = GatherOptions::new(
         now,

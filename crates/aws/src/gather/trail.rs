@@ -17,8 +17,20 @@ use tokio::time::Instant;
 use super::{bounded, join_all, settle};
 use crate::clients::Clients;
 
-/// Calls of the first pass: one second of CloudTrail's rate.
+/// Calls per second: CloudTrail's rate for LookupEvents, per account and region. The first
+/// pass spends one second of it.
 pub const FIRST_PASS_CALLS: usize = 2;
+
+/// How far a gather looks up recent changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeLookups {
+    Off,
+    /// Two lookups, beside the describe rounds: the first report never waits for CloudTrail.
+    FirstPass,
+    /// Every lookup, paced at CloudTrail's rate (about 6 s): the CLI's `--follow-up`, for an
+    /// engineer who can wait a few seconds longer.
+    All,
+}
 
 /// The window before the alarm window that is looked up.
 const LOOK_BACK_SECONDS: i64 = 2 * 3600;
@@ -71,22 +83,38 @@ pub fn lookups(lb_resource: Option<&str>) -> Vec<Lookup> {
     all
 }
 
-/// The first pass: the first [`FIRST_PASS_CALLS`] lookups, at once; the rest are named.
-pub async fn first_pass(
+/// The lookups `how` allows, [`FIRST_PASS_CALLS`] a second; the rest are named as not looked up.
+pub async fn look_up(
     clients: &Clients,
     lb_resource: Option<&str>,
     window: (i64, i64),
+    how: ChangeLookups,
     deadline: Instant,
 ) -> (Changes, Vec<Gap>) {
     let all = lookups(lb_resource);
-    let (now, later) = all.split_at(FIRST_PASS_CALLS.min(all.len()));
+    let allowed = match how {
+        ChangeLookups::Off => 0,
+        ChangeLookups::FirstPass => FIRST_PASS_CALLS,
+        ChangeLookups::All => all.len(),
+    };
+    let (now, later) = all.split_at(allowed.min(all.len()));
     let since = window.0 - LOOK_BACK_SECONDS;
-    let results = join_all(
-        now.iter()
-            .map(|lookup| look_up(clients, lookup, since, window.1, deadline))
-            .collect(),
-    )
-    .await;
+    let mut results = Vec::new();
+    for (second, batch) in now.chunks(FIRST_PASS_CALLS).enumerate() {
+        if second > 0 {
+            // CloudTrail's rate: the next batch starts a second after this one.
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        results.extend(
+            join_all(
+                batch
+                    .iter()
+                    .map(|lookup| one_lookup(clients, lookup, since, window.1, deadline))
+                    .collect(),
+            )
+            .await,
+        );
+    }
     let mut changes = Changes {
         since: rfc3339(since),
         until: rfc3339(window.1),
@@ -109,7 +137,7 @@ pub async fn first_pass(
     (changes, gaps)
 }
 
-async fn look_up(
+async fn one_lookup(
     clients: &Clients,
     lookup: &Lookup,
     since: i64,

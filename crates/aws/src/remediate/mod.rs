@@ -89,7 +89,7 @@ async fn gather(clients: &Clients, message: &PlanMessage, config: &Config) -> Sn
         config.gather_deadline,
         None,
         // What changed is the diagnosis's question; remediation decides from the state.
-        false,
+        crate::gather::ChangeLookups::Off,
     ))
     .await
 }
