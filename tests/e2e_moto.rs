@@ -189,20 +189,7 @@ async fn a_composite_alarm_without_readable_children_is_reported_unsupported() {
 async fn nacl_denies_ephemeral_replies_on_the_node_subnets() {
     let moto = Moto::start();
     let aws = Aws::new(&moto.url).await;
-    let net = network(&aws, &[8080]).await;
-    deny_low_ephemeral_egress(&aws, &net).await;
-    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
-    let now = now();
-    alb_metrics(
-        &aws,
-        &id,
-        now,
-        &[0.0, 31.0, 40.0],
-        &[0.4, 0.5, 0.4],
-        &[0.0, 31.0, 40.0],
-        &[0.0, 31.0, 40.0],
-    )
-    .await;
+    let (net, id, now) = ephemeral_replies_denied(&aws).await;
     let (report, _) = diagnose_and_publish(
         &moto,
         &aws,
@@ -746,6 +733,18 @@ async fn an_alb_is_found_by_name_when_the_derived_arn_misses() {
         .contains("runs in account 123456789012"));
 }
 
+/// The article's trap on moto: the node subnets' NACL lets replies out only to 32768-65535,
+/// and the ALB's 504s and connection errors show it. Returns (network, `app/NAME/ID`, now).
+async fn ephemeral_replies_denied(aws: &Aws) -> (Network, String, i64) {
+    let net = network(aws, &[8080]).await;
+    deny_low_ephemeral_egress(aws, &net).await;
+    let id = alb(aws, &net, ALB, &PODS, &[]).await;
+    let now = now();
+    let errors = [0.0, 31.0, 40.0];
+    alb_metrics(aws, &id, now, &errors, &[0.4, 0.5, 0.4], &errors, &errors).await;
+    (net, id, now)
+}
+
 /// The ALB idle-timeout world: 504s with a TargetResponseTime near 60 s. Returns the ALB's
 /// `app/NAME/ID`.
 async fn alb_idle_world(aws: &Aws, now: i64) -> String {
@@ -876,12 +875,7 @@ async fn a_rolling_deploy_is_found_from_the_healthy_host_counts() {
 async fn the_change_that_broke_the_path_is_named_from_cloudtrail() {
     let moto = Moto::start();
     let aws = Aws::new(&moto.url).await;
-    let net = network(&aws, &[8080]).await;
-    deny_low_ephemeral_egress(&aws, &net).await;
-    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
-    let now = now();
-    let errors = [0.0, 31.0, 40.0];
-    alb_metrics(&aws, &id, now, &errors, &[0.4, 0.5, 0.4], &errors, &errors).await;
+    let (net, id, now) = ephemeral_replies_denied(&aws).await;
     let alb_arn = format!("arn:aws:elasticloadbalancing:{REGION}:123456789012:loadbalancer/{id}");
     let terraform = "arn:aws:sts::123456789012:assumed-role/terraform-ci/1732384331";
     let entry = |acl: &str| {
@@ -1003,12 +997,7 @@ async fn the_zone_of_the_failing_load_balancer_node_is_named() {
 async fn the_follow_up_finds_what_the_first_pass_left() {
     let moto = Moto::start();
     let aws = Aws::new(&moto.url).await;
-    let net = network(&aws, &[8080]).await;
-    deny_low_ephemeral_egress(&aws, &net).await;
-    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
-    let now = now();
-    let errors = [0.0, 31.0, 40.0];
-    alb_metrics(&aws, &id, now, &errors, &[0.4, 0.5, 0.4], &errors, &errors).await;
+    let (net, id, now) = ephemeral_replies_denied(&aws).await;
     moto.trail.add(
         "ev-replace",
         "ReplaceNetworkAclEntry",
