@@ -1051,3 +1051,26 @@ async fn the_follow_up_finds_what_the_first_pass_left() {
         "every lookup, once"
     );
 }
+
+/// A throttled CloudTrail is one attempt per lookup, never a wait: the report arrives with a
+/// gap that names cloudtrail:LookupEvents, and the SDK's retries are not spent on it.
+#[tokio::test]
+async fn a_throttled_cloudtrail_is_a_gap_not_a_wait() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let (_, id, now) = ephemeral_replies_denied(&aws).await;
+    moto.trail.throttle();
+    let event = alb_event("HTTPCode_ELB_504_Count", &id, now);
+    let (report, _) = diagnose_and_publish(&moto, &aws, "trail_throttled", &event).await;
+    assert_eq!(
+        codes(&report)[0],
+        "nacl-blocks-ephemeral-ports",
+        "{report:#}"
+    );
+    let gaps = report["gaps"].to_string();
+    assert!(
+        gaps.contains("cloudtrail:LookupEvents") && gaps.contains("throttled"),
+        "{gaps}"
+    );
+    assert_eq!(moto.trail.requests().len(), 2, "one attempt per lookup");
+}

@@ -15,6 +15,8 @@ pub struct FakeTrail {
     events: Arc<Mutex<Vec<Value>>>,
     /// The body of every request, in order.
     requests: Arc<Mutex<Vec<Value>>>,
+    /// Answer every lookup as CloudTrail does past its rate.
+    throttled: Arc<Mutex<bool>>,
 }
 
 impl FakeTrail {
@@ -67,6 +69,11 @@ impl FakeTrail {
         }));
     }
 
+    /// From now on, every lookup is throttled (`ThrottlingException`, HTTP 400).
+    pub fn throttle(&self) {
+        *self.throttled.lock().unwrap() = true;
+    }
+
     pub fn requests(&self) -> Vec<Value> {
         self.requests.lock().unwrap().clone()
     }
@@ -91,7 +98,12 @@ impl FakeTrail {
         let _ = reader.read_exact(&mut body);
         let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         self.requests.lock().unwrap().push(request.clone());
-        let (status, reply) = if target == "cloudtrail_20131101.lookupevents" {
+        let (status, reply) = if *self.throttled.lock().unwrap() {
+            (
+                "400 Bad Request",
+                json!({"__type": "ThrottlingException", "message": "Rate exceeded"}),
+            )
+        } else if target == "cloudtrail_20131101.lookupevents" {
             ("200 OK", json!({"Events": self.matching(&request)}))
         } else {
             (

@@ -35,6 +35,9 @@ pub enum ChangeLookups {
 /// The window before the alarm window that is looked up.
 const LOOK_BACK_SECONDS: i64 = 2 * 3600;
 
+/// Each lookup's own budget: CloudTrail answers in well under a second when it answers.
+const LOOKUP_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// A `CloudTrailEvent` larger than this is kept without its request parameters.
 const MAX_EVENT_BYTES: usize = 64 * 1024;
 
@@ -162,10 +165,18 @@ async fn one_lookup(
         .start_time(DateTime::from_secs(since))
         .end_time(DateTime::from_secs(until))
         .max_results(50)
+        .customize()
+        // One attempt: a throttled lookup is a gap named in the report, never a wait (the
+        // SDK's back-off would hold the first report for CloudTrail).
+        .config_override(
+            aws_sdk_cloudtrail::config::Builder::default()
+                .retry_config(aws_config::retry::RetryConfig::disabled()),
+        )
         .send();
     let label = format!("cloudtrail:LookupEvents {}", lookup.label());
+    let budget = deadline.min(Instant::now() + LOOKUP_BUDGET);
     let out = settle(
-        bounded(deadline, request).await,
+        bounded(budget, request).await,
         GapFact::RecentChanges,
         Some(&label),
     )?;
