@@ -422,6 +422,12 @@ def scenarios():
                             "description": "Initial health checks in progress"}
     w["target_groups"][0]["slow_start_seconds"] = 0
     healthy_hosts(w, lows=[3, 2, 1, 2, 3], highs=[3, 3, 3, 3, 3])
+    # The AWS Load Balancer Controller moved the targets as the pods changed.
+    w["changes"] = changes(
+        change("5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9", "DeregisterTargets", "2026-11-23T17:55:42Z",
+               f"arn:aws:sts::{ACCOUNT}:assumed-role/eks-{CLUSTER}-aws-load-balancer-controller/1732384000000000000",
+               {"targetGroupArn": TG_ARN, "targets": [{"id": POD_IPS[0], "port": 8080}]}, resources=[TG_ARN]),
+    )
     out["alb-rolling-deploy"] = ("A rollout without preStop: 502s while pods are replaced",
                                  alb_alarm("HTTPCode_ELB_5XX_Count"), w)
 

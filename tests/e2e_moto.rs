@@ -1047,7 +1047,7 @@ async fn the_follow_up_finds_what_the_first_pass_left() {
         .contains("replaced"));
     assert_eq!(
         moto.trail.requests().len() - lookups_before,
-        11,
+        12,
         "every lookup, once"
     );
 }

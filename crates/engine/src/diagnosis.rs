@@ -227,7 +227,7 @@ mod tests {
                 "targets-refuse-connections",
                 &[TargetsRefuseConnections, TargetsUnhealthy],
             ),
-            ("alb-rolling-deploy", &[TargetsChurning]),
+            ("alb-rolling-deploy", &[TargetsChurning, RecentChange]),
             ("clb-node-scale-in", &[TargetsChurning]),
             (
                 "nacl-rule-added-recently",

@@ -80,6 +80,7 @@ pub fn lookups(lb_resource: Option<&str>) -> Vec<Lookup> {
             "ModifyTargetGroup",
             "ModifyTargetGroupAttributes",
             "DeregisterTargets",
+            "RegisterTargets",
         ]
         .map(by_name),
     );

@@ -218,14 +218,28 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
             describe(latest),
             actor(latest)
         ),
-        explanation: format!(
-            "This change touched what the finding \"{}\" ({top_code}) is about, shortly before the alarm. Ask whoever made it why; undoing it is the fix that finding gives. If it came from infrastructure as code, fix it there too, or the next apply brings it back.",
-            bounded(&top_title)
-        ),
+        explanation: if is_registration(latest) {
+            format!(
+                "Targets were registered or deregistered shortly before the alarm: this is who moved them, and when (a controller during a rollout, a node leaving). It dates the churn that the finding \"{}\" ({top_code}) describes; the fix is that finding's, not undoing this.",
+                bounded(&top_title)
+            )
+        } else {
+            format!(
+                "This change touched what the finding \"{}\" ({top_code}) is about, shortly before the alarm. Ask whoever made it why; undoing it is the fix that finding gives. If it came from infrastructure as code, fix it there too, or the next apply brings it back.",
+                bounded(&top_title)
+            )
+        },
         evidence,
         fix: Fix {
-            summary: "Check the change with whoever made it, then undo it with the commands of the finding it explains.".into(),
-            commands: vec![Command::new("See the whole CloudTrail event", Script::lines(lookups))],
+            summary: if is_registration(latest) {
+                "Nothing to undo here: follow the fix of the finding it dates; the event shows who moved the targets.".into()
+            } else {
+                "Check the change with whoever made it, then undo it with the commands of the finding it explains.".into()
+            },
+            commands: vec![Command::new(
+                "See the whole CloudTrail event",
+                Script::lines(lookups),
+            )],
             durable: None,
             notes: Vec::new(),
         },
