@@ -13,8 +13,42 @@ use crate::shell::Script;
 use crate::snapshot::HealthClass;
 use crate::zones::Zones;
 
-/// Adds the breakdown to every cause, and returns the zone finding when it decides.
+/// Zones whose targets are all unhealthy or draining, with those targets.
+fn zones_down(ctx: &Context<'_>) -> Vec<(String, Vec<String>)> {
+    let mut zones: std::collections::BTreeMap<&str, (bool, Vec<String>)> = Default::default();
+    for (_, target) in ctx.snapshot.targets() {
+        let Some(zone) = target.availability_zone.as_deref() else {
+            continue;
+        };
+        let entry = zones.entry(zone).or_insert((true, Vec::new()));
+        entry.0 &= matches!(
+            target.health.class(),
+            HealthClass::Unhealthy | HealthClass::Draining
+        );
+        entry.1.push(target.id.clone());
+    }
+    zones
+        .into_iter()
+        .filter(|(_, (down, _))| *down)
+        .map(|(zone, (_, ids))| (zone.to_string(), ids))
+        .collect()
+}
+
+/// Adds the breakdown to every cause (and to the health finding, the zones left without a
+/// healthy target), and returns the zone finding when it decides.
 pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> (Option<Finding>, Check) {
+    let down = zones_down(ctx);
+    if let Some(health) = findings
+        .iter_mut()
+        .find(|f| f.code == FindingCode::TargetsUnhealthy)
+    {
+        for (zone, ids) in &down {
+            health.evidence.push(Evidence::observation(format!(
+                "Every target in {zone} is unhealthy or draining ({})",
+                super::list_some(ids, 4)
+            )));
+        }
+    }
     let name = "5xx by load balancer zone";
     let zones = Zones::of(ctx.snapshot);
     let Some(summary) = zones.summary() else {
@@ -140,4 +174,37 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> (Option<Finding>, Ch
         remedies: Vec::new(),
     };
     (Some(finding), check)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::diagnosis::diagnose;
+    use crate::finding::FindingCode;
+    use crate::rules::testing::scenario_alarm;
+    use crate::testkit::scenario_snapshot;
+
+    /// A zone left without a healthy target is named on the health finding, once.
+    #[test]
+    fn zones_without_a_healthy_target_are_named() {
+        let name = "unhealthy-targets";
+        let d = diagnose(&scenario_alarm(name), &scenario_snapshot(name));
+        let health = d
+            .findings
+            .iter()
+            .find(|f| f.code == FindingCode::TargetsUnhealthy)
+            .unwrap();
+        let zones: Vec<&str> = health
+            .evidence
+            .iter()
+            .map(|e| e.summary())
+            .filter(|s| s.starts_with("Every target in"))
+            .collect();
+        assert_eq!(
+            zones,
+            [
+                "Every target in eu-west-1a is unhealthy or draining (i-0a1b2c3d4e5f60011)",
+                "Every target in eu-west-1b is unhealthy or draining (i-0a1b2c3d4e5f60012)"
+            ]
+        );
+    }
 }
