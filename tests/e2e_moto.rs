@@ -21,9 +21,7 @@ fn elbmedic(moto: &Moto, args: &[&str]) -> std::process::Output {
         .expect("run elbmedic")
 }
 
-const ALB: &str = "k8s-shop-checkout-6f1e2d3c4b";
 const CLB: &str = "a3f1c2e4b5d6978812345678abcdef01";
-const PODS: [&str; 2] = ["10.0.18.41", "10.0.37.152"];
 
 /// `elbmedic diagnose --format json --publish TOPIC` on the event file at `path`.
 fn diagnose_publishing(moto: &Moto, path: &str, topic: &str) -> std::process::Output {
@@ -731,18 +729,6 @@ async fn an_alb_is_found_by_name_when_the_derived_arn_misses() {
         .as_str()
         .unwrap()
         .contains("runs in account 123456789012"));
-}
-
-/// The article's trap on moto: the node subnets' NACL lets replies out only to 32768-65535,
-/// and the ALB's 504s and connection errors show it. Returns (network, `app/NAME/ID`, now).
-async fn ephemeral_replies_denied(aws: &Aws) -> (Network, String, i64) {
-    let net = network(aws, &[8080]).await;
-    deny_low_ephemeral_egress(aws, &net).await;
-    let id = alb(aws, &net, ALB, &PODS, &[]).await;
-    let now = now();
-    let errors = [0.0, 31.0, 40.0];
-    alb_metrics(aws, &id, now, &errors, &[0.4, 0.5, 0.4], &errors, &errors).await;
-    (net, id, now)
 }
 
 /// The ALB idle-timeout world: 504s with a TargetResponseTime near 60 s. Returns the ALB's

@@ -825,6 +825,22 @@ pub async fn alb_metrics(
 
 /// Egress of the node subnets only to 443 and the Linux ephemeral range 32768-65535: replies
 /// to LB nodes on 1024-32767 fall to the implicit deny.
+/// The ALB the scenarios build, and the pod IPs registered in it.
+pub const ALB: &str = "k8s-shop-checkout-6f1e2d3c4b";
+pub const PODS: [&str; 2] = ["10.0.18.41", "10.0.37.152"];
+
+/// The article's trap on moto: the node subnets' NACL lets replies out only to 32768-65535,
+/// and the ALB's 504s and connection errors show it. Returns (network, `app/NAME/ID`, now).
+pub async fn ephemeral_replies_denied(aws: &Aws) -> (Network, String, i64) {
+    let net = network(aws, &[8080]).await;
+    deny_low_ephemeral_egress(aws, &net).await;
+    let id = alb(aws, &net, ALB, &PODS, &[]).await;
+    let now = now();
+    let errors = [0.0, 31.0, 40.0];
+    alb_metrics(aws, &id, now, &errors, &[0.4, 0.5, 0.4], &errors, &errors).await;
+    (net, id, now)
+}
+
 pub async fn deny_low_ephemeral_egress(aws: &Aws, net: &Network) {
     aws.ec2
         .delete_network_acl_entry()

@@ -10,8 +10,6 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-pub const ALB: &str = "k8s-shop-checkout-6f1e2d3c4b";
-pub const PODS: [&str; 2] = ["10.0.18.41", "10.0.37.152"];
 /// The account of the alarms `alarm_event` builds, and of the functions.
 pub const ACCOUNT: &str = "123456789012";
 
@@ -114,12 +112,7 @@ pub async fn planned(aws: &Aws, t: &Topics, event: &str, pairs: &[(&str, &str)])
 
 /// The ALB behind the node NACL that drops replies on 1024-32767, alarmed on 504s.
 pub async fn nacl_scenario(aws: &Aws) -> (Network, String) {
-    let net = network(aws, &[8080]).await;
-    deny_low_ephemeral_egress(aws, &net).await;
-    let id = alb(aws, &net, ALB, &PODS, &[]).await;
-    let now = now();
-    let errors = [0.0, 31.0, 40.0];
-    alb_metrics(aws, &id, now, &errors, &[0.4, 0.5, 0.4], &errors, &errors).await;
+    let (net, id, now) = ephemeral_replies_denied(aws).await;
     (net, alb_event("HTTPCode_ELB_504_Count", &id, now))
 }
 
