@@ -49,9 +49,6 @@ fn period<'a>(periods: &'a mut BTreeMap<String, Period>, at: &str) -> &'a mut Pe
     })
 }
 
-/// The 5xx the load balancer generated, in the metric each kind reports them in.
-const ERROR_METRICS: [&str; 2] = ["HTTPCode_ELB_5XX_Count", "HTTPCode_ELB_5XX"];
-
 impl Churn {
     pub fn of(snapshot: &Snapshot) -> Self {
         let find = |metric: &str, statistic: &str| -> Vec<&MetricSeries> {
@@ -61,10 +58,9 @@ impl Churn {
                 .filter(|s| s.metric_name == metric && s.statistic.eq_ignore_ascii_case(statistic))
                 .collect()
         };
-        let errors = ERROR_METRICS
-            .iter()
-            .flat_map(|m| find(m, "Sum"))
-            .find(|s| s.target_group.is_none() && s.availability_zone.is_none());
+        let errors = snapshot.metrics.iter().find(|s| {
+            s.is_elb_5xx_sum() && s.target_group.is_none() && s.availability_zone.is_none()
+        });
         let minima = find("HealthyHostCount", "Minimum");
         let maxima = find("HealthyHostCount", "Maximum");
         let mut periods: BTreeMap<String, Period> = BTreeMap::new();

@@ -53,6 +53,16 @@ impl Owner {
         Self::Unknown
     }
 
+    /// The namespace and name of a Service or Ingress owner.
+    pub fn namespaced(&self) -> Option<(&str, &str)> {
+        match self {
+            Self::Service { namespace, name } | Self::Ingress { namespace, name } => {
+                Some((namespace, name))
+            }
+            _ => None,
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Self::Service { namespace, name } => format!("Service {namespace}/{name}"),

@@ -489,6 +489,16 @@ pub struct MetricSeries {
     pub points: Vec<DataPoint>,
 }
 
+impl MetricSeries {
+    /// The 5xx the load balancer generated (`Sum`), in the metric each kind reports them in.
+    pub fn is_elb_5xx_sum(&self) -> bool {
+        matches!(
+            self.metric_name.as_str(),
+            "HTTPCode_ELB_5XX_Count" | "HTTPCode_ELB_5XX"
+        ) && self.statistic.eq_ignore_ascii_case("Sum")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataPoint {
     /// RFC 3339.

@@ -29,13 +29,7 @@ impl Zones {
         let mut by_zone: Vec<ZoneErrors> = snapshot
             .metrics
             .iter()
-            .filter(|s| s.statistic.eq_ignore_ascii_case("Sum"))
-            .filter(|s| {
-                matches!(
-                    s.metric_name.as_str(),
-                    "HTTPCode_ELB_5XX_Count" | "HTTPCode_ELB_5XX"
-                )
-            })
+            .filter(|s| s.is_elb_5xx_sum())
             .filter_map(|s| {
                 Some(ZoneErrors {
                     zone: s.availability_zone.clone()?,

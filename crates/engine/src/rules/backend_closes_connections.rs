@@ -21,12 +21,9 @@ pub fn sysctl_commands(ctx: &Context<'_>) -> Vec<Command> {
         "net.ipv4.tcp_keepalive_intvl",
         "net.ipv4.tcp_keepalive_probes"
     ];
-    let namespace = match &ctx.owner {
-        crate::context::Owner::Service { namespace, .. }
-        | crate::context::Owner::Ingress { namespace, .. } => {
-            argv!["-n", namespace]
-        }
-        _ => Vec::new(),
+    let namespace = match ctx.owner.namespaced() {
+        Some((namespace, _)) => argv!["-n", namespace],
+        None => Vec::new(),
     };
     let pod: Vec<Word> = argv!["kubectl"]
         .into_iter()
@@ -75,7 +72,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             .push(Check::new(name, CheckStatus::Ok, "no 502s in the window"));
         return out;
     }
-    if super::targets_churning::explains_every_error(&ctx.churn) {
+    if ctx.churn.explains_every_error() {
         out.checked.push(Check::new(
             name,
             CheckStatus::NotApplicable,

@@ -44,7 +44,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         ));
         return out;
     }
-    if super::targets_churning::explains_every_error(&ctx.churn) {
+    if ctx.churn.explains_every_error() {
         out.checked.push(Check::new(
             name,
             CheckStatus::NotApplicable,

@@ -9,8 +9,8 @@
 
 use super::{list_some, Check, CheckStatus, RuleOutput};
 use crate::alarm::LbKind;
-use crate::churn::{Churn, Period};
-use crate::context::{format_value, Context, Owner};
+use crate::churn::Period;
+use crate::context::{format_value, Context};
 use crate::finding::{Confidence, DurableFix, Evidence, Finding, FindingCode, Fix, Severity};
 use crate::fixes;
 use crate::snapshot::HealthClass;
@@ -218,11 +218,9 @@ fn longest_request_seconds(ctx: &Context<'_>) -> u32 {
 
 fn durable(ctx: &Context<'_>) -> DurableFix {
     let grace = PRE_STOP_SECONDS + longest_request_seconds(ctx).max(10) + 5;
-    let workload = match &ctx.owner {
-        Owner::Service { namespace, name } | Owner::Ingress { namespace, name } => {
-            format!("the Deployment behind {namespace}/{name}")
-        }
-        _ => "the Deployment behind the load balancer".into(),
+    let workload = match ctx.owner.namespaced() {
+        Some((namespace, name)) => format!("the Deployment behind {namespace}/{name}"),
+        None => "the Deployment behind the load balancer".into(),
     };
     let pod_spec = format!(
         "spec:\n  strategy:\n    rollingUpdate:\n      maxUnavailable: 0\n      maxSurge: 25%\n  template:\n    spec:\n      terminationGracePeriodSeconds: {grace}\n      containers:\n        - name: app\n          lifecycle:\n            preStop:\n              exec:\n                command: [\"sleep\", \"{PRE_STOP_SECONDS}\"]"
@@ -234,10 +232,7 @@ fn durable(ctx: &Context<'_>) -> DurableFix {
         .any(|g| g.target_type == "ip");
     match (ctx.kind(), ip_targets) {
         (LbKind::Application, true) => {
-            let namespace = match &ctx.owner {
-                Owner::Service { namespace, .. } | Owner::Ingress { namespace, .. } => namespace.clone(),
-                _ => "NAMESPACE".into(),
-            };
+            let namespace = ctx.owner.namespaced().map_or("NAMESPACE", |(ns, _)| ns);
             DurableFix {
                 description: format!("In {workload}: sleep in preStop ({PRE_STOP_SECONDS} s) so the pod outlives its deregistration, a grace period above that plus the longest request ({grace} s), and maxUnavailable 0. Then turn on pod readiness gates in {namespace}, so a rollout waits until each new pod is healthy in the target group."),
                 command: Some(crate::shell::Script::line(crate::argv![
@@ -268,8 +263,7 @@ fn durable(ctx: &Context<'_>) -> DurableFix {
 /// Whether the targets the health rule would report are all explained by the churn: then it
 /// stands aside and this finding lists them.
 pub fn explains_target_states(ctx: &Context<'_>) -> bool {
-    ctx.churn.observed
-        && ctx.churn.overlap().0 > 0
+    ctx.churn.overlap().0 > 0
         && ctx
             .snapshot
             .targets()
@@ -280,11 +274,6 @@ pub fn explains_target_states(ctx: &Context<'_>) -> bool {
                     HealthClass::Draining | HealthClass::Initial
                 )
             })
-}
-
-/// Used by the rules that stand aside when the churn explains every 5xx period.
-pub fn explains_every_error(churn: &Churn) -> bool {
-    churn.observed && churn.explains_every_error()
 }
 
 #[cfg(test)]
