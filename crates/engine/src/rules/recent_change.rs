@@ -54,20 +54,22 @@ fn explains(ctx: &Context<'_>, event: &ChangeEvent, finding: &Finding) -> bool {
     }
 }
 
-/// Seconds as whole minutes, rounded: 473 s is "8 min".
-fn minutes(seconds: i64) -> String {
-    format!("{} min", (seconds + 30) / 60)
+/// When a change came relative to the alarm, in whole minutes, rounded: 473 s before it is
+/// "8 min before the alarm". `None` when either time is unknown.
+fn relative(alarm_at: Option<i64>, at: Option<i64>) -> Option<String> {
+    let (alarm, at) = (alarm_at?, at?);
+    Some(if alarm >= at {
+        format!("{} min before the alarm", (alarm - at + 30) / 60)
+    } else {
+        "after the alarm".into()
+    })
 }
 
 fn line(event: &ChangeEvent, alarm_at: Option<i64>) -> String {
     let (clock, at) = when(event);
-    let before = match (alarm_at, at) {
-        (Some(alarm), Some(at)) if alarm >= at => {
-            format!(", {} min before the alarm", (alarm - at) / 60)
-        }
-        (Some(_), Some(_)) => ", after the alarm".into(),
-        _ => String::new(),
-    };
+    let before = relative(alarm_at, at)
+        .map(|r| format!(", {r}"))
+        .unwrap_or_default();
     format!(
         "{clock} {} by {}: {}{before} (event {})",
         bounded(&event.event_name),
@@ -165,12 +167,7 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
         String::new()
     };
     let (clock, at) = when(latest);
-    let before = match (alarm_at, at) {
-        (Some(alarm), Some(at)) if alarm >= at => {
-            format!("{} before the alarm", minutes(alarm - at))
-        }
-        _ => "around the alarm".into(),
-    };
+    let before = relative(alarm_at, at).unwrap_or_else(|| "around the alarm".into());
     let mut evidence: Vec<Evidence> = linked
         .iter()
         .take(SHOWN)
