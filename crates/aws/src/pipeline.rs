@@ -14,7 +14,6 @@ use crate::clients::{Clients, Regions};
 use crate::composite;
 use crate::concurrent::join_all;
 use crate::gather;
-use crate::ledger::Ledger;
 use crate::remediate;
 use crate::settings::Config;
 
@@ -95,15 +94,6 @@ pub struct Record {
     pub plan: Option<PlanMessage>,
 }
 
-impl Handled {
-    pub fn number(&self) -> usize {
-        match self {
-            Self::Refused { number, .. } => *number,
-            Self::Reported(record) => record.number,
-        }
-    }
-}
-
 impl Record {
     /// Exit-3 territory for the CLI: an alarm elbmedic cannot diagnose from here.
     pub fn unsupported(&self) -> bool {
@@ -119,10 +109,14 @@ pub async fn handle(run: &Run<'_>, records: Vec<Result<Intake, IntakeError>>) ->
         expanded
             .into_iter()
             .map(|(number, record)| async move {
-                match record {
+                let handled = match record {
                     Ok(intake) => handle_one(run, number, intake).await,
                     Err(error) => Handled::Refused { number, error },
+                };
+                if let Handled::Refused { number, error } = &handled {
+                    tracing::error!(record = number, error = %error, "record skipped: not a readable alarm");
                 }
+                handled
             })
             .collect(),
     )
@@ -142,24 +136,25 @@ pub async fn expand(
             Err(error) => expanded.push((number, Err(error.to_string()))),
             Ok(intake @ Intake::Composite { .. }) if intake.alarm().state == AlarmState::Alarm => {
                 let alarm = intake.alarm().clone();
-                let children = match &run.facts {
-                    Facts::Live(regions) => {
-                        let clients = regions.get(&alarm.region).await;
-                        match out_of_reach(&alarm, run.own_account.get(&clients).await) {
-                            Some(reason) => vec![Intake::Unsupported { alarm, reason }],
-                            None => {
-                                let max = run.config.max_composite_children;
-                                composite::expand(&clients, intake, max).await
-                            }
-                        }
+                let clients = match &run.facts {
+                    Facts::Live(regions) => Some(regions.get(&alarm.region).await),
+                    Facts::Replay { .. } => None,
+                };
+                let own = match &clients {
+                    Some(clients) => run.own_account.get(clients).await,
+                    None => run.own_account.get_offline(),
+                };
+                let children = match (other_account(&alarm, own), clients) {
+                    (Some((theirs, own)), _) => {
+                        let reason = format!("composite alarm of account {theirs}; elbmedic runs in account {own} and can only read the child alarms there. Deploy elbmedic in account {theirs} and point this alarm at that deployment's alarm topic");
+                        vec![Intake::Unsupported { alarm, reason }]
+                    }
+                    (None, Some(clients)) => {
+                        let max = run.config.max_composite_children;
+                        composite::expand(&clients, intake, max).await
                     }
                     // Offline, the children cannot be read: the composite is reported as such.
-                    Facts::Replay { .. } => {
-                        match out_of_reach(&alarm, run.own_account.get_offline()) {
-                            Some(reason) => vec![Intake::Unsupported { alarm, reason }],
-                            None => vec![intake],
-                        }
-                    }
+                    (None, None) => vec![intake],
                 };
                 expanded.extend(children.into_iter().map(|child| (number, Ok(child))));
             }
@@ -169,11 +164,12 @@ pub async fn expand(
     expanded
 }
 
-/// Why an alarm of another account cannot be followed from here, if it is one.
-fn out_of_reach(alarm: &Alarm, own_account: Option<&str>) -> Option<String> {
+/// (the alarm's account, ours) when the alarm belongs to another account than `own`: its load
+/// balancer, or a composite's children, cannot be read from here.
+fn other_account<'a>(alarm: &'a Alarm, own: Option<&'a str>) -> Option<(&'a str, &'a str)> {
     let theirs = alarm.account_id.as_deref()?;
-    let own = own_account.filter(|own| *own != theirs)?;
-    Some(format!("composite alarm of account {theirs}; elbmedic runs in account {own} and can only read the child alarms there. Deploy elbmedic in account {theirs} and point this alarm at that deployment's alarm topic"))
+    let own = own.filter(|own| *own != theirs)?;
+    Some((theirs, own))
 }
 
 async fn handle_one(run: &Run<'_>, number: usize, intake: Intake) -> Handled {
@@ -231,8 +227,8 @@ async fn diagnosed(
                     lb.id, world.load_balancer.id
                 ));
             }
-            if let Some(report) = cross_account(alarm, lb, run.own_account.get_offline()) {
-                return Ok((report, None));
+            if let Some((_, own)) = other_account(alarm, run.own_account.get_offline()) {
+                return Ok((Report::cross_account(alarm, lb, own), None));
             }
             ((*world).clone(), None)
         }
@@ -252,8 +248,8 @@ async fn diagnosed(
                 run.config.change_lookups,
             ));
             let (own, world) = tokio::join!(run.own_account.get(&clients), gathering);
-            if let Some(report) = cross_account(alarm, lb, own) {
-                return Ok((report, None));
+            if let Some((_, own)) = other_account(alarm, own) {
+                return Ok((Report::cross_account(alarm, lb, own), None));
             }
             (world, Some(clients))
         }
@@ -271,10 +267,7 @@ async fn diagnosed(
     report.remediation = proposal.section;
     match (run.handoff, proposal.plan, clients) {
         (Handoff::InProcess, Some(message), Some(clients)) => {
-            let ledger = remediation
-                .ledger_table
-                .as_ref()
-                .map(|table| Ledger::new(clients.dynamodb.clone(), table));
+            let ledger = remediate::configured_ledger(&clients, remediation);
             let report = Box::pin(remediate::remediate(
                 &clients,
                 ledger.as_ref(),
@@ -290,13 +283,6 @@ async fn diagnosed(
         }
         (_, plan, _) => Ok((report, plan)),
     }
-}
-
-/// The notice for an alarm of another account than `own`, if it is one.
-fn cross_account(alarm: &Alarm, lb: &LbRef, own: Option<&str>) -> Option<Report> {
-    let theirs = alarm.account_id.as_deref()?;
-    let own = own.filter(|own| *own != theirs)?;
-    Some(Report::cross_account(alarm, lb, own))
 }
 
 /// Whether a record's report goes to the on-call topic: INSUFFICIENT_DATA (of a metric or a
