@@ -347,15 +347,7 @@ async fn remediation_sends_no_lb_attribute_but_the_idle_timeout() {
     for name in ["alb-idle-timeout", "clb-idle-timeout"] {
         let scenario = elbmedic_engine::scenarios::find(name).unwrap();
         let world = elbmedic_engine::snapshot::from_json(scenario.snapshot).unwrap();
-        let lb = &world.load_balancer;
-        let target = PlanTarget {
-            kind: lb.kind,
-            name: lb.name.clone(),
-            id: lb.id.clone(),
-            arn: lb.arn.clone(),
-            region: world.region.clone(),
-            vpc_id: lb.vpc_id.clone(),
-        };
+        let target = PlanTarget::of(&world);
         let action = Action::RaiseIdleTimeout { from: 60, to: 120 };
         let step = elbmedic_aws::remediate::apply::apply(
             &clients,

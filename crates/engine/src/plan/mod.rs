@@ -63,6 +63,21 @@ pub struct PlanTarget {
     pub vpc_id: String,
 }
 
+impl PlanTarget {
+    /// The load balancer of `snapshot`, where it was found.
+    pub fn of(snapshot: &Snapshot) -> Self {
+        let lb = &snapshot.load_balancer;
+        Self {
+            kind: lb.kind,
+            name: lb.name.clone(),
+            id: lb.id.clone(),
+            arn: lb.arn.clone(),
+            region: snapshot.region.clone(),
+            vpc_id: lb.vpc_id.clone(),
+        }
+    }
+}
+
 /// Plans live an hour: after that the state they were made from is stale. `remediate`
 /// refuses a plan claiming to live longer.
 pub const DEFAULT_PLAN_LIFETIME: i64 = 3600;
@@ -111,15 +126,7 @@ pub fn plan(
     now: i64,
     alarm_changed_at: Option<i64>,
 ) -> Plan {
-    let lb = &snapshot.load_balancer;
-    let target = PlanTarget {
-        kind: lb.kind,
-        name: lb.name.clone(),
-        id: lb.id.clone(),
-        arn: lb.arn.clone(),
-        region: snapshot.region.clone(),
-        vpc_id: lb.vpc_id.clone(),
-    };
+    let target = PlanTarget::of(snapshot);
     let mut actions = Vec::new();
     let mut refused = Vec::new();
     let proposed: Vec<&Action> = findings.iter().flat_map(|f| &f.remedies).collect();
