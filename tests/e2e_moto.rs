@@ -364,19 +364,7 @@ async fn ip_targets_on_enis_and_a_stale_one() {
 async fn healthy_setup_has_no_false_positives() {
     let moto = Moto::start();
     let aws = Aws::new(&moto.url).await;
-    let net = network(&aws, &[8080]).await;
-    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
-    let now = now();
-    alb_metrics(
-        &aws,
-        &id,
-        now,
-        &[0.0, 0.0, 0.0],
-        &[0.4, 0.5, 0.4],
-        &[0.0, 0.0, 0.0],
-        &[0.0, 3.0, 6.0],
-    )
-    .await;
+    let (_, id, now) = open_alb(&aws, &[0.0, 3.0, 6.0]).await;
     let (report, _) = diagnose_and_publish(
         &moto,
         &aws,
@@ -731,6 +719,18 @@ async fn an_alb_is_found_by_name_when_the_derived_arn_misses() {
         .contains("runs in account 123456789012"));
 }
 
+/// An ALB whose paths are open and targets healthy, with `e5xx` as its 5xx over the last
+/// minutes (no 504s, no connection errors, fast responses). Returns (network, `app/NAME/ID`,
+/// now).
+async fn open_alb(aws: &Aws, e5xx: &[f64]) -> (Network, String, i64) {
+    let net = network(aws, &[8080]).await;
+    let id = alb(aws, &net, ALB, &PODS, &[]).await;
+    let now = now();
+    let none = vec![0.0; e5xx.len()];
+    alb_metrics(aws, &id, now, &none, &[0.4, 0.5, 0.4], &none, e5xx).await;
+    (net, id, now)
+}
+
 /// The ALB idle-timeout world: 504s with a TargetResponseTime near 60 s. Returns the ALB's
 /// `app/NAME/ID`.
 async fn alb_idle_world(aws: &Aws, now: i64) -> String {
@@ -799,19 +799,7 @@ async fn the_cli_and_the_function_publish_the_same_reports() {
 async fn a_rolling_deploy_is_found_from_the_healthy_host_counts() {
     let moto = Moto::start();
     let aws = Aws::new(&moto.url).await;
-    let now = now();
-    let net = network(&aws, &[8080]).await;
-    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
-    alb_metrics(
-        &aws,
-        &id,
-        now,
-        &[0.0, 0.0, 0.0],
-        &[0.4, 0.5, 0.4],
-        &[0.0, 0.0, 0.0],
-        &[0.0, 18.0, 25.0],
-    )
-    .await;
+    let (_, id, now) = open_alb(&aws, &[0.0, 18.0, 25.0]).await;
     let group = aws
         .elbv2
         .describe_target_groups()
@@ -935,19 +923,7 @@ async fn the_change_that_broke_the_path_is_named_from_cloudtrail() {
 async fn the_zone_of_the_failing_load_balancer_node_is_named() {
     let moto = Moto::start();
     let aws = Aws::new(&moto.url).await;
-    let net = network(&aws, &[8080]).await;
-    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
-    let now = now();
-    alb_metrics(
-        &aws,
-        &id,
-        now,
-        &[0.0; 3],
-        &[0.4, 0.5, 0.4],
-        &[0.0; 3],
-        &[0.0, 21.0, 27.0],
-    )
-    .await;
+    let (net, id, now) = open_alb(&aws, &[0.0, 21.0, 27.0]).await;
     for (zone, errors) in [
         ("eu-west-1a", [0.0, 1.0, 0.0]),
         ("eu-west-1b", [0.0, 20.0, 27.0]),
