@@ -1014,6 +1014,142 @@ async fn the_follow_up_finds_what_the_first_pass_left() {
     );
 }
 
+/// The follow-up pass, end to end on moto's SQS. `diagnose` publishes the first report and
+/// queues the follow-up with the queue's delay; CloudTrail then delivers the NACL change; the
+/// queued message, handed back as Lambda delivers SQS records, makes `diagnose` publish a
+/// follow-up threaded under the first report that ties the change to the NACL finding. The
+/// same message again has nothing new and publishes nothing; a record from another queue is
+/// dropped, not retried.
+#[tokio::test]
+async fn the_follow_up_pass_publishes_what_cloudtrail_delivered_late() {
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    let (net, id, now) = ephemeral_replies_denied(&aws).await;
+    let (topic, reports) = report_topic(&aws).await;
+    let (follow_ups, follow_ups_arn) = queue(&aws, "elbmedic-follow-up").await;
+    let env = [
+        ("REPORT_TOPIC_ARN", topic.as_str()),
+        ("FOLLOW_UP_QUEUE_URL", follow_ups.as_str()),
+        ("FOLLOW_UP_DELAY", "2"),
+    ];
+    let config = Config::from_env(Role::Diagnose, |k| {
+        env.iter()
+            .find(|(key, _)| *key == k)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap();
+    let function = elbmedic_diagnose::Handler::new(config);
+    let event = alb_event("HTTPCode_ELB_504_Count", &id, now);
+    let payload: serde_json::Value = serde_json::from_str(&event).unwrap();
+    let summary = function
+        .handle(&payload, Some("123456789012"), now)
+        .await
+        .unwrap();
+    assert_eq!(summary["follow_ups_queued"], 1, "{summary:#}");
+    let first = published_envelope(&aws, &reports).await;
+    let first_report: serde_json::Value =
+        serde_json::from_str(first["Message"].as_str().unwrap()).unwrap();
+    assert!(!codes(&first_report).contains(&"recent-change".to_string()));
+    assert_eq!(
+        next_message(&aws, &follow_ups, 0).await,
+        None,
+        "the follow-up waits out its delay"
+    );
+    moto.trail.add(
+        "ev-late",
+        "CreateNetworkAclEntry",
+        now - 600,
+        "arn:aws:sts::123456789012:assumed-role/oncall/jane",
+        &[],
+        serde_json::json!({"networkAclId": net.private_acl, "ruleNumber": 110, "egress": true,
+            "ruleAction": "allow", "aclProtocol": "6", "portRange": {"from": 32768, "to": 65535},
+            "cidrBlock": "0.0.0.0/0"}),
+    );
+    let mut body = None;
+    for _ in 0..10 {
+        body = next_message(&aws, &follow_ups, 1).await;
+        if body.is_some() {
+            break;
+        }
+    }
+    let body = body.expect("the follow-up arrives once its delay is over");
+    let sqs_event = |arn: &str| {
+        serde_json::json!({"Records": [{
+            "messageId": "059f36b4-87a3-44ab-83d2-661975830a7d", "receiptHandle": "AQEB",
+            "body": body, "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+            "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": REGION,
+        }]})
+    };
+    let lookups_before = moto.trail.requests().len();
+    let response = function
+        .handle(&sqs_event(&follow_ups_arn), Some("123456789012"), now + 600)
+        .await
+        .unwrap();
+    assert_eq!(response, serde_json::json!({"batchItemFailures": []}));
+    assert_eq!(
+        moto.trail.requests().len() - lookups_before,
+        12,
+        "every lookup"
+    );
+    let follow_up = published_envelope(&aws, &reports).await;
+    // The first subject, as a reply, cut to leave room for the marker (SNS allows 99).
+    let (first_subject, subject) = (
+        first["Subject"].as_str().unwrap(),
+        follow_up["Subject"].as_str().unwrap(),
+    );
+    assert!(
+        subject.starts_with(&format!("Re: {}", &first_subject[..80]))
+            && subject.ends_with("... (follow-up)")
+            && subject.len() <= 99,
+        "{subject}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(follow_up["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(codes(&report), ["recent-change"], "{report:#}");
+    assert!(report["findings"][0]["title"]
+        .as_str()
+        .unwrap()
+        .contains("created"));
+    assert!(report["findings"][0]["evidence"]
+        .to_string()
+        .contains("explains nacl-blocks-ephemeral-ports"));
+    assert_eq!(report["follow_up_of"]["message_id"], first["MessageId"]);
+
+    // A record of another queue is not read at all.
+    let foreign = sqs_event("arn:aws:sqs:eu-west-1:123456789012:someone-elses");
+    let response = function
+        .handle(&foreign, Some("123456789012"), now + 900)
+        .await
+        .unwrap();
+    assert_eq!(response, serde_json::json!({"batchItemFailures": []}));
+    assert_eq!(next_message(&aws, &reports, 1).await, None);
+
+    // The alarm again, now that CloudTrail has the change: the first report names it, and
+    // its follow-up has nothing new to say, so it publishes nothing.
+    function
+        .handle(&payload, Some("123456789012"), now)
+        .await
+        .unwrap();
+    let again = published_report(&aws, &reports).await;
+    assert!(codes(&again).contains(&"recent-change".to_string()));
+    let mut body = None;
+    for _ in 0..10 {
+        body = next_message(&aws, &follow_ups, 1).await;
+        if body.is_some() {
+            break;
+        }
+    }
+    let record = serde_json::json!({"Records": [{"messageId": "m-2", "body": body.unwrap(),
+        "eventSource": "aws:sqs", "eventSourceARN": follow_ups_arn, "awsRegion": REGION}]});
+    let response = function
+        .handle(&record, Some("123456789012"), now + 600)
+        .await
+        .unwrap();
+    assert_eq!(response, serde_json::json!({"batchItemFailures": []}));
+    assert_eq!(next_message(&aws, &reports, 1).await, None, "nothing new");
+}
+
 /// A throttled CloudTrail is one attempt per lookup, never a wait: the report arrives with a
 /// gap that names cloudtrail:LookupEvents, and the SDK's retries are not spent on it.
 #[tokio::test]

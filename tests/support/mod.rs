@@ -562,32 +562,22 @@ pub async fn report_topic(aws: &Aws) -> (String, String) {
     subscribed_topic(aws, "elbmedic-reports", "oncall").await
 }
 
-/// A topic with an SQS queue subscribed to it: (topic ARN, queue URL).
-pub async fn subscribed_topic(aws: &Aws, topic: &str, queue: &str) -> (String, String) {
-    let topic = aws
-        .sns
-        .create_topic()
-        .name(topic)
-        .send()
-        .await
-        .unwrap()
-        .topic_arn()
-        .unwrap()
-        .to_string();
-    let queue = aws
+/// A new SQS queue: (URL, ARN).
+pub async fn queue(aws: &Aws, name: &str) -> (String, String) {
+    let url = aws
         .sqs
         .create_queue()
-        .queue_name(queue)
+        .queue_name(name)
         .send()
         .await
         .unwrap()
         .queue_url()
         .unwrap()
         .to_string();
-    let queue_arn = aws
+    let arn = aws
         .sqs
         .get_queue_attributes()
-        .queue_url(&queue)
+        .queue_url(&url)
         .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
         .send()
         .await
@@ -598,6 +588,22 @@ pub async fn subscribed_topic(aws: &Aws, topic: &str, queue: &str) -> (String, S
                 .cloned()
         })
         .unwrap();
+    (url, arn)
+}
+
+/// A topic with an SQS queue subscribed to it: (topic ARN, queue URL).
+pub async fn subscribed_topic(aws: &Aws, topic: &str, queue_name: &str) -> (String, String) {
+    let topic = aws
+        .sns
+        .create_topic()
+        .name(topic)
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_string();
+    let (queue, queue_arn) = queue(aws, queue_name).await;
     aws.sns
         .subscribe()
         .topic_arn(&topic)
@@ -611,25 +617,42 @@ pub async fn subscribed_topic(aws: &Aws, topic: &str, queue: &str) -> (String, S
 
 /// The JSON report delivered to the queue (SNS wraps it in its notification envelope).
 pub async fn published_report(aws: &Aws, queue: &str) -> serde_json::Value {
+    let envelope = published_envelope(aws, queue).await;
+    let inner = envelope["Message"]
+        .as_str()
+        .expect("SNS envelope with Message");
+    serde_json::from_str(inner).expect("the sqs copy is the JSON report")
+}
+
+/// The next SNS notification on `queue`: its `Subject`, `MessageId` and `Message`.
+pub async fn published_envelope(aws: &Aws, queue: &str) -> serde_json::Value {
     for _ in 0..20 {
-        let received = aws
-            .sqs
-            .receive_message()
-            .queue_url(queue)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        if let Some(message) = received.messages().first() {
-            let envelope: serde_json::Value =
-                serde_json::from_str(message.body().unwrap()).unwrap();
-            let inner = envelope["Message"]
-                .as_str()
-                .expect("SNS envelope with Message");
-            return serde_json::from_str(inner).expect("the sqs copy is the JSON report");
+        if let Some(body) = next_message(aws, queue, 1).await {
+            return serde_json::from_str(&body).unwrap();
         }
     }
     panic!("no report arrived on the queue");
+}
+
+/// The next message's body on `queue`, waiting up to `wait_seconds`; deleted once read.
+pub async fn next_message(aws: &Aws, queue: &str, wait_seconds: i32) -> Option<String> {
+    let received = aws
+        .sqs
+        .receive_message()
+        .queue_url(queue)
+        .wait_time_seconds(wait_seconds)
+        .send()
+        .await
+        .unwrap();
+    let message = received.messages().first()?;
+    aws.sqs
+        .delete_message()
+        .queue_url(queue)
+        .receipt_handle(message.receipt_handle().unwrap())
+        .send()
+        .await
+        .unwrap();
+    Some(message.body().unwrap().to_string())
 }
 
 /// An SNS Lambda event carrying a CloudWatch alarm on `metric` of the given load balancer.

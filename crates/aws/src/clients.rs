@@ -24,6 +24,7 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sts: aws_sdk_sts::Client,
     pub cloudtrail: aws_sdk_cloudtrail::Client,
+    pub sqs: aws_sdk_sqs::Client,
     pub region: String,
     /// Every operation performed by these clients.
     pub log: CallLog,
@@ -98,6 +99,7 @@ impl Clients {
             dynamodb: client!(aws_sdk_dynamodb),
             sts: client!(aws_sdk_sts),
             cloudtrail: client!(aws_sdk_cloudtrail),
+            sqs: client!(aws_sdk_sqs),
             region: region.to_string(),
             log,
         }

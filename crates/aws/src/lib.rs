@@ -9,6 +9,7 @@ pub mod clients;
 pub mod composite;
 pub mod concurrent;
 pub mod edge;
+pub mod follow_up;
 pub mod gather;
 pub mod ledger;
 pub mod pipeline;

@@ -92,6 +92,9 @@ pub struct Record {
     pub publish: bool,
     /// The plan to send to remediate once every report is out (the function's handoff).
     pub plan: Option<PlanMessage>,
+    /// The live snapshot the report was diagnosed from, which the follow-up pass re-reads
+    /// with the late evidence; `None` offline, across accounts, or without a diagnosis.
+    pub world: Option<Snapshot>,
 }
 
 impl Record {
@@ -174,7 +177,11 @@ fn other_account<'a>(alarm: &'a Alarm, own: Option<&'a str>) -> Option<(&'a str,
 
 async fn handle_one(run: &Run<'_>, number: usize, intake: Intake) -> Handled {
     let publish = worth_publishing(&intake);
-    let (report, plan) = match &intake {
+    let Diagnosed {
+        report,
+        plan,
+        world,
+    } = match &intake {
         Intake::Diagnose {
             alarm,
             load_balancer,
@@ -183,7 +190,7 @@ async fn handle_one(run: &Run<'_>, number: usize, intake: Intake) -> Handled {
             Err(error) => return Handled::Refused { number, error },
         },
         other => match Report::without_diagnosis(other) {
-            Some(report) => (report, None),
+            Some(report) => Diagnosed::report(report),
             None => {
                 return Handled::Refused {
                     number,
@@ -206,16 +213,30 @@ async fn handle_one(run: &Run<'_>, number: usize, intake: Intake) -> Handled {
         report,
         publish,
         plan,
+        world,
     }))
+}
+
+/// One alarm's diagnosis, as [`handle_one`] takes it apart.
+struct Diagnosed {
+    report: Report,
+    plan: Option<PlanMessage>,
+    world: Option<Snapshot>,
+}
+
+impl Diagnosed {
+    fn report(report: Report) -> Self {
+        Self {
+            report,
+            plan: None,
+            world: None,
+        }
+    }
 }
 
 /// The diagnosis of one alarm, with its remediation proposal; in-process remediation (the
 /// live CLI in dry-run or auto) runs here and its outcome becomes the report.
-async fn diagnosed(
-    run: &Run<'_>,
-    alarm: &Alarm,
-    lb: &LbRef,
-) -> Result<(Report, Option<PlanMessage>), String> {
+async fn diagnosed(run: &Run<'_>, alarm: &Alarm, lb: &LbRef) -> Result<Diagnosed, String> {
     let remediation = &run.config.remediation;
     let (world, clients) = match &run.facts {
         Facts::Replay { world, name } => {
@@ -228,7 +249,7 @@ async fn diagnosed(
                 ));
             }
             if let Some((_, own)) = other_account(alarm, run.own_account.get_offline()) {
-                return Ok((Report::cross_account(alarm, lb, own), None));
+                return Ok(Diagnosed::report(Report::cross_account(alarm, lb, own)));
             }
             ((*world).clone(), None)
         }
@@ -249,7 +270,7 @@ async fn diagnosed(
             ));
             let (own, world) = tokio::join!(run.own_account.get(&clients), gathering);
             if let Some((_, own)) = other_account(alarm, own) {
-                return Ok((Report::cross_account(alarm, lb, own), None));
+                return Ok(Diagnosed::report(Report::cross_account(alarm, lb, own)));
             }
             (world, Some(clients))
         }
@@ -279,9 +300,14 @@ async fn diagnosed(
             .await;
             // The CLI hands the outcome to the engineer directly: it is delivered.
             remediate::reported(ledger.as_ref(), &report, &message, run.now).await;
-            Ok((report, None))
+            Ok(Diagnosed::report(report))
         }
-        (_, plan, _) => Ok((report, plan)),
+        (_, plan, clients) => Ok(Diagnosed {
+            report,
+            plan,
+            // Only a live diagnosis has late evidence to come.
+            world: clients.map(|_| world),
+        }),
     }
 }
 

@@ -47,6 +47,7 @@ fn iam_prefix(service: &str) -> &str {
         "dynamodb" => "dynamodb",
         "cloudtrail" => "cloudtrail",
         "sts" => "sts",
+        "sqs" => "sqs",
         _ => service,
     }
 }

@@ -30,6 +30,68 @@ pub struct Config {
     pub remediation: RemediationConfig,
     /// How far the diagnosis looks up CloudTrail: the first pass; the CLI's `--follow-up`, all.
     pub change_lookups: crate::gather::ChangeLookups,
+    /// `FOLLOW_UP_QUEUE_URL` and `FOLLOW_UP_DELAY`: where `diagnose` sends each diagnosed
+    /// alarm for the follow-up pass, and how long it waits there. `None` is off.
+    pub follow_up: Option<FollowUpQueue>,
+}
+
+/// The follow-up pass's delay queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FollowUpQueue {
+    pub url: String,
+    /// SQS delays a message at most 900 s.
+    pub delay_seconds: i32,
+    /// The queue's region, account and name, read from its URL.
+    pub region: Option<String>,
+    pub account: String,
+    pub name: String,
+}
+
+/// CloudTrail delivers an event about 5 minutes after the call, with no guarantee: the
+/// follow-up waits twice that by default.
+pub const DEFAULT_FOLLOW_UP_DELAY: i32 = 600;
+
+impl FollowUpQueue {
+    /// Reads `https://sqs.REGION.amazonaws.com/ACCOUNT/NAME` (or any host, as a VPC endpoint
+    /// or a local SQS serves it): the account and name are the URL's last two segments.
+    pub fn parse(url: &str, delay_seconds: i32) -> Option<Self> {
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))?;
+        let mut parts = rest.trim_end_matches('/').split('/');
+        let host = parts.next()?;
+        let (account, name) = (parts.next()?, parts.next()?);
+        let valid_name = !name.is_empty()
+            && name.len() <= 80
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if parts.next().is_some()
+            || account.len() != 12
+            || !account.chars().all(|c| c.is_ascii_digit())
+            || !valid_name
+        {
+            return None;
+        }
+        let region = host
+            .strip_prefix("sqs.")
+            .and_then(|h| h.split('.').next())
+            .filter(|r| elbmedic_engine::alarm::formats::is_region_code(r))
+            .map(str::to_string);
+        Some(Self {
+            url: url.to_string(),
+            delay_seconds,
+            region,
+            account: account.to_string(),
+            name: name.to_string(),
+        })
+    }
+
+    /// Whether an SQS record's `eventSourceARN` (`arn:aws:sqs:REGION:ACCOUNT:NAME`) is this queue.
+    pub fn is_source(&self, arn: &str) -> bool {
+        let parts: Vec<&str> = arn.split(':').collect();
+        matches!(parts.as_slice(), ["arn", _, "sqs", _, account, name] if *account == self.account && *name == self.name)
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -46,6 +108,10 @@ pub enum ConfigError {
     BadCompositeChildren(String),
     #[error("{0}")]
     Remediation(String),
+    #[error("FOLLOW_UP_QUEUE_URL {0:?} is not an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)")]
+    BadFollowUpQueue(String),
+    #[error("FOLLOW_UP_DELAY {0:?} is not a number of seconds between 0 (off) and 900 (SQS delays no longer)")]
+    BadFollowUpDelay(String),
     #[error("REMEDIATION_MODE is approve but REMEDIATION_TOPIC_ARN is not set: the approve command publishes to that topic")]
     ApproveWithoutTopic,
     #[error("REMEDIATION_TOPIC_ARN is not set: remediate takes plans only from that topic, so it would refuse every one; set it to the remediation topic's ARN")]
@@ -84,6 +150,7 @@ impl Config {
             },
         };
         let remediation = RemediationConfig::from_env(&get).map_err(ConfigError::Remediation)?;
+        let follow_up = follow_up_from_env(&get)?;
         let has_topic = remediation.topic_arn.is_some();
         match (role, remediation.mode) {
             (Role::Diagnose, Mode::Approve) if !has_topic => {
@@ -100,6 +167,7 @@ impl Config {
             max_composite_children,
             remediation,
             change_lookups: crate::gather::ChangeLookups::FirstPass,
+            follow_up,
         })
     }
 
@@ -107,6 +175,27 @@ impl Config {
     pub fn from_process_env(role: Role) -> Result<Self, ConfigError> {
         Self::from_env(role, |key| std::env::var(key).ok())
     }
+}
+
+/// The follow-up queue, unless `FOLLOW_UP_DELAY` is 0 or no queue is set.
+fn follow_up_from_env(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<FollowUpQueue>, ConfigError> {
+    let delay = match get("FOLLOW_UP_DELAY") {
+        None => DEFAULT_FOLLOW_UP_DELAY,
+        Some(text) => match text.trim().parse::<i32>() {
+            Ok(seconds @ 0..=900) => seconds,
+            _ => return Err(ConfigError::BadFollowUpDelay(text)),
+        },
+    };
+    let Some(url) = get("FOLLOW_UP_QUEUE_URL")
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+    else {
+        return Ok(None);
+    };
+    let queue = FollowUpQueue::parse(&url, delay).ok_or(ConfigError::BadFollowUpQueue(url))?;
+    Ok((delay > 0).then_some(queue))
 }
 
 /// The account of the running function, from its ARN (`arn:aws:lambda:REGION:ACCOUNT:function:NAME`).
@@ -196,6 +285,55 @@ mod tests {
         );
         // Off is the kill switch: remediate starts, and refuses every plan.
         assert!(Config::from_env(Role::Remediate, env(&[("REPORT_TOPIC_ARN", TOPIC)])).is_ok());
+    }
+
+    #[test]
+    fn the_follow_up_queue_is_read_and_can_be_switched_off() {
+        const URL: &str = "https://sqs.eu-west-1.amazonaws.com/111122223333/elbmedic-follow-up";
+        let with = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("REPORT_TOPIC_ARN", TOPIC)];
+            all.extend_from_slice(pairs);
+            Config::from_env(Role::Diagnose, env(&all))
+        };
+        let on = with(&[("FOLLOW_UP_QUEUE_URL", URL)])
+            .unwrap()
+            .follow_up
+            .unwrap();
+        assert_eq!(on.delay_seconds, 600);
+        assert_eq!(on.region.as_deref(), Some("eu-west-1"));
+        assert!(on.is_source("arn:aws:sqs:eu-west-1:111122223333:elbmedic-follow-up"));
+        assert!(!on.is_source("arn:aws:sqs:eu-west-1:444455556666:elbmedic-follow-up"));
+        assert!(!on.is_source("arn:aws:sqs:eu-west-1:111122223333:other"));
+        let off = with(&[("FOLLOW_UP_QUEUE_URL", URL), ("FOLLOW_UP_DELAY", "0")]);
+        assert_eq!(off.unwrap().follow_up, None);
+        assert_eq!(with(&[]).unwrap().follow_up, None);
+        let local = with(&[(
+            "FOLLOW_UP_QUEUE_URL",
+            "http://127.0.0.1:5000/123456789012/q",
+        )]);
+        assert_eq!(local.unwrap().follow_up.unwrap().region, None);
+        for (key, value, starts) in [
+            ("FOLLOW_UP_DELAY", "901", "FOLLOW_UP_DELAY"),
+            ("FOLLOW_UP_DELAY", "-1", "FOLLOW_UP_DELAY"),
+            (
+                "FOLLOW_UP_QUEUE_URL",
+                "elbmedic-follow-up",
+                "FOLLOW_UP_QUEUE_URL",
+            ),
+            (
+                "FOLLOW_UP_QUEUE_URL",
+                "https://sqs.eu-west-1.amazonaws.com/1/q",
+                "FOLLOW_UP_QUEUE_URL",
+            ),
+            (
+                "FOLLOW_UP_QUEUE_URL",
+                "https://h/111122223333/q/../x",
+                "FOLLOW_UP_QUEUE_URL",
+            ),
+        ] {
+            let error = with(&[(key, value)]).unwrap_err().to_string();
+            assert!(error.starts_with(starts), "{value}: {error}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod action;
 pub mod alarm;
 pub mod changes;
 pub mod churn;
+pub mod follow_up;
 pub mod netcheck;
 pub mod plan;
 pub mod snapshot;

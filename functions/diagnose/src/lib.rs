@@ -1,14 +1,17 @@
 //! The `diagnose` function: each SNS event goes through the shared pipeline
-//! (`elbmedic_aws::pipeline`); this publishes the reports to `REPORT_TOPIC_ARN` and then the
-//! plans to the remediation topic.
+//! (`elbmedic_aws::pipeline`); this publishes the reports to `REPORT_TOPIC_ARN`, then the
+//! plans to the remediation topic, then each live diagnosis to the follow-up queue. An SQS
+//! event from that queue is the follow-up pass (`elbmedic_aws::follow_up`).
 //!
 //! The invocation fails (so Lambda retries it) only when a report could not be published: a
 //! partial diagnosis, with gaps, is still a success, and a malformed event is logged, not
 //! retried, since a retry cannot fix it. Kept apart from `main` so tests drive it in-process.
 
 use elbmedic_aws::clients::{CallLimits, Regions};
+use elbmedic_aws::follow_up;
 use elbmedic_aws::pipeline::{self, Facts, Handled, OwnAccount, Run};
 use elbmedic_aws::publish::{failures, publish_all, send_plans, Delivery, PublishFailed};
+use elbmedic_aws::settings::topic_region;
 use elbmedic_engine::alarm::parse_value;
 use elbmedic_engine::plan::proposal::Handoff;
 use serde_json::{json, Value};
@@ -37,6 +40,9 @@ impl Handler {
         now: i64,
     ) -> Result<Value, PublishFailed> {
         self.regions.clear_logs().await;
+        if let Some(queued) = follow_up::queued_records(payload) {
+            return Ok(self.follow_up(&queued, now).await);
+        }
         let records = match parse_value(payload) {
             Ok(records) => records,
             Err(error) => {
@@ -66,8 +72,28 @@ impl Handler {
         }
         // Plans go out only once every report is: Lambda's retry must not send one twice.
         send_plans(&self.regions, &self.config.remediation, &handled).await;
+        let follow_ups = match &self.config.follow_up {
+            Some(queue) => {
+                let fallback = topic_region(topic).unwrap_or("us-east-1");
+                follow_up::send_all(&self.regions, queue, fallback, &handled, &deliveries).await
+            }
+            None => 0,
+        };
         let summary: Vec<Value> = handled.iter().zip(&deliveries).map(summary).collect();
-        Ok(json!({ "records": summary }))
+        Ok(json!({ "records": summary, "follow_ups_queued": follow_ups }))
+    }
+
+    /// The follow-up pass over an SQS event: the answer is SQS's partial-batch response, so
+    /// only a record whose report could not be published is retried.
+    async fn follow_up(&self, queued: &[follow_up::QueuedRecord], now: i64) -> Value {
+        let outcomes = follow_up::run(&self.regions, &self.config, queued, now).await;
+        let failures: Vec<Value> = outcomes
+            .iter()
+            .filter(|(_, outcome)| matches!(outcome, follow_up::Outcome::Failed(_)))
+            .map(|(id, _)| json!({ "itemIdentifier": id }))
+            .collect();
+        // Exactly SQS's partial-batch response: each record's outcome is in the logs.
+        json!({ "batchItemFailures": failures })
     }
 }
 

@@ -17,6 +17,7 @@ async fn main() -> Result<(), Error> {
         report_topic = config.report_topic_arn.as_deref().unwrap_or_default(),
         deadline_seconds = config.gather_deadline.as_secs(),
         remediation = config.remediation.mode.as_str(),
+        follow_up_delay_seconds = config.follow_up.as_ref().map_or(0, |q| q.delay_seconds),
         "configured"
     );
     let handler = Arc::new(Handler::new(config));

@@ -191,16 +191,9 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
         if options.recent_changes == ChangeLookups::Off {
             return None;
         }
-        let resource = match lb.kind {
-            LbKind::Application => {
-                application::derived_arn(&clients.region, options.account_id.as_deref(), &lb.id)
-            }
-            LbKind::Classic => Some(lb.name.clone()),
-        };
-        let window_start =
-            options.window_end - i64::from(options.period) * i64::from(options.periods);
-        let window = (window_start, options.window_end);
+        let resource = trail_resource(clients, options, lb);
         let lookups = options.recent_changes;
+        let window = options.window();
         Some(trail::look_up(clients, resource.as_deref(), window, lookups, deadline).await)
     };
     let ((), history, (series, metric_gaps), changes) =
@@ -222,6 +215,68 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
     world
 }
 
+/// The name CloudTrail's `Resources` list gives the load balancer: an ALB's ARN, a Classic
+/// LB's name.
+fn trail_resource(clients: &Clients, options: &GatherOptions, lb: &LbRef) -> Option<String> {
+    match lb.kind {
+        LbKind::Application => {
+            application::derived_arn(&clients.region, options.account_id.as_deref(), &lb.id)
+        }
+        LbKind::Classic => Some(lb.name.clone()),
+    }
+}
+
+impl GatherOptions {
+    /// The options an alarm implies: its evaluated window, its account.
+    pub fn for_alarm(alarm: &Alarm, now: i64) -> Self {
+        let mut options = Self::new(
+            now,
+            alarm.state_change_epoch,
+            alarm.period_seconds,
+            alarm.evaluation_periods,
+        );
+        options.account_id = alarm.account_id.clone();
+        options
+    }
+
+    /// The metric window (epoch seconds), which CloudTrail is asked about too.
+    fn window(&self) -> (i64, i64) {
+        let start = self.window_end - i64::from(self.period) * i64::from(self.periods);
+        (start, self.window_end)
+    }
+}
+
+/// The follow-up pass: every CloudTrail lookup over the window the first pass looked up (its
+/// snapshot's capture time stands for "now" when the alarm has no time), kept to the first
+/// snapshot's path. Only the late sources are read: nothing is described again.
+pub async fn late_changes(
+    clients: &Clients,
+    alarm: &Alarm,
+    lb: &LbRef,
+    first: &Snapshot,
+    now: i64,
+    deadline: Duration,
+) -> (elbmedic_engine::snapshot::Changes, Vec<Gap>) {
+    let captured = first
+        .captured_at
+        .as_deref()
+        .and_then(elbmedic_engine::alarm::parse_timestamp)
+        .unwrap_or(now);
+    let options = GatherOptions::for_alarm(alarm, captured);
+    let resource = trail_resource(clients, &options, lb);
+    let deadline = Instant::now() + deadline;
+    let (mut changes, gaps) = trail::look_up(
+        clients,
+        resource.as_deref(),
+        options.window(),
+        ChangeLookups::All,
+        deadline,
+    )
+    .await;
+    trail::on_the_path(&mut changes, first);
+    (changes, gaps)
+}
+
 /// Gathers the snapshot of the alarm's load balancer, with the window the alarm evaluated,
 /// and elbmedic's own history of it from `ledger_table` when one is given.
 pub async fn for_alarm(
@@ -233,13 +288,7 @@ pub async fn for_alarm(
     ledger_table: Option<&str>,
     recent_changes: ChangeLookups,
 ) -> Snapshot {
-    let mut options = GatherOptions::new(
-        now,
-        alarm.state_change_epoch,
-        alarm.period_seconds,
-        alarm.evaluation_periods,
-    );
-    options.account_id = alarm.account_id.clone();
+    let mut options = GatherOptions::for_alarm(alarm, now);
     options.deadline = deadline;
     options.ledger_table = ledger_table.map(str::to_string);
     options.recent_changes = recent_changes;

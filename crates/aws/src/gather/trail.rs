@@ -35,7 +35,8 @@ pub enum ChangeLookups {
 /// The window before the alarm window that is looked up.
 const LOOK_BACK_SECONDS: i64 = 2 * 3600;
 
-/// Each lookup's own budget: CloudTrail answers in well under a second when it answers.
+/// Each first-pass lookup's own budget: CloudTrail answers in well under a second when it
+/// answers.
 const LOOKUP_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// A `CloudTrailEvent` larger than this is kept without its request parameters.
@@ -113,7 +114,7 @@ pub async fn look_up(
             join_all(
                 batch
                     .iter()
-                    .map(|lookup| one_lookup(clients, lookup, since, window.1, deadline))
+                    .map(|lookup| one_lookup(clients, lookup, (since, window.1), how, deadline))
                     .collect(),
             )
             .await,
@@ -144,10 +145,18 @@ pub async fn look_up(
 async fn one_lookup(
     clients: &Clients,
     lookup: &Lookup,
-    since: i64,
-    until: i64,
+    (since, until): (i64, i64),
+    how: ChangeLookups,
     deadline: Instant,
 ) -> Result<Vec<ChangeEvent>, Gap> {
+    // The first pass makes one attempt: a throttled lookup is a gap named in the report,
+    // never a wait (the SDK's back-off would hold the first report for CloudTrail). Later
+    // passes have nobody waiting on them, and take the SDK's retries.
+    let retries = if how == ChangeLookups::FirstPass {
+        aws_config::retry::RetryConfig::disabled()
+    } else {
+        aws_config::retry::RetryConfig::standard()
+    };
     let request = clients
         .cloudtrail
         .lookup_events()
@@ -167,15 +176,13 @@ async fn one_lookup(
         .end_time(DateTime::from_secs(until))
         .max_results(50)
         .customize()
-        // One attempt: a throttled lookup is a gap named in the report, never a wait (the
-        // SDK's back-off would hold the first report for CloudTrail).
-        .config_override(
-            aws_sdk_cloudtrail::config::Builder::default()
-                .retry_config(aws_config::retry::RetryConfig::disabled()),
-        )
+        .config_override(aws_sdk_cloudtrail::config::Builder::default().retry_config(retries))
         .send();
     let label = format!("cloudtrail:LookupEvents {}", lookup.label());
-    let budget = deadline.min(Instant::now() + LOOKUP_BUDGET);
+    let budget = match how {
+        ChangeLookups::FirstPass => deadline.min(Instant::now() + LOOKUP_BUDGET),
+        _ => deadline,
+    };
     let out = settle(
         bounded(budget, request).await,
         GapFact::RecentChanges,

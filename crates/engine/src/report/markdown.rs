@@ -10,6 +10,18 @@ pub fn render_markdown(report: &Report) -> String {
     let mut out = String::new();
     let (label, headline) = report.headline();
     let _ = writeln!(out, "# {label}: {}\n", escape(headline));
+    if let Some(first) = &report.follow_up_of {
+        let id = first
+            .message_id
+            .as_deref()
+            .map(|id| format!(" (SNS message {})", code_span(id)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "Follow-up to \"{}\"{id}: evidence that arrived after it. The first report's findings stand.\n",
+            escape(&one_line(&first.subject))
+        );
+    }
     let alarm = &report.alarm;
     if let Some(lb) = &report.load_balancer {
         let _ = writeln!(

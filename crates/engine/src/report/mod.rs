@@ -150,6 +150,18 @@ pub struct Report {
     /// The plan (from `diagnose`) or what was changed (from `remediate`), when remediation is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remediation: Option<remediation::RemediationSection>,
+    /// Set on a follow-up: the first report it adds late evidence to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_up_of: Option<FirstReport>,
+}
+
+/// The report a follow-up continues: its subject (the follow-up's subject repeats it, so mail
+/// clients thread the two) and its SNS message id.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct FirstReport {
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
 }
 
 fn generator() -> String {
@@ -186,6 +198,7 @@ impl Report {
             next_steps: diagnosis.next_steps,
             recent_changes: diagnosis.recent_changes,
             remediation: None,
+            follow_up_of: None,
         }
     }
 
@@ -258,6 +271,7 @@ impl Report {
             next_steps: Vec::new(),
             recent_changes: Vec::new(),
             remediation: None,
+            follow_up_of: None,
         })
     }
 
@@ -285,11 +299,15 @@ impl Report {
             )],
             recent_changes: Vec::new(),
             remediation: None,
+            follow_up_of: None,
         }
     }
 
     /// An SNS subject: starts with the verdict, under 100 characters, one line.
     pub fn subject(&self) -> String {
+        if let Some(first) = &self.follow_up_of {
+            return follow_up_subject(&first.subject);
+        }
         let (label, headline) = self.headline();
         let text = format!("[elbmedic] {label}: {headline}");
         let clean = escape::one_line(&text);
@@ -322,6 +340,22 @@ impl Report {
             }
         }
     }
+}
+
+/// A follow-up's subject: the first report's, as a reply, with "(follow-up)", so mail clients
+/// put the two in one thread. The first subject is cut, never the marker.
+fn follow_up_subject(first: &str) -> String {
+    const MARKER: &str = " (follow-up)";
+    let first = escape::one_line(first);
+    let first = first.strip_prefix("Re: ").unwrap_or(&first);
+    let room = MAX_SUBJECT_CHARS - "Re: ".len() - MARKER.len();
+    let cut: String = if first.chars().count() <= room {
+        first.to_string()
+    } else {
+        let cut: String = first.chars().take(room - 3).collect();
+        format!("{}...", cut.trim_end())
+    };
+    format!("Re: {cut}{MARKER}")
 }
 
 #[cfg(test)]

@@ -15,6 +15,18 @@ pub fn render_text(report: &Report) -> String {
     let (label, headline) = report.headline();
     let _ = writeln!(out, "{label}: {}", one_line(headline));
     out.push('\n');
+    if let Some(first) = &report.follow_up_of {
+        let id = first
+            .message_id
+            .as_deref()
+            .map(|id| format!(" (SNS message {})", one_line(id)))
+            .unwrap_or_default();
+        let line = format!(
+            "Follow-up to \"{}\"{id}: evidence that arrived after it. The first report's findings stand.",
+            one_line(&first.subject)
+        );
+        out.push_str(&wrap(&line, WIDTH, ""));
+    }
     header(report, &mut out);
     if let Some(section) = &report.remediation {
         super::remediation::render_text(section, &mut out);

