@@ -5,7 +5,9 @@ SAM translator (the code CloudFormation runs for AWS::Serverless-2016-10-31).
 remediate applies plans. Its envelope (the SNS record, its TopicArn) can be forged by anyone
 who may call lambda:InvokeFunction, so the function's resource policy is the real control: it
 must let exactly SNS invoke it, for exactly the remediation topic, and no policy in the stack
-may grant lambda:InvokeFunction to anyone else. diagnose likewise takes only its alarm topic.
+may grant lambda:InvokeFunction to anyone else. diagnose likewise takes only its alarm topic,
+and, through the one event source mapping in the stack, its follow-up queue (whose policy lets
+only diagnose send to it).
 
 Usage: check-invoke-permissions.py TEMPLATE   (exit 1 naming what is wrong)
 """
@@ -60,13 +62,19 @@ def main(path):
     strangers = [n for n, p in permissions.items() if p.get("FunctionName") not in [{"Ref": f} for f in EXPECTED]]
     if strangers:
         problems.append(f"permissions for other functions: {strangers}")
+    mappings = [r["Properties"] for r in out["Resources"].values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    wanted_mapping = {"FunctionName": {"Ref": "DiagnoseFunction"},
+                      "EventSourceArn": {"Fn::GetAtt": ["FollowUpQueue", "Arn"]},
+                      "FunctionResponseTypes": ["ReportBatchItemFailures"]}
+    if len(mappings) != 1 or any(mappings[0].get(k) != v for k, v in wanted_mapping.items()):
+        problems.append(f"event source mappings {json.dumps(mappings)}; expected only the follow-up queue to diagnose, {json.dumps(wanted_mapping)}")
     grants = invoke_grants(out["Resources"])
     if grants:
         problems.append(f"policies granting lambda:InvokeFunction: {grants}")
     for problem in problems:
         print(f"invoke permissions: {problem}", file=sys.stderr)
     if not problems:
-        print("invoke permissions: diagnose only from the alarm topic, remediate only from the remediation topic, no other grant")
+        print("invoke permissions: diagnose only from the alarm topic and its follow-up queue, remediate only from the remediation topic, no other grant")
     return 1 if problems else 0
 
 

@@ -224,7 +224,7 @@ pub async fn run(
         if index > 0 {
             tokio::time::sleep(BETWEEN_RECORDS).await;
         }
-        let outcome = one(regions, config, record, now).await;
+        let outcome = Box::pin(one(regions, config, record, now)).await;
         match &outcome {
             Outcome::Dropped(reason) => {
                 tracing::error!(message_id = %record.message_id, reason = %reason, "follow-up dropped")

@@ -41,7 +41,8 @@ impl Handler {
     ) -> Result<Value, PublishFailed> {
         self.regions.clear_logs().await;
         if let Some(queued) = follow_up::queued_records(payload) {
-            return Ok(self.follow_up(&queued, now).await);
+            // Boxed: the pass's future is deep, and the handler's is deep already.
+            return Ok(Box::pin(self.follow_up(&queued, now)).await);
         }
         let records = match parse_value(payload) {
             Ok(records) => records,
@@ -75,7 +76,14 @@ impl Handler {
         let follow_ups = match &self.config.follow_up {
             Some(queue) => {
                 let fallback = topic_region(topic).unwrap_or("us-east-1");
-                follow_up::send_all(&self.regions, queue, fallback, &handled, &deliveries).await
+                Box::pin(follow_up::send_all(
+                    &self.regions,
+                    queue,
+                    fallback,
+                    &handled,
+                    &deliveries,
+                ))
+                .await
             }
             None => 0,
         };

@@ -32,17 +32,23 @@ async fn the_binary_answers_through_the_runtime_api() {
     .await;
     clb(&aws, &net, "a3f1c2e4b5d6978812345678abcdef01", 2).await;
     let (topic, queue) = report_topic(&aws).await;
+    let (follow_ups, follow_ups_arn) = support::queue(&aws, "elbmedic-follow-up").await;
     let event = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../events/alarms/clb-http-5xx.json"
     ))
     .unwrap();
+    let config = [
+        ("REPORT_TOPIC_ARN", topic.clone()),
+        ("FOLLOW_UP_QUEUE_URL", follow_ups.clone()),
+        ("FOLLOW_UP_DELAY", "1".to_string()),
+    ];
 
     let invocation = invoke(
         env!("CARGO_BIN_EXE_diagnose"),
         "111122223333",
         &moto,
-        &[("REPORT_TOPIC_ARN", topic.clone())],
+        &config,
         event,
     );
     let logs = invocation.logs.clone();
@@ -76,6 +82,39 @@ async fn the_binary_answers_through_the_runtime_api() {
             serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
         assert!(parsed.get("level").is_some(), "{line}");
     }
+
+    // The follow-up it queued comes back from the queue as an SQS event: the binary answers
+    // with SQS's partial-batch response (nothing new in CloudTrail, nothing to retry).
+    assert_eq!(summary["follow_ups_queued"], 1, "{summary:#}");
+    let mut body = None;
+    for _ in 0..10 {
+        body = next_message(&aws, &follow_ups, 1).await;
+        if body.is_some() {
+            break;
+        }
+    }
+    let record = serde_json::json!({"Records": [{"messageId": "m-1", "receiptHandle": "AQEB",
+        "body": body.expect("the follow-up arrives"), "attributes": {}, "messageAttributes": {},
+        "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": follow_ups_arn,
+        "awsRegion": REGION}]});
+    let invocation = invoke(
+        env!("CARGO_BIN_EXE_diagnose"),
+        "111122223333",
+        &moto,
+        &config,
+        record.to_string(),
+    );
+    let logs = invocation.logs.clone();
+    let body = invocation
+        .response
+        .unwrap_or_else(|e| panic!("invocation error: {e}\n{logs}"));
+    let response: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        response,
+        serde_json::json!({"batchItemFailures": []}),
+        "{logs}"
+    );
+    assert!(logs.contains("follow-up done"), "{logs}");
 }
 
 #[tokio::test]

@@ -54,6 +54,22 @@ const PLATFORM: &[(&str, &str)] = &[
     ),
 ];
 
+/// What Lambda does as `diagnose`'s role, beyond [`PLATFORM`]: it polls the follow-up queue.
+const DIAGNOSE_PLATFORM: &[(&str, &str)] = &[
+    (
+        "sqs:ReceiveMessage",
+        "Lambda's event source mapping polls the follow-up queue as the role",
+    ),
+    (
+        "sqs:DeleteMessage",
+        "Lambda's event source mapping deletes each handled follow-up as the role",
+    ),
+    (
+        "sqs:GetQueueAttributes",
+        "Lambda reads the follow-up queue's attributes when it maps it to the function",
+    ),
+];
+
 /// What DynamoDB needs, beyond [`PLATFORM`], to write the ledger under the stack's key as
 /// `remediate` (the actions AWS's own key policy for DynamoDB allows callers).
 const REMEDIATE_PLATFORM: &[(&str, &str)] = &[
@@ -137,8 +153,37 @@ struct Seen {
 
 impl Seen {
     async fn run(&mut self, aws: &Aws, t: &Topics, event: &str) {
-        let diagnose = diagnose_handler(t, &[("LEDGER_TABLE", LEDGER)]);
+        self.run_with(aws, t, event, false).await
+    }
+
+    /// As `run`; with `follow_up`, `diagnose` queues the follow-up and then runs that pass.
+    async fn run_with(&mut self, aws: &Aws, t: &Topics, event: &str, follow_up: bool) {
+        let (queue, queue_arn) = queue(aws, "elbmedic-follow-up").await;
+        let mut pairs = vec![("LEDGER_TABLE", LEDGER)];
+        if follow_up {
+            pairs.extend([
+                ("FOLLOW_UP_QUEUE_URL", queue.as_str()),
+                ("FOLLOW_UP_DELAY", "1"),
+            ]);
+        }
+        let diagnose = diagnose_handler(t, &pairs);
         let plan = planned_by(&diagnose, aws, t, event).await;
+        if follow_up {
+            let mut body = None;
+            for _ in 0..10 {
+                body = next_message(aws, &queue, 1).await;
+                if body.is_some() {
+                    break;
+                }
+            }
+            let record = serde_json::json!({"Records": [{"messageId": "m", "body": body.expect("a follow-up"),
+                "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": REGION}]});
+            let response = diagnose
+                .handle(&record, Some(ACCOUNT), now())
+                .await
+                .unwrap();
+            assert_eq!(response["batchItemFailures"], serde_json::json!([]));
+        }
         let remediate = remediate_handler(
             &t.reports,
             &[("REMEDIATION_MODE", "auto"), ("LEDGER_TABLE", LEDGER)],
@@ -210,9 +255,10 @@ async fn the_template_grants_exactly_what_the_functions_call() {
 
     // NACL: CreateNetworkAclEntry; a prefix-list rule on the node SG.
     let (_moto, aws, t) = fresh().await;
+    // The follow-up pass: SendMessage, then every CloudTrail lookup.
     let (net, event) = nacl_scenario(&aws).await;
     prefix_list_rule(&aws, &net).await;
-    seen.run(&aws, &t, &event).await;
+    seen.run_with(&aws, &t, &event, true).await;
 
     // SG: AuthorizeSecurityGroupIngress by group reference.
     let (_moto, aws, t) = fresh().await;
@@ -236,11 +282,13 @@ async fn the_template_grants_exactly_what_the_functions_call() {
     seen.run(&aws, &t, &event).await;
 
     let template = template();
+    let diagnose_platform: Vec<(&str, &str)> =
+        PLATFORM.iter().chain(DIAGNOSE_PLATFORM).copied().collect();
     let mut problems = audit(
         "DiagnoseRole",
         &granted(&template, "DiagnoseRole"),
         &seen.diagnose,
-        PLATFORM,
+        &diagnose_platform,
         UNSEEN_READS,
     );
     let remediate_platform: Vec<(&str, &str)> =
@@ -259,9 +307,9 @@ async fn the_template_grants_exactly_what_the_functions_call() {
         seen.diagnose,
         seen.remediate
     );
-    // diagnose writes nothing but its reports and plans.
+    // diagnose writes nothing but its reports, plans and follow-ups.
     let writes: Vec<&String> = seen.diagnose.iter().filter(|a| !is_read(a)).collect();
-    assert_eq!(writes, ["sns:Publish"]);
+    assert_eq!(writes, ["sns:Publish", "sqs:SendMessage"]);
 }
 
 fn grants(pairs: &[(&str, bool)]) -> BTreeMap<String, Grant> {
@@ -372,10 +420,11 @@ fn the_template_is_read_as_iam_reads_it() {
     );
     // Both roles read the same state: remediate gathers exactly as diagnose does. Only
     // diagnose follows composite alarms (a plan names the child alarm already) and asks
-    // CloudTrail what changed (remediation decides from the state, not from history).
+    // CloudTrail what changed (remediation decides from the state, not from history). The
+    // ledger and the follow-up queue are plumbing, not state.
     let reads = |g: &BTreeMap<String, Grant>| -> BTreeSet<String> {
         g.keys()
-            .filter(|a| is_read(a) && !a.starts_with("dynamodb:"))
+            .filter(|a| is_read(a) && !a.starts_with("dynamodb:") && !a.starts_with("sqs:"))
             .cloned()
             .collect()
     };
@@ -470,4 +519,27 @@ fn remediate_knows_the_topic_it_is_invoked_from() {
         "RemediateFunction has no REMEDIATION_TOPIC_ARN"
     );
     assert_eq!(variable, event_topic);
+}
+
+/// diagnose sends follow-ups to the queue that invokes it, and Lambda can poll that queue: its
+/// visibility timeout is at least six times the function's timeout (Lambda's rule for SQS).
+#[test]
+fn the_follow_up_queue_is_the_one_that_invokes_diagnose() {
+    let template = template();
+    let function = &template["Resources"]["DiagnoseFunction"]["Properties"];
+    let variable = &function["Environment"]["Variables"]["FOLLOW_UP_QUEUE_URL"];
+    assert!(
+        format!("{variable:?}").contains("FollowUpQueue"),
+        "{variable:?}"
+    );
+    let source = &function["Events"]["FollowUp"]["Properties"]["Queue"];
+    assert!(
+        format!("{source:?}").contains("FollowUpQueue"),
+        "{source:?}"
+    );
+    let timeout = function["Timeout"].as_i64().unwrap();
+    let queue = &template["Resources"]["FollowUpQueue"]["Properties"];
+    assert!(queue["VisibilityTimeout"].as_i64().unwrap() >= 6 * timeout);
+    assert!(!queue["KmsMasterKeyId"].is_null(), "the queue is encrypted");
+    assert!(!queue["RedrivePolicy"]["deadLetterTargetArn"].is_null());
 }
