@@ -841,6 +841,13 @@ async fn a_rolling_deploy_is_found_from_the_healthy_host_counts() {
             .contains("healthy hosts between 1 and 2")));
 }
 
+/// The request parameters of a NACL entry allowing replies on 32768-65535 out of `acl`, as
+/// CloudTrail records them (rule 110, the one `ephemeral_replies_denied` creates).
+fn egress_entry(acl: &str) -> serde_json::Value {
+    serde_json::json!({"networkAclId": acl, "ruleNumber": 110, "egress": true, "ruleAction": "allow",
+        "aclProtocol": "6", "portRange": {"from": 32768, "to": 65535}, "cidrBlock": "0.0.0.0/0"})
+}
+
 /// What changed: CloudTrail (a local stand-in serving LookupEvents, which moto lacks) holds the
 /// NACL entry that broke the replies, an unrelated change on the ALB and an entry in another
 /// VPC's NACL. The report ties the first to the NACL finding, lists the second under recent
@@ -852,10 +859,7 @@ async fn the_change_that_broke_the_path_is_named_from_cloudtrail() {
     let (net, id, now) = ephemeral_replies_denied(&aws).await;
     let alb_arn = format!("arn:aws:elasticloadbalancing:{REGION}:123456789012:loadbalancer/{id}");
     let terraform = "arn:aws:sts::123456789012:assumed-role/terraform-ci/1732384331";
-    let entry = |acl: &str| {
-        serde_json::json!({"networkAclId": acl, "ruleNumber": 110, "egress": true, "ruleAction": "allow",
-            "aclProtocol": "6", "portRange": {"from": 32768, "to": 65535}, "cidrBlock": "0.0.0.0/0"})
-    };
+    let entry = egress_entry;
     moto.trail.add(
         "ev-nacl",
         "CreateNetworkAclEntry",
@@ -966,9 +970,7 @@ async fn the_follow_up_finds_what_the_first_pass_left() {
         now - 600,
         "arn:aws:sts::123456789012:assumed-role/oncall/jane",
         &[],
-        serde_json::json!({"networkAclId": net.private_acl, "ruleNumber": 110, "egress": true,
-            "ruleAction": "allow", "aclProtocol": "6", "portRange": {"from": 32768, "to": 65535},
-            "cidrBlock": "0.0.0.0/0"}),
+        egress_entry(&net.private_acl),
     );
     let path = scratch(
         "follow_up",
@@ -1062,28 +1064,12 @@ async fn the_follow_up_pass_publishes_what_cloudtrail_delivered_late() {
         now - 600,
         "arn:aws:sts::123456789012:assumed-role/oncall/jane",
         &[],
-        serde_json::json!({"networkAclId": net.private_acl, "ruleNumber": 110, "egress": true,
-            "ruleAction": "allow", "aclProtocol": "6", "portRange": {"from": 32768, "to": 65535},
-            "cidrBlock": "0.0.0.0/0"}),
+        egress_entry(&net.private_acl),
     );
-    let mut body = None;
-    for _ in 0..10 {
-        body = next_message(&aws, &follow_ups, 1).await;
-        if body.is_some() {
-            break;
-        }
-    }
-    let body = body.expect("the follow-up arrives once its delay is over");
-    let sqs_event = |arn: &str| {
-        serde_json::json!({"Records": [{
-            "messageId": "059f36b4-87a3-44ab-83d2-661975830a7d", "receiptHandle": "AQEB",
-            "body": body, "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
-            "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": REGION,
-        }]})
-    };
+    let queued = queued_follow_up(&aws, &follow_ups, &follow_ups_arn).await;
     let lookups_before = moto.trail.requests().len();
     let response = function
-        .handle(&sqs_event(&follow_ups_arn), Some("123456789012"), now + 600)
+        .handle(&queued, Some("123456789012"), now + 600)
         .await
         .unwrap();
     assert_eq!(response, serde_json::json!({"batchItemFailures": []}));
@@ -1117,7 +1103,9 @@ async fn the_follow_up_pass_publishes_what_cloudtrail_delivered_late() {
     assert_eq!(report["follow_up_of"]["message_id"], first["MessageId"]);
 
     // A record of another queue is not read at all.
-    let foreign = sqs_event("arn:aws:sqs:eu-west-1:123456789012:someone-elses");
+    let mut foreign = queued.clone();
+    foreign["Records"][0]["eventSourceARN"] =
+        "arn:aws:sqs:eu-west-1:123456789012:someone-elses".into();
     let response = function
         .handle(&foreign, Some("123456789012"), now + 900)
         .await
@@ -1133,15 +1121,7 @@ async fn the_follow_up_pass_publishes_what_cloudtrail_delivered_late() {
         .unwrap();
     let again = published_report(&aws, &reports).await;
     assert!(codes(&again).contains(&"recent-change".to_string()));
-    let mut body = None;
-    for _ in 0..10 {
-        body = next_message(&aws, &follow_ups, 1).await;
-        if body.is_some() {
-            break;
-        }
-    }
-    let record = serde_json::json!({"Records": [{"messageId": "m-2", "body": body.unwrap(),
-        "eventSource": "aws:sqs", "eventSourceARN": follow_ups_arn, "awsRegion": REGION}]});
+    let record = queued_follow_up(&aws, &follow_ups, &follow_ups_arn).await;
     let response = function
         .handle(&record, Some("123456789012"), now + 600)
         .await

@@ -634,6 +634,22 @@ pub async fn published_envelope(aws: &Aws, queue: &str) -> serde_json::Value {
     panic!("no report arrived on the queue");
 }
 
+/// The follow-up `diagnose` queued on `queue`, once its delay is over, as Lambda delivers it:
+/// an SQS event of one record from `queue_arn`.
+pub async fn queued_follow_up(aws: &Aws, queue: &str, queue_arn: &str) -> serde_json::Value {
+    for _ in 0..10 {
+        if let Some(body) = next_message(aws, queue, 1).await {
+            return serde_json::json!({"Records": [{
+                "messageId": "059f36b4-87a3-44ab-83d2-661975830a7d", "receiptHandle": "AQEB",
+                "body": body, "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn, "awsRegion": REGION,
+            }]});
+        }
+    }
+    panic!("no follow-up arrived on {queue}");
+}
+
 /// The next message's body on `queue`, waiting up to `wait_seconds`; deleted once read.
 pub async fn next_message(aws: &Aws, queue: &str, wait_seconds: i32) -> Option<String> {
     let received = aws

@@ -287,21 +287,11 @@ async fn one(regions: &Regions, config: &Config, record: &QueuedRecord, now: i64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use elbmedic_engine::alarm::parse_input;
 
     fn message() -> FollowUpMessage {
         let scenario = elbmedic_engine::scenarios::find("nacl-rule-added-recently").unwrap();
-        let world = elbmedic_engine::snapshot::from_json(scenario.snapshot).unwrap();
-        let Intake::Diagnose {
-            alarm,
-            load_balancer,
-        } = parse_input(scenario.event.as_bytes())
-            .unwrap()
-            .remove(0)
-            .unwrap()
-        else {
-            panic!()
-        };
+        let (alarm, load_balancer) = scenario.alarm().unwrap();
+        let world = scenario.world().unwrap();
         let first = FirstReport {
             subject: "s".into(),
             message_id: None,

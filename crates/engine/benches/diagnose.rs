@@ -6,7 +6,6 @@
 //! Run: `cargo bench -p elbmedic-engine --bench diagnose`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use elbmedic_engine::alarm::{parse_input, Intake};
 use elbmedic_engine::netcheck;
 use elbmedic_engine::report::{Format, Report};
 use elbmedic_engine::scenarios;
@@ -185,22 +184,12 @@ fn large_snapshot() -> Snapshot {
 }
 
 fn snapshot_of(name: &str) -> Snapshot {
-    elbmedic_engine::snapshot::from_json(scenarios::find(name).unwrap().snapshot).unwrap()
+    scenarios::find(name).unwrap().world().unwrap()
 }
 
 fn bench(c: &mut Criterion) {
     let world = large_snapshot();
-    let scenario = scenarios::find("no-known-cause").unwrap();
-    let Intake::Diagnose {
-        alarm,
-        load_balancer,
-    } = parse_input(scenario.event.as_bytes())
-        .unwrap()
-        .remove(0)
-        .unwrap()
-    else {
-        unreachable!()
-    };
+    let (alarm, load_balancer) = scenarios::find("no-known-cause").unwrap().alarm().unwrap();
     let analysis = netcheck::analyse(&world);
     assert_eq!(analysis.targets_checked, TARGETS);
     assert!(

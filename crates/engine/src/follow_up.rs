@@ -113,19 +113,11 @@ impl FollowUpMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alarm::{parse_input, Intake};
     use crate::report::Format;
     use crate::testkit::scenario_snapshot;
 
     fn alarm_of(name: &str) -> (Alarm, LbRef) {
-        let event = crate::scenarios::find(name).unwrap().event;
-        match parse_input(event.as_bytes()).unwrap().remove(0).unwrap() {
-            Intake::Diagnose {
-                alarm,
-                load_balancer,
-            } => (alarm, load_balancer),
-            other => panic!("{other:?}"),
-        }
+        crate::scenarios::find(name).unwrap().alarm().unwrap()
     }
 
     /// The first pass saw one of the scenario's events; CloudTrail delivered the rest later.

@@ -48,6 +48,30 @@ pub const DEFAULT_DEMO: &str = "nacl-ephemeral-node-subnets";
 /// One-line descriptions, from `events/scenarios/index.json`.
 const INDEX: &str = include_str!("../../../events/scenarios/index.json");
 
+impl Scenario {
+    /// The alarm of the scenario's event and the load balancer it names, when the event is
+    /// one to diagnose (every scenario's is).
+    pub fn alarm(&self) -> Option<(crate::alarm::Alarm, crate::alarm::LbRef)> {
+        match crate::alarm::parse_input(self.event.as_bytes())
+            .ok()?
+            .into_iter()
+            .next()?
+            .ok()?
+        {
+            crate::alarm::Intake::Diagnose {
+                alarm,
+                load_balancer,
+            } => Some((alarm, load_balancer)),
+            _ => None,
+        }
+    }
+
+    /// The scenario's snapshot.
+    pub fn world(&self) -> Option<crate::snapshot::Snapshot> {
+        crate::snapshot::from_json(self.snapshot).ok()
+    }
+}
+
 pub fn find(name: &str) -> Option<&'static Scenario> {
     SCENARIOS.iter().find(|s| s.name == name)
 }

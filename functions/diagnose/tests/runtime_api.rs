@@ -86,17 +86,7 @@ async fn the_binary_answers_through_the_runtime_api() {
     // The follow-up it queued comes back from the queue as an SQS event: the binary answers
     // with SQS's partial-batch response (nothing new in CloudTrail, nothing to retry).
     assert_eq!(summary["follow_ups_queued"], 1, "{summary:#}");
-    let mut body = None;
-    for _ in 0..10 {
-        body = next_message(&aws, &follow_ups, 1).await;
-        if body.is_some() {
-            break;
-        }
-    }
-    let record = serde_json::json!({"Records": [{"messageId": "m-1", "receiptHandle": "AQEB",
-        "body": body.expect("the follow-up arrives"), "attributes": {}, "messageAttributes": {},
-        "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": follow_ups_arn,
-        "awsRegion": REGION}]});
+    let record = queued_follow_up(&aws, &follow_ups, &follow_ups_arn).await;
     let invocation = invoke(
         env!("CARGO_BIN_EXE_diagnose"),
         "111122223333",

@@ -169,15 +169,7 @@ impl Seen {
         let diagnose = diagnose_handler(t, &pairs);
         let plan = planned_by(&diagnose, aws, t, event).await;
         if follow_up {
-            let mut body = None;
-            for _ in 0..10 {
-                body = next_message(aws, &queue, 1).await;
-                if body.is_some() {
-                    break;
-                }
-            }
-            let record = serde_json::json!({"Records": [{"messageId": "m", "body": body.expect("a follow-up"),
-                "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": REGION}]});
+            let record = queued_follow_up(aws, &queue, &queue_arn).await;
             let response = diagnose
                 .handle(&record, Some(ACCOUNT), now())
                 .await

@@ -187,7 +187,6 @@ pub fn sns_message(report: &Report, limit: usize) -> SnsMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alarm::{parse_input, Intake};
     use crate::finding::Evidence;
     use crate::scenarios;
 
@@ -200,14 +199,8 @@ mod tests {
         crate::snapshot::Snapshot,
     ) {
         let s = scenarios::find(name).unwrap();
-        let Intake::Diagnose {
-            alarm,
-            load_balancer,
-        } = parse_input(s.event.as_bytes()).unwrap().remove(0).unwrap()
-        else {
-            panic!()
-        };
-        let world = crate::snapshot::from_json(s.snapshot).unwrap();
+        let (alarm, load_balancer) = s.alarm().unwrap();
+        let world = s.world().unwrap();
         (alarm, load_balancer, world)
     }
 

