@@ -529,12 +529,13 @@ pub async fn put_samples(
         .iter()
         .enumerate()
         .flat_map(|(i, samples)| {
+            // The samples of one minute stay in that clock minute (the gather's periods are
+            // aligned to whole minutes): `now` at :59 must not push the second one over.
+            let minute = (now - 60 * (count - i as i64)).div_euclid(60) * 60;
             samples.iter().enumerate().map(move |(j, v)| {
                 let mut datum = aws_sdk_cloudwatch::types::MetricDatum::builder()
                     .metric_name(metric)
-                    .timestamp(DateTime::from_secs(
-                        now - 60 * (count - i as i64) + j as i64,
-                    ))
+                    .timestamp(DateTime::from_secs(minute + j as i64))
                     .value(*v);
                 for (name, value) in dimensions {
                     datum = datum.dimensions(
