@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 
 use elbmedic_engine::snapshot::{
-    HealthCheck, Interface, Listener, LoadBalancer, NaclEntry, NetworkAcl, Placement, PortRange,
-    SecurityGroup, SgRule, Subnet, Target, TargetGroup, TargetHealth, DEFAULT_IDLE_TIMEOUT,
+    HealthCheck, Interface, Listener, ListenerRule, LoadBalancer, NaclEntry, NetworkAcl, Placement,
+    PortRange, SecurityGroup, SgRule, Subnet, Target, TargetGroup, TargetHealth,
+    DEFAULT_IDLE_TIMEOUT,
 };
 
 use aws_sdk_elasticloadbalancing::types as elb;
@@ -238,6 +239,7 @@ pub fn classic_health_check(h: &aws_sdk_elasticloadbalancing::types::HealthCheck
         path,
         timeout_seconds: u32::try_from(h.timeout()).ok(),
         interval_seconds: u32::try_from(h.interval()).ok(),
+        success_codes: None,
     }
 }
 
@@ -364,7 +366,60 @@ pub fn alb_listener(l: &elbv2::Listener) -> Listener {
         port: port(l.port()).unwrap_or(0),
         instance_port: None,
         instance_protocol: None,
+        arn: l.listener_arn().map(str::to_string),
+        forwards_to: forwarded_groups(l.default_actions()),
+        rules: None,
     }
+}
+
+/// The target groups a list of actions forwards to: a simple forward's group, or each group of
+/// a weighted forward.
+fn forwarded_groups(actions: &[elbv2::Action]) -> Vec<String> {
+    let mut groups = Vec::new();
+    for action in actions {
+        if action.r#type() != Some(&elbv2::ActionTypeEnum::Forward) {
+            continue;
+        }
+        groups.extend(action.target_group_arn().map(str::to_string));
+        if let Some(config) = action.forward_config() {
+            groups.extend(
+                config
+                    .target_groups()
+                    .iter()
+                    .filter_map(|g| g.target_group_arn().map(str::to_string)),
+            );
+        }
+    }
+    groups.sort();
+    groups.dedup();
+    groups
+}
+
+/// A listener's rule other than its default one (that one is the listener's own action).
+pub fn alb_rule(rule: &elbv2::Rule) -> Option<ListenerRule> {
+    if rule.is_default() == Some(true) {
+        return None;
+    }
+    let conditions = rule
+        .conditions()
+        .iter()
+        .map(|c| {
+            let field = c.field().unwrap_or("condition");
+            let mut values: Vec<&str> = c.values().iter().map(String::as_str).collect();
+            if let Some(path) = c.path_pattern_config() {
+                values.extend(path.values().iter().map(String::as_str));
+            }
+            if let Some(host) = c.host_header_config() {
+                values.extend(host.values().iter().map(String::as_str));
+            }
+            format!("{field} {}", values.join(","))
+        })
+        .collect();
+    Some(ListenerRule {
+        priority: rule.priority().unwrap_or("?").to_string(),
+        conditions,
+        forwards_to: forwarded_groups(rule.actions()),
+    })
 }
 
 pub fn classic_listener(l: &elb::Listener) -> Listener {
@@ -373,6 +428,9 @@ pub fn classic_listener(l: &elb::Listener) -> Listener {
         port: port(Some(l.load_balancer_port())).unwrap_or(0),
         instance_port: port(Some(l.instance_port())),
         instance_protocol: l.instance_protocol().map(str::to_string),
+        arn: None,
+        forwards_to: Vec::new(),
+        rules: None,
     }
 }
 
@@ -396,9 +454,14 @@ pub fn alb_target_group(group: &elbv2::TargetGroup) -> TargetGroup {
             path: group.health_check_path().map(str::to_string),
             timeout_seconds: seconds(group.health_check_timeout_seconds()),
             interval_seconds: seconds(group.health_check_interval_seconds()),
+            success_codes: group
+                .matcher()
+                .and_then(|m| m.grpc_code().or(m.http_code()))
+                .map(str::to_string),
         }),
         deregistration_delay_seconds: None,
         slow_start_seconds: None,
+        protocol_version: group.protocol_version().map(str::to_string),
         tags: BTreeMap::new(),
         targets: Vec::new(),
     }

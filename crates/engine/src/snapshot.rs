@@ -195,6 +195,28 @@ pub struct Listener {
     pub instance_port: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_protocol: Option<String>,
+    /// ALB: the listener's ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    /// ALB: the target groups the default action forwards to (ARNs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forwards_to: Vec<String>,
+    /// ALB: the listener's other rules, which may forward elsewhere. `None` when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Vec<ListenerRule>>,
+}
+
+/// One non-default rule of an ALB listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListenerRule {
+    /// The rule's priority, as the API gives it (`"10"`).
+    pub priority: String,
+    /// Its conditions, one short line each (`path-pattern /api/*`).
+    #[serde(default)]
+    pub conditions: Vec<String>,
+    /// The target groups it forwards to (ARNs).
+    #[serde(default)]
+    pub forwards_to: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -216,6 +238,9 @@ pub struct TargetGroup {
     /// `slow_start.duration_seconds`: a new target's share of requests ramps up over this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slow_start_seconds: Option<u32>,
+    /// ALB: `HTTP1`, `HTTP2` or `GRPC`: what the load balancer speaks to the targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<String>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
     #[serde(default)]
@@ -239,6 +264,10 @@ pub struct HealthCheck {
     pub timeout_seconds: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval_seconds: Option<u32>,
+    /// The success codes: HTTP codes (`200-399`), or gRPC codes (`0-99`, default `12`) on a
+    /// gRPC target group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_codes: Option<String>,
 }
 
 impl HealthCheck {

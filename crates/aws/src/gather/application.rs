@@ -220,15 +220,22 @@ async fn after_round_one(
         .iter()
         .filter_map(|g| g.arn.as_deref().and_then(convert::target_group_dimension))
         .collect();
-    let (network, nodes, health, healthy_hosts) = tokio::join!(
+    let (network, nodes, health, healthy_hosts, rules) = tokio::join!(
         vpc::network(clients, &vpc_id, deadline),
         vpc::lb_nodes(clients, &node_description, deadline),
         group_health(clients, deadline, &world.target_groups),
         metrics::healthy_hosts_per_group(clients, &lb_id, &group_ids, options, deadline),
+        listener_rules(clients, deadline, &world.load_balancer.listeners),
     );
     vpc::apply_network(world, network);
     world.load_balancer.nodes = nodes;
     apply_group_health(world, health);
+    for (listener, rules) in world.load_balancer.listeners.iter_mut().zip(rules) {
+        match rules {
+            Ok(rules) => listener.rules = Some(rules),
+            Err(gap) => world.gaps.push(gap),
+        }
+    }
     match healthy_hosts {
         Ok(series) => world.metrics.extend(series),
         Err(gap) => world.gaps.push(gap),
@@ -239,6 +246,34 @@ async fn after_round_one(
         locate_targets(clients, deadline, world),
     );
     vpc::apply_prefix_lists(world, lists);
+}
+
+/// Each listener's rules besides the default one: which of them forward to which group. Read
+/// in round 2, beside target health (the listeners' ARNs come with round 1).
+async fn listener_rules(
+    clients: &Clients,
+    deadline: Instant,
+    listeners: &[Listener],
+) -> Vec<Piece<Vec<elbmedic_engine::snapshot::ListenerRule>>> {
+    let elbv2 = &clients.elbv2;
+    let per_listener = listeners.iter().map(|listener| {
+        let arn = listener.arn.clone().unwrap_or_default();
+        async move {
+            // A listener holds at most 100 rules besides the default one: one page of 400.
+            let out = bounded(
+                deadline,
+                elbv2
+                    .describe_rules()
+                    .listener_arn(&arn)
+                    .page_size(400)
+                    .send(),
+            )
+            .await;
+            settle(out, GapFact::Listeners, Some(&arn))
+                .map(|out| out.rules().iter().filter_map(convert::alb_rule).collect())
+        }
+    });
+    join_all(per_listener.collect()).await
 }
 
 /// One target group's registered targets with their health, and its deregistration delay.

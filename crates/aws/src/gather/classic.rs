@@ -133,6 +133,7 @@ fn apply_round_one(world: &mut Snapshot, first: RoundOne) {
         health_check: first.health_check,
         deregistration_delay_seconds: None,
         slow_start_seconds: None,
+        protocol_version: None,
         tags: BTreeMap::new(),
         targets: first
             .instance_ids
