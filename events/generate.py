@@ -43,6 +43,8 @@ ALB_ARN = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:loadbalancer/{ALB_ID
 TG_NAME = "k8s-shop-checkout-0a1b2c3d4e"
 TG_ID = f"targetgroup/{TG_NAME}/0123456789abcdef"
 TG_ARN = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:{TG_ID}"
+API_TG_NAME = "k8s-shop-checkout-9f8e7d6c5b"
+API_TG_ARN = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:targetgroup/{API_TG_NAME}/fedcba9876543210"
 
 
 def entry(n, egress, protocol, action, cidr, ports=None):
@@ -476,6 +478,54 @@ def scenarios():
                                  "eu-west-1c": (0, 0, 1, 1, 0)})
     out["one-zone-failure"] = ("The LB node in one zone answers nearly all the 5xx",
                                alb_alarm("HTTPCode_ELB_5XX_Count"), w)
+
+    # A rule sends /api/* to a second target group whose Service selects no ready pod: empty.
+    w = alb_world(alb_metrics(e5xx=(0, 14, 19, 17, 15)))
+    w["metrics"].append(series("HTTPCode_ELB_503_Count", "Sum", (0, 14, 19, 17, 15)))
+    listener_arn = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:listener/app/{ALB_NAME}/50dc6c495c0c9188/8d3b5a1f2e4c6a7b"
+    w["load_balancer"]["listeners"] = [
+        {"protocol": "HTTPS", "port": 443, "arn": listener_arn, "forwards_to": [TG_ARN],
+         "rules": [{"priority": "10", "conditions": ["path-pattern /api/*"], "forwards_to": [API_TG_ARN]}]},
+    ]
+    api = json.loads(json.dumps(w["target_groups"][0]))
+    api.update({"name": API_TG_NAME, "arn": API_TG_ARN, "targets": [],
+                "tags": {"elbv2.k8s.aws/cluster": CLUSTER, "ingress.k8s.aws/stack": "shop/checkout",
+                         "ingress.k8s.aws/resource": "shop/checkout-checkout-api:8080"}})
+    w["target_groups"].append(api)
+    out["alb-empty-target-group"] = ("A rule forwards /api/* to a target group with no targets: 503s",
+                                     alb_alarm("HTTPCode_ELB_5XX_Count"), w)
+
+    # backend-protocol: HTTPS in front of pods that speak plain HTTP on 8080.
+    w = alb_world(alb_metrics(e5xx=(0, 22, 31, 27, 25), e502=(0, 22, 31, 27, 25)))
+    w["metrics"].append(series("TargetTLSNegotiationErrorCount", "Sum", (0, 22, 31, 27, 25)))
+    w["target_groups"][0]["protocol"] = "HTTPS"
+    out["alb-target-tls"] = ("backend-protocol HTTPS in front of plain-HTTP pods: TLS to targets fails",
+                             alb_alarm("HTTPCode_ELB_502_Count", threshold=1.0), w)
+
+    # backend-protocol-version: GRPC on a Service whose pods speak HTTP/1.1; HTTP success codes.
+    w = alb_world(alb_metrics(e5xx=(0, 9, 14, 12, 11), e502=(0, 9, 14, 12, 11)))
+    group = w["target_groups"][0]
+    group["protocol_version"] = "GRPC"
+    group["health_check"].update({"path": "/AWS.ALB/healthcheck", "success_codes": "200"})
+    for t in group["targets"]:
+        t["health"] = {"state": "unhealthy", "reason": "Target.ResponseCodeMismatch",
+                       "description": "Health checks failed with these codes: [14]"}
+    out["alb-grpc-to-http1-pods"] = ("A gRPC target group in front of HTTP/1.1 pods",
+                                     alb_alarm("HTTPCode_ELB_502_Count", threshold=1.0), w)
+
+    # A launch-day peak: the ALB refuses connections faster than it scales.
+    w = alb_world(alb_metrics(e5xx=(0, 40, 61, 52, 0), requests=(21400, 88200, 97100, 93800, 40100)))
+    w["metrics"].append(series("RejectedConnectionCount", "Sum", (0, 340, 512, 455, 0)))
+    out["alb-connections-rejected"] = ("A traffic peak: the ALB rejects connections at its limit",
+                                       alb_alarm("HTTPCode_ELB_5XX_Count"), w)
+
+    # The backends fall behind: the surge queue fills and requests spill over as 503s.
+    w = clb_world(clb_metrics(e5xx=(0, 310, 505, 420, 0), latency=(0.4, 8.7, 9.9, 9.1, 1.2),
+                              requests=(900, 2410, 2630, 2550, 1020)))
+    w["metrics"] += [series("SurgeQueueLength", "Maximum", (12, 1024, 1024, 1024, 300)),
+                     series("SpilloverCount", "Sum", (0, 310, 505, 420, 0))]
+    out["clb-surge-queue-full"] = ("Classic LB: backends fall behind, the surge queue spills over",
+                                   clb_alarm("HTTPCode_ELB_5XX"), w)
 
     w = alb_world(alb_metrics(e5xx=(0, 3, 5, 2, 4), e502=(0, 3, 5, 2, 4)))
     out["backend-keepalive-502"] = ("Node.js backend closes idle connections after 5 s",

@@ -200,6 +200,34 @@ impl<'a> Context<'a> {
         })
     }
 
+    /// In how many of the periods with load-balancer 5xx `metric` (`statistic`) was above
+    /// `threshold`, out of how many such periods: (overlap, 5xx periods). `None` when either
+    /// series was not observed.
+    pub fn co_occurrence(
+        &self,
+        metric: &str,
+        statistic: &str,
+        threshold: f64,
+    ) -> Option<(usize, usize)> {
+        let errors = self.snapshot.metrics.iter().find(|s| {
+            s.is_elb_5xx_sum() && s.availability_zone.is_none() && s.target_group.is_none()
+        })?;
+        let other = self.series(metric, statistic)?;
+        let mut periods = 0;
+        let mut overlap = 0;
+        for point in errors.points.iter().filter(|p| p.value > 0.0) {
+            periods += 1;
+            if other
+                .points
+                .iter()
+                .any(|o| o.timestamp == point.timestamp && o.value > threshold)
+            {
+                overlap += 1;
+            }
+        }
+        Some((overlap, periods))
+    }
+
     /// A metric as evidence: its data points and a sentence about them.
     pub fn metric_evidence(&self, metric: &str, statistic: &str, unit: &str) -> Option<Evidence> {
         let series = self.series(metric, statistic)?;

@@ -23,11 +23,15 @@ pub enum FindingCode {
     TargetsChurning,
     RecentChange,
     ZoneConcentrated,
+    NoRegisteredTargets,
+    TargetTlsFailing,
+    ProtocolVersionMismatch,
+    CapacityExceeded,
     CheckIncomplete,
 }
 
 impl FindingCode {
-    pub const ALL: [FindingCode; 12] = [
+    pub const ALL: [FindingCode; 16] = [
         Self::IdleTimeoutExceeded,
         Self::NaclBlocksEphemeralPorts,
         Self::NaclBlocksTargetPort,
@@ -39,6 +43,10 @@ impl FindingCode {
         Self::TargetsChurning,
         Self::RecentChange,
         Self::ZoneConcentrated,
+        Self::NoRegisteredTargets,
+        Self::TargetTlsFailing,
+        Self::ProtocolVersionMismatch,
+        Self::CapacityExceeded,
         Self::CheckIncomplete,
     ];
 
@@ -55,6 +63,10 @@ impl FindingCode {
             Self::TargetsChurning => "targets-churning",
             Self::RecentChange => "recent-change",
             Self::ZoneConcentrated => "zone-concentrated",
+            Self::NoRegisteredTargets => "no-registered-targets",
+            Self::TargetTlsFailing => "target-tls-failing",
+            Self::ProtocolVersionMismatch => "protocol-version-mismatch",
+            Self::CapacityExceeded => "capacity-exceeded",
             Self::CheckIncomplete => "check-incomplete",
         }
     }

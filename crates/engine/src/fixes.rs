@@ -389,3 +389,56 @@ pub fn show_backends(ctx: &Context<'_>) -> Option<Command> {
         Owner::Unknown => None,
     }
 }
+
+/// Ingress annotations that keep an ALB target-group setting (the controller owns those
+/// settings and rewrites them from the annotations): a `kubectl annotate` for an Ingress owner,
+/// the manifest for any other.
+pub fn ingress_annotations(ctx: &Context<'_>, pairs: &[(&str, &str)], what: &str) -> DurableFix {
+    let manifest = format!(
+        "metadata:\n  annotations:\n{}",
+        pairs
+            .iter()
+            .map(|(k, v)| format!("    {k}: \"{v}\""))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let warning = "The load balancer controller owns the target group: a change made with the AWS CLI is undone at its next reconcile, and a protocol change replaces the target group. Change the annotation, on the Ingress or on the backend Service (a Service's annotation wins for its own backend).".to_string();
+    match &ctx.owner {
+        Owner::Ingress { namespace, name } => {
+            let mut line = argv!["kubectl", "-n", namespace, "annotate", "ingress", name, "--overwrite"];
+            line.extend(pairs.iter().map(|(k, v)| Word::from(format!("{k}={v}"))));
+            DurableFix {
+                description: format!("Annotate Ingress {namespace}/{name}: {what}"),
+                command: Some(Script::line(line)),
+                manifest: Some(manifest),
+                warning,
+            }
+        }
+        other => DurableFix {
+            description: format!(
+                "Set the annotation on the Ingress or Service that owns this load balancer ({}): {what}",
+                other.describe()
+            ),
+            command: None,
+            manifest: Some(manifest),
+            warning,
+        },
+    }
+}
+
+/// The target groups of the load balancer by ARN, for `--target-group-arns`.
+pub fn describe_target_groups(ctx: &Context<'_>, arns: &[&str]) -> Command {
+    let mut line = argv![
+        "aws",
+        "elbv2",
+        "describe-target-groups",
+        "--region",
+        ctx.region(),
+        "--target-group-arns"
+    ];
+    line.extend(arns.iter().map(|a| Word::from(*a)));
+    Command::new(
+        "See the target groups' protocol, port and health check",
+        Script::line(line),
+    )
+}

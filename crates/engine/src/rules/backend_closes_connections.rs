@@ -83,6 +83,17 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         ));
         return out;
     }
+    if super::target_tls::tls_errors(ctx).is_some() || super::protocol_version::explains_502s(ctx) {
+        out.checked.push(Check::new(
+            name,
+            CheckStatus::NotApplicable,
+            format!(
+                "{} 502s, explained by the protocol spoken to the targets (TLS or protocol version)",
+                format_value(errors)
+            ),
+        ));
+        return out;
+    }
     let connection_errors = ctx.sum("TargetConnectionErrorCount").unwrap_or(0.0);
     if connection_errors * 2.0 >= errors {
         out.checked.push(Check::new(

@@ -8,13 +8,17 @@ use crate::context::Context;
 use crate::finding::{Finding, FindingCode};
 
 mod backend_closes_connections;
+mod capacity;
 mod check_incomplete;
 mod idle_timeout;
 mod nacl;
+mod no_registered_targets;
+mod protocol_version;
 pub mod recent_change;
 mod refuse_connections;
 mod security_groups;
 mod stale_targets;
+mod target_tls;
 mod targets_churning;
 mod unhealthy_targets;
 pub mod zone_concentrated;
@@ -90,8 +94,20 @@ pub const RULES: &[Rule] = &[
         run: stale_targets::check,
     },
     Rule {
+        code: FindingCode::NoRegisteredTargets,
+        run: no_registered_targets::check,
+    },
+    Rule {
         code: FindingCode::IdleTimeoutExceeded,
         run: idle_timeout::check,
+    },
+    Rule {
+        code: FindingCode::TargetTlsFailing,
+        run: target_tls::check,
+    },
+    Rule {
+        code: FindingCode::ProtocolVersionMismatch,
+        run: protocol_version::check,
     },
     Rule {
         code: FindingCode::BackendClosesConnections,
@@ -104,6 +120,10 @@ pub const RULES: &[Rule] = &[
     Rule {
         code: FindingCode::TargetsRefuseConnections,
         run: refuse_connections::check,
+    },
+    Rule {
+        code: FindingCode::CapacityExceeded,
+        run: capacity::check,
     },
     Rule {
         code: FindingCode::TargetsUnhealthy,

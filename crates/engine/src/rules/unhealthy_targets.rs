@@ -141,8 +141,13 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     if ctx.paths_blocked() {
         notes.push("The network findings in this report drop the health checks too: fix them first, and these targets should recover on their own.".into());
     }
-    if none_healthy && lb.kind == LbKind::Application {
-        notes.push("With no healthy target an ALB fails open and routes to all targets, so some requests may still succeed while most fail.".into());
+    match (none_healthy, lb.kind) {
+        (true, LbKind::Application) => {
+            notes.push("With no healthy target an ALB fails open: it routes to all targets anyway, so the 5xx come from the targets themselves (HTTPCode_Target_5XX_Count), and some requests may still succeed.".into());
+            evidence.extend(ctx.metric_evidence("HTTPCode_Target_5XX_Count", "Sum", ""));
+        }
+        (true, LbKind::Classic) => notes.push("With every instance OutOfService a Classic LB has nowhere to send a request and answers 503 itself.".into()),
+        (false, _) => {}
     }
     let title = if only_draining {
         format!(
