@@ -152,6 +152,7 @@ fn large_snapshot() -> Snapshot {
         path: Some("/healthz".into()),
         timeout_seconds: None,
         interval_seconds: None,
+        success_codes: None,
     });
     group.targets = (0..TARGETS)
         .map(|i| {
