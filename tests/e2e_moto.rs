@@ -956,6 +956,93 @@ async fn the_zone_of_the_failing_load_balancer_node_is_named() {
     assert_eq!(zone["resources"], serde_json::json!([net.public[1].id]));
 }
 
+/// A listener rule sends /api/* to a target group with no registered target: the live
+/// diagnosis reads the rule (DescribeRules, in round 2) and names it with the empty group, from
+/// the 503s.
+#[tokio::test]
+async fn a_rule_forwarding_to_an_empty_target_group_is_named() {
+    use aws_sdk_elasticloadbalancingv2::types::{
+        Action, ActionTypeEnum, PathPatternConditionConfig, ProtocolEnum, RuleCondition,
+    };
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let (net, id, now) = open_alb(&aws, &[0.0, 14.0, 19.0]).await;
+    put_samples(
+        &aws,
+        "AWS/ApplicationELB",
+        &[("LoadBalancer", &id)],
+        "HTTPCode_ELB_503_Count",
+        &[&[0.0], &[14.0], &[19.0]],
+        now,
+    )
+    .await;
+    let empty = aws
+        .elbv2
+        .create_target_group()
+        .name("k8s-shop-checkout-api")
+        .protocol(ProtocolEnum::Http)
+        .port(8080)
+        .vpc_id(&net.vpc)
+        .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Ip)
+        .send()
+        .await
+        .unwrap()
+        .target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    let alb_arn = format!("arn:aws:elasticloadbalancing:{REGION}:123456789012:loadbalancer/{id}");
+    let listener = aws
+        .elbv2
+        .describe_listeners()
+        .load_balancer_arn(&alb_arn)
+        .send()
+        .await
+        .unwrap()
+        .listeners()[0]
+        .listener_arn()
+        .unwrap()
+        .to_string();
+    aws.elbv2
+        .create_rule()
+        .listener_arn(&listener)
+        .priority(10)
+        .conditions(
+            RuleCondition::builder()
+                .field("path-pattern")
+                .path_pattern_config(
+                    PathPatternConditionConfig::builder()
+                        .values("/api/*")
+                        .build(),
+                )
+                .build(),
+        )
+        .actions(
+            Action::builder()
+                .r#type(ActionTypeEnum::Forward)
+                .target_group_arn(&empty)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let event = alb_event("HTTPCode_ELB_5XX_Count", &id, now);
+    let (report, _) = diagnose_and_publish(&moto, &aws, "empty_group", &event).await;
+    assert_eq!(codes(&report)[0], "no-registered-targets", "{report:#}");
+    let finding = &report["findings"][0];
+    assert!(finding["title"]
+        .as_str()
+        .unwrap()
+        .contains("k8s-shop-checkout-api"));
+    assert!(
+        finding["evidence"]
+            .to_string()
+            .contains("rule 10 of listener HTTP:80 (path-pattern /api/*)"),
+        "{finding:#}"
+    );
+    assert_eq!(finding["confidence"], "confirmed");
+}
+
 /// `--follow-up` does the function's follow-up pass in the same run: every CloudTrail lookup,
 /// at CloudTrail's rate. The replaced NACL entry that the first pass does not look up (it is
 /// named as not looked up) is then found and tied to the NACL finding.
