@@ -82,6 +82,8 @@ pub fn diagnose(alarm: &Alarm, snapshot: &crate::snapshot::Snapshot) -> Diagnosi
             .unwrap_or(findings.len());
         findings.insert(at, zone);
     }
+    // The access logs, when read, confirm or point within the findings.
+    checked.extend(crate::rules::access_logs::apply(&ctx, &mut findings));
     // Changes from CloudTrail are read against the findings: which one each change explains.
     let linked = crate::rules::recent_change::link(&ctx, &mut findings);
     checked.extend(linked.check);

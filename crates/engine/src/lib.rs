@@ -5,6 +5,7 @@
 //! [`snapshot::Snapshot`]; everything here is a function of it, so any situation can be
 //! replayed offline and tested in milliseconds.
 
+pub mod access_log;
 pub mod action;
 pub mod alarm;
 pub mod changes;

@@ -54,6 +54,10 @@ pub struct Snapshot {
     /// What CloudTrail recorded on the path before the alarm; `None` when it was not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<Changes>,
+    /// The alarm window's access logs, counted; `None` when they were not read (the first
+    /// pass does not wait for them: they arrive minutes late).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_logs: Option<crate::access_log::AccessLogs>,
     /// Facts that could not be observed, and why.
     #[serde(default)]
     pub gaps: Vec<Gap>,
@@ -146,6 +150,10 @@ pub struct LoadBalancer {
     /// cloud provider's default unless the Service asks for it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_draining_seconds: Option<u32>,
+    /// Where the load balancer writes its access logs (ALB `access_logs.s3.*`, Classic LB
+    /// `AccessLog`); `None` when the attributes were not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<AccessLogConfig>,
     #[serde(default)]
     pub listeners: Vec<Listener>,
     #[serde(default)]
@@ -178,6 +186,19 @@ impl LoadBalancer {
             LbKind::Classic => self.cross_zone.unwrap_or(true),
         }
     }
+}
+
+/// A load balancer's access-log settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessLogConfig {
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    #[serde(default)]
+    pub prefix: String,
+    /// Classic LB: minutes between log files (5 or 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emit_interval_minutes: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -572,6 +593,7 @@ pub enum GapFact {
     EksCluster,
     RemediationHistory,
     RecentChanges,
+    AccessLogs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -600,6 +622,7 @@ impl std::fmt::Display for GapFact {
             Self::PrefixList => "prefix lists",
             Self::Metrics => "metrics",
             Self::RecentChanges => "recent changes (CloudTrail)",
+            Self::AccessLogs => "access logs (S3)",
             Self::EksCluster => "the EKS cluster",
             Self::RemediationHistory => "elbmedic's remediation history",
         })

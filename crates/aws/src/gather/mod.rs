@@ -155,6 +155,7 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
             idle_timeout_seconds: None,
             cross_zone: None,
             connection_draining_seconds: None,
+            access_log: None,
             listeners: Vec::new(),
             tags: BTreeMap::new(),
             nodes: Vec::new(),
@@ -168,6 +169,7 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
         eks: None,
         history: None,
         changes: None,
+        access_logs: None,
         gaps: Vec::new(),
     };
     let state = async {

@@ -25,6 +25,7 @@ fn consequence(fact: GapFact) -> (&'static str, &'static str, Severity) {
         GapFact::PrefixList => ("a security group rule names a prefix list whose entries are unknown, so whether it admits the load balancer is undecided", "ec2:GetManagedPrefixListEntries", Severity::Medium),
         GapFact::Metrics => ("some metrics are missing, so conclusions that need them are weaker", "cloudwatch:GetMetricData", Severity::Low),
         GapFact::EksCluster => ("the EKS cluster could not be read; its security group is inferred from tags", "eks:DescribeCluster", Severity::Low),
+        GapFact::AccessLogs => ("the access logs could not be read, so the counts that would confirm the cause are missing", "s3:GetObject and s3:ListBucket on the log bucket", Severity::Low),
         GapFact::RecentChanges => ("recent changes were not (all) looked up, so a change someone made on the path may not be named", "cloudtrail:LookupEvents", Severity::Low),
         GapFact::RemediationHistory => ("elbmedic's own past changes are unknown, so a reverted idle-timeout raise would go unnoticed", "dynamodb:GetItem on the ledger table", Severity::Low),
     }

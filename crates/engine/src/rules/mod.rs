@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::context::Context;
 use crate::finding::{Finding, FindingCode};
 
+pub mod access_logs;
 mod backend_closes_connections;
 mod capacity;
 mod check_incomplete;

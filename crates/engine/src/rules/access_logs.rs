@@ -1,0 +1,200 @@
+//! Access logs as proof: after the rules, the counts read from the alarm window's access logs
+//! are laid against the findings. A 502 with `target_status_code` `-` is a connection the
+//! target closed or reset, which confirms `backend-closes-connections`; a 504 with no target
+//! response that lasted the idle timeout confirms `idle-timeout-exceeded`; the 5xx by
+//! `target:port` show one bad pod among healthy ones.
+
+use super::{Check, CheckStatus};
+use crate::context::Context;
+use crate::finding::{Confidence, Evidence, Finding, FindingCode};
+
+/// The annotation that turns an ALB's access logs on (the controller owns the attribute).
+pub const ENABLE_ALB_LOGS: &str = "alb.ingress.kubernetes.io/load-balancer-attributes: access_logs.s3.enabled=true,access_logs.s3.bucket=BUCKET,access_logs.s3.prefix=PREFIX";
+
+/// Classic LB: the Service annotations that turn access logs on.
+pub const ENABLE_CLB_LOGS: &str = "service.beta.kubernetes.io/aws-load-balancer-access-log-enabled: \"true\" and service.beta.kubernetes.io/aws-load-balancer-access-log-s3-bucket-name: BUCKET";
+
+/// A finding raised to *confirmed* by the logs, with the line that shows why.
+fn confirm(finding: &mut Finding, reason: String) {
+    finding.confidence = Some(Confidence::Confirmed);
+    finding.confidence_reason = Some(reason.clone());
+    finding.evidence.push(Evidence::observation(reason));
+}
+
+/// The check line; `None` when nothing is known of the logs (neither read nor their settings).
+pub fn apply(ctx: &Context<'_>, findings: &mut [Finding]) -> Option<Check> {
+    let name = "access logs (S3)";
+    let lb = &ctx.snapshot.load_balancer;
+    let Some(logs) = &ctx.snapshot.access_logs else {
+        let (status, detail) = match &lb.access_log {
+            Some(config) if !config.enabled => (
+                CheckStatus::NotApplicable,
+                format!(
+                    "access logs are off, so no request-level proof exists; turn them on with {}",
+                    match lb.kind {
+                        crate::alarm::LbKind::Application => ENABLE_ALB_LOGS,
+                        crate::alarm::LbKind::Classic => ENABLE_CLB_LOGS,
+                    }
+                ),
+            ),
+            Some(config) => (
+                CheckStatus::NotApplicable,
+                format!(
+                    "written to s3://{}/{}; not read in this pass (the window's logs arrive about 5 minutes late for an ALB, up to an hour for a Classic LB): the follow-up reads them",
+                    config.bucket.as_deref().unwrap_or("?"),
+                    config.prefix
+                ),
+            ),
+            None => return None,
+        };
+        return Some(Check::new(name, status, detail));
+    };
+    let total = logs.total_5xx();
+    let by_code: Vec<String> = logs
+        .elb_5xx
+        .iter()
+        .map(|(code, n)| format!("{code}: {n}"))
+        .collect();
+    let read = format!(
+        "{}; load-balancer 5xx: {}",
+        logs.read_summary(),
+        if by_code.is_empty() {
+            "none".into()
+        } else {
+            by_code.join(", ")
+        }
+    );
+    let mut upgraded = 0;
+    for finding in findings.iter_mut() {
+        match finding.code {
+            FindingCode::IdleTimeoutExceeded if logs.idle_timeouts > 0 => {
+                let timeout = lb
+                    .idle_timeout_seconds
+                    .unwrap_or(crate::snapshot::DEFAULT_IDLE_TIMEOUT);
+                confirm(finding, format!(
+                    "The access logs show {} 504s that lasted the {timeout} s idle timeout with no response from the target ({read})",
+                    logs.idle_timeouts
+                ));
+                upgraded += 1;
+            }
+            FindingCode::BackendClosesConnections if logs.closed_by_target > 0 => {
+                let of = logs
+                    .elb_5xx
+                    .get("502")
+                    .copied()
+                    .unwrap_or(logs.closed_by_target);
+                confirm(finding, format!(
+                    "The access logs show {} of {of} 502s with target_status_code \"-\": the target closed or reset the connection ({read})",
+                    logs.closed_by_target
+                ));
+                upgraded += 1;
+            }
+            FindingCode::TargetsUnhealthy | FindingCode::TargetsRefuseConnections => {
+                if let Some((target, count, share)) =
+                    logs.top_target().filter(|(_, _, s)| *s >= 0.5)
+                {
+                    finding.evidence.push(Evidence::observation(format!(
+                        "The access logs put {:.0} % of the 5xx ({count}) on {target} ({read})",
+                        share * 100.0
+                    )));
+                    upgraded += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    let classes: Vec<String> = logs
+        .classifications
+        .iter()
+        .map(|(c, n)| format!("{c}: {n}"))
+        .collect();
+    Some(Check::new(
+        name,
+        if upgraded > 0 {
+            CheckStatus::Problem
+        } else {
+            CheckStatus::Ok
+        },
+        format!(
+            "{read}{}{}",
+            if classes.is_empty() {
+                String::new()
+            } else {
+                format!("; classification {}", classes.join(", "))
+            },
+            if total > 0 && upgraded > 0 {
+                format!("; {upgraded} finding(s) backed by them")
+            } else {
+                String::new()
+            }
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::access_log::AccessLogs;
+    use crate::diagnosis::diagnose;
+    use crate::finding::{Confidence, FindingCode};
+    use crate::rules::testing::scenario_alarm;
+    use crate::testkit::scenario_snapshot;
+
+    fn logs(idle: u64, closed: u64) -> AccessLogs {
+        AccessLogs {
+            bucket: "logs".into(),
+            objects_found: 2,
+            objects_read: 2,
+            lines: 900,
+            elb_5xx: [("502".to_string(), closed), ("504".to_string(), idle)]
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            idle_timeouts: idle,
+            closed_by_target: closed,
+            ..AccessLogs::default()
+        }
+    }
+
+    #[test]
+    fn the_logs_confirm_the_idle_timeout_and_the_closed_connections() {
+        let name = "backend-keepalive-502";
+        let mut world = scenario_snapshot(name);
+        let before = diagnose(&scenario_alarm(name), &world);
+        assert_eq!(before.findings[0].confidence, Some(Confidence::Likely));
+        world.access_logs = Some(logs(0, 14));
+        let after = diagnose(&scenario_alarm(name), &world);
+        let f = &after.findings[0];
+        assert_eq!(
+            (f.code, f.confidence),
+            (
+                FindingCode::BackendClosesConnections,
+                Some(Confidence::Confirmed)
+            )
+        );
+        assert!(f
+            .confidence_reason
+            .as_deref()
+            .unwrap()
+            .contains("14 of 14 502s"));
+        let name = "alb-idle-timeout";
+        let mut world = scenario_snapshot(name);
+        world.access_logs = Some(logs(21, 0));
+        let after = diagnose(&scenario_alarm(name), &world);
+        assert!(after.findings[0].evidence.iter().any(|e| e
+            .summary()
+            .contains("21 504s that lasted the 60 s idle timeout")));
+    }
+
+    #[test]
+    fn logs_that_show_nothing_change_nothing() {
+        let name = "backend-keepalive-502";
+        let mut world = scenario_snapshot(name);
+        world.access_logs = Some(logs(0, 0));
+        let after = diagnose(&scenario_alarm(name), &world);
+        assert_eq!(after.findings[0].confidence, Some(Confidence::Likely));
+        assert!(after
+            .checked
+            .iter()
+            .any(|c| c.name == "access logs (S3)" && c.detail.contains("900 lines")));
+    }
+}
