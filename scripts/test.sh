@@ -9,6 +9,9 @@ step() { printf '\n==> %s\n' "$*"; }
 # Keep build output outside the clone, so repeated runs (and CI's fresh clones) reuse the
 # compiled dependencies instead of rebuilding them every time.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/elbmedic-target}"
+# No incremental caches: a suite run rebuilds the workspace crates once, and their caches
+# (gigabytes per edit) would only fill the shared target directory's disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 # Golden files are compared, never rewritten, by the suite.
 export INSTA_UPDATE=no
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"

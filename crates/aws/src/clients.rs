@@ -25,6 +25,7 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     pub cloudtrail: aws_sdk_cloudtrail::Client,
     pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
     pub region: String,
     /// Every operation performed by these clients.
     pub log: CallLog,
@@ -100,6 +101,18 @@ impl Clients {
             sts: client!(aws_sdk_sts),
             cloudtrail: client!(aws_sdk_cloudtrail),
             sqs: client!(aws_sdk_sqs),
+            s3: {
+                let mut builder =
+                    aws_sdk_s3::config::Builder::from(config).interceptor(recorder.clone());
+                if let Some(extra) = &extra {
+                    builder.push_interceptor(extra.clone());
+                }
+                // A local S3 (moto, a VPC endpoint by IP) has no per-bucket host names.
+                let custom_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+                    .iter()
+                    .any(|v| std::env::var_os(v).is_some());
+                aws_sdk_s3::Client::from_conf(builder.force_path_style(custom_endpoint).build())
+            },
             region: region.to_string(),
             log,
         }

@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 
 use elbmedic_engine::snapshot::{
-    HealthCheck, Interface, Listener, ListenerRule, LoadBalancer, NaclEntry, NetworkAcl, Placement,
-    PortRange, SecurityGroup, SgRule, Subnet, Target, TargetGroup, TargetHealth,
-    DEFAULT_IDLE_TIMEOUT,
+    AccessLogConfig, HealthCheck, Interface, Listener, ListenerRule, LoadBalancer, NaclEntry,
+    NetworkAcl, Placement, PortRange, SecurityGroup, SgRule, Subnet, Target, TargetGroup,
+    TargetHealth, DEFAULT_IDLE_TIMEOUT,
 };
 
 use aws_sdk_elasticloadbalancing::types as elb;
@@ -326,14 +326,32 @@ pub fn alb_idle_timeout(attributes: &[elbv2::LoadBalancerAttribute]) -> u32 {
         .unwrap_or(DEFAULT_IDLE_TIMEOUT)
 }
 
+/// An ALB's access-log settings, from its attributes.
+pub fn alb_access_log(attributes: &[elbv2::LoadBalancerAttribute]) -> AccessLogConfig {
+    let value = |key: &str| {
+        attributes
+            .iter()
+            .find(|a| a.key() == Some(key))
+            .and_then(|a| a.value())
+            .unwrap_or_default()
+    };
+    AccessLogConfig {
+        enabled: value("access_logs.s3.enabled") == "true",
+        bucket: Some(value("access_logs.s3.bucket").to_string()).filter(|b| !b.is_empty()),
+        prefix: value("access_logs.s3.prefix").to_string(),
+        emit_interval_minutes: Some(5),
+    }
+}
+
 /// What elbmedic reads of a Classic LB's attributes.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClassicAttributes {
     /// The idle timeout; the default when unset.
     pub idle_timeout: u32,
     pub cross_zone: Option<bool>,
     /// Connection draining's timeout, 0 when it is off.
     pub draining_seconds: Option<u32>,
+    pub access_log: Option<AccessLogConfig>,
 }
 
 pub fn classic_attributes(attributes: Option<&elb::LoadBalancerAttributes>) -> ClassicAttributes {
@@ -354,6 +372,14 @@ pub fn classic_attributes(attributes: Option<&elb::LoadBalancerAttributes>) -> C
                 0
             }
         }),
+        access_log: attributes
+            .and_then(|a| a.access_log())
+            .map(|log| AccessLogConfig {
+                enabled: log.enabled(),
+                bucket: log.s3_bucket_name().map(str::to_string),
+                prefix: log.s3_bucket_prefix().unwrap_or_default().to_string(),
+                emit_interval_minutes: log.emit_interval().and_then(|m| u32::try_from(m).ok()),
+            }),
     }
 }
 

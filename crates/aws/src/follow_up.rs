@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::clients::Regions;
-use crate::gather::late_changes;
+use crate::gather::late_evidence;
 use crate::pipeline::Handled;
 use crate::publish::{publish_report, publisher, Delivery};
 use crate::settings::{Config, FollowUpQueue};
@@ -259,7 +259,7 @@ async fn one(regions: &Regions, config: &Config, record: &QueuedRecord, now: i64
         Err(reason) => return Outcome::Dropped(reason),
     };
     let clients = regions.get(&message.alarm.region).await;
-    let (late, gaps) = late_changes(
+    let late = late_evidence(
         &clients,
         &message.alarm,
         &message.load_balancer,
@@ -268,9 +268,10 @@ async fn one(regions: &Regions, config: &Config, record: &QueuedRecord, now: i64
         config.gather_deadline,
     )
     .await;
-    let Some(report) = message.compose(late, gaps.clone()) else {
+    let gaps: Vec<String> = late.gaps.iter().map(ToString::to_string).collect();
+    let Some(report) = message.compose(late) else {
         if !gaps.is_empty() {
-            tracing::warn!(gaps = ?gaps.iter().map(ToString::to_string).collect::<Vec<_>>(), "the late lookups were incomplete");
+            tracing::warn!(gaps = ?gaps, "the late reads were incomplete");
         }
         return Outcome::NothingNew { gaps: gaps.len() };
     };

@@ -27,9 +27,14 @@ pub struct Call {
 }
 
 impl Call {
-    /// `ec2:DescribeSubnets`, as IAM names it.
+    /// `ec2:DescribeSubnets`, as IAM names it. Most actions are named as their operation;
+    /// S3's listing is the exception (ListObjectsV2 needs `s3:ListBucket`).
     pub fn action(&self) -> String {
-        format!("{}:{}", iam_prefix(&self.service), self.operation)
+        let prefix = iam_prefix(&self.service);
+        match (prefix, self.operation.as_str()) {
+            ("s3", "ListObjectsV2") => "s3:ListBucket".into(),
+            (prefix, operation) => format!("{prefix}:{operation}"),
+        }
     }
 }
 
@@ -48,6 +53,7 @@ fn iam_prefix(service: &str) -> &str {
         "cloudtrail" => "cloudtrail",
         "sts" => "sts",
         "sqs" => "sqs",
+        "s3" => "s3",
         _ => service,
     }
 }

