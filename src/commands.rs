@@ -267,7 +267,7 @@ fn run_records(
         run_id: &run_id,
     };
     let runtime = live::runtime()?;
-    let handled = runtime.block_on(pipeline::handle(&run, records));
+    let handled = runtime.block_on(Box::pin(pipeline::handle(&run, records)));
     let mut exit = Exit::Ok;
     let mut reports = Vec::new();
     for handled in &handled {

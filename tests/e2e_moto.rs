@@ -1217,6 +1217,192 @@ async fn the_follow_up_pass_publishes_what_cloudtrail_delivered_late() {
     assert_eq!(next_message(&aws, &reports, 1).await, None, "nothing new");
 }
 
+/// The access logs turn "likely" into "confirmed", in the follow-up. 502s with healthy
+/// targets and no connection errors are likely keep-alive races in the first report, which
+/// says the logs are read later; the follow-up reads the window's log object from moto's S3
+/// (gzipped in two members, under AWS's key layout), finds the 502s with target status "-",
+/// and publishes the finding confirmed.
+#[tokio::test]
+async fn the_access_logs_confirm_the_cause_in_the_follow_up() {
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    let (_, id, now) = open_alb(&aws, &[0.0, 6.0, 9.0]).await;
+    put_samples(
+        &aws,
+        "AWS/ApplicationELB",
+        &[("LoadBalancer", &id)],
+        "HTTPCode_ELB_502_Count",
+        &[&[0.0], &[6.0], &[9.0]],
+        now,
+    )
+    .await;
+    let lines: Vec<String> = (0..15)
+        .map(|i| {
+            alb_log_line(
+                &id,
+                now - 100 + i,
+                now - 100 + i,
+                "10.0.37.152:8080",
+                "502",
+                "-",
+            )
+        })
+        .chain((0..40).map(|i| {
+            alb_log_line(
+                &id,
+                now - 90 + i,
+                now - 90 + i,
+                "10.0.18.41:8080",
+                "200",
+                "200",
+            )
+        }))
+        .collect();
+    access_logs(
+        &aws,
+        &id,
+        "elbmedic-access-logs",
+        "shop",
+        now - 60,
+        &lines,
+        17,
+    )
+    .await;
+    let (topic, reports) = report_topic(&aws).await;
+    let (follow_ups, follow_ups_arn) = queue(&aws, "elbmedic-follow-up").await;
+    let env = [
+        ("REPORT_TOPIC_ARN", topic.as_str()),
+        ("FOLLOW_UP_QUEUE_URL", follow_ups.as_str()),
+        ("FOLLOW_UP_DELAY", "1"),
+    ];
+    let config = Config::from_env(Role::Diagnose, |k| {
+        env.iter()
+            .find(|(key, _)| *key == k)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap();
+    let function = elbmedic_diagnose::Handler::new(config);
+    let payload: serde_json::Value =
+        serde_json::from_str(&alb_event("HTTPCode_ELB_502_Count", &id, now)).unwrap();
+    function
+        .handle(&payload, Some("123456789012"), now)
+        .await
+        .unwrap();
+    let first = published_report(&aws, &reports).await;
+    // moto answers 500 to the p99 query: a check-incomplete beside the cause.
+    assert_eq!(codes(&first)[0], "backend-closes-connections", "{first:#}");
+    assert_eq!(first["findings"][0]["confidence"], "likely");
+    assert!(first["checked"]
+        .to_string()
+        .contains("the follow-up reads them"));
+    let queued = queued_follow_up(&aws, &follow_ups, &follow_ups_arn).await;
+    let response = function
+        .handle(&queued, Some("123456789012"), now + 600)
+        .await
+        .unwrap();
+    assert_eq!(response, serde_json::json!({"batchItemFailures": []}));
+    let report = published_report(&aws, &reports).await;
+    assert_eq!(codes(&report), ["backend-closes-connections"], "{report:#}");
+    let finding = &report["findings"][0];
+    assert_eq!(finding["confidence"], "confirmed");
+    assert!(
+        finding["confidence_reason"]
+            .as_str()
+            .unwrap()
+            .contains("15 of 15 502s with target_status_code \"-\""),
+        "{finding:#}"
+    );
+    assert!(report["verdict"]["headline"]
+        .as_str()
+        .unwrap()
+        .starts_with("confirmed by the access logs"));
+    assert!(report["checked"]
+        .to_string()
+        .contains("55 lines in 1 of 1 log objects"));
+}
+
+/// The read of the access logs is bounded: five log objects against a budget of two, then a
+/// byte budget smaller than one object. What was read is counted, and marked as cut short.
+#[tokio::test]
+async fn the_access_log_read_stops_at_its_budget() {
+    use elbmedic_aws::gather::access_logs::{read_within, Budget};
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    let (_, id, now) = open_alb(&aws, &[0.0, 6.0, 9.0]).await;
+    let lines: Vec<String> = (0..20)
+        .map(|i| {
+            alb_log_line(
+                &id,
+                now - 100 + i,
+                now - 100 + i,
+                "10.0.37.152:8080",
+                "502",
+                "-",
+            )
+        })
+        .collect();
+    for node in 1..=5 {
+        access_logs(
+            &aws,
+            &id,
+            "elbmedic-access-logs",
+            "shop",
+            now - 60,
+            &lines,
+            node,
+        )
+        .await;
+    }
+    let clients = Clients::load(REGION, CallLimits::default()).await;
+    let alarm = match parse_input(alb_event("HTTPCode_ELB_502_Count", &id, now).as_bytes())
+        .unwrap()
+        .remove(0)
+        .unwrap()
+    {
+        Intake::Diagnose {
+            alarm,
+            load_balancer,
+        } => (alarm, load_balancer),
+        other => panic!("{other:?}"),
+    };
+    let world = elbmedic_aws::gather::for_alarm(
+        &clients,
+        &alarm.0,
+        &alarm.1,
+        now,
+        std::time::Duration::from_secs(20),
+        None,
+        elbmedic_aws::gather::ChangeLookups::Off,
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let window = (now - 360, now);
+    let two = Budget {
+        objects: 2,
+        bytes: 1 << 20,
+    };
+    let logs = read_within(&clients, &world, window, deadline, two)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((logs.objects_found, logs.objects_read), (5, 2));
+    assert!(logs.truncated);
+    assert_eq!(logs.lines, 40);
+    let small = Budget {
+        objects: 200,
+        bytes: 1000,
+    };
+    let logs = read_within(&clients, &world, window, deadline, small)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(logs.objects_read, 1);
+    assert!(logs.truncated && logs.bytes_read <= 1000, "{logs:?}");
+    assert!(logs.read_summary().contains("stopped at the read budget"));
+}
+
 /// A throttled CloudTrail is one attempt per lookup, never a wait: the report arrives with a
 /// gap that names cloudtrail:LookupEvents, and the SDK's retries are not spent on it.
 #[tokio::test]

@@ -22,6 +22,7 @@ pub struct Aws {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub sns: aws_sdk_sns::Client,
     pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
     pub config: aws_config::SdkConfig,
 }
 
@@ -43,6 +44,12 @@ impl Aws {
             cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
             sns: aws_sdk_sns::Client::new(&config),
             sqs: aws_sdk_sqs::Client::new(&config),
+            // moto has no per-bucket host names.
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&config)
+                    .force_path_style(true)
+                    .build(),
+            ),
             config,
         }
     }
@@ -561,6 +568,95 @@ pub async fn put_samples(
 /// The report topic with an SQS queue subscribed to it, as an on-call pipeline would have.
 pub async fn report_topic(aws: &Aws) -> (String, String) {
     subscribed_topic(aws, "elbmedic-reports", "oncall").await
+}
+
+/// Turns on the ALB's access logs into `bucket` (created here) under `prefix`, and writes
+/// one log object for `lines`, as the load balancer does: under
+/// `PREFIX/AWSLogs/ACCOUNT/elasticloadbalancing/REGION/YYYY/MM/DD/`, named with the ALB's id and
+/// the file's end time (`at`, rounded up to 5 minutes), gzipped in two members (a real file
+/// often holds several). `node` tells apart the files of the load balancer's nodes for the
+/// same 5 minutes.
+pub async fn access_logs(
+    aws: &Aws,
+    alb_id: &str,
+    bucket: &str,
+    prefix: &str,
+    at: i64,
+    lines: &[String],
+    node: u8,
+) {
+    let arn = format!("arn:aws:elasticloadbalancing:{REGION}:123456789012:loadbalancer/{alb_id}");
+    let _ = aws
+        .s3
+        .create_bucket()
+        .bucket(bucket)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(REGION))
+                .build(),
+        )
+        .send()
+        .await;
+    let attribute = |key: &str, value: &str| {
+        aws_sdk_elasticloadbalancingv2::types::LoadBalancerAttribute::builder()
+            .key(key)
+            .value(value)
+            .build()
+    };
+    aws.elbv2
+        .modify_load_balancer_attributes()
+        .load_balancer_arn(&arn)
+        .attributes(attribute("access_logs.s3.enabled", "true"))
+        .attributes(attribute("access_logs.s3.bucket", bucket))
+        .attributes(attribute("access_logs.s3.prefix", prefix))
+        .send()
+        .await
+        .expect("turn access logs on");
+    let end = (at.div_euclid(300) + 1) * 300;
+    let time = chrono::DateTime::from_timestamp(end, 0).unwrap();
+    let key = format!(
+        "{prefix}/AWSLogs/123456789012/elasticloadbalancing/{REGION}/{}/123456789012_elasticloadbalancing_{REGION}_{}_{}_10.0.1.{node}_2x9k3l4m.log.gz",
+        time.format("%Y/%m/%d"),
+        alb_id.replace('/', "."),
+        time.format("%Y%m%dT%H%MZ"),
+    );
+    let mut body = Vec::new();
+    for half in lines.chunks(lines.len().div_ceil(2).max(1)) {
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gzip, (half.join("\n") + "\n").as_bytes()).unwrap();
+        body.extend(gzip.finish().unwrap());
+    }
+    aws.s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body.into())
+        .send()
+        .await
+        .expect("put the log object");
+}
+
+/// An ALB access-log line (AWS's field order) for a response at `at` to a request made at
+/// `created`, from `target`.
+pub fn alb_log_line(
+    alb_id: &str,
+    at: i64,
+    created: i64,
+    target: &str,
+    elb: &str,
+    target_status: &str,
+) -> String {
+    let time = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%S.123456Z")
+            .to_string()
+    };
+    format!(
+        "http {} {alb_id} 192.0.2.10:51234 {target} 0.000 -1 -1 {elb} {target_status} 312 0 \"GET http://shop.example.com:80/checkout HTTP/1.1\" \"curl/8.4.0\" - - arn:aws:elasticloadbalancing:{REGION}:123456789012:targetgroup/tg/0123456789abcdef \"Root=1-6561a0b2-0a1b2c3d4e5f60718293a4b5\" \"-\" \"-\" 0 {} \"forward\" \"-\" \"-\" \"{target}\" \"{target_status}\" \"-\" \"-\" TID_0a1b2c3d4e5f",
+        time(at),
+        time(created)
+    )
 }
 
 /// A new SQS queue: (URL, ARN).

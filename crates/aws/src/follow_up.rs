@@ -259,14 +259,15 @@ async fn one(regions: &Regions, config: &Config, record: &QueuedRecord, now: i64
         Err(reason) => return Outcome::Dropped(reason),
     };
     let clients = regions.get(&message.alarm.region).await;
-    let late = late_evidence(
+    // Boxed: the reads' futures are deep.
+    let late = Box::pin(late_evidence(
         &clients,
         &message.alarm,
         &message.load_balancer,
         &message.snapshot,
         now,
         config.gather_deadline,
-    )
+    ))
     .await;
     let gaps: Vec<String> = late.gaps.iter().map(ToString::to_string).collect();
     let Some(report) = message.compose(late) else {

@@ -59,7 +59,9 @@ impl Handler {
             now,
             run_id: "diagnose",
         };
-        let handled = pipeline::handle(&run, records).await;
+        // Boxed: the pipeline's future is deep (every round of the gather), and a runtime
+        // worker's stack is 2 MiB.
+        let handled = Box::pin(pipeline::handle(&run, records)).await;
         let topic = self.config.report_topic_arn.as_deref().unwrap_or_default();
         let deliveries = publish_all(&self.regions, topic, &handled).await;
         if let Some(failed) = failures(&deliveries) {

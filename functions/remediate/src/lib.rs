@@ -110,14 +110,15 @@ impl Handler {
             };
             let clients = self.regions.get(&message.plan.load_balancer.region).await;
             let ledger = configured_ledger(&clients, &self.config.remediation);
-            let report = remediate(
+            // Boxed: three gathers deep, and a runtime worker's stack is 2 MiB.
+            let report = Box::pin(remediate(
                 &clients,
                 ledger.as_ref(),
                 &self.config,
                 &message,
                 now,
                 run_id,
-            )
+            ))
             .await;
             let Some(RemediationSection::Outcome(outcome)) = &report.remediation else {
                 continue;

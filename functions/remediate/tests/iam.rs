@@ -247,9 +247,21 @@ async fn the_template_grants_exactly_what_the_functions_call() {
 
     // NACL: CreateNetworkAclEntry; a prefix-list rule on the node SG.
     let (_moto, aws, t) = fresh().await;
-    // The follow-up pass: SendMessage, then every CloudTrail lookup.
-    let (net, event) = nacl_scenario(&aws).await;
+    // The follow-up pass: SendMessage, then every CloudTrail lookup and the access logs.
+    let (net, id, at) = ephemeral_replies_denied(&aws).await;
+    let line = alb_log_line(&id, at - 60, at - 61, "10.0.1.10:8080", "504", "-");
+    access_logs(
+        &aws,
+        &id,
+        "elbmedic-access-logs",
+        "shop",
+        at - 60,
+        &[line],
+        17,
+    )
+    .await;
     prefix_list_rule(&aws, &net).await;
+    let event = alb_event("HTTPCode_ELB_504_Count", &id, at);
     seen.run_with(&aws, &t, &event, true).await;
 
     // SG: AuthorizeSecurityGroupIngress by group reference.
@@ -412,7 +424,8 @@ fn the_template_is_read_as_iam_reads_it() {
     );
     // Both roles read the same state: remediate gathers exactly as diagnose does. Only
     // diagnose follows composite alarms (a plan names the child alarm already) and asks
-    // CloudTrail what changed (remediation decides from the state, not from history). The
+    // CloudTrail what changed and reads the access logs (remediation decides from the state,
+    // not from history). The
     // ledger and the follow-up queue are plumbing, not state.
     let reads = |g: &BTreeMap<String, Grant>| -> BTreeSet<String> {
         g.keys()
@@ -426,7 +439,12 @@ fn the_template_is_read_as_iam_reads_it() {
         .collect();
     assert_eq!(
         diagnose_only,
-        ["cloudtrail:LookupEvents", "cloudwatch:DescribeAlarms"]
+        [
+            "cloudtrail:LookupEvents",
+            "cloudwatch:DescribeAlarms",
+            "s3:GetObject",
+            "s3:ListBucket"
+        ]
     );
     assert!(reads(&remediate).is_subset(&reads(&diagnose)));
 }

@@ -21,11 +21,20 @@ use tokio::time::Instant;
 use super::bounded;
 use crate::clients::Clients;
 
-/// At most this many log objects are read.
-pub const MAX_OBJECTS: usize = 200;
+/// How much one read may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Log objects read at most.
+    pub objects: usize,
+    /// Decompressed bytes read at most, over all objects.
+    pub bytes: u64,
+}
 
-/// At most this many decompressed bytes are read, over all objects.
-pub const MAX_BYTES: u64 = 32 * 1024 * 1024;
+/// 200 objects (an ALB of 3 zones writes 36 in its 5-minute files over an hour) and 32 MiB.
+pub const BUDGET: Budget = Budget {
+    objects: 200,
+    bytes: 32 * 1024 * 1024,
+};
 
 /// An object larger than this (compressed) is not fetched: it alone would exceed the budget.
 const MAX_OBJECT_BYTES: i64 = 16 * 1024 * 1024;
@@ -96,6 +105,17 @@ pub async fn read(
     world: &Snapshot,
     window: (i64, i64),
     deadline: Instant,
+) -> Option<Result<AccessLogs, Gap>> {
+    read_within(clients, world, window, deadline, BUDGET).await
+}
+
+/// [`read`] within `budget`.
+pub async fn read_within(
+    clients: &Clients,
+    world: &Snapshot,
+    window: (i64, i64),
+    deadline: Instant,
+    budget: Budget,
 ) -> Option<Result<AccessLogs, Gap>> {
     let lb = &world.load_balancer;
     let config = lb.access_log.as_ref()?;
@@ -180,7 +200,7 @@ pub async fn read(
                 .and_then(end_time)
                 .is_some_and(|t| t > to);
             token = page.next_continuation_token().map(str::to_string);
-            if past || token.is_none() || keys.len() >= MAX_OBJECTS {
+            if past || token.is_none() || keys.len() > budget.objects {
                 break;
             }
         }
@@ -188,9 +208,9 @@ pub async fn read(
     logs.objects_found = u32::try_from(keys.len()).unwrap_or(u32::MAX);
     let idle = lb.idle_timeout_seconds.unwrap_or(DEFAULT_IDLE_TIMEOUT);
     let mut tally = Tally::new(lb.kind, idle, window, logs);
-    for (key, size) in keys.iter().take(MAX_OBJECTS) {
-        let budget = MAX_BYTES.saturating_sub(tally.logs.bytes_read);
-        if budget == 0 || *size > MAX_OBJECT_BYTES {
+    for (index, (key, size)) in keys.iter().enumerate() {
+        let left = budget.bytes.saturating_sub(tally.logs.bytes_read);
+        if index >= budget.objects || left == 0 || *size > MAX_OBJECT_BYTES {
             tally.logs.truncated = true;
             break;
         }
@@ -223,10 +243,10 @@ pub async fn read(
         let mut text = Vec::new();
         let read = if key.ends_with(".gz") {
             flate2::read::MultiGzDecoder::new(bytes.as_ref())
-                .take(budget)
+                .take(left)
                 .read_to_end(&mut text)
         } else {
-            bytes.as_ref().take(budget).read_to_end(&mut text)
+            bytes.as_ref().take(left).read_to_end(&mut text)
         };
         if read.is_err() {
             tally.logs.malformed += 1;
@@ -234,7 +254,7 @@ pub async fn read(
         }
         tally.logs.objects_read += 1;
         tally.logs.bytes_read += text.len() as u64;
-        if text.len() as u64 >= budget {
+        if text.len() as u64 >= left {
             tally.logs.truncated = true;
         }
         tally.add_text(&String::from_utf8_lossy(&text));

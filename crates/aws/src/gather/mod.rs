@@ -11,7 +11,7 @@
 //!   prefix lists; (4) the targets' interfaces; (4b) only for IPs on no interface: the
 //!   prefix-delegation fallback.
 
-mod access_logs;
+pub mod access_logs;
 mod application;
 mod classic;
 mod metrics;
@@ -210,7 +210,14 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
     // The late sources in one run (the CLI's --follow-up): the access logs, once the
     // attributes say where they are.
     if options.recent_changes == ChangeLookups::All {
-        match access_logs::read(clients, &world, options.window(), deadline).await {
+        match Box::pin(access_logs::read(
+            clients,
+            &world,
+            options.window(),
+            deadline,
+        ))
+        .await
+        {
             Some(Ok(logs)) => world.access_logs = Some(logs),
             Some(Err(gap)) => world.gaps.push(gap),
             None => {}
@@ -287,7 +294,12 @@ pub async fn late_evidence(
             ChangeLookups::All,
             deadline,
         ),
-        access_logs::read(clients, first, options.window(), deadline),
+        Box::pin(access_logs::read(
+            clients,
+            first,
+            options.window(),
+            deadline
+        )),
     );
     trail::on_the_path(&mut changes, first);
     let access_logs = match logs {

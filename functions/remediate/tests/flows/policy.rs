@@ -39,9 +39,23 @@ pub fn granted(template: &Yaml, role: &str) -> BTreeMap<String, Grant> {
         "{role} is not a role in the template"
     );
     let mut grants = BTreeMap::new();
-    let policies = resource["Properties"]["Policies"]
+    let mut policies: Vec<&Yaml> = resource["Properties"]["Policies"]
         .as_sequence()
-        .expect("the role has inline policies");
+        .expect("the role has inline policies")
+        .iter()
+        .collect();
+    // Policies attached to the role by resources of their own (conditional ones, such as the
+    // access-log buckets'), by `RoleName: !Ref ROLE`.
+    let attached = template["Resources"]
+        .as_mapping()
+        .into_iter()
+        .flatten()
+        .map(|(_, r)| r)
+        .filter(|r| {
+            r["Type"].as_str() == Some("AWS::IAM::RolePolicy")
+                && format!("{:?}", r["Properties"]["RoleName"]).contains(&format!("\"{role}\""))
+        });
+    policies.extend(attached.map(|r| &r["Properties"]));
     for policy in policies {
         let statements = policy["PolicyDocument"]["Statement"]
             .as_sequence()
