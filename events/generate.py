@@ -331,6 +331,55 @@ def clb_alarm(metric, name=None, **kw):
 
 
 # ---------------------------------------------------------------- scenarios
+def alb_log_line(time, created, target, elb_status, target_status, tpt="-1", client="198.51.100.23:50412",
+                 request="GET https://shop.example.com:443/checkout/confirm HTTP/1.1"):
+    """One ALB access-log entry, its fields in the order AWS documents (29 fields and the
+    connection trace id)."""
+    target_list = target if target != "-" else "-"
+    return " ".join([
+        "https", time, ALB_ID, client, target, "0.000", tpt, "-1" if tpt == "-1" else "0.000",
+        elb_status, target_status, "716", "0" if target_status == "-" else "1348",
+        f'"{request}"', '"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36"',
+        "ECDHE-RSA-AES128-GCM-SHA256", "TLSv1.2", TG_ARN, '"Root=1-65af2c1b-3c2d1e0f9a8b7c6d5e4f3a2b"',
+        '"shop.example.com"', f'"arn:aws:acm:{REGION}:{ACCOUNT}:certificate/4f1c2d3e-5a6b-4c7d-8e9f-0a1b2c3d4e5f"',
+        "0", created, '"forward"', '"-"', '"-"', f'"{target_list}"', f'"{target_status}"', '"-"', '"-"',
+        "TID_3c2d1e0f9a8b7c6d"])
+
+
+def clb_log_line(time, backend, elb_status, backend_status, times=("0.000042", "-1", "-1"),
+                 request="GET http://orders.example.com:80/exports/daily.csv HTTP/1.1"):
+    """One Classic LB access-log entry (HTTP listener), in AWS's field order."""
+    return " ".join([time, CLB_NAME, "198.51.100.23:50412", backend, *times, elb_status, backend_status,
+                     "0", "0", f'"{request}"', '"curl/8.4.0"', "-", "-"])
+
+
+def access_log_samples():
+    """Access-log samples for three scenarios, in the formats AWS writes: what the follow-up
+    reads once the window's logs are delivered."""
+    ok = [alb_log_line(f"2026-11-23T17:5{m}:{s:02d}.{s:06d}Z", f"2026-11-23T17:5{m}:{s:02d}.000000Z",
+                       POD_IPS[s % 3] + ":8080", "200", "200", tpt="0.038")
+          for m in (6, 7, 8) for s in range(0, 60, 7)]
+    idle = [alb_log_line(f"2026-11-23T17:5{m}:{s:02d}.{412 + s:06d}Z", f"2026-11-23T17:5{m - 1}:{s:02d}.{409 + s:06d}Z",
+                         POD_IPS[1] + ":8080", "504", "-")
+            for m in (7, 8, 9) for s in (3, 17, 41)]
+    closed = [alb_log_line(f"2026-11-23T17:5{m}:{s:02d}.{s:06d}Z", f"2026-11-23T17:5{m}:{s:02d}.000000Z",
+                           POD_IPS[s % 3] + ":8080", "502", "-")
+              for m in (6, 7, 8, 9) for s in (5, 29, 52)]
+    clb = [clb_log_line(f"2026-11-23T17:5{m}:{s:02d}.{s:06d}Z", NODE_IPS[s % 3] + ":31380", "504", "-",
+                        times=("0.000038", "60.000127", "-1"))
+           for m in (6, 7, 8) for s in (9, 33)]
+    clb += [clb_log_line(f"2026-11-23T17:5{m}:{s:02d}.{s:06d}Z", NODE_IPS[s % 3] + ":31380", "200", "200",
+                         times=("0.000041", "1.204", "0.000021"))
+            for m in (6, 7, 8) for s in (1, 21, 44)]
+    return {"alb-idle-timeout": ok + idle, "backend-keepalive-502": ok + closed, "clb-idle-timeout": clb}
+
+
+LOG_SETTINGS = {"application": {"enabled": True, "bucket": "shop-prod-lb-logs", "prefix": "checkout",
+                                "emit_interval_minutes": 5},
+                "classic": {"enabled": True, "bucket": "shop-prod-lb-logs", "prefix": "orders",
+                            "emit_interval_minutes": 60}}
+
+
 def scenarios():
     out = {}
 
@@ -546,6 +595,10 @@ def scenarios():
     ]
     out["check-incomplete"] = ("The diagnose role may not read NACLs; 504s unexplained",
                                alb_alarm("HTTPCode_ELB_504_Count"), w)
+    # The scenarios with access-log samples say where their logs are.
+    for name in access_log_samples():
+        world = out[name][2]
+        world["load_balancer"]["access_log"] = LOG_SETTINGS[world["load_balancer"]["kind"]]
     # Every gather reads the healthy-host counts: steady where the scenario says nothing else.
     for _, _, world in out.values():
         if not any(m["metric_name"] == "HealthyHostCount" for m in world["metrics"]):
@@ -642,6 +695,10 @@ def main():
         write(os.path.join(HERE, "scenarios", name, "snapshot.json"), world)
         index.append({"name": name, "title": title})
     write(os.path.join(HERE, "scenarios", "index.json"), index)
+    os.makedirs(os.path.join(HERE, "access-logs"), exist_ok=True)
+    for name, lines in access_log_samples().items():
+        with open(os.path.join(HERE, "access-logs", f"{name}.log"), "w") as f:
+            f.write("\n".join(lines) + "\n")
     for name, event in plain_alarms().items():
         write(os.path.join(HERE, "alarms", f"{name}.json"), event)
     with open(os.path.join(HERE, "alarms", "malformed-not-json.json"), "w") as f:

@@ -51,6 +51,66 @@ fn scenario_reports() {
     }
 }
 
+/// The follow-up of each scenario with an access-log sample (written by events/generate.py in
+/// AWS's format): the sample counted over the alarm window as the follow-up pass counts a
+/// delivered log object, and the follow-up report that results.
+#[test]
+fn access_log_follow_ups() {
+    use elbmedic_engine::access_log::{AccessLogs, Tally};
+    use elbmedic_engine::follow_up::{FollowUpMessage, LateEvidence};
+    use elbmedic_engine::report::FirstReport;
+    let dir = events().join("access-logs");
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_suffix(".log")
+                .map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 3);
+    for name in names {
+        let scenario = elbmedic_engine::scenarios::find(&name).unwrap();
+        let (alarm, lb) = scenario.alarm().unwrap();
+        let world = scenario.world().unwrap();
+        let end = alarm.state_change_epoch.unwrap();
+        let idle = world.load_balancer.idle_timeout_seconds.unwrap();
+        let mut tally = Tally::new(
+            world.load_balancer.kind,
+            idle,
+            (end - 300, end),
+            AccessLogs {
+                bucket: "shop-prod-lb-logs".into(),
+                objects_found: 1,
+                objects_read: 1,
+                ..AccessLogs::default()
+            },
+        );
+        let text = fs::read_to_string(dir.join(format!("{name}.log"))).unwrap();
+        tally.logs.bytes_read = text.len() as u64;
+        tally.add_text(&text);
+        assert_eq!(tally.logs.malformed, 0, "{name}: every sample line parses");
+        let first = FirstReport {
+            subject: Report::diagnosed(&alarm, &lb, &world).subject(),
+            message_id: Some("5f2b1c9e-8d4a-5e3f-9b6c-1a2d3e4f5a6b".into()),
+        };
+        let late = LateEvidence {
+            access_logs: Some(tally.logs),
+            ..LateEvidence::default()
+        };
+        let report = FollowUpMessage::new(&alarm, &lb, first, &world)
+            .compose(late)
+            .unwrap_or_else(|| panic!("{name}: the sample confirms the cause"));
+        insta::assert_snapshot!(
+            format!("{name}.follow-up.text"),
+            report.render(Format::Text)
+        );
+    }
+}
+
 #[test]
 fn plain_alarm_intake() {
     let mut files: Vec<PathBuf> = fs::read_dir(events().join("alarms"))

@@ -26,6 +26,7 @@ pub fn render_text(report: &Report) -> String {
             one_line(&first.subject)
         );
         out.push_str(&wrap(&line, WIDTH, ""));
+        out.push('\n');
     }
     header(report, &mut out);
     if let Some(section) = &report.remediation {
