@@ -1103,6 +1103,29 @@ async fn the_follow_up_finds_what_the_first_pass_left() {
     );
 }
 
+/// `diagnose` in-process with a report topic (its queue subscribed) and a follow-up queue of
+/// `delay` seconds: (handler, report queue, follow-up queue URL, its ARN).
+async fn follow_up_function(
+    aws: &Aws,
+    delay: &str,
+) -> (elbmedic_diagnose::Handler, String, String, String) {
+    let (topic, reports) = report_topic(aws).await;
+    let (follow_ups, follow_ups_arn) = queue(aws, "elbmedic-follow-up").await;
+    let env = [
+        ("REPORT_TOPIC_ARN", topic.as_str()),
+        ("FOLLOW_UP_QUEUE_URL", follow_ups.as_str()),
+        ("FOLLOW_UP_DELAY", delay),
+    ];
+    let config = Config::from_env(Role::Diagnose, |k| {
+        env.iter()
+            .find(|(key, _)| *key == k)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap();
+    let handler = elbmedic_diagnose::Handler::new(config);
+    (handler, reports, follow_ups, follow_ups_arn)
+}
+
 /// The follow-up pass, end to end on moto's SQS. `diagnose` publishes the first report and
 /// queues the follow-up with the queue's delay; CloudTrail then delivers the NACL change; the
 /// queued message, handed back as Lambda delivers SQS records, makes `diagnose` publish a
@@ -1115,20 +1138,7 @@ async fn the_follow_up_pass_publishes_what_cloudtrail_delivered_late() {
     use_moto(&moto);
     let aws = Aws::new(&moto.url).await;
     let (net, id, now) = ephemeral_replies_denied(&aws).await;
-    let (topic, reports) = report_topic(&aws).await;
-    let (follow_ups, follow_ups_arn) = queue(&aws, "elbmedic-follow-up").await;
-    let env = [
-        ("REPORT_TOPIC_ARN", topic.as_str()),
-        ("FOLLOW_UP_QUEUE_URL", follow_ups.as_str()),
-        ("FOLLOW_UP_DELAY", "2"),
-    ];
-    let config = Config::from_env(Role::Diagnose, |k| {
-        env.iter()
-            .find(|(key, _)| *key == k)
-            .map(|(_, v)| v.to_string())
-    })
-    .unwrap();
-    let function = elbmedic_diagnose::Handler::new(config);
+    let (function, reports, follow_ups, follow_ups_arn) = follow_up_function(&aws, "2").await;
     let event = alb_event("HTTPCode_ELB_504_Count", &id, now);
     let payload: serde_json::Value = serde_json::from_str(&event).unwrap();
     let summary = function
@@ -1269,20 +1279,7 @@ async fn the_access_logs_confirm_the_cause_in_the_follow_up() {
         17,
     )
     .await;
-    let (topic, reports) = report_topic(&aws).await;
-    let (follow_ups, follow_ups_arn) = queue(&aws, "elbmedic-follow-up").await;
-    let env = [
-        ("REPORT_TOPIC_ARN", topic.as_str()),
-        ("FOLLOW_UP_QUEUE_URL", follow_ups.as_str()),
-        ("FOLLOW_UP_DELAY", "1"),
-    ];
-    let config = Config::from_env(Role::Diagnose, |k| {
-        env.iter()
-            .find(|(key, _)| *key == k)
-            .map(|(_, v)| v.to_string())
-    })
-    .unwrap();
-    let function = elbmedic_diagnose::Handler::new(config);
+    let (function, reports, follow_ups, follow_ups_arn) = follow_up_function(&aws, "1").await;
     let payload: serde_json::Value =
         serde_json::from_str(&alb_event("HTTPCode_ELB_502_Count", &id, now)).unwrap();
     function
@@ -1320,6 +1317,73 @@ async fn the_access_logs_confirm_the_cause_in_the_follow_up() {
     assert!(report["checked"]
         .to_string()
         .contains("55 lines in 1 of 1 log objects"));
+}
+
+/// `elbmedic diagnose --follow-up` reads the access logs in the same run: the keep-alive 502s
+/// are confirmed in one report, from the log object on moto's S3.
+#[tokio::test]
+async fn the_cli_follow_up_reads_the_access_logs_too() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let (_, id, now) = open_alb(&aws, &[0.0, 6.0, 9.0]).await;
+    put_samples(
+        &aws,
+        "AWS/ApplicationELB",
+        &[("LoadBalancer", &id)],
+        "HTTPCode_ELB_502_Count",
+        &[&[0.0], &[6.0], &[9.0]],
+        now,
+    )
+    .await;
+    let lines: Vec<String> = (0..9)
+        .map(|i| {
+            alb_log_line(
+                &id,
+                now - 100 + i,
+                now - 100 + i,
+                "10.0.37.152:8080",
+                "502",
+                "-",
+            )
+        })
+        .collect();
+    access_logs(
+        &aws,
+        &id,
+        "elbmedic-access-logs",
+        "shop",
+        now - 60,
+        &lines,
+        17,
+    )
+    .await;
+    let path = scratch(
+        "cli_access_logs",
+        "event.json",
+        &alb_event("HTTPCode_ELB_502_Count", &id, now),
+    );
+    let output = elbmedic(
+        &moto,
+        &[
+            "diagnose",
+            "--event",
+            &path,
+            "--format",
+            "json",
+            "--follow-up",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        codes(&report)[0],
+        "backend-closes-connections",
+        "{report:#}"
+    );
+    assert_eq!(report["findings"][0]["confidence"], "confirmed");
+    assert!(report["checked"]
+        .to_string()
+        .contains("9 lines in 1 of 1 log objects"));
 }
 
 /// The read of the access logs is bounded: five log objects against a budget of two, then a

@@ -348,25 +348,34 @@ pub fn describe_health(ctx: &Context<'_>, target_group_arn: Option<&str>) -> Com
     }
 }
 
+/// A Service's selector and ready endpoints: what decides which pods get traffic.
+pub fn service_endpoints(description: &str, namespace: &str, service: &str) -> Command {
+    Command::new(
+        description,
+        Script::lines(vec![
+            argv!["kubectl", "-n", namespace, "describe", "service", service],
+            argv![
+                "kubectl",
+                "-n",
+                namespace,
+                "get",
+                "endpointslices",
+                "-l",
+                format!("kubernetes.io/service-name={service}"),
+                "-o",
+                "wide"
+            ],
+        ]),
+    )
+}
+
 /// `kubectl` commands that show the pods behind the owner.
 pub fn show_backends(ctx: &Context<'_>) -> Option<Command> {
     match &ctx.owner {
-        Owner::Service { namespace, name } => Some(Command::new(
+        Owner::Service { namespace, name } => Some(service_endpoints(
             "See the Service's endpoints and pods",
-            Script::lines(vec![
-                argv!["kubectl", "-n", namespace, "describe", "service", name],
-                argv![
-                    "kubectl",
-                    "-n",
-                    namespace,
-                    "get",
-                    "endpointslices",
-                    "-l",
-                    format!("kubernetes.io/service-name={name}"),
-                    "-o",
-                    "wide"
-                ],
-            ]),
+            namespace,
+            name,
         )),
         Owner::Ingress { namespace, name } => Some(Command::new(
             "See the Ingress, its backends and their pods",

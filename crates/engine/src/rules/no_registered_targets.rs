@@ -91,22 +91,10 @@ fn kubernetes_commands(ctx: &Context<'_>, group: &TargetGroup) -> Vec<Command> {
         group.name.as_str()
     ]);
     vec![
-        Command::new(
+        fixes::service_endpoints(
             "Does the Service select ready pods? Its selector, and its ready endpoints",
-            Script::lines(vec![
-                argv!["kubectl", "-n", ns, "describe", "service", service],
-                argv![
-                    "kubectl",
-                    "-n",
-                    ns,
-                    "get",
-                    "endpointslices",
-                    "-l",
-                    format!("kubernetes.io/service-name={service}"),
-                    "-o",
-                    "wide"
-                ],
-            ]),
+            ns,
+            service,
         ),
         Command::new(
             "Is the TargetGroupBinding stale (another target group ARN, or an old Service)?",
