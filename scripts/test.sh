@@ -12,6 +12,11 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/elbmedic-target}"
 # No incremental caches: a suite run rebuilds the workspace crates once, and their caches
 # (gigabytes per edit) would only fill the shared target directory's disk.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+# Every fresh clone builds the workspace crates anew, under new hashes: drop the ones older
+# than a day so the shared target directory does not grow with each run (dependencies stay).
+if [ -d "$CARGO_TARGET_DIR/debug/deps" ]; then
+  find "$CARGO_TARGET_DIR/debug/deps" -name '*elbmedic*' -mtime +1 -delete 2>/dev/null || true
+fi
 # Golden files are compared, never rewritten, by the suite.
 export INSTA_UPDATE=no
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
