@@ -1227,6 +1227,39 @@ async fn the_follow_up_pass_publishes_what_cloudtrail_delivered_late() {
     assert_eq!(next_message(&aws, &reports, 1).await, None, "nothing new");
 }
 
+/// An open ALB with 502s in two periods, healthy targets and no connection errors: the
+/// keep-alive race, *likely* until the access logs say more. Returns its id and the alarm time.
+async fn keepalive_502s(aws: &Aws) -> (String, i64) {
+    let (_, id, now) = open_alb(aws, &[0.0, 6.0, 9.0]).await;
+    put_samples(
+        aws,
+        "AWS/ApplicationELB",
+        &[("LoadBalancer", &id)],
+        "HTTPCode_ELB_502_Count",
+        &[&[0.0], &[6.0], &[9.0]],
+        now,
+    )
+    .await;
+    (id, now)
+}
+
+/// `n` access-log lines of 502s whose connection the target closed (`target_status_code` `-`),
+/// one a second from 100 s before `now`.
+fn closed_502s(id: &str, now: i64, n: i64) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            alb_log_line(
+                id,
+                now - 100 + i,
+                now - 100 + i,
+                "10.0.37.152:8080",
+                "502",
+                "-",
+            )
+        })
+        .collect()
+}
+
 /// The access logs turn "likely" into "confirmed", in the follow-up. 502s with healthy
 /// targets and no connection errors are likely keep-alive races in the first report, which
 /// says the logs are read later; the follow-up reads the window's log object from moto's S3
@@ -1237,27 +1270,9 @@ async fn the_access_logs_confirm_the_cause_in_the_follow_up() {
     let moto = Moto::start();
     use_moto(&moto);
     let aws = Aws::new(&moto.url).await;
-    let (_, id, now) = open_alb(&aws, &[0.0, 6.0, 9.0]).await;
-    put_samples(
-        &aws,
-        "AWS/ApplicationELB",
-        &[("LoadBalancer", &id)],
-        "HTTPCode_ELB_502_Count",
-        &[&[0.0], &[6.0], &[9.0]],
-        now,
-    )
-    .await;
-    let lines: Vec<String> = (0..15)
-        .map(|i| {
-            alb_log_line(
-                &id,
-                now - 100 + i,
-                now - 100 + i,
-                "10.0.37.152:8080",
-                "502",
-                "-",
-            )
-        })
+    let (id, now) = keepalive_502s(&aws).await;
+    let lines: Vec<String> = closed_502s(&id, now, 15)
+        .into_iter()
         .chain((0..40).map(|i| {
             alb_log_line(
                 &id,
@@ -1325,28 +1340,8 @@ async fn the_access_logs_confirm_the_cause_in_the_follow_up() {
 async fn the_cli_follow_up_reads_the_access_logs_too() {
     let moto = Moto::start();
     let aws = Aws::new(&moto.url).await;
-    let (_, id, now) = open_alb(&aws, &[0.0, 6.0, 9.0]).await;
-    put_samples(
-        &aws,
-        "AWS/ApplicationELB",
-        &[("LoadBalancer", &id)],
-        "HTTPCode_ELB_502_Count",
-        &[&[0.0], &[6.0], &[9.0]],
-        now,
-    )
-    .await;
-    let lines: Vec<String> = (0..9)
-        .map(|i| {
-            alb_log_line(
-                &id,
-                now - 100 + i,
-                now - 100 + i,
-                "10.0.37.152:8080",
-                "502",
-                "-",
-            )
-        })
-        .collect();
+    let (id, now) = keepalive_502s(&aws).await;
+    let lines = closed_502s(&id, now, 9);
     access_logs(
         &aws,
         &id,
@@ -1395,18 +1390,7 @@ async fn the_access_log_read_stops_at_its_budget() {
     use_moto(&moto);
     let aws = Aws::new(&moto.url).await;
     let (_, id, now) = open_alb(&aws, &[0.0, 6.0, 9.0]).await;
-    let lines: Vec<String> = (0..20)
-        .map(|i| {
-            alb_log_line(
-                &id,
-                now - 100 + i,
-                now - 100 + i,
-                "10.0.37.152:8080",
-                "502",
-                "-",
-            )
-        })
-        .collect();
+    let lines = closed_502s(&id, now, 20);
     for node in 1..=5 {
         access_logs(
             &aws,
