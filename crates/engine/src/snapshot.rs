@@ -268,6 +268,14 @@ pub struct TargetGroup {
     pub targets: Vec<Target>,
 }
 
+impl TargetGroup {
+    /// How a finding names the group among its resources: its ARN, else its name (a Classic
+    /// LB's implicit group has no ARN).
+    pub fn resource_id(&self) -> String {
+        self.arn.clone().unwrap_or_else(|| self.name.clone())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthCheck {
     #[serde(default, skip_serializing_if = "Option::is_none")]

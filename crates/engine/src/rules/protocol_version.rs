@@ -202,7 +202,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             durable: Some(fixes::ingress_annotations(ctx, &annotations, what)),
             notes: vec!["A client speaking HTTP/2 or gRPC to the listener is a different matter: a mismatch there is a 464, not a 5xx.".into()],
         },
-        resources: vec![group.arn.clone().unwrap_or_else(|| group.name.clone())],
+        resources: vec![group.resource_id()],
         remedies: Vec::new(),
     });
     out

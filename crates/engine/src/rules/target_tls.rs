@@ -127,7 +127,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             )),
             notes: Vec::new(),
         },
-        resources: https.iter().map(|g| g.arn.clone().unwrap_or_else(|| g.name.clone())).collect(),
+        resources: https.iter().map(|g| g.resource_id()).collect(),
         remedies: Vec::new(),
     });
     out
