@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
+use elbmedic_aws::accounts::Accounts;
 use elbmedic_aws::clients::{CallLimits, Regions};
 use elbmedic_aws::pipeline::{self, Facts, Handled, OwnAccount, Run};
 use elbmedic_aws::publish::{publish_all, Delivery};
@@ -110,10 +111,13 @@ pub fn diagnose(
 pub fn snapshot(event_path: &str) -> Result<Exit> {
     let config = Config::from_process_env(Role::Cli)?;
     let records = read_event(event_path)?;
-    let regions = Regions::new(CallLimits::default());
+    let accounts = Accounts::new(
+        Regions::new(CallLimits::default()),
+        config.organization.clone(),
+    );
     let run = Run {
         config: &config,
-        facts: Facts::Live(&regions),
+        facts: Facts::Live(&accounts),
         handoff: Handoff::Replay,
         own_account: OwnAccount::of_caller(),
         now: live::now(),
@@ -133,7 +137,14 @@ pub fn snapshot(event_path: &str) -> Result<Exit> {
                     alarm,
                     load_balancer,
                 }) => {
-                    let clients = regions.get(&alarm.region).await;
+                    let clients = match pipeline::reach(&run, &accounts, &alarm).await {
+                        Ok(clients) => clients,
+                        Err(refusal) => {
+                            output::warn(&format!("error: record {number}: {}. {}", refusal.headline(), refusal.next_step()));
+                            exit = Exit::Unsupported;
+                            continue;
+                        }
+                    };
                     let deadline = config.gather_deadline;
                     let world = elbmedic_aws::gather::for_alarm(&clients, &alarm, &load_balancer, run.now, deadline, ledger, config.change_lookups);
                     worlds.push(serde_json::to_value(Box::pin(world).await)?);
@@ -243,7 +254,10 @@ fn run_records(
     replay: Option<(&Snapshot, &str)>,
     format: Format,
 ) -> Result<Exit> {
-    let regions = Regions::new(CallLimits::default());
+    let accounts = Accounts::new(
+        Regions::new(CallLimits::default()),
+        config.organization.clone(),
+    );
     let (facts, handoff, own_account) = match replay {
         Some((world, name)) => (
             Facts::Replay { world, name },
@@ -251,7 +265,7 @@ fn run_records(
             OwnAccount::known(None),
         ),
         None => (
-            Facts::Live(&regions),
+            Facts::Live(&accounts),
             Handoff::InProcess,
             OwnAccount::of_caller(),
         ),
@@ -286,7 +300,7 @@ fn run_records(
     }
     output::print(&render_all(&reports, format));
     if let Some(topic) = &config.report_topic_arn {
-        for delivery in runtime.block_on(publish_all(&regions, topic, &handled)) {
+        for delivery in runtime.block_on(publish_all(&accounts.regions, topic, &handled)) {
             match delivery {
                 Delivery::Published(published) => output::warn(&format!(
                     "published to {topic} (message {})",

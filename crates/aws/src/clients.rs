@@ -26,9 +26,18 @@ pub struct Clients {
     pub cloudtrail: aws_sdk_cloudtrail::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub s3: aws_sdk_s3::Client,
+    pub iam: aws_sdk_iam::Client,
     pub region: String,
     /// Every operation performed by these clients.
     pub log: CallLog,
+    /// The member account whose role these clients' readers and writers act with; `None` for
+    /// the deployment's own account. The topics, queue and ledger stay the deployment's own.
+    pub member_account: Option<String>,
+    /// What they were built from, so a member account's clients can be built beside them.
+    config: SdkConfig,
+    extra: Option<SharedInterceptor>,
+    /// The account's alias once read, shared by clones.
+    alias: std::sync::Arc<tokio::sync::OnceCell<Option<String>>>,
 }
 
 /// Bounds on each call. The gather as a whole has its own deadline on top.
@@ -80,6 +89,7 @@ impl Clients {
         extra: Option<SharedInterceptor>,
     ) -> Self {
         let log = CallLog::default();
+        let account = AccountClients::build(config, &Recorder::new(log.clone()), extra.as_ref());
         let recorder = Recorder::new(log.clone());
         macro_rules! client {
             ($sdk:ident) => {{
@@ -91,30 +101,104 @@ impl Clients {
             }};
         }
         Self {
-            ec2: client!(aws_sdk_ec2),
-            elb: client!(aws_sdk_elasticloadbalancing),
-            elbv2: client!(aws_sdk_elasticloadbalancingv2),
-            eks: client!(aws_sdk_eks),
-            cloudwatch: client!(aws_sdk_cloudwatch),
+            ec2: account.ec2,
+            elb: account.elb,
+            elbv2: account.elbv2,
+            eks: account.eks,
+            cloudwatch: account.cloudwatch,
+            cloudtrail: account.cloudtrail,
+            s3: account.s3,
+            iam: account.iam,
             sns: client!(aws_sdk_sns),
             dynamodb: client!(aws_sdk_dynamodb),
             sts: client!(aws_sdk_sts),
-            cloudtrail: client!(aws_sdk_cloudtrail),
             sqs: client!(aws_sdk_sqs),
-            s3: {
-                let mut builder =
-                    aws_sdk_s3::config::Builder::from(config).interceptor(recorder.clone());
-                if let Some(extra) = &extra {
-                    builder.push_interceptor(extra.clone());
-                }
-                // A local S3 (moto, a VPC endpoint by IP) has no per-bucket host names.
-                let custom_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
-                    .iter()
-                    .any(|v| std::env::var_os(v).is_some());
-                aws_sdk_s3::Client::from_conf(builder.force_path_style(custom_endpoint).build())
-            },
             region: region.to_string(),
             log,
+            member_account: None,
+            config: config.clone(),
+            extra,
+            alias: Default::default(),
+        }
+    }
+
+    /// These clients with everything that reads or changes a load balancer's account acting
+    /// in `account` with `credentials` (an assumed member role), logged on their own; the
+    /// topics, queue, ledger and STS stay this deployment's.
+    pub fn for_member(
+        &self,
+        account: &str,
+        credentials: aws_sdk_sts::config::Credentials,
+    ) -> Self {
+        let config = self
+            .config
+            .to_builder()
+            .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
+                credentials,
+            ))
+            .build();
+        let log = CallLog::default();
+        let member = AccountClients::build(&config, &Recorder::new(log.clone()), self.extra.as_ref());
+        Self {
+            ec2: member.ec2,
+            elb: member.elb,
+            elbv2: member.elbv2,
+            eks: member.eks,
+            cloudwatch: member.cloudwatch,
+            cloudtrail: member.cloudtrail,
+            s3: member.s3,
+            iam: member.iam,
+            log,
+            member_account: Some(account.to_string()),
+            config,
+            alias: Default::default(),
+            ..self.clone()
+        }
+    }
+}
+
+/// The clients that read and change what is in a load balancer's account.
+struct AccountClients {
+    ec2: aws_sdk_ec2::Client,
+    elb: aws_sdk_elasticloadbalancing::Client,
+    elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    eks: aws_sdk_eks::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
+    cloudtrail: aws_sdk_cloudtrail::Client,
+    s3: aws_sdk_s3::Client,
+    iam: aws_sdk_iam::Client,
+}
+
+impl AccountClients {
+    fn build(config: &SdkConfig, recorder: &Recorder, extra: Option<&SharedInterceptor>) -> Self {
+        macro_rules! client {
+            ($sdk:ident) => {{
+                let mut builder = $sdk::config::Builder::from(config).interceptor(recorder.clone());
+                if let Some(extra) = extra {
+                    builder.push_interceptor(extra.clone());
+                }
+                builder
+            }};
+        }
+        // A local S3 (moto, a VPC endpoint by IP) has no per-bucket host names.
+        let custom_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some());
+        Self {
+            ec2: aws_sdk_ec2::Client::from_conf(client!(aws_sdk_ec2).build()),
+            elb: aws_sdk_elasticloadbalancing::Client::from_conf(
+                client!(aws_sdk_elasticloadbalancing).build(),
+            ),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(
+                client!(aws_sdk_elasticloadbalancingv2).build(),
+            ),
+            eks: aws_sdk_eks::Client::from_conf(client!(aws_sdk_eks).build()),
+            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(client!(aws_sdk_cloudwatch).build()),
+            cloudtrail: aws_sdk_cloudtrail::Client::from_conf(client!(aws_sdk_cloudtrail).build()),
+            s3: aws_sdk_s3::Client::from_conf(
+                client!(aws_sdk_s3).force_path_style(custom_endpoint).build(),
+            ),
+            iam: aws_sdk_iam::Client::from_conf(client!(aws_sdk_iam).build()),
         }
     }
 }
@@ -127,6 +211,35 @@ impl Clients {
             Ok(identity) => identity.account().map(str::to_string),
             Err(error) => {
                 tracing::warn!(error = %crate::errors::classify(&error).1, "the caller's account is unknown: alarms of other accounts are not recognised as such");
+                None
+            }
+        }
+    }
+}
+
+impl Clients {
+    /// The account's alias (`iam:ListAccountAliases`), which names it in reports; read once
+    /// per these clients. `None` when it has none or the role may not list it (a denial is
+    /// kept too: it will not change); any other failure is asked again next time.
+    pub async fn account_alias(&self) -> Option<String> {
+        if let Some(alias) = self.alias.get() {
+            return alias.clone();
+        }
+        match self.iam.list_account_aliases().send().await {
+            Ok(answer) => {
+                let alias = answer
+                    .account_aliases()
+                    .first()
+                    .and_then(|a| elbmedic_engine::account::clean_alias(a));
+                self.alias.set(alias.clone()).ok();
+                alias
+            }
+            Err(error) => {
+                let (reason, text) = crate::errors::classify(&error);
+                tracing::debug!(error = %text, "no account alias: the report names the account by id");
+                if reason == elbmedic_engine::snapshot::GapReason::AccessDenied {
+                    self.alias.set(None).ok();
+                }
                 None
             }
         }

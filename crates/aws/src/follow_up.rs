@@ -17,6 +17,7 @@ use elbmedic_engine::report::FirstReport;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::accounts::Accounts;
 use crate::clients::Regions;
 use crate::gather::late_evidence;
 use crate::pipeline::Handled;
@@ -214,7 +215,7 @@ pub enum Outcome {
 /// The follow-up pass over an SQS event's records, one at a time (CloudTrail's rate is per
 /// account and region). Returns each record's message id and outcome.
 pub async fn run(
-    regions: &Regions,
+    accounts: &Accounts,
     config: &Config,
     records: &[QueuedRecord],
     now: i64,
@@ -224,7 +225,7 @@ pub async fn run(
         if index > 0 {
             tokio::time::sleep(BETWEEN_RECORDS).await;
         }
-        let outcome = Box::pin(one(regions, config, record, now)).await;
+        let outcome = Box::pin(one(accounts, config, record, now)).await;
         match &outcome {
             Outcome::Dropped(reason) => {
                 tracing::error!(message_id = %record.message_id, reason = %reason, "follow-up dropped")
@@ -241,7 +242,7 @@ pub async fn run(
     outcomes
 }
 
-async fn one(regions: &Regions, config: &Config, record: &QueuedRecord, now: i64) -> Outcome {
+async fn one(accounts: &Accounts, config: &Config, record: &QueuedRecord, now: i64) -> Outcome {
     let Some(queue) = &config.follow_up else {
         return Outcome::Dropped(
             "the follow-up pass is off (FOLLOW_UP_DELAY=0 or no FOLLOW_UP_QUEUE_URL)".into(),
@@ -258,7 +259,20 @@ async fn one(regions: &Regions, config: &Config, record: &QueuedRecord, now: i64
         Ok(message) => message,
         Err(reason) => return Outcome::Dropped(reason),
     };
-    let clients = regions.get(&message.alarm.region).await;
+    // The queue is the deployment's own: its account is ours.
+    let clients = match accounts
+        .clients_for(
+            Some(&queue.account),
+            message.alarm.account_id.as_deref(),
+            &message.alarm.region,
+            &message.alarm.alarm_name,
+            now,
+        )
+        .await
+    {
+        Ok(clients) => clients,
+        Err(refusal) => return Outcome::Dropped(refusal.headline()),
+    };
     // Boxed: the reads' futures are deep.
     let late = Box::pin(late_evidence(
         &clients,
@@ -277,7 +291,7 @@ async fn one(regions: &Regions, config: &Config, record: &QueuedRecord, now: i64
         return Outcome::NothingNew { gaps: gaps.len() };
     };
     let topic = config.report_topic_arn.as_deref().unwrap_or_default();
-    let publisher = publisher(regions, topic).await;
+    let publisher = publisher(&accounts.regions, topic).await;
     match publish_report(&publisher.sns, topic, &report).await {
         Ok(published) => Outcome::Published {
             message_id: published.message_id,

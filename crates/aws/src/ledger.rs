@@ -25,6 +25,9 @@ pub const LOCK_LEASE_SECONDS: i64 = 300;
 pub struct Ledger {
     client: Client,
     table: String,
+    /// The deployment's own account's LBs also have items under keys without the account,
+    /// written before keys named it: those are read when the new key has none.
+    reads_legacy_keys: bool,
 }
 
 /// Who holds a lock, so that only the holder releases it.
@@ -59,20 +62,34 @@ pub struct AuditRecord<'a> {
 
 pub use elbmedic_engine::plan::reconcile::{AuditedChange, PlanRecord};
 
-fn plan_key(target: &PlanTarget, plan_id: &str) -> String {
-    format!("plan#{}#{plan_id}", lb_key(target))
+fn plan_key<'a>(target: &'a PlanTarget, plan_id: &'a str) -> impl Fn(Option<&str>) -> String + 'a {
+    move |account| format!("plan#{}#{plan_id}", lb_key(account, &target.region, &target.id))
 }
 
-fn audit_key(target: &PlanTarget, plan_id: &str, index: usize) -> String {
-    format!("audit#{}#{plan_id}#{index}", lb_key(target))
+fn audit_key<'a>(
+    target: &'a PlanTarget,
+    plan_id: &'a str,
+    index: usize,
+) -> impl Fn(Option<&str>) -> String + 'a {
+    move |account| {
+        format!(
+            "audit#{}#{plan_id}#{index}",
+            lb_key(account, &target.region, &target.id)
+        )
+    }
 }
 
-fn lb_key(target: &PlanTarget) -> String {
-    format!("{}#{}", target.region, target.id)
+/// An LB's part of a key: its account (so two accounts' LBs of the same id never share an
+/// item), region and id. Keys written before the organization deployment have no account.
+fn lb_key(account: Option<&str>, region: &str, id: &str) -> String {
+    match account {
+        Some(account) => format!("{account}#{region}#{id}"),
+        None => format!("{region}#{id}"),
+    }
 }
 
-fn cooldown_key(region: &str, lb_id: &str) -> String {
-    format!("cooldown#idle#{region}#{lb_id}")
+fn cooldown_key<'a>(region: &'a str, lb_id: &'a str) -> impl Fn(Option<&str>) -> String + 'a {
+    move |account| format!("cooldown#idle#{}", lb_key(account, region, lb_id))
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
@@ -103,7 +120,14 @@ impl Ledger {
         Self {
             client,
             table: table.into(),
+            reads_legacy_keys: true,
         }
+    }
+
+    /// The ledger as seen for a member account's LBs, which have no items under old keys.
+    pub fn for_member_account(mut self) -> Self {
+        self.reads_legacy_keys = false;
+        self
     }
 
     pub fn table(&self) -> &str {
@@ -153,7 +177,10 @@ impl Ledger {
         owner: &str,
         now: i64,
     ) -> Result<LockOutcome, LedgerError> {
-        let key = format!("lock#{}", lb_key(target));
+        let key = format!(
+            "lock#{}",
+            lb_key(target.account.as_deref(), &target.region, &target.id)
+        );
         let put = self
             .client
             .put_item()
@@ -204,10 +231,11 @@ impl Ledger {
     /// history that diagnose reports (a raise the controller put back).
     pub async fn last_idle_timeout_raise(
         &self,
+        account: Option<&str>,
         region: &str,
         lb_id: &str,
     ) -> Result<Option<IdleTimeoutRaise>, LedgerError> {
-        let item = self.get(&cooldown_key(region, lb_id)).await?;
+        let item = self.get_lb(account, cooldown_key(region, lb_id)).await?;
         Ok(item.and_then(|i| {
             Some(IdleTimeoutRaise {
                 at: number_of(&i, "raised_at")?,
@@ -227,7 +255,10 @@ impl Ledger {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(cooldown_key(&target.region, &target.id)))
+            .item(
+                "pk",
+                s(cooldown_key(&target.region, &target.id)(target.account.as_deref())),
+            )
             .item("raised_at", n(raise.at));
         if let Some(from) = raise.from_seconds {
             put = put.item("from_seconds", n(i64::from(from)));
@@ -249,7 +280,10 @@ impl Ledger {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(audit_key(target, record.plan_id, record.index)))
+            .item(
+                "pk",
+                s(audit_key(target, record.plan_id, record.index)(target.account.as_deref())),
+            )
             .item("load_balancer", s(&target.id))
             .item("action_json", s(record.action_json))
             .item("plan_id", s(record.plan_id))
@@ -269,7 +303,9 @@ impl Ledger {
         target: &PlanTarget,
         plan_id: &str,
     ) -> Result<Option<PlanRecord>, LedgerError> {
-        let item = self.get(&plan_key(target, plan_id)).await?;
+        let item = self
+            .get_lb(target.account.as_deref(), plan_key(target, plan_id))
+            .await?;
         Ok(item.map(|i| PlanRecord {
             at: number_of(&i, "applied_at").unwrap_or_default(),
             published: i.get("published").and_then(|v| v.as_bool().ok()).copied() == Some(true),
@@ -287,7 +323,7 @@ impl Ledger {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(plan_key(target, plan_id)))
+            .item("pk", s(plan_key(target, plan_id)(target.account.as_deref())))
             .item("applied_at", n(at))
             .item("published", AttributeValue::Bool(published))
             .send()
@@ -306,7 +342,8 @@ impl Ledger {
     ) -> Result<Vec<AuditedChange>, LedgerError> {
         let mut changes = Vec::new();
         for index in 0..indexes {
-            if let Some(item) = self.get(&audit_key(target, plan_id, index)).await? {
+            let key = audit_key(target, plan_id, index);
+            if let Some(item) = self.get_lb(target.account.as_deref(), key).await? {
                 changes.push(AuditedChange {
                     action_json: text_of(&item, "action_json").unwrap_or_default(),
                     before: text_of(&item, "before").unwrap_or_default(),
@@ -315,6 +352,20 @@ impl Ledger {
             }
         }
         Ok(changes)
+    }
+
+    /// An LB's item under its key in `account`; for the own account, under the old key
+    /// without the account when the new one has none.
+    async fn get_lb(
+        &self,
+        account: Option<&str>,
+        key: impl Fn(Option<&str>) -> String,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, LedgerError> {
+        let item = self.get(&key(account)).await?;
+        if item.is_some() || account.is_none() || !self.reads_legacy_keys {
+            return Ok(item);
+        }
+        self.get(&key(None)).await
     }
 
     async fn get(&self, key: &str) -> Result<Option<HashMap<String, AttributeValue>>, LedgerError> {

@@ -5,6 +5,7 @@
 //!
 //! Not for: deciding anything. That is the engine's job.
 
+pub mod accounts;
 pub mod clients;
 pub mod composite;
 pub mod concurrent;

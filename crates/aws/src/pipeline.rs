@@ -3,6 +3,7 @@
 //! gather (or replay) → diagnose → plan → publish decision. Callers keep only their
 //! configuration, their I/O (printing, publishing, sending plans) and their exit codes.
 
+use elbmedic_engine::account::AccountRefusal;
 use elbmedic_engine::alarm::{Alarm, AlarmState, Intake, IntakeError, LbRef};
 use elbmedic_engine::diagnosis::VerdictStatus;
 use elbmedic_engine::plan::message::PlanMessage;
@@ -10,7 +11,8 @@ use elbmedic_engine::plan::proposal::{propose, Handoff};
 use elbmedic_engine::report::Report;
 use elbmedic_engine::snapshot::Snapshot;
 
-use crate::clients::{Clients, Regions};
+use crate::accounts::Accounts;
+use crate::clients::Clients;
 use crate::composite;
 use crate::concurrent::join_all;
 use crate::gather;
@@ -19,8 +21,8 @@ use crate::settings::Config;
 
 /// Where the facts about each load balancer come from.
 pub enum Facts<'a> {
-    /// Gathered from AWS, in each alarm's region.
-    Live(&'a Regions),
+    /// Gathered from AWS, in each alarm's account and region.
+    Live(&'a Accounts),
     /// Replayed offline from a recorded snapshot of one load balancer (`name` is its file).
     Replay { world: &'a Snapshot, name: &'a str },
 }
@@ -30,8 +32,8 @@ pub struct Run<'a> {
     pub config: &'a Config,
     pub facts: Facts<'a>,
     pub handoff: Handoff,
-    /// The account these credentials read: an alarm of another account gets a notice, since
-    /// its load balancer (or a composite's children) cannot be read from here.
+    /// The account these credentials read: an alarm of another account is read through its
+    /// member role when `ALLOWED_ACCOUNTS` names it, and refused with a report otherwise.
     pub own_account: OwnAccount,
     /// The clock, read by the caller.
     pub now: i64,
@@ -139,25 +141,30 @@ pub async fn expand(
             Err(error) => expanded.push((number, Err(error.to_string()))),
             Ok(intake @ Intake::Composite { .. }) if intake.alarm().state == AlarmState::Alarm => {
                 let alarm = intake.alarm().clone();
-                let clients = match &run.facts {
-                    Facts::Live(regions) => Some(regions.get(&alarm.region).await),
-                    Facts::Replay { .. } => None,
-                };
-                let own = match &clients {
-                    Some(clients) => run.own_account.get(clients).await,
-                    None => run.own_account.get_offline(),
-                };
-                let children = match (other_account(&alarm, own), clients) {
-                    (Some((theirs, own)), _) => {
-                        let reason = format!("composite alarm of account {theirs}; elbmedic runs in account {own} and can only read the child alarms there. Deploy elbmedic in account {theirs} and point this alarm at that deployment's alarm topic");
-                        vec![Intake::Unsupported { alarm, reason }]
-                    }
-                    (None, Some(clients)) => {
-                        let max = run.config.max_composite_children;
-                        composite::expand(&clients, intake, max).await
+                let children = match &run.facts {
+                    Facts::Live(accounts) => {
+                        // The children live in the composite's own account.
+                        match reach(run, accounts, &alarm).await {
+                            Ok(clients) => {
+                                let max = run.config.max_composite_children;
+                                composite::expand(&clients, intake, max).await
+                            }
+                            Err(refusal) => vec![refused_composite(alarm, &refusal)],
+                        }
                     }
                     // Offline, the children cannot be read: the composite is reported as such.
-                    (None, None) => vec![intake],
+                    Facts::Replay { .. } => {
+                        match other_account(&alarm, run.own_account.get_offline()) {
+                            Some((theirs, own)) => {
+                                let refusal = AccountRefusal::NotAllowed {
+                                    account: theirs.to_string(),
+                                    own: own.to_string(),
+                                };
+                                vec![refused_composite(alarm, &refusal)]
+                            }
+                            None => vec![intake],
+                        }
+                    }
                 };
                 expanded.extend(children.into_iter().map(|child| (number, Ok(child))));
             }
@@ -165,6 +172,36 @@ pub async fn expand(
         }
     }
     expanded
+}
+
+/// A composite whose account cannot be read: a notice saying why, in place of its children.
+fn refused_composite(alarm: Alarm, refusal: &AccountRefusal) -> Intake {
+    let reason = format!(
+        "composite alarm whose child alarms cannot be read: {}. {}",
+        refusal.headline(),
+        refusal.next_step()
+    );
+    Intake::Unsupported { alarm, reason }
+}
+
+/// The clients for an alarm's account, the own account being looked up first (for a
+/// composite's children, which must be read in the right account before anything else).
+pub async fn reach(
+    run: &Run<'_>,
+    accounts: &Accounts,
+    alarm: &Alarm,
+) -> Result<Clients, AccountRefusal> {
+    let central = accounts.regions.get(&alarm.region).await;
+    let own = run.own_account.get(&central).await;
+    accounts
+        .clients_for(
+            own,
+            alarm.account_id.as_deref(),
+            &alarm.region,
+            &alarm.alarm_name,
+            run.now,
+        )
+        .await
 }
 
 /// (the alarm's account, ours) when the alarm belongs to another account than `own`: its load
@@ -248,17 +285,31 @@ async fn diagnosed(run: &Run<'_>, alarm: &Alarm, lb: &LbRef) -> Result<Diagnosed
                     lb.id, world.load_balancer.id
                 ));
             }
-            if let Some((_, own)) = other_account(alarm, run.own_account.get_offline()) {
-                return Ok(Diagnosed::report(Report::cross_account(alarm, lb, own)));
+            if let Some((theirs, own)) = other_account(alarm, run.own_account.get_offline()) {
+                let refusal = AccountRefusal::NotAllowed {
+                    account: theirs.to_string(),
+                    own: own.to_string(),
+                };
+                return Ok(Diagnosed::report(Report::account_refused(alarm, lb, &refusal)));
             }
             ((*world).clone(), None)
         }
-        Facts::Live(regions) => {
-            let clients = regions.get(&alarm.region).await;
+        Facts::Live(accounts) => {
+            let member = alarm.account_id.as_deref().filter(|a| accounts.serves(a));
+            // A member account's role is assumed before the gather; otherwise the own account
+            // is asked beside it, not before it: the critical path stays the API depth.
+            let clients = match member {
+                Some(_) => match reach(run, accounts, alarm).await {
+                    Ok(clients) => clients,
+                    Err(refusal) => {
+                        return Ok(Diagnosed::report(Report::account_refused(alarm, lb, &refusal)))
+                    }
+                },
+                None => accounts.regions.get(&alarm.region).await,
+            };
             let ledger = remediation.ledger_table.as_deref();
             let deadline = run.config.gather_deadline;
-            // The account is asked beside the gather, not before it: the critical path stays
-            // the API depth. Boxed: the gather's future is deep, and callers nest it further.
+            // Boxed: the gather's future is deep, and callers nest it further.
             let gathering = Box::pin(gather::for_alarm(
                 &clients,
                 alarm,
@@ -269,8 +320,12 @@ async fn diagnosed(run: &Run<'_>, alarm: &Alarm, lb: &LbRef) -> Result<Diagnosed
                 run.config.change_lookups,
             ));
             let (own, world) = tokio::join!(run.own_account.get(&clients), gathering);
-            if let Some((_, own)) = other_account(alarm, own) {
-                return Ok(Diagnosed::report(Report::cross_account(alarm, lb, own)));
+            if let (None, Some((theirs, own))) = (member, other_account(alarm, own)) {
+                let refusal = AccountRefusal::NotAllowed {
+                    account: theirs.to_string(),
+                    own: own.to_string(),
+                };
+                return Ok(Diagnosed::report(Report::account_refused(alarm, lb, &refusal)));
             }
             (world, Some(clients))
         }
@@ -368,8 +423,9 @@ mod tests {
             panic!("{expanded:?}")
         };
         assert!(
-            reason.contains("Deploy elbmedic in account 210987654321"),
+            reason.contains("account 210987654321 is not one this deployment serves"),
             "{reason}"
         );
+        assert!(reason.contains("ALLOWED_ACCOUNTS"), "{reason}");
     }
 }

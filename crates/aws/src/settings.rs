@@ -33,6 +33,26 @@ pub struct Config {
     /// `FOLLOW_UP_QUEUE_URL` and `FOLLOW_UP_DELAY`: where `diagnose` sends each diagnosed
     /// alarm for the follow-up pass, and how long it waits there. `None` is off.
     pub follow_up: Option<FollowUpQueue>,
+    /// `ALLOWED_ACCOUNTS`, `MEMBER_ROLE_NAME`, `MEMBER_EXTERNAL_ID`: the other accounts this
+    /// deployment serves, through a role it assumes in each.
+    pub organization: Organization,
+}
+
+/// The organization deployment: alarms of these accounts are read (and, by `remediate`,
+/// changed) through `member_role_name` in their account. Empty: only the own account.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Organization {
+    pub allowed_accounts: std::collections::BTreeSet<String>,
+    /// The read role for `diagnose` and the CLI; the write role for `remediate`.
+    pub member_role_name: Option<String>,
+    pub external_id: Option<String>,
+}
+
+impl Organization {
+    /// Whether alarms of `account` may be served through its member role.
+    pub fn allows(&self, account: &str) -> bool {
+        self.allowed_accounts.contains(account)
+    }
 }
 
 /// The follow-up pass's delay queue.
@@ -112,6 +132,14 @@ pub enum ConfigError {
     BadFollowUpQueue(String),
     #[error("FOLLOW_UP_DELAY {0:?} is not a number of seconds between 0 (off) and 900 (SQS delays no longer)")]
     BadFollowUpDelay(String),
+    #[error("ALLOWED_ACCOUNTS {0:?} is not a comma-separated list of 12-digit account ids")]
+    BadAllowedAccounts(String),
+    #[error("MEMBER_ROLE_NAME {0:?} is not an IAM role name (1-64 of letters, digits and +=,.@_-)")]
+    BadMemberRole(String),
+    #[error("MEMBER_EXTERNAL_ID is not an STS external id (2-1224 of letters, digits and +=,.@:/_-)")]
+    BadExternalId,
+    #[error("ALLOWED_ACCOUNTS names other accounts but MEMBER_ROLE_NAME is not set: set it to the member role the StackSet creates in each (elbmedic-member-read for diagnose, elbmedic-member-remediate for remediate)")]
+    AccountsWithoutRole,
     #[error("REMEDIATION_MODE is approve but REMEDIATION_TOPIC_ARN is not set: the approve command publishes to that topic")]
     ApproveWithoutTopic,
     #[error("REMEDIATION_TOPIC_ARN is not set: remediate takes plans only from that topic, so it would refuse every one; set it to the remediation topic's ARN")]
@@ -151,6 +179,7 @@ impl Config {
         };
         let remediation = RemediationConfig::from_env(&get).map_err(ConfigError::Remediation)?;
         let follow_up = follow_up_from_env(&get)?;
+        let organization = organization_from_env(&get)?;
         let has_topic = remediation.topic_arn.is_some();
         match (role, remediation.mode) {
             (Role::Diagnose, Mode::Approve) if !has_topic => {
@@ -168,6 +197,7 @@ impl Config {
             remediation,
             change_lookups: crate::gather::ChangeLookups::FirstPass,
             follow_up,
+            organization,
         })
     }
 
@@ -175,6 +205,45 @@ impl Config {
     pub fn from_process_env(role: Role) -> Result<Self, ConfigError> {
         Self::from_env(role, |key| std::env::var(key).ok())
     }
+}
+
+/// The accounts served and the role assumed in them; the external id is never logged.
+fn organization_from_env(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Organization, ConfigError> {
+    use elbmedic_engine::account::{is_external_id, is_role_name};
+    use elbmedic_engine::alarm::formats::is_account_id;
+    let set = |key: &str| get(key).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let allowed_accounts = match set("ALLOWED_ACCOUNTS") {
+        None => Default::default(),
+        Some(text) => {
+            let accounts: std::collections::BTreeSet<String> = text
+                .split(',')
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty())
+                .collect();
+            if !accounts.iter().all(|a| is_account_id(a)) {
+                return Err(ConfigError::BadAllowedAccounts(text));
+            }
+            accounts
+        }
+    };
+    let member_role_name = match set("MEMBER_ROLE_NAME") {
+        Some(name) if !is_role_name(&name) => return Err(ConfigError::BadMemberRole(name)),
+        name => name,
+    };
+    let external_id = match set("MEMBER_EXTERNAL_ID") {
+        Some(id) if !is_external_id(&id) => return Err(ConfigError::BadExternalId),
+        id => id,
+    };
+    if !allowed_accounts.is_empty() && member_role_name.is_none() {
+        return Err(ConfigError::AccountsWithoutRole);
+    }
+    Ok(Organization {
+        allowed_accounts,
+        member_role_name,
+        external_id,
+    })
 }
 
 /// The follow-up queue, unless `FOLLOW_UP_DELAY` is 0 or no queue is set.
@@ -333,6 +402,39 @@ mod tests {
         ] {
             let error = with(&[(key, value)]).unwrap_err().to_string();
             assert!(error.starts_with(starts), "{value}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_organization_is_read_and_validated() {
+        let with = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("REPORT_TOPIC_ARN", TOPIC)];
+            all.extend_from_slice(pairs);
+            Config::from_env(Role::Diagnose, env(&all))
+        };
+        assert_eq!(with(&[]).unwrap().organization, Organization::default());
+        let org = with(&[
+            ("ALLOWED_ACCOUNTS", " 210987654321, 444455556666 ,"),
+            ("MEMBER_ROLE_NAME", "elbmedic-member-read"),
+            ("MEMBER_EXTERNAL_ID", "elbmedic-7f3a"),
+        ])
+        .unwrap()
+        .organization;
+        assert!(org.allows("210987654321") && org.allows("444455556666"));
+        assert!(!org.allows("111122223333"));
+        assert_eq!(org.external_id.as_deref(), Some("elbmedic-7f3a"));
+        for (pairs, starts) in [
+            (
+                vec![("ALLOWED_ACCOUNTS", "210987654321,prod"), ("MEMBER_ROLE_NAME", "r")],
+                "ALLOWED_ACCOUNTS",
+            ),
+            (vec![("ALLOWED_ACCOUNTS", "210987654321")], "ALLOWED_ACCOUNTS names"),
+            (vec![("MEMBER_ROLE_NAME", "a/b")], "MEMBER_ROLE_NAME"),
+            (vec![("MEMBER_EXTERNAL_ID", "has space")], "MEMBER_EXTERNAL_ID"),
+        ] {
+            let error = with(&pairs).unwrap_err().to_string();
+            assert!(error.starts_with(starts), "{pairs:?}: {error}");
+            assert!(!error.contains("has space"), "the external id is not echoed");
         }
     }
 

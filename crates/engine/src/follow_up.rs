@@ -224,14 +224,14 @@ mod tests {
         );
         let subject = report.subject();
         assert!(
-            subject.starts_with("Re: [elbmedic] CAUSE FOUND"),
+            subject.starts_with("Re: [elbmedic 111122223333] CAUSE FOUND"),
             "{subject}"
         );
         assert!(subject.ends_with(" (follow-up)"), "{subject}");
         assert!(subject.chars().count() <= crate::report::MAX_SUBJECT_CHARS);
         let text = report.render(Format::Text);
         assert!(
-            text.contains("Follow-up to \"[elbmedic] CAUSE FOUND"),
+            text.contains("Follow-up to \"[elbmedic 111122223333] CAUSE FOUND"),
             "{text}"
         );
         assert!(text.contains("(SNS message m-1)"), "{text}");

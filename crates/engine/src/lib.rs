@@ -6,6 +6,7 @@
 //! replayed offline and tested in milliseconds.
 
 pub mod access_log;
+pub mod account;
 pub mod action;
 pub mod alarm;
 pub mod changes;

@@ -27,6 +27,9 @@ pub struct Snapshot {
     pub region: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
+    /// The account's alias (`iam:ListAccountAliases`), when the reading role may list it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_alias: Option<String>,
     pub load_balancer: LoadBalancer,
     /// For a Classic LB: one implicit group holding its instances and its health check.
     #[serde(default)]

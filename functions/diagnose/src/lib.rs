@@ -7,6 +7,7 @@
 //! partial diagnosis, with gaps, is still a success, and a malformed event is logged, not
 //! retried, since a retry cannot fix it. Kept apart from `main` so tests drive it in-process.
 
+use elbmedic_aws::accounts::Accounts;
 use elbmedic_aws::clients::{CallLimits, Regions};
 use elbmedic_aws::follow_up;
 use elbmedic_aws::pipeline::{self, Facts, Handled, OwnAccount, Run};
@@ -20,15 +21,16 @@ pub use elbmedic_aws::settings::{account_of_function, Config, ConfigError, Role}
 
 pub struct Handler {
     config: Config,
-    /// Clients per region, loaded on first use and kept for warm invocations.
-    pub regions: Regions,
+    /// Clients per account and region, loaded on first use and kept for warm invocations.
+    pub accounts: Accounts,
 }
 
 impl Handler {
     pub fn new(config: Config) -> Self {
+        let regions = Regions::new(CallLimits::default());
         Self {
+            accounts: Accounts::new(regions, config.organization.clone()),
             config,
-            regions: Regions::new(CallLimits::default()),
         }
     }
 
@@ -39,7 +41,7 @@ impl Handler {
         own_account: Option<&str>,
         now: i64,
     ) -> Result<Value, PublishFailed> {
-        self.regions.clear_logs().await;
+        self.accounts.clear_logs().await;
         if let Some(queued) = follow_up::queued_records(payload) {
             // Boxed: the pass's future is deep, and the handler's is deep already.
             return Ok(Box::pin(self.follow_up(&queued, now)).await);
@@ -53,7 +55,7 @@ impl Handler {
         };
         let run = Run {
             config: &self.config,
-            facts: Facts::Live(&self.regions),
+            facts: Facts::Live(&self.accounts),
             handoff: Handoff::Topic,
             own_account: OwnAccount::known(own_account.map(str::to_string)),
             now,
@@ -63,7 +65,7 @@ impl Handler {
         // worker's stack is 2 MiB.
         let handled = Box::pin(pipeline::handle(&run, records)).await;
         let topic = self.config.report_topic_arn.as_deref().unwrap_or_default();
-        let deliveries = publish_all(&self.regions, topic, &handled).await;
+        let deliveries = publish_all(&self.accounts.regions, topic, &handled).await;
         if let Some(failed) = failures(&deliveries) {
             if handled
                 .iter()
@@ -74,12 +76,12 @@ impl Handler {
             return Err(failed);
         }
         // Plans go out only once every report is: Lambda's retry must not send one twice.
-        send_plans(&self.regions, &self.config.remediation, &handled).await;
+        send_plans(&self.accounts.regions, &self.config.remediation, &handled).await;
         let follow_ups = match &self.config.follow_up {
             Some(queue) => {
                 let fallback = topic_region(topic).unwrap_or("us-east-1");
                 Box::pin(follow_up::send_all(
-                    &self.regions,
+                    &self.accounts.regions,
                     queue,
                     fallback,
                     &handled,
@@ -96,7 +98,7 @@ impl Handler {
     /// The follow-up pass over an SQS event: the answer is SQS's partial-batch response, so
     /// only a record whose report could not be published is retried.
     async fn follow_up(&self, queued: &[follow_up::QueuedRecord], now: i64) -> Value {
-        let outcomes = follow_up::run(&self.regions, &self.config, queued, now).await;
+        let outcomes = follow_up::run(&self.accounts, &self.config, queued, now).await;
         let failures: Vec<Value> = outcomes
             .iter()
             .filter(|(_, outcome)| matches!(outcome, follow_up::Outcome::Failed(_)))

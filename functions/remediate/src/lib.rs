@@ -6,18 +6,19 @@
 //! A refused plan is a success: retrying cannot make it acceptable. Kept apart from `main` so
 //! tests drive it in-process.
 
+use elbmedic_aws::accounts::Accounts;
 use elbmedic_aws::clients::{CallLimits, Regions};
 use elbmedic_aws::publish::{publish_report, publisher, PublishFailed};
-use elbmedic_aws::remediate::{configured_ledger, remediate, reported};
-use elbmedic_aws::settings::Config;
+use elbmedic_aws::remediate::{configured_ledger, remediate, reported, unreachable};
+use elbmedic_aws::settings::{Config, Organization};
 use elbmedic_engine::plan::message::PlanMessage;
 use elbmedic_engine::report::remediation::RemediationSection;
 use serde_json::{json, Value};
 
 pub struct Handler {
     config: Config,
-    /// Clients per region, loaded on first use and kept for warm invocations.
-    pub regions: Regions,
+    /// Clients per account and region, loaded on first use and kept for warm invocations.
+    pub accounts: Accounts,
 }
 
 /// The messages of an SNS event's records that come from the remediation topic; anything
@@ -48,9 +49,14 @@ fn messages(payload: &Value, remediation_topic: Option<&str>) -> Vec<Result<Stri
         .collect()
 }
 
-/// Why a plan is not for this deployment: its load balancer in another region, or its alarm
-/// in another account, than the remediation topic's.
-fn foreign_plan(message: &PlanMessage, remediation_topic: &str) -> Option<String> {
+/// Why a plan is not for this deployment: its load balancer in another region than the
+/// remediation topic's, or its alarm in an account that is neither the topic's nor in
+/// `ALLOWED_ACCOUNTS`.
+fn foreign_plan(
+    message: &PlanMessage,
+    remediation_topic: &str,
+    organization: &Organization,
+) -> Option<String> {
     let topic = elbmedic_engine::alarm::formats::topic_arn(remediation_topic)?;
     let (region, account) = (topic.region, topic.account);
     let plan_region = message.plan.load_balancer.region.as_str();
@@ -60,8 +66,8 @@ fn foreign_plan(message: &PlanMessage, remediation_topic: &str) -> Option<String
         ));
     }
     match message.alarm.account_id.as_deref() {
-        Some(other) if other != account => Some(format!(
-            "the plan's alarm is in account {other:?}; this deployment serves {account}"
+        Some(other) if other != account && !organization.allows(other) => Some(format!(
+            "the plan's alarm is in account {other:?}; this deployment serves {account} and the accounts in ALLOWED_ACCOUNTS"
         )),
         _ => None,
     }
@@ -69,9 +75,10 @@ fn foreign_plan(message: &PlanMessage, remediation_topic: &str) -> Option<String
 
 impl Handler {
     pub fn new(config: Config) -> Self {
+        let regions = Regions::new(CallLimits::default());
         Self {
+            accounts: Accounts::new(regions, config.organization.clone()),
             config,
-            regions: Regions::new(CallLimits::default()),
         }
     }
 
@@ -86,16 +93,17 @@ impl Handler {
         now: i64,
         run_id: &str,
     ) -> Result<Value, PublishFailed> {
-        self.regions.clear_logs().await;
+        self.accounts.clear_logs().await;
         let topic = self.config.report_topic_arn.as_deref().unwrap_or_default();
-        let publisher = publisher(&self.regions, topic).await;
+        let publisher = publisher(&self.accounts.regions, topic).await;
         let mut summary = Vec::new();
         let mut failures = Vec::new();
         let remediation_topic = self.remediation_topic();
         for (index, record) in messages(payload, remediation_topic).iter().enumerate() {
             let parsed = record.as_ref().map_err(Clone::clone).and_then(|text| {
                 let message = PlanMessage::parse(text)?;
-                match remediation_topic.and_then(|t| foreign_plan(&message, t)) {
+                let organization = &self.config.organization;
+                match remediation_topic.and_then(|t| foreign_plan(&message, t, organization)) {
                     Some(reason) => Err(reason),
                     None => Ok(message),
                 }
@@ -108,18 +116,37 @@ impl Handler {
                     continue;
                 }
             };
-            let clients = self.regions.get(&message.plan.load_balancer.region).await;
-            let ledger = configured_ledger(&clients, &self.config.remediation);
-            // Boxed: three gathers deep, and a runtime worker's stack is 2 MiB.
-            let report = Box::pin(remediate(
-                &clients,
-                ledger.as_ref(),
-                &self.config,
-                &message,
-                now,
-                run_id,
-            ))
-            .await;
+            // The remediation topic is the deployment's own: its account is ours.
+            let own = remediation_topic
+                .and_then(elbmedic_engine::alarm::formats::topic_arn)
+                .map(|t| t.account);
+            let reached = self
+                .accounts
+                .clients_for(
+                    own,
+                    message.alarm.account_id.as_deref(),
+                    &message.plan.load_balancer.region,
+                    &message.alarm.alarm_name,
+                    now,
+                )
+                .await;
+            let (report, ledger) = match reached {
+                Err(refusal) => (unreachable(&self.config, &message, &refusal), None),
+                Ok(clients) => {
+                    let ledger = configured_ledger(&clients, &self.config.remediation);
+                    // Boxed: three gathers deep, and a runtime worker's stack is 2 MiB.
+                    let report = Box::pin(remediate(
+                        &clients,
+                        ledger.as_ref(),
+                        &self.config,
+                        &message,
+                        now,
+                        run_id,
+                    ))
+                    .await;
+                    (report, ledger)
+                }
+            };
             let Some(RemediationSection::Outcome(outcome)) = &report.remediation else {
                 continue;
             };
@@ -217,7 +244,8 @@ mod tests {
             plan.load_balancer.region,
             alarm.account_id.clone().unwrap()
         );
-        assert_eq!(foreign_plan(&message, &own), None);
+        let none = Organization::default();
+        assert_eq!(foreign_plan(&message, &own, &none), None);
         for (region, account) in [
             ("cn-north-1", alarm.account_id.clone().unwrap()),
             ("us-gov-west-1", alarm.account_id.clone().unwrap()),
@@ -228,7 +256,15 @@ mod tests {
             ),
         ] {
             let topic = format!("arn:aws:sns:{region}:{account}:t");
-            assert!(foreign_plan(&message, &topic).is_some(), "{topic}");
+            assert!(foreign_plan(&message, &topic, &none).is_some(), "{topic}");
         }
+        // A plan of a member account in ALLOWED_ACCOUNTS is this deployment's.
+        let central = format!("arn:aws:sns:{}:999999999999:t", plan.load_balancer.region);
+        let members = Organization {
+            allowed_accounts: [alarm.account_id.clone().unwrap()].into(),
+            member_role_name: Some("elbmedic-member-remediate".into()),
+            external_id: None,
+        };
+        assert_eq!(foreign_plan(&message, &central, &members), None);
     }
 }

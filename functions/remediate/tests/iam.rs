@@ -182,8 +182,8 @@ impl Seen {
         );
         let summary = run_plan(&remediate, &plan, "iam").await;
         assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
-        self.diagnose.extend(diagnose.regions.actions().await);
-        self.remediate.extend(remediate.regions.actions().await);
+        self.diagnose.extend(diagnose.accounts.actions().await);
+        self.remediate.extend(remediate.accounts.actions().await);
     }
 }
 

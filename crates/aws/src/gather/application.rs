@@ -22,15 +22,7 @@ use crate::convert::{self, Described};
 /// dimension is the ARN's resource part (`app/NAME/ID`).
 pub(super) fn derived_arn(region: &str, account: Option<&str>, id: &str) -> Option<String> {
     let account = account.filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))?;
-    let partition = if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else if region.starts_with("eusc-") {
-        "aws-eusc"
-    } else {
-        "aws"
-    };
+    let partition = elbmedic_engine::alarm::formats::partition_of(region);
     Some(format!(
         "arn:{partition}:elasticloadbalancing:{region}:{account}:loadbalancer/{id}"
     ))

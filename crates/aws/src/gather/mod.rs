@@ -143,6 +143,7 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
             .ok(),
         region: clients.region.clone(),
         account_id: options.account_id.clone(),
+        account_alias: None,
         load_balancer: LoadBalancer {
             kind: lb.kind,
             name: lb.name.clone(),
@@ -184,7 +185,16 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
     };
     let history = async {
         match &options.ledger_table {
-            Some(table) => Some(history(clients, table, lb, deadline).await),
+            Some(table) => Some(
+                history(
+                    clients,
+                    options.account_id.as_deref(),
+                    table,
+                    lb,
+                    deadline,
+                )
+                .await,
+            ),
             None => None,
         }
     };
@@ -200,8 +210,10 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
         let window = options.window();
         Some(trail::look_up(clients, resource.as_deref(), window, lookups, deadline).await)
     };
-    let ((), history, (series, metric_gaps), changes) =
-        tokio::join!(state, history, metrics, changes);
+    let alias = bounded(deadline, clients.account_alias());
+    let ((), history, (series, metric_gaps), changes, alias) =
+        tokio::join!(state, history, metrics, changes, alias);
+    world.account_alias = alias.flatten();
     if let Some((mut changes, gaps)) = changes {
         trail::on_the_path(&mut changes, &world);
         world.gaps.extend(gaps);
@@ -338,14 +350,18 @@ pub async fn for_alarm(
 /// elbmedic's own past changes to the LB, from the remediation ledger.
 async fn history(
     clients: &Clients,
+    account: Option<&str>,
     table: &str,
     lb: &LbRef,
     deadline: Instant,
 ) -> Result<History, Gap> {
-    let ledger = Ledger::new(clients.dynamodb.clone(), table);
+    let mut ledger = Ledger::new(clients.dynamodb.clone(), table);
+    if clients.member_account.is_some() {
+        ledger = ledger.for_member_account();
+    }
     let read = bounded(
         deadline,
-        ledger.last_idle_timeout_raise(&clients.region, &lb.id),
+        ledger.last_idle_timeout_raise(account, &clients.region, &lb.id),
     )
     .await;
     match read {

@@ -7,6 +7,7 @@
 
 pub mod apply;
 
+use elbmedic_engine::account::AccountRefusal;
 use elbmedic_engine::plan::message::PlanMessage;
 use elbmedic_engine::plan::outcome::{Outcome, Step, StepStatus};
 use elbmedic_engine::plan::reconcile::{self, Decision, History};
@@ -25,10 +26,11 @@ use elbmedic_engine::plan::config::RemediationConfig;
 
 /// The ledger `LEDGER_TABLE` names, on these clients; `None` when it is off.
 pub fn configured_ledger(clients: &Clients, config: &RemediationConfig) -> Option<Ledger> {
-    config
-        .ledger_table
-        .as_ref()
-        .map(|table| Ledger::new(clients.dynamodb.clone(), table))
+    let ledger = Ledger::new(clients.dynamodb.clone(), config.ledger_table.as_ref()?);
+    Some(match clients.member_account {
+        Some(_) => ledger.for_member_account(),
+        None => ledger,
+    })
 }
 
 /// Reviews and applies one plan; the report is about the state after it.
@@ -108,6 +110,17 @@ async fn stopped(
     )
 }
 
+/// The report of a plan whose account cannot be reached with the remediation role (outside
+/// `ALLOWED_ACCOUNTS`, or no write role there): nothing is read or applied, and it says why.
+pub fn unreachable(config: &Config, message: &PlanMessage, refusal: &AccountRefusal) -> Report {
+    let outcome =
+        reconcile::account_unreachable(message, config.remediation.mode, &refusal.headline());
+    with_outcome(
+        Report::account_refused(&message.alarm, &message.alarmed, refusal),
+        outcome,
+    )
+}
+
 fn with_outcome(mut report: Report, outcome: Outcome) -> Report {
     report.remediation = Some(RemediationSection::Outcome(outcome));
     report
@@ -129,7 +142,7 @@ async fn history(ledger: &Ledger, message: &PlanMessage, dry_run: bool) -> Histo
             return Ok(None);
         }
         ledger
-            .last_idle_timeout_raise(&target.region, &target.id)
+            .last_idle_timeout_raise(target.account.as_deref(), &target.region, &target.id)
             .await
     };
     let (plan, last_raise) = tokio::join!(plan, last_raise);

@@ -57,6 +57,19 @@ pub fn is_region_code(text: &str) -> bool {
             .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// The partition a region belongs to, for ARNs built before any call.
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("eusc-") {
+        "aws-eusc"
+    } else {
+        "aws"
+    }
+}
+
 /// An ARN: `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`, with a known partition, an empty
 /// or valid region, an empty or 12-digit account, and no control characters (an alarm's
 /// name, and so its ARN, may hold spaces).

@@ -347,6 +347,18 @@ fn interpret(envelope: &message::Envelope) -> Result<Intake, IntakeError> {
     {
         return Err(malformed("AWSAccountId", account, "a 12-digit account id"));
     }
+    // The account decides whose role is assumed: a record whose two account fields disagree
+    // is forged or corrupt, and reading either account for it would be a guess.
+    let arn_account = raw.alarm_arn.as_deref().and_then(|arn| arn.split(':').nth(4));
+    if let (Some(account), Some(in_arn)) = (raw.aws_account_id.as_deref(), arn_account) {
+        if !in_arn.is_empty() && in_arn != account {
+            return Err(malformed(
+                "AWSAccountId",
+                account,
+                &format!("the account of the AlarmArn ({in_arn})"),
+            ));
+        }
+    }
     if raw.trigger.is_none() && raw.alarm_rule.is_none() {
         return Err(not_alarm(
             "no Trigger, and no AlarmRule (so not a composite alarm either)",

@@ -319,3 +319,19 @@ fn timestamps_in_cloudwatch_and_rfc3339_forms() {
     );
     assert_eq!(parse_timestamp("not a time"), None);
 }
+
+/// The account picks the role that is assumed: an alarm whose AWSAccountId and AlarmArn name
+/// different accounts is refused, not diagnosed in either.
+#[test]
+fn an_alarm_whose_two_accounts_disagree_is_refused() {
+    let mut forged = clb_alarm();
+    forged["AWSAccountId"] = json!("210987654321");
+    let error = single(&sns_event(&[forged])).unwrap_err().to_string();
+    assert!(error.contains("AWSAccountId"), "{error}");
+    assert!(error.contains("111122223333"), "{error}");
+    // An older message without AWSAccountId takes the AlarmArn's.
+    let mut older = clb_alarm();
+    older.as_object_mut().unwrap().remove("AWSAccountId");
+    let intake = single(&sns_event(&[older])).unwrap();
+    assert_eq!(intake.alarm().account_id.as_deref(), Some("111122223333"));
+}

@@ -61,6 +61,10 @@ pub struct PlanTarget {
     pub arn: Option<String>,
     pub region: String,
     pub vpc_id: String,
+    /// The account the load balancer is in (the alarm's); `None` in plans made before the
+    /// organization deployment, which are the deployment's own account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 impl PlanTarget {
@@ -74,6 +78,7 @@ impl PlanTarget {
             arn: lb.arn.clone(),
             region: snapshot.region.clone(),
             vpc_id: lb.vpc_id.clone(),
+            account: snapshot.account_id.clone(),
         }
     }
 }

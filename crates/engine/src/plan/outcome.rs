@@ -220,6 +220,7 @@ mod tests {
             arn: None,
             region: "eu-west-1".into(),
             vpc_id: "vpc-1".into(),
+            account: None,
         }
     }
 

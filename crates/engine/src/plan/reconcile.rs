@@ -76,7 +76,19 @@ pub fn admit(message: &PlanMessage, mode: Mode) -> Option<Outcome> {
     let reason = match (mode, message.request) {
         (Mode::Off, _) => "REMEDIATION_MODE is off for remediate: it refuses every plan (the kill switch)",
         (Mode::Approve, Request::Apply) => "remediate runs in approve mode: a plan is applied only once approved with the command in the diagnosis report",
-        _ => return None,
+        _ => match (&message.plan.load_balancer.account, &message.alarm.account_id) {
+            // The alarm's account picks the role remediate acts with: a plan naming another
+            // is forged, and would be applied with the wrong account's credentials.
+            (Some(plan), Some(alarm)) if plan != alarm => {
+                return Some(Outcome::without_steps(
+                    &message.plan.id,
+                    mode,
+                    OutcomeStatus::Refused,
+                    format!("the plan's load balancer is in account {plan} but its alarm is in {alarm}: refused"),
+                ))
+            }
+            _ => return None,
+        },
     };
     Some(Outcome::without_steps(
         &message.plan.id,
@@ -84,6 +96,17 @@ pub fn admit(message: &PlanMessage, mode: Mode) -> Option<Outcome> {
         OutcomeStatus::Refused,
         reason,
     ))
+}
+
+/// The alarm's account could not be reached with the remediation role: nothing is read or
+/// applied, and the reason (outside `ALLOWED_ACCOUNTS`, or no write role there) is the outcome.
+pub fn account_unreachable(message: &PlanMessage, mode: Mode, reason: &str) -> Outcome {
+    Outcome::without_steps(
+        &message.plan.id,
+        shown_mode(mode, message.request),
+        OutcomeStatus::Refused,
+        format!("refused: {reason}; nothing was applied"),
+    )
 }
 
 /// Another run holds the load balancer's lock: this one skips.

@@ -12,6 +12,7 @@ mod wrap;
 
 use serde::Serialize;
 
+use crate::account::AccountRefusal;
 use crate::alarm::{Alarm, AlarmState, Intake, LbKind, LbRef};
 use crate::context::Owner;
 use crate::diagnosis::{diagnose, Verdict, VerdictStatus};
@@ -59,6 +60,9 @@ pub struct AlarmSummary {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
+    /// The account's alias, when the role that read it may list it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_alias: Option<String>,
     /// A composite alarm's rule.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
@@ -87,6 +91,7 @@ impl AlarmSummary {
             state_change_time: alarm.state_change_time.clone(),
             reason: alarm.reason.clone(),
             account_id: alarm.account_id.clone(),
+            account_alias: None,
             rule: alarm.rule.clone(),
             via_composite: alarm.via_composite.clone(),
         }
@@ -178,7 +183,13 @@ impl Report {
         Self {
             report_version: REPORT_VERSION,
             generator: generator(),
-            alarm: AlarmSummary::of(alarm),
+            alarm: AlarmSummary {
+                account_alias: snapshot
+                    .account_alias
+                    .as_deref()
+                    .and_then(crate::account::clean_alias),
+                ..AlarmSummary::of(alarm)
+            },
             load_balancer: Some(LbSummary {
                 kind: s.kind,
                 name: s.name.clone(),
@@ -275,10 +286,9 @@ impl Report {
         })
     }
 
-    /// The notice for an alarm raised in another account than the one elbmedic runs in: its
-    /// load balancer cannot be read from here, so it is not diagnosed.
-    pub fn cross_account(alarm: &Alarm, lb: &LbRef, own_account: &str) -> Self {
-        let alarm_account = alarm.account_id.as_deref().unwrap_or("unknown");
+    /// The report for an alarm whose account cannot be read from this deployment: outside
+    /// `ALLOWED_ACCOUNTS`, or its member role not assumed. Nothing was checked, and it says so.
+    pub fn account_refused(alarm: &Alarm, lb: &LbRef, refusal: &AccountRefusal) -> Self {
         Self {
             report_version: REPORT_VERSION,
             generator: generator(),
@@ -286,21 +296,27 @@ impl Report {
             load_balancer: Some(LbSummary::of_ref(lb)),
             verdict: Verdict {
                 status: VerdictStatus::Unsupported,
-                headline: format!(
-                    "{} comes from account {alarm_account}; cross-account diagnosis is not supported yet",
-                    alarm.alarm_name
-                ),
+                headline: format!("{}: {}", alarm.alarm_name, refusal.headline()),
             },
             findings: Vec::new(),
             checked: Vec::new(),
             gaps: Vec::new(),
-            next_steps: vec![format!(
-                "elbmedic runs in account {own_account} and can only read load balancers there. Deploy elbmedic in account {alarm_account} and point this alarm at that deployment's alarm topic, or run `elbmedic diagnose --event FILE` with credentials for {alarm_account}."
-            )],
+            next_steps: vec![
+                refusal.next_step(),
+                "Nothing about the load balancer was read, so nothing is ruled out.".into(),
+            ],
             recent_changes: Vec::new(),
             remediation: None,
             follow_up_of: None,
         }
+    }
+
+    /// How the subject and the first lines name the account: its alias, else its id.
+    pub fn account_label(&self) -> Option<&str> {
+        self.alarm
+            .account_alias
+            .as_deref()
+            .or(self.alarm.account_id.as_deref())
     }
 
     /// An SNS subject: starts with the verdict, under 100 characters, one line.
@@ -309,7 +325,11 @@ impl Report {
             return follow_up_subject(&first.subject);
         }
         let (label, headline) = self.headline();
-        let text = format!("[elbmedic] {label}: {headline}");
+        let tag = match self.account_label() {
+            Some(account) => format!("[elbmedic {account}]"),
+            None => "[elbmedic]".into(),
+        };
+        let text = format!("{tag} {label}: {headline}");
         let clean = escape::one_line(&text);
         if clean.chars().count() <= MAX_SUBJECT_CHARS {
             return clean;

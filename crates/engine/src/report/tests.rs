@@ -77,8 +77,8 @@ fn subject_is_short_single_line_and_starts_with_the_verdict() {
         assert!(subject.chars().count() < 100, "{subject}");
         assert!(!subject.chars().any(char::is_control));
         assert!(
-            subject.starts_with("[elbmedic] CAUSE FOUND: ")
-                || subject.starts_with("[elbmedic] NO KNOWN CAUSE FOUND: "),
+            subject.starts_with("[elbmedic 111122223333] CAUSE FOUND: ")
+                || subject.starts_with("[elbmedic 111122223333] NO KNOWN CAUSE FOUND: "),
             "{subject}"
         );
     }
@@ -116,7 +116,7 @@ fn not_diagnosed_alarms_get_short_reports() {
 }
 
 #[test]
-fn cross_account_alarms_get_a_clear_notice() {
+fn an_unreachable_account_gets_a_report_that_claims_no_check() {
     let event = crate::scenarios::find("alb-idle-timeout").unwrap().event;
     let Intake::Diagnose {
         alarm,
@@ -125,9 +125,36 @@ fn cross_account_alarms_get_a_clear_notice() {
     else {
         panic!()
     };
-    let report = Report::cross_account(&alarm, &load_balancer, "999999999999");
+    let refusal = crate::account::AccountRefusal::NotAllowed {
+        account: "111122223333".into(),
+        own: "999999999999".into(),
+    };
+    let report = Report::account_refused(&alarm, &load_balancer, &refusal);
     assert_eq!(report.verdict.status, VerdictStatus::Unsupported);
     assert!(report.verdict.headline.contains("account 111122223333"));
     assert!(report.next_steps[0].contains("999999999999"));
-    assert!(report.subject().starts_with("[elbmedic] UNSUPPORTED: "));
+    assert!(report.checked.is_empty() && report.findings.is_empty());
+    assert!(report
+        .subject()
+        .starts_with("[elbmedic 111122223333] UNSUPPORTED: "));
+    let text = super::text::render_text(&report);
+    assert!(text.lines().nth(2).unwrap().starts_with("Account: 111122223333"), "{text}");
+    assert!(!text.contains("rule out"), "{text}");
+}
+
+/// The alias names the account in the subject (shorter, and what people call it); the id
+/// stays on the first lines. An alias that IAM could not have produced is dropped.
+#[test]
+fn reports_name_the_account_by_alias_and_id() {
+    let scenario = crate::scenarios::find("alb-idle-timeout").unwrap();
+    let mut world = scenario.world().unwrap();
+    world.account_alias = Some("prod-payments".into());
+    let (alarm, lb) = scenario.alarm().unwrap();
+    let report = Report::diagnosed(&alarm, &lb, &world);
+    assert!(report.subject().starts_with("[elbmedic prod-payments] "), "{}", report.subject());
+    assert!(super::text::render_text(&report).contains("Account: 111122223333 (prod-payments)"));
+    world.account_alias = Some("<!channel>".into());
+    let report = Report::diagnosed(&alarm, &lb, &world);
+    assert!(report.subject().starts_with("[elbmedic 111122223333] "));
+    assert!(!super::text::render_text(&report).contains("channel"));
 }

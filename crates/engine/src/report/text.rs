@@ -76,6 +76,14 @@ pub fn render_text(report: &Report) -> String {
 
 fn header(report: &Report, out: &mut String) {
     let alarm = &report.alarm;
+    if let Some(account) = &alarm.account_id {
+        let alias = alarm
+            .account_alias
+            .as_deref()
+            .map(|a| format!(" ({a})"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "Account: {}", one_line(&format!("{account}{alias}")));
+    }
     if let Some(lb) = &report.load_balancer {
         let _ = writeln!(
             out,

@@ -27,7 +27,7 @@ pub async fn run_plan(handler: &elbmedic_remediate::Handler, plan: &str, run: &s
         .handle(&payload, now(), run)
         .await
         .expect("no failed invocation");
-    policy::assert_granted("RemediateRole", &handler.regions.actions().await);
+    policy::assert_granted("RemediateRole", &handler.accounts.actions().await);
     summary
 }
 
@@ -100,7 +100,7 @@ pub async fn planned_by(
         .handle(&payload, Some(ACCOUNT), now())
         .await
         .unwrap();
-    policy::assert_granted("DiagnoseRole", &handler.regions.actions().await);
+    policy::assert_granted("DiagnoseRole", &handler.accounts.actions().await);
     let _diagnosis = published_report(aws, &t.reports_queue).await;
     published_report(aws, &t.plans_queue).await.to_string()
 }
