@@ -4,6 +4,7 @@
 
 mod support;
 
+use elbmedic_aws::accounts::Accounts;
 use elbmedic_aws::clients::{CallLimits, Clients, Regions};
 use elbmedic_aws::pipeline::{self, Facts, Handled, OwnAccount, Run};
 use elbmedic_aws::settings::{Config, Role};
@@ -680,10 +681,10 @@ async fn an_alb_is_found_by_name_when_the_derived_arn_misses() {
         alb_event("HTTPCode_ELB_504_Count", &id, now).replace("123456789012", "210987654321");
     assert!(event.contains("210987654321"));
     let config = Config::from_env(Role::Cli, |_| None).unwrap();
-    let regions = Regions::new(CallLimits::default());
+    let accounts = Accounts::new(Regions::new(CallLimits::default()), Default::default());
     let run = Run {
         config: &config,
-        facts: Facts::Live(&regions),
+        facts: Facts::Live(&accounts),
         handoff: Handoff::Topic,
         own_account: OwnAccount::known(None),
         now,
