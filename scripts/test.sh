@@ -69,14 +69,14 @@ step "benchmark compiles (run it with: cargo bench -p elbmedic-engine --bench di
 cargo bench -p elbmedic-engine --bench diagnose --locked --no-run
 
 step "templates: cfn-lint"
-cfn-lint infra/template.yaml infra/alarms.yaml
+cfn-lint infra/template.yaml infra/alarms.yaml infra/member-role.yaml
 
 step "templates: who may invoke the functions (the real SAM translator)"
 "$sam_venv/bin/python" scripts/check-invoke-permissions.py infra/template.yaml
 
 step "templates: checkov (offline; every skip is justified in the template)"
 "$checkov_venv/bin/checkov" --skip-download --quiet --compact --framework cloudformation \
-  -f infra/template.yaml -f infra/alarms.yaml
+  -f infra/template.yaml -f infra/alarms.yaml -f infra/member-role.yaml
 
 # The artifacts SAM deploys, built as a user builds them: `sam build` runs `cargo lambda build
 # --release --arm64` in each function's package. The arm64 standard library is installed if

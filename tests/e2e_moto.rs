@@ -711,7 +711,7 @@ async fn an_alb_is_found_by_name_when_the_derived_arn_misses() {
     let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let headline = printed["verdict"]["headline"].as_str().unwrap();
     assert!(
-        headline.contains("comes from account 210987654321"),
+        headline.contains("account 210987654321 is not one this deployment serves"),
         "{headline}"
     );
     assert!(printed["next_steps"][0]

@@ -80,7 +80,7 @@ impl Accounts {
                 return Ok(cached.clients.clone());
             }
         }
-        let fresh = self.assume(&central, account, region, alarm_name).await?;
+        let fresh = Box::pin(self.assume(&central, account, region, alarm_name)).await?;
         let clients = fresh.clients.clone();
         assumed.insert(key, fresh);
         Ok(clients)

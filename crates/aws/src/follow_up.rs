@@ -216,6 +216,7 @@ pub enum Outcome {
 /// account and region). Returns each record's message id and outcome.
 pub async fn run(
     accounts: &Accounts,
+    own_account: Option<&str>,
     config: &Config,
     records: &[QueuedRecord],
     now: i64,
@@ -225,7 +226,7 @@ pub async fn run(
         if index > 0 {
             tokio::time::sleep(BETWEEN_RECORDS).await;
         }
-        let outcome = Box::pin(one(accounts, config, record, now)).await;
+        let outcome = Box::pin(one(accounts, own_account, config, record, now)).await;
         match &outcome {
             Outcome::Dropped(reason) => {
                 tracing::error!(message_id = %record.message_id, reason = %reason, "follow-up dropped")
@@ -242,7 +243,13 @@ pub async fn run(
     outcomes
 }
 
-async fn one(accounts: &Accounts, config: &Config, record: &QueuedRecord, now: i64) -> Outcome {
+async fn one(
+    accounts: &Accounts,
+    own_account: Option<&str>,
+    config: &Config,
+    record: &QueuedRecord,
+    now: i64,
+) -> Outcome {
     let Some(queue) = &config.follow_up else {
         return Outcome::Dropped(
             "the follow-up pass is off (FOLLOW_UP_DELAY=0 or no FOLLOW_UP_QUEUE_URL)".into(),
@@ -259,10 +266,9 @@ async fn one(accounts: &Accounts, config: &Config, record: &QueuedRecord, now: i
         Ok(message) => message,
         Err(reason) => return Outcome::Dropped(reason),
     };
-    // The queue is the deployment's own: its account is ours.
     let clients = match accounts
         .clients_for(
-            Some(&queue.account),
+            own_account,
             message.alarm.account_id.as_deref(),
             &message.alarm.region,
             &message.alarm.alarm_name,

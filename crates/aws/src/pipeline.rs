@@ -144,7 +144,7 @@ pub async fn expand(
                 let children = match &run.facts {
                     Facts::Live(accounts) => {
                         // The children live in the composite's own account.
-                        match reach(run, accounts, &alarm).await {
+                        match Box::pin(reach(run, accounts, &alarm)).await {
                             Ok(clients) => {
                                 let max = run.config.max_composite_children;
                                 composite::expand(&clients, intake, max).await
@@ -193,15 +193,9 @@ pub async fn reach(
 ) -> Result<Clients, AccountRefusal> {
     let central = accounts.regions.get(&alarm.region).await;
     let own = run.own_account.get(&central).await;
-    accounts
-        .clients_for(
-            own,
-            alarm.account_id.as_deref(),
-            &alarm.region,
-            &alarm.alarm_name,
-            run.now,
-        )
-        .await
+    let account = alarm.account_id.as_deref();
+    let reaching = accounts.clients_for(own, account, &alarm.region, &alarm.alarm_name, run.now);
+    Box::pin(reaching).await
 }
 
 /// (the alarm's account, ours) when the alarm belongs to another account than `own`: its load
@@ -299,7 +293,7 @@ async fn diagnosed(run: &Run<'_>, alarm: &Alarm, lb: &LbRef) -> Result<Diagnosed
             // A member account's role is assumed before the gather; otherwise the own account
             // is asked beside it, not before it: the critical path stays the API depth.
             let clients = match member {
-                Some(_) => match reach(run, accounts, alarm).await {
+                Some(_) => match Box::pin(reach(run, accounts, alarm)).await {
                     Ok(clients) => clients,
                     Err(refusal) => {
                         return Ok(Diagnosed::report(Report::account_refused(alarm, lb, &refusal)))

@@ -54,6 +54,7 @@ fn iam_prefix(service: &str) -> &str {
         "sts" => "sts",
         "sqs" => "sqs",
         "s3" => "s3",
+        "iam" => "iam",
         _ => service,
     }
 }

@@ -153,6 +153,18 @@ fn fault_rules() -> Vec<Rule> {
 
 async fn clients(rules: &[Rule]) -> Clients {
     let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+    // Every gather asks the account's alias; these tests are about other calls.
+    let alias = mock!(aws_sdk_iam::Client::list_account_aliases)
+        .sequence()
+        .output(|| {
+            aws_sdk_iam::operation::list_account_aliases::ListAccountAliasesOutput::builder()
+                .set_account_aliases(Some(Vec::new()))
+                .build()
+                .unwrap()
+        })
+        .repeatedly()
+        .build();
+    interceptor = interceptor.with_rule(&alias);
     for rule in rules {
         interceptor = interceptor.with_rule(rule);
     }

@@ -44,7 +44,7 @@ impl Handler {
         self.accounts.clear_logs().await;
         if let Some(queued) = follow_up::queued_records(payload) {
             // Boxed: the pass's future is deep, and the handler's is deep already.
-            return Ok(Box::pin(self.follow_up(&queued, now)).await);
+            return Ok(Box::pin(self.follow_up(&queued, own_account, now)).await);
         }
         let records = match parse_value(payload) {
             Ok(records) => records,
@@ -97,8 +97,14 @@ impl Handler {
 
     /// The follow-up pass over an SQS event: the answer is SQS's partial-batch response, so
     /// only a record whose report could not be published is retried.
-    async fn follow_up(&self, queued: &[follow_up::QueuedRecord], now: i64) -> Value {
-        let outcomes = follow_up::run(&self.accounts, &self.config, queued, now).await;
+    async fn follow_up(
+        &self,
+        queued: &[follow_up::QueuedRecord],
+        own_account: Option<&str>,
+        now: i64,
+    ) -> Value {
+        let outcomes =
+            follow_up::run(&self.accounts, own_account, &self.config, queued, now).await;
         let failures: Vec<Value> = outcomes
             .iter()
             .filter(|(_, outcome)| matches!(outcome, follow_up::Outcome::Failed(_)))

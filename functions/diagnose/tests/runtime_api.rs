@@ -133,7 +133,7 @@ fn scenario_event(name: &str) -> serde_json::Value {
 }
 
 #[tokio::test]
-async fn a_cross_account_alarm_gets_a_notice_not_a_failure() {
+async fn an_alarm_of_an_account_not_served_gets_a_report_not_a_failure() {
     let moto = Moto::start();
     use_moto(&moto);
     let aws = Aws::new(&moto.url).await;
@@ -161,7 +161,11 @@ async fn a_cross_account_alarm_gets_a_notice_not_a_failure() {
     assert!(published["verdict"]["headline"]
         .as_str()
         .unwrap()
-        .contains("cross-account diagnosis is not supported yet"));
+        .contains("account 111122223333 is not one this deployment serves (ALLOWED_ACCOUNTS)"));
+    assert!(published["next_steps"][0]
+        .as_str()
+        .unwrap()
+        .contains("elbmedic-member-roles"));
 
     // A composite alarm of that account: its children cannot be read from here either.
     let composite = format!(
@@ -181,9 +185,7 @@ async fn a_cross_account_alarm_gets_a_notice_not_a_failure() {
     let published = published_report(&aws, &queue).await;
     let headline = published["verdict"]["headline"].as_str().unwrap();
     assert!(
-        headline.contains(
-            "composite alarm of account 111122223333; elbmedic runs in account 999999999999"
-        ),
+        headline.contains("composite alarm whose child alarms cannot be read: account 111122223333 is not one this deployment serves"),
         "{headline}"
     );
 }

@@ -262,7 +262,7 @@ async fn the_template_grants_exactly_what_the_functions_call() {
     .await;
     prefix_list_rule(&aws, &net).await;
     let event = alb_event("HTTPCode_ELB_504_Count", &id, at);
-    seen.run_with(&aws, &t, &event, true).await;
+    Box::pin(seen.run_with(&aws, &t, &event, true)).await;
 
     // SG: AuthorizeSecurityGroupIngress by group reference.
     let (_moto, aws, t) = fresh().await;
@@ -271,19 +271,19 @@ async fn the_template_grants_exactly_what_the_functions_call() {
     let at = now();
     let errors = [0.0, 60.0, 64.0];
     alb_metrics(&aws, &id, at, &errors, &[0.0; 3], &errors, &errors).await;
-    seen.run(&aws, &t, &alb_event("HTTPCode_ELB_504_Count", &id, at))
-        .await;
+    Box::pin(seen.run(&aws, &t, &alb_event("HTTPCode_ELB_504_Count", &id, at))).await;
 
     // ALB idle timeout, alarmed through a composite alarm: DescribeAlarms (diagnose follows
     // the composite to its child), ModifyLoadBalancerAttributes, the ledger's cooldown.
     let (_moto, aws, t) = fresh().await;
     let (_, event) = idle_scenario(&aws).await;
-    seen.run(&aws, &t, &composite_of(&aws, &event).await).await;
+    let composite = composite_of(&aws, &event).await;
+    Box::pin(seen.run(&aws, &t, &composite)).await;
 
     // Classic LB idle timeout: instance targets, DescribeInstanceHealth.
     let (_moto, aws, t) = fresh().await;
     let (_, event) = clb_idle_scenario(&aws, "a1b2c3d4e5f6").await;
-    seen.run(&aws, &t, &event).await;
+    Box::pin(seen.run(&aws, &t, &event)).await;
 
     let template = template();
     let diagnose_platform: Vec<(&str, &str)> =

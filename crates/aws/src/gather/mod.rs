@@ -175,14 +175,15 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
         access_logs: None,
         gaps: Vec::new(),
     };
-    let state = async {
+    // Boxed, as the other leaves: a debug build's poll frames would hold them all in line.
+    let state = Box::pin(async {
         match lb.kind {
             LbKind::Classic => classic::gather(clients, deadline, &mut world).await,
             LbKind::Application => {
                 application::gather(clients, deadline, options, &mut world).await
             }
         }
-    };
+    });
     let history = async {
         match &options.ledger_table {
             Some(table) => Some(
@@ -200,7 +201,7 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
     };
     // Leaves of the whole gather: nothing waits for the metrics or the ledger, so they run
     // beside every round and are joined only at the end.
-    let metrics = metrics::gather(clients, lb.kind, &lb.id, options, deadline);
+    let metrics = Box::pin(metrics::gather(clients, lb.kind, &lb.id, options, deadline));
     let changes = async {
         if options.recent_changes == ChangeLookups::Off {
             return None;
@@ -210,7 +211,7 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
         let window = options.window();
         Some(trail::look_up(clients, resource.as_deref(), window, lookups, deadline).await)
     };
-    let alias = bounded(deadline, clients.account_alias());
+    let alias = Box::pin(bounded(deadline, clients.account_alias()));
     let ((), history, (series, metric_gaps), changes, alias) =
         tokio::join!(state, history, metrics, changes, alias);
     world.account_alias = alias.flatten();
