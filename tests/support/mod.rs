@@ -24,16 +24,50 @@ pub struct Aws {
     pub sqs: aws_sdk_sqs::Client,
     pub s3: aws_sdk_s3::Client,
     pub config: aws_config::SdkConfig,
+    /// The account these clients act in.
+    pub account: String,
 }
 
 impl Aws {
+    /// The clients of moto's default account, 123456789012 (the central account in the
+    /// organization tests).
     pub async fn new(url: &str) -> Self {
+        let credentials =
+            aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "tests");
+        Self::with_credentials(url, credentials, "123456789012").await
+    }
+
+    /// The clients of another account on the same moto: moto gives an assumed role's
+    /// credentials that role's account (so MOTO_ACCOUNT_ID must stay unset).
+    pub async fn in_account(url: &str, account: &str) -> Self {
+        let central = Self::new(url).await;
+        let assumed = aws_sdk_sts::Client::new(&central.config)
+            .assume_role()
+            .role_arn(format!("arn:aws:iam::{account}:role/elbmedic-test-setup"))
+            .role_session_name("elbmedic-test-setup")
+            .send()
+            .await
+            .unwrap();
+        let c = assumed.credentials().unwrap();
+        let credentials = aws_sdk_ec2::config::Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            None,
+            "tests",
+        );
+        Self::with_credentials(url, credentials, account).await
+    }
+
+    async fn with_credentials(
+        url: &str,
+        credentials: aws_sdk_ec2::config::Credentials,
+        account: &str,
+    ) -> Self {
         let config = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(REGION))
             .endpoint_url(url)
-            .credentials_provider(aws_sdk_ec2::config::Credentials::new(
-                "testing", "testing", None, None, "tests",
-            ))
+            .credentials_provider(credentials)
             .load()
             .await;
         Self {
@@ -51,6 +85,7 @@ impl Aws {
                     .build(),
             ),
             config,
+            account: account.to_string(),
         }
     }
 }
@@ -585,7 +620,8 @@ pub async fn access_logs(
     lines: &[String],
     node: u8,
 ) {
-    let arn = format!("arn:aws:elasticloadbalancing:{REGION}:123456789012:loadbalancer/{alb_id}");
+    let account = &aws.account;
+    let arn = format!("arn:aws:elasticloadbalancing:{REGION}:{account}:loadbalancer/{alb_id}");
     let _ = aws
         .s3
         .create_bucket()
@@ -615,7 +651,7 @@ pub async fn access_logs(
     let end = (at.div_euclid(300) + 1) * 300;
     let time = chrono::DateTime::from_timestamp(end, 0).unwrap();
     let key = format!(
-        "{prefix}/AWSLogs/123456789012/elasticloadbalancing/{REGION}/{}/123456789012_elasticloadbalancing_{REGION}_{}_{}_10.0.1.{node}_2x9k3l4m.log.gz",
+        "{prefix}/AWSLogs/{account}/elasticloadbalancing/{REGION}/{}/{account}_elasticloadbalancing_{REGION}_{}_{}_10.0.1.{node}_2x9k3l4m.log.gz",
         time.format("%Y/%m/%d"),
         alb_id.replace('/', "."),
         time.format("%Y%m%dT%H%MZ"),
@@ -861,6 +897,32 @@ pub async fn composite_of(aws: &Aws, child_event: &str) -> String {
     let mut composite = event.clone();
     composite["Records"][0]["Sns"]["Message"] = serde_json::json!(message.to_string());
     composite.to_string()
+}
+
+/// `event` as raised in `account`: the alarm's AWSAccountId and ARNs (a composite's children
+/// too) name it; the topic stays the central one, as a member account's alarm notifies it.
+pub fn in_member_account(event: &str, account: &str) -> String {
+    let mut event: serde_json::Value = serde_json::from_str(event).unwrap();
+    let message = event["Records"][0]["Sns"]["Message"].as_str().unwrap();
+    let moved = message
+        .replace(
+            "\"AWSAccountId\":\"123456789012\"",
+            &format!("\"AWSAccountId\":\"{account}\""),
+        )
+        .replace(":123456789012:alarm:", &format!(":{account}:alarm:"));
+    assert_ne!(moved, message, "the event names the default account");
+    event["Records"][0]["Sns"]["Message"] = serde_json::json!(moved);
+    event.to_string()
+}
+
+/// Sets `alias` as the account alias of `aws`'s account.
+pub async fn account_alias(aws: &Aws, alias: &str) {
+    aws_sdk_iam::Client::new(&aws.config)
+        .create_account_alias()
+        .account_alias(alias)
+        .send()
+        .await
+        .unwrap();
 }
 
 pub fn now() -> i64 {

@@ -262,6 +262,18 @@ impl Regions {
         }
     }
 
+    /// Clients already built (tests inject faulty or scripted AWS through here), used for
+    /// their region instead of loading the standard configuration.
+    pub fn preloaded(clients: Clients) -> Self {
+        let regions = Self::default();
+        regions
+            .loaded
+            .try_lock()
+            .expect("a new lock is free")
+            .insert(clients.region.clone(), clients);
+        regions
+    }
+
     /// The clients for `region`, loaded the first time it is asked for.
     pub async fn get(&self, region: &str) -> Clients {
         let mut loaded = self.loaded.lock().await;

@@ -154,14 +154,8 @@ pub async fn expand(
                     }
                     // Offline, the children cannot be read: the composite is reported as such.
                     Facts::Replay { .. } => {
-                        match other_account(&alarm, run.own_account.get_offline()) {
-                            Some((theirs, own)) => {
-                                let refusal = AccountRefusal::NotAllowed {
-                                    account: theirs.to_string(),
-                                    own: own.to_string(),
-                                };
-                                vec![refused_composite(alarm, &refusal)]
-                            }
+                        match not_ours(&alarm, run.own_account.get_offline()) {
+                            Some(refusal) => vec![refused_composite(alarm, &refusal)],
                             None => vec![intake],
                         }
                     }
@@ -198,12 +192,16 @@ pub async fn reach(
     Box::pin(reaching).await
 }
 
-/// (the alarm's account, ours) when the alarm belongs to another account than `own`: its load
-/// balancer, or a composite's children, cannot be read from here.
-fn other_account<'a>(alarm: &'a Alarm, own: Option<&'a str>) -> Option<(&'a str, &'a str)> {
+/// The refusal for an alarm of another account than `own`, which this deployment does not
+/// serve (the caller has checked `ALLOWED_ACCOUNTS`): its load balancer, or a composite's
+/// children, cannot be read from here. `None` when it is ours, or either is unknown.
+fn not_ours(alarm: &Alarm, own: Option<&str>) -> Option<AccountRefusal> {
     let theirs = alarm.account_id.as_deref()?;
     let own = own.filter(|own| *own != theirs)?;
-    Some((theirs, own))
+    Some(AccountRefusal::NotAllowed {
+        account: theirs.to_string(),
+        own: own.to_string(),
+    })
 }
 
 async fn handle_one(run: &Run<'_>, number: usize, intake: Intake) -> Handled {
@@ -279,17 +277,19 @@ async fn diagnosed(run: &Run<'_>, alarm: &Alarm, lb: &LbRef) -> Result<Diagnosed
                     lb.id, world.load_balancer.id
                 ));
             }
-            if let Some((theirs, own)) = other_account(alarm, run.own_account.get_offline()) {
-                let refusal = AccountRefusal::NotAllowed {
-                    account: theirs.to_string(),
-                    own: own.to_string(),
-                };
+            if let Some(refusal) = not_ours(alarm, run.own_account.get_offline()) {
                 return Ok(Diagnosed::report(Report::account_refused(alarm, lb, &refusal)));
             }
             ((*world).clone(), None)
         }
         Facts::Live(accounts) => {
             let member = alarm.account_id.as_deref().filter(|a| accounts.serves(a));
+            // An account this deployment does not serve is refused before anything is read,
+            // when the own account is known up front (a function's ARN names it).
+            let known_own = run.own_account.get_offline();
+            if let (None, Some(refusal)) = (member, not_ours(alarm, known_own)) {
+                return Ok(Diagnosed::report(Report::account_refused(alarm, lb, &refusal)));
+            }
             // A member account's role is assumed before the gather; otherwise the own account
             // is asked beside it, not before it: the critical path stays the API depth.
             let clients = match member {
@@ -314,11 +314,7 @@ async fn diagnosed(run: &Run<'_>, alarm: &Alarm, lb: &LbRef) -> Result<Diagnosed
                 run.config.change_lookups,
             ));
             let (own, world) = tokio::join!(run.own_account.get(&clients), gathering);
-            if let (None, Some((theirs, own))) = (member, other_account(alarm, own)) {
-                let refusal = AccountRefusal::NotAllowed {
-                    account: theirs.to_string(),
-                    own: own.to_string(),
-                };
+            if let (None, Some(refusal)) = (member, not_ours(alarm, own)) {
                 return Ok(Diagnosed::report(Report::account_refused(alarm, lb, &refusal)));
             }
             (world, Some(clients))

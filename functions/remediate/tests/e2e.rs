@@ -23,18 +23,6 @@ use support::moto::{use_moto, Moto};
 use support::runtime_api::invoke;
 use support::*;
 
-/// The `diagnose` binary, built next to `remediate` by the workspace's test build.
-fn diagnose_binary() -> String {
-    let remediate = std::path::Path::new(env!("CARGO_BIN_EXE_remediate"));
-    let diagnose = remediate.with_file_name("diagnose");
-    assert!(
-        diagnose.exists(),
-        "{} is missing: build it with `cargo build -p elbmedic-diagnose` (scripts/test.sh does)",
-        diagnose.display()
-    );
-    diagnose.display().to_string()
-}
-
 async fn egress_entries(aws: &Aws, acl: &str) -> Vec<NetworkAclEntry> {
     let out = aws
         .ec2

@@ -13,6 +13,18 @@ use crate::support::*;
 /// The account of the alarms `alarm_event` builds, and of the functions.
 pub const ACCOUNT: &str = "123456789012";
 
+/// The `diagnose` binary, built next to `remediate` by the workspace's test build.
+pub fn diagnose_binary() -> String {
+    let remediate = std::path::Path::new(env!("CARGO_BIN_EXE_remediate"));
+    let diagnose = remediate.with_file_name("diagnose");
+    assert!(
+        diagnose.exists(),
+        "{} is missing: build it with `cargo build -p elbmedic-diagnose` (scripts/test.sh does)",
+        diagnose.display()
+    );
+    diagnose.display().to_string()
+}
+
 /// An SNS event from `topic` carrying `message`, as Lambda delivers it.
 pub fn sns_event(topic: &str, message: &str) -> String {
     json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Type": "Notification", "TopicArn": topic, "Message": message}}]})
