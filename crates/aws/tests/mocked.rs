@@ -391,3 +391,195 @@ async fn remediation_sends_no_lb_attribute_but_the_idle_timeout() {
         clb[0]
     );
 }
+
+// --- The organization deployment: what moto cannot show (it ignores trust policies and
+// external ids, and its credentials never expire). ---
+
+const CENTRAL: &str = "123456789012";
+const MEMBER: &str = "111122223333";
+
+fn organization() -> elbmedic_aws::settings::Organization {
+    elbmedic_aws::settings::Organization {
+        allowed_accounts: [MEMBER.to_string()].into(),
+        member_role_name: Some("elbmedic-member-read".into()),
+        external_id: Some("elbmedic-7f3a".into()),
+    }
+}
+
+fn assumed_until(expires_at: i64) -> aws_sdk_sts::operation::assume_role::AssumeRoleOutput {
+    aws_sdk_sts::operation::assume_role::AssumeRoleOutput::builder()
+        .credentials(
+            aws_sdk_sts::types::Credentials::builder()
+                .access_key_id("ASIAMEMBER")
+                .secret_access_key("secret")
+                .session_token("token")
+                .expiration(aws_smithy_types::DateTime::from_secs(expires_at))
+                .build()
+                .unwrap(),
+        )
+        .build()
+}
+
+/// An alarm of the member account is assumed into with the role, the external id and a
+/// session named for the alarm; a role that does not trust the deployment (STS answers
+/// AccessDenied) becomes a report that says so and names the StackSet, not a failure.
+#[tokio::test]
+async fn a_member_role_that_cannot_be_assumed_is_a_report_naming_the_stack_set() {
+    use elbmedic_aws::accounts::Accounts;
+    use elbmedic_aws::clients::Regions;
+    use elbmedic_aws::pipeline::{handle, Facts, Handled, OwnAccount, Run};
+    let refused = mock!(aws_sdk_sts::Client::assume_role)
+        .match_requests(|r| {
+            r.role_arn() == Some("arn:aws:iam::111122223333:role/elbmedic-member-read")
+                && r.external_id() == Some("elbmedic-7f3a")
+                && r.role_session_name() == Some("elbmedic-checkout-alb-HTTPCode_ELB_504_Count")
+        })
+        .then_http_response(|| {
+            http(
+                403,
+                "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:sts::123456789012:assumed-role/elbmedic-diagnose-eu-west-1/diagnose is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::111122223333:role/elbmedic-member-read</Message></Error><RequestId>r1</RequestId></ErrorResponse>",
+            )
+        });
+    let clients = clients(std::slice::from_ref(&refused)).await;
+    let accounts = Accounts::new(Regions::preloaded(clients), organization());
+    let config = elbmedic_aws::settings::Config::from_env(
+        elbmedic_aws::settings::Role::Cli,
+        |_| None,
+    )
+    .unwrap();
+    let run = Run {
+        config: &config,
+        facts: Facts::Live(&accounts),
+        handoff: elbmedic_engine::plan::proposal::Handoff::Topic,
+        own_account: OwnAccount::known(Some(CENTRAL.into())),
+        now: 1_795_456_800,
+        run_id: "test",
+    };
+    let event = elbmedic_engine::scenarios::find("alb-idle-timeout").unwrap().event;
+    let records = elbmedic_engine::alarm::parse_input(event.as_bytes()).unwrap();
+    let handled = handle(&run, records).await;
+    let [Handled::Reported(record)] = handled.as_slice() else {
+        panic!("{handled:?}")
+    };
+    assert_eq!(refused.num_calls(), 1);
+    let report = &record.report;
+    assert_eq!(
+        report.verdict.status,
+        elbmedic_engine::diagnosis::VerdictStatus::Unsupported
+    );
+    assert!(
+        report.verdict.headline.contains(
+            "account 111122223333 could not be read: role arn:aws:iam::111122223333:role/elbmedic-member-read was not assumed"
+        ),
+        "{}",
+        report.verdict.headline
+    );
+    assert!(report.next_steps[0].contains("AccessDenied"), "{:?}", report.next_steps);
+    assert!(report.next_steps[0].contains("elbmedic-member-roles"));
+    assert!(report.checked.is_empty() && report.findings.is_empty());
+    assert!(record.plan.is_none() && record.world.is_none());
+}
+
+/// Assumed clients are kept per (account, region) until their credentials are within five
+/// minutes of expiry, then assumed again; the clock is the caller's.
+#[tokio::test]
+async fn assumed_clients_are_kept_until_their_credentials_near_expiry() {
+    use elbmedic_aws::accounts::{Accounts, RENEW_BEFORE_EXPIRY_SECONDS};
+    use elbmedic_aws::clients::Regions;
+    let t0 = 1_795_456_800;
+    let assume = mock!(aws_sdk_sts::Client::assume_role)
+        .sequence()
+        .output(move || assumed_until(t0 + 3600))
+        .output(move || assumed_until(t0 + 7200))
+        .build();
+    let accounts = Accounts::new(
+        Regions::preloaded(clients(std::slice::from_ref(&assume)).await),
+        organization(),
+    );
+    let reach = |now: i64| {
+        let accounts = &accounts;
+        async move {
+            accounts
+                .clients_for(Some(CENTRAL), Some(MEMBER), "eu-west-1", "a", now)
+                .await
+                .expect("assumed")
+        }
+    };
+    let first = reach(t0).await;
+    assert_eq!(first.member_account.as_deref(), Some(MEMBER));
+    reach(t0 + 1000).await;
+    reach(t0 + 3600 - RENEW_BEFORE_EXPIRY_SECONDS - 1).await;
+    assert_eq!(assume.num_calls(), 1, "kept while the credentials last");
+    reach(t0 + 3600 - RENEW_BEFORE_EXPIRY_SECONDS + 1).await;
+    assert_eq!(assume.num_calls(), 2, "renewed near expiry");
+    reach(t0 + 4000).await;
+    assert_eq!(assume.num_calls(), 2, "the renewed credentials are kept");
+    // The own account, and an alarm naming none, never assume anything.
+    let own = accounts
+        .clients_for(Some(CENTRAL), Some(CENTRAL), "eu-west-1", "a", t0)
+        .await
+        .unwrap();
+    assert_eq!(own.member_account, None);
+    assert!(accounts
+        .clients_for(Some(CENTRAL), None, "eu-west-1", "a", t0)
+        .await
+        .is_ok());
+    assert!(matches!(
+        accounts
+            .clients_for(Some(CENTRAL), Some("444455556666"), "eu-west-1", "a", t0)
+            .await,
+        Err(elbmedic_engine::account::AccountRefusal::NotAllowed { .. })
+    ));
+    assert_eq!(assume.num_calls(), 2);
+}
+
+/// A member account whose StackSet left remediation off has no write role: remediate's
+/// assume is refused, and the plan is refused with that reason, nothing read or applied.
+#[tokio::test]
+async fn a_missing_write_role_refuses_the_plan_with_its_reason() {
+    use elbmedic_aws::accounts::Accounts;
+    use elbmedic_aws::clients::Regions;
+    use elbmedic_engine::plan::message::{PlanMessage, Request};
+    use elbmedic_engine::report::remediation::RemediationSection;
+    let refused = mock!(aws_sdk_sts::Client::assume_role).then_http_response(|| {
+        http(
+            403,
+            "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::111122223333:role/elbmedic-member-remediate</Message></Error><RequestId>r1</RequestId></ErrorResponse>",
+        )
+    });
+    let mut org = organization();
+    org.member_role_name = Some("elbmedic-member-remediate".into());
+    let accounts = Accounts::new(
+        Regions::preloaded(clients(std::slice::from_ref(&refused)).await),
+        org,
+    );
+    let scenario = elbmedic_engine::scenarios::find("nacl-ephemeral-node-subnets").unwrap();
+    let (alarm, lb) = scenario.alarm().unwrap();
+    let world = scenario.world().unwrap();
+    let findings = elbmedic_engine::diagnosis::diagnose(&alarm, &world).findings;
+    let plan = elbmedic_engine::plan::plan(&world, &findings, &Default::default(), 1000, None);
+    let message = PlanMessage::new(Request::Apply, &alarm, &lb, &plan);
+    let config = elbmedic_aws::settings::Config::from_env(elbmedic_aws::settings::Role::Cli, |k| {
+        (k == "REMEDIATION_MODE").then(|| "auto".to_string())
+    })
+    .unwrap();
+    let refusal = accounts
+        .clients_for(Some(CENTRAL), Some(MEMBER), "eu-west-1", &alarm.alarm_name, 1000)
+        .await
+        .unwrap_err();
+    let report = elbmedic_aws::remediate::unreachable(&config, &message, &refusal);
+    let Some(RemediationSection::Outcome(outcome)) = &report.remediation else {
+        panic!("{:?}", report.remediation)
+    };
+    assert_eq!(
+        outcome.status,
+        elbmedic_engine::plan::outcome::OutcomeStatus::Refused
+    );
+    assert!(
+        outcome.headline.contains("elbmedic-member-remediate was not assumed"),
+        "{}",
+        outcome.headline
+    );
+    assert!(outcome.steps.is_empty());
+    assert!(report.next_steps[0].contains("EnableRemediation"));
+}
