@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use elbmedic_aws::clients::{CallLimits, Clients};
 use elbmedic_aws::ledger::Ledger;
-use flows::policy::{granted, is_read, template, Grant};
+use flows::policy::{granted, is_read, member_template, template, Grant};
 use flows::*;
 use support::moto::{use_moto, Moto};
 use support::*;
@@ -145,21 +145,54 @@ fn audit(
     problems
 }
 
-/// The diagnose and remediate handlers' actions after one scenario, diagnosed and remediated.
+/// The member account of the organization runs: each scenario is built there too, and its
+/// alarm diagnosed and remediated from the central account through the member roles.
+const MEMBER: &str = "210987654321";
+
+/// The handlers' actions after each scenario, diagnosed and remediated: with the functions'
+/// own roles, and with the member roles.
+#[derive(Default)]
 struct Seen {
     diagnose: BTreeSet<String>,
     remediate: BTreeSet<String>,
+    member_read: BTreeSet<String>,
+    member_remediate: BTreeSet<String>,
+}
+
+/// Which account a scenario's load balancer is in.
+#[derive(Clone, Copy, PartialEq)]
+enum In {
+    Central,
+    Member,
 }
 
 impl Seen {
-    async fn run(&mut self, aws: &Aws, t: &Topics, event: &str) {
-        self.run_with(aws, t, event, false).await
+    async fn run(&mut self, aws: &Aws, t: &Topics, event: &str, account: In) {
+        self.run_with(aws, t, event, false, account).await
     }
 
     /// As `run`; with `follow_up`, `diagnose` queues the follow-up and then runs that pass.
-    async fn run_with(&mut self, aws: &Aws, t: &Topics, event: &str, follow_up: bool) {
+    /// `aws` is the central account's; the event names the scenario's account.
+    async fn run_with(
+        &mut self,
+        aws: &Aws,
+        t: &Topics,
+        event: &str,
+        follow_up: bool,
+        account: In,
+    ) {
         let (queue, queue_arn) = queue(aws, "elbmedic-follow-up").await;
+        let organization = |role| {
+            [
+                ("ALLOWED_ACCOUNTS", MEMBER),
+                ("MEMBER_ROLE_NAME", role),
+                ("MEMBER_EXTERNAL_ID", "elbmedic-iam-proof"),
+            ]
+        };
         let mut pairs = vec![("LEDGER_TABLE", LEDGER)];
+        if account == In::Member {
+            pairs.extend(organization("elbmedic-member-read"));
+        }
         if follow_up {
             pairs.extend([
                 ("FOLLOW_UP_QUEUE_URL", queue.as_str()),
@@ -176,14 +209,20 @@ impl Seen {
                 .unwrap();
             assert_eq!(response["batchItemFailures"], serde_json::json!([]));
         }
-        let remediate = remediate_handler(
-            &t.reports,
-            &[("REMEDIATION_MODE", "auto"), ("LEDGER_TABLE", LEDGER)],
-        );
+        let mut pairs = vec![("REMEDIATION_MODE", "auto"), ("LEDGER_TABLE", LEDGER)];
+        if account == In::Member {
+            pairs.extend(organization("elbmedic-member-remediate"));
+        }
+        let remediate = remediate_handler(&t.reports, &pairs);
         let summary = run_plan(&remediate, &plan, "iam").await;
         assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
         self.diagnose.extend(diagnose.accounts.actions().await);
         self.remediate.extend(remediate.accounts.actions().await);
+        let read = diagnose.accounts.member_actions().await;
+        let written = remediate.accounts.member_actions().await;
+        assert_eq!(read.len(), usize::from(account == In::Member));
+        self.member_read.extend(read.into_values().flatten());
+        self.member_remediate.extend(written.into_values().flatten());
     }
 }
 
@@ -240,50 +279,11 @@ async fn prefix_list_rule(aws: &Aws, net: &Network) {
 
 #[tokio::test]
 async fn the_template_grants_exactly_what_the_functions_call() {
-    let mut seen = Seen {
-        diagnose: BTreeSet::new(),
-        remediate: BTreeSet::new(),
-    };
-
-    // NACL: CreateNetworkAclEntry; a prefix-list rule on the node SG.
-    let (_moto, aws, t) = fresh().await;
-    // The follow-up pass: SendMessage, then every CloudTrail lookup and the access logs.
-    let (net, id, at) = ephemeral_replies_denied(&aws).await;
-    let line = alb_log_line(&id, at - 60, at - 61, "10.0.1.10:8080", "504", "-");
-    access_logs(
-        &aws,
-        &id,
-        "elbmedic-access-logs",
-        "shop",
-        at - 60,
-        &[line],
-        17,
-    )
-    .await;
-    prefix_list_rule(&aws, &net).await;
-    let event = alb_event("HTTPCode_ELB_504_Count", &id, at);
-    Box::pin(seen.run_with(&aws, &t, &event, true)).await;
-
-    // SG: AuthorizeSecurityGroupIngress by group reference.
-    let (_moto, aws, t) = fresh().await;
-    let net = network(&aws, &[]).await;
-    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
-    let at = now();
-    let errors = [0.0, 60.0, 64.0];
-    alb_metrics(&aws, &id, at, &errors, &[0.0; 3], &errors, &errors).await;
-    Box::pin(seen.run(&aws, &t, &alb_event("HTTPCode_ELB_504_Count", &id, at))).await;
-
-    // ALB idle timeout, alarmed through a composite alarm: DescribeAlarms (diagnose follows
-    // the composite to its child), ModifyLoadBalancerAttributes, the ledger's cooldown.
-    let (_moto, aws, t) = fresh().await;
-    let (_, event) = idle_scenario(&aws).await;
-    let composite = composite_of(&aws, &event).await;
-    Box::pin(seen.run(&aws, &t, &composite)).await;
-
-    // Classic LB idle timeout: instance targets, DescribeInstanceHealth.
-    let (_moto, aws, t) = fresh().await;
-    let (_, event) = clb_idle_scenario(&aws, "a1b2c3d4e5f6").await;
-    Box::pin(seen.run(&aws, &t, &event)).await;
+    let mut seen = Seen::default();
+    // Every scenario twice: in the functions' own account, then in a member account.
+    for account in [In::Central, In::Member] {
+        Box::pin(scenarios(&mut seen, account)).await;
+    }
 
     let template = template();
     let diagnose_platform: Vec<(&str, &str)> =
@@ -304,16 +304,101 @@ async fn the_template_grants_exactly_what_the_functions_call() {
         &remediate_platform,
         UNSEEN_READS,
     ));
+    // The member roles: exactly what the functions call in a member account, nothing for
+    // the platform (Lambda, SNS, SQS and DynamoDB act in the central account).
+    let member = member_template();
+    problems.extend(audit(
+        "MemberReadRole",
+        &granted(&member, "MemberReadRole"),
+        &seen.member_read,
+        &[],
+        UNSEEN_READS,
+    ));
+    problems.extend(audit(
+        "MemberRemediateRole",
+        &granted(&member, "MemberRemediateRole"),
+        &seen.member_remediate,
+        &[],
+        UNSEEN_READS,
+    ));
     assert!(
         problems.is_empty(),
-        "the template's IAM and the code disagree:\n  {}\n\ndiagnose called: {:?}\nremediate called: {:?}",
+        "the templates' IAM and the code disagree:\n  {}\n\ndiagnose called: {:?}\nremediate called: {:?}\nmember read: {:?}\nmember remediate: {:?}",
         problems.join("\n  "),
         seen.diagnose,
-        seen.remediate
+        seen.remediate,
+        seen.member_read,
+        seen.member_remediate,
     );
-    // diagnose writes nothing but its reports, plans and follow-ups.
+    // diagnose writes nothing but its reports, plans and follow-ups; it assumes only the
+    // member read role, and writes nothing in a member account.
     let writes: Vec<&String> = seen.diagnose.iter().filter(|a| !is_read(a)).collect();
-    assert_eq!(writes, ["sns:Publish", "sqs:SendMessage"]);
+    assert_eq!(writes, ["sns:Publish", "sqs:SendMessage", "sts:AssumeRole"]);
+    assert!(seen.member_read.iter().all(|a| is_read(a)), "{:?}", seen.member_read);
+}
+
+/// The four scenarios, with their load balancers in `account`: each one's moto is fresh.
+async fn scenarios(seen: &mut Seen, account: In) {
+    // The account the load balancer is built in, and its alarm as raised there.
+    async fn target(moto: &Moto, account: In) -> Aws {
+        match account {
+            In::Central => Aws::new(&moto.url).await,
+            In::Member => {
+                let member = Aws::in_account(&moto.url, MEMBER).await;
+                account_alias(&member, "prod-payments").await;
+                member
+            }
+        }
+    }
+    let raised = |event: String| match account {
+        In::Central => event,
+        In::Member => in_member_account(&event, MEMBER),
+    };
+
+    // NACL: CreateNetworkAclEntry; a prefix-list rule on the node SG.
+    let (moto, aws, t) = fresh().await;
+    let lb_aws = target(&moto, account).await;
+    // The follow-up pass: SendMessage, then every CloudTrail lookup and the access logs.
+    let (net, id, at) = ephemeral_replies_denied(&lb_aws).await;
+    let line = alb_log_line(&id, at - 60, at - 61, "10.0.1.10:8080", "504", "-");
+    access_logs(
+        &lb_aws,
+        &id,
+        "elbmedic-access-logs",
+        "shop",
+        at - 60,
+        &[line],
+        17,
+    )
+    .await;
+    prefix_list_rule(&lb_aws, &net).await;
+    let event = raised(alb_event("HTTPCode_ELB_504_Count", &id, at));
+    Box::pin(seen.run_with(&aws, &t, &event, true, account)).await;
+
+    // SG: AuthorizeSecurityGroupIngress by group reference.
+    let (moto, aws, t) = fresh().await;
+    let lb_aws = target(&moto, account).await;
+    let net = network(&lb_aws, &[]).await;
+    let id = alb(&lb_aws, &net, ALB, &PODS, &[]).await;
+    let at = now();
+    let errors = [0.0, 60.0, 64.0];
+    alb_metrics(&lb_aws, &id, at, &errors, &[0.0; 3], &errors, &errors).await;
+    let event = raised(alb_event("HTTPCode_ELB_504_Count", &id, at));
+    Box::pin(seen.run(&aws, &t, &event, account)).await;
+
+    // ALB idle timeout, alarmed through a composite alarm: DescribeAlarms (diagnose follows
+    // the composite to its child), ModifyLoadBalancerAttributes, the ledger's cooldown.
+    let (moto, aws, t) = fresh().await;
+    let lb_aws = target(&moto, account).await;
+    let (_, event) = idle_scenario(&lb_aws).await;
+    let composite = raised(composite_of(&lb_aws, &event).await);
+    Box::pin(seen.run(&aws, &t, &composite, account)).await;
+
+    // Classic LB idle timeout: instance targets, DescribeInstanceHealth.
+    let (moto, aws, t) = fresh().await;
+    let lb_aws = target(&moto, account).await;
+    let (_, event) = clb_idle_scenario(&lb_aws, "a1b2c3d4e5f6").await;
+    Box::pin(seen.run(&aws, &t, &raised(event), account)).await;
 }
 
 fn grants(pairs: &[(&str, bool)]) -> BTreeMap<String, Grant> {

@@ -11,6 +11,13 @@ pub fn template() -> Yaml {
     serde_yaml::from_str(&text).expect("infra/template.yaml is YAML")
 }
 
+/// The member accounts' roles, rolled out by the StackSet.
+pub fn member_template() -> Yaml {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/member-role.yaml");
+    let text = std::fs::read_to_string(path).expect("infra/member-role.yaml");
+    serde_yaml::from_str(&text).expect("infra/member-role.yaml is YAML")
+}
+
 /// An `Action` element: one string or a list of them.
 fn actions_of(statement: &Yaml) -> Vec<String> {
     match &statement["Action"] {
