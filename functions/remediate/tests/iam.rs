@@ -638,3 +638,195 @@ fn the_follow_up_queue_is_the_one_that_invokes_diagnose() {
     assert!(!queue["KmsMasterKeyId"].is_null(), "the queue is encrypted");
     assert!(!queue["RedrivePolicy"]["deadLetterTargetArn"].is_null());
 }
+
+/// A `!Sub` string with the central stack's region filled in; any other value as YAML text.
+fn text(value: &serde_yaml::Value) -> String {
+    match value {
+        serde_yaml::Value::Tagged(tagged) if tagged.tag == "!Sub" => tagged
+            .value
+            .as_str()
+            .unwrap_or_default()
+            .replace("${AWS::Partition}", "aws")
+            .replace("${AWS::Region}", "eu-west-1")
+            .replace("${CentralAccountId}", "123456789012")
+            .replace("${AWS::AccountId}", "123456789012"),
+        other => serde_yaml::to_string(other).unwrap().trim().to_string(),
+    }
+}
+
+/// The statement inside `!If [CONDITION, STATEMENT, !Ref AWS::NoValue]`, when it is one.
+fn conditional<'a>(statement: &'a serde_yaml::Value, condition: &str) -> Option<&'a serde_yaml::Value> {
+    let serde_yaml::Value::Tagged(tagged) = statement else {
+        return None;
+    };
+    let parts = tagged.value.as_sequence()?;
+    (tagged.tag == "!If" && parts[0].as_str() == Some(condition)).then(|| &parts[1])
+}
+
+/// CloudWatch in a member account may publish to the central alarm topic (same region) and
+/// use its key, for the accounts of AllowedAccounts only: the publisher is the CloudWatch
+/// service, so the scope is aws:SourceAccount, not aws:PrincipalOrgID.
+#[test]
+fn member_accounts_alarms_may_publish_to_the_alarm_topic_and_use_its_key() {
+    let template = template();
+    let resources = &template["Resources"];
+    let topic = resources["AlarmTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap();
+    let key = resources["EncryptionKey"]["Properties"]["KeyPolicy"]["Statement"]
+        .as_sequence()
+        .unwrap();
+    for (statements, actions) in [
+        (topic, vec!["sns:Publish"]),
+        (key, vec!["kms:Decrypt", "kms:GenerateDataKey*"]),
+    ] {
+        let members: Vec<&serde_yaml::Value> = statements
+            .iter()
+            .filter_map(|s| conditional(s, "HasMemberAccounts"))
+            .collect();
+        assert_eq!(members.len(), 1, "{statements:?}");
+        let s = members[0];
+        assert_eq!(s["Effect"].as_str(), Some("Allow"));
+        assert_eq!(
+            s["Principal"]["Service"].as_str(),
+            Some("cloudwatch.amazonaws.com")
+        );
+        let granted: Vec<String> = match &s["Action"] {
+            serde_yaml::Value::String(one) => vec![one.clone()],
+            many => many
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect(),
+        };
+        assert_eq!(granted, actions);
+        assert_eq!(
+            text(&s["Condition"]["StringEquals"]["aws:SourceAccount"]),
+            "!Ref AllowedAccounts"
+        );
+        let source = text(&s["Condition"]["ArnLike"]["aws:SourceArn"]);
+        assert_eq!(source, "arn:aws:cloudwatch:eu-west-1:*:alarm:*", "same region only");
+        assert!(!format!("{s:?}").contains("PrincipalOrgID"));
+    }
+    // No statement of either policy opens them to everyone.
+    for s in topic.iter().chain(key) {
+        assert_ne!(s["Principal"].as_str(), Some("*"), "{s:?}");
+        assert_ne!(s["Principal"]["AWS"].as_str(), Some("*"), "{s:?}");
+    }
+}
+
+/// Each member role trusts only its central role (by aws:PrincipalArn, through the central
+/// account's root, so the trust holds before the role exists and after it is recreated), and
+/// only with the external id: diagnose cannot take the write role.
+#[test]
+fn member_roles_trust_only_their_central_role_with_the_external_id() {
+    let central = template();
+    let member = member_template();
+    let central_arn = |role: &str| {
+        format!(
+            "arn:aws:iam::123456789012:role/{}",
+            text(&central["Resources"][role]["Properties"]["RoleName"])
+        )
+    };
+    for (role, trusted, untrusted) in [
+        ("MemberReadRole", "DiagnoseRole", "RemediateRole"),
+        ("MemberRemediateRole", "RemediateRole", "DiagnoseRole"),
+    ] {
+        let statements = member["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]
+            ["Statement"]
+            .as_sequence()
+            .unwrap();
+        assert_eq!(statements.len(), 1, "{role}");
+        let s = &statements[0];
+        assert_eq!(s["Action"].as_str(), Some("sts:AssumeRole"));
+        assert_eq!(
+            text(&s["Principal"]["AWS"]),
+            "arn:aws:iam::123456789012:root",
+            "{role}"
+        );
+        assert_eq!(
+            text(&s["Condition"]["StringEquals"]["sts:ExternalId"]),
+            "!Ref ExternalId"
+        );
+        let pattern = text(&s["Condition"]["ArnLike"]["aws:PrincipalArn"]);
+        assert!(
+            flows::policy::glob(&pattern, &central_arn(trusted)),
+            "{role}: {pattern} must match {}",
+            central_arn(trusted)
+        );
+        assert!(
+            !flows::policy::glob(&pattern, &central_arn(untrusted)),
+            "{role}: {pattern} must not match {}",
+            central_arn(untrusted)
+        );
+    }
+    assert_eq!(
+        member["Resources"]["MemberRemediateRole"]["Condition"].as_str(),
+        Some("Remediates"),
+        "the write role exists only where the StackSet enables remediation"
+    );
+}
+
+/// The central roles hold sts:AssumeRole on their member role in AllowedAccounts' accounts,
+/// nothing else in other accounts; the functions assume exactly the roles the StackSet makes.
+#[test]
+fn the_central_roles_assume_only_their_member_role() {
+    let central = template();
+    let member = member_template();
+    for (policy, function, member_role) in [
+        ("DiagnoseAssumesMemberRoles", "DiagnoseFunction", "MemberReadRole"),
+        ("RemediateAssumesMemberRoles", "RemediateFunction", "MemberRemediateRole"),
+    ] {
+        let resource = &central["Resources"][policy];
+        assert_eq!(resource["Condition"].as_str(), Some("HasMemberAccounts"));
+        let statements = resource["Properties"]["PolicyDocument"]["Statement"]
+            .as_sequence()
+            .unwrap();
+        assert_eq!(statements.len(), 1);
+        let s = &statements[0];
+        assert_eq!(s["Action"].as_str(), Some("sts:AssumeRole"));
+        let name = member["Resources"][member_role]["Properties"]["RoleName"]
+            .as_str()
+            .unwrap();
+        assert_eq!(text(&s["Resource"]), format!("arn:aws:iam::*:role/{name}"));
+        assert_eq!(
+            text(&s["Condition"]["StringEquals"]["aws:ResourceAccount"]),
+            "!Ref AllowedAccounts"
+        );
+        let variables = &central["Resources"][function]["Properties"]["Environment"]["Variables"];
+        assert_eq!(variables["MEMBER_ROLE_NAME"].as_str(), Some(name), "{function}");
+        assert_eq!(text(&variables["MEMBER_EXTERNAL_ID"]), "!Ref MemberExternalId");
+    }
+}
+
+/// The member write role writes as RemediateRole does in its own account: the same
+/// statements, conditions and denies, in any region of the member account (IAM is global).
+#[test]
+fn the_member_write_role_keeps_the_central_guardrails() {
+    let statements = |template: &serde_yaml::Value, role: &str| -> BTreeMap<String, String> {
+        template["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let yaml = serde_yaml::to_string(s)
+                    .unwrap()
+                    .replace("${AWS::Region}", "*");
+                (s["Sid"].as_str().unwrap().to_string(), yaml)
+            })
+            .collect()
+    };
+    let central = statements(&template(), "RemediateRole");
+    let member = statements(&member_template(), "MemberRemediateRole");
+    for sid in [
+        "AddNaclEntries",
+        "AddSecurityGroupRules",
+        "RaiseIdleTimeoutOfClusterAlbs",
+        "RaiseIdleTimeoutOfServiceClbs",
+        "NeverNetworkOrGatewayLoadBalancers",
+        "NeverAlbsOutsideTheClusters",
+    ] {
+        assert_eq!(member.get(sid), central.get(sid), "{sid}");
+    }
+}

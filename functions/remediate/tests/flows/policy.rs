@@ -160,7 +160,7 @@ fn resolve(value: &Yaml, allowed_clusters: &str) -> Yaml {
 }
 
 /// IAM's ARN glob: `*` matches any run of characters, `/` included.
-fn glob(pattern: &str, text: &str) -> bool {
+pub fn glob(pattern: &str, text: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == text,
         Some((head, rest)) => {
