@@ -37,17 +37,25 @@ impl AlarmedLb {
     }
 }
 
-/// The region of an SNS topic ARN, which must be the LB's: alarms notify same-region topics.
-fn topic_region(topic: &str) -> Result<&str> {
+/// The region and account of an SNS topic ARN. The region must be the LB's: alarms notify
+/// same-region topics.
+fn topic_place(topic: &str) -> Result<(&str, &str)> {
     match elbmedic_engine::alarm::formats::topic_arn(topic) {
-        Some(parsed) => Ok(parsed.region),
+        Some(parsed) => Ok((parsed.region, parsed.account)),
         None => bail!("--topic {topic:?} is not an SNS topic ARN; use the AlarmTopicArn output of the elbmedic stack"),
     }
 }
 
 /// The `aws cloudformation deploy` command for infra/alarms.yaml, one stack per LB.
-pub fn deploy_command(lb: &AlarmedLb, topic: &str, region: &str) -> Result<String> {
-    let topic_region = topic_region(topic)?;
+/// `lb_account` is the account the LB was found in: when the topic is another account's (the
+/// organization's central deployment), the command says what that needs.
+pub fn deploy_command(
+    lb: &AlarmedLb,
+    topic: &str,
+    region: &str,
+    lb_account: Option<&str>,
+) -> Result<String> {
+    let (topic_region, topic_account) = topic_place(topic)?;
     if topic_region != region {
         bail!("the topic is in {topic_region} but the load balancer is in {region}: CloudWatch alarms notify topics in their own region, so deploy elbmedic in {region} too");
     }
@@ -56,8 +64,18 @@ pub fn deploy_command(lb: &AlarmedLb, topic: &str, region: &str) -> Result<Strin
         AlarmedLb::Classic { name } => ("classic", name.as_str(), "Classic LB"),
     };
     let name = lb.name();
+    let central = match lb_account.filter(|a| *a != topic_account) {
+        Some(account) => format!(
+            "# The topic is the central elbmedic deployment's, in account {topic_account}. Run this with\n\
+             # credentials for account {account}, where the load balancer is; the central stack's\n\
+             # AllowedAccounts must list {account} (its topic policy admits only those accounts' alarms),\n\
+             # and the StackSet elbmedic-member-roles must cover {account}. The CloudWatch console warns\n\
+             # that it cannot verify a topic of another account; the alarms notify it all the same.\n"
+        ),
+        None => String::new(),
+    };
     Ok(format!(
-        "# Alarms for the {label} {name} in {region}: 5xx, 504 and connection errors, to {topic}\n\
+        "{central}# Alarms for the {label} {name} in {region}: 5xx, 504 and connection errors, to {topic}\n\
          aws cloudformation deploy --region {region} \\\n  \
          --template-file infra/alarms.yaml \\\n  \
          --stack-name elbmedic-alarms-{name} \\\n  \
@@ -74,7 +92,8 @@ mod tests {
     #[test]
     fn an_alb_is_alarmed_by_its_dimension() {
         let lb = AlarmedLb::from_alb_arn("arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/k8s-shop-checkout-6f1e2d3c4b/50dc6c495c0c9188").unwrap();
-        let command = deploy_command(&lb, TOPIC, "eu-west-1").unwrap();
+        let command = deploy_command(&lb, TOPIC, "eu-west-1", Some("123456789012")).unwrap();
+        assert!(!command.contains("central"), "{command}");
         assert!(command.contains("LoadBalancerType=application LoadBalancer=app/k8s-shop-checkout-6f1e2d3c4b/50dc6c495c0c9188 AlarmTopicArn=arn:aws:sns:eu-west-1:123456789012:elbmedic-AlarmTopic-1A2B3C"), "{command}");
         assert!(command.contains("--stack-name elbmedic-alarms-k8s-shop-checkout-6f1e2d3c4b"));
     }
@@ -84,8 +103,21 @@ mod tests {
         let lb = AlarmedLb::Classic {
             name: "a1b2c3".into(),
         };
-        let command = deploy_command(&lb, TOPIC, "eu-west-1").unwrap();
+        let command = deploy_command(&lb, TOPIC, "eu-west-1", None).unwrap();
         assert!(command.contains("LoadBalancerType=classic LoadBalancer=a1b2c3 "));
+    }
+
+    /// A member account's LB with the central topic: the same command, and what it needs.
+    #[test]
+    fn a_member_accounts_lb_is_alarmed_to_the_central_topic() {
+        let lb = AlarmedLb::Classic {
+            name: "a1b2c3".into(),
+        };
+        let command = deploy_command(&lb, TOPIC, "eu-west-1", Some("210987654321")).unwrap();
+        assert!(command.contains("central elbmedic deployment's, in account 123456789012"));
+        assert!(command.contains("credentials for account 210987654321"));
+        assert!(command.contains("AllowedAccounts must list 210987654321"));
+        assert!(command.contains(&format!("AlarmTopicArn={TOPIC}")));
     }
 
     #[test]
@@ -98,11 +130,11 @@ mod tests {
             .to_string()
             .contains("Network Load Balancer"));
         let lb = AlarmedLb::Classic { name: "x".into() };
-        let other_region = deploy_command(&lb, TOPIC, "us-east-1").unwrap_err();
+        let other_region = deploy_command(&lb, TOPIC, "us-east-1", None).unwrap_err();
         assert!(other_region
             .to_string()
             .contains("deploy elbmedic in us-east-1"));
-        let not_a_topic = deploy_command(&lb, "alarms", "eu-west-1").unwrap_err();
+        let not_a_topic = deploy_command(&lb, "alarms", "eu-west-1", None).unwrap_err();
         assert!(not_a_topic.to_string().contains("AlarmTopicArn"));
     }
 }

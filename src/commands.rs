@@ -355,8 +355,13 @@ fn region_or_env(region: Option<&str>) -> Result<String> {
 pub fn alarms(lb: &str, topic: &str, region: Option<&str>) -> Result<Exit> {
     let region = region_or_env(region)?;
     let runtime = live::runtime()?;
-    let found = runtime.block_on(live::find_load_balancer(lb, &region))?;
-    output::print(&crate::alarms::deploy_command(&found, topic, &region)?);
+    let (found, account) = runtime.block_on(live::find_load_balancer(lb, &region))?;
+    output::print(&crate::alarms::deploy_command(
+        &found,
+        topic,
+        &region,
+        account.as_deref(),
+    )?);
     Ok(Exit::Ok)
 }
 

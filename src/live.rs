@@ -19,9 +19,15 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 /// The clock is read here, at the edge; everything below takes it as a value.
 pub use elbmedic_aws::edge::epoch_now as now;
 
-/// The ALB or, failing that, the Classic LB named `name` in `region`.
-pub async fn find_load_balancer(name: &str, region: &str) -> Result<AlarmedLb> {
+/// The ALB or, failing that, the Classic LB named `name` in `region`, with the account it is
+/// in (these credentials' account) when STS says.
+pub async fn find_load_balancer(name: &str, region: &str) -> Result<(AlarmedLb, Option<String>)> {
     let clients = Clients::load(region, CallLimits::default()).await;
+    let (found, account) = tokio::join!(look_up(&clients, name, region), clients.caller_account());
+    Ok((found?, account))
+}
+
+async fn look_up(clients: &Clients, name: &str, region: &str) -> Result<AlarmedLb> {
     match clients
         .elbv2
         .describe_load_balancers()

@@ -215,3 +215,42 @@ async fn an_unknown_load_balancer_or_a_topic_elsewhere_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("notify topics in their own region"));
 }
+
+/// In a member account, with the central deployment's topic: the same deploy command, run
+/// with that account's credentials, and what the central side needs for it to work.
+#[tokio::test]
+async fn a_member_accounts_alb_is_alarmed_to_the_central_topic() {
+    let moto = Moto::start();
+    let member = Aws::in_account(&moto.url, "210987654321").await;
+    let net = network(&member, &[8080]).await;
+    alb(&member, &net, ALB, &["10.0.18.41"], &[]).await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_elbmedic"))
+        .args(["alarms", "--lb", ALB, "--topic", TOPIC])
+        .envs(moto.env())
+        .envs(account_credentials(&moto.url, "210987654321").await)
+        .output()
+        .expect("run elbmedic");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.contains("credentials for account 210987654321"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("AllowedAccounts must list 210987654321"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!("AlarmTopicArn={TOPIC}")),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("LoadBalancer=app/k8s-shop-checkout-6f1e2d3c4b/"),
+        "{printed}"
+    );
+}

@@ -40,22 +40,9 @@ impl Aws {
     /// The clients of another account on the same moto: moto gives an assumed role's
     /// credentials that role's account (so MOTO_ACCOUNT_ID must stay unset).
     pub async fn in_account(url: &str, account: &str) -> Self {
-        let central = Self::new(url).await;
-        let assumed = aws_sdk_sts::Client::new(&central.config)
-            .assume_role()
-            .role_arn(format!("arn:aws:iam::{account}:role/elbmedic-test-setup"))
-            .role_session_name("elbmedic-test-setup")
-            .send()
-            .await
-            .unwrap();
-        let c = assumed.credentials().unwrap();
-        let credentials = aws_sdk_ec2::config::Credentials::new(
-            c.access_key_id(),
-            c.secret_access_key(),
-            Some(c.session_token().to_string()),
-            None,
-            "tests",
-        );
+        let [(_, key), (_, secret), (_, token)] = account_credentials(url, account).await;
+        let credentials =
+            aws_sdk_ec2::config::Credentials::new(key, secret, Some(token), None, "tests");
         Self::with_credentials(url, credentials, account).await
     }
 
@@ -88,6 +75,25 @@ impl Aws {
             account: account.to_string(),
         }
     }
+}
+
+/// Credentials acting in `account` on the moto at `url`, as the environment variables a
+/// process reads them from.
+pub async fn account_credentials(url: &str, account: &str) -> [(&'static str, String); 3] {
+    let central = Aws::new(url).await;
+    let assumed = aws_sdk_sts::Client::new(&central.config)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/elbmedic-test-setup"))
+        .role_session_name("elbmedic-test-setup")
+        .send()
+        .await
+        .unwrap();
+    let c = assumed.credentials().unwrap();
+    [
+        ("AWS_ACCESS_KEY_ID", c.access_key_id().to_string()),
+        ("AWS_SECRET_ACCESS_KEY", c.secret_access_key().to_string()),
+        ("AWS_SESSION_TOKEN", c.session_token().to_string()),
+    ]
 }
 
 pub struct Subnet {

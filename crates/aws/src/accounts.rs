@@ -94,7 +94,11 @@ impl Accounts {
         region: &str,
         alarm_name: &str,
     ) -> Result<Assumed, AccountRefusal> {
-        let role_name = self.organization.member_role_name.as_deref().unwrap_or_default();
+        let role_name = self
+            .organization
+            .member_role_name
+            .as_deref()
+            .unwrap_or_default();
         let Some(role_arn) = member_role_arn(region, account, role_name) else {
             return Err(AccountRefusal::NotAllowed {
                 account: account.to_string(),

@@ -125,11 +125,7 @@ impl Clients {
     /// These clients with everything that reads or changes a load balancer's account acting
     /// in `account` with `credentials` (an assumed member role), logged on their own; the
     /// topics, queue, ledger and STS stay this deployment's.
-    pub fn for_member(
-        &self,
-        account: &str,
-        credentials: aws_sdk_sts::config::Credentials,
-    ) -> Self {
+    pub fn for_member(&self, account: &str, credentials: aws_sdk_sts::config::Credentials) -> Self {
         let config = self
             .config
             .to_builder()
@@ -138,7 +134,8 @@ impl Clients {
             ))
             .build();
         let log = CallLog::default();
-        let member = AccountClients::build(&config, &Recorder::new(log.clone()), self.extra.as_ref());
+        let member =
+            AccountClients::build(&config, &Recorder::new(log.clone()), self.extra.as_ref());
         Self {
             ec2: member.ec2,
             elb: member.elb,
@@ -196,7 +193,9 @@ impl AccountClients {
             cloudwatch: aws_sdk_cloudwatch::Client::from_conf(client!(aws_sdk_cloudwatch).build()),
             cloudtrail: aws_sdk_cloudtrail::Client::from_conf(client!(aws_sdk_cloudtrail).build()),
             s3: aws_sdk_s3::Client::from_conf(
-                client!(aws_sdk_s3).force_path_style(custom_endpoint).build(),
+                client!(aws_sdk_s3)
+                    .force_path_style(custom_endpoint)
+                    .build(),
             ),
             iam: aws_sdk_iam::Client::from_conf(client!(aws_sdk_iam).build()),
         }

@@ -63,7 +63,12 @@ pub struct AuditRecord<'a> {
 pub use elbmedic_engine::plan::reconcile::{AuditedChange, PlanRecord};
 
 fn plan_key<'a>(target: &'a PlanTarget, plan_id: &'a str) -> impl Fn(Option<&str>) -> String + 'a {
-    move |account| format!("plan#{}#{plan_id}", lb_key(account, &target.region, &target.id))
+    move |account| {
+        format!(
+            "plan#{}#{plan_id}",
+            lb_key(account, &target.region, &target.id)
+        )
+    }
 }
 
 fn audit_key<'a>(
@@ -257,7 +262,9 @@ impl Ledger {
             .table_name(&self.table)
             .item(
                 "pk",
-                s(cooldown_key(&target.region, &target.id)(target.account.as_deref())),
+                s(cooldown_key(&target.region, &target.id)(
+                    target.account.as_deref(),
+                )),
             )
             .item("raised_at", n(raise.at));
         if let Some(from) = raise.from_seconds {
@@ -282,7 +289,9 @@ impl Ledger {
             .table_name(&self.table)
             .item(
                 "pk",
-                s(audit_key(target, record.plan_id, record.index)(target.account.as_deref())),
+                s(audit_key(target, record.plan_id, record.index)(
+                    target.account.as_deref(),
+                )),
             )
             .item("load_balancer", s(&target.id))
             .item("action_json", s(record.action_json))
@@ -323,7 +332,10 @@ impl Ledger {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(plan_key(target, plan_id)(target.account.as_deref())))
+            .item(
+                "pk",
+                s(plan_key(target, plan_id)(target.account.as_deref())),
+            )
             .item("applied_at", n(at))
             .item("published", AttributeValue::Bool(published))
             .send()

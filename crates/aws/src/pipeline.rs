@@ -153,12 +153,10 @@ pub async fn expand(
                         }
                     }
                     // Offline, the children cannot be read: the composite is reported as such.
-                    Facts::Replay { .. } => {
-                        match not_ours(&alarm, run.own_account.get_offline()) {
-                            Some(refusal) => vec![refused_composite(alarm, &refusal)],
-                            None => vec![intake],
-                        }
-                    }
+                    Facts::Replay { .. } => match not_ours(&alarm, run.own_account.get_offline()) {
+                        Some(refusal) => vec![refused_composite(alarm, &refusal)],
+                        None => vec![intake],
+                    },
                 };
                 expanded.extend(children.into_iter().map(|child| (number, Ok(child))));
             }
@@ -278,7 +276,9 @@ async fn diagnosed(run: &Run<'_>, alarm: &Alarm, lb: &LbRef) -> Result<Diagnosed
                 ));
             }
             if let Some(refusal) = not_ours(alarm, run.own_account.get_offline()) {
-                return Ok(Diagnosed::report(Report::account_refused(alarm, lb, &refusal)));
+                return Ok(Diagnosed::report(Report::account_refused(
+                    alarm, lb, &refusal,
+                )));
             }
             ((*world).clone(), None)
         }
@@ -288,7 +288,9 @@ async fn diagnosed(run: &Run<'_>, alarm: &Alarm, lb: &LbRef) -> Result<Diagnosed
             // when the own account is known up front (a function's ARN names it).
             let known_own = run.own_account.get_offline();
             if let (None, Some(refusal)) = (member, not_ours(alarm, known_own)) {
-                return Ok(Diagnosed::report(Report::account_refused(alarm, lb, &refusal)));
+                return Ok(Diagnosed::report(Report::account_refused(
+                    alarm, lb, &refusal,
+                )));
             }
             // A member account's role is assumed before the gather; otherwise the own account
             // is asked beside it, not before it: the critical path stays the API depth.
@@ -296,7 +298,9 @@ async fn diagnosed(run: &Run<'_>, alarm: &Alarm, lb: &LbRef) -> Result<Diagnosed
                 Some(_) => match Box::pin(reach(run, accounts, alarm)).await {
                     Ok(clients) => clients,
                     Err(refusal) => {
-                        return Ok(Diagnosed::report(Report::account_refused(alarm, lb, &refusal)))
+                        return Ok(Diagnosed::report(Report::account_refused(
+                            alarm, lb, &refusal,
+                        )))
                     }
                 },
                 None => accounts.regions.get(&alarm.region).await,
@@ -315,7 +319,9 @@ async fn diagnosed(run: &Run<'_>, alarm: &Alarm, lb: &LbRef) -> Result<Diagnosed
             ));
             let (own, world) = tokio::join!(run.own_account.get(&clients), gathering);
             if let (None, Some(refusal)) = (member, not_ours(alarm, own)) {
-                return Ok(Diagnosed::report(Report::account_refused(alarm, lb, &refusal)));
+                return Ok(Diagnosed::report(Report::account_refused(
+                    alarm, lb, &refusal,
+                )));
             }
             (world, Some(clients))
         }

@@ -134,9 +134,13 @@ pub enum ConfigError {
     BadFollowUpDelay(String),
     #[error("ALLOWED_ACCOUNTS {0:?} is not a comma-separated list of 12-digit account ids")]
     BadAllowedAccounts(String),
-    #[error("MEMBER_ROLE_NAME {0:?} is not an IAM role name (1-64 of letters, digits and +=,.@_-)")]
+    #[error(
+        "MEMBER_ROLE_NAME {0:?} is not an IAM role name (1-64 of letters, digits and +=,.@_-)"
+    )]
     BadMemberRole(String),
-    #[error("MEMBER_EXTERNAL_ID is not an STS external id (2-1224 of letters, digits and +=,.@:/_-)")]
+    #[error(
+        "MEMBER_EXTERNAL_ID is not an STS external id (2-1224 of letters, digits and +=,.@:/_-)"
+    )]
     BadExternalId,
     #[error("ALLOWED_ACCOUNTS names other accounts but MEMBER_ROLE_NAME is not set: set it to the member role the StackSet creates in each (elbmedic-member-read for diagnose, elbmedic-member-remediate for remediate)")]
     AccountsWithoutRole,
@@ -213,7 +217,11 @@ fn organization_from_env(
 ) -> Result<Organization, ConfigError> {
     use elbmedic_engine::account::{is_external_id, is_role_name};
     use elbmedic_engine::alarm::formats::is_account_id;
-    let set = |key: &str| get(key).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let set = |key: &str| {
+        get(key)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
     let allowed_accounts = match set("ALLOWED_ACCOUNTS") {
         None => Default::default(),
         Some(text) => {
@@ -425,16 +433,28 @@ mod tests {
         assert_eq!(org.external_id.as_deref(), Some("elbmedic-7f3a"));
         for (pairs, starts) in [
             (
-                vec![("ALLOWED_ACCOUNTS", "210987654321,prod"), ("MEMBER_ROLE_NAME", "r")],
+                vec![
+                    ("ALLOWED_ACCOUNTS", "210987654321,prod"),
+                    ("MEMBER_ROLE_NAME", "r"),
+                ],
                 "ALLOWED_ACCOUNTS",
             ),
-            (vec![("ALLOWED_ACCOUNTS", "210987654321")], "ALLOWED_ACCOUNTS names"),
+            (
+                vec![("ALLOWED_ACCOUNTS", "210987654321")],
+                "ALLOWED_ACCOUNTS names",
+            ),
             (vec![("MEMBER_ROLE_NAME", "a/b")], "MEMBER_ROLE_NAME"),
-            (vec![("MEMBER_EXTERNAL_ID", "has space")], "MEMBER_EXTERNAL_ID"),
+            (
+                vec![("MEMBER_EXTERNAL_ID", "has space")],
+                "MEMBER_EXTERNAL_ID",
+            ),
         ] {
             let error = with(&pairs).unwrap_err().to_string();
             assert!(error.starts_with(starts), "{pairs:?}: {error}");
-            assert!(!error.contains("has space"), "the external id is not echoed");
+            assert!(
+                !error.contains("has space"),
+                "the external id is not echoed"
+            );
         }
     }
 

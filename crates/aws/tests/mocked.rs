@@ -442,11 +442,9 @@ async fn a_member_role_that_cannot_be_assumed_is_a_report_naming_the_stack_set()
         });
     let clients = clients(std::slice::from_ref(&refused)).await;
     let accounts = Accounts::new(Regions::preloaded(clients), organization());
-    let config = elbmedic_aws::settings::Config::from_env(
-        elbmedic_aws::settings::Role::Cli,
-        |_| None,
-    )
-    .unwrap();
+    let config =
+        elbmedic_aws::settings::Config::from_env(elbmedic_aws::settings::Role::Cli, |_| None)
+            .unwrap();
     let run = Run {
         config: &config,
         facts: Facts::Live(&accounts),
@@ -455,7 +453,9 @@ async fn a_member_role_that_cannot_be_assumed_is_a_report_naming_the_stack_set()
         now: 1_795_456_800,
         run_id: "test",
     };
-    let event = elbmedic_engine::scenarios::find("alb-idle-timeout").unwrap().event;
+    let event = elbmedic_engine::scenarios::find("alb-idle-timeout")
+        .unwrap()
+        .event;
     let records = elbmedic_engine::alarm::parse_input(event.as_bytes()).unwrap();
     let handled = handle(&run, records).await;
     let [Handled::Reported(record)] = handled.as_slice() else {
@@ -474,7 +474,11 @@ async fn a_member_role_that_cannot_be_assumed_is_a_report_naming_the_stack_set()
         "{}",
         report.verdict.headline
     );
-    assert!(report.next_steps[0].contains("AccessDenied"), "{:?}", report.next_steps);
+    assert!(
+        report.next_steps[0].contains("AccessDenied"),
+        "{:?}",
+        report.next_steps
+    );
     assert!(report.next_steps[0].contains("elbmedic-member-roles"));
     assert!(report.checked.is_empty() && report.findings.is_empty());
     assert!(record.plan.is_none() && record.world.is_none());
@@ -564,7 +568,13 @@ async fn a_missing_write_role_refuses_the_plan_with_its_reason() {
     })
     .unwrap();
     let refusal = accounts
-        .clients_for(Some(CENTRAL), Some(MEMBER), "eu-west-1", &alarm.alarm_name, 1000)
+        .clients_for(
+            Some(CENTRAL),
+            Some(MEMBER),
+            "eu-west-1",
+            &alarm.alarm_name,
+            1000,
+        )
         .await
         .unwrap_err();
     let report = elbmedic_aws::remediate::unreachable(&config, &message, &refusal);
@@ -576,7 +586,9 @@ async fn a_missing_write_role_refuses_the_plan_with_its_reason() {
         elbmedic_engine::plan::outcome::OutcomeStatus::Refused
     );
     assert!(
-        outcome.headline.contains("elbmedic-member-remediate was not assumed"),
+        outcome
+            .headline
+            .contains("elbmedic-member-remediate was not assumed"),
         "{}",
         outcome.headline
     );

@@ -34,7 +34,9 @@ impl AccountRefusal {
             Self::NotAllowed { account, .. } => {
                 format!("account {account} is not one this deployment serves (ALLOWED_ACCOUNTS)")
             }
-            Self::RoleNotAssumed { account, role_arn, .. } => {
+            Self::RoleNotAssumed {
+                account, role_arn, ..
+            } => {
                 format!("account {account} could not be read: role {role_arn} was not assumed")
             }
         }
@@ -55,8 +57,12 @@ impl AccountRefusal {
 
 /// The ARN of `role_name` in `account`, in the partition of `region`.
 pub fn member_role_arn(region: &str, account: &str, role_name: &str) -> Option<String> {
-    is_account_id(account)
-        .then(|| format!("arn:{}:iam::{account}:role/{role_name}", partition_of(region)))
+    is_account_id(account).then(|| {
+        format!(
+            "arn:{}:iam::{account}:role/{role_name}",
+            partition_of(region)
+        )
+    })
 }
 
 /// STS allows 2-64 characters of `[\w+=,.@-]` in a session name: `elbmedic-` and the alarm's
@@ -140,7 +146,10 @@ mod tests {
         assert!(is_external_id("elbmedic-3f2a:org/1"));
         assert!(!is_external_id("x"));
         assert!(!is_external_id("has space"));
-        assert_eq!(clean_alias("prod-payments").as_deref(), Some("prod-payments"));
+        assert_eq!(
+            clean_alias("prod-payments").as_deref(),
+            Some("prod-payments")
+        );
         for bad in ["<!channel>", "Prod", "-x-", "ab", "a b c"] {
             assert_eq!(clean_alias(bad), None, "{bad}");
         }

@@ -108,8 +108,7 @@ impl Handler {
         own_account: Option<&str>,
         now: i64,
     ) -> Value {
-        let outcomes =
-            follow_up::run(&self.accounts, own_account, &self.config, queued, now).await;
+        let outcomes = follow_up::run(&self.accounts, own_account, &self.config, queued, now).await;
         let failures: Vec<Value> = outcomes
             .iter()
             .filter(|(_, outcome)| matches!(outcome, follow_up::Outcome::Failed(_)))

@@ -173,14 +173,7 @@ impl Seen {
 
     /// As `run`; with `follow_up`, `diagnose` queues the follow-up and then runs that pass.
     /// `aws` is the central account's; the event names the scenario's account.
-    async fn run_with(
-        &mut self,
-        aws: &Aws,
-        t: &Topics,
-        event: &str,
-        follow_up: bool,
-        account: In,
-    ) {
+    async fn run_with(&mut self, aws: &Aws, t: &Topics, event: &str, follow_up: bool, account: In) {
         let (queue, queue_arn) = queue(aws, "elbmedic-follow-up").await;
         let organization = |role| {
             [
@@ -222,7 +215,8 @@ impl Seen {
         let written = remediate.accounts.member_actions().await;
         assert_eq!(read.len(), usize::from(account == In::Member));
         self.member_read.extend(read.into_values().flatten());
-        self.member_remediate.extend(written.into_values().flatten());
+        self.member_remediate
+            .extend(written.into_values().flatten());
     }
 }
 
@@ -334,7 +328,11 @@ async fn the_template_grants_exactly_what_the_functions_call() {
     // member read role, and writes nothing in a member account.
     let writes: Vec<&String> = seen.diagnose.iter().filter(|a| !is_read(a)).collect();
     assert_eq!(writes, ["sns:Publish", "sqs:SendMessage", "sts:AssumeRole"]);
-    assert!(seen.member_read.iter().all(|a| is_read(a)), "{:?}", seen.member_read);
+    assert!(
+        seen.member_read.iter().all(|a| is_read(a)),
+        "{:?}",
+        seen.member_read
+    );
 }
 
 /// The four scenarios, with their load balancers in `account`: each one's moto is fresh.
@@ -655,7 +653,10 @@ fn text(value: &serde_yaml::Value) -> String {
 }
 
 /// The statement inside `!If [CONDITION, STATEMENT, !Ref AWS::NoValue]`, when it is one.
-fn conditional<'a>(statement: &'a serde_yaml::Value, condition: &str) -> Option<&'a serde_yaml::Value> {
+fn conditional<'a>(
+    statement: &'a serde_yaml::Value,
+    condition: &str,
+) -> Option<&'a serde_yaml::Value> {
     let serde_yaml::Value::Tagged(tagged) = statement else {
         return None;
     };
@@ -706,7 +707,10 @@ fn member_accounts_alarms_may_publish_to_the_alarm_topic_and_use_its_key() {
             "!Ref AllowedAccounts"
         );
         let source = text(&s["Condition"]["ArnLike"]["aws:SourceArn"]);
-        assert_eq!(source, "arn:aws:cloudwatch:eu-west-1:*:alarm:*", "same region only");
+        assert_eq!(
+            source, "arn:aws:cloudwatch:eu-west-1:*:alarm:*",
+            "same region only"
+        );
         assert!(!format!("{s:?}").contains("PrincipalOrgID"));
     }
     // No statement of either policy opens them to everyone.
@@ -775,8 +779,16 @@ fn the_central_roles_assume_only_their_member_role() {
     let central = template();
     let member = member_template();
     for (policy, function, member_role) in [
-        ("DiagnoseAssumesMemberRoles", "DiagnoseFunction", "MemberReadRole"),
-        ("RemediateAssumesMemberRoles", "RemediateFunction", "MemberRemediateRole"),
+        (
+            "DiagnoseAssumesMemberRoles",
+            "DiagnoseFunction",
+            "MemberReadRole",
+        ),
+        (
+            "RemediateAssumesMemberRoles",
+            "RemediateFunction",
+            "MemberRemediateRole",
+        ),
     ] {
         let resource = &central["Resources"][policy];
         assert_eq!(resource["Condition"].as_str(), Some("HasMemberAccounts"));
@@ -795,8 +807,15 @@ fn the_central_roles_assume_only_their_member_role() {
             "!Ref AllowedAccounts"
         );
         let variables = &central["Resources"][function]["Properties"]["Environment"]["Variables"];
-        assert_eq!(variables["MEMBER_ROLE_NAME"].as_str(), Some(name), "{function}");
-        assert_eq!(text(&variables["MEMBER_EXTERNAL_ID"]), "!Ref MemberExternalId");
+        assert_eq!(
+            variables["MEMBER_ROLE_NAME"].as_str(),
+            Some(name),
+            "{function}"
+        );
+        assert_eq!(
+            text(&variables["MEMBER_EXTERNAL_ID"]),
+            "!Ref MemberExternalId"
+        );
     }
 }
 

@@ -68,7 +68,10 @@ async fn a_member_accounts_alb_is_diagnosed_and_fixed_from_the_central_account()
     let (net, id, at) = ephemeral_replies_denied(&member).await;
     let event = in_member_account(&alb_event("HTTPCode_ELB_504_Count", &id, at), MEMBER);
     let lb_cidrs: Vec<&str> = net.public.iter().map(|s| s.cidr.as_str()).collect();
-    assert_eq!(egress_allows_to(&member, &net.private_acl, &lb_cidrs).await, 0);
+    assert_eq!(
+        egress_allows_to(&member, &net.private_acl, &lb_cidrs).await,
+        0
+    );
 
     let diagnosed = invoke(
         &diagnose_binary(),
@@ -83,7 +86,10 @@ async fn a_member_accounts_alb_is_diagnosed_and_fixed_from_the_central_account()
             .unwrap_or_else(|e| panic!("diagnose failed: {e}\n{}", diagnosed.logs)),
     )
     .unwrap();
-    assert_eq!(summary["records"][0]["verdict"], "cause-found", "{summary:#}");
+    assert_eq!(
+        summary["records"][0]["verdict"], "cause-found",
+        "{summary:#}"
+    );
     let envelope = published_envelope(&central_aws, &t.reports_queue).await;
     let subject = envelope["Subject"].as_str().unwrap();
     assert!(
@@ -98,7 +104,9 @@ async fn a_member_accounts_alb_is_diagnosed_and_fixed_from_the_central_account()
         "the report names B's NACL: {report:#}"
     );
     assert!(
-        !report.to_string().contains("not one this deployment serves"),
+        !report
+            .to_string()
+            .contains("not one this deployment serves"),
         "{report:#}"
     );
     // The NACL is B's alone: A's credentials cannot see it, so it was read through B's role.
@@ -110,7 +118,9 @@ async fn a_member_accounts_alb_is_diagnosed_and_fixed_from_the_central_account()
         .await;
     assert!(from_central.is_err(), "{from_central:?}");
 
-    let plan = published_report(&central_aws, &t.plans_queue).await.to_string();
+    let plan = published_report(&central_aws, &t.plans_queue)
+        .await
+        .to_string();
     let applied = invoke(
         env!("CARGO_BIN_EXE_remediate"),
         ACCOUNT,
@@ -185,7 +195,9 @@ async fn an_account_outside_allowed_accounts_is_refused_and_nothing_is_read_ther
     let report = published_report(&central_aws, &t.reports_queue).await;
     let headline = report["verdict"]["headline"].as_str().unwrap();
     assert!(
-        headline.contains(&format!("account {MEMBER} is not one this deployment serves")),
+        headline.contains(&format!(
+            "account {MEMBER} is not one this deployment serves"
+        )),
         "{headline}"
     );
     assert!(report["next_steps"][0]
@@ -195,7 +207,10 @@ async fn an_account_outside_allowed_accounts_is_refused_and_nothing_is_read_ther
     assert_eq!(report["findings"], serde_json::json!([]));
     assert!(handler.accounts.member_actions().await.is_empty());
     let central_calls = handler.accounts.actions().await;
-    assert!(!central_calls.contains("sts:AssumeRole"), "{central_calls:?}");
+    assert!(
+        !central_calls.contains("sts:AssumeRole"),
+        "{central_calls:?}"
+    );
     assert!(
         !central_calls.iter().any(|a| a.starts_with("ec2:")),
         "nothing about the load balancer is read: {central_calls:?}"

@@ -186,16 +186,9 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
     });
     let history = async {
         match &options.ledger_table {
-            Some(table) => Some(
-                history(
-                    clients,
-                    options.account_id.as_deref(),
-                    table,
-                    lb,
-                    deadline,
-                )
-                .await,
-            ),
+            Some(table) => {
+                Some(history(clients, options.account_id.as_deref(), table, lb, deadline).await)
+            }
             None => None,
         }
     };

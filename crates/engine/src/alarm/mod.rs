@@ -349,7 +349,10 @@ fn interpret(envelope: &message::Envelope) -> Result<Intake, IntakeError> {
     }
     // The account decides whose role is assumed: a record whose two account fields disagree
     // is forged or corrupt, and reading either account for it would be a guess.
-    let arn_account = raw.alarm_arn.as_deref().and_then(|arn| arn.split(':').nth(4));
+    let arn_account = raw
+        .alarm_arn
+        .as_deref()
+        .and_then(|arn| arn.split(':').nth(4));
     if let (Some(account), Some(in_arn)) = (raw.aws_account_id.as_deref(), arn_account) {
         if !in_arn.is_empty() && in_arn != account {
             return Err(malformed(

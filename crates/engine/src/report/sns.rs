@@ -223,7 +223,9 @@ mod tests {
         assert_eq!(sqs["findings"][0]["code"], "idle-timeout-exceeded");
         assert_eq!(body["lambda"], body["sqs"]);
         assert!(
-            m.subject.starts_with("[elbmedic 111122223333] CAUSE FOUND: ") && m.subject.chars().count() < 100
+            m.subject
+                .starts_with("[elbmedic 111122223333] CAUSE FOUND: ")
+                && m.subject.chars().count() < 100
         );
     }
 

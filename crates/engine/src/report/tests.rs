@@ -138,7 +138,13 @@ fn an_unreachable_account_gets_a_report_that_claims_no_check() {
         .subject()
         .starts_with("[elbmedic 111122223333] UNSUPPORTED: "));
     let text = super::text::render_text(&report);
-    assert!(text.lines().nth(2).unwrap().starts_with("Account: 111122223333"), "{text}");
+    assert!(
+        text.lines()
+            .nth(2)
+            .unwrap()
+            .starts_with("Account: 111122223333"),
+        "{text}"
+    );
     assert!(!text.contains("rule out"), "{text}");
 }
 
@@ -151,7 +157,11 @@ fn reports_name_the_account_by_alias_and_id() {
     world.account_alias = Some("prod-payments".into());
     let (alarm, lb) = scenario.alarm().unwrap();
     let report = Report::diagnosed(&alarm, &lb, &world);
-    assert!(report.subject().starts_with("[elbmedic prod-payments] "), "{}", report.subject());
+    assert!(
+        report.subject().starts_with("[elbmedic prod-payments] "),
+        "{}",
+        report.subject()
+    );
     assert!(super::text::render_text(&report).contains("Account: 111122223333 (prod-payments)"));
     world.account_alias = Some("<!channel>".into());
     let report = Report::diagnosed(&alarm, &lb, &world);
