@@ -18,9 +18,15 @@ const CLB: &str = "a3f1c2e4b5d6978812345678abcdef01";
 const TOPIC: &str = "arn:aws:sns:eu-west-1:123456789012:elbmedic-AlarmTopic-1A2B3C";
 
 fn elbmedic(moto: &Moto, args: &[&str]) -> std::process::Output {
+    elbmedic_as(moto, args, &[])
+}
+
+/// `elbmedic` with `credentials` on top of moto's environment (another account's).
+fn elbmedic_as(moto: &Moto, args: &[&str], credentials: &[(&str, String)]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_elbmedic"))
         .args(args)
         .envs(moto.env())
+        .envs(credentials.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .expect("run elbmedic")
 }
@@ -31,10 +37,8 @@ fn template() -> Yaml {
     serde_yaml::from_str(&text).expect("YAML")
 }
 
-/// Runs `elbmedic alarms` for `lb` and returns the `KEY=VALUE` pairs of the printed command,
-/// after checking each against the template's AllowedPattern or AllowedValues.
-fn printed_parameters(moto: &Moto, template: &Yaml, lb: &str) -> Vec<(String, String)> {
-    let out = elbmedic(moto, &["alarms", "--lb", lb, "--topic", TOPIC]);
+/// What a run that exited 0 printed.
+fn succeeded(out: std::process::Output) -> String {
     let printed = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(
         out.status.code(),
@@ -42,6 +46,13 @@ fn printed_parameters(moto: &Moto, template: &Yaml, lb: &str) -> Vec<(String, St
         "{printed}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    printed
+}
+
+/// Runs `elbmedic alarms` for `lb` and returns the `KEY=VALUE` pairs of the printed command,
+/// after checking each against the template's AllowedPattern or AllowedValues.
+fn printed_parameters(moto: &Moto, template: &Yaml, lb: &str) -> Vec<(String, String)> {
+    let printed = succeeded(elbmedic(moto, &["alarms", "--lb", lb, "--topic", TOPIC]));
     assert!(
         printed.contains("--template-file infra/alarms.yaml"),
         "{printed}"
@@ -224,19 +235,13 @@ async fn a_member_accounts_alb_is_alarmed_to_the_central_topic() {
     let member = Aws::in_account(&moto.url, "210987654321").await;
     let net = network(&member, &[8080]).await;
     alb(&member, &net, ALB, &["10.0.18.41"], &[]).await;
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_elbmedic"))
-        .args(["alarms", "--lb", ALB, "--topic", TOPIC])
-        .envs(moto.env())
-        .envs(account_credentials(&moto.url, "210987654321").await)
-        .output()
-        .expect("run elbmedic");
-    let printed = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{printed}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let credentials = account_credentials(&moto.url, "210987654321").await;
+    let out = elbmedic_as(
+        &moto,
+        &["alarms", "--lb", ALB, "--topic", TOPIC],
+        &credentials,
     );
+    let printed = succeeded(out);
     assert!(
         printed.contains("credentials for account 210987654321"),
         "{printed}"

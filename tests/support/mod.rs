@@ -96,6 +96,23 @@ pub async fn account_credentials(url: &str, account: &str) -> [(&'static str, St
     ]
 }
 
+/// The egress entries of the network ACL `acl`.
+pub async fn egress_entries(aws: &Aws, acl: &str) -> Vec<aws_sdk_ec2::types::NetworkAclEntry> {
+    let out = aws
+        .ec2
+        .describe_network_acls()
+        .network_acl_ids(acl)
+        .send()
+        .await
+        .unwrap();
+    out.network_acls()[0]
+        .entries()
+        .iter()
+        .filter(|e| e.egress() == Some(true))
+        .cloned()
+        .collect()
+}
+
 pub struct Subnet {
     pub id: String,
     pub cidr: String,

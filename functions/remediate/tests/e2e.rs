@@ -23,22 +23,6 @@ use support::moto::{use_moto, Moto};
 use support::runtime_api::invoke;
 use support::*;
 
-async fn egress_entries(aws: &Aws, acl: &str) -> Vec<NetworkAclEntry> {
-    let out = aws
-        .ec2
-        .describe_network_acls()
-        .network_acl_ids(acl)
-        .send()
-        .await
-        .unwrap();
-    out.network_acls()[0]
-        .entries()
-        .iter()
-        .filter(|e| e.egress() == Some(true))
-        .cloned()
-        .collect()
-}
-
 /// The entries elbmedic added: allow TCP 1024-65535 to one of the LB subnets.
 fn ephemeral_allows<'a>(entries: &'a [NetworkAclEntry], net: &Network) -> Vec<&'a NetworkAclEntry> {
     entries

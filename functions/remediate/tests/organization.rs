@@ -33,18 +33,11 @@ fn central(t: &Topics, member_role: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// How many egress allows of 1024-65535 (or up to 65535) `acl` has to the `cidrs`.
 async fn egress_allows_to(aws: &Aws, acl: &str, cidrs: &[&str]) -> usize {
-    let acls = aws
-        .ec2
-        .describe_network_acls()
-        .network_acl_ids(acl)
-        .send()
+    egress_entries(aws, acl)
         .await
-        .unwrap();
-    acls.network_acls()[0]
-        .entries()
         .iter()
-        .filter(|e| e.egress() == Some(true))
         .filter(|e| e.rule_action().map(|a| a.as_str()) == Some("allow"))
         .filter(|e| cidrs.contains(&e.cidr_block().unwrap_or_default()))
         .filter(|e| e.port_range().and_then(|p| p.to()) == Some(65535))
