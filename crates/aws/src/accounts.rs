@@ -71,6 +71,8 @@ impl Accounts {
             };
         }
         let key = (account.to_string(), region.to_string());
+        // Held across the assume: the records of one event (a composite's children) that need
+        // the same account wait for one session instead of each assuming their own.
         let mut assumed = self.assumed.lock().await;
         if let Some(cached) = assumed.get(&key) {
             if cached
