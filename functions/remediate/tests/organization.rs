@@ -209,3 +209,83 @@ async fn an_account_outside_allowed_accounts_is_refused_and_nothing_is_read_ther
         "nothing about the load balancer is read: {central_calls:?}"
     );
 }
+
+/// Ledger items written before keys named the account (no account in the key) still count
+/// for the deployment's own account, so a cooldown started before the upgrade holds; a member
+/// account never reads them.
+#[tokio::test]
+async fn a_cooldown_written_before_keys_named_the_account_still_holds_for_the_own_account() {
+    use elbmedic_engine::alarm::LbKind;
+    use elbmedic_engine::plan::PlanTarget;
+    use elbmedic_engine::snapshot::IdleTimeoutRaise;
+    let moto = Moto::start();
+    use_moto(&moto);
+    let clients = Clients::load(REGION, CallLimits::default()).await;
+    let ledger = Ledger::new(clients.dynamodb.clone(), LEDGER);
+    ledger.create_table().await.unwrap();
+    let id = "app/k8s-shop-checkout/50dc6c495c0c9188";
+    let mut target = PlanTarget {
+        kind: LbKind::Application,
+        name: "k8s-shop-checkout".into(),
+        id: id.into(),
+        arn: None,
+        region: REGION.into(),
+        vpc_id: "vpc-1".into(),
+        // As a plan made before the organization deployment: no account.
+        account: None,
+    };
+    let raise = IdleTimeoutRaise {
+        at: now() - 60,
+        from_seconds: Some(60),
+        to_seconds: Some(120),
+        plan_id: Some("p-old".into()),
+    };
+    ledger
+        .record_idle_timeout_raise(&target, &raise)
+        .await
+        .unwrap();
+    let own = ledger
+        .last_idle_timeout_raise(Some(ACCOUNT), REGION, id)
+        .await
+        .unwrap();
+    assert_eq!(
+        own,
+        Some(raise.clone()),
+        "the old key is read for the own account"
+    );
+    let member = Ledger::new(clients.dynamodb.clone(), LEDGER).for_member_account();
+    assert_eq!(
+        member
+            .last_idle_timeout_raise(Some(MEMBER), REGION, id)
+            .await
+            .unwrap(),
+        None,
+        "a member account's LB of the same id does not share it"
+    );
+    // A raise recorded now is keyed by the account, and read back under it.
+    target.account = Some(MEMBER.into());
+    let newer = IdleTimeoutRaise {
+        plan_id: Some("p-new".into()),
+        ..raise
+    };
+    member
+        .record_idle_timeout_raise(&target, &newer)
+        .await
+        .unwrap();
+    assert_eq!(
+        member
+            .last_idle_timeout_raise(Some(MEMBER), REGION, id)
+            .await
+            .unwrap(),
+        Some(newer)
+    );
+    assert_eq!(
+        ledger
+            .last_idle_timeout_raise(Some(ACCOUNT), REGION, id)
+            .await
+            .unwrap()
+            .and_then(|r| r.plan_id)
+            .as_deref(),
+        Some("p-old")
+    );
+}
