@@ -100,9 +100,13 @@ pub struct Record {
 }
 
 impl Record {
-    /// Exit-3 territory for the CLI: an alarm elbmedic cannot diagnose from here.
+    /// Exit-3 territory for the CLI: an alarm elbmedic cannot diagnose from here, or whose
+    /// load balancer it could not read.
     pub fn unsupported(&self) -> bool {
-        self.report.verdict.status == VerdictStatus::Unsupported
+        matches!(
+            self.report.verdict.status,
+            VerdictStatus::Unsupported | VerdictStatus::LoadBalancerNotRead
+        )
     }
 }
 
@@ -138,7 +142,7 @@ pub async fn expand(
     for (index, record) in records.into_iter().enumerate() {
         let number = index + 1;
         match record {
-            Err(error) => expanded.push((number, Err(error.to_string()))),
+            Err(error) => expanded.push((number, Err(without_context(&error, number)))),
             Ok(intake @ Intake::Composite { .. }) if intake.alarm().state == AlarmState::Alarm => {
                 let alarm = intake.alarm().clone();
                 let children = match &run.facts {
@@ -164,6 +168,16 @@ pub async fn expand(
         }
     }
     expanded
+}
+
+/// An intake error without the record it names: every caller says "record N" already.
+fn without_context(error: &IntakeError, number: usize) -> String {
+    let text = error.to_string();
+    let own = format!("record {number}: ");
+    text.strip_prefix(own.as_str())
+        .or_else(|| text.strip_prefix("input: "))
+        .unwrap_or(&text)
+        .to_string()
 }
 
 /// A composite whose account cannot be read: a notice saying why, in place of its children.
@@ -386,6 +400,18 @@ mod tests {
             .unwrap()
             .remove(0)
             .unwrap()
+    }
+
+    /// The CLI and the function say "record N: ..." once, not twice.
+    #[test]
+    fn intake_errors_name_their_record_once() {
+        let records = parse_input(br#"{"Records":[{"Sns":{"Message":"{}"}}]}"#).unwrap();
+        let Err(error) = &records[0] else { panic!() };
+        assert!(error.to_string().starts_with("record 1: "));
+        assert_eq!(
+            without_context(error, 1),
+            "not a CloudWatch alarm: no AlarmName"
+        );
     }
 
     #[test]

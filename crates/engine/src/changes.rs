@@ -158,7 +158,7 @@ pub fn describe(event: &ChangeEvent) -> String {
                 "outbound"
             };
             let group = text(r, "groupId").unwrap_or_else(|| "a security group".into());
-            format!("{way} rule(s){} {verb} {group}", sg_ports(r))
+            format!("{way} rules{} {verb} {group}", sg_ports(r))
         }
         "ModifyLoadBalancerAttributes" | "ModifyTargetGroupAttributes" => {
             let changed: Vec<String> = match r.get("attributes") {
@@ -197,7 +197,10 @@ pub fn describe(event: &ChangeEvent) -> String {
             } else {
                 "deregistered"
             };
-            format!("{count} target(s) {verb}")
+            format!(
+                "{} {verb}",
+                crate::context::count(count, "target", "targets")
+            )
         }
         _ => {
             let ids = touched(event);

@@ -132,6 +132,40 @@ impl<'a> Context<'a> {
         &self.snapshot.region
     }
 
+    /// The alarm window as RFC 3339 times for commands' `--start-time` and `--end-time`: the
+    /// metrics' first and last points (the last one's period included), else the periods the
+    /// alarm evaluated before its state change, else the quarter hour before the snapshot.
+    pub fn window_times(&self) -> (String, String) {
+        let points: Vec<i64> = self
+            .snapshot
+            .metrics
+            .iter()
+            .flat_map(|m| &m.points)
+            .filter_map(|p| crate::alarm::parse_timestamp(&p.timestamp))
+            .collect();
+        let period = i64::from(self.alarm.period_seconds.unwrap_or(60).max(1));
+        let (start, end) = match (points.iter().min(), points.iter().max()) {
+            (Some(first), Some(last)) => (*first, last + period),
+            _ => {
+                let end = self
+                    .alarm
+                    .state_change_time
+                    .as_deref()
+                    .or(self.snapshot.captured_at.as_deref())
+                    .and_then(crate::alarm::parse_timestamp)
+                    .unwrap_or(0);
+                let periods = i64::from(self.alarm.evaluation_periods.unwrap_or(15).max(5));
+                (end - period * periods, end)
+            }
+        };
+        let format = |at: i64| {
+            chrono::DateTime::from_timestamp(at, 0)
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .unwrap_or_default()
+        };
+        (format(start), format(end))
+    }
+
     /// Some NACL leg or security group drops traffic between the LB and its targets.
     pub fn paths_blocked(&self) -> bool {
         self.network
@@ -263,6 +297,15 @@ impl<'a> Context<'a> {
     /// `--region R` for commands.
     pub fn region_flag(&self) -> String {
         format!("--region {}", self.region())
+    }
+}
+
+/// `1 target`, `3 targets`: a count with its noun in the right number.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
     }
 }
 

@@ -22,6 +22,9 @@ pub enum VerdictStatus {
     Skipped,
     /// An alarm elbmedic does not handle.
     Unsupported,
+    /// The load balancer itself could not be read (deleted, another region or account,
+    /// denied): nothing was checked.
+    LoadBalancerNotRead,
 }
 
 impl VerdictStatus {
@@ -32,6 +35,7 @@ impl VerdictStatus {
             Self::Recovered => "RECOVERED",
             Self::Skipped => "SKIPPED",
             Self::Unsupported => "UNSUPPORTED",
+            Self::LoadBalancerNotRead => "LOAD BALANCER NOT READ",
         }
     }
 }
@@ -59,6 +63,9 @@ pub struct Diagnosis {
 
 pub fn diagnose(alarm: &Alarm, snapshot: &crate::snapshot::Snapshot) -> Diagnosis {
     let ctx = Context::new(alarm, snapshot);
+    if let Some(gap) = snapshot.unread_load_balancer() {
+        return not_read(&ctx, gap);
+    }
     let mut findings = Vec::new();
     let mut checked = Vec::new();
     for (order, rule) in RULES.iter().enumerate() {
@@ -114,7 +121,7 @@ pub fn diagnose(alarm: &Alarm, snapshot: &crate::snapshot::Snapshot) -> Diagnosi
             Verdict {
                 status: VerdictStatus::NoKnownCause,
                 headline: format!(
-                    "No known cause found for {} on {}{}",
+                    "{} on {}: none of the causes checked explains them{}",
                     alarm_symptom(&ctx),
                     snapshot.load_balancer.name,
                     if incomplete {
@@ -124,7 +131,7 @@ pub fn diagnose(alarm: &Alarm, snapshot: &crate::snapshot::Snapshot) -> Diagnosi
                     }
                 ),
             },
-            next_steps(&ctx),
+            next_steps(&ctx, &checked),
         ),
     };
     Diagnosis {
@@ -149,13 +156,99 @@ fn alarm_symptom(ctx: &Context<'_>) -> String {
     }
 }
 
-fn next_steps(ctx: &Context<'_>) -> Vec<String> {
+/// The diagnosis of a load balancer that could not be read: the first line says so and where
+/// it was looked for, and no step claims a check, since none ran.
+fn not_read(ctx: &Context<'_>, gap: &crate::snapshot::Gap) -> Diagnosis {
     let lb = &ctx.snapshot.load_balancer;
-    let mut steps = vec![
-        "These 5xx are real: the checks above rule out the idle timeout, keep-alive races, blocked NACLs and security groups, and unhealthy or stale targets as far as the evidence goes.".to_string(),
+    let account = ctx
+        .snapshot
+        .account_id
+        .as_deref()
+        .map(|a| format!(" of account {a}"))
+        .unwrap_or_default();
+    let place = format!("{}{account}", ctx.region());
+    let headline = match gap.reason {
+        crate::snapshot::GapReason::NotFound => format!(
+            "{} was not found in {place}: deleted, or the alarm names another region or account",
+            lb.name
+        ),
+        reason => format!("{} could not be read in {place} ({reason})", lb.name),
+    };
+    let describe = match lb.kind {
+        crate::alarm::LbKind::Application => crate::shell::Script::line(crate::argv![
+            "aws",
+            "elbv2",
+            "describe-load-balancers",
+            "--region",
+            ctx.region(),
+            "--names",
+            &lb.name
+        ]),
+        crate::alarm::LbKind::Classic => crate::shell::Script::line(crate::argv![
+            "aws",
+            "elb",
+            "describe-load-balancers",
+            "--region",
+            ctx.region(),
+            "--load-balancer-names",
+            &lb.name
+        ]),
+    };
+    let next_steps = vec![
+        format!("Nothing about the load balancer was read ({}), so nothing is ruled out.", gap.detail),
+        format!("Check that it exists where the alarm says, with credentials for that account: `{describe}`"),
+        "If it was deleted or replaced (a Service or Ingress recreated gets a new load balancer name), point the alarm at the new one (`elbmedic alarms --lb NAME --topic ALARM_TOPIC_ARN`) and delete this one.".into(),
     ];
+    Diagnosis {
+        verdict: Verdict {
+            status: VerdictStatus::LoadBalancerNotRead,
+            headline,
+        },
+        findings: Vec::new(),
+        checked: vec![Check::new(
+            "the load balancer",
+            crate::rules::CheckStatus::Incomplete,
+            gap.detail.clone(),
+        )],
+        next_steps,
+        recent_changes: Vec::new(),
+    }
+}
+
+/// What to look at when no cause was found. The first step names only the checks that ran
+/// and passed, and those that could not run: none is claimed that did not.
+fn next_steps(ctx: &Context<'_>, checked: &[Check]) -> Vec<String> {
+    use crate::rules::CheckStatus;
+    let lb = &ctx.snapshot.load_balancer;
+    let names = |status: CheckStatus| -> Vec<&str> {
+        checked
+            .iter()
+            .filter(|c| c.status == status)
+            .map(|c| c.name.as_str())
+            .collect()
+    };
+    let (passed, not_run) = (names(CheckStatus::Ok), names(CheckStatus::Incomplete));
+    let mut steps = Vec::new();
+    if passed.is_empty() {
+        steps.push(
+            "No check could rule a cause out; NOT OBSERVED below says what could not be read."
+                .to_string(),
+        );
+    } else {
+        steps.push(format!(
+            "These 5xx are real. The checks below rule out, as far as the evidence goes: {}.",
+            passed.join("; ")
+        ));
+    }
+    if !not_run.is_empty() {
+        steps.push(format!(
+            "Not settled, because data was missing: {}. NOT OBSERVED below says what could not be read.",
+            not_run.join("; ")
+        ));
+    }
     match lb.kind {
         crate::alarm::LbKind::Application => {
+            let (start, end) = ctx.window_times();
             steps.push("Read the access log for the alarm window: `elb_status_code`, `target_status_code` and `error_reason` name the failing requests (503: no healthy target or no rule; 500: an internal error or a WAF/auth action; 460: the client closed first; 561: the identity provider failed).".into());
             let command = crate::shell::Script::line(crate::argv![
                 "aws",
@@ -174,9 +267,9 @@ fn next_steps(ctx: &Context<'_>) -> Vec<String> {
                 "--period",
                 "60",
                 "--start-time",
-                "START",
+                &start,
                 "--end-time",
-                "END"
+                &end
             ]);
             steps.push(format!(
                 "Compare HTTPCode_ELB_5XX_Count with HTTPCode_ELB_502/503/504_Count and HTTPCode_Target_5XX_Count per target group: `{command}`"
@@ -283,11 +376,38 @@ mod tests {
         assert!(
             d.verdict
                 .headline
-                .starts_with("No known cause found for 11 HTTPCode_ELB_5XX_Count"),
+                .starts_with("11 HTTPCode_ELB_5XX_Count on k8s-shop-checkout-6f1e2d3c4b: none of the causes checked"),
             "{}",
             d.verdict.headline
         );
         assert!(d.next_steps.iter().any(|s| s.contains("access log")));
+        // The first step names the checks that ran, from below, and no other.
+        assert!(
+            d.next_steps[0].starts_with("These 5xx are real. The checks below rule out"),
+            "{:?}",
+            d.next_steps
+        );
+        for check in &d.checked {
+            let named = d.next_steps[0].contains(&check.name);
+            assert_eq!(
+                named,
+                check.status == crate::rules::CheckStatus::Ok,
+                "{}: {:?}",
+                check.name,
+                check.status
+            );
+        }
+        assert!(!d
+            .next_steps
+            .iter()
+            .any(|s| s.contains("START") || s.contains("END")));
+        assert!(
+            d.next_steps
+                .iter()
+                .any(|s| s.contains("--start-time 2026-")),
+            "{:?}",
+            d.next_steps
+        );
         let incomplete = diagnose(
             &scenario_alarm("check-incomplete"),
             &scenario_snapshot("check-incomplete"),

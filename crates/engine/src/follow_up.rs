@@ -141,7 +141,8 @@ impl FollowUpMessage {
             (Some(f), None) => format!("the access logs point within: {}", f.title),
             (_, Some(change)) => format!("what changed: {}", change.title),
             (None, None) => format!(
-                "{new_events} change(s) on the path arrived from CloudTrail after the first report; none explains a finding"
+                "{} on the path arrived from CloudTrail after the first report; none explains a finding",
+                crate::context::count(new_events, "change", "changes")
             ),
         };
         report.follow_up_of = Some(self.first_report.clone());

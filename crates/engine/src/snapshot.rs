@@ -664,6 +664,17 @@ impl std::fmt::Display for Gap {
 }
 
 impl Snapshot {
+    /// The gap that kept the load balancer itself from being read (not found, denied, timed
+    /// out): then nothing about it was observed. A failed tag read alone does not count.
+    pub fn unread_load_balancer(&self) -> Option<&Gap> {
+        if !self.load_balancer.vpc_id.is_empty() {
+            return None;
+        }
+        self.gaps
+            .iter()
+            .find(|g| g.fact == GapFact::LoadBalancer && g.resource.as_deref() != Some("tags"))
+    }
+
     /// The EKS cluster: as gathered, else from the controllers' tags on the load balancer.
     pub fn cluster_name(&self) -> Option<String> {
         match &self.eks {

@@ -5,6 +5,11 @@ use serde::Serialize;
 
 use super::message::Mode;
 use super::{Action, PlanTarget, Refusal};
+/// `1 change`, `3 changes`.
+fn changes(n: usize) -> String {
+    crate::context::count(n, "change", "changes")
+}
+
 #[cfg(test)]
 use crate::alarm::LbKind;
 use crate::finding::DurableFix;
@@ -145,29 +150,43 @@ impl Outcome {
         (self.status, self.headline) = if would > 0 {
             (
                 OutcomeStatus::DryRun,
-                format!("{would} change(s) would be made to {lb_name}; nothing was changed"),
+                format!(
+                    "{} would be made to {lb_name}; nothing was changed",
+                    changes(would)
+                ),
             )
         } else if not_done > 0 && applied > 0 {
             (
                 OutcomeStatus::Partial,
                 format!(
-                    "{applied} change(s) made to {lb_name}, {not_done} not made: see why below"
+                    "{} made to {lb_name}, {not_done} not made: see why below",
+                    changes(applied)
                 ),
             )
         } else if not_done > 0 {
             (
                 OutcomeStatus::Refused,
-                format!("no change made to {lb_name}: {not_done} action(s) could not be applied"),
+                format!(
+                    "no change made to {lb_name}: {} not be applied",
+                    if not_done == 1 {
+                        "1 action could".to_string()
+                    } else {
+                        format!("{not_done} actions could")
+                    }
+                ),
             )
         } else if applied > 0 {
             (
                 OutcomeStatus::Applied,
-                format!("{applied} change(s) made to {lb_name}"),
+                format!("{} made to {lb_name}", changes(applied)),
             )
         } else {
             (
                 OutcomeStatus::NothingToDo,
-                format!("nothing to change on {lb_name}: {in_place} action(s) already in place"),
+                format!(
+                    "nothing to change on {lb_name}: {} already in place",
+                    crate::context::count(in_place, "action", "actions")
+                ),
             )
         };
     }

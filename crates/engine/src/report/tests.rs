@@ -139,10 +139,13 @@ fn an_unreachable_account_gets_a_report_that_claims_no_check() {
         .starts_with("[elbmedic 111122223333] UNSUPPORTED: "));
     let text = super::text::render_text(&report);
     assert!(
+        text.lines().next().unwrap().chars().count() <= 100,
+        "{text}"
+    );
+    assert!(
         text.lines()
-            .nth(2)
-            .unwrap()
-            .starts_with("Account: 111122223333"),
+            .take(4)
+            .any(|l| l.starts_with("Account: 111122223333")),
         "{text}"
     );
     assert!(!text.contains("rule out"), "{text}");
@@ -167,4 +170,80 @@ fn reports_name_the_account_by_alias_and_id() {
     let report = Report::diagnosed(&alarm, &lb, &world);
     assert!(report.subject().starts_with("[elbmedic 111122223333] "));
     assert!(!super::text::render_text(&report).contains("channel"));
+}
+
+/// The verdict's first line fits 100 columns in every scenario, like the subject; the detail
+/// follows on indented lines.
+#[test]
+fn the_first_line_is_the_verdict_in_at_most_100_columns() {
+    for name in SCENARIOS.iter().map(|s| s.name) {
+        let report = report_of(name);
+        let text = super::text::render_text(&report);
+        let first = text.lines().next().unwrap();
+        assert!(first.chars().count() <= 100, "{name}: {first}");
+        assert!(
+            first.starts_with(report.verdict.status.label()),
+            "{name}: {first}"
+        );
+    }
+}
+
+/// A load balancer that could not be read (deleted, another region or account): the first
+/// line says so and where it was looked for; nothing claims a check that did not run.
+#[test]
+fn a_load_balancer_that_could_not_be_read_is_named_and_nothing_is_claimed() {
+    use crate::snapshot::{Gap, GapFact, GapReason};
+    let scenario = crate::scenarios::find("alb-idle-timeout").unwrap();
+    let (alarm, lb) = scenario.alarm().unwrap();
+    let mut world = scenario.world().unwrap();
+    world.load_balancer.vpc_id.clear();
+    world.load_balancer.subnets.clear();
+    world.target_groups.clear();
+    world.subnets.clear();
+    world.network_acls.clear();
+    world.security_groups.clear();
+    world.gaps = vec![Gap {
+        fact: GapFact::LoadBalancer,
+        resource: Some(lb.name.clone()),
+        reason: GapReason::NotFound,
+        detail: format!(
+            "no load balancer named {} in this account and region",
+            lb.name
+        ),
+    }];
+    let report = Report::diagnosed(&alarm, &lb, &world);
+    assert_eq!(
+        report.verdict.status,
+        crate::diagnosis::VerdictStatus::LoadBalancerNotRead
+    );
+    let text = super::text::render_text(&report);
+    let first = text.lines().next().unwrap();
+    assert!(first.starts_with("LOAD BALANCER NOT READ: "), "{first}");
+    assert!(first.chars().count() <= 100, "{first}");
+    assert!(
+        report
+            .verdict
+            .headline
+            .contains("was not found in eu-west-1 of account 111122223333"),
+        "{}",
+        report.verdict.headline
+    );
+    assert!(report.findings.is_empty());
+    for claim in ["rule out", "no registered targets", "[ok]", "[problem]"] {
+        assert!(!text.contains(claim), "{claim}: {text}");
+    }
+    assert!(text.contains("nothing is ruled out"), "{text}");
+    assert!(text.contains("describe-load-balancers"), "{text}");
+    // A tag read that failed alone is not an unread load balancer.
+    let mut tags_only = scenario.world().unwrap();
+    tags_only.gaps.push(Gap {
+        fact: GapFact::LoadBalancer,
+        resource: Some("tags".into()),
+        reason: GapReason::AccessDenied,
+        detail: "denied".into(),
+    });
+    assert_eq!(
+        Report::diagnosed(&alarm, &lb, &tags_only).verdict.status,
+        crate::diagnosis::VerdictStatus::CauseFound
+    );
 }

@@ -13,7 +13,7 @@ const WIDTH: usize = 100;
 pub fn render_text(report: &Report) -> String {
     let mut out = String::new();
     let (label, headline) = report.headline();
-    let _ = writeln!(out, "{label}: {}", one_line(headline));
+    out.push_str(&verdict_lines(&format!("{label}: {headline}")));
     out.push('\n');
     if let Some(first) = &report.follow_up_of {
         let id = first
@@ -72,6 +72,20 @@ pub fn render_text(report: &Report) -> String {
     }
     let _ = writeln!(out, "\n-- {}", report.generator);
     out
+}
+
+/// The verdict: its first line at most 100 columns, like the subject, and the detail on
+/// indented lines below it.
+fn verdict_lines(verdict: &str) -> String {
+    let wrapped = wrap(verdict, WIDTH, "");
+    let Some((first, rest)) = wrapped.split_once('\n') else {
+        return wrapped;
+    };
+    let rest = rest.trim();
+    if rest.is_empty() {
+        return format!("{first}\n");
+    }
+    format!("{first}\n{}", wrap(rest, WIDTH, "  "))
 }
 
 fn header(report: &Report, out: &mut String) {

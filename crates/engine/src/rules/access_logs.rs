@@ -123,7 +123,10 @@ pub fn apply(ctx: &Context<'_>, findings: &mut [Finding]) -> Option<Check> {
                 format!("; classification {}", classes.join(", "))
             },
             if total > 0 && upgraded > 0 {
-                format!("; {upgraded} finding(s) backed by them")
+                format!(
+                    "; {} backed by them",
+                    crate::context::count(upgraded, "finding", "findings")
+                )
             } else {
                 String::new()
             }

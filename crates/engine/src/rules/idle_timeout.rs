@@ -175,13 +175,13 @@ fn classic(ctx: &Context<'_>, timeout: u32) -> Result<Box<Finding>, Check> {
     });
     let (confidence, reason) = if with_errors > 0 {
         (Confidence::Confirmed, format!(
-            "Latency sat at the {timeout} s timeout in {} period(s), {with_errors} of them with 5xx: that is how a Classic LB records a request it closed at the idle timeout",
-            capped.len()
+            "Latency sat at the {timeout} s timeout in {}, {with_errors} of them with 5xx: that is how a Classic LB records a request it closed at the idle timeout",
+            crate::context::count(capped.len(), "period", "periods")
         ))
     } else {
         (Confidence::Likely, format!(
-            "Latency reached the {timeout} s timeout in {} period(s), but no HTTPCode_ELB_5XX data points fell in the same periods",
-            capped.len()
+            "Latency reached the {timeout} s timeout in {}, but no HTTPCode_ELB_5XX data points fell in the same periods",
+            crate::context::count(capped.len(), "period", "periods")
         ))
     };
     let recommended = recommend_idle_timeout(timeout, Some(max), true);

@@ -133,8 +133,12 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             name,
             CheckStatus::Ok,
             format!(
-                "{} target group(s), each with targets",
-                ctx.snapshot.target_groups.len()
+                "{}, each with targets",
+                crate::context::count(
+                    ctx.snapshot.target_groups.len(),
+                    "target group",
+                    "target groups"
+                )
             ),
         ));
         return out;
@@ -204,7 +208,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             "A request that a listener or rule sends to a target group with no registered target gets a 503 from the load balancer itself.{} \
              In Kubernetes the group is empty when the Service selects no ready pods (a wrong selector, or every pod failing its readiness probe), when the TargetGroupBinding points at an old target group or Service, or when the load balancer controller fails to register targets (its logs say why).",
             if empty.len() > 1 {
-                format!(" {} other group(s) are empty too: {}.", empty.len() - 1, list_some(&names[1..], 3))
+                format!(" {} empty too: {}.", if empty.len() == 2 { "1 other group is".to_string() } else { format!("{} other groups are", empty.len() - 1) }, list_some(&names[1..], 3))
             } else {
                 String::new()
             }
@@ -244,7 +248,10 @@ fn classic(ctx: &Context<'_>, name: &str) -> RuleOutput {
             } else {
                 CheckStatus::NotApplicable
             },
-            format!("{registered} instance(s) registered"),
+            format!(
+                "{} registered",
+                crate::context::count(registered, "instance", "instances")
+            ),
         ));
         return out;
     }

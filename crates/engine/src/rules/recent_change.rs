@@ -123,8 +123,8 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
     let quiet = changes.events.len() - linked.len();
     if quiet > unlinked.len() {
         unlinked.push(format!(
-            "... and {} more change(s) that explain no finding",
-            quiet - unlinked.len()
+            "... and {} more that explain no finding",
+            crate::context::count(quiet - unlinked.len(), "change", "changes")
         ));
     }
     if !unlinked.is_empty() {
@@ -146,8 +146,8 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
             CheckStatus::Problem
         },
         format!(
-            "{} change(s) since {}, {} tied to a finding{pending}",
-            changes.events.len(),
+            "{} since {}, {} tied to a finding{pending}",
+            crate::context::count(changes.events.len(), "change", "changes"),
             bounded(&changes.since),
             linked.len()
         ),
@@ -165,7 +165,10 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
     let top = &findings[explained[0]];
     let (severity, top_code, top_title) = (top.severity, top.code, top.title.clone());
     let more = if linked.len() > 1 {
-        format!(" (+{} more change(s))", linked.len() - 1)
+        format!(
+            " (+{} more)",
+            crate::context::count(linked.len() - 1, "change", "changes")
+        )
     } else {
         String::new()
     };

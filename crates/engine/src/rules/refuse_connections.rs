@@ -83,8 +83,9 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             name,
             CheckStatus::NotApplicable,
             format!(
-                "{} {metric} explained by {stale} stale target(s)",
-                format_value(errors)
+                "{} {metric} explained by {}",
+                format_value(errors),
+                crate::context::count(stale, "stale target", "stale targets")
             ),
         ));
         return out;

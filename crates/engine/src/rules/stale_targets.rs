@@ -105,7 +105,13 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         severity: Severity::High,
         confidence: None,
         confidence_reason: None,
-        title: format!("{} IP target(s) of {} point at pods that no longer exist ({})", stale.len(), ctx.snapshot.load_balancer.name, list_some(&ids, 3)),
+        title: format!(
+            "{} of {} {} at pods that no longer exist ({})",
+            crate::context::count(stale.len(), "IP target", "IP targets"),
+            ctx.snapshot.load_balancer.name,
+            if stale.len() == 1 { "points" } else { "point" },
+            list_some(&ids, 3)
+        ),
         explanation: "These targets are registered by IP, and no network interface in the VPC holds that IP any more: the pod is gone but the target was never deregistered. \
             Requests sent there time out (504) until health checks mark it unhealthy, and if the IP is handed to another pod, traffic reaches the wrong application. \
             The AWS Load Balancer Controller deregisters pods as they go, so a stale target means it is not running, is failing, or did not register this target."

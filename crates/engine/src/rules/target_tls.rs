@@ -44,8 +44,8 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             name,
             CheckStatus::Ok,
             format!(
-                "no TLS negotiation errors with 502s; {} HTTPS target group(s)",
-                https.len()
+                "no TLS negotiation errors with 502s; {}",
+                crate::context::count(https.len(), "HTTPS target group", "HTTPS target groups")
             ),
         ));
         return out;

@@ -82,8 +82,12 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             })
             .collect();
         evidence.push(Evidence::observation(format!(
-            "When elbmedic looked (after the alarm), {} target(s) were still moving: {}",
-            ids.len(),
+            "When elbmedic looked (after the alarm), {} still moving: {}",
+            if ids.len() == 1 {
+                "1 target was".to_string()
+            } else {
+                format!("{} targets were", ids.len())
+            },
             list_some(&ids, 4)
         )));
     }
@@ -104,8 +108,8 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     )];
     if !every {
         notes.push(format!(
-            "{} period(s) with 5xx saw no churn: something else may cause those; see the other findings.",
-            with_errors - churning
+            "{} with 5xx saw no churn: something else may cause those; see the other findings.",
+            crate::context::count(with_errors - churning, "period", "periods")
         ));
     }
     let draining_off = lb.connection_draining_seconds == Some(0);

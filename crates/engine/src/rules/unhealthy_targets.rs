@@ -151,18 +151,26 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     }
     let title = if only_draining {
         format!(
-            "{} target(s) of {} are draining ({})",
-            bad.len(),
+            "{} of {} {} draining ({})",
+            crate::context::count(bad.len(), "target", "targets"),
             lb.name,
+            if bad.len() == 1 { "is" } else { "are" },
             list_some(&ids, 3)
         )
     } else {
+        let which = match (bad.len(), ctx.health.total) {
+            (1, 1) => "The only target".to_string(),
+            (n, total) if n == total => format!("All {n} targets"),
+            (n, total) => format!("{n} of the {total} targets"),
+        };
         format!(
-            "{} of {} targets of {} {} their health checks ({})",
-            bad.len(),
-            ctx.health.total,
+            "{which} of {} {} ({})",
             lb.name,
-            if bad.len() == 1 { "fails" } else { "fail" },
+            if bad.len() == 1 {
+                "fails its health checks"
+            } else {
+                "fail their health checks"
+            },
             list_some(&ids, 3)
         )
     };
@@ -229,7 +237,7 @@ mod tests {
         );
         let f = &out.findings[0];
         assert_eq!(f.severity, Severity::High);
-        assert!(f.title.starts_with("2 of 3 targets"));
+        assert!(f.title.starts_with("2 of the 3 targets"), "{}", f.title);
         assert!(f.fix.commands[0]
             .command
             .contains("describe-instance-health"));
