@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> [%5ss] %s\n' "$SECONDS" "$*"; }
 
 # Keep build output outside the clone, so repeated runs (and CI's fresh clones) reuse the
 # compiled dependencies instead of rebuilding them every time.
