@@ -380,6 +380,26 @@ mod tests {
         }
     }
 
+    /// The alarm's account picks the role remediate acts with: a forged plan whose load
+    /// balancer names another account is refused before anything is read.
+    #[test]
+    fn a_plan_whose_load_balancer_and_alarm_name_different_accounts_is_refused() {
+        let (mut message, ..) = planned("alb-idle-timeout", Request::Apply);
+        assert_eq!(message.alarm.account_id.as_deref(), Some("111122223333"));
+        message.plan.load_balancer.account = Some("111122223333".into());
+        assert_eq!(admit(&message, Mode::Auto), None);
+        message.plan.load_balancer.account = Some("210987654321".into());
+        let outcome = admit(&message, Mode::Auto).expect("refused");
+        assert_eq!(outcome.status, OutcomeStatus::Refused);
+        assert!(
+            outcome
+                .headline
+                .contains("account 210987654321 but its alarm is in 111122223333"),
+            "{}",
+            outcome.headline
+        );
+    }
+
     #[test]
     fn the_kill_switch_and_approve_mode_refuse_before_anything_is_read() {
         let (apply, ..) = planned("alb-idle-timeout", Request::Apply);
