@@ -13,6 +13,18 @@ use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 
 use crate::recorder::{CallLog, Recorder};
 
+/// An SDK client's configuration built from `config`, with the call recorder and, in tests,
+/// one more interceptor: every client of [`Clients`] is made this one way.
+macro_rules! client_config {
+    ($sdk:ident, $config:expr, $recorder:expr, $extra:expr) => {{
+        let mut builder = $sdk::config::Builder::from($config).interceptor($recorder.clone());
+        if let Some(extra) = $extra {
+            builder.push_interceptor(extra.clone());
+        }
+        builder
+    }};
+}
+
 #[derive(Debug, Clone)]
 pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
@@ -89,16 +101,14 @@ impl Clients {
         extra: Option<SharedInterceptor>,
     ) -> Self {
         let log = CallLog::default();
-        let account = AccountClients::build(config, &Recorder::new(log.clone()), extra.as_ref());
         let recorder = Recorder::new(log.clone());
+        let account = AccountClients::build(config, &recorder, extra.as_ref());
         macro_rules! client {
-            ($sdk:ident) => {{
-                let mut builder = $sdk::config::Builder::from(config).interceptor(recorder.clone());
-                if let Some(extra) = &extra {
-                    builder.push_interceptor(extra.clone());
-                }
-                $sdk::Client::from_conf(builder.build())
-            }};
+            ($sdk:ident) => {
+                $sdk::Client::from_conf(
+                    client_config!($sdk, config, recorder, extra.as_ref()).build(),
+                )
+            };
         }
         Self {
             ec2: account.ec2,
@@ -169,13 +179,9 @@ struct AccountClients {
 impl AccountClients {
     fn build(config: &SdkConfig, recorder: &Recorder, extra: Option<&SharedInterceptor>) -> Self {
         macro_rules! client {
-            ($sdk:ident) => {{
-                let mut builder = $sdk::config::Builder::from(config).interceptor(recorder.clone());
-                if let Some(extra) = extra {
-                    builder.push_interceptor(extra.clone());
-                }
-                builder
-            }};
+            ($sdk:ident) => {
+                client_config!($sdk, config, recorder, extra)
+            };
         }
         // A local S3 (moto, a VPC endpoint by IP) has no per-bucket host names.
         let custom_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]

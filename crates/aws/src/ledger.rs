@@ -129,6 +129,16 @@ impl Ledger {
         }
     }
 
+    /// The ledger `table` for the load balancers `clients` reach: on the deployment's own
+    /// DynamoDB, and without the old keys when they are a member account's.
+    pub fn for_clients(clients: &crate::clients::Clients, table: impl Into<String>) -> Self {
+        let ledger = Self::new(clients.dynamodb.clone(), table);
+        match clients.member_account {
+            Some(_) => ledger.for_member_account(),
+            None => ledger,
+        }
+    }
+
     /// The ledger as seen for a member account's LBs, which have no items under old keys.
     pub fn for_member_account(mut self) -> Self {
         self.reads_legacy_keys = false;

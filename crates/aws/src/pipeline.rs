@@ -266,6 +266,11 @@ struct Diagnosed {
 }
 
 impl Diagnosed {
+    /// The report of an alarm whose account cannot be read from here.
+    fn refused(alarm: &Alarm, lb: &LbRef, refusal: &AccountRefusal) -> Self {
+        Self::report(Report::account_refused(alarm, lb, refusal))
+    }
+
     fn report(report: Report) -> Self {
         Self {
             report,
@@ -290,9 +295,7 @@ async fn diagnosed(run: &Run<'_>, alarm: &Alarm, lb: &LbRef) -> Result<Diagnosed
                 ));
             }
             if let Some(refusal) = not_ours(alarm, run.own_account.get_offline()) {
-                return Ok(Diagnosed::report(Report::account_refused(
-                    alarm, lb, &refusal,
-                )));
+                return Ok(Diagnosed::refused(alarm, lb, &refusal));
             }
             ((*world).clone(), None)
         }
@@ -302,20 +305,14 @@ async fn diagnosed(run: &Run<'_>, alarm: &Alarm, lb: &LbRef) -> Result<Diagnosed
             // when the own account is known up front (a function's ARN names it).
             let known_own = run.own_account.get_offline();
             if let (None, Some(refusal)) = (member, not_ours(alarm, known_own)) {
-                return Ok(Diagnosed::report(Report::account_refused(
-                    alarm, lb, &refusal,
-                )));
+                return Ok(Diagnosed::refused(alarm, lb, &refusal));
             }
             // A member account's role is assumed before the gather; otherwise the own account
             // is asked beside it, not before it: the critical path stays the API depth.
             let clients = match member {
                 Some(_) => match Box::pin(reach(run, accounts, alarm)).await {
                     Ok(clients) => clients,
-                    Err(refusal) => {
-                        return Ok(Diagnosed::report(Report::account_refused(
-                            alarm, lb, &refusal,
-                        )))
-                    }
+                    Err(refusal) => return Ok(Diagnosed::refused(alarm, lb, &refusal)),
                 },
                 None => accounts.regions.get(&alarm.region).await,
             };
@@ -333,9 +330,7 @@ async fn diagnosed(run: &Run<'_>, alarm: &Alarm, lb: &LbRef) -> Result<Diagnosed
             ));
             let (own, world) = tokio::join!(run.own_account.get(&clients), gathering);
             if let (None, Some(refusal)) = (member, not_ours(alarm, own)) {
-                return Ok(Diagnosed::report(Report::account_refused(
-                    alarm, lb, &refusal,
-                )));
+                return Ok(Diagnosed::refused(alarm, lb, &refusal));
             }
             (world, Some(clients))
         }

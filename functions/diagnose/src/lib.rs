@@ -28,11 +28,6 @@ pub struct Handler {
 impl Handler {
     pub fn new(config: Config) -> Self {
         let regions = Regions::new(CallLimits::default());
-        Self::with_regions(config, regions)
-    }
-
-    /// A handler on given clients (tests script AWS through them).
-    pub fn with_regions(config: Config, regions: Regions) -> Self {
         Self {
             accounts: Accounts::new(regions, config.organization.clone()),
             config,

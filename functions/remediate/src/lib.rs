@@ -76,11 +76,6 @@ fn foreign_plan(
 impl Handler {
     pub fn new(config: Config) -> Self {
         let regions = Regions::new(CallLimits::default());
-        Self::with_regions(config, regions)
-    }
-
-    /// A handler on given clients (tests script AWS through them).
-    pub fn with_regions(config: Config, regions: Regions) -> Self {
         Self {
             accounts: Accounts::new(regions, config.organization.clone()),
             config,
@@ -104,6 +99,10 @@ impl Handler {
         let mut summary = Vec::new();
         let mut failures = Vec::new();
         let remediation_topic = self.remediation_topic();
+        // The remediation topic is the deployment's own: its account is ours.
+        let own = remediation_topic
+            .and_then(elbmedic_engine::alarm::formats::topic_arn)
+            .map(|t| t.account);
         for (index, record) in messages(payload, remediation_topic).iter().enumerate() {
             let parsed = record.as_ref().map_err(Clone::clone).and_then(|text| {
                 let message = PlanMessage::parse(text)?;
@@ -121,10 +120,6 @@ impl Handler {
                     continue;
                 }
             };
-            // The remediation topic is the deployment's own: its account is ours.
-            let own = remediation_topic
-                .and_then(elbmedic_engine::alarm::formats::topic_arn)
-                .map(|t| t.account);
             let reached = self
                 .accounts
                 .clients_for(

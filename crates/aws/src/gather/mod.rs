@@ -349,10 +349,7 @@ async fn history(
     lb: &LbRef,
     deadline: Instant,
 ) -> Result<History, Gap> {
-    let mut ledger = Ledger::new(clients.dynamodb.clone(), table);
-    if clients.member_account.is_some() {
-        ledger = ledger.for_member_account();
-    }
+    let ledger = Ledger::for_clients(clients, table);
     let read = bounded(
         deadline,
         ledger.last_idle_timeout_raise(account, &clients.region, &lb.id),

@@ -26,11 +26,7 @@ use elbmedic_engine::plan::config::RemediationConfig;
 
 /// The ledger `LEDGER_TABLE` names, on these clients; `None` when it is off.
 pub fn configured_ledger(clients: &Clients, config: &RemediationConfig) -> Option<Ledger> {
-    let ledger = Ledger::new(clients.dynamodb.clone(), config.ledger_table.as_ref()?);
-    Some(match clients.member_account {
-        Some(_) => ledger.for_member_account(),
-        None => ledger,
-    })
+    Some(Ledger::for_clients(clients, config.ledger_table.as_ref()?))
 }
 
 /// Reviews and applies one plan; the report is about the state after it.
