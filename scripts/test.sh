@@ -86,13 +86,20 @@ rustup target list --installed | grep -q '^aarch64-unknown-linux-gnu$' || rustup
 (cd infra && SAM_CLI_TELEMETRY=0 "$sam_venv/bin/sam" build --build-dir "$scratch/sam-build")
 ls -l "$scratch"/sam-build/*/bootstrap
 
-step "demo runs"
-cargo run --quiet --locked -- demo | head -1
+# The tests are built before the demo runs, and the demo runs the binary they built: `cargo
+# run` alone would resolve the SDK's features without the test-only ones (aws-smithy-mocks
+# turns on `test-util`) and compile every AWS crate a second time.
+step "tests: build"
+if cargo nextest --version >/dev/null 2>&1; then
+  run_tests() { cargo nextest run --workspace --locked --no-fail-fast "$@"; }
+else
+  run_tests() { cargo test --workspace --locked --no-fail-fast "$@"; }
+fi
+run_tests --no-run
+
+step "demo runs (the README's first command, from the binary just built)"
+"$CARGO_TARGET_DIR/debug/elbmedic" demo | head -1
 
 # Last, so the runner's summary line closes the log.
 step "tests"
-if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
-else
-  cargo test --workspace --locked --no-fail-fast
-fi
+run_tests
