@@ -34,8 +34,9 @@ venv_for() { # venv_for NAME REQUIREMENTS -> prints the virtualenv's path
   if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "installing $2 into $venv" >&2
     rm -rf "$venv"
-    python3 -m venv "$venv" >&2
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$2" >&2
+    # Explicit failures: callers may test this function, which turns `set -e` off inside it.
+    python3 -m venv "$venv" >&2 || return 1
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$2" >&2 || { rm -rf "$venv"; return 1; }
     echo "$want" > "$stamp"
   fi
   echo "$venv"
@@ -91,14 +92,31 @@ ls -l "$scratch"/sam-build/*/bootstrap
 # turns on `test-util`) and compile every AWS crate a second time.
 step "tests: build"
 if cargo nextest --version >/dev/null 2>&1; then
-  run_tests() { cargo nextest run --workspace --locked --no-fail-fast "$@"; }
+  build_tests() { cargo nextest run --workspace --locked --no-run; }
+  run_tests() { cargo nextest run --workspace --locked --no-fail-fast; }
 else
-  run_tests() { cargo test --workspace --locked --no-fail-fast "$@"; }
+  build_tests() { cargo test --workspace --locked --no-run; }
+  run_tests() { cargo test --workspace --locked --no-fail-fast; }
 fi
-run_tests --no-run
+build_tests
 
 step "demo runs (the README's first command, from the binary just built)"
 "$CARGO_TARGET_DIR/debug/elbmedic" demo | head -1
+
+# Every scenario's HTML report opened in a real browser: Debian's Chromium, installed here when
+# absent, driven by playwright with no browser download. Without a browser the check skips
+# with a message; under CI=true (.ci/run) it fails instead.
+step "HTML reports in headless Chromium"
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing Debian's chromium" >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; } >&2 \
+    || echo "could not install chromium" >&2
+fi
+if browser_venv=$(venv_for browser scripts/requirements-browser.txt); then
+  "$browser_venv/bin/python" scripts/check-html.py "$CARGO_TARGET_DIR/debug/elbmedic"
+else
+  python3 scripts/check-html.py "$CARGO_TARGET_DIR/debug/elbmedic"
+fi
 
 # Last, so the runner's summary line closes the log.
 step "tests"

@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use elbmedic_aws::accounts::Accounts;
 use elbmedic_aws::clients::{CallLimits, Regions};
 use elbmedic_aws::pipeline::{self, Facts, Handled, OwnAccount, Run};
-use elbmedic_aws::publish::{publish_all, Delivery};
+use elbmedic_aws::publish::{publish_all, Delivery, Outlets};
 use elbmedic_aws::settings::{Config, Role};
 use elbmedic_engine::alarm::{self, Intake, IntakeError};
 use elbmedic_engine::diagnosis::VerdictStatus;
@@ -300,7 +300,9 @@ fn run_records(
     }
     output::print(&render_all(&reports, format));
     if let Some(topic) = &config.report_topic_arn {
-        for delivery in runtime.block_on(publish_all(&accounts.regions, topic, &handled)) {
+        let outlets = Outlets::of(config);
+        let delivering = publish_all(&accounts.regions, topic, outlets, &handled, &run_id, now);
+        for delivery in runtime.block_on(Box::pin(delivering)) {
             match delivery {
                 Delivery::Published(published) => output::warn(&format!(
                     "published to {topic} (message {})",
@@ -338,6 +340,7 @@ fn render_all(reports: &[Report], format: Format) -> String {
             .map(|r| r.render(Format::Markdown))
             .collect::<Vec<_>>()
             .join("\n---\n\n"),
+        Format::Html => elbmedic_engine::report::render_html_page(reports),
     }
 }
 

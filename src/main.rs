@@ -111,6 +111,8 @@ enum FormatArg {
     Text,
     Markdown,
     Json,
+    /// One self-contained page (inline CSS and SVG, no script): the path diagram and charts.
+    Html,
 }
 
 impl From<FormatArg> for elbmedic_engine::report::Format {
@@ -119,6 +121,7 @@ impl From<FormatArg> for elbmedic_engine::report::Format {
             FormatArg::Text => Self::Text,
             FormatArg::Markdown => Self::Markdown,
             FormatArg::Json => Self::Json,
+            FormatArg::Html => Self::Html,
         }
     }
 }

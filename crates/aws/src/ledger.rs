@@ -71,6 +71,11 @@ fn plan_key<'a>(target: &'a PlanTarget, plan_id: &'a str) -> impl Fn(Option<&str
     }
 }
 
+/// A proposed plan awaiting approval, by its id.
+fn proposal_key(plan_id: &str) -> String {
+    format!("proposal#{plan_id}")
+}
+
 fn audit_key<'a>(
     target: &'a PlanTarget,
     plan_id: &'a str,
@@ -352,6 +357,37 @@ impl Ledger {
             .await
             .map(|_| ())
             .map_err(|e| error_text(&e))
+    }
+
+    /// Keeps a proposed plan (the plan message, JSON) until it expires, so that an approval
+    /// by its id finds it. Plan ids name their load balancer's region and id already.
+    pub async fn store_proposal(
+        &self,
+        plan_id: &str,
+        message_json: &str,
+        expires_at: i64,
+    ) -> Result<(), LedgerError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(proposal_key(plan_id)))
+            .item("message", s(message_json))
+            .item("expires_at", n(expires_at))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| error_text(&e))
+    }
+
+    /// The proposed plan message of `plan_id`, unless it expired by `now` or was never stored.
+    pub async fn proposal(&self, plan_id: &str, now: i64) -> Result<Option<String>, LedgerError> {
+        let Some(item) = self.get(&proposal_key(plan_id)).await? else {
+            return Ok(None);
+        };
+        if number_of(&item, "expires_at").is_some_and(|at| at <= now) {
+            return Ok(None);
+        }
+        Ok(text_of(&item, "message"))
     }
 
     /// The changes the audit trail holds for `plan_id`, in order; `indexes` bounds the search

@@ -10,6 +10,7 @@ pub mod clients;
 pub mod composite;
 pub mod concurrent;
 pub mod edge;
+pub mod episode;
 pub mod follow_up;
 pub mod gather;
 pub mod ledger;

@@ -97,6 +97,9 @@ pub struct Record {
     /// The live snapshot the report was diagnosed from, which the follow-up pass re-reads
     /// with the late evidence; `None` offline, across accounts, or without a diagnosis.
     pub world: Option<Snapshot>,
+    /// For a recovery sent to chat: when the alarm went into ALARM, from its history, so the
+    /// recovery joins that episode's thread.
+    pub episode_began: Option<String>,
 }
 
 impl Record {
@@ -248,6 +251,12 @@ async fn handle_one(run: &Run<'_>, number: usize, intake: Intake) -> Handled {
         gaps = report.gaps.len(),
         "diagnosed"
     );
+    let episode_began = match &intake {
+        Intake::Recovered { alarm, .. } if run.config.chat_topic_arn.is_some() => {
+            Box::pin(episode_began(run, alarm)).await
+        }
+        _ => None,
+    };
     Handled::Reported(Box::new(Record {
         number,
         intake,
@@ -255,7 +264,21 @@ async fn handle_one(run: &Run<'_>, number: usize, intake: Intake) -> Handled {
         publish,
         plan,
         world,
+        episode_began,
     }))
+}
+
+/// When a recovered alarm's episode began, read live from its account; offline, unknown.
+async fn episode_began(run: &Run<'_>, alarm: &Alarm) -> Option<String> {
+    let Facts::Live(accounts) = &run.facts else {
+        return None;
+    };
+    let clients = Box::pin(reach(run, accounts, alarm)).await.ok()?;
+    let before = alarm
+        .state_change_time
+        .as_deref()
+        .and_then(elbmedic_engine::alarm::parse_timestamp);
+    crate::episode::began(&clients.cloudwatch, &alarm.alarm_name, before).await
 }
 
 /// One alarm's diagnosis, as [`handle_one`] takes it apart.
@@ -346,6 +369,11 @@ async fn diagnosed(run: &Run<'_>, alarm: &Alarm, lb: &LbRef) -> Result<Diagnosed
         run.now,
     );
     report.remediation = proposal.section;
+    // An approve-mode plan is kept where an approval by its id (a chat button) finds it,
+    // before the report that offers the approval goes out.
+    if let (Some(waiting), Some(clients)) = (&proposal.awaiting_approval, &clients) {
+        keep_for_approval(clients, remediation, waiting).await;
+    }
     match (run.handoff, proposal.plan, clients) {
         (Handoff::InProcess, Some(message), Some(clients)) => {
             let ledger = remediate::configured_ledger(&clients, remediation);
@@ -368,6 +396,30 @@ async fn diagnosed(run: &Run<'_>, alarm: &Alarm, lb: &LbRef) -> Result<Diagnosed
             // Only a live diagnosis has late evidence to come.
             world: clients.map(|_| world),
         }),
+    }
+}
+
+/// Stores a plan awaiting approval in the ledger (the deployment's own table, whatever the
+/// load balancer's account). Without a ledger, or when it fails, only the full approve
+/// command of the report approves it; that is logged.
+async fn keep_for_approval(
+    clients: &Clients,
+    remediation: &elbmedic_engine::plan::config::RemediationConfig,
+    waiting: &elbmedic_engine::plan::message::PlanMessage,
+) {
+    let Some(ledger) = remediate::configured_ledger(clients, remediation) else {
+        tracing::info!(plan = %waiting.plan.id, "no LEDGER_TABLE: the plan can be approved with the report's command, not by its id");
+        return;
+    };
+    let stored = ledger
+        .store_proposal(
+            &waiting.plan.id,
+            &waiting.to_json(),
+            waiting.plan.expires_at,
+        )
+        .await;
+    if let Err(error) = stored {
+        tracing::error!(plan = %waiting.plan.id, error = %error, "the plan could not be kept for an approval by id; the report's command still approves it");
     }
 }
 

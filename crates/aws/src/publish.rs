@@ -1,22 +1,119 @@
-//! Publishing to SNS: reports to the on-call topic (the message is shaped by the engine,
-//! `report::sns::sns_message`; this only sends it) and plans to the remediation topic.
+//! Delivering reports: the HTML page to `REPORT_BUCKET` (its console link joins the report),
+//! then the on-call topic (the message is shaped by the engine, `report::sns::sns_message`;
+//! this only sends it), then the chat topic as a custom notification; and plans to the
+//! remediation topic. Only the on-call topic is a must: a page or a chat message that fails is
+//! logged, and the report still goes out.
 
 use aws_sdk_sns::Client;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use elbmedic_engine::plan::config::RemediationConfig;
 use elbmedic_engine::plan::message::PlanMessage;
+use elbmedic_engine::report::chat::{render_chat, ChatContext};
 use elbmedic_engine::report::sns::{sns_message, SNS_MAX_BYTES};
-use elbmedic_engine::report::Report;
+use elbmedic_engine::report::{link, Format, Report};
 
 use crate::clients::{Clients, Regions};
 use crate::pipeline::Handled;
 use crate::settings::topic_region;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Published {
     pub message_id: Option<String>,
     pub bytes: usize,
     pub trimmed: bool,
+    /// The HTML page's object key in `REPORT_BUCKET`, when it was stored.
+    pub page_key: Option<String>,
+    /// The chat message's id, when `CHAT_TOPIC_ARN` took it.
+    pub chat_message_id: Option<String>,
+}
+
+/// Where reports go besides the on-call topic.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Outlets<'a> {
+    pub chat_topic: Option<&'a str>,
+    pub report_bucket: Option<&'a str>,
+}
+
+impl<'a> Outlets<'a> {
+    pub fn of(config: &'a crate::settings::Config) -> Self {
+        Self {
+            chat_topic: config.chat_topic_arn.as_deref(),
+            report_bucket: config.report_bucket.as_deref(),
+        }
+    }
+}
+
+/// One report, delivered: its page to the bucket, the report (linking the page) to the on-call
+/// topic, then the chat message. `publisher` holds the clients of the on-call topic's region,
+/// where the stack keeps its bucket; `unique` names this report among the invocation's.
+pub async fn deliver(
+    regions: &Regions,
+    publisher: &Clients,
+    topic: &str,
+    outlets: Outlets<'_>,
+    report: &Report,
+    chat: &ChatContext<'_>,
+    now: i64,
+) -> Result<Published, PublishError> {
+    let mut report = std::borrow::Cow::Borrowed(report);
+    let mut page_key = None;
+    if let Some(bucket) = outlets.report_bucket {
+        let key = link::object_key(&report, now, chat.id);
+        match store_page(&publisher.s3, bucket, &key, &report.render(Format::Html)).await {
+            Ok(()) => {
+                report.to_mut().full_report_url =
+                    Some(link::console_url(bucket, &publisher.region, &key));
+                page_key = Some(key);
+            }
+            Err(error) => {
+                tracing::error!(bucket, key = %key, error = %error, "the HTML report could not be stored; the report goes out without its link")
+            }
+        }
+    }
+    let mut published = publish_report(&publisher.sns, topic, &report).await?;
+    published.page_key = page_key;
+    if let Some(chat_topic) = outlets.chat_topic {
+        let chat_publisher = self::publisher(regions, chat_topic).await;
+        let message = render_chat(&report, chat);
+        match chat_publisher
+            .sns
+            .publish()
+            .topic_arn(chat_topic)
+            .message(message)
+            .send()
+            .await
+        {
+            Ok(sent) => published.chat_message_id = sent.message_id().map(str::to_string),
+            Err(error) => tracing::error!(
+                topic = chat_topic,
+                error = %DisplayErrorContext(&error),
+                "the chat message could not be published; the report went to the on-call topic"
+            ),
+        }
+    }
+    Ok(published)
+}
+
+/// Stores an HTML page, encrypted with S3's own keys (SSE-S3), so that a console reader needs
+/// no KMS grant.
+async fn store_page(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    html: &str,
+) -> Result<(), String> {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type("text/html; charset=utf-8")
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+        .body(aws_sdk_s3::primitives::ByteStream::from(
+            html.as_bytes().to_vec(),
+        ))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|error| DisplayErrorContext(&error).to_string())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +175,7 @@ pub async fn publish_report(
         message_id: sent.message_id().map(str::to_string),
         bytes,
         trimmed: message.trimmed,
+        ..Published::default()
     })
 }
 
@@ -88,15 +186,37 @@ pub async fn publisher(regions: &Regions, topic: &str) -> Clients {
         .await
 }
 
-/// Publishes every report the pipeline marked for the topic, in the event's order; one
-/// delivery per handled record.
-pub async fn publish_all(regions: &Regions, topic: &str, handled: &[Handled]) -> Vec<Delivery> {
+/// Delivers every report the pipeline marked for the topic, in the event's order; one
+/// delivery per handled record. `invocation` (the request id) makes each page's key and chat
+/// message id unique.
+pub async fn publish_all(
+    regions: &Regions,
+    topic: &str,
+    outlets: Outlets<'_>,
+    handled: &[Handled],
+    invocation: &str,
+    now: i64,
+) -> Vec<Delivery> {
     let publisher = publisher(regions, topic).await;
     let mut deliveries = Vec::with_capacity(handled.len());
-    for record in handled {
+    for (index, record) in handled.iter().enumerate() {
         let delivery = match record {
             Handled::Reported(record) if record.publish => {
-                match publish_report(&publisher.sns, topic, &record.report).await {
+                let unique = format!("{invocation}#{}", index + 1);
+                let chat = ChatContext {
+                    id: &unique,
+                    episode_began: record.episode_began.as_deref(),
+                };
+                let delivering = deliver(
+                    regions,
+                    &publisher,
+                    topic,
+                    outlets,
+                    &record.report,
+                    &chat,
+                    now,
+                );
+                match Box::pin(delivering).await {
                     Ok(published) => Delivery::Published(published),
                     Err(error) => {
                         tracing::error!(error = %error, "report not published");

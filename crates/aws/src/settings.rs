@@ -20,6 +20,12 @@ pub enum Role {
 pub struct Config {
     /// `REPORT_TOPIC_ARN`: where reports go (required by the functions; the CLI's `--publish`).
     pub report_topic_arn: Option<String>,
+    /// `CHAT_TOPIC_ARN`: a topic that Amazon Q Developer in chat applications maps to a Slack
+    /// or Teams channel; each report goes there too, as a custom notification.
+    pub chat_topic_arn: Option<String>,
+    /// `REPORT_BUCKET`: the S3 bucket that receives each diagnosis as an HTML page, which the
+    /// email and chat reports link to.
+    pub report_bucket: Option<String>,
     /// `GATHER_DEADLINE_SECONDS` (default 20): the whole gather finishes within this; keep
     /// it below the function's timeout.
     pub gather_deadline: Duration,
@@ -122,6 +128,10 @@ pub enum ConfigError {
     MissingTopic,
     #[error("REPORT_TOPIC_ARN {0:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")]
     BadTopic(String),
+    #[error("CHAT_TOPIC_ARN {0:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME); set it to the topic your chat channel's Amazon Q Developer configuration subscribes to, or leave it empty")]
+    BadChatTopic(String),
+    #[error("REPORT_BUCKET {0:?} is not an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit)")]
+    BadReportBucket(String),
     #[error("GATHER_DEADLINE_SECONDS {0:?} is not a number of seconds between 1 and 900")]
     BadDeadline(String),
     #[error("MAX_COMPOSITE_CHILDREN {0:?} is not a number between 1 and 20")]
@@ -148,6 +158,20 @@ pub enum ConfigError {
     ApproveWithoutTopic,
     #[error("REMEDIATION_TOPIC_ARN is not set: remediate takes plans only from that topic, so it would refuse every one; set it to the remediation topic's ARN")]
     RemediateWithoutTopic,
+}
+
+/// An S3 bucket name as S3 accepts it for new buckets: 3-63 of lowercase letters, digits,
+/// dots and hyphens, a letter or digit at each end, no `..`, not an IP address.
+pub fn is_bucket_name(name: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    (3..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && edge(name.chars().next())
+        && edge(name.chars().last())
+        && !name.contains("..")
+        && name.parse::<std::net::Ipv4Addr>().is_err()
 }
 
 /// The region of an SNS topic ARN, if it is one.
@@ -181,6 +205,23 @@ impl Config {
                 _ => return Err(ConfigError::BadCompositeChildren(text)),
             },
         };
+        let set = |key: &str| {
+            get(key)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let chat_topic_arn = match set("CHAT_TOPIC_ARN") {
+            Some(topic) if topic_region(&topic).is_none() => {
+                return Err(ConfigError::BadChatTopic(topic))
+            }
+            topic => topic,
+        };
+        let report_bucket = match set("REPORT_BUCKET") {
+            Some(bucket) if !is_bucket_name(&bucket) => {
+                return Err(ConfigError::BadReportBucket(bucket))
+            }
+            bucket => bucket,
+        };
         let remediation = RemediationConfig::from_env(&get).map_err(ConfigError::Remediation)?;
         let follow_up = follow_up_from_env(&get)?;
         let organization = organization_from_env(&get)?;
@@ -196,6 +237,8 @@ impl Config {
         }
         Ok(Self {
             report_topic_arn,
+            chat_topic_arn,
+            report_bucket,
             gather_deadline,
             max_composite_children,
             remediation,
@@ -297,6 +340,55 @@ mod tests {
     }
 
     const TOPIC: &str = "arn:aws:sns:eu-west-1:111122223333:reports";
+
+    #[test]
+    fn chat_topic_and_report_bucket_are_validated() {
+        let both = Config::from_env(
+            Role::Diagnose,
+            env(&[
+                ("REPORT_TOPIC_ARN", TOPIC),
+                ("CHAT_TOPIC_ARN", "arn:aws:sns:eu-west-1:111122223333:chat"),
+                ("REPORT_BUCKET", "elbmedic-reports-111122223333"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            both.report_bucket.as_deref(),
+            Some("elbmedic-reports-111122223333")
+        );
+        assert!(both.chat_topic_arn.is_some());
+        let none = Config::from_env(
+            Role::Diagnose,
+            env(&[("REPORT_TOPIC_ARN", TOPIC), ("CHAT_TOPIC_ARN", " ")]),
+        )
+        .unwrap();
+        assert_eq!((none.chat_topic_arn, none.report_bucket), (None, None));
+        let chat = Config::from_env(
+            Role::Diagnose,
+            env(&[
+                ("REPORT_TOPIC_ARN", TOPIC),
+                ("CHAT_TOPIC_ARN", "hooks.slack.com/x"),
+            ]),
+        );
+        assert!(chat.unwrap_err().to_string().starts_with("CHAT_TOPIC_ARN"));
+        for bad in [
+            "Reports",
+            "ab",
+            "a..b",
+            "192.168.1.1",
+            "-reports",
+            "reports/x",
+        ] {
+            let bucket = Config::from_env(
+                Role::Diagnose,
+                env(&[("REPORT_TOPIC_ARN", TOPIC), ("REPORT_BUCKET", bad)]),
+            );
+            assert!(
+                matches!(bucket, Err(ConfigError::BadReportBucket(_))),
+                "{bad} accepted"
+            );
+        }
+    }
 
     #[test]
     fn configuration_is_validated_with_clear_messages() {

@@ -244,6 +244,12 @@ fn bench(c: &mut Criterion) {
             .render(Format::Text)
         })
     });
+    // The HTML page of the worst case: every zone's rows, lanes and hops drawn.
+    let page = blocked_report.render(Format::Html);
+    eprintln!("HTML page, every reply dropped: {} bytes", page.len());
+    group.bench_function("render-html, every reply dropped", |b| {
+        b.iter(|| black_box(&blocked_report).render(Format::Html))
+    });
     let text = serde_json::to_string(&world).unwrap();
     group.bench_function("parse-snapshot-json", |b| {
         b.iter(|| elbmedic_engine::snapshot::from_json(black_box(&text)).unwrap())

@@ -28,6 +28,18 @@ pub enum VerdictStatus {
 }
 
 impl VerdictStatus {
+    /// The name the JSON report uses (`cause-found`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CauseFound => "cause-found",
+            Self::NoKnownCause => "no-known-cause",
+            Self::Recovered => "recovered",
+            Self::Skipped => "skipped",
+            Self::Unsupported => "unsupported",
+            Self::LoadBalancerNotRead => "load-balancer-not-read",
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Self::CauseFound => "CAUSE FOUND",
@@ -62,14 +74,19 @@ pub struct Diagnosis {
 }
 
 pub fn diagnose(alarm: &Alarm, snapshot: &crate::snapshot::Snapshot) -> Diagnosis {
-    let ctx = Context::new(alarm, snapshot);
+    diagnose_in(&Context::new(alarm, snapshot))
+}
+
+/// The diagnosis from a context already built (the report draws its picture from it too).
+pub fn diagnose_in(ctx: &Context<'_>) -> Diagnosis {
+    let snapshot = ctx.snapshot;
     if let Some(gap) = snapshot.unread_load_balancer() {
-        return not_read(&ctx, gap);
+        return not_read(ctx, gap);
     }
     let mut findings = Vec::new();
     let mut checked = Vec::new();
     for (order, rule) in RULES.iter().enumerate() {
-        let output = (rule.run)(&ctx);
+        let output = (rule.run)(ctx);
         debug_assert!(output.findings.iter().all(|f| f.code == rule.code));
         findings.extend(output.findings.into_iter().map(|f| (order, f)));
         checked.extend(output.checked);
@@ -80,7 +97,7 @@ pub fn diagnose(alarm: &Alarm, snapshot: &crate::snapshot::Snapshot) -> Diagnosi
     });
     let mut findings: Vec<Finding> = findings.into_iter().map(|(_, f)| f).collect();
     // The 5xx per zone: evidence for every cause, a finding when it decides alone.
-    let (zone, zone_check) = crate::rules::zone_concentrated::link(&ctx, &mut findings);
+    let (zone, zone_check) = crate::rules::zone_concentrated::link(ctx, &mut findings);
     checked.push(zone_check);
     if let Some(zone) = zone {
         let at = findings
@@ -90,9 +107,9 @@ pub fn diagnose(alarm: &Alarm, snapshot: &crate::snapshot::Snapshot) -> Diagnosi
         findings.insert(at, zone);
     }
     // The access logs, when read, confirm or point within the findings.
-    checked.extend(crate::rules::access_logs::apply(&ctx, &mut findings));
+    checked.extend(crate::rules::access_logs::apply(ctx, &mut findings));
     // Changes from CloudTrail are read against the findings: which one each change explains.
-    let linked = crate::rules::recent_change::link(&ctx, &mut findings);
+    let linked = crate::rules::recent_change::link(ctx, &mut findings);
     checked.extend(linked.check);
     if let Some((change, after)) = linked.finding {
         // Right after the finding it explains: the cause first, then what changed.
@@ -122,7 +139,7 @@ pub fn diagnose(alarm: &Alarm, snapshot: &crate::snapshot::Snapshot) -> Diagnosi
                 status: VerdictStatus::NoKnownCause,
                 headline: format!(
                     "{} on {}: none of the causes checked explains them{}",
-                    alarm_symptom(&ctx),
+                    alarm_symptom(ctx),
                     snapshot.load_balancer.name,
                     if incomplete {
                         " (some checks could not run)"
@@ -131,7 +148,7 @@ pub fn diagnose(alarm: &Alarm, snapshot: &crate::snapshot::Snapshot) -> Diagnosi
                     }
                 ),
             },
-            next_steps(&ctx, &checked),
+            next_steps(ctx, &checked),
         ),
     };
     Diagnosis {
@@ -292,6 +309,20 @@ mod tests {
     use crate::rules::testing::{codes, scenario_alarm};
     use crate::scenarios::SCENARIOS;
     use crate::testkit::scenario_snapshot;
+
+    #[test]
+    fn status_names_are_the_json_names() {
+        for status in [
+            VerdictStatus::CauseFound,
+            VerdictStatus::NoKnownCause,
+            VerdictStatus::Recovered,
+            VerdictStatus::Skipped,
+            VerdictStatus::Unsupported,
+            VerdictStatus::LoadBalancerNotRead,
+        ] {
+            assert_eq!(serde_json::json!(status), status.as_str());
+        }
+    }
 
     #[test]
     fn every_scenario_gets_its_expected_codes() {

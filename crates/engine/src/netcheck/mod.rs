@@ -10,5 +10,7 @@ pub mod sg;
 
 pub use addr::{AddrRange, Family, FlowBox};
 pub use nacl::{Direction, NaclOutcome, NaclRuleRef};
-pub use paths::{analyse, Leg, NaclCheck, NetworkAnalysis, Purpose, SgCheck, SgSide};
+pub use paths::{
+    analyse, Flow, Leg, NaclCheck, NetworkAnalysis, Purpose, SgCheck, SgSide, TargetId,
+};
 pub use sg::SgOutcome;

@@ -158,6 +158,17 @@ pub struct SgCheck {
     pub targets: Vec<TargetId>,
 }
 
+/// A port on which one LB subnet's nodes reach a group of targets in one subnet, whether the
+/// path crosses a NACL or not (within one subnet it does not): what the path picture draws.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    pub lb_subnet: String,
+    pub target_subnet: String,
+    pub port: u16,
+    pub purpose: Purpose,
+    pub targets: Vec<TargetId>,
+}
+
 /// Something the analysis needed and the snapshot does not hold.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Unresolved {
@@ -170,6 +181,7 @@ pub struct Unresolved {
 pub struct NetworkAnalysis {
     pub nacl_checks: Vec<NaclCheck>,
     pub sg_checks: Vec<SgCheck>,
+    pub flows: Vec<Flow>,
     pub unresolved: Vec<Unresolved>,
     /// Targets whose paths were checked.
     pub targets_checked: usize,
@@ -284,6 +296,15 @@ pub fn analyse(snapshot: &Snapshot) -> NetworkAnalysis {
     for ((index, _, port, family), (traffic, health, members)) in &forward {
         let purpose = Purpose::of(*traffic, *health);
         let side = &lb_sides[*index];
+        if let Some(first) = members.first() {
+            analysis.flows.push(Flow {
+                lb_subnet: side.subnet.id.clone(),
+                target_subnet: first.subnet.id.clone(),
+                port: *port,
+                purpose,
+                targets: target_ids(members),
+            });
+        }
         for leg in [Leg::LbSubnetEgress, Leg::TargetSubnetIngress] {
             check_leg(
                 snapshot,

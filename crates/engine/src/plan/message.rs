@@ -57,6 +57,24 @@ pub enum Request {
     Approved,
 }
 
+/// An approval by plan id, `approve:plan-…` (or with a space): what a chat button or a person
+/// publishes to the remediation topic. The plan itself is not in it: `remediate` reads the one
+/// `diagnose` stored in the ledger when it proposed it, so an approval cannot carry a forged plan.
+pub fn approval_of(text: &str) -> Option<&str> {
+    let rest = text.trim().strip_prefix("approve")?;
+    let id = rest.strip_prefix([':', ' '])?.trim();
+    is_plan_id(id).then_some(id)
+}
+
+/// `plan-` and 16 lowercase hex digits, as [`super::plan`] names plans.
+pub fn is_plan_id(id: &str) -> bool {
+    id.len() == 21
+        && id.starts_with("plan-")
+        && id[5..]
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+}
+
 /// Tags the message so `remediate` can tell a plan from anything else on its topic.
 pub const PLAN_MESSAGE_KIND: &str = "elbmedic-remediation-plan";
 
@@ -122,5 +140,34 @@ impl PlanMessage {
             "--message",
             approved.to_json()
         ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_approval_names_one_plan_id_and_nothing_else() {
+        let id = "plan-0123456789abcdef";
+        for text in [
+            "approve:plan-0123456789abcdef",
+            "approve plan-0123456789abcdef",
+            " approve:plan-0123456789abcdef\n",
+        ] {
+            assert_eq!(approval_of(text), Some(id), "{text:?}");
+        }
+        for text in [
+            "approve:plan-0123456789ABCDEF",
+            "approve:plan-0123456789abcde",
+            "approve:plan-0123456789abcdef0",
+            "approve:plan-0123456789abcdef; rm -rf /",
+            "approve:../plan-0123456789abcdef",
+            "approveplan-0123456789abcdef",
+            "{\"kind\":\"elbmedic-remediation-plan\"}",
+            "",
+        ] {
+            assert_eq!(approval_of(text), None, "{text:?}");
+        }
     }
 }

@@ -108,17 +108,13 @@ impl Plan {
 /// a retried or redelivered alarm makes the same plan, so the ledger can tell a plan it has
 /// applied from a new one.
 fn plan_id(target: &PlanTarget, actions: &[Action], alarm_changed_at: i64) -> String {
-    // FNV-1a: stable across runs and platforms, unlike the std hasher.
     let text = format!(
         "{}|{}|{alarm_changed_at}|{}",
         target.region,
         target.id,
         serde_json::to_string(actions).unwrap_or_default()
     );
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("plan-{hash:016x}")
+    format!("plan-{:016x}", crate::stable_hash::stable_hash(&text))
 }
 
 /// The plan for a diagnosis's findings: every action they propose, minus what the policy

@@ -29,6 +29,9 @@ pub struct Proposal {
     pub section: Option<RemediationSection>,
     /// The plan to hand on: to send to the topic once every report is out, or to run here.
     pub plan: Option<PlanMessage>,
+    /// In approve mode: the plan to keep in the ledger, so that an approval by its id
+    /// (`approve:PLAN_ID`, a chat button) finds it.
+    pub awaiting_approval: Option<PlanMessage>,
 }
 
 /// Plans the remedies of `findings` under `config`, for a handoff of `handoff`.
@@ -73,15 +76,29 @@ pub fn propose(
         Handoff::InProcess if acts => Proposal {
             section: None,
             plan: Some(message),
+            awaiting_approval: None,
         },
         Handoff::Topic if acts && topic.is_some() => Proposal {
             section: Some(RemediationSection::planned(mode, &message, topic, true)),
             plan: Some(message),
+            awaiting_approval: None,
         },
-        _ => Proposal {
-            section: Some(RemediationSection::planned(mode, &message, topic, false)),
-            plan: None,
-        },
+        _ => {
+            let section = RemediationSection::planned(mode, &message, topic, false);
+            let waits = handoff == Handoff::Topic
+                && matches!(
+                    &section,
+                    RemediationSection::Planned {
+                        approval_topic: Some(_),
+                        ..
+                    }
+                );
+            Proposal {
+                section: Some(section),
+                plan: None,
+                awaiting_approval: waits.then_some(message),
+            }
+        }
     }
 }
 
@@ -144,6 +161,20 @@ mod tests {
         }
         let approve = proposed(Mode::Approve, Some(TOPIC), Handoff::Topic);
         assert!(approve.plan.is_none());
+        let waiting = approve
+            .awaiting_approval
+            .as_ref()
+            .expect("kept for an approval by id");
+        assert_eq!(waiting.request, Request::Apply);
+        assert!(proposed(Mode::Approve, None, Handoff::Topic)
+            .awaiting_approval
+            .is_none());
+        assert!(proposed(Mode::Auto, Some(TOPIC), Handoff::Topic)
+            .awaiting_approval
+            .is_none());
+        assert!(proposed(Mode::Approve, Some(TOPIC), Handoff::Replay)
+            .awaiting_approval
+            .is_none());
         assert!(approve_command(&approve).is_some_and(|c| c.contains(TOPIC)));
     }
 

@@ -78,6 +78,76 @@ fn longest_backtick_run(text: &str) -> usize {
     text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
 }
 
+/// Chat text for prose that may hold data, in the `client-markdown` of Amazon Q Developer in
+/// chat applications (Slack's and Teams' own markup, not CommonMark): one line; `& < >` as
+/// entities, so Slack's `<!channel>` and `<url|text>` are plain text; a word joiner after every
+/// `@` and inside every `://` and `](`, so no mention pings and nothing links.
+pub fn chat(text: &str) -> String {
+    const JOIN: char = '\u{2060}';
+    let text = one_line(text);
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut previous = '\0';
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '@' => {
+                out.push('@');
+                out.push(JOIN);
+            }
+            '/' if previous == ':' => {
+                out.push(JOIN);
+                out.push('/');
+            }
+            '(' if previous == ']' => {
+                out.push(JOIN);
+                out.push('(');
+            }
+            c => out.push(c),
+        }
+        previous = c;
+    }
+    out
+}
+
+/// Data shown as a chat code span: [`chat`], with backticks shown as `ˋ` so that the span
+/// cannot be closed from inside.
+pub fn chat_code(text: &str) -> String {
+    format!("`{}`", chat(text).replace('`', "\u{2CB}"))
+}
+
+/// HTML text or attribute value for data: `& < > " '` become entities, so nothing in it can
+/// open a tag, an attribute or a script, and it is on one line.
+pub fn html(text: &str) -> String {
+    html_keeping_lines(&one_line(text))
+}
+
+/// HTML for a block shown as it is (a command in `<pre>`): entities as [`html`], line breaks
+/// kept, every other breaking character a space.
+pub fn html_block(text: &str) -> String {
+    let text: String = text
+        .chars()
+        .map(|c| if c != '\n' && is_breaking(c) { ' ' } else { c })
+        .collect();
+    html_keeping_lines(&text)
+}
+
+fn html_keeping_lines(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +172,29 @@ mod tests {
         }
         assert_eq!(markdown("run `a_b*c` now_"), "run `a_b*c` now\\_");
         assert_eq!(markdown("open `span"), "open `span`");
+    }
+
+    #[test]
+    fn chat_cannot_ping_or_link() {
+        let hostile = "<!channel> <@U123|x> <https://evil.example|click> @here [x](https://evil.example) & more";
+        let escaped = chat(hostile);
+        for raw in ["<!", "<@", "<https", "@here", "](", "://", "& "] {
+            assert!(!escaped.contains(raw), "{raw:?} in {escaped}");
+        }
+        assert!(escaped.contains("&lt;!channel&gt;"), "{escaped}");
+        assert_eq!(chat_code("a`b"), "`a\u{2CB}b`");
+    }
+
+    #[test]
+    fn html_cannot_open_a_tag_or_leave_an_attribute() {
+        let hostile = "<script>alert(1)</script>\" onload=\"x' &amp;\n<img src=x>";
+        let escaped = html(hostile);
+        for raw in ["<", ">", "\"", "'", "\n"] {
+            assert!(!escaped.contains(raw), "{raw:?} in {escaped}");
+        }
+        assert!(escaped.contains("&amp;amp;"), "{escaped}");
+        let block = html_block("echo a\necho '<b>'\r\u{202E}");
+        assert_eq!(block, "echo a\necho &#39;&lt;b&gt;&#39;  ");
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub fn render_markdown(report: &Report) -> String {
     if let Some(reason) = &alarm.reason {
         let _ = writeln!(out, "- **Reason:** {}", code_span(reason));
     }
+    if let Some(url) = &report.full_report_url {
+        let _ = writeln!(out, "- **Full report** (path diagram): {}", code_span(url));
+    }
     if let Some(section) = &report.remediation {
         // The plain-text rendering, verbatim: it holds commands that must paste unchanged.
         let mut text = String::new();

@@ -3,7 +3,10 @@
 //! `load_balancer`, `verdict`, `findings[]` (`code`, `severity`, `title`, `evidence`, `fix`),
 //! `checked[]`, `gaps[]`.
 
+pub mod chat;
 pub mod escape;
+mod html;
+pub mod link;
 mod markdown;
 pub mod remediation;
 pub mod sns;
@@ -14,12 +17,14 @@ use serde::Serialize;
 
 use crate::account::AccountRefusal;
 use crate::alarm::{Alarm, AlarmState, Intake, LbKind, LbRef};
-use crate::context::Owner;
-use crate::diagnosis::{diagnose, Verdict, VerdictStatus};
+use crate::context::{Context, Owner};
+use crate::diagnosis::{diagnose_in, Verdict, VerdictStatus};
 use crate::finding::Finding;
+use crate::picture::Picture;
 use crate::rules::Check;
 use crate::snapshot::{Gap, Snapshot};
 
+pub use html::{render_html, render_html_page};
 pub use markdown::render_markdown;
 pub use text::render_text;
 pub use wrap::wrap;
@@ -35,6 +40,8 @@ pub enum Format {
     Text,
     Markdown,
     Json,
+    /// A self-contained page: inline CSS and SVG, no script, nothing fetched.
+    Html,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -158,6 +165,13 @@ pub struct Report {
     /// Set on a follow-up: the first report it adds late evidence to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow_up_of: Option<FirstReport>,
+    /// The S3 console URL of this report's HTML page (`REPORT_BUCKET`), which needs a console
+    /// login: never a public or presigned URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_report_url: Option<String>,
+    /// What the HTML report draws; not part of the JSON (the findings carry the same facts).
+    #[serde(skip)]
+    pub picture: Option<Picture>,
 }
 
 /// The report a follow-up continues: its subject (the follow-up's subject repeats it, so mail
@@ -176,7 +190,13 @@ fn generator() -> String {
 impl Report {
     /// Diagnoses an alarm against a snapshot of its load balancer.
     pub fn diagnosed(alarm: &Alarm, lb: &LbRef, snapshot: &Snapshot) -> Self {
-        let diagnosis = diagnose(alarm, snapshot);
+        let ctx = Context::new(alarm, snapshot);
+        let diagnosis = diagnose_in(&ctx);
+        // A load balancer that could not be read has no paths to draw.
+        let picture = snapshot
+            .unread_load_balancer()
+            .is_none()
+            .then(|| Picture::of(&ctx));
         let s = &snapshot.load_balancer;
         let owner = Owner::from_tags(snapshot);
         let cluster = snapshot.cluster_name();
@@ -210,6 +230,8 @@ impl Report {
             recent_changes: diagnosis.recent_changes,
             remediation: None,
             follow_up_of: None,
+            full_report_url: None,
+            picture,
         }
     }
 
@@ -283,6 +305,8 @@ impl Report {
             recent_changes: Vec::new(),
             remediation: None,
             follow_up_of: None,
+            full_report_url: None,
+            picture: None,
         })
     }
 
@@ -308,6 +332,8 @@ impl Report {
             recent_changes: Vec::new(),
             remediation: None,
             follow_up_of: None,
+            full_report_url: None,
+            picture: None,
         }
     }
 
@@ -353,6 +379,7 @@ impl Report {
         match format {
             Format::Text => render_text(self),
             Format::Markdown => render_markdown(self),
+            Format::Html => render_html(self),
             Format::Json => {
                 serde_json::to_string_pretty(self)
                     .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))

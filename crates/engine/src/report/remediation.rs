@@ -24,6 +24,10 @@ pub enum RemediationSection {
         /// In approve mode: the one command that approves the plan.
         #[serde(skip_serializing_if = "Option::is_none")]
         approve_command: Option<Script>,
+        /// In approve mode: the topic that takes an approval by plan id (`approve:PLAN_ID`),
+        /// which a chat button publishes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        approval_topic: Option<String>,
         note: String,
     },
     /// What `remediate` did.
@@ -55,10 +59,12 @@ impl RemediationSection {
             (_, Some(_)) if published => (None, "Sent to remediate once this report is out; it re-checks the plan against fresh state and applies it: its outcome follows in a separate report.".into()),
             (_, Some(topic)) => (None, format!("The plan is not sent to {topic}.")),
         };
+        let approval_topic = approve_command.as_ref().and(topic).map(str::to_string);
         Self::Planned {
             mode,
             plan: plan.clone(),
             approve_command,
+            approval_topic,
             note,
         }
     }
@@ -71,6 +77,7 @@ pub fn render_text(section: &RemediationSection, out: &mut String) {
             plan,
             approve_command,
             note,
+            ..
         } => {
             let _ = writeln!(
                 out,

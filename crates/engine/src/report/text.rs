@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::escape::{one_line, quoted};
 use super::wrap::wrap;
-use super::Report;
+use super::{AlarmSummary, Report};
 use crate::finding::{Finding, Fix};
 
 const WIDTH: usize = 100;
@@ -124,6 +124,24 @@ fn header(report: &Report, out: &mut String) {
             let _ = writeln!(out, "Target group: {}", one_line(tg));
         }
     }
+    let line = format!("Alarm: {}", alarm_line(alarm));
+    out.push_str(&wrap(&line, WIDTH, ""));
+    if let Some(reason) = &alarm.reason {
+        out.push_str(&wrap(&format!("Reason: {}", quoted(reason)), WIDTH, "  "));
+    }
+    if let Some(url) = &report.full_report_url {
+        // Whole, on a line of its own: mail clients link it only unbroken.
+        let _ = writeln!(
+            out,
+            "Full report with the path diagram (S3 console):\n  {}",
+            one_line(url)
+        );
+    }
+}
+
+/// The alarm in one line: its name, what it watches against which threshold, its state and
+/// when it changed (the text and HTML headers share it).
+pub(super) fn alarm_line(alarm: &AlarmSummary) -> String {
     let what = match (&alarm.metric, &alarm.expression) {
         _ if alarm.rule.is_some() => {
             format!(
@@ -156,14 +174,10 @@ fn header(report: &Report, out: &mut String) {
         .as_deref()
         .map(|c| format!(" (fired composite alarm {c})"))
         .unwrap_or_default();
-    let line = format!(
-        "Alarm: {}{via} on {what}{threshold}: {}{when}",
+    format!(
+        "{}{via} on {what}{threshold}: {}{when}",
         alarm.name, alarm.state
-    );
-    out.push_str(&wrap(&line, WIDTH, ""));
-    if let Some(reason) = &alarm.reason {
-        out.push_str(&wrap(&format!("Reason: {}", quoted(reason)), WIDTH, "  "));
-    }
+    )
 }
 
 fn bullet(text: &str, indent: &str) -> String {

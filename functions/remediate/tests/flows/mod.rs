@@ -66,7 +66,14 @@ pub fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    move |key| owned.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    // The last pair of a name wins, so a test's pairs override a handler's defaults.
+    move |key| {
+        owned
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
 }
 
 pub fn remediate_handler(

@@ -75,14 +75,15 @@ pub fn granted(template: &Yaml, role: &str) -> BTreeMap<String, Grant> {
             assert_eq!(statement["Effect"].as_str(), Some("Allow"), "{statement:?}");
             let sid = statement["Sid"].as_str().unwrap_or("(no Sid)").to_string();
             let any_resource = statement["Resource"].as_str() == Some("*");
+            // The first statement granting an action names it; a grant on "*" anywhere counts.
             for action in actions_of(statement) {
-                grants.insert(
-                    action,
-                    Grant {
+                grants
+                    .entry(action)
+                    .and_modify(|g: &mut Grant| g.any_resource |= any_resource)
+                    .or_insert(Grant {
                         sid: sid.clone(),
                         any_resource,
-                    },
-                );
+                    });
             }
         }
     }
