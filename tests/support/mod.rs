@@ -623,6 +623,22 @@ pub async fn put_samples(
         .expect("put metric data");
 }
 
+/// A bucket of the test region; one that exists already is kept (tests write several log
+/// files into one).
+pub async fn create_bucket(aws: &Aws, name: &str) {
+    let _ = aws
+        .s3
+        .create_bucket()
+        .bucket(name)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(REGION))
+                .build(),
+        )
+        .send()
+        .await;
+}
+
 /// The report topic with an SQS queue subscribed to it, as an on-call pipeline would have.
 pub async fn report_topic(aws: &Aws) -> (String, String) {
     subscribed_topic(aws, "elbmedic-reports", "oncall").await
@@ -645,17 +661,7 @@ pub async fn access_logs(
 ) {
     let account = &aws.account;
     let arn = format!("arn:aws:elasticloadbalancing:{REGION}:{account}:loadbalancer/{alb_id}");
-    let _ = aws
-        .s3
-        .create_bucket()
-        .bucket(bucket)
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(REGION))
-                .build(),
-        )
-        .send()
-        .await;
+    create_bucket(aws, bucket).await;
     let attribute = |key: &str, value: &str| {
         aws_sdk_elasticloadbalancingv2::types::LoadBalancerAttribute::builder()
             .key(key)

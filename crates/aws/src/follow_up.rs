@@ -21,9 +21,8 @@ use crate::accounts::Accounts;
 use crate::clients::Regions;
 use crate::gather::late_evidence;
 use crate::pipeline::Handled;
-use crate::publish::{deliver, publisher, Delivery, Outlets};
+use crate::publish::{deliver_later, publisher, Delivery};
 use crate::settings::{Config, FollowUpQueue};
-use elbmedic_engine::report::chat::ChatContext;
 
 /// SQS's message size limit, which the body must fit.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -301,21 +300,7 @@ async fn one(
     let publisher = publisher(&accounts.regions, topic).await;
     // The follow-up belongs to the first report's episode: the same chat thread.
     let unique = format!("follow-up-{now}-{}", message.alarm.alarm_name);
-    let chat = ChatContext {
-        id: &unique,
-        episode_began: None,
-    };
-    let outlets = Outlets::of(config);
-    let delivering = deliver(
-        &accounts.regions,
-        &publisher,
-        topic,
-        outlets,
-        &report,
-        &chat,
-        now,
-    );
-    match Box::pin(delivering).await {
+    match deliver_later(&accounts.regions, &publisher, config, &report, &unique, now).await {
         Ok(published) => Outcome::Published {
             message_id: published.message_id,
         },

@@ -94,6 +94,33 @@ pub async fn deliver(
     Ok(published)
 }
 
+/// A report that continues an alarm's episode (a follow-up, a remediation's outcome): its
+/// alarm is still the ALARM that began it, so it joins that chat thread. `unique` names it.
+pub async fn deliver_later(
+    regions: &Regions,
+    publisher: &Clients,
+    config: &crate::settings::Config,
+    report: &Report,
+    unique: &str,
+    now: i64,
+) -> Result<Published, PublishError> {
+    let topic = config.report_topic_arn.as_deref().unwrap_or_default();
+    let chat = ChatContext {
+        id: unique,
+        episode_began: None,
+    };
+    let delivering = deliver(
+        regions,
+        publisher,
+        topic,
+        Outlets::of(config),
+        report,
+        &chat,
+        now,
+    );
+    Box::pin(delivering).await
+}
+
 /// Stores an HTML page, encrypted with S3's own keys (SSE-S3), so that a console reader needs
 /// no KMS grant.
 async fn store_page(

@@ -8,11 +8,10 @@
 
 use elbmedic_aws::accounts::Accounts;
 use elbmedic_aws::clients::{CallLimits, Clients, Regions};
-use elbmedic_aws::publish::{deliver, publisher, Outlets, PublishFailed};
+use elbmedic_aws::publish::{deliver_later, publisher, PublishFailed};
 use elbmedic_aws::remediate::{configured_ledger, remediate, reported, unreachable};
 use elbmedic_aws::settings::{Config, Organization};
 use elbmedic_engine::plan::message::{approval_of, PlanMessage, Request};
-use elbmedic_engine::report::chat::ChatContext;
 use elbmedic_engine::report::remediation::RemediationSection;
 use serde_json::{json, Value};
 
@@ -192,21 +191,15 @@ impl Handler {
             });
             // The outcome joins the chat thread of the alarm episode it remedies.
             let unique = format!("{run_id}#{}", index + 1);
-            let chat = ChatContext {
-                id: &unique,
-                episode_began: None,
-            };
-            let outlets = Outlets::of(&self.config);
-            let delivering = deliver(
+            let delivering = deliver_later(
                 &self.accounts.regions,
                 &publisher,
-                topic,
-                outlets,
+                &self.config,
                 &report,
-                &chat,
+                &unique,
                 now,
             );
-            match Box::pin(delivering).await {
+            match delivering.await {
                 Ok(published) => {
                     entry["message_id"] = json!(published.message_id);
                     reported(ledger.as_ref(), &report, &message, now).await;

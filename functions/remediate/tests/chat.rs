@@ -60,17 +60,7 @@ async fn the_report_reaches_chat_and_its_page_the_bucket() {
     let aws = Aws::new(&moto.url).await;
     let t = topics(&aws).await;
     let (chat, chat_queue) = chat_topic(&aws).await;
-    aws.s3
-        .create_bucket()
-        .bucket(BUCKET)
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(REGION))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    create_bucket(&aws, BUCKET).await;
     let (_net, event) = nacl_scenario(&aws).await;
     let diagnose = diagnose_handler(
         &t,

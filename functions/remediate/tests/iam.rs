@@ -225,32 +225,25 @@ impl Seen {
     /// by id from "chat", then recovered.
     async fn run_on_call(&mut self, aws: &Aws, t: &Topics, event: &str, account: In) {
         let (chat, _) = subscribed_topic(aws, "elbmedic-chat", "chat").await;
-        aws.s3
-            .create_bucket()
-            .bucket(PAGES)
-            .create_bucket_configuration(
-                aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(REGION))
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        let member = [
-            ("ALLOWED_ACCOUNTS", MEMBER),
-            ("MEMBER_EXTERNAL_ID", "elbmedic-iam-proof"),
-        ];
-        let mut pairs = vec![
-            ("LEDGER_TABLE", LEDGER),
-            ("REMEDIATION_MODE", "approve"),
-            ("CHAT_TOPIC_ARN", chat.as_str()),
-            ("REPORT_BUCKET", PAGES),
-        ];
-        if account == In::Member {
-            pairs.extend(member);
-            pairs.push(("MEMBER_ROLE_NAME", "elbmedic-member-read"));
-        }
-        let diagnose = diagnose_handler(t, &pairs);
+        create_bucket(aws, PAGES).await;
+        // Both functions alike; in a member account each with its own member role.
+        let pairs = |member_role: &'static str| {
+            let mut pairs = vec![
+                ("LEDGER_TABLE", LEDGER),
+                ("REMEDIATION_MODE", "approve"),
+                ("CHAT_TOPIC_ARN", chat.as_str()),
+                ("REPORT_BUCKET", PAGES),
+            ];
+            if account == In::Member {
+                pairs.extend([
+                    ("ALLOWED_ACCOUNTS", MEMBER),
+                    ("MEMBER_EXTERNAL_ID", "elbmedic-iam-proof"),
+                    ("MEMBER_ROLE_NAME", member_role),
+                ]);
+            }
+            pairs
+        };
+        let diagnose = diagnose_handler(t, &pairs("elbmedic-member-read"));
         let payload: serde_json::Value = serde_json::from_str(event).unwrap();
         diagnose
             .handle(&payload, Some(ACCOUNT), now())
@@ -275,17 +268,7 @@ impl Seen {
             .await
             .unwrap();
 
-        let mut pairs = vec![
-            ("LEDGER_TABLE", LEDGER),
-            ("REMEDIATION_MODE", "approve"),
-            ("CHAT_TOPIC_ARN", chat.as_str()),
-            ("REPORT_BUCKET", PAGES),
-        ];
-        if account == In::Member {
-            pairs.extend(member);
-            pairs.push(("MEMBER_ROLE_NAME", "elbmedic-member-remediate"));
-        }
-        let remediate = remediate_handler(&t.reports, &pairs);
+        let remediate = remediate_handler(&t.reports, &pairs("elbmedic-member-remediate"));
         let summary = run_plan(&remediate, &format!("approve:{plan}"), "chat").await;
         assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
         self.diagnose.extend(diagnose.accounts.actions().await);

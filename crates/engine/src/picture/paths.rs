@@ -376,11 +376,7 @@ impl<'a> Index<'a> {
         Hop {
             column: Column::Targets,
             verdict: Verdict::Pass,
-            ids: sorted
-                .iter()
-                .take(NAMED_TARGETS)
-                .map(|t| t.to_string())
-                .collect(),
+            ids: first_named(&sorted),
             total: sorted.len(),
             note: count(sorted.len(), "target", "targets"),
         }
@@ -591,11 +587,7 @@ impl<'a> Index<'a> {
         Hop {
             column: Column::Targets,
             verdict,
-            ids: named
-                .into_iter()
-                .take(NAMED_TARGETS)
-                .map(str::to_string)
-                .collect(),
+            ids: first_named(&named),
             total,
             note,
         }
@@ -653,6 +645,14 @@ impl<'a> Index<'a> {
             }],
         }
     }
+}
+
+/// The ids a target hop names; the rest it counts.
+fn first_named(ids: &[&str]) -> Vec<String> {
+    ids.iter()
+        .take(NAMED_TARGETS)
+        .map(|id| id.to_string())
+        .collect()
 }
 
 /// A stateful group's replies: security groups let them back whatever their rules.

@@ -220,13 +220,8 @@ fn description(report: &Report, causes: &[&Finding], detail: Detail, left_out: u
             chat_code(&alarm.region)
         ));
     }
-    if let Some(account) = &alarm.account_id {
-        let alias = alarm
-            .account_alias
-            .as_deref()
-            .map(|a| format!(" ({})", chat_code(a)))
-            .unwrap_or_default();
-        lines.push(format!("*Account:* {}{alias}", chat_code(account)));
+    if let Some(account) = alarm.account_line() {
+        lines.push(format!("*Account:* {}", chat_code(&account)));
     }
     lines.push(format!(
         "*Alarm:* {}",

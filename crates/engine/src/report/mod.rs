@@ -79,6 +79,15 @@ pub struct AlarmSummary {
 }
 
 impl AlarmSummary {
+    /// `210987654321 (prod-payments)`: the account, with its alias when known.
+    pub fn account_line(&self) -> Option<String> {
+        let account = self.account_id.as_deref()?;
+        Some(match &self.account_alias {
+            Some(alias) => format!("{account} ({alias})"),
+            None => account.to_string(),
+        })
+    }
+
     pub fn of(alarm: &Alarm) -> Self {
         let metric = alarm.primary_metric();
         Self {
@@ -128,6 +137,15 @@ pub struct LbSummary {
 }
 
 impl LbSummary {
+    /// `Ingress shop/checkout in EKS cluster shop-prod`: the Kubernetes owner, when known.
+    pub fn owner_line(&self) -> Option<String> {
+        let owner = self.owner.as_deref()?;
+        Some(match &self.cluster {
+            Some(cluster) => format!("{owner} in EKS cluster {cluster}"),
+            None => owner.to_string(),
+        })
+    }
+
     fn of_ref(lb: &LbRef) -> Self {
         Self {
             kind: lb.kind,

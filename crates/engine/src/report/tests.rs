@@ -89,6 +89,29 @@ fn subject_is_short_single_line_and_starts_with_the_verdict() {
 }
 
 #[test]
+fn the_email_links_the_page_whole_on_a_line_of_its_own() {
+    let mut report = report_of("nacl-ephemeral-node-subnets");
+    let url = format!(
+        "https://console.aws.amazon.com/s3/object/elbmedic-reports?region=eu-west-1&prefix={}",
+        "reports%2F2026%2F11%2F30%2F".repeat(8)
+    );
+    report.full_report_url = Some(url.clone());
+    let text = report.render(Format::Text);
+    // Mail clients link a URL only unbroken, so it is never wrapped, whatever its length.
+    assert!(
+        text.lines().any(|line| line.trim() == url),
+        "no line holds the whole link:\n{text}"
+    );
+    assert!(report.render(Format::Markdown).contains(&url));
+    let json: serde_json::Value = serde_json::from_str(&report.render(Format::Json)).unwrap();
+    assert_eq!(json["full_report_url"], url.as_str());
+    // Without a bucket there is no link, and the JSON has no such field.
+    let plain = report_of("nacl-ephemeral-node-subnets");
+    assert!(!plain.render(Format::Text).contains("Full report"));
+    assert!(!plain.render(Format::Json).contains("full_report_url"));
+}
+
+#[test]
 fn markdown_carries_commands_in_code_blocks() {
     let md = report_of("alb-idle-timeout").render(Format::Markdown);
     assert!(md.starts_with("# CAUSE FOUND: "));

@@ -90,13 +90,8 @@ fn verdict_lines(verdict: &str) -> String {
 
 fn header(report: &Report, out: &mut String) {
     let alarm = &report.alarm;
-    if let Some(account) = &alarm.account_id {
-        let alias = alarm
-            .account_alias
-            .as_deref()
-            .map(|a| format!(" ({a})"))
-            .unwrap_or_default();
-        let _ = writeln!(out, "Account: {}", one_line(&format!("{account}{alias}")));
+    if let Some(account) = alarm.account_line() {
+        let _ = writeln!(out, "Account: {}", one_line(&account));
     }
     if let Some(lb) = &report.load_balancer {
         let _ = writeln!(
@@ -109,13 +104,8 @@ fn header(report: &Report, out: &mut String) {
         if let Some(arn) = &lb.arn {
             out.push_str(&wrap(arn, WIDTH, "  "));
         }
-        if let Some(owner) = &lb.owner {
-            let cluster = lb
-                .cluster
-                .as_deref()
-                .map(|c| format!(" in EKS cluster {c}"))
-                .unwrap_or_default();
-            let _ = writeln!(out, "Owner: {}", one_line(&format!("{owner}{cluster}")));
+        if let Some(owner) = lb.owner_line() {
+            let _ = writeln!(out, "Owner: {}", one_line(&owner));
         }
         if let Some(timeout) = lb.idle_timeout_seconds {
             let _ = writeln!(out, "Idle timeout: {timeout} s");

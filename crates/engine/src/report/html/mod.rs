@@ -119,13 +119,8 @@ fn article(report: &Report, out: &mut String) {
 fn facts(report: &Report, out: &mut String) {
     let alarm = &report.alarm;
     let mut rows: Vec<(&str, String)> = Vec::new();
-    if let Some(account) = &alarm.account_id {
-        let alias = alarm
-            .account_alias
-            .as_deref()
-            .map(|a| format!(" ({a})"))
-            .unwrap_or_default();
-        rows.push(("Account", format!("{account}{alias}")));
+    if let Some(account) = alarm.account_line() {
+        rows.push(("Account", account));
     }
     if let Some(lb) = &report.load_balancer {
         rows.push((
@@ -135,13 +130,8 @@ fn facts(report: &Report, out: &mut String) {
         if let Some(arn) = &lb.arn {
             rows.push(("ARN", arn.clone()));
         }
-        if let Some(owner) = &lb.owner {
-            let cluster = lb
-                .cluster
-                .as_deref()
-                .map(|c| format!(" in EKS cluster {c}"))
-                .unwrap_or_default();
-            rows.push(("Owner", format!("{owner}{cluster}")));
+        if let Some(owner) = lb.owner_line() {
+            rows.push(("Owner", owner));
         }
         if let Some(timeout) = lb.idle_timeout_seconds {
             rows.push(("Idle timeout", format!("{timeout} s")));
