@@ -204,7 +204,21 @@ impl PathDiagram {
 struct Index<'a> {
     ctx: &'a Context<'a>,
     nacl: HashMap<(&'a str, &'a str, Leg, u16), &'a NaclCheck>,
-    health: HashMap<&'a str, HealthClass>,
+    /// Every target of the flows once, by slot: its id, its health, and the security group
+    /// evaluations it is in. Lanes work on slots, so the diagram of 1,000 targets hashes each id
+    /// a few times in all, not a few times per lane.
+    ids: Vec<&'a str>,
+    health: Vec<HealthClass>,
+    groups: Vec<Vec<&'a SgCheck>>,
+    /// Each flow's targets as slots, by the flow's address.
+    slots_of: HashMap<usize, Vec<Slot>>,
+}
+
+/// A target's place in [`Index`]'s tables.
+type Slot = u32;
+
+fn flow_key(flow: &Flow) -> usize {
+    std::ptr::from_ref(flow) as usize
 }
 
 impl<'a> Index<'a> {
@@ -223,43 +237,96 @@ impl<'a> Index<'a> {
                 (key, c)
             })
             .collect();
-        let mut health: HashMap<&str, HealthClass> = HashMap::new();
+        let mut health_of: HashMap<&str, HealthClass> = HashMap::new();
         for (_, target) in ctx.snapshot.targets() {
             let class = target.health.class();
             // A target registered twice counts as unhealthy if either registration is.
-            let entry = health.entry(target.id.as_str()).or_insert(class);
+            let entry = health_of.entry(target.id.as_str()).or_insert(class);
             if class == HealthClass::Unhealthy {
                 *entry = class;
             }
         }
-        Self { ctx, nacl, health }
+        let mut slot_of: HashMap<&str, Slot> = HashMap::new();
+        let mut ids: Vec<&str> = Vec::new();
+        let mut slots_of = HashMap::new();
+        for flow in &ctx.network.flows {
+            let slots: Vec<Slot> = flow
+                .targets
+                .iter()
+                .map(|target| {
+                    *slot_of.entry(&**target).or_insert_with(|| {
+                        ids.push(&**target);
+                        (ids.len() - 1) as Slot
+                    })
+                })
+                .collect();
+            slots_of.insert(flow_key(flow), slots);
+        }
+        let health = ids
+            .iter()
+            .map(|id| health_of.get(id).copied().unwrap_or(HealthClass::Unknown))
+            .collect();
+        let mut groups = vec![Vec::new(); ids.len()];
+        for check in &ctx.network.sg_checks {
+            for target in &check.targets {
+                if let Some(slot) = slot_of.get(&**target) {
+                    groups[*slot as usize].push(check);
+                }
+            }
+        }
+        Self {
+            ctx,
+            nacl,
+            ids,
+            health,
+            groups,
+            slots_of,
+        }
+    }
+
+    /// The distinct targets of `flows`, as slots in the order they first appear.
+    fn slots(&self, flows: &[&Flow]) -> Vec<Slot> {
+        let mut seen = vec![false; self.ids.len()];
+        let mut slots = Vec::new();
+        for flow in flows {
+            for &slot in self.slots_of.get(&flow_key(flow)).into_iter().flatten() {
+                if !std::mem::replace(&mut seen[slot as usize], true) {
+                    slots.push(slot);
+                }
+            }
+        }
+        slots
     }
 
     /// The rows from one LB subnet: target subnets whose lanes read the same are merged.
     fn rows(&self, lb_subnet: &str, by_target: BTreeMap<&str, Vec<&Flow>>) -> Vec<PathRow> {
-        let mut groups: Vec<(Signature, Vec<&str>, Vec<&Flow>)> = Vec::new();
+        let mut groups: Vec<Group<'_>> = Vec::new();
         for (target_subnet, flows) in by_target {
-            let signature = signature(&self.lanes(lb_subnet, &[target_subnet], &flows));
-            match groups.iter_mut().find(|(s, _, _)| *s == signature) {
-                Some((_, subnets, merged)) => {
-                    subnets.push(target_subnet);
-                    merged.extend(flows);
+            let lanes = self.lanes(lb_subnet, &[target_subnet], &flows);
+            let signature = signature(&lanes);
+            match groups.iter_mut().find(|g| g.signature == signature) {
+                Some(group) => {
+                    group.subnets.push(target_subnet);
+                    group.flows.extend(flows);
+                    // Several subnets: drawn again from all their flows.
+                    group.lanes = None;
                 }
-                None => groups.push((signature, vec![target_subnet], flows)),
+                None => groups.push(Group {
+                    signature,
+                    subnets: vec![target_subnet],
+                    flows,
+                    lanes: Some(lanes),
+                }),
             }
         }
         // The failing rows first: they are what the reader came for.
-        groups.sort_by_key(|(signature, _, _)| std::cmp::Reverse(signature.worst));
+        groups.sort_by_key(|g| std::cmp::Reverse(g.signature.worst));
         groups
             .into_iter()
-            .map(|(_, subnets, flows)| {
-                let mut targets: Vec<&str> = flows
-                    .iter()
-                    .flat_map(|f| f.targets.iter().map(|t| &**t))
-                    .collect();
-                targets.sort_unstable();
-                targets.dedup();
-                let mut zones: Vec<String> = subnets
+            .map(|group| {
+                let targets = self.slots(&group.flows);
+                let mut zones: Vec<String> = group
+                    .subnets
                     .iter()
                     .filter_map(|s| self.ctx.snapshot.subnet(s))
                     .filter_map(|s| s.availability_zone.clone())
@@ -267,8 +334,10 @@ impl<'a> Index<'a> {
                 zones.sort();
                 zones.dedup();
                 PathRow {
-                    lanes: self.lanes(lb_subnet, &subnets, &flows),
-                    target_subnets: subnets.iter().map(|s| s.to_string()).collect(),
+                    lanes: group
+                        .lanes
+                        .unwrap_or_else(|| self.lanes(lb_subnet, &group.subnets, &group.flows)),
+                    target_subnets: group.subnets.iter().map(|s| s.to_string()).collect(),
                     target_zones: zones,
                     targets: targets.len(),
                 }
@@ -292,10 +361,7 @@ impl<'a> Index<'a> {
         }
         let mut lanes = Vec::new();
         for ((kind, port), (purpose, flows)) in &by_port {
-            let targets: HashSet<&str> = flows
-                .iter()
-                .flat_map(|f| f.targets.iter().map(|t| &**t))
-                .collect();
+            let targets = self.slots(flows);
             let (label, traffic) = match purpose {
                 Purpose::TrafficAndHealthCheck => (
                     format!("request and health check, port {port}"),
@@ -336,10 +402,7 @@ impl<'a> Index<'a> {
                 ],
             });
         }
-        let targets: HashSet<&str> = flows
-            .iter()
-            .flat_map(|f| f.targets.iter().map(|t| &**t))
-            .collect();
+        let targets = self.slots(flows);
         let replies = crate::snapshot::PortRange::EPHEMERAL;
         lanes.push(Lane {
             kind: LaneKind::Reply,
@@ -370,16 +433,23 @@ impl<'a> Index<'a> {
     }
 
     /// Where replies start: the targets, whatever their health (the request lanes show it).
-    fn reply_origin(&self, targets: &HashSet<&str>) -> Hop {
-        let mut sorted: Vec<&str> = targets.iter().copied().collect();
-        sorted.sort_unstable();
+    fn reply_origin(&self, targets: &[Slot]) -> Hop {
         Hop {
             column: Column::Targets,
             verdict: Verdict::Pass,
-            ids: first_named(&sorted),
-            total: sorted.len(),
-            note: count(sorted.len(), "target", "targets"),
+            ids: self.first_named(targets),
+            total: targets.len(),
+            note: count(targets.len(), "target", "targets"),
         }
+    }
+
+    /// The ids a target hop names; the rest it counts.
+    fn first_named(&self, slots: &[Slot]) -> Vec<String> {
+        slots
+            .iter()
+            .take(NAMED_TARGETS)
+            .map(|slot| self.ids[*slot as usize].to_string())
+            .collect()
     }
 
     /// The zone's nodes: their subnet, and their addresses when known.
@@ -487,7 +557,7 @@ impl<'a> Index<'a> {
 
     /// The security groups of one side for the targets of a lane: every evaluation whose
     /// targets are among them.
-    fn security_groups(&self, side: SgSide, port: u16, targets: &HashSet<&str>) -> Hop {
+    fn security_groups(&self, side: SgSide, port: u16, targets: &[Slot]) -> Hop {
         let column = match side {
             SgSide::LbEgress => Column::LbSecurityGroups,
             SgSide::TargetIngress => Column::TargetSecurityGroups,
@@ -501,14 +571,15 @@ impl<'a> Index<'a> {
                 note: "no security groups".into(),
             };
         }
-        let mut relevant: Vec<&SgCheck> = self
-            .ctx
-            .network
-            .sg_checks
+        let mut relevant: Vec<&SgCheck> = targets
             .iter()
+            .flat_map(|slot| &self.groups[*slot as usize])
+            .copied()
             .filter(|c| c.side == side && c.port == port)
-            .filter(|c| c.targets.iter().any(|t| targets.contains(&**t)))
             .collect();
+        // Each evaluation once, in the analysis's order.
+        relevant.sort_by_key(|c| std::ptr::from_ref::<SgCheck>(c) as usize);
+        relevant.dedup_by(|a, b| std::ptr::eq(*a, *b));
         // The denying evaluations first, then the unknown: they decide the hop.
         relevant.sort_by_key(|c| match c.outcome {
             SgOutcome::Denied { .. } => 0,
@@ -560,15 +631,13 @@ impl<'a> Index<'a> {
     }
 
     /// The targets of a lane, the unhealthy named first.
-    fn targets(&self, targets: &HashSet<&str>) -> Hop {
-        let mut sorted: Vec<&str> = targets.iter().copied().collect();
-        sorted.sort_unstable();
-        let unhealthy: Vec<&str> = sorted
+    fn targets(&self, targets: &[Slot]) -> Hop {
+        let unhealthy: Vec<Slot> = targets
             .iter()
             .copied()
-            .filter(|t| self.health.get(t) == Some(&HealthClass::Unhealthy))
+            .filter(|slot| self.health[*slot as usize] == HealthClass::Unhealthy)
             .collect();
-        let total = sorted.len();
+        let total = targets.len();
         let (verdict, named, note) = if total == 0 {
             (Verdict::Drop, Vec::new(), "no targets".to_string())
         } else if unhealthy.len() == total {
@@ -582,12 +651,16 @@ impl<'a> Index<'a> {
             let note = format!("{} of {total} fail health checks", unhealthy.len());
             (Verdict::Degraded, unhealthy, note)
         } else {
-            (Verdict::Pass, sorted, count(total, "target", "targets"))
+            (
+                Verdict::Pass,
+                targets.to_vec(),
+                count(total, "target", "targets"),
+            )
         };
         Hop {
             column: Column::Targets,
             verdict,
-            ids: first_named(&named),
+            ids: self.first_named(&named),
             total,
             note,
         }
@@ -647,14 +720,6 @@ impl<'a> Index<'a> {
     }
 }
 
-/// The ids a target hop names; the rest it counts.
-fn first_named(ids: &[&str]) -> Vec<String> {
-    ids.iter()
-        .take(NAMED_TARGETS)
-        .map(|id| id.to_string())
-        .collect()
-}
-
 /// A stateful group's replies: security groups let them back whatever their rules.
 fn stateful(column: Column) -> Hop {
     Hop {
@@ -664,6 +729,14 @@ fn stateful(column: Column) -> Hop {
         total: 0,
         note: "stateful: replies pass".into(),
     }
+}
+
+/// Target subnets that make one row, and their lanes while there is only one of them.
+struct Group<'f> {
+    signature: Signature,
+    subnets: Vec<&'f str>,
+    flows: Vec<&'f Flow>,
+    lanes: Option<Vec<Lane>>,
 }
 
 /// What makes two target subnets' paths one row: the same lanes, and wherever a hop does not
