@@ -47,16 +47,22 @@ def run(binary, *args):
 
 
 def blamed(report):
-    """The NACLs and security groups the findings blame: each must be on a dropping hop."""
+    """What the findings blame, each to be found on a hop drawn as failing: a NACL or security
+    group on a dropping hop; one of the unhealthy targets on a dropping or degraded one."""
     ids = set()
+    unhealthy = []
     for finding in report.get("findings", []):
-        if finding["code"] not in ("nacl-blocks-ephemeral-ports", "nacl-blocks-target-port", "sg-blocks-target-port"):
-            continue
         for evidence in finding.get("evidence", []):
-            if evidence.get("kind") == "nacl-rule":
-                ids.add((evidence["nacl_id"],))
-            elif evidence.get("kind") == "security-group":
-                ids.add(tuple(evidence["group_ids"]))
+            kind = evidence.get("kind")
+            if finding["code"] in ("nacl-blocks-ephemeral-ports", "nacl-blocks-target-port") and kind == "nacl-rule":
+                ids.add(((evidence["nacl_id"],), "drop"))
+            elif finding["code"] == "sg-blocks-target-port" and kind == "security-group":
+                ids.add((tuple(evidence["group_ids"]), "drop"))
+            elif finding["code"] == "targets-unhealthy" and kind == "target-health" \
+                    and (evidence.get("state") or "").lower() in ("unhealthy", "outofservice"):
+                unhealthy.append(evidence["target"])
+    if unhealthy:
+        ids.add((tuple(unhealthy), "failing"))
     return ids
 
 
@@ -105,9 +111,11 @@ def check(page, path, report):
     if small:
         problems.append(f"{len(small)} texts under {MIN_FONT_PX:g} px, e.g. {small[:2]}")
     dropping = page.eval_on_selector_all("g.hop.drop", "els => els.map(e => e.textContent)")
-    for ids in blamed(report):
-        if not any(any(i in text for i in ids) for text in dropping):
-            problems.append(f"{' or '.join(ids)} is on no dropping hop ({len(dropping)} drawn)")
+    failing = dropping + page.eval_on_selector_all("g.hop.degraded", "els => els.map(e => e.textContent)")
+    for ids, where in blamed(report):
+        texts = dropping if where == "drop" else failing
+        if not any(any(i in text for i in ids) for text in texts):
+            problems.append(f"{' or '.join(ids)} is on no {'dropping' if where == 'drop' else 'failing'} hop ({len(texts)} drawn)")
     return problems, share
 
 
@@ -126,6 +134,11 @@ def self_test(browser, scratch):
         ("the blamed NACL on a passing hop", policy,
          text + "<svg><g class='hop pass'><text>acl-0123456789abcdef0</text></g></svg>",
          blamed_report, "on no dropping hop"),
+        ("the unhealthy target on a passing hop", policy,
+         text + "<svg><g class='hop pass'><text>10.0.1.7</text></g></svg>",
+         {"findings": [{"code": "targets-unhealthy", "evidence": [
+             {"kind": "target-health", "target": "10.0.1.7", "state": "unhealthy"}]}]},
+         "on no failing hop"),
     ]
     failures = 0
     for name, head, body, report, expected in pages:
