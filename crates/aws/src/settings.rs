@@ -181,10 +181,7 @@ pub fn topic_region(arn: &str) -> Option<&str> {
 
 impl Config {
     pub fn from_env(role: Role, get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let report_topic_arn = match get("REPORT_TOPIC_ARN")
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty())
-        {
+        let report_topic_arn = match set(&get, "REPORT_TOPIC_ARN") {
             Some(topic) if topic_region(&topic).is_none() => {
                 return Err(ConfigError::BadTopic(topic))
             }
@@ -205,18 +202,13 @@ impl Config {
                 _ => return Err(ConfigError::BadCompositeChildren(text)),
             },
         };
-        let set = |key: &str| {
-            get(key)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let chat_topic_arn = match set("CHAT_TOPIC_ARN") {
+        let chat_topic_arn = match set(&get, "CHAT_TOPIC_ARN") {
             Some(topic) if topic_region(&topic).is_none() => {
                 return Err(ConfigError::BadChatTopic(topic))
             }
             topic => topic,
         };
-        let report_bucket = match set("REPORT_BUCKET") {
+        let report_bucket = match set(&get, "REPORT_BUCKET") {
             Some(bucket) if !is_bucket_name(&bucket) => {
                 return Err(ConfigError::BadReportBucket(bucket))
             }
@@ -254,18 +246,21 @@ impl Config {
     }
 }
 
+/// A variable's value, trimmed; `None` when it is unset or blank (a stack passes "" for an
+/// optional parameter left empty).
+fn set(get: &impl Fn(&str) -> Option<String>, key: &str) -> Option<String> {
+    get(key)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
 /// The accounts served and the role assumed in them; the external id is never logged.
 fn organization_from_env(
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<Organization, ConfigError> {
     use elbmedic_engine::account::{is_external_id, is_role_name};
     use elbmedic_engine::alarm::formats::is_account_id;
-    let set = |key: &str| {
-        get(key)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    };
-    let allowed_accounts = match set("ALLOWED_ACCOUNTS") {
+    let allowed_accounts = match set(get, "ALLOWED_ACCOUNTS") {
         None => Default::default(),
         Some(text) => {
             let accounts: std::collections::BTreeSet<String> = text
@@ -279,11 +274,11 @@ fn organization_from_env(
             accounts
         }
     };
-    let member_role_name = match set("MEMBER_ROLE_NAME") {
+    let member_role_name = match set(get, "MEMBER_ROLE_NAME") {
         Some(name) if !is_role_name(&name) => return Err(ConfigError::BadMemberRole(name)),
         name => name,
     };
-    let external_id = match set("MEMBER_EXTERNAL_ID") {
+    let external_id = match set(get, "MEMBER_EXTERNAL_ID") {
         Some(id) if !is_external_id(&id) => return Err(ConfigError::BadExternalId),
         id => id,
     };
@@ -308,10 +303,7 @@ fn follow_up_from_env(
             _ => return Err(ConfigError::BadFollowUpDelay(text)),
         },
     };
-    let Some(url) = get("FOLLOW_UP_QUEUE_URL")
-        .map(|u| u.trim().to_string())
-        .filter(|u| !u.is_empty())
-    else {
+    let Some(url) = set(get, "FOLLOW_UP_QUEUE_URL") else {
         return Ok(None);
     };
     let queue = FollowUpQueue::parse(&url, delay).ok_or(ConfigError::BadFollowUpQueue(url))?;

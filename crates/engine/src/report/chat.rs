@@ -147,18 +147,15 @@ fn notification(report: &Report, context: &ChatContext<'_>, detail: Detail) -> N
     if let Some(name) = lb_name {
         context_values.insert("loadBalancer", name.to_string());
     }
-    let plan_id = planned(report).map(|(plan_id, _)| plan_id.to_string());
-    if let Some(id) = &plan_id {
-        context_values.insert("planId", id.clone());
+    let plan = planned(report);
+    if let Some((plan_id, approval_topic)) = plan {
+        context_values.insert("planId", plan_id.to_string());
+        // What an Approve button publishes, and where: `approve:$planId` to `$approvalTopic`.
+        if let Some(topic) = approval_topic {
+            context_values.insert("approvalTopic", topic.to_string());
+        }
     }
-    // What an Approve button publishes, and where: `approve:$planId` to `$approvalTopic`.
-    if let Some(RemediationSection::Planned {
-        approval_topic: Some(topic),
-        ..
-    }) = &report.remediation
-    {
-        context_values.insert("approvalTopic", topic.clone());
-    }
+    let awaits_approval = plan.is_some_and(|(_, topic)| topic.is_some());
     // Values a custom action may carry: no spaces, nothing that breaks a line or markup.
     for value in context_values.values_mut() {
         *value = chat(value).replace(' ', "_");
@@ -171,7 +168,7 @@ fn notification(report: &Report, context: &ChatContext<'_>, detail: Detail) -> N
             text_type: "client-markdown",
             title: format!("{emoji} {}", chat(&report.subject())),
             description: description(report, &causes[..shown], detail, causes.len() - shown),
-            next_steps: next_steps(report, &causes[..shown]),
+            next_steps: next_steps(report, &causes[..shown], plan),
             keywords: keywords(report, &causes),
         },
         metadata: Metadata {
@@ -180,7 +177,7 @@ fn notification(report: &Report, context: &ChatContext<'_>, detail: Detail) -> N
                 "{label}: {}",
                 lb_name.map_or(headline.to_string(), |name| format!("{name}: {headline}"))
             )),
-            event_type: if planned(report).is_some_and(|(_, approvable)| approvable) {
+            event_type: if awaits_approval {
                 "elbmedic-plan-awaiting-approval"
             } else {
                 "elbmedic-report"
@@ -282,7 +279,7 @@ fn description(report: &Report, causes: &[&Finding], detail: Detail, left_out: u
 
 /// The fix of each cause shown, with its first command when that is one line; without a
 /// cause, the report's next steps.
-fn next_steps(report: &Report, causes: &[&Finding]) -> Vec<String> {
+fn next_steps(report: &Report, causes: &[&Finding], plan: Option<Plan<'_>>) -> Vec<String> {
     let mut steps: Vec<String> = causes
         .iter()
         .map(|finding| {
@@ -306,14 +303,12 @@ fn next_steps(report: &Report, causes: &[&Finding]) -> Vec<String> {
     if causes.is_empty() {
         steps.extend(report.next_steps.iter().map(|s| chat(s)));
     }
-    if let Some((plan_id, approvable)) = planned(report) {
-        if approvable {
-            steps.push(format!(
-                "Approve plan {} with this message's Approve button (it publishes {} to the remediation topic; your channel's role must be the approver), or with the command in the full report.",
-                chat_code(plan_id),
-                chat_code(&format!("approve:{plan_id}"))
-            ));
-        }
+    if let Some((plan_id, Some(_))) = plan {
+        steps.push(format!(
+            "Approve plan {} with this message's Approve button (it publishes {} to the remediation topic; your channel's role must be the approver), or with the command in the full report.",
+            chat_code(plan_id),
+            chat_code(&format!("approve:{plan_id}"))
+        ));
     }
     steps
 }
@@ -343,21 +338,20 @@ fn related_resources(report: &Report, causes: &[&Finding]) -> Vec<String> {
     resources.iter().map(|r| chat(r)).collect()
 }
 
-/// The plan of a diagnose report, and whether it waits for an approval.
-fn planned(report: &Report) -> Option<(&str, bool)> {
+/// The plan of a diagnose report, and the topic of its approval when it waits for one.
+fn planned(report: &Report) -> Option<Plan<'_>> {
     match &report.remediation {
         Some(RemediationSection::Planned {
-            mode,
             plan,
-            approve_command,
+            approval_topic,
             ..
-        }) if !plan.actions.is_empty() => Some((
-            plan.id.as_str(),
-            *mode == crate::plan::message::Mode::Approve && approve_command.is_some(),
-        )),
+        }) if !plan.actions.is_empty() => Some((plan.id.as_str(), approval_topic.as_deref())),
         _ => None,
     }
 }
+
+/// A plan's id, and the topic that takes its approval by id (approve mode only).
+type Plan<'a> = (&'a str, Option<&'a str>);
 
 /// Only a link elbmedic built: the S3 console, over HTTPS, with nothing that could end the
 /// Markdown link early.
