@@ -5,7 +5,7 @@ use crate::alarm::{Alarm, LbKind};
 use crate::churn::Churn;
 use crate::finding::Evidence;
 use crate::netcheck::{self, NetworkAnalysis, SgOutcome};
-use crate::snapshot::{HealthClass, MetricSeries, Placement, Snapshot};
+use crate::snapshot::{Gap, GapFact, GapReason, HealthClass, MetricSeries, Placement, Snapshot};
 
 /// The Kubernetes object whose controller owns the load balancer, read from its tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,30 +27,73 @@ pub enum Owner {
     Unknown,
 }
 
+/// The legacy cloud provider's tag on a Classic LB: `NAMESPACE/NAME` of its Service.
+const SERVICE_TAG: &str = "kubernetes.io/service-name";
+/// The AWS Load Balancer Controller's tag: `NAMESPACE/NAME` of one Ingress, or a group name.
+const STACK_TAG: &str = "ingress.k8s.aws/stack";
+
 impl Owner {
     pub fn from_tags(snapshot: &Snapshot) -> Self {
+        Self::read_tags(snapshot).0
+    }
+
+    /// The owner the tags name, and the gap that says why a tag naming one was not taken: a
+    /// value the API server could not hold as a name is no owner, so no `kubectl` command is
+    /// ever built from it.
+    pub fn read_tags(snapshot: &Snapshot) -> (Self, Option<Gap>) {
+        use crate::kubernetes_name::{is_dns1035_label, is_label, is_subdomain};
         let tags = &snapshot.load_balancer.tags;
-        let split = |value: &str| {
-            value
-                .split_once('/')
-                .filter(|(ns, name)| !ns.is_empty() && !name.is_empty())
-                .map(|(ns, name)| (ns.to_string(), name.to_string()))
+        let refused = |tag: &str, what: &str| {
+            Some(Gap {
+                fact: GapFact::KubernetesOwner,
+                resource: Some(format!("tag {tag}")),
+                reason: GapReason::Invalid,
+                detail: format!("the value is not {what}, so it names no Kubernetes object and no kubectl command uses it"),
+            })
         };
-        if let Some((namespace, name)) = tags
-            .get("kubernetes.io/service-name")
-            .and_then(|v| split(v))
-        {
-            return Self::Service { namespace, name };
-        }
-        if let Some(stack) = tags.get("ingress.k8s.aws/stack") {
-            return match split(stack) {
-                Some((namespace, name)) => Self::Ingress { namespace, name },
-                None => Self::IngressGroup {
-                    group: stack.clone(),
-                },
+        if let Some(value) = tags.get(SERVICE_TAG) {
+            return match value.split_once('/') {
+                Some((namespace, name)) if is_label(namespace) && is_dns1035_label(name) => (
+                    Self::Service {
+                        namespace: namespace.into(),
+                        name: name.into(),
+                    },
+                    None,
+                ),
+                _ => (
+                    Self::Unknown,
+                    refused(
+                        SERVICE_TAG,
+                        "NAMESPACE/NAME with an RFC 1123 label and an RFC 1035 label",
+                    ),
+                ),
             };
         }
-        Self::Unknown
+        if let Some(stack) = tags.get(STACK_TAG) {
+            return match stack.split_once('/') {
+                Some((namespace, name)) if is_label(namespace) && is_subdomain(name) => (
+                    Self::Ingress {
+                        namespace: namespace.into(),
+                        name: name.into(),
+                    },
+                    None,
+                ),
+                None if stack.len() <= 63 && is_subdomain(stack) => (
+                    Self::IngressGroup {
+                        group: stack.clone(),
+                    },
+                    None,
+                ),
+                _ => (
+                    Self::Unknown,
+                    refused(
+                        STACK_TAG,
+                        "NAMESPACE/NAME (an RFC 1123 label and subdomain) nor an IngressGroup name",
+                    ),
+                ),
+            };
+        }
+        (Self::Unknown, None)
     }
 
     /// The namespace and name of a Service or Ingress owner.

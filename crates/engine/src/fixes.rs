@@ -220,14 +220,14 @@ pub fn create_nacl_entry(
         region,
         "--network-acl-id",
         nacl_id,
-        format!("--{}", direction.as_str()),
+        Word::Fixed(direction.flag()),
         "--rule-number",
         rule_number,
         "--protocol",
         "tcp",
         "--port-range",
         format!("From={},To={}", ports.from, ports.to),
-        flag,
+        Word::Fixed(flag),
         cidr,
         "--rule-action",
         "allow"
@@ -249,7 +249,7 @@ pub fn delete_nacl_entry(
         region,
         "--network-acl-id",
         nacl_id,
-        format!("--{}", direction.as_str()),
+        Word::Fixed(direction.flag()),
         "--rule-number",
         rule_number
     ])
@@ -445,7 +445,7 @@ pub fn describe_target_groups(ctx: &Context<'_>, arns: &[&str]) -> Command {
         ctx.region(),
         "--target-group-arns"
     ];
-    line.extend(arns.iter().map(|a| Word::from(*a)));
+    line.extend(arns.iter().map(|a| crate::shell::data(a)));
     Command::new(
         "See the target groups' protocol, port and health check",
         Script::line(line),

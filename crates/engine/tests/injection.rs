@@ -36,6 +36,11 @@ const PAYLOADS: &[&str] = &[
     "' onload='alert(1)",
     "</pre></svg><img src=https://evil.example/x.png><a href=\"https://evil.example\">fix</a>",
     "<style>@import url(https://evil.example/x.css)</style>",
+    "--server=https://evil.example",
+    "shop/--server=https://evil.example",
+    "-n",
+    "--kubeconfig=/tmp/evil",
+    "--endpoint-url=https://evil.example",
 ];
 
 /// Every tag elbmedic's HTML report writes, and every attribute: anything else in a page is
@@ -225,6 +230,27 @@ fn scripts(report: &Report) -> Vec<&Script> {
     all
 }
 
+/// No word that an option parser would read as an option comes from data: a word that starts
+/// with `-` is one of elbmedic's own flags, a flag joined to its value, or an operand after
+/// the end-of-options `--` of its command.
+fn options_are_elbmedics_own(line: &str, words: &[Word]) -> Result<(), TestCaseError> {
+    let mut operands_only = false;
+    for word in words {
+        match word {
+            Word::Op(_) => operands_only = false,
+            Word::Fixed("--") => operands_only = true,
+            Word::Fixed(_) | Word::Joined(..) => {}
+            Word::Arg(value) => prop_assert!(
+                operands_only || !value.starts_with('-'),
+                "data word {:?} would be read as an option: {}",
+                value,
+                line
+            ),
+        }
+    }
+    Ok(())
+}
+
 /// The property, on one report.
 fn check(report: &Report) -> Result<(), TestCaseError> {
     let scripts = scripts(report);
@@ -238,6 +264,7 @@ fn check(report: &Report) -> Result<(), TestCaseError> {
                 .map(|w| (w.intended().to_string(), matches!(w, Word::Op(_))))
                 .collect();
             prop_assert_eq!(split.unwrap(), intended, "{}", line);
+            options_are_elbmedics_own(line, words)?;
         }
     }
     html_is_inert(&report.render(Format::Html))?;
@@ -388,4 +415,61 @@ fn most_injected_snapshots_reach_the_rules() {
         with_commands >= 60,
         "only {with_commands} reports held commands"
     );
+}
+
+/// Trust round two, defect 1: a tag value that names the owner is placed in `kubectl`
+/// commands, so a value that is no Kubernetes name must name no owner, and no command may
+/// carry it as an option. Every scenario, both owner tags, the reported values.
+#[test]
+fn owner_tags_that_are_no_kubernetes_names_name_no_owner() {
+    const HOSTILE: &[&str] = &[
+        "shop/--server=https://evil.example",
+        "--server=https://evil.example/evilname",
+        "shop/evilname --kubeconfig=/tmp/x",
+        "Shop/evilname",
+        "shop/",
+        "/evilname",
+        "shop/check/out",
+        "shop/-evilname",
+    ];
+    let mut owned = 0;
+    for s in SCENARIOS {
+        let (alarm, lb) = diagnose_intake(s.event.as_bytes()).unwrap();
+        let world: Snapshot = serde_json::from_str(s.snapshot).unwrap();
+        for key in ["kubernetes.io/service-name", "ingress.k8s.aws/stack"] {
+            if !world.load_balancer.tags.contains_key(key) {
+                continue;
+            }
+            owned += 1;
+            for value in HOSTILE {
+                let mut forged = world.clone();
+                forged.load_balancer.tags.insert(key.into(), (*value).into());
+                let report = Report::diagnosed(&alarm, &lb, &forged);
+                let gap = report
+                    .gaps
+                    .iter()
+                    .find(|g| g.resource.as_deref() == Some(&format!("tag {key}")));
+                assert!(gap.is_some(), "{}: {key}={value}: no gap names the tag", s.name);
+                assert_eq!(
+                    report.load_balancer.as_ref().and_then(|l| l.owner.clone()),
+                    None,
+                    "{}: {key}={value}",
+                    s.name
+                );
+                for script in scripts(&report) {
+                    for words in script.words() {
+                        let intended: Vec<String> = words.iter().map(Word::intended).collect();
+                        assert!(
+                            !intended.iter().any(|w| w.contains("evil.example")
+                                || w.contains("kubeconfig")
+                                || w.contains("evilname")),
+                            "{}: {key}={value}: {script}",
+                            s.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(owned >= 10, "only {owned} scenarios carry an owner tag");
 }

@@ -44,6 +44,13 @@ impl Direction {
             Self::Egress => "egress",
         }
     }
+    /// The `aws ec2 *-network-acl-entry` flag that names this direction.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Self::Ingress => "--ingress",
+            Self::Egress => "--egress",
+        }
+    }
 }
 
 /// Which entry decided: an explicit one (someone wrote it) or the implicit deny.

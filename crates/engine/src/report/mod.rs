@@ -216,7 +216,7 @@ impl Report {
             .is_none()
             .then(|| Picture::of(&ctx));
         let s = &snapshot.load_balancer;
-        let owner = Owner::from_tags(snapshot);
+        let (owner, owner_gap) = Owner::read_tags(snapshot);
         let cluster = snapshot.cluster_name();
         Self {
             report_version: REPORT_VERSION,
@@ -243,7 +243,7 @@ impl Report {
             verdict: diagnosis.verdict,
             findings: diagnosis.findings,
             checked: diagnosis.checked,
-            gaps: snapshot.gaps.clone(),
+            gaps: snapshot.gaps.iter().cloned().chain(owner_gap).collect(),
             next_steps: diagnosis.next_steps,
             recent_changes: diagnosis.recent_changes,
             remediation: None,
