@@ -869,6 +869,17 @@ async fn the_change_that_broke_the_path_is_named_from_cloudtrail() {
         &[],
         entry(&net.private_acl),
     );
+    // A later call that IAM denied: recorded with its errorCode, it changed nothing, so it is
+    // listed as a failed attempt and never blamed (trust round two, defect 2).
+    let mut denied = entry(&net.private_acl);
+    denied["ruleNumber"] = serde_json::json!(90);
+    moto.trail.add_denied(
+        "ev-denied",
+        "CreateNetworkAclEntry",
+        now - 420,
+        "arn:aws:sts::123456789012:assumed-role/readonly/intern",
+        denied,
+    );
     moto.trail.add(
         "ev-elsewhere",
         "CreateNetworkAclEntry",
@@ -914,6 +925,17 @@ async fn the_change_that_broke_the_path_is_named_from_cloudtrail() {
         !report.to_string().contains("elsewhere"),
         "another VPC's change is not ours"
     );
+    assert!(
+        unlinked.contains("FAILED (Client.UnauthorizedOperation), so it changed nothing")
+            && unlinked.contains("intern"),
+        "{unlinked}"
+    );
+    let blamed = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f.to_string().contains("ev-denied"));
+    assert!(!blamed, "a denied call is never tied to a finding: {report:#}");
     assert_eq!(
         moto.trail.requests().len(),
         2,

@@ -46,7 +46,41 @@ impl FakeTrail {
         resources: &[&str],
         request: Value,
     ) {
-        let record = json!({
+        self.add_record(id, name, at, actor, resources, request, json!({}));
+    }
+
+    /// A call that IAM denied, as CloudTrail records it: with its request, an `errorCode`
+    /// and `errorMessage`, and no response.
+    pub fn add_denied(&self, id: &str, name: &str, at: i64, actor: &str, request: Value) {
+        let action = format!("ec2:{name}");
+        self.add_record(
+            id,
+            name,
+            at,
+            actor,
+            &[],
+            request,
+            json!({
+                "errorCode": "Client.UnauthorizedOperation",
+                "errorMessage": format!("You are not authorized to perform this operation. User: {actor} is not authorized to perform: {action} because no identity-based policy allows the {action} action."),
+                "responseElements": null,
+                "readOnly": false,
+            }),
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_record(
+        &self,
+        id: &str,
+        name: &str,
+        at: i64,
+        actor: &str,
+        resources: &[&str],
+        request: Value,
+        extra: Value,
+    ) {
+        let mut record = json!({
             "eventVersion": "1.09",
             "userIdentity": {"type": "AssumedRole", "arn": actor},
             "eventTime": aws_smithy_types::DateTime::from_secs(at)
@@ -57,6 +91,9 @@ impl FakeTrail {
             "requestParameters": request,
             "eventID": id,
         });
+        if let (Some(record), Value::Object(extra)) = (record.as_object_mut(), extra) {
+            record.extend(extra);
+        }
         self.events.lock().unwrap().push(json!({
             "EventId": id,
             "EventName": name,

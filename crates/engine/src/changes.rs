@@ -289,6 +289,8 @@ mod tests {
             actor: Some("arn:aws:sts::111122223333:assumed-role/terraform/ci".into()),
             resources: Vec::new(),
             request,
+            error_code: None,
+            read_only: false,
         }
     }
 

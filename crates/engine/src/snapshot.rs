@@ -97,6 +97,25 @@ pub struct ChangeEvent {
     /// The call's `requestParameters`, as recorded.
     #[serde(default)]
     pub request: serde_json::Value,
+    /// The call's `errorCode` when it failed (`Client.UnauthorizedOperation`, ...): then it
+    /// changed nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// The call only read (`readOnly`): it changed nothing either.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+}
+
+impl ChangeEvent {
+    /// A call that succeeded and was not read-only: only these changed anything.
+    pub fn changed_something(&self) -> bool {
+        self.error_code.is_none() && !self.read_only
+    }
+
+    /// A call that would have changed something, but failed: an attempt, never a cause.
+    pub fn failed_attempt(&self) -> bool {
+        self.error_code.is_some() && !self.read_only
+    }
 }
 
 /// elbmedic's own past changes to the load balancer, as its ledger recorded them.

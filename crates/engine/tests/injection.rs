@@ -443,13 +443,20 @@ fn owner_tags_that_are_no_kubernetes_names_name_no_owner() {
             owned += 1;
             for value in HOSTILE {
                 let mut forged = world.clone();
-                forged.load_balancer.tags.insert(key.into(), (*value).into());
+                forged
+                    .load_balancer
+                    .tags
+                    .insert(key.into(), (*value).into());
                 let report = Report::diagnosed(&alarm, &lb, &forged);
                 let gap = report
                     .gaps
                     .iter()
                     .find(|g| g.resource.as_deref() == Some(&format!("tag {key}")));
-                assert!(gap.is_some(), "{}: {key}={value}: no gap names the tag", s.name);
+                assert!(
+                    gap.is_some(),
+                    "{}: {key}={value}: no gap names the tag",
+                    s.name
+                );
                 assert_eq!(
                     report.load_balancer.as_ref().and_then(|l| l.owner.clone()),
                     None,

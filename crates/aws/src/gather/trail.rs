@@ -191,6 +191,9 @@ async fn one_lookup(
     Ok(out.events().iter().filter_map(change_event).collect())
 }
 
+/// An error code is a short token (`Client.UnauthorizedOperation`); anything longer is cut.
+const MAX_ERROR_CODE: usize = 100;
+
 /// An event as the snapshot keeps it: who, when, what was asked.
 fn change_event(event: &aws_sdk_cloudtrail::types::Event) -> Option<ChangeEvent> {
     let record: Value = event
@@ -219,6 +222,14 @@ fn change_event(event: &aws_sdk_cloudtrail::types::Event) -> Option<ChangeEvent>
             .get("requestParameters")
             .cloned()
             .unwrap_or(Value::Null),
+        // A denied or failed call is recorded too, with the code of its error: it changed
+        // nothing, and the engine must know that before it ties it to a finding.
+        error_code: record
+            .get("errorCode")
+            .and_then(Value::as_str)
+            .map(|code| code.chars().take(MAX_ERROR_CODE).collect()),
+        read_only: event.read_only() == Some("true")
+            || record.get("readOnly").and_then(Value::as_bool) == Some(true),
     })
 }
 

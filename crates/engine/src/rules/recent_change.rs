@@ -82,6 +82,22 @@ fn line(event: &ChangeEvent, alarm_at: Option<i64>) -> String {
     )
 }
 
+/// A call that failed, said as one: it was attempted and changed nothing.
+fn attempt_line(event: &ChangeEvent, alarm_at: Option<i64>) -> String {
+    let (clock, at) = when(event);
+    let before = relative(alarm_at, at)
+        .map(|r| format!(", {r}"))
+        .unwrap_or_default();
+    format!(
+        "{clock} {} by {} FAILED ({}), so it changed nothing: attempted {}{before} (event {})",
+        bounded(&event.event_name),
+        actor(event),
+        bounded(event.error_code.as_deref().unwrap_or_default()),
+        describe(event),
+        bounded(&event.event_id)
+    )
+}
+
 pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
     let name = CHECK_NAME;
     let Some(changes) = &ctx.snapshot.changes else {
@@ -97,7 +113,19 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
     let alarm_at = ctx.alarm.state_change_epoch;
     let mut linked: Vec<(&ChangeEvent, Vec<usize>)> = Vec::new();
     let mut unlinked = Vec::new();
-    for event in &changes.events {
+    // A call that failed or only read changed nothing: it is never tied to a finding nor
+    // counted as a change. A failed attempt is still listed, saying so: someone tried.
+    let attempts: Vec<&ChangeEvent> = changes
+        .events
+        .iter()
+        .filter(|e| e.failed_attempt())
+        .collect();
+    let made: Vec<&ChangeEvent> = changes
+        .events
+        .iter()
+        .filter(|e| e.changed_something())
+        .collect();
+    for event in made.iter().copied() {
         let explained: Vec<usize> = findings
             .iter()
             .enumerate()
@@ -120,11 +148,23 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
             )));
         }
     }
-    let quiet = changes.events.len() - linked.len();
+    let quiet = made.len() - linked.len();
     if quiet > unlinked.len() {
         unlinked.push(format!(
             "... and {} more that explain no finding",
             crate::context::count(quiet - unlinked.len(), "change", "changes")
+        ));
+    }
+    unlinked.extend(
+        attempts
+            .iter()
+            .take(SHOWN)
+            .map(|event| attempt_line(event, alarm_at)),
+    );
+    if attempts.len() > SHOWN {
+        unlinked.push(format!(
+            "... and {} more",
+            crate::context::count(attempts.len() - SHOWN, "failed attempt", "failed attempts")
         ));
     }
     if !unlinked.is_empty() {
@@ -146,10 +186,18 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
             CheckStatus::Problem
         },
         format!(
-            "{} since {}, {} tied to a finding{pending}",
-            crate::context::count(changes.events.len(), "change", "changes"),
+            "{} since {}, {} tied to a finding{failed}{pending}",
+            crate::context::count(made.len(), "change", "changes"),
             bounded(&changes.since),
-            linked.len()
+            linked.len(),
+            failed = if attempts.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} that changed nothing",
+                    crate::context::count(attempts.len(), "failed attempt", "failed attempts")
+                )
+            }
         ),
     );
     let Some((latest, explained)) = linked
@@ -290,6 +338,62 @@ mod tests {
                 !text.lines().any(|l| l.trim_start().starts_with("$ curl")),
                 "{text}"
             );
+        }
+    }
+
+    /// Trust round two, defect 2: a denied `CreateNetworkAclEntry` changed nothing, so it is
+    /// never tied to the NACL finding nor counted as a change; it is listed as a failed
+    /// attempt. A read-only call is not listed at all.
+    #[test]
+    fn a_failed_or_read_only_call_is_never_the_change_that_caused_it() {
+        let name = "nacl-rule-added-recently";
+        let (alarm, load_balancer) = crate::scenarios::find(name).unwrap().alarm().unwrap();
+        let world = scenario_snapshot(name);
+        let real = Report::diagnosed(&alarm, &load_balancer, &world);
+        let tied = |report: &Report| {
+            report
+                .findings
+                .iter()
+                .flat_map(|f| &f.evidence)
+                .filter(|e| e.summary().contains("Changed by CloudTrail event"))
+                .count()
+        };
+        assert!(tied(&real) > 0, "the scenario ties a change");
+        for (error, read_only) in [(Some("Client.UnauthorizedOperation"), false), (None, true)] {
+            let mut world = world.clone();
+            for event in &mut world.changes.as_mut().unwrap().events {
+                event.error_code = error.map(str::to_string);
+                event.read_only = read_only;
+            }
+            let report = Report::diagnosed(&alarm, &load_balancer, &world);
+            assert!(
+                !report
+                    .findings
+                    .iter()
+                    .any(|f| f.code == crate::finding::FindingCode::RecentChange),
+                "{error:?} {read_only}"
+            );
+            assert_eq!(tied(&report), 0, "{error:?} {read_only}");
+            let listed = report.recent_changes.join("\n");
+            let check = report
+                .checked
+                .iter()
+                .find(|c| c.name == super::CHECK_NAME)
+                .unwrap();
+            assert!(
+                check.detail.starts_with("0 changes since"),
+                "{}",
+                check.detail
+            );
+            if read_only {
+                assert!(report.recent_changes.is_empty(), "{listed}");
+            } else {
+                assert!(
+                    listed.contains("FAILED (Client.UnauthorizedOperation), so it changed nothing"),
+                    "{listed}"
+                );
+                assert!(check.detail.contains("failed attempt"), "{}", check.detail);
+            }
         }
     }
 }
