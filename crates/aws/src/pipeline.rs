@@ -307,7 +307,8 @@ impl Diagnosed {
 /// live CLI in dry-run or auto) runs here and its outcome becomes the report.
 async fn diagnosed(run: &Run<'_>, alarm: &Alarm, lb: &LbRef) -> Result<Diagnosed, String> {
     let remediation = &run.config.remediation;
-    let (world, clients) = match &run.facts {
+    // The account the clients act in: a member role's, else the own account (looked up).
+    let (world, clients, reached) = match &run.facts {
         Facts::Replay { world, name } => {
             if (lb.kind, lb.id.as_str())
                 != (world.load_balancer.kind, world.load_balancer.id.as_str())
@@ -320,7 +321,7 @@ async fn diagnosed(run: &Run<'_>, alarm: &Alarm, lb: &LbRef) -> Result<Diagnosed
             if let Some(refusal) = not_ours(alarm, run.own_account.get_offline()) {
                 return Ok(Diagnosed::refused(alarm, lb, &refusal));
             }
-            ((*world).clone(), None)
+            ((*world).clone(), None, None)
         }
         Facts::Live(accounts) => {
             let member = alarm.account_id.as_deref().filter(|a| accounts.serves(a));
@@ -355,7 +356,8 @@ async fn diagnosed(run: &Run<'_>, alarm: &Alarm, lb: &LbRef) -> Result<Diagnosed
             if let (None, Some(refusal)) = (member, not_ours(alarm, own)) {
                 return Ok(Diagnosed::refused(alarm, lb, &refusal));
             }
-            (world, Some(clients))
+            let reached = member.or(own).map(str::to_string);
+            (world, Some(clients), reached)
         }
     };
     let mut report = Report::diagnosed(alarm, lb, &world);
@@ -382,6 +384,7 @@ async fn diagnosed(run: &Run<'_>, alarm: &Alarm, lb: &LbRef) -> Result<Diagnosed
                 ledger.as_ref(),
                 run.config,
                 &message,
+                reached.as_deref(),
                 run.now,
                 run.run_id,
             ))

@@ -19,12 +19,49 @@ pub enum AccountRefusal {
         role_arn: String,
         error: String,
     },
+    /// A plan that names another account than the one this run reached, or none (its alarm's
+    /// account counts too): forged or mangled, so nothing about it is read or applied.
+    PlanNotForThisAccount {
+        /// What the plan's load balancer (or its alarm) names; `None` when it names none.
+        claimed: Option<String>,
+        /// The account this run reached; `None` when it could not tell (no STS answer).
+        reached: Option<String>,
+    },
+}
+
+/// Whether a plan is for the account this run reached: its load balancer must name exactly
+/// that account, and its alarm, when it names one, too. The account elbmedic acts in is
+/// always the one it reached (its own, or a member role's), never what a message says.
+pub fn plan_scope(
+    plan_account: Option<&str>,
+    alarm_account: Option<&str>,
+    reached: Option<&str>,
+) -> Result<(), AccountRefusal> {
+    let refused = |claimed: Option<&str>| AccountRefusal::PlanNotForThisAccount {
+        claimed: claimed.map(str::to_string),
+        reached: reached.map(str::to_string),
+    };
+    let Some(reached) = reached else {
+        return Err(refused(plan_account));
+    };
+    match (plan_account, alarm_account) {
+        (Some(plan), None) if plan == reached => Ok(()),
+        (Some(plan), Some(alarm)) if plan == reached && alarm == reached => Ok(()),
+        (Some(plan), Some(alarm)) if plan == reached => Err(refused(Some(alarm))),
+        (claimed, _) => Err(refused(claimed)),
+    }
 }
 
 impl AccountRefusal {
     pub fn account(&self) -> &str {
         match self {
             Self::NotAllowed { account, .. } | Self::RoleNotAssumed { account, .. } => account,
+            Self::PlanNotForThisAccount {
+                reached, claimed, ..
+            } => reached
+                .as_deref()
+                .or(claimed.as_deref())
+                .unwrap_or_default(),
         }
     }
 
@@ -39,6 +76,16 @@ impl AccountRefusal {
             } => {
                 format!("account {account} could not be read: role {role_arn} was not assumed")
             }
+            Self::PlanNotForThisAccount { claimed, reached } => {
+                let acts_in = match reached {
+                    Some(reached) => format!("this run acts in {reached}"),
+                    None => "the account this run acts in is unknown".into(),
+                };
+                match claimed {
+                    Some(claimed) => format!("the plan names account {claimed}, but {acts_in}: refused, nothing was read or applied"),
+                    None => format!("the plan names no account ({acts_in}): refused, nothing was read or applied"),
+                }
+            }
         }
     }
 
@@ -51,6 +98,7 @@ impl AccountRefusal {
             Self::RoleNotAssumed { account, role_arn, error } => format!(
                 "STS answered: {error}. Deploy the StackSet {MEMBER_STACK_SET} (infra/member-role.yaml) to account {account} (add its OU, or the account, to the StackSet's instances). If {role_arn} exists, its trust policy must allow this deployment's role, with MEMBER_EXTERNAL_ID as the external id; a remediation role exists only where the StackSet's EnableRemediation parameter is true."
             ),
+            Self::PlanNotForThisAccount { .. } => "A plan is applied only in the account it was made for, which is the one its alarm came from. Approve with the command of the report that proposed it, unchanged, or by its plan id; if you did, report this message: it was altered.".to_string(),
         }
     }
 }
@@ -169,5 +217,41 @@ mod tests {
             own: "123456789012".into(),
         };
         assert!(outside.next_step().contains("ALLOWED_ACCOUNTS"));
+    }
+
+    /// Trust round two, defect 3: the account is the one reached, never the message's word.
+    #[test]
+    fn a_plan_is_for_the_reached_account_only() {
+        let own = Some("111122223333");
+        assert_eq!(plan_scope(own, own, own), Ok(()));
+        assert_eq!(plan_scope(own, None, own), Ok(()));
+        for (plan, alarm, reached) in [
+            (None, None, own),
+            (None, own, own),
+            (Some("000000000000"), None, own),
+            (Some("000000000000"), Some("000000000000"), own),
+            (own, Some("000000000000"), own),
+            (Some("000000000000"), own, own),
+            (own, own, None),
+        ] {
+            let refusal = plan_scope(plan, alarm, reached).unwrap_err();
+            assert!(
+                refusal
+                    .headline()
+                    .contains("refused, nothing was read or applied"),
+                "{plan:?} {alarm:?} {reached:?}: {}",
+                refusal.headline()
+            );
+        }
+        let claimed = plan_scope(Some("000000000000"), None, own).unwrap_err();
+        assert!(claimed
+            .headline()
+            .contains("names account 000000000000, but this run acts in 111122223333"));
+        let none = plan_scope(None, own, own).unwrap_err();
+        assert!(
+            none.headline().contains("names no account"),
+            "{}",
+            none.headline()
+        );
     }
 }

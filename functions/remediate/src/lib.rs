@@ -50,8 +50,9 @@ fn messages(payload: &Value, remediation_topic: Option<&str>) -> Vec<Result<Stri
 }
 
 /// Why a plan is not for this deployment: its load balancer in another region than the
-/// remediation topic's, or its alarm in an account that is neither the topic's nor in
-/// `ALLOWED_ACCOUNTS`.
+/// remediation topic's, or in an account that is neither the topic's nor in
+/// `ALLOWED_ACCOUNTS`, or in none. The plan's own account decides which account is reached;
+/// `remediate` then checks the plan against the account actually reached.
 fn foreign_plan(
     message: &PlanMessage,
     remediation_topic: &str,
@@ -65,9 +66,12 @@ fn foreign_plan(
             "the plan is for region {plan_region:?}; this deployment serves {region}"
         ));
     }
-    match message.alarm.account_id.as_deref() {
+    match message.plan.load_balancer.account.as_deref() {
+        None => Some(format!(
+            "the plan names no account; this deployment acts only in the account a plan names ({account} or one in ALLOWED_ACCOUNTS)"
+        )),
         Some(other) if other != account && !organization.allows(other) => Some(format!(
-            "the plan's alarm is in account {other:?}; this deployment serves {account} and the accounts in ALLOWED_ACCOUNTS"
+            "the plan is for account {other:?}; this deployment serves {account} and the accounts in ALLOWED_ACCOUNTS"
         )),
         _ => None,
     }
@@ -149,7 +153,7 @@ impl Handler {
                 .accounts
                 .clients_for(
                     own,
-                    message.alarm.account_id.as_deref(),
+                    message.plan.load_balancer.account.as_deref(),
                     &message.plan.load_balancer.region,
                     &message.alarm.alarm_name,
                     now,
@@ -159,12 +163,14 @@ impl Handler {
                 Err(refusal) => (unreachable(&self.config, &message, &refusal), None),
                 Ok(clients) => {
                     let ledger = configured_ledger(&clients, &self.config.remediation);
+                    let reached = clients.member_account.as_deref().or(own);
                     // Boxed: three gathers deep, and a runtime worker's stack is 2 MiB.
                     let report = Box::pin(remediate(
                         &clients,
                         ledger.as_ref(),
                         &self.config,
                         &message,
+                        reached,
                         now,
                         run_id,
                     ))

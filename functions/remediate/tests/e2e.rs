@@ -654,6 +654,21 @@ async fn the_ledger_holds_the_cooldown_the_lock_and_the_audit_trail() {
     assert_eq!(summary["records"][0]["steps"][0]["status"], "refused");
     assert_eq!(idle_timeout(&aws, &arn).await, raised);
 
+    // Trust round two, defect 3, as reproduced: the same raise claiming another account (or
+    // none), with the alarm's account removed, would miss the cooldown, the lock and the
+    // replay keys. It is refused before anything is read, and leaves no ledger item.
+    for claimed in [Some("000000000000"), None] {
+        let mut forged = higher.clone();
+        forged.alarm.account_id = None;
+        forged.plan.load_balancer.account = claimed.map(str::to_string);
+        let summary = run_plan(&handler, &forged.to_json(), "forged-account").await;
+        let record = &summary["records"][0];
+        let refused = record["status"] == "refused"
+            || record["error"].as_str().is_some_and(|e| e.contains("account"));
+        assert!(refused, "{claimed:?}: {summary:#}");
+        assert_eq!(idle_timeout(&aws, &arn).await, raised, "{claimed:?}");
+    }
+
     // The audit trail has the applied action with before and after.
     let items = clients
         .dynamodb
@@ -669,6 +684,13 @@ async fn the_ledger_holds_the_cooldown_the_lock_and_the_audit_trail() {
         .collect();
     assert_eq!(audit.len(), 1, "{items:#?}");
     assert_eq!(audit[0]["before"].as_s().unwrap(), "idle timeout 60 s");
+    assert!(
+        !items
+            .items()
+            .iter()
+            .any(|i| i["pk"].as_s().unwrap().contains("000000000000")),
+        "no item under a claimed account: {items:#?}"
+    );
 
     // A live lock held by another run: skipped, "remediation in progress".
     let target = &plan.plan.load_balancer;

@@ -31,6 +31,10 @@ pub fn configured_ledger(clients: &Clients, config: &RemediationConfig) -> Optio
 
 /// Reviews and applies one plan; the report is about the state after it.
 ///
+/// `reached` is the account these clients act in (the function's own, or the member role's):
+/// a plan that names another, or none, is refused before anything is read, so the ledger's
+/// keys, the lock and the cooldown are always the reached account's.
+///
 /// With the ledger, the LB's lock is taken first and released on every path; everything is
 /// decided under it, by the engine (`plan::reconcile`), from state gathered after it was
 /// taken, so a change someone made meanwhile (a timeout raised higher, an entry added) is
@@ -40,9 +44,18 @@ pub async fn remediate(
     ledger: Option<&Ledger>,
     config: &Config,
     message: &PlanMessage,
+    reached: Option<&str>,
     now: i64,
     run_id: &str,
 ) -> Report {
+    let scope = elbmedic_engine::account::plan_scope(
+        message.plan.load_balancer.account.as_deref(),
+        message.alarm.account_id.as_deref(),
+        reached,
+    );
+    if let Err(refusal) = scope {
+        return unreachable(config, message, &refusal);
+    }
     let plan = &message.plan;
     let mode = config.remediation.mode;
     if let Some(outcome) = reconcile::admit(message, mode) {

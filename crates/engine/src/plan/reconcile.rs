@@ -76,19 +76,9 @@ pub fn admit(message: &PlanMessage, mode: Mode) -> Option<Outcome> {
     let reason = match (mode, message.request) {
         (Mode::Off, _) => "REMEDIATION_MODE is off for remediate: it refuses every plan (the kill switch)",
         (Mode::Approve, Request::Apply) => "remediate runs in approve mode: a plan is applied only once approved with the command in the diagnosis report",
-        _ => match (&message.plan.load_balancer.account, &message.alarm.account_id) {
-            // The alarm's account picks the role remediate acts with: a plan naming another
-            // is forged, and would be applied with the wrong account's credentials.
-            (Some(plan), Some(alarm)) if plan != alarm => {
-                return Some(Outcome::without_steps(
-                    &message.plan.id,
-                    mode,
-                    OutcomeStatus::Refused,
-                    format!("the plan's load balancer is in account {plan} but its alarm is in {alarm}: refused"),
-                ))
-            }
-            _ => return None,
-        },
+        // The account is checked before this, against the one reached
+        // (`account::plan_scope`).
+        _ => return None,
     };
     Some(Outcome::without_steps(
         &message.plan.id,
@@ -378,26 +368,6 @@ mod tests {
             Decision::Stop(outcome) => &outcome.headline,
             other => panic!("not stopped: {other:?}"),
         }
-    }
-
-    /// The alarm's account picks the role remediate acts with: a forged plan whose load
-    /// balancer names another account is refused before anything is read.
-    #[test]
-    fn a_plan_whose_load_balancer_and_alarm_name_different_accounts_is_refused() {
-        let (mut message, ..) = planned("alb-idle-timeout", Request::Apply);
-        assert_eq!(message.alarm.account_id.as_deref(), Some("111122223333"));
-        message.plan.load_balancer.account = Some("111122223333".into());
-        assert_eq!(admit(&message, Mode::Auto), None);
-        message.plan.load_balancer.account = Some("210987654321".into());
-        let outcome = admit(&message, Mode::Auto).expect("refused");
-        assert_eq!(outcome.status, OutcomeStatus::Refused);
-        assert!(
-            outcome
-                .headline
-                .contains("account 210987654321 but its alarm is in 111122223333"),
-            "{}",
-            outcome.headline
-        );
     }
 
     #[test]
