@@ -41,6 +41,10 @@ const PAYLOADS: &[&str] = &[
     "-n",
     "--kubeconfig=/tmp/evil",
     "--endpoint-url=https://evil.example",
+    "``x` [click to fix](https://evil.example/fix) <img src=https://evil.example/x.png>",
+    "`` ` `` [a](https://evil.example) ``` <b>x</b>",
+    "see https://evil.example/fix or www.evil.example, ask @oncall-team or root@evil.example",
+    "| --- | [x](https://evil.example) |",
 ];
 
 /// Every tag elbmedic's HTML report writes, and every attribute: anything else in a page is
@@ -251,6 +255,40 @@ fn options_are_elbmedics_own(line: &str, words: &[Word]) -> Result<(), TestCaseE
     Ok(())
 }
 
+/// The Markdown report, parsed by a real CommonMark parser with GitHub's extensions
+/// (autolinks, tables, strikethrough, footnotes), holds no link, image or HTML, since
+/// elbmedic writes none, and no text that GitHub would turn into a mention.
+fn markdown_is_inert(markdown: &str) -> Result<(), TestCaseError> {
+    use comrak::nodes::NodeValue;
+    let arena = comrak::Arena::new();
+    let mut options = comrak::Options::default();
+    options.extension.autolink = true;
+    options.extension.table = true;
+    options.extension.strikethrough = true;
+    options.extension.footnotes = true;
+    let root = comrak::parse_document(&arena, markdown, &options);
+    for node in root.descendants() {
+        let value = &node.data.borrow().value;
+        match value {
+            NodeValue::Link(_)
+            | NodeValue::Image(_)
+            | NodeValue::HtmlInline(_)
+            | NodeValue::HtmlBlock(_)
+            | NodeValue::FootnoteReference(_) => {
+                prop_assert!(false, "{:?} in the Markdown report:\n{}", value, markdown)
+            }
+            NodeValue::Text(text) => {
+                let mention = text.char_indices().any(|(at, c)| {
+                    c == '@' && text[at + 1..].starts_with(|n: char| n.is_ascii_alphanumeric())
+                });
+                prop_assert!(!mention, "a mention in {:?}:\n{}", text, markdown);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// The property, on one report.
 fn check(report: &Report) -> Result<(), TestCaseError> {
     let scripts = scripts(report);
@@ -268,6 +306,7 @@ fn check(report: &Report) -> Result<(), TestCaseError> {
         }
     }
     html_is_inert(&report.render(Format::Html))?;
+    markdown_is_inert(&report.render(Format::Markdown))?;
     let own: Vec<&str> = scripts.iter().flat_map(|s| s.lines()).collect();
     for format in [Format::Text, Format::Markdown] {
         let rendered = report.render(format);

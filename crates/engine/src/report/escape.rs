@@ -36,28 +36,99 @@ pub fn quoted(text: &str) -> String {
 }
 
 /// Markdown for prose that may hold data: one line, and outside code spans every character
-/// that could start markup (links, images, HTML, mentions, emphasis, tables) is escaped.
-/// Inside a code span Markdown shows text literally, so it is left as it is.
+/// that could start markup (links, images, HTML, autolinks, mentions, emphasis, tables) is
+/// escaped. Code spans are found as CommonMark finds them: a run of backticks opens one only
+/// when a run of the same length closes it, and inside one text is shown literally, so it is
+/// left as it is; a run that nothing closes is escaped, backtick by backtick.
 pub fn markdown(text: &str) -> String {
-    let text = one_line(text);
+    escape_markdown(text, false)
+}
+
+/// [`markdown`] for a cell of a GFM table: a `|` splits cells before code spans are parsed,
+/// so it is escaped inside them too (GFM shows `\|` in a cell's code span as `|`).
+pub fn markdown_cell(text: &str) -> String {
+    escape_markdown(text, true)
+}
+
+fn escape_markdown(text: &str, in_table: bool) -> String {
+    let text: Vec<char> = one_line(text).chars().collect();
     let mut out = String::with_capacity(text.len() + 8);
-    let mut in_code = false;
-    for c in text.chars() {
+    let mut at = 0;
+    while at < text.len() {
+        let c = text[at];
         if c == '`' {
-            in_code = !in_code;
-            out.push(c);
+            let run = backtick_run(&text, at);
+            match closing_run(&text, at + run, run) {
+                Some(close) => {
+                    for &inside in &text[at..close + run] {
+                        if in_table && inside == '|' {
+                            out.push('\\');
+                        }
+                        out.push(inside);
+                    }
+                    at = close + run;
+                }
+                None => {
+                    out.push_str(&"\\`".repeat(run));
+                    at += run;
+                }
+            }
             continue;
         }
-        if !in_code && "\\*_[]<>|#!~&".contains(c) {
-            out.push('\\');
+        if c == '@' {
+            // No escape keeps GitHub from reading `\@team` as a mention (it finds mentions in
+            // the rendered text): a word joiner, invisible, separates `@` from the name.
+            out.push_str("@\u{2060}");
+        } else {
+            if needs_escape(&text, at) {
+                out.push('\\');
+            }
+            out.push(c);
         }
-        out.push(c);
-    }
-    // An unclosed span would swallow what follows: close it.
-    if in_code {
-        out.push('`');
+        at += 1;
     }
     out
+}
+
+/// Whether the character at `at` could start Markdown or GFM markup outside a code span:
+/// the inline punctuation of CommonMark; the `:` of `://` (URL autolinks) and the `.` of
+/// `www.` (www autolinks), which GFM finds in plain text. (`@` is handled by the caller.)
+fn needs_escape(text: &[char], at: usize) -> bool {
+    let c = text[at];
+    match c {
+        '\\' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#' | '!' | '~' | '&' => true,
+        ':' => text.get(at + 1) == Some(&'/') && text.get(at + 2) == Some(&'/'),
+        '.' => {
+            at >= 3
+                && text[at - 3..at]
+                    .iter()
+                    .all(|w| w.eq_ignore_ascii_case(&'w'))
+        }
+        _ => false,
+    }
+}
+
+/// The length of the run of backticks that starts at `at`.
+fn backtick_run(text: &[char], at: usize) -> usize {
+    text[at..].iter().take_while(|c| **c == '`').count()
+}
+
+/// Where the next run of exactly `length` backticks at or after `from` starts: the end of a
+/// code span that opened with `length` of them.
+fn closing_run(text: &[char], from: usize, length: usize) -> Option<usize> {
+    let mut at = from;
+    while at < text.len() {
+        if text[at] == '`' {
+            let run = backtick_run(text, at);
+            if run == length {
+                return Some(at);
+            }
+            at += run;
+        } else {
+            at += 1;
+        }
+    }
+    None
 }
 
 /// A Markdown code span showing `text` literally, whatever backticks it holds.
@@ -171,7 +242,15 @@ mod tests {
             assert!(!escaped.contains(raw), "{raw} in {escaped}");
         }
         assert_eq!(markdown("run `a_b*c` now_"), "run `a_b*c` now\\_");
-        assert_eq!(markdown("open `span"), "open `span`");
+        assert_eq!(markdown("open `span"), "open \\`span");
+        // CommonMark closes a span only with a run of the same length.
+        assert_eq!(markdown("``a` [x](y)"), "\\`\\`a\\` \\[x\\](y)");
+        assert_eq!(markdown("``a`b`` [x]"), "``a`b`` \\[x\\]");
+        assert_eq!(
+            markdown("see https://evil.example, www.evil.example and @team, a@b.example"),
+            "see https\\://evil.example, www\\.evil.example and @\u{2060}team, a@\u{2060}b.example"
+        );
+        assert_eq!(markdown_cell("`a|b` c|d"), "`a\\|b` c\\|d");
     }
 
     #[test]
@@ -205,5 +284,48 @@ mod tests {
             block.starts_with("````sh\n") && block.ends_with("\n````\n"),
             "{block}"
         );
+    }
+
+    /// Trust round two, defect 4, as reported: a run of backticks that the old escaper took
+    /// for a code span let a link and an image through. Parsed by a real CommonMark + GFM
+    /// parser, the escaped text holds neither, nor HTML, nor an autolink.
+    #[test]
+    fn a_real_parser_finds_no_link_image_or_html_in_escaped_text() {
+        use comrak::nodes::NodeValue;
+        let payloads = [
+            "``x` [click to fix](https://evil.example/fix) <img src=https://evil.example/x.png>",
+            "`a` ``b` [x](https://evil.example) ``` <b>x</b> `c`",
+            "see https://evil.example/fix, www.evil.example or root@evil.example",
+            "<https://evil.example> [x]: https://evil.example \\[y](https://evil.example)",
+        ];
+        let mut options = comrak::Options::default();
+        options.extension.autolink = true;
+        options.extension.table = true;
+        for payload in payloads {
+            for line in [
+                format!("- {}\n", markdown(payload)),
+                format!(
+                    "| a | {} |\n|---|---|\n| {} | b |\n",
+                    markdown_cell(payload),
+                    markdown_cell(payload)
+                ),
+            ] {
+                let arena = comrak::Arena::new();
+                let root = comrak::parse_document(&arena, &line, &options);
+                for node in root.descendants() {
+                    let value = &node.data.borrow().value;
+                    assert!(
+                        !matches!(
+                            value,
+                            NodeValue::Link(_)
+                                | NodeValue::Image(_)
+                                | NodeValue::HtmlInline(_)
+                                | NodeValue::HtmlBlock(_)
+                        ),
+                        "{value:?} from {payload:?}: {line}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::escape::{code_block, code_span, markdown as escape, one_line};
+use super::escape::{code_block, code_span, markdown as escape, markdown_cell, one_line};
 use super::Report;
 use crate::finding::Finding;
 
@@ -110,9 +110,9 @@ pub fn render_markdown(report: &Report) -> String {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} |",
-                escape(&check.name),
+                markdown_cell(&check.name),
                 check.status.as_str(),
-                escape(&check.detail)
+                markdown_cell(&check.detail)
             );
         }
     }
