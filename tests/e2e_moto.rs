@@ -935,7 +935,10 @@ async fn the_change_that_broke_the_path_is_named_from_cloudtrail() {
         .unwrap()
         .iter()
         .any(|f| f.to_string().contains("ev-denied"));
-    assert!(!blamed, "a denied call is never tied to a finding: {report:#}");
+    assert!(
+        !blamed,
+        "a denied call is never tied to a finding: {report:#}"
+    );
     assert_eq!(
         moto.trail.requests().len(),
         2,

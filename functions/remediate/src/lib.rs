@@ -99,6 +99,10 @@ impl Handler {
         match ledger.proposal(plan_id, now).await {
             Ok(Some(stored)) => {
                 let mut message = PlanMessage::parse(&stored)?;
+                // Exactly the stored content is applied, and it must be the approved id's.
+                if message.plan.id != plan_id || !message.plan.id_matches_content() {
+                    return Err(format!("approval of {plan_id} refused: the plan kept under that id is not that id's content"));
+                }
                 message.request = Request::Approved;
                 Ok(message.to_json())
             }

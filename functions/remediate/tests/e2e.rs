@@ -548,6 +548,9 @@ async fn forged_plans_change_nothing() {
     for (name, actions, extra) in forged {
         let mut message = genuine.clone();
         message.plan.actions = actions;
+        // The id is a digest, not a secret: a forger computes it, so the guardrails must
+        // refuse the content on their own.
+        message.plan.id = message.plan.content_id();
         let mut pairs = vec![("REMEDIATION_MODE", "auto")];
         pairs.extend(extra);
         let handler = remediate_handler(&t.reports, &pairs);
@@ -555,6 +558,10 @@ async fn forged_plans_change_nothing() {
         assert_eq!(
             summary["records"][0]["status"], "refused",
             "{name}: {summary:#}"
+        );
+        assert!(
+            !summary.to_string().contains("is not the id of its content"),
+            "{name}: the guardrails, not the id, refuse it: {summary:#}"
         );
     }
     let mut expired = genuine.clone();
@@ -624,6 +631,17 @@ async fn the_ledger_holds_the_cooldown_the_lock_and_the_audit_trail() {
 
     let plan = PlanMessage::parse(&planned(&aws, &t, &event, &[]).await).unwrap();
     let handler = remediate_handler(&t.reports, &with_ledger);
+    // Trust round two, defect 5, as reproduced: other actions under the real plan's id are
+    // refused before anything is read, and do not take its replay record.
+    let mut squatter = plan.clone();
+    squatter.plan.actions = vec![Action::RaiseIdleTimeout { from: 60, to: 61 }];
+    let summary = run_plan(&handler, &squatter.to_json(), "squatter").await;
+    assert_eq!(summary["records"][0]["status"], "refused", "{summary:#}");
+    assert!(
+        summary.to_string().contains("is not the id of its content"),
+        "{summary:#}"
+    );
+    assert_eq!(idle_timeout(&aws, &arn).await, "60");
     let summary = run_plan(&handler, &plan.to_json(), "first").await;
     assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
     let raised = idle_timeout(&aws, &arn).await;
@@ -641,7 +659,6 @@ async fn the_ledger_holds_the_cooldown_the_lock_and_the_audit_trail() {
 
     // A second raise within the cooldown is refused; the timeout stays.
     let mut higher = plan.clone();
-    higher.plan.id = format!("{}-higher", plan.plan.id);
     let Action::RaiseIdleTimeout { to, .. } = higher.plan.actions[0] else {
         panic!()
     };
@@ -649,6 +666,7 @@ async fn the_ledger_holds_the_cooldown_the_lock_and_the_audit_trail() {
         from: to,
         to: to + 60,
     }];
+    higher.plan.id = higher.plan.content_id();
     let summary = run_plan(&handler, &higher.to_json(), "second").await;
     assert_eq!(summary["records"][0]["status"], "refused", "{summary:#}");
     assert_eq!(summary["records"][0]["steps"][0]["status"], "refused");
@@ -664,7 +682,9 @@ async fn the_ledger_holds_the_cooldown_the_lock_and_the_audit_trail() {
         let summary = run_plan(&handler, &forged.to_json(), "forged-account").await;
         let record = &summary["records"][0];
         let refused = record["status"] == "refused"
-            || record["error"].as_str().is_some_and(|e| e.contains("account"));
+            || record["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("account"));
         assert!(refused, "{claimed:?}: {summary:#}");
         assert_eq!(idle_timeout(&aws, &arn).await, raised, "{claimed:?}");
     }
@@ -700,11 +720,11 @@ async fn the_ledger_holds_the_cooldown_the_lock_and_the_audit_trail() {
         panic!("the lock was free")
     };
     let mut later = higher.clone();
-    later.plan.id = format!("{}-later", plan.plan.id);
     later.plan.actions = vec![Action::RaiseIdleTimeout {
         from: to,
         to: to + 1,
     }];
+    later.plan.id = later.plan.content_id();
     let no_cooldown = remediate_handler(
         &t.reports,
         &[
@@ -882,11 +902,11 @@ async fn cooldown_zero_means_no_cooldown() {
         panic!()
     };
     let mut again = plan.clone();
-    again.plan.id = format!("{}-again", plan.plan.id);
     again.plan.actions = vec![Action::RaiseIdleTimeout {
         from: to,
         to: to + 30,
     }];
+    again.plan.id = again.plan.content_id();
     let summary = run_plan(&handler, &again.to_json(), "second").await;
     assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
     assert_eq!(idle_timeout(&aws, &arn).await, (to + 30).to_string());

@@ -89,8 +89,14 @@ pub const DEFAULT_PLAN_LIFETIME: i64 = 3600;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
+    /// `plan-` and the first 16 hex digits of the SHA-256 of the plan's content (see
+    /// [`Plan::content_id`]): one id names exactly one content, so the ledger's replay and
+    /// approval records cannot be claimed by other actions.
     pub id: String,
     pub load_balancer: PlanTarget,
+    /// The alarm episode the plan answers: its state-change time (epoch seconds), else the
+    /// time the plan was made. A retried alarm makes the same plan; a new episode a new one.
+    pub episode: i64,
     /// Epoch seconds.
     pub created_at: i64,
     pub expires_at: i64,
@@ -102,19 +108,33 @@ impl Plan {
     pub fn is_expired(&self, now: i64) -> bool {
         now >= self.expires_at
     }
+
+    /// The id the plan's content gives: the digest of what it changes and where (its load
+    /// balancer, account included, its episode and its actions), so a retried or redelivered
+    /// alarm makes the same id and any other content another. `remediate` recomputes it and
+    /// refuses a plan whose id is not its content's. The dates are checked on their own
+    /// (`review`); refusals change nothing and are left out.
+    pub fn content_id(&self) -> String {
+        content_id(&self.load_balancer, self.episode, &self.actions)
+    }
+
+    /// Whether the id is the one the content gives.
+    pub fn id_matches_content(&self) -> bool {
+        self.id == self.content_id()
+    }
 }
 
-/// A deterministic plan id from the load balancer, the alarm's state change and the actions:
-/// a retried or redelivered alarm makes the same plan, so the ledger can tell a plan it has
-/// applied from a new one.
-fn plan_id(target: &PlanTarget, actions: &[Action], alarm_changed_at: i64) -> String {
-    let text = format!(
-        "{}|{}|{alarm_changed_at}|{}",
-        target.region,
-        target.id,
-        serde_json::to_string(actions).unwrap_or_default()
-    );
-    format!("plan-{:016x}", crate::stable_hash::stable_hash(&text))
+fn content_id(target: &PlanTarget, episode: i64, actions: &[Action]) -> String {
+    use sha2::{Digest, Sha256};
+    // Canonical: serde writes the fields in declaration order, the same on every run.
+    let content = serde_json::json!({
+        "load_balancer": target,
+        "episode": episode,
+        "actions": actions,
+    });
+    let digest = Sha256::digest(content.to_string().as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("plan-{hex}")
 }
 
 /// The plan for a diagnosis's findings: every action they propose, minus what the policy
@@ -145,9 +165,11 @@ pub fn plan(
             None => {}
         }
     }
+    let episode = alarm_changed_at.unwrap_or(now);
     Plan {
-        id: plan_id(&target, &actions, alarm_changed_at.unwrap_or(now)),
+        id: content_id(&target, episode, &actions),
         load_balancer: target,
+        episode,
         created_at: now,
         expires_at: now.saturating_add(DEFAULT_PLAN_LIFETIME),
         actions,

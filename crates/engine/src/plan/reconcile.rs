@@ -76,8 +76,21 @@ pub fn admit(message: &PlanMessage, mode: Mode) -> Option<Outcome> {
     let reason = match (mode, message.request) {
         (Mode::Off, _) => "REMEDIATION_MODE is off for remediate: it refuses every plan (the kill switch)",
         (Mode::Approve, Request::Apply) => "remediate runs in approve mode: a plan is applied only once approved with the command in the diagnosis report",
-        // The account is checked before this, against the one reached
-        // (`account::plan_scope`).
+        // An id names one content: a plan whose id is not its content's would take another
+        // plan's replay and approval records (or dodge them). The account is checked before
+        // this, against the one reached (`account::plan_scope`).
+        _ if !message.plan.id_matches_content() => {
+            return Some(Outcome::without_steps(
+                &message.plan.id,
+                mode,
+                OutcomeStatus::Refused,
+                format!(
+                    "plan {} is not the id of its content ({}): altered or forged, refused; nothing was read or applied",
+                    message.plan.id,
+                    message.plan.content_id()
+                ),
+            ))
+        }
         _ => return None,
     };
     Some(Outcome::without_steps(
@@ -368,6 +381,44 @@ mod tests {
             Decision::Stop(outcome) => &outcome.headline,
             other => panic!("not stopped: {other:?}"),
         }
+    }
+
+    /// Trust round two, defect 5, as reproduced: a forged plan reusing a real id with other
+    /// actions (an entry at rule 1) would take the real plan's replay record; the real content
+    /// under a new id would apply twice. An id names exactly one content.
+    #[test]
+    fn a_plan_whose_id_is_not_its_content_is_refused_before_anything_is_read() {
+        let (real, ..) = planned("nacl-ephemeral-node-subnets", Request::Approved);
+        assert!(real.plan.id_matches_content());
+        assert_eq!(admit(&real, Mode::Approve), None);
+
+        let mut other_actions = real.clone();
+        if let Action::AllowNaclEntry { rule_number, .. } = &mut other_actions.plan.actions[0] {
+            *rule_number = 1;
+        } else {
+            panic!("{:?}", other_actions.plan.actions);
+        }
+        let mut new_id = real.clone();
+        new_id.plan.id = "plan-0123456789abcdef".into();
+        let mut other_account = real.clone();
+        other_account.plan.load_balancer.account = Some("000000000000".into());
+        let mut other_episode = real.clone();
+        other_episode.plan.episode += 3600;
+        for forged in [other_actions, new_id, other_account, other_episode] {
+            let outcome = admit(&forged, Mode::Approve).expect("refused");
+            assert_eq!(outcome.status, OutcomeStatus::Refused);
+            assert!(
+                outcome.headline.contains("is not the id of its content"),
+                "{}",
+                outcome.headline
+            );
+        }
+        // The dates and the refusals are not content: a retried alarm makes the same id.
+        let mut retried = real.clone();
+        retried.plan.created_at += 60;
+        retried.plan.expires_at += 60;
+        retried.plan.refused.clear();
+        assert_eq!(retried.plan.content_id(), real.plan.id);
     }
 
     #[test]
