@@ -69,6 +69,11 @@ impl FollowUpMessage {
                 message.snapshot.schema_version
             ));
         }
+        if let Err(beyond) = message.snapshot.within_aws_limits() {
+            return Err(format!(
+                "the follow-up carries a snapshot that holds more than AWS allows ({beyond}): it was not made by elbmedic and is dropped"
+            ));
+        }
         let (lb, world) = (&message.load_balancer, &message.snapshot.load_balancer);
         if (lb.kind, lb.id.as_str()) != (world.kind, world.id.as_str()) {
             return Err(format!(

@@ -776,6 +776,33 @@ pub enum SnapshotError {
     },
     #[error("snapshot schema_version {found} is not supported (this elbmedic reads version {SCHEMA_VERSION}); record it again with this version")]
     Version { found: u64 },
+    #[error("the snapshot holds more than AWS allows: {0}; it was not recorded from AWS, so it is not diagnosed")]
+    BeyondAws(String),
+}
+
+/// Entries AWS lets one NACL hold in one direction: 40 rules (the highest quota; 20 by
+/// default) and the `*` entries for IPv4 and IPv6 that DescribeNetworkAcls lists.
+pub const MAX_NACL_ENTRIES_PER_DIRECTION: usize = 42;
+
+impl Snapshot {
+    /// Whether the snapshot stays within what AWS can hold. A snapshot from AWS always does;
+    /// a replayed or forwarded one may not, and evaluating thousands of NACL entries costs
+    /// time that grows with their square.
+    pub fn within_aws_limits(&self) -> Result<(), String> {
+        for acl in &self.network_acls {
+            for egress in [false, true] {
+                let count = acl.entries.iter().filter(|e| e.egress == egress).count();
+                if count > MAX_NACL_ENTRIES_PER_DIRECTION {
+                    return Err(format!(
+                        "NACL {} has {count} {} entries (AWS allows at most {MAX_NACL_ENTRIES_PER_DIRECTION} in a direction, the `*` entries included)",
+                        crate::report::escape::one_line(&acl.id).chars().take(64).collect::<String>(),
+                        if egress { "egress" } else { "ingress" }
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Reads a snapshot. A version mismatch is reported as such, not as whatever field it broke.
@@ -791,7 +818,12 @@ pub fn from_json(text: &str) -> Result<Snapshot, SnapshotError> {
             .and_then(|v| v.get("schema_version").and_then(serde_json::Value::as_u64))
     };
     match serde_json::from_str::<Snapshot>(text) {
-        Ok(snapshot) if snapshot.schema_version == SCHEMA_VERSION => Ok(snapshot),
+        Ok(snapshot) if snapshot.schema_version == SCHEMA_VERSION => {
+            snapshot
+                .within_aws_limits()
+                .map_err(SnapshotError::BeyondAws)?;
+            Ok(snapshot)
+        }
         Ok(snapshot) => Err(SnapshotError::Version {
             found: u64::from(snapshot.schema_version),
         }),
