@@ -491,6 +491,89 @@ def scenarios():
     out["clb-node-scale-in"] = ("A node scale-in cuts requests: connection draining is off",
                                 clb_alarm("HTTPCode_ELB_5XX"), w)
 
+    # A node drained for an AMI upgrade behind an ALB with instance targets: the node's instance
+    # is deregistered (300 s delay), and the node is terminated inside the delay. The 504s come
+    # in exactly the two drain minutes; TargetResponseTime never passes 1.8 s against the 60 s
+    # idle timeout; a replacement node registers two minutes later.
+    w = alb_world(alb_metrics(e5xx=(0, 5, 6, 0, 0), e504=(0, 5, 6, 0, 0), tce=(0, 1, 0, 0, 0),
+                              trt_max=(0.44, 1.8, 1.62, 0.51, 0.47), trt_p99=(0.22, 0.91, 0.84, 0.26, 0.23)))
+    group = w["target_groups"][0]
+    group.update({"target_type": "instance", "port": 31380,
+                  "tags": {**group["tags"], "ingress.k8s.aws/resource": "shop/checkout-checkout:80"}})
+    new_node = "i-0a1b2c3d4e5f60014"
+    group["targets"] = [{"id": instance, "port": 31380, "availability_zone": NODE_SUBNETS[i][1],
+                         "health": healthy(),
+                         "placement": {"kind": "interface", "private_ip": NODE_IPS[i], "subnet_id": NODE_SUBNETS[i][0],
+                                       "eni_id": f"eni-0cc33dd44ee55ff6{i}", "instance_id": instance,
+                                       "security_groups": [SG_CLUSTER]}}
+                        for i, instance in enumerate(INSTANCES)]
+    group["targets"][2]["health"] = {"state": "draining", "reason": "Target.DeregistrationInProgress",
+                                     "description": "Target deregistration is in progress"}
+    group["targets"].append({"id": new_node, "port": 31380, "availability_zone": NODE_SUBNETS[2][1],
+                             "health": healthy(),
+                             "placement": {"kind": "interface", "private_ip": "10.0.60.12",
+                                           "subnet_id": NODE_SUBNETS[2][0], "eni_id": "eni-0cc33dd44ee55ff63",
+                                           "instance_id": new_node, "security_groups": [SG_CLUSTER]}})
+    sg = next(g for g in w["security_groups"] if g["id"] == SG_CLUSTER)
+    sg["ingress"].append(rule("tcp", 31380, 31380, groups=[SG_ALB_BACKEND],
+                              description="elbv2.k8s.aws/targetGroupBinding=shared"))
+    healthy_hosts(w, lows=[3, 2, 2, 3, 3], highs=[3, 3, 2, 3, 3])
+    karpenter = f"arn:aws:sts::{ACCOUNT}:assumed-role/KarpenterNodeRole-{CLUSTER}/1732384100000000000"
+    w["changes"] = changes(
+        change("6a7b8c9d-0e1f-4a2b-8c3d-4e5f6a7b8c9d", "DeregisterTargets", "2026-11-23T17:55:31Z",
+               f"arn:aws:sts::{ACCOUNT}:assumed-role/eks-{CLUSTER}-aws-load-balancer-controller/1732384000000000000",
+               {"targetGroupArn": TG_ARN, "targets": [{"id": INSTANCES[2], "port": 31380}]}, resources=[TG_ARN]),
+        change("1f2e3d4c-5b6a-4798-8a9b-0c1d2e3f4a5b", "TerminateInstances", "2026-11-23T17:56:02Z", karpenter,
+               {"instancesSet": {"items": [{"instanceId": INSTANCES[2]}]}}),
+        change("7b8c9d0e-1f2a-4b3c-9d4e-5f6a7b8c9d0e", "RegisterTargets", "2026-11-23T17:58:14Z",
+               f"arn:aws:sts::{ACCOUNT}:assumed-role/eks-{CLUSTER}-aws-load-balancer-controller/1732384000000000000",
+               {"targetGroupArn": TG_ARN, "targets": [{"id": new_node, "port": 31380}]}, resources=[TG_ARN]),
+    )
+    out["alb-node-drain"] = ("A node terminated inside its deregistration delay: 504s in the drain minutes",
+                             alb_alarm("HTTPCode_ELB_504_Count"), w)
+
+    # Instance targets on NodePort 30211, but the ALB's security groups let out only 8080
+    # (copied from the IP-mode Ingress). Four minutes before the alarm an AWS Config auto-remediation
+    # removed SSH open to the world from the node SG: same group as the finding's peer, but
+    # another direction, port and peer; it explains nothing and must never be undone.
+    w = alb_world(alb_metrics(e5xx=(0, 41, 44, 39, 42), e504=(0, 41, 44, 39, 42), tce=(0, 41, 44, 39, 42)))
+    group = w["target_groups"][0]
+    group.update({"target_type": "instance", "port": 30211})
+    group["targets"] = [{"id": instance, "port": 30211, "availability_zone": NODE_SUBNETS[i][1],
+                         "health": {"state": "unhealthy", "reason": "Target.Timeout", "description": "Request timed out"},
+                         "placement": {"kind": "interface", "private_ip": NODE_IPS[i], "subnet_id": NODE_SUBNETS[i][0],
+                                       "eni_id": f"eni-0dd44ee55ff66aa7{i}", "instance_id": instance,
+                                       "security_groups": [SG_CLUSTER]}}
+                        for i, instance in enumerate(INSTANCES)]
+    for lb_sg in (g for g in w["security_groups"] if g["id"] in (SG_ALB_FRONTEND, SG_ALB_BACKEND)):
+        lb_sg["egress"] = [rule("tcp", 8080, 8080, groups=[SG_CLUSTER])]
+    sg = next(g for g in w["security_groups"] if g["id"] == SG_CLUSTER)
+    sg["ingress"].append(rule("tcp", 30211, 30211, groups=[SG_ALB_BACKEND],
+                              description="elbv2.k8s.aws/targetGroupBinding=shared"))
+    automation = f"arn:aws:sts::{ACCOUNT}:assumed-role/AWS-SystemsManager-AutomationExecutionRole/d4e5f6a7-b8c9-4d0e-9f1a-2b3c4d5e6f7a"
+    w["changes"] = changes(
+        change("9d0e1f2a-3b4c-4d5e-8f6a-7b8c9d0e1f2a", "RevokeSecurityGroupIngress", "2026-11-23T17:56:12Z", automation,
+               {"groupId": SG_CLUSTER, "ipPermissions": {"items": [
+                   {"ipProtocol": "tcp", "fromPort": 22, "toPort": 22, "groups": {},
+                    "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]}, "ipv6Ranges": {}, "prefixListIds": {}}]}},
+               resources=[SG_CLUSTER]),
+    )
+    out["sg-egress-unrelated-revoke"] = ("ALB SGs let out only 8080 to NodePort targets; an SSH revoke explains nothing",
+                                         alb_alarm("HTTPCode_ELB_504_Count"), w)
+
+    # A Classic LB with cross-zone load balancing off: the node in eu-west-1b sends only to the
+    # instance in eu-west-1b, which fails its health checks, so that zone's clients get 503s.
+    w = clb_world(clb_metrics(e5xx=(0, 30, 34, 31, 33), bce=(0, 1, 0, 1, 0)),
+                  health=[{"state": "InService"},
+                          {"state": "OutOfService", "reason": "Instance",
+                           "description": "Instance has failed at least the UnhealthyThreshold number of health checks consecutively."},
+                          {"state": "InService"}])
+    w["load_balancer"]["cross_zone"] = False
+    w["metrics"] += zone_series({"eu-west-1a": (0, 0, 1, 0, 0), "eu-west-1b": (0, 30, 33, 31, 33),
+                                 "eu-west-1c": (0, 0, 0, 0, 0)}, metric="HTTPCode_ELB_5XX")
+    out["clb-cross-zone-off"] = ("Classic LB, cross-zone off: the one instance in a zone is down",
+                                 clb_alarm("HTTPCode_ELB_5XX"), w)
+
     # The same public-NACL deny, added by the CI pipeline eight minutes before the alarm; an
     # on-call engineer's unrelated listener change an hour earlier explains nothing.
     w = alb_world(alb_metrics(e5xx=(0, 12, 15, 14, 13), e504=(0, 12, 15, 14, 13), tce=(0, 12, 15, 14, 13)))

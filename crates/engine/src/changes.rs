@@ -106,6 +106,141 @@ pub fn is_registration(event: &ChangeEvent) -> bool {
     )
 }
 
+/// What a NACL or security-group event did to which entry or rule, read from its request:
+/// enough to tell whether it touched the entry that decides a finding.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NetworkChange {
+    /// `CreateNetworkAclEntry`, `ReplaceNetworkAclEntry`, `DeleteNetworkAclEntry`. `None`
+    /// where the request does not say (a deletion names only the rule number).
+    NaclEntry {
+        nacl_id: String,
+        egress: bool,
+        deny: Option<bool>,
+        protocol: Option<String>,
+        ports: Option<(u16, u16)>,
+        cidr: Option<String>,
+        deleted: bool,
+    },
+    /// `ReplaceNetworkAclAssociation`: a subnet moved to `nacl_id`.
+    NaclAssociation { nacl_id: String },
+    /// `Authorize`/`RevokeSecurityGroupIngress`/`Egress`. `permissions` is empty when the
+    /// rules are named by id only (`securityGroupRuleIds`): then what they allowed is unknown.
+    SgRules {
+        group_id: String,
+        egress: bool,
+        revoked: bool,
+        permissions: Vec<Permission>,
+    },
+}
+
+/// One `IpPermission` of a security-group event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Permission {
+    /// `tcp`, `udp`, `icmp`, `-1` or a number, as sent.
+    pub protocol: String,
+    /// `None`: every port (no range, or `-1`).
+    pub ports: Option<(u16, u16)>,
+    pub cidrs: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+impl NetworkChange {
+    /// A change that removed or denied access (or may have: a deletion, a moved subnet). Such
+    /// a change is never offered for undoing: it may have removed more than the path needs,
+    /// and restoring that (an SSH rule open to the world) is no fix.
+    pub fn tightens(&self) -> bool {
+        match self {
+            Self::NaclEntry { deny, deleted, .. } => *deleted || *deny != Some(false),
+            Self::NaclAssociation { .. } => true,
+            Self::SgRules { revoked, .. } => *revoked,
+        }
+    }
+}
+
+/// The NACL or security-group change an event made, if it is one.
+pub fn network_change(event: &ChangeEvent) -> Option<NetworkChange> {
+    let r = &event.request;
+    let name = event.event_name.as_str();
+    let egress = direction(r) == "egress";
+    match name {
+        "CreateNetworkAclEntry" | "ReplaceNetworkAclEntry" | "DeleteNetworkAclEntry" => {
+            let deleted = name == "DeleteNetworkAclEntry";
+            let port = |key: &str| {
+                r.pointer(&format!("/portRange/{key}"))
+                    .and_then(|v| match v {
+                        Value::Number(n) => n.as_u64(),
+                        Value::String(s) => s.parse().ok(),
+                        _ => None,
+                    })
+                    .and_then(|n| u16::try_from(n).ok())
+            };
+            Some(NetworkChange::NaclEntry {
+                nacl_id: text(r, "networkAclId")?,
+                egress,
+                deny: (!deleted)
+                    .then(|| text(r, "ruleAction").map(|a| a.eq_ignore_ascii_case("deny")))
+                    .flatten(),
+                protocol: text(r, "aclProtocol").or_else(|| text(r, "protocol")),
+                ports: port("from").zip(port("to")),
+                cidr: text(r, "cidrBlock").or_else(|| text(r, "ipv6CidrBlock")),
+                deleted,
+            })
+        }
+        "ReplaceNetworkAclAssociation" => Some(NetworkChange::NaclAssociation {
+            nacl_id: text(r, "networkAclId")?,
+        }),
+        "AuthorizeSecurityGroupIngress"
+        | "AuthorizeSecurityGroupEgress"
+        | "RevokeSecurityGroupIngress"
+        | "RevokeSecurityGroupEgress" => Some(NetworkChange::SgRules {
+            group_id: text(r, "groupId")?,
+            egress: name.ends_with("Egress"),
+            revoked: name.starts_with("Revoke"),
+            permissions: items(r.pointer("/ipPermissions/items"))
+                .iter()
+                .map(permission)
+                .collect(),
+        }),
+        _ => None,
+    }
+}
+
+/// The `items` of a CloudTrail list (`{"items": [...]}`), or none.
+fn items(value: Option<&Value>) -> Vec<Value> {
+    value
+        .and_then(Value::as_array)
+        .map(|a| a.iter().take(50).cloned().collect())
+        .unwrap_or_default()
+}
+
+fn permission(p: &Value) -> Permission {
+    let number = |key: &str| match p.get(key) {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.parse().ok(),
+        _ => None,
+    };
+    let ports = match (number("fromPort"), number("toPort")) {
+        (Some(from), Some(to)) if from >= 0 && to >= 0 => {
+            u16::try_from(from).ok().zip(u16::try_from(to).ok())
+        }
+        _ => None,
+    };
+    let collect = |list: &str, key: &str| -> Vec<String> {
+        items(p.pointer(&format!("/{list}/items")))
+            .iter()
+            .filter_map(|item| text(item, key))
+            .collect()
+    };
+    let mut cidrs = collect("ipRanges", "cidrIp");
+    cidrs.extend(collect("ipv6Ranges", "cidrIpv6"));
+    Permission {
+        protocol: text(p, "ipProtocol").unwrap_or_else(|| "-1".into()),
+        ports,
+        cidrs,
+        groups: collect("groups", "groupId"),
+    }
+}
+
 /// What the event did, in one bounded line.
 pub fn describe(event: &ChangeEvent) -> String {
     let r = &event.request;

@@ -355,6 +355,12 @@ mod tests {
             ),
             ("alb-rolling-deploy", &[TargetsChurning, RecentChange]),
             ("clb-node-scale-in", &[TargetsChurning]),
+            ("alb-node-drain", &[TargetsChurning, RecentChange]),
+            (
+                "sg-egress-unrelated-revoke",
+                &[SgBlocksTargetPort, TargetsUnhealthy],
+            ),
+            ("clb-cross-zone-off", &[TargetsUnhealthy, ZoneConcentrated]),
             (
                 "nacl-rule-added-recently",
                 &[NaclBlocksEphemeralPorts, RecentChange, TargetsUnhealthy],

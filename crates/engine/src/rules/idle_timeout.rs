@@ -140,6 +140,9 @@ fn with_past_raise(finding: &mut Finding, past: PastRaise) {
 
 const NAME: &str = "idle timeout vs. latency";
 
+/// A maximum `TargetResponseTime` below this share of the idle timeout contradicts a timeout.
+const FAR_BELOW: f64 = 0.5;
+
 fn classic(ctx: &Context<'_>, timeout: u32) -> Result<Box<Finding>, Check> {
     let Some(latency) = ctx.series("Latency", "Maximum") else {
         return Err(Check::new(
@@ -251,7 +254,23 @@ fn application(ctx: &Context<'_>, timeout: u32) -> Result<Box<Finding>, Check> {
             format_value(errors), format_value(connection_errors)
         )));
     }
+    if ctx.churn.explains_every_error() {
+        return Err(Check::new(NAME, CheckStatus::NotApplicable, format!(
+            "{} 504s, all in periods when targets churned (see target churn): requests cut by a target leaving, not idle timeouts",
+            format_value(errors)
+        )));
+    }
     let max = ctx.max("TargetResponseTime", "Maximum");
+    // An ALB leaves a timed-out request out of TargetResponseTime, so a low maximum cannot
+    // confirm a timeout; but requests that run past the timeout are not the only slow ones,
+    // and when nothing came within half of it, the 504s are not read as idle timeouts.
+    if let Some(peak) = max.filter(|m| *m < f64::from(timeout) * FAR_BELOW) {
+        return Err(Check::new(NAME, CheckStatus::Ok, format!(
+            "{} 504s, but TargetResponseTime peaked at {} s against the {timeout} s idle timeout: no request came near it, so they are not read as idle timeouts",
+            format_value(errors),
+            format_value(peak)
+        )));
+    }
     let p99 = ctx.max("TargetResponseTime", "p99");
     let near = max.is_some_and(|m| m >= f64::from(timeout) * 0.9)
         || p99.is_some_and(|p| p >= f64::from(timeout) * 0.8);
@@ -477,7 +496,7 @@ mod tests {
     }
 
     #[test]
-    fn alb_504s_near_the_timeout_are_confirmed_and_far_below_are_likely() {
+    fn alb_504s_near_the_timeout_are_confirmed_midway_likely_and_far_below_not_claimed() {
         let world = scenario_snapshot("alb-idle-timeout");
         let out = run(check, "alb-idle-timeout", &world);
         assert_eq!(out.findings[0].confidence, Some(Confidence::Confirmed));
@@ -497,21 +516,34 @@ mod tests {
             .command
             .contains("Key=idle_timeout.timeout_seconds,Value=120"));
 
-        let mut low = world.clone();
-        for series in low
-            .metrics
-            .iter_mut()
-            .filter(|s| s.metric_name == "TargetResponseTime")
-        {
-            series.points.iter_mut().for_each(|p| p.value = 0.8);
-        }
-        let out = run(check, "alb-idle-timeout", &low);
-        assert_eq!(out.findings[0].confidence, Some(Confidence::Likely));
-        assert!(out.findings[0]
+        let with_latency = |value: f64| {
+            let mut world = world.clone();
+            for series in world
+                .metrics
+                .iter_mut()
+                .filter(|s| s.metric_name == "TargetResponseTime")
+            {
+                series.points.iter_mut().for_each(|p| p.value = value);
+            }
+            run(check, "alb-idle-timeout", &world)
+        };
+        let midway = with_latency(35.0);
+        assert_eq!(midway.findings[0].confidence, Some(Confidence::Likely));
+        assert!(midway.findings[0]
             .confidence_reason
             .as_ref()
             .unwrap()
             .contains("leaves requests that hit the timeout out"));
+        // Trust round two, defect 7: latency far below the timeout contradicts it.
+        let low = with_latency(1.8);
+        assert!(low.findings.is_empty(), "{:?}", low.findings);
+        assert!(
+            low.checked[0]
+                .detail
+                .contains("peaked at 1.8 s against the 60 s idle timeout"),
+            "{}",
+            low.checked[0].detail
+        );
     }
 
     #[test]

@@ -7,7 +7,9 @@
 
 use super::{Check, CheckStatus};
 use crate::argv;
-use crate::changes::{actor, bounded, describe, is_registration, touched, when};
+use crate::changes::{
+    actor, bounded, describe, is_registration, network_change, touched, when, NetworkChange,
+};
 use crate::context::Context;
 use crate::finding::{Command, Evidence, Finding, FindingCode, Fix};
 use crate::shell::Script;
@@ -29,10 +31,18 @@ const SHOWN: usize = 8;
 /// The check's name in "what was checked" (the follow-up keeps only this check).
 pub const CHECK_NAME: &str = "recent changes on the path (CloudTrail)";
 
-/// Whether `event` touched what `finding` is about.
+/// Whether `event` touched what `finding` is about. A NACL or security-group change must touch
+/// the entry or rule that decides the finding (same NACL or group, same direction, and an
+/// overlapping protocol, port range and CIDR or peer): naming the same group is not enough.
 fn explains(ctx: &Context<'_>, event: &ChangeEvent, finding: &Finding) -> bool {
     if !finding.code.is_cause() || finding.code == FindingCode::RecentChange {
         return false;
+    }
+    if let Some(change) = network_change(event) {
+        return finding
+            .evidence
+            .iter()
+            .any(|evidence| touches_decider(ctx, &change, evidence));
     }
     let ids = touched(event);
     if finding.resources.iter().any(|r| ids.contains(r)) {
@@ -55,6 +65,144 @@ fn explains(ctx: &Context<'_>, event: &ChangeEvent, finding: &Finding) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether a network change touched the NACL entry or security-group rule that a piece of
+/// evidence names as deciding.
+fn touches_decider(ctx: &Context<'_>, change: &NetworkChange, evidence: &Evidence) -> bool {
+    match (change, evidence) {
+        (
+            NetworkChange::NaclEntry {
+                nacl_id,
+                egress,
+                protocol,
+                ports,
+                cidr,
+                deleted,
+                ..
+            },
+            Evidence::NaclRule {
+                nacl_id: decided,
+                direction,
+                ports: blocked,
+                peer_cidrs,
+                ..
+            },
+        ) => {
+            nacl_id == decided
+                && *egress == direction.is_egress()
+                // A deletion names only its rule number: what it allowed is unknown.
+                && (*deleted
+                    || protocol.as_deref().is_none_or(carries_tcp)
+                        && ports.is_none_or(|(from, to)| from <= blocked.to && blocked.from <= to)
+                        && cidr.as_deref().is_none_or(|c| {
+                            peer_cidrs.iter().any(|p| cidrs_overlap(c, p))
+                        }))
+        }
+        (
+            NetworkChange::NaclAssociation { nacl_id },
+            Evidence::NaclRule {
+                nacl_id: decided, ..
+            },
+        ) => nacl_id == decided,
+        (
+            NetworkChange::SgRules {
+                group_id,
+                egress,
+                permissions,
+                ..
+            },
+            Evidence::SecurityGroup {
+                group_ids,
+                direction,
+                port,
+                peer_groups,
+                ..
+            },
+        ) => {
+            let peers = sg_peer_addresses(ctx, *direction);
+            group_ids.contains(group_id)
+                && *egress == direction.is_egress()
+                && permissions.iter().any(|p| {
+                    carries_tcp(&p.protocol)
+                        && p.ports.is_none_or(|(from, to)| (from..=to).contains(port))
+                        && (p.groups.iter().any(|g| peer_groups.contains(g))
+                            || p.cidrs
+                                .iter()
+                                .any(|c| peers.iter().any(|a| cidrs_overlap(c, a))))
+                })
+        }
+        _ => false,
+    }
+}
+
+/// A NACL or security-group protocol that covers TCP, the only protocol on these paths.
+fn carries_tcp(protocol: &str) -> bool {
+    matches!(
+        protocol.to_ascii_lowercase().as_str(),
+        "6" | "tcp" | "-1" | "all"
+    )
+}
+
+/// Whether two CIDRs (or addresses) share an address; unparsable ones share none.
+fn cidrs_overlap(a: &str, b: &str) -> bool {
+    let parse = |text: &str| {
+        text.parse::<ipnet::IpNet>().ok().or_else(|| {
+            text.parse::<std::net::IpAddr>()
+                .ok()
+                .map(ipnet::IpNet::from)
+        })
+    };
+    match (parse(a), parse(b)) {
+        (Some(a), Some(b)) => a.contains(&b.network()) || b.contains(&a.network()),
+        _ => false,
+    }
+}
+
+/// The addresses on the far side of a security-group check: the load balancer's subnets for
+/// the targets' ingress, the targets' addresses for the load balancer's egress.
+fn sg_peer_addresses(ctx: &Context<'_>, direction: crate::netcheck::Direction) -> Vec<String> {
+    let world = ctx.snapshot;
+    if direction.is_egress() {
+        world
+            .target_groups
+            .iter()
+            .flat_map(|g| &g.targets)
+            .filter_map(|t| match &t.placement {
+                crate::snapshot::Placement::Interface(i) => Some(i.private_ip.clone()),
+                _ => t.id.parse::<std::net::IpAddr>().ok().map(|_| t.id.clone()),
+            })
+            .collect()
+    } else {
+        world
+            .load_balancer
+            .subnets
+            .iter()
+            .filter_map(|id| world.subnet(id))
+            .flat_map(|s| s.cidr_ipv4.iter().chain(&s.cidr_ipv6).cloned())
+            .collect()
+    }
+}
+
+/// Events that move targets: registrations, and an instance terminated under them.
+fn moves_targets(event: &ChangeEvent) -> bool {
+    is_registration(event) || event.event_name == "TerminateInstances"
+}
+
+/// The change a finding's title names: the latest change that is not a target move (the
+/// likeliest cause); else the deregistration that started the churn; else the first move.
+fn headline_change<'e>(linked: &[(&'e ChangeEvent, Vec<usize>)]) -> Option<&'e ChangeEvent> {
+    let at = |event: &ChangeEvent| when(event).1.unwrap_or(i64::MIN);
+    let events = || linked.iter().map(|(event, _)| *event);
+    events()
+        .filter(|e| !moves_targets(e))
+        .max_by_key(|e| at(e))
+        .or_else(|| {
+            events()
+                .filter(|e| e.event_name.starts_with("Deregister"))
+                .min_by_key(|e| at(e))
+        })
+        .or_else(|| events().min_by_key(|e| at(e)))
 }
 
 /// When a change came relative to the alarm, in whole minutes, rounded: 473 s before it is
@@ -200,10 +348,12 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
             }
         ),
     );
-    let Some((latest, explained)) = linked
-        .iter()
-        .max_by_key(|(event, _)| when(event).1.unwrap_or(i64::MIN))
-    else {
+    let Some((latest, explained)) = headline_change(&linked).and_then(|headline| {
+        linked
+            .iter()
+            .find(|(event, _)| std::ptr::eq(*event, headline))
+            .map(|(event, explained)| (*event, explained))
+    }) else {
         return Linked {
             finding: None,
             unlinked,
@@ -269,9 +419,14 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
             describe(latest),
             actor(latest)
         ),
-        explanation: if is_registration(latest) {
+        explanation: if moves_targets(latest) {
             format!(
                 "Targets were registered or deregistered shortly before the alarm: this is who moved them, and when (a controller during a rollout, a node leaving). It dates the churn that the finding \"{}\" ({top_code}) describes; the fix is that finding's, not undoing this.",
+                bounded(&top_title)
+            )
+        } else if network_change(latest).is_some_and(|c| c.tightens()) {
+            format!(
+                "This change denied or removed access on the entry that decides the finding \"{}\" ({top_code}), shortly before the alarm. The fix is that finding's, which opens only what the path needs; undoing the change would reopen everything it closed, so it is not offered. Ask whoever made it why; if it came from infrastructure as code or an automatic remediation, change it there too, or the next run brings it back.",
                 bounded(&top_title)
             )
         } else {
@@ -282,8 +437,10 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
         },
         evidence,
         fix: Fix {
-            summary: if is_registration(latest) {
+            summary: if moves_targets(latest) {
                 "Nothing to undo here: follow the fix of the finding it dates; the event shows who moved the targets.".into()
+            } else if network_change(latest).is_some_and(|c| c.tightens()) {
+                "Check the change with whoever made it, then apply the fix of the finding it explains (not the reverse of this change).".into()
             } else {
                 "Check the change with whoever made it, then undo it with the commands of the finding it explains.".into()
             },
@@ -395,5 +552,100 @@ mod tests {
                 assert!(check.detail.contains("failed attempt"), "{}", check.detail);
             }
         }
+    }
+
+    /// Trust round two, defect 8: an SSH revoke on the group a finding names as its peer is
+    /// another direction, port and peer: it explains nothing, and is never offered for undoing.
+    /// The revoke of the very rule that admitted the load balancer is tied, and not offered for
+    /// undoing either (it tightened access).
+    #[test]
+    fn a_change_is_tied_only_when_it_touches_the_deciding_rule() {
+        use crate::finding::FindingCode;
+        let name = "sg-egress-unrelated-revoke";
+        let (alarm, load_balancer) = crate::scenarios::find(name).unwrap().alarm().unwrap();
+        let world = scenario_snapshot(name);
+        let report = Report::diagnosed(&alarm, &load_balancer, &world);
+        assert!(report
+            .findings
+            .iter()
+            .any(|f| f.code == FindingCode::SgBlocksTargetPort));
+        assert!(
+            !report
+                .findings
+                .iter()
+                .any(|f| f.code == FindingCode::RecentChange),
+            "{:#?}",
+            report.findings
+        );
+        assert!(report.recent_changes.iter().any(|c| c.contains("tcp 22")));
+
+        // The node SG's ingress rule for the LB, revoked: that one decides.
+        let name = "sg-node-missing-lb-rule";
+        let (alarm, load_balancer) = crate::scenarios::find(name).unwrap().alarm().unwrap();
+        let mut world = scenario_snapshot(name);
+        let group = "sg-0c5e7a9b1d3f24680";
+        let revoke = |port: u16, peer: serde_json::Value| crate::snapshot::ChangeEvent {
+            event_id: format!("ev-{port}"),
+            event_name: "RevokeSecurityGroupIngress".into(),
+            event_time: "2026-11-23T17:56:12Z".into(),
+            actor: Some("arn:aws:sts::111122223333:assumed-role/ops/jane".into()),
+            resources: vec![group.into()],
+            request: serde_json::json!({"groupId": group, "ipPermissions": {"items": [
+                {"ipProtocol": "tcp", "fromPort": port, "toPort": port, "groups": peer, "ipRanges": {}}]}}),
+            error_code: None,
+            read_only: false,
+        };
+        world.changes = Some(crate::snapshot::Changes {
+            since: "2026-11-23T15:55:00Z".into(),
+            until: "2026-11-23T18:00:00Z".into(),
+            events: vec![
+                revoke(
+                    22,
+                    serde_json::json!({"items": [{"groupId": "sg-0a1f2e3d4c5b60792"}]}),
+                ),
+                revoke(
+                    8080,
+                    serde_json::json!({"items": [{"groupId": "sg-0a1f2e3d4c5b60792"}]}),
+                ),
+            ],
+            not_looked_up: Vec::new(),
+        });
+        let report = Report::diagnosed(&alarm, &load_balancer, &world);
+        let change = report
+            .findings
+            .iter()
+            .find(|f| f.code == FindingCode::RecentChange)
+            .expect("the revoke of the LB's rule is tied");
+        assert_eq!(change.resources, ["ev-8080"]);
+        assert!(
+            !change.explanation.contains("undoing it is the fix"),
+            "{}",
+            change.explanation
+        );
+        assert!(
+            change.explanation.contains("not offered"),
+            "{}",
+            change.explanation
+        );
+    }
+
+    /// Trust round two, defect 10: a node drain's change is named by the deregistration that
+    /// started it, not by the later registration of its replacement.
+    #[test]
+    fn a_drain_is_named_by_the_deregistration_that_started_it() {
+        let name = "alb-node-drain";
+        let (alarm, load_balancer) = crate::scenarios::find(name).unwrap().alarm().unwrap();
+        let report = Report::diagnosed(&alarm, &load_balancer, &scenario_snapshot(name));
+        let change = report
+            .findings
+            .iter()
+            .find(|f| f.code == crate::finding::FindingCode::RecentChange)
+            .unwrap();
+        assert!(
+            change.title.starts_with("1 target deregistered by"),
+            "{}",
+            change.title
+        );
+        assert!(change.title.contains("at 17:55"), "{}", change.title);
     }
 }

@@ -21,6 +21,9 @@ struct Hypothesis {
     text: String,
 }
 
+/// Connection errors below this share of the load balancer's 5xx cannot be their cause.
+const MIN_SHARE_OF_5XX: f64 = 0.25;
+
 pub fn check(ctx: &Context<'_>) -> RuleOutput {
     let name = "connection errors with open paths";
     let metric = match ctx.kind() {
@@ -86,6 +89,24 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
                 "{} {metric} explained by {}",
                 format_value(errors),
                 crate::context::count(stale, "stale target", "stale targets")
+            ),
+        ));
+        return out;
+    }
+    // A connection error fails at most one request: a handful cannot be the cause of many
+    // more 5xx, and naming them so would send the reader after the wrong thing.
+    let elb_5xx = ctx
+        .sum("HTTPCode_ELB_5XX_Count")
+        .or_else(|| ctx.sum("HTTPCode_ELB_5XX"))
+        .unwrap_or(0.0);
+    if errors < elb_5xx * MIN_SHARE_OF_5XX {
+        out.checked.push(Check::new(
+            name,
+            CheckStatus::NotApplicable,
+            format!(
+                "{} {metric} against {} 5xx from the load balancer: too few to be their cause",
+                format_value(errors),
+                format_value(elb_5xx)
             ),
         ));
         return out;

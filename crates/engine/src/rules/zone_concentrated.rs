@@ -150,30 +150,121 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> (Option<Finding>, Ch
     };
     let finding = Finding {
         code: FindingCode::ZoneConcentrated,
-        severity: if all_down { Severity::High } else { Severity::Medium },
+        severity: if all_down {
+            Severity::High
+        } else {
+            Severity::Medium
+        },
         confidence: Some(Confidence::Likely),
         confidence_reason: Some(format!(
             "{percent} % of {} 5xx came from the node in {}",
             format_value(zones.total),
             top.zone
         )),
-        title: format!("{percent} % of the 5xx come from the load balancer node in {}", top.zone),
+        title: format!(
+            "{percent} % of the 5xx come from the load balancer node in {}",
+            top.zone
+        ),
         explanation,
         evidence,
-        fix: Fix {
-            summary: format!("Compare the {} subnet's NACL and route table with the other zones' (the commands show them); until it is fixed, the other zones can carry the traffic.", top.zone),
-            commands: if lines.is_empty() {
-                Vec::new()
-            } else {
-                vec![Command::new(format!("The NACL and route table of the LB subnet in {}", top.zone), Script::lines(lines))]
-            },
-            durable: None,
-            notes: Vec::new(),
+        fix: if own_targets {
+            cross_zone_off_fix(ctx, &top.zone, lines)
+        } else {
+            Fix {
+                summary: format!("Compare the {} subnet's NACL and route table with the other zones' (the commands show them); until it is fixed, the other zones can carry the traffic.", top.zone),
+                commands: if lines.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Command::new(format!("The NACL and route table of the LB subnet in {}", top.zone), Script::lines(lines))]
+                },
+                durable: None,
+                notes: Vec::new(),
+            }
         },
         resources: lb_subnets.iter().map(|s| s.to_string()).collect(),
         remedies: Vec::new(),
     };
     (Some(finding), check)
+}
+
+/// With cross-zone load balancing off, the node in the hot zone sends only to that zone's
+/// targets, and DNS keeps sending it a share of the clients: the other zones cannot carry its
+/// traffic. Turning cross-zone on spreads every node over all targets; otherwise the zone needs
+/// healthy capacity of its own.
+fn cross_zone_off_fix(
+    ctx: &Context<'_>,
+    zone: &str,
+    subnet_lines: Vec<Vec<crate::shell::Word>>,
+) -> Fix {
+    const ANNOTATION: &str =
+        "service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled";
+    let lb = &ctx.snapshot.load_balancer;
+    let mut commands = vec![
+        Command::new(
+            "Turn cross-zone load balancing on, so every node spreads over the targets of all zones",
+            Script::line(argv![
+                "aws",
+                "elb",
+                "modify-load-balancer-attributes",
+                "--region",
+                ctx.region(),
+                "--load-balancer-name",
+                &lb.name,
+                "--load-balancer-attributes",
+                "{\"CrossZoneLoadBalancing\":{\"Enabled\":true}}"
+            ]),
+        ),
+        Command::new(
+            format!("See the health of the instances, {zone}'s among them"),
+            Script::line(argv![
+                "aws",
+                "elb",
+                "describe-instance-health",
+                "--region",
+                ctx.region(),
+                "--load-balancer-name",
+                &lb.name
+            ]),
+        ),
+    ];
+    if !subnet_lines.is_empty() {
+        commands.push(Command::new(
+            format!("The NACL and route table of the LB subnet in {zone}"),
+            Script::lines(subnet_lines),
+        ));
+    }
+    let manifest = format!("metadata:\n  annotations:\n    {ANNOTATION}: \"true\"");
+    let durable = match &ctx.owner {
+        crate::context::Owner::Service { namespace, name } => crate::finding::DurableFix {
+            description: format!("Annotate Service {namespace}/{name} so the cloud provider keeps cross-zone load balancing on"),
+            command: Some(Script::line(argv![
+                "kubectl",
+                "-n",
+                namespace,
+                "annotate",
+                "service",
+                name,
+                "--overwrite",
+                format!("{ANNOTATION}=true")
+            ])),
+            manifest: Some(manifest),
+            warning: "Without the annotation the cloud provider may set cross-zone load balancing back at the next sync of the Service.".into(),
+        },
+        other => crate::finding::DurableFix {
+            description: format!("Set the annotation on the Service that owns this load balancer ({})", other.describe()),
+            command: None,
+            manifest: Some(manifest),
+            warning: "Without the annotation the cloud provider may set cross-zone load balancing back at the next sync of the Service.".into(),
+        },
+    };
+    Fix {
+        summary: format!(
+            "Cross-zone load balancing is off, so the other zones cannot carry {zone}'s traffic: DNS keeps sending clients to the node in {zone}, which sends only to {zone}'s targets. Turn cross-zone load balancing on, or give {zone} healthy capacity of its own (more, or healthy, instances there)."
+        ),
+        commands,
+        durable: Some(durable),
+        notes: Vec::new(),
+    }
 }
 
 #[cfg(test)]
