@@ -314,15 +314,24 @@ impl<'a> Context<'a> {
             .period_seconds
             .map(|p| format!(", {p} s periods"))
             .unwrap_or_default();
+        if values.is_empty() {
+            // CloudWatch returns no point for a period without data: that is not a zero.
+            return Some(Evidence::Metric {
+                metric: metric.into(),
+                statistic: series.statistic.clone(),
+                period_seconds: series.period_seconds,
+                values,
+                summary: format!(
+                    "{metric} ({}{period}): no data points in the window (no data, which is not zero)",
+                    series.statistic
+                ),
+            });
+        }
         let total = if statistic.eq_ignore_ascii_case("Sum") {
             format!("; {} in the window", format_value(values.iter().sum()))
         } else {
             let max = values.iter().copied().fold(f64::MIN, f64::max);
-            if values.is_empty() {
-                String::new()
-            } else {
-                format!("; max {}{unit}", format_value(max))
-            }
+            format!("; max {}{unit}", format_value(max))
         };
         Some(Evidence::Metric {
             metric: metric.into(),
@@ -359,5 +368,39 @@ pub fn format_value(value: f64) -> String {
     } else {
         let text = format!("{value:.2}");
         text.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Context;
+    use crate::rules::testing::scenario_alarm;
+    use crate::testkit::scenario_snapshot;
+
+    /// Trust round two, defect 10: an empty series read "(Sum, 60 s periods): ; 0 in the
+    /// window", a zero that was never observed.
+    #[test]
+    fn an_empty_series_says_it_has_no_data_not_zero() {
+        let name = "alb-idle-timeout";
+        let alarm = scenario_alarm(name);
+        let mut world = scenario_snapshot(name);
+        for series in &mut world.metrics {
+            series.points.clear();
+        }
+        let ctx = Context::new(&alarm, &world);
+        for (metric, statistic) in [
+            ("TargetConnectionErrorCount", "Sum"),
+            ("TargetResponseTime", "Maximum"),
+        ] {
+            let summary = ctx
+                .metric_evidence(metric, statistic, " s")
+                .unwrap()
+                .summary()
+                .to_string();
+            assert_eq!(
+                summary,
+                format!("{metric} ({statistic}, 60 s periods): no data points in the window (no data, which is not zero)")
+            );
+        }
     }
 }
