@@ -131,6 +131,26 @@ def healthy():
     return {"state": "healthy"}
 
 
+def alb_attributes(logs=None):
+    """An ALB's attributes as DescribeLoadBalancerAttributes returns them: the defaults, the
+    Ingress's load-balancer-attributes annotation (deletion protection, HTTP/2 off for an old
+    client), and the access-log settings when the scenario has logs."""
+    attributes = {
+        "access_logs.s3.enabled": "false", "access_logs.s3.bucket": "", "access_logs.s3.prefix": "",
+        "client_keep_alive.seconds": "3600", "deletion_protection.enabled": "true",
+        "idle_timeout.timeout_seconds": "60", "routing.http.desync_mitigation_mode": "defensive",
+        "routing.http.drop_invalid_header_fields.enabled": "false",
+        "routing.http.preserve_host_header.enabled": "false",
+        "routing.http.x_amzn_tls_version_and_cipher_suite.enabled": "false",
+        "routing.http.xff_client_port.enabled": "false", "routing.http.xff_header_processing.mode": "append",
+        "routing.http2.enabled": "false", "waf.fail_open.enabled": "false", "zonal_shift.config.enabled": "false",
+    }
+    if logs:
+        attributes.update({"access_logs.s3.enabled": "true", "access_logs.s3.bucket": logs["bucket"],
+                           "access_logs.s3.prefix": logs["prefix"]})
+    return attributes
+
+
 def alb_world(metrics):
     targets = []
     for i, ip in enumerate(POD_IPS):
@@ -148,6 +168,7 @@ def alb_world(metrics):
             "listeners": [{"protocol": "HTTPS", "port": 443}, {"protocol": "HTTP", "port": 80}],
             "tags": {"elbv2.k8s.aws/cluster": CLUSTER, "ingress.k8s.aws/stack": "shop/checkout",
                      "ingress.k8s.aws/resource": "LoadBalancer"},
+            "attributes": alb_attributes(),
         },
         "target_groups": [{
             "name": TG_NAME, "arn": TG_ARN, "target_type": "ip", "protocol": "HTTP", "port": 8080,
@@ -682,6 +703,8 @@ def scenarios():
     for name in access_log_samples():
         world = out[name][2]
         world["load_balancer"]["access_log"] = LOG_SETTINGS[world["load_balancer"]["kind"]]
+        if world["load_balancer"]["kind"] == "application":
+            world["load_balancer"]["attributes"] = alb_attributes(logs=LOG_SETTINGS["application"])
     # Every gather reads the healthy-host counts: steady where the scenario says nothing else.
     for _, _, world in out.values():
         if not any(m["metric_name"] == "HealthyHostCount" for m in world["metrics"]):

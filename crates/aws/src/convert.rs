@@ -326,6 +326,18 @@ pub fn alb_idle_timeout(attributes: &[elbv2::LoadBalancerAttribute]) -> u32 {
         .unwrap_or(DEFAULT_IDLE_TIMEOUT)
 }
 
+/// An ALB's attributes as keys and values, bounded: AWS has a few dozen, each short.
+pub fn alb_attributes(
+    attributes: &[elbv2::LoadBalancerAttribute],
+) -> std::collections::BTreeMap<String, String> {
+    attributes
+        .iter()
+        .filter_map(|a| Some((a.key()?.to_string(), a.value().unwrap_or_default().to_string())))
+        .filter(|(key, value)| key.len() <= 128 && value.len() <= 1024)
+        .take(100)
+        .collect()
+}
+
 /// An ALB's access-log settings, from its attributes.
 pub fn alb_access_log(attributes: &[elbv2::LoadBalancerAttribute]) -> AccessLogConfig {
     let value = |key: &str| {

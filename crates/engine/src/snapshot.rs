@@ -176,6 +176,10 @@ pub struct LoadBalancer {
     /// `AccessLog`); `None` when the attributes were not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_log: Option<AccessLogConfig>,
+    /// An ALB's attributes as `DescribeLoadBalancerAttributes` gave them: what the controller's
+    /// `load-balancer-attributes` annotation must keep when one of them changes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
     #[serde(default)]
     pub listeners: Vec<Listener>,
     #[serde(default)]

@@ -519,3 +519,79 @@ fn owner_tags_that_are_no_kubernetes_names_name_no_owner() {
     }
     assert!(owned >= 10, "only {owned} scenarios carry an owner tag");
 }
+
+/// Trust round two, defect 11: a `kubectl` line without `-n` runs in the kubeconfig's current
+/// namespace (`default` after `aws eks update-kubeconfig`) and finds nothing. Every kubectl
+/// line of every report, commands and the commands quoted in prose alike, names its namespace
+/// (or all of them) and its object.
+#[test]
+fn every_kubectl_line_names_its_namespace_and_object() {
+    let mut lines: Vec<Vec<String>> = Vec::new();
+    for s in SCENARIOS {
+        let (alarm, lb) = diagnose_intake(s.event.as_bytes()).unwrap();
+        let world: Snapshot = serde_json::from_str(s.snapshot).unwrap();
+        let report = Report::diagnosed(&alarm, &lb, &world);
+        for script in scripts(&report) {
+            for words in script.words() {
+                // Each command of a pipeline on its own.
+                for command in words.split(|w| matches!(w, Word::Op(_))) {
+                    let command: Vec<String> = command.iter().map(Word::intended).collect();
+                    if let Some(at) = command.iter().position(|w| w == "kubectl") {
+                        lines.push(command[at..].to_vec());
+                    }
+                }
+            }
+        }
+        // Commands quoted in prose: `kubectl ...` inside backticks.
+        for finding in &report.findings {
+            let prose = std::iter::once(&finding.explanation)
+                .chain(&finding.fix.notes)
+                .chain(std::iter::once(&finding.fix.summary));
+            for text in prose {
+                for quoted in text.split('`').skip(1).step_by(2) {
+                    if quoted.starts_with("kubectl ") {
+                        lines.push(quoted.split_whitespace().map(str::to_string).collect());
+                    }
+                }
+            }
+        }
+    }
+    assert!(lines.len() >= 40, "only {} kubectl lines", lines.len());
+    for line in &lines {
+        let text = line.join(" ");
+        let namespaced = line.iter().any(|w| {
+            matches!(w.as_str(), "-n" | "-A" | "--all-namespaces") || w.starts_with("--namespace=")
+        }) || line.get(1..3)
+            == Some(&["label".to_string(), "namespace".to_string()]);
+        assert!(namespaced, "no namespace: {text}");
+        // The positional words: the verb, then the object (`rollout` takes a sub-verb).
+        let mut positional = Vec::new();
+        let mut words = line[1..].iter();
+        while let Some(word) = words.next() {
+            if word == "--" {
+                break;
+            }
+            if word.starts_with('-') {
+                if !word.contains('=')
+                    && matches!(
+                        word.as_str(),
+                        "-n" | "-o" | "-l" | "--field-selector" | "--sort-by"
+                    )
+                {
+                    words.next();
+                }
+                continue;
+            }
+            positional.push(word.as_str());
+        }
+        let needed = if positional.first() == Some(&"rollout") {
+            3
+        } else {
+            2
+        };
+        assert!(
+            positional.len() >= needed,
+            "no object: {text} ({positional:?})"
+        );
+    }
+}

@@ -31,7 +31,11 @@ pub(super) fn derived_arn(region: &str, account: Option<&str>, id: &str) -> Opti
 /// What is read by the load balancer's ARN, converted: attributes, tags, listeners, groups.
 struct ByArn {
     /// The idle timeout and the access-log settings.
-    attributes: Piece<(u32, elbmedic_engine::snapshot::AccessLogConfig)>,
+    attributes: Piece<(
+        u32,
+        elbmedic_engine::snapshot::AccessLogConfig,
+        std::collections::BTreeMap<String, String>,
+    )>,
     tags: Piece<BTreeMap<String, String>>,
     listeners: Piece<Vec<Listener>>,
     groups: Piece<Vec<TargetGroup>>,
@@ -70,6 +74,7 @@ async fn by_arn(
             (
                 convert::alb_idle_timeout(out.attributes()),
                 convert::alb_access_log(out.attributes()),
+                convert::alb_attributes(out.attributes()),
             )
         }),
         tags: settle(tags, GapFact::LoadBalancer, Some("tags"))
@@ -161,9 +166,10 @@ fn apply_round_one(world: &mut Snapshot, described: Described, by_arn: ByArn) ->
     described.apply(lb);
     let gaps = &mut world.gaps;
     match by_arn.attributes {
-        Ok((seconds, access_log)) => {
+        Ok((seconds, access_log, attributes)) => {
             lb.idle_timeout_seconds = Some(seconds);
             lb.access_log = Some(access_log);
+            lb.attributes = attributes;
         }
         Err(gap) => gaps.push(gap),
     }

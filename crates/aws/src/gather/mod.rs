@@ -159,6 +159,7 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
             cross_zone: None,
             connection_draining_seconds: None,
             access_log: None,
+            attributes: BTreeMap::new(),
             listeners: Vec::new(),
             tags: BTreeMap::new(),
             nodes: Vec::new(),

@@ -21,16 +21,17 @@ pub fn sysctl_commands(ctx: &Context<'_>) -> Vec<Command> {
         "net.ipv4.tcp_keepalive_intvl",
         "net.ipv4.tcp_keepalive_probes"
     ];
-    let namespace = match ctx.owner.namespaced() {
-        Some((namespace, _)) => argv!["-n", namespace],
-        None => Vec::new(),
-    };
-    let pod: Vec<Word> = argv!["kubectl"]
-        .into_iter()
-        .chain(namespace)
-        .chain(argv!["exec", "POD", "--"])
-        .chain(sysctl.iter().cloned())
-        .collect();
+    let pod: Vec<Word> = argv![
+        "kubectl",
+        "-n",
+        crate::fixes::namespace_of(ctx),
+        "exec",
+        "POD",
+        "--"
+    ]
+    .into_iter()
+    .chain(sysctl.iter().cloned())
+    .collect();
     vec![
         Command::new("Kernel TCP keepalive inside a pod (the article's check; it is not the HTTP keep-alive timeout)", Script::line(pod)),
         Command::new("Kernel TCP keepalive on a node", Script::line(sysctl)),
@@ -137,16 +138,21 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         "{} of {} targets healthy; every network path open",
         ctx.health.healthy, ctx.health.total
     )));
+    // The pods' own port: an IP target group's port is the container port.
+    let port = ctx
+        .snapshot
+        .target_groups
+        .iter()
+        .find(|g| g.target_type == "ip")
+        .and_then(|g| g.port)
+        .unwrap_or(8080);
     let mut commands = sysctl_commands(ctx);
     commands.insert(
         0,
         Command::new(
             "Watch a backend close idle connections: open one, wait, and see when it is closed",
             Script::lines(vec![
-                argv!["kubectl", "port-forward", "POD", "8080:8080"]
-                    .into_iter()
-                    .chain([Word::Op("&")])
-                    .collect(),
+                crate::fixes::port_forward(ctx, port),
                 argv!["sleep", "2"],
                 vec![
                     Word::from("time"),
@@ -160,7 +166,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
                     Word::Op("|"),
                     Word::from("nc"),
                     Word::from("127.0.0.1"),
-                    Word::from("8080"),
+                    Word::from(port),
                 ],
             ]),
         ),

@@ -119,6 +119,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     out.checked
         .push(Check::new(name, CheckStatus::Problem, title.clone()));
 
+    let ns = crate::fixes::namespace_of(ctx);
     let mut hypotheses = Vec::new();
     let draining: Vec<&str> = ctx
         .snapshot
@@ -138,7 +139,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         .find_map(|g| g.deregistration_delay_seconds);
     let rollout = format!(
         "Pods stop accepting connections before the load balancer stops sending them: during a rollout or scale-in a pod exits while its target is still registered or draining{}. \
-         Confirm: `kubectl rollout history` and pod events around the alarm time. Fix: a preStop hook that sleeps longer than the controller needs to deregister (e.g. `sleep 15`), \
+         Confirm: `kubectl -n {ns} rollout history deployment/DEPLOYMENT` and pod events around the alarm time. Fix: a preStop hook that sleeps longer than the controller needs to deregister (e.g. `sleep 15`), \
          and terminationGracePeriodSeconds above that sleep plus the longest request.",
         delay.map(|d| format!(" (deregistration delay {d} s)")).unwrap_or_default()
     );
@@ -167,14 +168,13 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             score: 80,
             text: format!(
                 "Nothing listens on the traffic port {traffic}: health checks go to port {health}, so targets look healthy while requests are refused. \
-                 Confirm: `kubectl exec POD -- ss -ltn` shows no listener on {traffic}; check the Service's targetPort against the container port."
+                 Confirm: `kubectl -n {ns} exec POD -- ss -ltn` shows no listener on {traffic}; check the Service's targetPort against the container port."
             ),
         },
         None => Hypothesis {
             score: 30,
-            text: "Some pods do not listen on the target port (a wrong targetPort, or a container that binds only to 127.0.0.1). \
-                   Confirm: `kubectl exec POD -- ss -ltn` on a pod behind a failing target."
-                .into(),
+            text: format!("Some pods do not listen on the target port (a wrong targetPort, or a container that binds only to 127.0.0.1). \
+                   Confirm: `kubectl -n {ns} exec POD -- ss -ltn` on a pod behind a failing target."),
         },
     };
     hypotheses.push(listening);
@@ -182,7 +182,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     hypotheses.push(Hypothesis {
         score: if surge.is_some() { 70 } else { 35 },
         text: format!(
-            "Targets are overloaded and their accept queue overflows{}. Confirm: CPU throttling and restarts (`kubectl top pods`, `kubectl get pods`), and the application's connection limits.",
+            "Targets are overloaded and their accept queue overflows{}. Confirm: CPU throttling and restarts (`kubectl -n {ns} top pods`, `kubectl -n {ns} get pods`), and the application's connection limits.",
             surge.map(|s| format!(" (SurgeQueueLength reached {})", format_value(s))).unwrap_or_default()
         ),
     });

@@ -10,7 +10,7 @@ use crate::argv;
 use crate::context::{format_value, Context};
 use crate::finding::{Command, Confidence, Evidence, Finding, FindingCode, Fix, Severity};
 use crate::fixes;
-use crate::shell::{Script, Word};
+use crate::shell::Script;
 use crate::snapshot::TargetGroup;
 
 const METRIC: &str = "TargetTLSNegotiationErrorCount";
@@ -89,10 +89,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     let mut commands = vec![Command::new(
         "What does the pod speak on that port? A TLS handshake answers with a certificate; plain HTTP answers an error or nothing",
         Script::lines(vec![
-            argv!["kubectl", "port-forward", "POD", format!("{port}:{port}")]
-                .into_iter()
-                .chain([Word::Op("&")])
-                .collect(),
+            fixes::port_forward(ctx, port),
             argv!["sleep", "2"],
             argv!["openssl", "s_client", "-connect", format!("127.0.0.1:{port}"), "-brief"],
         ]),
