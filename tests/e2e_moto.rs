@@ -844,13 +844,20 @@ async fn a_rolling_deploy_is_found_from_the_healthy_host_counts() {
 
 /// The request parameters of a NACL entry allowing replies on 32768-65535 out of `acl`, as
 /// CloudTrail records them (rule 110, the one `ephemeral_replies_denied` creates).
+/// The request of a `CreateNetworkAclEntry` that denies replies on the low ephemeral ports
+/// (rule 105, egress), as CloudTrail records it.
+fn low_ports_denied(acl: &str) -> serde_json::Value {
+    serde_json::json!({"networkAclId": acl, "ruleNumber": 105, "egress": true, "ruleAction": "deny",
+        "aclProtocol": "6", "portRange": {"from": 1024, "to": 32767}, "cidrBlock": "0.0.0.0/0"})
+}
+
 fn egress_entry(acl: &str) -> serde_json::Value {
     serde_json::json!({"networkAclId": acl, "ruleNumber": 110, "egress": true, "ruleAction": "allow",
         "aclProtocol": "6", "portRange": {"from": 32768, "to": 65535}, "cidrBlock": "0.0.0.0/0"})
 }
 
 /// What changed: CloudTrail (a local stand-in serving LookupEvents, which moto lacks) holds the
-/// NACL entry that broke the replies, an unrelated change on the ALB and an entry in another
+/// NACL deny that broke the replies (and an allow beside it that decides nothing), an unrelated change on the ALB and an entry in another
 /// VPC's NACL. The report ties the first to the NACL finding, lists the second under recent
 /// changes, leaves the third out, and the first pass makes exactly two lookups.
 #[tokio::test]
@@ -861,10 +868,35 @@ async fn the_change_that_broke_the_path_is_named_from_cloudtrail() {
     let alb_arn = format!("arn:aws:elasticloadbalancing:{REGION}:123456789012:loadbalancer/{id}");
     let terraform = "arn:aws:sts::123456789012:assumed-role/terraform-ci/1732384331";
     let entry = egress_entry;
+    // Terraform denied the low ephemeral ports outright: the entry that now decides, and the
+    // one CloudTrail recorded. (Its allow entries for other ports touch nothing that decides.)
+    nacl_entry(
+        &aws,
+        &net.private_acl,
+        105,
+        true,
+        "6",
+        false,
+        "0.0.0.0/0",
+        Some((1024, 32767)),
+    )
+    .await;
+    let mut deny = entry(&net.private_acl);
+    deny["ruleNumber"] = serde_json::json!(105);
+    deny["ruleAction"] = serde_json::json!("deny");
+    deny["portRange"] = serde_json::json!({"from": 1024, "to": 32767});
     moto.trail.add(
         "ev-nacl",
         "CreateNetworkAclEntry",
         now - 480,
+        terraform,
+        &[],
+        deny,
+    );
+    moto.trail.add(
+        "ev-allow",
+        "CreateNetworkAclEntry",
+        now - 470,
         terraform,
         &[],
         entry(&net.private_acl),
@@ -912,7 +944,7 @@ async fn the_change_that_broke_the_path_is_named_from_cloudtrail() {
     let change = &report["findings"][1];
     let title = change["title"].as_str().unwrap();
     assert!(
-        title.contains("rule 110") && title.contains("terraform-ci"),
+        title.contains("rule 105") && title.contains("terraform-ci"),
         "{title}"
     );
     assert!(title.contains("8 min before the alarm"), "{title}");
@@ -1164,6 +1196,17 @@ async fn the_follow_up_pass_publishes_what_cloudtrail_delivered_late() {
     use_moto(&moto);
     let aws = Aws::new(&moto.url).await;
     let (net, id, now) = ephemeral_replies_denied(&aws).await;
+    nacl_entry(
+        &aws,
+        &net.private_acl,
+        105,
+        true,
+        "6",
+        false,
+        "0.0.0.0/0",
+        Some((1024, 32767)),
+    )
+    .await;
     let (function, reports, follow_ups, follow_ups_arn) = follow_up_function(&aws, "2").await;
     let event = alb_event("HTTPCode_ELB_504_Count", &id, now);
     let payload: serde_json::Value = serde_json::from_str(&event).unwrap();
@@ -1181,13 +1224,14 @@ async fn the_follow_up_pass_publishes_what_cloudtrail_delivered_late() {
         None,
         "the follow-up waits out its delay"
     );
+    // Created 10 minutes before the alarm, delivered by CloudTrail only now.
     moto.trail.add(
         "ev-late",
         "CreateNetworkAclEntry",
         now - 600,
         "arn:aws:sts::123456789012:assumed-role/oncall/jane",
         &[],
-        egress_entry(&net.private_acl),
+        low_ports_denied(&net.private_acl),
     );
     let queued = queued_follow_up(&aws, &follow_ups, &follow_ups_arn).await;
     let lookups_before = moto.trail.requests().len();

@@ -332,7 +332,12 @@ pub fn alb_attributes(
 ) -> std::collections::BTreeMap<String, String> {
     attributes
         .iter()
-        .filter_map(|a| Some((a.key()?.to_string(), a.value().unwrap_or_default().to_string())))
+        .filter_map(|a| {
+            Some((
+                a.key()?.to_string(),
+                a.value().unwrap_or_default().to_string(),
+            ))
+        })
         .filter(|(key, value)| key.len() <= 128 && value.len() <= 1024)
         .take(100)
         .collect()

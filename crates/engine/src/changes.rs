@@ -119,7 +119,9 @@ pub enum NetworkChange {
         protocol: Option<String>,
         ports: Option<(u16, u16)>,
         cidr: Option<String>,
-        deleted: bool,
+        /// The entry the call deleted or replaced is not in the event: what it allowed before
+        /// is unknown, so it may have been the one that let the path through.
+        previous_unknown: bool,
     },
     /// `ReplaceNetworkAclAssociation`: a subnet moved to `nacl_id`.
     NaclAssociation { nacl_id: String },
@@ -150,7 +152,11 @@ impl NetworkChange {
     /// and restoring that (an SSH rule open to the world) is no fix.
     pub fn tightens(&self) -> bool {
         match self {
-            Self::NaclEntry { deny, deleted, .. } => *deleted || *deny != Some(false),
+            Self::NaclEntry {
+                deny,
+                previous_unknown,
+                ..
+            } => *previous_unknown || *deny != Some(false),
             Self::NaclAssociation { .. } => true,
             Self::SgRules { revoked, .. } => *revoked,
         }
@@ -183,7 +189,7 @@ pub fn network_change(event: &ChangeEvent) -> Option<NetworkChange> {
                 protocol: text(r, "aclProtocol").or_else(|| text(r, "protocol")),
                 ports: port("from").zip(port("to")),
                 cidr: text(r, "cidrBlock").or_else(|| text(r, "ipv6CidrBlock")),
-                deleted,
+                previous_unknown: name != "CreateNetworkAclEntry",
             })
         }
         "ReplaceNetworkAclAssociation" => Some(NetworkChange::NaclAssociation {

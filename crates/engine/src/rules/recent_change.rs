@@ -78,7 +78,7 @@ fn touches_decider(ctx: &Context<'_>, change: &NetworkChange, evidence: &Evidenc
                 protocol,
                 ports,
                 cidr,
-                deleted,
+                previous_unknown,
                 ..
             },
             Evidence::NaclRule {
@@ -91,8 +91,9 @@ fn touches_decider(ctx: &Context<'_>, change: &NetworkChange, evidence: &Evidenc
         ) => {
             nacl_id == decided
                 && *egress == direction.is_egress()
-                // A deletion names only its rule number: what it allowed is unknown.
-                && (*deleted
+                // A deleted or replaced entry's old content is not in the event: it may be
+                // the one that let the path through.
+                && (*previous_unknown
                     || protocol.as_deref().is_none_or(carries_tcp)
                         && ports.is_none_or(|(from, to)| from <= blocked.to && blocked.from <= to)
                         && cidr.as_deref().is_none_or(|c| {
