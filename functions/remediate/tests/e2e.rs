@@ -679,6 +679,8 @@ async fn the_ledger_holds_the_cooldown_the_lock_and_the_audit_trail() {
         let mut forged = higher.clone();
         forged.alarm.account_id = None;
         forged.plan.load_balancer.account = claimed.map(str::to_string);
+        // A forger computes the id of what they send.
+        forged.plan.id = forged.plan.content_id();
         let summary = run_plan(&handler, &forged.to_json(), "forged-account").await;
         let record = &summary["records"][0];
         let refused = record["status"] == "refused"
