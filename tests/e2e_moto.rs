@@ -844,6 +844,22 @@ async fn a_rolling_deploy_is_found_from_the_healthy_host_counts() {
 
 /// The request parameters of a NACL entry allowing replies on 32768-65535 out of `acl`, as
 /// CloudTrail records them (rule 110, the one `ephemeral_replies_denied` creates).
+/// Denies replies on the low ephemeral ports in `acl` (rule 105, egress): the entry that then
+/// decides, which [`low_ports_denied`] records in CloudTrail.
+async fn deny_low_ports(aws: &Aws, acl: &str) {
+    nacl_entry(
+        aws,
+        acl,
+        105,
+        true,
+        "6",
+        false,
+        "0.0.0.0/0",
+        Some((1024, 32767)),
+    )
+    .await;
+}
+
 /// The request of a `CreateNetworkAclEntry` that denies replies on the low ephemeral ports
 /// (rule 105, egress), as CloudTrail records it.
 fn low_ports_denied(acl: &str) -> serde_json::Value {
@@ -870,17 +886,7 @@ async fn the_change_that_broke_the_path_is_named_from_cloudtrail() {
     let entry = egress_entry;
     // Terraform denied the low ephemeral ports outright: the entry that now decides, and the
     // one CloudTrail recorded. (Its allow entries for other ports touch nothing that decides.)
-    nacl_entry(
-        &aws,
-        &net.private_acl,
-        105,
-        true,
-        "6",
-        false,
-        "0.0.0.0/0",
-        Some((1024, 32767)),
-    )
-    .await;
+    deny_low_ports(&aws, &net.private_acl).await;
     let mut deny = entry(&net.private_acl);
     deny["ruleNumber"] = serde_json::json!(105);
     deny["ruleAction"] = serde_json::json!("deny");
@@ -1196,17 +1202,7 @@ async fn the_follow_up_pass_publishes_what_cloudtrail_delivered_late() {
     use_moto(&moto);
     let aws = Aws::new(&moto.url).await;
     let (net, id, now) = ephemeral_replies_denied(&aws).await;
-    nacl_entry(
-        &aws,
-        &net.private_acl,
-        105,
-        true,
-        "6",
-        false,
-        "0.0.0.0/0",
-        Some((1024, 32767)),
-    )
-    .await;
+    deny_low_ports(&aws, &net.private_acl).await;
     let (function, reports, follow_ups, follow_ups_arn) = follow_up_function(&aws, "2").await;
     let event = alb_event("HTTPCode_ELB_504_Count", &id, now);
     let payload: serde_json::Value = serde_json::from_str(&event).unwrap();

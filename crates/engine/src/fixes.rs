@@ -84,23 +84,30 @@ pub fn idle_timeout_script(
 /// Turns on a Classic LB's connection draining, so a deregistered instance finishes its
 /// in-flight requests (up to `seconds`).
 pub fn enable_connection_draining(ctx: &Context<'_>, seconds: u32) -> Command {
-    let lb = &ctx.snapshot.load_balancer;
     Command::new(
         format!(
             "Turn on connection draining ({seconds} s) now; the Service annotation below keeps it"
         ),
-        Script::line(argv![
-            "aws",
-            "elb",
-            "modify-load-balancer-attributes",
-            "--region",
-            ctx.region(),
-            "--load-balancer-name",
-            &lb.name,
-            "--load-balancer-attributes",
-            format!("{{\"ConnectionDraining\":{{\"Enabled\":true,\"Timeout\":{seconds}}}}}")
-        ]),
+        classic_attributes(
+            ctx,
+            format!("{{\"ConnectionDraining\":{{\"Enabled\":true,\"Timeout\":{seconds}}}}}"),
+        ),
     )
+}
+
+/// `aws elb modify-load-balancer-attributes` on the Classic LB with `attributes` (JSON).
+pub fn classic_attributes(ctx: &Context<'_>, attributes: String) -> Script {
+    Script::line(argv![
+        "aws",
+        "elb",
+        "modify-load-balancer-attributes",
+        "--region",
+        ctx.region(),
+        "--load-balancer-name",
+        &ctx.snapshot.load_balancer.name,
+        "--load-balancer-attributes",
+        attributes
+    ])
 }
 
 pub fn set_idle_timeout(ctx: &Context<'_>, seconds: u32) -> Command {

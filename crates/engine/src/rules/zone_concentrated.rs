@@ -202,17 +202,10 @@ fn cross_zone_off_fix(
     let mut commands = vec![
         Command::new(
             "Turn cross-zone load balancing on, so every node spreads over the targets of all zones",
-            Script::line(argv![
-                "aws",
-                "elb",
-                "modify-load-balancer-attributes",
-                "--region",
-                ctx.region(),
-                "--load-balancer-name",
-                &lb.name,
-                "--load-balancer-attributes",
-                "{\"CrossZoneLoadBalancing\":{\"Enabled\":true}}"
-            ]),
+            crate::fixes::classic_attributes(
+                ctx,
+                "{\"CrossZoneLoadBalancing\":{\"Enabled\":true}}".into(),
+            ),
         ),
         Command::new(
             format!("See the health of the instances, {zone}'s among them"),
