@@ -216,6 +216,22 @@ fn bad_input_exits_2_with_one_line_naming_the_problem() {
     let binary = scratch("binary.json", &[0xff, 0xfe, 0x00, 0x12, 0x80, 0x81]);
     let broken = scratch("broken.json", b"{\n  \"Records\": [\n    {\"Sns\": \n");
     let bad_snapshot = scratch("bad-snapshot.json", br#"{"schema_version": 99}"#);
+    // The alarmed load balancer, recorded in another region; and with a NACL entry AWS could
+    // not hold (a made-up action): both would make a report about the wrong thing.
+    let scenario = std::fs::read_to_string("events/scenarios/alb-idle-timeout/snapshot.json")
+        .expect("the scenario snapshot");
+    let elsewhere = scratch(
+        "elsewhere.json",
+        scenario
+            .replacen("\"region\": \"eu-west-1\"", "\"region\": \"us-east-1\"", 1)
+            .as_bytes(),
+    );
+    let impossible = scratch(
+        "impossible.json",
+        scenario
+            .replacen("\"rule_action\": \"allow\"", "\"rule_action\": \"maybe\"", 1)
+            .as_bytes(),
+    );
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
             vec!["--event".into(), "no/such/file.json".into()],
@@ -267,6 +283,24 @@ fn bad_input_exits_2_with_one_line_naming_the_problem() {
                 "events/scenarios/no-known-cause/snapshot.json".into(),
             ],
             "the alarm names load balancer a3f1c2e4b5d6978812345678abcdef01 but the snapshot",
+        ),
+        (
+            vec![
+                "--event".into(),
+                "events/scenarios/alb-idle-timeout/event.json".into(),
+                "--snapshot".into(),
+                elsewhere.display().to_string(),
+            ],
+            "the alarm is in region eu-west-1 but the snapshot",
+        ),
+        (
+            vec![
+                "--event".into(),
+                "events/scenarios/alb-idle-timeout/event.json".into(),
+                "--snapshot".into(),
+                impossible.display().to_string(),
+            ],
+            "the action is neither allow nor deny",
         ),
     ];
     for (args, expected) in cases {

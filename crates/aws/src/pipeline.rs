@@ -318,6 +318,23 @@ async fn diagnosed(run: &Run<'_>, alarm: &Alarm, lb: &LbRef) -> Result<Diagnosed
                     lb.id, world.load_balancer.id
                 ));
             }
+            // Commands are built for the snapshot's region and account: they must be the
+            // alarm's, or they would name the right load balancer in the wrong place.
+            if world.region != alarm.region {
+                return Err(format!(
+                    "the alarm is in region {} but the snapshot {name} was recorded in {}; record a snapshot of the alarmed load balancer",
+                    alarm.region,
+                    elbmedic_engine::report::escape::one_line(&world.region)
+                ));
+            }
+            if let (Some(theirs), Some(recorded)) = (&alarm.account_id, &world.account_id) {
+                if theirs != recorded {
+                    return Err(format!(
+                        "the alarm is in account {theirs} but the snapshot {name} was recorded in {}; record a snapshot of the alarmed load balancer",
+                        elbmedic_engine::report::escape::one_line(recorded)
+                    ));
+                }
+            }
             if let Some(refusal) = not_ours(alarm, run.own_account.get_offline()) {
                 return Ok(Diagnosed::refused(alarm, lb, &refusal));
             }

@@ -267,6 +267,9 @@ fn merge_alb_attribute(namespace: &str, name: &str, key: &str, value: &str) -> S
     ];
     words.push(Word::Op("|"));
     words.extend(argv!["tr", ",", "\\n"]);
+    // `a=1, b=2` is as valid to the controller as `a=1,b=2`: trim each pair before matching.
+    words.push(Word::Op("|"));
+    words.extend(argv!["sed", "-e", "s/^ *//", "-e", "s/ *$//"]);
     words.push(Word::Op("|"));
     words.extend(argv!["grep", "-v", "-e", format!("^{key}="), "-e", "^$"]);
     words.push(Word::Op("|"));
@@ -274,9 +277,13 @@ fn merge_alb_attribute(namespace: &str, name: &str, key: &str, value: &str) -> S
     words.extend(argv!["echo", format!("{key}={value}")]);
     words.extend([Word::Op(";"), Word::Op("}"), Word::Op("|")]);
     words.extend(argv!["paste", "-sd,", "-"]);
+    // One NUL-less item, the newline dropped: xargs then treats no quote in a value as syntax.
+    words.push(Word::Op("|"));
+    words.extend(argv!["tr", "-d", "\\n"]);
     words.push(Word::Op("|"));
     words.extend(argv![
         "xargs",
+        "-0",
         "-I",
         "VALUE",
         "kubectl",

@@ -71,7 +71,7 @@ impl FollowUpMessage {
         }
         if let Err(beyond) = message.snapshot.within_aws_limits() {
             return Err(format!(
-                "the follow-up carries a snapshot that holds more than AWS allows ({beyond}): it was not made by elbmedic and is dropped"
+                "the follow-up carries a snapshot that holds what AWS does not allow ({beyond}): it was not made by elbmedic and is dropped"
             ));
         }
         let (lb, world) = (&message.load_balancer, &message.snapshot.load_balancer);

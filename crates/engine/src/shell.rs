@@ -9,8 +9,9 @@
 //! starts with `-` as an option (`kubectl annotate ingress --server=https://evil.example`).
 //! So elbmedic's own words ([`Word::Fixed`]: programs, sub-commands, flags, placeholders) are
 //! `&'static str`, and only they may start with `-`. A data word ([`Word::Arg`]) that starts
-//! with `-` is joined to the flag before it (`--cidr-block=-x`, which both `aws` and `kubectl`
-//! read as the flag's value), and anywhere else it is put after an end-of-options `--`.
+//! with `-` is joined to the flag before it (`--cidr-block=-x`, or `-e-x` for a one-letter
+//! flag, which `aws`, `kubectl` and getopt read as the flag's value), and anywhere else it is
+//! put after an end-of-options `--`.
 //! [`Script::lines`] does both, so no command can be built otherwise.
 //!
 //! Not for: running commands (elbmedic never does).
@@ -33,6 +34,11 @@ pub enum Word {
     Op(&'static str),
 }
 
+/// `-e`, `-n`: one dash and one letter.
+fn is_short_flag(flag: &str) -> bool {
+    flag.len() == 2 && flag.starts_with('-') && flag != END_OF_OPTIONS
+}
+
 /// The end-of-options marker: every word after it is an operand.
 pub const END_OF_OPTIONS: &str = "--";
 
@@ -42,6 +48,9 @@ impl Word {
         match self {
             Self::Fixed(word) | Self::Op(word) => (*word).to_string(),
             Self::Arg(value) => value.clone(),
+            // A one-letter flag takes its value attached (`-e-x`, as getopt and pflag read
+            // it: grep reads `-e=-x` as the pattern `=-x`); a long one after `=`.
+            Self::Joined(flag, value) if is_short_flag(flag) => format!("{flag}{value}"),
             Self::Joined(flag, value) => format!("{flag}={value}"),
         }
     }
@@ -414,7 +423,7 @@ mod tests {
             data("-v"),
             data("-x"),
         ]);
-        assert_eq!(script.as_str(), "-- -a | grep -e=-v -- -x");
+        assert_eq!(script.as_str(), "-- -a | grep -e-v -- -x");
         // Ordinary values are left as an engineer would type them.
         let script = Script::line(argv!["kubectl", "-n", "shop", "get", "ingress", "web"]);
         assert_eq!(script.as_str(), "kubectl -n shop get ingress web");

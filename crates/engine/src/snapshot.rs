@@ -466,6 +466,43 @@ pub struct NaclEntry {
     pub port_range: Option<PortRange>,
 }
 
+impl NaclEntry {
+    /// Whether AWS could hold this entry: rule 1-32766 (32767 and 32768 are the IPv4 and IPv6
+    /// `*` entries), allow or deny, a protocol AWS knows, one valid CIDR of its family and a
+    /// port range that is not reversed. An entry outside these was not recorded from AWS; read
+    /// as it is, it would be skipped and a path called open.
+    pub fn as_aws_holds_it(&self) -> Result<(), String> {
+        if !(1..=32768).contains(&self.rule_number) {
+            return Err(
+                "the rule number is outside 1-32766 (and the `*` entries 32767-32768)".into(),
+            );
+        }
+        let action = self.rule_action.trim();
+        if !action.eq_ignore_ascii_case("allow") && !action.eq_ignore_ascii_case("deny") {
+            return Err("the action is neither allow nor deny".into());
+        }
+        if !crate::netcheck::nacl::protocol_number(&self.protocol)
+            .is_some_and(|p| (-1..=255).contains(&p))
+        {
+            return Err(
+                "the protocol is not -1, a protocol number 0-255 or a name AWS uses".into(),
+            );
+        }
+        match (&self.cidr_block, &self.ipv6_cidr_block) {
+            (Some(v4), None) if v4.trim().parse::<ipnet::Ipv4Net>().is_ok() => {}
+            (None, Some(v6)) if v6.trim().parse::<ipnet::Ipv6Net>().is_ok() => {}
+            _ => return Err(
+                "it needs exactly one valid CIDR: an IPv4 cidr_block or an IPv6 ipv6_cidr_block"
+                    .into(),
+            ),
+        }
+        if self.port_range.is_some_and(|r| r.from > r.to) {
+            return Err("its port range is reversed".into());
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PortRange {
     pub from: u16,
@@ -780,7 +817,7 @@ pub enum SnapshotError {
     },
     #[error("snapshot schema_version {found} is not supported (this elbmedic reads version {SCHEMA_VERSION}); record it again with this version")]
     Version { found: u64 },
-    #[error("the snapshot holds more than AWS allows: {0}; it was not recorded from AWS, so it is not diagnosed")]
+    #[error("the snapshot holds what AWS does not allow ({0}): it was not recorded from AWS, so it is not diagnosed")]
     BeyondAws(String),
 }
 
@@ -793,13 +830,33 @@ impl Snapshot {
     /// a replayed or forwarded one may not, and evaluating thousands of NACL entries costs
     /// time that grows with their square.
     pub fn within_aws_limits(&self) -> Result<(), String> {
+        if let Some(seconds) = self.load_balancer.idle_timeout_seconds {
+            if !(1..=4000).contains(&seconds) {
+                return Err(format!("idle timeout {seconds} s (AWS allows 1-4000 s)"));
+            }
+        }
         for acl in &self.network_acls {
+            let name = crate::report::escape::one_line(&acl.id)
+                .chars()
+                .take(64)
+                .collect::<String>();
+            let mut seen = std::collections::BTreeSet::new();
+            for entry in &acl.entries {
+                if let Err(why) = entry.as_aws_holds_it() {
+                    return Err(format!("NACL {name}, rule {}: {why}", entry.rule_number));
+                }
+                if !seen.insert((entry.egress, entry.rule_number)) {
+                    return Err(format!(
+                        "NACL {name} has rule {} twice in one direction (AWS numbers each entry once)",
+                        entry.rule_number
+                    ));
+                }
+            }
             for egress in [false, true] {
                 let count = acl.entries.iter().filter(|e| e.egress == egress).count();
                 if count > MAX_NACL_ENTRIES_PER_DIRECTION {
                     return Err(format!(
-                        "NACL {} has {count} {} entries (AWS allows at most {MAX_NACL_ENTRIES_PER_DIRECTION} in a direction, the `*` entries included)",
-                        crate::report::escape::one_line(&acl.id).chars().take(64).collect::<String>(),
+                        "NACL {name} has {count} {} entries (AWS allows at most {MAX_NACL_ENTRIES_PER_DIRECTION} in a direction, the `*` entries included)",
                         if egress { "egress" } else { "ingress" }
                     ));
                 }
@@ -892,5 +949,58 @@ mod tests {
             err.to_string().contains("missing field `load_balancer`"),
             "{err}"
         );
+    }
+
+    /// The outside review: NACL entries AWS could not hold were skipped, and the path called
+    /// open. A replayed snapshot holding one is refused, naming it.
+    #[test]
+    fn entries_aws_could_not_hold_are_refused() {
+        let scenario = crate::scenarios::find("nacl-ephemeral-lb-subnets").unwrap();
+        let good: serde_json::Value = serde_json::from_str(scenario.snapshot).unwrap();
+        assert!(from_json(&good.to_string()).is_ok());
+        let edits: [(&str, serde_json::Value, &str); 7] = [
+            (
+                "cidr_block",
+                serde_json::json!("10.0.48.0/33"),
+                "exactly one valid CIDR",
+            ),
+            (
+                "cidr_block",
+                serde_json::json!("x"),
+                "exactly one valid CIDR",
+            ),
+            ("protocol", serde_json::json!("999"), "the protocol"),
+            (
+                "rule_action",
+                serde_json::json!("maybe"),
+                "neither allow nor deny",
+            ),
+            (
+                "port_range",
+                serde_json::json!({"from": 65535, "to": 1024}),
+                "reversed",
+            ),
+            ("rule_number", serde_json::json!(0), "rule number"),
+            (
+                "rule_number",
+                serde_json::json!(32767),
+                "twice in one direction",
+            ),
+        ];
+        for (field, value, expected) in edits {
+            let mut world = good.clone();
+            let entries = world["network_acls"][0]["entries"].as_array_mut().unwrap();
+            let deny = entries
+                .iter_mut()
+                .find(|e| e["rule_action"] == "deny" && e["rule_number"] != 32767)
+                .unwrap();
+            deny[field] = value;
+            let error = from_json(&world.to_string()).unwrap_err().to_string();
+            assert!(error.contains(expected), "{field}: {error}");
+        }
+        let mut world = good.clone();
+        world["load_balancer"]["idle_timeout_seconds"] = serde_json::json!(0);
+        let error = from_json(&world.to_string()).unwrap_err().to_string();
+        assert!(error.contains("AWS allows 1-4000 s"), "{error}");
     }
 }

@@ -140,7 +140,7 @@ pub struct CompiledAcl {
     egress: Vec<ParsedEntry>,
 }
 
-fn protocol_number(text: &str) -> Option<i16> {
+pub(crate) fn protocol_number(text: &str) -> Option<i16> {
     let text = text.trim();
     for (name, number) in [
         ("-1", -1),

@@ -475,7 +475,7 @@ mod tests {
         let error = crate::snapshot::from_json(&serde_json::to_string(&world).unwrap())
             .unwrap_err()
             .to_string();
-        assert!(error.contains("more than AWS allows"), "{error}");
+        assert!(error.contains("what AWS does not allow"), "{error}");
     }
     const ENTRIES: usize = 2_000;
 }

@@ -60,7 +60,8 @@ fn service_of(owner: &Owner, group: &TargetGroup) -> Option<String> {
     let resource = group.tags.get("ingress.k8s.aws/resource")?;
     let rest = resource.strip_prefix(&format!("{namespace}/{ingress}-"))?;
     let service = rest.rsplit_once(':').map_or(rest, |(s, _)| s);
-    (!service.is_empty()).then(|| service.to_string())
+    // A tag anyone may write: only a name the API server could hold names a Service.
+    crate::kubernetes_name::is_dns1035_label(service).then(|| service.to_string())
 }
 
 /// The commands that show each Kubernetes cause: the Service's ready endpoints and selector,
@@ -354,5 +355,30 @@ mod tests {
         assert!(run(check, "alb-empty-target-group", &world)
             .findings
             .is_empty());
+    }
+
+    /// The outside review: the Service name in the controller's target-group tag reached
+    /// `kubectl describe service` unchecked. Only a valid Service name is taken.
+    #[test]
+    fn a_service_name_from_a_tag_must_be_one() {
+        let world = crate::testkit::scenario_snapshot("alb-empty-target-group");
+        let owner = crate::context::Owner::from_tags(&world);
+        let mut group = world.target_groups[1].clone();
+        assert_eq!(
+            super::service_of(&owner, &group).as_deref(),
+            Some("checkout-api")
+        );
+        for hostile in [
+            "shop/checkout-checkout-api --context=x:8080",
+            "shop/checkout-Evil:8080",
+            "shop/checkout-a.b:8080",
+            "shop/checkout---server=evil:8080",
+            "shop/checkout-checkout-api:8080:9",
+        ] {
+            group
+                .tags
+                .insert("ingress.k8s.aws/resource".into(), hostile.into());
+            assert_eq!(super::service_of(&owner, &group), None, "{hostile}");
+        }
     }
 }

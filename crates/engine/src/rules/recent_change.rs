@@ -25,6 +25,10 @@ pub struct Linked {
     pub check: Option<Check>,
 }
 
+/// CloudTrail's and CloudWatch's clocks, and the alarm's evaluation, may differ by this much:
+/// a change up to a minute after the state change is still read as before it.
+const AFTER_ALARM_SLACK_SECONDS: i64 = 60;
+
 /// At most this many events become evidence: the rest are counted.
 const SHOWN: usize = 8;
 
@@ -237,11 +241,17 @@ fn attempt_line(event: &ChangeEvent, alarm_at: Option<i64>) -> String {
     let before = relative(alarm_at, at)
         .map(|r| format!(", {r}"))
         .unwrap_or_default();
+    let code = event
+        .error_code
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .unwrap_or("an error without a code");
     format!(
-        "{clock} {} by {} FAILED ({}), so it changed nothing: attempted {}{before} (event {})",
+        "{clock} {} by {} FAILED ({}), so it changed nothing; its request: {}{before} (event {})",
         bounded(&event.event_name),
         actor(event),
-        bounded(event.error_code.as_deref().unwrap_or_default()),
+        bounded(code),
         describe(event),
         bounded(&event.event_id)
     )
@@ -275,12 +285,21 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
         .filter(|e| e.changed_something())
         .collect();
     for event in made.iter().copied() {
-        let explained: Vec<usize> = findings
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| explains(ctx, event, f))
-            .map(|(i, _)| i)
-            .collect();
+        // A change made after the alarm fired cannot have caused it: listed, never tied.
+        let after_alarm = matches!(
+            (alarm_at, when(event).1),
+            (Some(alarm), Some(at)) if at > alarm + AFTER_ALARM_SLACK_SECONDS
+        );
+        let explained: Vec<usize> = if after_alarm {
+            Vec::new()
+        } else {
+            findings
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| explains(ctx, event, f))
+                .map(|(i, _)| i)
+                .collect()
+        };
         if explained.is_empty() {
             if unlinked.len() < SHOWN {
                 unlinked.push(line(event, alarm_at));
@@ -648,5 +667,25 @@ mod tests {
             change.title
         );
         assert!(change.title.contains("at 17:55"), "{}", change.title);
+    }
+
+    /// The outside review: a change made after the alarm fired was still its cause.
+    #[test]
+    fn a_change_after_the_alarm_is_listed_not_tied() {
+        let name = "nacl-rule-added-recently";
+        let (alarm, load_balancer) = crate::scenarios::find(name).unwrap().alarm().unwrap();
+        let mut world = scenario_snapshot(name);
+        for event in &mut world.changes.as_mut().unwrap().events {
+            event.event_time = "2026-11-23T18:07:00Z".into();
+        }
+        let report = Report::diagnosed(&alarm, &load_balancer, &world);
+        assert!(!report
+            .findings
+            .iter()
+            .any(|f| f.code == crate::finding::FindingCode::RecentChange));
+        assert!(report
+            .recent_changes
+            .iter()
+            .any(|c| c.contains("after the alarm")));
     }
 }

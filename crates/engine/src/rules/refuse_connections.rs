@@ -69,6 +69,17 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         ));
         return out;
     }
+    if ctx.network_incomplete() {
+        out.checked.push(Check::new(
+            name,
+            CheckStatus::Incomplete,
+            format!(
+                "{} {metric}, but not every path could be checked: refused connections are only concluded with the paths known to be open",
+                format_value(errors)
+            ),
+        ));
+        return out;
+    }
     if !ctx.health.mostly_healthy() {
         out.checked.push(Check::new(
             name,
@@ -325,5 +336,20 @@ mod tests {
         );
         assert!(out.findings.is_empty());
         assert_eq!(out.checked[0].status, CheckStatus::NotApplicable);
+    }
+
+    /// The outside review: with the NACLs unread, "all 0 NACL legs allow the traffic" was
+    /// evidence for refused connections. Paths not known to be open conclude nothing.
+    #[test]
+    fn unknown_paths_conclude_no_refused_connections() {
+        let name = "targets-refuse-connections";
+        let mut world = scenario_snapshot(name);
+        assert!(!run(check, name, &world).findings.is_empty());
+        world.network_acls.clear();
+        let out = run(check, name, &world);
+        assert!(out.findings.is_empty(), "{:?}", out.findings);
+        assert!(out.checked[0]
+            .detail
+            .contains("not every path could be checked"));
     }
 }

@@ -93,11 +93,20 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         "See which pods the controller registers",
         Script::lines(vec![
             argv!["kubectl", "get", "targetgroupbindings", "-A", "-o", "wide"],
-            argv!["kubectl", "get", "endpointslices", "-A", "-o", "wide"]
-                .into_iter()
-                .chain([Word::Op("|"), Word::from("grep"), Word::from("-F")])
-                .chain(ids.iter().take(3).flat_map(|ip| argv!["-e", ip]))
-                .collect(),
+            // Every address of every slice (`-o wide` shows three, then "+ N more..."), and
+            // whole addresses only (10.0.1.2 is not 10.0.1.20): a live IP must never look gone.
+            argv![
+                "kubectl",
+                "get",
+                "endpointslices",
+                "-A",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}{\"\\t\"}{.endpoints[*].addresses[*]}{\"\\n\"}{end}"
+            ]
+            .into_iter()
+            .chain([Word::Op("|"), Word::from("grep"), Word::from("-wF")])
+            .chain(ids.iter().take(3).flat_map(|ip| argv!["-e", ip]))
+            .collect(),
         ]),
     ));
     out.findings.push(Finding {
