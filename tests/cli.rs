@@ -229,7 +229,11 @@ fn bad_input_exits_2_with_one_line_naming_the_problem() {
     let impossible = scratch(
         "impossible.json",
         scenario
-            .replacen("\"rule_action\": \"allow\"", "\"rule_action\": \"maybe\"", 1)
+            .replacen(
+                "\"rule_action\": \"allow\"",
+                "\"rule_action\": \"maybe\"",
+                1,
+            )
             .as_bytes(),
     );
     let cases: Vec<(Vec<String>, &str)> = vec![
