@@ -466,6 +466,24 @@ pub struct NaclEntry {
     pub port_range: Option<PortRange>,
 }
 
+/// A NACL protocol as AWS writes it (`-1`, a number, or a name) as its number.
+pub fn protocol_number(text: &str) -> Option<i16> {
+    let text = text.trim();
+    for (name, number) in [
+        ("-1", -1),
+        ("all", -1),
+        ("tcp", 6),
+        ("udp", 17),
+        ("icmp", 1),
+        ("icmpv6", 58),
+    ] {
+        if text.eq_ignore_ascii_case(name) {
+            return Some(number);
+        }
+    }
+    text.parse().ok()
+}
+
 impl NaclEntry {
     /// Whether AWS could hold this entry: rule 1-32766 (32767 and 32768 are the IPv4 and IPv6
     /// `*` entries), allow or deny, a protocol AWS knows, one valid CIDR of its family and a
@@ -481,9 +499,7 @@ impl NaclEntry {
         if !action.eq_ignore_ascii_case("allow") && !action.eq_ignore_ascii_case("deny") {
             return Err("the action is neither allow nor deny".into());
         }
-        if !crate::netcheck::nacl::protocol_number(&self.protocol)
-            .is_some_and(|p| (-1..=255).contains(&p))
-        {
+        if !protocol_number(&self.protocol).is_some_and(|p| (-1..=255).contains(&p)) {
             return Err(
                 "the protocol is not -1, a protocol number 0-255 or a name AWS uses".into(),
             );
@@ -836,10 +852,13 @@ impl Snapshot {
             }
         }
         for acl in &self.network_acls {
-            let name = crate::report::escape::one_line(&acl.id)
+            // An error is one line: a forged id cannot add lines of its own.
+            let name: String = acl
+                .id
                 .chars()
+                .filter(|c| !c.is_control())
                 .take(64)
-                .collect::<String>();
+                .collect();
             let mut seen = std::collections::BTreeSet::new();
             for entry in &acl.entries {
                 if let Err(why) = entry.as_aws_holds_it() {

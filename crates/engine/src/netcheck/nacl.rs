@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::addr::{Family, FlowBox};
 use super::AddrRange;
-use crate::snapshot::{NaclEntry, NetworkAcl, PortRange};
+use crate::snapshot::{protocol_number, NaclEntry, NetworkAcl, PortRange};
 
 /// TCP: the only protocol load balancers use towards targets.
 pub const TCP: u8 = 6;
@@ -138,23 +138,6 @@ struct Parsed {
 pub struct CompiledAcl {
     ingress: Vec<ParsedEntry>,
     egress: Vec<ParsedEntry>,
-}
-
-pub(crate) fn protocol_number(text: &str) -> Option<i16> {
-    let text = text.trim();
-    for (name, number) in [
-        ("-1", -1),
-        ("all", -1),
-        ("tcp", 6),
-        ("udp", 17),
-        ("icmp", 1),
-        ("icmpv6", 58),
-    ] {
-        if text.eq_ignore_ascii_case(name) {
-            return Some(number);
-        }
-    }
-    text.parse().ok()
 }
 
 fn parse_entry(entry: &NaclEntry) -> Option<Parsed> {
