@@ -222,7 +222,8 @@ fn alb_attributes_manifest(ctx: &Context<'_>, key: &str, value: &str) -> String 
     let list: Vec<String> = kept
         .map(|(k, v)| format!("{k}={v}"))
         .chain(std::iter::once(format!("{key}={value}")))
-        .map(|pair| crate::report::escape::one_line(&pair))
+        // On one line, as a command's value is: no attribute can add a line to the YAML.
+        .map(|pair| crate::shell::data(&pair).intended())
         .collect();
     format!(
         "# Every attribute this load balancer has today that differs from AWS's default, and the change:\nmetadata:\n  annotations:\n    {ALB_KEY}: {}",
