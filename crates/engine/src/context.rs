@@ -277,6 +277,20 @@ impl<'a> Context<'a> {
         })
     }
 
+    /// The load balancer's own 5xx (`HTTPCode_ELB_5XX_Count`, a Classic LB's
+    /// `HTTPCode_ELB_5XX`), LB-wide: not a zone's, not a target group's.
+    pub fn elb_5xx_series(&self) -> Option<&'a MetricSeries> {
+        self.snapshot.metrics.iter().find(|s| {
+            s.is_elb_5xx_sum() && s.availability_zone.is_none() && s.target_group.is_none()
+        })
+    }
+
+    /// Total over the window of the load balancer's own 5xx.
+    pub fn elb_5xx(&self) -> Option<f64> {
+        self.elb_5xx_series()
+            .map(|s| s.points.iter().map(|p| p.value).sum())
+    }
+
     /// In how many of the periods with load-balancer 5xx `metric` (`statistic`) was above
     /// `threshold`, out of how many such periods: (overlap, 5xx periods). `None` when either
     /// series was not observed.
@@ -286,9 +300,7 @@ impl<'a> Context<'a> {
         statistic: &str,
         threshold: f64,
     ) -> Option<(usize, usize)> {
-        let errors = self.snapshot.metrics.iter().find(|s| {
-            s.is_elb_5xx_sum() && s.availability_zone.is_none() && s.target_group.is_none()
-        })?;
+        let errors = self.elb_5xx_series()?;
         let other = self.series(metric, statistic)?;
         let mut periods = 0;
         let mut overlap = 0;
@@ -314,35 +326,25 @@ impl<'a> Context<'a> {
             .period_seconds
             .map(|p| format!(", {p} s periods"))
             .unwrap_or_default();
-        if values.is_empty() {
+        let read = if values.is_empty() {
             // CloudWatch returns no point for a period without data: that is not a zero.
-            return Some(Evidence::Metric {
-                metric: metric.into(),
-                statistic: series.statistic.clone(),
-                period_seconds: series.period_seconds,
-                values,
-                summary: format!(
-                    "{metric} ({}{period}): no data points in the window (no data, which is not zero)",
-                    series.statistic
-                ),
-            });
-        }
-        let total = if statistic.eq_ignore_ascii_case("Sum") {
-            format!("; {} in the window", format_value(values.iter().sum()))
+            "no data points in the window (no data, which is not zero)".to_string()
+        } else if statistic.eq_ignore_ascii_case("Sum") {
+            format!(
+                "{}; {} in the window",
+                shown.join(", "),
+                format_value(values.iter().sum())
+            )
         } else {
             let max = values.iter().copied().fold(f64::MIN, f64::max);
-            format!("; max {}{unit}", format_value(max))
+            format!("{}; max {}{unit}", shown.join(", "), format_value(max))
         };
         Some(Evidence::Metric {
             metric: metric.into(),
             statistic: series.statistic.clone(),
             period_seconds: series.period_seconds,
             values,
-            summary: format!(
-                "{metric} ({}{period}): {}{total}",
-                series.statistic,
-                shown.join(", ")
-            ),
+            summary: format!("{metric} ({}{period}): {read}", series.statistic),
         })
     }
 

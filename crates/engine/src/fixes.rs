@@ -121,17 +121,33 @@ pub fn set_idle_timeout(ctx: &Context<'_>, seconds: u32) -> Command {
     Command::new(description, command)
 }
 
+/// The AWS Load Balancer Controller's annotation that holds an ALB's attributes: one
+/// comma-separated list.
+const ALB_ATTRIBUTES_KEY: &str = "alb.ingress.kubernetes.io/load-balancer-attributes";
+
+/// `kubectl -n NAMESPACE annotate service NAME --overwrite KEY=VALUE`: the cloud provider
+/// reads a Classic LB's settings from its Service's annotations at every sync.
+pub fn annotate_service(namespace: &str, name: &str, key: &str, value: &str) -> Script {
+    Script::line(argv![
+        "kubectl",
+        "-n",
+        namespace,
+        "annotate",
+        "service",
+        name,
+        "--overwrite",
+        format!("{key}={value}")
+    ])
+}
+
 /// The annotation that keeps an idle timeout, and what happens without it.
 pub fn durable_idle_timeout(ctx: &Context<'_>, seconds: u32) -> DurableFix {
     const CLB_KEY: &str = "service.beta.kubernetes.io/aws-load-balancer-connection-idle-timeout";
-    const ALB_KEY: &str = "alb.ingress.kubernetes.io/load-balancer-attributes";
+    const ALB_KEY: &str = ALB_ATTRIBUTES_KEY;
     match (&ctx.owner, ctx.kind()) {
         (Owner::Service { namespace, name }, _) => DurableFix {
             description: format!("Annotate Service {namespace}/{name} so the cloud provider keeps the new timeout"),
-            command: Some(Script::line(argv![
-                "kubectl", "-n", namespace, "annotate", "service", name, "--overwrite",
-                format!("{CLB_KEY}={seconds}")
-            ])),
+            command: Some(annotate_service(namespace, name, CLB_KEY, &seconds.to_string())),
             manifest: Some(format!("metadata:\n  annotations:\n    {CLB_KEY}: \"{seconds}\"")),
             warning: "Without the annotation the cloud provider writes IdleTimeout 60 back at the next sync of the Service (any update to it, or a controller restart).".into(),
         },
@@ -205,7 +221,7 @@ const ALB_ATTRIBUTE_DEFAULTS: &[(&str, &str)] = &[
 /// set to `value`. Pasting only the changed key would drop the others, since the annotation is
 /// one list. Without the attributes, a comment says to merge instead of a value to paste.
 fn alb_attributes_manifest(ctx: &Context<'_>, key: &str, value: &str) -> String {
-    const ALB_KEY: &str = "alb.ingress.kubernetes.io/load-balancer-attributes";
+    const ALB_KEY: &str = ALB_ATTRIBUTES_KEY;
     let today = &ctx.snapshot.load_balancer.attributes;
     if today.is_empty() {
         return format!(
@@ -260,7 +276,7 @@ fn yaml_scalar(text: &str) -> String {
 /// reads the current list, drops the key, appends it with the new value, and writes the
 /// list back. A pipeline, not a sub-command, so every value in it stays an argument.
 fn merge_alb_attribute(namespace: &str, name: &str, key: &str, value: &str) -> Script {
-    const ATTRIBUTES: &str = "alb.ingress.kubernetes.io/load-balancer-attributes";
+    const ATTRIBUTES: &str = ALB_ATTRIBUTES_KEY;
     let mut words =
         argv![
         "kubectl", "-n", namespace, "get", "ingress", name, "-o",

@@ -27,8 +27,8 @@ pub enum Word {
     Fixed(&'static str),
     /// A value: quoted as needed, so the shell passes it as exactly one argument.
     Arg(String),
-    /// A fixed flag and a data value that starts with `-`, written as one word
-    /// (`--flag=value`) so that no parser takes the value for an option.
+    /// A fixed flag and a data value that starts with `-`, written as one word (`--flag=value`,
+    /// `-fvalue` for a one-letter flag) so that no parser takes the value for an option.
     Joined(&'static str, String),
     /// Shell syntax elbmedic writes itself (`|`, `&&`, `;`): never from data.
     Op(&'static str),

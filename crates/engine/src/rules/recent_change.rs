@@ -38,15 +38,22 @@ pub const CHECK_NAME: &str = "recent changes on the path (CloudTrail)";
 /// Whether `event` touched what `finding` is about. A NACL or security-group change must touch
 /// the entry or rule that decides the finding (same NACL or group, same direction, and an
 /// overlapping protocol, port range and CIDR or peer): naming the same group is not enough.
-fn explains(ctx: &Context<'_>, event: &ChangeEvent, finding: &Finding) -> bool {
+/// `change` is the event read as a NACL or security-group change, once per event.
+fn explains(
+    ctx: &Context<'_>,
+    peers: &SgPeers<'_, '_>,
+    event: &ChangeEvent,
+    change: Option<&NetworkChange>,
+    finding: &Finding,
+) -> bool {
     if !finding.code.is_cause() || finding.code == FindingCode::RecentChange {
         return false;
     }
-    if let Some(change) = network_change(event) {
+    if let Some(change) = change {
         return finding
             .evidence
             .iter()
-            .any(|evidence| touches_decider(ctx, &change, evidence));
+            .any(|evidence| touches_decider(peers, change, evidence));
     }
     let ids = touched(event);
     if finding.resources.iter().any(|r| ids.contains(r)) {
@@ -73,7 +80,7 @@ fn explains(ctx: &Context<'_>, event: &ChangeEvent, finding: &Finding) -> bool {
 
 /// Whether a network change touched the NACL entry or security-group rule that a piece of
 /// evidence names as deciding.
-fn touches_decider(ctx: &Context<'_>, change: &NetworkChange, evidence: &Evidence) -> bool {
+fn touches_decider(peers: &SgPeers<'_, '_>, change: &NetworkChange, evidence: &Evidence) -> bool {
     match (change, evidence) {
         (
             NetworkChange::NaclEntry {
@@ -125,7 +132,6 @@ fn touches_decider(ctx: &Context<'_>, change: &NetworkChange, evidence: &Evidenc
                 ..
             },
         ) => {
-            let peers = sg_peer_addresses(ctx, *direction);
             group_ids.contains(group_id)
                 && *egress == direction.is_egress()
                 && permissions.iter().any(|p| {
@@ -134,7 +140,7 @@ fn touches_decider(ctx: &Context<'_>, change: &NetworkChange, evidence: &Evidenc
                         && (p.groups.iter().any(|g| peer_groups.contains(g))
                             || p.cidrs
                                 .iter()
-                                .any(|c| peers.iter().any(|a| cidrs_overlap(c, a))))
+                                .any(|c| peers.of(*direction).iter().any(|a| cidrs_overlap(c, a))))
                 })
         }
         _ => false,
@@ -164,28 +170,50 @@ fn cidrs_overlap(a: &str, b: &str) -> bool {
     }
 }
 
-/// The addresses on the far side of a security-group check: the load balancer's subnets for
-/// the targets' ingress, the targets' addresses for the load balancer's egress.
-fn sg_peer_addresses(ctx: &Context<'_>, direction: crate::netcheck::Direction) -> Vec<String> {
-    let world = ctx.snapshot;
-    if direction.is_egress() {
-        world
-            .target_groups
-            .iter()
-            .flat_map(|g| &g.targets)
-            .filter_map(|t| match &t.placement {
-                crate::snapshot::Placement::Interface(i) => Some(i.private_ip.clone()),
-                _ => t.id.parse::<std::net::IpAddr>().ok().map(|_| t.id.clone()),
+/// The addresses on the far side of the security-group checks: the load balancer's subnets
+/// for the targets' ingress, the targets' addresses for the load balancer's egress. Read at
+/// most once per diagnosis, and only when a security-group change names CIDRs: the targets
+/// may number tens of thousands, the changes hundreds.
+struct SgPeers<'c, 'w> {
+    ctx: &'c Context<'w>,
+    lb_subnets: std::cell::OnceCell<Vec<String>>,
+    targets: std::cell::OnceCell<Vec<String>>,
+}
+
+impl<'c, 'w> SgPeers<'c, 'w> {
+    fn new(ctx: &'c Context<'w>) -> Self {
+        Self {
+            ctx,
+            lb_subnets: std::cell::OnceCell::new(),
+            targets: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn of(&self, direction: crate::netcheck::Direction) -> &[String] {
+        let world = self.ctx.snapshot;
+        if direction.is_egress() {
+            self.targets.get_or_init(|| {
+                world
+                    .target_groups
+                    .iter()
+                    .flat_map(|g| &g.targets)
+                    .filter_map(|t| match &t.placement {
+                        crate::snapshot::Placement::Interface(i) => Some(i.private_ip.clone()),
+                        _ => t.id.parse::<std::net::IpAddr>().ok().map(|_| t.id.clone()),
+                    })
+                    .collect()
             })
-            .collect()
-    } else {
-        world
-            .load_balancer
-            .subnets
-            .iter()
-            .filter_map(|id| world.subnet(id))
-            .flat_map(|s| s.cidr_ipv4.iter().chain(&s.cidr_ipv6).cloned())
-            .collect()
+        } else {
+            self.lb_subnets.get_or_init(|| {
+                world
+                    .load_balancer
+                    .subnets
+                    .iter()
+                    .filter_map(|id| world.subnet(id))
+                    .flat_map(|s| s.cidr_ipv4.iter().chain(&s.cidr_ipv6).cloned())
+                    .collect()
+            })
+        }
     }
 }
 
@@ -196,18 +224,21 @@ fn moves_targets(event: &ChangeEvent) -> bool {
 
 /// The change a finding's title names: the latest change that is not a target move (the
 /// likeliest cause); else the deregistration that started the churn; else the first move.
-fn headline_change<'e>(linked: &[(&'e ChangeEvent, Vec<usize>)]) -> Option<&'e ChangeEvent> {
-    let at = |event: &ChangeEvent| when(event).1.unwrap_or(i64::MIN);
-    let events = || linked.iter().map(|(event, _)| *event);
-    events()
-        .filter(|e| !moves_targets(e))
-        .max_by_key(|e| at(e))
+fn headline_change<'l, 'e>(
+    linked: &'l [(&'e ChangeEvent, Vec<usize>)],
+) -> Option<&'l (&'e ChangeEvent, Vec<usize>)> {
+    let at = |(event, _): &&(&ChangeEvent, Vec<usize>)| when(event).1.unwrap_or(i64::MIN);
+    linked
+        .iter()
+        .filter(|(e, _)| !moves_targets(e))
+        .max_by_key(at)
         .or_else(|| {
-            events()
-                .filter(|e| e.event_name.starts_with("Deregister"))
-                .min_by_key(|e| at(e))
+            linked
+                .iter()
+                .filter(|(e, _)| e.event_name.starts_with("Deregister"))
+                .min_by_key(at)
         })
-        .or_else(|| events().min_by_key(|e| at(e)))
+        .or_else(|| linked.iter().min_by_key(at))
 }
 
 /// When a change came relative to the alarm, in whole minutes, rounded: 473 s before it is
@@ -284,7 +315,9 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
         .iter()
         .filter(|e| e.changed_something())
         .collect();
+    let peers = SgPeers::new(ctx);
     for event in made.iter().copied() {
+        let change = network_change(event);
         // A change made after the alarm fired cannot have caused it: listed, never tied.
         let after_alarm = matches!(
             (alarm_at, when(event).1),
@@ -296,7 +329,7 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
             findings
                 .iter()
                 .enumerate()
-                .filter(|(_, f)| explains(ctx, event, f))
+                .filter(|(_, f)| explains(ctx, &peers, event, change.as_ref(), f))
                 .map(|(i, _)| i)
                 .collect()
         };
@@ -368,12 +401,7 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
             }
         ),
     );
-    let Some((latest, explained)) = headline_change(&linked).and_then(|headline| {
-        linked
-            .iter()
-            .find(|(event, _)| std::ptr::eq(*event, headline))
-            .map(|(event, explained)| (*event, explained))
-    }) else {
+    let Some((latest, explained)) = headline_change(&linked) else {
         return Linked {
             finding: None,
             unlinked,
@@ -429,6 +457,8 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
             ]
         })
         .collect();
+    // A change that took access away is never offered for undoing (see `tightens`).
+    let tightened = network_change(latest).is_some_and(|c| c.tightens());
     let finding = Finding {
         code: FindingCode::RecentChange,
         severity,
@@ -444,7 +474,7 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
                 "Targets were registered or deregistered shortly before the alarm: this is who moved them, and when (a controller during a rollout, a node leaving). It dates the churn that the finding \"{}\" ({top_code}) describes; the fix is that finding's, not undoing this.",
                 bounded(&top_title)
             )
-        } else if network_change(latest).is_some_and(|c| c.tightens()) {
+        } else if tightened {
             format!(
                 "This change denied or removed access on the entry that decides the finding \"{}\" ({top_code}), shortly before the alarm. The fix is that finding's, which opens only what the path needs; undoing the change would reopen everything it closed, so it is not offered. Ask whoever made it why; if it came from infrastructure as code or an automatic remediation, change it there too, or the next run brings it back.",
                 bounded(&top_title)
@@ -459,7 +489,7 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
         fix: Fix {
             summary: if moves_targets(latest) {
                 "Nothing to undo here: follow the fix of the finding it dates; the event shows who moved the targets.".into()
-            } else if network_change(latest).is_some_and(|c| c.tightens()) {
+            } else if tightened {
                 "Check the change with whoever made it, then apply the fix of the finding it explains (not the reverse of this change).".into()
             } else {
                 "Check the change with whoever made it, then undo it with the commands of the finding it explains.".into()

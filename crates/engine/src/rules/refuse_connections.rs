@@ -106,10 +106,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     }
     // A connection error fails at most one request: a handful cannot be the cause of many
     // more 5xx, and naming them so would send the reader after the wrong thing.
-    let elb_5xx = ctx
-        .sum("HTTPCode_ELB_5XX_Count")
-        .or_else(|| ctx.sum("HTTPCode_ELB_5XX"))
-        .unwrap_or(0.0);
+    let elb_5xx = ctx.elb_5xx().unwrap_or(0.0);
     if errors < elb_5xx * MIN_SHARE_OF_5XX {
         out.checked.push(Check::new(
             name,

@@ -230,16 +230,7 @@ fn cross_zone_off_fix(
     let durable = match &ctx.owner {
         crate::context::Owner::Service { namespace, name } => crate::finding::DurableFix {
             description: format!("Annotate Service {namespace}/{name} so the cloud provider keeps cross-zone load balancing on"),
-            command: Some(Script::line(argv![
-                "kubectl",
-                "-n",
-                namespace,
-                "annotate",
-                "service",
-                name,
-                "--overwrite",
-                format!("{ANNOTATION}=true")
-            ])),
+            command: Some(crate::fixes::annotate_service(namespace, name, ANNOTATION, "true")),
             manifest: Some(manifest),
             warning: "Without the annotation the cloud provider may set cross-zone load balancing back at the next sync of the Service.".into(),
         },
