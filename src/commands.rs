@@ -7,7 +7,7 @@ use elbmedic_aws::accounts::Accounts;
 use elbmedic_aws::clients::{CallLimits, Regions};
 use elbmedic_aws::pipeline::{self, Facts, Handled, OwnAccount, Run};
 use elbmedic_aws::publish::{publish_all, Delivery, Outlets};
-use elbmedic_aws::settings::{Config, Role};
+use elbmedic_aws::settings::{sdk_variable, Config, Role};
 use elbmedic_engine::alarm::{self, Intake, IntakeError};
 use elbmedic_engine::diagnosis::VerdictStatus;
 use elbmedic_engine::plan::message::Mode;
@@ -344,13 +344,12 @@ fn render_all(reports: &[Report], format: Format) -> String {
     }
 }
 
-/// Creates the DynamoDB table of the remediation ledger (`LEDGER_TABLE`).
 /// `--region`, else the SDK's usual variables.
 fn region_or_env(region: Option<&str>) -> Result<String> {
     region
         .map(str::to_string)
-        .or_else(|| std::env::var("AWS_REGION").ok())
-        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .or_else(|| sdk_variable("AWS_REGION"))
+        .or_else(|| sdk_variable("AWS_DEFAULT_REGION"))
         .filter(|r| !r.trim().is_empty())
         .ok_or_else(|| anyhow!("no region: pass --region or set AWS_REGION"))
 }
@@ -368,6 +367,7 @@ pub fn alarms(lb: &str, topic: &str, region: Option<&str>) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// Creates the DynamoDB table of the remediation ledger (`LEDGER_TABLE`).
 pub fn ledger_create(table: &str, region: Option<&str>) -> Result<Exit> {
     let region = region_or_env(region)?;
     let runtime = live::runtime()?;

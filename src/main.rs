@@ -11,7 +11,7 @@ mod output;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use elbmedic_engine::plan::message::Mode;
+use elbmedic_engine::plan::message::{Mode, UnknownMode};
 
 #[derive(Parser)]
 #[command(
@@ -102,8 +102,8 @@ enum LedgerCommand {
     },
 }
 
-fn parse_mode(text: &str) -> Result<Mode, String> {
-    Mode::parse(text).ok_or_else(|| format!("not one of: {}", Mode::NAMES))
+fn parse_mode(text: &str) -> Result<Mode, UnknownMode> {
+    text.parse()
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use elbmedic_engine::account::{member_role_arn, session_name, AccountRefusal};
+use elbmedic_engine::account::{member_role_arn, scope, session_name, AccountRefusal, Scope};
 
 use crate::clients::{Clients, Regions};
 use crate::settings::Organization;
@@ -39,9 +39,9 @@ impl Accounts {
         }
     }
 
-    /// Whether `account` is a member account this deployment serves through a role.
-    pub fn serves(&self, account: &str) -> bool {
-        self.organization.allows(account)
+    /// Who serves `named` (an alarm's or a plan's account) for a deployment of account `own`.
+    pub fn scope(&self, named: Option<&str>, own: Option<&str>) -> Result<Scope, AccountRefusal> {
+        scope(named, own, |account| self.organization.allows(account))
     }
 
     /// The clients for an alarm of `account` (`None`: the alarm names none) in `region`.
@@ -57,19 +57,11 @@ impl Accounts {
         now: i64,
     ) -> Result<Clients, AccountRefusal> {
         let central = self.regions.get(region).await;
-        let Some(account) = account.filter(|a| Some(*a) != own) else {
+        // The own account unknown (`OwnIfSame`): the caller compares it beside the gather.
+        let Scope::Member(account) = self.scope(account, own)? else {
             return Ok(central);
         };
-        if !self.serves(account) {
-            return match own {
-                Some(own) => Err(AccountRefusal::NotAllowed {
-                    account: account.to_string(),
-                    own: own.to_string(),
-                }),
-                // The own account is unknown: the caller compares it beside the gather.
-                None => Ok(central),
-            };
-        }
+        let account = account.as_str();
         let key = (account.to_string(), region.to_string());
         // Held across the assume: the records of one event (a composite's children) that need
         // the same account wait for one session instead of each assuming their own.

@@ -10,7 +10,7 @@ use elbmedic_engine::alarm::{AlarmState, Intake};
 use serde_json::{json, Value};
 
 use crate::clients::Clients;
-use crate::errors::classify;
+use crate::errors::CallFailed;
 
 /// A composite alarm can name composites; following them is bounded, since CloudWatch
 /// itself allows cycles.
@@ -90,7 +90,7 @@ pub async fn expand(clients: &Clients, intake: Intake, max_load_balancers: usize
 async fn describe_alarms(
     clients: &Clients,
     names: &[String],
-) -> Result<(Vec<MetricAlarm>, Vec<CompositeAlarm>), String> {
+) -> Result<(Vec<MetricAlarm>, Vec<CompositeAlarm>), CallFailed> {
     let out = clients
         .cloudwatch
         .describe_alarms()
@@ -100,7 +100,7 @@ async fn describe_alarms(
         .max_records(100)
         .send()
         .await
-        .map_err(|e| classify(&e).1)?;
+        .map_err(|e| CallFailed::of(&e))?;
     Ok((
         out.metric_alarms.unwrap_or_default(),
         out.composite_alarms.unwrap_or_default(),

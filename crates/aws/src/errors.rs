@@ -39,6 +39,32 @@ where
     (reason, one_line(&detail))
 }
 
+/// A call AWS answered with an error: its code, which callers decide on (`None` when the
+/// answer had none), and the one-line detail a report shows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct CallFailed {
+    pub code: Option<String>,
+    pub detail: String,
+}
+
+impl CallFailed {
+    pub fn of<E>(error: &SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        Self {
+            code: error.code().map(str::to_string),
+            detail: classify(error).1,
+        }
+    }
+
+    /// Whether AWS answered with `code`.
+    pub fn is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+}
+
 /// AWS error codes by family, across the services elbmedic calls.
 pub fn reason_of_code(code: &str) -> GapReason {
     match code {

@@ -11,8 +11,9 @@ use std::io::Read;
 
 use aws_smithy_types::base64;
 use aws_smithy_types::error::display::DisplayErrorContext;
+use elbmedic_engine::account::AccountRefusal;
 use elbmedic_engine::alarm::Intake;
-use elbmedic_engine::follow_up::{FollowUpMessage, FOLLOW_UP_KIND};
+use elbmedic_engine::follow_up::{FollowUpMessage, FollowUpRefused, FOLLOW_UP_KIND};
 use elbmedic_engine::report::FirstReport;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -43,60 +44,72 @@ struct Envelope {
     message_gzip_base64: String,
 }
 
+/// Why a follow-up cannot be sent, or a queued body is not one.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowUpCodecError {
+    #[error("could not compress the follow-up: {0}")]
+    Compress(std::io::Error),
+    #[error("the follow-up is {0} bytes, more than SQS's {MAX_BODY_BYTES}")]
+    TooLargeToSend(usize),
+    #[error("the message is {0} bytes, more than SQS's {MAX_BODY_BYTES}: not one elbmedic sent")]
+    TooLarge(usize),
+    #[error("the message is not an elbmedic follow-up ({0})")]
+    NotAFollowUp(serde_json::Error),
+    #[error("the message's kind is {0:?}, not {FOLLOW_UP_KIND:?}")]
+    OtherKind(String),
+    #[error("the follow-up's payload is not base64 ({0})")]
+    NotBase64(base64::DecodeError),
+    #[error("the follow-up's payload is not gzipped UTF-8 ({0})")]
+    NotGzip(std::io::Error),
+    #[error("the follow-up's payload inflates past {MAX_INFLATED_BYTES} bytes: refused")]
+    Inflates,
+    #[error(transparent)]
+    Refused(#[from] FollowUpRefused),
+}
+
 /// The SQS message body for `message`, or why it cannot be sent.
-pub fn encode(message: &FollowUpMessage) -> Result<String, String> {
+pub fn encode(message: &FollowUpMessage) -> Result<String, FollowUpCodecError> {
     let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    std::io::Write::write_all(&mut gzip, message.to_json().as_bytes())
+    let bytes = std::io::Write::write_all(&mut gzip, message.to_json().as_bytes())
         .and_then(|()| gzip.finish())
-        .map_err(|e| format!("could not compress the follow-up: {e}"))
-        .map(|bytes| Envelope {
-            kind: FOLLOW_UP_KIND.into(),
-            alarm: message.alarm.alarm_name.clone(),
-            load_balancer: message.load_balancer.id.clone(),
-            message_gzip_base64: base64::encode(bytes),
-        })
-        .and_then(|envelope| {
-            let body = serde_json::to_string(&envelope).unwrap_or_default();
-            if body.len() > MAX_BODY_BYTES {
-                return Err(format!(
-                    "the follow-up is {} bytes, more than SQS's {MAX_BODY_BYTES}",
-                    body.len()
-                ));
-            }
-            Ok(body)
-        })
+        .map_err(FollowUpCodecError::Compress)?;
+    let envelope = Envelope {
+        kind: FOLLOW_UP_KIND.into(),
+        alarm: message.alarm.alarm_name.clone(),
+        load_balancer: message.load_balancer.id.clone(),
+        message_gzip_base64: base64::encode(bytes),
+    };
+    let body = serde_json::to_string(&envelope).unwrap_or_default();
+    if body.len() > MAX_BODY_BYTES {
+        return Err(FollowUpCodecError::TooLargeToSend(body.len()));
+    }
+    Ok(body)
 }
 
 /// The engine's message from an SQS body, refusing anything oversized, inflated past
 /// [`MAX_INFLATED_BYTES`], or not a follow-up.
-pub fn decode(body: &str) -> Result<FollowUpMessage, String> {
+pub fn decode(body: &str) -> Result<FollowUpMessage, FollowUpCodecError> {
     if body.len() > MAX_BODY_BYTES {
-        return Err(format!(
-            "the message is {} bytes, more than SQS's {MAX_BODY_BYTES}: not one elbmedic sent",
-            body.len()
-        ));
+        return Err(FollowUpCodecError::TooLarge(body.len()));
     }
-    let envelope: Envelope = serde_json::from_str(body)
-        .map_err(|e| format!("the message is not an elbmedic follow-up ({e})"))?;
+    let envelope: Envelope =
+        serde_json::from_str(body).map_err(FollowUpCodecError::NotAFollowUp)?;
     if envelope.kind != FOLLOW_UP_KIND {
-        return Err(format!(
-            "the message's kind is {:?}, not {FOLLOW_UP_KIND:?}",
-            elbmedic_engine::report::escape::one_line(&envelope.kind)
+        return Err(FollowUpCodecError::OtherKind(
+            elbmedic_engine::untrusted::one_line(&envelope.kind),
         ));
     }
-    let gzipped = base64::decode(&envelope.message_gzip_base64)
-        .map_err(|e| format!("the follow-up's payload is not base64 ({e})"))?;
+    let gzipped =
+        base64::decode(&envelope.message_gzip_base64).map_err(FollowUpCodecError::NotBase64)?;
     let mut text = String::new();
     flate2::read::GzDecoder::new(gzipped.as_slice())
         .take(MAX_INFLATED_BYTES + 1)
         .read_to_string(&mut text)
-        .map_err(|e| format!("the follow-up's payload is not gzipped UTF-8 ({e})"))?;
+        .map_err(FollowUpCodecError::NotGzip)?;
     if text.len() as u64 > MAX_INFLATED_BYTES {
-        return Err(format!(
-            "the follow-up's payload inflates past {MAX_INFLATED_BYTES} bytes: refused"
-        ));
+        return Err(FollowUpCodecError::Inflates);
     }
-    FollowUpMessage::parse(&text)
+    Ok(FollowUpMessage::parse(&text)?)
 }
 
 /// Sends one follow-up for every report that went out from a live diagnosis, delayed by the
@@ -200,16 +213,29 @@ pub fn queued_records(payload: &Value) -> Option<Vec<QueuedRecord>> {
 }
 
 /// What became of one queued follow-up.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum Outcome {
     /// Something new: the follow-up report went out.
     Published { message_id: Option<String> },
     /// The late sources said nothing the first report did not.
     NothingNew { gaps: usize },
     /// Not a follow-up elbmedic sent, or not from its queue: logged, never retried.
-    Dropped(String),
+    Dropped(Dropped),
     /// The follow-up report could not be published: the record is retried.
     Failed(String),
+}
+
+/// Why a queued record is dropped.
+#[derive(Debug, thiserror::Error)]
+pub enum Dropped {
+    #[error("the follow-up pass is off (FOLLOW_UP_DELAY=0 or no FOLLOW_UP_QUEUE_URL)")]
+    Off,
+    #[error("the record comes from {source_arn:?}, not from the follow-up queue {queue}")]
+    OtherQueue { source_arn: String, queue: String },
+    #[error(transparent)]
+    Undecodable(#[from] FollowUpCodecError),
+    #[error("{}", .0.headline())]
+    Account(AccountRefusal),
 }
 
 /// The follow-up pass over an SQS event's records, one at a time (CloudTrail's rate is per
@@ -251,20 +277,17 @@ async fn one(
     now: i64,
 ) -> Outcome {
     let Some(queue) = &config.follow_up else {
-        return Outcome::Dropped(
-            "the follow-up pass is off (FOLLOW_UP_DELAY=0 or no FOLLOW_UP_QUEUE_URL)".into(),
-        );
+        return Outcome::Dropped(Dropped::Off);
     };
     if !queue.is_source(&record.source_arn) {
-        return Outcome::Dropped(format!(
-            "the record comes from {:?}, not from the follow-up queue {}",
-            elbmedic_engine::report::escape::one_line(&record.source_arn),
-            queue.name
-        ));
+        return Outcome::Dropped(Dropped::OtherQueue {
+            source_arn: elbmedic_engine::untrusted::one_line(&record.source_arn),
+            queue: queue.name.clone(),
+        });
     }
     let message = match decode(&record.body) {
         Ok(message) => message,
-        Err(reason) => return Outcome::Dropped(reason),
+        Err(reason) => return Outcome::Dropped(reason.into()),
     };
     let clients = match accounts
         .clients_for(
@@ -277,7 +300,7 @@ async fn one(
         .await
     {
         Ok(clients) => clients,
-        Err(refusal) => return Outcome::Dropped(refusal.headline()),
+        Err(refusal) => return Outcome::Dropped(Dropped::Account(refusal)),
     };
     // Boxed: the reads' futures are deep.
     let late = Box::pin(late_evidence(
@@ -343,19 +366,24 @@ mod tests {
         };
         assert!(decode("not json")
             .unwrap_err()
+            .to_string()
             .contains("not an elbmedic follow-up"));
         assert!(decode(&envelope("elbmedic-remediation-plan", ""))
             .unwrap_err()
+            .to_string()
             .contains("kind"));
         assert!(decode(&envelope(FOLLOW_UP_KIND, "%%%"))
             .unwrap_err()
+            .to_string()
             .contains("base64"));
         let plain = base64::encode(b"{\"kind\":\"elbmedic-follow-up\"}");
         assert!(decode(&envelope(FOLLOW_UP_KIND, &plain))
             .unwrap_err()
+            .to_string()
             .contains("gzip"));
         assert!(decode(&"x".repeat(MAX_BODY_BYTES + 1))
             .unwrap_err()
+            .to_string()
             .contains("bytes"));
         // A gzip bomb: 64 MiB of zeros in a few tens of KiB.
         let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -367,6 +395,7 @@ mod tests {
         assert!(bomb.len() < MAX_BODY_BYTES);
         assert!(decode(&envelope(FOLLOW_UP_KIND, &bomb))
             .unwrap_err()
+            .to_string()
             .contains("inflates past"));
     }
 

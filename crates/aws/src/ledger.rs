@@ -110,13 +110,7 @@ fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-/// A ledger call that failed: DynamoDB's error code (what callers decide on) and message.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct LedgerError {
-    pub code: String,
-    pub message: String,
-}
+pub use elbmedic_engine::plan::reconcile::LedgerError;
 
 fn error_text<E: ProvideErrorMetadata>(error: &E) -> LedgerError {
     LedgerError {

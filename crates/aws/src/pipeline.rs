@@ -3,13 +3,15 @@
 //! gather (or replay) → diagnose → plan → publish decision. Callers keep only their
 //! configuration, their I/O (printing, publishing, sending plans) and their exit codes.
 
-use elbmedic_engine::account::AccountRefusal;
+use elbmedic_engine::account::{self, AccountRefusal, Scope};
 use elbmedic_engine::alarm::{Alarm, AlarmState, Intake, IntakeError, LbRef};
 use elbmedic_engine::diagnosis::VerdictStatus;
 use elbmedic_engine::plan::message::PlanMessage;
 use elbmedic_engine::plan::proposal::{propose, Handoff};
+use elbmedic_engine::report::remediation::RemediationSection;
 use elbmedic_engine::report::Report;
 use elbmedic_engine::snapshot::Snapshot;
+use elbmedic_engine::untrusted::one_line;
 
 use crate::accounts::Accounts;
 use crate::clients::Clients;
@@ -25,6 +27,33 @@ pub enum Facts<'a> {
     Live(&'a Accounts),
     /// Replayed offline from a recorded snapshot of one load balancer (`name` is its file).
     Replay { world: &'a Snapshot, name: &'a str },
+}
+
+/// Why a record was not diagnosed (its text names no record: the caller says which).
+#[derive(Debug, thiserror::Error)]
+pub enum RecordRefused {
+    #[error("{}", .0.detail())]
+    NotAnAlarm(IntakeError),
+    #[error("the alarm names load balancer {alarmed} but the snapshot {snapshot} is of {recorded}; record a snapshot of the alarmed load balancer")]
+    SnapshotOfAnotherLoadBalancer {
+        alarmed: String,
+        snapshot: String,
+        recorded: String,
+    },
+    #[error("the alarm is in region {alarm} but the snapshot {snapshot} was recorded in {recorded}; record a snapshot of the alarmed load balancer")]
+    SnapshotOfAnotherRegion {
+        alarm: String,
+        snapshot: String,
+        recorded: String,
+    },
+    #[error("the alarm is in account {alarm} but the snapshot {snapshot} was recorded in {recorded}; record a snapshot of the alarmed load balancer")]
+    SnapshotOfAnotherAccount {
+        alarm: String,
+        snapshot: String,
+        recorded: String,
+    },
+    #[error("nothing to report for this record")]
+    NothingToReport,
 }
 
 /// One run of the pipeline over an event's records.
@@ -79,7 +108,7 @@ pub enum Handled {
     /// The record could not be taken: not an alarm, a forged field, a snapshot of another LB.
     Refused {
         number: usize,
-        error: String,
+        error: RecordRefused,
     },
     Reported(Box<Record>),
 }
@@ -140,12 +169,12 @@ pub async fn handle(run: &Run<'_>, records: Vec<Result<Intake, IntakeError>>) ->
 pub async fn expand(
     run: &Run<'_>,
     records: Vec<Result<Intake, IntakeError>>,
-) -> Vec<(usize, Result<Intake, String>)> {
+) -> Vec<(usize, Result<Intake, RecordRefused>)> {
     let mut expanded = Vec::new();
     for (index, record) in records.into_iter().enumerate() {
         let number = index + 1;
         match record {
-            Err(error) => expanded.push((number, Err(without_context(&error, number)))),
+            Err(error) => expanded.push((number, Err(RecordRefused::NotAnAlarm(error)))),
             Ok(intake @ Intake::Composite { .. }) if intake.alarm().state == AlarmState::Alarm => {
                 let alarm = intake.alarm().clone();
                 let children = match &run.facts {
@@ -160,9 +189,9 @@ pub async fn expand(
                         }
                     }
                     // Offline, the children cannot be read: the composite is reported as such.
-                    Facts::Replay { .. } => match not_ours(&alarm, run.own_account.get_offline()) {
-                        Some(refusal) => vec![refused_composite(alarm, &refusal)],
-                        None => vec![intake],
+                    Facts::Replay { .. } => match offline_scope(run, &alarm) {
+                        Err(refusal) => vec![refused_composite(alarm, &refusal)],
+                        Ok(_) => vec![intake],
                     },
                 };
                 expanded.extend(children.into_iter().map(|child| (number, Ok(child))));
@@ -171,16 +200,6 @@ pub async fn expand(
         }
     }
     expanded
-}
-
-/// An intake error without the record it names: every caller says "record N" already.
-fn without_context(error: &IntakeError, number: usize) -> String {
-    let text = error.to_string();
-    let own = format!("record {number}: ");
-    text.strip_prefix(own.as_str())
-        .or_else(|| text.strip_prefix("input: "))
-        .unwrap_or(&text)
-        .to_string()
 }
 
 /// A composite whose account cannot be read: a notice saying why, in place of its children.
@@ -207,16 +226,11 @@ pub async fn reach(
     Box::pin(reaching).await
 }
 
-/// The refusal for an alarm of another account than `own`, which this deployment does not
-/// serve (the caller has checked `ALLOWED_ACCOUNTS`): its load balancer, or a composite's
-/// children, cannot be read from here. `None` when it is ours, or either is unknown.
-fn not_ours(alarm: &Alarm, own: Option<&str>) -> Option<AccountRefusal> {
-    let theirs = alarm.account_id.as_deref()?;
-    let own = own.filter(|own| *own != theirs)?;
-    Some(AccountRefusal::NotAllowed {
-        account: theirs.to_string(),
-        own: own.to_string(),
-    })
+/// Offline, an alarm is ours unless the own account is known and differs: no member role
+/// can be assumed from a replay.
+fn offline_scope(run: &Run<'_>, alarm: &Alarm) -> Result<Scope, AccountRefusal> {
+    let own = run.own_account.get_offline();
+    account::scope(alarm.account_id.as_deref(), own, |_| false)
 }
 
 async fn handle_one(run: &Run<'_>, number: usize, intake: Intake) -> Handled {
@@ -238,7 +252,7 @@ async fn handle_one(run: &Run<'_>, number: usize, intake: Intake) -> Handled {
             None => {
                 return Handled::Refused {
                     number,
-                    error: "nothing to report for this record".into(),
+                    error: RecordRefused::NothingToReport,
                 }
             }
         },
@@ -303,80 +317,22 @@ impl Diagnosed {
     }
 }
 
+/// What one alarm is diagnosed from: the snapshot and, when live, the clients that read it;
+/// or why its account cannot be read from here.
+type Read = Result<(Snapshot, Option<Clients>), AccountRefusal>;
+
 /// The diagnosis of one alarm, with its remediation proposal; in-process remediation (the
 /// live CLI in dry-run or auto) runs here and its outcome becomes the report.
-async fn diagnosed(run: &Run<'_>, alarm: &Alarm, lb: &LbRef) -> Result<Diagnosed, String> {
-    let remediation = &run.config.remediation;
-    // The account the clients act in: a member role's, else the own account (looked up).
-    let (world, clients, reached) = match &run.facts {
-        Facts::Replay { world, name } => {
-            if (lb.kind, lb.id.as_str())
-                != (world.load_balancer.kind, world.load_balancer.id.as_str())
-            {
-                return Err(format!(
-                    "the alarm names load balancer {} but the snapshot {name} is of {}; record a snapshot of the alarmed load balancer",
-                    lb.id, world.load_balancer.id
-                ));
-            }
-            // Commands are built for the snapshot's region and account: they must be the
-            // alarm's, or they would name the right load balancer in the wrong place.
-            if world.region != alarm.region {
-                return Err(format!(
-                    "the alarm is in region {} but the snapshot {name} was recorded in {}; record a snapshot of the alarmed load balancer",
-                    alarm.region,
-                    elbmedic_engine::report::escape::one_line(&world.region)
-                ));
-            }
-            if let (Some(theirs), Some(recorded)) = (&alarm.account_id, &world.account_id) {
-                if theirs != recorded {
-                    return Err(format!(
-                        "the alarm is in account {theirs} but the snapshot {name} was recorded in {}; record a snapshot of the alarmed load balancer",
-                        elbmedic_engine::report::escape::one_line(recorded)
-                    ));
-                }
-            }
-            if let Some(refusal) = not_ours(alarm, run.own_account.get_offline()) {
-                return Ok(Diagnosed::refused(alarm, lb, &refusal));
-            }
-            ((*world).clone(), None, None)
-        }
-        Facts::Live(accounts) => {
-            let member = alarm.account_id.as_deref().filter(|a| accounts.serves(a));
-            // An account this deployment does not serve is refused before anything is read,
-            // when the own account is known up front (a function's ARN names it).
-            let known_own = run.own_account.get_offline();
-            if let (None, Some(refusal)) = (member, not_ours(alarm, known_own)) {
-                return Ok(Diagnosed::refused(alarm, lb, &refusal));
-            }
-            // A member account's role is assumed before the gather; otherwise the own account
-            // is asked beside it, not before it: the critical path stays the API depth.
-            let clients = match member {
-                Some(_) => match Box::pin(reach(run, accounts, alarm)).await {
-                    Ok(clients) => clients,
-                    Err(refusal) => return Ok(Diagnosed::refused(alarm, lb, &refusal)),
-                },
-                None => accounts.regions.get(&alarm.region).await,
-            };
-            let ledger = remediation.ledger_table.as_deref();
-            let deadline = run.config.gather_deadline;
-            // Boxed: the gather's future is deep, and callers nest it further.
-            let gathering = Box::pin(gather::for_alarm(
-                &clients,
-                alarm,
-                lb,
-                run.now,
-                deadline,
-                ledger,
-                run.config.change_lookups,
-            ));
-            let (own, world) = tokio::join!(run.own_account.get(&clients), gathering);
-            if let (None, Some(refusal)) = (member, not_ours(alarm, own)) {
-                return Ok(Diagnosed::refused(alarm, lb, &refusal));
-            }
-            let reached = member.or(own).map(str::to_string);
-            (world, Some(clients), reached)
-        }
+async fn diagnosed(run: &Run<'_>, alarm: &Alarm, lb: &LbRef) -> Result<Diagnosed, RecordRefused> {
+    let read = match &run.facts {
+        Facts::Replay { world, name } => replayed(run, alarm, lb, world, name)?,
+        Facts::Live(accounts) => Box::pin(gathered(run, accounts, alarm, lb)).await,
     };
+    let (world, clients) = match read {
+        Ok(read) => read,
+        Err(refusal) => return Ok(Diagnosed::refused(alarm, lb, &refusal)),
+    };
+    let remediation = &run.config.remediation;
     let mut report = Report::diagnosed(alarm, lb, &world);
     let proposal = propose(
         remediation,
@@ -387,36 +343,115 @@ async fn diagnosed(run: &Run<'_>, alarm: &Alarm, lb: &LbRef) -> Result<Diagnosed
         &report.findings,
         run.now,
     );
-    report.remediation = proposal.section;
+    report.remediation = proposal.shown.as_ref().map(RemediationSection::planned);
     // An approve-mode plan is kept where an approval by its id (a chat button) finds it,
     // before the report that offers the approval goes out.
     if let (Some(waiting), Some(clients)) = (&proposal.awaiting_approval, &clients) {
         keep_for_approval(clients, remediation, waiting).await;
     }
-    match (run.handoff, proposal.plan, clients) {
-        (Handoff::InProcess, Some(message), Some(clients)) => {
-            let ledger = remediate::configured_ledger(&clients, remediation);
-            let report = Box::pin(remediate::remediate(
-                &clients,
-                ledger.as_ref(),
-                run.config,
-                &message,
-                reached.as_deref(),
-                run.now,
-                run.run_id,
-            ))
-            .await;
-            // The CLI hands the outcome to the engineer directly: it is delivered.
-            remediate::reported(ledger.as_ref(), &report, &message, run.now).await;
-            Ok(Diagnosed::report(report))
+    match (run.handoff, proposal.plan, &run.facts, clients) {
+        (Handoff::InProcess, Some(message), Facts::Live(accounts), Some(clients)) => {
+            let remediating = remediate_here(run, accounts, &clients, message);
+            Ok(Diagnosed::report(Box::pin(remediating).await))
         }
-        (_, plan, clients) => Ok(Diagnosed {
+        (_, plan, _, clients) => Ok(Diagnosed {
             report,
             plan,
             // Only a live diagnosis has late evidence to come.
             world: clients.map(|_| world),
         }),
     }
+}
+
+/// The recorded snapshot, when it is of the alarmed load balancer, region and account.
+fn replayed(
+    run: &Run<'_>,
+    alarm: &Alarm,
+    lb: &LbRef,
+    world: &Snapshot,
+    name: &str,
+) -> Result<Read, RecordRefused> {
+    if (lb.kind, lb.id.as_str()) != (world.load_balancer.kind, world.load_balancer.id.as_str()) {
+        return Err(RecordRefused::SnapshotOfAnotherLoadBalancer {
+            alarmed: lb.id.clone(),
+            snapshot: name.to_string(),
+            recorded: world.load_balancer.id.clone(),
+        });
+    }
+    // Commands are built for the snapshot's region and account: they must be the alarm's, or
+    // they would name the right load balancer in the wrong place.
+    if world.region != alarm.region {
+        return Err(RecordRefused::SnapshotOfAnotherRegion {
+            alarm: alarm.region.clone(),
+            snapshot: name.to_string(),
+            recorded: one_line(&world.region),
+        });
+    }
+    if let (Some(theirs), Some(recorded)) = (&alarm.account_id, &world.account_id) {
+        if theirs != recorded {
+            return Err(RecordRefused::SnapshotOfAnotherAccount {
+                alarm: theirs.clone(),
+                snapshot: name.to_string(),
+                recorded: one_line(recorded),
+            });
+        }
+    }
+    Ok(offline_scope(run, alarm).map(|_| (world.clone(), None)))
+}
+
+/// The load balancer gathered in the alarm's account: its own, or a member's through its role.
+async fn gathered(run: &Run<'_>, accounts: &Accounts, alarm: &Alarm, lb: &LbRef) -> Read {
+    let named = alarm.account_id.as_deref();
+    // An account this deployment does not serve is refused before anything is read, when the
+    // own account is known up front (a function's ARN names it).
+    let member = matches!(
+        accounts.scope(named, run.own_account.get_offline())?,
+        Scope::Member(_)
+    );
+    // A member account's role is assumed before the gather; otherwise the own account is asked
+    // beside it, not before it: the critical path stays the API depth.
+    let clients = match member {
+        true => Box::pin(reach(run, accounts, alarm)).await?,
+        false => accounts.regions.get(&alarm.region).await,
+    };
+    // Boxed: the gather's future is deep, and callers nest it further.
+    let gathering = Box::pin(gather::for_alarm(
+        &clients,
+        alarm,
+        lb,
+        run.now,
+        run.config.gather_deadline,
+        run.config.remediation.ledger_table.as_deref(),
+        run.config.change_lookups,
+    ));
+    let (own, world) = tokio::join!(run.own_account.get(&clients), gathering);
+    if !member {
+        // Scoped again with the own account known: no member role was assumed.
+        account::scope(named, own, |_| false)?;
+    }
+    Ok((world, Some(clients)))
+}
+
+/// The live CLI's dry-run or auto plan, run here through the remediation pipeline (the same
+/// code as the `remediate` function); the engineer gets the outcome directly: it is delivered.
+async fn remediate_here(
+    run: &Run<'_>,
+    accounts: &Accounts,
+    clients: &Clients,
+    message: PlanMessage,
+) -> Report {
+    let remediation_run = remediate::Run {
+        config: run.config,
+        accounts,
+        home: clients,
+        own_account: run.own_account.get_offline(),
+        now: run.now,
+        run_id: run.run_id,
+    };
+    let remediated = Box::pin(remediate::remediate_plan(&remediation_run, 1, message)).await;
+    let ledger = remediated.ledger.as_ref();
+    remediate::reported(ledger, &remediated.report, &remediated.message, run.now).await;
+    remediated.report
 }
 
 /// Stores a plan awaiting approval in the ledger (the deployment's own table, whatever the
@@ -475,10 +510,7 @@ mod tests {
         let records = parse_input(br#"{"Records":[{"Sns":{"Message":"{}"}}]}"#).unwrap();
         let Err(error) = &records[0] else { panic!() };
         assert!(error.to_string().starts_with("record 1: "));
-        assert_eq!(
-            without_context(error, 1),
-            "not a CloudWatch alarm: no AlarmName"
-        );
+        assert_eq!(error.detail(), "not a CloudWatch alarm: no AlarmName");
     }
 
     #[test]

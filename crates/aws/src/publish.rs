@@ -4,7 +4,11 @@
 //! remediation topic. Only the on-call topic is a must: a page or a chat message that fails is
 //! logged, and the report still goes out.
 
+use aws_sdk_s3::operation::put_object::PutObjectError;
+use aws_sdk_sns::operation::publish::PublishError as SnsPublishError;
 use aws_sdk_sns::Client;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use elbmedic_engine::plan::config::RemediationConfig;
 use elbmedic_engine::plan::message::PlanMessage;
@@ -66,6 +70,7 @@ pub async fn deliver(
                 page_key = Some(key);
             }
             Err(error) => {
+                let error = DisplayErrorContext(&error);
                 tracing::error!(bucket, key = %key, error = %error, "the HTML report could not be stored; the report goes out without its link")
             }
         }
@@ -128,7 +133,7 @@ async fn store_page(
     bucket: &str,
     key: &str,
     html: &str,
-) -> Result<(), String> {
+) -> Result<(), SdkError<PutObjectError, HttpResponse>> {
     s3.put_object()
         .bucket(bucket)
         .key(key)
@@ -140,7 +145,6 @@ async fn store_page(
         .send()
         .await
         .map(|_| ())
-        .map_err(|error| DisplayErrorContext(&error).to_string())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -294,6 +298,7 @@ pub async fn send_plans(regions: &Regions, config: &RemediationConfig, handled: 
                 tracing::info!(message_id = %id, plan = %plan.plan.id, mode = config.mode.as_str(), "plan sent to remediate")
             }
             Err(error) => {
+                let error = DisplayErrorContext(&error);
                 tracing::error!(topic, plan = %plan.plan.id, error = %error, "the plan could not be sent to remediate")
             }
         }
@@ -301,7 +306,11 @@ pub async fn send_plans(regions: &Regions, config: &RemediationConfig, handled: 
 }
 
 /// Sends a plan to the remediation topic; the published message's id.
-pub async fn send_plan(sns: &Client, topic: &str, message: &PlanMessage) -> Result<String, String> {
+pub async fn send_plan(
+    sns: &Client,
+    topic: &str,
+    message: &PlanMessage,
+) -> Result<String, SdkError<SnsPublishError, HttpResponse>> {
     sns.publish()
         .topic_arn(topic)
         .subject(format!(
@@ -312,5 +321,4 @@ pub async fn send_plan(sns: &Client, topic: &str, message: &PlanMessage) -> Resu
         .send()
         .await
         .map(|out| out.message_id.unwrap_or_default())
-        .map_err(|error| DisplayErrorContext(&error).to_string())
 }

@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use elbmedic_engine::plan::config::RemediationConfig;
+use elbmedic_engine::plan::config::{RemediationConfig, RemediationConfigError};
 use elbmedic_engine::plan::message::Mode;
+use elbmedic_engine::variables::set;
 
 /// Who reads the configuration: the functions need their topics; the CLI publishes only
 /// when asked (`--publish`).
@@ -136,8 +137,8 @@ pub enum ConfigError {
     BadDeadline(String),
     #[error("MAX_COMPOSITE_CHILDREN {0:?} is not a number between 1 and 20")]
     BadCompositeChildren(String),
-    #[error("{0}")]
-    Remediation(String),
+    #[error(transparent)]
+    Remediation(#[from] RemediationConfigError),
     #[error("FOLLOW_UP_QUEUE_URL {0:?} is not an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)")]
     BadFollowUpQueue(String),
     #[error("FOLLOW_UP_DELAY {0:?} is not a number of seconds between 0 (off) and 900 (SQS delays no longer)")]
@@ -188,14 +189,14 @@ impl Config {
             None if role != Role::Cli => return Err(ConfigError::MissingTopic),
             topic => topic,
         };
-        let gather_deadline = match get("GATHER_DEADLINE_SECONDS") {
+        let gather_deadline = match set(&get, "GATHER_DEADLINE_SECONDS") {
             None => crate::gather::DEFAULT_DEADLINE,
             Some(text) => match text.trim().parse::<u64>() {
                 Ok(seconds @ 1..=900) => Duration::from_secs(seconds),
                 _ => return Err(ConfigError::BadDeadline(text)),
             },
         };
-        let max_composite_children = match get("MAX_COMPOSITE_CHILDREN") {
+        let max_composite_children = match set(&get, "MAX_COMPOSITE_CHILDREN") {
             None => elbmedic_engine::alarm::composite::DEFAULT_MAX_COMPOSITE_LOAD_BALANCERS,
             Some(text) => match text.trim().parse::<usize>() {
                 Ok(n @ 1..=20) => n,
@@ -214,7 +215,7 @@ impl Config {
             }
             bucket => bucket,
         };
-        let remediation = RemediationConfig::from_env(&get).map_err(ConfigError::Remediation)?;
+        let remediation = RemediationConfig::from_env(&get)?;
         let follow_up = follow_up_from_env(&get)?;
         let organization = organization_from_env(&get)?;
         let has_topic = remediation.topic_arn.is_some();
@@ -242,16 +243,20 @@ impl Config {
 
     /// Reads the process environment.
     pub fn from_process_env(role: Role) -> Result<Self, ConfigError> {
-        Self::from_env(role, |key| std::env::var(key).ok())
+        Self::from_env(role, process_env)
     }
 }
 
-/// A variable's value, trimmed; `None` when it is unset or blank (a stack passes "" for an
-/// optional parameter left empty).
-fn set(get: &impl Fn(&str) -> Option<String>, key: &str) -> Option<String> {
-    get(key)
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
+/// The process environment: the one place elbmedic reads it. Settings go through
+/// [`Config::from_process_env`]; the SDK's own variables through [`sdk_variable`].
+fn process_env(key: &str) -> Option<String> {
+    std::env::var(key).ok()
+}
+
+/// One of the AWS SDK's own variables (`AWS_REGION`, `AWS_ENDPOINT_URL`, ...), read the way
+/// every setting is.
+pub fn sdk_variable(key: &str) -> Option<String> {
+    set(&process_env, key)
 }
 
 /// The accounts served and the role assumed in them; the external id is never logged.
@@ -296,7 +301,7 @@ fn organization_from_env(
 fn follow_up_from_env(
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<Option<FollowUpQueue>, ConfigError> {
-    let delay = match get("FOLLOW_UP_DELAY") {
+    let delay = match set(get, "FOLLOW_UP_DELAY") {
         None => DEFAULT_FOLLOW_UP_DELAY,
         Some(text) => match text.trim().parse::<i32>() {
             Ok(seconds @ 0..=900) => seconds,

@@ -29,6 +29,42 @@ pub enum AccountRefusal {
     },
 }
 
+/// Who serves the account an alarm or a plan names, decided here for the diagnosis pipeline,
+/// `Accounts` and the remediation pipeline alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// The deployment's own account (named, or no account named): its own clients.
+    Own,
+    /// A member account in `ALLOWED_ACCOUNTS`: reached through its role.
+    Member(String),
+    /// Another account than a member, while the own account is not known yet: read with the
+    /// own clients, and scoped again once the own account is known (beside the gather).
+    OwnIfSame(String),
+}
+
+/// The scope of `named` (the account an alarm or a plan names, if any) for a deployment whose
+/// own account is `own` (if known) and whose members `is_member` tells; an account that is
+/// neither the own one nor a member is refused.
+pub fn scope(
+    named: Option<&str>,
+    own: Option<&str>,
+    is_member: impl Fn(&str) -> bool,
+) -> Result<Scope, AccountRefusal> {
+    let Some(named) = named.filter(|named| Some(*named) != own) else {
+        return Ok(Scope::Own);
+    };
+    if is_member(named) {
+        return Ok(Scope::Member(named.to_string()));
+    }
+    match own {
+        Some(own) => Err(AccountRefusal::NotAllowed {
+            account: named.to_string(),
+            own: own.to_string(),
+        }),
+        None => Ok(Scope::OwnIfSame(named.to_string())),
+    }
+}
+
 /// Whether a plan is for the account this run reached: its load balancer must name exactly
 /// that account, and its alarm, when it names one, too. The account elbmedic acts in is
 /// always the one it reached (its own, or a member role's), never what a message says.
@@ -163,6 +199,34 @@ pub fn clean_alias(alias: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_own_account_a_member_or_a_refusal() {
+        let member = |a: &str| a == "222222222222";
+        let own = Some("111111111111");
+        assert_eq!(scope(None, own, member), Ok(Scope::Own));
+        assert_eq!(scope(own, own, member), Ok(Scope::Own));
+        assert_eq!(
+            scope(Some("222222222222"), own, member),
+            Ok(Scope::Member("222222222222".into()))
+        );
+        assert_eq!(
+            scope(Some("333333333333"), own, member),
+            Err(AccountRefusal::NotAllowed {
+                account: "333333333333".into(),
+                own: "111111111111".into()
+            })
+        );
+        // Not known yet: read with the own clients, and checked again once it is.
+        assert_eq!(
+            scope(Some("333333333333"), None, member),
+            Ok(Scope::OwnIfSame("333333333333".into()))
+        );
+        assert_eq!(
+            scope(Some("222222222222"), None, member),
+            Ok(Scope::Member("222222222222".into()))
+        );
+    }
 
     #[test]
     fn session_names_are_what_sts_accepts_whatever_the_alarm_is_called() {

@@ -6,8 +6,8 @@
 use serde_json::Value;
 
 use crate::alarm::parse_timestamp;
-use crate::report::escape::one_line;
 use crate::snapshot::ChangeEvent;
+use crate::untrusted::one_line;
 
 /// A sentence is cut here: an event's parameters are whatever the caller sent.
 const MAX_TEXT: usize = 200;

@@ -347,11 +347,6 @@ impl<'a> Context<'a> {
             summary: format!("{metric} ({}{period}): {read}", series.statistic),
         })
     }
-
-    /// `--region R` for commands.
-    pub fn region_flag(&self) -> String {
-        format!("--region {}", self.region())
-    }
 }
 
 /// `1 target`, `3 targets`: a count with its noun in the right number.

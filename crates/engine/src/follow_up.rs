@@ -15,7 +15,8 @@ use crate::alarm::{Alarm, LbRef};
 use crate::finding::FindingCode;
 use crate::report::{FirstReport, Report};
 use crate::rules::recent_change::CHECK_NAME;
-use crate::snapshot::{Changes, Gap, Snapshot, SCHEMA_VERSION};
+use crate::snapshot::{BeyondAws, Changes, Gap, Snapshot, SCHEMA_VERSION};
+use crate::untrusted::one_line;
 
 /// What the follow-up pass read from the late sources.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -42,6 +43,21 @@ pub struct FollowUpMessage {
     pub snapshot: Snapshot,
 }
 
+/// Why a message from the follow-up queue is not acted on; every id in it is one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FollowUpRefused {
+    #[error("the message is not an elbmedic follow-up ({0})")]
+    NotAFollowUp(String),
+    #[error("the message's kind is {0:?}, not {FOLLOW_UP_KIND:?}")]
+    OtherKind(String),
+    #[error("the follow-up carries a snapshot of schema version {0}, this elbmedic reads {SCHEMA_VERSION}: it was sent by another version and is dropped")]
+    OtherVersion(u32),
+    #[error("the follow-up carries a snapshot that holds what AWS does not allow ({0}): it was not made by elbmedic and is dropped")]
+    BeyondAws(#[from] BeyondAws),
+    #[error("the follow-up names load balancer {named} but carries a snapshot of {carried}")]
+    OtherLoadBalancer { named: String, carried: String },
+}
+
 impl FollowUpMessage {
     pub fn new(alarm: &Alarm, lb: &LbRef, first_report: FirstReport, snapshot: &Snapshot) -> Self {
         Self {
@@ -54,33 +70,24 @@ impl FollowUpMessage {
     }
 
     /// Parses a follow-up, naming what is wrong with it.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let message: Self = serde_json::from_str(text)
-            .map_err(|e| format!("the message is not an elbmedic follow-up ({e})"))?;
+    pub fn parse(text: &str) -> Result<Self, FollowUpRefused> {
+        let message: Self =
+            serde_json::from_str(text).map_err(|e| FollowUpRefused::NotAFollowUp(e.to_string()))?;
         if message.kind != FOLLOW_UP_KIND {
-            return Err(format!(
-                "the message's kind is {:?}, not {FOLLOW_UP_KIND:?}",
-                crate::report::escape::one_line(&message.kind)
-            ));
+            return Err(FollowUpRefused::OtherKind(one_line(&message.kind)));
         }
         if message.snapshot.schema_version != SCHEMA_VERSION {
-            return Err(format!(
-                "the follow-up carries a snapshot of schema version {}, this elbmedic reads {SCHEMA_VERSION}: it was sent by another version and is dropped",
-                message.snapshot.schema_version
+            return Err(FollowUpRefused::OtherVersion(
+                message.snapshot.schema_version,
             ));
         }
-        if let Err(beyond) = message.snapshot.within_aws_limits() {
-            return Err(format!(
-                "the follow-up carries a snapshot that holds what AWS does not allow ({beyond}): it was not made by elbmedic and is dropped"
-            ));
-        }
+        message.snapshot.within_aws_limits()?;
         let (lb, world) = (&message.load_balancer, &message.snapshot.load_balancer);
         if (lb.kind, lb.id.as_str()) != (world.kind, world.id.as_str()) {
-            return Err(format!(
-                "the follow-up names load balancer {} but carries a snapshot of {}",
-                crate::report::escape::one_line(&lb.id),
-                crate::report::escape::one_line(&world.id)
-            ));
+            return Err(FollowUpRefused::OtherLoadBalancer {
+                named: one_line(&lb.id),
+                carried: one_line(&world.id),
+            });
         }
         Ok(message)
     }
@@ -318,16 +325,19 @@ mod tests {
         other_kind.kind = "elbmedic-remediation-plan".into();
         assert!(FollowUpMessage::parse(&other_kind.to_json())
             .unwrap_err()
+            .to_string()
             .contains("kind"));
         let mut other_lb = message.clone();
         other_lb.load_balancer.id = "app/other/1234567890abcdef".into();
         assert!(FollowUpMessage::parse(&other_lb.to_json())
             .unwrap_err()
+            .to_string()
             .contains("carries a snapshot of"));
         let mut stale = message.clone();
         stale.snapshot.schema_version = SCHEMA_VERSION + 1;
         assert!(FollowUpMessage::parse(&stale.to_json())
             .unwrap_err()
+            .to_string()
             .contains("schema version"));
         assert!(FollowUpMessage::parse("{\"kind\": 1}").is_err());
     }

@@ -17,6 +17,8 @@ pub mod picture;
 pub mod plan;
 pub mod snapshot;
 pub mod stable_hash;
+pub mod untrusted;
+pub mod variables;
 pub mod zones;
 
 pub mod context;

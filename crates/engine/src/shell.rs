@@ -80,7 +80,7 @@ pub fn data(value: &str) -> Word {
         value
             .chars()
             .map(|c| {
-                if crate::report::escape::is_breaking(c) {
+                if crate::untrusted::is_breaking(c) {
                     ' '
                 } else {
                     c

@@ -489,34 +489,66 @@ impl NaclEntry {
     /// `*` entries), allow or deny, a protocol AWS knows, one valid CIDR of its family and a
     /// port range that is not reversed. An entry outside these was not recorded from AWS; read
     /// as it is, it would be skipped and a path called open.
-    pub fn as_aws_holds_it(&self) -> Result<(), String> {
+    pub fn as_aws_holds_it(&self) -> Result<(), NotAnAwsEntry> {
         if !(1..=32768).contains(&self.rule_number) {
-            return Err(
-                "the rule number is outside 1-32766 (and the `*` entries 32767-32768)".into(),
-            );
+            return Err(NotAnAwsEntry::RuleNumber);
         }
         let action = self.rule_action.trim();
         if !action.eq_ignore_ascii_case("allow") && !action.eq_ignore_ascii_case("deny") {
-            return Err("the action is neither allow nor deny".into());
+            return Err(NotAnAwsEntry::Action);
         }
         if !protocol_number(&self.protocol).is_some_and(|p| (-1..=255).contains(&p)) {
-            return Err(
-                "the protocol is not -1, a protocol number 0-255 or a name AWS uses".into(),
-            );
+            return Err(NotAnAwsEntry::Protocol);
         }
         match (&self.cidr_block, &self.ipv6_cidr_block) {
             (Some(v4), None) if v4.trim().parse::<ipnet::Ipv4Net>().is_ok() => {}
             (None, Some(v6)) if v6.trim().parse::<ipnet::Ipv6Net>().is_ok() => {}
-            _ => return Err(
-                "it needs exactly one valid CIDR: an IPv4 cidr_block or an IPv6 ipv6_cidr_block"
-                    .into(),
-            ),
+            _ => return Err(NotAnAwsEntry::Cidr),
         }
         if self.port_range.is_some_and(|r| r.from > r.to) {
-            return Err("its port range is reversed".into());
+            return Err(NotAnAwsEntry::ReversedPorts);
         }
         Ok(())
     }
+}
+
+/// Why a NACL entry is not one AWS could hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotAnAwsEntry {
+    #[error("the rule number is outside 1-32766 (and the `*` entries 32767-32768)")]
+    RuleNumber,
+    #[error("the action is neither allow nor deny")]
+    Action,
+    #[error("the protocol is not -1, a protocol number 0-255 or a name AWS uses")]
+    Protocol,
+    #[error("it needs exactly one valid CIDR: an IPv4 cidr_block or an IPv6 ipv6_cidr_block")]
+    Cidr,
+    #[error("its port range is reversed")]
+    ReversedPorts,
+}
+
+/// What a snapshot holds that AWS does not allow. Ids are shown on one line, at most 64
+/// characters: a forged id cannot add lines of its own.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BeyondAws {
+    #[error("idle timeout {0} s (AWS allows 1-4000 s)")]
+    IdleTimeout(u32),
+    #[error("NACL {nacl}, rule {rule_number}: {why}")]
+    Entry {
+        nacl: String,
+        rule_number: u16,
+        why: NotAnAwsEntry,
+    },
+    #[error(
+        "NACL {nacl} has rule {rule_number} twice in one direction (AWS numbers each entry once)"
+    )]
+    DuplicateRule { nacl: String, rule_number: u16 },
+    #[error("NACL {nacl} has {count} {direction} entries (AWS allows at most {MAX_NACL_ENTRIES_PER_DIRECTION} in a direction, the `*` entries included)")]
+    TooManyEntries {
+        nacl: String,
+        count: usize,
+        direction: &'static str,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -777,9 +809,6 @@ impl Snapshot {
     pub fn prefix_list(&self, id: &str) -> Option<&PrefixList> {
         self.prefix_lists.iter().find(|p| p.id == id)
     }
-    pub fn gaps_of(&self, fact: GapFact) -> impl Iterator<Item = &Gap> {
-        self.gaps.iter().filter(move |g| g.fact == fact)
-    }
     /// All series of one metric (any statistic, any target group).
     pub fn series<'a>(
         &'a self,
@@ -834,7 +863,7 @@ pub enum SnapshotError {
     #[error("snapshot schema_version {found} is not supported (this elbmedic reads version {SCHEMA_VERSION}); record it again with this version")]
     Version { found: u64 },
     #[error("the snapshot holds what AWS does not allow ({0}): it was not recorded from AWS, so it is not diagnosed")]
-    BeyondAws(String),
+    BeyondAws(#[from] BeyondAws),
 }
 
 /// Entries AWS lets one NACL hold in one direction: 40 rules (the highest quota; 20 by
@@ -845,10 +874,10 @@ impl Snapshot {
     /// Whether the snapshot stays within what AWS can hold. A snapshot from AWS always does;
     /// a replayed or forwarded one may not, and evaluating thousands of NACL entries costs
     /// time that grows with their square.
-    pub fn within_aws_limits(&self) -> Result<(), String> {
+    pub fn within_aws_limits(&self) -> Result<(), BeyondAws> {
         if let Some(seconds) = self.load_balancer.idle_timeout_seconds {
             if !(1..=4000).contains(&seconds) {
-                return Err(format!("idle timeout {seconds} s (AWS allows 1-4000 s)"));
+                return Err(BeyondAws::IdleTimeout(seconds));
             }
         }
         for acl in &self.network_acls {
@@ -862,22 +891,27 @@ impl Snapshot {
             let mut seen = std::collections::BTreeSet::new();
             for entry in &acl.entries {
                 if let Err(why) = entry.as_aws_holds_it() {
-                    return Err(format!("NACL {name}, rule {}: {why}", entry.rule_number));
+                    return Err(BeyondAws::Entry {
+                        nacl: name,
+                        rule_number: entry.rule_number,
+                        why,
+                    });
                 }
                 if !seen.insert((entry.egress, entry.rule_number)) {
-                    return Err(format!(
-                        "NACL {name} has rule {} twice in one direction (AWS numbers each entry once)",
-                        entry.rule_number
-                    ));
+                    return Err(BeyondAws::DuplicateRule {
+                        nacl: name,
+                        rule_number: entry.rule_number,
+                    });
                 }
             }
             for egress in [false, true] {
                 let count = acl.entries.iter().filter(|e| e.egress == egress).count();
                 if count > MAX_NACL_ENTRIES_PER_DIRECTION {
-                    return Err(format!(
-                        "NACL {name} has {count} {} entries (AWS allows at most {MAX_NACL_ENTRIES_PER_DIRECTION} in a direction, the `*` entries included)",
-                        if egress { "egress" } else { "ingress" }
-                    ));
+                    return Err(BeyondAws::TooManyEntries {
+                        nacl: name,
+                        count,
+                        direction: if egress { "egress" } else { "ingress" },
+                    });
                 }
             }
         }

@@ -6,6 +6,7 @@
 
 use elbmedic_engine::alarm::{parse_input, Intake};
 use elbmedic_engine::plan::message::{Mode, PlanMessage, Request};
+use elbmedic_engine::plan::proposal::ShownPlan;
 use elbmedic_engine::plan::{plan, Policy};
 use elbmedic_engine::report::remediation::RemediationSection;
 use elbmedic_engine::report::{Format, Report};
@@ -363,12 +364,12 @@ proptest! {
         // With a plan and its approve command in the report, as in approve mode.
         let planned = plan(&world, &report.findings, &Policy::default(), 1_795_457_000, alarm.state_change_epoch);
         let message = PlanMessage::new(Request::Apply, &alarm, &lb, &planned);
-        report.remediation = Some(RemediationSection::planned(
-            Mode::Approve,
-            &message,
-            Some("arn:aws:sns:eu-west-1:111122223333:elbmedic-remediation"),
-            false,
-        ));
+        report.remediation = Some(RemediationSection::planned(&ShownPlan {
+            mode: Mode::Approve,
+            message,
+            topic: Some("arn:aws:sns:eu-west-1:111122223333:elbmedic-remediation".into()),
+            published: false,
+        }));
         check(&report)?;
     }
 }

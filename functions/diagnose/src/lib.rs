@@ -128,7 +128,9 @@ impl Handler {
 /// The invocation's result for one record.
 fn summary((handled, delivery): (&Handled, &Delivery)) -> Value {
     let record = match handled {
-        Handled::Refused { number, error } => return json!({"record": number, "error": error}),
+        Handled::Refused { number, error } => {
+            return json!({"record": number, "error": error.to_string()})
+        }
         Handled::Reported(record) => record,
     };
     let report = &record.report;

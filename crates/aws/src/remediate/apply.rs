@@ -3,29 +3,27 @@
 //! the dry-run probe where EC2 offers an honest one.
 
 use aws_sdk_ec2::types::{IpPermission, PortRange as Ec2PortRange, RuleAction, UserIdGroupPair};
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use elbmedic_engine::alarm::LbKind;
 use elbmedic_engine::plan::guardrails::{nacl_entry_in_place, renumbered, still_needed};
 use elbmedic_engine::plan::outcome::{rollback, Step, StepStatus};
 use elbmedic_engine::plan::{Action, PlanTarget, Policy};
-use elbmedic_engine::snapshot::Snapshot;
+use elbmedic_engine::snapshot::{PortRange, Snapshot};
 
 use crate::clients::Clients;
 use crate::convert;
+use crate::errors::CallFailed;
 
 /// Renumbering after collisions stops after this many tries: each collision means another
 /// run is writing to the same NACL, and three in a row means something is wrong.
 const NACL_ATTEMPTS: usize = 3;
 
-/// AWS's error code (for deciding) and a one-line detail (for the report).
-fn code_and_message<E>(error: &SdkError<E, HttpResponse>) -> (String, String)
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let code = error.code().unwrap_or("error").to_string();
-    (code, crate::errors::classify(error).1)
+/// Why a NACL could not be read again after a collision.
+#[derive(Debug, thiserror::Error)]
+enum RereadFailed {
+    #[error(transparent)]
+    Call(#[from] CallFailed),
+    #[error("{0} is gone")]
+    Gone(String),
 }
 
 /// Applies `action` (or, in a dry run, checks it as far as AWS allows) against `world`, the
@@ -86,12 +84,12 @@ async fn raise_idle_timeout(
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| code_and_message(&e)),
+            .map_err(|e| CallFailed::of(&e)),
         LbKind::Application => match &lb.arn {
-            None => Err((
-                "NoArn".into(),
-                "the load balancer's ARN could not be read".into(),
-            )),
+            None => {
+                let unread = "the load balancer's ARN could not be read";
+                return Step::new(action, StepStatus::Failed, unread);
+            }
             Some(arn) => clients
                 .elbv2
                 .modify_load_balancer_attributes()
@@ -105,7 +103,7 @@ async fn raise_idle_timeout(
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| code_and_message(&e)),
+                .map_err(|e| CallFailed::of(&e)),
         },
     };
     match result {
@@ -117,30 +115,35 @@ async fn raise_idle_timeout(
             step.rollback = Some(rollback(&applied, target));
             step
         }
-        Err((_, message)) => Step::new(action, StepStatus::Failed, message),
+        Err(failed) => Step::new(action, StepStatus::Failed, failed.detail),
     }
 }
 
-async fn send_nacl_entry(clients: &Clients, action: &Action) -> Result<(), (String, String)> {
-    let Action::AllowNaclEntry {
+/// The entry a NACL action creates.
+struct NaclEntryRequest<'a> {
+    nacl_id: &'a str,
+    egress: bool,
+    rule_number: u16,
+    cidr: &'a str,
+    ports: PortRange,
+}
+
+async fn send_nacl_entry(clients: &Clients, entry: NaclEntryRequest<'_>) -> Result<(), CallFailed> {
+    let NaclEntryRequest {
         nacl_id,
         egress,
         rule_number,
         cidr,
         ports,
-        ..
-    } = action
-    else {
-        return Err(("NotNacl".into(), "not a NACL action".into()));
-    };
+    } = entry;
     let request = clients
         .ec2
         .create_network_acl_entry()
         .network_acl_id(nacl_id)
-        .rule_number(i32::from(*rule_number))
+        .rule_number(i32::from(rule_number))
         .protocol("6")
         .rule_action(RuleAction::Allow)
-        .egress(*egress)
+        .egress(egress)
         .port_range(
             Ec2PortRange::builder()
                 .from(i32::from(ports.from))
@@ -156,23 +159,27 @@ async fn send_nacl_entry(clients: &Clients, action: &Action) -> Result<(), (Stri
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| code_and_message(&e))
+        .map_err(|e| CallFailed::of(&e))
 }
 
 /// Reads one NACL again, into `world`'s copy of it.
-async fn reread_nacl(clients: &Clients, nacl_id: &str, world: &mut Snapshot) -> Result<(), String> {
+async fn reread_nacl(
+    clients: &Clients,
+    nacl_id: &str,
+    world: &mut Snapshot,
+) -> Result<(), RereadFailed> {
     let out = clients
         .ec2
         .describe_network_acls()
         .network_acl_ids(nacl_id)
         .send()
         .await
-        .map_err(|e| code_and_message(&e).1)?;
+        .map_err(|e| CallFailed::of(&e))?;
     let fresh = out
         .network_acls()
         .iter()
         .find_map(convert::network_acl)
-        .ok_or_else(|| format!("{nacl_id} is gone"))?;
+        .ok_or_else(|| RereadFailed::Gone(nacl_id.to_string()))?;
     world.network_acls.retain(|a| a.id != nacl_id);
     world.network_acls.push(fresh);
     Ok(())
@@ -191,11 +198,25 @@ async fn create_nacl_entry(
     let mut attempt = action.clone();
     let mut fresh = world.clone();
     for _ in 0..NACL_ATTEMPTS {
-        let Action::AllowNaclEntry { rule_number, .. } = &attempt else {
+        let Action::AllowNaclEntry {
+            rule_number,
+            egress,
+            cidr,
+            ports,
+            ..
+        } = &attempt
+        else {
             break;
         };
         let number = *rule_number;
-        match send_nacl_entry(clients, &attempt).await {
+        let entry = NaclEntryRequest {
+            nacl_id,
+            egress: *egress,
+            rule_number: number,
+            cidr,
+            ports: *ports,
+        };
+        match send_nacl_entry(clients, entry).await {
             Ok(()) => {
                 let mut step = Step::new(
                     &attempt,
@@ -207,7 +228,7 @@ async fn create_nacl_entry(
                 step.rollback = Some(rollback(&attempt, target));
                 return step;
             }
-            Err((code, _)) if code == "NetworkAclEntryAlreadyExists" => {
+            Err(failed) if failed.is("NetworkAclEntryAlreadyExists") => {
                 if let Err(message) = reread_nacl(clients, nacl_id, &mut fresh).await {
                     return Step::new(&attempt, StepStatus::Failed, format!("rule {number} was taken, and reading {nacl_id} again failed: {message}"));
                 }
@@ -235,10 +256,10 @@ async fn create_nacl_entry(
                     }
                 }
             }
-            Err((code, message)) if code == "NetworkAclEntryLimitExceeded" => {
-                return Step::new(&attempt, StepStatus::Refused, format!("{nacl_id} is at its entry quota (20 per direction by default, 40 at most): {message}. Consolidate entries or raise the quota, then apply the command by hand"));
+            Err(failed) if failed.is("NetworkAclEntryLimitExceeded") => {
+                return Step::new(&attempt, StepStatus::Refused, format!("{nacl_id} is at its entry quota (20 per direction by default, 40 at most): {failed}. Consolidate entries or raise the quota, then apply the command by hand"));
             }
-            Err((_, message)) => return Step::new(&attempt, StepStatus::Failed, message),
+            Err(failed) => return Step::new(&attempt, StepStatus::Failed, failed.detail),
         }
     }
     Step::new(
@@ -289,24 +310,24 @@ async fn authorize_sg(
         step.rollback = Some(rollback(action, target));
         step
     };
-    match sent.map_err(|e| code_and_message(&e)) {
+    match sent.map_err(|e| CallFailed::of(&e)) {
         Ok(_) if dry_run => Step::new(action, StepStatus::WouldApply, "EC2 accepted a dry run"),
         Ok(_) => applied("rule added"),
-        Err((code, _)) if dry_run && code == "DryRunOperation" => Step::new(
+        Err(failed) if dry_run && failed.is("DryRunOperation") => Step::new(
             action,
             StepStatus::WouldApply,
             "EC2's DryRun confirms the permission to add it",
         ),
-        Err((code, _)) if code == "InvalidPermission.Duplicate" => Step::new(
+        Err(failed) if failed.is("InvalidPermission.Duplicate") => Step::new(
             action,
             StepStatus::InPlace,
             "the rule exists (AWS answered InvalidPermission.Duplicate)",
         ),
-        Err((code, message)) if code == "RulesPerSecurityGroupLimitExceeded" => Step::new(
+        Err(failed) if failed.is("RulesPerSecurityGroupLimitExceeded") => Step::new(
             action,
             StepStatus::Refused,
-            format!("{group_id} is at its rule quota (60 inbound by default): {message}"),
+            format!("{group_id} is at its rule quota (60 inbound by default): {failed}"),
         ),
-        Err((_, message)) => Step::new(action, StepStatus::Failed, message),
+        Err(failed) => Step::new(action, StepStatus::Failed, failed.detail),
     }
 }

@@ -12,7 +12,6 @@ mod message;
 mod region;
 
 use serde::Serialize;
-use thiserror::Error;
 
 pub use message::{RawAlarm, RawChild, RawDimension, RawMetricDataQuery, RawTrigger};
 pub use region::region_from_display_name;
@@ -20,33 +19,75 @@ pub use region::region_from_display_name;
 /// Upper bound on the input we accept: real SNS events are at most a few hundred KiB.
 pub const MAX_INPUT_BYTES: usize = 4 * 1024 * 1024;
 
-/// Why an input cannot be read as an alarm at all (exit code 2 territory).
-#[derive(Debug, Error, Clone, PartialEq)]
+/// Why an input cannot be read as an alarm at all (exit code 2 territory). Its text names
+/// where (the input, or which record) and then what; [`IntakeError::detail`] is the what
+/// alone, for a caller that names the record itself.
+#[derive(Debug, Clone, PartialEq)]
 pub enum IntakeError {
-    #[error("input is {0} bytes, more than the {MAX_INPUT_BYTES}-byte limit; is this really an SNS event or alarm JSON?")]
     TooLarge(usize),
-    #[error("input is not UTF-8 text (first bad byte at offset {0}); expected an SNS event or CloudWatch alarm JSON")]
     NotUtf8(usize),
-    #[error("invalid JSON at line {line}, column {column}: {message}")]
     InvalidJson {
         line: usize,
         column: usize,
         message: String,
     },
-    #[error("record {record}: Sns.Message is not valid JSON ({message}); expected the CloudWatch alarm as a JSON string")]
-    InvalidMessage { record: usize, message: String },
-    #[error("{context}: not a CloudWatch alarm: {reason}")]
-    NotAnAlarm { context: String, reason: String },
-    #[error("{context}: {field} {value:?} is not {expected}; the message was forged or garbled, so it is not acted on")]
+    InvalidMessage {
+        record: usize,
+        message: String,
+    },
+    NotAnAlarm {
+        context: String,
+        reason: String,
+    },
     InvalidField {
         context: String,
         field: String,
         value: String,
         expected: String,
     },
-    #[error("{context}: cannot tell the region: no AlarmArn, no SNS TopicArn, and the Region {display:?} is not a known region name; add \"AlarmArn\" to the message")]
-    UnknownRegion { context: String, display: String },
+    UnknownRegion {
+        context: String,
+        display: String,
+    },
 }
+
+impl IntakeError {
+    /// Where the error is: `input`, `record N`, a composite's child; `None` for the input as
+    /// a whole.
+    pub fn context(&self) -> Option<String> {
+        match self {
+            Self::TooLarge(_) | Self::NotUtf8(_) | Self::InvalidJson { .. } => None,
+            Self::InvalidMessage { record, .. } => Some(format!("record {record}")),
+            Self::NotAnAlarm { context, .. }
+            | Self::InvalidField { context, .. }
+            | Self::UnknownRegion { context, .. } => Some(context.clone()),
+        }
+    }
+
+    /// What is wrong, without where.
+    pub fn detail(&self) -> String {
+        match self {
+            Self::TooLarge(size) => format!("input is {size} bytes, more than the {MAX_INPUT_BYTES}-byte limit; is this really an SNS event or alarm JSON?"),
+            Self::NotUtf8(at) => format!("input is not UTF-8 text (first bad byte at offset {at}); expected an SNS event or CloudWatch alarm JSON"),
+            Self::InvalidJson { line, column, message } => format!("invalid JSON at line {line}, column {column}: {message}"),
+            Self::InvalidMessage { message, .. } => format!("Sns.Message is not valid JSON ({message}); expected the CloudWatch alarm as a JSON string"),
+            Self::NotAnAlarm { reason, .. } => format!("not a CloudWatch alarm: {reason}"),
+            Self::InvalidField { field, value, expected, .. } => format!("{field} {value:?} is not {expected}; the message was forged or garbled, so it is not acted on"),
+            Self::UnknownRegion { display, .. } => format!("cannot tell the region: no AlarmArn, no SNS TopicArn, and the Region {display:?} is not a known region name; add \"AlarmArn\" to the message"),
+        }
+    }
+}
+
+impl std::fmt::Display for IntakeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.context() {
+            Some(context) => write!(f, "{context}: {}", self.detail()),
+            None => f.write_str(&self.detail()),
+        }
+    }
+}
+
+impl std::error::Error for IntakeError {}
 
 /// The alarm's state after the change that triggered this message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]

@@ -275,6 +275,29 @@ pub fn evaluate(
     CompiledAcl::new(acl).evaluate(direction, protocol, flows)
 }
 
+/// Why no allow entry can be numbered for a flow set, or why a given number is not one the
+/// engine would choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NoAllow {
+    #[error("explicit deny rule {deny} decides the dropped traffic; an allow in front of it needs OVERRIDE_EXPLICIT_DENY=true")]
+    ExplicitDenyDecides { deny: u16 },
+    #[error("explicit deny rule {deny} overlaps the traffic and no rule number follows it")]
+    NothingAfterDeny { deny: u16 },
+    #[error("no rule number is free {window}")]
+    NoFreeNumber { window: AllowWindow },
+    #[error("rule number {rule_number} is outside the window {window}{}", .safe.map(|w| format!(" or {w}")).unwrap_or_default())]
+    OutsideWindow {
+        rule_number: u16,
+        window: AllowWindow,
+        safe: Option<AllowWindow>,
+    },
+    #[error("rule number {rule_number} is outside the window {window}; elbmedic never puts an allow in front of an explicit deny that overlaps it unless OVERRIDE_EXPLICIT_DENY=true")]
+    InFrontOfDeny {
+        rule_number: u16,
+        window: AllowWindow,
+    },
+}
+
 /// Where a new allow entry for a flow set may be numbered: strictly between `after` and
 /// `before`. Computed from the NACL's entries as they are, never taken from a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -379,7 +402,7 @@ pub fn allow_window(
     protocol: u8,
     flows: &[FlowBox],
     override_explicit_deny: bool,
-) -> Result<AllowWindow, String> {
+) -> Result<AllowWindow, NoAllow> {
     let compiled = CompiledAcl::new(acl);
     let outcome = compiled.evaluate(direction, protocol, flows);
     let first_explicit_drop = outcome
@@ -398,9 +421,7 @@ pub fn allow_window(
     }
     let implicit_drops = outcome.drops().any(|d| d.rule == NaclRuleRef::ImplicitDeny);
     if let (Some(deny), false) = (first_explicit_drop, implicit_drops) {
-        return Err(format!(
-            "explicit deny rule {deny} decides the dropped traffic; an allow in front of it needs OVERRIDE_EXPLICIT_DENY=true"
-        ));
+        return Err(NoAllow::ExplicitDenyDecides { deny });
     }
     let after = compiled
         .overlapping_denies(direction, protocol, flows)
@@ -408,9 +429,7 @@ pub fn allow_window(
         .copied()
         .unwrap_or(0);
     if after >= MAX_RULE_NUMBER {
-        return Err(format!(
-            "explicit deny rule {after} overlaps the traffic and no rule number follows it"
-        ));
+        return Err(NoAllow::NothingAfterDeny { deny: after });
     }
     Ok(AllowWindow {
         after,
@@ -457,7 +476,7 @@ pub fn rule_number_for_allow(
     protocol: u8,
     flows: &[FlowBox],
     override_explicit_deny: bool,
-) -> Result<(u16, Option<u16>), String> {
+) -> Result<(u16, Option<u16>), NoAllow> {
     let window = match allow_window(acl, direction, protocol, flows, false) {
         Ok(window) => window,
         Err(_) if override_explicit_deny => allow_window(acl, direction, protocol, flows, true)?,
@@ -465,7 +484,7 @@ pub fn rule_number_for_allow(
     };
     choose_rule_number(acl, direction, window)
         .map(|n| (n, window.in_front_of_deny))
-        .ok_or_else(|| format!("no rule number is free {window}"))
+        .ok_or(NoAllow::NoFreeNumber { window })
 }
 
 /// Whether an allow numbered `rule_number` for `flows` lies in a window the engine itself
@@ -477,7 +496,7 @@ pub fn check_allow_number(
     flows: &[FlowBox],
     rule_number: u16,
     override_explicit_deny: bool,
-) -> Result<(), String> {
+) -> Result<(), NoAllow> {
     let safe = allow_window(acl, direction, protocol, flows, false);
     if safe.as_ref().is_ok_and(|w| w.contains(rule_number)) {
         return Ok(());
@@ -487,15 +506,17 @@ pub fn check_allow_number(
         if window.contains(rule_number) {
             return Ok(());
         }
-        return Err(format!(
-            "rule number {rule_number} is outside the window {window}{}",
-            safe.map(|w| format!(" or {w}")).unwrap_or_default()
-        ));
+        return Err(NoAllow::OutsideWindow {
+            rule_number,
+            window,
+            safe: safe.ok(),
+        });
     }
     match safe {
-        Ok(window) => Err(format!(
-            "rule number {rule_number} is outside the window {window}; elbmedic never puts an allow in front of an explicit deny that overlaps it unless OVERRIDE_EXPLICIT_DENY=true"
-        )),
+        Ok(window) => Err(NoAllow::InFrontOfDeny {
+            rule_number,
+            window,
+        }),
         Err(reason) => Err(reason),
     }
 }

@@ -67,61 +67,70 @@ impl Default for RemediationConfig {
     }
 }
 
+/// A remediation setting that is not valid: each names its variable and what it accepts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RemediationConfigError {
+    #[error("REMEDIATION_MODE {0:?} is not one of: {names}", names = Mode::NAMES)]
+    Mode(String),
+    #[error("MAX_IDLE_TIMEOUT {0:?} is not a number of seconds between 1 and 4000")]
+    MaxIdleTimeout(String),
+    #[error("ALLOWED_ACTIONS names {0:?}; the actions are: {names}", names = action_names())]
+    Action(String),
+    #[error("OVERRIDE_EXPLICIT_DENY {0:?} is not true or false")]
+    OverrideExplicitDeny(String),
+    #[error("COOLDOWN {0:?} is not a duration such as 3600, 90m or 1h")]
+    Cooldown(String),
+    #[error(
+        "REMEDIATION_TOPIC_ARN {0:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
+    )]
+    TopicArn(String),
+}
+
+fn action_names() -> String {
+    let names: Vec<&str> = ActionKind::ALL.iter().map(|k| k.as_str()).collect();
+    names.join(", ")
+}
+
 impl RemediationConfig {
-    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let set = |key: &str| get(key).filter(|v| !v.trim().is_empty());
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, RemediationConfigError> {
+        use RemediationConfigError as Bad;
+        let set = |key: &str| crate::variables::set(&get, key);
         let mode = match set("REMEDIATION_MODE") {
             None => Mode::Off,
-            Some(text) => Mode::parse(&text).ok_or_else(|| {
-                format!("REMEDIATION_MODE {text:?} is not one of: {}", Mode::NAMES)
-            })?,
+            Some(text) => Mode::parse(&text).ok_or(Bad::Mode(text))?,
         };
         let mut policy = Policy::default();
         if let Some(text) = set("MAX_IDLE_TIMEOUT") {
             policy.max_idle_timeout = text
-                .trim()
                 .parse()
                 .ok()
                 .filter(|s| (1..=4000).contains(s))
-                .ok_or_else(|| {
-                    format!(
-                        "MAX_IDLE_TIMEOUT {text:?} is not a number of seconds between 1 and 4000"
-                    )
-                })?;
+                .ok_or(Bad::MaxIdleTimeout(text))?;
         }
         if let Some(text) = set("ALLOWED_ACTIONS") {
             let mut allowed = BTreeSet::new();
             for name in list(&text) {
-                let kind = ActionKind::parse(&name).ok_or_else(|| {
-                    let names: Vec<&str> = ActionKind::ALL.iter().map(|k| k.as_str()).collect();
-                    format!(
-                        "ALLOWED_ACTIONS names {name:?}; the actions are: {}",
-                        names.join(", ")
-                    )
-                })?;
-                allowed.insert(kind);
+                allowed.insert(ActionKind::parse(&name).ok_or(Bad::Action(name))?);
             }
             policy.allowed_actions = allowed;
         }
         if let Some(text) = set("OVERRIDE_EXPLICIT_DENY") {
-            policy.override_explicit_deny = parse_bool(&text)
-                .ok_or_else(|| format!("OVERRIDE_EXPLICIT_DENY {text:?} is not true or false"))?;
+            policy.override_explicit_deny =
+                parse_bool(&text).ok_or(Bad::OverrideExplicitDeny(text))?;
         }
         if let Some(text) = set("ALLOWED_CLUSTERS") {
             policy.allowed_clusters = Some(list(&text));
         }
         let cooldown_seconds = match set("COOLDOWN") {
             None => DEFAULT_COOLDOWN_SECONDS,
-            Some(text) => parse_duration(&text).filter(|s| *s >= 0).ok_or_else(|| {
-                format!("COOLDOWN {text:?} is not a duration such as 3600, 90m or 1h")
-            })?,
+            Some(text) => parse_duration(&text)
+                .filter(|s| *s >= 0)
+                .ok_or(Bad::Cooldown(text))?,
         };
-        let topic_arn = set("REMEDIATION_TOPIC_ARN").map(|t| t.trim().to_string());
+        let topic_arn = set("REMEDIATION_TOPIC_ARN");
         if let Some(topic) = &topic_arn {
             if crate::alarm::formats::topic_arn(topic).is_none() {
-                return Err(format!(
-                    "REMEDIATION_TOPIC_ARN {topic:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
-                ));
+                return Err(Bad::TopicArn(topic.clone()));
             }
         }
         Ok(Self {
@@ -129,7 +138,7 @@ impl RemediationConfig {
             policy,
             cooldown_seconds,
             topic_arn,
-            ledger_table: set("LEDGER_TABLE").map(|t| t.trim().to_string()),
+            ledger_table: set("LEDGER_TABLE"),
         })
     }
 }
@@ -138,7 +147,7 @@ impl RemediationConfig {
 mod tests {
     use super::*;
 
-    fn config(pairs: &[(&str, &str)]) -> Result<RemediationConfig, String> {
+    fn config(pairs: &[(&str, &str)]) -> Result<RemediationConfig, RemediationConfigError> {
         RemediationConfig::from_env(|key| {
             pairs
                 .iter()
@@ -194,7 +203,7 @@ mod tests {
             ("COOLDOWN", "1 fortnight"),
             ("REMEDIATION_TOPIC_ARN", "plans"),
         ] {
-            let error = config(&[(key, value)]).unwrap_err();
+            let error = config(&[(key, value)]).unwrap_err().to_string();
             assert!(error.starts_with(key), "{error}");
         }
     }

@@ -230,6 +230,7 @@ fn window_refusal(
         policy.override_explicit_deny,
     )
     .err()
+    .map(|refusal| refusal.to_string())
 }
 
 /// A CIDR remediation may open: parseable, never everything, inside the VPC.

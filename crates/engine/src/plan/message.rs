@@ -22,6 +22,19 @@ pub enum Mode {
     Auto,
 }
 
+/// A remediation mode name that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not one of: {}", Mode::NAMES)]
+pub struct UnknownMode;
+
+impl std::str::FromStr for Mode {
+    type Err = UnknownMode;
+
+    fn from_str(text: &str) -> Result<Self, UnknownMode> {
+        Mode::parse(text).ok_or(UnknownMode)
+    }
+}
+
 impl Mode {
     pub const NAMES: &'static str = "off, dry-run, approve, auto";
 
@@ -89,6 +102,15 @@ pub struct PlanMessage {
     pub plan: Plan,
 }
 
+/// Why a message from the remediation topic is not a plan.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanParseError {
+    #[error("the message is not an elbmedic remediation plan ({0}); publish the command from an approve-mode report unchanged")]
+    NotAPlan(String),
+    #[error("the message's kind is {0:?}, not {PLAN_MESSAGE_KIND:?}")]
+    OtherKind(String),
+}
+
 impl PlanMessage {
     pub fn new(request: Request, alarm: &Alarm, alarmed: &LbRef, plan: &Plan) -> Self {
         Self {
@@ -101,15 +123,11 @@ impl PlanMessage {
     }
 
     /// Parses a message from the remediation topic, naming what is wrong with it.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let message: Self = serde_json::from_str(text).map_err(|e| {
-            format!("the message is not an elbmedic remediation plan ({e}); publish the command from an approve-mode report unchanged")
-        })?;
+    pub fn parse(text: &str) -> Result<Self, PlanParseError> {
+        let message: Self =
+            serde_json::from_str(text).map_err(|e| PlanParseError::NotAPlan(e.to_string()))?;
         if message.kind != PLAN_MESSAGE_KIND {
-            return Err(format!(
-                "the message's kind is {:?}, not {PLAN_MESSAGE_KIND:?}",
-                message.kind
-            ));
+            return Err(PlanParseError::OtherKind(message.kind));
         }
         Ok(message)
     }

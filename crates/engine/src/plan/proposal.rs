@@ -5,7 +5,6 @@ use super::config::RemediationConfig;
 use super::message::{Mode, PlanMessage, Request};
 use crate::alarm::{Alarm, LbRef};
 use crate::finding::Finding;
-use crate::report::remediation::RemediationSection;
 use crate::snapshot::Snapshot;
 
 /// Where a plan goes once the report is out.
@@ -24,14 +23,34 @@ pub enum Handoff {
 /// The remediation part of one diagnosis.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Proposal {
-    /// What the report says about remediation; `None` when there is nothing to say, or when
-    /// the plan runs in-process (its outcome then becomes the report).
-    pub section: Option<RemediationSection>,
+    /// The plan the report shows (its section is written by `report::remediation`); `None`
+    /// when there is nothing to say, or when the plan runs in-process (its outcome then
+    /// becomes the report).
+    pub shown: Option<ShownPlan>,
     /// The plan to hand on: to send to the topic once every report is out, or to run here.
     pub plan: Option<PlanMessage>,
     /// In approve mode: the plan to keep in the ledger, so that an approval by its id
     /// (`approve:PLAN_ID`, a chat button) finds it.
     pub awaiting_approval: Option<PlanMessage>,
+}
+
+/// A plan as the report shows it: what it is, in which mode, and whether it goes to `topic`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShownPlan {
+    pub mode: Mode,
+    pub message: PlanMessage,
+    /// The remediation topic, if one is configured.
+    pub topic: Option<String>,
+    /// Whether the plan is sent to the topic (after the report).
+    pub published: bool,
+}
+
+impl ShownPlan {
+    /// Whether the report offers an approval by plan id: approve mode, a topic to send the
+    /// approval to, and something to approve.
+    pub fn offers_approval(&self) -> bool {
+        self.mode == Mode::Approve && self.topic.is_some() && !self.message.plan.actions.is_empty()
+    }
 }
 
 /// Plans the remedies of `findings` under `config`, for a handoff of `handoff`.
@@ -71,32 +90,31 @@ pub fn propose(
     };
     let message = PlanMessage::new(request, alarm, alarmed, &plan);
     let acts = matches!(mode, Mode::DryRun | Mode::Auto) && !plan.actions.is_empty();
-    let topic = config.topic_arn.as_deref();
+    let topic = config.topic_arn.clone();
+    let shown = |message: PlanMessage, published: bool| ShownPlan {
+        mode,
+        message,
+        topic: topic.clone(),
+        published,
+    };
     match handoff {
         Handoff::InProcess if acts => Proposal {
-            section: None,
+            shown: None,
             plan: Some(message),
             awaiting_approval: None,
         },
         Handoff::Topic if acts && topic.is_some() => Proposal {
-            section: Some(RemediationSection::planned(mode, &message, topic, true)),
+            shown: Some(shown(message.clone(), true)),
             plan: Some(message),
             awaiting_approval: None,
         },
         _ => {
-            let section = RemediationSection::planned(mode, &message, topic, false);
-            let waits = handoff == Handoff::Topic
-                && matches!(
-                    &section,
-                    RemediationSection::Planned {
-                        approval_topic: Some(_),
-                        ..
-                    }
-                );
+            let shown = shown(message, false);
+            let waits = handoff == Handoff::Topic && shown.offers_approval();
             Proposal {
-                section: Some(section),
+                awaiting_approval: waits.then(|| shown.message.clone()),
+                shown: Some(shown),
                 plan: None,
-                awaiting_approval: waits.then_some(message),
             }
         }
     }
@@ -106,6 +124,7 @@ pub fn propose(
 mod tests {
     use super::*;
     use crate::diagnosis::diagnose;
+    use crate::report::remediation::RemediationSection;
     use crate::rules::testing::scenario_alarm;
     use crate::testkit::scenario_snapshot;
 
@@ -125,11 +144,16 @@ mod tests {
         propose(&config, handoff, &alarm, &alarmed, &world, &findings, 5_000)
     }
 
-    fn approve_command(proposal: &Proposal) -> Option<&str> {
-        match &proposal.section {
+    /// The section the report shows for `proposal`.
+    fn section(proposal: &Proposal) -> Option<RemediationSection> {
+        proposal.shown.as_ref().map(RemediationSection::planned)
+    }
+
+    fn approve_command(proposal: &Proposal) -> Option<String> {
+        match section(proposal) {
             Some(RemediationSection::Planned {
                 approve_command, ..
-            }) => approve_command.as_deref(),
+            }) => approve_command.map(|c| c.to_string()),
             _ => None,
         }
     }
@@ -155,9 +179,9 @@ mod tests {
                     _ => Request::Apply,
                 })
             );
-            assert!(sent.section.is_some());
+            assert!(sent.shown.is_some());
             let unsent = proposed(mode, None, Handoff::Topic);
-            assert!(unsent.plan.is_none() && unsent.section.is_some());
+            assert!(unsent.plan.is_none() && unsent.shown.is_some());
         }
         let approve = proposed(Mode::Approve, Some(TOPIC), Handoff::Topic);
         assert!(approve.plan.is_none());
@@ -182,7 +206,7 @@ mod tests {
     fn the_cli_runs_dry_run_and_auto_here_and_shows_approve() {
         for mode in [Mode::DryRun, Mode::Auto] {
             let here = proposed(mode, None, Handoff::InProcess);
-            assert!(here.plan.is_some() && here.section.is_none());
+            assert!(here.plan.is_some() && here.shown.is_none());
         }
         let approve = proposed(Mode::Approve, Some(TOPIC), Handoff::InProcess);
         assert!(approve.plan.is_none() && approve_command(&approve).is_some());
@@ -192,7 +216,7 @@ mod tests {
     fn a_replay_never_acts_and_is_dated_at_the_alarm() {
         let auto = proposed(Mode::Auto, Some(TOPIC), Handoff::Replay);
         assert!(auto.plan.is_none());
-        let Some(RemediationSection::Planned { mode, plan, .. }) = &auto.section else {
+        let Some(RemediationSection::Planned { mode, plan, .. }) = &section(&auto) else {
             panic!("{auto:?}")
         };
         assert_eq!(*mode, Mode::Approve);

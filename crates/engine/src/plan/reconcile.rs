@@ -9,7 +9,7 @@ use super::message::{Mode, PlanMessage, Request};
 use super::outcome::{rollback, Outcome, OutcomeStatus, PathCheck, Step, StepStatus};
 use super::review::{review, Review};
 use super::{Action, ActionKind, Policy};
-use crate::alarm::{Alarm, LbRef};
+use crate::alarm::LbRef;
 use crate::finding::{DurableFix, Finding};
 use crate::snapshot::{IdleTimeoutRaise, Snapshot};
 
@@ -29,14 +29,22 @@ pub struct AuditedChange {
     pub after: String,
 }
 
+/// A ledger call that failed: DynamoDB's error code (what callers decide on) and message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct LedgerError {
+    pub code: String,
+    pub message: String,
+}
+
 /// What elbmedic's ledger says, read under the lock; an `Err` is a read that failed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct History {
     /// This plan, if an earlier run applied it.
-    pub plan: Result<Option<PlanRecord>, String>,
+    pub plan: Result<Option<PlanRecord>, LedgerError>,
     /// The load balancer's last idle-timeout raise, for the cooldown; read only when the
     /// plan raises the idle timeout.
-    pub last_raise: Result<Option<IdleTimeoutRaise>, String>,
+    pub last_raise: Result<Option<IdleTimeoutRaise>, LedgerError>,
     /// The ledger's table, for the messages.
     pub table: String,
 }
@@ -248,12 +256,14 @@ pub fn applied_any(outcome: &Outcome) -> bool {
 }
 
 /// The outcome of a plan an earlier run applied, rendered again from the audit trail (or,
-/// when it could not be read, from nothing but the note) and checked against `now_world`.
+/// when it could not be read, from nothing but the note) and checked against `now_world` and
+/// its findings.
 pub fn resent(
     message: &PlanMessage,
     mode: Mode,
-    changes: Result<Vec<AuditedChange>, String>,
+    changes: Result<Vec<AuditedChange>, LedgerError>,
     now_world: &Snapshot,
+    now_findings: &[Finding],
 ) -> Outcome {
     let plan = &message.plan;
     let mut outcome = Outcome::without_steps(&plan.id, mode, OutcomeStatus::NothingToDo, "");
@@ -281,14 +291,19 @@ pub fn resent(
     }
     outcome.settle(&plan.load_balancer.name);
     outcome.notes.push(format!("This outcome is sent again: plan {} was applied by an earlier run, whose report could not be published. Nothing was changed now.", plan.id));
-    outcome.verification = verify(&outcome.steps, now_world, &message.alarm, &message.alarmed);
+    outcome.verification = verify(&outcome.steps, now_world, now_findings, &message.alarmed);
     outcome
 }
 
-/// Each changed path, checked against the state read after the changes: open, still blocked
-/// by this, or open here but blocked by something else.
-pub fn verify(steps: &[Step], after: &Snapshot, alarm: &Alarm, alarmed: &LbRef) -> Vec<PathCheck> {
-    let diagnosis = crate::diagnosis::diagnose(alarm, after);
+/// Each changed path, checked against the state read after the changes (`after`, and
+/// `findings_after`, its diagnosis): open, still blocked by this, or open here but blocked by
+/// something else.
+pub fn verify(
+    steps: &[Step],
+    after: &Snapshot,
+    findings_after: &[Finding],
+    alarmed: &LbRef,
+) -> Vec<PathCheck> {
     steps
         .iter()
         .filter(|s| matches!(s.status, StepStatus::Applied | StepStatus::InPlace))
@@ -299,8 +314,7 @@ pub fn verify(steps: &[Step], after: &Snapshot, alarm: &Alarm, alarmed: &LbRef) 
                 Action::AllowSgIngress { group_id, .. } => group_id.as_str(),
                 Action::RaiseIdleTimeout { .. } => alarmed.name.as_str(),
             };
-            let blocker = diagnosis
-                .findings
+            let blocker = findings_after
                 .iter()
                 .filter(|f| f.code.is_cause() && !f.remedies.is_empty())
                 .find(|f| f.resources.iter().any(|r| r == resource));
@@ -368,7 +382,15 @@ mod tests {
         }
     }
 
-    fn history(plan: Result<Option<PlanRecord>, String>) -> History {
+    /// A ledger read that DynamoDB refused with `message`.
+    fn failed(message: &str) -> LedgerError {
+        LedgerError {
+            code: "ProvisionedThroughputExceededException".into(),
+            message: message.into(),
+        }
+    }
+
+    fn history(plan: Result<Option<PlanRecord>, LedgerError>) -> History {
         History {
             plan,
             last_raise: Ok(None),
@@ -482,7 +504,7 @@ mod tests {
             published: false,
         }))));
         assert_eq!(unreported, Decision::Resend);
-        let unreadable = decide(history(Err("throttled".into())));
+        let unreadable = decide(history(Err(failed("throttled"))));
         assert!(refusal(&unreadable).contains("could not tell whether plan"));
     }
 
@@ -520,7 +542,7 @@ mod tests {
         };
         assert_eq!(apply, message.plan.actions);
         let unreadable = History {
-            last_raise: Err("denied".into()),
+            last_raise: Err(failed("denied")),
             ..history(Ok(None))
         };
         let Decision::Proceed { outcome, apply } = decide(unreadable) else {
@@ -543,7 +565,8 @@ mod tests {
         };
         assert!(apply.is_empty());
         assert_eq!(outcome.steps[0].status, StepStatus::InPlace);
-        let checks = verify(&outcome.steps, &world, &message.alarm, &message.alarmed);
+        let after = diagnose(&message.alarm, &world).findings;
+        let checks = verify(&outcome.steps, &world, &after, &message.alarmed);
         assert_eq!(checks.len(), 1);
         assert!(
             checks[0].detail.contains("in place") || checks[0].open,
@@ -567,7 +590,7 @@ mod tests {
 
     #[test]
     fn a_resent_outcome_lists_only_what_reads_back_as_an_action() {
-        let (message, world, _) = planned("alb-idle-timeout", Request::Apply);
+        let (message, world, findings) = planned("alb-idle-timeout", Request::Apply);
         let action = serde_json::to_string(&message.plan.actions[0]).unwrap();
         let changes = vec![
             AuditedChange {
@@ -581,11 +604,17 @@ mod tests {
                 after: String::new(),
             },
         ];
-        let outcome = resent(&message, Mode::Auto, Ok(changes), &world);
+        let outcome = resent(&message, Mode::Auto, Ok(changes), &world, &findings);
         assert_eq!(outcome.steps.len(), 1);
         assert_eq!(outcome.steps[0].after.as_deref(), Some("120"));
         assert!(outcome.notes.iter().any(|n| n.contains("sent again")));
-        let unread = resent(&message, Mode::Auto, Err("denied".into()), &world);
+        let unread = resent(
+            &message,
+            Mode::Auto,
+            Err(failed("denied")),
+            &world,
+            &findings,
+        );
         assert!(unread.steps.is_empty());
         assert!(unread.notes[0].contains("audit trail could not be read"));
     }

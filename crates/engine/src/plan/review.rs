@@ -55,7 +55,7 @@ fn unread_fact(action: &Action, world: &Snapshot) -> Option<String> {
     let gap = world.gaps.iter().find(|g| facts.contains(&g.fact))?;
     Some(format!(
         "this action rests on what could not be read ({}); nothing is applied on a partial view",
-        crate::report::escape::one_line(&gap.to_string())
+        crate::untrusted::one_line(&gap.to_string())
     ))
 }
 

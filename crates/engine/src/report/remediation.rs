@@ -7,8 +7,9 @@ use serde::Serialize;
 
 use super::escape::one_line;
 use super::wrap::wrap;
-use crate::plan::message::{Mode, PlanMessage};
+use crate::plan::message::Mode;
 use crate::plan::outcome::{Outcome, StepStatus};
+use crate::plan::proposal::ShownPlan;
 use crate::plan::Plan;
 use crate::shell::Script;
 
@@ -35,14 +36,15 @@ pub enum RemediationSection {
 }
 
 impl RemediationSection {
-    /// `diagnose`'s section for a plan in `mode` (dry-run, approve or auto); `topic` is the
-    /// remediation topic, `published` whether the plan is sent there (after this report).
-    pub fn planned(
-        mode: Mode,
-        message: &PlanMessage,
-        topic: Option<&str>,
-        published: bool,
-    ) -> Self {
+    /// `diagnose`'s section for a plan the report shows (dry-run, approve or auto mode).
+    pub fn planned(shown: &ShownPlan) -> Self {
+        let ShownPlan {
+            mode,
+            message,
+            topic,
+            published,
+        } = shown;
+        let (mode, topic, published) = (*mode, topic.as_deref(), *published);
         let plan = &message.plan;
         let (approve_command, note) = match (mode, topic) {
             _ if plan.actions.is_empty() => (

@@ -369,7 +369,7 @@ fn finding(
         fix,
         resources: vec![lb.arn.clone().unwrap_or_else(|| lb.name.clone())],
         remedies: recommended
-            .map(|to| crate::plan::Action::RaiseIdleTimeout { from: timeout, to })
+            .map(|to| crate::action::Action::RaiseIdleTimeout { from: timeout, to })
             .into_iter()
             .collect(),
     }

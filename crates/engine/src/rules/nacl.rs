@@ -10,12 +10,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{list_some, Check, CheckStatus, RuleOutput};
+use crate::action::{Action, NaclActionKind};
 use crate::context::Context;
 use crate::finding::{Command, DurableFix, Evidence, Finding, FindingCode, Fix, Severity};
 use crate::fixes;
 use crate::netcheck::nacl::{overlapping_denies, rule_number_for_allow, TCP};
 use crate::netcheck::{AddrRange, FlowBox, Leg, NaclCheck, NaclRuleRef};
-use crate::plan::{Action, NaclActionKind};
 use crate::snapshot::{NaclEntry, PortRange};
 
 pub fn blocks_target_port(ctx: &Context<'_>) -> RuleOutput {

@@ -10,12 +10,12 @@ use crate::shell::{Script, Word};
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{list_some, Check, CheckStatus, RuleOutput};
+use crate::action::Action;
 use crate::alarm::LbKind;
 use crate::context::Context;
 use crate::finding::{Command, DurableFix, Evidence, Finding, FindingCode, Fix, Severity};
 use crate::fixes;
 use crate::netcheck::{Direction, SgCheck, SgOutcome, SgSide};
-use crate::plan::Action;
 
 pub fn check(ctx: &Context<'_>) -> RuleOutput {
     let name = "security groups: load balancer to targets";
@@ -177,8 +177,8 @@ fn lb_source_group(ctx: &Context<'_>) -> Option<String> {
 }
 
 /// The target SG to add the rule to: the one tagged for the cluster (the controllers'
-/// choice), else the EKS cluster SG, else the only one.
-fn target_group_to_fix(ctx: &Context<'_>, groups: &[String]) -> Result<String, String> {
+/// choice), else the EKS cluster SG, else the only one; `None` when that leaves several.
+fn target_group_to_fix(ctx: &Context<'_>, groups: &[String]) -> Option<String> {
     if let Some(cluster) = &ctx.cluster {
         let key = format!("kubernetes.io/cluster/{cluster}");
         let tagged: Vec<&String> = groups
@@ -190,7 +190,7 @@ fn target_group_to_fix(ctx: &Context<'_>, groups: &[String]) -> Result<String, S
             })
             .collect();
         if tagged.len() == 1 {
-            return Ok(tagged[0].clone());
+            return Some(tagged[0].clone());
         }
     }
     if let Some(cluster_sg) = ctx
@@ -200,17 +200,22 @@ fn target_group_to_fix(ctx: &Context<'_>, groups: &[String]) -> Result<String, S
         .and_then(|e| e.cluster_security_group_id.as_ref())
     {
         if groups.contains(cluster_sg) {
-            return Ok(cluster_sg.clone());
+            return Some(cluster_sg.clone());
         }
     }
     match groups {
-        [only] => Ok(only.clone()),
-        _ => Err(format!(
-            "The targets carry several security groups ({}) and none is tagged kubernetes.io/cluster/{}: add the rule to the one meant for load balancer traffic.",
-            groups.join(", "),
-            ctx.cluster.as_deref().unwrap_or("CLUSTER")
-        )),
+        [only] => Some(only.clone()),
+        _ => None,
     }
+}
+
+/// Why no target group is chosen: several, none tagged for the cluster.
+fn several_groups_note(ctx: &Context<'_>, groups: &[String]) -> String {
+    format!(
+        "The targets carry several security groups ({}) and none is tagged kubernetes.io/cluster/{}: add the rule to the one meant for load balancer traffic.",
+        groups.join(", "),
+        ctx.cluster.as_deref().unwrap_or("CLUSTER")
+    )
 }
 
 /// Names elbmedic, the load balancer and the date the state was observed (no clock here).
@@ -244,7 +249,7 @@ fn target_ingress_fix(
     };
     let mut remedies = Vec::new();
     let (target, commands) = match target_group_to_fix(ctx, groups) {
-        Ok(target) => {
+        Some(target) => {
             remedies = ports
                 .iter()
                 .map(|port| Action::AllowSgIngress {
@@ -263,8 +268,8 @@ fn target_ingress_fix(
                 .collect();
             (target, commands)
         }
-        Err(reason) => {
-            notes.push(reason);
+        None => {
+            notes.push(several_groups_note(ctx, groups));
             (groups.join(" or "), Vec::new())
         }
     };

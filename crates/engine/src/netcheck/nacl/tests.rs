@@ -214,7 +214,7 @@ fn rule_number_goes_below_the_explicit_deny_or_in_a_conventional_slot() {
     assert!(
         without
             .as_ref()
-            .is_err_and(|e| e.contains("explicit deny rule 50")),
+            .is_err_and(|e| e.to_string().contains("explicit deny rule 50")),
         "{without:?}"
     );
     assert_eq!(
@@ -274,7 +274,8 @@ fn an_allow_goes_after_an_overlapping_deny_that_the_implicit_deny_drop_shares() 
         // In front of the deny: refused without the override, accepted with it only below
         // the entry that decides (the deny itself decides 3389).
         let reason = check_allow_number(&table, Direction::Egress, TCP, &flows, deny - 1, false)
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(reason.contains("OVERRIDE_EXPLICIT_DENY"), "{reason}");
         assert!(check_allow_number(&table, Direction::Egress, TCP, &flows, deny - 1, true).is_ok());
     }
@@ -287,7 +288,9 @@ fn an_allow_goes_after_an_overlapping_deny_that_the_implicit_deny_drop_shares() 
         "0.0.0.0/0",
         Some((3389, 3389)),
     )]);
-    let error = rule_number_for_allow(&table, Direction::Egress, TCP, &flows, false).unwrap_err();
+    let error = rule_number_for_allow(&table, Direction::Egress, TCP, &flows, false)
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("32766"), "{error}");
 }
 
