@@ -12,8 +12,8 @@ use crate::changes::{
 };
 use crate::context::Context;
 use crate::finding::{Command, Evidence, Finding, FindingCode, Fix};
-use crate::shell::Script;
-use crate::snapshot::ChangeEvent;
+use crate::shell::{Script, Word};
+use crate::snapshot::{ChangeEvent, Changes};
 
 /// What the post-pass adds to a diagnosis.
 #[derive(Debug, Default)]
@@ -288,12 +288,23 @@ fn attempt_line(event: &ChangeEvent, alarm_at: Option<i64>) -> String {
     )
 }
 
+/// The changes CloudTrail recorded, sorted: tied to the findings they explain, or not.
+struct Ties<'e> {
+    /// Each change that explains findings, with their indices.
+    linked: Vec<(&'e ChangeEvent, Vec<usize>)>,
+    /// Lines for the changes that explain none (at most `SHOWN`).
+    unlinked: Vec<String>,
+    /// Calls that changed something.
+    made: usize,
+    /// Calls that failed, so changed nothing.
+    attempts: Vec<&'e ChangeEvent>,
+}
+
 pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
-    let name = CHECK_NAME;
     let Some(changes) = &ctx.snapshot.changes else {
         return Linked {
             check: Some(Check::new(
-                name,
+                CHECK_NAME,
                 CheckStatus::NotApplicable,
                 "CloudTrail was not read",
             )),
@@ -301,24 +312,53 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
         };
     };
     let alarm_at = ctx.alarm.state_change_epoch;
-    let mut linked: Vec<(&ChangeEvent, Vec<usize>)> = Vec::new();
-    let mut unlinked = Vec::new();
-    // A call that failed or only read changed nothing: it is never tied to a finding nor
-    // counted as a change. A failed attempt is still listed, saying so: someone tried.
+    let ties = tie(ctx, changes, findings);
+    for (event, explained) in &ties.linked {
+        for &index in explained {
+            findings[index].evidence.push(Evidence::observation(format!(
+                "Changed by CloudTrail event: {}",
+                line(event, alarm_at)
+            )));
+        }
+    }
+    let check = check_of(changes, &ties);
+    let unlinked = unlinked_lines(&ties, alarm_at);
+    let Some((latest, explained)) = headline_change(&ties.linked) else {
+        return Linked {
+            finding: None,
+            unlinked,
+            check: Some(check),
+        };
+    };
+    let finding = finding(ctx, findings, &ties.linked, latest, explained[0]);
+    Linked {
+        finding: Some((finding, explained[0])),
+        unlinked,
+        check: Some(check),
+    }
+}
+
+/// Ties each change to the findings it explains. A call that failed or only read changed
+/// nothing: it is never tied to a finding nor counted as a change (a failed attempt is still
+/// listed, saying so: someone tried). A change made after the alarm fired cannot have caused
+/// it: listed, never tied.
+fn tie<'e>(ctx: &Context<'_>, changes: &'e Changes, findings: &[Finding]) -> Ties<'e> {
+    let alarm_at = ctx.alarm.state_change_epoch;
     let attempts: Vec<&ChangeEvent> = changes
         .events
         .iter()
         .filter(|e| e.failed_attempt())
         .collect();
-    let made: Vec<&ChangeEvent> = changes
-        .events
-        .iter()
-        .filter(|e| e.changed_something())
-        .collect();
     let peers = SgPeers::new(ctx);
-    for event in made.iter().copied() {
+    let mut ties = Ties {
+        linked: Vec::new(),
+        unlinked: Vec::new(),
+        made: 0,
+        attempts,
+    };
+    for event in changes.events.iter().filter(|e| e.changed_something()) {
+        ties.made += 1;
         let change = network_change(event);
-        // A change made after the alarm fired cannot have caused it: listed, never tied.
         let after_alarm = matches!(
             (alarm_at, when(event).1),
             (Some(alarm), Some(at)) if at > alarm + AFTER_ALARM_SLACK_SECONDS
@@ -334,28 +374,27 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
                 .collect()
         };
         if explained.is_empty() {
-            if unlinked.len() < SHOWN {
-                unlinked.push(line(event, alarm_at));
+            if ties.unlinked.len() < SHOWN {
+                ties.unlinked.push(line(event, alarm_at));
             }
         } else {
-            linked.push((event, explained));
+            ties.linked.push((event, explained));
         }
     }
-    for (event, explained) in &linked {
-        for &index in explained {
-            findings[index].evidence.push(Evidence::observation(format!(
-                "Changed by CloudTrail event: {}",
-                line(event, alarm_at)
-            )));
-        }
-    }
-    let quiet = made.len() - linked.len();
+    ties
+}
+
+/// The changes that explain no finding, the failed attempts, and CloudTrail's delay.
+fn unlinked_lines(ties: &Ties<'_>, alarm_at: Option<i64>) -> Vec<String> {
+    let mut unlinked = ties.unlinked.clone();
+    let quiet = ties.made - ties.linked.len();
     if quiet > unlinked.len() {
         unlinked.push(format!(
             "... and {} more that explain no finding",
             crate::context::count(quiet - unlinked.len(), "change", "changes")
         ));
     }
+    let attempts = &ties.attempts;
     unlinked.extend(
         attempts
             .iter()
@@ -371,6 +410,10 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
     if !unlinked.is_empty() {
         unlinked.push("CloudTrail delivers an event about 5 minutes after the call: changes of the last minutes may not be listed yet.".into());
     }
+    unlinked
+}
+
+fn check_of(changes: &Changes, ties: &Ties<'_>) -> Check {
     let pending = if changes.not_looked_up.is_empty() {
         String::new()
     } else {
@@ -379,37 +422,42 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
             bounded(&changes.not_looked_up.join(", "))
         )
     };
-    let check = Check::new(
-        name,
-        if linked.is_empty() {
+    let failed = if ties.attempts.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} that changed nothing",
+            crate::context::count(ties.attempts.len(), "failed attempt", "failed attempts")
+        )
+    };
+    Check::new(
+        CHECK_NAME,
+        if ties.linked.is_empty() {
             CheckStatus::Ok
         } else {
             CheckStatus::Problem
         },
         format!(
             "{} since {}, {} tied to a finding{failed}{pending}",
-            crate::context::count(made.len(), "change", "changes"),
+            crate::context::count(ties.made, "change", "changes"),
             bounded(&changes.since),
-            linked.len(),
-            failed = if attempts.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; {} that changed nothing",
-                    crate::context::count(attempts.len(), "failed attempt", "failed attempts")
-                )
-            }
+            ties.linked.len(),
         ),
-    );
-    let Some((latest, explained)) = headline_change(&linked) else {
-        return Linked {
-            finding: None,
-            unlinked,
-            check: Some(check),
-        };
-    };
-    let top = &findings[explained[0]];
-    let (severity, top_code, top_title) = (top.severity, top.code, top.title.clone());
+    )
+}
+
+/// The recent-change finding: `latest` in its title, every tied change as evidence, and what
+/// to do about it, which is the fix of the finding it explains (`top`, an index), never the
+/// reverse of a change that took access away.
+fn finding(
+    ctx: &Context<'_>,
+    findings: &[Finding],
+    linked: &[(&ChangeEvent, Vec<usize>)],
+    latest: &ChangeEvent,
+    top: usize,
+) -> Finding {
+    let alarm_at = ctx.alarm.state_change_epoch;
+    let top = &findings[top];
     let more = if linked.len() > 1 {
         format!(
             " (+{} more)",
@@ -420,6 +468,63 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
     };
     let (clock, at) = when(latest);
     let before = relative(alarm_at, at).unwrap_or_else(|| "around the alarm".into());
+    // A change that took access away is never offered for undoing (see `tightens`).
+    let tightened = network_change(latest).is_some_and(|c| c.tightens());
+    let (explanation, summary) = what_to_do(latest, tightened, top);
+    Finding {
+        code: FindingCode::RecentChange,
+        severity: top.severity,
+        confidence: None,
+        confidence_reason: None,
+        title: format!(
+            "{} by {} at {clock}, {before}{more}",
+            describe(latest),
+            actor(latest)
+        ),
+        explanation,
+        evidence: evidence(findings, linked, alarm_at),
+        fix: Fix {
+            summary: summary.into(),
+            commands: vec![Command::new(
+                "See the whole CloudTrail event",
+                Script::lines(lookups(ctx, linked)),
+            )],
+            durable: None,
+            notes: Vec::new(),
+        },
+        resources: linked.iter().map(|(e, _)| bounded(&e.event_id)).collect(),
+        remedies: Vec::new(),
+    }
+}
+
+/// The explanation and the fix's summary: a move of targets dates the churn; a change that
+/// tightened access is not undone; any other change is undone by the explained finding's fix.
+fn what_to_do(latest: &ChangeEvent, tightened: bool, top: &Finding) -> (String, &'static str) {
+    let (top_code, top_title) = (top.code, bounded(&top.title));
+    if moves_targets(latest) {
+        (
+            format!("Targets were registered or deregistered shortly before the alarm: this is who moved them, and when (a controller during a rollout, a node leaving). It dates the churn that the finding \"{top_title}\" ({top_code}) describes; the fix is that finding's, not undoing this."),
+            "Nothing to undo here: follow the fix of the finding it dates; the event shows who moved the targets.",
+        )
+    } else if tightened {
+        (
+            format!("This change denied or removed access on the entry that decides the finding \"{top_title}\" ({top_code}), shortly before the alarm. The fix is that finding's, which opens only what the path needs; undoing the change would reopen everything it closed, so it is not offered. Ask whoever made it why; if it came from infrastructure as code or an automatic remediation, change it there too, or the next run brings it back."),
+            "Check the change with whoever made it, then apply the fix of the finding it explains (not the reverse of this change).",
+        )
+    } else {
+        (
+            format!("This change touched what the finding \"{top_title}\" ({top_code}) is about, shortly before the alarm. Ask whoever made it why; undoing it is the fix that finding gives. If it came from infrastructure as code, fix it there too, or the next apply brings it back."),
+            "Check the change with whoever made it, then undo it with the commands of the finding it explains.",
+        )
+    }
+}
+
+/// Each tied change with the findings it explains, at most `SHOWN`, the rest counted.
+fn evidence(
+    findings: &[Finding],
+    linked: &[(&ChangeEvent, Vec<usize>)],
+    alarm_at: Option<i64>,
+) -> Vec<Evidence> {
     let mut evidence: Vec<Evidence> = linked
         .iter()
         .take(SHOWN)
@@ -441,8 +546,13 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
             linked.len() - SHOWN
         )));
     }
+    evidence
+}
+
+/// The CloudTrail lookups of the first tied events.
+fn lookups(ctx: &Context<'_>, linked: &[(&ChangeEvent, Vec<usize>)]) -> Vec<Vec<Word>> {
     let region = ctx.region();
-    let lookups: Vec<Vec<crate::shell::Word>> = linked
+    linked
         .iter()
         .take(3)
         .map(|(event, _)| {
@@ -456,60 +566,7 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {
                 format!("AttributeKey=EventId,AttributeValue={}", event.event_id)
             ]
         })
-        .collect();
-    // A change that took access away is never offered for undoing (see `tightens`).
-    let tightened = network_change(latest).is_some_and(|c| c.tightens());
-    let finding = Finding {
-        code: FindingCode::RecentChange,
-        severity,
-        confidence: None,
-        confidence_reason: None,
-        title: format!(
-            "{} by {} at {clock}, {before}{more}",
-            describe(latest),
-            actor(latest)
-        ),
-        explanation: if moves_targets(latest) {
-            format!(
-                "Targets were registered or deregistered shortly before the alarm: this is who moved them, and when (a controller during a rollout, a node leaving). It dates the churn that the finding \"{}\" ({top_code}) describes; the fix is that finding's, not undoing this.",
-                bounded(&top_title)
-            )
-        } else if tightened {
-            format!(
-                "This change denied or removed access on the entry that decides the finding \"{}\" ({top_code}), shortly before the alarm. The fix is that finding's, which opens only what the path needs; undoing the change would reopen everything it closed, so it is not offered. Ask whoever made it why; if it came from infrastructure as code or an automatic remediation, change it there too, or the next run brings it back.",
-                bounded(&top_title)
-            )
-        } else {
-            format!(
-                "This change touched what the finding \"{}\" ({top_code}) is about, shortly before the alarm. Ask whoever made it why; undoing it is the fix that finding gives. If it came from infrastructure as code, fix it there too, or the next apply brings it back.",
-                bounded(&top_title)
-            )
-        },
-        evidence,
-        fix: Fix {
-            summary: if moves_targets(latest) {
-                "Nothing to undo here: follow the fix of the finding it dates; the event shows who moved the targets.".into()
-            } else if tightened {
-                "Check the change with whoever made it, then apply the fix of the finding it explains (not the reverse of this change).".into()
-            } else {
-                "Check the change with whoever made it, then undo it with the commands of the finding it explains.".into()
-            },
-            commands: vec![Command::new(
-                "See the whole CloudTrail event",
-                Script::lines(lookups),
-            )],
-            durable: None,
-            notes: Vec::new(),
-        },
-        resources: linked.iter().map(|(e, _)| bounded(&e.event_id)).collect(),
-        remedies: Vec::new(),
-    };
-    let after = explained[0];
-    Linked {
-        finding: Some((finding, after)),
-        unlinked,
-        check: Some(check),
-    }
+        .collect()
 }
 
 #[cfg(test)]

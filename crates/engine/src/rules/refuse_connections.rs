@@ -24,127 +24,136 @@ struct Hypothesis {
 /// Connection errors below this share of the load balancer's 5xx cannot be their cause.
 const MIN_SHARE_OF_5XX: f64 = 0.25;
 
+const NAME: &str = "connection errors with open paths";
+
 pub fn check(ctx: &Context<'_>) -> RuleOutput {
-    let name = "connection errors with open paths";
     let metric = match ctx.kind() {
         LbKind::Application => "TargetConnectionErrorCount",
         LbKind::Classic => "BackendConnectionErrors",
     };
     let mut out = RuleOutput::default();
-    let Some(errors) = ctx.sum(metric) else {
-        out.checked.push(Check::new(
-            name,
-            CheckStatus::Incomplete,
-            format!("{metric} was not observed"),
-        ));
-        return out;
+    let errors = match detect(ctx, metric) {
+        Ok(errors) => errors,
+        Err(stands_aside) => {
+            out.checked.push(stands_aside);
+            return out;
+        }
     };
-    if errors <= 0.0 {
-        out.checked.push(Check::new(
-            name,
-            CheckStatus::Ok,
-            format!("{metric}: none in the window"),
-        ));
-        return out;
-    }
-    if ctx.churn.explains_every_error() {
-        out.checked.push(Check::new(
-            name,
-            CheckStatus::NotApplicable,
-            format!(
-                "{} {metric}, with every 5xx period in target churn (see target churn)",
-                format_value(errors)
-            ),
-        ));
-        return out;
-    }
-    if ctx.paths_blocked() {
-        out.checked.push(Check::new(
-            name,
-            CheckStatus::NotApplicable,
-            format!(
-                "{} {metric} explained by the blocked paths reported",
-                format_value(errors)
-            ),
-        ));
-        return out;
-    }
-    if ctx.network_incomplete() {
-        out.checked.push(Check::new(
-            name,
-            CheckStatus::Incomplete,
-            format!(
-                "{} {metric}, but not every path could be checked: refused connections are only concluded with the paths known to be open",
-                format_value(errors)
-            ),
-        ));
-        return out;
-    }
-    if !ctx.health.mostly_healthy() {
-        out.checked.push(Check::new(
-            name,
-            CheckStatus::NotApplicable,
-            format!(
-                "{} {metric} with most targets unhealthy (see target health)",
-                format_value(errors)
-            ),
-        ));
-        return out;
-    }
-    let stale = ctx.stale_target_count();
-    if stale > 0 {
-        out.checked.push(Check::new(
-            name,
-            CheckStatus::NotApplicable,
-            format!(
-                "{} {metric} explained by {}",
-                format_value(errors),
-                crate::context::count(stale, "stale target", "stale targets")
-            ),
-        ));
-        return out;
-    }
-    // A connection error fails at most one request: a handful cannot be the cause of many
-    // more 5xx, and naming them so would send the reader after the wrong thing.
-    let elb_5xx = ctx.elb_5xx().unwrap_or(0.0);
-    if errors < elb_5xx * MIN_SHARE_OF_5XX {
-        out.checked.push(Check::new(
-            name,
-            CheckStatus::NotApplicable,
-            format!(
-                "{} {metric} against {} 5xx from the load balancer: too few to be their cause",
-                format_value(errors),
-                format_value(elb_5xx)
-            ),
-        ));
-        return out;
-    }
     let lb = &ctx.snapshot.load_balancer;
     let title = format!(
         "Targets of {} refuse connections while paths are open and health checks pass",
         lb.name
     );
     out.checked
-        .push(Check::new(name, CheckStatus::Problem, title.clone()));
-
-    let ns = crate::fixes::namespace_of(ctx);
-    let mut hypotheses = Vec::new();
-    let draining: Vec<&str> = ctx
-        .snapshot
-        .targets()
-        .filter(|(_, t)| t.health.class() == HealthClass::Draining)
-        .map(|(_, t)| t.id.as_str())
-        .collect();
-    let ip_targets = ctx
-        .snapshot
-        .target_groups
-        .iter()
-        .any(|g| g.target_type == "ip");
+        .push(Check::new(NAME, CheckStatus::Problem, title.clone()));
     let delay = ctx
         .snapshot
         .target_groups
         .iter()
         .find_map(|g| g.deregistration_delay_seconds);
+    let mut explanation = format!(
+        "The load balancer could not establish {} connections to its targets ({metric}), yet every NACL and security group on the way allows them and the targets pass their health checks. \
+         Something on the targets refuses or drops new connections: the hypotheses below are ranked, most likely first.",
+        format_value(errors)
+    );
+    if ctx.kind() == LbKind::Classic {
+        explanation.push_str(" BackendConnectionErrors also counts failed health-check connections and retries, so it can exceed the request count.");
+    }
+    out.findings.push(Finding {
+        code: FindingCode::TargetsRefuseConnections,
+        severity: Severity::High,
+        confidence: Some(Confidence::Likely),
+        confidence_reason: Some("connection errors with open paths and passing health checks point at the targets; which hypothesis holds needs a look inside the cluster".into()),
+        title,
+        explanation: explanation.trim_end().to_string(),
+        evidence: evidence(ctx, metric, delay),
+        fix: fix(ctx, hypotheses(ctx, delay)),
+        resources: vec![lb.arn.clone().unwrap_or_else(|| lb.name.clone())],
+        remedies: Vec::new(),
+    });
+    out
+}
+
+/// The connection errors, when they are this rule's to explain; otherwise the check that says
+/// why it stands aside (none, explained by churn, blocked paths, unhealthy or stale targets,
+/// or too few against the load balancer's 5xx).
+fn detect(ctx: &Context<'_>, metric: &str) -> Result<f64, Check> {
+    let aside = |status, detail: String| Check::new(NAME, status, detail);
+    let Some(errors) = ctx.sum(metric) else {
+        return Err(aside(
+            CheckStatus::Incomplete,
+            format!("{metric} was not observed"),
+        ));
+    };
+    if errors <= 0.0 {
+        return Err(aside(
+            CheckStatus::Ok,
+            format!("{metric}: none in the window"),
+        ));
+    }
+    let shown = format_value(errors);
+    if ctx.churn.explains_every_error() {
+        return Err(aside(
+            CheckStatus::NotApplicable,
+            format!("{shown} {metric}, with every 5xx period in target churn (see target churn)"),
+        ));
+    }
+    if ctx.paths_blocked() {
+        return Err(aside(
+            CheckStatus::NotApplicable,
+            format!("{shown} {metric} explained by the blocked paths reported"),
+        ));
+    }
+    if ctx.network_incomplete() {
+        return Err(aside(
+            CheckStatus::Incomplete,
+            format!("{shown} {metric}, but not every path could be checked: refused connections are only concluded with the paths known to be open"),
+        ));
+    }
+    if !ctx.health.mostly_healthy() {
+        return Err(aside(
+            CheckStatus::NotApplicable,
+            format!("{shown} {metric} with most targets unhealthy (see target health)"),
+        ));
+    }
+    let stale = ctx.stale_target_count();
+    if stale > 0 {
+        return Err(aside(
+            CheckStatus::NotApplicable,
+            format!(
+                "{shown} {metric} explained by {}",
+                crate::context::count(stale, "stale target", "stale targets")
+            ),
+        ));
+    }
+    // A connection error fails at most one request: a handful cannot be the cause of many
+    // more 5xx, and naming them so would send the reader after the wrong thing.
+    let elb_5xx = ctx.elb_5xx().unwrap_or(0.0);
+    if errors < elb_5xx * MIN_SHARE_OF_5XX {
+        return Err(aside(
+            CheckStatus::NotApplicable,
+            format!(
+                "{shown} {metric} against {} 5xx from the load balancer: too few to be their cause",
+                format_value(elb_5xx)
+            ),
+        ));
+    }
+    Ok(errors)
+}
+
+/// What refuses the connections, ranked by what the snapshot shows, most likely first.
+fn hypotheses(ctx: &Context<'_>, delay: Option<u32>) -> Vec<Hypothesis> {
+    let ns = crate::fixes::namespace_of(ctx);
+    let mut hypotheses = Vec::new();
+    let draining = ctx
+        .snapshot
+        .targets()
+        .any(|(_, t)| t.health.class() == HealthClass::Draining);
+    let ip_targets = ctx
+        .snapshot
+        .target_groups
+        .iter()
+        .any(|g| g.target_type == "ip");
     let rollout = format!(
         "Pods stop accepting connections before the load balancer stops sending them: during a rollout or scale-in a pod exits while its target is still registered or draining{}. \
          Confirm: `kubectl -n {ns} rollout history deployment/DEPLOYMENT` and pod events around the alarm time. Fix: a preStop hook that sleeps longer than the controller needs to deregister (e.g. `sleep 15`), \
@@ -152,7 +161,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         delay.map(|d| format!(" (deregistration delay {d} s)")).unwrap_or_default()
     );
     hypotheses.push(Hypothesis {
-        score: if !draining.is_empty() {
+        score: if draining {
             90
         } else if ip_targets {
             60
@@ -161,31 +170,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         },
         text: rollout,
     });
-    let split_ports: Vec<(u16, u16)> = ctx
-        .snapshot
-        .targets()
-        .filter_map(|(g, t)| {
-            g.health_check
-                .as_ref()
-                .map(|hc| (t.port, hc.port_for(t.port)))
-        })
-        .filter(|(traffic, health)| traffic != health)
-        .collect();
-    let listening = match split_ports.first() {
-        Some((traffic, health)) => Hypothesis {
-            score: 80,
-            text: format!(
-                "Nothing listens on the traffic port {traffic}: health checks go to port {health}, so targets look healthy while requests are refused. \
-                 Confirm: `kubectl -n {ns} exec POD -- ss -ltn` shows no listener on {traffic}; check the Service's targetPort against the container port."
-            ),
-        },
-        None => Hypothesis {
-            score: 30,
-            text: format!("Some pods do not listen on the target port (a wrong targetPort, or a container that binds only to 127.0.0.1). \
-                   Confirm: `kubectl -n {ns} exec POD -- ss -ltn` on a pod behind a failing target."),
-        },
-    };
-    hypotheses.push(listening);
+    hypotheses.push(not_listening(ctx, ns));
     let surge = ctx.max("SurgeQueueLength", "Maximum").filter(|v| *v > 0.0);
     hypotheses.push(Hypothesis {
         score: if surge.is_some() { 70 } else { 35 },
@@ -199,7 +184,37 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         text: "Backends drop connections the load balancer still holds (the article's keep-alive check): keep the HTTP keep-alive timeout above the idle timeout, and see the TCP keepalive sysctls below.".into(),
     });
     hypotheses.sort_by_key(|h| std::cmp::Reverse(h.score));
+    hypotheses
+}
 
+/// Nothing listening on the traffic port: likely when health checks go to another port.
+fn not_listening(ctx: &Context<'_>, ns: &str) -> Hypothesis {
+    let split_port = ctx
+        .snapshot
+        .targets()
+        .filter_map(|(g, t)| {
+            g.health_check
+                .as_ref()
+                .map(|hc| (t.port, hc.port_for(t.port)))
+        })
+        .find(|(traffic, health)| traffic != health);
+    match split_port {
+        Some((traffic, health)) => Hypothesis {
+            score: 80,
+            text: format!(
+                "Nothing listens on the traffic port {traffic}: health checks go to port {health}, so targets look healthy while requests are refused. \
+                 Confirm: `kubectl -n {ns} exec POD -- ss -ltn` shows no listener on {traffic}; check the Service's targetPort against the container port."
+            ),
+        },
+        None => Hypothesis {
+            score: 30,
+            text: format!("Some pods do not listen on the target port (a wrong targetPort, or a container that binds only to 127.0.0.1). \
+                   Confirm: `kubectl -n {ns} exec POD -- ss -ltn` on a pod behind a failing target."),
+        },
+    }
+}
+
+fn evidence(ctx: &Context<'_>, metric: &str, delay: Option<u32>) -> Vec<Evidence> {
     let mut evidence = Vec::new();
     evidence.extend(ctx.metric_evidence(metric, "Sum", ""));
     evidence.extend(ctx.metric_evidence("HTTPCode_ELB_502_Count", "Sum", ""));
@@ -215,14 +230,12 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             format!("Deregistration delay: {d} s"),
         ));
     }
-    let mut explanation = format!(
-        "The load balancer could not establish {} connections to its targets ({metric}), yet every NACL and security group on the way allows them and the targets pass their health checks. \
-         Something on the targets refuses or drops new connections: the hypotheses below are ranked, most likely first.",
-        format_value(errors)
-    );
-    if ctx.kind() == LbKind::Classic {
-        explanation.push_str(" BackendConnectionErrors also counts failed health-check connections and retries, so it can exceed the request count.");
-    }
+    evidence
+}
+
+/// The commands that confirm the hypotheses, the hypotheses themselves as notes, and the
+/// workload change that makes pods outlive their deregistration.
+fn fix(ctx: &Context<'_>, hypotheses: Vec<Hypothesis>) -> Fix {
     let ranked: Vec<String> = hypotheses
         .iter()
         .enumerate()
@@ -248,29 +261,17 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         ),
     ));
     commands.extend(sysctl_commands(ctx));
-    out.findings.push(Finding {
-        code: FindingCode::TargetsRefuseConnections,
-        severity: Severity::High,
-        confidence: Some(Confidence::Likely),
-        confidence_reason: Some("connection errors with open paths and passing health checks point at the targets; which hypothesis holds needs a look inside the cluster".into()),
-        title,
-        explanation: explanation.trim_end().to_string(),
-        evidence,
-        fix: Fix {
-            summary: "Confirm the top hypothesis with the commands below, then fix it in the workload (preStop hook and grace period, container port, capacity).".into(),
-            commands,
-            durable: Some(crate::finding::DurableFix {
-                description: "Make pods outlive their deregistration".into(),
-                command: None,
-                manifest: Some("spec:\n  terminationGracePeriodSeconds: 60\n  containers:\n  - name: app\n    lifecycle:\n      preStop:\n        exec:\n          command: [\"sleep\", \"15\"]".into()),
-                warning: "The sleep must cover the time the controller takes to deregister the pod; the grace period must cover the sleep plus the longest request.".into(),
-            }),
-            notes: ranked,
-        },
-        resources: vec![lb.arn.clone().unwrap_or_else(|| lb.name.clone())],
-        remedies: Vec::new(),
-    });
-    out
+    Fix {
+        summary: "Confirm the top hypothesis with the commands below, then fix it in the workload (preStop hook and grace period, container port, capacity).".into(),
+        commands,
+        durable: Some(crate::finding::DurableFix {
+            description: "Make pods outlive their deregistration".into(),
+            command: None,
+            manifest: Some("spec:\n  terminationGracePeriodSeconds: 60\n  containers:\n  - name: app\n    lifecycle:\n      preStop:\n        exec:\n          command: [\"sleep\", \"15\"]".into()),
+            warning: "The sleep must cover the time the controller takes to deregister the pod; the grace period must cover the sleep plus the longest request.".into(),
+        }),
+        notes: ranked,
+    }
 }
 
 #[cfg(test)]
