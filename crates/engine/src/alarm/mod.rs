@@ -350,6 +350,74 @@ fn json_error(error: &serde_json::Error) -> IntakeError {
 fn interpret(envelope: &message::Envelope) -> Result<Intake, IntakeError> {
     let raw = &envelope.alarm;
     let context = envelope.context.clone();
+    let mut alarm = validated(envelope)?;
+    let Some(trigger) = raw.trigger.as_ref() else {
+        let children = composite::children_to_resolve(raw, alarm.state);
+        alarm.rule = raw.alarm_rule.clone();
+        return Ok(Intake::Composite { alarm, children });
+    };
+    let (metrics, expression, search) = trigger_metrics(trigger);
+    alarm.period_seconds = trigger.period.or_else(|| trigger.metric_period());
+    alarm.evaluation_periods = trigger.evaluation_periods;
+    alarm.threshold = trigger.threshold;
+    alarm.comparison = trigger.comparison_operator.clone();
+    alarm.metrics = metrics;
+    alarm.expression = expression;
+    let unsupported = |alarm: Alarm, reason: String| Ok(Intake::Unsupported { alarm, reason });
+    if let Some(search) = search {
+        return unsupported(
+            alarm,
+            format!("the alarm uses a SEARCH expression ({search}); it can match any number of load balancers, so elbmedic cannot tell which one fired. Alarm on one load balancer's metrics instead"),
+        );
+    }
+    let load_balancer = match identify_load_balancer(&alarm.metrics) {
+        Ok(lb) => lb,
+        Err(Rejection::Unsupported(reason)) => return unsupported(alarm, reason),
+        Err(Rejection::Invalid {
+            field,
+            value,
+            expected,
+        }) => {
+            return Err(IntakeError::InvalidField {
+                context,
+                field,
+                value,
+                expected: expected.into(),
+            })
+        }
+    };
+    if let Some(metric) = alarm.primary_metric() {
+        if !is_supported_metric(&metric.metric_name) {
+            let reason = format!(
+                "metric {} is not one elbmedic diagnoses (supported: {})",
+                metric.metric_name,
+                SUPPORTED_METRICS.join(", ")
+            );
+            return unsupported(alarm, reason);
+        }
+    }
+    Ok(match alarm.state {
+        AlarmState::Alarm => Intake::Diagnose {
+            alarm,
+            load_balancer,
+        },
+        AlarmState::Ok => Intake::Recovered {
+            alarm,
+            load_balancer,
+        },
+        AlarmState::InsufficientData => Intake::Skipped {
+            alarm,
+            load_balancer,
+            reason: "the alarm has insufficient data; there is nothing to diagnose".to_string(),
+        },
+    })
+}
+
+/// The alarm's own fields, checked: a name, a state, well-formed and agreeing ARN and
+/// account, a trigger or a rule, a region. The trigger's metrics are read by the caller.
+fn validated(envelope: &message::Envelope) -> Result<Alarm, IntakeError> {
+    let raw = &envelope.alarm;
+    let context = envelope.context.clone();
     let not_alarm = |reason: &str| IntakeError::NotAnAlarm {
         context: context.clone(),
         reason: reason.to_string(),
@@ -417,7 +485,7 @@ fn interpret(envelope: &message::Envelope) -> Result<Intake, IntakeError> {
         context: context.clone(),
         display: raw.region.clone().unwrap_or_default(),
     })?;
-    let mut alarm = Alarm {
+    Ok(Alarm {
         alarm_name,
         alarm_arn: raw.alarm_arn.clone(),
         description: raw.alarm_description.clone(),
@@ -443,66 +511,6 @@ fn interpret(envelope: &message::Envelope) -> Result<Intake, IntakeError> {
         expression: None,
         rule: None,
         via_composite: None,
-    };
-    let Some(trigger) = raw.trigger.as_ref() else {
-        let children = composite::children_to_resolve(raw, state);
-        alarm.rule = raw.alarm_rule.clone();
-        return Ok(Intake::Composite { alarm, children });
-    };
-    let (metrics, expression, search) = trigger_metrics(trigger);
-    alarm.period_seconds = trigger.period.or_else(|| trigger.metric_period());
-    alarm.evaluation_periods = trigger.evaluation_periods;
-    alarm.threshold = trigger.threshold;
-    alarm.comparison = trigger.comparison_operator.clone();
-    alarm.metrics = metrics;
-    alarm.expression = expression;
-    let unsupported = |alarm: Alarm, reason: String| Ok(Intake::Unsupported { alarm, reason });
-    if let Some(search) = search {
-        return unsupported(
-            alarm,
-            format!("the alarm uses a SEARCH expression ({search}); it can match any number of load balancers, so elbmedic cannot tell which one fired. Alarm on one load balancer's metrics instead"),
-        );
-    }
-    let load_balancer = match identify_load_balancer(&alarm.metrics) {
-        Ok(lb) => lb,
-        Err(Rejection::Unsupported(reason)) => return unsupported(alarm, reason),
-        Err(Rejection::Invalid {
-            field,
-            value,
-            expected,
-        }) => {
-            return Err(IntakeError::InvalidField {
-                context,
-                field,
-                value,
-                expected: expected.into(),
-            })
-        }
-    };
-    if let Some(metric) = alarm.primary_metric() {
-        if !is_supported_metric(&metric.metric_name) {
-            let reason = format!(
-                "metric {} is not one elbmedic diagnoses (supported: {})",
-                metric.metric_name,
-                SUPPORTED_METRICS.join(", ")
-            );
-            return unsupported(alarm, reason);
-        }
-    }
-    Ok(match state {
-        AlarmState::Alarm => Intake::Diagnose {
-            alarm,
-            load_balancer,
-        },
-        AlarmState::Ok => Intake::Recovered {
-            alarm,
-            load_balancer,
-        },
-        AlarmState::InsufficientData => Intake::Skipped {
-            alarm,
-            load_balancer,
-            reason: "the alarm has insufficient data; there is nothing to diagnose".to_string(),
-        },
     })
 }
 

@@ -49,73 +49,14 @@ pub fn keepalive_settings(seconds: u32) -> String {
     )
 }
 
+const NAME: &str = "502s from backends closing keep-alive connections";
+
 pub fn check(ctx: &Context<'_>) -> RuleOutput {
-    let name = "502s from backends closing keep-alive connections";
-    let mut out = RuleOutput::default();
-    if ctx.kind() != LbKind::Application {
-        out.checked.push(Check::new(
-            name,
-            CheckStatus::NotApplicable,
-            "a Classic LB reports no separate 502 count",
-        ));
-        return out;
-    }
-    let Some(errors) = ctx.sum("HTTPCode_ELB_502_Count") else {
-        out.checked.push(Check::new(
-            name,
-            CheckStatus::Incomplete,
-            "HTTPCode_ELB_502_Count was not observed",
-        ));
-        return out;
+    let (errors, connection_errors) = match detect(ctx) {
+        Ok(counts) => counts,
+        Err(stands_aside) => return RuleOutput::only(stands_aside),
     };
-    if errors <= 0.0 {
-        out.checked
-            .push(Check::new(name, CheckStatus::Ok, "no 502s in the window"));
-        return out;
-    }
-    if ctx.churn.explains_every_error() {
-        out.checked.push(Check::new(
-            name,
-            CheckStatus::NotApplicable,
-            format!(
-                "{} 502s, all in periods when targets churned (see target churn)",
-                format_value(errors)
-            ),
-        ));
-        return out;
-    }
-    if super::target_tls::tls_errors(ctx).is_some() || super::protocol_version::explains_502s(ctx) {
-        out.checked.push(Check::new(
-            name,
-            CheckStatus::NotApplicable,
-            format!(
-                "{} 502s, explained by the protocol spoken to the targets (TLS or protocol version)",
-                format_value(errors)
-            ),
-        ));
-        return out;
-    }
-    let connection_errors = ctx.sum("TargetConnectionErrorCount").unwrap_or(0.0);
-    if connection_errors * 2.0 >= errors {
-        out.checked.push(Check::new(
-            name,
-            CheckStatus::NotApplicable,
-            format!(
-                "{} 502s but {} connection errors: refused connections, not keep-alive races",
-                format_value(errors),
-                format_value(connection_errors)
-            ),
-        ));
-        return out;
-    }
-    if !ctx.health.mostly_healthy() || ctx.paths_blocked() {
-        out.checked.push(Check::new(
-            name,
-            CheckStatus::NotApplicable,
-            "502s come with unhealthy targets or blocked paths",
-        ));
-        return out;
-    }
+    let mut out = RuleOutput::default();
     let timeout = ctx
         .snapshot
         .load_balancer
@@ -126,51 +67,10 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         ctx.snapshot.load_balancer.name
     );
     out.checked
-        .push(Check::new(name, CheckStatus::Problem, title.clone()));
-    let mut evidence = vec![Evidence::setting(
-        "idle_timeout.timeout_seconds",
-        timeout,
-        format!("Idle timeout: {timeout} s"),
-    )];
-    evidence.extend(ctx.metric_evidence("HTTPCode_ELB_502_Count", "Sum", ""));
-    evidence.extend(ctx.metric_evidence("TargetConnectionErrorCount", "Sum", ""));
-    evidence.push(Evidence::observation(format!(
-        "{} of {} targets healthy; every network path open",
-        ctx.health.healthy, ctx.health.total
-    )));
-    // The pods' own port: an IP target group's port is the container port.
-    let port = ctx
-        .snapshot
-        .target_groups
-        .iter()
-        .find(|g| g.target_type == "ip")
-        .and_then(|g| g.port)
-        .unwrap_or(8080);
+        .push(Check::new(NAME, CheckStatus::Problem, title.clone()));
+    let evidence = evidence(ctx, timeout);
     let mut commands = sysctl_commands(ctx);
-    commands.insert(
-        0,
-        Command::new(
-            "Watch a backend close idle connections: open one, wait, and see when it is closed",
-            Script::lines(vec![
-                crate::fixes::port_forward(ctx, port),
-                argv!["sleep", "2"],
-                vec![
-                    Word::from("time"),
-                    Word::Op("("),
-                    Word::from("printf"),
-                    Word::from("GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"),
-                    Word::Op(";"),
-                    Word::from("sleep"),
-                    Word::from("120"),
-                    Word::Op(")"),
-                    Word::Op("|"),
-                    Word::from("nc"),
-                    Word::from("127.0.0.1"),
-                    Word::from(port),
-                ],
-            ]),
-        ),
-    );
+    commands.insert(0, watch_a_backend(ctx));
     out.findings.push(Finding {
         code: FindingCode::BackendClosesConnections,
         severity: Severity::High,
@@ -199,6 +99,117 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         remedies: Vec::new(),
     });
     out
+}
+
+/// The 502s and connection errors, when the 502s are this rule's to explain; otherwise the
+/// check that says why it stands aside.
+fn detect(ctx: &Context<'_>) -> Result<(f64, f64), Check> {
+    let name = NAME;
+    if ctx.kind() != LbKind::Application {
+        return Err(Check::new(
+            name,
+            CheckStatus::NotApplicable,
+            "a Classic LB reports no separate 502 count",
+        ));
+    }
+    let Some(errors) = ctx.sum("HTTPCode_ELB_502_Count") else {
+        return Err(Check::new(
+            name,
+            CheckStatus::Incomplete,
+            "HTTPCode_ELB_502_Count was not observed",
+        ));
+    };
+    if errors <= 0.0 {
+        return Err(Check::new(name, CheckStatus::Ok, "no 502s in the window"));
+    }
+    if ctx.churn.explains_every_error() {
+        return Err(Check::new(
+            name,
+            CheckStatus::NotApplicable,
+            format!(
+                "{} 502s, all in periods when targets churned (see target churn)",
+                format_value(errors)
+            ),
+        ));
+    }
+    if super::target_tls::tls_errors(ctx).is_some() || super::protocol_version::explains_502s(ctx) {
+        return Err(Check::new(
+            name,
+            CheckStatus::NotApplicable,
+            format!(
+                "{} 502s, explained by the protocol spoken to the targets (TLS or protocol version)",
+                format_value(errors)
+            ),
+        ));
+    }
+    let connection_errors = ctx.sum("TargetConnectionErrorCount").unwrap_or(0.0);
+    if connection_errors * 2.0 >= errors {
+        return Err(Check::new(
+            name,
+            CheckStatus::NotApplicable,
+            format!(
+                "{} 502s but {} connection errors: refused connections, not keep-alive races",
+                format_value(errors),
+                format_value(connection_errors)
+            ),
+        ));
+    }
+    if !ctx.health.mostly_healthy() || ctx.paths_blocked() {
+        return Err(Check::new(
+            name,
+            CheckStatus::NotApplicable,
+            "502s come with unhealthy targets or blocked paths",
+        ));
+    }
+    Ok((errors, connection_errors))
+}
+
+fn evidence(ctx: &Context<'_>, timeout: u32) -> Vec<Evidence> {
+    let mut evidence = vec![Evidence::setting(
+        "idle_timeout.timeout_seconds",
+        timeout,
+        format!("Idle timeout: {timeout} s"),
+    )];
+    evidence.extend(ctx.metric_evidence("HTTPCode_ELB_502_Count", "Sum", ""));
+    evidence.extend(ctx.metric_evidence("TargetConnectionErrorCount", "Sum", ""));
+    evidence.push(Evidence::observation(format!(
+        "{} of {} targets healthy; every network path open",
+        ctx.health.healthy, ctx.health.total
+    )));
+    evidence
+}
+
+/// A port-forward to a backend and a connection held idle, to see when the backend closes it.
+fn watch_a_backend(ctx: &Context<'_>) -> Command {
+    // The pods' own port: an IP target group's port is the container port.
+    let port = ctx
+        .snapshot
+        .target_groups
+        .iter()
+        .find(|g| g.target_type == "ip")
+        .and_then(|g| g.port)
+        .unwrap_or(8080);
+    Command::new(
+        "Watch a backend close idle connections: open one, wait, and see when it is closed",
+        Script::lines(vec![
+            crate::fixes::port_forward(ctx, port),
+            argv!["sleep", "2"],
+            vec![
+                Word::from("time"),
+                Word::Op("("),
+                Word::from("printf"),
+                Word::from("GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"),
+                Word::Op(";"),
+                Word::from("sleep"),
+                Word::from("120"),
+                Word::Op(")"),
+                Word::Op("|"),
+                Word::from("nc"),
+                Word::from("127.0.0.1"),
+                Word::from(port),
+            ],
+        ]),
+    )
 }
 
 #[cfg(test)]

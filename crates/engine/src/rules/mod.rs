@@ -71,6 +71,16 @@ pub struct RuleOutput {
     pub checked: Vec<Check>,
 }
 
+impl RuleOutput {
+    /// A rule that stands aside, or found nothing: only its check.
+    pub fn only(check: Check) -> Self {
+        Self {
+            findings: Vec::new(),
+            checked: vec![check],
+        }
+    }
+}
+
 pub struct Rule {
     pub code: FindingCode,
     pub run: fn(&Context<'_>) -> RuleOutput,

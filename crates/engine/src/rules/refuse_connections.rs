@@ -31,14 +31,11 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         LbKind::Application => "TargetConnectionErrorCount",
         LbKind::Classic => "BackendConnectionErrors",
     };
-    let mut out = RuleOutput::default();
     let errors = match detect(ctx, metric) {
         Ok(errors) => errors,
-        Err(stands_aside) => {
-            out.checked.push(stands_aside);
-            return out;
-        }
+        Err(stands_aside) => return RuleOutput::only(stands_aside),
     };
+    let mut out = RuleOutput::default();
     let lb = &ctx.snapshot.load_balancer;
     let title = format!(
         "Targets of {} refuse connections while paths are open and health checks pass",

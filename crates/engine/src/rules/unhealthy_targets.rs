@@ -101,6 +101,52 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     };
     let lb = &ctx.snapshot.load_balancer;
     let ids: Vec<String> = bad.iter().map(|(_, t)| t.id.clone()).collect();
+    let mut evidence = health_evidence(ctx, &bad);
+    let mut notes = Vec::new();
+    if ctx.paths_blocked() {
+        notes.push("The network findings in this report drop the health checks too: fix them first, and these targets should recover on their own.".into());
+    }
+    match (none_healthy, lb.kind) {
+        (true, LbKind::Application) => {
+            notes.push("With no healthy target an ALB fails open: it routes to all targets anyway, so the 5xx come from the targets themselves (HTTPCode_Target_5XX_Count), and some requests may still succeed.".into());
+            evidence.extend(ctx.metric_evidence("HTTPCode_Target_5XX_Count", "Sum", ""));
+        }
+        (true, LbKind::Classic) => notes.push("With every instance OutOfService a Classic LB has nowhere to send a request and answers 503 itself.".into()),
+        (false, _) => {}
+    }
+    let arn = bad.iter().find_map(|(g, _)| g.arn.as_deref());
+    let mut commands = vec![fixes::describe_health(ctx, arn)];
+    commands.extend(fixes::show_backends(ctx));
+    out.findings.push(Finding {
+        code: FindingCode::TargetsUnhealthy,
+        severity,
+        confidence: None,
+        confidence_reason: None,
+        title: title(ctx, bad.len(), &ids, only_draining),
+        explanation: if only_draining {
+            "These targets are being deregistered, usually during a rollout or scale-in. Requests already in flight finish; new ones go elsewhere. \
+             If the pods exit before the deregistration delay ends, in-flight requests fail with 502."
+                .into()
+        } else {
+            "The load balancer sends no new requests to targets that fail their health checks; fewer healthy targets means overload and 5xx, and with none the requests fail. \
+             Each target's reason code below says what the health check saw."
+                .into()
+        },
+        evidence,
+        fix: Fix {
+            summary: "Find out why the health checks fail (reasons above), fix the targets or the health-check settings, and watch them return to healthy.".into(),
+            commands,
+            durable: Some(health_check_durable(ctx)),
+            notes,
+        },
+        resources: ids,
+        remedies: Vec::new(),
+    });
+    out
+}
+
+/// Each reported target's state and reason (at most 12, the rest counted), and the metric.
+fn health_evidence(ctx: &Context<'_>, bad: &[(&TargetGroup, &Target)]) -> Vec<Evidence> {
     let mut evidence: Vec<Evidence> = bad
         .iter()
         .take(12)
@@ -137,28 +183,23 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         )));
     }
     evidence.extend(ctx.metric_evidence("UnHealthyHostCount", "Maximum", ""));
-    let mut notes = Vec::new();
-    if ctx.paths_blocked() {
-        notes.push("The network findings in this report drop the health checks too: fix them first, and these targets should recover on their own.".into());
-    }
-    match (none_healthy, lb.kind) {
-        (true, LbKind::Application) => {
-            notes.push("With no healthy target an ALB fails open: it routes to all targets anyway, so the 5xx come from the targets themselves (HTTPCode_Target_5XX_Count), and some requests may still succeed.".into());
-            evidence.extend(ctx.metric_evidence("HTTPCode_Target_5XX_Count", "Sum", ""));
-        }
-        (true, LbKind::Classic) => notes.push("With every instance OutOfService a Classic LB has nowhere to send a request and answers 503 itself.".into()),
-        (false, _) => {}
-    }
-    let title = if only_draining {
+    evidence
+}
+
+/// "2 targets of LB are draining (...)" or "3 of the 4 targets of LB fail their health
+/// checks (...)".
+fn title(ctx: &Context<'_>, bad: usize, ids: &[String], only_draining: bool) -> String {
+    let lb = &ctx.snapshot.load_balancer;
+    if only_draining {
         format!(
             "{} of {} {} draining ({})",
-            crate::context::count(bad.len(), "target", "targets"),
+            crate::context::count(bad, "target", "targets"),
             lb.name,
-            if bad.len() == 1 { "is" } else { "are" },
-            list_some(&ids, 3)
+            if bad == 1 { "is" } else { "are" },
+            list_some(ids, 3)
         )
     } else {
-        let which = match (bad.len(), ctx.health.total) {
+        let which = match (bad, ctx.health.total) {
             (1, 1) => "The only target".to_string(),
             (n, total) if n == total => format!("All {n} targets"),
             (n, total) => format!("{n} of the {total} targets"),
@@ -166,43 +207,14 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         format!(
             "{which} of {} {} ({})",
             lb.name,
-            if bad.len() == 1 {
+            if bad == 1 {
                 "fails its health checks"
             } else {
                 "fail their health checks"
             },
-            list_some(&ids, 3)
+            list_some(ids, 3)
         )
-    };
-    let arn = bad.iter().find_map(|(g, _)| g.arn.as_deref());
-    let mut commands = vec![fixes::describe_health(ctx, arn)];
-    commands.extend(fixes::show_backends(ctx));
-    out.findings.push(Finding {
-        code: FindingCode::TargetsUnhealthy,
-        severity,
-        confidence: None,
-        confidence_reason: None,
-        title,
-        explanation: if only_draining {
-            "These targets are being deregistered, usually during a rollout or scale-in. Requests already in flight finish; new ones go elsewhere. \
-             If the pods exit before the deregistration delay ends, in-flight requests fail with 502."
-                .into()
-        } else {
-            "The load balancer sends no new requests to targets that fail their health checks; fewer healthy targets means overload and 5xx, and with none the requests fail. \
-             Each target's reason code below says what the health check saw."
-                .into()
-        },
-        evidence,
-        fix: Fix {
-            summary: "Find out why the health checks fail (reasons above), fix the targets or the health-check settings, and watch them return to healthy.".into(),
-            commands,
-            durable: Some(health_check_durable(ctx)),
-            notes,
-        },
-        resources: ids,
-        remedies: Vec::new(),
-    });
-    out
+    }
 }
 
 fn health_check_durable(ctx: &Context<'_>) -> DurableFix {

@@ -9,7 +9,7 @@ use crate::alarm::LbKind;
 use crate::argv;
 use crate::context::{format_value, Context};
 use crate::finding::{Command, Confidence, Evidence, Finding, FindingCode, Fix, Severity};
-use crate::shell::Script;
+use crate::shell::{Script, Word};
 use crate::snapshot::HealthClass;
 use crate::zones::Zones;
 
@@ -98,10 +98,26 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> (Option<Finding>, Ch
     if named {
         return (None, check);
     }
+    let finding = finding(ctx, &zones, &top.zone, percent, summary, &lb_subnets);
+    (Some(finding), check)
+}
+
+/// The zone finding: the node in `zone` answers `percent` % of the 5xx and no cause names its
+/// subnets. With cross-zone off (Classic), its own targets are the suspects; otherwise what is
+/// particular to the node: its subnet, NACL and route table.
+fn finding(
+    ctx: &Context<'_>,
+    zones: &Zones,
+    zone: &str,
+    percent: f64,
+    summary: String,
+    lb_subnets: &[&str],
+) -> Finding {
+    let lb = &ctx.snapshot.load_balancer;
     let zone_targets: Vec<(String, HealthClass)> = ctx
         .snapshot
         .targets()
-        .filter(|(_, t)| t.availability_zone.as_deref() == Some(top.zone.as_str()))
+        .filter(|(_, t)| t.availability_zone.as_deref() == Some(zone))
         .map(|(_, t)| (t.id.clone(), t.health.class()))
         .collect();
     let own_targets = lb.kind == LbKind::Classic && lb.cross_zone == Some(false);
@@ -113,7 +129,7 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> (Option<Finding>, Ch
     if all_down {
         evidence.push(Evidence::observation(format!(
             "Every target in {} is unhealthy or draining ({})",
-            top.zone,
+            zone,
             zone_targets
                 .iter()
                 .map(|(id, _)| id.as_str())
@@ -121,9 +137,55 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> (Option<Finding>, Ch
                 .join(", ")
         )));
     }
+    let lines = subnet_commands(ctx, lb_subnets);
+    let explanation = if own_targets {
+        format!("This Classic LB has cross-zone load balancing off, so its node in {} sends only to the targets in {}: those targets, or the node's subnet, fail.", zone, zone)
+    } else {
+        format!("The load balancer node in {} answers most of the 5xx. The load balancer balances across zones, so the targets are the same for every node: look at what is particular to that node, its subnet ({}), the subnet's NACL and route table.", zone, if lb_subnets.is_empty() { "unknown".to_string() } else { lb_subnets.join(", ") })
+    };
+    Finding {
+        code: FindingCode::ZoneConcentrated,
+        severity: if all_down {
+            Severity::High
+        } else {
+            Severity::Medium
+        },
+        confidence: Some(Confidence::Likely),
+        confidence_reason: Some(format!(
+            "{percent} % of {} 5xx came from the node in {}",
+            format_value(zones.total),
+            zone
+        )),
+        title: format!(
+            "{percent} % of the 5xx come from the load balancer node in {}",
+            zone
+        ),
+        explanation,
+        evidence,
+        fix: if own_targets {
+            cross_zone_off_fix(ctx, zone, lines)
+        } else {
+            Fix {
+                summary: format!("Compare the {} subnet's NACL and route table with the other zones' (the commands show them); until it is fixed, the other zones can carry the traffic.", zone),
+                commands: if lines.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Command::new(format!("The NACL and route table of the LB subnet in {}", zone), Script::lines(lines))]
+                },
+                durable: None,
+                notes: Vec::new(),
+            }
+        },
+        resources: lb_subnets.iter().map(|s| s.to_string()).collect(),
+        remedies: Vec::new(),
+    }
+}
+
+/// The NACL and route table of each of the load balancer's subnets in the zone.
+fn subnet_commands(ctx: &Context<'_>, lb_subnets: &[&str]) -> Vec<Vec<Word>> {
     let region = ctx.region();
     let mut lines = Vec::new();
-    for subnet in &lb_subnets {
+    for subnet in lb_subnets {
         lines.push(argv![
             "aws",
             "ec2",
@@ -143,48 +205,7 @@ pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> (Option<Finding>, Ch
             format!("Name=association.subnet-id,Values={subnet}")
         ]);
     }
-    let explanation = if own_targets {
-        format!("This Classic LB has cross-zone load balancing off, so its node in {} sends only to the targets in {}: those targets, or the node's subnet, fail.", top.zone, top.zone)
-    } else {
-        format!("The load balancer node in {} answers most of the 5xx. The load balancer balances across zones, so the targets are the same for every node: look at what is particular to that node, its subnet ({}), the subnet's NACL and route table.", top.zone, if lb_subnets.is_empty() { "unknown".to_string() } else { lb_subnets.join(", ") })
-    };
-    let finding = Finding {
-        code: FindingCode::ZoneConcentrated,
-        severity: if all_down {
-            Severity::High
-        } else {
-            Severity::Medium
-        },
-        confidence: Some(Confidence::Likely),
-        confidence_reason: Some(format!(
-            "{percent} % of {} 5xx came from the node in {}",
-            format_value(zones.total),
-            top.zone
-        )),
-        title: format!(
-            "{percent} % of the 5xx come from the load balancer node in {}",
-            top.zone
-        ),
-        explanation,
-        evidence,
-        fix: if own_targets {
-            cross_zone_off_fix(ctx, &top.zone, lines)
-        } else {
-            Fix {
-                summary: format!("Compare the {} subnet's NACL and route table with the other zones' (the commands show them); until it is fixed, the other zones can carry the traffic.", top.zone),
-                commands: if lines.is_empty() {
-                    Vec::new()
-                } else {
-                    vec![Command::new(format!("The NACL and route table of the LB subnet in {}", top.zone), Script::lines(lines))]
-                },
-                durable: None,
-                notes: Vec::new(),
-            }
-        },
-        resources: lb_subnets.iter().map(|s| s.to_string()).collect(),
-        remedies: Vec::new(),
-    };
-    (Some(finding), check)
+    lines
 }
 
 /// With cross-zone load balancing off, the node in the hot zone sends only to that zone's
