@@ -109,62 +109,9 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     );
     out.checked
         .push(Check::new(name, CheckStatus::Problem, title.clone()));
-    let check = group.health_check.as_ref();
-    let mut evidence = vec![Evidence::setting(
-        "ProtocolVersion",
-        m.version,
-        format!("Target group {}: ProtocolVersion {}", group.name, m.version),
-    )];
-    if let Some(codes) = check.and_then(|c| c.success_codes.as_deref()) {
-        evidence.push(Evidence::setting(
-            "Matcher",
-            codes,
-            format!(
-                "Health-check success codes: {codes}{}",
-                if m.http_codes_on_grpc {
-                    " (HTTP codes; a gRPC group takes gRPC codes 0-99, default 12)"
-                } else {
-                    ""
-                }
-            ),
-        ));
-    }
-    if let Some(path) = check.and_then(|c| c.path.as_deref()) {
-        evidence.push(Evidence::setting(
-            "HealthCheckPath",
-            path,
-            format!("Health-check path: {path}"),
-        ));
-    }
-    if m.failing > 0 {
-        evidence.push(Evidence::observation(format!(
-            "{} of {} targets fail their health checks with {}",
-            m.failing,
-            group.targets.len(),
-            PROTOCOL_REASONS.join(" or ")
-        )));
-    }
-    evidence.extend(ctx.metric_evidence("HTTPCode_ELB_502_Count", "Sum", ""));
+    let evidence = evidence(ctx, &m);
     let all_failing = m.failing > 0 && m.failing == group.targets.len();
-    let (annotations, what): (Vec<(&str, &str)>, &str) = if m.version == "HTTP1" {
-        (
-            vec![
-                ("alb.ingress.kubernetes.io/backend-protocol-version", "GRPC"),
-                ("alb.ingress.kubernetes.io/success-codes", "0-99"),
-            ],
-            "speak gRPC to gRPC pods, with gRPC success codes",
-        )
-    } else if m.http_codes_on_grpc && m.failing == 0 {
-        (
-            vec![("alb.ingress.kubernetes.io/success-codes", "0-99")],
-            "gRPC success codes for the gRPC health checks",
-        )
-    } else {
-        (
-            vec![("alb.ingress.kubernetes.io/backend-protocol-version", "HTTP1")],
-            "speak HTTP/1.1 to pods that speak HTTP/1.1 (use HTTP2 or GRPC only for pods that serve it, h2c included)",
-        )
-    };
+    let (annotations, what) = durable_change(&m);
     let arns: Vec<&str> = group.arn.as_deref().into_iter().collect();
     let mut commands = vec![fixes::describe_health(ctx, group.arn.as_deref())];
     if !arns.is_empty() {
@@ -206,6 +153,71 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         remedies: Vec::new(),
     });
     out
+}
+
+/// The group's protocol settings, its health-check failures and the 502s.
+fn evidence(ctx: &Context<'_>, m: &Mismatch<'_>) -> Vec<Evidence> {
+    let group = m.group;
+    let check = group.health_check.as_ref();
+    let mut evidence = vec![Evidence::setting(
+        "ProtocolVersion",
+        m.version,
+        format!("Target group {}: ProtocolVersion {}", group.name, m.version),
+    )];
+    if let Some(codes) = check.and_then(|c| c.success_codes.as_deref()) {
+        evidence.push(Evidence::setting(
+            "Matcher",
+            codes,
+            format!(
+                "Health-check success codes: {codes}{}",
+                if m.http_codes_on_grpc {
+                    " (HTTP codes; a gRPC group takes gRPC codes 0-99, default 12)"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    if let Some(path) = check.and_then(|c| c.path.as_deref()) {
+        evidence.push(Evidence::setting(
+            "HealthCheckPath",
+            path,
+            format!("Health-check path: {path}"),
+        ));
+    }
+    if m.failing > 0 {
+        evidence.push(Evidence::observation(format!(
+            "{} of {} targets fail their health checks with {}",
+            m.failing,
+            group.targets.len(),
+            PROTOCOL_REASONS.join(" or ")
+        )));
+    }
+    evidence.extend(ctx.metric_evidence("HTTPCode_ELB_502_Count", "Sum", ""));
+    evidence
+}
+
+/// The Ingress annotations that make the group speak what its pods speak, and what they do.
+fn durable_change(m: &Mismatch<'_>) -> (Vec<(&'static str, &'static str)>, &'static str) {
+    if m.version == "HTTP1" {
+        (
+            vec![
+                ("alb.ingress.kubernetes.io/backend-protocol-version", "GRPC"),
+                ("alb.ingress.kubernetes.io/success-codes", "0-99"),
+            ],
+            "speak gRPC to gRPC pods, with gRPC success codes",
+        )
+    } else if m.http_codes_on_grpc && m.failing == 0 {
+        (
+            vec![("alb.ingress.kubernetes.io/success-codes", "0-99")],
+            "gRPC success codes for the gRPC health checks",
+        )
+    } else {
+        (
+            vec![("alb.ingress.kubernetes.io/backend-protocol-version", "HTTP1")],
+            "speak HTTP/1.1 to pods that speak HTTP/1.1 (use HTTP2 or GRPC only for pods that serve it, h2c included)",
+        )
+    }
 }
 
 #[cfg(test)]

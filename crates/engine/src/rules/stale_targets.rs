@@ -9,7 +9,7 @@ use crate::argv;
 use crate::context::Context;
 use crate::finding::{Command, DurableFix, Evidence, Finding, FindingCode, Fix, Severity};
 use crate::shell::{Script, Word};
-use crate::snapshot::Placement;
+use crate::snapshot::{Placement, Target, TargetGroup};
 
 pub fn check(ctx: &Context<'_>) -> RuleOutput {
     let name = "target placement (IP targets on a network interface)";
@@ -49,6 +49,12 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         return out;
     }
     let ids: Vec<String> = stale.iter().map(|(_, t)| t.id.clone()).collect();
+    out.findings.push(finding(ctx, &stale, ids));
+    out
+}
+
+/// The stale targets' finding: deregister them, then see why the controller did not.
+fn finding(ctx: &Context<'_>, stale: &[(&TargetGroup, &Target)], ids: Vec<String>) -> Finding {
     let evidence = stale
         .iter()
         .take(10)
@@ -68,48 +74,9 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             ))
         })
         .collect();
-    let mut commands: Vec<Command> = stale
-        .iter()
-        .filter_map(|(group, target)| {
-            group.arn.as_ref().map(|arn| {
-                Command::new(
-                    format!("Deregister {}", target.id),
-                    Script::line(argv![
-                        "aws",
-                        "elbv2",
-                        "deregister-targets",
-                        "--region",
-                        ctx.region(),
-                        "--target-group-arn",
-                        arn,
-                        "--targets",
-                        format!("Id={},Port={}", target.id, target.port)
-                    ]),
-                )
-            })
-        })
-        .collect();
-    commands.push(Command::new(
-        "See which pods the controller registers",
-        Script::lines(vec![
-            argv!["kubectl", "get", "targetgroupbindings", "-A", "-o", "wide"],
-            // Every address of every slice (`-o wide` shows three, then "+ N more..."), and
-            // whole addresses only (10.0.1.2 is not 10.0.1.20): a live IP must never look gone.
-            argv![
-                "kubectl",
-                "get",
-                "endpointslices",
-                "-A",
-                "-o",
-                "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}{\"\\t\"}{.endpoints[*].addresses[*]}{\"\\n\"}{end}"
-            ]
-            .into_iter()
-            .chain([Word::Op("|"), Word::from("grep"), Word::from("-wF")])
-            .chain(ids.iter().take(3).flat_map(|ip| argv!["-e", ip]))
-            .collect(),
-        ]),
-    ));
-    out.findings.push(Finding {
+    let mut commands = deregister_commands(ctx, stale);
+    commands.push(what_the_controller_registers(&ids));
+    Finding {
         code: FindingCode::StaleTargets,
         severity: Severity::High,
         confidence: None,
@@ -146,8 +113,55 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         },
         resources: ids,
         remedies: Vec::new(),
-    });
-    out
+    }
+}
+
+fn deregister_commands(ctx: &Context<'_>, stale: &[(&TargetGroup, &Target)]) -> Vec<Command> {
+    stale
+        .iter()
+        .filter_map(|(group, target)| {
+            group.arn.as_ref().map(|arn| {
+                Command::new(
+                    format!("Deregister {}", target.id),
+                    Script::line(argv![
+                        "aws",
+                        "elbv2",
+                        "deregister-targets",
+                        "--region",
+                        ctx.region(),
+                        "--target-group-arn",
+                        arn,
+                        "--targets",
+                        format!("Id={},Port={}", target.id, target.port)
+                    ]),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The controller's bindings, and where the stale IPs still stand among the endpoints.
+fn what_the_controller_registers(ids: &[String]) -> Command {
+    Command::new(
+        "See which pods the controller registers",
+        Script::lines(vec![
+            argv!["kubectl", "get", "targetgroupbindings", "-A", "-o", "wide"],
+            // Every address of every slice (`-o wide` shows three, then "+ N more..."), and
+            // whole addresses only (10.0.1.2 is not 10.0.1.20): a live IP must never look gone.
+            argv![
+                "kubectl",
+                "get",
+                "endpointslices",
+                "-A",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}{\"\\t\"}{.endpoints[*].addresses[*]}{\"\\n\"}{end}"
+            ]
+            .into_iter()
+            .chain([Word::Op("|"), Word::from("grep"), Word::from("-wF")])
+            .chain(ids.iter().take(3).flat_map(|ip| argv!["-e", ip]))
+            .collect(),
+        ]),
+    )
 }
 
 #[cfg(test)]

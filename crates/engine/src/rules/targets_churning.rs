@@ -11,7 +11,9 @@ use super::{list_some, Check, CheckStatus, RuleOutput};
 use crate::alarm::LbKind;
 use crate::churn::Period;
 use crate::context::{format_value, Context};
-use crate::finding::{Confidence, DurableFix, Evidence, Finding, FindingCode, Fix, Severity};
+use crate::finding::{
+    Command, Confidence, DurableFix, Evidence, Finding, FindingCode, Fix, Severity,
+};
 use crate::fixes;
 use crate::snapshot::HealthClass;
 
@@ -61,37 +63,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         .filter(|p| p.churning)
         .filter_map(|p| p.errors)
         .sum();
-    let mut evidence: Vec<Evidence> = churn
-        .periods
-        .iter()
-        .filter(|p| p.churning || p.errors.is_some_and(|e| e > 0.0))
-        .take(15)
-        .map(|p| Evidence::observation(period_line(p)))
-        .collect();
-    if !churn.in_motion.is_empty() {
-        let ids: Vec<String> = churn
-            .in_motion
-            .iter()
-            .map(|m| {
-                let reason = m
-                    .reason
-                    .as_deref()
-                    .map(|r| format!(", {r}"))
-                    .unwrap_or_default();
-                format!("{} ({}{reason})", m.target, m.state)
-            })
-            .collect();
-        evidence.push(Evidence::observation(format!(
-            "When elbmedic looked (after the alarm), {} still moving: {}",
-            if ids.len() == 1 {
-                "1 target was".to_string()
-            } else {
-                format!("{} targets were", ids.len())
-            },
-            list_some(&ids, 4)
-        )));
-    }
-    evidence.extend(timings(ctx));
+    let evidence = evidence(ctx);
     let title = format!(
         "5xx on {} while its targets were being replaced: {} of {} periods with 5xx saw the healthy-host count move",
         lb.name, churning, with_errors
@@ -113,15 +85,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         ));
     }
     let draining_off = lb.connection_draining_seconds == Some(0);
-    let mut commands = Vec::new();
-    if draining_off {
-        commands.push(fixes::enable_connection_draining(
-            ctx,
-            CONNECTION_DRAINING_SECONDS,
-        ));
-    }
-    commands.push(fixes::describe_health(ctx, None));
-    commands.extend(fixes::show_backends(ctx));
+    let commands = commands(ctx, draining_off);
     let summary = if draining_off {
         "Turn on connection draining (now, and on the Service so it lasts), and let pods and nodes outlive their deregistration: a preStop sleep and a termination grace period above it plus the longest request."
     } else {
@@ -278,6 +242,57 @@ pub fn explains_target_states(ctx: &Context<'_>) -> bool {
                     HealthClass::Draining | HealthClass::Initial
                 )
             })
+}
+
+/// The periods with churn or 5xx, the targets still moving when elbmedic looked, and the
+/// timings that decide whether pods outlive their deregistration.
+fn evidence(ctx: &Context<'_>) -> Vec<Evidence> {
+    let churn = &ctx.churn;
+    let mut evidence: Vec<Evidence> = churn
+        .periods
+        .iter()
+        .filter(|p| p.churning || p.errors.is_some_and(|e| e > 0.0))
+        .take(15)
+        .map(|p| Evidence::observation(period_line(p)))
+        .collect();
+    if !churn.in_motion.is_empty() {
+        let ids: Vec<String> = churn
+            .in_motion
+            .iter()
+            .map(|m| {
+                let reason = m
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(", {r}"))
+                    .unwrap_or_default();
+                format!("{} ({}{reason})", m.target, m.state)
+            })
+            .collect();
+        evidence.push(Evidence::observation(format!(
+            "When elbmedic looked (after the alarm), {} still moving: {}",
+            if ids.len() == 1 {
+                "1 target was".to_string()
+            } else {
+                format!("{} targets were", ids.len())
+            },
+            list_some(&ids, 4)
+        )));
+    }
+    evidence.extend(timings(ctx));
+    evidence
+}
+
+fn commands(ctx: &Context<'_>, draining_off: bool) -> Vec<Command> {
+    let mut commands = Vec::new();
+    if draining_off {
+        commands.push(fixes::enable_connection_draining(
+            ctx,
+            CONNECTION_DRAINING_SECONDS,
+        ));
+    }
+    commands.push(fixes::describe_health(ctx, None));
+    commands.extend(fixes::show_backends(ctx));
+    commands
 }
 
 #[cfg(test)]
