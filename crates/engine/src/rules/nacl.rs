@@ -174,10 +174,47 @@ fn finding(ctx: &Context<'_>, group: &Group<'_>) -> Finding {
             5
         )
     );
-    // One sentence per dropping entry; with several, each decides a part.
-    let alone = group.rules.len() == 1;
-    let why_rule = group
-        .rules
+    let why_rule = why_rule(&group.rules);
+    let explanation = if replies {
+        format!(
+            "Load balancer nodes connect to targets from source ports 1024-65535, so every reply travels back to one of those ports. \
+             NACLs are stateless: the reply is checked again, by the {} entries of the {side}' NACL, and here it is dropped. \
+             The connection never completes: the load balancer counts a target connection error and, after 10 s, answers 504; health checks fail the same way. {why_rule} {affected}.",
+            direction.as_str()
+        )
+    } else {
+        format!(
+            "Requests and health checks from the load balancer nodes to the targets cross the {} entries of the {side}' NACL, and are dropped there. \
+             Targets behind it fail their health checks and connections time out (504 after 10 s). {why_rule} {affected}.",
+            direction.as_str()
+        )
+    };
+    let evidence = evidence(ctx, group);
+    let mut resources = vec![nacl_id.to_string()];
+    resources.extend(group.subnets.iter().map(|s| s.to_string()));
+    let (fix, remedies) = fix(ctx, group);
+    Finding {
+        code: if replies {
+            FindingCode::NaclBlocksEphemeralPorts
+        } else {
+            FindingCode::NaclBlocksTargetPort
+        },
+        severity,
+        confidence: None,
+        confidence_reason: None,
+        title,
+        explanation,
+        evidence,
+        fix,
+        resources,
+        remedies,
+    }
+}
+
+/// One sentence per dropping entry; with several, each decides a part.
+fn why_rule(rules: &BTreeSet<NaclRuleRef>) -> String {
+    let alone = rules.len() == 1;
+    rules
         .iter()
         .map(|rule| match (rule, alone) {
             (NaclRuleRef::ImplicitDeny, true) => {
@@ -194,22 +231,12 @@ fn finding(ctx: &Context<'_>, group: &Group<'_>) -> Finding {
             ),
         })
         .collect::<Vec<_>>()
-        .join(" ");
-    let explanation = if replies {
-        format!(
-            "Load balancer nodes connect to targets from source ports 1024-65535, so every reply travels back to one of those ports. \
-             NACLs are stateless: the reply is checked again, by the {} entries of the {side}' NACL, and here it is dropped. \
-             The connection never completes: the load balancer counts a target connection error and, after 10 s, answers 504; health checks fail the same way. {why_rule} {affected}.",
-            direction.as_str()
-        )
-    } else {
-        format!(
-            "Requests and health checks from the load balancer nodes to the targets cross the {} entries of the {side}' NACL, and are dropped there. \
-             Targets behind it fail their health checks and connections time out (504 after 10 s). {why_rule} {affected}.",
-            direction.as_str()
-        )
-    };
-    // One line per subnet and deciding entry, with every far-side block it drops.
+        .join(" ")
+}
+
+/// One line per subnet and deciding entry, with every far-side block it drops (at most 8),
+/// and the metrics.
+fn evidence(ctx: &Context<'_>, group: &Group<'_>) -> Vec<Evidence> {
     let mut by_subnet: BTreeMap<&str, Vec<&NaclCheck>> = BTreeMap::new();
     for check in &group.checks {
         by_subnet
@@ -242,25 +269,7 @@ fn finding(ctx: &Context<'_>, group: &Group<'_>) -> Finding {
     ] {
         evidence.extend(ctx.metric_evidence(metric, "Sum", ""));
     }
-    let mut resources = vec![nacl_id.to_string()];
-    resources.extend(group.subnets.iter().map(|s| s.to_string()));
-    let (fix, remedies) = fix(ctx, group);
-    Finding {
-        code: if replies {
-            FindingCode::NaclBlocksEphemeralPorts
-        } else {
-            FindingCode::NaclBlocksTargetPort
-        },
-        severity,
-        confidence: None,
-        confidence_reason: None,
-        title,
-        explanation,
-        evidence,
-        fix,
-        resources,
-        remedies,
-    }
+    evidence
 }
 
 /// "rule 50 and the implicit deny (*)": the entries that drop, for titles.
@@ -336,6 +345,104 @@ fn nacl_evidence(ctx: &Context<'_>, checks: &[&NaclCheck], rule: NaclRuleRef) ->
     })
 }
 
+/// The allow entries a fix adds, numbered against the NACL as it will be, with the explicit
+/// denies they stay behind and those they would be put in front of.
+#[derive(Default)]
+struct NewEntries {
+    commands: Vec<Command>,
+    remedies: Vec<Action>,
+    notes: Vec<String>,
+    kept_denies: BTreeSet<u16>,
+    overridden: BTreeSet<u16>,
+}
+
+fn new_entries(
+    ctx: &Context<'_>,
+    group: &Group<'_>,
+    cidrs: &[String],
+    fix_ports: &[PortRange],
+) -> NewEntries {
+    let (nacl_id, replies) = (group.nacl_id, group.replies);
+    let region = ctx.region();
+    let direction = group.leg.direction();
+    let towards = if direction.is_egress() { "to" } else { "from" };
+    let mut new = NewEntries::default();
+    let NewEntries {
+        commands,
+        remedies,
+        notes,
+        kept_denies,
+        overridden,
+    } = &mut new;
+    let Some(acl) = ctx.snapshot.network_acl(nacl_id) else {
+        return new;
+    };
+    // Number each new entry against the NACL as it will be, so the entries do not collide.
+    let mut working = acl.clone();
+    for cidr in cidrs {
+        let Some(addrs) = AddrRange::parse(cidr) else {
+            continue;
+        };
+        for ports in fix_ports {
+            let flows = [FlowBox {
+                addrs,
+                ports: *ports,
+            }];
+            // The report offers the entry in front of a deny that decides everything, so
+            // the engineer sees the command; the plan refuses it without the override.
+            match rule_number_for_allow(&working, direction, TCP, &flows, true) {
+                Ok((number, in_front_of_deny)) => {
+                    match in_front_of_deny {
+                        Some(deny) => {
+                            overridden.insert(deny);
+                        }
+                        None => kept_denies.extend(
+                            overlapping_denies(&working, direction, TCP, &flows)
+                                .into_iter()
+                                .filter(|d| group.rules.contains(&NaclRuleRef::Entry { rule_number: *d })),
+                        ),
+                    }
+                    commands.push(Command::new(
+                        format!("Allow TCP {ports} {towards} {cidr} on {nacl_id} ({})", direction.as_str()),
+                        fixes::create_nacl_entry(region, nacl_id, direction, number, *ports, cidr),
+                    ));
+                    remedies.push(Action::AllowNaclEntry {
+                        kind: if replies { NaclActionKind::Ephemeral } else { NaclActionKind::TargetPort },
+                        nacl_id: nacl_id.to_string(),
+                        egress: direction.is_egress(),
+                        rule_number: number,
+                        cidr: cidr.clone(),
+                        ports: *ports,
+                        in_front_of_deny,
+                    });
+                    working.entries.push(NaclEntry {
+                        rule_number: number,
+                        egress: direction.is_egress(),
+                        protocol: "6".into(),
+                        rule_action: "allow".into(),
+                        cidr_block: (!cidr.contains(':')).then(|| cidr.clone()),
+                        ipv6_cidr_block: cidr.contains(':').then(|| cidr.clone()),
+                        port_range: Some(*ports),
+                    });
+                }
+                Err(reason) => notes.push(format!("No entry can be added for TCP {ports} {towards} {cidr} on {nacl_id}: {reason}. Renumber the NACL's entries first.")),
+            }
+        }
+    }
+    let count = acl
+        .entries
+        .iter()
+        .filter(|e| e.egress == direction.is_egress() && e.rule_number < 32767)
+        .count();
+    if count + commands.len() > 20 {
+        notes.push(format!(
+            "{nacl_id} already has {count} {} entries; the default quota is 20 per direction (40 at most), so adding {} may need a quota increase or merged entries.",
+            direction.as_str(), commands.len()
+        ));
+    }
+    new
+}
+
 /// The commands, and the same changes as remediation actions.
 fn fix(ctx: &Context<'_>, group: &Group<'_>) -> (Fix, Vec<Action>) {
     let (nacl_id, leg, replies) = (group.nacl_id, group.leg, group.replies);
@@ -359,77 +466,13 @@ fn fix(ctx: &Context<'_>, group: &Group<'_>) -> (Fix, Vec<Action>) {
                 .collect::<Vec<_>>()
         })
         .collect();
-    let mut commands = Vec::new();
-    let mut remedies = Vec::new();
-    let mut notes = Vec::new();
-    // Explicit denies the new entries stay behind, and those they would be put in front of.
-    let mut kept_denies: BTreeSet<u16> = BTreeSet::new();
-    let mut overridden: BTreeSet<u16> = BTreeSet::new();
-    if let Some(acl) = ctx.snapshot.network_acl(nacl_id) {
-        // Number each new entry against the NACL as it will be, so the entries do not collide.
-        let mut working = acl.clone();
-        for cidr in &cidrs {
-            let Some(addrs) = AddrRange::parse(cidr) else {
-                continue;
-            };
-            for ports in &fix_ports {
-                let flows = [FlowBox {
-                    addrs,
-                    ports: *ports,
-                }];
-                // The report offers the entry in front of a deny that decides everything, so
-                // the engineer sees the command; the plan refuses it without the override.
-                match rule_number_for_allow(&working, direction, TCP, &flows, true) {
-                    Ok((number, in_front_of_deny)) => {
-                        match in_front_of_deny {
-                            Some(deny) => {
-                                overridden.insert(deny);
-                            }
-                            None => kept_denies.extend(
-                                overlapping_denies(&working, direction, TCP, &flows)
-                                    .into_iter()
-                                    .filter(|d| group.rules.contains(&NaclRuleRef::Entry { rule_number: *d })),
-                            ),
-                        }
-                        commands.push(Command::new(
-                            format!("Allow TCP {ports} {towards} {cidr} on {nacl_id} ({})", direction.as_str()),
-                            fixes::create_nacl_entry(region, nacl_id, direction, number, *ports, cidr),
-                        ));
-                        remedies.push(Action::AllowNaclEntry {
-                            kind: if replies { NaclActionKind::Ephemeral } else { NaclActionKind::TargetPort },
-                            nacl_id: nacl_id.to_string(),
-                            egress: direction.is_egress(),
-                            rule_number: number,
-                            cidr: cidr.clone(),
-                            ports: *ports,
-                            in_front_of_deny,
-                        });
-                        working.entries.push(NaclEntry {
-                            rule_number: number,
-                            egress: direction.is_egress(),
-                            protocol: "6".into(),
-                            rule_action: "allow".into(),
-                            cidr_block: (!cidr.contains(':')).then(|| cidr.clone()),
-                            ipv6_cidr_block: cidr.contains(':').then(|| cidr.clone()),
-                            port_range: Some(*ports),
-                        });
-                    }
-                    Err(reason) => notes.push(format!("No entry can be added for TCP {ports} {towards} {cidr} on {nacl_id}: {reason}. Renumber the NACL's entries first.")),
-                }
-            }
-        }
-        let count = acl
-            .entries
-            .iter()
-            .filter(|e| e.egress == direction.is_egress() && e.rule_number < 32767)
-            .count();
-        if count + commands.len() > 20 {
-            notes.push(format!(
-                "{nacl_id} already has {count} {} entries; the default quota is 20 per direction (40 at most), so adding {} may need a quota increase or merged entries.",
-                direction.as_str(), commands.len()
-            ));
-        }
-    }
+    let NewEntries {
+        commands,
+        remedies,
+        mut notes,
+        kept_denies,
+        overridden,
+    } = new_entries(ctx, group, &cidrs, &fix_ports);
     let delete =
         |rule_number: u16| fixes::delete_nacl_entry(region, nacl_id, direction, rule_number);
     for deny in overridden.iter().rev() {
