@@ -5,6 +5,7 @@
 //! `target:port` show one bad pod among healthy ones.
 
 use super::{Check, CheckStatus};
+use crate::access_log::AccessLogs;
 use crate::context::Context;
 use crate::finding::{Confidence, Evidence, Finding, FindingCode};
 
@@ -21,33 +22,12 @@ fn confirm(finding: &mut Finding, reason: String) {
     finding.evidence.push(Evidence::observation(reason));
 }
 
+const NAME: &str = "access logs (S3)";
+
 /// The check line; `None` when nothing is known of the logs (neither read nor their settings).
 pub fn apply(ctx: &Context<'_>, findings: &mut [Finding]) -> Option<Check> {
-    let name = "access logs (S3)";
-    let lb = &ctx.snapshot.load_balancer;
     let Some(logs) = &ctx.snapshot.access_logs else {
-        let (status, detail) = match &lb.access_log {
-            Some(config) if !config.enabled => (
-                CheckStatus::NotApplicable,
-                format!(
-                    "access logs are off, so no request-level proof exists; turn them on with {}",
-                    match lb.kind {
-                        crate::alarm::LbKind::Application => ENABLE_ALB_LOGS,
-                        crate::alarm::LbKind::Classic => ENABLE_CLB_LOGS,
-                    }
-                ),
-            ),
-            Some(config) => (
-                CheckStatus::NotApplicable,
-                format!(
-                    "written to s3://{}/{}; not read in this pass (the window's logs arrive about 5 minutes late for an ALB, up to an hour for a Classic LB): the follow-up reads them",
-                    config.bucket.as_deref().unwrap_or("?"),
-                    config.prefix
-                ),
-            ),
-            None => return None,
-        };
-        return Some(Check::new(name, status, detail));
+        return unread(ctx);
     };
     let total = logs.total_5xx();
     let by_code: Vec<String> = logs
@@ -64,6 +44,75 @@ pub fn apply(ctx: &Context<'_>, findings: &mut [Finding]) -> Option<Check> {
             by_code.join(", ")
         }
     );
+    let upgraded = back_findings(ctx, logs, findings, &read);
+    let classes: Vec<String> = logs
+        .classifications
+        .iter()
+        .map(|(c, n)| format!("{c}: {n}"))
+        .collect();
+    Some(Check::new(
+        NAME,
+        if upgraded > 0 {
+            CheckStatus::Problem
+        } else {
+            CheckStatus::Ok
+        },
+        format!(
+            "{read}{}{}",
+            if classes.is_empty() {
+                String::new()
+            } else {
+                format!("; classification {}", classes.join(", "))
+            },
+            if total > 0 && upgraded > 0 {
+                format!(
+                    "; {} backed by them",
+                    crate::context::count(upgraded, "finding", "findings")
+                )
+            } else {
+                String::new()
+            }
+        ),
+    ))
+}
+
+/// The check line when the logs were not read: off (and how to turn them on), or where they
+/// are written for the follow-up to read; `None` when nothing is known of them.
+fn unread(ctx: &Context<'_>) -> Option<Check> {
+    let lb = &ctx.snapshot.load_balancer;
+    let (status, detail) = match &lb.access_log {
+        Some(config) if !config.enabled => (
+            CheckStatus::NotApplicable,
+            format!(
+                "access logs are off, so no request-level proof exists; turn them on with {}",
+                match lb.kind {
+                    crate::alarm::LbKind::Application => ENABLE_ALB_LOGS,
+                    crate::alarm::LbKind::Classic => ENABLE_CLB_LOGS,
+                }
+            ),
+        ),
+        Some(config) => (
+            CheckStatus::NotApplicable,
+            format!(
+                "written to s3://{}/{}; not read in this pass (the window's logs arrive about 5 minutes late for an ALB, up to an hour for a Classic LB): the follow-up reads them",
+                config.bucket.as_deref().unwrap_or("?"),
+                config.prefix
+            ),
+        ),
+        None => return None,
+    };
+    Some(Check::new(NAME, status, detail))
+}
+
+/// Backs the findings the logs prove: a 504 that lasted the idle timeout, a 502 the target
+/// closed, 5xx concentrated on one target. Returns how many were backed.
+fn back_findings(
+    ctx: &Context<'_>,
+    logs: &AccessLogs,
+    findings: &mut [Finding],
+    read: &str,
+) -> usize {
+    let lb = &ctx.snapshot.load_balancer;
     let mut upgraded = 0;
     for finding in findings.iter_mut() {
         match finding.code {
@@ -103,35 +152,7 @@ pub fn apply(ctx: &Context<'_>, findings: &mut [Finding]) -> Option<Check> {
             _ => {}
         }
     }
-    let classes: Vec<String> = logs
-        .classifications
-        .iter()
-        .map(|(c, n)| format!("{c}: {n}"))
-        .collect();
-    Some(Check::new(
-        name,
-        if upgraded > 0 {
-            CheckStatus::Problem
-        } else {
-            CheckStatus::Ok
-        },
-        format!(
-            "{read}{}{}",
-            if classes.is_empty() {
-                String::new()
-            } else {
-                format!("; classification {}", classes.join(", "))
-            },
-            if total > 0 && upgraded > 0 {
-                format!(
-                    "; {} backed by them",
-                    crate::context::count(upgraded, "finding", "findings")
-                )
-            } else {
-                String::new()
-            }
-        ),
-    ))
+    upgraded
 }
 
 #[cfg(test)]

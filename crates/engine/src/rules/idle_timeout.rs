@@ -212,7 +212,9 @@ fn classic(ctx: &Context<'_>, timeout: u32) -> Result<Box<Finding>, Check> {
     )))
 }
 
-fn application(ctx: &Context<'_>, timeout: u32) -> Result<Box<Finding>, Check> {
+/// The ALB's 504s (or 5xx) and their metric, when they are this rule's to explain; otherwise
+/// the check that says why it stands aside.
+fn application_errors(ctx: &Context<'_>, timeout: u32) -> Result<(&'static str, f64), Check> {
     let (errors_metric, errors) = match ctx.sum("HTTPCode_ELB_504_Count") {
         Some(count) => ("HTTPCode_ELB_504_Count", count),
         None => (
@@ -260,6 +262,11 @@ fn application(ctx: &Context<'_>, timeout: u32) -> Result<Box<Finding>, Check> {
             format_value(errors)
         )));
     }
+    Ok((errors_metric, errors))
+}
+
+fn application(ctx: &Context<'_>, timeout: u32) -> Result<Box<Finding>, Check> {
+    let (errors_metric, errors) = application_errors(ctx, timeout)?;
     let max = ctx.max("TargetResponseTime", "Maximum");
     // An ALB leaves a timed-out request out of TargetResponseTime, so a low maximum cannot
     // confirm a timeout; but requests that run past the timeout are not the only slow ones,
@@ -301,6 +308,19 @@ fn application(ctx: &Context<'_>, timeout: u32) -> Result<Box<Finding>, Check> {
          the access log's `elb_status_code=504` lines with `target_processing_time=-1` name the slow requests.",
         format_value(errors)
     );
+    let evidence = application_evidence(ctx, timeout, errors_metric);
+    Ok(Box::new(finding(
+        ctx,
+        timeout,
+        recommended,
+        confidence,
+        reason,
+        explanation,
+        evidence,
+    )))
+}
+
+fn application_evidence(ctx: &Context<'_>, timeout: u32, errors_metric: &str) -> Vec<Evidence> {
     let mut evidence = vec![Evidence::setting(
         "idle_timeout.timeout_seconds",
         timeout,
@@ -316,15 +336,7 @@ fn application(ctx: &Context<'_>, timeout: u32) -> Result<Box<Finding>, Check> {
         ctx.health.total,
         ctx.network.nacl_checks.len()
     )));
-    Ok(Box::new(finding(
-        ctx,
-        timeout,
-        recommended,
-        confidence,
-        reason,
-        explanation,
-        evidence,
-    )))
+    evidence
 }
 
 fn finding(

@@ -167,30 +167,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     );
     out.checked
         .push(Check::new(name, CheckStatus::Problem, title.clone()));
-    let unused = group.targets.len();
-    let mut evidence = vec![Evidence::observation(format!(
-        "{}: 0 targets that can take requests{}",
-        group.name,
-        if unused > 0 {
-            format!(" ({unused} registered but unused, Target.NotInUse: in a zone the load balancer does not serve, or the group is not used)")
-        } else {
-            " (none registered)".into()
-        }
-    ))];
-    match (
-        by.is_empty(),
-        lb.listeners.iter().any(|l| l.rules.is_some()),
-    ) {
-        (false, _) => evidence.extend(
-            by.iter()
-                .map(|b| Evidence::observation(format!("Forwarded to by {b}"))),
-        ),
-        (true, true) => evidence.push(Evidence::observation(
-            "No listener rule forwards to it now: the 503s may come from a rule changed since",
-        )),
-        (true, false) => {}
-    }
-    evidence.extend(ctx.metric_evidence("HTTPCode_ELB_503_Count", "Sum", ""));
+    let evidence = evidence(ctx, group, &by);
     let share = errors_503 / all_5xx.max(errors_503);
     let confident = share >= 0.9;
     let mut commands = kubernetes_commands(ctx, group);
@@ -230,6 +207,36 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         remedies: Vec::new(),
     });
     out
+}
+
+/// The empty group, what forwards to it, and the 503s.
+fn evidence(ctx: &Context<'_>, group: &TargetGroup, by: &[String]) -> Vec<Evidence> {
+    let lb = &ctx.snapshot.load_balancer;
+    let unused = group.targets.len();
+    let mut evidence = vec![Evidence::observation(format!(
+        "{}: 0 targets that can take requests{}",
+        group.name,
+        if unused > 0 {
+            format!(" ({unused} registered but unused, Target.NotInUse: in a zone the load balancer does not serve, or the group is not used)")
+        } else {
+            " (none registered)".into()
+        }
+    ))];
+    match (
+        by.is_empty(),
+        lb.listeners.iter().any(|l| l.rules.is_some()),
+    ) {
+        (false, _) => evidence.extend(
+            by.iter()
+                .map(|b| Evidence::observation(format!("Forwarded to by {b}"))),
+        ),
+        (true, true) => evidence.push(Evidence::observation(
+            "No listener rule forwards to it now: the 503s may come from a rule changed since",
+        )),
+        (true, false) => {}
+    }
+    evidence.extend(ctx.metric_evidence("HTTPCode_ELB_503_Count", "Sum", ""));
+    evidence
 }
 
 /// A Classic LB with no instance registered: every request is a 503.

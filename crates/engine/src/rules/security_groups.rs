@@ -96,7 +96,42 @@ fn finding(ctx: &Context<'_>, side: SgSide, groups: &[String], checks: &[&SgChec
             ),
         ),
     };
-    let mut evidence: Vec<Evidence> = checks
+    let mut evidence = rule_evidence(side, checks);
+    evidence.push(Evidence::observation(format!(
+        "{} of {} targets affected ({})",
+        targets.len(),
+        ctx.network.targets_checked,
+        list_some(
+            &targets.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+            5
+        )
+    )));
+    let mut resources: Vec<String> = groups.to_vec();
+    resources.extend(peer_groups.iter().cloned());
+    let (mut fix, remedies) = match side {
+        SgSide::TargetIngress => target_ingress_fix(ctx, groups, &ports),
+        SgSide::LbEgress => (lb_egress_fix(ctx, &peer_groups, &ports), Vec::new()),
+    };
+    if lb.kind == LbKind::Classic {
+        fix.notes.push("A Classic LB's health checks come from the same nodes and security group, so the same rule fixes them.".into());
+    }
+    Finding {
+        code: FindingCode::SgBlocksTargetPort,
+        severity,
+        confidence: None,
+        confidence_reason: None,
+        title,
+        explanation,
+        evidence,
+        fix,
+        resources,
+        remedies,
+    }
+}
+
+/// One line per group set and port that no rule opens, with the CIDRs left uncovered.
+fn rule_evidence(side: SgSide, checks: &[&SgCheck]) -> Vec<Evidence> {
+    checks
         .iter()
         .map(|c| {
             let uncovered = match &c.outcome {
@@ -129,37 +164,7 @@ fn finding(ctx: &Context<'_>, side: SgSide, groups: &[String], checks: &[&SgChec
                 ),
             }
         })
-        .collect();
-    evidence.push(Evidence::observation(format!(
-        "{} of {} targets affected ({})",
-        targets.len(),
-        ctx.network.targets_checked,
-        list_some(
-            &targets.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
-            5
-        )
-    )));
-    let mut resources: Vec<String> = groups.to_vec();
-    resources.extend(peer_groups.iter().cloned());
-    let (mut fix, remedies) = match side {
-        SgSide::TargetIngress => target_ingress_fix(ctx, groups, &ports),
-        SgSide::LbEgress => (lb_egress_fix(ctx, &peer_groups, &ports), Vec::new()),
-    };
-    if lb.kind == LbKind::Classic {
-        fix.notes.push("A Classic LB's health checks come from the same nodes and security group, so the same rule fixes them.".into());
-    }
-    Finding {
-        code: FindingCode::SgBlocksTargetPort,
-        severity,
-        confidence: None,
-        confidence_reason: None,
-        title,
-        explanation,
-        evidence,
-        fix,
-        resources,
-        remedies,
-    }
+        .collect()
 }
 
 /// The LB security group to reference: the controller's shared backend SG when present.

@@ -65,38 +65,8 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     out.checked
         .push(Check::new(name, CheckStatus::Problem, title.clone()));
     let (overlap, periods) = ctx.co_occurrence(METRIC, "Sum", 0.0).unwrap_or((0, 0));
-    let mut evidence: Vec<Evidence> = https
-        .iter()
-        .map(|g| {
-            Evidence::setting(
-                "protocol",
-                "HTTPS",
-                format!(
-                    "Target group {}: protocol HTTPS, port {}",
-                    g.name,
-                    g.port.unwrap_or(0)
-                ),
-            )
-        })
-        .collect();
-    evidence.extend(ctx.metric_evidence(METRIC, "Sum", ""));
-    evidence.extend(ctx.metric_evidence("HTTPCode_ELB_502_Count", "Sum", ""));
-    evidence.push(Evidence::observation(format!(
-        "TLS errors in {overlap} of {periods} periods with 5xx"
-    )));
-    let port = https.first().and_then(|g| g.port).unwrap_or(8443);
-    let arns: Vec<&str> = https.iter().filter_map(|g| g.arn.as_deref()).collect();
-    let mut commands = vec![Command::new(
-        "What does the pod speak on that port? A TLS handshake answers with a certificate; plain HTTP answers an error or nothing",
-        Script::lines(vec![
-            fixes::port_forward(ctx, port),
-            argv!["sleep", "2"],
-            argv!["openssl", "s_client", "-connect", format!("127.0.0.1:{port}"), "-brief"],
-        ]),
-    )];
-    if !arns.is_empty() {
-        commands.push(fixes::describe_target_groups(ctx, &arns));
-    }
+    let evidence = evidence(ctx, &https, overlap, periods);
+    let commands = commands(ctx, &https);
     let confident = periods > 0 && overlap == periods;
     out.findings.push(Finding {
         code: FindingCode::TargetTlsFailing,
@@ -128,6 +98,53 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         remedies: Vec::new(),
     });
     out
+}
+
+/// The HTTPS groups, the TLS errors beside the 502s, and how often they coincide.
+fn evidence(
+    ctx: &Context<'_>,
+    https: &[&TargetGroup],
+    overlap: usize,
+    periods: usize,
+) -> Vec<Evidence> {
+    let mut evidence: Vec<Evidence> = https
+        .iter()
+        .map(|g| {
+            Evidence::setting(
+                "protocol",
+                "HTTPS",
+                format!(
+                    "Target group {}: protocol HTTPS, port {}",
+                    g.name,
+                    g.port.unwrap_or(0)
+                ),
+            )
+        })
+        .collect();
+    evidence.extend(ctx.metric_evidence(METRIC, "Sum", ""));
+    evidence.extend(ctx.metric_evidence("HTTPCode_ELB_502_Count", "Sum", ""));
+    evidence.push(Evidence::observation(format!(
+        "TLS errors in {overlap} of {periods} periods with 5xx"
+    )));
+    evidence
+}
+
+/// What the pod speaks on the port, and the groups' settings.
+fn commands(ctx: &Context<'_>, https: &[&TargetGroup]) -> Vec<Command> {
+    let port = https.first().and_then(|g| g.port).unwrap_or(8443);
+    let arns: Vec<&str> = https.iter().filter_map(|g| g.arn.as_deref()).collect();
+    let mut commands = vec![Command::new(
+        "What does the pod speak on that port? A TLS handshake answers with a certificate; plain HTTP answers an error or nothing",
+        Script::lines(vec![
+            fixes::port_forward(ctx, port),
+            argv!["sleep", "2"],
+            argv!["openssl", "s_client", "-connect", format!("127.0.0.1:{port}"), "-brief"],
+        ]),
+    )];
+    if !arns.is_empty() {
+        commands.push(fixes::describe_target_groups(ctx, &arns));
+    }
+    commands
 }
 
 #[cfg(test)]

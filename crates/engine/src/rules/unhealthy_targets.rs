@@ -40,35 +40,12 @@ fn is_reported(target: &Target) -> bool {
 }
 
 pub fn check(ctx: &Context<'_>) -> RuleOutput {
-    let name = "target health";
-    let mut out = RuleOutput::default();
-    let h = &ctx.health;
-    let detail = format!(
-        "{} targets: {} healthy, {} unhealthy, {} draining, {} other",
-        h.total, h.healthy, h.unhealthy, h.draining, h.other
-    );
     let bad: Vec<(&TargetGroup, &Target)> = ctx
         .snapshot
         .targets()
         .filter(|(_, t)| is_reported(t))
         .collect();
-    if h.total == 0 {
-        out.checked.push(Check::new(
-            name,
-            CheckStatus::Problem,
-            "no registered targets",
-        ));
-    } else {
-        out.checked.push(Check::new(
-            name,
-            if bad.is_empty() {
-                CheckStatus::Ok
-            } else {
-                CheckStatus::Problem
-            },
-            detail,
-        ));
-    }
+    let mut out = RuleOutput::only(health_check(ctx, bad.is_empty()));
     if bad.is_empty() {
         return out;
     }
@@ -143,6 +120,27 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         remedies: Vec::new(),
     });
     out
+}
+
+/// The health check's line: how many targets in each state.
+fn health_check(ctx: &Context<'_>, all_fine: bool) -> Check {
+    let name = "target health";
+    let h = &ctx.health;
+    if h.total == 0 {
+        return Check::new(name, CheckStatus::Problem, "no registered targets");
+    }
+    Check::new(
+        name,
+        if all_fine {
+            CheckStatus::Ok
+        } else {
+            CheckStatus::Problem
+        },
+        format!(
+            "{} targets: {} healthy, {} unhealthy, {} draining, {} other",
+            h.total, h.healthy, h.unhealthy, h.draining, h.other
+        ),
+    )
 }
 
 /// Each reported target's state and reason (at most 12, the rest counted), and the metric.
