@@ -252,28 +252,7 @@ pub fn describe(event: &ChangeEvent) -> String {
     let r = &event.request;
     let name = event.event_name.as_str();
     let sentence = match name {
-        "CreateNetworkAclEntry" | "ReplaceNetworkAclEntry" => {
-            let ports = match (r.pointer("/portRange/from"), r.pointer("/portRange/to")) {
-                (Some(from), Some(to)) => format!(" ports {from}-{to}"),
-                _ => String::new(),
-            };
-            format!(
-                "rule {} ({} {}, protocol {}{ports}, {}) {} on {}",
-                text(r, "ruleNumber").unwrap_or_else(|| "?".into()),
-                text(r, "ruleAction").unwrap_or_else(|| "?".into()),
-                direction(r),
-                text(r, "aclProtocol").unwrap_or_else(|| "?".into()),
-                text(r, "cidrBlock")
-                    .or_else(|| text(r, "ipv6CidrBlock"))
-                    .unwrap_or_else(|| "?".into()),
-                if name == "CreateNetworkAclEntry" {
-                    "created"
-                } else {
-                    "replaced"
-                },
-                text(r, "networkAclId").unwrap_or_else(|| "a NACL".into()),
-            )
-        }
+        "CreateNetworkAclEntry" | "ReplaceNetworkAclEntry" => nacl_entry(name, r),
         "DeleteNetworkAclEntry" => format!(
             "rule {} ({}) deleted from {}",
             text(r, "ruleNumber").unwrap_or_else(|| "?".into()),
@@ -301,29 +280,7 @@ pub fn describe(event: &ChangeEvent) -> String {
             let group = text(r, "groupId").unwrap_or_else(|| "a security group".into());
             format!("{way} rules{} {verb} {group}", sg_ports(r))
         }
-        "ModifyLoadBalancerAttributes" | "ModifyTargetGroupAttributes" => {
-            let changed: Vec<String> = match r.get("attributes") {
-                Some(Value::Array(items)) => items
-                    .iter()
-                    .filter_map(|a| Some(format!("{}={}", text(a, "key")?, text(a, "value")?)))
-                    .collect(),
-                _ => r
-                    .pointer("/loadBalancerAttributes/connectionSettings/idleTimeout")
-                    .map(|t| vec![format!("idle timeout={t}")])
-                    .unwrap_or_default(),
-            };
-            let what = if name == "ModifyTargetGroupAttributes" {
-                "target group"
-            } else {
-                "load balancer"
-            };
-            let changed = if changed.is_empty() {
-                "see the event".to_string()
-            } else {
-                changed.join(", ")
-            };
-            format!("{what} attributes changed ({changed})")
-        }
+        "ModifyLoadBalancerAttributes" | "ModifyTargetGroupAttributes" => attributes(name, r),
         "RegisterTargets"
         | "DeregisterTargets"
         | "RegisterInstancesWithLoadBalancer"
@@ -353,6 +310,55 @@ pub fn describe(event: &ChangeEvent) -> String {
         }
     };
     bounded(&sentence)
+}
+
+/// A NACL entry created or replaced: its number, action, direction, protocol, ports, CIDR.
+fn nacl_entry(name: &str, r: &Value) -> String {
+    let ports = match (r.pointer("/portRange/from"), r.pointer("/portRange/to")) {
+        (Some(from), Some(to)) => format!(" ports {from}-{to}"),
+        _ => String::new(),
+    };
+    format!(
+        "rule {} ({} {}, protocol {}{ports}, {}) {} on {}",
+        text(r, "ruleNumber").unwrap_or_else(|| "?".into()),
+        text(r, "ruleAction").unwrap_or_else(|| "?".into()),
+        direction(r),
+        text(r, "aclProtocol").unwrap_or_else(|| "?".into()),
+        text(r, "cidrBlock")
+            .or_else(|| text(r, "ipv6CidrBlock"))
+            .unwrap_or_else(|| "?".into()),
+        if name == "CreateNetworkAclEntry" {
+            "created"
+        } else {
+            "replaced"
+        },
+        text(r, "networkAclId").unwrap_or_else(|| "a NACL".into()),
+    )
+}
+
+/// The attributes a load balancer or target group change set.
+fn attributes(name: &str, r: &Value) -> String {
+    let changed: Vec<String> = match r.get("attributes") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|a| Some(format!("{}={}", text(a, "key")?, text(a, "value")?)))
+            .collect(),
+        _ => r
+            .pointer("/loadBalancerAttributes/connectionSettings/idleTimeout")
+            .map(|t| vec![format!("idle timeout={t}")])
+            .unwrap_or_default(),
+    };
+    let what = if name == "ModifyTargetGroupAttributes" {
+        "target group"
+    } else {
+        "load balancer"
+    };
+    let changed = if changed.is_empty() {
+        "see the event".to_string()
+    } else {
+        changed.join(", ")
+    };
+    format!("{what} attributes changed ({changed})")
 }
 
 fn direction(r: &Value) -> &'static str {

@@ -239,24 +239,7 @@ fn lb_node_addrs(snapshot: &Snapshot, subnet: &Subnet, family: Family) -> Vec<Ad
 pub fn analyse(snapshot: &Snapshot) -> NetworkAnalysis {
     let mut analysis = NetworkAnalysis::default();
     let lb = &snapshot.load_balancer;
-    let lb_sides: Vec<LbSide<'_>> = lb
-        .subnets
-        .iter()
-        .filter_map(|id| match snapshot.subnet(id) {
-            Some(subnet) => Some(LbSide {
-                subnet,
-                nacl_id: subnet.network_acl_id.as_deref(),
-            }),
-            None => {
-                analysis.unresolved.push(Unresolved {
-                    fact: GapFact::Subnets,
-                    resource: id.clone(),
-                    needed_for: "NACL checks of the load balancer's subnet".into(),
-                });
-                None
-            }
-        })
-        .collect();
+    let lb_sides = lb_sides(snapshot, &mut analysis);
     let placed = place_targets(snapshot, &mut analysis);
     analysis.targets_checked = placed.len();
 
@@ -339,6 +322,29 @@ pub fn analyse(snapshot: &Snapshot) -> NetworkAnalysis {
     analysis.unresolved.sort();
     analysis.unresolved.dedup();
     analysis
+}
+
+/// The load balancer's subnets with their NACLs; a subnet not read is a gap.
+fn lb_sides<'a>(snapshot: &'a Snapshot, analysis: &mut NetworkAnalysis) -> Vec<LbSide<'a>> {
+    snapshot
+        .load_balancer
+        .subnets
+        .iter()
+        .filter_map(|id| match snapshot.subnet(id) {
+            Some(subnet) => Some(LbSide {
+                subnet,
+                nacl_id: subnet.network_acl_id.as_deref(),
+            }),
+            None => {
+                analysis.unresolved.push(Unresolved {
+                    fact: GapFact::Subnets,
+                    resource: id.clone(),
+                    needed_for: "NACL checks of the load balancer's subnet".into(),
+                });
+                None
+            }
+        })
+        .collect()
 }
 
 fn same_zone(a: &Subnet, b: &Subnet) -> bool {

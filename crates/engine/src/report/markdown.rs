@@ -22,6 +22,27 @@ pub fn render_markdown(report: &Report) -> String {
             escape(&one_line(&first.subject))
         );
     }
+    render_facts(report, &mut out);
+    if let Some(section) = &report.remediation {
+        // The plain-text rendering, verbatim: it holds commands that must paste unchanged.
+        let mut text = String::new();
+        super::remediation::render_text(section, &mut text);
+        let _ = write!(
+            out,
+            "\n## Remediation\n\n{}",
+            code_block("text", text.trim())
+        );
+    }
+    for (index, finding) in report.findings.iter().enumerate() {
+        render_finding(index + 1, finding, &mut out);
+    }
+    render_lists(report, &mut out);
+    let _ = writeln!(out, "\n_{}_", report.generator);
+    out
+}
+
+/// The load balancer and the alarm, one bullet each.
+fn render_facts(report: &Report, out: &mut String) {
     let alarm = &report.alarm;
     if let Some(lb) = &report.load_balancer {
         let _ = writeln!(
@@ -79,19 +100,10 @@ pub fn render_markdown(report: &Report) -> String {
     if let Some(url) = &report.full_report_url {
         let _ = writeln!(out, "- **Full report** (path diagram): {}", code_span(url));
     }
-    if let Some(section) = &report.remediation {
-        // The plain-text rendering, verbatim: it holds commands that must paste unchanged.
-        let mut text = String::new();
-        super::remediation::render_text(section, &mut text);
-        let _ = write!(
-            out,
-            "\n## Remediation\n\n{}",
-            code_block("text", text.trim())
-        );
-    }
-    for (index, finding) in report.findings.iter().enumerate() {
-        render_finding(index + 1, finding, &mut out);
-    }
+}
+
+/// Next steps, recent changes, what was checked and what was not observed.
+fn render_lists(report: &Report, out: &mut String) {
     if !report.next_steps.is_empty() {
         out.push_str("\n## Next steps\n\n");
         for step in &report.next_steps {
@@ -122,8 +134,6 @@ pub fn render_markdown(report: &Report) -> String {
             let _ = writeln!(out, "- {}", escape(&gap.to_string()));
         }
     }
-    let _ = writeln!(out, "\n_{}_", report.generator);
-    out
 }
 
 fn render_finding(number: usize, finding: &Finding, out: &mut String) {

@@ -117,6 +117,12 @@ fn render(chart: &Chart, out: &mut String) {
         }
     }
     out.push_str("</svg>\n<ul class=\"chart-legend\">");
+    render_legend(chart, out);
+    out.push_str("</ul>\n</figure>\n");
+}
+
+/// Each line's colour, label and highest value, and the limit's.
+fn render_legend(chart: &Chart, out: &mut String) {
     for (index, line) in chart.lines.iter().enumerate() {
         let highest = line.points.iter().map(|p| p.1).fold(f64::MIN, f64::max);
         let _ = write!(
@@ -134,7 +140,6 @@ fn render(chart: &Chart, out: &mut String) {
             esc(&limit.label)
         );
     }
-    out.push_str("</ul>\n</figure>\n");
 }
 
 /// `14:05 UTC` for a Unix time.
