@@ -150,37 +150,77 @@ pub async fn read_within(
     } else {
         format!("{}/", config.prefix.trim_end_matches('/'))
     };
+    // One listing prefix per day folder: the load balancer's own objects in it.
+    let own_prefixes: Vec<String> = date_folders(from, to + 3600)
+        .into_iter()
+        .map(|folder| {
+            let folder =
+                format!("{prefix}AWSLogs/{account}/elasticloadbalancing/{region}/{folder}/");
+            format!("{folder}{account}_elasticloadbalancing_{region}_{marker}_")
+        })
+        .collect();
+    let keys = match list_keys(
+        clients,
+        &bucket,
+        &own_prefixes,
+        (from, to),
+        deadline,
+        budget,
+    )
+    .await
+    {
+        Ok(keys) => keys,
+        Err(gap) => return Some(Err(gap)),
+    };
     let mut logs = AccessLogs {
         bucket: bucket.clone(),
         prefix: config.prefix.clone(),
         ..AccessLogs::default()
     };
+    logs.objects_found = u32::try_from(keys.len()).unwrap_or(u32::MAX);
+    let idle = lb.idle_timeout_seconds.unwrap_or(DEFAULT_IDLE_TIMEOUT);
+    let mut tally = Tally::new(lb.kind, idle, window, logs);
+    if let Err(gap) = tally_objects(clients, &bucket, &keys, &mut tally, deadline, budget).await {
+        return Some(Err(gap));
+    }
+    tracing::info!(bucket = %bucket, objects = tally.logs.objects_read, lines = tally.logs.lines, "access logs read");
+    Some(Ok(tally.logs))
+}
+
+/// The keys of the load balancer's log objects whose end time falls in `window` (widened
+/// by one emit interval), listed under each prefix from the window's start on.
+async fn list_keys(
+    clients: &Clients,
+    bucket: &str,
+    own_prefixes: &[String],
+    (from, to): (i64, i64),
+    deadline: Instant,
+    budget: Budget,
+) -> Result<Vec<(String, i64)>, Gap> {
     let mut keys = Vec::new();
-    for folder in date_folders(from, to + 3600) {
-        let folder = format!("{prefix}AWSLogs/{account}/elasticloadbalancing/{region}/{folder}/");
-        let own = format!("{folder}{account}_elasticloadbalancing_{region}_{marker}_");
+    for own in own_prefixes {
         let mut token: Option<String> = None;
         loop {
             let mut request = clients
                 .s3
                 .list_objects_v2()
-                .bucket(&bucket)
-                .prefix(&own)
+                .bucket(bucket)
+                .prefix(own)
                 .start_after(format!("{own}{}", end_token(from)));
             if let Some(next) = &token {
                 request = request.continuation_token(next);
             }
             let page = match bounded(deadline, request.send()).await {
                 None => {
-                    return Some(Err(crate::errors::deadline_gap(
+                    return Err(crate::errors::deadline_gap(
                         GapFact::AccessLogs,
-                        Some(&bucket),
-                    )))
+                        Some(bucket),
+                    ))
                 }
                 Some(Err(error)) => {
                     let message =
                         aws_smithy_types::error::display::DisplayErrorContext(&error).to_string();
-                    return Some(Err(s3_gap(&bucket, error.code(), message)));
+                    return Err(s3_gap(bucket, error.code(), message));
                 }
                 Some(Ok(page)) => page,
             };
@@ -205,9 +245,19 @@ pub async fn read_within(
             }
         }
     }
-    logs.objects_found = u32::try_from(keys.len()).unwrap_or(u32::MAX);
-    let idle = lb.idle_timeout_seconds.unwrap_or(DEFAULT_IDLE_TIMEOUT);
-    let mut tally = Tally::new(lb.kind, idle, window, logs);
+    Ok(keys)
+}
+
+/// Reads each object into `tally`, within the budget of objects and bytes: past it, or past
+/// the deadline, the tally is marked truncated.
+async fn tally_objects(
+    clients: &Clients,
+    bucket: &str,
+    keys: &[(String, i64)],
+    tally: &mut Tally,
+    deadline: Instant,
+    budget: Budget,
+) -> Result<(), Gap> {
     for (index, (key, size)) in keys.iter().enumerate() {
         let left = budget.bytes.saturating_sub(tally.logs.bytes_read);
         if index >= budget.objects || left == 0 || *size > MAX_OBJECT_BYTES {
@@ -218,7 +268,7 @@ pub async fn read_within(
             let object = clients
                 .s3
                 .get_object()
-                .bucket(&bucket)
+                .bucket(bucket)
                 .key(key)
                 .send()
                 .await?;
@@ -235,7 +285,7 @@ pub async fn read_within(
             Some(Err(error)) => {
                 let message =
                     aws_smithy_types::error::display::DisplayErrorContext(&error).to_string();
-                return Some(Err(s3_gap(&bucket, error.code(), message)));
+                return Err(s3_gap(bucket, error.code(), message));
             }
             Some(Ok(Err(_))) => continue,
             Some(Ok(Ok(bytes))) => bytes,
@@ -259,8 +309,7 @@ pub async fn read_within(
         }
         tally.add_text(&String::from_utf8_lossy(&text));
     }
-    tracing::info!(bucket = %bucket, objects = tally.logs.objects_read, lines = tally.logs.lines, "access logs read");
-    Some(Ok(tally.logs))
+    Ok(())
 }
 
 #[cfg(test)]

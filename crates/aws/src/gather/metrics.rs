@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
 use aws_smithy_types::date_time::Format as DateFormat;
 use aws_smithy_types::DateTime;
@@ -175,19 +176,10 @@ pub async fn healthy_hosts_per_group(
     .await
 }
 
-async fn call(
-    clients: &Clients,
-    kind: LbKind,
-    options: &GatherOptions,
-    wanted: &[Query],
-    deadline: Instant,
-    optional: bool,
-) -> Result<Vec<MetricSeries>, Gap> {
-    if wanted.is_empty() {
-        return Ok(Vec::new());
-    }
+/// One GetMetricData query per wanted series, numbered so the answers map back (`m0`, ...).
+fn metric_queries(kind: LbKind, options: &GatherOptions, wanted: &[Query]) -> Vec<MetricDataQuery> {
     let period = i32::try_from(options.period).unwrap_or(60);
-    let queries: Vec<MetricDataQuery> = wanted
+    wanted
         .iter()
         .enumerate()
         .map(|(i, query)| {
@@ -213,7 +205,63 @@ async fn call(
                 .return_data(true)
                 .build()
         })
-        .collect();
+        .collect()
+}
+
+/// The answers as series, in the order asked, each sorted by time; a series with no answer is
+/// empty.
+fn series_of(
+    options: &GatherOptions,
+    wanted: &[Query],
+    pages: &[GetMetricDataOutput],
+) -> Vec<MetricSeries> {
+    let mut points: BTreeMap<usize, Vec<DataPoint>> = BTreeMap::new();
+    for result in pages.iter().flat_map(|p| p.metric_data_results()) {
+        let Some(index) = result
+            .id()
+            .and_then(|id| id.strip_prefix('m'))
+            .and_then(|i| i.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        let entry = points.entry(index).or_default();
+        for (timestamp, value) in result.timestamps().iter().zip(result.values()) {
+            entry.push(DataPoint {
+                timestamp: timestamp.fmt(DateFormat::DateTime).unwrap_or_default(),
+                value: *value,
+            });
+        }
+    }
+    wanted
+        .iter()
+        .enumerate()
+        .map(|(i, query)| {
+            let mut series_points = points.remove(&i).unwrap_or_default();
+            series_points.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
+            MetricSeries {
+                metric_name: query.metric.to_string(),
+                statistic: query.stat.to_string(),
+                target_group: query.target_group.clone(),
+                availability_zone: query.zone.clone(),
+                period_seconds: Some(options.period),
+                points: series_points,
+            }
+        })
+        .collect()
+}
+
+async fn call(
+    clients: &Clients,
+    kind: LbKind,
+    options: &GatherOptions,
+    wanted: &[Query],
+    deadline: Instant,
+    optional: bool,
+) -> Result<Vec<MetricSeries>, Gap> {
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let queries = metric_queries(kind, options, wanted);
     // Aligned to the period, ending just after the period that holds the state change.
     let p = i64::from(options.period);
     let end = (options.window_end.div_euclid(p) + 1) * p;
@@ -251,37 +299,5 @@ async fn call(
         .await
     };
     let pages = settle(fetched, GapFact::Metrics, Some(&label))?;
-    let mut points: BTreeMap<usize, Vec<DataPoint>> = BTreeMap::new();
-    for result in pages.iter().flat_map(|p| p.metric_data_results()) {
-        let Some(index) = result
-            .id()
-            .and_then(|id| id.strip_prefix('m'))
-            .and_then(|i| i.parse::<usize>().ok())
-        else {
-            continue;
-        };
-        let entry = points.entry(index).or_default();
-        for (timestamp, value) in result.timestamps().iter().zip(result.values()) {
-            entry.push(DataPoint {
-                timestamp: timestamp.fmt(DateFormat::DateTime).unwrap_or_default(),
-                value: *value,
-            });
-        }
-    }
-    Ok(wanted
-        .iter()
-        .enumerate()
-        .map(|(i, query)| {
-            let mut series_points = points.remove(&i).unwrap_or_default();
-            series_points.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
-            MetricSeries {
-                metric_name: query.metric.to_string(),
-                statistic: query.stat.to_string(),
-                target_group: query.target_group.clone(),
-                availability_zone: query.zone.clone(),
-                period_seconds: Some(options.period),
-                points: series_points,
-            }
-        })
-        .collect())
+    Ok(series_of(options, wanted, &pages))
 }

@@ -134,9 +134,10 @@ fn not_found(name: &str) -> Gap {
     }
 }
 
-pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> Snapshot {
-    let deadline = Instant::now() + options.deadline;
-    let mut world = Snapshot {
+/// The snapshot before any call: the load balancer as the alarm names it, the time and the
+/// account; every round fills in its part.
+fn nothing_read_yet(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> Snapshot {
+    Snapshot {
         schema_version: SCHEMA_VERSION,
         captured_at: DateTime::from_secs(options.now)
             .fmt(DateFormat::DateTime)
@@ -175,7 +176,12 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
         changes: None,
         access_logs: None,
         gaps: Vec::new(),
-    };
+    }
+}
+
+pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> Snapshot {
+    let deadline = Instant::now() + options.deadline;
+    let mut world = nothing_read_yet(clients, lb, options);
     // Boxed, as the other leaves: a debug build's poll frames would hold them all in line.
     let state = Box::pin(async {
         match lb.kind {
