@@ -63,6 +63,9 @@ fi
 step "format"
 cargo fmt --all -- --check
 
+step "shape: no function over 100 lines, handlers under 80, no Result<_, String> (scripts/shape.py)"
+python3 scripts/shape.py
+
 step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 

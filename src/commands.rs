@@ -9,7 +9,6 @@ use elbmedic_aws::pipeline::{self, Facts, Handled, OwnAccount, Run};
 use elbmedic_aws::publish::{publish_all, Delivery, Outlets};
 use elbmedic_aws::settings::{sdk_variable, Config, Role};
 use elbmedic_engine::alarm::{self, Intake, IntakeError};
-use elbmedic_engine::diagnosis::VerdictStatus;
 use elbmedic_engine::plan::message::Mode;
 use elbmedic_engine::plan::proposal::Handoff;
 use elbmedic_engine::report::{Format, Report};
@@ -123,46 +122,43 @@ pub fn snapshot(event_path: &str) -> Result<Exit> {
         now: live::now(),
         run_id: "snapshot",
     };
-    let ledger = config.remediation.ledger_table.as_deref();
+    // The diagnosis pipeline, as `diagnose` runs it: the snapshot is what it gathered.
+    let handled = live::runtime()?.block_on(Box::pin(pipeline::handle(&run, records)));
     let mut exit = Exit::Ok;
     let mut worlds = Vec::new();
-    live::runtime()?.block_on(async {
-        for (number, record) in pipeline::expand(&run, records).await {
-            match record {
-                Err(error) => {
-                    output::warn(&format!("error: record {number}: {error}"));
-                    exit = Exit::BadInput;
-                }
-                Ok(Intake::Diagnose {
-                    alarm,
-                    load_balancer,
-                }) => {
-                    let clients = match pipeline::reach(&run, &accounts, &alarm).await {
-                        Ok(clients) => clients,
-                        Err(refusal) => {
-                            output::warn(&format!("error: record {number}: {}. {}", refusal.headline(), refusal.next_step()));
-                            exit = Exit::Unsupported;
-                            continue;
-                        }
-                    };
-                    let deadline = config.gather_deadline;
-                    let world = elbmedic_aws::gather::for_alarm(&clients, &alarm, &load_balancer, run.now, deadline, ledger, config.change_lookups);
-                    worlds.push(serde_json::to_value(Box::pin(world).await)?);
-                }
-                Ok(other) => {
-                    if matches!(Report::without_diagnosis(&other), Some(r) if r.verdict.status == VerdictStatus::Unsupported) && exit == Exit::Ok {
-                        exit = Exit::Unsupported;
-                    }
-                    output::warn(&format!(
-                        "record {number}: {} is not diagnosed ({:?}), so nothing was gathered",
-                        other.alarm().alarm_name,
-                        other.alarm().state
-                    ));
-                }
+    for handled in handled {
+        let record = match handled {
+            Handled::Refused { number, error } => {
+                output::warn(&format!("error: record {number}: {error}"));
+                exit = Exit::BadInput;
+                continue;
             }
+            Handled::Reported(record) => record,
+        };
+        if let Some(world) = &record.world {
+            worlds.push(serde_json::to_value(world)?);
+            continue;
         }
-        anyhow::Ok(())
-    })?;
+        let (number, alarm) = (record.number, record.intake.alarm());
+        if let Intake::Diagnose { .. } = record.intake {
+            // Its account could not be reached: nothing was read.
+            let report = &record.report;
+            let next = report.next_steps.first().cloned().unwrap_or_default();
+            output::warn(&format!(
+                "error: record {number}: {}. {next}",
+                report.verdict.headline
+            ));
+            exit = Exit::Unsupported;
+            continue;
+        }
+        if record.unsupported() && exit == Exit::Ok {
+            exit = Exit::Unsupported;
+        }
+        output::warn(&format!(
+            "record {number}: {} is not diagnosed ({:?}), so nothing was gathered",
+            alarm.alarm_name, alarm.state
+        ));
+    }
     let value = if worlds.len() == 1 {
         worlds.remove(0)
     } else {

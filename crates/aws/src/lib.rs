@@ -7,10 +7,8 @@
 
 pub mod accounts;
 pub mod clients;
-pub mod composite;
 pub mod concurrent;
 pub mod edge;
-pub mod episode;
 pub mod follow_up;
 pub mod gather;
 pub mod ledger;
@@ -20,7 +18,6 @@ pub mod recorder;
 pub mod remediate;
 pub mod settings;
 
-mod convert;
 pub mod errors;
 
 pub use clients::Clients;

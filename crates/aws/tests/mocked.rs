@@ -288,7 +288,7 @@ async fn denied_composite_children_and_ledger_are_reported_not_failed() {
         .unwrap()
         .remove(0)
         .unwrap();
-    let expanded = elbmedic_aws::composite::expand(&clients, intake, 5).await;
+    let expanded = elbmedic_aws::pipeline::composite::expand(&clients, intake, 5).await;
     let [elbmedic_engine::alarm::Intake::Unsupported { alarm, reason }] = expanded.as_slice()
     else {
         panic!("{expanded:?}")

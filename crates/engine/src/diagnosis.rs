@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::alarm::Alarm;
 use crate::context::{format_value, Context};
 use crate::finding::{Finding, FindingCode};
-use crate::rules::{Check, RULES};
+use crate::rules::{Check, POST_RULES, RULES};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -96,24 +96,15 @@ pub fn diagnose_in(ctx: &Context<'_>) -> Diagnosis {
         a.severity.cmp(&b.severity).then(a_order.cmp(b_order))
     });
     let mut findings: Vec<Finding> = findings.into_iter().map(|(_, f)| f).collect();
-    // The 5xx per zone: evidence for every cause, a finding when it decides alone.
-    let (zone, zone_check) = crate::rules::zone_concentrated::link(ctx, &mut findings);
-    checked.push(zone_check);
-    if let Some(zone) = zone {
-        let at = findings
+    let mut recent_changes = Vec::new();
+    for rule in POST_RULES {
+        let output = (rule.run)(ctx, &mut findings);
+        debug_assert!(findings
             .iter()
-            .position(|f| f.severity > zone.severity)
-            .unwrap_or(findings.len());
-        findings.insert(at, zone);
-    }
-    // The access logs, when read, confirm or point within the findings.
-    checked.extend(crate::rules::access_logs::apply(ctx, &mut findings));
-    // Changes from CloudTrail are read against the findings: which one each change explains.
-    let linked = crate::rules::recent_change::link(ctx, &mut findings);
-    checked.extend(linked.check);
-    if let Some((change, after)) = linked.finding {
-        // Right after the finding it explains: the cause first, then what changed.
-        findings.insert((after + 1).min(findings.len()), change);
+            .all(|f| RULES.iter().any(|r| r.code == f.code)
+                || POST_RULES.iter().any(|r| r.code == Some(f.code))));
+        checked.extend(output.checked);
+        recent_changes.extend(output.recent_changes);
     }
     let causes: Vec<&Finding> = findings.iter().filter(|f| f.code.is_cause()).collect();
     let incomplete = findings
@@ -156,7 +147,7 @@ pub fn diagnose_in(ctx: &Context<'_>) -> Diagnosis {
         findings,
         checked,
         next_steps,
-        recent_changes: linked.unlinked,
+        recent_changes,
     }
 }
 

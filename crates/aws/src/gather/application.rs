@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 use elbmedic_engine::snapshot::{Gap, GapFact, Listener, Placement, Snapshot, TargetGroup};
 use tokio::time::Instant;
 
+use super::convert::{self, Described};
 use super::{
     all_pages, bounded, join_all, metrics, not_found, settle, targets, vpc, GatherOptions, Piece,
 };
 use crate::clients::Clients;
-use crate::convert::{self, Described};
 
 /// The ALB's ARN, known before any call when the alarm names the account: the `LoadBalancer`
 /// dimension is the ARN's resource part (`app/NAME/ID`).

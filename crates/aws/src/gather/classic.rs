@@ -10,9 +10,9 @@ use elbmedic_engine::snapshot::{
 };
 use tokio::time::Instant;
 
+use super::convert::{self, Described};
 use super::{all_pages, bounded, not_found, settle, targets, vpc, Piece};
 use crate::clients::Clients;
-use crate::convert::{self, Described};
 
 /// What round 1 learns, converted.
 struct RoundOne {

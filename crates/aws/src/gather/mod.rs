@@ -14,6 +14,7 @@
 pub mod access_logs;
 mod application;
 mod classic;
+pub(crate) mod convert;
 mod metrics;
 mod targets;
 mod trail;

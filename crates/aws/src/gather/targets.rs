@@ -10,9 +10,9 @@ use elbmedic_engine::netcheck::AddrRange;
 use elbmedic_engine::snapshot::{Gap, GapFact, Interface, Placement, Snapshot};
 use tokio::time::Instant;
 
+use super::convert;
 use super::{all_pages, bounded, join_all, settle, BATCH};
 use crate::clients::Clients;
-use crate::convert;
 
 type Found = Result<BTreeMap<String, Interface>, Gap>;
 

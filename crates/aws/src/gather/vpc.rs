@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::{all_pages, bounded, join_all, settle};
 use crate::clients::Clients;
-use crate::convert;
+use super::convert;
 
 pub struct Network {
     cidrs: Result<Vec<String>, Gap>,

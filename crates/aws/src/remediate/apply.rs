@@ -10,8 +10,8 @@ use elbmedic_engine::plan::{Action, PlanTarget, Policy};
 use elbmedic_engine::snapshot::{PortRange, Snapshot};
 
 use crate::clients::Clients;
-use crate::convert;
 use crate::errors::CallFailed;
+use crate::gather::convert;
 
 /// Renumbering after collisions stops after this many tries: each collision means another
 /// run is writing to the same NACL, and three in a row means something is wrong.

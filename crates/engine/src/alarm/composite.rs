@@ -1,7 +1,7 @@
 //! Composite alarms: they name no metric, only other alarms (`AlarmRule`), so elbmedic
 //! diagnoses the child alarms that fired them. This module holds the pure part: which children
 //! to read, how a child's description becomes an [`Intake`], and which of them to diagnose.
-//! Reading the children from CloudWatch is the edge's job (`elbmedic_aws::composite`).
+//! Reading the children from CloudWatch is the edge's job (`elbmedic_aws::pipeline::composite`).
 
 use serde_json::Value;
 

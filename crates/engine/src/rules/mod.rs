@@ -86,6 +86,38 @@ pub struct Rule {
     pub run: fn(&Context<'_>) -> RuleOutput,
 }
 
+/// A rule that reads the other rules' findings: it backs them with evidence, and may add a
+/// finding of its own where it belongs (`code`; `None` when it only adds evidence).
+pub struct PostRule {
+    pub code: Option<FindingCode>,
+    pub run: fn(&Context<'_>, &mut Vec<Finding>) -> PostOutput,
+}
+
+/// What a post-pass rule returns besides the findings it changed.
+#[derive(Debug, Default)]
+pub struct PostOutput {
+    pub checked: Vec<Check>,
+    /// Changes CloudTrail recorded that explain no finding, one line each.
+    pub recent_changes: Vec<String>,
+}
+
+/// The post-pass rules, run in this order once every rule of [`RULES`] has: the 5xx per zone,
+/// the access logs, then the CloudTrail changes (which may explain the findings before them).
+pub const POST_RULES: &[PostRule] = &[
+    PostRule {
+        code: Some(FindingCode::ZoneConcentrated),
+        run: zone_concentrated::post,
+    },
+    PostRule {
+        code: None,
+        run: access_logs::post,
+    },
+    PostRule {
+        code: Some(FindingCode::RecentChange),
+        run: recent_change::post,
+    },
+];
+
 /// Every rule, in report order for equal severities.
 pub const RULES: &[Rule] = &[
     Rule {

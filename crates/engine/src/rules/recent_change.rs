@@ -5,7 +5,7 @@
 //! churned). Such a change gets this finding, and a line of evidence in the finding it
 //! explains; a change that explains nothing is listed under "recent changes".
 
-use super::{Check, CheckStatus};
+use super::{Check, CheckStatus, PostOutput};
 use crate::argv;
 use crate::changes::{
     actor, bounded, describe, is_registration, network_change, touched, when, NetworkChange,
@@ -298,6 +298,20 @@ struct Ties<'e> {
     made: usize,
     /// Calls that failed, so changed nothing.
     attempts: Vec<&'e ChangeEvent>,
+}
+
+/// The post-pass rule: changes from CloudTrail read against the findings, each tied to the
+/// findings it explains; the change finding goes right after the one it explains (the cause
+/// first, then what changed).
+pub fn post(ctx: &Context<'_>, findings: &mut Vec<Finding>) -> PostOutput {
+    let linked = link(ctx, findings);
+    if let Some((change, after)) = linked.finding {
+        findings.insert((after + 1).min(findings.len()), change);
+    }
+    PostOutput {
+        checked: linked.check.into_iter().collect(),
+        recent_changes: linked.unlinked,
+    }
 }
 
 pub fn link(ctx: &Context<'_>, findings: &mut [Finding]) -> Linked {

@@ -4,7 +4,7 @@
 //! cross-zone on) the zone points at the LB node's subnet, its NACL and route table; on a
 //! Classic LB with cross-zone off, at that zone's own targets too.
 
-use super::{Check, CheckStatus};
+use super::{Check, CheckStatus, PostOutput};
 use crate::alarm::LbKind;
 use crate::argv;
 use crate::context::{format_value, Context};
@@ -32,6 +32,23 @@ fn zones_down(ctx: &Context<'_>) -> Vec<(String, Vec<String>)> {
         .filter(|(_, (down, _))| *down)
         .map(|(zone, (_, ids))| (zone.to_string(), ids))
         .collect()
+}
+
+/// The post-pass rule: the 5xx per zone as evidence for every cause, and the zone finding,
+/// placed by its severity, when it decides alone.
+pub fn post(ctx: &Context<'_>, findings: &mut Vec<Finding>) -> PostOutput {
+    let (zone, check) = link(ctx, findings);
+    if let Some(zone) = zone {
+        let at = findings
+            .iter()
+            .position(|f| f.severity > zone.severity)
+            .unwrap_or(findings.len());
+        findings.insert(at, zone);
+    }
+    PostOutput {
+        checked: vec![check],
+        ..PostOutput::default()
+    }
 }
 
 /// Adds the breakdown to every cause (and to the health finding, the zones left without a

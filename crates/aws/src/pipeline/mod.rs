@@ -3,6 +3,9 @@
 //! gather (or replay) → diagnose → plan → publish decision. Callers keep only their
 //! configuration, their I/O (printing, publishing, sending plans) and their exit codes.
 
+pub mod composite;
+mod episode;
+
 use elbmedic_engine::account::{self, AccountRefusal, Scope};
 use elbmedic_engine::alarm::{Alarm, AlarmState, Intake, IntakeError, LbRef};
 use elbmedic_engine::diagnosis::VerdictStatus;
@@ -15,7 +18,6 @@ use elbmedic_engine::untrusted::one_line;
 
 use crate::accounts::Accounts;
 use crate::clients::Clients;
-use crate::composite;
 use crate::concurrent::join_all;
 use crate::gather;
 use crate::remediate;
@@ -292,7 +294,7 @@ async fn episode_began(run: &Run<'_>, alarm: &Alarm) -> Option<String> {
         .state_change_time
         .as_deref()
         .and_then(elbmedic_engine::alarm::parse_timestamp);
-    crate::episode::began(&clients.cloudwatch, &alarm.alarm_name, before).await
+    episode::began(&clients.cloudwatch, &alarm.alarm_name, before).await
 }
 
 /// One alarm's diagnosis, as [`handle_one`] takes it apart.
