@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod clients;
 pub mod concurrent;
 pub mod edge;
+pub mod environment;
 pub mod follow_up;
 pub mod gather;
 pub mod ledger;

@@ -8,6 +8,9 @@ use elbmedic_engine::plan::config::{RemediationConfig, RemediationConfigError};
 use elbmedic_engine::plan::message::Mode;
 use elbmedic_engine::variables::set;
 
+use crate::environment::process_env;
+pub use crate::environment::sdk_variable;
+
 /// Who reads the configuration: the functions need their topics; the CLI publishes only
 /// when asked (`--publish`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,18 +248,6 @@ impl Config {
     pub fn from_process_env(role: Role) -> Result<Self, ConfigError> {
         Self::from_env(role, process_env)
     }
-}
-
-/// The process environment: the one place elbmedic reads it. Settings go through
-/// [`Config::from_process_env`]; the SDK's own variables through [`sdk_variable`].
-fn process_env(key: &str) -> Option<String> {
-    std::env::var(key).ok()
-}
-
-/// One of the AWS SDK's own variables (`AWS_REGION`, `AWS_ENDPOINT_URL`, ...), read the way
-/// every setting is.
-pub fn sdk_variable(key: &str) -> Option<String> {
-    set(&process_env, key)
 }
 
 /// The accounts served and the role assumed in them; the external id is never logged.

@@ -8,9 +8,9 @@ use aws_sdk_ec2::types::Filter;
 use elbmedic_engine::snapshot::{EksCluster, Gap, GapFact, LbNode, PrefixList, Snapshot};
 use tokio::time::Instant;
 
+use super::convert;
 use super::{all_pages, bounded, join_all, settle};
 use crate::clients::Clients;
-use super::convert;
 
 pub struct Network {
     cidrs: Result<Vec<String>, Gap>,
