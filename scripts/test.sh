@@ -50,6 +50,20 @@ export ELBMEDIC_MOTO_SERVER="$venv/bin/moto_server"
 # cargo-lambda and zig, for the Lambda build below.
 export PATH="$venv/bin:$PATH"
 
+# The real clients the Kubernetes stand-in is proven with: the AWS CLI (its token) and Debian's
+# kubectl, installed here when absent; without them that test skips, and under CI it fails.
+step "real clients: aws (eks get-token) and kubectl"
+if awscli_venv=$(venv_for awscli scripts/requirements-awscli.txt); then
+  export ELBMEDIC_AWS_CLI="$awscli_venv/bin/aws"
+fi
+if ! command -v kubectl >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing Debian's kubectl" >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubectl openssl; } >&2 \
+    || echo "could not install kubectl" >&2
+fi
+"${ELBMEDIC_AWS_CLI:-aws}" --version || true
+kubectl version --client 2>/dev/null | head -1 || true
+
 step "fixtures: events/ matches events/generate.py"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT

@@ -70,6 +70,25 @@ pub fn partition_of(region: &str) -> &'static str {
     }
 }
 
+/// The DNS suffix of a region's service endpoints (`sts.REGION.SUFFIX`).
+pub fn dns_suffix_of(region: &str) -> &'static str {
+    match partition_of(region) {
+        "aws-cn" => "amazonaws.com.cn",
+        "aws-eusc" => "amazonaws.eu",
+        _ => "amazonaws.com",
+    }
+}
+
+/// An EKS cluster name as EKS accepts it: 1-100 characters, letters, digits, hyphens and
+/// underscores, starting with a letter or digit.
+pub fn is_cluster_name(text: &str) -> bool {
+    (1..=100).contains(&text.len())
+        && text.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// An ARN: `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`, with a known partition, an empty
 /// or valid region, an empty or 12-digit account, and no control characters (an alarm's
 /// name, and so its ARN, may hold spaces).
