@@ -15,7 +15,7 @@ use crate::alarm::{Alarm, LbRef};
 use crate::finding::FindingCode;
 use crate::report::{FirstReport, Report};
 use crate::rules::recent_change::CHECK_NAME;
-use crate::snapshot::{BeyondAws, Changes, Gap, Snapshot, SCHEMA_VERSION};
+use crate::snapshot::{BeyondAws, Changes, Gap, Snapshot, OLDEST_READABLE_VERSION, SCHEMA_VERSION};
 use crate::untrusted::one_line;
 
 /// What the follow-up pass read from the late sources.
@@ -50,10 +50,12 @@ pub enum FollowUpRefused {
     NotAFollowUp(String),
     #[error("the message's kind is {0:?}, not {FOLLOW_UP_KIND:?}")]
     OtherKind(String),
-    #[error("the follow-up carries a snapshot of schema version {0}, this elbmedic reads {SCHEMA_VERSION}: it was sent by another version and is dropped")]
+    #[error("the follow-up carries a snapshot of schema version {0}, this elbmedic reads {OLDEST_READABLE_VERSION} to {SCHEMA_VERSION}: it was sent by another version and is dropped")]
     OtherVersion(u32),
     #[error("the follow-up carries a snapshot that holds what AWS does not allow ({0}): it was not made by elbmedic and is dropped")]
     BeyondAws(#[from] BeyondAws),
+    #[error("the follow-up carries a cluster read beyond elbmedic's bounds ({0}): it was not made by elbmedic and is dropped")]
+    BeyondBounds(#[from] crate::kubernetes::BeyondBounds),
     #[error("the follow-up names load balancer {named} but carries a snapshot of {carried}")]
     OtherLoadBalancer { named: String, carried: String },
 }
@@ -76,12 +78,15 @@ impl FollowUpMessage {
         if message.kind != FOLLOW_UP_KIND {
             return Err(FollowUpRefused::OtherKind(one_line(&message.kind)));
         }
-        if message.snapshot.schema_version != SCHEMA_VERSION {
+        if !crate::snapshot::readable(u64::from(message.snapshot.schema_version)) {
             return Err(FollowUpRefused::OtherVersion(
                 message.snapshot.schema_version,
             ));
         }
         message.snapshot.within_aws_limits()?;
+        if let Some(cluster) = &message.snapshot.kubernetes {
+            cluster.within_bounds()?;
+        }
         let (lb, world) = (&message.load_balancer, &message.snapshot.load_balancer);
         if (lb.kind, lb.id.as_str()) != (world.kind, world.id.as_str()) {
             return Err(FollowUpRefused::OtherLoadBalancer {

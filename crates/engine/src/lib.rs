@@ -25,6 +25,7 @@ pub mod context;
 pub mod diagnosis;
 pub mod finding;
 pub mod fixes;
+pub mod kubernetes;
 pub mod kubernetes_name;
 pub mod report;
 pub mod rules;

@@ -12,8 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::alarm::LbKind;
 
-/// Bumped on any change that an older reader would misread.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The version this elbmedic writes. Bumped on any change that an older reader would misread:
+/// 2 added the `kubernetes` section.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest version still read: a version-1 snapshot is one without a `kubernetes` section.
+pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 /// Default idle timeout of both Classic LBs and ALBs, in seconds.
 pub const DEFAULT_IDLE_TIMEOUT: u32 = 60;
@@ -61,6 +65,9 @@ pub struct Snapshot {
     /// pass does not wait for them: they arrive minutes late).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_logs: Option<crate::access_log::AccessLogs>,
+    /// The cluster behind the load balancer (schema version 2); `None` when it was not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<crate::kubernetes::Kubernetes>,
     /// Facts that could not be observed, and why.
     #[serde(default)]
     pub gaps: Vec<Gap>,
@@ -860,10 +867,12 @@ pub enum SnapshotError {
         column: usize,
         message: String,
     },
-    #[error("snapshot schema_version {found} is not supported (this elbmedic reads version {SCHEMA_VERSION}); record it again with this version")]
+    #[error("snapshot schema_version {found} is not supported (this elbmedic reads versions {OLDEST_READABLE_VERSION} to {SCHEMA_VERSION}); record it again with this version")]
     Version { found: u64 },
     #[error("the snapshot holds what AWS does not allow ({0}): it was not recorded from AWS, so it is not diagnosed")]
     BeyondAws(#[from] BeyondAws),
+    #[error("the snapshot's kubernetes section holds {0}: it was not read by elbmedic, so it is not diagnosed")]
+    BeyondBounds(#[from] crate::kubernetes::BeyondBounds),
 }
 
 /// Entries AWS lets one NACL hold in one direction: 40 rules (the highest quota; 20 by
@@ -919,6 +928,11 @@ impl Snapshot {
     }
 }
 
+/// Whether this elbmedic reads snapshots of `version`.
+pub fn readable(version: u64) -> bool {
+    (u64::from(OLDEST_READABLE_VERSION)..=u64::from(SCHEMA_VERSION)).contains(&version)
+}
+
 /// Reads a snapshot. A version mismatch is reported as such, not as whatever field it broke.
 pub fn from_json(text: &str) -> Result<Snapshot, SnapshotError> {
     let invalid = |e: serde_json::Error| SnapshotError::Invalid {
@@ -932,10 +946,11 @@ pub fn from_json(text: &str) -> Result<Snapshot, SnapshotError> {
             .and_then(|v| v.get("schema_version").and_then(serde_json::Value::as_u64))
     };
     match serde_json::from_str::<Snapshot>(text) {
-        Ok(snapshot) if snapshot.schema_version == SCHEMA_VERSION => {
-            snapshot
-                .within_aws_limits()
-                .map_err(SnapshotError::BeyondAws)?;
+        Ok(snapshot) if readable(u64::from(snapshot.schema_version)) => {
+            snapshot.within_aws_limits()?;
+            if let Some(cluster) = &snapshot.kubernetes {
+                cluster.within_bounds()?;
+            }
             Ok(snapshot)
         }
         Ok(snapshot) => Err(SnapshotError::Version {
@@ -943,9 +958,7 @@ pub fn from_json(text: &str) -> Result<Snapshot, SnapshotError> {
         }),
         // Parse errors of another version's snapshot are misleading: say it is the version.
         Err(error) => match version_of(text) {
-            Some(found) if found != u64::from(SCHEMA_VERSION) => {
-                Err(SnapshotError::Version { found })
-            }
+            Some(found) if !readable(found) => Err(SnapshotError::Version { found }),
             Some(_) => Err(invalid(error)),
             None if error.is_syntax() || error.is_eof() => Err(invalid(error)),
             None => Err(SnapshotError::Invalid {
@@ -981,6 +994,32 @@ mod tests {
                 .port_for(80),
             8080
         );
+    }
+
+    /// Version 2 adds the cluster; version 1 still reads (without it); anything else, or a
+    /// cluster section beyond the reads' bounds, is refused.
+    #[test]
+    fn versions_one_and_two_read_and_the_cluster_section_is_bounded() {
+        let with = |version: u32, kubernetes: &str| {
+            format!(
+                r#"{{"schema_version": {version}, "region": "eu-west-1",
+                    "load_balancer": {{"kind": "application", "name": "x", "id": "app/x/1", "vpc_id": "vpc-1", "subnets": []}}
+                    {kubernetes}}}"#
+            )
+        };
+        assert!(from_json(&with(1, "")).unwrap().kubernetes.is_none());
+        let cluster = r#", "kubernetes": {"cluster": "prod", "pods": [{"namespace": "shop", "name": "web-1", "phase": "Running", "ready": true}]}"#;
+        let read = from_json(&with(2, cluster)).unwrap();
+        assert_eq!(read.kubernetes.unwrap().pods[0].name, "web-1");
+        assert!(matches!(
+            from_json(&with(3, "")),
+            Err(SnapshotError::Version { found: 3 })
+        ));
+        let pods =
+            vec![r#"{"namespace": "a", "name": "p"}"#; crate::kubernetes::MAX_PODS + 1].join(",");
+        let flood = format!(r#", "kubernetes": {{"cluster": "prod", "pods": [{pods}]}}"#);
+        let err = from_json(&with(2, &flood)).unwrap_err();
+        assert!(matches!(err, SnapshotError::BeyondBounds(_)), "{err}");
     }
 
     #[test]

@@ -176,6 +176,7 @@ fn nothing_read_yet(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
         history: None,
         changes: None,
         access_logs: None,
+        kubernetes: None,
         gaps: Vec::new(),
     }
 }

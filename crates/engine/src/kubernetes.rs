@@ -1,0 +1,535 @@
+//! The cluster behind the load balancer, as plain data: the snapshot's `kubernetes` section
+//! (schema version 2). The Kubernetes shell (`elbmedic-kubernetes`) reads it beside the AWS
+//! rounds; the engine sees owners, workloads, pods, Events, and who re-applies each object,
+//! never a client type. Everything here came from the cluster's API and is untrusted: names,
+//! annotations and Event messages are data, rendered escaped like every AWS string.
+//!
+//! Not for: deciding anything; the rules do that.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// At most this many pods are read; the section says where the reads stopped.
+pub const MAX_PODS: usize = 2_000;
+/// At most this many Events are kept (the newest): a flapping pod writes many.
+pub const MAX_EVENTS: usize = 500;
+
+/// What was read from the cluster. Each list holds only what concerns the alarmed load
+/// balancer: its owner (Ingress group or Service), their backends, and what runs them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Kubernetes {
+    /// The EKS cluster's name.
+    pub cluster: String,
+    /// The Ingresses of the owner's group (or the owning Ingress alone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ingresses: Vec<Ingress>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ingress_class_params: Vec<IngressClassParams>,
+    /// The owning Service of a Classic LB (or NLB), and the Ingresses' backend Services.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<Service>,
+    /// Deployments, StatefulSets and DaemonSets whose pods back those Services.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workloads: Vec<Workload>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<Pod>,
+    /// The namespaces involved, with their labels (the readiness-gate label is one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<Namespace>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_group_bindings: Vec<TargetGroupBinding>,
+    /// Events of the objects above inside the alarm window, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<Event>,
+    /// Where a read stopped at its bound (`"pods: 2000 read, more not read"`), if one did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub truncated: Vec<String>,
+}
+
+/// One object, by kind, namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ObjectRef {
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+/// Who re-applies an object from its own copy, so that a durable fix is made there: in Git
+/// for Argo CD and Flux, in the chart's values for Helm. `None` on an object means nothing
+/// known does, and a `kubectl` change lasts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "tool", rename_all = "kebab-case")]
+pub enum Manager {
+    /// `argocd.argoproj.io/tracking-id` (`APP:GROUP/KIND:NS/NAME`), or the
+    /// `app.kubernetes.io/instance` label Argo CD sets by default.
+    ArgoCd { application: String },
+    /// `kustomize.toolkit.fluxcd.io/name` and `/namespace`.
+    Flux {
+        kustomization: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+    },
+    /// `meta.helm.sh/release-name` and `/release-namespace`.
+    Helm {
+        release: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+    },
+}
+
+impl Manager {
+    /// Who manages an object, from its annotations and labels; Argo CD's tracking id first
+    /// (it is set only by Argo CD), then Flux, then Helm, then Argo CD's instance label (which
+    /// other tools set too, so it counts only with Argo CD's own managed-by annotation absent
+    /// of any other tool).
+    pub fn of(
+        annotations: &BTreeMap<String, String>,
+        labels: &BTreeMap<String, String>,
+    ) -> Option<Self> {
+        let value = |map: &BTreeMap<String, String>, key: &str| {
+            map.get(key)
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        if let Some(tracking) = value(annotations, "argocd.argoproj.io/tracking-id") {
+            let application = tracking.split(':').next().unwrap_or_default().to_string();
+            if !application.is_empty() {
+                return Some(Self::ArgoCd { application });
+            }
+        }
+        if let Some(kustomization) = value(labels, "kustomize.toolkit.fluxcd.io/name") {
+            return Some(Self::Flux {
+                kustomization,
+                namespace: value(labels, "kustomize.toolkit.fluxcd.io/namespace"),
+            });
+        }
+        if let Some(release) = value(annotations, "meta.helm.sh/release-name") {
+            return Some(Self::Helm {
+                release,
+                namespace: value(annotations, "meta.helm.sh/release-namespace"),
+            });
+        }
+        let managed_by = value(labels, "app.kubernetes.io/managed-by");
+        match (value(labels, "app.kubernetes.io/instance"), managed_by) {
+            (Some(application), None)
+                if annotations
+                    .keys()
+                    .any(|k| k.starts_with("argocd.argoproj.io/")) =>
+            {
+                Some(Self::ArgoCd { application })
+            }
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ingress {
+    pub namespace: String,
+    pub name: String,
+    /// `spec.ingressClassName`, or the legacy `kubernetes.io/ingress.class` annotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// Only the load balancer controller's (`alb.ingress.kubernetes.io/*`) and the managers'.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// The backend Services, with the port each rule names (a number or a port name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<Backend>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_by: Option<Manager>,
+}
+
+impl Ingress {
+    /// `alb.ingress.kubernetes.io/group.name`: Ingresses of one group share a load balancer.
+    pub fn group(&self) -> Option<&str> {
+        self.annotations
+            .get("alb.ingress.kubernetes.io/group.name")
+            .map(String::as_str)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backend {
+    pub service: String,
+    pub port: String,
+}
+
+/// `elbv2.k8s.aws` IngressClassParams: settings that win over every Ingress of the class.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IngressClassParams {
+    pub name: String,
+    /// `spec.loadBalancerAttributes`, key to value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub load_balancer_attributes: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    pub namespace: String,
+    pub name: String,
+    /// `ClusterIP`, `NodePort`, `LoadBalancer`.
+    #[serde(rename = "type", default)]
+    pub service_type: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<ServicePort>,
+    /// Only the load balancer annotations (`service.beta.kubernetes.io/aws-load-balancer-*`,
+    /// `service.kubernetes.io/*`) and the managers'.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_by: Option<Manager>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServicePort {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub port: u16,
+    /// A number or a container port's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_port: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_port: Option<u16>,
+}
+
+/// A Deployment, StatefulSet or DaemonSet, with what decides how its pods leave.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Workload {
+    /// `Deployment`, `StatefulSet`, `DaemonSet`.
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<u32>,
+    /// `spec.strategy.rollingUpdate.maxUnavailable`, as written (`25%` or `1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_surge: Option<String>,
+    /// The pod template's labels: how its pods are found.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_labels: BTreeMap<String, String>,
+    /// `terminationGracePeriodSeconds` (Kubernetes' default is 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_grace_period_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<Container>,
+    /// When its newest ReplicaSet was created (RFC 3339): when the last rollout began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_by: Option<Manager>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Container {
+    pub name: String,
+    /// `lifecycle.preStop`; `None` when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_stop: Option<PreStop>,
+    #[serde(default)]
+    pub readiness_probe: bool,
+    /// Declared container ports: (name, number).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<(Option<String>, u16)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PreStop {
+    /// Seconds it waits, when that can be read: `lifecycle.preStop.sleep.seconds`, or an
+    /// exec of `sleep N` (directly or in `sh -c`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sleep_seconds: Option<u32>,
+    /// What it runs, for the report (`sleep 15`, `httpGet /drain`).
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Pod {
+    pub namespace: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// `Pending`, `Running`, `Succeeded`, `Failed`.
+    #[serde(default)]
+    pub phase: String,
+    /// The `Ready` condition.
+    #[serde(default)]
+    pub ready: bool,
+    /// Restarts of all its containers.
+    #[serde(default)]
+    pub restarts: u32,
+    /// A container's waiting or terminated reason (`CrashLoopBackOff`, `OOMKilled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The ReplicaSet (or StatefulSet, DaemonSet) that owns it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<ObjectRef>,
+    /// `spec.readinessGates` condition types (the controller's `target-health.elbv2.k8s.aws/*`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub readiness_gates: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// Set while the pod terminates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleting_since: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Namespace {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Namespace {
+    /// Whether the controller injects readiness gates into this namespace's new pods.
+    pub fn injects_readiness_gates(&self) -> bool {
+        self.labels
+            .get("elbv2.k8s.aws/pod-readiness-gate-inject")
+            .is_some_and(|v| v == "enabled")
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetGroupBinding {
+    pub namespace: String,
+    pub name: String,
+    pub target_group_arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_port: Option<String>,
+    /// `instance` or `ip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_type: Option<String>,
+}
+
+/// A `v1` or `events.k8s.io/v1` Event, in one shape.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// What it is about (`involvedObject` or `regarding`).
+    pub object: Option<ObjectRef>,
+    /// `Normal` or `Warning`.
+    #[serde(rename = "type", default)]
+    pub event_type: String,
+    pub reason: String,
+    #[serde(default)]
+    pub message: String,
+    /// Who reported it (`ingress`, `service`, `targetGroupBinding` for the load balancer
+    /// controller; `kubelet`; `deployment-controller`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// How many times it happened, and when first and last (RFC 3339).
+    #[serde(default = "one")]
+    pub count: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_at: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Why a `kubernetes` section cannot be what a cluster read produced: more than the reads'
+/// bounds hold. A snapshot from elbmedic never is; a forged one could make every rule that
+/// walks the pods slow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BeyondBounds {
+    #[error("{0} pods (elbmedic reads at most {MAX_PODS})")]
+    Pods(usize),
+    #[error("{0} Events (elbmedic keeps at most {MAX_EVENTS})")]
+    Events(usize),
+}
+
+impl Kubernetes {
+    /// Whether the section stays within the reads' bounds.
+    pub fn within_bounds(&self) -> Result<(), BeyondBounds> {
+        if self.pods.len() > MAX_PODS {
+            return Err(BeyondBounds::Pods(self.pods.len()));
+        }
+        if self.events.len() > MAX_EVENTS {
+            return Err(BeyondBounds::Events(self.events.len()));
+        }
+        Ok(())
+    }
+
+    pub fn namespace(&self, name: &str) -> Option<&Namespace> {
+        self.namespaces.iter().find(|n| n.name == name)
+    }
+
+    /// The pods a Service selects: every selector label matches (an empty selector selects
+    /// none: such a Service has hand-made endpoints).
+    pub fn pods_of<'a>(&'a self, service: &'a Service) -> impl Iterator<Item = &'a Pod> + 'a {
+        self.pods.iter().filter(move |pod| {
+            pod.namespace == service.namespace
+                && !service.selector.is_empty()
+                && service
+                    .selector
+                    .iter()
+                    .all(|(k, v)| pod.labels.get(k) == Some(v))
+        })
+    }
+
+    /// The workload whose pod template matches `pod`'s labels, in its namespace.
+    pub fn workload_of(&self, pod: &Pod) -> Option<&Workload> {
+        self.workloads.iter().find(|w| {
+            w.namespace == pod.namespace
+                && !w.pod_labels.is_empty()
+                && w.pod_labels
+                    .iter()
+                    .all(|(k, v)| pod.labels.get(k) == Some(v))
+        })
+    }
+
+    /// Events about `object`, oldest first.
+    pub fn events_of<'a>(&'a self, object: &'a ObjectRef) -> impl Iterator<Item = &'a Event> + 'a {
+        self.events
+            .iter()
+            .filter(move |e| e.object.as_ref() == Some(object))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_manager_is_read_from_each_tools_own_marks() {
+        let none = BTreeMap::new();
+        assert_eq!(
+            Manager::of(
+                &map(&[(
+                    "argocd.argoproj.io/tracking-id",
+                    "shop:networking.k8s.io/Ingress:shop/web"
+                )]),
+                &none
+            ),
+            Some(Manager::ArgoCd {
+                application: "shop".into()
+            })
+        );
+        assert_eq!(
+            Manager::of(
+                &none,
+                &map(&[
+                    ("kustomize.toolkit.fluxcd.io/name", "apps"),
+                    ("kustomize.toolkit.fluxcd.io/namespace", "flux-system")
+                ])
+            ),
+            Some(Manager::Flux {
+                kustomization: "apps".into(),
+                namespace: Some("flux-system".into())
+            })
+        );
+        assert_eq!(
+            Manager::of(
+                &map(&[
+                    ("meta.helm.sh/release-name", "web"),
+                    ("meta.helm.sh/release-namespace", "shop")
+                ]),
+                &map(&[
+                    ("app.kubernetes.io/managed-by", "Helm"),
+                    ("app.kubernetes.io/instance", "web")
+                ])
+            ),
+            Some(Manager::Helm {
+                release: "web".into(),
+                namespace: Some("shop".into())
+            })
+        );
+        // The instance label alone is everyone's convention: not proof of Argo CD.
+        assert_eq!(
+            Manager::of(&none, &map(&[("app.kubernetes.io/instance", "web")])),
+            None
+        );
+        assert_eq!(
+            Manager::of(
+                &map(&[("argocd.argoproj.io/sync-wave", "1")]),
+                &map(&[("app.kubernetes.io/instance", "web")])
+            ),
+            Some(Manager::ArgoCd {
+                application: "web".into()
+            })
+        );
+        assert_eq!(Manager::of(&none, &none), None);
+    }
+
+    #[test]
+    fn a_service_selects_the_pods_that_carry_every_label_of_its_selector() {
+        let pod = |name: &str, labels: &[(&str, &str)]| Pod {
+            namespace: "shop".into(),
+            name: name.into(),
+            labels: map(labels),
+            ..Pod::default()
+        };
+        let cluster = Kubernetes {
+            pods: vec![
+                pod("web-1", &[("app", "web"), ("tier", "front")]),
+                pod("web-2", &[("app", "web")]),
+                pod("db-1", &[("app", "db")]),
+            ],
+            workloads: vec![Workload {
+                kind: "Deployment".into(),
+                namespace: "shop".into(),
+                name: "web".into(),
+                pod_labels: map(&[("app", "web")]),
+                ..Workload::default()
+            }],
+            ..Kubernetes::default()
+        };
+        let service = Service {
+            namespace: "shop".into(),
+            name: "web".into(),
+            selector: map(&[("app", "web"), ("tier", "front")]),
+            ..Service::default()
+        };
+        let selected: Vec<&str> = cluster.pods_of(&service).map(|p| p.name.as_str()).collect();
+        assert_eq!(selected, ["web-1"]);
+        let headless = Service {
+            selector: BTreeMap::new(),
+            ..service
+        };
+        assert_eq!(cluster.pods_of(&headless).count(), 0);
+        assert_eq!(
+            cluster
+                .workload_of(&cluster.pods[1])
+                .map(|w| w.name.as_str()),
+            Some("web")
+        );
+        assert!(cluster.workload_of(&cluster.pods[2]).is_none());
+    }
+
+    #[test]
+    fn a_section_beyond_the_reads_bounds_is_refused() {
+        let many = Kubernetes {
+            pods: vec![Pod::default(); MAX_PODS + 1],
+            ..Kubernetes::default()
+        };
+        assert_eq!(many.within_bounds(), Err(BeyondBounds::Pods(MAX_PODS + 1)));
+        assert!(Kubernetes::default().within_bounds().is_ok());
+    }
+}
