@@ -186,7 +186,7 @@ impl AccountClients {
         // A local S3 (moto, a VPC endpoint by IP) has no per-bucket host names.
         let custom_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
             .iter()
-            .any(|v| crate::environment::sdk_variable(v).is_some());
+            .any(|v| crate::environment::is_present(v));
         Self {
             ec2: aws_sdk_ec2::Client::from_conf(client!(aws_sdk_ec2).build()),
             elb: aws_sdk_elasticloadbalancing::Client::from_conf(

@@ -14,7 +14,9 @@ pub fn init_lambda_logs() {
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            crate::environment::log_filter()
+                .and_then(|filter| tracing_subscriber::EnvFilter::try_new(filter).ok())
+                .unwrap_or_else(|| "info".into()),
         )
         .with_current_span(false)
         .with_target(false)

@@ -9,6 +9,17 @@ pub(crate) fn process_env(key: &str) -> Option<String> {
     std::env::var(key).ok()
 }
 
+/// Whether a variable is present at all, even blank or not UTF-8 (as the SDK itself sees an
+/// endpoint override).
+pub fn is_present(key: &str) -> bool {
+    std::env::var_os(key).is_some()
+}
+
+/// The log filter (`RUST_LOG`); blank is unset, as for every setting.
+pub fn log_filter() -> Option<String> {
+    set(&process_env, "RUST_LOG")
+}
+
 /// One of the AWS SDK's own variables (`AWS_REGION`, `AWS_ENDPOINT_URL`, ...), read the way
 /// every setting is: trimmed, blank is unset.
 pub fn sdk_variable(key: &str) -> Option<String> {

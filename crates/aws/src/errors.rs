@@ -1,6 +1,7 @@
 //! Turning SDK errors into gaps: denied, throttled, not found, timed out, or failed. The detail
 //! keeps AWS's own code and message (never credentials: the SDK does not put them in errors).
 
+use aws_credential_types::provider::error::CredentialsError;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -15,14 +16,11 @@ where
     if let SdkError::TimeoutError(_) = error {
         return (GapReason::Timeout, "the call timed out".into());
     }
-    if let SdkError::DispatchFailure(_) = error {
-        let full = DisplayErrorContext(error).to_string();
-        if full.contains("credentials") {
-            return (
-                GapReason::AccessDenied,
-                "no AWS credentials could be loaded: set a profile (AWS_PROFILE), environment variables, or run with a role".into(),
-            );
-        }
+    if lacks_credentials(error) {
+        return (
+            GapReason::AccessDenied,
+            "no AWS credentials could be loaded: set a profile (AWS_PROFILE), environment variables, or run with a role".into(),
+        );
     }
     let code = error.code().unwrap_or_default();
     let reason = reason_of_code(code);
@@ -37,6 +35,19 @@ where
         },
     };
     (reason, one_line(&detail))
+}
+
+/// Whether the call failed because no credentials could be resolved: a `CredentialsError`
+/// somewhere in the error's source chain (never its text).
+fn lacks_credentials(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if error.downcast_ref::<CredentialsError>().is_some() {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }
 
 /// A call AWS answered with an error: its code, which callers decide on (`None` when the
@@ -149,5 +160,42 @@ mod tests {
             GapReason::NotFound
         );
         assert_eq!(reason_of_code("InternalError"), GapReason::Error);
+    }
+
+    /// A credential chain that resolves nothing: the SDK's own error, recognised by its type
+    /// in the source chain, not by the words of its message.
+    #[tokio::test]
+    async fn no_credentials_is_access_denied_with_the_way_out() {
+        #[derive(Debug)]
+        struct Nothing;
+        impl aws_credential_types::provider::ProvideCredentials for Nothing {
+            fn provide_credentials<'a>(
+                &'a self,
+            ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+            where
+                Self: 'a,
+            {
+                aws_credential_types::provider::future::ProvideCredentials::ready(Err(
+                    CredentialsError::not_loaded("no provider in the chain answered"),
+                ))
+            }
+        }
+        let config = aws_sdk_sts::Config::builder()
+            .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+            .region(aws_sdk_sts::config::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .credentials_provider(Nothing)
+            .build();
+        let error = aws_sdk_sts::Client::from_conf(config)
+            .get_caller_identity()
+            .send()
+            .await
+            .unwrap_err();
+        let (reason, detail) = classify(&error);
+        assert_eq!(reason, GapReason::AccessDenied, "{detail}");
+        assert!(
+            detail.starts_with("no AWS credentials could be loaded"),
+            "{detail}"
+        );
     }
 }

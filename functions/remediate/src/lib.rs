@@ -1,7 +1,7 @@
-//! The `remediate` function: each SNS event goes through the remediation pipeline
-//! (`elbmedic_aws::remediate`: the topic rule, approval by id, the plan parsed once, the
-//! account scope, then the plan's run under the lock); this publishes each outcome to
-//! `REPORT_TOPIC_ARN` and marks it reported in the ledger.
+//! The `remediate` function: each record of an SNS event goes through the remediation
+//! pipeline (`elbmedic_aws::remediate`: the topic rule, approval by id, the plan parsed once,
+//! the account scope, then the plan's run under the lock); this publishes each outcome to
+//! `REPORT_TOPIC_ARN`, and marks it reported in the ledger, before the next record runs.
 //!
 //! The invocation fails (so Lambda retries it) only when an outcome could not be published.
 //! A refused plan is a success: retrying cannot make it acceptable. Kept apart from `main` so
@@ -62,16 +62,16 @@ impl Handler {
             now,
             run_id,
         };
-        let handled = Box::pin(remediate::handle(&run, payload)).await;
         let mut summary = Vec::new();
         let mut failures = Vec::new();
-        for handled in &handled {
-            match handled {
+        // One record at a time, each outcome published before the next record runs.
+        for (index, record) in remediate::records(&run, payload).into_iter().enumerate() {
+            match Box::pin(remediate::handle_one(&run, index + 1, record)).await {
                 Handled::Refused { number, refusal } => {
                     summary.push(json!({"record": number, "error": refusal.to_string()}));
                 }
                 Handled::Remediated(remediated) => {
-                    let delivered = self.deliver(&publisher, remediated, run_id, now);
+                    let delivered = self.deliver(&publisher, &remediated, run_id, now);
                     if let Some(delivered) = Box::pin(delivered).await {
                         failures.extend(delivered.error);
                         summary.push(delivered.entry);

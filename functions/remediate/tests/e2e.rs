@@ -18,7 +18,7 @@ use elbmedic_engine::plan::message::PlanMessage;
 use elbmedic_engine::plan::Action;
 use elbmedic_engine::snapshot::PortRange;
 use flows::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 use support::moto::{use_moto, Moto};
 use support::runtime_api::invoke;
 use support::*;
@@ -747,6 +747,44 @@ async fn the_ledger_holds_the_cooldown_the_lock_and_the_audit_trail() {
 /// The controller puts an applied raise back: the next diagnosis, reading the ledger, names
 /// elbmedic's raise and the revert, withdraws the raise from the plan (it would be reverted
 /// again), and points at the durable annotation.
+/// Each outcome is published, and its plan marked reported, before the next record of the
+/// event runs: the same plan twice in one event is applied once, and the second record is
+/// refused as a replay, not re-sent as an outcome "whose report could not be published".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_event_with_the_same_plan_twice_applies_it_once() {
+    let LedgerScenario {
+        _moto,
+        aws,
+        t,
+        event,
+        arn,
+        ..
+    } = idle_scenario_with_ledger().await;
+    let with_ledger = [
+        ("REMEDIATION_MODE", "auto"),
+        ("LEDGER_TABLE", "elbmedic-ledger"),
+    ];
+    let plan = planned(&aws, &t, &event, &[]).await;
+    let handler = remediate_handler(&t.reports, &with_ledger);
+    let topic = handler.remediation_topic().unwrap().to_string();
+    let record = |message: &str| json!({"EventSource": "aws:sns", "Sns": {"Type": "Notification", "TopicArn": topic, "Message": message}});
+    let payload = json!({"Records": [record(&plan), record(&plan)]});
+    let summary = handler
+        .handle(&payload, now(), "twice")
+        .await
+        .expect("no failed invocation");
+    assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
+    assert_eq!(summary["records"][1]["status"], "refused", "{summary:#}");
+    assert!(
+        summary["records"][1]["headline"]
+            .as_str()
+            .unwrap()
+            .contains("a replay of an applied plan is refused"),
+        "{summary:#}"
+    );
+    assert_ne!(idle_timeout(&aws, &arn).await, "60");
+}
+
 #[tokio::test]
 async fn a_raise_that_was_put_back_is_reported_and_not_made_again() {
     let LedgerScenario {

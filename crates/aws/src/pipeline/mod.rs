@@ -34,7 +34,7 @@ pub enum Facts<'a> {
 /// Why a record was not diagnosed (its text names no record: the caller says which).
 #[derive(Debug, thiserror::Error)]
 pub enum RecordRefused {
-    #[error("{}", .0.detail())]
+    #[error("{}", .0.within_record())]
     NotAnAlarm(IntakeError),
     #[error("the alarm names load balancer {alarmed} but the snapshot {snapshot} is of {recorded}; record a snapshot of the alarmed load balancer")]
     SnapshotOfAnotherLoadBalancer {

@@ -7,5 +7,5 @@ pub mod apply;
 pub mod pipeline;
 pub mod plan_run;
 
-pub use pipeline::{handle, remediate_plan, Handled, RecordRefusal, Remediated, Run};
+pub use pipeline::{handle_one, records, remediate_plan, Handled, RecordRefusal, Remediated, Run};
 pub use plan_run::{configured_ledger, remediate, reported, unreachable};

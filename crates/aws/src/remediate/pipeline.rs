@@ -95,34 +95,42 @@ pub enum RecordRefusal {
     OtherAccount { account: String, own: String },
 }
 
-/// Takes every record of an SNS event through the pipeline, in the event's order.
-pub async fn handle(run: &Run<'_>, payload: &Value) -> Vec<Handled> {
+/// The records of an SNS event, each the text of its message or the topic rule's refusal, in
+/// the event's order: the pipeline's first stage, and what the caller walks.
+pub fn records(run: &Run<'_>, payload: &Value) -> Vec<Result<String, RecordRefusal>> {
+    messages(payload, run.config.remediation.topic_arn.as_deref())
+}
+
+/// Takes one record through the rest of the pipeline: approval by id, parse, account scope,
+/// reach and the plan's run. One record at a time, and the caller publishes each outcome
+/// before the next record runs: a replay of the same plan in one event then finds it
+/// reported, and an invocation cut short has published what it did.
+pub async fn handle_one(
+    run: &Run<'_>,
+    number: usize,
+    record: Result<String, RecordRefusal>,
+) -> Handled {
     let topic = run.config.remediation.topic_arn.as_deref();
-    let mut handled = Vec::new();
-    for (index, record) in messages(payload, topic).into_iter().enumerate() {
-        let number = index + 1;
-        let plan = match record {
-            Ok(text) => Box::pin(plan_of(run, &text)).await,
-            Err(refusal) => Err(refusal),
-        };
-        let scoped = plan.and_then(|message| {
-            match topic.and_then(|t| foreign_plan(&message, t, &run.config.organization)) {
-                Some(refusal) => Err(refusal),
-                None => Ok(message),
-            }
-        });
-        handled.push(match scoped {
-            Ok(message) => {
-                let remediated = Box::pin(remediate_plan(run, number, message)).await;
-                Handled::Remediated(Box::new(remediated))
-            }
-            Err(refusal) => {
-                tracing::error!(record = number, error = %refusal, "record refused");
-                Handled::Refused { number, refusal }
-            }
-        });
+    let plan = match record {
+        Ok(text) => Box::pin(plan_of(run, &text)).await,
+        Err(refusal) => Err(refusal),
+    };
+    let scoped = plan.and_then(|message| {
+        match topic.and_then(|t| foreign_plan(&message, t, &run.config.organization)) {
+            Some(refusal) => Err(refusal),
+            None => Ok(message),
+        }
+    });
+    match scoped {
+        Ok(message) => {
+            let remediated = Box::pin(remediate_plan(run, number, message)).await;
+            Handled::Remediated(Box::new(remediated))
+        }
+        Err(refusal) => {
+            tracing::error!(record = number, error = %refusal, "record refused");
+            Handled::Refused { number, refusal }
+        }
     }
-    handled
 }
 
 /// Reaches the plan's own account (never the one a message claims: `remediate` checks the

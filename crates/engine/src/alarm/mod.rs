@@ -64,6 +64,22 @@ impl IntakeError {
         }
     }
 
+    /// The error for a caller that names the record itself: without the record's own
+    /// context (`record N`, or `input`), with any finer one (`alarm message`, a composite's
+    /// child) kept.
+    pub fn within_record(&self) -> String {
+        let own = |context: &str| {
+            context == "input"
+                || context
+                    .strip_prefix("record ")
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        };
+        match self.context() {
+            Some(context) if !own(&context) => format!("{context}: {}", self.detail()),
+            _ => self.detail(),
+        }
+    }
+
     /// What is wrong, without where.
     pub fn detail(&self) -> String {
         match self {
