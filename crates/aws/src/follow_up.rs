@@ -22,7 +22,7 @@ use crate::accounts::Accounts;
 use crate::clients::Regions;
 use crate::gather::late_evidence;
 use crate::pipeline::Handled;
-use crate::publish::{deliver_later, publisher, Delivery};
+use crate::publish::{deliver_later, publisher, Delivery, PublishError};
 use crate::settings::{Config, FollowUpQueue};
 
 /// SQS's message size limit, which the body must fit.
@@ -222,7 +222,7 @@ pub enum Outcome {
     /// Not a follow-up elbmedic sent, or not from its queue: logged, never retried.
     Dropped(Dropped),
     /// The follow-up report could not be published: the record is retried.
-    Failed(String),
+    Failed(PublishError),
 }
 
 /// Why a queued record is dropped.
@@ -327,7 +327,7 @@ async fn one(
         Ok(published) => Outcome::Published {
             message_id: published.message_id,
         },
-        Err(error) => Outcome::Failed(error.to_string()),
+        Err(error) => Outcome::Failed(error),
     }
 }
 

@@ -70,8 +70,7 @@ pub async fn remediate(
                 return stopped(clients, config, message, outcome).await;
             }
             Err(error) => {
-                let outcome =
-                    reconcile::lock_failed(message, mode, ledger.table(), &error.to_string());
+                let outcome = reconcile::lock_failed(message, mode, ledger.table(), &error);
                 return stopped(clients, config, message, outcome).await;
             }
         },

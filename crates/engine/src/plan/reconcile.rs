@@ -135,7 +135,7 @@ pub fn lock_held(message: &PlanMessage, mode: Mode, owner: &str, until: i64) -> 
 }
 
 /// The lock could not be taken: nothing is applied without it.
-pub fn lock_failed(message: &PlanMessage, mode: Mode, table: &str, error: &str) -> Outcome {
+pub fn lock_failed(message: &PlanMessage, mode: Mode, table: &str, error: &LedgerError) -> Outcome {
     Outcome::without_steps(
         &message.plan.id,
         shown_mode(mode, message.request),
