@@ -722,6 +722,8 @@ pub enum GapFact {
     AccessLogs,
     /// Derived, never gathered: a tag that should name the Kubernetes owner holds no valid name.
     KubernetesOwner,
+    /// The cluster behind the load balancer: its API server, or one resource in it.
+    KubernetesApi,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -756,6 +758,7 @@ impl std::fmt::Display for GapFact {
             Self::EksCluster => "the EKS cluster",
             Self::RemediationHistory => "elbmedic's remediation history",
             Self::KubernetesOwner => "the Kubernetes owner",
+            Self::KubernetesApi => "the cluster (Kubernetes API)",
         })
     }
 }

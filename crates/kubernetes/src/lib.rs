@@ -1,6 +1,10 @@
 //! elbmedic's Kubernetes shell: what it takes to read the cluster behind a load balancer.
-//! Today the EKS bearer token ([`token`]); the cluster reads into the snapshot's `kubernetes`
-//! section come next. Like `elbmedic-aws` for the SDK, it is the only crate that will name the
-//! Kubernetes client's types: the engine sees plain data.
+//! The EKS bearer token ([`token`]), a client for the cluster's API server ([`client`]), and
+//! the reads into the snapshot's `kubernetes` section ([`read`], [`workload`]). Like
+//! `elbmedic-aws` for the SDK, it is the only crate that names the Kubernetes client's types:
+//! the engine sees plain data.
 
+pub mod client;
+pub mod read;
 pub mod token;
+pub mod workload;

@@ -9,6 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
+use elbmedic_engine::kubernetes::Manager;
+use elbmedic_engine::snapshot::{GapFact, GapReason};
+use elbmedic_kubernetes::client::{connect, Endpoint};
+use elbmedic_kubernetes::read::{read, Scope};
 use elbmedic_kubernetes::token::{token, LIFETIME};
 use serde_json::{json, Value};
 
@@ -47,17 +51,50 @@ fn scratch(name: &str) -> PathBuf {
 fn world() -> Value {
     let pod = |name: &str, app: &str, phase: &str| {
         json!({"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"name": name, "namespace": "shop", "labels": {"app": app}},
-               "spec": {"nodeName": "ip-10-0-1-10.eu-west-1.compute.internal"},
-               "status": {"phase": phase}})
+               "metadata": {"name": name, "namespace": "shop", "labels": {"app": app},
+                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{app}-7d9f8"), "uid": "u"}]},
+               "spec": {"nodeName": "ip-10-0-1-10.eu-west-1.compute.internal", "containers": [{"name": "app"}]},
+               "status": {"phase": phase, "podIP": "10.0.1.20",
+                          "conditions": [{"type": "Ready", "status": if phase == "Running" { "True" } else { "False" }}],
+                          "containerStatuses": [{"name": "app", "ready": phase == "Running", "restartCount": 3, "image": "i", "imageID": "",
+                                                 "state": if phase == "Running" { json!({"running": {}}) } else { json!({"waiting": {"reason": "CrashLoopBackOff"}}) }}]}})
     };
     json!({
         "objects": [
             pod("web-1", "web", "Running"),
             pod("web-2", "web", "Pending"),
             pod("db-1", "db", "Running"),
+            {"apiVersion": "v1", "kind": "Namespace",
+             "metadata": {"name": "shop", "labels": {"elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"}}},
             {"apiVersion": "apps/v1", "kind": "Deployment",
-             "metadata": {"name": "web", "namespace": "shop"}, "spec": {"replicas": 2}},
+             "metadata": {"name": "web", "namespace": "shop",
+                          "annotations": {"argocd.argoproj.io/tracking-id": "shop-app:apps/Deployment:shop/web"}},
+             "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                      "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "50%", "maxSurge": 1}},
+                      "template": {"metadata": {"labels": {"app": "web"}},
+                                   "spec": {"terminationGracePeriodSeconds": 10,
+                                            "containers": [{"name": "app", "ports": [{"name": "http", "containerPort": 8080}],
+                                                            "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", "sleep 5"]}}}}]}}},
+             "status": {"readyReplicas": 1}},
+            {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+             "metadata": {"name": "web", "namespace": "shop",
+                          "annotations": {"alb.ingress.kubernetes.io/group.name": "shop",
+                                          "alb.ingress.kubernetes.io/load-balancer-attributes": "idle_timeout.timeout_seconds=60",
+                                          "unrelated.example.com/secret-ish": "not kept"}},
+             "spec": {"ingressClassName": "alb",
+                      "rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix",
+                                                     "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}},
+            {"apiVersion": "v1", "kind": "Event",
+             "metadata": {"name": "web.1", "namespace": "shop"},
+             "involvedObject": {"kind": "Ingress", "namespace": "shop", "name": "web"},
+             "type": "Warning", "reason": "FailedDeployModel",
+             "message": "Failed deploy model due to AccessDenied",
+             "source": {"component": "ingress"}, "count": 4,
+             "firstTimestamp": "2026-12-06T00:00:00Z", "lastTimestamp": "2026-12-06T00:05:00Z"},
+            {"apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
+             "metadata": {"name": "k8s-shop-web", "namespace": "shop"},
+             "spec": {"targetGroupARN": "arn:aws:elasticloadbalancing:eu-west-1:111122223333:targetgroup/k8s-shop-web/abc",
+                      "targetType": "ip", "serviceRef": {"name": "web", "port": 80}}},
         ],
         "deny": [["list", "", "services"]],
     })
@@ -194,6 +231,177 @@ fn lists_page_with_limit_and_continue() {
     assert_eq!(names, ["db-1", "web-1", "web-2"]);
 }
 
+fn scope() -> Scope {
+    Scope {
+        cluster: CLUSTER.into(),
+        namespace: "shop".into(),
+        ingress_group: Some("shop".into()),
+    }
+}
+
+/// The reads, with the real client, into the snapshot's section; what the role may not list
+/// is a gap that names the ClusterRole, and the rest is still read.
+#[tokio::test]
+async fn the_reads_fill_the_kubernetes_section_and_a_denied_list_is_a_gap() {
+    let server = start(&scratch("reads"), None);
+    let bearer = token(&credentials(SECRET), REGION, CLUSTER, SystemTime::now()).unwrap();
+    let endpoint = Endpoint {
+        url: format!("http://127.0.0.1:{}", server.port),
+        ca_base64: None,
+    };
+    let client = connect(&endpoint, &bearer).unwrap();
+    let (cluster, gaps) = read(&client, &scope()).await;
+    let pods: Vec<(&str, bool, u32, Option<&str>)> = cluster
+        .pods
+        .iter()
+        .map(|p| (p.name.as_str(), p.ready, p.restarts, p.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        pods,
+        [
+            ("db-1", true, 3, None),
+            ("web-1", true, 3, None),
+            ("web-2", false, 3, Some("CrashLoopBackOff"))
+        ]
+    );
+    assert_eq!(cluster.pods[1].owner.as_ref().unwrap().kind, "ReplicaSet");
+    let web = &cluster.workloads[0];
+    assert_eq!(
+        (web.kind.as_str(), web.name.as_str()),
+        ("Deployment", "web")
+    );
+    assert_eq!(web.termination_grace_period_seconds, Some(10));
+    assert_eq!(web.max_unavailable.as_deref(), Some("50%"));
+    assert_eq!(
+        web.containers[0].pre_stop.as_ref().unwrap().sleep_seconds,
+        Some(5)
+    );
+    assert_eq!(
+        web.managed_by,
+        Some(Manager::ArgoCd {
+            application: "shop-app".into()
+        })
+    );
+    assert!(cluster.namespaces[0].injects_readiness_gates());
+    let ingress = &cluster.ingresses[0];
+    assert_eq!(ingress.group(), Some("shop"));
+    assert_eq!(ingress.backends[0].service, "web");
+    assert!(!ingress
+        .annotations
+        .contains_key("unrelated.example.com/secret-ish"));
+    assert_eq!(cluster.events[0].reason, "FailedDeployModel");
+    assert_eq!(cluster.events[0].count, 4);
+    assert_eq!(
+        cluster.target_group_bindings[0].target_type.as_deref(),
+        Some("ip")
+    );
+    // Services are denied by the stand-in's RBAC: one gap, naming the role to bind.
+    assert!(cluster.services.is_empty());
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!(gaps[0].fact, GapFact::KubernetesApi);
+    assert_eq!(gaps[0].reason, GapReason::AccessDenied);
+    assert!(
+        gaps[0].detail.contains("cannot list resource \"services\""),
+        "{}",
+        gaps[0].detail
+    );
+    assert!(gaps[0].detail.contains("ClusterRole"), "{}", gaps[0].detail);
+}
+
+/// A token the cluster refuses (here: signed for another cluster) is one kind of gap per
+/// read, each naming the access entry; an unreachable endpoint names the VPC.
+#[tokio::test]
+async fn a_refused_token_and_an_unreachable_endpoint_are_gaps_that_name_the_fix() {
+    let server = start(&scratch("refused"), None);
+    let other = token(&credentials(SECRET), REGION, "staging", SystemTime::now()).unwrap();
+    let endpoint = Endpoint {
+        url: format!("http://127.0.0.1:{}", server.port),
+        ca_base64: None,
+    };
+    let (cluster, gaps) = read(&connect(&endpoint, &other).unwrap(), &scope()).await;
+    assert!(cluster.pods.is_empty());
+    assert!(!gaps.is_empty());
+    assert!(gaps
+        .iter()
+        .all(|g| g.reason == GapReason::AccessDenied && g.detail.contains("access entry")));
+    drop(server);
+    let (_, gaps) = read(&connect(&endpoint, &other).unwrap(), &scope()).await;
+    assert!(
+        gaps.iter()
+            .all(|g| g.detail.contains("could not be reached")),
+        "{gaps:?}"
+    );
+}
+
+/// A CA, and a server certificate for 127.0.0.1 that it signed (as EKS serves its API: a
+/// CA is never accepted as the server's own certificate).
+fn certificates(openssl: &Path, dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let file = |suffix: &str| dir.join(format!("{name}-{suffix}"));
+    let (ca, ca_key, cert, key, csr, ext) = (
+        file("ca.pem"),
+        file("ca-key.pem"),
+        file("cert.pem"),
+        file("key.pem"),
+        file("server.csr"),
+        file("ext.cnf"),
+    );
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = Command::new(openssl).args(args).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    run(&[
+        os("req"),
+        os("-x509"),
+        os("-newkey"),
+        os("rsa:2048"),
+        os("-nodes"),
+        os("-days"),
+        os("1"),
+        os("-subj"),
+        os("/CN=elbmedic-test-ca"),
+        os("-keyout"),
+        ca_key.as_os_str(),
+        os("-out"),
+        ca.as_os_str(),
+    ]);
+    run(&[
+        os("req"),
+        os("-newkey"),
+        os("rsa:2048"),
+        os("-nodes"),
+        os("-subj"),
+        os("/CN=127.0.0.1"),
+        os("-keyout"),
+        key.as_os_str(),
+        os("-out"),
+        csr.as_os_str(),
+    ]);
+    run(&[
+        os("x509"),
+        os("-req"),
+        os("-in"),
+        csr.as_os_str(),
+        os("-CA"),
+        ca.as_os_str(),
+        os("-CAkey"),
+        ca_key.as_os_str(),
+        os("-CAcreateserial"),
+        os("-days"),
+        os("1"),
+        os("-extfile"),
+        ext.as_os_str(),
+        os("-out"),
+        cert.as_os_str(),
+    ]);
+    (ca, cert, key)
+}
+
 /// Where a real client is, or `None` (then the test says so, and fails under CI).
 fn real_client(name: &str, variable: &str) -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(variable) {
@@ -214,8 +422,8 @@ fn real_client(name: &str, variable: &str) -> Option<PathBuf> {
     found
 }
 
-#[test]
-fn kubectl_reads_the_stand_in_with_a_token_from_the_aws_cli() {
+#[tokio::test]
+async fn kubectl_reads_the_stand_in_with_a_token_from_the_aws_cli() {
     let (Some(aws), Some(kubectl), Some(openssl)) = (
         real_client("aws", "ELBMEDIC_AWS_CLI"),
         real_client("kubectl", "ELBMEDIC_KUBECTL"),
@@ -224,26 +432,9 @@ fn kubectl_reads_the_stand_in_with_a_token_from_the_aws_cli() {
         return;
     };
     let dir = scratch("kubectl");
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let made = Command::new(openssl)
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args([
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{made:?}");
+    let (ca_pem, cert, key) = certificates(&openssl, &dir, "cluster");
     let server = start(&dir, Some((&cert, &key)));
-    let ca = aws_smithy_types::base64::encode(std::fs::read(&cert).unwrap());
+    let ca = aws_smithy_types::base64::encode(std::fs::read(&ca_pem).unwrap());
     let kubeconfig = dir.join("kubeconfig");
     std::fs::write(
         &kubeconfig,
@@ -294,4 +485,28 @@ fn kubectl_reads_the_stand_in_with_a_token_from_the_aws_cli() {
     let denied = kubectl(&["get", "svc", "-n", "shop"]);
     assert!(!denied.status.success());
     assert!(String::from_utf8_lossy(&denied.stderr).contains("Forbidden"));
+
+    // The same server over TLS with elbmedic's own client, trusting only the cluster's CA.
+    let bearer = token(&credentials(SECRET), REGION, CLUSTER, SystemTime::now()).unwrap();
+    let endpoint = Endpoint {
+        url: format!("https://127.0.0.1:{}", server.port),
+        ca_base64: Some(ca.clone()),
+    };
+    let (cluster, gaps) = read(&connect(&endpoint, &bearer).unwrap(), &scope()).await;
+    assert_eq!(cluster.pods.len(), 3, "{gaps:?}");
+    // A CA that did not sign the server's certificate: no call gets through.
+    let (other_ca, _, _) = certificates(&openssl, &dir, "other");
+    let wrong_ca = Endpoint {
+        ca_base64: Some(aws_smithy_types::base64::encode(
+            std::fs::read(&other_ca).unwrap(),
+        )),
+        ..endpoint
+    };
+    let (cluster, gaps) = read(&connect(&wrong_ca, &bearer).unwrap(), &scope()).await;
+    assert!(cluster.pods.is_empty());
+    assert!(
+        gaps.iter()
+            .all(|g| g.detail.contains("not one the cluster's CA signed")),
+        "{gaps:?}"
+    );
 }

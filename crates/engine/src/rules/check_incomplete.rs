@@ -28,6 +28,7 @@ fn consequence(fact: GapFact) -> (&'static str, &'static str, Severity) {
         GapFact::AccessLogs => ("the access logs could not be read, so the counts that would confirm the cause are missing", "s3:GetObject and s3:ListBucket on the log bucket", Severity::Low),
         GapFact::RecentChanges => ("recent changes were not (all) looked up, so a change someone made on the path may not be named", "cloudtrail:LookupEvents", Severity::Low),
         GapFact::KubernetesOwner => ("the owner tag holds no valid Kubernetes name, so no kubectl command names the owner", "elasticloadbalancing:DescribeTags", Severity::Low),
+        GapFact::KubernetesApi => ("the cluster behind the load balancer was not (fully) read, so its workloads, pods and Events are not part of this report", "the access entry and the read-only ClusterRole of infra/ (get, list, watch)", Severity::Low),
         GapFact::RemediationHistory => ("elbmedic's own past changes are unknown, so a reverted idle-timeout raise would go unnoticed", "dynamodb:GetItem on the ledger table", Severity::Low),
     }
 }

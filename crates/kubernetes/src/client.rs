@@ -1,0 +1,154 @@
+//! A client for one cluster's API server: the endpoint and CA that `eks:DescribeCluster`
+//! names, and a fresh token. TLS is verified against the cluster's own CA, always. Only a test
+//! may point every cluster elsewhere (`KUBERNETES_API_URL`), and plain HTTP is accepted only
+//! on a loopback address, which the log says.
+
+use std::time::Duration;
+
+use kube::config::AuthInfo;
+use secrecy::SecretString;
+
+use crate::token::Token;
+
+/// How long one call may wait for the API server to connect or answer.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where a cluster's API server is, and the CA its certificate chains to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `https://...eks.amazonaws.com`, or a test's loopback URL.
+    pub url: String,
+    /// `certificateAuthority.data` from DescribeCluster: base64 of the PEM.
+    pub ca_base64: Option<String>,
+}
+
+/// Why no client could be made for a cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("the API endpoint {0:?} is not an https URL (plain http only on a loopback address)")]
+    Endpoint(String),
+    #[error("the cluster's certificate authority could not be read (DescribeCluster's certificateAuthority.data)")]
+    Authority,
+    #[error("the Kubernetes client could not be built: {0}")]
+    Client(#[from] kube::Error),
+}
+
+impl Endpoint {
+    /// The test override (`KUBERNETES_API_URL`) in place of the cluster's own endpoint.
+    pub fn overridden(self, test_url: Option<&str>) -> Self {
+        match test_url {
+            Some(url) => {
+                tracing::warn!(
+                    url,
+                    "KUBERNETES_API_URL replaces the cluster's API endpoint (tests only)"
+                );
+                Self {
+                    url: url.to_string(),
+                    ca_base64: self.ca_base64,
+                }
+            }
+            None => self,
+        }
+    }
+}
+
+/// A client for `endpoint` that sends `token`.
+pub fn connect(endpoint: &Endpoint, token: &Token) -> Result<kube::Client, ConnectError> {
+    let url: http::Uri = endpoint
+        .url
+        .parse()
+        .map_err(|_| ConnectError::Endpoint(clip(&endpoint.url)))?;
+    let loopback = matches!(url.host(), Some("127.0.0.1" | "[::1]" | "localhost"));
+    match url.scheme_str() {
+        Some("https") => {}
+        Some("http") if loopback => {
+            tracing::warn!(url = %endpoint.url, "plain HTTP to a loopback API server (tests only)");
+        }
+        _ => return Err(ConnectError::Endpoint(clip(&endpoint.url))),
+    }
+    let mut config = kube::Config::new(url);
+    config.connect_timeout = Some(CALL_TIMEOUT);
+    config.read_timeout = Some(CALL_TIMEOUT);
+    if let Some(ca) = &endpoint.ca_base64 {
+        config.root_cert = Some(vec![der_of(ca).ok_or(ConnectError::Authority)?]);
+    }
+    config.auth_info = AuthInfo {
+        token: Some(SecretString::from(token.expose().to_string())),
+        ..AuthInfo::default()
+    };
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// The DER of the first certificate in a base64-encoded PEM.
+fn der_of(ca_base64: &str) -> Option<Vec<u8>> {
+    let pem = aws_smithy_types::base64::decode(ca_base64.trim()).ok()?;
+    let pem = String::from_utf8(pem).ok()?;
+    let body: String = pem
+        .split("-----BEGIN CERTIFICATE-----")
+        .nth(1)?
+        .split("-----END CERTIFICATE-----")
+        .next()?
+        .split_whitespace()
+        .collect();
+    aws_smithy_types::base64::decode(body).ok()
+}
+
+fn clip(text: &str) -> String {
+    elbmedic_engine::untrusted::one_line(&text.chars().take(200).collect::<String>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token() -> Token {
+        crate::token::token(
+            &aws_credential_types::Credentials::new("AKID", "secret", None, None, "t"),
+            "eu-west-1",
+            "prod",
+            std::time::SystemTime::now(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn plain_http_only_on_a_loopback_address() {
+        let http = |url: &str| Endpoint {
+            url: url.into(),
+            ca_base64: None,
+        };
+        for refused in [
+            "http://10.0.0.1:443",
+            "http://api.example.com",
+            "ftp://127.0.0.1",
+            "not a url",
+        ] {
+            assert!(
+                matches!(
+                    connect(&http(refused), &token()),
+                    Err(ConnectError::Endpoint(_))
+                ),
+                "{refused}"
+            );
+        }
+        let bad_ca = Endpoint {
+            url: "https://ABC.gr7.eu-west-1.eks.amazonaws.com".into(),
+            ca_base64: Some("not base64 at all".into()),
+        };
+        assert!(matches!(
+            connect(&bad_ca, &token()),
+            Err(ConnectError::Authority)
+        ));
+    }
+
+    #[test]
+    fn the_ca_is_read_from_describe_clusters_base64_pem() {
+        let der = b"\x30\x82\x01\x0a certificate bytes";
+        let pem = format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            aws_smithy_types::base64::encode(der)
+        );
+        let data = aws_smithy_types::base64::encode(pem);
+        assert_eq!(der_of(&data).as_deref(), Some(&der[..]));
+    }
+}
