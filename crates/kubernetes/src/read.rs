@@ -26,6 +26,19 @@ use crate::workload;
 /// One page of a list.
 const PAGE: u32 = 500;
 
+/// Every (API group, resource) the reads call, with `get` or `list`: what the ClusterRole of
+/// `infra/kubernetes/elbmedic-read.yaml` must grant (a test holds them together).
+pub const READS: &[(&str, &str)] = &[
+    ("", "namespaces"),
+    ("", "pods"),
+    ("", "services"),
+    ("", "events"),
+    ("apps", "deployments"),
+    ("apps", "statefulsets"),
+    ("networking.k8s.io", "ingresses"),
+    ("elbv2.k8s.aws", "targetgroupbindings"),
+];
+
 /// What to read: the owner the load balancer's tags name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scope {
