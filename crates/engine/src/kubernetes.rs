@@ -14,6 +14,11 @@ use serde::{Deserialize, Serialize};
 pub const MAX_PODS: usize = 2_000;
 /// At most this many Events are kept (the newest): a flapping pod writes many.
 pub const MAX_EVENTS: usize = 500;
+/// At most this many of each other kind (Services, workloads, Ingresses, bindings, ...).
+pub const MAX_OBJECTS: usize = 500;
+/// A text from the cluster (an Event's message, an annotation's value) is kept at most this
+/// long; the reads cut it, and a snapshot holding a longer one was not made by elbmedic.
+pub const MAX_TEXT: usize = 2_048;
 
 /// What was read from the cluster. Each list holds only what concerns the alarmed load
 /// balancer: its owner (Ingress group or Service), their backends, and what runs them.
@@ -356,6 +361,10 @@ pub enum BeyondBounds {
     Pods(usize),
     #[error("{0} Events (elbmedic keeps at most {MAX_EVENTS})")]
     Events(usize),
+    #[error("{count} {kind} (elbmedic reads at most {MAX_OBJECTS})")]
+    Objects { kind: &'static str, count: usize },
+    #[error("a text of {0} characters (elbmedic keeps at most {MAX_TEXT})")]
+    Text(usize),
 }
 
 impl Kubernetes {
@@ -367,7 +376,37 @@ impl Kubernetes {
         if self.events.len() > MAX_EVENTS {
             return Err(BeyondBounds::Events(self.events.len()));
         }
+        for (kind, count) in [
+            ("Ingresses", self.ingresses.len()),
+            ("IngressClassParams", self.ingress_class_params.len()),
+            ("Services", self.services.len()),
+            ("workloads", self.workloads.len()),
+            ("namespaces", self.namespaces.len()),
+            ("TargetGroupBindings", self.target_group_bindings.len()),
+        ] {
+            if count > MAX_OBJECTS {
+                return Err(BeyondBounds::Objects { kind, count });
+            }
+        }
+        let annotations = self
+            .ingresses
+            .iter()
+            .flat_map(|i| i.annotations.values())
+            .chain(self.services.iter().flat_map(|s| s.annotations.values()));
+        let longest = annotations
+            .chain(self.events.iter().map(|e| &e.message))
+            .map(|text| text.chars().count())
+            .max()
+            .unwrap_or(0);
+        if longest > MAX_TEXT {
+            return Err(BeyondBounds::Text(longest));
+        }
         Ok(())
+    }
+
+    /// `text` cut to [`MAX_TEXT`] characters, as the reads keep it.
+    pub fn bounded_text(text: &str) -> String {
+        text.chars().take(MAX_TEXT).collect()
     }
 
     pub fn namespace(&self, name: &str) -> Option<&Namespace> {
@@ -531,5 +570,24 @@ mod tests {
         };
         assert_eq!(many.within_bounds(), Err(BeyondBounds::Pods(MAX_PODS + 1)));
         assert!(Kubernetes::default().within_bounds().is_ok());
+        let services = Kubernetes {
+            services: vec![Service::default(); MAX_OBJECTS + 1],
+            ..Kubernetes::default()
+        };
+        assert!(matches!(
+            services.within_bounds(),
+            Err(BeyondBounds::Objects {
+                kind: "Services",
+                ..
+            })
+        ));
+        let long = Kubernetes {
+            events: vec![Event {
+                message: "x".repeat(MAX_TEXT + 1),
+                ..Event::default()
+            }],
+            ..Kubernetes::default()
+        };
+        assert_eq!(long.within_bounds(), Err(BeyondBounds::Text(MAX_TEXT + 1)));
     }
 }

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 
 use elbmedic_engine::kubernetes::{
     Backend, Event, Ingress, Kubernetes, Manager, Namespace, ObjectRef, Pod, Service, ServicePort,
-    TargetGroupBinding, MAX_EVENTS, MAX_PODS,
+    TargetGroupBinding, MAX_EVENTS, MAX_OBJECTS, MAX_PODS,
 };
 use elbmedic_engine::snapshot::{Gap, GapFact, GapReason};
 
@@ -65,17 +65,17 @@ pub async fn read(client: &Client, scope: &Scope) -> (Kubernetes, Vec<Gap>) {
         ),
         list(
             Api::<CoreService>::namespaced(client.clone(), ns),
-            MAX_PODS,
+            MAX_OBJECTS,
             "services"
         ),
         list(
             Api::<Deployment>::namespaced(client.clone(), ns),
-            MAX_PODS,
+            MAX_OBJECTS,
             "deployments.apps"
         ),
         list(
             Api::<StatefulSet>::namespaced(client.clone(), ns),
-            MAX_PODS,
+            MAX_OBJECTS,
             "statefulsets.apps"
         ),
         ingresses(client, scope),
@@ -86,7 +86,7 @@ pub async fn read(client: &Client, scope: &Scope) -> (Kubernetes, Vec<Gap>) {
         ),
         list(
             target_group_bindings(client, ns),
-            MAX_PODS,
+            MAX_OBJECTS,
             "targetgroupbindings.elbv2.k8s.aws"
         ),
     );
@@ -212,7 +212,7 @@ async fn ingresses(client: &Client, scope: &Scope) -> Result<Listed<CoreIngress>
     match &scope.ingress_group {
         Some(group) => {
             let all = Api::<CoreIngress>::all(client.clone());
-            let mut listed = list(all, MAX_PODS, "ingresses.networking.k8s.io").await?;
+            let mut listed = list(all, MAX_OBJECTS, "ingresses.networking.k8s.io").await?;
             listed.items.retain(|i| {
                 annotations(&i.metadata).get("alb.ingress.kubernetes.io/group.name") == Some(group)
             });
@@ -221,7 +221,7 @@ async fn ingresses(client: &Client, scope: &Scope) -> Result<Listed<CoreIngress>
         None => {
             list(
                 Api::<CoreIngress>::namespaced(client.clone(), &scope.namespace),
-                MAX_PODS,
+                MAX_OBJECTS,
                 "ingresses.networking.k8s.io",
             )
             .await
@@ -339,6 +339,7 @@ pub(crate) fn manager(meta: &ObjectMeta) -> Option<Manager> {
 fn relevant(meta: &ObjectMeta) -> BTreeMap<String, String> {
     annotations(meta)
         .into_iter()
+        .map(|(key, value)| (key, Kubernetes::bounded_text(&value)))
         .filter(|(key, _)| {
             key.starts_with("alb.ingress.kubernetes.io/")
                 || key.starts_with("service.beta.kubernetes.io/")
@@ -496,7 +497,7 @@ fn event(raw: &CoreEvent) -> Event {
         }),
         event_type: raw.type_.clone().unwrap_or_default(),
         reason: raw.reason.clone().unwrap_or_default(),
-        message: raw.message.clone().unwrap_or_default(),
+        message: Kubernetes::bounded_text(raw.message.as_deref().unwrap_or_default()),
         source: raw
             .source
             .as_ref()
