@@ -39,6 +39,11 @@ TOKEN_PREFIX = "k8s-aws-v1."
 MAX_TOKEN_BYTES = 4096
 TOKEN_LIFETIME_SECONDS = 15 * 60
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+# What aws-iam-authenticator accepts in the presigned URL's query.
+ALLOWED_PARAMETERS = {
+    "Action", "Version", "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date",
+    "X-Amz-Expires", "X-Amz-Security-Token", "X-Amz-Signature", "X-Amz-SignedHeaders",
+}
 
 # (group, version) -> [(resource, kind, namespaced)]
 RESOURCES = {
@@ -110,7 +115,7 @@ def token_problem(token, cluster, region, access_key_id, secret, now):
     except Exception:
         return "undecodable"
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "https" or parts.netloc != sts_host(region) or parts.path not in ("", "/"):
+    if parts.scheme != "https" or parts.netloc != sts_host(region) or parts.path != "/":
         return f"not the partition's regional STS endpoint: {parts.scheme}://{parts.netloc}"
     pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
     query = dict(pairs)
@@ -118,6 +123,13 @@ def token_problem(token, cluster, region, access_key_id, secret, now):
         return "a query parameter appears twice"
     if query.get("Action") != "GetCallerIdentity" or query.get("Version") != "2011-06-15":
         return "not GetCallerIdentity"
+    # aws-iam-authenticator's allow-list of parameters, and its range for X-Amz-Expires.
+    unknown = set(query) - ALLOWED_PARAMETERS
+    if unknown:
+        return f"parameters the API server does not allow: {sorted(unknown)}"
+    expires = query.get("X-Amz-Expires", "")
+    if not expires.isdigit() or not 0 <= int(expires) <= 900:
+        return "X-Amz-Expires missing or outside 0-900"
     if query.get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256":
         return "not SigV4"
     signed = query.get("X-Amz-SignedHeaders", "").split(";")

@@ -105,6 +105,13 @@ impl Manager {
                 return Some(Self::ArgoCd { application });
             }
         }
+        // A Flux HelmRelease's objects carry Helm's annotations too: Flux re-applies them.
+        if let Some(release) = value(labels, "helm.toolkit.fluxcd.io/name") {
+            return Some(Self::Flux {
+                kustomization: format!("HelmRelease {release}"),
+                namespace: value(labels, "helm.toolkit.fluxcd.io/namespace"),
+            });
+        }
         if let Some(kustomization) = value(labels, "kustomize.toolkit.fluxcd.io/name") {
             return Some(Self::Flux {
                 kustomization,
@@ -498,6 +505,20 @@ mod tests {
             Some(Manager::Helm {
                 release: "web".into(),
                 namespace: Some("shop".into())
+            })
+        );
+        // A Flux HelmRelease: Flux, not `helm upgrade`, is where the fix goes.
+        assert_eq!(
+            Manager::of(
+                &map(&[("meta.helm.sh/release-name", "web")]),
+                &map(&[
+                    ("helm.toolkit.fluxcd.io/name", "web"),
+                    ("helm.toolkit.fluxcd.io/namespace", "flux-system")
+                ])
+            ),
+            Some(Manager::Flux {
+                kustomization: "HelmRelease web".into(),
+                namespace: Some("flux-system".into())
             })
         );
         // The instance label alone is everyone's convention: not proof of Argo CD.

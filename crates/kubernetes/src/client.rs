@@ -18,8 +18,11 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Endpoint {
     /// `https://...eks.amazonaws.com`, or a test's loopback URL.
     pub url: String,
-    /// `certificateAuthority.data` from DescribeCluster: base64 of the PEM.
+    /// `certificateAuthority.data` from DescribeCluster: base64 of the PEM. Required for https:
+    /// the token goes to no server that the cluster's own CA did not sign for.
     pub ca_base64: Option<String>,
+    /// Set by [`Endpoint::overridden`] (tests): the host need not be an EKS endpoint.
+    pub test_override: bool,
 }
 
 /// Why no client could be made for a cluster.
@@ -29,6 +32,12 @@ pub enum ConnectError {
     Endpoint(String),
     #[error("the cluster's certificate authority could not be read (DescribeCluster's certificateAuthority.data)")]
     Authority,
+    #[error("DescribeCluster named no certificate authority: the token is sent to no server the cluster's own CA did not sign for (is the cluster still being created?)")]
+    NoAuthority,
+    #[error(
+        "the API endpoint {0:?} is not an EKS endpoint (https://ID.xxx.REGION.eks.amazonaws.com)"
+    )]
+    NotEks(String),
     #[error("the Kubernetes client could not be built: {0}")]
     Client(#[from] kube::Error),
 }
@@ -45,6 +54,7 @@ impl Endpoint {
                 Self {
                     url: url.to_string(),
                     ca_base64: self.ca_base64,
+                    test_override: true,
                 }
             }
             None => self,
@@ -60,8 +70,12 @@ pub fn connect(endpoint: &Endpoint, token: &Token) -> Result<kube::Client, Conne
         .map_err(|_| ConnectError::Endpoint(clip(&endpoint.url)))?;
     let loopback = matches!(url.host(), Some("127.0.0.1" | "[::1]" | "localhost"));
     match url.scheme_str() {
+        Some("https") if endpoint.ca_base64.is_none() => return Err(ConnectError::NoAuthority),
+        Some("https") if !endpoint.test_override && !is_eks_host(url.host().unwrap_or("")) => {
+            return Err(ConnectError::NotEks(clip(&endpoint.url)))
+        }
         Some("https") => {}
-        Some("http") if loopback => {
+        Some("http") if loopback && endpoint.test_override => {
             tracing::warn!(url = %endpoint.url, "plain HTTP to a loopback API server (tests only)");
         }
         _ => return Err(ConnectError::Endpoint(clip(&endpoint.url))),
@@ -77,6 +91,22 @@ pub fn connect(endpoint: &Endpoint, token: &Token) -> Result<kube::Client, Conne
         ..AuthInfo::default()
     };
     Ok(kube::Client::try_from(config)?)
+}
+
+/// An EKS API endpoint's host: `ID.gr7.REGION.eks.amazonaws.com` (or `.com.cn`).
+fn is_eks_host(host: &str) -> bool {
+    host.strip_suffix(".eks.amazonaws.com")
+        .or_else(|| host.strip_suffix(".eks.amazonaws.com.cn"))
+        .is_some_and(|rest| {
+            rest.split('.').count() >= 2
+                && rest.bytes().all(|b| {
+                    b.is_ascii_lowercase()
+                        || b.is_ascii_digit()
+                        || b == b'.'
+                        || b == b'-'
+                        || b.is_ascii_uppercase()
+                })
+        })
 }
 
 /// The DER of the first certificate in a base64-encoded PEM.
@@ -116,6 +146,7 @@ mod tests {
         let http = |url: &str| Endpoint {
             url: url.into(),
             ca_base64: None,
+            test_override: true,
         };
         for refused in [
             "http://10.0.0.1:443",
@@ -134,10 +165,39 @@ mod tests {
         let bad_ca = Endpoint {
             url: "https://ABC.gr7.eu-west-1.eks.amazonaws.com".into(),
             ca_base64: Some("not base64 at all".into()),
+            test_override: false,
         };
         assert!(matches!(
             connect(&bad_ca, &token()),
             Err(ConnectError::Authority)
+        ));
+        // No CA: the token would go to whoever has a publicly trusted certificate.
+        let no_ca = Endpoint {
+            ca_base64: None,
+            ..bad_ca.clone()
+        };
+        assert!(matches!(
+            connect(&no_ca, &token()),
+            Err(ConnectError::NoAuthority)
+        ));
+        // Not an EKS host, unless a test overrides the endpoint.
+        let elsewhere = Endpoint {
+            url: "https://attacker.example.com".into(),
+            ..bad_ca.clone()
+        };
+        assert!(matches!(
+            connect(&elsewhere, &token()),
+            Err(ConnectError::NotEks(_))
+        ));
+        // Plain HTTP even on loopback only under the test override.
+        let loopback = Endpoint {
+            url: "http://127.0.0.1:8080".into(),
+            ca_base64: None,
+            test_override: false,
+        };
+        assert!(matches!(
+            connect(&loopback, &token()),
+            Err(ConnectError::Endpoint(_))
         ));
     }
 

@@ -50,6 +50,15 @@ pub struct Scope {
 
 /// Reads everything the scope needs; what could not be read is a gap.
 pub async fn read(client: &Client, scope: &Scope) -> (Kubernetes, Vec<Gap>) {
+    if !elbmedic_engine::kubernetes_name::is_label(&scope.namespace) {
+        let gap = Gap {
+            fact: GapFact::KubernetesApi,
+            resource: None,
+            reason: GapReason::Invalid,
+            detail: "the owner's namespace is not a Kubernetes name, so nothing was read".into(),
+        };
+        return (Kubernetes::default(), vec![gap]);
+    }
     let ns = scope.namespace.as_str();
     let mut gaps = Vec::new();
     let mut cluster = Kubernetes {
@@ -115,7 +124,11 @@ pub async fn read(client: &Client, scope: &Scope) -> (Kubernetes, Vec<Gap>) {
         .iter()
         .map(workload::of_deployment)
         .chain(statefulsets.iter().map(workload::of_statefulset))
+        .take(MAX_OBJECTS)
         .collect();
+    if deployments.len() + statefulsets.len() > MAX_OBJECTS {
+        take.truncated.push(format!("workloads: {MAX_OBJECTS} kept, more not kept"));
+    }
     cluster.ingresses = take
         .items(ingresses, "ingresses")
         .iter()

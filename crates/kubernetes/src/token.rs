@@ -4,8 +4,9 @@
 //! STS with its own cluster name, so a token signed for another cluster fails there.
 //!
 //! As aws-iam-authenticator and `aws eks get-token` make it: `X-Amz-Expires=60` is sent but the
-//! server keeps a token for 15 minutes from `X-Amz-Date`; the URL names the partition's
-//! regional STS host, even when SDK endpoints are overridden (the server accepts no other).
+//! server keeps a token for 15 minutes from `X-Amz-Date` (elbmedic uses it for 14, for clock
+//! skew); the URL names the partition's regional STS host, even when SDK endpoints are
+//! overridden (the server accepts only the partition's STS hosts).
 //! A token is a credential: its `Debug` hides it, and nothing here logs it.
 
 use std::fmt;
@@ -23,6 +24,8 @@ pub const PREFIX: &str = "k8s-aws-v1.";
 pub const CLUSTER_HEADER: &str = "x-k8s-aws-id";
 /// How long the API server accepts a token after it was signed.
 pub const LIFETIME: Duration = Duration::from_secs(15 * 60);
+/// How long elbmedic uses one: a minute less, for clock skew, as `aws eks get-token` does.
+pub const USABLE_FOR: Duration = Duration::from_secs(14 * 60);
 /// What the URL says; the server ignores it (it keeps [`LIFETIME`]).
 const PRESIGNED_EXPIRY: Duration = Duration::from_secs(60);
 
@@ -78,7 +81,8 @@ pub fn token(
     if !is_cluster_name(cluster) {
         return Err(TokenError::ClusterName(cluster.chars().take(100).collect()));
     }
-    if !is_region_code(region) {
+    // The ISO partitions have STS hosts of their own, which elbmedic does not know.
+    if !is_region_code(region) || region.contains("-iso") {
         return Err(TokenError::Region(region.chars().take(40).collect()));
     }
     let url = format!(
@@ -113,7 +117,7 @@ pub fn token(
     let presigned = request.uri().to_string();
     Ok(Token {
         value: format!("{PREFIX}{}", base64url_unpadded(presigned.as_bytes())),
-        expires_at: now + LIFETIME,
+        expires_at: now + USABLE_FOR,
     })
 }
 
@@ -177,7 +181,7 @@ mod tests {
         ] {
             assert!(url.contains(part), "{part} in {url}");
         }
-        assert_eq!(token.expires_at, now + LIFETIME);
+        assert_eq!(token.expires_at, now + USABLE_FOR);
         assert!(!format!("{token:?}").contains(PREFIX));
     }
 
@@ -205,7 +209,14 @@ mod tests {
                 "{cluster:?}"
             );
         }
-        for region in ["", "eu-west-1.evil.com", "EU-WEST-1", "eu-west-1/"] {
+        for region in [
+            "",
+            "eu-west-1.evil.com",
+            "EU-WEST-1",
+            "eu-west-1/",
+            "us-iso-east-1",
+            "us-isob-east-1",
+        ] {
             assert!(
                 matches!(
                     token(&credentials(), region, "prod", now),

@@ -248,6 +248,7 @@ async fn the_reads_fill_the_kubernetes_section_and_a_denied_list_is_a_gap() {
     let endpoint = Endpoint {
         url: format!("http://127.0.0.1:{}", server.port),
         ca_base64: None,
+        test_override: true,
     };
     let client = connect(&endpoint, &bearer).unwrap();
     let (cluster, gaps) = read(&client, &scope()).await;
@@ -317,6 +318,7 @@ async fn a_refused_token_and_an_unreachable_endpoint_are_gaps_that_name_the_fix(
     let endpoint = Endpoint {
         url: format!("http://127.0.0.1:{}", server.port),
         ca_base64: None,
+        test_override: true,
     };
     let (cluster, gaps) = read(&connect(&endpoint, &other).unwrap(), &scope()).await;
     assert!(cluster.pods.is_empty());
@@ -491,6 +493,7 @@ async fn kubectl_reads_the_stand_in_with_a_token_from_the_aws_cli() {
     let endpoint = Endpoint {
         url: format!("https://127.0.0.1:{}", server.port),
         ca_base64: Some(ca.clone()),
+        test_override: true,
     };
     let (cluster, gaps) = read(&connect(&endpoint, &bearer).unwrap(), &scope()).await;
     assert_eq!(cluster.pods.len(), 3, "{gaps:?}");
