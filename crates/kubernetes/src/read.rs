@@ -127,7 +127,8 @@ pub async fn read(client: &Client, scope: &Scope) -> (Kubernetes, Vec<Gap>) {
         .take(MAX_OBJECTS)
         .collect();
     if deployments.len() + statefulsets.len() > MAX_OBJECTS {
-        take.truncated.push(format!("workloads: {MAX_OBJECTS} kept, more not kept"));
+        take.truncated
+            .push(format!("workloads: {MAX_OBJECTS} kept, more not kept"));
     }
     cluster.ingresses = take
         .items(ingresses, "ingresses")
