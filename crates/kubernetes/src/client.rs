@@ -124,7 +124,7 @@ fn der_of(ca_base64: &str) -> Option<Vec<u8>> {
 }
 
 fn clip(text: &str) -> String {
-    elbmedic_engine::untrusted::one_line(&text.chars().take(200).collect::<String>())
+    crate::clipped(text, 200)
 }
 
 #[cfg(test)]

@@ -8,3 +8,8 @@ pub mod client;
 pub mod read;
 pub mod token;
 pub mod workload;
+
+/// Text from a cluster or a URL for an error or a report: at most `max` characters, one line.
+pub(crate) fn clipped(text: &str, max: usize) -> String {
+    elbmedic_engine::untrusted::one_line(&text.chars().take(max).collect::<String>())
+}

@@ -334,7 +334,7 @@ fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 fn one_line(text: &str) -> String {
-    elbmedic_engine::untrusted::one_line(&text.chars().take(300).collect::<String>())
+    crate::clipped(text, 300)
 }
 
 pub(crate) fn annotations(meta: &ObjectMeta) -> BTreeMap<String, String> {
@@ -446,12 +446,7 @@ fn service(raw: &CoreService) -> Service {
             .map(|p| ServicePort {
                 name: p.name,
                 port: u16::try_from(p.port).unwrap_or(0),
-                target_port: p.target_port.map(|t| match t {
-                    k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => {
-                        n.to_string()
-                    }
-                    k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s,
-                }),
+                target_port: p.target_port.as_ref().map(workload::int_or_string),
                 node_port: p.node_port.and_then(|n| u16::try_from(n).ok()),
             })
             .collect(),

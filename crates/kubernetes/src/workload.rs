@@ -12,13 +12,10 @@ use crate::read::{labels, manager};
 pub fn of_deployment(raw: &Deployment) -> Workload {
     let spec = raw.spec.clone().unwrap_or_default();
     let rolling = spec.strategy.and_then(|s| s.rolling_update);
+    let ready = raw.status.as_ref().and_then(|s| s.ready_replicas);
     let mut workload = from_template("Deployment", &raw.metadata, &spec.template);
-    workload.replicas = spec.replicas.and_then(|n| u32::try_from(n).ok());
-    workload.ready_replicas = raw
-        .status
-        .as_ref()
-        .and_then(|s| s.ready_replicas)
-        .and_then(|n| u32::try_from(n).ok());
+    workload.replicas = count(spec.replicas);
+    workload.ready_replicas = count(ready);
     workload.max_unavailable = rolling
         .as_ref()
         .and_then(|r| r.max_unavailable.as_ref())
@@ -32,13 +29,10 @@ pub fn of_deployment(raw: &Deployment) -> Workload {
 
 pub fn of_statefulset(raw: &StatefulSet) -> Workload {
     let spec = raw.spec.clone().unwrap_or_default();
+    let ready = raw.status.as_ref().and_then(|s| s.ready_replicas);
     let mut workload = from_template("StatefulSet", &raw.metadata, &spec.template);
-    workload.replicas = spec.replicas.and_then(|n| u32::try_from(n).ok());
-    workload.ready_replicas = raw
-        .status
-        .as_ref()
-        .and_then(|s| s.ready_replicas)
-        .and_then(|n| u32::try_from(n).ok());
+    workload.replicas = count(spec.replicas);
+    workload.ready_replicas = count(ready);
     workload
 }
 
@@ -104,15 +98,16 @@ fn pre_stop(handler: &LifecycleHandler) -> PreStop {
         });
         return PreStop {
             sleep_seconds,
-            description: elbmedic_engine::untrusted::one_line(
-                &line.chars().take(120).collect::<String>(),
-            ),
+            description: crate::clipped(&line, 120),
         };
     }
     if let Some(get) = &handler.http_get {
         return PreStop {
             sleep_seconds: None,
-            description: format!("httpGet {}", get.path.clone().unwrap_or_default()),
+            description: crate::clipped(
+                &format!("httpGet {}", get.path.clone().unwrap_or_default()),
+                120,
+            ),
         };
     }
     PreStop {
@@ -121,7 +116,12 @@ fn pre_stop(handler: &LifecycleHandler) -> PreStop {
     }
 }
 
-fn int_or_string(value: &IntOrString) -> String {
+/// A replica count as the API gives it (`i32`), when it is one.
+fn count(value: Option<i32>) -> Option<u32> {
+    value.and_then(|n| u32::try_from(n).ok())
+}
+
+pub(crate) fn int_or_string(value: &IntOrString) -> String {
     match value {
         IntOrString::Int(n) => n.to_string(),
         IntOrString::String(s) => s.clone(),

@@ -5,7 +5,6 @@
 //! time for the engine to verify each path.
 
 use elbmedic_engine::account::AccountRefusal;
-use elbmedic_engine::diagnosis::diagnose;
 use elbmedic_engine::plan::message::PlanMessage;
 use elbmedic_engine::plan::outcome::{Outcome, Step, StepStatus};
 use elbmedic_engine::plan::reconcile::{self, Decision, History};
@@ -245,16 +244,11 @@ async fn under_lock(
         }
     }
     let after = gather(clients, message, config).await;
-    outcome.verification = reconcile::verify(
-        &outcome.steps,
-        &after,
-        &diagnose(&message.alarm, &after).findings,
-        &message.alarmed,
-    );
-    with_outcome(
-        Report::diagnosed(&message.alarm, &message.alarmed, &after),
-        outcome,
-    )
+    // One diagnosis of the state read again: the report's, which the verification reads too.
+    let report = Report::diagnosed(&message.alarm, &message.alarmed, &after);
+    outcome.verification =
+        reconcile::verify(&outcome.steps, &after, &report.findings, &message.alarmed);
+    with_outcome(report, outcome)
 }
 
 /// After the outcome of `message` reached the report topic: the ledger marks the plan as
