@@ -401,6 +401,50 @@ LOG_SETTINGS = {"application": {"enabled": True, "bucket": "shop-prod-lb-logs", 
                             "emit_interval_minutes": 60}}
 
 
+
+# ---------------------------------------------------------------- the cluster (schema version 2)
+def k8s_pod(name, labels, ip, created, ready=True, phase="Running", reason=None, restarts=0, gates=True,
+            owner="checkout-5d8f7c9b6d"):
+    pod = {"namespace": "shop", "name": name, "labels": labels, "ip": ip, "node": "ip-10-0-21-17.eu-west-1.compute.internal",
+           "phase": phase, "ready": ready, "restarts": restarts,
+           "owner": {"kind": "ReplicaSet", "namespace": "shop", "name": owner}, "created_at": created}
+    if reason:
+        pod["reason"] = reason
+    if gates:
+        pod["readiness_gates"] = [f"target-health.elbv2.k8s.aws/{TG_NAME}"]
+    return pod
+
+
+def k8s_event(kind, namespace, name, reason, message, last, source, event_type="Warning", count=1, first=None):
+    return {"object": {"kind": kind, "namespace": namespace, "name": name}, "type": event_type, "reason": reason,
+            "message": message, "source": source, "count": count, "first_at": first or last, "last_at": last}
+
+
+def k8s_checkout(pods, deployment=None, events=(), ingresses=None, namespace_labels=None):
+    """The shop namespace behind the checkout ALB: its Ingress, Service, Deployment and pods, as
+    elbmedic's reads keep them."""
+    labels = {"app": "checkout"}
+    return {
+        "cluster": CLUSTER,
+        "ingresses": ingresses or [{
+            "namespace": "shop", "name": "checkout", "class": "alb",
+            "annotations": {"alb.ingress.kubernetes.io/target-type": "ip", "alb.ingress.kubernetes.io/scheme": "internet-facing"},
+            "backends": [{"service": "checkout", "port": "8080"}]}],
+        "services": [{"namespace": "shop", "name": "checkout", "type": "ClusterIP", "selector": labels,
+                      "ports": [{"name": "http", "port": 8080, "target_port": "http"}]}],
+        "workloads": [deployment or {
+            "kind": "Deployment", "namespace": "shop", "name": "checkout", "replicas": 3, "ready_replicas": 3,
+            "max_unavailable": "25%", "max_surge": "25%", "pod_labels": labels,
+            "containers": [{"name": "checkout", "readiness_probe": True, "ports": [["http", 8080]]}]}],
+        "pods": pods,
+        "namespaces": [{"name": "shop", "labels": namespace_labels if namespace_labels is not None else
+                        {"kubernetes.io/metadata.name": "shop", "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"}}],
+        "target_group_bindings": [{"namespace": "shop", "name": "k8s-shop-checkout-0a1b2c3d4e", "target_group_arn": TG_ARN,
+                                   "service": "checkout", "service_port": "8080", "target_type": "ip"}],
+        "events": list(events),
+    }
+
+
 def scenarios():
     out = {}
 
@@ -502,6 +546,80 @@ def scenarios():
     )
     out["alb-rolling-deploy"] = ("A rollout without preStop: 502s while pods are replaced",
                                  alb_alarm("HTTPCode_ELB_5XX_Count"), w)
+
+    # The same rollout, with the cluster read: Deployment shop/checkout has no preStop hook and
+    # the default 30 s grace period; its new pods were created in the minutes with 502s.
+    w = alb_world(alb_metrics(e5xx=(0, 18, 25, 4, 0), e502=(0, 18, 25, 4, 0), tce=(0, 2, 4, 1, 0),
+                              trt_max=(0.41, 12.2, 11.8, 0.61, 0.47)))
+    w["schema_version"] = 2
+    targets = w["target_groups"][0]["targets"]
+    targets[0]["health"] = {"state": "draining", "reason": "Target.DeregistrationInProgress",
+                            "description": "Target deregistration is in progress"}
+    targets[1]["health"] = {"state": "initial", "reason": "Elb.InitialHealthChecking",
+                            "description": "Initial health checks in progress"}
+    healthy_hosts(w, lows=[3, 2, 1, 2, 3], highs=[3, 3, 3, 3, 3])
+    labels = {"app": "checkout", "pod-template-hash": "5d8f7c9b6d"}
+    w["kubernetes"] = k8s_checkout(
+        [k8s_pod("checkout-5d8f7c9b6d-x7k2p", labels, POD_IPS[1], "2026-11-23T17:56:12Z"),
+         k8s_pod("checkout-5d8f7c9b6d-q9w4r", labels, POD_IPS[2], "2026-11-23T17:57:03Z"),
+         k8s_pod("checkout-5d8f7c9b6d-m3n8t", labels, "10.0.19.77", "2026-11-23T17:57:48Z")],
+        events=[k8s_event("Deployment", "shop", "checkout", "ScalingReplicaSet",
+                          "Scaled up replica set checkout-5d8f7c9b6d from 0 to 1", "2026-11-23T17:56:10Z",
+                          "deployment-controller", event_type="Normal")])
+    out["eks-rolling-deploy-no-prestop"] = ("A rollout of Deployment shop/checkout without preStop: 502s while its pods are replaced",
+                                            alb_alarm("HTTPCode_ELB_5XX_Count"), w)
+
+    # The Ingress group "shop": the team raised the idle timeout to 300 s on Ingress shop/checkout
+    # for the slow exports, but shop/admin, in the same group, still says 60. The controller
+    # refuses the conflict and reconciles nothing, so the ALB keeps 60 s and the 504s go on.
+    w = alb_world(alb_metrics(e5xx=(0, 4, 9, 6, 2), e504=(0, 4, 9, 6, 2),
+                              trt_max=(8.1, 57.9, 59.4, 58.7, 41.0), trt_p99=(2.1, 41.0, 52.3, 49.0, 12.0)))
+    w["schema_version"] = 2
+    for tagged in [w["load_balancer"]["tags"], w["target_groups"][0]["tags"]]:
+        tagged["ingress.k8s.aws/stack"] = "shop"
+    attributes = "alb.ingress.kubernetes.io/load-balancer-attributes"
+    group = "alb.ingress.kubernetes.io/group.name"
+    conflict = ("Failed build model due to conflicting load balancer attributes "
+                "idle_timeout.timeout_seconds: 300 | 60")
+    pods = [k8s_pod(f"checkout-5d8f7c9b6d-{s}", {"app": "checkout"}, ip, "2026-11-20T09:12:00Z")
+            for s, ip in zip(["a1b2c", "d3e4f", "g5h6i"], POD_IPS)]
+    w["kubernetes"] = k8s_checkout(
+        pods,
+        deployment={"kind": "Deployment", "namespace": "shop", "name": "checkout", "replicas": 3, "ready_replicas": 3,
+                    "max_unavailable": "0", "max_surge": "1", "pod_labels": {"app": "checkout"},
+                    "termination_grace_period_seconds": 90,
+                    "containers": [{"name": "checkout", "readiness_probe": True, "ports": [["http", 8080]],
+                                    "pre_stop": {"sleep_seconds": 20, "description": "sleep 20"}}]},
+        ingresses=[
+            {"namespace": "shop", "name": "checkout", "class": "alb",
+             "annotations": {group: "shop", attributes: "idle_timeout.timeout_seconds=300"},
+             "backends": [{"service": "checkout", "port": "8080"}],
+             "managed_by": {"tool": "argo-cd", "application": "shop-checkout"}},
+            {"namespace": "shop", "name": "admin", "class": "alb",
+             "annotations": {group: "shop", attributes: "idle_timeout.timeout_seconds=60,deletion_protection.enabled=true"},
+             "backends": [{"service": "admin", "port": "80"}]},
+        ],
+        events=[k8s_event("Ingress", "shop", name, "FailedBuildModel", conflict, "2026-11-23T17:58:41Z", "ingress",
+                          count=37, first="2026-11-23T16:02:10Z") for name in ["checkout", "admin"]])
+    out["eks-ingress-group-conflict"] = ("Ingresses of one group disagree on the idle timeout: the controller reconciles nothing",
+                                         alb_alarm("HTTPCode_ELB_504_Count"), w)
+
+    # Every checkout pod crash-loops after a bad config push: the Service selects three pods,
+    # none ready, so the controller deregistered them all and the ALB answers 503.
+    w = alb_world(alb_metrics(e5xx=(0, 31, 44, 40, 42)))
+    w["schema_version"] = 2
+    w["metrics"].append(series("HTTPCode_ELB_503_Count", "Sum", (0, 31, 44, 40, 42)))
+    w["target_groups"][0]["targets"] = []
+    crash = [k8s_pod(f"checkout-7c6b5a4d3e-{s}", {"app": "checkout"}, ip, "2026-11-23T17:54:30Z", ready=False,
+                     reason="CrashLoopBackOff", restarts=4, owner="checkout-7c6b5a4d3e")
+             for s, ip in zip(["p1q2r", "s3t4u", "v5w6x"], POD_IPS)]
+    for pod in crash:
+        pod["last_reason"] = "Error"
+    w["kubernetes"] = k8s_checkout(crash, events=[
+        k8s_event("Pod", "shop", crash[0]["name"], "BackOff", "Back-off restarting failed container checkout in pod "
+                  + crash[0]["name"] + "_shop(0d1c2b3a-4f5e-6d7c-8b9a-0f1e2d3c4b5a)", "2026-11-23T17:59:12Z", "kubelet", count=9)])
+    out["eks-no-ready-pods"] = ("Every checkout pod crash-loops: the Service selects no ready pod, the ALB answers 503",
+                                alb_alarm("HTTPCode_ELB_5XX_Count"), w)
 
     # The cluster autoscaler removes a node: its instance leaves the Classic LB, whose
     # connection draining is off (the in-tree cloud provider's default), mid-request.

@@ -2,6 +2,9 @@
 """Wall-clock benchmark of the real `elbmedic diagnose --publish`, against moto behind a
 loopback proxy that delays every AWS request.
 
+The cluster behind each load balancer is read too, from the Kubernetes API stand-in
+(tests/support/kube_api.py) behind a delay proxy of its own, with the same delay.
+
 A diagnosis is a few dozen API calls in rounds that depend on each other. What the on-call
 engineer waits for is the number of sequential rounds times the API's latency, so this runs the
 real binary at 0 ms and at DELAY ms per request and prints, per load balancer kind, the median
@@ -177,6 +180,34 @@ def clb_scenario(aws):
     return alarm_event("AWS/ELB", "HTTPCode_ELB_5XX", ("LoadBalancerName", name))
 
 
+KUBE_WORLD = {"objects": [
+    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
+    {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "checkout", "namespace": "shop"},
+     "spec": {"rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix",
+                                             "backend": {"service": {"name": "checkout", "port": {"number": 8080}}}}]}}]}},
+    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "checkout", "namespace": "shop"},
+     "spec": {"selector": {"app": "checkout"}, "ports": [{"port": 8080}]}},
+    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "orders", "namespace": "shop"},
+     "spec": {"type": "LoadBalancer", "selector": {"app": "orders"}, "ports": [{"port": 80, "nodePort": 31380}]}},
+    {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "checkout", "namespace": "shop"},
+     "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "checkout"}},
+              "template": {"metadata": {"labels": {"app": "checkout"}}, "spec": {"containers": [{"name": "app"}]}}}},
+]}
+
+
+def start_kube_api(scratch):
+    """The Kubernetes API stand-in for the cluster, checking tokens signed with k/s."""
+    world = os.path.join(scratch, "kube-world.json")
+    with open(world, "w") as f:
+        json.dump(KUBE_WORLD, f)
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "support", "kube_api.py")
+    process = subprocess.Popen([sys.executable, script, "--world", world, "--cluster", CLUSTER, "--region", REGION,
+                                "--access-key-id", "k", "--secret-access-key", "s"],
+                               stdout=subprocess.PIPE, text=True)
+    port = int(process.stdout.readline().split()[1])
+    return process, port
+
+
 def run_once(binary, event_path, topic, env):
     start = time.perf_counter()
     out = subprocess.run([binary, "diagnose", "--event", event_path, "--publish", topic, "--format", "json"],
@@ -203,6 +234,7 @@ def main():
         sys.exit(f"{args.bin} does not exist: build it with `cargo build -p elbmedic`, or pass --bin")
     moto_server = shutil.which("moto_server") or os.path.join(os.path.dirname(sys.executable), "moto_server")
     moto_port = free_port()
+    kube = None
     moto = subprocess.Popen([moto_server, "-H", "127.0.0.1", "-p", str(moto_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -217,8 +249,11 @@ def main():
         aws = clients(direct)
         topic = aws["sns"].create_topic(Name="elbmedic-reports")["TopicArn"]
         scratch = tempfile.mkdtemp(prefix="elbmedic-bench-")
+        kube, kube_port = start_kube_api(scratch)  # stopped in `finally`
+        kube_proxy = DelayProxy(kube_port)
         env = dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{proxy.port}", AWS_ACCESS_KEY_ID="k",
-                   AWS_SECRET_ACCESS_KEY="s", AWS_EC2_METADATA_DISABLED="true", RUST_LOG="error")
+                   AWS_SECRET_ACCESS_KEY="s", AWS_EC2_METADATA_DISABLED="true", RUST_LOG="error",
+                   KUBERNETES_READS="on", KUBERNETES_API_URL=f"http://127.0.0.1:{kube_proxy.port}")
         env.pop("AWS_PROFILE", None)
         rows = []
         for kind, build in [("ALB", alb_scenario), ("Classic LB", clb_scenario)]:
@@ -230,7 +265,7 @@ def main():
                 json.dump(build(aws), f)
             medians = {}
             for delay in (0, args.delay_ms):
-                proxy.delay = delay / 1000
+                proxy.delay = kube_proxy.delay = delay / 1000
                 run_once(args.bin, path, topic, env)  # warm-up: page cache, connection setup
                 times, report = [], None
                 for _ in range(args.runs):
@@ -251,6 +286,8 @@ def main():
             else:
                 print(f"| {kind} | {delay} ms | {value * 1000:.0f} ms | {iqr * 1000:.0f} ms | {gaps} | {verdict} |")
     finally:
+        if kube is not None:
+            kube.terminate()
         moto.terminate()
         moto.wait(timeout=10)
 

@@ -135,6 +135,12 @@ else
   python3 scripts/check-html.py "$CARGO_TARGET_DIR/debug/elbmedic"
 fi
 
+# Every kubectl command of every scenario's report, run as printed with Debian's kubectl
+# (installed above) against the Kubernetes API stand-in, its token from the AWS CLI. Without
+# kubectl, openssl or the AWS CLI the check skips with a message; under CI=true it fails instead.
+step "kubectl commands of the reports against the Kubernetes API stand-in"
+python3 scripts/check-kubectl.py "$CARGO_TARGET_DIR/debug/elbmedic"
+
 # Last, so the runner's summary line closes the log.
 step "tests"
 run_tests

@@ -70,6 +70,9 @@ impl Moto {
             ("AWS_SECRET_ACCESS_KEY", "testing".into()),
             ("AWS_REGION", super::REGION.into()),
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            // moto's clusters have no API server: a test that reads one starts the stand-in
+            // and sets KUBERNETES_READS=on with KUBERNETES_API_URL.
+            ("KUBERNETES_READS", "off".into()),
         ]
     }
 }

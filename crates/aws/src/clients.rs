@@ -132,6 +132,20 @@ impl Clients {
         }
     }
 
+    /// The credentials these clients sign with (a member's assumed role for its clients), for
+    /// what the SDK does not sign itself: the EKS cluster token. `None` when none resolve.
+    pub async fn credentials(&self) -> Option<aws_credential_types::Credentials> {
+        use aws_credential_types::provider::ProvideCredentials;
+        let provider = self.config.credentials_provider()?;
+        match provider.provide_credentials().await {
+            Ok(credentials) => Some(credentials),
+            Err(error) => {
+                tracing::warn!(%error, "no credentials for the cluster token");
+                None
+            }
+        }
+    }
+
     /// These clients with everything that reads or changes a load balancer's account acting
     /// in `account` with `credentials` (an assumed member role), logged on their own; the
     /// topics, queue, ledger and STS stay this deployment's.

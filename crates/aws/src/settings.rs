@@ -46,6 +46,10 @@ pub struct Config {
     /// `ALLOWED_ACCOUNTS`, `MEMBER_ROLE_NAME`, `MEMBER_EXTERNAL_ID`: the other accounts this
     /// deployment serves, through a role it assumes in each.
     pub organization: Organization,
+    /// `KUBERNETES_READS` (`on`, the default, or `off`): whether the diagnosis reads the
+    /// cluster behind the load balancer; `KUBERNETES_API_URL` replaces every cluster's endpoint
+    /// (tests only). `remediate` never reads it.
+    pub cluster_reads: crate::gather::ClusterReads,
 }
 
 /// The organization deployment: alarms of these accounts are read (and, by `remediate`,
@@ -158,6 +162,10 @@ pub enum ConfigError {
     BadExternalId,
     #[error("ALLOWED_ACCOUNTS names other accounts but MEMBER_ROLE_NAME is not set: set it to the member role the StackSet creates in each (elbmedic-member-read for diagnose, elbmedic-member-remediate for remediate)")]
     AccountsWithoutRole,
+    #[error("KUBERNETES_READS {0:?} is neither on nor off")]
+    BadClusterReads(String),
+    #[error("KUBERNETES_API_URL {0:?} is not a loopback URL (http://127.0.0.1:PORT, tests only) nor an https URL")]
+    BadKubernetesApiUrl(String),
     #[error("REMEDIATION_MODE is approve but REMEDIATION_TOPIC_ARN is not set: the approve command publishes to that topic")]
     ApproveWithoutTopic,
     #[error("REMEDIATION_TOPIC_ARN is not set: remediate takes plans only from that topic, so it would refuse every one; set it to the remediation topic's ARN")]
@@ -221,6 +229,7 @@ impl Config {
         let remediation = RemediationConfig::from_env(&get)?;
         let follow_up = follow_up_from_env(&get)?;
         let organization = organization_from_env(&get)?;
+        let cluster_reads = cluster_reads_from_env(role, &get)?;
         let has_topic = remediation.topic_arn.is_some();
         match (role, remediation.mode) {
             (Role::Diagnose, Mode::Approve) if !has_topic => {
@@ -241,6 +250,7 @@ impl Config {
             change_lookups: crate::gather::ChangeLookups::FirstPass,
             follow_up,
             organization,
+            cluster_reads,
         })
     }
 
@@ -248,6 +258,34 @@ impl Config {
     pub fn from_process_env(role: Role) -> Result<Self, ConfigError> {
         Self::from_env(role, process_env)
     }
+}
+
+/// Whether, and (in tests) where, the diagnosis reads clusters.
+fn cluster_reads_from_env(
+    role: Role,
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<crate::gather::ClusterReads, ConfigError> {
+    use crate::gather::ClusterReads;
+    let on = match set(get, "KUBERNETES_READS").as_deref() {
+        None | Some("on") => role != Role::Remediate,
+        Some("off") => false,
+        Some(other) => return Err(ConfigError::BadClusterReads(other.to_string())),
+    };
+    let test_url = match set(get, "KUBERNETES_API_URL") {
+        Some(url)
+            if !(url.starts_with("https://")
+                || url.starts_with("http://127.0.0.1:")
+                || url.starts_with("http://[::1]:")
+                || url.starts_with("http://localhost:")) =>
+        {
+            return Err(ConfigError::BadKubernetesApiUrl(url))
+        }
+        url => url,
+    };
+    Ok(match on {
+        true => ClusterReads::On { test_url },
+        false => ClusterReads::Off,
+    })
 }
 
 /// The accounts served and the role assumed in them; the external id is never logged.

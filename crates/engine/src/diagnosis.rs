@@ -106,6 +106,7 @@ pub fn diagnose_in(ctx: &Context<'_>) -> Diagnosis {
         checked.extend(output.checked);
         recent_changes.extend(output.recent_changes);
     }
+    crate::ownership::apply(snapshot.kubernetes.as_ref(), &mut findings);
     let causes: Vec<&Finding> = findings.iter().filter(|f| f.code.is_cause()).collect();
     let incomplete = findings
         .iter()
@@ -345,6 +346,12 @@ mod tests {
                 &[TargetsRefuseConnections, TargetsUnhealthy],
             ),
             ("alb-rolling-deploy", &[TargetsChurning, RecentChange]),
+            ("eks-rolling-deploy-no-prestop", &[TargetsChurning]),
+            (
+                "eks-ingress-group-conflict",
+                &[ControllerCannotReconcile, IdleTimeoutExceeded],
+            ),
+            ("eks-no-ready-pods", &[NoRegisteredTargets]),
             ("clb-node-scale-in", &[TargetsChurning]),
             ("alb-node-drain", &[TargetsChurning, RecentChange]),
             (

@@ -27,11 +27,12 @@ pub enum FindingCode {
     TargetTlsFailing,
     ProtocolVersionMismatch,
     CapacityExceeded,
+    ControllerCannotReconcile,
     CheckIncomplete,
 }
 
 impl FindingCode {
-    pub const ALL: [FindingCode; 16] = [
+    pub const ALL: [FindingCode; 17] = [
         Self::IdleTimeoutExceeded,
         Self::NaclBlocksEphemeralPorts,
         Self::NaclBlocksTargetPort,
@@ -47,6 +48,7 @@ impl FindingCode {
         Self::TargetTlsFailing,
         Self::ProtocolVersionMismatch,
         Self::CapacityExceeded,
+        Self::ControllerCannotReconcile,
         Self::CheckIncomplete,
     ];
 
@@ -67,6 +69,7 @@ impl FindingCode {
             Self::TargetTlsFailing => "target-tls-failing",
             Self::ProtocolVersionMismatch => "protocol-version-mismatch",
             Self::CapacityExceeded => "capacity-exceeded",
+            Self::ControllerCannotReconcile => "controller-cannot-reconcile",
             Self::CheckIncomplete => "check-incomplete",
         }
     }

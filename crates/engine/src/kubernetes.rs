@@ -19,6 +19,10 @@ pub const MAX_OBJECTS: usize = 500;
 /// A text from the cluster (an Event's message, an annotation's value) is kept at most this
 /// long; the reads cut it, and a snapshot holding a longer one was not made by elbmedic.
 pub const MAX_TEXT: usize = 2_048;
+/// The longest name the API server holds (a DNS subdomain); a longer one is not kept.
+pub const MAX_NAME: usize = 253;
+/// Labels, annotations, containers, ports, backends or gates of one object: at most this many.
+pub const MAX_PER_OBJECT: usize = 100;
 
 /// What was read from the cluster. Each list holds only what concerns the alarmed load
 /// balancer: its owner (Ingress group or Service), their backends, and what runs them.
@@ -288,6 +292,9 @@ pub struct Pod {
     /// A container's waiting or terminated reason (`CrashLoopBackOff`, `OOMKilled`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Why a container last stopped (`lastState.terminated.reason`: `OOMKilled`, `Error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reason: Option<String>,
     /// The ReplicaSet (or StatefulSet, DaemonSet) that owns it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<ObjectRef>,
@@ -372,6 +379,10 @@ pub enum BeyondBounds {
     Objects { kind: &'static str, count: usize },
     #[error("a text of {0} characters (elbmedic keeps at most {MAX_TEXT})")]
     Text(usize),
+    #[error("a name of {0} characters (Kubernetes names hold at most {MAX_NAME})")]
+    Name(usize),
+    #[error("an object with {0} labels, annotations, containers or ports (elbmedic keeps at most {MAX_PER_OBJECT})")]
+    PerObject(usize),
 }
 
 impl Kubernetes {
@@ -408,7 +419,127 @@ impl Kubernetes {
         if longest > MAX_TEXT {
             return Err(BeyondBounds::Text(longest));
         }
+        if let Some(name) = self
+            .names()
+            .map(|n| n.chars().count())
+            .find(|n| *n > MAX_NAME)
+        {
+            return Err(BeyondBounds::Name(name));
+        }
+        if let Some(many) = self.per_object().find(|n| *n > MAX_PER_OBJECT) {
+            return Err(BeyondBounds::PerObject(many));
+        }
         Ok(())
+    }
+
+    /// Every name and namespace in the section, and every label's key and value.
+    fn names(&self) -> impl Iterator<Item = &String> + '_ {
+        fn labels(map: &BTreeMap<String, String>) -> impl Iterator<Item = &String> {
+            map.iter().flat_map(|(k, v)| [k, v])
+        }
+        self.ingresses
+            .iter()
+            .flat_map(|i| [&i.namespace, &i.name])
+            .chain(self.services.iter().flat_map(|s| [&s.namespace, &s.name]))
+            .chain(self.services.iter().flat_map(|s| labels(&s.selector)))
+            .chain(self.workloads.iter().flat_map(|w| [&w.namespace, &w.name]))
+            .chain(self.workloads.iter().flat_map(|w| labels(&w.pod_labels)))
+            .chain(
+                self.workloads
+                    .iter()
+                    .flat_map(|w| w.containers.iter().map(|c| &c.name)),
+            )
+            .chain(self.pods.iter().flat_map(|p| [&p.namespace, &p.name]))
+            .chain(self.pods.iter().flat_map(|p| labels(&p.labels)))
+            .chain(self.namespaces.iter().map(|n| &n.name))
+            .chain(self.namespaces.iter().flat_map(|n| labels(&n.labels)))
+            .chain(
+                self.target_group_bindings
+                    .iter()
+                    .flat_map(|b| [&b.namespace, &b.name]),
+            )
+            .chain(
+                self.events
+                    .iter()
+                    .flat_map(|e| e.object.iter().map(|o| &o.name)),
+            )
+            .chain(self.events.iter().map(|e| &e.reason))
+    }
+
+    /// How many labels, annotations, containers, ports, backends and gates each object holds.
+    fn per_object(&self) -> impl Iterator<Item = usize> + '_ {
+        self.ingresses
+            .iter()
+            .flat_map(|i| [i.annotations.len(), i.backends.len()])
+            .chain(
+                self.services
+                    .iter()
+                    .flat_map(|s| [s.selector.len(), s.ports.len(), s.annotations.len()]),
+            )
+            .chain(self.workloads.iter().flat_map(|w| {
+                [w.pod_labels.len(), w.containers.len()]
+                    .into_iter()
+                    .chain(w.containers.iter().map(|c| c.ports.len()))
+            }))
+            .chain(
+                self.pods
+                    .iter()
+                    .flat_map(|p| [p.labels.len(), p.readiness_gates.len()]),
+            )
+            .chain(self.namespaces.iter().map(|n| n.labels.len()))
+    }
+
+    /// The section cut to the bounds [`Kubernetes::within_bounds`] checks: objects whose name
+    /// is longer than a Kubernetes name are dropped, and each object's lists and maps are cut.
+    /// The reads pass what they read through here, so their snapshot is never refused.
+    pub fn clamped(mut self) -> Self {
+        fn cut<K: Ord, V>(map: &mut BTreeMap<K, V>) {
+            while map.len() > MAX_PER_OBJECT {
+                map.pop_last();
+            }
+        }
+        fn cut_text(map: &mut BTreeMap<String, String>) {
+            cut(map);
+            map.retain(|k, v| k.chars().count() <= MAX_NAME && v.chars().count() <= MAX_NAME);
+        }
+        let short = |name: &String| name.chars().count() <= MAX_NAME;
+        self.ingresses
+            .retain(|i| short(&i.namespace) && short(&i.name));
+        for ingress in &mut self.ingresses {
+            cut(&mut ingress.annotations);
+            ingress.backends.truncate(MAX_PER_OBJECT);
+        }
+        self.services
+            .retain(|s| short(&s.namespace) && short(&s.name));
+        for service in &mut self.services {
+            cut_text(&mut service.selector);
+            cut(&mut service.annotations);
+            service.ports.truncate(MAX_PER_OBJECT);
+        }
+        self.workloads
+            .retain(|w| short(&w.namespace) && short(&w.name));
+        for workload in &mut self.workloads {
+            cut_text(&mut workload.pod_labels);
+            workload.containers.retain(|c| short(&c.name));
+            workload.containers.truncate(MAX_PER_OBJECT);
+            for container in &mut workload.containers {
+                container.ports.truncate(MAX_PER_OBJECT);
+            }
+        }
+        self.pods.retain(|p| short(&p.namespace) && short(&p.name));
+        for pod in &mut self.pods {
+            cut_text(&mut pod.labels);
+            pod.readiness_gates.truncate(MAX_PER_OBJECT);
+        }
+        self.namespaces.retain(|n| short(&n.name));
+        for namespace in &mut self.namespaces {
+            cut_text(&mut namespace.labels);
+        }
+        self.target_group_bindings
+            .retain(|b| short(&b.namespace) && short(&b.name));
+        self.events
+            .retain(|e| short(&e.reason) && e.object.as_ref().is_none_or(|o| short(&o.name)));
+        self
     }
 
     /// `text` cut to [`MAX_TEXT`] characters, as the reads keep it.
@@ -610,5 +741,33 @@ mod tests {
             ..Kubernetes::default()
         };
         assert_eq!(long.within_bounds(), Err(BeyondBounds::Text(MAX_TEXT + 1)));
+        let long_name = Kubernetes {
+            pods: vec![Pod {
+                name: "p".repeat(MAX_NAME + 1),
+                ..Pod::default()
+            }],
+            ..Kubernetes::default()
+        };
+        assert_eq!(
+            long_name.within_bounds(),
+            Err(BeyondBounds::Name(MAX_NAME + 1))
+        );
+        assert_eq!(long_name.clamped().within_bounds(), Ok(()));
+        let labelled = Kubernetes {
+            namespaces: vec![Namespace {
+                name: "shop".into(),
+                labels: (0..=MAX_PER_OBJECT)
+                    .map(|i| (format!("k{i}"), "v".into()))
+                    .collect(),
+            }],
+            ..Kubernetes::default()
+        };
+        assert_eq!(
+            labelled.within_bounds(),
+            Err(BeyondBounds::PerObject(MAX_PER_OBJECT + 1))
+        );
+        let clamped = labelled.clamped();
+        assert_eq!(clamped.within_bounds(), Ok(()));
+        assert_eq!(clamped.namespaces[0].labels.len(), MAX_PER_OBJECT);
     }
 }

@@ -21,13 +21,16 @@ pub mod untrusted;
 pub mod variables;
 pub mod zones;
 
+pub mod backends;
 pub mod context;
 pub mod diagnosis;
 pub mod finding;
 pub mod fixes;
 pub mod kubernetes;
 pub mod kubernetes_name;
+pub mod ownership;
 pub mod report;
+pub mod rollout;
 pub mod rules;
 pub mod scenarios;
 pub mod shell;

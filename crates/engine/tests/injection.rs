@@ -596,3 +596,69 @@ fn every_kubectl_line_names_its_namespace_and_object() {
         );
     }
 }
+
+/// Issue 24's attack: everything the cluster says is untrusted. Every string of a scenario's
+/// `kubernetes` section (names, labels, annotations, container names, Event messages) set to
+/// each payload in turn: the report stays data (no command but elbmedic's own, no option that
+/// is not elbmedic's, no link, no markup), and a name the API server could not hold puts no
+/// `kubectl` command in the report at all.
+#[test]
+fn hostile_cluster_names_annotations_and_event_messages_stay_data() {
+    fn set_strings(value: &mut Value, payload: &str, keep_keys: bool) {
+        match value {
+            Value::Object(map) => {
+                // A key of a map (a label, an annotation) may be hostile too.
+                if !keep_keys && !map.contains_key("tool") {
+                    let hostile_keys: Vec<(String, Value)> = map
+                        .iter()
+                        .filter(|(k, _)| k.contains('/') || k.contains('.'))
+                        .map(|(k, v)| (format!("{k}{payload}"), v.clone()))
+                        .collect();
+                    map.extend(hostile_keys);
+                }
+                for (key, v) in map.iter_mut() {
+                    if key != "tool" {
+                        set_strings(v, payload, keep_keys);
+                    }
+                }
+            }
+            Value::Array(items) => items
+                .iter_mut()
+                .for_each(|v| set_strings(v, payload, keep_keys)),
+            Value::String(text) => *text = format!("{text}{payload}"),
+            _ => {}
+        }
+    }
+    let clustered: Vec<_> = SCENARIOS
+        .iter()
+        .filter(|s| s.snapshot.contains("\"kubernetes\""))
+        .collect();
+    assert!(clustered.len() >= 3, "scenarios with a cluster section");
+    let mut reports = 0;
+    for s in clustered {
+        let (alarm, lb) = diagnose_intake(s.event.as_bytes()).unwrap();
+        for payload in PAYLOADS {
+            for keep_keys in [true, false] {
+                let mut world: Value = serde_json::from_str(s.snapshot).unwrap();
+                set_strings(&mut world["kubernetes"], payload, keep_keys);
+                let world: Snapshot = serde_json::from_value(world).unwrap();
+                let report = Report::diagnosed(&alarm, &lb, &world);
+                check(&report).unwrap_or_else(|e| panic!("{} with {payload:?}: {e}", s.name));
+                reports += 1;
+                // Short payloads (`-n`) are words of elbmedic's own commands too.
+                for script in scripts(&report)
+                    .into_iter()
+                    .filter(|_| payload.trim().len() > 4)
+                {
+                    assert!(
+                        !script.as_str().contains(payload.trim()),
+                        "{}: a hostile cluster string reached a command: {}",
+                        s.name,
+                        script.as_str()
+                    );
+                }
+            }
+        }
+    }
+    assert!(reports >= 3 * PAYLOADS.len() * 2);
+}

@@ -5,6 +5,8 @@
 //! the engine sees plain data.
 
 pub mod client;
+mod convert;
+mod list;
 pub mod read;
 pub mod token;
 pub mod workload;

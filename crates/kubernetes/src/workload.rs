@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use elbmedic_engine::kubernetes::{Container, PreStop, Workload};
 
-use crate::read::{labels, manager};
+use crate::convert::{labels, manager};
 
 pub fn of_deployment(raw: &Deployment) -> Workload {
     let spec = raw.spec.clone().unwrap_or_default();

@@ -2,17 +2,17 @@
 //! token check is its own SigV4 implementation; and the stand-in itself proven with the real
 //! clients: a token from `aws eks get-token`, and `kubectl` reading through it over TLS.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use elbmedic_engine::kubernetes::Manager;
 use elbmedic_engine::snapshot::{GapFact, GapReason};
 use elbmedic_kubernetes::client::{connect, Endpoint};
-use elbmedic_kubernetes::read::{read, Scope};
+use elbmedic_kubernetes::read::{read, Owner, Scope};
 use elbmedic_kubernetes::token::{token, LIFETIME};
 use serde_json::{json, Value};
 
@@ -21,19 +21,11 @@ const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 const REGION: &str = "eu-west-1";
 const CLUSTER: &str = "prod";
 
-struct StandIn {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
+#[path = "../../../tests/support/kube_api.rs"]
+#[allow(dead_code)]
+mod kube_api;
 
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use kube_api::{Identity, KubeApi as StandIn};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -101,34 +93,13 @@ fn world() -> Value {
 }
 
 fn start(dir: &Path, tls: Option<(&Path, &Path)>) -> StandIn {
-    let world_file = dir.join("world.json");
-    std::fs::write(&world_file, world().to_string()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/support/kube_api.py");
-    let mut command = Command::new("python3");
-    command
-        .arg(script)
-        .args(["--world", world_file.to_str().unwrap()])
-        .args(["--cluster", CLUSTER, "--region", REGION])
-        .args(["--access-key-id", KEY_ID, "--secret-access-key", SECRET])
-        .stdout(Stdio::piped());
-    if let Some((cert, key)) = tls {
-        command.arg("--cert").arg(cert).arg("--key").arg(key);
-    }
-    let mut child = command.spawn().expect("python3 runs the stand-in");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .strip_prefix("PORT ")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("the stand-in did not start: {line:?}"));
-    StandIn {
-        child,
-        port,
-        dir: dir.to_path_buf(),
-    }
+    let who = Identity {
+        cluster: CLUSTER,
+        region: REGION,
+        access_key_id: KEY_ID,
+        secret_access_key: SECRET,
+    };
+    StandIn::start(dir, &world(), &who, tls)
 }
 
 /// One GET over plain HTTP on the loopback, as the function does with `KUBERNETES_API_URL`.
@@ -231,11 +202,15 @@ fn lists_page_with_limit_and_continue() {
     assert_eq!(names, ["db-1", "web-1", "web-2"]);
 }
 
+fn soon() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(20)
+}
+
 fn scope() -> Scope {
     Scope {
         cluster: CLUSTER.into(),
-        namespace: "shop".into(),
-        ingress_group: Some("shop".into()),
+        owner: Owner::IngressGroup("shop".into()),
+        events_since: None,
     }
 }
 
@@ -251,7 +226,7 @@ async fn the_reads_fill_the_kubernetes_section_and_a_denied_list_is_a_gap() {
         test_override: true,
     };
     let client = connect(&endpoint, &bearer).unwrap();
-    let (cluster, gaps) = read(&client, &scope()).await;
+    let (cluster, gaps) = read(&client, &scope(), soon()).await;
     let pods: Vec<(&str, bool, u32, Option<&str>)> = cluster
         .pods
         .iter()
@@ -320,14 +295,14 @@ async fn a_refused_token_and_an_unreachable_endpoint_are_gaps_that_name_the_fix(
         ca_base64: None,
         test_override: true,
     };
-    let (cluster, gaps) = read(&connect(&endpoint, &other).unwrap(), &scope()).await;
+    let (cluster, gaps) = read(&connect(&endpoint, &other).unwrap(), &scope(), soon()).await;
     assert!(cluster.pods.is_empty());
     assert!(!gaps.is_empty());
     assert!(gaps
         .iter()
         .all(|g| g.reason == GapReason::AccessDenied && g.detail.contains("access entry")));
     drop(server);
-    let (_, gaps) = read(&connect(&endpoint, &other).unwrap(), &scope()).await;
+    let (_, gaps) = read(&connect(&endpoint, &other).unwrap(), &scope(), soon()).await;
     assert!(
         gaps.iter()
             .all(|g| g.detail.contains("could not be reached")),
@@ -495,7 +470,7 @@ async fn kubectl_reads_the_stand_in_with_a_token_from_the_aws_cli() {
         ca_base64: Some(ca.clone()),
         test_override: true,
     };
-    let (cluster, gaps) = read(&connect(&endpoint, &bearer).unwrap(), &scope()).await;
+    let (cluster, gaps) = read(&connect(&endpoint, &bearer).unwrap(), &scope(), soon()).await;
     assert_eq!(cluster.pods.len(), 3, "{gaps:?}");
     // A CA that did not sign the server's certificate: no call gets through.
     let (other_ca, _, _) = certificates(&openssl, &dir, "other");
@@ -505,7 +480,7 @@ async fn kubectl_reads_the_stand_in_with_a_token_from_the_aws_cli() {
         )),
         ..endpoint
     };
-    let (cluster, gaps) = read(&connect(&wrong_ca, &bearer).unwrap(), &scope()).await;
+    let (cluster, gaps) = read(&connect(&wrong_ca, &bearer).unwrap(), &scope(), soon()).await;
     assert!(cluster.pods.is_empty());
     assert!(
         gaps.iter()

@@ -212,3 +212,165 @@ async fn an_unpublishable_report_fails_the_invocation_so_lambda_retries() {
     assert_eq!(error.failed, 1);
     assert!(error.to_string().contains("no-such-topic"), "{error}");
 }
+
+/// Issue 24's end to end: a rolling deploy behind an ALB on moto (the healthy-host count moves
+/// in every minute with 5xx), the cluster behind it served by the Kubernetes API stand-in, and
+/// the built `diagnose` binary under the Runtime API. The report names the Deployment, that it
+/// has no preStop hook, and the exact `kubectl patch` for it; the stand-in saw a token it
+/// verified, and only reads.
+#[tokio::test]
+async fn the_binary_names_the_deployment_without_a_pre_stop_hook() {
+    use support::kube_api::{Identity, KubeApi};
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let net = network(&aws, &[8080]).await;
+    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
+    let now = now();
+    let none = [0.0, 0.0, 0.0];
+    alb_metrics(
+        &aws,
+        &id,
+        now,
+        &none,
+        &[0.4, 0.5, 0.4],
+        &none,
+        &[0.0, 18.0, 25.0],
+    )
+    .await;
+    let group = aws
+        .elbv2
+        .describe_target_groups()
+        .send()
+        .await
+        .unwrap()
+        .target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    let group_dimension = format!(
+        "targetgroup/{}",
+        group.split_once(":targetgroup/").unwrap().1
+    );
+    put_samples(
+        &aws,
+        "AWS/ApplicationELB",
+        &[("TargetGroup", &group_dimension), ("LoadBalancer", &id)],
+        "HealthyHostCount",
+        &[&[2.0], &[2.0, 1.0], &[1.0, 2.0]],
+        now,
+    )
+    .await;
+    let world = rolling_world(&group);
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kube-rolling-deploy");
+    let who = Identity {
+        cluster: CLUSTER,
+        region: REGION,
+        access_key_id: "testing",
+        secret_access_key: "testing",
+    };
+    let cluster = KubeApi::start(&dir, &world, &who, None);
+    let (topic, queue) = report_topic(&aws).await;
+    let config = [
+        ("REPORT_TOPIC_ARN", topic.clone()),
+        ("KUBERNETES_READS", "on".to_string()),
+        ("KUBERNETES_API_URL", cluster.url()),
+    ];
+    let event = alb_event("HTTPCode_ELB_5XX_Count", &id, now);
+    let invocation = invoke(
+        env!("CARGO_BIN_EXE_diagnose"),
+        "123456789012",
+        &moto,
+        &config,
+        event,
+    );
+    let logs = invocation.logs.clone();
+    invocation
+        .response
+        .unwrap_or_else(|e| panic!("invocation error: {e}\n{logs}"));
+    let report = published_report(&aws, &queue).await;
+    let churn = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "targets-churning")
+        .unwrap_or_else(|| panic!("no churn finding: {report:#}\n{logs}"));
+    assert!(
+        churn["title"]
+            .as_str()
+            .unwrap()
+            .contains("Deployment shop/checkout"),
+        "{}\ngaps: {:#}\nrequests: {:?}\n{logs}",
+        churn["title"],
+        report["gaps"],
+        cluster.requests()
+    );
+    let said: Vec<&str> = churn["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["summary"].as_str())
+        .collect();
+    assert!(
+        said.iter().any(|s| s.contains("Deployment shop/checkout: container checkout has no preStop hook")),
+        "{said:#?}"
+    );
+    let patch = churn["fix"]["durable"]["command"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        patch.starts_with("kubectl -n shop patch deployment checkout --type strategic -p "),
+        "{churn:#}"
+    );
+    assert!(
+        patch.contains(r#""preStop":{"exec":{"command":["sleep","20"]}}"#),
+        "{patch}"
+    );
+    // No gap about the cluster: every read was allowed and answered.
+    assert!(!report.to_string().contains("kubernetes-api"), "{report:#}");
+    // The token was accepted (no 401), and the reads were only reads.
+    let requests = cluster.requests();
+    assert!(!requests.is_empty());
+    assert!(requests.iter().all(|r| r["status"] == 200), "{requests:#?}");
+    assert!(!logs.contains("k8s-aws-v1."), "the token was logged");
+}
+
+/// The shop namespace as the API server holds it: the checkout Ingress, Service, Deployment
+/// (no preStop, the default grace period) and its two pods on the ALB's target IPs.
+fn rolling_world(target_group: &str) -> serde_json::Value {
+    use serde_json::json;
+    let pod = |name: &str, ip: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": name, "namespace": "shop", "labels": {"app": "checkout"},
+                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "checkout-5d8f7c9b6d", "uid": "u"}]},
+               "spec": {"nodeName": "ip-10-0-21-17.eu-west-1.compute.internal", "containers": [{"name": "checkout"}],
+                        "readinessGates": [{"conditionType": "target-health.elbv2.k8s.aws/k8s-shop-checkout"}]},
+               "status": {"phase": "Running", "podIP": ip,
+                          "conditions": [{"type": "Ready", "status": "True"}],
+                          "containerStatuses": [{"name": "checkout", "ready": true, "restartCount": 0, "image": "i", "imageID": "",
+                                                 "state": {"running": {}}}]}})
+    };
+    json!({"objects": [
+        {"apiVersion": "v1", "kind": "Namespace",
+         "metadata": {"name": "shop", "labels": {"elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"}}},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+         "metadata": {"name": "checkout", "namespace": "shop"},
+         "spec": {"ingressClassName": "alb",
+                  "rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix",
+                                                 "backend": {"service": {"name": "checkout", "port": {"number": 8080}}}}]}}]}},
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": "checkout", "namespace": "shop"},
+         "spec": {"selector": {"app": "checkout"}, "ports": [{"name": "http", "port": 8080, "targetPort": "http"}]}},
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": "checkout", "namespace": "shop"},
+         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "checkout"}},
+                  "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                  "template": {"metadata": {"labels": {"app": "checkout"}},
+                               "spec": {"containers": [{"name": "checkout", "ports": [{"name": "http", "containerPort": 8080}]}]}}},
+         "status": {"readyReplicas": 2}},
+        pod("checkout-5d8f7c9b6d-x7k2p", PODS[0]),
+        pod("checkout-5d8f7c9b6d-q9w4r", PODS[1]),
+        {"apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
+         "metadata": {"name": "k8s-shop-checkout", "namespace": "shop"},
+         "spec": {"targetGroupARN": target_group, "targetType": "ip", "serviceRef": {"name": "checkout", "port": 8080}}},
+    ]})
+}

@@ -9,7 +9,8 @@
 //! - every write granted is called (a write nobody calls is a permission nobody needs);
 //! - every read granted but never called is on [`UNSEEN_READS`], with the reason;
 //! - what Lambda, SNS, SQS and DynamoDB use on the function's behalf is on [`PLATFORM`] (and
-//!   [`REMEDIATE_PLATFORM`]), and granted.
+//!   [`DIAGNOSE_PLATFORM`], [`REMEDIATE_PLATFORM`], and [`VPC_PLATFORM`] for the functions in
+//!   a VPC), and granted.
 //!
 //! The unit tests below feed the same audit a policy with each kind of fault.
 
@@ -67,6 +68,37 @@ const DIAGNOSE_PLATFORM: &[(&str, &str)] = &[
     (
         "sqs:GetQueueAttributes",
         "Lambda reads the follow-up queue's attributes when it maps it to the function",
+    ),
+];
+
+/// What Lambda does as either function's role when `FunctionSubnetIds` puts the functions in a
+/// VPC: the role policy `vpc-network-interfaces`, which exists only then
+/// (`!If [FunctionsInVpc, ...]`; the audit counts it as held). The code never calls the writes;
+/// the two reads are ones the gather makes too.
+const VPC_PLATFORM: &[(&str, &str)] = &[
+    (
+        "ec2:CreateNetworkInterface",
+        "Lambda creates the function's network interfaces in the VPC as the role",
+    ),
+    (
+        "ec2:DeleteNetworkInterface",
+        "Lambda deletes the function's network interfaces it no longer uses as the role",
+    ),
+    (
+        "ec2:AssignPrivateIpAddresses",
+        "Lambda assigns the addresses of the function's network interfaces as the role",
+    ),
+    (
+        "ec2:UnassignPrivateIpAddresses",
+        "Lambda releases the addresses of the function's network interfaces as the role",
+    ),
+    (
+        "ec2:DescribeNetworkInterfaces",
+        "Lambda reads the function's network interfaces as the role (only on every resource)",
+    ),
+    (
+        "ec2:DescribeSubnets",
+        "AWSLambdaVPCAccessExecutionRole, AWS's minimum for a function in a VPC, holds it",
     ),
 ];
 
@@ -355,8 +387,12 @@ async fn the_template_grants_exactly_what_the_functions_call() {
     }
 
     let template = template();
-    let diagnose_platform: Vec<(&str, &str)> =
-        PLATFORM.iter().chain(DIAGNOSE_PLATFORM).copied().collect();
+    let diagnose_platform: Vec<(&str, &str)> = PLATFORM
+        .iter()
+        .chain(DIAGNOSE_PLATFORM)
+        .chain(VPC_PLATFORM)
+        .copied()
+        .collect();
     let mut problems = audit(
         "DiagnoseRole",
         &granted(&template, "DiagnoseRole"),
@@ -364,8 +400,12 @@ async fn the_template_grants_exactly_what_the_functions_call() {
         &diagnose_platform,
         UNSEEN_READS,
     );
-    let remediate_platform: Vec<(&str, &str)> =
-        PLATFORM.iter().chain(REMEDIATE_PLATFORM).copied().collect();
+    let remediate_platform: Vec<(&str, &str)> = PLATFORM
+        .iter()
+        .chain(REMEDIATE_PLATFORM)
+        .chain(VPC_PLATFORM)
+        .copied()
+        .collect();
     problems.extend(audit(
         "RemediateRole",
         &granted(&template, "RemediateRole"),
@@ -956,4 +996,163 @@ fn the_member_write_role_keeps_the_central_guardrails() {
     ] {
         assert_eq!(member.get(sid), central.get(sid), "{sid}");
     }
+}
+
+/// The network-interface writes Lambda needs in a VPC come only with `FunctionSubnetIds`: one
+/// policy per role under `FunctionsInVpc`, holding exactly them, none on every resource, and
+/// no other policy grants them. Both functions get their `VpcConfig` under the same condition,
+/// with the one security group.
+#[test]
+fn the_network_interface_writes_come_only_with_the_vpc() {
+    let template = template();
+    let lambda_writes: BTreeSet<&str> = VPC_PLATFORM
+        .iter()
+        .map(|(a, _)| *a)
+        .filter(|a| !is_read(a))
+        .collect();
+    for (role, function) in [
+        ("DiagnoseRole", "DiagnoseFunction"),
+        ("RemediateRole", "RemediateFunction"),
+    ] {
+        let policies = template["Resources"][role]["Properties"]["Policies"]
+            .as_sequence()
+            .unwrap();
+        let vpc: Vec<&serde_yaml::Value> = policies
+            .iter()
+            .filter_map(|p| conditional(p, "FunctionsInVpc"))
+            .collect();
+        assert_eq!(vpc.len(), 1, "{role}: one policy under FunctionsInVpc");
+        let mut actions: BTreeSet<String> = BTreeSet::new();
+        let mut sids: BTreeSet<String> = BTreeSet::new();
+        for s in vpc[0]["PolicyDocument"]["Statement"].as_sequence().unwrap() {
+            assert_eq!(s["Effect"].as_str(), Some("Allow"), "{role}: {s:?}");
+            assert_ne!(s["Resource"].as_str(), Some("*"), "{role}: {s:?}");
+            sids.insert(s["Sid"].as_str().unwrap().to_string());
+            match &s["Action"] {
+                serde_yaml::Value::String(one) => {
+                    actions.insert(one.clone());
+                }
+                many => actions.extend(
+                    many.as_sequence()
+                        .unwrap()
+                        .iter()
+                        .map(|a| a.as_str().unwrap().to_string()),
+                ),
+            }
+        }
+        let held: BTreeSet<&str> = actions.iter().map(String::as_str).collect();
+        assert_eq!(held, lambda_writes, "{role}");
+        // Granted by that policy alone (the first statement granting an action names it).
+        let grants = granted(&template, role);
+        for action in &lambda_writes {
+            let grant = &grants[*action];
+            assert!(
+                sids.contains(&grant.sid),
+                "{role}: {action} by {}",
+                grant.sid
+            );
+            assert!(!grant.any_resource, "{role}: {action} on every resource");
+        }
+        let config = &template["Resources"][function]["Properties"]["VpcConfig"];
+        let config = conditional(config, "FunctionsInVpc").expect("VpcConfig under FunctionsInVpc");
+        assert_eq!(text(&config["SubnetIds"]), "!Ref FunctionSubnetIds");
+        assert_eq!(
+            text(&config["SecurityGroupIds"][0]),
+            "!Ref FunctionSecurityGroupId"
+        );
+    }
+    assert!(
+        !template["Rules"]["FunctionSubnetsNeedTheSecurityGroup"].is_null(),
+        "subnets without the security group are refused before anything is deployed"
+    );
+}
+
+/// diagnose's role, and the member read role, enter a cluster only in the Kubernetes group that
+/// `infra/kubernetes/elbmedic-read.yaml` binds to a ClusterRole that gets, lists and watches,
+/// never Secrets or ConfigMaps; no access policy is associated. Only diagnose reads clusters.
+#[test]
+fn the_access_entries_read_the_cluster_through_the_read_only_group() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../infra/kubernetes/elbmedic-read.yaml"
+    );
+    let text_of_rbac = std::fs::read_to_string(path).expect("infra/kubernetes/elbmedic-read.yaml");
+    let documents: Vec<serde_yaml::Value> = text_of_rbac
+        .split("\n---\n")
+        .map(|d| serde_yaml::from_str(d).expect("a YAML document"))
+        .collect();
+    let of_kind = |kind: &str| {
+        documents
+            .iter()
+            .find(|d| d["kind"].as_str() == Some(kind))
+            .unwrap_or_else(|| panic!("no {kind}"))
+    };
+    let binding = of_kind("ClusterRoleBinding");
+    let group = binding["subjects"][0]["name"].as_str().unwrap();
+    assert_eq!(binding["subjects"][0]["kind"].as_str(), Some("Group"));
+    assert_eq!(
+        binding["roleRef"]["name"].as_str(),
+        of_kind("ClusterRole")["metadata"]["name"].as_str()
+    );
+    for rule in of_kind("ClusterRole")["rules"].as_sequence().unwrap() {
+        for verb in rule["verbs"].as_sequence().unwrap() {
+            assert!(
+                ["get", "list", "watch"].contains(&verb.as_str().unwrap()),
+                "{rule:?}"
+            );
+        }
+        for resource in rule["resources"].as_sequence().unwrap() {
+            assert!(
+                !["secrets", "configmaps", "*"].contains(&resource.as_str().unwrap()),
+                "{rule:?}"
+            );
+        }
+    }
+
+    let central = template();
+    let member = member_template();
+    for (template, entry, condition, role) in [
+        (
+            &central,
+            "DiagnoseReadsTheCluster",
+            "ReadsTheCluster",
+            "DiagnoseRole",
+        ),
+        (
+            &member,
+            "MemberReadsTheCluster",
+            "HasEksCluster",
+            "MemberReadRole",
+        ),
+    ] {
+        let resource = &template["Resources"][entry];
+        assert_eq!(resource["Type"].as_str(), Some("AWS::EKS::AccessEntry"));
+        assert_eq!(resource["Condition"].as_str(), Some(condition), "{entry}");
+        let properties = &resource["Properties"];
+        assert_eq!(
+            text(&properties["PrincipalArn"]),
+            format!("!GetAtt {role}.Arn"),
+            "{entry}"
+        );
+        assert_eq!(properties["Type"].as_str(), Some("STANDARD"));
+        let groups: Vec<&str> = properties["KubernetesGroups"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|g| g.as_str().unwrap())
+            .collect();
+        assert_eq!(groups, [group], "{entry}");
+        assert!(
+            properties["AccessPolicies"].is_null(),
+            "{entry}: no access policy"
+        );
+    }
+    let variables = |function: &str| {
+        central["Resources"][function]["Properties"]["Environment"]["Variables"].clone()
+    };
+    assert_eq!(
+        text(&variables("DiagnoseFunction")["KUBERNETES_READS"]),
+        "!Ref ReadKubernetes"
+    );
+    assert!(variables("RemediateFunction")["KUBERNETES_READS"].is_null());
 }

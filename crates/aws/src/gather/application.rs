@@ -14,7 +14,8 @@ use tokio::time::Instant;
 
 use super::convert::{self, Described};
 use super::{
-    all_pages, bounded, join_all, metrics, not_found, settle, targets, vpc, GatherOptions, Piece,
+    all_pages, bounded, cluster, join_all, metrics, not_found, settle, targets, vpc, GatherOptions,
+    Piece,
 };
 use crate::clients::Clients;
 
@@ -201,13 +202,14 @@ pub async fn gather(
     if !apply_round_one(world, described, by_arn) {
         return;
     }
-    // Rounds 2 and 3, with the cluster (needing only the tags) as a leaf beside them.
-    let cluster = world.load_balancer.cluster_from_tags();
+    // Rounds 2 and 3, with the cluster (needing only the tags) as a branch beside them:
+    // DescribeCluster, then the Kubernetes reads.
+    let target = cluster::Target::of(world, options.window().0);
     let (eks, ()) = tokio::join!(
-        vpc::eks_cluster(clients, cluster.as_deref(), deadline),
+        Box::pin(cluster::read(clients, target, &options.cluster, deadline)),
         after_round_one(clients, deadline, options, world),
     );
-    vpc::apply_eks(world, cluster, eks);
+    cluster::apply(world, eks);
 }
 
 /// Rounds 2 and 3: the VPC, the nodes and per target group health and attributes; then where

@@ -11,7 +11,7 @@ use elbmedic_engine::snapshot::{
 use tokio::time::Instant;
 
 use super::convert::{self, Described};
-use super::{all_pages, bounded, not_found, settle, targets, vpc, Piece};
+use super::{all_pages, bounded, cluster, not_found, settle, targets, vpc, GatherOptions, Piece};
 use crate::clients::Clients;
 
 /// What round 1 learns, converted.
@@ -150,7 +150,12 @@ fn apply_round_one(world: &mut Snapshot, first: RoundOne) {
     }];
 }
 
-pub async fn gather(clients: &Clients, deadline: Instant, world: &mut Snapshot) {
+pub async fn gather(
+    clients: &Clients,
+    deadline: Instant,
+    options: &GatherOptions,
+    world: &mut Snapshot,
+) {
     let name = world.load_balancer.name.clone();
     let first = match round_one(clients, deadline, &name).await {
         Ok(first) => first,
@@ -159,21 +164,35 @@ pub async fn gather(clients: &Clients, deadline: Instant, world: &mut Snapshot) 
     let instance_ids = first.instance_ids.clone();
     apply_round_one(world, first);
 
-    // Round 2: everything that needs only the VPC, the instance ids or the cluster name.
+    // The cluster (DescribeCluster, then the Kubernetes reads) as a branch beside rounds 2
+    // and 3: it needs only the tags.
+    let target = cluster::Target::of(world, options.window().0);
+    let (eks, ()) = tokio::join!(
+        Box::pin(cluster::read(clients, target, &options.cluster, deadline)),
+        after_round_one(clients, deadline, &name, instance_ids, world),
+    );
+    cluster::apply(world, eks);
+}
+
+/// Round 2, everything that needs only the VPC or the instance ids; round 3, only when rules
+/// name prefix lists.
+async fn after_round_one(
+    clients: &Clients,
+    deadline: Instant,
+    name: &str,
+    instance_ids: Vec<String>,
+    world: &mut Snapshot,
+) {
     let vpc_id = world.load_balancer.vpc_id.clone();
-    let cluster = world.load_balancer.cluster_from_tags();
     let node_description = format!("ELB {name}");
-    let (network, instances, nodes, eks) = tokio::join!(
+    let (network, instances, nodes) = tokio::join!(
         vpc::network(clients, &vpc_id, deadline),
         targets::instances(clients, &instance_ids, deadline),
         vpc::lb_nodes(clients, &node_description, deadline),
-        vpc::eks_cluster(clients, cluster.as_deref(), deadline),
     );
     vpc::apply_network(world, network);
     // A terminated instance is not an interface problem: it stays unobserved.
     targets::apply(world, "instance", instances, Placement::Unobserved);
     world.load_balancer.nodes = nodes;
-    vpc::apply_eks(world, cluster, eks);
-    // Round 3, only when rules name prefix lists.
     vpc::resolve_prefix_lists(clients, world, deadline).await;
 }

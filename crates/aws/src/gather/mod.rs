@@ -14,6 +14,7 @@
 pub mod access_logs;
 mod application;
 mod classic;
+pub mod cluster;
 pub(crate) mod convert;
 mod metrics;
 mod targets;
@@ -48,7 +49,24 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(20);
 /// DescribeNetworkInterfaces and DescribeInstances accept about 200 filter values per call.
 const BATCH: usize = 199;
 
+pub use cluster::ClusterReads;
 pub use trail::ChangeLookups;
+
+/// The sources a gather reads beyond the load balancer's own state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sources {
+    pub recent_changes: ChangeLookups,
+    pub cluster: ClusterReads,
+}
+
+impl Sources {
+    /// Remediation's: what changed and the cluster are the diagnosis's questions; remediation
+    /// decides from the state.
+    pub const STATE_ONLY: Self = Self {
+        recent_changes: ChangeLookups::Off,
+        cluster: ClusterReads::Off,
+    };
+}
 
 /// How to gather. The clock is read by the caller and passed in, so gathering is replayable.
 #[derive(Debug, Clone)]
@@ -69,6 +87,8 @@ pub struct GatherOptions {
     /// How far to look up recent changes in CloudTrail (the diagnosis does; remediation's
     /// re-gathers do not need them).
     pub recent_changes: ChangeLookups,
+    /// Whether the cluster's Kubernetes API is read (the diagnosis does).
+    pub cluster: ClusterReads,
 }
 
 impl GatherOptions {
@@ -89,6 +109,7 @@ impl GatherOptions {
             account_id: None,
             ledger_table: None,
             recent_changes: ChangeLookups::Off,
+            cluster: ClusterReads::Off,
         }
     }
 }
@@ -187,7 +208,7 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
     // Boxed, as the other leaves: a debug build's poll frames would hold them all in line.
     let state = Box::pin(async {
         match lb.kind {
-            LbKind::Classic => classic::gather(clients, deadline, &mut world).await,
+            LbKind::Classic => classic::gather(clients, deadline, options, &mut world).await,
             LbKind::Application => {
                 application::gather(clients, deadline, options, &mut world).await
             }
@@ -275,7 +296,7 @@ impl GatherOptions {
     }
 
     /// The metric window (epoch seconds), which CloudTrail is asked about too.
-    fn window(&self) -> (i64, i64) {
+    pub(crate) fn window(&self) -> (i64, i64) {
         let start = self.window_end - i64::from(self.period) * i64::from(self.periods);
         (start, self.window_end)
     }
@@ -341,12 +362,13 @@ pub async fn for_alarm(
     now: i64,
     deadline: Duration,
     ledger_table: Option<&str>,
-    recent_changes: ChangeLookups,
+    sources: Sources,
 ) -> Snapshot {
     let mut options = GatherOptions::for_alarm(alarm, now);
     options.deadline = deadline;
     options.ledger_table = ledger_table.map(str::to_string);
-    options.recent_changes = recent_changes;
+    options.recent_changes = sources.recent_changes;
+    options.cluster = sources.cluster;
     gather(clients, lb, &options).await
 }
 

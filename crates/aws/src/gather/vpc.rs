@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use aws_sdk_ec2::types::Filter;
-use elbmedic_engine::snapshot::{EksCluster, Gap, GapFact, LbNode, PrefixList, Snapshot};
+use elbmedic_engine::snapshot::{Gap, GapFact, LbNode, PrefixList, Snapshot};
 use tokio::time::Instant;
 
 use super::convert;
@@ -156,55 +156,6 @@ pub async fn lb_nodes(clients: &Clients, description: &str, deadline: Instant) -
             })
         })
         .collect()
-}
-
-/// DescribeCluster for the cluster security group; `None` without a cluster name.
-pub async fn eks_cluster(
-    clients: &Clients,
-    cluster: Option<&str>,
-    deadline: Instant,
-) -> Option<Result<Option<String>, Gap>> {
-    let cluster = cluster?;
-    let described = bounded(
-        deadline,
-        clients.eks.describe_cluster().name(cluster).send(),
-    )
-    .await;
-    Some(
-        settle(described, GapFact::EksCluster, Some(cluster)).map(|out| {
-            out.cluster()
-                .and_then(|c| c.resources_vpc_config())
-                .and_then(|v| v.cluster_security_group_id())
-                .map(str::to_string)
-        }),
-    )
-}
-
-/// Records the cluster. moto's DescribeCluster omits the security group, and so may a
-/// failed call: the SG tagged `aws:eks:cluster-name` is the fallback.
-pub fn apply_eks(
-    world: &mut Snapshot,
-    cluster: Option<String>,
-    fetched: Option<Result<Option<String>, Gap>>,
-) {
-    let Some(name) = cluster else { return };
-    let from_api = match fetched {
-        Some(Ok(sg)) => sg,
-        Some(Err(gap)) => {
-            world.gaps.push(gap);
-            None
-        }
-        None => None,
-    };
-    let from_tags = world
-        .security_groups
-        .iter()
-        .find(|g| g.tags.get("aws:eks:cluster-name").map(String::as_str) == Some(name.as_str()))
-        .map(|g| g.id.clone());
-    world.eks = Some(EksCluster {
-        name,
-        cluster_security_group_id: from_api.or(from_tags),
-    });
 }
 
 /// The managed prefix lists the gathered security groups reference.

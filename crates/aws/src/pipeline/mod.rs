@@ -424,7 +424,10 @@ async fn gathered(run: &Run<'_>, accounts: &Accounts, alarm: &Alarm, lb: &LbRef)
         run.now,
         run.config.gather_deadline,
         run.config.remediation.ledger_table.as_deref(),
-        run.config.change_lookups,
+        gather::Sources {
+            recent_changes: run.config.change_lookups,
+            cluster: run.config.cluster_reads.clone(),
+        },
     ));
     let (own, world) = tokio::join!(run.own_account.get(&clients), gathering);
     if !member {

@@ -96,8 +96,7 @@ async fn gather(clients: &Clients, message: &PlanMessage, config: &Config) -> Sn
         epoch_now(),
         config.gather_deadline,
         None,
-        // What changed is the diagnosis's question; remediation decides from the state.
-        crate::gather::ChangeLookups::Off,
+        crate::gather::Sources::STATE_ONLY,
     ))
     .await
 }

@@ -53,6 +53,9 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     let history = past_raise(ctx, timeout);
     match found {
         Ok(mut finding) => {
+            finding
+                .evidence
+                .extend(super::idle_annotation::evidence(ctx, timeout));
             if let Some(past) = history {
                 with_past_raise(&mut finding, past);
             }

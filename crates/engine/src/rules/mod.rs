@@ -11,6 +11,10 @@ pub mod access_logs;
 mod backend_closes_connections;
 mod capacity;
 mod check_incomplete;
+mod churning_workload;
+mod controller_cannot_reconcile;
+mod empty_group_reasons;
+mod idle_annotation;
 mod idle_timeout;
 mod nacl;
 mod no_registered_targets;
@@ -120,6 +124,10 @@ pub const POST_RULES: &[PostRule] = &[
 
 /// Every rule, in report order for equal severities.
 pub const RULES: &[Rule] = &[
+    Rule {
+        code: FindingCode::ControllerCannotReconcile,
+        run: controller_cannot_reconcile::check,
+    },
     Rule {
         code: FindingCode::NaclBlocksTargetPort,
         run: nacl::blocks_target_port,

@@ -165,9 +165,9 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         "Target group {} has no registered targets: {} answers its requests with 503",
         group.name, lb.name
     );
+    let (title, evidence, summary) = with_reasons(ctx, group, title, evidence(ctx, group, &by));
     out.checked
         .push(Check::new(name, CheckStatus::Problem, title.clone()));
-    let evidence = evidence(ctx, group, &by);
     let share = errors_503 / all_5xx.max(errors_503);
     let confident = share >= 0.9;
     let mut commands = kubernetes_commands(ctx, group);
@@ -193,7 +193,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         ),
         evidence,
         fix: Fix {
-            summary: "Find which of the three Kubernetes causes emptied the group and fix it there; the controller then registers the pods.".into(),
+            summary,
             commands,
             durable: Some(DurableFix {
                 description: "The Service's selector must match the labels of ready pods; the controller registers exactly those.".into(),
@@ -207,6 +207,26 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         remedies: Vec::new(),
     });
     out
+}
+
+/// The title, evidence and fix summary, with what the cluster says emptied the group when it
+/// was read.
+fn with_reasons(
+    ctx: &Context<'_>,
+    group: &TargetGroup,
+    mut title: String,
+    mut evidence: Vec<Evidence>,
+) -> (String, Vec<Evidence>, String) {
+    let tagged = service_of(&ctx.owner, group);
+    match super::empty_group_reasons::of(ctx, group, tagged.as_deref()) {
+        Some(reasons) => {
+            title.push_str(&format!("; {}", reasons.why));
+            evidence.extend(reasons.evidence);
+            let summary = format!("The cluster says why: {}. Fix that; the controller then registers the ready pods.", reasons.why);
+            (title, evidence, summary)
+        }
+        None => (title, evidence, "Find which of the three Kubernetes causes emptied the group and fix it there; the controller then registers the pods.".to_string()),
+    }
 }
 
 /// The empty group, what forwards to it, and the 503s.

@@ -55,7 +55,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
 
 /// The stale targets' finding: deregister them, then see why the controller did not.
 fn finding(ctx: &Context<'_>, stale: &[(&TargetGroup, &Target)], ids: Vec<String>) -> Finding {
-    let evidence = stale
+    let mut evidence: Vec<Evidence> = stale
         .iter()
         .take(10)
         .map(|(group, target)| {
@@ -76,11 +76,15 @@ fn finding(ctx: &Context<'_>, stale: &[(&TargetGroup, &Target)], ids: Vec<String
         .collect();
     let mut commands = deregister_commands(ctx, stale);
     commands.push(what_the_controller_registers(&ids));
+    let (cluster_evidence, confirmed) = in_the_cluster(ctx, &ids);
+    evidence.extend(cluster_evidence);
     Finding {
         code: FindingCode::StaleTargets,
         severity: Severity::High,
-        confidence: None,
-        confidence_reason: None,
+        confidence: confirmed.then_some(crate::finding::Confidence::Confirmed),
+        confidence_reason: confirmed.then(|| {
+            "no pod of the cluster's read namespaces holds these IPs, and no network interface does".to_string()
+        }),
         title: format!(
             "{} of {} {} at pods that no longer exist ({})",
             crate::context::count(stale.len(), "IP target", "IP targets"),
@@ -114,6 +118,50 @@ fn finding(ctx: &Context<'_>, stale: &[(&TargetGroup, &Target)], ids: Vec<String
         resources: ids,
         remedies: Vec::new(),
     }
+}
+
+/// What the cluster says about the stale IPs: whether a pod holds one now, and which pod last
+/// held it when an Event names the IP. Confirmed when the pods were read and none holds any.
+fn in_the_cluster(ctx: &Context<'_>, ips: &[String]) -> (Vec<Evidence>, bool) {
+    let Some(cluster) = ctx.snapshot.kubernetes.as_ref() else {
+        return (Vec::new(), false);
+    };
+    let pods_read = !ctx.snapshot.gaps.iter().any(|g| {
+        g.fact == crate::snapshot::GapFact::KubernetesApi && g.resource.as_deref() == Some("pods")
+    }) && cluster.truncated.iter().all(|t| !t.starts_with("pods"));
+    let mut evidence = Vec::new();
+    let mut held = false;
+    for ip in ips.iter().take(10) {
+        if let Some(pod) = cluster
+            .pods
+            .iter()
+            .find(|p| p.ip.as_deref() == Some(ip.as_str()))
+        {
+            held = true;
+            evidence.push(Evidence::observation(format!(
+                "{ip} now belongs to pod {}/{}: requests to the stale target reach it",
+                pod.namespace, pod.name
+            )));
+            continue;
+        }
+        let last = cluster.events.iter().rev().find(|e| {
+            e.object.as_ref().is_some_and(|o| o.kind == "Pod") && e.message.contains(ip.as_str())
+        });
+        if let Some(object) = last.and_then(|e| e.object.as_ref()) {
+            evidence.push(Evidence::observation(format!(
+                "{ip} was last held by pod {}{} (its Events name the IP); no pod holds it now",
+                object
+                    .namespace
+                    .as_deref()
+                    .map(|n| format!("{n}/"))
+                    .unwrap_or_default(),
+                object.name
+            )));
+        } else if pods_read {
+            evidence.push(Evidence::observation(format!("No pod holds {ip} now")));
+        }
+    }
+    (evidence, pods_read && !held)
 }
 
 fn deregister_commands(ctx: &Context<'_>, stale: &[(&TargetGroup, &Target)]) -> Vec<Command> {

@@ -17,9 +17,8 @@ use crate::finding::{
 use crate::fixes;
 use crate::snapshot::HealthClass;
 
-/// What the pod spec's `preStop` sleeps: long enough for the deregistration to reach every
-/// load balancer node (commonly 5-15 s; AWS's EKS best practices suggest sleeping first).
-const PRE_STOP_SECONDS: u32 = 20;
+use super::churning_workload::{self, Culprit};
+use crate::rollout::PRE_STOP_SECONDS;
 
 /// A Classic LB's connection draining, when it is off: a minute covers most requests.
 const CONNECTION_DRAINING_SECONDS: u32 = 60;
@@ -52,7 +51,13 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         format!("targets churned in {churning} of {with_errors} periods with 5xx"),
     ));
     let every = churning == with_errors;
-    let (confidence, severity) = if every {
+    let needs = churning_workload::needs(ctx, longest_request_seconds(ctx));
+    let culprits = churning_workload::culprits(ctx, &needs);
+    let rolled = culprits
+        .iter()
+        .find(|c| c.rolled_during_churn)
+        .map(|c| churning_workload::describe(c.workload));
+    let (confidence, severity) = if every || rolled.is_some() {
         (Confidence::Confirmed, Severity::High)
     } else {
         (Confidence::Likely, Severity::Medium)
@@ -63,11 +68,9 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         .filter(|p| p.churning)
         .filter_map(|p| p.errors)
         .sum();
-    let evidence = evidence(ctx);
-    let title = format!(
-        "5xx on {} while its targets were being replaced: {} of {} periods with 5xx saw the healthy-host count move",
-        lb.name, churning, with_errors
-    );
+    let mut evidence = evidence(ctx);
+    evidence.extend(churning_workload::evidence(&culprits));
+    let title = title(ctx, churning, with_errors, culprits.first());
     let explanation = match ctx.kind() {
         LbKind::Application => "The load balancer kept sending requests to targets that were going away, or to new ones not ready yet: during a rolling deploy or scale-in a pod is terminated while it is still registered, or before the deregistration has reached every load balancer node. \
             Its requests fail with 502 (refused or reset) or 504. The pods must outlive their deregistration, and new pods must pass the load balancer's health checks before old ones go.",
@@ -85,7 +88,8 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         ));
     }
     let draining_off = lb.connection_draining_seconds == Some(0);
-    let commands = commands(ctx, draining_off);
+    let mut commands = commands(ctx, draining_off);
+    let durable = durable_fix(ctx, culprits.first(), &needs, &mut commands);
     let summary = if draining_off {
         "Turn on connection draining (now, and on the Service so it lasts), and let pods and nodes outlive their deregistration: a preStop sleep and a termination grace period above it plus the longest request."
     } else {
@@ -95,12 +99,16 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         code: FindingCode::TargetsChurning,
         severity,
         confidence: Some(confidence),
-        confidence_reason: Some(if every {
-            format!(
+        confidence_reason: Some(match (every, rolled) {
+            (true, _) => format!(
                 "every one of the {with_errors} periods with 5xx saw the healthy-host count move"
-            )
-        } else {
-            format!("{churning} of {with_errors} periods with 5xx saw the healthy-host count move")
+            ),
+            (false, Some(workload)) => format!(
+                "{workload} replaced its pods in the periods with churn and 5xx ({churning} of {with_errors} periods with 5xx)"
+            ),
+            (false, None) => format!(
+                "{churning} of {with_errors} periods with 5xx saw the healthy-host count move"
+            ),
         }),
         title,
         explanation: explanation.into(),
@@ -108,13 +116,33 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         fix: Fix {
             summary: summary.into(),
             commands,
-            durable: Some(durable(ctx)),
+            durable: Some(durable),
             notes,
         },
         resources: churn.in_motion.iter().map(|m| m.target.clone()).collect(),
         remedies: Vec::new(),
     });
     out
+}
+
+/// The finding's title: the periods, and the workload when the cluster names one.
+fn title(
+    ctx: &Context<'_>,
+    churning: usize,
+    with_errors: usize,
+    culprit: Option<&Culprit<'_>>,
+) -> String {
+    let mut title = format!(
+        "5xx on {} while its targets were being replaced: {} of {} periods with 5xx saw the healthy-host count move",
+        ctx.snapshot.load_balancer.name, churning, with_errors
+    );
+    if let Some(first) = culprit {
+        title.push_str(&format!(
+            "; {} lets its pods go before their deregistration",
+            churning_workload::describe(first.workload)
+        ));
+    }
+    title
 }
 
 fn period_line(p: &Period) -> String {
@@ -182,6 +210,23 @@ fn longest_request_seconds(ctx: &Context<'_>) -> u32 {
     };
     ctx.max(metric, "Maximum")
         .map_or(30, |s| s.ceil().clamp(1.0, 3600.0) as u32)
+}
+
+/// The workload's own fix when the cluster names one, else the general pod spec.
+fn durable_fix(
+    ctx: &Context<'_>,
+    culprit: Option<&Culprit<'_>>,
+    needs: &crate::rollout::Needs,
+    commands: &mut Vec<Command>,
+) -> DurableFix {
+    match culprit {
+        Some(culprit) => {
+            let (fix, more) = churning_workload::durable(culprit, needs);
+            commands.extend(more);
+            fix
+        }
+        None => durable(ctx),
+    }
 }
 
 fn durable(ctx: &Context<'_>) -> DurableFix {

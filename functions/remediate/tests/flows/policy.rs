@@ -37,6 +37,29 @@ pub struct Grant {
     pub any_resource: bool,
 }
 
+/// A role's inline policies. One that exists only under a condition,
+/// `!If [CONDITION, POLICY, !Ref AWS::NoValue]` (the network-interface grants with
+/// `FunctionSubnetIds`), counts as held, as the conditional role policies below do: the
+/// audit covers the role with every option on.
+pub fn inline_policies(role: &Yaml) -> Vec<&Yaml> {
+    role["Properties"]["Policies"]
+        .as_sequence()
+        .expect("the role has inline policies")
+        .iter()
+        .map(|policy| match policy {
+            Yaml::Tagged(tagged) if tagged.tag == "!If" => {
+                let parts = tagged
+                    .value
+                    .as_sequence()
+                    .expect("!If [CONDITION, POLICY, !Ref AWS::NoValue]");
+                assert_eq!(parts.len(), 3, "!If [CONDITION, POLICY, !Ref AWS::NoValue]");
+                &parts[1]
+            }
+            other => other,
+        })
+        .collect()
+}
+
 /// The actions the role's inline policies allow.
 pub fn granted(template: &Yaml, role: &str) -> BTreeMap<String, Grant> {
     let resource = &template["Resources"][role];
@@ -46,11 +69,7 @@ pub fn granted(template: &Yaml, role: &str) -> BTreeMap<String, Grant> {
         "{role} is not a role in the template"
     );
     let mut grants = BTreeMap::new();
-    let mut policies: Vec<&Yaml> = resource["Properties"]["Policies"]
-        .as_sequence()
-        .expect("the role has inline policies")
-        .iter()
-        .collect();
+    let mut policies: Vec<&Yaml> = inline_policies(resource);
     // Policies attached to the role by resources of their own (conditional ones, such as the
     // access-log buckets'), by `RoleName: !Ref ROLE`.
     let attached = template["Resources"]
@@ -219,10 +238,8 @@ pub fn allows(
     let template = template();
     // Only the statements naming the action are resolved: the others use intrinsics this
     // evaluator does not model.
-    let statements: Vec<Yaml> = template["Resources"][role]["Properties"]["Policies"]
-        .as_sequence()
-        .unwrap()
-        .iter()
+    let statements: Vec<Yaml> = inline_policies(&template["Resources"][role])
+        .into_iter()
         .flat_map(|p| p["PolicyDocument"]["Statement"].as_sequence().unwrap())
         .filter(|s| actions_of(s).iter().any(|a| glob(a, action)))
         .map(|s| resolve(s, allowed_clusters))

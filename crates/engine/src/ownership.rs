@@ -1,0 +1,206 @@
+//! Who re-applies the object a "make it durable" command changes. Argo CD, Flux and Helm keep
+//! their own copy of a manifest and put it back at their next sync, so a `kubectl annotate` or
+//! `kubectl patch` there is undone: the change belongs in Git, or in the chart's values. Runs
+//! after the rules, over every finding, from the snapshot's `kubernetes` section; without the
+//! section nothing is known and nothing changes.
+//!
+//! Not for: deciding anything about the cause.
+
+use crate::finding::{DurableFix, Finding};
+use crate::kubernetes::{Kubernetes, Manager};
+use crate::shell::Word;
+
+/// Where a managed object's change belongs, one sentence.
+pub fn where_to_change(manager: &Manager, object: &str) -> String {
+    match manager {
+        Manager::ArgoCd { application } => format!(
+            "Argo CD application {application} re-applies {object}: make this change in the application's Git source (a kubectl change is reverted at its next sync)"
+        ),
+        Manager::Flux {
+            kustomization,
+            namespace,
+        } => format!(
+            "Flux ({kustomization}{}) re-applies {object}: make this change in its Git source (a kubectl change is reverted at its next reconciliation)",
+            namespace
+                .as_deref()
+                .map(|ns| format!(" in {ns}"))
+                .unwrap_or_default()
+        ),
+        Manager::Helm { release, namespace } => format!(
+            "Helm release {release}{} installed {object}: make this change in the chart's values and run helm upgrade (the next upgrade overwrites a kubectl change)",
+            namespace
+                .as_deref()
+                .map(|ns| format!(" (namespace {ns})"))
+                .unwrap_or_default()
+        ),
+    }
+}
+
+/// The object a command changes, as `(kind, namespace, name)`, when the command is elbmedic's
+/// own `kubectl -n NS annotate|patch KIND NAME` (read from its words, never from text).
+fn changed_object(words: &[Word]) -> Option<(&'static str, String, String)> {
+    let namespace = words.windows(2).find_map(|pair| match pair {
+        [Word::Fixed("-n"), value] => Some(value.intended()),
+        _ => None,
+    })?;
+    words.windows(3).find_map(|three| match three {
+        [Word::Fixed("annotate" | "patch"), Word::Fixed(kind), name] => {
+            Some((*kind, namespace.clone(), name.intended()))
+        }
+        _ => None,
+    })
+}
+
+/// The manager of an object the section holds: `Some(None)` when it was read and nothing
+/// manages it, `None` when it was not read.
+fn manager_of<'c>(
+    cluster: &'c Kubernetes,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) -> Option<Option<&'c Manager>> {
+    let here = |ns: &str, n: &str| ns == namespace && n == name;
+    match kind {
+        "ingress" => cluster
+            .ingresses
+            .iter()
+            .find(|i| here(&i.namespace, &i.name))
+            .map(|i| i.managed_by.as_ref()),
+        "service" => cluster
+            .services
+            .iter()
+            .find(|s| here(&s.namespace, &s.name))
+            .map(|s| s.managed_by.as_ref()),
+        "deployment" | "statefulset" | "daemonset" => cluster
+            .workloads
+            .iter()
+            .find(|w| w.kind.eq_ignore_ascii_case(kind) && here(&w.namespace, &w.name))
+            .map(|w| w.managed_by.as_ref()),
+        _ => None,
+    }
+}
+
+fn title_case(kind: &str) -> &'static str {
+    match kind {
+        "ingress" => "Ingress",
+        "service" => "Service",
+        "statefulset" => "StatefulSet",
+        "daemonset" => "DaemonSet",
+        _ => "Deployment",
+    }
+}
+
+/// Each durable fix's command, weighed against who re-applies its object.
+pub fn apply(cluster: Option<&Kubernetes>, findings: &mut [Finding]) {
+    let Some(cluster) = cluster else { return };
+    for durable in findings.iter_mut().filter_map(|f| f.fix.durable.as_mut()) {
+        settle(cluster, durable);
+    }
+}
+
+fn settle(cluster: &Kubernetes, durable: &mut DurableFix) {
+    let Some(script) = &durable.command else {
+        return;
+    };
+    let Some((kind, namespace, name)) = script.words().iter().find_map(|l| changed_object(l))
+    else {
+        return;
+    };
+    let object = format!("{} {namespace}/{name}", title_case(kind));
+    match manager_of(cluster, kind, &namespace, &name) {
+        Some(Some(manager)) => {
+            let note = where_to_change(manager, &object);
+            durable.description = format!("{note}. {}", durable.description);
+            durable.command = None;
+            durable.warning = format!(
+                "{} The kubectl command is left out for that reason; the lines above are what to change.",
+                durable.warning
+            );
+        }
+        Some(None) => {
+            durable.warning = format!(
+                "{} Nothing re-applies {object} (no Argo CD, Flux or Helm marks on it), so the kubectl change lasts; put it in your manifests too.",
+                durable.warning
+            );
+        }
+        None => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kubernetes::{Ingress, Workload};
+    use crate::shell::Script;
+
+    fn fix(command: Script) -> DurableFix {
+        DurableFix {
+            description: "Annotate it".into(),
+            command: Some(command),
+            manifest: Some("metadata: {}".into()),
+            warning: "Careful.".into(),
+        }
+    }
+
+    #[test]
+    fn a_managed_objects_kubectl_change_gives_way_to_its_source() {
+        let cluster = Kubernetes {
+            ingresses: vec![Ingress {
+                namespace: "shop".into(),
+                name: "web".into(),
+                managed_by: Some(Manager::ArgoCd {
+                    application: "shop-app".into(),
+                }),
+                ..Ingress::default()
+            }],
+            workloads: vec![Workload {
+                kind: "Deployment".into(),
+                namespace: "shop".into(),
+                name: "api".into(),
+                ..Workload::default()
+            }],
+            ..Kubernetes::default()
+        };
+        let mut managed = fix(Script::line(crate::argv![
+            "kubectl",
+            "-n",
+            "shop",
+            "annotate",
+            "ingress",
+            "web",
+            "--overwrite",
+            "a=b"
+        ]));
+        settle(&cluster, &mut managed);
+        assert!(managed.command.is_none());
+        assert!(managed
+            .description
+            .starts_with("Argo CD application shop-app re-applies Ingress shop/web"));
+        let mut unmanaged = fix(Script::line(crate::argv![
+            "kubectl",
+            "-n",
+            "shop",
+            "patch",
+            "deployment",
+            "api",
+            "-p",
+            "{}"
+        ]));
+        settle(&cluster, &mut unmanaged);
+        assert!(unmanaged.command.is_some());
+        assert!(unmanaged
+            .warning
+            .contains("Nothing re-applies Deployment shop/api"));
+        // An object the section does not hold: nothing is claimed.
+        let mut unknown = fix(Script::line(crate::argv![
+            "kubectl", "-n", "other", "annotate", "service", "x", "a=b"
+        ]));
+        settle(&cluster, &mut unknown);
+        assert_eq!(
+            unknown,
+            fix(Script::line(crate::argv![
+                "kubectl", "-n", "other", "annotate", "service", "x", "a=b"
+            ]))
+        );
+    }
+}
