@@ -1308,6 +1308,10 @@ def main():
     options = parser.parse_args()
     if not options.world and not options.worlds:
         parser.error("--world or --worlds is required")
+    # A client opens a connection per concurrent read (eight at once, more for a group);
+    # socketserver's default backlog of 5 would drop the rest's SYNs, which the kernel retries
+    # a second later. An API server's backlog is far larger.
+    ThreadingHTTPServer.request_queue_size = 128
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     server.options = options

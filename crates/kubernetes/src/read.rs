@@ -67,7 +67,26 @@ pub async fn read(client: &Client, scope: &Scope, deadline: Instant) -> (Kuberne
     if matches!(&scope.owner, Owner::Namespace(namespace) if !is_label(namespace)) {
         return (Kubernetes::default(), vec![not_a_name()]);
     }
-    let (namespaces, ingresses) = owners(client, &scope.owner, deadline, &mut truncated).await;
+    let (ingresses, read) = match &scope.owner {
+        // The namespace is known: its Ingresses are listed beside its other reads.
+        Owner::Namespace(namespace) => {
+            let api = Api::<CoreIngress>::namespaced(client.clone(), namespace);
+            let (ingresses, one) = tokio::join!(
+                list(api, MAX_OBJECTS, "ingresses.networking.k8s.io", deadline),
+                in_namespace(client, namespace, deadline)
+            );
+            (ingresses, vec![one])
+        }
+        // A group's namespaces are known only from its members: they are listed first.
+        Owner::IngressGroup(group) => {
+            let (namespaces, ingresses) =
+                group_namespaces(client, group, deadline, &mut truncated).await;
+            let per_namespace = namespaces
+                .iter()
+                .map(|namespace| in_namespace(client, namespace, deadline));
+            (ingresses, futures::future::join_all(per_namespace).await)
+        }
+    };
     let mut cluster = Kubernetes {
         cluster: scope.cluster.clone(),
         ..Kubernetes::default()
@@ -81,10 +100,6 @@ pub async fn read(client: &Client, scope: &Scope, deadline: Instant) -> (Kuberne
         .iter()
         .map(convert::ingress)
         .collect();
-    let per_namespace = namespaces
-        .iter()
-        .map(|namespace| in_namespace(client, namespace, deadline));
-    let read: Vec<InNamespace> = futures::future::join_all(per_namespace).await;
     let mut events = Vec::new();
     let mut workloads = Vec::new();
     for one in read {
@@ -140,43 +155,34 @@ pub async fn read(client: &Client, scope: &Scope, deadline: Instant) -> (Kuberne
     (cluster.clamped(), gaps)
 }
 
-/// The namespaces to read and the owner's Ingresses: the owner's namespace, or every
-/// namespace that holds a member of its group (at most [`MAX_NAMESPACES`]).
-async fn owners(
+/// The namespaces that hold a member of the group (at most [`MAX_NAMESPACES`]), and the
+/// members.
+async fn group_namespaces(
     client: &Client,
-    owner: &Owner,
+    group: &str,
     deadline: Instant,
     truncated: &mut Vec<String>,
 ) -> (Vec<String>, Result<Listed<CoreIngress>, Gap>) {
-    match owner {
-        Owner::Namespace(namespace) => {
-            let api = Api::<CoreIngress>::namespaced(client.clone(), namespace);
-            let listed = list(api, MAX_OBJECTS, "ingresses.networking.k8s.io", deadline).await;
-            (vec![namespace.clone()], listed)
-        }
-        Owner::IngressGroup(group) => {
-            let listed = group_members(client, group, deadline).await;
-            let mut namespaces: Vec<String> = listed
-                .as_ref()
-                .map(|l| {
-                    l.items
-                        .iter()
-                        .filter_map(|i| i.metadata.namespace.clone())
-                        .collect()
-                })
-                .unwrap_or_default();
-            namespaces.sort();
-            namespaces.dedup();
-            if namespaces.len() > MAX_NAMESPACES {
-                truncated.push(format!(
-                    "namespaces: the group's first {MAX_NAMESPACES} of {} read",
-                    namespaces.len()
-                ));
-                namespaces.truncate(MAX_NAMESPACES);
-            }
-            (namespaces, listed)
-        }
+    let listed = group_members(client, group, deadline).await;
+    let mut namespaces: Vec<String> = listed
+        .as_ref()
+        .map(|l| {
+            l.items
+                .iter()
+                .filter_map(|i| i.metadata.namespace.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    namespaces.sort();
+    namespaces.dedup();
+    if namespaces.len() > MAX_NAMESPACES {
+        truncated.push(format!(
+            "namespaces: the group's first {MAX_NAMESPACES} of {} read",
+            namespaces.len()
+        ));
+        namespaces.truncate(MAX_NAMESPACES);
     }
+    (namespaces, listed)
 }
 
 /// One namespace's reads, all at once.
