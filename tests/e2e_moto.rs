@@ -807,29 +807,7 @@ async fn a_rolling_deploy_is_found_from_the_healthy_host_counts() {
     let moto = Moto::start();
     let aws = Aws::new(&moto.url).await;
     let (_, id, now) = open_alb(&aws, &[0.0, 18.0, 25.0]).await;
-    let group = aws
-        .elbv2
-        .describe_target_groups()
-        .send()
-        .await
-        .unwrap()
-        .target_groups()[0]
-        .target_group_arn()
-        .unwrap()
-        .to_string();
-    let group_dimension = format!(
-        "targetgroup/{}",
-        group.split_once(":targetgroup/").unwrap().1
-    );
-    put_samples(
-        &aws,
-        "AWS/ApplicationELB",
-        &[("TargetGroup", &group_dimension), ("LoadBalancer", &id)],
-        "HealthyHostCount",
-        &[&[2.0], &[2.0, 1.0], &[1.0, 2.0]],
-        now,
-    )
-    .await;
+    healthy_hosts_moving(&aws, &id, now).await;
     let event = alb_event("HTTPCode_ELB_5XX_Count", &id, now);
     let (report, _) = diagnose_and_publish(&moto, &aws, "rolling_deploy", &event).await;
     let causes: Vec<String> = codes(&report)

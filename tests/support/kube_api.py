@@ -39,6 +39,8 @@ Usage: kube_api.py --world WORLD.json --cluster NAME --region REGION
                    [--worlds DIR]
 Prints `PORT <n>` on its first line once it listens. The world file holds
 {"objects": [...], "deny": [["list", "", "pods"], ...], "delay_seconds": 0,
+ "throttle": {"RESOURCE": N} (the first N requests for it answered 429, as the API server's
+ priority and fairness does),
  "logs": {"NAMESPACE/POD[/CONTAINER]": "text"}, "exec": {"COMMAND ARG...": "stdout"}};
 it is read again on every request, so a test can change it while the server runs. With
 `--worlds DIR`, a path under `/clusters/NAME/` is served from DIR/NAME.json (one server for
@@ -1011,6 +1013,15 @@ class Handler(BaseHTTPRequestHandler):
                     f'{qualified(rbac_resource, group)}{" " + repr(name) if name else ""} is forbidden: '
                     f'User "elbmedic" cannot {verb} resource "{rbac_resource}" in API group "{group}"{where}',
                     {"kind": resource, **({"name": name} if name else {})}))
+        throttle = world.get("throttle", {}).get(resource, 0)
+        if throttle:
+            with self.server.lock:
+                counts = self.server.__dict__.setdefault("throttled", {})
+                counts[resource] = counts.get(resource, 0) + 1
+                over = counts[resource] <= throttle
+            if over:
+                return reply(status(429, "TooManyRequests", "Too many requests, please try again later.",
+                                    {"retryAfterSeconds": 1}))
         if verb == "watch":
             return reply(status(405, "MethodNotAllowed", "the stand-in does not serve watches"))
         api_version = f"{group}/{version}" if group else version

@@ -1054,6 +1054,36 @@ pub async fn alb_metrics(
 /// Egress of the node subnets only to 443 and the Linux ephemeral range 32768-65535: replies
 /// to LB nodes on 1024-32767 fall to the implicit deny.
 /// The ALB the scenarios build, and the pod IPs registered in it.
+/// A rollout on the (only) ALB's target group, as CloudWatch records it: its healthy-host
+/// count moves in each of the last minutes (Minimum and Maximum per minute). Returns the
+/// group's ARN.
+pub async fn healthy_hosts_moving(aws: &Aws, id: &str, now: i64) -> String {
+    let group = aws
+        .elbv2
+        .describe_target_groups()
+        .send()
+        .await
+        .unwrap()
+        .target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    let group_dimension = format!(
+        "targetgroup/{}",
+        group.split_once(":targetgroup/").unwrap().1
+    );
+    put_samples(
+        aws,
+        "AWS/ApplicationELB",
+        &[("TargetGroup", &group_dimension), ("LoadBalancer", id)],
+        "HealthyHostCount",
+        &[&[2.0], &[2.0, 1.0], &[1.0, 2.0]],
+        now,
+    )
+    .await;
+    group
+}
+
 pub const ALB: &str = "k8s-shop-checkout-6f1e2d3c4b";
 pub const PODS: [&str; 2] = ["10.0.18.41", "10.0.37.152"];
 

@@ -232,6 +232,9 @@ pub struct Workload {
     pub max_unavailable: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_surge: Option<String>,
+    /// `spec.strategy.type` (`RollingUpdate`, `Recreate`; a StatefulSet's `updateStrategy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
     /// The pod template's labels: how its pods are found.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pod_labels: BTreeMap<String, String>,
@@ -268,6 +271,24 @@ pub struct PreStop {
     pub sleep_seconds: Option<u32>,
     /// What it runs, for the report (`sleep 15`, `httpGet /drain`).
     pub description: String,
+    /// Which handler it is: a patch must replace a hook with one of the same kind (the API
+    /// server refuses two handlers), and must not drop what a hook does besides waiting.
+    #[serde(default)]
+    pub form: HookForm,
+}
+
+/// The kind of a `preStop` handler, as far as a patch is concerned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HookForm {
+    /// `lifecycle.preStop.sleep` (Kubernetes 1.30+).
+    SleepAction,
+    /// An exec of `sleep N` and nothing else.
+    ExecSleep,
+    /// Anything else (a drain script, `sh -c "sleep 5; nginx -s quit"`, an httpGet): only its
+    /// owner can change it without losing what it does.
+    #[default]
+    Other,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -565,14 +586,39 @@ impl Kubernetes {
     }
 
     /// The workload whose pod template matches `pod`'s labels, in its namespace.
+    ///
+    /// By the pod's owner first: a Deployment's ReplicaSet is named `DEPLOYMENT-HASH`, a
+    /// StatefulSet owns its pods itself. By labels only when exactly one workload's template
+    /// matches (`web` and `web-canary` may both match a canary pod's labels).
     pub fn workload_of(&self, pod: &Pod) -> Option<&Workload> {
-        self.workloads.iter().find(|w| {
-            w.namespace == pod.namespace
-                && !w.pod_labels.is_empty()
+        let here = self
+            .workloads
+            .iter()
+            .filter(|w| w.namespace == pod.namespace);
+        if let Some(owner) = &pod.owner {
+            let owned = here
+                .clone()
+                .find(|w| match (owner.kind.as_str(), w.kind.as_str()) {
+                    ("ReplicaSet", "Deployment") => owner
+                        .name
+                        .rsplit_once('-')
+                        .is_some_and(|(deployment, _)| deployment == w.name),
+                    (kind, workload) => kind == workload && owner.name == w.name,
+                });
+            if owned.is_some() {
+                return owned;
+            }
+        }
+        let mut matching = here.filter(|w| {
+            !w.pod_labels.is_empty()
                 && w.pod_labels
                     .iter()
                     .all(|(k, v)| pod.labels.get(k) == Some(v))
-        })
+        });
+        match (matching.next(), matching.next()) {
+            (Some(only), None) => Some(only),
+            _ => None,
+        }
     }
 
     /// Events about `object`, oldest first.

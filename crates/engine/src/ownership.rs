@@ -119,7 +119,7 @@ fn settle(cluster: &Kubernetes, durable: &mut DurableFix) {
         }
         Some(None) => {
             durable.warning = format!(
-                "{} Nothing re-applies {object} (no Argo CD, Flux or Helm marks on it), so the kubectl change lasts; put it in your manifests too.",
+                "{} No Argo CD, Flux or Helm marks were found on {object}: unless something else re-applies it (a pipeline's kubectl apply, Terraform, Argo CD tracking by label only), the kubectl change lasts. Put it in your manifests too.",
                 durable.warning
             );
         }
@@ -190,7 +190,7 @@ mod tests {
         assert!(unmanaged.command.is_some());
         assert!(unmanaged
             .warning
-            .contains("Nothing re-applies Deployment shop/api"));
+            .contains("No Argo CD, Flux or Helm marks were found on Deployment shop/api"));
         // An object the section does not hold: nothing is claimed.
         let mut unknown = fix(Script::line(crate::argv![
             "kubectl", "-n", "other", "annotate", "service", "x", "a=b"

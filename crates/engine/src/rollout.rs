@@ -6,7 +6,7 @@
 //!
 //! Not for: deciding whether churn caused the 5xx (the `targets-churning` rule does that).
 
-use crate::kubernetes::{Container, Namespace, Pod, Service, Workload};
+use crate::kubernetes::{Container, HookForm, Namespace, Pod, Service, Workload};
 use crate::kubernetes_name::{is_label, is_subdomain};
 use crate::shell::Script;
 
@@ -40,7 +40,9 @@ impl Needs {
 
     /// The grace period asked for, given the sleep the pod will have.
     pub fn grace(&self, sleep: u32) -> u32 {
-        sleep + self.longest_request.max(10) + 5
+        sleep
+            .saturating_add(self.longest_request.max(10))
+            .saturating_add(5)
     }
 }
 
@@ -54,7 +56,12 @@ pub enum Problem {
         container: String,
         seconds: u32,
         needed: u32,
+        /// The hook's kind: a patch replaces it with a longer one of the same kind, and
+        /// leaves a hook that does more than wait to its owner.
+        form: HookForm,
     },
+    /// `strategy.type: Recreate`: every pod stops before any new one starts.
+    Recreate,
     ShortGrace {
         grace: u32,
         needed: u32,
@@ -85,7 +92,14 @@ impl Problem {
         };
         match self {
             Self::NoPreStop { container } => format!("container {container} has no preStop hook: the pod gets SIGTERM while the load balancer may still send it requests"),
-            Self::ShortPreStop { container, seconds, needed } => format!("container {container}'s preStop waits {seconds} s, less than the {needed} s the deregistration needs to reach every load balancer node"),
+            Self::ShortPreStop { container, seconds, needed, form } => format!(
+                "container {container}'s preStop waits {seconds} s, less than the {needed} s the deregistration needs to reach every load balancer node{}",
+                match form {
+                    HookForm::Other => " (the hook does more than wait: lengthen its sleep in the manifest; no patch is offered, it would replace the whole hook)",
+                    _ => "",
+                }
+            ),
+            Self::Recreate => "strategy Recreate stops every pod before a new one starts: the target group is empty until the new pods pass their health checks".into(),
             Self::ShortGrace { grace, needed } => format!("terminationGracePeriodSeconds is {}, less than the preStop sleep plus the slowest request seen ({needed} s): the kubelet kills the pod mid-request", grace_now(*grace)),
             Self::MaxUnavailable { written, pods, replicas } => format!("maxUnavailable {written} lets a rollout stop {pods} of {replicas} pods before their replacements are healthy in the target group"),
             Self::NoReadinessGate { namespace } => format!("namespace {namespace} lacks the label {READINESS_GATE_LABEL}=enabled: with IP targets, a rollout does not wait for new pods to be healthy in the target group"),
@@ -135,6 +149,11 @@ pub fn problems(
                     container: name,
                     seconds,
                     needed,
+                    form: container
+                        .pre_stop
+                        .as_ref()
+                        .map(|p| p.form)
+                        .unwrap_or_default(),
                 });
             }
             // A hook elbmedic cannot time (a drain script) counts as the sleep asked for.
@@ -151,46 +170,62 @@ pub fn problems(
     let grace = workload
         .termination_grace_period_seconds
         .unwrap_or(DEFAULT_GRACE_SECONDS);
-    if grace < sleep + needs.longest_request {
+    if grace < sleep.saturating_add(needs.longest_request) {
         found.push(Problem::ShortGrace {
             grace,
             needed: needs.grace(sleep),
         });
     }
-    if workload.kind == "Deployment" {
-        let replicas = workload.replicas.unwrap_or(1);
-        let written = workload
-            .max_unavailable
-            .clone()
-            .unwrap_or_else(|| "25%".into());
-        let pods = unavailable(&written, replicas);
-        if pods > 0 && replicas > 0 {
-            found.push(Problem::MaxUnavailable {
-                written,
-                pods,
-                replicas,
-            });
-        }
-    }
-    if needs.ip_targets {
-        match namespace {
-            Some(ns) if ns.injects_readiness_gates() => {
-                let ungated = pods
-                    .iter()
-                    .filter(|p| !p.readiness_gates.iter().any(|g| g.starts_with(GATE_PREFIX)))
-                    .count();
-                if ungated > 0 {
-                    found.push(Problem::PodsWithoutGate { pods: ungated });
-                }
+    let gates = readiness_gates(pods, namespace, needs);
+    let gated = gates.is_empty();
+    found.extend(gates);
+    match workload.strategy.as_deref() {
+        Some("Recreate") => found.push(Problem::Recreate),
+        // With working readiness gates, Ready means healthy in the target group, so a rollout
+        // that stops old pods as new ones turn Ready already waits for the load balancer.
+        _ if workload.kind == "Deployment" && !gated => {
+            let replicas = workload.replicas.unwrap_or(1);
+            let written = workload
+                .max_unavailable
+                .clone()
+                .unwrap_or_else(|| "25%".into());
+            let pods = unavailable(&written, replicas);
+            if pods > 0 && replicas > 0 {
+                found.push(Problem::MaxUnavailable {
+                    written,
+                    pods,
+                    replicas,
+                });
             }
-            Some(ns) => found.push(Problem::NoReadinessGate {
-                namespace: ns.name.clone(),
-            }),
-            // The namespace was not read: nothing to say either way.
-            None => {}
         }
+        _ => {}
     }
     found
+}
+
+/// What keeps IP targets' readiness gates from working: the namespace's label missing, or
+/// pods created before it. Empty when gates work or do not apply (instance targets).
+fn readiness_gates(pods: &[&Pod], namespace: Option<&Namespace>, needs: &Needs) -> Vec<Problem> {
+    if !needs.ip_targets {
+        return Vec::new();
+    }
+    match namespace {
+        Some(ns) if ns.injects_readiness_gates() => {
+            let ungated = pods
+                .iter()
+                .filter(|p| !p.readiness_gates.iter().any(|g| g.starts_with(GATE_PREFIX)))
+                .count();
+            match ungated {
+                0 => Vec::new(),
+                pods => vec![Problem::PodsWithoutGate { pods }],
+            }
+        }
+        Some(ns) => vec![Problem::NoReadinessGate {
+            namespace: ns.name.clone(),
+        }],
+        // The namespace was not read: nothing to say either way.
+        None => Vec::new(),
+    }
 }
 
 /// Pods a rollout may stop at once: `maxUnavailable` as written, a percentage rounded down.
@@ -219,23 +254,30 @@ pub fn patch(workload: &Workload, problems: &[Problem], needs: &Needs) -> Option
     for problem in problems {
         match problem {
             Problem::NoPreStop { container } | Problem::ShortPreStop { container, .. } => {
+                // The patch merges into the hook that is there: it must be the same kind of
+                // handler (two are refused), and must not replace one that does more.
+                let handler = match problem {
+                    Problem::ShortPreStop {
+                        form: HookForm::SleepAction,
+                        ..
+                    } => serde_json::json!({"sleep": {"seconds": sleep}}),
+                    Problem::ShortPreStop {
+                        form: HookForm::Other,
+                        ..
+                    } => return None,
+                    _ => serde_json::json!({"exec": {"command": ["sleep", sleep.to_string()]}}),
+                };
                 if !is_label(container) {
                     return None;
                 }
                 containers.push(serde_json::json!({
-                    "lifecycle": {"preStop": {"exec": {"command": ["sleep", sleep.to_string()]}}},
+                    "lifecycle": {"preStop": handler},
                     "name": container
                 }));
             }
             Problem::ShortGrace { needed, .. } => grace = Some(*needed),
-            Problem::MaxUnavailable { .. } => {
-                let surge_zero = matches!(workload.max_surge.as_deref(), Some("0" | "0%"));
-                strategy = Some(match surge_zero {
-                    true => {
-                        serde_json::json!({"rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}})
-                    }
-                    false => serde_json::json!({"rollingUpdate": {"maxUnavailable": 0}}),
-                });
+            Problem::MaxUnavailable { .. } | Problem::Recreate => {
+                strategy = Some(rolling_update(workload, problem));
             }
             Problem::NoReadinessGate { .. } | Problem::PodsWithoutGate { .. } => {}
         }
@@ -272,6 +314,21 @@ pub fn patch(workload: &Workload, problems: &[Problem], needs: &Needs) -> Option
     ]))
 }
 
+/// The strategy that replaces pods one healthy pod at a time: `maxUnavailable: 0`, with a
+/// surge (both 0 is invalid), and the type itself when it was Recreate. Keys in alphabetical
+/// order.
+fn rolling_update(workload: &Workload, problem: &Problem) -> serde_json::Value {
+    let surge_zero = matches!(workload.max_surge.as_deref(), Some("0" | "0%"));
+    let rolling = match surge_zero || *problem == Problem::Recreate {
+        true => serde_json::json!({"maxSurge": "25%", "maxUnavailable": 0}),
+        false => serde_json::json!({"maxUnavailable": 0}),
+    };
+    match problem {
+        Problem::Recreate => serde_json::json!({"rollingUpdate": rolling, "type": "RollingUpdate"}),
+        _ => serde_json::json!({"rollingUpdate": rolling}),
+    }
+}
+
 /// A workload kind as kubectl's resource word, elbmedic's own (never the cluster's text).
 pub fn resource(kind: &str) -> &'static str {
     match kind {
@@ -282,21 +339,22 @@ pub fn resource(kind: &str) -> &'static str {
 }
 
 /// The same change as manifest lines, for a workload another tool re-applies.
-pub fn manifest(problems: &[Problem], needs: &Needs) -> String {
+pub fn manifest(workload: &Workload, problems: &[Problem], needs: &Needs) -> String {
     let sleep = needs.sleep();
     let mut lines = vec!["spec:".to_string()];
-    if problems
+    if let Some(problem) = problems
         .iter()
-        .any(|p| matches!(p, Problem::MaxUnavailable { .. }))
+        .find(|p| matches!(p, Problem::MaxUnavailable { .. } | Problem::Recreate))
     {
-        lines.extend(
-            [
-                "  strategy:",
-                "    rollingUpdate:",
-                "      maxUnavailable: 0",
-            ]
-            .map(String::from),
-        );
+        lines.push("  strategy:".into());
+        if *problem == Problem::Recreate {
+            lines.push("    type: RollingUpdate".into());
+        }
+        lines.extend(["    rollingUpdate:", "      maxUnavailable: 0"].map(String::from));
+        let strategy = rolling_update(workload, problem);
+        if strategy["rollingUpdate"].get("maxSurge").is_some() {
+            lines.push("      maxSurge: 25%".into());
+        }
     }
     lines.extend(["  template:", "    spec:"].map(String::from));
     for problem in problems {
@@ -304,29 +362,35 @@ pub fn manifest(problems: &[Problem], needs: &Needs) -> String {
             lines.push(format!("      terminationGracePeriodSeconds: {needed}"));
         }
     }
-    let containers: Vec<&String> = problems
+    let hooks: Vec<(&String, HookForm)> = problems
         .iter()
         .filter_map(|p| match p {
-            Problem::NoPreStop { container } | Problem::ShortPreStop { container, .. } => {
-                Some(container)
-            }
+            Problem::NoPreStop { container } => Some((container, HookForm::ExecSleep)),
+            Problem::ShortPreStop {
+                container, form, ..
+            } => Some((container, *form)),
             _ => None,
         })
         .collect();
-    if !containers.is_empty() {
+    if !hooks.is_empty() {
         lines.push("      containers:".into());
-        for container in containers {
+        for (container, form) in hooks {
             let name = crate::shell::data(container).intended();
             lines.push(format!("        - name: {}", yaml_safe(&name)));
-            lines.extend(
-                [
-                    "          lifecycle:",
-                    "            preStop:",
-                    "              exec:",
-                ]
-                .map(String::from),
-            );
-            lines.push(format!("                command: [\"sleep\", \"{sleep}\"]"));
+            lines.extend(["          lifecycle:", "            preStop:"].map(String::from));
+            lines.extend(match form {
+                HookForm::SleepAction => vec![
+                    "              sleep:".to_string(),
+                    format!("                seconds: {sleep}"),
+                ],
+                HookForm::ExecSleep => vec![
+                    "              exec:".to_string(),
+                    format!("                command: [\"sleep\", \"{sleep}\"]"),
+                ],
+                HookForm::Other => vec![format!(
+                    "              # the hook as it is, with its wait made {sleep} s long"
+                )],
+            });
         }
     }
     lines.join("\n")
@@ -359,6 +423,7 @@ mod tests {
                 pre_stop: pre_stop.map(|s| PreStop {
                     sleep_seconds: Some(s),
                     description: format!("sleep {s}"),
+                    form: HookForm::ExecSleep,
                 }),
                 ..Container::default()
             }],
@@ -372,10 +437,21 @@ mod tests {
         ip_targets: false,
     };
 
+    fn plain(name: &str) -> Namespace {
+        Namespace {
+            name: name.into(),
+            ..Namespace::default()
+        }
+    }
+
     #[test]
     fn a_deployment_without_pre_stop_gets_one_grace_above_it_and_max_unavailable_zero() {
         let workload = web(None, None, None);
-        let found = problems(&workload, &[], &[], None, &NEEDS);
+        let ip = Needs {
+            ip_targets: true,
+            ..NEEDS
+        };
+        let found = problems(&workload, &[], &[], Some(&plain("shop")), &ip);
         assert_eq!(
             found,
             [
@@ -385,6 +461,9 @@ mod tests {
                 Problem::ShortGrace {
                     grace: 30,
                     needed: 37
+                },
+                Problem::NoReadinessGate {
+                    namespace: "shop".into()
                 },
                 Problem::MaxUnavailable {
                     written: "25%".into(),
@@ -410,7 +489,8 @@ mod tests {
                 Problem::ShortPreStop {
                     container: "app".into(),
                     seconds: 5,
-                    needed: 20
+                    needed: 20,
+                    form: HookForm::ExecSleep
                 },
                 Problem::ShortGrace {
                     grace: 10,
@@ -465,6 +545,45 @@ mod tests {
         );
     }
 
+    /// The patch merges into the hook that is there: a sleep action is lengthened as a sleep
+    /// action (a second handler would be refused), a hook that does more than wait gets no
+    /// patch, and Recreate becomes a rolling update with a surge. Instance targets, or working
+    /// gates, leave maxUnavailable alone.
+    #[test]
+    fn the_patch_keeps_the_hooks_kind_and_recreate_becomes_rolling() {
+        let mut workload = web(Some(5), Some(60), None);
+        workload.containers[0].pre_stop.as_mut().unwrap().form = HookForm::SleepAction;
+        workload.strategy = Some("Recreate".into());
+        let found = problems(&workload, &[], &[], None, &NEEDS);
+        assert_eq!(found.last(), Some(&Problem::Recreate));
+        assert!(!found
+            .iter()
+            .any(|p| matches!(p, Problem::MaxUnavailable { .. })));
+        let patch = patch(&workload, &found, &NEEDS).unwrap();
+        assert!(
+            patch.as_str().contains(r#""strategy":{"rollingUpdate":{"maxSurge":"25%","maxUnavailable":0},"type":"RollingUpdate"}"#),
+            "{}",
+            patch.as_str()
+        );
+        assert!(patch
+            .as_str()
+            .contains(r#""preStop":{"sleep":{"seconds":20}}"#));
+        assert!(manifest(&workload, &found, &NEEDS).contains("    type: RollingUpdate\n    rollingUpdate:\n      maxUnavailable: 0\n      maxSurge: 25%"));
+        workload.containers[0].pre_stop.as_mut().unwrap().form = HookForm::Other;
+        let found = problems(&workload, &[], &[], None, &NEEDS);
+        assert!(patch_none(&workload, &found));
+        assert!(found[0].describe(&workload).contains("no patch is offered"));
+        // A sleep too long to add to does not overflow.
+        let long = web(Some(u32::MAX), Some(10), None);
+        assert!(problems(&long, &[], &[], None, &NEEDS)
+            .iter()
+            .any(|p| matches!(p, Problem::ShortGrace { .. })));
+    }
+
+    fn patch_none(workload: &Workload, found: &[Problem]) -> bool {
+        patch(workload, found, &NEEDS).is_none()
+    }
+
     #[test]
     fn no_patch_is_built_from_a_name_the_api_server_could_not_hold() {
         let mut workload = web(None, None, Some("0"));
@@ -475,6 +594,6 @@ mod tests {
         workload.containers[0].name = "app\"}]".into();
         let found = problems(&workload, &[], &[], None, &NEEDS);
         assert!(patch(&workload, &found, &NEEDS).is_none());
-        assert!(manifest(&found, &NEEDS).contains(r#"- name: "app\"}]""#));
+        assert!(manifest(&workload, &found, &NEEDS).contains(r#"- name: "app\"}]""#));
     }
 }

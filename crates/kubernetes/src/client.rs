@@ -83,6 +83,9 @@ pub fn connect(endpoint: &Endpoint, token: &Token) -> Result<kube::Client, Conne
     let https = url.scheme_str() == Some("https");
     let mut config = kube::Config::new(url);
     config.connect_timeout = Some(CALL_TIMEOUT);
+    // One retry policy, elbmedic's (`list.rs`: three attempts, within the gather's deadline):
+    // kube's own would retry 429s again, honouring Retry-After past the deadline.
+    config.default_retry = false;
     config.read_timeout = Some(CALL_TIMEOUT);
     // Only the cluster's CA is trusted, never the platform's roots (which kube would load,
     // a second's work in a debug build, when given none). Plain HTTP (a test's loopback

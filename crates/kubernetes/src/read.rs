@@ -132,7 +132,7 @@ pub async fn read(client: &Client, scope: &Scope, deadline: Instant) -> (Kuberne
         events.extend(
             take.items(one.events, "events")
                 .iter()
-                .filter(|e| recent(e, scope.events_since))
+                .filter(|e| own_namespace(e) && kept(e, scope.events_since))
                 .map(convert::event),
         );
         cluster.target_group_bindings.extend(
@@ -276,11 +276,41 @@ fn target_group_bindings(client: &Client, ns: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), ns, &resource)
 }
 
-/// Whether an Event was seen inside the window (an Event with no time at all is kept).
-fn recent(event: &CoreEvent, since: Option<i64>) -> bool {
+/// The load balancer controller's reconcile outcomes: kept whatever their age, since a
+/// failure that goes on is one Event whose last sighting moves only when the controller
+/// retries, with a back-off of up to about 17 minutes (a `SuccessfullyReconciled` after it
+/// is what says it is over).
+const RECONCILE_REASONS: &[&str] = &[
+    "FailedBuildModel",
+    "FailedDeployModel",
+    "FailedLoadGroupID",
+    "ConflictingIngressClass",
+    "FailedNetworkReconcile",
+    "BackendNotFound",
+    "SuccessfullyReconciled",
+];
+
+/// Whether an Event is kept: a reconcile outcome always, any other when seen inside the
+/// window (an Event with no time at all is kept).
+fn kept(event: &CoreEvent, since: Option<i64>) -> bool {
+    let reason = event.reason.as_deref().unwrap_or_default();
+    if RECONCILE_REASONS.contains(&reason) {
+        return true;
+    }
     match (since, convert::last_seen(event)) {
         (Some(since), Some((seen, _))) => seen >= since,
         _ => true,
+    }
+}
+
+/// Whether an Event is about an object of its own namespace. Anyone who may create Events in
+/// a namespace (a member of the Ingress group, say) could otherwise post one "about" another
+/// namespace's Ingress.
+fn own_namespace(event: &CoreEvent) -> bool {
+    match (&event.metadata.namespace, &event.involved_object.namespace) {
+        (Some(own), Some(about)) => own == about,
+        // A cluster-scoped object (a Node): not one the rules read.
+        _ => false,
     }
 }
 

@@ -5,12 +5,13 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Container as CoreContainer, LifecycleHandler, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use elbmedic_engine::kubernetes::{Container, PreStop, Workload};
+use elbmedic_engine::kubernetes::{Container, HookForm, PreStop, Workload};
 
 use crate::convert::{labels, manager};
 
 pub fn of_deployment(raw: &Deployment) -> Workload {
     let spec = raw.spec.clone().unwrap_or_default();
+    let strategy = spec.strategy.as_ref().and_then(|s| s.type_.clone());
     let rolling = spec.strategy.and_then(|s| s.rolling_update);
     let ready = raw.status.as_ref().and_then(|s| s.ready_replicas);
     let mut workload = from_template("Deployment", &raw.metadata, &spec.template);
@@ -24,6 +25,8 @@ pub fn of_deployment(raw: &Deployment) -> Workload {
         .as_ref()
         .and_then(|r| r.max_surge.as_ref())
         .map(int_or_string);
+    // Kubernetes' default when the spec names none.
+    workload.strategy = Some(strategy.unwrap_or_else(|| "RollingUpdate".into()));
     workload
 }
 
@@ -33,6 +36,7 @@ pub fn of_statefulset(raw: &StatefulSet) -> Workload {
     let mut workload = from_template("StatefulSet", &raw.metadata, &spec.template);
     workload.replicas = count(spec.replicas);
     workload.ready_replicas = count(ready);
+    workload.strategy = spec.update_strategy.and_then(|s| s.type_);
     workload
 }
 
@@ -82,6 +86,7 @@ fn pre_stop(handler: &LifecycleHandler) -> PreStop {
         return PreStop {
             sleep_seconds: seconds,
             description: format!("sleep {}", sleep.seconds),
+            form: HookForm::SleepAction,
         };
     }
     if let Some(exec) = &handler.exec {
@@ -92,13 +97,24 @@ fn pre_stop(handler: &LifecycleHandler) -> PreStop {
             .split(|c: char| c.is_whitespace() || c == ';' || c == '&' || c == '"' || c == '\'')
             .filter(|t| !t.is_empty())
             .collect();
+        // `/bin/sleep` is `sleep` too.
+        let is_sleep = |word: &str| word.rsplit('/').next() == Some("sleep");
         let sleep_seconds = tokens.windows(2).find_map(|pair| match pair {
-            ["sleep", seconds] => seconds.trim_end_matches('s').parse::<u32>().ok(),
+            [sleep, seconds] if is_sleep(sleep) => {
+                seconds.trim_end_matches('s').parse::<u32>().ok()
+            }
             _ => None,
         });
+        // Only `sleep N`, alone, may be replaced by a longer sleep without losing anything.
+        let only_sleeps = matches!(words.as_slice(), [sleep, seconds]
+            if is_sleep(sleep) && seconds.trim_end_matches('s').parse::<u32>().is_ok());
         return PreStop {
             sleep_seconds,
             description: crate::clipped(&line, 120),
+            form: match only_sleeps {
+                true => HookForm::ExecSleep,
+                false => HookForm::Other,
+            },
         };
     }
     if let Some(get) = &handler.http_get {
@@ -108,11 +124,13 @@ fn pre_stop(handler: &LifecycleHandler) -> PreStop {
                 &format!("httpGet {}", get.path.clone().unwrap_or_default()),
                 120,
             ),
+            form: HookForm::Other,
         };
     }
     PreStop {
         sleep_seconds: None,
         description: "a hook elbmedic does not read".into(),
+        form: HookForm::Other,
     }
 }
 
@@ -147,10 +165,21 @@ mod tests {
             Some(20)
         );
         assert_eq!(pre_stop(&exec(&["/drain.sh"])).sleep_seconds, None);
+        assert_eq!(pre_stop(&exec(&["/bin/sleep", "7"])).sleep_seconds, Some(7));
+        assert_eq!(
+            pre_stop(&exec(&["/bin/sleep", "7"])).form,
+            HookForm::ExecSleep
+        );
+        // A hook that does more than wait is not one a patch may replace.
+        assert_eq!(
+            pre_stop(&exec(&["/bin/sh", "-c", "sleep 20; nginx -s quit"])).form,
+            HookForm::Other
+        );
         let sleep = LifecycleHandler {
             sleep: Some(SleepAction { seconds: 10 }),
             ..LifecycleHandler::default()
         };
         assert_eq!(pre_stop(&sleep).sleep_seconds, Some(10));
+        assert_eq!(pre_stop(&sleep).form, HookForm::SleepAction);
     }
 }

@@ -93,13 +93,17 @@ fn world() -> Value {
 }
 
 fn start(dir: &Path, tls: Option<(&Path, &Path)>) -> StandIn {
+    start_with(dir, &world(), tls)
+}
+
+fn start_with(dir: &Path, world: &Value, tls: Option<(&Path, &Path)>) -> StandIn {
     let who = Identity {
         cluster: CLUSTER,
         region: REGION,
         access_key_id: KEY_ID,
         secret_access_key: SECRET,
     };
-    StandIn::start(dir, &world(), &who, tls)
+    StandIn::start(dir, world, &who, tls)
 }
 
 /// One GET over plain HTTP on the loopback, as the function does with `KUBERNETES_API_URL`.
@@ -211,6 +215,44 @@ fn scope() -> Scope {
         cluster: CLUSTER.into(),
         owner: Owner::IngressGroup("shop".into()),
         events_since: None,
+    }
+}
+
+/// A 429 is retried as the SDK retries (three attempts, backing off): two in a row are
+/// absorbed, and a list throttled past the attempts is a `throttled` gap while the rest is
+/// still read. Counted by the stand-in's request log.
+#[tokio::test]
+async fn a_throttled_list_is_retried_and_then_a_gap() {
+    for (throttled, pods_read) in [(2, true), (10, false)] {
+        let mut world = world();
+        world["throttle"] = json!({"pods": throttled});
+        let server = start_with(&scratch(&format!("throttle-{throttled}")), &world, None);
+        let bearer = token(&credentials(SECRET), REGION, CLUSTER, SystemTime::now()).unwrap();
+        let endpoint = Endpoint {
+            url: format!("http://127.0.0.1:{}", server.port),
+            ca_base64: None,
+            test_override: true,
+        };
+        let (cluster, gaps) = read(&connect(&endpoint, &bearer).unwrap(), &scope(), soon()).await;
+        let pod_calls = server
+            .requests()
+            .iter()
+            .filter(|r| r["path"] == "/api/v1/namespaces/shop/pods")
+            .count();
+        let throttled_gap = gaps.iter().find(|g| g.resource.as_deref() == Some("pods"));
+        match pods_read {
+            true => {
+                assert_eq!(cluster.pods.len(), 3, "{gaps:?}");
+                assert!(throttled_gap.is_none(), "{gaps:?}");
+                assert_eq!(pod_calls, 3);
+            }
+            false => {
+                assert!(cluster.pods.is_empty());
+                assert_eq!(throttled_gap.unwrap().reason, GapReason::Throttled);
+                assert_eq!(pod_calls, 3, "three attempts, no more");
+                assert!(!cluster.workloads.is_empty(), "the other reads still ran");
+            }
+        }
     }
 }
 

@@ -21,6 +21,35 @@ pub struct Culprit<'a> {
     pub rolled_during_churn: bool,
 }
 
+impl Culprit<'_> {
+    /// Whether its spec lets a pod go, or all go, while the load balancer still sends them
+    /// requests (as opposed to only not waiting for new pods to be healthy).
+    pub fn cuts_requests(&self) -> bool {
+        self.problems.iter().any(|p| {
+            matches!(
+                p,
+                Problem::NoPreStop { .. }
+                    | Problem::ShortPreStop { .. }
+                    | Problem::ShortGrace { .. }
+                    | Problem::Recreate
+            )
+        })
+    }
+
+    /// The title's words for it.
+    pub fn headline(&self) -> String {
+        let what = match (
+            self.cuts_requests(),
+            self.problems.contains(&Problem::Recreate),
+        ) {
+            (_, true) => "stops every pod at once (Recreate)",
+            (true, false) => "lets its pods go before their deregistration",
+            (false, false) => "rolls out without waiting for the target group",
+        };
+        format!("{} {what}", describe(self.workload))
+    }
+}
+
 /// What the load balancer side asks of the pods.
 pub fn needs(ctx: &Context<'_>, longest_request: u32) -> Needs {
     let groups = &ctx.snapshot.target_groups;
@@ -57,7 +86,7 @@ pub fn culprits<'a>(ctx: &Context<'a>, needs: &Needs) -> Vec<Culprit<'a>> {
         })
         .filter(|c| !c.problems.is_empty())
         .collect();
-    found.sort_by_key(|c| !c.rolled_during_churn);
+    found.sort_by_key(|c| (!c.cuts_requests(), !c.rolled_during_churn));
     found.truncate(MAX_NAMED);
     found
 }
@@ -187,8 +216,8 @@ pub fn durable(culprit: &Culprit<'_>, needs: &Needs) -> (DurableFix, Vec<Command
     let fix = DurableFix {
         description,
         command: rollout::patch(workload, &culprit.problems, needs),
-        manifest: Some(rollout::manifest(&culprit.problems, needs)),
-        warning: "The patch changes the pod template, so the pods roll out again: apply it outside the incident's peak, with maxUnavailable 0 it replaces them one healthy pod at a time. A preStop exec of sleep needs a sleep binary in the image (or use the sleep action of Kubernetes 1.30+).".into(),
+        manifest: Some(rollout::manifest(workload, &culprit.problems, needs)),
+        warning: "The patch changes the pod template, so the pods roll out again: apply it outside the incident's peak. A preStop exec of sleep needs a sleep binary in the image (or use the sleep action of Kubernetes 1.30+).".into(),
     };
     (fix, commands)
 }

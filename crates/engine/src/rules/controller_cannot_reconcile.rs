@@ -41,7 +41,19 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         ));
     }
     let objects = watched(ctx, &backends);
-    let failures = current_failures(&backends.cluster.events, &objects);
+    if objects.is_empty() {
+        return RuleOutput::only(Check::new(
+            NAME,
+            CheckStatus::Incomplete,
+            "none of the objects the controller reconciles for this load balancer was found in the cluster",
+        ));
+    }
+    let now = ctx
+        .snapshot
+        .captured_at
+        .as_deref()
+        .and_then(crate::alarm::parse_timestamp);
+    let failures = current_failures(&backends.cluster.events, &objects, now);
     let Some(latest) = failures.last() else {
         return RuleOutput::only(Check::new(
             NAME,
@@ -105,18 +117,40 @@ fn watched(ctx: &Context<'_>, backends: &Backends<'_>) -> Vec<ObjectRef> {
     objects
 }
 
-/// Failure Events on `objects` that no later `SuccessfullyReconciled` of the same object
-/// cleared, oldest first.
-fn current_failures<'e>(events: &'e [Event], objects: &[ObjectRef]) -> Vec<&'e Event> {
+/// The components the controller reports as (`ingress`, `service`, `targetGroupBinding`):
+/// an Event from anyone else is not the controller's word.
+const SOURCES: &[&str] = &["ingress", "service", "targetGroupBinding"];
+
+/// Failure Events of the controller on `objects` that no later `SuccessfullyReconciled` of
+/// the same object cleared, oldest first. Times are compared parsed; one after `now` (the
+/// snapshot's capture) is forged or skewed and clears nothing.
+fn current_failures<'e>(
+    events: &'e [Event],
+    objects: &[ObjectRef],
+    now: Option<i64>,
+) -> Vec<&'e Event> {
     let about = |e: &Event| e.object.as_ref().is_some_and(|o| objects.contains(o));
+    let by_controller = |e: &Event| e.source.as_deref().is_none_or(|s| SOURCES.contains(&s));
+    let at = |e: &Event| {
+        e.last_at
+            .as_deref()
+            .and_then(crate::alarm::parse_timestamp)
+            .filter(|t| now.is_none_or(|now| *t <= now))
+    };
     events
         .iter()
-        .filter(|e| about(e) && e.event_type == "Warning" && FAILURES.contains(&e.reason.as_str()))
+        .filter(|e| {
+            about(e)
+                && by_controller(e)
+                && e.event_type == "Warning"
+                && FAILURES.contains(&e.reason.as_str())
+        })
         .filter(|failure| {
             !events.iter().any(|e| {
                 e.reason == "SuccessfullyReconciled"
+                    && by_controller(e)
                     && e.object == failure.object
-                    && e.last_at > failure.last_at
+                    && at(e).is_some_and(|fixed| at(failure).is_none_or(|failed| fixed > failed))
             })
         })
         .collect()
@@ -323,12 +357,25 @@ mod tests {
         let failed = event("FailedDeployModel", "Warning", "2026-12-06T00:01:00Z");
         let fixed = event("SuccessfullyReconciled", "Normal", "2026-12-06T00:02:00Z");
         let objects = [ingress.clone()];
+        let now = crate::alarm::parse_timestamp("2026-12-06T00:10:00Z");
         assert_eq!(
-            current_failures(std::slice::from_ref(&failed), &objects).len(),
+            current_failures(std::slice::from_ref(&failed), &objects, now).len(),
             1
         );
-        assert!(current_failures(&[failed.clone(), fixed], &objects).is_empty());
+        assert!(current_failures(&[failed.clone(), fixed], &objects, now).is_empty());
+        // A success dated in the future clears nothing; nor does one from another component.
+        let forged = event("SuccessfullyReconciled", "Normal", "2099-01-01T00:00:00Z");
+        assert_eq!(
+            current_failures(&[failed.clone(), forged], &objects, now).len(),
+            1
+        );
+        let mut someone = event("SuccessfullyReconciled", "Normal", "2026-12-06T00:02:00Z");
+        someone.source = Some("kubectl".into());
+        assert_eq!(
+            current_failures(&[failed.clone(), someone], &objects, now).len(),
+            1
+        );
         // Another object's failure is not this load balancer's.
-        assert!(current_failures(&[failed], &[]).is_empty());
+        assert!(current_failures(&[failed], &[], now).is_empty());
     }
 }

@@ -67,7 +67,7 @@ pub fn evidence(ctx: &Context<'_>, timeout: u32) -> Vec<Evidence> {
         // Only what was read is said to lack the setting.
         let line = match (ctx.kind(), ctx.owner.namespaced()) {
             (LbKind::Classic, Some((ns, name))) if !backends.services.is_empty() => format!("Service {ns}/{name} has no {CLB_ANNOTATION} annotation: the cloud provider writes 60 s back at every sync of the Service, so a raise made only on AWS does not last"),
-            (LbKind::Application, _) if !backends.ingresses.is_empty() => format!("No Ingress of this load balancer sets {ALB_KEY} in {ALB_ATTRIBUTES}: the controller leaves the value set on AWS, and the annotation is where to keep a new one"),
+            (LbKind::Application, _) if !backends.ingresses.is_empty() => format!("No Ingress of this load balancer sets {ALB_KEY} in {ALB_ATTRIBUTES}: the annotation is where to keep a new value (unless the IngressClassParams of its class sets loadBalancerAttributes, which elbmedic does not read and which would win)"),
             _ => return Vec::new(),
         };
         return vec![Evidence::observation(line)];

@@ -126,9 +126,9 @@ fn in_the_cluster(ctx: &Context<'_>, ips: &[String]) -> (Vec<Evidence>, bool) {
     let Some(cluster) = ctx.snapshot.kubernetes.as_ref() else {
         return (Vec::new(), false);
     };
-    let pods_read = !ctx.snapshot.gaps.iter().any(|g| {
-        g.fact == crate::snapshot::GapFact::KubernetesApi && g.resource.as_deref() == Some("pods")
-    }) && cluster.truncated.iter().all(|t| !t.starts_with("pods"));
+    // Only pods that were read, from at least one namespace, prove an absence.
+    let pods_read =
+        !crate::backends::unread(ctx.snapshot, "pods") && !cluster.namespaces.is_empty();
     let mut evidence = Vec::new();
     let mut held = false;
     for ip in ips.iter().take(10) {
@@ -144,9 +144,17 @@ fn in_the_cluster(ctx: &Context<'_>, ips: &[String]) -> (Vec<Evidence>, bool) {
             )));
             continue;
         }
-        let last = cluster.events.iter().rev().find(|e| {
-            e.object.as_ref().is_some_and(|o| o.kind == "Pod") && e.message.contains(ip.as_str())
-        });
+        // The IP as a word of the message (10.0.1.5 is not in http://10.0.1.57:8080).
+        let names_ip = |message: &str| {
+            message
+                .split(|c: char| !(c.is_ascii_hexdigit() || c == '.' || c == ':'))
+                .flat_map(|word| [word, word.rsplit_once(':').map_or(word, |(ip, _)| ip)])
+                .any(|word| word == ip.as_str())
+        };
+        let last =
+            cluster.events.iter().rev().find(|e| {
+                e.object.as_ref().is_some_and(|o| o.kind == "Pod") && names_ip(&e.message)
+            });
         if let Some(object) = last.and_then(|e| e.object.as_ref()) {
             evidence.push(Evidence::observation(format!(
                 "{ip} was last held by pod {}{} (its Events name the IP); no pod holds it now",

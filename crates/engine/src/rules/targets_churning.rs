@@ -53,9 +53,10 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     let every = churning == with_errors;
     let needs = churning_workload::needs(ctx, longest_request_seconds(ctx));
     let culprits = churning_workload::culprits(ctx, &needs);
+    // Its pods replaced in the churn periods confirm it only when its spec cuts requests.
     let rolled = culprits
         .iter()
-        .find(|c| c.rolled_during_churn)
+        .find(|c| c.rolled_during_churn && c.cuts_requests())
         .map(|c| churning_workload::describe(c.workload));
     let (confidence, severity) = if every || rolled.is_some() {
         (Confidence::Confirmed, Severity::High)
@@ -137,10 +138,7 @@ fn title(
         ctx.snapshot.load_balancer.name, churning, with_errors
     );
     if let Some(first) = culprit {
-        title.push_str(&format!(
-            "; {} lets its pods go before their deregistration",
-            churning_workload::describe(first.workload)
-        ));
+        title.push_str(&format!("; {}", first.headline()));
     }
     title
 }
