@@ -295,16 +295,7 @@ async fn ip_targets_on_enis_and_a_stale_one() {
         .send()
         .await
         .unwrap();
-    let tg = aws
-        .elbv2
-        .describe_target_groups()
-        .send()
-        .await
-        .unwrap()
-        .target_groups()[0]
-        .target_group_arn()
-        .unwrap()
-        .to_string();
+    let tg = first_target_group(&aws).await;
     aws.elbv2
         .register_targets()
         .target_group_arn(&tg)

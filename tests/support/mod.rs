@@ -1051,15 +1051,9 @@ pub async fn alb_metrics(
     .await;
 }
 
-/// Egress of the node subnets only to 443 and the Linux ephemeral range 32768-65535: replies
-/// to LB nodes on 1024-32767 fall to the implicit deny.
-/// The ALB the scenarios build, and the pod IPs registered in it.
-/// A rollout on the (only) ALB's target group, as CloudWatch records it: its healthy-host
-/// count moves in each of the last minutes (Minimum and Maximum per minute). Returns the
-/// group's ARN.
-pub async fn healthy_hosts_moving(aws: &Aws, id: &str, now: i64) -> String {
-    let group = aws
-        .elbv2
+/// The ARN of the (only, or first) target group moto holds.
+pub async fn first_target_group(aws: &Aws) -> String {
+    aws.elbv2
         .describe_target_groups()
         .send()
         .await
@@ -1067,7 +1061,14 @@ pub async fn healthy_hosts_moving(aws: &Aws, id: &str, now: i64) -> String {
         .target_groups()[0]
         .target_group_arn()
         .unwrap()
-        .to_string();
+        .to_string()
+}
+
+/// A rollout on the (only) ALB's target group, as CloudWatch records it: its healthy-host
+/// count moves in each of the last minutes (Minimum and Maximum per minute). Returns the
+/// group's ARN.
+pub async fn healthy_hosts_moving(aws: &Aws, id: &str, now: i64) -> String {
+    let group = first_target_group(aws).await;
     let group_dimension = format!(
         "targetgroup/{}",
         group.split_once(":targetgroup/").unwrap().1
@@ -1084,6 +1085,7 @@ pub async fn healthy_hosts_moving(aws: &Aws, id: &str, now: i64) -> String {
     group
 }
 
+/// The ALB the scenarios build, and the pod IPs registered in it.
 pub const ALB: &str = "k8s-shop-checkout-6f1e2d3c4b";
 pub const PODS: [&str; 2] = ["10.0.18.41", "10.0.37.152"];
 
@@ -1099,6 +1101,8 @@ pub async fn ephemeral_replies_denied(aws: &Aws) -> (Network, String, i64) {
     (net, id, now)
 }
 
+/// Egress of the node subnets only to 443 and the Linux ephemeral range 32768-65535: replies
+/// to LB nodes on 1024-32767 fall to the implicit deny.
 pub async fn deny_low_ephemeral_egress(aws: &Aws, net: &Network) {
     aws.ec2
         .delete_network_acl_entry()

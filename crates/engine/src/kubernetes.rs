@@ -10,6 +10,42 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// The load balancer controller's Event reasons that mean it stopped short of AWS (its
+/// `pkg/k8s/events.go`), and the one that says a reconcile succeeded after them.
+pub const CONTROLLER_FAILURES: &[&str] = &[
+    "FailedBuildModel",
+    "FailedDeployModel",
+    "FailedLoadGroupID",
+    "ConflictingIngressClass",
+    "FailedNetworkReconcile",
+    "BackendNotFound",
+];
+pub const CONTROLLER_RECONCILED: &str = "SuccessfullyReconciled";
+
+/// The kinds elbmedic names in a `kubectl` command, and the resource word kubectl takes for
+/// each: the one place both spellings meet, and elbmedic's own words (never the cluster's).
+const RESOURCES: &[(&str, &str)] = &[
+    ("Ingress", "ingress"),
+    ("Service", "service"),
+    ("Deployment", "deployment"),
+    ("StatefulSet", "statefulset"),
+    ("DaemonSet", "daemonset"),
+    ("TargetGroupBinding", "targetgroupbinding"),
+];
+
+/// kubectl's resource word for a kind (`StatefulSet` -> `statefulset`).
+pub fn resource_of(kind: &str) -> Option<&'static str> {
+    RESOURCES.iter().find(|(k, _)| *k == kind).map(|(_, r)| *r)
+}
+
+/// The kind a kubectl resource word names (`statefulset` -> `StatefulSet`).
+pub fn kind_of(resource: &str) -> Option<&'static str> {
+    RESOURCES
+        .iter()
+        .find(|(_, r)| *r == resource)
+        .map(|(k, _)| *k)
+}
+
 /// At most this many pods are read; the section says where the reads stopped.
 pub const MAX_PODS: usize = 2_000;
 /// At most this many Events are kept (the newest): a flapping pod writes many.
@@ -159,12 +195,14 @@ pub struct Ingress {
     pub managed_by: Option<Manager>,
 }
 
+/// The annotation that puts an Ingress in a group: Ingresses of one group share a load
+/// balancer.
+pub const GROUP_ANNOTATION: &str = "alb.ingress.kubernetes.io/group.name";
+
 impl Ingress {
-    /// `alb.ingress.kubernetes.io/group.name`: Ingresses of one group share a load balancer.
+    /// Its group ([`GROUP_ANNOTATION`]), if it has one.
     pub fn group(&self) -> Option<&str> {
-        self.annotations
-            .get("alb.ingress.kubernetes.io/group.name")
-            .map(String::as_str)
+        self.annotations.get(GROUP_ANNOTATION).map(String::as_str)
     }
 }
 
@@ -622,7 +660,10 @@ impl Kubernetes {
     }
 
     /// Events about `object`, oldest first.
-    pub fn events_of<'a>(&'a self, object: &'a ObjectRef) -> impl Iterator<Item = &'a Event> + 'a {
+    pub fn events_of<'a>(
+        &'a self,
+        object: &'a ObjectRef,
+    ) -> impl DoubleEndedIterator<Item = &'a Event> + 'a {
         self.events
             .iter()
             .filter(move |e| e.object.as_ref() == Some(object))

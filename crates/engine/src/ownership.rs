@@ -80,16 +80,6 @@ fn manager_of<'c>(
     }
 }
 
-fn title_case(kind: &str) -> &'static str {
-    match kind {
-        "ingress" => "Ingress",
-        "service" => "Service",
-        "statefulset" => "StatefulSet",
-        "daemonset" => "DaemonSet",
-        _ => "Deployment",
-    }
-}
-
 /// Each durable fix's command, weighed against who re-applies its object.
 pub fn apply(cluster: Option<&Kubernetes>, findings: &mut [Finding]) {
     let Some(cluster) = cluster else { return };
@@ -106,7 +96,8 @@ fn settle(cluster: &Kubernetes, durable: &mut DurableFix) {
     else {
         return;
     };
-    let object = format!("{} {namespace}/{name}", title_case(kind));
+    let kind_name = crate::kubernetes::kind_of(kind).unwrap_or("Deployment");
+    let object = format!("{kind_name} {namespace}/{name}");
     match manager_of(cluster, kind, &namespace, &name) {
         Some(Some(manager)) => {
             let note = where_to_change(manager, &object);

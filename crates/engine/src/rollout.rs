@@ -331,11 +331,9 @@ fn rolling_update(workload: &Workload, problem: &Problem) -> serde_json::Value {
 
 /// A workload kind as kubectl's resource word, elbmedic's own (never the cluster's text).
 pub fn resource(kind: &str) -> &'static str {
-    match kind {
-        "StatefulSet" => "statefulset",
-        "DaemonSet" => "daemonset",
-        _ => "deployment",
-    }
+    crate::kubernetes::resource_of(kind)
+        .filter(|r| matches!(*r, "statefulset" | "daemonset"))
+        .unwrap_or("deployment")
 }
 
 /// The same change as manifest lines, for a workload another tool re-applies.

@@ -18,6 +18,12 @@ pub fn is_breaking(c: char) -> bool {
         )
 }
 
+/// `text` cut to `max` characters and on one line: a value from a cluster or a URL quoted in
+/// an error or a report.
+pub fn clipped(text: &str, max: usize) -> String {
+    one_line(&text.chars().take(max).collect::<String>())
+}
+
 /// `text` on one line: every breaking character becomes a space.
 pub fn one_line(text: &str) -> String {
     if !text.chars().any(is_breaking) {

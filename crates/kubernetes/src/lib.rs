@@ -11,7 +11,4 @@ pub mod read;
 pub mod token;
 pub mod workload;
 
-/// Text from a cluster or a URL for an error or a report: at most `max` characters, one line.
-pub(crate) fn clipped(text: &str, max: usize) -> String {
-    elbmedic_engine::untrusted::one_line(&text.chars().take(max).collect::<String>())
-}
+pub(crate) use elbmedic_engine::untrusted::clipped;

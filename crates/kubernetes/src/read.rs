@@ -14,7 +14,8 @@ use kube::Client;
 use tokio::time::Instant;
 
 use elbmedic_engine::kubernetes::{
-    Event, Kubernetes, Namespace, MAX_EVENTS, MAX_OBJECTS, MAX_PODS,
+    Event, Kubernetes, Namespace, CONTROLLER_FAILURES, CONTROLLER_RECONCILED, GROUP_ANNOTATION,
+    MAX_EVENTS, MAX_OBJECTS, MAX_PODS,
 };
 use elbmedic_engine::kubernetes_name::is_label;
 use elbmedic_engine::snapshot::{Gap, GapFact, GapReason};
@@ -38,8 +39,6 @@ pub const READS: &[(&str, &str)] = &[
 
 /// An Ingress group's members may sit in this many namespaces at most; the rest is not read.
 pub const MAX_NAMESPACES: usize = 10;
-
-const GROUP_ANNOTATION: &str = "alb.ingress.kubernetes.io/group.name";
 
 /// Whose objects to read: the owner the load balancer's tags name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -276,25 +275,13 @@ fn target_group_bindings(client: &Client, ns: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), ns, &resource)
 }
 
-/// The load balancer controller's reconcile outcomes: kept whatever their age, since a
-/// failure that goes on is one Event whose last sighting moves only when the controller
-/// retries, with a back-off of up to about 17 minutes (a `SuccessfullyReconciled` after it
-/// is what says it is over).
-const RECONCILE_REASONS: &[&str] = &[
-    "FailedBuildModel",
-    "FailedDeployModel",
-    "FailedLoadGroupID",
-    "ConflictingIngressClass",
-    "FailedNetworkReconcile",
-    "BackendNotFound",
-    "SuccessfullyReconciled",
-];
-
-/// Whether an Event is kept: a reconcile outcome always, any other when seen inside the
-/// window (an Event with no time at all is kept).
+/// Whether an Event is kept: the load balancer controller's reconcile outcomes whatever their
+/// age (a failure that goes on is one Event whose last sighting moves only when the controller
+/// retries, with a back-off of up to about 17 minutes; a later success says it is over), any
+/// other when seen inside the window (an Event with no time at all is kept).
 fn kept(event: &CoreEvent, since: Option<i64>) -> bool {
     let reason = event.reason.as_deref().unwrap_or_default();
-    if RECONCILE_REASONS.contains(&reason) {
+    if CONTROLLER_FAILURES.contains(&reason) || reason == CONTROLLER_RECONCILED {
         return true;
     }
     match (since, convert::last_seen(event)) {

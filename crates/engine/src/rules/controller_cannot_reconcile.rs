@@ -13,17 +13,7 @@ use crate::context::Context;
 use crate::finding::{
     Command, Confidence, DurableFix, Evidence, Finding, FindingCode, Fix, Severity,
 };
-use crate::kubernetes::{Event, ObjectRef};
-
-/// The controller's Event reasons that mean it stopped short of AWS (its `pkg/k8s/events.go`).
-const FAILURES: &[&str] = &[
-    "FailedBuildModel",
-    "FailedDeployModel",
-    "FailedLoadGroupID",
-    "ConflictingIngressClass",
-    "FailedNetworkReconcile",
-    "BackendNotFound",
-];
+use crate::kubernetes::{Event, ObjectRef, CONTROLLER_FAILURES, CONTROLLER_RECONCILED};
 
 const NAME: &str = "load balancer controller reconciles the owner";
 
@@ -143,11 +133,11 @@ fn current_failures<'e>(
             about(e)
                 && by_controller(e)
                 && e.event_type == "Warning"
-                && FAILURES.contains(&e.reason.as_str())
+                && CONTROLLER_FAILURES.contains(&e.reason.as_str())
         })
         .filter(|failure| {
             !events.iter().any(|e| {
-                e.reason == "SuccessfullyReconciled"
+                e.reason == CONTROLLER_RECONCILED
                     && by_controller(e)
                     && e.object == failure.object
                     && at(e).is_some_and(|fixed| at(failure).is_none_or(|failed| fixed > failed))
@@ -175,7 +165,7 @@ fn on(event: &Event) -> String {
 }
 
 fn clip(message: &str) -> String {
-    crate::untrusted::one_line(&message.chars().take(300).collect::<String>())
+    crate::untrusted::clipped(message, 300)
 }
 
 /// `conflicting load balancer attributes KEY: A | B` (older controllers: `conflicting
@@ -291,11 +281,8 @@ fn describe_commands(event: &Event) -> Vec<Command> {
     let Some(object) = &event.object else {
         return Vec::new();
     };
-    let resource = match object.kind.as_str() {
-        "Ingress" => "ingress",
-        "Service" => "service",
-        "TargetGroupBinding" => "targetgroupbinding",
-        _ => return Vec::new(),
+    let Some(resource) = crate::kubernetes::resource_of(&object.kind) else {
+        return Vec::new();
     };
     let Some(namespace) = object.namespace.as_deref().filter(|n| is_label(n)) else {
         return Vec::new();

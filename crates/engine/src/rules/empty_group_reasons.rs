@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::backends::Backends;
 use crate::context::{Context, Owner};
 use crate::finding::Evidence;
-use crate::kubernetes::{Kubernetes, Pod, Service};
+use crate::kubernetes::{Kubernetes, ObjectRef, Pod, Service};
 use crate::snapshot::TargetGroup;
 
 /// What the cluster says about one empty group: one line for the title, and the evidence.
@@ -134,18 +134,15 @@ fn binding_errors(cluster: &Kubernetes, group: &TargetGroup) -> Vec<Evidence> {
     else {
         return Vec::new();
     };
+    let object = ObjectRef {
+        kind: "TargetGroupBinding".into(),
+        namespace: Some(binding.namespace.clone()),
+        name: binding.name.clone(),
+    };
     cluster
-        .events
-        .iter()
+        .events_of(&object)
         .rev()
-        .filter(|e| {
-            e.event_type == "Warning"
-                && e.object.as_ref().is_some_and(|o| {
-                    o.kind == "TargetGroupBinding"
-                        && o.name == binding.name
-                        && o.namespace.as_deref() == Some(binding.namespace.as_str())
-                })
-        })
+        .filter(|e| e.event_type == "Warning")
         .take(3)
         .map(|e| {
             Evidence::observation(format!(
@@ -153,7 +150,7 @@ fn binding_errors(cluster: &Kubernetes, group: &TargetGroup) -> Vec<Evidence> {
                 binding.namespace,
                 binding.name,
                 e.reason,
-                crate::untrusted::one_line(&e.message.chars().take(300).collect::<String>())
+                crate::untrusted::clipped(&e.message, 300)
             ))
         })
         .collect()

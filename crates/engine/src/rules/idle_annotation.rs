@@ -62,7 +62,7 @@ pub fn evidence(ctx: &Context<'_>, timeout: u32) -> Vec<Evidence> {
         return Vec::new();
     };
     let found = settings(ctx, &backends);
-    let clip = |text: &str| crate::untrusted::one_line(&text.chars().take(40).collect::<String>());
+    let clip = |text: &str| crate::untrusted::clipped(text, 40);
     if found.is_empty() {
         // Only what was read is said to lack the setting.
         let line = match (ctx.kind(), ctx.owner.namespaced()) {
