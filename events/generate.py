@@ -604,6 +604,28 @@ def scenarios():
     out["eks-ingress-group-conflict"] = ("Ingresses of one group disagree on the idle timeout: the controller reconciles nothing",
                                          alb_alarm("HTTPCode_ELB_504_Count"), w)
 
+    # The team raised the idle timeout to 300 s in the Ingress's annotation for the slow
+    # exports, but the IngressClassParams of its class set idle_timeout.timeout_seconds to 60:
+    # the params win over every annotation, so the ALB keeps 60 s and the 504s go on.
+    w = alb_world(alb_metrics(e5xx=(0, 4, 9, 6, 2), e504=(0, 4, 9, 6, 2),
+                              trt_max=(8.1, 57.9, 59.4, 58.7, 41.0), trt_p99=(2.1, 41.0, 52.3, 49.0, 12.0)))
+    w["schema_version"] = 2
+    pods = [k8s_pod(f"checkout-5d8f7c9b6d-{s}", {"app": "checkout"}, ip, "2026-11-20T09:12:00Z")
+            for s, ip in zip(["a1b2c", "d3e4f", "g5h6i"], POD_IPS)]
+    k8s = k8s_checkout(pods, ingresses=[
+        {"namespace": "shop", "name": "checkout", "class": "alb-internet",
+         "annotations": {"alb.ingress.kubernetes.io/target-type": "ip",
+                         "alb.ingress.kubernetes.io/load-balancer-attributes": "idle_timeout.timeout_seconds=300"},
+         "backends": [{"service": "checkout", "port": "8080"}]}])
+    k8s["ingress_classes"] = [{"name": "alb-internet", "params": "alb-internet"}]
+    k8s["ingress_class_params"] = [{"name": "alb-internet", "load_balancer_attributes": [
+        {"key": "deletion_protection.enabled", "value": "true"},
+        {"key": "idle_timeout.timeout_seconds", "value": "60"}]}]
+    w["kubernetes"] = k8s
+    out["eks-idle-timeout-class-params"] = (
+        "The Ingress asks for 300 s, but its IngressClassParams set 60 s and win: the ALB keeps 60 s",
+        alb_alarm("HTTPCode_ELB_504_Count"), w)
+
     # Every checkout pod crash-loops after a bad config push: the Service selects three pods,
     # none ready, so the controller deregistered them all and the ALB answers 503.
     w = alb_world(alb_metrics(e5xx=(0, 31, 44, 40, 42)))

@@ -503,6 +503,19 @@ def build_world(report, snapshot, now):
     world.add("networking.k8s.io/v1", "IngressClass", "alb",
               metadata={"labels": {"app.kubernetes.io/name": "aws-load-balancer-controller"}},
               spec={"controller": "ingress.k8s.aws/alb"})
+    # The snapshot's classes and the IngressClassParams they name, as elbmedic read them.
+    for c in k8s.get("ingress_classes", []):
+        if c["name"] == "alb":
+            continue
+        spec = {"controller": "ingress.k8s.aws/alb"}
+        if c.get("params"):
+            spec["parameters"] = {"apiGroup": "elbv2.k8s.aws", "kind": "IngressClassParams", "name": c["params"]}
+        world.add("networking.k8s.io/v1", "IngressClass", c["name"], spec=spec)
+    for p in k8s.get("ingress_class_params", []):
+        spec = {"loadBalancerAttributes": p.get("load_balancer_attributes", [])}
+        if p.get("group"):
+            spec["group"] = {"name": p["group"]}
+        world.add("elbv2.k8s.aws/v1beta1", "IngressClassParams", p["name"], spec=spec)
     # The snapshot's own objects first: they are what elbmedic read from the cluster.
     for s in k8s.get("services", []):
         world.namespace(s["namespace"])

@@ -17,7 +17,14 @@ of every scenario's report against it):
   shape; a field the kind does not have is a 400 with `fieldValidation=Strict` (kubectl
   patch's default) and a `Warning` header otherwise; a value of the wrong type is a 400. The
   patched object is written back to the world file (not under `dryRun`) and answered.
-  Server-side apply is not served (415);
+  Server-side apply (`application/apply-patch+yaml`, `fieldManager` required, `force`) keeps
+  `managedFields` as the API server does (tests/support/field_manager.py): a conflict with
+  another manager is a 409 that names it, and fields the manager stops applying are removed;
+  an ordinary patch takes the fields it changes for its manager (`fieldManager`, else the
+  User-Agent's program). An apply to an object that does not exist is a 404 here (the API
+  server would create it). `metadata.resourceVersion` in a body must be the object's (409).
+  The world's "admission" webhooks deny changes, dry runs included: [{"webhook": NAME,
+  "kind": KIND, "name": optional, "namespace": optional, "message": TEXT, "code": 403|422}];
 - subresources: `pods/log` (plain text from the world's "logs"), and `pods/exec` and
   `pods/portforward` over WebSocket as kubectl dials them: exec answers on the
   `v5.channel.k8s.io`/`v4.channel.k8s.io` channels (stdout from the world's "exec", then the
@@ -63,6 +70,8 @@ import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import field_manager
 
 TOKEN_PREFIX = "k8s-aws-v1."
 MAX_TOKEN_BYTES = 4096
@@ -549,6 +558,7 @@ PATCH_TYPES = {
     "application/merge-patch+json": "merge",
     "application/strategic-merge-patch+json": "strategic",
     "application/json-patch+json": "json",
+    "application/apply-patch+yaml": "apply",
 }
 # Strategic merge patch: lists of objects merged by a key instead of replaced (the
 # patchMergeKey of the Kubernetes types that have one).
@@ -692,7 +702,7 @@ def json_patch(target, operations):
 
 def patch_shape(kind, patch):
     """Why `patch` does not have the shape of its content type; None when it does."""
-    if kind in ("merge", "strategic"):
+    if kind in ("merge", "strategic", "apply"):
         if not isinstance(patch, dict):
             return f"json: cannot unmarshal {type(patch).__name__} into Go value of type map[string]interface {{}}"
         return None
@@ -760,6 +770,15 @@ SCHEMAS = {
     "Deployment": {**TOP, "spec": DEPLOYMENT_SPEC},
     "Pod": {**TOP, "spec": POD_SPEC},
     "Namespace": {**TOP, "spec": {"finalizers": STRLIST}},
+    # The load balancer controller's CRD (elbv2.k8s.aws_ingressclassparams.yaml, v1beta1): its
+    # attributes are strings, even numbers, and each list is atomic (no list-type marker).
+    "IngressClassParams": {**TOP, "spec": {
+        "group": {"name": STR}, "loadBalancerAttributes": [{"key": STR, "value": STR}],
+        "scheme": STR, "ipAddressType": STR, "namespaceSelector": ANY, "tags": ANY,
+        "inboundCIDRs": STRLIST, "sslPolicy": STR, "subnets": ANY, "certificateArn": STRLIST,
+        "listeners": ANY, "minimumLoadBalancerCapacity": ANY, "ipamConfiguration": ANY,
+        "targetType": STR, "PrefixListsIDs": STRLIST, "wafv2AclArn": STR,
+    }},
 }
 
 
@@ -1232,7 +1251,14 @@ class Handler(BaseHTTPRequestHandler):
         try:
             body = json.loads(self.body)
         except ValueError as e:
-            return reply(status(400, "BadRequest", f"error decoding patch: {e}"))
+            body = yaml_body(self.body) if patch_type == "apply" else None
+            if body is None:
+                return reply(status(400, "BadRequest", f"error decoding patch: {e}"))
+        manager = query.get("fieldManager") or user_agent_manager(self.headers.get("User-Agent", ""))
+        if patch_type == "apply":
+            problem = apply_problem(body, query, kind, found)
+            if problem:
+                return reply(problem)
         shape = patch_shape(patch_type, body)
         if shape:
             return reply(status(400, "BadRequest", shape))
@@ -1266,7 +1292,9 @@ class Handler(BaseHTTPRequestHandler):
                     f'Operation cannot be fulfilled on {qualified(resource, group)} "{name}": '
                     "the object has been modified; please apply your changes to the latest version and try again"))
             try:
-                if patch_type == "merge":
+                if patch_type == "apply":
+                    patched, _ = field_manager.apply(current, body, manager, query.get("force") == "true")
+                elif patch_type == "merge":
                     patched = merge_patch(current, body)
                 elif patch_type == "strategic":
                     patched = strategic_merge(current, body)
@@ -1274,6 +1302,10 @@ class Handler(BaseHTTPRequestHandler):
                     patched = json_patch(current, body)
             except PatchError as e:
                 return reply(status(422, "Invalid", str(e)))
+            except field_manager.Conflict as conflict:
+                return reply(conflict.status())
+            if patch_type != "apply":
+                patched = field_manager.update(current, patched, manager)
             unknown, wrong = field_problems(schema, patched)
             if wrong:
                 return reply(status(400, "BadRequest", "; ".join(wrong)))
@@ -1283,6 +1315,9 @@ class Handler(BaseHTTPRequestHandler):
                     or (patched.get("metadata") or {}).get("namespace") != namespace:
                 return reply(status(422, "Invalid",
                     f'{kind}.{group or "core"} "{name}" is invalid: the patch changes the object\'s kind, name or namespace'))
+            denial = admission(world, kind, namespace, name)
+            if denial:
+                return reply(denial)
             if patched != current:
                 meta = patched["metadata"]
                 meta["resourceVersion"] = str(int(current["metadata"].get("resourceVersion", "1") or 1) + 1)
@@ -1292,6 +1327,61 @@ class Handler(BaseHTTPRequestHandler):
                     objects[at] = patched
                     save(self.world_path, world)
         return reply((200, patched), headers=headers)
+
+
+def yaml_body(raw):
+    """An apply body in YAML (JSON is tried first: kubectl and kube-rs send JSON)."""
+    try:
+        import yaml
+    except ImportError:
+        return None
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return None
+
+
+def user_agent_manager(agent):
+    """The field manager the API server names a client without `fieldManager`: its
+    User-Agent's program name (`kubectl/v1.32.3 (linux/amd64)` -> `kubectl`)."""
+    return (agent.split("/")[0] or "unknown").strip()
+
+
+def apply_problem(body, query, kind, found):
+    """Why a server-side apply is refused before it is tried, as the API server answers it."""
+    if not query.get("fieldManager"):
+        return status(422, "Invalid",
+            'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch')
+    if query.get("force") not in (None, "true", "false"):
+        return status(400, "BadRequest", f'force: Invalid value: "{query.get("force")}"')
+    if not isinstance(body, dict) or body.get("kind") != kind \
+            or body.get("apiVersion") != found.get("apiVersion"):
+        return status(400, "BadRequest", "the apply body must name the object's apiVersion and kind")
+    meta = body.get("metadata") or {}
+    if meta.get("name") != found["metadata"]["name"] \
+            or meta.get("namespace", found["metadata"].get("namespace")) != found["metadata"].get("namespace"):
+        return status(400, "BadRequest", "the name of the object (%s) does not match the name on the URL (%s)"
+                      % (meta.get("name"), found["metadata"]["name"]))
+    if "managedFields" in meta:
+        return status(400, "BadRequest", "metadata.managedFields must be nil")
+    return None
+
+
+def admission(world, kind, namespace, name):
+    """The world's admission webhooks: each denies a change to the objects it names (every
+    object of a kind without a name), as the API server relays the denial; a 422 is a
+    validation failure, anything else a webhook's own code (403 from controller-runtime)."""
+    for hook in world.get("admission", []):
+        if hook.get("kind") != kind or hook.get("name") not in (None, name) \
+                or hook.get("namespace") not in (None, namespace):
+            continue
+        code = int(hook.get("code", 403))
+        if code == 422:
+            return status(422, "Invalid", f'{kind} "{name}" is invalid: {hook.get("message", "")}')
+        reason = {403: "Forbidden", 400: "BadRequest"}.get(code, "Forbidden")
+        return status(code, reason,
+            f'admission webhook "{hook.get("webhook", "validate.example.com")}" denied the request: {hook.get("message", "")}')
+    return None
 
 
 def load(path):

@@ -66,6 +66,59 @@ pub enum Action {
     },
 }
 
+/// An object of the cluster where elbmedic may keep a setting: exactly the kinds its write
+/// group may patch.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum Place {
+    Ingress { namespace: String, name: String },
+    Service { namespace: String, name: String },
+    IngressClassParams { name: String },
+    Namespace { name: String },
+}
+
+impl Place {
+    /// `(apiVersion, kind, kubectl's resource word)`.
+    pub fn api(&self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Self::Ingress { .. } => ("networking.k8s.io/v1", "Ingress", "ingress"),
+            Self::Service { .. } => ("v1", "Service", "service"),
+            Self::IngressClassParams { .. } => (
+                "elbv2.k8s.aws/v1beta1",
+                "IngressClassParams",
+                "ingressclassparams",
+            ),
+            Self::Namespace { .. } => ("v1", "Namespace", "namespace"),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Ingress { name, .. }
+            | Self::Service { name, .. }
+            | Self::IngressClassParams { name }
+            | Self::Namespace { name } => name,
+        }
+    }
+
+    /// Its namespace; `None` for the cluster-scoped kinds.
+    pub fn namespace(&self) -> Option<&str> {
+        match self {
+            Self::Ingress { namespace, .. } | Self::Service { namespace, .. } => Some(namespace),
+            Self::IngressClassParams { .. } | Self::Namespace { .. } => None,
+        }
+    }
+
+    /// `Ingress shop/web`, `IngressClassParams alb`.
+    pub fn describe(&self) -> String {
+        let (_, kind, _) = self.api();
+        match self.namespace() {
+            Some(namespace) => format!("{kind} {namespace}/{}", self.name()),
+            None => format!("{kind} {}", self.name()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NaclActionKind {

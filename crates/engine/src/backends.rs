@@ -4,7 +4,7 @@
 //! section; `None` when the cluster was not read.
 
 use crate::context::Owner;
-use crate::kubernetes::{Ingress, Kubernetes, Pod, Service, Workload};
+use crate::kubernetes::{Ingress, IngressClassParams, Kubernetes, Pod, Service, Workload};
 use crate::snapshot::{GapFact, Snapshot};
 
 /// Whether the cluster's `resource` (`pods`, `events`, `services`, `ingresses`) could not be
@@ -41,7 +41,7 @@ impl<'a> Backends<'a> {
             .iter()
             .filter(|i| match owner {
                 Owner::Ingress { namespace, name } => &i.namespace == namespace && &i.name == name,
-                Owner::IngressGroup { group } => i.group() == Some(group.as_str()),
+                Owner::IngressGroup { group } => cluster.group_of(i) == Some(group.as_str()),
                 _ => false,
             })
             .collect();
@@ -94,6 +94,22 @@ impl<'a> Backends<'a> {
             pods,
             workloads,
         })
+    }
+
+    /// The IngressClassParams of the Ingresses' classes, each once: their settings win over
+    /// every member's annotations.
+    pub fn class_params(&self) -> Vec<&'a IngressClassParams> {
+        let mut found: Vec<&IngressClassParams> = Vec::new();
+        for params in self
+            .ingresses
+            .iter()
+            .filter_map(|i| self.cluster.params_of(i))
+        {
+            if !found.iter().any(|p| std::ptr::eq(*p, params)) {
+                found.push(params);
+            }
+        }
+        found
     }
 
     /// The pods a workload runs, among the backends' pods.

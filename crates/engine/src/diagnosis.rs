@@ -351,6 +351,7 @@ mod tests {
                 "eks-ingress-group-conflict",
                 &[ControllerCannotReconcile, IdleTimeoutExceeded],
             ),
+            ("eks-idle-timeout-class-params", &[IdleTimeoutExceeded]),
             ("eks-no-ready-pods", &[NoRegisteredTargets]),
             ("clb-node-scale-in", &[TargetsChurning]),
             ("alb-node-drain", &[TargetsChurning, RecentChange]),

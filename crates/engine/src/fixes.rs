@@ -3,8 +3,10 @@
 
 use crate::alarm::LbKind;
 use crate::argv;
+use crate::backends::Backends;
 use crate::context::{Context, Owner};
 use crate::finding::{Command, DurableFix};
+use crate::kubernetes::IngressClassParams;
 use crate::netcheck::Direction;
 use crate::shell::{Script, Word};
 use crate::snapshot::PortRange;
@@ -144,6 +146,10 @@ pub fn annotate_service(namespace: &str, name: &str, key: &str, value: &str) -> 
 pub fn durable_idle_timeout(ctx: &Context<'_>, seconds: u32) -> DurableFix {
     const CLB_KEY: &str = "service.beta.kubernetes.io/aws-load-balancer-connection-idle-timeout";
     const ALB_KEY: &str = ALB_ATTRIBUTES_KEY;
+    const IDLE: &str = "idle_timeout.timeout_seconds";
+    if let Some(params) = class_params_setting(ctx, IDLE) {
+        return in_class_params(params, IDLE, &seconds.to_string());
+    }
     match (&ctx.owner, ctx.kind()) {
         (Owner::Service { namespace, name }, _) => DurableFix {
             description: format!("Annotate Service {namespace}/{name} so the cloud provider keeps the new timeout"),
@@ -182,6 +188,49 @@ pub fn durable_idle_timeout(ctx: &Context<'_>, seconds: u32) -> DurableFix {
             manifest: Some(alb_attributes_manifest(ctx, "idle_timeout.timeout_seconds", &seconds.to_string())),
             warning: "Merge with the annotation's current value: it is a comma-separated list that --overwrite replaces whole.".into(),
         },
+    }
+}
+
+/// The IngressClassParams that set `key` for this load balancer's Ingresses, if one does: its
+/// value wins over every Ingress's annotation, so a durable change is made there.
+fn class_params_setting<'a>(ctx: &Context<'a>, key: &str) -> Option<&'a IngressClassParams> {
+    let backends = Backends::of(ctx.snapshot, &ctx.owner)?;
+    backends
+        .class_params()
+        .into_iter()
+        .find(|p| p.attribute(key).is_some())
+}
+
+/// `key` set to `value` in an IngressClassParams' `spec.loadBalancerAttributes`: a JSON patch
+/// that replaces that one entry's value, after testing that the entry at its index is still
+/// `key` (a list changed since the read fails the patch instead of changing another entry).
+/// Nothing the cluster wrote is in the command.
+fn in_class_params(params: &IngressClassParams, key: &str, value: &str) -> DurableFix {
+    let index = params.attribute(key).map_or(0, |(index, _)| index);
+    let at = format!("/spec/loadBalancerAttributes/{index}");
+    let patch = serde_json::json!([
+        {"op": "test", "path": format!("{at}/key"), "value": key},
+        {"op": "replace", "path": format!("{at}/value"), "value": value},
+    ]);
+    let name = &params.name;
+    DurableFix {
+        description: format!(
+            "Set {key} to {value} in spec.loadBalancerAttributes of IngressClassParams {name}: its value wins over the annotation of every Ingress of its class"
+        ),
+        command: Some(Script::line(argv![
+            "kubectl",
+            "patch",
+            "ingressclassparams",
+            name,
+            "--type=json",
+            "-p",
+            patch.to_string()
+        ])),
+        manifest: Some(format!(
+            "spec:\n  loadBalancerAttributes:\n  # the other entries stay as they are\n  - key: {key}\n    value: {}",
+            yaml_quoted(value)
+        )),
+        warning: format!("IngressClassParams {name} applies to every Ingress of its class: each of their load balancers gets the new value. An Ingress's annotation cannot override it."),
     }
 }
 
@@ -259,17 +308,22 @@ fn yaml_scalar(text: &str) -> String {
     if plain {
         text.to_string()
     } else {
-        let escaped: String = text
-            .chars()
-            .flat_map(|c| match c {
-                '\\' => vec!['\\', '\\'],
-                '"' => vec!['\\', '"'],
-                c if c.is_control() => vec![' '],
-                c => vec![c],
-            })
-            .collect();
-        format!("\"{escaped}\"")
+        yaml_quoted(text)
     }
+}
+
+/// A double-quoted YAML scalar: always a string (`"120"`, where a plain 120 is a number).
+fn yaml_quoted(text: &str) -> String {
+    let escaped: String = text
+        .chars()
+        .flat_map(|c| match c {
+            '\\' => vec!['\\', '\\'],
+            '"' => vec!['\\', '"'],
+            c if c.is_control() => vec![' '],
+            c => vec![c],
+        })
+        .collect();
+    format!("\"{escaped}\"")
 }
 
 /// One line that sets one key of the ALB attributes annotation and keeps the others: it

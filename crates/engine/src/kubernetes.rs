@@ -31,6 +31,7 @@ const RESOURCES: &[(&str, &str)] = &[
     ("StatefulSet", "statefulset"),
     ("DaemonSet", "daemonset"),
     ("TargetGroupBinding", "targetgroupbinding"),
+    ("IngressClassParams", "ingressclassparams"),
 ];
 
 /// kubectl's resource word for a kind (`StatefulSet` -> `statefulset`).
@@ -69,6 +70,10 @@ pub struct Kubernetes {
     /// The Ingresses of the owner's group (or the owning Ingress alone).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ingresses: Vec<Ingress>,
+    /// The load balancer controller's IngressClasses (`spec.controller` `ingress.k8s.aws/alb`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ingress_classes: Vec<IngressClass>,
+    /// The IngressClassParams those classes name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ingress_class_params: Vec<IngressClassParams>,
     /// The owning Service of a Classic LB (or NLB), and the Ingresses' backend Services.
@@ -182,7 +187,8 @@ impl Manager {
 pub struct Ingress {
     pub namespace: String,
     pub name: String,
-    /// `spec.ingressClassName`, or the legacy `kubernetes.io/ingress.class` annotation.
+    /// `spec.ingressClassName`. The legacy `kubernetes.io/ingress.class` annotation, kept
+    /// among the annotations, wins over it for the controller, and brings no IngressClassParams.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class: Option<String>,
     /// Only the load balancer controller's (`alb.ingress.kubernetes.io/*`) and the managers'.
@@ -199,11 +205,27 @@ pub struct Ingress {
 /// balancer.
 pub const GROUP_ANNOTATION: &str = "alb.ingress.kubernetes.io/group.name";
 
+/// The legacy class annotation: the controller reads it before `spec.ingressClassName`.
+pub const CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
+
 impl Ingress {
-    /// Its group ([`GROUP_ANNOTATION`]), if it has one.
+    /// Its group annotation ([`GROUP_ANNOTATION`]), if it has one. The group in effect may
+    /// come from its class instead: [`Kubernetes::group_of`].
     pub fn group(&self) -> Option<&str> {
         self.annotations.get(GROUP_ANNOTATION).map(String::as_str)
     }
+}
+
+/// An IngressClass of the load balancer controller.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IngressClass {
+    pub name: String,
+    /// `spec.parameters.name`, when it names an `elbv2.k8s.aws` IngressClassParams.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<String>,
+    /// `ingressclass.kubernetes.io/is-default-class: "true"`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub default: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,15 +234,39 @@ pub struct Backend {
     pub port: String,
 }
 
+/// One entry of an IngressClassParams' `spec.loadBalancerAttributes`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attribute {
+    pub key: String,
+    pub value: String,
+}
+
+impl IngressClassParams {
+    /// The entry that sets `key`, and its index: the last, as the controller reads the list
+    /// into a map.
+    pub fn attribute(&self, key: &str) -> Option<(usize, &str)> {
+        self.load_balancer_attributes
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, a)| a.key == key)
+            .map(|(index, a)| (index, a.value.as_str()))
+    }
+}
+
 /// `elbv2.k8s.aws` IngressClassParams: settings that win over every Ingress of the class.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IngressClassParams {
     pub name: String,
-    /// `spec.loadBalancerAttributes`, key to value.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub load_balancer_attributes: BTreeMap<String, String>,
+    /// `spec.loadBalancerAttributes`, in the list's order: a patch names an entry by index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub load_balancer_attributes: Vec<Attribute>,
+    /// `spec.group.name`: every Ingress of the class is in this group, whatever its
+    /// annotation says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_by: Option<Manager>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -455,6 +501,7 @@ impl Kubernetes {
         }
         for (kind, count) in [
             ("Ingresses", self.ingresses.len()),
+            ("IngressClasses", self.ingress_classes.len()),
             ("IngressClassParams", self.ingress_class_params.len()),
             ("Services", self.services.len()),
             ("workloads", self.workloads.len()),
@@ -469,7 +516,12 @@ impl Kubernetes {
             .ingresses
             .iter()
             .flat_map(|i| i.annotations.values())
-            .chain(self.services.iter().flat_map(|s| s.annotations.values()));
+            .chain(self.services.iter().flat_map(|s| s.annotations.values()))
+            .chain(
+                self.ingress_class_params
+                    .iter()
+                    .flat_map(|p| p.load_balancer_attributes.iter().map(|a| &a.value)),
+            );
         let longest = annotations
             .chain(self.events.iter().map(|e| &e.message))
             .map(|text| text.chars().count())
@@ -499,6 +551,22 @@ impl Kubernetes {
         self.ingresses
             .iter()
             .flat_map(|i| [&i.namespace, &i.name])
+            .chain(self.ingresses.iter().filter_map(|i| i.class.as_ref()))
+            .chain(
+                self.ingress_classes
+                    .iter()
+                    .flat_map(|c| std::iter::once(&c.name).chain(&c.params)),
+            )
+            .chain(
+                self.ingress_class_params
+                    .iter()
+                    .flat_map(|p| std::iter::once(&p.name).chain(&p.group)),
+            )
+            .chain(
+                self.ingress_class_params
+                    .iter()
+                    .flat_map(|p| p.load_balancer_attributes.iter().map(|a| &a.key)),
+            )
             .chain(self.services.iter().flat_map(|s| [&s.namespace, &s.name]))
             .chain(self.services.iter().flat_map(|s| labels(&s.selector)))
             .chain(self.workloads.iter().flat_map(|w| [&w.namespace, &w.name]))
@@ -530,6 +598,11 @@ impl Kubernetes {
         self.ingresses
             .iter()
             .flat_map(|i| [i.annotations.len(), i.backends.len()])
+            .chain(
+                self.ingress_class_params
+                    .iter()
+                    .map(|p| p.load_balancer_attributes.len()),
+            )
             .chain(
                 self.services
                     .iter()
@@ -567,6 +640,22 @@ impl Kubernetes {
         for ingress in &mut self.ingresses {
             cut(&mut ingress.annotations);
             ingress.backends.truncate(MAX_PER_OBJECT);
+            ingress.class = ingress.class.take().filter(short);
+        }
+        self.ingress_classes
+            .retain(|c| short(&c.name) && c.params.as_ref().is_none_or(short));
+        self.ingress_class_params
+            .retain(|p| short(&p.name) && p.group.as_ref().is_none_or(short));
+        for params in &mut self.ingress_class_params {
+            // Cut, never filtered: an entry's index is how a patch names it.
+            params.load_balancer_attributes.truncate(MAX_PER_OBJECT);
+            if let Some(long) = params
+                .load_balancer_attributes
+                .iter()
+                .position(|a| !short(&a.key))
+            {
+                params.load_balancer_attributes.truncate(long);
+            }
         }
         self.services
             .retain(|s| short(&s.namespace) && short(&s.name));
@@ -604,6 +693,39 @@ impl Kubernetes {
     /// `text` cut to [`MAX_TEXT`] characters, as the reads keep it.
     pub fn bounded_text(text: &str) -> String {
         text.chars().take(MAX_TEXT).collect()
+    }
+
+    /// The IngressClass the controller reads for `ingress`: none under the legacy annotation
+    /// (which wins), the named one, or else the cluster's one default class.
+    pub fn class_of(&self, ingress: &Ingress) -> Option<&IngressClass> {
+        if ingress.annotations.contains_key(CLASS_ANNOTATION) {
+            return None;
+        }
+        match &ingress.class {
+            Some(name) => self.ingress_classes.iter().find(|c| &c.name == name),
+            None => {
+                let mut defaults = self.ingress_classes.iter().filter(|c| c.default);
+                match (defaults.next(), defaults.next()) {
+                    (Some(only), None) => Some(only),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    /// The IngressClassParams of `ingress`'s class: its settings win over the Ingress's
+    /// annotations, key by key.
+    pub fn params_of(&self, ingress: &Ingress) -> Option<&IngressClassParams> {
+        let name = self.class_of(ingress)?.params.as_ref()?;
+        self.ingress_class_params.iter().find(|p| &p.name == name)
+    }
+
+    /// The group `ingress` belongs to: its class's `spec.group.name`, which wins, or its
+    /// group annotation.
+    pub fn group_of<'a>(&'a self, ingress: &'a Ingress) -> Option<&'a str> {
+        self.params_of(ingress)
+            .and_then(|p| p.group.as_deref())
+            .or_else(|| ingress.group())
     }
 
     pub fn namespace(&self, name: &str) -> Option<&Namespace> {
@@ -679,6 +801,74 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    /// As the controller reads classes: the legacy annotation wins and brings no params; a
+    /// named class, else the one default class; the params' group wins over the annotation.
+    #[test]
+    fn an_ingress_class_and_its_params_are_found_as_the_controller_finds_them() {
+        let params = |name: &str, group: Option<&str>| IngressClassParams {
+            name: name.into(),
+            group: group.map(str::to_string),
+            load_balancer_attributes: vec![
+                Attribute {
+                    key: "idle_timeout.timeout_seconds".into(),
+                    value: "60".into(),
+                },
+                Attribute {
+                    key: "idle_timeout.timeout_seconds".into(),
+                    value: "120".into(),
+                },
+            ],
+            ..IngressClassParams::default()
+        };
+        let class = |name: &str, params: &str, default: bool| IngressClass {
+            name: name.into(),
+            params: Some(params.into()),
+            default,
+        };
+        let mut cluster = Kubernetes {
+            ingress_classes: vec![
+                class("grouped", "grouped-params", false),
+                class("plain", "plain-params", true),
+            ],
+            ingress_class_params: vec![
+                params("grouped-params", Some("shared")),
+                params("plain-params", None),
+            ],
+            ..Kubernetes::default()
+        };
+        let ingress = |class: Option<&str>, annotations: &[(&str, &str)]| Ingress {
+            namespace: "shop".into(),
+            name: "web".into(),
+            class: class.map(str::to_string),
+            annotations: map(annotations),
+            ..Ingress::default()
+        };
+        let annotated = [(GROUP_ANNOTATION, "own")];
+        assert_eq!(
+            cluster.group_of(&ingress(Some("grouped"), &annotated)),
+            Some("shared")
+        );
+        assert_eq!(
+            cluster.group_of(&ingress(Some("plain"), &annotated)),
+            Some("own")
+        );
+        // No class named: the default one.
+        let unnamed = ingress(None, &[]);
+        assert_eq!(cluster.params_of(&unnamed).unwrap().name, "plain-params");
+        // The legacy annotation wins over the field, and has no params.
+        let legacy = ingress(Some("grouped"), &[(CLASS_ANNOTATION, "alb")]);
+        assert!(cluster.class_of(&legacy).is_none());
+        assert_eq!(cluster.group_of(&legacy), None);
+        // A duplicated key: the last entry, as the controller's map keeps it.
+        assert_eq!(
+            cluster.ingress_class_params[0].attribute("idle_timeout.timeout_seconds"),
+            Some((1, "120"))
+        );
+        // Two default classes: none is the default.
+        cluster.ingress_classes[0].default = true;
+        assert!(cluster.class_of(&unnamed).is_none());
     }
 
     #[test]

@@ -37,30 +37,41 @@ pub fn where_to_change(manager: &Manager, object: &str) -> String {
 }
 
 /// The object a command changes, as `(kind, namespace, name)`, when the command is elbmedic's
-/// own `kubectl -n NS annotate|patch KIND NAME` (read from its words, never from text).
-fn changed_object(words: &[Word]) -> Option<(&'static str, String, String)> {
+/// own `kubectl [-n NS] annotate|patch KIND NAME` (read from its words, never from text); only
+/// a cluster-scoped kind goes without a namespace.
+fn changed_object(words: &[Word]) -> Option<(&'static str, Option<String>, String)> {
     let namespace = words.windows(2).find_map(|pair| match pair {
         [Word::Fixed("-n"), value] => Some(value.intended()),
         _ => None,
-    })?;
+    });
     words.windows(3).find_map(|three| match three {
-        [Word::Fixed("annotate" | "patch"), Word::Fixed(kind), name] => {
+        [Word::Fixed("annotate" | "patch"), Word::Fixed(kind), name]
+            if namespace.is_some() || CLUSTER_SCOPED.contains(kind) =>
+        {
             Some((*kind, namespace.clone(), name.intended()))
         }
         _ => None,
     })
 }
 
+/// The kinds elbmedic changes that have no namespace.
+const CLUSTER_SCOPED: &[&str] = &["ingressclassparams"];
+
 /// The manager of an object the section holds: `Some(None)` when it was read and nothing
 /// manages it, `None` when it was not read.
 fn manager_of<'c>(
     cluster: &'c Kubernetes,
     kind: &str,
-    namespace: &str,
+    namespace: Option<&str>,
     name: &str,
 ) -> Option<Option<&'c Manager>> {
-    let here = |ns: &str, n: &str| ns == namespace && n == name;
+    let here = |ns: &str, n: &str| Some(ns) == namespace && n == name;
     match kind {
+        "ingressclassparams" => cluster
+            .ingress_class_params
+            .iter()
+            .find(|p| namespace.is_none() && p.name == name)
+            .map(|p| p.managed_by.as_ref()),
         "ingress" => cluster
             .ingresses
             .iter()
@@ -97,8 +108,11 @@ fn settle(cluster: &Kubernetes, durable: &mut DurableFix) {
         return;
     };
     let kind_name = crate::kubernetes::kind_of(kind).unwrap_or("Deployment");
-    let object = format!("{kind_name} {namespace}/{name}");
-    match manager_of(cluster, kind, &namespace, &name) {
+    let object = match &namespace {
+        Some(namespace) => format!("{kind_name} {namespace}/{name}"),
+        None => format!("{kind_name} {name}"),
+    };
+    match manager_of(cluster, kind, namespace.as_deref(), &name) {
         Some(Some(manager)) => {
             let note = where_to_change(manager, &object);
             durable.description = format!("{note}. {}", durable.description);
@@ -121,7 +135,7 @@ fn settle(cluster: &Kubernetes, durable: &mut DurableFix) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kubernetes::{Ingress, Workload};
+    use crate::kubernetes::{Ingress, IngressClassParams, Workload};
     use crate::shell::Script;
 
     fn fix(command: Script) -> DurableFix {
@@ -193,5 +207,43 @@ mod tests {
                 "kubectl", "-n", "other", "annotate", "service", "x", "a=b"
             ]))
         );
+    }
+
+    /// IngressClassParams have no namespace: the load balancer controller's Helm chart often
+    /// installs them, and then the chart's values are where the change goes. A namespaced
+    /// kind without `-n` is not elbmedic's command and is left alone.
+    #[test]
+    fn cluster_scoped_params_are_weighed_too() {
+        let cluster = Kubernetes {
+            ingress_class_params: vec![IngressClassParams {
+                name: "alb".into(),
+                managed_by: Some(Manager::Helm {
+                    release: "aws-load-balancer-controller".into(),
+                    namespace: Some("kube-system".into()),
+                }),
+                ..IngressClassParams::default()
+            }],
+            ..Kubernetes::default()
+        };
+        let mut managed = fix(Script::line(crate::argv![
+            "kubectl",
+            "patch",
+            "ingressclassparams",
+            "alb",
+            "--type=json",
+            "-p",
+            "[]"
+        ]));
+        settle(&cluster, &mut managed);
+        assert!(managed.command.is_none());
+        assert!(managed.description.starts_with(
+            "Helm release aws-load-balancer-controller (namespace kube-system) installed IngressClassParams alb"
+        ));
+        let unscoped = fix(Script::line(crate::argv![
+            "kubectl", "annotate", "ingress", "alb", "a=b"
+        ]));
+        let mut left = unscoped.clone();
+        settle(&cluster, &mut left);
+        assert_eq!(left, unscoped);
     }
 }

@@ -35,6 +35,7 @@ scenarios!(
     "alb-rolling-deploy",
     "eks-rolling-deploy-no-prestop",
     "eks-ingress-group-conflict",
+    "eks-idle-timeout-class-params",
     "eks-no-ready-pods",
     "clb-node-scale-in",
     "alb-node-drain",

@@ -563,7 +563,9 @@ fn every_kubectl_line_names_its_namespace_and_object() {
         let namespaced = line.iter().any(|w| {
             matches!(w.as_str(), "-n" | "-A" | "--all-namespaces") || w.starts_with("--namespace=")
         }) || line.get(1..3)
-            == Some(&["label".to_string(), "namespace".to_string()]);
+            == Some(&["label".to_string(), "namespace".to_string()])
+            // Cluster-scoped: an IngressClassParams has no namespace.
+            || line.get(2).is_some_and(|w| w == "ingressclassparams");
         assert!(namespaced, "no namespace: {text}");
         // The positional words: the verb, then the object (`rollout` takes a sub-verb).
         let mut positional = Vec::new();

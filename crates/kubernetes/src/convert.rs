@@ -1,16 +1,16 @@
-//! The API's objects as the engine's plain data: pods, Services, Ingresses, Events and
-//! TargetGroupBindings. Only what the rules read is kept, and every text is bounded.
+//! The API's objects as the engine's plain data: pods, Services, Ingresses and their classes,
+//! Events and TargetGroupBindings. Only what the rules read is kept, and every text is bounded.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod as CorePod, Service as CoreService};
-use k8s_openapi::api::networking::v1::Ingress as CoreIngress;
+use k8s_openapi::api::networking::v1::{Ingress as CoreIngress, IngressClass as CoreIngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::DynamicObject;
 
 use elbmedic_engine::kubernetes::{
-    Backend, Event, Ingress, Kubernetes, Manager, ObjectRef, Pod, Service, ServicePort,
-    TargetGroupBinding,
+    Attribute, Backend, Event, Ingress, IngressClass, IngressClassParams, Kubernetes, Manager,
+    ObjectRef, Pod, Service, ServicePort, TargetGroupBinding,
 };
 
 use crate::workload;
@@ -179,9 +179,7 @@ pub(crate) fn ingress(raw: &CoreIngress) -> Ingress {
     Ingress {
         namespace,
         name,
-        class: spec
-            .ingress_class_name
-            .or_else(|| annotations.get("kubernetes.io/ingress.class").cloned()),
+        class: spec.ingress_class_name,
         annotations,
         backends,
         managed_by: manager(&raw.metadata),
@@ -218,6 +216,55 @@ pub(crate) fn event(raw: &CoreEvent) -> Event {
             .map(|t| t.0.to_string())
             .or_else(|| raw.event_time.as_ref().map(|t| t.0.to_string())),
         last_at: last_seen(raw).map(|(_, text)| text),
+    }
+}
+
+/// The load balancer controller's name for itself in an IngressClass's `spec.controller`.
+const ALB_CONTROLLER: &str = "ingress.k8s.aws/alb";
+
+/// An IngressClass, if the load balancer controller implements it.
+pub(crate) fn ingress_class(raw: &CoreIngressClass) -> Option<IngressClass> {
+    let spec = raw.spec.as_ref()?;
+    if spec.controller.as_deref() != Some(ALB_CONTROLLER) {
+        return None;
+    }
+    let params = spec
+        .parameters
+        .as_ref()
+        .filter(|p| {
+            p.api_group.as_deref() == Some("elbv2.k8s.aws") && p.kind == "IngressClassParams"
+        })
+        .map(|p| p.name.clone());
+    Some(IngressClass {
+        name: raw.metadata.name.clone().unwrap_or_default(),
+        params,
+        default: annotations(&raw.metadata)
+            .get("ingressclass.kubernetes.io/is-default-class")
+            .is_some_and(|v| v.trim() == "true"),
+    })
+}
+
+/// An IngressClassParams: its group and load balancer attributes (a list of key and value,
+/// as the CRD has it, kept in order; the list ends at a malformed entry, so that every kept
+/// entry's index is its index on the object).
+pub(crate) fn ingress_class_params(raw: &DynamicObject) -> IngressClassParams {
+    let spec = &raw.data["spec"];
+    let load_balancer_attributes = spec["loadBalancerAttributes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map_while(|entry| {
+            Some(Attribute {
+                key: entry["key"].as_str()?.to_string(),
+                value: Kubernetes::bounded_text(entry["value"].as_str()?),
+            })
+        })
+        .collect();
+    IngressClassParams {
+        name: raw.metadata.name.clone().unwrap_or_default(),
+        load_balancer_attributes,
+        group: spec["group"]["name"].as_str().map(str::to_string),
+        managed_by: manager(&raw.metadata),
     }
 }
 

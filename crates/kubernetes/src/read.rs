@@ -1,5 +1,6 @@
 //! The cluster reads: the owner's namespaces, its Ingresses (the whole group when it has one,
-//! across namespaces), Services, workloads, pods, TargetGroupBindings and Events, turned into
+//! across namespaces) with their IngressClasses and IngressClassParams, Services, workloads,
+//! pods, TargetGroupBindings and Events, turned into
 //! the engine's plain [`Kubernetes`] section. Every list is paged and bounded, every call
 //! retried and stopped at the deadline; every failure is a gap that names its fix, never an
 //! abort: the AWS half of the report goes out regardless.
@@ -8,19 +9,19 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{
     Event as CoreEvent, Namespace as CoreNamespace, Pod as CorePod, Service as CoreService,
 };
-use k8s_openapi::api::networking::v1::Ingress as CoreIngress;
+use k8s_openapi::api::networking::v1::{Ingress as CoreIngress, IngressClass as CoreIngressClass};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::Client;
 use tokio::time::Instant;
 
 use elbmedic_engine::kubernetes::{
-    Event, Kubernetes, Namespace, CONTROLLER_FAILURES, CONTROLLER_RECONCILED, GROUP_ANNOTATION,
-    MAX_EVENTS, MAX_OBJECTS, MAX_PODS,
+    Event, Kubernetes, Namespace, CONTROLLER_FAILURES, CONTROLLER_RECONCILED, MAX_EVENTS,
+    MAX_OBJECTS, MAX_PODS,
 };
 use elbmedic_engine::kubernetes_name::is_label;
 use elbmedic_engine::snapshot::{Gap, GapFact, GapReason};
 
-use crate::convert::{self, annotations};
+use crate::convert;
 use crate::list::{get, list, list_where, Listed};
 use crate::workload;
 
@@ -34,7 +35,9 @@ pub const READS: &[(&str, &str)] = &[
     ("apps", "deployments"),
     ("apps", "statefulsets"),
     ("networking.k8s.io", "ingresses"),
+    ("networking.k8s.io", "ingressclasses"),
     ("elbv2.k8s.aws", "targetgroupbindings"),
+    ("elbv2.k8s.aws", "ingressclassparams"),
 ];
 
 /// An Ingress group's members may sit in this many namespaces at most; the rest is not read.
@@ -43,11 +46,24 @@ pub const MAX_NAMESPACES: usize = 10;
 /// Whose objects to read: the owner the load balancer's tags name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owner {
-    /// A Service or a lone Ingress: everything is in its namespace.
-    Namespace(String),
-    /// An Ingress group (`alb.ingress.kubernetes.io/group.name`): its members may sit in
-    /// several namespaces, found by listing the Ingresses first.
+    /// A Service (a Classic LB or an NLB): everything is in its namespace.
+    Service(String),
+    /// A lone Ingress: in its namespace, with its class's settings.
+    Ingress(String),
+    /// An Ingress group (`alb.ingress.kubernetes.io/group.name`, or the `spec.group.name` of
+    /// an IngressClassParams): its members may sit in several namespaces, found by listing
+    /// the classes and then the Ingresses first.
     IngressGroup(String),
+}
+
+impl Owner {
+    /// The namespace, when the owner has one.
+    fn namespace(&self) -> Option<&str> {
+        match self {
+            Self::Service(namespace) | Self::Ingress(namespace) => Some(namespace),
+            Self::IngressGroup(_) => None,
+        }
+    }
 }
 
 /// What to read.
@@ -63,33 +79,26 @@ pub struct Scope {
 pub async fn read(client: &Client, scope: &Scope, deadline: Instant) -> (Kubernetes, Vec<Gap>) {
     let mut gaps = Vec::new();
     let mut truncated = Vec::new();
-    if matches!(&scope.owner, Owner::Namespace(namespace) if !is_label(namespace)) {
+    if scope
+        .owner
+        .namespace()
+        .is_some_and(|namespace| !is_label(namespace))
+    {
         return (Kubernetes::default(), vec![not_a_name()]);
     }
-    let (ingresses, read) = match &scope.owner {
-        // The namespace is known: its Ingresses are listed beside its other reads.
-        Owner::Namespace(namespace) => {
-            let api = Api::<CoreIngress>::namespaced(client.clone(), namespace);
-            let (ingresses, one) = tokio::join!(
-                list(api, MAX_OBJECTS, "ingresses.networking.k8s.io", deadline),
-                in_namespace(client, namespace, deadline)
-            );
-            (ingresses, vec![one])
-        }
-        // A group's namespaces are known only from its members: they are listed first.
-        Owner::IngressGroup(group) => {
-            let (namespaces, ingresses) =
-                group_namespaces(client, group, deadline, &mut truncated).await;
-            let per_namespace = namespaces
-                .iter()
-                .map(|namespace| in_namespace(client, namespace, deadline));
-            (ingresses, futures::future::join_all(per_namespace).await)
-        }
-    };
     let mut cluster = Kubernetes {
         cluster: scope.cluster.clone(),
         ..Kubernetes::default()
     };
+    let (ingresses, read) = by_owner(
+        client,
+        scope,
+        deadline,
+        &mut cluster,
+        &mut gaps,
+        &mut truncated,
+    )
+    .await;
     let mut take = Taker {
         truncated: &mut truncated,
         gaps: &mut gaps,
@@ -154,15 +163,63 @@ pub async fn read(client: &Client, scope: &Scope, deadline: Instant) -> (Kuberne
     (cluster.clamped(), gaps)
 }
 
+/// The owner's Ingresses and the reads of its namespaces; the classes, when the owner needs
+/// them, go straight into `cluster`.
+async fn by_owner(
+    client: &Client,
+    scope: &Scope,
+    deadline: Instant,
+    cluster: &mut Kubernetes,
+    gaps: &mut Vec<Gap>,
+    truncated: &mut Vec<String>,
+) -> (Result<Listed<CoreIngress>, Gap>, Vec<InNamespace>) {
+    match &scope.owner {
+        // The namespace is known: its Ingresses (and for an Ingress, the classes) are listed
+        // beside its other reads, all in one round.
+        Owner::Service(namespace) | Owner::Ingress(namespace) => {
+            let api = Api::<CoreIngress>::namespaced(client.clone(), namespace);
+            let with_classes = matches!(scope.owner, Owner::Ingress(_));
+            let (ingresses, one, found) = tokio::join!(
+                list(api, MAX_OBJECTS, "ingresses.networking.k8s.io", deadline),
+                in_namespace(client, namespace, deadline),
+                async {
+                    match with_classes {
+                        true => Some(classes(client, deadline).await),
+                        false => None,
+                    }
+                }
+            );
+            if let Some(found) = found {
+                found.put_into(cluster, gaps, truncated);
+            }
+            (ingresses, vec![one])
+        }
+        // A group's members are known only once the classes are (one may name the group for
+        // all its Ingresses), and its namespaces only from its members: they come first.
+        Owner::IngressGroup(group) => {
+            classes(client, deadline)
+                .await
+                .put_into(cluster, gaps, truncated);
+            let (namespaces, ingresses) =
+                group_namespaces(client, cluster, group, deadline, truncated).await;
+            let per_namespace = namespaces
+                .iter()
+                .map(|namespace| in_namespace(client, namespace, deadline));
+            (ingresses, futures::future::join_all(per_namespace).await)
+        }
+    }
+}
+
 /// The namespaces that hold a member of the group (at most [`MAX_NAMESPACES`]), and the
 /// members.
 async fn group_namespaces(
     client: &Client,
+    classes: &Kubernetes,
     group: &str,
     deadline: Instant,
     truncated: &mut Vec<String>,
 ) -> (Vec<String>, Result<Listed<CoreIngress>, Gap>) {
-    let listed = group_members(client, group, deadline).await;
+    let listed = group_members(client, classes, group, deadline).await;
     let mut namespaces: Vec<String> = listed
         .as_ref()
         .map(|l| {
@@ -247,9 +304,11 @@ async fn in_namespace(client: &Client, ns: &str, deadline: Instant) -> InNamespa
     }
 }
 
-/// The Ingresses of one group, across namespaces; the bound counts members only.
+/// The Ingresses of one group, across namespaces, as the controller groups them (`classes`
+/// holds the IngressClasses and their params); the bound counts members only.
 async fn group_members(
     client: &Client,
+    classes: &Kubernetes,
     group: &str,
     deadline: Instant,
 ) -> Result<Listed<CoreIngress>, Gap> {
@@ -259,14 +318,61 @@ async fn group_members(
         MAX_OBJECTS,
         "ingresses.networking.k8s.io",
         deadline,
-        |i| {
-            annotations(&i.metadata)
-                .get(GROUP_ANNOTATION)
-                .map(String::as_str)
-                == Some(group)
-        },
+        |i| classes.group_of(&convert::ingress(i)) == Some(group),
     )
     .await
+}
+
+/// The two cluster-scoped lists of the classes: IngressClasses and IngressClassParams.
+struct Classes {
+    classes: Result<Listed<CoreIngressClass>, Gap>,
+    params: Result<Listed<DynamicObject>, Gap>,
+}
+
+async fn classes(client: &Client, deadline: Instant) -> Classes {
+    let kind = GroupVersionKind::gvk("elbv2.k8s.aws", "v1beta1", "IngressClassParams");
+    let resource = ApiResource::from_gvk_with_plural(&kind, "ingressclassparams");
+    let (classes, params) = tokio::join!(
+        list(
+            Api::<CoreIngressClass>::all(client.clone()),
+            MAX_OBJECTS,
+            "ingressclasses.networking.k8s.io",
+            deadline
+        ),
+        list(
+            Api::<DynamicObject>::all_with(client.clone(), &resource),
+            MAX_OBJECTS,
+            "ingressclassparams.elbv2.k8s.aws",
+            deadline
+        ),
+    );
+    Classes { classes, params }
+}
+
+impl Classes {
+    /// Into the section: the load balancer controller's classes, and the params they name.
+    fn put_into(self, cluster: &mut Kubernetes, gaps: &mut Vec<Gap>, truncated: &mut Vec<String>) {
+        let mut take = Taker { truncated, gaps };
+        cluster.ingress_classes = take
+            .items(self.classes, "ingressclasses")
+            .iter()
+            .filter_map(convert::ingress_class)
+            .collect();
+        let named = |params: &DynamicObject| {
+            let name = params.metadata.name.as_ref();
+            name.is_some()
+                && cluster
+                    .ingress_classes
+                    .iter()
+                    .any(|c| c.params.as_ref() == name)
+        };
+        cluster.ingress_class_params = take
+            .items(self.params, "ingressclassparams")
+            .iter()
+            .filter(|p| named(p))
+            .map(convert::ingress_class_params)
+            .collect();
+    }
 }
 
 fn target_group_bindings(client: &Client, ns: &str) -> Api<DynamicObject> {

@@ -326,6 +326,99 @@ async fn the_reads_fill_the_kubernetes_section_and_a_denied_list_is_a_gap() {
     assert!(gaps[0].detail.contains("ClusterRole"), "{}", gaps[0].detail);
 }
 
+/// An Ingress group as the controller forms it: an IngressClassParams' `spec.group.name`
+/// puts every Ingress of its class in the group and wins over their annotations, across
+/// namespaces; only the load balancer controller's classes, and the params they name, are
+/// kept.
+#[tokio::test]
+async fn the_group_is_read_as_the_controller_forms_it() {
+    let mut world = world();
+    let ingress = |namespace: &str, name: &str, class: &str, group: Option<&str>| {
+        let annotations = match group {
+            Some(group) => json!({"alb.ingress.kubernetes.io/group.name": group}),
+            None => json!({}),
+        };
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+               "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
+               "spec": {"ingressClassName": class}})
+    };
+    let class = |name: &str, controller: &str, params: &str| {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+               "metadata": {"name": name},
+               "spec": {"controller": controller,
+                        "parameters": {"apiGroup": "elbv2.k8s.aws", "kind": "IngressClassParams", "name": params}}})
+    };
+    let params = |name: &str, group: &str, idle: &str| {
+        json!({"apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "IngressClassParams",
+               "metadata": {"name": name},
+               "spec": {"group": {"name": group},
+                        "loadBalancerAttributes": [{"key": "idle_timeout.timeout_seconds", "value": idle},
+                                                   {"key": "broken"}]}})
+    };
+    let objects = world["objects"].as_array_mut().unwrap();
+    objects.extend([
+        // In the group by its class's params, with no annotation, in another namespace.
+        ingress("billing", "api", "shared", None),
+        // Annotated into the group, but its class's params name another group, which wins.
+        ingress("billing", "admin", "private", Some("shop")),
+        class("shared", "ingress.k8s.aws/alb", "shared-params"),
+        class("private", "ingress.k8s.aws/alb", "private-params"),
+        class("nginx", "k8s.io/ingress-nginx", "unrelated-params"),
+        params("shared-params", "shop", "120"),
+        params("private-params", "admin", "60"),
+        params("unrelated-params", "shop", "1"),
+        params("unnamed-params", "shop", "1"),
+    ]);
+    let server = start_with(&scratch("classes"), &world, None);
+    let bearer = token(&credentials(SECRET), REGION, CLUSTER, SystemTime::now()).unwrap();
+    let endpoint = Endpoint {
+        url: format!("http://127.0.0.1:{}", server.port),
+        ca_base64: None,
+        test_override: true,
+    };
+    let client = connect(&endpoint, &bearer).unwrap();
+    let (cluster, _) = read(&client, &scope(), soon()).await;
+    let members: Vec<(&str, &str)> = cluster
+        .ingresses
+        .iter()
+        .map(|i| (i.namespace.as_str(), i.name.as_str()))
+        .collect();
+    assert_eq!(members, [("billing", "api"), ("shop", "web")]);
+    let classes: Vec<(&str, Option<&str>)> = cluster
+        .ingress_classes
+        .iter()
+        .map(|c| (c.name.as_str(), c.params.as_deref()))
+        .collect();
+    assert_eq!(
+        classes,
+        [
+            ("private", Some("private-params")),
+            ("shared", Some("shared-params"))
+        ]
+    );
+    let kept: Vec<&str> = cluster
+        .ingress_class_params
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(kept, ["private-params", "shared-params"]);
+    let api = &cluster.ingresses[0];
+    let shared = cluster.params_of(api).unwrap();
+    assert_eq!(cluster.group_of(api), Some("shop"));
+    assert_eq!(
+        shared.attribute("idle_timeout.timeout_seconds"),
+        Some((0, "120"))
+    );
+    // The list ends at the malformed entry: every kept index is the object's.
+    assert_eq!(shared.load_balancer_attributes.len(), 1);
+    // The billing namespace was read for its member.
+    let read_billing = server
+        .requests()
+        .iter()
+        .any(|r| r["path"] == "/api/v1/namespaces/billing/pods");
+    assert!(read_billing);
+}
+
 /// A token the cluster refuses (here: signed for another cluster) is one kind of gap per
 /// read, each naming the access entry; an unreachable endpoint names the VPC.
 #[tokio::test]

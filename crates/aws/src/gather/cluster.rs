@@ -40,9 +40,8 @@ impl Target {
     /// The cluster and owner the load balancer's tags name; `None` without a cluster.
     pub fn of(world: &Snapshot, events_since: i64) -> Option<Self> {
         let owner = match Owner::from_tags(world) {
-            Owner::Service { namespace, .. } | Owner::Ingress { namespace, .. } => {
-                Some(read::Owner::Namespace(namespace))
-            }
+            Owner::Service { namespace, .. } => Some(read::Owner::Service(namespace)),
+            Owner::Ingress { namespace, .. } => Some(read::Owner::Ingress(namespace)),
             Owner::IngressGroup { group } => Some(read::Owner::IngressGroup(group)),
             Owner::Unknown => None,
         };

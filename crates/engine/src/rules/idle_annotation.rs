@@ -1,12 +1,13 @@
 //! Where the cluster sets the idle timeout, read against the load balancer's, for
-//! `idle-timeout-exceeded`: the controller writes an Ingress's (or the IngressClassParams')
-//! `idle_timeout.timeout_seconds` back at each reconcile, and the legacy cloud provider
+//! `idle-timeout-exceeded`: the controller writes an Ingress's `idle_timeout.timeout_seconds`
+//! back at each reconcile (the IngressClassParams of its class, when they set the key, win
+//! over every Ingress's annotation), and the legacy cloud provider
 //! writes a Classic LB's idle timeout from its Service's annotation (60 s without one) at each
 //! Service sync. A value there that differs from the load balancer's is drift: one of them is
 //! about to change. Only when the snapshot holds the cluster.
 
 use crate::alarm::LbKind;
-use crate::backends::Backends;
+use crate::backends::{unread, Backends};
 use crate::context::{Context, Owner};
 use crate::finding::Evidence;
 
@@ -20,29 +21,52 @@ struct Setting {
     value: String,
 }
 
-fn settings(ctx: &Context<'_>, backends: &Backends<'_>) -> Vec<Setting> {
+/// The idle timeout an Ingress's attributes annotation sets, as written.
+fn annotated(ingress: &crate::kubernetes::Ingress) -> Option<String> {
+    let list = ingress.annotations.get(ALB_ATTRIBUTES)?;
+    list.split(',').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key.trim() == ALB_KEY).then(|| value.trim().to_string())
+    })
+}
+
+/// Where the cluster sets the idle timeout in effect. For an ALB: the IngressClassParams of
+/// the members' class when they set the key (the controller takes the first member's class;
+/// the members' own values are then overridden, and said so), else the members' annotations.
+fn settings(ctx: &Context<'_>, backends: &Backends<'_>) -> (Vec<Setting>, Vec<Evidence>) {
     match ctx.kind() {
         LbKind::Application => {
+            let from_class: Vec<Setting> = backends
+                .class_params()
+                .iter()
+                .filter_map(|params| {
+                    Some(Setting {
+                        place: format!("IngressClassParams {}", params.name),
+                        value: params.attribute(ALB_KEY)?.1.to_string(),
+                    })
+                })
+                .collect();
             let from_ingresses = backends.ingresses.iter().filter_map(|i| {
-                let list = i.annotations.get(ALB_ATTRIBUTES)?;
-                let value = list.split(',').find_map(|pair| {
-                    let (key, value) = pair.split_once('=')?;
-                    (key.trim() == ALB_KEY).then(|| value.trim().to_string())
-                })?;
                 Some(Setting {
                     place: format!("Ingress {}/{}", i.namespace, i.name),
-                    value,
+                    value: annotated(i)?,
                 })
             });
-            let from_class = backends.cluster.ingress_class_params.iter().filter_map(|p| {
-                Some(Setting {
-                    place: format!("IngressClassParams {}", p.name),
-                    value: p.load_balancer_attributes.get(ALB_KEY)?.clone(),
+            if from_class.is_empty() {
+                return (from_ingresses.collect(), Vec::new());
+            }
+            let overridden = from_ingresses
+                .map(|s| {
+                    Evidence::observation(format!(
+                        "{} sets the idle timeout to {:?} in {ALB_ATTRIBUTES}, but the IngressClassParams of its class set it too, and win: change it there",
+                        s.place,
+                        crate::untrusted::clipped(&s.value, 40)
+                    ))
                 })
-            });
-            from_class.chain(from_ingresses).collect()
+                .collect();
+            (from_class, overridden)
         }
-        LbKind::Classic => backends
+        LbKind::Classic => (backends
             .services
             .iter()
             .filter(|s| matches!(&ctx.owner, Owner::Service { namespace, name } if &s.namespace == namespace && &s.name == name))
@@ -52,7 +76,7 @@ fn settings(ctx: &Context<'_>, backends: &Backends<'_>) -> Vec<Setting> {
                     value: s.annotations.get(CLB_ANNOTATION)?.clone(),
                 })
             })
-            .collect(),
+            .collect(), Vec::new()),
     }
 }
 
@@ -61,18 +85,21 @@ pub fn evidence(ctx: &Context<'_>, timeout: u32) -> Vec<Evidence> {
     let Some(backends) = Backends::of(ctx.snapshot, &ctx.owner) else {
         return Vec::new();
     };
-    let found = settings(ctx, &backends);
+    let (found, overridden) = settings(ctx, &backends);
     let clip = |text: &str| crate::untrusted::clipped(text, 40);
     if found.is_empty() {
         // Only what was read is said to lack the setting.
+        let classes_unread =
+            unread(ctx.snapshot, "ingressclasses") || unread(ctx.snapshot, "ingressclassparams");
         let line = match (ctx.kind(), ctx.owner.namespaced()) {
             (LbKind::Classic, Some((ns, name))) if !backends.services.is_empty() => format!("Service {ns}/{name} has no {CLB_ANNOTATION} annotation: the cloud provider writes 60 s back at every sync of the Service, so a raise made only on AWS does not last"),
-            (LbKind::Application, _) if !backends.ingresses.is_empty() => format!("No Ingress of this load balancer sets {ALB_KEY} in {ALB_ATTRIBUTES}: the annotation is where to keep a new value (unless the IngressClassParams of its class sets loadBalancerAttributes, which elbmedic does not read and which would win)"),
+            (LbKind::Application, _) if !backends.ingresses.is_empty() && classes_unread => format!("No Ingress of this load balancer sets {ALB_KEY} in {ALB_ATTRIBUTES}, and the IngressClassParams of its class could not be read: if they set loadBalancerAttributes, that value wins over the annotation"),
+            (LbKind::Application, _) if !backends.ingresses.is_empty() => format!("Neither the Ingresses of this load balancer nor the IngressClassParams of their class set {ALB_KEY}: the {ALB_ATTRIBUTES} annotation is where to keep a new value"),
             _ => return Vec::new(),
         };
         return vec![Evidence::observation(line)];
     }
-    found
+    let in_effect: Vec<Evidence> = found
         .iter()
         .map(|s| {
             let value = clip(&s.value);
@@ -90,5 +117,6 @@ pub fn evidence(ctx: &Context<'_>, timeout: u32) -> Vec<Evidence> {
             };
             Evidence::observation(line)
         })
-        .collect()
+        .collect();
+    in_effect.into_iter().chain(overridden).collect()
 }
