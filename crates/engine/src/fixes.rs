@@ -217,15 +217,19 @@ fn in_class_params(params: &IngressClassParams, key: &str, value: &str) -> Durab
         description: format!(
             "Set {key} to {value} in spec.loadBalancerAttributes of IngressClassParams {name}: its value wins over the annotation of every Ingress of its class"
         ),
-        command: Some(Script::line(argv![
-            "kubectl",
-            "patch",
-            "ingressclassparams",
-            name,
-            "--type=json",
-            "-p",
-            patch.to_string()
-        ])),
+        // The name comes from the cluster (or a replayed snapshot): only a name the API server
+        // could hold becomes a word of a command, never one that kubectl would read as an option.
+        command: crate::kubernetes_name::is_subdomain(name).then(|| {
+            Script::line(argv![
+                "kubectl",
+                "patch",
+                "ingressclassparams",
+                name,
+                "--type=json",
+                "-p",
+                patch.to_string()
+            ])
+        }),
         manifest: Some(format!(
             "spec:\n  loadBalancerAttributes:\n  # the other entries stay as they are\n  - key: {key}\n    value: {}",
             yaml_quoted(value)

