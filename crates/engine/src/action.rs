@@ -14,10 +14,22 @@ pub enum ActionKind {
     AllowNaclEphemeral,
     AllowNaclTargetPort,
     AllowSgTargetPort,
+    /// The durable half in the cluster: the idle timeout kept where the controller reads it.
+    KeepIdleTimeout,
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 4] = [
+    pub const ALL: [ActionKind; 5] = [
+        Self::RaiseIdleTimeout,
+        Self::AllowNaclEphemeral,
+        Self::AllowNaclTargetPort,
+        Self::AllowSgTargetPort,
+        Self::KeepIdleTimeout,
+    ];
+
+    /// What `ALLOWED_ACTIONS` allows when unset: the AWS side only. A change in the cluster is
+    /// an opt-in of its own (it also needs the write group's access entry).
+    pub const DEFAULT: [ActionKind; 4] = [
         Self::RaiseIdleTimeout,
         Self::AllowNaclEphemeral,
         Self::AllowNaclTargetPort,
@@ -30,6 +42,7 @@ impl ActionKind {
             Self::AllowNaclEphemeral => "allow-nacl-ephemeral",
             Self::AllowNaclTargetPort => "allow-nacl-target-port",
             Self::AllowSgTargetPort => "allow-sg-target-port",
+            Self::KeepIdleTimeout => "keep-idle-timeout",
         }
     }
 
@@ -63,6 +76,14 @@ pub enum Action {
         source_group_id: String,
         port: u16,
         description: String,
+    },
+    /// Keep the idle timeout at `seconds` in cluster `cluster`, at `place`: the annotation or
+    /// IngressClassParams entry the controller reads. What is applied is computed from the
+    /// object as read when applying; the plan names only where and how much.
+    KeepIdleTimeout {
+        cluster: String,
+        place: Place,
+        seconds: u32,
     },
 }
 
@@ -141,6 +162,15 @@ impl Action {
                 ..
             } => ActionKind::AllowNaclTargetPort,
             Self::AllowSgIngress { .. } => ActionKind::AllowSgTargetPort,
+            Self::KeepIdleTimeout { .. } => ActionKind::KeepIdleTimeout,
+        }
+    }
+
+    /// The object of the cluster the action changes, if it is a change in the cluster.
+    pub fn place(&self) -> Option<(&str, &Place)> {
+        match self {
+            Self::KeepIdleTimeout { cluster, place, .. } => Some((cluster, place)),
+            _ => None,
         }
     }
 
@@ -170,6 +200,14 @@ impl Action {
             } => {
                 format!("allow TCP {port} into {group_id} from {source_group_id}")
             }
+            Self::KeepIdleTimeout {
+                cluster,
+                place,
+                seconds,
+            } => format!(
+                "keep the idle timeout at {seconds} s in {} of cluster {cluster}",
+                place.describe()
+            ),
         }
     }
 }

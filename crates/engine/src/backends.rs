@@ -96,20 +96,25 @@ impl<'a> Backends<'a> {
         })
     }
 
-    /// The IngressClassParams of the Ingresses' classes, each once: their settings win over
-    /// every member's annotations.
-    pub fn class_params(&self) -> Vec<&'a IngressClassParams> {
-        let mut found: Vec<&IngressClassParams> = Vec::new();
-        for params in self
-            .ingresses
-            .iter()
-            .filter_map(|i| self.cluster.params_of(i))
-        {
-            if !found.iter().any(|p| std::ptr::eq(*p, params)) {
-                found.push(params);
-            }
-        }
-        found
+    /// The Ingress whose class the controller reads for the whole load balancer: the first
+    /// member by `group.order` (0 when absent), then by namespace and name, as its
+    /// `sortGroupMembers` orders them.
+    pub fn first_member(&self) -> Option<&'a Ingress> {
+        let order = |i: &Ingress| {
+            i.annotations
+                .get("alb.ingress.kubernetes.io/group.order")
+                .and_then(|o| o.trim().parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        self.ingresses.iter().copied().min_by(|a, b| {
+            (order(a), &a.namespace, &a.name).cmp(&(order(b), &b.namespace, &b.name))
+        })
+    }
+
+    /// The IngressClassParams whose settings win over every member's annotations: those of
+    /// the first member's class (the controller reads no other member's class).
+    pub fn class_params(&self) -> Option<&'a IngressClassParams> {
+        self.cluster.params_of(self.first_member()?)
     }
 
     /// The pods a workload runs, among the backends' pods.

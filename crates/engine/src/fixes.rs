@@ -8,6 +8,7 @@ use crate::context::{Context, Owner};
 use crate::finding::{Command, DurableFix};
 use crate::kubernetes::IngressClassParams;
 use crate::netcheck::Direction;
+use crate::plan::Place;
 use crate::shell::{Script, Word};
 use crate::snapshot::PortRange;
 
@@ -144,12 +145,24 @@ pub fn annotate_service(namespace: &str, name: &str, key: &str, value: &str) -> 
 
 /// The annotation that keeps an idle timeout, and what happens without it.
 pub fn durable_idle_timeout(ctx: &Context<'_>, seconds: u32) -> DurableFix {
-    const CLB_KEY: &str = "service.beta.kubernetes.io/aws-load-balancer-connection-idle-timeout";
-    const ALB_KEY: &str = ALB_ATTRIBUTES_KEY;
     const IDLE: &str = "idle_timeout.timeout_seconds";
     if let Some(params) = class_params_setting(ctx, IDLE) {
         return in_class_params(params, IDLE, &seconds.to_string());
     }
+    let mut fix = annotation_for_idle_timeout(ctx, seconds);
+    if ctx.kind() == LbKind::Application
+        && ctx.snapshot.kubernetes.is_some()
+        && crate::rules::classes_unread(ctx.snapshot)
+    {
+        fix.warning = format!("{} {}.", fix.warning, crate::rules::CLASSES_UNREAD);
+    }
+    fix
+}
+
+/// The annotation that keeps an idle timeout, by owner.
+fn annotation_for_idle_timeout(ctx: &Context<'_>, seconds: u32) -> DurableFix {
+    const CLB_KEY: &str = "service.beta.kubernetes.io/aws-load-balancer-connection-idle-timeout";
+    const ALB_KEY: &str = ALB_ATTRIBUTES_KEY;
     match (&ctx.owner, ctx.kind()) {
         (Owner::Service { namespace, name }, _) => DurableFix {
             description: format!("Annotate Service {namespace}/{name} so the cloud provider keeps the new timeout"),
@@ -194,11 +207,13 @@ pub fn durable_idle_timeout(ctx: &Context<'_>, seconds: u32) -> DurableFix {
 /// The IngressClassParams that set `key` for this load balancer's Ingresses, if one does: its
 /// value wins over every Ingress's annotation, so a durable change is made there.
 fn class_params_setting<'a>(ctx: &Context<'a>, key: &str) -> Option<&'a IngressClassParams> {
+    if crate::rules::classes_unread(ctx.snapshot) {
+        return None;
+    }
     let backends = Backends::of(ctx.snapshot, &ctx.owner)?;
     backends
         .class_params()
-        .into_iter()
-        .find(|p| p.attribute(key).is_some())
+        .filter(|p| p.attribute(key).is_some())
 }
 
 /// `key` set to `value` in an IngressClassParams' `spec.loadBalancerAttributes`: a JSON patch
@@ -231,10 +246,59 @@ fn in_class_params(params: &IngressClassParams, key: &str, value: &str) -> Durab
             ])
         }),
         manifest: Some(format!(
-            "spec:\n  loadBalancerAttributes:\n  # the other entries stay as they are\n  - key: {key}\n    value: {}",
+            "# Edit this entry where your manifest has it: the list is one field, so a manifest\n# holds every entry, and applying only this one would drop the others.\nspec:\n  loadBalancerAttributes:\n  - key: {key}\n    value: {}",
             yaml_quoted(value)
         )),
         warning: format!("IngressClassParams {name} applies to every Ingress of its class: each of their load balancers gets the new value. An Ingress's annotation cannot override it."),
+    }
+}
+
+/// The command that puts back what keeping the idle timeout at `place` replaced: `before`,
+/// the field as it was (`None`: absent, so the field is removed). For an IngressClassParams,
+/// `before` is its whole attribute list as JSON (the CRD holds it as one field). `None` when
+/// the place's names are not Kubernetes names or `before` is not what the kind holds.
+pub fn put_back(place: &Place, before: Option<&str>) -> Option<Script> {
+    use crate::kubernetes_name::{is_label, is_subdomain};
+    use crate::plan::durable::{ALB_ATTRIBUTES, CLB_IDLE};
+    if !is_subdomain(place.name()) || !place.namespace().is_none_or(is_label) {
+        return None;
+    }
+    let (_, _, resource) = place.api();
+    let annotate = |key: &str| {
+        let namespace = place.namespace().unwrap_or_default();
+        let mut words = argv![
+            "kubectl",
+            "-n",
+            namespace,
+            "annotate",
+            resource,
+            place.name()
+        ];
+        match before {
+            Some(value) => words.extend(argv!["--overwrite", format!("{key}={value}")]),
+            None => words.extend(argv![format!("{key}-")]),
+        }
+        Script::line(words)
+    };
+    match place {
+        Place::Service { .. } => Some(annotate(CLB_IDLE)),
+        Place::Ingress { .. } => Some(annotate(ALB_ATTRIBUTES)),
+        Place::IngressClassParams { name } => {
+            let list: serde_json::Value = serde_json::from_str(before?).ok()?;
+            list.is_array().then(|| {
+                let patch = serde_json::json!({"spec": {"loadBalancerAttributes": list}});
+                Script::line(argv![
+                    "kubectl",
+                    "patch",
+                    "ingressclassparams",
+                    name,
+                    "--type=merge",
+                    "-p",
+                    patch.to_string()
+                ])
+            })
+        }
+        Place::Namespace { .. } => None,
     }
 }
 

@@ -70,7 +70,8 @@ pub struct Kubernetes {
     /// The Ingresses of the owner's group (or the owning Ingress alone).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ingresses: Vec<Ingress>,
-    /// The load balancer controller's IngressClasses (`spec.controller` `ingress.k8s.aws/alb`).
+    /// The load balancer controller's IngressClasses (`spec.controller` `ingress.k8s.aws/alb`),
+    /// and any other controller's default class (so two defaults are seen as two).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ingress_classes: Vec<IngressClass>,
     /// The IngressClassParams those classes name.
@@ -647,14 +648,24 @@ impl Kubernetes {
         self.ingress_class_params
             .retain(|p| short(&p.name) && p.group.as_ref().is_none_or(short));
         for params in &mut self.ingress_class_params {
-            // Cut, never filtered: an entry's index is how a patch names it.
-            params.load_balancer_attributes.truncate(MAX_PER_OBJECT);
+            // Cut, never filtered: an entry's index is how a patch names it. A cut list may
+            // have lost the entry the controller uses (the last of a key), so it is said, and
+            // the params then count as unread.
+            let mut keep = params.load_balancer_attributes.len().min(MAX_PER_OBJECT);
             if let Some(long) = params
                 .load_balancer_attributes
                 .iter()
                 .position(|a| !short(&a.key))
             {
-                params.load_balancer_attributes.truncate(long);
+                keep = keep.min(long);
+            }
+            if keep < params.load_balancer_attributes.len() {
+                self.truncated.push(format!(
+                    "ingressclassparams: the attribute list of {} cut at {keep} of {} entries",
+                    params.name,
+                    params.load_balancer_attributes.len()
+                ));
+                params.load_balancer_attributes.truncate(keep);
             }
         }
         self.services
@@ -726,6 +737,31 @@ impl Kubernetes {
         self.params_of(ingress)
             .and_then(|p| p.group.as_deref())
             .or_else(|| ingress.group())
+    }
+
+    /// Who re-applies the object at `place`: `Some(None)` when it was read and nothing
+    /// manages it, `None` when it was not read.
+    pub fn managed_by(&self, place: &crate::action::Place) -> Option<Option<&Manager>> {
+        use crate::action::Place;
+        let here = |ns: &str, n: &str| Some(ns) == place.namespace() && n == place.name();
+        match place {
+            Place::Ingress { .. } => self
+                .ingresses
+                .iter()
+                .find(|i| here(&i.namespace, &i.name))
+                .map(|i| i.managed_by.as_ref()),
+            Place::Service { .. } => self
+                .services
+                .iter()
+                .find(|s| here(&s.namespace, &s.name))
+                .map(|s| s.managed_by.as_ref()),
+            Place::IngressClassParams { name } => self
+                .ingress_class_params
+                .iter()
+                .find(|p| &p.name == name)
+                .map(|p| p.managed_by.as_ref()),
+            Place::Namespace { name } => self.namespace(name).map(|_| None),
+        }
     }
 
     pub fn namespace(&self, name: &str) -> Option<&Namespace> {

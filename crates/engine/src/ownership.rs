@@ -6,6 +6,7 @@
 //!
 //! Not for: deciding anything about the cause.
 
+use crate::action::Place;
 use crate::finding::{DurableFix, Finding};
 use crate::kubernetes::{Kubernetes, Manager};
 use crate::shell::Word;
@@ -66,22 +67,23 @@ fn manager_of<'c>(
     name: &str,
 ) -> Option<Option<&'c Manager>> {
     let here = |ns: &str, n: &str| Some(ns) == namespace && n == name;
+    let owned = |text: &str| text.to_string();
+    let place = match (kind, namespace) {
+        ("ingressclassparams", None) => Some(Place::IngressClassParams { name: owned(name) }),
+        ("ingress", Some(ns)) => Some(Place::Ingress {
+            namespace: owned(ns),
+            name: owned(name),
+        }),
+        ("service", Some(ns)) => Some(Place::Service {
+            namespace: owned(ns),
+            name: owned(name),
+        }),
+        _ => None,
+    };
+    if let Some(place) = place {
+        return cluster.managed_by(&place);
+    }
     match kind {
-        "ingressclassparams" => cluster
-            .ingress_class_params
-            .iter()
-            .find(|p| namespace.is_none() && p.name == name)
-            .map(|p| p.managed_by.as_ref()),
-        "ingress" => cluster
-            .ingresses
-            .iter()
-            .find(|i| here(&i.namespace, &i.name))
-            .map(|i| i.managed_by.as_ref()),
-        "service" => cluster
-            .services
-            .iter()
-            .find(|s| here(&s.namespace, &s.name))
-            .map(|s| s.managed_by.as_ref()),
         "deployment" | "statefulset" | "daemonset" => cluster
             .workloads
             .iter()

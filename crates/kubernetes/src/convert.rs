@@ -222,11 +222,19 @@ pub(crate) fn event(raw: &CoreEvent) -> Event {
 /// The load balancer controller's name for itself in an IngressClass's `spec.controller`.
 const ALB_CONTROLLER: &str = "ingress.k8s.aws/alb";
 
-/// An IngressClass, if the load balancer controller implements it.
+/// An IngressClass, if the load balancer controller implements it or it is a default class
+/// (the controller counts every default class: with two, it picks none).
 pub(crate) fn ingress_class(raw: &CoreIngressClass) -> Option<IngressClass> {
     let spec = raw.spec.as_ref()?;
+    let default = annotations(&raw.metadata)
+        .get("ingressclass.kubernetes.io/is-default-class")
+        .is_some_and(|v| v == "true");
     if spec.controller.as_deref() != Some(ALB_CONTROLLER) {
-        return None;
+        return default.then(|| IngressClass {
+            name: raw.metadata.name.clone().unwrap_or_default(),
+            params: None,
+            default,
+        });
     }
     let params = spec
         .parameters
@@ -238,9 +246,7 @@ pub(crate) fn ingress_class(raw: &CoreIngressClass) -> Option<IngressClass> {
     Some(IngressClass {
         name: raw.metadata.name.clone().unwrap_or_default(),
         params,
-        default: annotations(&raw.metadata)
-            .get("ingressclass.kubernetes.io/is-default-class")
-            .is_some_and(|v| v.trim() == "true"),
+        default,
     })
 }
 

@@ -364,6 +364,14 @@ async fn the_group_is_read_as_the_controller_forms_it() {
         class("shared", "ingress.k8s.aws/alb", "shared-params"),
         class("private", "ingress.k8s.aws/alb", "private-params"),
         class("nginx", "k8s.io/ingress-nginx", "unrelated-params"),
+        // Another controller's default class is kept, without params: the controller counts
+        // every default class (two defaults: it picks none).
+        {
+            let mut default = class("nginx-default", "k8s.io/ingress-nginx", "unrelated-params");
+            default["metadata"]["annotations"] =
+                json!({"ingressclass.kubernetes.io/is-default-class": "true"});
+            default
+        },
         params("shared-params", "shop", "120"),
         params("private-params", "admin", "60"),
         params("unrelated-params", "shop", "1"),
@@ -392,10 +400,12 @@ async fn the_group_is_read_as_the_controller_forms_it() {
     assert_eq!(
         classes,
         [
+            ("nginx-default", None),
             ("private", Some("private-params")),
             ("shared", Some("shared-params"))
         ]
     );
+    assert!(cluster.ingress_classes[0].default);
     let kept: Vec<&str> = cluster
         .ingress_class_params
         .iter()

@@ -49,6 +49,11 @@ pub async fn apply(
             create_nacl_entry(clients, action, world, target, policy).await
         }
         Action::AllowSgIngress { .. } => authorize_sg(clients, action, target, dry_run).await,
+        Action::KeepIdleTimeout { .. } => Step::new(
+            action,
+            StepStatus::Refused,
+            "a change in the cluster is not applied yet: apply the durable fix of the report by hand",
+        ),
     }
 }
 
@@ -112,7 +117,7 @@ async fn raise_idle_timeout(
             let mut step = Step::new(&applied, StepStatus::Applied, "idle timeout raised");
             step.before = Some(format!("idle timeout {before} s"));
             step.after = Some(format!("idle timeout {to} s"));
-            step.rollback = Some(rollback(&applied, target));
+            step.rollback = rollback(&applied, target, None);
             step
         }
         Err(failed) => Step::new(action, StepStatus::Failed, failed.detail),
@@ -225,7 +230,7 @@ async fn create_nacl_entry(
                 );
                 step.before = Some(format!("{nacl_id}: no entry {number}"));
                 step.after = Some(format!("{nacl_id}: {}", attempt.describe()));
-                step.rollback = Some(rollback(&attempt, target));
+                step.rollback = rollback(&attempt, target, None);
                 return step;
             }
             Err(failed) if failed.is("NetworkAclEntryAlreadyExists") => {
@@ -307,7 +312,7 @@ async fn authorize_sg(
         let mut step = Step::new(action, StepStatus::Applied, detail);
         step.before = Some(format!("{group_id}: no TCP {port} from {source_group_id}"));
         step.after = Some(format!("{group_id}: TCP {port} from {source_group_id}"));
-        step.rollback = Some(rollback(action, target));
+        step.rollback = rollback(action, target, None);
         step
     };
     match sent.map_err(|e| CallFailed::of(&e)) {

@@ -78,6 +78,10 @@ pub enum RemediationConfigError {
     Action(String),
     #[error("OVERRIDE_EXPLICIT_DENY {0:?} is not true or false")]
     OverrideExplicitDeny(String),
+    #[error("{0} {1:?} is not true or false")]
+    Flag(&'static str, String),
+    #[error("ALLOWED_NAMESPACES names {0:?}, which is not a namespace name (or *)")]
+    Namespace(String),
     #[error("COOLDOWN {0:?} is not a duration such as 3600, 90m or 1h")]
     Cooldown(String),
     #[error(
@@ -120,6 +124,24 @@ impl RemediationConfig {
         }
         if let Some(text) = set("ALLOWED_CLUSTERS") {
             policy.allowed_clusters = Some(list(&text));
+        }
+        if let Some(text) = set("ALLOWED_NAMESPACES") {
+            let names = list(&text);
+            if let Some(bad) = names
+                .iter()
+                .find(|n| *n != "*" && !crate::kubernetes_name::is_label(n))
+            {
+                return Err(Bad::Namespace(bad.clone()));
+            }
+            policy.allowed_namespaces = Some(names);
+        }
+        for (key, flag) in [
+            ("OVERRIDE_GITOPS", &mut policy.override_gitops),
+            ("FORCE_CONFLICTS", &mut policy.force_conflicts),
+        ] {
+            if let Some(text) = set(key) {
+                *flag = parse_bool(&text).ok_or(Bad::Flag(key, text))?;
+            }
         }
         let cooldown_seconds = match set("COOLDOWN") {
             None => DEFAULT_COOLDOWN_SECONDS,
@@ -177,6 +199,9 @@ mod tests {
             ),
             ("OVERRIDE_EXPLICIT_DENY", "true"),
             ("ALLOWED_CLUSTERS", "prod,staging"),
+            ("ALLOWED_NAMESPACES", "shop, *"),
+            ("OVERRIDE_GITOPS", "yes"),
+            ("FORCE_CONFLICTS", "false"),
             ("COOLDOWN", "90m"),
             (
                 "REMEDIATION_TOPIC_ARN",
@@ -193,6 +218,11 @@ mod tests {
             c.policy.allowed_clusters,
             Some(vec!["prod".into(), "staging".into()])
         );
+        assert_eq!(
+            c.policy.allowed_namespaces,
+            Some(vec!["shop".into(), "*".into()])
+        );
+        assert!(c.policy.override_gitops && !c.policy.force_conflicts);
         assert_eq!(c.cooldown_seconds, 5400);
         assert_eq!(c.ledger_table.as_deref(), Some("elbmedic-ledger"));
         for (key, value) in [
@@ -202,6 +232,9 @@ mod tests {
             ("OVERRIDE_EXPLICIT_DENY", "maybe"),
             ("COOLDOWN", "1 fortnight"),
             ("REMEDIATION_TOPIC_ARN", "plans"),
+            ("ALLOWED_NAMESPACES", "shop,--all"),
+            ("OVERRIDE_GITOPS", "please"),
+            ("FORCE_CONFLICTS", "1x"),
         ] {
             let error = config(&[(key, value)]).unwrap_err().to_string();
             assert!(error.starts_with(key), "{error}");

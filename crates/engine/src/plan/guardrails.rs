@@ -4,7 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use super::{cluster_refusal, policy_refusal, Action, NaclActionKind, Policy};
+use super::durable::{idle_timeout_kept, idle_timeout_place};
+use super::{cluster_refusal, policy_refusal, Action, NaclActionKind, Place, Policy};
+use crate::context::Owner;
 use crate::netcheck::nacl::{check_allow_number, evaluate, rule_number_for_allow, TCP};
 use crate::netcheck::{AddrRange, Direction, FlowBox};
 use crate::snapshot::{NetworkAcl, PortRange, Snapshot};
@@ -59,6 +61,11 @@ pub fn refusal(action: &Action, world: &Snapshot, policy: &Policy) -> Option<Str
     }
     let lb = &world.load_balancer;
     match action {
+        Action::KeepIdleTimeout {
+            cluster,
+            place,
+            seconds,
+        } => keep_refusal(world, cluster, place, *seconds, policy),
         Action::RaiseIdleTimeout { to, .. } => {
             if !IDLE_TIMEOUT_RANGE.contains(to) {
                 return Some(format!("{to} s is outside the AWS range of 1-4000 s"));
@@ -69,52 +76,7 @@ pub fn refusal(action: &Action, world: &Snapshot, policy: &Policy) -> Option<Str
                 "the current idle timeout could not be read, so raising it cannot be checked".into()
             })
         }
-        Action::AllowNaclEntry {
-            kind,
-            nacl_id,
-            egress,
-            cidr,
-            ports,
-            rule_number,
-            ..
-        } => {
-            let path_subnets: BTreeSet<&str> = lb_subnets(world)
-                .into_iter()
-                .chain(target_subnets(world))
-                .collect();
-            let on_path = world
-                .subnets
-                .iter()
-                .filter(|s| path_subnets.contains(s.id.as_str()))
-                .any(|s| s.network_acl_id.as_deref() == Some(nacl_id.as_str()));
-            if !on_path {
-                return Some(format!("{nacl_id} is not associated with a subnet of this load balancer or its targets"));
-            }
-            if !(1..=32766).contains(rule_number) {
-                return Some(format!("rule number {rule_number} is outside 1-32766"));
-            }
-            if let Some(reason) = cidr_refusal(cidr, &lb.vpc_cidrs) {
-                return Some(reason);
-            }
-            let port_refusal = match kind {
-                NaclActionKind::Ephemeral if *ports != PortRange::EPHEMERAL => Some(format!(
-                    "ephemeral entries open exactly TCP 1024-65535, not {ports}"
-                )),
-                NaclActionKind::TargetPort
-                    if ports.from != ports.to || !target_ports(world).contains(&ports.from) =>
-                {
-                    Some(format!(
-                        "TCP {ports} is not a target or health-check port of this load balancer"
-                    ))
-                }
-                _ => None,
-            };
-            port_refusal
-                .or_else(|| path_refusal(*kind, nacl_id, *egress, cidr, world))
-                .or_else(|| {
-                    window_refusal(nacl_id, *egress, *rule_number, cidr, *ports, world, policy)
-                })
-        }
+        Action::AllowNaclEntry { .. } => nacl_refusal(action, world, policy),
         Action::AllowSgIngress {
             group_id,
             source_group_id,
@@ -261,6 +223,13 @@ fn cidr_refusal(cidr: &str, vpc_cidrs: &[String]) -> Option<String> {
 /// Whether the observed state still lacks what `action` adds (the reconcile question).
 pub fn still_needed(action: &Action, world: &Snapshot) -> bool {
     match action {
+        // Never lowered: a value kept there at or above `seconds` is in place.
+        Action::KeepIdleTimeout { place, seconds, .. } => world
+            .kubernetes
+            .as_ref()
+            .and_then(|cluster| idle_timeout_kept(place, cluster))
+            .and_then(|kept| kept.trim().parse::<u32>().ok())
+            .is_none_or(|kept| kept < *seconds),
         Action::RaiseIdleTimeout { to, .. } => world
             .load_balancer
             .idle_timeout_seconds
@@ -299,6 +268,110 @@ pub fn still_needed(action: &Action, world: &Snapshot) -> bool {
                 covers && rule.security_groups.contains(source_group_id)
             })
         }
+    }
+}
+
+/// Why a NACL allow entry must not be applied: off the path, outside the numbers, the VPC's
+/// CIDRs, the ports or the window the engine itself would choose from.
+fn nacl_refusal(action: &Action, world: &Snapshot, policy: &Policy) -> Option<String> {
+    let Action::AllowNaclEntry {
+        kind,
+        nacl_id,
+        egress,
+        cidr,
+        ports,
+        rule_number,
+        ..
+    } = action
+    else {
+        return None;
+    };
+    let lb = &world.load_balancer;
+    let path_subnets: BTreeSet<&str> = lb_subnets(world)
+        .into_iter()
+        .chain(target_subnets(world))
+        .collect();
+    let on_path = world
+        .subnets
+        .iter()
+        .filter(|s| path_subnets.contains(s.id.as_str()))
+        .any(|s| s.network_acl_id.as_deref() == Some(nacl_id.as_str()));
+    if !on_path {
+        return Some(format!(
+            "{nacl_id} is not associated with a subnet of this load balancer or its targets"
+        ));
+    }
+    if !(1..=32766).contains(rule_number) {
+        return Some(format!("rule number {rule_number} is outside 1-32766"));
+    }
+    if let Some(reason) = cidr_refusal(cidr, &lb.vpc_cidrs) {
+        return Some(reason);
+    }
+    let port_refusal = match kind {
+        NaclActionKind::Ephemeral if *ports != PortRange::EPHEMERAL => Some(format!(
+            "ephemeral entries open exactly TCP 1024-65535, not {ports}"
+        )),
+        NaclActionKind::TargetPort
+            if ports.from != ports.to || !target_ports(world).contains(&ports.from) =>
+        {
+            Some(format!(
+                "TCP {ports} is not a target or health-check port of this load balancer"
+            ))
+        }
+        _ => None,
+    };
+    port_refusal
+        .or_else(|| path_refusal(*kind, nacl_id, *egress, cidr, world))
+        .or_else(|| window_refusal(nacl_id, *egress, *rule_number, cidr, *ports, world, policy))
+}
+
+/// Why keeping `seconds` at `place` in `cluster` must not be applied to `world` (read just
+/// now, the cluster included): a plan names only its own load balancer's cluster and the one
+/// object that keeps its idle timeout, never one that Argo CD, Flux or Helm re-applies
+/// (unless `OVERRIDE_GITOPS`), and never a value below the load balancer's own.
+fn keep_refusal(
+    world: &Snapshot,
+    cluster: &str,
+    place: &Place,
+    seconds: u32,
+    policy: &Policy,
+) -> Option<String> {
+    let Some(section) = world.kubernetes.as_ref() else {
+        return Some("the cluster could not be read now, so the object cannot be checked".into());
+    };
+    let own = world.cluster_name();
+    if own.as_deref() != Some(cluster) {
+        return Some(format!(
+            "the plan names cluster {cluster}, but this load balancer's is {}",
+            own.as_deref().unwrap_or("none")
+        ));
+    }
+    let chosen = match idle_timeout_place(world, &Owner::from_tags(world)) {
+        Ok(chosen) => chosen,
+        Err(reason) => return Some(reason.to_string()),
+    };
+    if &chosen != place {
+        return Some(format!(
+            "the plan names {}, but this load balancer's idle timeout is kept at {}: a plan may change only its own owner, group or class",
+            place.describe(),
+            chosen.describe()
+        ));
+    }
+    if let Some(current) = world
+        .load_balancer
+        .idle_timeout_seconds
+        .filter(|c| *c > seconds)
+    {
+        return Some(format!(
+            "the load balancer's idle timeout is {current} s: keeping {seconds} s would make the controller lower it"
+        ));
+    }
+    match section.managed_by(place).flatten() {
+        Some(manager) if !policy.override_gitops => Some(format!(
+            "{} (OVERRIDE_GITOPS=true changes it anyway, until their next sync)",
+            crate::ownership::where_to_change(manager, &place.describe())
+        )),
+        _ => None,
     }
 }
 
@@ -444,6 +517,7 @@ mod tests {
                             description: None,
                         });
                     }
+                    Action::KeepIdleTimeout { .. } => unreachable!("these worlds hold no cluster"),
                 }
             }
             assert!(

@@ -6,6 +6,7 @@
 //! evidence that justifies them).
 
 pub mod config;
+pub mod durable;
 pub mod guardrails;
 pub mod message;
 pub mod outcome;
@@ -17,13 +18,14 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::action::{Action, ActionKind, NaclActionKind};
+pub use crate::action::{Action, ActionKind, NaclActionKind, Place};
 use crate::alarm::LbKind;
 use crate::finding::Finding;
 use crate::snapshot::Snapshot;
 
 /// What the operator allows (**contract**: `MAX_IDLE_TIMEOUT`, `ALLOWED_ACTIONS`,
-/// `OVERRIDE_EXPLICIT_DENY`, `ALLOWED_CLUSTERS`).
+/// `OVERRIDE_EXPLICIT_DENY`, `ALLOWED_CLUSTERS`, `ALLOWED_NAMESPACES`, `OVERRIDE_GITOPS`,
+/// `FORCE_CONFLICTS`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     pub max_idle_timeout: u32,
@@ -31,15 +33,26 @@ pub struct Policy {
     pub override_explicit_deny: bool,
     /// `None`: any cluster. Otherwise the LB's tags must name one of these.
     pub allowed_clusters: Option<Vec<String>>,
+    /// `None`: any namespace. Otherwise a change in the cluster must be to an object of one
+    /// of these; a cluster-scoped object (an IngressClassParams) then needs `*` in the list.
+    pub allowed_namespaces: Option<Vec<String>>,
+    /// Change an object that Argo CD, Flux or Helm re-applies anyway (logged, and said in the
+    /// report): the change lasts only until their next sync.
+    pub override_gitops: bool,
+    /// Take a field over from another field manager on a server-side apply conflict.
+    pub force_conflicts: bool,
 }
 
 impl Default for Policy {
     fn default() -> Self {
         Self {
             max_idle_timeout: 300,
-            allowed_actions: ActionKind::ALL.into_iter().collect(),
+            allowed_actions: ActionKind::DEFAULT.into_iter().collect(),
             override_explicit_deny: false,
             allowed_clusters: None,
+            allowed_namespaces: None,
+            override_gitops: false,
+            force_conflicts: false,
         }
     }
 }
@@ -151,8 +164,9 @@ pub fn plan(
     let mut actions = Vec::new();
     let mut refused = Vec::new();
     let proposed: Vec<&Action> = findings.iter().flat_map(|f| &f.remedies).collect();
+    let durable = durable_halves(snapshot, &proposed);
     let cluster_refusal = cluster_refusal(snapshot, policy);
-    for action in proposed {
+    for action in proposed.into_iter().chain(&durable) {
         let refusal = cluster_refusal
             .clone()
             .or_else(|| policy_refusal(action, policy));
@@ -175,6 +189,49 @@ pub fn plan(
         actions,
         refused,
     }
+}
+
+/// `ALLOWED_NAMESPACES`: the object's namespace must be listed; a cluster-scoped object
+/// needs `*`, since a change there reaches every namespace's load balancers.
+fn namespace_refusal(place: &Place, policy: &Policy) -> Option<String> {
+    let allowed = policy.allowed_namespaces.as_ref()?;
+    let listed = |name: &str| allowed.iter().any(|a| a == name);
+    match place.namespace() {
+        Some(namespace) if listed(namespace) || listed("*") => None,
+        Some(namespace) => Some(format!(
+            "namespace {namespace} is not in ALLOWED_NAMESPACES ({})",
+            allowed.join(", ")
+        )),
+        None if listed("*") => None,
+        None => Some(format!(
+            "{} is cluster-scoped: a change there reaches every load balancer of its class, so ALLOWED_NAMESPACES must hold * to allow it",
+            place.describe()
+        )),
+    }
+}
+
+/// The durable half of each idle-timeout raise, when the snapshot holds the cluster: the
+/// timeout kept where the controller reads it, so the raise is not written back. Where no
+/// single place is right, none is proposed (the finding's durable fix says why).
+fn durable_halves(snapshot: &Snapshot, proposed: &[&Action]) -> Vec<Action> {
+    let (Some(cluster), Some(_)) = (snapshot.cluster_name(), snapshot.kubernetes.as_ref()) else {
+        return Vec::new();
+    };
+    let owner = crate::context::Owner::from_tags(snapshot);
+    proposed
+        .iter()
+        .filter_map(|action| match action {
+            Action::RaiseIdleTimeout { to, .. } => {
+                let place = durable::idle_timeout_place(snapshot, &owner).ok()?;
+                Some(Action::KeepIdleTimeout {
+                    cluster: cluster.clone(),
+                    place,
+                    seconds: *to,
+                })
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// `ALLOWED_CLUSTERS`: the LB's tags must name one of them.
@@ -213,6 +270,13 @@ pub fn policy_refusal(action: &Action, policy: &Policy) -> Option<String> {
             "rule {deny} is an explicit deny someone wrote; elbmedic does not override it unless OVERRIDE_EXPLICIT_DENY=true"
         )),
         Action::AllowNaclEntry { .. } | Action::AllowSgIngress { .. } => None,
+        Action::KeepIdleTimeout { seconds, place, .. } => {
+            if !(1..=policy.max_idle_timeout).contains(seconds) {
+                Some(format!("{seconds} s is outside 1 s to MAX_IDLE_TIMEOUT ({} s)", policy.max_idle_timeout))
+            } else {
+                namespace_refusal(place, policy)
+            }
+        }
     }
 }
 

@@ -192,10 +192,12 @@ impl Outcome {
     }
 }
 
-/// The command that undoes an applied action.
-pub fn rollback(action: &Action, target: &PlanTarget) -> Script {
+/// The command that undoes an applied action. `before` is what a change in the cluster
+/// replaced (`None`: the field was absent); the AWS actions carry their own.
+pub fn rollback(action: &Action, target: &PlanTarget, before: Option<&str>) -> Option<Script> {
     let region = target.region.as_str();
-    match action {
+    let script = match action {
+        Action::KeepIdleTimeout { place, .. } => return fixes::put_back(place, before),
         Action::RaiseIdleTimeout { from, .. } => fixes::idle_timeout_script(
             target.kind,
             region,
@@ -223,7 +225,8 @@ pub fn rollback(action: &Action, target: &PlanTarget) -> Script {
             source_group_id,
             None,
         ),
-    }
+    };
+    Some(script)
 }
 
 #[cfg(test)]
@@ -248,7 +251,9 @@ mod tests {
         let clb = rollback(
             &Action::RaiseIdleTimeout { from: 60, to: 120 },
             &target(LbKind::Classic),
-        );
+            None,
+        )
+        .unwrap();
         assert!(clb.contains("\"IdleTimeout\":60") && clb.contains("--load-balancer-name web"));
         let nacl = Action::AllowNaclEntry {
             kind: super::super::NaclActionKind::Ephemeral,
@@ -260,7 +265,9 @@ mod tests {
             in_front_of_deny: None,
         };
         assert_eq!(
-            rollback(&nacl, &target(LbKind::Application)).as_str(),
+            rollback(&nacl, &target(LbKind::Application), None)
+                .unwrap()
+                .as_str(),
             "aws ec2 delete-network-acl-entry --region eu-west-1 --network-acl-id acl-1 --egress --rule-number 100"
         );
     }

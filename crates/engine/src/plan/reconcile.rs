@@ -279,9 +279,13 @@ pub fn resent(
                     StepStatus::Applied,
                     "applied by an earlier run of this plan",
                 );
+                step.rollback = rollback(
+                    &action,
+                    &plan.load_balancer,
+                    Some(change.before.as_str()).filter(|b| !b.is_empty()),
+                );
                 step.before = Some(change.before);
                 step.after = Some(change.after);
-                step.rollback = Some(rollback(&action, &plan.load_balancer));
                 outcome.steps.push(step);
             }
         }
@@ -313,6 +317,7 @@ pub fn verify(
                 Action::AllowNaclEntry { nacl_id, .. } => nacl_id.as_str(),
                 Action::AllowSgIngress { group_id, .. } => group_id.as_str(),
                 Action::RaiseIdleTimeout { .. } => alarmed.name.as_str(),
+                Action::KeepIdleTimeout { place, .. } => place.name(),
             };
             let blocker = findings_after
                 .iter()

@@ -32,6 +32,9 @@ fn refused(reason: impl Into<String>) -> Review {
 /// guardrails would be judging from a partial world, so the action is refused (fail closed).
 fn required_facts(action: &Action) -> &'static [GapFact] {
     match action {
+        // Every read of the cluster: which object keeps the value, who manages it, and its
+        // group and class all come from there.
+        Action::KeepIdleTimeout { .. } => &[GapFact::KubernetesApi, GapFact::LbAttributes],
         Action::RaiseIdleTimeout { .. } => &[GapFact::LbAttributes],
         Action::AllowNaclEntry { .. } => &[
             GapFact::NetworkAcls,

@@ -464,3 +464,201 @@ fn a_timeout_raised_meanwhile_is_never_lowered() {
     assert!(needed.is_empty(), "{needed:?}");
     assert_eq!(in_place, planned.actions);
 }
+
+/// A policy that opts in to changes in the cluster.
+fn with_cluster_writes() -> Policy {
+    let mut policy = Policy::default();
+    policy.allowed_actions.insert(ActionKind::KeepIdleTimeout);
+    policy
+}
+
+/// The Classic LB scenario with the cluster read: its Service `shop/orders`, no annotation.
+fn clb_with_cluster() -> crate::snapshot::Snapshot {
+    use crate::kubernetes::{Kubernetes, Service};
+    let mut world = scenario_snapshot("clb-idle-timeout");
+    world.kubernetes = Some(Kubernetes {
+        cluster: "shop-prod".into(),
+        services: vec![Service {
+            namespace: "shop".into(),
+            name: "orders".into(),
+            ..Service::default()
+        }],
+        ..Kubernetes::default()
+    });
+    world
+}
+
+fn keep(place: Place, seconds: u32) -> Action {
+    Action::KeepIdleTimeout {
+        cluster: "shop-prod".into(),
+        place,
+        seconds,
+    }
+}
+
+fn params(name: &str) -> Place {
+    Place::IngressClassParams { name: name.into() }
+}
+
+#[test]
+fn the_durable_half_is_planned_beside_the_raise_where_the_cluster_keeps_it() {
+    let world = clb_with_cluster();
+    let diagnosis = diagnose(&scenario_alarm("clb-idle-timeout"), &world);
+    let planned = plan(
+        &world,
+        &diagnosis.findings,
+        &with_cluster_writes(),
+        NOW,
+        None,
+    );
+    let service = Place::Service {
+        namespace: "shop".into(),
+        name: "orders".into(),
+    };
+    assert!(
+        planned.actions.contains(&keep(service.clone(), 120)),
+        "{:?}",
+        planned.actions
+    );
+    assert!(matches!(
+        planned.actions[0],
+        Action::RaiseIdleTimeout { from: 60, to: 120 }
+    ));
+    // The AWS side alone unless the operator opts in.
+    let default = plan(&world, &diagnosis.findings, &Policy::default(), NOW, None);
+    assert_eq!(default.actions.len(), 1);
+    assert!(default.refused[0]
+        .reason
+        .contains("keep-idle-timeout is not in ALLOWED_ACTIONS"));
+    // Where IngressClassParams set the key, there.
+    let class = plan_for("eks-idle-timeout-class-params", &with_cluster_writes());
+    assert!(
+        class.actions.contains(&keep(params("alb-internet"), 120)),
+        "{:?}",
+        class.actions
+    );
+    // A group whose two members declare the key: no single place, so no durable half.
+    let group = plan_for("eks-ingress-group-conflict", &with_cluster_writes());
+    assert!(
+        !group
+            .actions
+            .iter()
+            .any(|a| a.kind() == ActionKind::KeepIdleTimeout),
+        "{:?}",
+        group.actions
+    );
+}
+
+/// Forged or stale plans against the state read just now: each names its reason, and the
+/// true one passes.
+#[test]
+fn a_forged_durable_half_is_refused_with_its_reason() {
+    let policy = with_cluster_writes();
+    let world = scenario_snapshot("eks-idle-timeout-class-params");
+    assert_eq!(
+        guardrails::refusal(&keep(params("alb-internet"), 120), &world, &policy),
+        None
+    );
+    let refused = |action: &Action, world: &crate::snapshot::Snapshot, policy: &Policy| {
+        guardrails::refusal(action, world, policy).unwrap_or_else(|| panic!("{action:?} passed"))
+    };
+    // Another object than the one that keeps the value: another class, the Ingress (whose
+    // value the params override), an object of another namespace.
+    for place in [
+        params("internal"),
+        Place::Ingress {
+            namespace: "shop".into(),
+            name: "checkout".into(),
+        },
+        Place::Service {
+            namespace: "kube-system".into(),
+            name: "kube-dns".into(),
+        },
+        Place::Namespace {
+            name: "shop".into(),
+        },
+    ] {
+        let reason = refused(&keep(place, 120), &world, &policy);
+        assert!(
+            reason.contains("kept at IngressClassParams alb-internet"),
+            "{reason}"
+        );
+    }
+    let other_cluster = Action::KeepIdleTimeout {
+        cluster: "staging".into(),
+        place: params("alb-internet"),
+        seconds: 120,
+    };
+    assert!(refused(&other_cluster, &world, &policy).contains("names cluster staging"));
+    assert!(
+        refused(&keep(params("alb-internet"), 4000), &world, &policy).contains("MAX_IDLE_TIMEOUT")
+    );
+    assert!(refused(&keep(params("alb-internet"), 0), &world, &policy).contains("outside 1 s"));
+    // Below the load balancer's own value: the controller would lower it.
+    let mut raised = world.clone();
+    raised.load_balancer.idle_timeout_seconds = Some(300);
+    assert!(refused(&keep(params("alb-internet"), 120), &raised, &policy).contains("lower it"));
+    // A cluster-scoped object needs * in ALLOWED_NAMESPACES.
+    let shop_only = Policy {
+        allowed_namespaces: Some(vec!["shop".into()]),
+        ..policy.clone()
+    };
+    assert!(
+        refused(&keep(params("alb-internet"), 120), &world, &shop_only).contains("cluster-scoped")
+    );
+    let everywhere = Policy {
+        allowed_namespaces: Some(vec!["*".into()]),
+        ..policy.clone()
+    };
+    assert_eq!(
+        guardrails::refusal(&keep(params("alb-internet"), 120), &world, &everywhere),
+        None
+    );
+    // Re-applied by Helm: refused with where to change it, unless OVERRIDE_GITOPS.
+    let mut helm = world.clone();
+    helm.kubernetes.as_mut().unwrap().ingress_class_params[0].managed_by =
+        Some(crate::kubernetes::Manager::Helm {
+            release: "aws-load-balancer-controller".into(),
+            namespace: Some("kube-system".into()),
+        });
+    let reason = refused(&keep(params("alb-internet"), 120), &helm, &policy);
+    assert!(
+        reason.contains("Helm release aws-load-balancer-controller")
+            && reason.contains("OVERRIDE_GITOPS"),
+        "{reason}"
+    );
+    let overriding = Policy {
+        override_gitops: true,
+        ..policy.clone()
+    };
+    assert_eq!(
+        guardrails::refusal(&keep(params("alb-internet"), 120), &helm, &overriding),
+        None
+    );
+    // The cluster not read now: nothing is checked, so nothing is applied.
+    let mut unread = world.clone();
+    unread.kubernetes = None;
+    assert!(
+        refused(&keep(params("alb-internet"), 120), &unread, &policy).contains("could not be read")
+    );
+    // A group with no single place names why.
+    let group = scenario_snapshot("eks-ingress-group-conflict");
+    let member = Place::Ingress {
+        namespace: "shop".into(),
+        name: "checkout".into(),
+    };
+    assert!(
+        refused(&keep(member, 300), &group, &policy).contains("2 Ingresses of the group declare")
+    );
+}
+
+#[test]
+fn a_kept_value_at_or_above_the_plans_is_in_place_and_never_lowered() {
+    let mut world = scenario_snapshot("eks-idle-timeout-class-params");
+    let action = keep(params("alb-internet"), 120);
+    assert!(guardrails::still_needed(&action, &world));
+    let attributes =
+        &mut world.kubernetes.as_mut().unwrap().ingress_class_params[0].load_balancer_attributes;
+    attributes[1].value = "300".into();
+    assert!(!guardrails::still_needed(&action, &world));
+}

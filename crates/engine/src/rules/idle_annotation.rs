@@ -36,9 +36,12 @@ fn annotated(ingress: &crate::kubernetes::Ingress) -> Option<String> {
 fn settings(ctx: &Context<'_>, backends: &Backends<'_>) -> (Vec<Setting>, Vec<Evidence>) {
     match ctx.kind() {
         LbKind::Application => {
+            // Params read only in part say nothing sure: the entry the controller uses (the
+            // last of the key) may be the part not read.
             let from_class: Vec<Setting> = backends
                 .class_params()
-                .iter()
+                .filter(|_| !classes_unread(ctx.snapshot))
+                .into_iter()
                 .filter_map(|params| {
                     Some(Setting {
                         place: format!("IngressClassParams {}", params.name),
@@ -58,7 +61,7 @@ fn settings(ctx: &Context<'_>, backends: &Backends<'_>) -> (Vec<Setting>, Vec<Ev
             let overridden = from_ingresses
                 .map(|s| {
                     Evidence::observation(format!(
-                        "{} sets the idle timeout to {:?} in {ALB_ATTRIBUTES}, but the IngressClassParams of its class set it too, and win: change it there",
+                        "{} sets the idle timeout to {:?} in {ALB_ATTRIBUTES}, but the IngressClassParams of this load balancer's class set it too, and win: change it there",
                         s.place,
                         crate::untrusted::clipped(&s.value, 40)
                     ))
@@ -87,10 +90,9 @@ pub fn evidence(ctx: &Context<'_>, timeout: u32) -> Vec<Evidence> {
     };
     let (found, overridden) = settings(ctx, &backends);
     let clip = |text: &str| crate::untrusted::clipped(text, 40);
+    let classes_unread = ctx.kind() == LbKind::Application && classes_unread(ctx.snapshot);
     if found.is_empty() {
         // Only what was read is said to lack the setting.
-        let classes_unread =
-            unread(ctx.snapshot, "ingressclasses") || unread(ctx.snapshot, "ingressclassparams");
         let line = match (ctx.kind(), ctx.owner.namespaced()) {
             (LbKind::Classic, Some((ns, name))) if !backends.services.is_empty() => format!("Service {ns}/{name} has no {CLB_ANNOTATION} annotation: the cloud provider writes 60 s back at every sync of the Service, so a raise made only on AWS does not last"),
             (LbKind::Application, _) if !backends.ingresses.is_empty() && classes_unread => format!("No Ingress of this load balancer sets {ALB_KEY} in {ALB_ATTRIBUTES}, and the IngressClassParams of its class could not be read: if they set loadBalancerAttributes, that value wins over the annotation"),
@@ -118,5 +120,176 @@ pub fn evidence(ctx: &Context<'_>, timeout: u32) -> Vec<Evidence> {
             Evidence::observation(line)
         })
         .collect();
-    in_effect.into_iter().chain(overridden).collect()
+    // An Ingress's value is in effect only if the class's params do not set the key, and
+    // those could not be read.
+    let caveat = classes_unread.then(|| Evidence::observation(CLASSES_UNREAD.to_string()));
+    in_effect
+        .into_iter()
+        .chain(overridden)
+        .chain(caveat)
+        .collect()
+}
+
+/// Said wherever an Ingress's annotation is named while the classes could not be read.
+pub const CLASSES_UNREAD: &str = "The IngressClasses or IngressClassParams could not be read (whole): if the class's IngressClassParams set idle_timeout.timeout_seconds, their value wins over every Ingress's annotation, and a change there does nothing";
+
+/// Whether the classes, or their params, could not be read whole.
+pub fn classes_unread(snapshot: &crate::snapshot::Snapshot) -> bool {
+    unread(snapshot, "ingressclasses") || unread(snapshot, "ingressclassparams")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::diagnosis::diagnose;
+    use crate::finding::FindingCode;
+    use crate::kubernetes::{Attribute, IngressClass, IngressClassParams};
+    use crate::rules::testing::scenario_alarm;
+    use crate::snapshot::{Gap, GapFact, GapReason, Snapshot};
+    use crate::testkit::scenario_snapshot;
+
+    const SCENARIO: &str = "eks-idle-timeout-class-params";
+
+    /// The idle-timeout finding's evidence lines and durable fix, on `world`.
+    fn read(world: &Snapshot) -> (Vec<String>, crate::finding::DurableFix) {
+        let diagnosis = diagnose(&scenario_alarm(SCENARIO), world);
+        let finding = diagnosis
+            .findings
+            .iter()
+            .find(|f| f.code == FindingCode::IdleTimeoutExceeded)
+            .unwrap();
+        let lines = finding
+            .evidence
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap())
+            .collect();
+        (lines, finding.fix.durable.clone().unwrap())
+    }
+
+    /// The params could not be read: an Ingress's own value is named with the caveat that
+    /// the params would win, and the annotation fix says so.
+    #[test]
+    fn an_annotation_is_not_claimed_in_effect_when_the_params_could_not_be_read() {
+        let mut world = scenario_snapshot(SCENARIO);
+        world
+            .kubernetes
+            .as_mut()
+            .unwrap()
+            .ingress_class_params
+            .clear();
+        world.gaps.push(Gap {
+            fact: GapFact::KubernetesApi,
+            resource: Some("ingressclassparams.elbv2.k8s.aws".into()),
+            reason: GapReason::AccessDenied,
+            detail: "forbidden".into(),
+        });
+        let (lines, durable) = read(&world);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("Ingress shop/checkout sets the idle timeout to 300 s")),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("could not be read (whole)")),
+            "{lines:?}"
+        );
+        assert!(
+            durable.warning.contains("could not be read (whole)"),
+            "{}",
+            durable.warning
+        );
+    }
+
+    /// In a group, only the first member's class counts (by group.order, then namespace and
+    /// name), as the controller reads it: another member's params are not patched.
+    #[test]
+    fn only_the_first_members_class_counts_in_a_group() {
+        let mut world = scenario_snapshot("eks-ingress-group-conflict");
+        let section = world.kubernetes.as_mut().unwrap();
+        // shop/admin sorts first; give shop/checkout's class params that set 60 s.
+        let checkout = section
+            .ingresses
+            .iter_mut()
+            .find(|i| i.name == "checkout")
+            .unwrap();
+        checkout.class = Some("other".into());
+        section.ingress_classes.push(IngressClass {
+            name: "other".into(),
+            params: Some("other-params".into()),
+            default: false,
+        });
+        section.ingress_class_params.push(IngressClassParams {
+            name: "other-params".into(),
+            load_balancer_attributes: vec![Attribute {
+                key: "idle_timeout.timeout_seconds".into(),
+                value: "60".into(),
+            }],
+            ..IngressClassParams::default()
+        });
+        let (lines, durable) = read(&world);
+        assert!(
+            !lines.iter().any(|l| l.contains("other-params")),
+            "{lines:?}"
+        );
+        assert!(
+            !durable.description.contains("other-params"),
+            "{}",
+            durable.description
+        );
+        // With group.order putting checkout first, its class's params are the ones.
+        let section = world.kubernetes.as_mut().unwrap();
+        let checkout = section
+            .ingresses
+            .iter_mut()
+            .find(|i| i.name == "checkout")
+            .unwrap();
+        checkout
+            .annotations
+            .insert("alb.ingress.kubernetes.io/group.order".into(), "-1".into());
+        let (lines, durable) = read(&world);
+        assert!(
+            lines.iter().any(
+                |l| l.contains("IngressClassParams other-params sets the idle timeout to 60 s")
+            ),
+            "{lines:?}"
+        );
+        assert!(
+            durable
+                .description
+                .contains("IngressClassParams other-params"),
+            "{}",
+            durable.description
+        );
+    }
+
+    /// A list cut at its bound may have lost the entry the controller uses: the params count
+    /// as unread, so no entry is patched by index.
+    #[test]
+    fn a_cut_attribute_list_is_never_patched_by_index() {
+        let mut world = scenario_snapshot(SCENARIO);
+        let section = world.kubernetes.take().unwrap();
+        let mut section = section;
+        let attributes = &mut section.ingress_class_params[0].load_balancer_attributes;
+        for n in 0..crate::kubernetes::MAX_PER_OBJECT {
+            attributes.push(Attribute {
+                key: format!("tags.k{n}"),
+                value: "v".into(),
+            });
+        }
+        world.kubernetes = Some(section.clamped());
+        let (lines, durable) = read(&world);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("could not be read (whole)")),
+            "{lines:?}"
+        );
+        assert!(
+            !durable.description.contains("IngressClassParams"),
+            "{}",
+            durable.description
+        );
+    }
 }

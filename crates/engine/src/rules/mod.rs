@@ -15,6 +15,7 @@ mod churning_workload;
 mod controller_cannot_reconcile;
 mod empty_group_reasons;
 mod idle_annotation;
+pub use idle_annotation::{classes_unread, CLASSES_UNREAD};
 mod idle_timeout;
 mod nacl;
 mod no_registered_targets;

@@ -1,0 +1,307 @@
+//! The durable half of a remediation: the setting kept in the cluster, where the controller
+//! that owns the load balancer reads it, so that the AWS-side change is not written back (the
+//! legacy cloud provider resets a Classic LB's idle timeout at every Service sync; the load
+//! balancer controller puts back what an annotation or the IngressClassParams declare).
+//!
+//! Pure, like the rest of the plan: where to keep a setting is chosen from the snapshot's
+//! `kubernetes` section, and what to apply is computed from the object as read just before,
+//! never taken from the plan. A plan names only the place and the number of seconds.
+//!
+//! Not for: applying (the Kubernetes shell does that, with server-side apply).
+
+use serde_json::{json, Value};
+
+pub use crate::action::Place;
+use crate::alarm::LbKind;
+use crate::backends::{unread, Backends};
+use crate::context::Owner;
+use crate::kubernetes::{Kubernetes, GROUP_ANNOTATION};
+use crate::snapshot::Snapshot;
+
+/// The annotation that holds an ALB's attributes: one comma-separated list.
+pub const ALB_ATTRIBUTES: &str = "alb.ingress.kubernetes.io/load-balancer-attributes";
+/// The key of the idle timeout, in that list and in an IngressClassParams.
+pub const IDLE_KEY: &str = "idle_timeout.timeout_seconds";
+/// A Classic LB's idle timeout, on its Service.
+pub const CLB_IDLE: &str = "service.beta.kubernetes.io/aws-load-balancer-connection-idle-timeout";
+/// The namespace label that makes the controller inject readiness gates into new pods.
+pub const READINESS_GATE_LABEL: &str = "elbv2.k8s.aws/pod-readiness-gate-inject";
+
+/// elbmedic's field manager: what it applies is owned under this name, and only this.
+pub const FIELD_MANAGER: &str = "elbmedic";
+
+/// Why no single object of the cluster is the right place for a setting: said to the reader.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NoPlace(pub String);
+
+impl From<&str> for NoPlace {
+    fn from(reason: &str) -> Self {
+        Self(reason.to_string())
+    }
+}
+
+impl From<String> for NoPlace {
+    fn from(reason: String) -> Self {
+        Self(reason)
+    }
+}
+
+fn no(reason: String) -> Result<Place, NoPlace> {
+    Err(NoPlace(reason))
+}
+
+/// Where the idle timeout of this load balancer is kept, or why no single place is right.
+///
+/// - A Classic LB: its Service's annotation.
+/// - An ALB whose class's IngressClassParams set the key: there (they win over every Ingress).
+/// - A lone Ingress: its annotation list.
+/// - A group: the one member that declares the key. None that does: the only member, if
+///   there is one. Several: refused, since changing them one by one would make them disagree
+///   meanwhile, and a disagreement stops the controller for the whole group.
+pub fn idle_timeout_place(snapshot: &Snapshot, owner: &Owner) -> Result<Place, NoPlace> {
+    let Some(cluster) = snapshot.kubernetes.as_ref() else {
+        return Err(
+            "the cluster was not read, so where the idle timeout is kept is not known".into(),
+        );
+    };
+    let backends =
+        Backends::of(snapshot, owner).ok_or_else(|| "the cluster was not read".to_string())?;
+    match (snapshot.load_balancer.kind, owner) {
+        (LbKind::Classic, Owner::Service { namespace, name }) => {
+            let read = cluster
+                .services
+                .iter()
+                .any(|s| &s.namespace == namespace && &s.name == name);
+            match read {
+                true => Ok(Place::Service {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                }),
+                false => no(format!(
+                    "Service {namespace}/{name} was not found in the cluster"
+                )),
+            }
+        }
+        (LbKind::Application, Owner::Ingress { .. } | Owner::IngressGroup { .. }) => {
+            if unread(snapshot, "ingressclasses") || unread(snapshot, "ingressclassparams") {
+                return Err("the IngressClasses or IngressClassParams could not be read (whole): their value would win over any annotation".into());
+            }
+            if let Some(params) = backends
+                .class_params()
+                .filter(|p| p.attribute(IDLE_KEY).is_some())
+            {
+                return Ok(Place::IngressClassParams {
+                    name: params.name.clone(),
+                });
+            }
+            let declaring: Vec<_> = backends
+                .ingresses
+                .iter()
+                .filter(|i| list_value(i.annotations.get(ALB_ATTRIBUTES), IDLE_KEY).is_some())
+                .collect();
+            let chosen = match (declaring.as_slice(), backends.ingresses.as_slice()) {
+                ([one], _) => *one,
+                ([], [only]) => *only,
+                ([], []) => return Err("no Ingress of this load balancer was found in the cluster".into()),
+                ([], _) => return no(format!(
+                    "no Ingress of the group declares {IDLE_KEY}, and it has {} members: elbmedic does not choose which one keeps a setting of the whole load balancer",
+                    backends.ingresses.len()
+                )),
+                (_, _) => return no(format!(
+                    "{} Ingresses of the group declare {IDLE_KEY}: changing them one at a time would make them disagree meanwhile, which stops the controller for the whole group",
+                    declaring.len()
+                )),
+            };
+            Ok(Place::Ingress {
+                namespace: chosen.namespace.clone(),
+                name: chosen.name.clone(),
+            })
+        }
+        (_, Owner::Unknown) => Err("the load balancer's tags name no owner in the cluster".into()),
+        (_, _) => Err("this load balancer's owner keeps no idle timeout elbmedic can set".into()),
+    }
+}
+
+/// The value `key` has in a comma-separated `key=value` list, as written (trimmed).
+pub fn list_value<'a>(list: Option<&'a String>, key: &str) -> Option<&'a str> {
+    list?.split(',').rev().find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k.trim() == key).then(|| v.trim())
+    })
+}
+
+/// The list with `key` set to `value`: every other entry kept exactly as written, never
+/// re-parsed (a hostile value stays one entry), and every entry of `key` replaced by one.
+pub fn rewrite_list(current: &str, key: &str, value: &str) -> String {
+    let mut kept: Vec<&str> = current
+        .split(',')
+        .filter(|pair| !pair.trim().is_empty())
+        .filter(|pair| pair.split_once('=').is_none_or(|(k, _)| k.trim() != key))
+        .collect();
+    let pair = format!("{key}={value}");
+    kept.push(&pair);
+    kept.join(",")
+}
+
+/// The idle timeout kept at `place` today (seconds as written), if any.
+pub fn idle_timeout_kept(place: &Place, cluster: &Kubernetes) -> Option<String> {
+    match place {
+        Place::Service { namespace, name } => cluster
+            .services
+            .iter()
+            .find(|s| &s.namespace == namespace && &s.name == name)?
+            .annotations
+            .get(CLB_IDLE)
+            .cloned(),
+        Place::Ingress { namespace, name } => {
+            let ingress = cluster
+                .ingresses
+                .iter()
+                .find(|i| &i.namespace == namespace && &i.name == name)?;
+            list_value(ingress.annotations.get(ALB_ATTRIBUTES), IDLE_KEY).map(str::to_string)
+        }
+        Place::IngressClassParams { name } => cluster
+            .ingress_class_params
+            .iter()
+            .find(|p| &p.name == name)?
+            .attribute(IDLE_KEY)
+            .map(|(_, v)| v.to_string()),
+        Place::Namespace { .. } => None,
+    }
+}
+
+/// The server-side apply body that keeps `seconds` at `place`, from the object as read in
+/// `cluster`: only the field elbmedic sets (for an IngressClassParams the whole attribute
+/// list, which the CRD holds as one atomic field). `None` when the object was not read.
+pub fn idle_timeout_body(place: &Place, cluster: &Kubernetes, seconds: u32) -> Option<Value> {
+    let value = seconds.to_string();
+    match place {
+        Place::Service { namespace, name } => {
+            cluster
+                .services
+                .iter()
+                .find(|s| &s.namespace == namespace && &s.name == name)?;
+            Some(annotation_body(place, CLB_IDLE, &value))
+        }
+        Place::Ingress { namespace, name } => {
+            let ingress = cluster
+                .ingresses
+                .iter()
+                .find(|i| &i.namespace == namespace && &i.name == name)?;
+            let current = ingress
+                .annotations
+                .get(ALB_ATTRIBUTES)
+                .map_or("", String::as_str);
+            Some(annotation_body(
+                place,
+                ALB_ATTRIBUTES,
+                &rewrite_list(current, IDLE_KEY, &value),
+            ))
+        }
+        Place::IngressClassParams { name } => {
+            let params = cluster
+                .ingress_class_params
+                .iter()
+                .find(|p| &p.name == name)?;
+            let mut list: Vec<Value> = params
+                .load_balancer_attributes
+                .iter()
+                .filter(|a| a.key != IDLE_KEY)
+                .map(|a| json!({"key": a.key, "value": a.value}))
+                .collect();
+            list.push(json!({"key": IDLE_KEY, "value": value}));
+            let (api_version, kind, _) = place.api();
+            Some(json!({
+                "apiVersion": api_version,
+                "kind": kind,
+                "metadata": {"name": name},
+                "spec": {"loadBalancerAttributes": list},
+            }))
+        }
+        Place::Namespace { .. } => None,
+    }
+}
+
+/// The body that sets one annotation, and nothing else.
+fn annotation_body(place: &Place, key: &str, value: &str) -> Value {
+    let (api_version, kind, _) = place.api();
+    let mut metadata = json!({"name": place.name(), "annotations": {key: value}});
+    if let Some(namespace) = place.namespace() {
+        metadata["namespace"] = json!(namespace);
+    }
+    json!({"apiVersion": api_version, "kind": kind, "metadata": metadata})
+}
+
+/// The body that labels a namespace for readiness-gate injection.
+pub fn readiness_gate_body(namespace: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": namespace, "labels": {READINESS_GATE_LABEL: "enabled"}},
+    })
+}
+
+/// The body that gives up every field elbmedic applied to an object: the rollback, since
+/// fields only elbmedic owns are then removed, and ones others own too stay.
+pub fn release_body(place: &Place) -> Value {
+    let (api_version, kind, _) = place.api();
+    let mut metadata = json!({"name": place.name()});
+    if let Some(namespace) = place.namespace() {
+        metadata["namespace"] = json!(namespace);
+    }
+    json!({"apiVersion": api_version, "kind": kind, "metadata": metadata})
+}
+
+/// Whether the Ingress group annotation, or the group an IngressClassParams declares, would
+/// be changed by a body: never (a body that did would move Ingresses between load
+/// balancers). A guard against a bug, checked before every apply.
+pub fn touches_grouping(body: &Value) -> bool {
+    body.pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .is_some_and(|a| a.contains_key(GROUP_ANNOTATION))
+        || body.pointer("/spec/group").is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_key_changes_and_every_other_entry_stays_as_written() {
+        assert_eq!(
+            rewrite_list(
+                "deletion_protection.enabled=true, idle_timeout.timeout_seconds=60,routing.http2.enabled=false",
+                IDLE_KEY,
+                "120"
+            ),
+            "deletion_protection.enabled=true,routing.http2.enabled=false,idle_timeout.timeout_seconds=120"
+        );
+        // A hostile entry is kept as one entry, never split into others.
+        let hostile = "access_logs.s3.prefix=a b;c$(x),idle_timeout.timeout_seconds=1";
+        assert_eq!(
+            rewrite_list(hostile, IDLE_KEY, "120"),
+            "access_logs.s3.prefix=a b;c$(x),idle_timeout.timeout_seconds=120"
+        );
+        assert_eq!(
+            rewrite_list("", IDLE_KEY, "120"),
+            "idle_timeout.timeout_seconds=120"
+        );
+        // Duplicates of the key become one entry.
+        assert_eq!(
+            rewrite_list(
+                "idle_timeout.timeout_seconds=1,a=b,idle_timeout.timeout_seconds=2",
+                IDLE_KEY,
+                "9"
+            ),
+            "a=b,idle_timeout.timeout_seconds=9"
+        );
+        assert_eq!(
+            list_value(
+                Some(&"a=1, idle_timeout.timeout_seconds = 60".to_string()),
+                IDLE_KEY
+            ),
+            Some("60")
+        );
+    }
+}
