@@ -75,6 +75,12 @@ impl KubeApi {
         }
     }
 
+    /// The world as it is now: what the writes made of it.
+    pub fn world(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.dir.join("world.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
