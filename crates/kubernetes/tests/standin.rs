@@ -72,7 +72,13 @@ fn world() -> Value {
              "metadata": {"name": "web", "namespace": "shop",
                           "annotations": {"alb.ingress.kubernetes.io/group.name": "shop",
                                           "alb.ingress.kubernetes.io/load-balancer-attributes": "idle_timeout.timeout_seconds=60",
-                                          "unrelated.example.com/secret-ish": "not kept"}},
+                                          "unrelated.example.com/secret-ish": "not kept"},
+                          // Argo CD applied the attributes: a server-side apply that changes
+                          // them conflicts with it.
+                          "managedFields": [{"manager": "argocd-controller", "operation": "Apply",
+                                             "apiVersion": "networking.k8s.io/v1", "fieldsType": "FieldsV1",
+                                             "fieldsV1": {"f:metadata": {"f:annotations": {
+                                                 "f:alb.ingress.kubernetes.io/load-balancer-attributes": {}}}}}]},
              "spec": {"ingressClassName": "alb",
                       "rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix",
                                                      "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}},
@@ -89,6 +95,8 @@ fn world() -> Value {
                       "targetType": "ip", "serviceRef": {"name": "web", "port": 80}}},
         ],
         "deny": [["list", "", "services"]],
+        "admission": [{"webhook": "vdeployment.example.com", "kind": "Deployment", "name": "web",
+                       "message": "shop is frozen for the sale"}],
     })
 }
 
@@ -457,6 +465,80 @@ async fn a_refused_token_and_an_unreachable_endpoint_are_gaps_that_name_the_fix(
 
 /// A CA, and a server certificate for 127.0.0.1 that it signed (as EKS serves its API: a
 /// CA is never accepted as the server's own certificate).
+/// The stand-in's server-side apply, as the real kubectl sees it: a conflict names the
+/// manager and the field, a forced server dry run changes nothing, a forced apply takes the
+/// field over; an admission webhook's denial comes back in the API server's words.
+/// (`--validate=false`: the stand-in serves no OpenAPI document.)
+fn server_side_apply_as_kubectl_sees_it(
+    kubectl: &dyn Fn(&[&str]) -> std::process::Output,
+    dir: &Path,
+) {
+    const KEY: &str = "alb.ingress.kubernetes.io/load-balancer-attributes";
+    let manifest = dir.join("ingress.json");
+    std::fs::write(
+        &manifest,
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+               "metadata": {"name": "web", "namespace": "shop",
+                            "annotations": {KEY: "idle_timeout.timeout_seconds=120"}}})
+        .to_string(),
+    )
+    .unwrap();
+    let file = manifest.to_str().unwrap();
+    let apply = [
+        "apply",
+        "--server-side",
+        "--validate=false",
+        "--field-manager=elbmedic",
+        "-f",
+        file,
+    ];
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let attributes = || {
+        let got = kubectl(&["-n", "shop", "get", "ingress", "web", "-o", "jsonpath={.metadata.annotations.alb\\.ingress\\.kubernetes\\.io/load-balancer-attributes}"]);
+        String::from_utf8_lossy(&got.stdout).to_string()
+    };
+    let conflict = kubectl(&apply);
+    assert!(!conflict.status.success());
+    assert!(
+        text(&conflict).contains(&format!("Apply failed with 1 conflict: conflict with \"argocd-controller\" using networking.k8s.io/v1: .metadata.annotations.{KEY}")),
+        "{}",
+        text(&conflict)
+    );
+    let dry = kubectl(&[&apply[..], &["--force-conflicts", "--dry-run=server"]].concat());
+    assert!(
+        text(&dry).contains("serverside-applied (server dry run)"),
+        "{}",
+        text(&dry)
+    );
+    assert_eq!(attributes(), "idle_timeout.timeout_seconds=60");
+    let forced = kubectl(&[&apply[..], &["--force-conflicts"]].concat());
+    assert!(forced.status.success(), "{}", text(&forced));
+    assert_eq!(attributes(), "idle_timeout.timeout_seconds=120");
+    let managers = kubectl(&[
+        "-n",
+        "shop",
+        "get",
+        "ingress",
+        "web",
+        "-o",
+        "jsonpath={.metadata.managedFields[*].manager}",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&managers.stdout), "elbmedic");
+    let frozen = kubectl(&["-n", "shop", "annotate", "deployment", "web", "note=x"]);
+    assert!(!frozen.status.success());
+    assert!(
+        text(&frozen).contains("admission webhook \"vdeployment.example.com\" denied the request: shop is frozen for the sale"),
+        "{}",
+        text(&frozen)
+    );
+}
+
 fn certificates(openssl: &Path, dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     let file = |suffix: &str| dir.join(format!("{name}-{suffix}"));
     let (ca, ca_key, cert, key, csr, ext) = (
@@ -607,6 +689,7 @@ async fn kubectl_reads_the_stand_in_with_a_token_from_the_aws_cli() {
     let denied = kubectl(&["get", "svc", "-n", "shop"]);
     assert!(!denied.status.success());
     assert!(String::from_utf8_lossy(&denied.stderr).contains("Forbidden"));
+    server_side_apply_as_kubectl_sees_it(&kubectl, &dir);
 
     // The same server over TLS with elbmedic's own client, trusting only the cluster's CA.
     let bearer = token(&credentials(SECRET), REGION, CLUSTER, SystemTime::now()).unwrap();
