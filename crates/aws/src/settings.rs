@@ -229,7 +229,7 @@ impl Config {
         let remediation = RemediationConfig::from_env(&get)?;
         let follow_up = follow_up_from_env(&get)?;
         let organization = organization_from_env(&get)?;
-        let cluster_reads = cluster_reads_from_env(role, &get)?;
+        let cluster_reads = cluster_reads_from_env(&get)?;
         let has_topic = remediation.topic_arn.is_some();
         match (role, remediation.mode) {
             (Role::Diagnose, Mode::Approve) if !has_topic => {
@@ -262,12 +262,12 @@ impl Config {
 
 /// Whether, and (in tests) where, the diagnosis reads clusters.
 fn cluster_reads_from_env(
-    role: Role,
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<crate::gather::ClusterReads, ConfigError> {
     use crate::gather::ClusterReads;
+    // `remediate` reads (and then writes) a cluster only for a plan that changes one.
     let on = match set(get, "KUBERNETES_READS").as_deref() {
-        None | Some("on") => role != Role::Remediate,
+        None | Some("on") => true,
         Some("off") => false,
         Some(other) => return Err(ConfigError::BadClusterReads(other.to_string())),
     };

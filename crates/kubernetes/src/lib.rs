@@ -14,3 +14,5 @@ pub mod workload;
 pub mod write;
 
 pub(crate) use elbmedic_engine::untrusted::clipped;
+/// The client the shells hand around; only this crate builds one.
+pub use kube::Client;

@@ -87,6 +87,29 @@ pub async fn apply(
     Ok(serde_json::to_value(applied).unwrap_or(Value::Null))
 }
 
+/// Only the dry run of [`apply`]: what the API server, its admission and the field managers
+/// would say, with nothing changed.
+pub async fn dry_run(
+    client: &Client,
+    place: &Place,
+    body: &Value,
+    force: bool,
+    deadline: Instant,
+) -> Result<Value, WriteRefusal> {
+    let api = api_of(client, place);
+    let mut params = PatchParams::apply(FIELD_MANAGER).dry_run();
+    if force {
+        params = params.force();
+    }
+    let answered = call(
+        place,
+        deadline,
+        api.patch(place.name(), &params, &Patch::Apply(body)),
+    )
+    .await?;
+    Ok(serde_json::to_value(answered).unwrap_or(Value::Null))
+}
+
 /// The object at `place` as it is now; `None` when it does not exist.
 pub async fn read(
     client: &Client,

@@ -990,3 +990,132 @@ async fn a_failed_report_holds_its_plan_back() {
     let plan = planned(&aws, &t, &event, &[]).await;
     assert!(PlanMessage::parse(&plan).is_ok());
 }
+
+/// Issue 25's end: a Classic LB idle-timeout incident, in auto with the durable half allowed,
+/// ends with both halves applied through both binaries: moto's load balancer at the new
+/// timeout, and the owning Service's annotation set by a server-side apply (a dry run first)
+/// that the stand-in records as elbmedic's field, beside the fields other managers keep.
+#[tokio::test]
+async fn auto_applies_both_halves_of_a_classic_idle_timeout_fix() {
+    use elbmedic_engine::plan::durable::CLB_IDLE;
+    use support::kube_api::{Identity, KubeApi};
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    let t = topics(&aws).await;
+    let name = "a3f1c2e4b5d6978812345678abcdef01";
+    let (_, event) = clb_idle_scenario(&aws, name).await;
+    let world = json!({"objects": [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": "orders", "namespace": "shop", "resourceVersion": "7",
+                      "annotations": {"team": "orders"},
+                      "managedFields": [{"manager": "kubectl-client-side-apply", "operation": "Update",
+                                         "apiVersion": "v1", "fieldsType": "FieldsV1",
+                                         "fieldsV1": {"f:metadata": {"f:annotations": {"f:team": {}}},
+                                                      "f:spec": {"f:type": {}}}}]},
+         "spec": {"type": "LoadBalancer", "selector": {"app": "orders"},
+                  "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}},
+    ]});
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kube-both-halves");
+    let who = Identity {
+        cluster: CLUSTER,
+        region: REGION,
+        access_key_id: "testing",
+        secret_access_key: "testing",
+    };
+    let cluster = KubeApi::start(&dir, &world, &who, None);
+    let env = [
+        ("REPORT_TOPIC_ARN", t.reports.clone()),
+        ("REMEDIATION_MODE", "auto".to_string()),
+        ("REMEDIATION_TOPIC_ARN", t.plans.clone()),
+        (
+            "ALLOWED_ACTIONS",
+            "raise-idle-timeout,keep-idle-timeout".to_string(),
+        ),
+        ("KUBERNETES_READS", "on".to_string()),
+        ("KUBERNETES_API_URL", cluster.url()),
+    ];
+    let diagnosed = invoke(&diagnose_binary(), ACCOUNT, &moto, &env, event);
+    diagnosed
+        .response
+        .unwrap_or_else(|e| panic!("diagnose failed: {e}\n{}", diagnosed.logs));
+    let _diagnosis = published_report(&aws, &t.reports_queue).await;
+    let plan = published_report(&aws, &t.plans_queue).await.to_string();
+    let message = PlanMessage::parse(&plan).unwrap();
+    let kinds: Vec<&str> = message
+        .plan
+        .actions
+        .iter()
+        .map(|a| a.kind().as_str())
+        .collect();
+    assert_eq!(kinds, ["raise-idle-timeout", "keep-idle-timeout"], "{plan}");
+    let applied = invoke(
+        env!("CARGO_BIN_EXE_remediate"),
+        ACCOUNT,
+        &moto,
+        &env,
+        sns_event(&t.plans, &plan),
+    );
+    let logs = applied.logs.clone();
+    let summary: Value = serde_json::from_str(
+        &applied
+            .response
+            .unwrap_or_else(|e| panic!("remediate failed: {e}\n{logs}")),
+    )
+    .unwrap();
+    let outcome = published_report(&aws, &t.reports_queue).await;
+    let steps = outcome["remediation"]["steps"].as_array().unwrap();
+    assert_eq!(
+        summary["records"][0]["status"], "applied",
+        "{outcome:#}\n{logs}"
+    );
+    assert!(
+        steps.iter().all(|s| s["status"] == "applied"),
+        "{steps:#?}\n{logs}"
+    );
+    // The AWS half.
+    let attributes = aws
+        .elb
+        .describe_load_balancer_attributes()
+        .load_balancer_name(name)
+        .send()
+        .await
+        .unwrap();
+    let seconds = attributes
+        .load_balancer_attributes()
+        .and_then(|a| a.connection_settings())
+        .map(|c| c.idle_timeout())
+        .unwrap();
+    assert!((61..=300).contains(&seconds), "{seconds}");
+    // The durable half: the annotation, owned by elbmedic; the other managers' fields kept.
+    let service = cluster.world()["objects"][1].clone();
+    assert_eq!(
+        service["metadata"]["annotations"][CLB_IDLE],
+        seconds.to_string()
+    );
+    assert_eq!(service["metadata"]["annotations"]["team"], "orders");
+    let managers: Vec<&str> = service["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["manager"].as_str().unwrap())
+        .collect();
+    assert_eq!(managers, ["kubectl-client-side-apply", "elbmedic"]);
+    let patches: Vec<Value> = cluster
+        .requests()
+        .into_iter()
+        .filter(|r| r["method"] == "PATCH")
+        .collect();
+    assert_eq!(patches.len(), 2, "a dry run, then the apply: {patches:#?}");
+    assert_eq!(patches[0]["query"]["dryRun"], "All");
+    // The rollback puts back what was there: no annotation.
+    let keep = steps
+        .iter()
+        .find(|s| s["action"]["action"] == "keep-idle-timeout")
+        .unwrap();
+    assert_eq!(
+        keep["rollback"],
+        format!("kubectl -n shop annotate service orders {CLB_IDLE}-")
+    );
+}

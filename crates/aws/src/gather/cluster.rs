@@ -81,14 +81,7 @@ pub async fn read(
         .and_then(|c| c.resources_vpc_config())
         .and_then(|v| v.cluster_security_group_id())
         .map(str::to_string);
-    let endpoint = cluster.map(|c| Endpoint {
-        url: c.endpoint().unwrap_or_default().to_string(),
-        ca_base64: c
-            .certificate_authority()
-            .and_then(|a| a.data())
-            .map(str::to_string),
-        test_override: false,
-    });
+    let endpoint = cluster.map(endpoint_of);
     let kubernetes = match (reads, &target.owner) {
         (ClusterReads::On { test_url }, Some(owner)) => {
             let endpoint = match endpoint {
@@ -126,21 +119,9 @@ async fn kubernetes(
     let Ok(endpoint) = endpoint else {
         return refused("DescribeCluster was not read, so the API endpoint is not known".into());
     };
-    let Some(credentials) = clients.credentials().await else {
-        return refused("no AWS credentials to sign the cluster token with".into());
-    };
-    let bearer = match token(
-        &credentials,
-        &clients.region,
-        &target.name,
-        SystemTime::now(),
-    ) {
-        Ok(bearer) => bearer,
-        Err(error) => return refused(format!("no cluster token: {error}")),
-    };
-    let client = match connect(&endpoint, &bearer) {
+    let client = match client_for(clients, &target.name, &endpoint).await {
         Ok(client) => client,
-        Err(error) => return refused(error.to_string()),
+        Err(reason) => return refused(reason.0),
     };
     let scope = Scope {
         cluster: target.name.clone(),
@@ -151,6 +132,74 @@ async fn kubernetes(
     let (mut cluster, gaps) = Box::pin(read::read(&client, &scope, deadline)).await;
     cluster.cluster = target.name.clone();
     (Some(cluster), gaps)
+}
+
+/// Why no client for a cluster could be made: said in a gap or a step.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NoClient(pub String);
+
+impl From<&str> for NoClient {
+    fn from(reason: &str) -> Self {
+        Self(reason.to_string())
+    }
+}
+
+impl From<String> for NoClient {
+    fn from(reason: String) -> Self {
+        Self(reason)
+    }
+}
+
+/// The API endpoint and CA DescribeCluster gives.
+fn endpoint_of(cluster: &aws_sdk_eks::types::Cluster) -> Endpoint {
+    Endpoint {
+        url: cluster.endpoint().unwrap_or_default().to_string(),
+        ca_base64: cluster
+            .certificate_authority()
+            .and_then(|a| a.data())
+            .map(str::to_string),
+        test_override: false,
+    }
+}
+
+/// A client for the cluster `name` at `endpoint`, with a token minted from these clients'
+/// credentials (never logged); the reason when there can be none.
+async fn client_for(
+    clients: &Clients,
+    name: &str,
+    endpoint: &Endpoint,
+) -> Result<elbmedic_kubernetes::Client, NoClient> {
+    let credentials = clients
+        .credentials()
+        .await
+        .ok_or("no AWS credentials to sign the cluster token with")?;
+    let bearer = token(&credentials, &clients.region, name, SystemTime::now())
+        .map_err(|error| format!("no cluster token: {error}"))?;
+    connect(endpoint, &bearer).map_err(|error| NoClient(error.to_string()))
+}
+
+/// A client for writing to cluster `name` (remediation's): DescribeCluster for the endpoint
+/// and CA, then a fresh token. `test_url` replaces the endpoint, as for the reads.
+pub async fn writer(
+    clients: &Clients,
+    name: &str,
+    test_url: Option<&str>,
+    deadline: Instant,
+) -> Result<elbmedic_kubernetes::Client, NoClient> {
+    let described = bounded(deadline, clients.eks.describe_cluster().name(name).send())
+        .await
+        .ok_or_else(|| format!("DescribeCluster {name} did not answer before the deadline"))?
+        .map_err(|error| {
+            format!(
+                "DescribeCluster {name}: {}",
+                crate::errors::classify(&error).1
+            )
+        })?;
+    let cluster = described
+        .cluster()
+        .ok_or_else(|| format!("DescribeCluster {name} answered no cluster"))?;
+    client_for(clients, name, &endpoint_of(cluster).overridden(test_url)).await
 }
 
 /// Records the cluster and what was read of it. moto's DescribeCluster omits the security

@@ -30,6 +30,7 @@ enum RereadFailed {
 /// state gathered just before.
 pub async fn apply(
     clients: &Clients,
+    writer: &Writer,
     action: &Action,
     world: &Snapshot,
     target: &PlanTarget,
@@ -37,6 +38,10 @@ pub async fn apply(
     dry_run: bool,
 ) -> Step {
     match action {
+        Action::KeepIdleTimeout { .. } => {
+            super::in_cluster::keep_idle_timeout(writer, action, world, target, policy, dry_run)
+                .await
+        }
         Action::RaiseIdleTimeout { to, .. } => {
             raise_idle_timeout(clients, action, *to, world, target, dry_run).await
         }
@@ -49,13 +54,10 @@ pub async fn apply(
             create_nacl_entry(clients, action, world, target, policy).await
         }
         Action::AllowSgIngress { .. } => authorize_sg(clients, action, target, dry_run).await,
-        Action::KeepIdleTimeout { .. } => Step::new(
-            action,
-            StepStatus::Refused,
-            "a change in the cluster is not applied yet: apply the durable fix of the report by hand",
-        ),
     }
 }
+
+pub use super::in_cluster::Writer;
 
 async fn raise_idle_timeout(
     clients: &Clients,

@@ -96,9 +96,22 @@ async fn gather(clients: &Clients, message: &PlanMessage, config: &Config) -> Sn
         epoch_now(),
         config.gather_deadline,
         None,
-        crate::gather::Sources::STATE_ONLY,
+        sources(message, config),
     ))
     .await
+}
+
+/// The state only; the cluster too when the plan changes something there (its guardrails
+/// and the before values are read from it).
+fn sources(message: &PlanMessage, config: &Config) -> crate::gather::Sources {
+    let in_cluster = message.plan.actions.iter().any(|a| a.place().is_some());
+    crate::gather::Sources {
+        cluster: match in_cluster {
+            true => config.cluster_reads.clone(),
+            false => crate::gather::ClusterReads::Off,
+        },
+        ..crate::gather::Sources::STATE_ONLY
+    }
 }
 
 /// The report of a run that stops before deciding anything: the state as it is, and why.
@@ -202,9 +215,11 @@ async fn under_lock(
         }
         Decision::Proceed { outcome, apply } => (outcome, apply),
     };
+    let writer = apply::Writer::for_actions(clients, &actions, &before, config).await;
     for action in &actions {
         let step = apply::apply(
             clients,
+            &writer,
             action,
             &before,
             &plan.load_balancer,

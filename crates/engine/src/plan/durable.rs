@@ -171,6 +171,36 @@ pub fn idle_timeout_kept(place: &Place, cluster: &Kubernetes) -> Option<String> 
     }
 }
 
+/// The field elbmedic changes at `place`, as it is in `cluster` (`None`: absent): what the
+/// ledger keeps as the before value, and what a rollback puts back. The Service's or the
+/// Ingress's annotation as written; for an IngressClassParams, its whole attribute list as JSON.
+pub fn field_before(place: &Place, cluster: &Kubernetes) -> Option<String> {
+    match place {
+        Place::Service { namespace, name } => cluster
+            .services
+            .iter()
+            .find(|s| &s.namespace == namespace && &s.name == name)?
+            .annotations
+            .get(CLB_IDLE)
+            .cloned(),
+        Place::Ingress { namespace, name } => cluster
+            .ingresses
+            .iter()
+            .find(|i| &i.namespace == namespace && &i.name == name)?
+            .annotations
+            .get(ALB_ATTRIBUTES)
+            .cloned(),
+        Place::IngressClassParams { name } => {
+            let params = cluster
+                .ingress_class_params
+                .iter()
+                .find(|p| &p.name == name)?;
+            serde_json::to_string(&params.load_balancer_attributes).ok()
+        }
+        Place::Namespace { .. } => None,
+    }
+}
+
 /// The server-side apply body that keeps `seconds` at `place`, from the object as read in
 /// `cluster`: only the field elbmedic sets (for an IngressClassParams the whole attribute
 /// list, which the CRD holds as one atomic field). `None` when the object was not read.
