@@ -1074,6 +1074,11 @@ async fn auto_applies_both_halves_of_a_classic_idle_timeout_fix() {
         steps.iter().all(|s| s["status"] == "applied"),
         "{steps:#?}\n{logs}"
     );
+    let headline = outcome["remediation"]["headline"].as_str().unwrap();
+    assert!(
+        headline.contains("both halves: the idle timeout raised on the load balancer and kept at"),
+        "{headline}"
+    );
     // The AWS half.
     let attributes = aws
         .elb

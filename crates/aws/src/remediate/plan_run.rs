@@ -240,7 +240,7 @@ async fn under_lock(
         }
         outcome.steps.push(step);
     }
-    reconcile::finish(&mut outcome, &plan.load_balancer.name, &remediation.policy);
+    reconcile::finish(&mut outcome, &plan.load_balancer, &remediation.policy);
     if !reconcile::applied_any(&outcome) {
         return with_outcome(report, outcome);
     }

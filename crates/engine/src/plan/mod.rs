@@ -139,15 +139,37 @@ impl Plan {
 
 fn content_id(target: &PlanTarget, episode: i64, actions: &[Action]) -> String {
     use sha2::{Digest, Sha256};
-    // Canonical: serde writes the fields in declaration order, the same on every run.
     let content = serde_json::json!({
         "load_balancer": target,
         "episode": episode,
         "actions": actions,
     });
-    let digest = Sha256::digest(content.to_string().as_bytes());
+    let digest = Sha256::digest(canonical(&content).as_bytes());
     let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
     format!("plan-{hex}")
+}
+
+/// `value` as JSON with every object's keys sorted: the same text whatever order serde_json
+/// keeps keys in (its `preserve_order` feature is switched on by whichever crate of a build
+/// asks for it, so `diagnose` and `remediate` built apart could otherwise disagree on an id).
+fn canonical(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&map[k])))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(canonical).collect();
+            format!("[{}]", items.join(","))
+        }
+        scalar => scalar.to_string(),
+    }
 }
 
 /// The plan for a diagnosis's findings: every action they propose, minus what the policy

@@ -8,7 +8,7 @@ use super::guardrails::still_needed;
 use super::message::{Mode, PlanMessage, Request};
 use super::outcome::{rollback, Outcome, OutcomeStatus, PathCheck, Step, StepStatus};
 use super::review::{review, Review};
-use super::{Action, ActionKind, Policy};
+use super::{Action, ActionKind, PlanTarget, Policy};
 use crate::alarm::LbRef;
 use crate::finding::{DurableFix, Finding};
 use crate::snapshot::{IdleTimeoutRaise, Snapshot};
@@ -237,13 +237,55 @@ pub fn needs_cooldown(message: &PlanMessage) -> bool {
 
 /// Closes an outcome once its steps ran: the status and headline, and the assumption a raise
 /// rests on.
-pub fn finish(outcome: &mut Outcome, lb_name: &str, policy: &Policy) {
-    outcome.settle(lb_name);
+pub fn finish(outcome: &mut Outcome, target: &PlanTarget, policy: &Policy) {
+    outcome.settle(&target.name);
     let raised = outcome.steps.iter().any(|s| {
         s.action.kind() == ActionKind::RaiseIdleTimeout && s.status == StepStatus::Applied
     });
+    halves(outcome, target, raised);
     if raised {
         outcome.notes.push(format!("ASSUMPTION: MAX_IDLE_TIMEOUT ({} s) is below every backend's keep-alive timeout. If a backend closes idle connections sooner than the new idle timeout, these 504s become 502s: raise the backends' keep-alive above it.", policy.max_idle_timeout));
+    }
+}
+
+/// Which half of an idle-timeout fix applied, in the headline's one line; and when only the
+/// AWS half did, the warning that it will be written back, and when.
+fn halves(outcome: &mut Outcome, target: &PlanTarget, raised: bool) {
+    let done = |s: &&Step| matches!(s.status, StepStatus::Applied | StepStatus::InPlace);
+    let kept = outcome
+        .steps
+        .iter()
+        .filter(done)
+        .find_map(|s| match &s.action {
+            Action::KeepIdleTimeout { place, seconds, .. } => Some((place.describe(), *seconds)),
+            _ => None,
+        });
+    let durable = outcome
+        .steps
+        .iter()
+        .find(|s| s.action.kind() == ActionKind::KeepIdleTimeout);
+    match (raised, kept, durable) {
+        (true, Some((place, seconds)), _) => {
+            outcome.headline = format!(
+                "{}; both halves: the idle timeout raised on the load balancer and kept at {seconds} s in {place}",
+                outcome.headline
+            );
+        }
+        (true, None, refused) => {
+            let why = refused.map_or_else(
+                || "no change in the cluster was planned (see the durable fix below)".to_string(),
+                |s| format!("the change in the cluster was not made: {}", s.detail),
+            );
+            let when = match target.kind {
+                crate::alarm::LbKind::Classic => "at the next sync of its Service (any update to it, or a restart of the cloud controller)",
+                crate::alarm::LbKind::Application => "at the load balancer controller's next reconcile of its Ingress (any change to it or its group, a controller restart, or its resync, every 10 hours by default)",
+            };
+            outcome.notes.insert(
+                0,
+                format!("WARNING: only the AWS half applied; {why}. The raise will be written back {when}, unless the durable fix below is made."),
+            );
+        }
+        (false, _, _) => {}
     }
 }
 

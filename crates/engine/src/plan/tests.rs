@@ -662,3 +662,60 @@ fn a_kept_value_at_or_above_the_plans_is_in_place_and_never_lowered() {
     attributes[1].value = "300".into();
     assert!(!guardrails::still_needed(&action, &world));
 }
+
+/// The outcome's one line names both halves when both applied; when only the AWS half did,
+/// a warning says the raise will be written back, by whom and when.
+#[test]
+fn the_outcome_says_which_half_applied_and_warns_when_only_aws_did() {
+    use super::message::Mode;
+    use super::outcome::{Outcome, OutcomeStatus, Step, StepStatus};
+    let world = clb_with_cluster();
+    let target = PlanTarget::of(&world);
+    let raise = Action::RaiseIdleTimeout { from: 60, to: 120 };
+    let service = Place::Service {
+        namespace: "shop".into(),
+        name: "orders".into(),
+    };
+    let mut both = Outcome::without_steps("p", Mode::Auto, OutcomeStatus::Applied, "");
+    both.steps = vec![
+        Step::new(&raise, StepStatus::Applied, ""),
+        Step::new(&keep(service.clone(), 120), StepStatus::Applied, ""),
+    ];
+    reconcile::finish(&mut both, &target, &Policy::default());
+    assert!(
+        both.headline.ends_with("both halves: the idle timeout raised on the load balancer and kept at 120 s in Service shop/orders"),
+        "{}",
+        both.headline
+    );
+    let mut half = Outcome::without_steps("p", Mode::Auto, OutcomeStatus::Applied, "");
+    half.steps = vec![
+        Step::new(&raise, StepStatus::Applied, ""),
+        Step::new(
+            &keep(service, 120),
+            StepStatus::Refused,
+            "argocd-controller own what elbmedic would set",
+        ),
+    ];
+    reconcile::finish(&mut half, &target, &Policy::default());
+    assert!(!half.headline.contains("both halves"));
+    assert!(
+        half.notes[0].starts_with("WARNING: only the AWS half applied; the change in the cluster was not made: argocd-controller")
+            && half.notes[0].contains("next sync of its Service"),
+        "{:?}",
+        half.notes
+    );
+}
+
+/// The content id does not depend on the order serde_json keeps keys in: the canonical text
+/// sorts every object's keys, as serde_json writes a map without `preserve_order`.
+#[test]
+fn the_content_id_is_the_same_whatever_order_keys_are_kept_in() {
+    let shuffled: serde_json::Value =
+        serde_json::from_str(r#"{"b":{"z":1,"a":[{"y":2,"c":3}]},"a":"x"}"#).unwrap();
+    assert_eq!(
+        canonical(&shuffled),
+        r#"{"a":"x","b":{"a":[{"c":3,"y":2}],"z":1}}"#
+    );
+    let plan = plan_for("nacl-ephemeral-node-subnets", &Policy::default());
+    assert!(plan.id_matches_content());
+}
