@@ -98,6 +98,15 @@ pub struct Kubernetes {
     pub truncated: Vec<String>,
 }
 
+/// An object of the section that elbmedic may change, found by its place.
+#[derive(Debug, Clone, Copy)]
+pub enum Object<'a> {
+    Ingress(&'a Ingress),
+    Service(&'a Service),
+    Params(&'a IngressClassParams),
+    Namespace(&'a Namespace),
+}
+
 /// One object, by kind, namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ObjectRef {
@@ -739,9 +748,8 @@ impl Kubernetes {
             .or_else(|| ingress.group())
     }
 
-    /// Who re-applies the object at `place`: `Some(None)` when it was read and nothing
-    /// manages it, `None` when it was not read.
-    pub fn managed_by(&self, place: &crate::action::Place) -> Option<Option<&Manager>> {
+    /// The object at `place`, when the section holds it.
+    pub fn object_at(&self, place: &crate::action::Place) -> Option<Object<'_>> {
         use crate::action::Place;
         let here = |ns: &str, n: &str| Some(ns) == place.namespace() && n == place.name();
         match place {
@@ -749,19 +757,30 @@ impl Kubernetes {
                 .ingresses
                 .iter()
                 .find(|i| here(&i.namespace, &i.name))
-                .map(|i| i.managed_by.as_ref()),
+                .map(Object::Ingress),
             Place::Service { .. } => self
                 .services
                 .iter()
                 .find(|s| here(&s.namespace, &s.name))
-                .map(|s| s.managed_by.as_ref()),
+                .map(Object::Service),
             Place::IngressClassParams { name } => self
                 .ingress_class_params
                 .iter()
                 .find(|p| &p.name == name)
-                .map(|p| p.managed_by.as_ref()),
-            Place::Namespace { name } => self.namespace(name).map(|_| None),
+                .map(Object::Params),
+            Place::Namespace { name } => self.namespace(name).map(Object::Namespace),
         }
+    }
+
+    /// Who re-applies the object at `place`: `Some(None)` when it was read and nothing
+    /// manages it, `None` when it was not read.
+    pub fn managed_by(&self, place: &crate::action::Place) -> Option<Option<&Manager>> {
+        Some(match self.object_at(place)? {
+            Object::Ingress(i) => i.managed_by.as_ref(),
+            Object::Service(s) => s.managed_by.as_ref(),
+            Object::Params(p) => p.managed_by.as_ref(),
+            Object::Namespace(_) => None,
+        })
     }
 
     pub fn namespace(&self, name: &str) -> Option<&Namespace> {

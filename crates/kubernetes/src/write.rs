@@ -57,6 +57,15 @@ fn api_of(client: &Client, place: &Place) -> Api<DynamicObject> {
     }
 }
 
+/// A server-side apply as elbmedic's field manager; `force` takes fields over.
+fn apply_params(force: bool) -> PatchParams {
+    let params = PatchParams::apply(FIELD_MANAGER);
+    match force {
+        true => params.force(),
+        false => params,
+    }
+}
+
 /// Applies `body` to the object at `place`: a dry run first, then the change. `force` takes
 /// fields over from other managers (`FORCE_CONFLICTS`). Answers the object as changed.
 pub async fn apply(
@@ -67,10 +76,7 @@ pub async fn apply(
     deadline: Instant,
 ) -> Result<Value, WriteRefusal> {
     let api = api_of(client, place);
-    let mut params = PatchParams::apply(FIELD_MANAGER);
-    if force {
-        params = params.force();
-    }
+    let params = apply_params(force);
     let dry = params.clone().dry_run();
     call(
         place,
@@ -97,10 +103,7 @@ pub async fn dry_run(
     deadline: Instant,
 ) -> Result<Value, WriteRefusal> {
     let api = api_of(client, place);
-    let mut params = PatchParams::apply(FIELD_MANAGER).dry_run();
-    if force {
-        params = params.force();
-    }
+    let params = apply_params(force).dry_run();
     let answered = call(
         place,
         deadline,

@@ -15,7 +15,7 @@ pub use crate::action::Place;
 use crate::alarm::LbKind;
 use crate::backends::{unread, Backends};
 use crate::context::Owner;
-use crate::kubernetes::{Kubernetes, GROUP_ANNOTATION};
+use crate::kubernetes::{Kubernetes, Object, GROUP_ANNOTATION};
 use crate::snapshot::Snapshot;
 
 /// The annotation that holds an ALB's attributes: one comma-separated list.
@@ -69,16 +69,13 @@ pub fn idle_timeout_place(snapshot: &Snapshot, owner: &Owner) -> Result<Place, N
         Backends::of(snapshot, owner).ok_or_else(|| "the cluster was not read".to_string())?;
     match (snapshot.load_balancer.kind, owner) {
         (LbKind::Classic, Owner::Service { namespace, name }) => {
-            let read = cluster
-                .services
-                .iter()
-                .any(|s| &s.namespace == namespace && &s.name == name);
-            match read {
-                true => Ok(Place::Service {
-                    namespace: namespace.clone(),
-                    name: name.clone(),
-                }),
-                false => no(format!(
+            let place = Place::Service {
+                namespace: namespace.clone(),
+                name: name.clone(),
+            };
+            match cluster.object_at(&place) {
+                Some(_) => Ok(place),
+                None => no(format!(
                     "Service {namespace}/{name} was not found in the cluster"
                 )),
             }
@@ -146,28 +143,13 @@ pub fn rewrite_list(current: &str, key: &str, value: &str) -> String {
 
 /// The idle timeout kept at `place` today (seconds as written), if any.
 pub fn idle_timeout_kept(place: &Place, cluster: &Kubernetes) -> Option<String> {
-    match place {
-        Place::Service { namespace, name } => cluster
-            .services
-            .iter()
-            .find(|s| &s.namespace == namespace && &s.name == name)?
-            .annotations
-            .get(CLB_IDLE)
-            .cloned(),
-        Place::Ingress { namespace, name } => {
-            let ingress = cluster
-                .ingresses
-                .iter()
-                .find(|i| &i.namespace == namespace && &i.name == name)?;
-            list_value(ingress.annotations.get(ALB_ATTRIBUTES), IDLE_KEY).map(str::to_string)
+    match cluster.object_at(place)? {
+        Object::Service(s) => s.annotations.get(CLB_IDLE).cloned(),
+        Object::Ingress(i) => {
+            list_value(i.annotations.get(ALB_ATTRIBUTES), IDLE_KEY).map(str::to_string)
         }
-        Place::IngressClassParams { name } => cluster
-            .ingress_class_params
-            .iter()
-            .find(|p| &p.name == name)?
-            .attribute(IDLE_KEY)
-            .map(|(_, v)| v.to_string()),
-        Place::Namespace { .. } => None,
+        Object::Params(p) => p.attribute(IDLE_KEY).map(|(_, v)| v.to_string()),
+        Object::Namespace(_) => None,
     }
 }
 
@@ -175,29 +157,11 @@ pub fn idle_timeout_kept(place: &Place, cluster: &Kubernetes) -> Option<String> 
 /// ledger keeps as the before value, and what a rollback puts back. The Service's or the
 /// Ingress's annotation as written; for an IngressClassParams, its whole attribute list as JSON.
 pub fn field_before(place: &Place, cluster: &Kubernetes) -> Option<String> {
-    match place {
-        Place::Service { namespace, name } => cluster
-            .services
-            .iter()
-            .find(|s| &s.namespace == namespace && &s.name == name)?
-            .annotations
-            .get(CLB_IDLE)
-            .cloned(),
-        Place::Ingress { namespace, name } => cluster
-            .ingresses
-            .iter()
-            .find(|i| &i.namespace == namespace && &i.name == name)?
-            .annotations
-            .get(ALB_ATTRIBUTES)
-            .cloned(),
-        Place::IngressClassParams { name } => {
-            let params = cluster
-                .ingress_class_params
-                .iter()
-                .find(|p| &p.name == name)?;
-            serde_json::to_string(&params.load_balancer_attributes).ok()
-        }
-        Place::Namespace { .. } => None,
+    match cluster.object_at(place)? {
+        Object::Service(s) => s.annotations.get(CLB_IDLE).cloned(),
+        Object::Ingress(i) => i.annotations.get(ALB_ATTRIBUTES).cloned(),
+        Object::Params(p) => serde_json::to_string(&p.load_balancer_attributes).ok(),
+        Object::Namespace(_) => None,
     }
 }
 
@@ -206,19 +170,9 @@ pub fn field_before(place: &Place, cluster: &Kubernetes) -> Option<String> {
 /// list, which the CRD holds as one atomic field). `None` when the object was not read.
 pub fn idle_timeout_body(place: &Place, cluster: &Kubernetes, seconds: u32) -> Option<Value> {
     let value = seconds.to_string();
-    match place {
-        Place::Service { namespace, name } => {
-            cluster
-                .services
-                .iter()
-                .find(|s| &s.namespace == namespace && &s.name == name)?;
-            Some(annotation_body(place, CLB_IDLE, &value))
-        }
-        Place::Ingress { namespace, name } => {
-            let ingress = cluster
-                .ingresses
-                .iter()
-                .find(|i| &i.namespace == namespace && &i.name == name)?;
+    match cluster.object_at(place)? {
+        Object::Service(_) => Some(annotation_body(place, CLB_IDLE, &value)),
+        Object::Ingress(ingress) => {
             let current = ingress
                 .annotations
                 .get(ALB_ATTRIBUTES)
@@ -229,11 +183,7 @@ pub fn idle_timeout_body(place: &Place, cluster: &Kubernetes, seconds: u32) -> O
                 &rewrite_list(current, IDLE_KEY, &value),
             ))
         }
-        Place::IngressClassParams { name } => {
-            let params = cluster
-                .ingress_class_params
-                .iter()
-                .find(|p| &p.name == name)?;
+        Object::Params(params) => {
             let mut list: Vec<Value> = params
                 .load_balancer_attributes
                 .iter()
@@ -245,11 +195,11 @@ pub fn idle_timeout_body(place: &Place, cluster: &Kubernetes, seconds: u32) -> O
             Some(json!({
                 "apiVersion": api_version,
                 "kind": kind,
-                "metadata": {"name": name},
+                "metadata": {"name": params.name},
                 "spec": {"loadBalancerAttributes": list},
             }))
         }
-        Place::Namespace { .. } => None,
+        Object::Namespace(_) => None,
     }
 }
 
