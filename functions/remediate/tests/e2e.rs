@@ -1124,3 +1124,96 @@ async fn auto_applies_both_halves_of_a_classic_idle_timeout_fix() {
         format!("kubectl -n shop annotate service orders {CLB_IDLE}-")
     );
 }
+
+/// The durable half refused by a conflict: another field manager (here kubectl's client-side
+/// apply, which owns every annotation a `kubectl apply` wrote) owns the annotation with
+/// another value. The dry run's 409 names it, nothing in the cluster changes, the AWS half
+/// still applies, and the outcome warns that the raise will be written back, and when.
+#[tokio::test]
+async fn a_conflict_names_the_manager_and_the_outcome_warns_that_only_aws_changed() {
+    use elbmedic_engine::plan::durable::CLB_IDLE;
+    use support::kube_api::{Identity, KubeApi};
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    let t = topics(&aws).await;
+    let (_, event) = clb_idle_scenario(&aws, "a3f1c2e4b5d6978812345678abcdef02").await;
+    let world = json!({"objects": [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": "orders", "namespace": "shop", "resourceVersion": "3",
+                      "annotations": {CLB_IDLE: "60"},
+                      "managedFields": [{"manager": "kubectl-client-side-apply", "operation": "Update",
+                                         "apiVersion": "v1", "fieldsType": "FieldsV1",
+                                         "fieldsV1": {"f:metadata": {"f:annotations": {format!("f:{CLB_IDLE}"): {}}}}}]},
+         "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}},
+    ]});
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kube-conflict");
+    let who = Identity {
+        cluster: CLUSTER,
+        region: REGION,
+        access_key_id: "testing",
+        secret_access_key: "testing",
+    };
+    let cluster = KubeApi::start(&dir, &world, &who, None);
+    let env = [
+        ("REPORT_TOPIC_ARN", t.reports.clone()),
+        ("REMEDIATION_MODE", "auto".to_string()),
+        ("REMEDIATION_TOPIC_ARN", t.plans.clone()),
+        (
+            "ALLOWED_ACTIONS",
+            "raise-idle-timeout,keep-idle-timeout".to_string(),
+        ),
+        ("KUBERNETES_READS", "on".to_string()),
+        ("KUBERNETES_API_URL", cluster.url()),
+    ];
+    let diagnosed = invoke(&diagnose_binary(), ACCOUNT, &moto, &env, event);
+    diagnosed
+        .response
+        .unwrap_or_else(|e| panic!("diagnose failed: {e}\n{}", diagnosed.logs));
+    let _diagnosis = published_report(&aws, &t.reports_queue).await;
+    let plan = published_report(&aws, &t.plans_queue).await.to_string();
+    let applied = invoke(
+        env!("CARGO_BIN_EXE_remediate"),
+        ACCOUNT,
+        &moto,
+        &env,
+        sns_event(&t.plans, &plan),
+    );
+    let logs = applied.logs.clone();
+    applied
+        .response
+        .unwrap_or_else(|e| panic!("remediate failed: {e}\n{logs}"));
+    let outcome = published_report(&aws, &t.reports_queue).await;
+    let remediation = &outcome["remediation"];
+    let steps = remediation["steps"].as_array().unwrap();
+    let keep = steps
+        .iter()
+        .find(|s| s["action"]["action"] == "keep-idle-timeout")
+        .unwrap_or_else(|| panic!("{remediation:#}"));
+    assert_eq!(keep["status"], "refused", "{keep:#}");
+    let detail = keep["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("kubectl-client-side-apply") && detail.contains("(409)"),
+        "{detail}"
+    );
+    assert!(steps
+        .iter()
+        .any(|s| s["action"]["action"] == "raise-idle-timeout" && s["status"] == "applied"));
+    let first_note = remediation["notes"][0].as_str().unwrap();
+    assert!(
+        first_note.starts_with("WARNING: only the AWS half applied")
+            && first_note.contains("next sync of its Service"),
+        "{first_note}"
+    );
+    // Nothing changed in the cluster: only the dry run was sent.
+    let service = cluster.world()["objects"][1].clone();
+    assert_eq!(service["metadata"]["annotations"][CLB_IDLE], "60");
+    let patches: Vec<Value> = cluster
+        .requests()
+        .into_iter()
+        .filter(|r| r["method"] == "PATCH")
+        .collect();
+    assert_eq!(patches.len(), 1, "{patches:#?}");
+    assert_eq!(patches[0]["query"]["dryRun"], "All");
+}
