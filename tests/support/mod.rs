@@ -1164,3 +1164,16 @@ pub async fn clb_idle_scenario(aws: &Aws, name: &str) -> (Network, String) {
     let event = alarm_event("AWS/ELB", "HTTPCode_ELB_5XX", dimension, "SUM", now);
     (net, event)
 }
+
+/// The Kubernetes API stand-in for the cluster the moto worlds name, taking the tokens moto's
+/// test credentials sign; its files under the test target's scratch directory `name`.
+pub fn moto_cluster(name: &str, world: &serde_json::Value) -> kube_api::KubeApi {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let who = kube_api::Identity {
+        cluster: CLUSTER,
+        region: REGION,
+        access_key_id: "testing",
+        secret_access_key: "testing",
+    };
+    kube_api::KubeApi::start(&dir, world, &who, None)
+}

@@ -75,22 +75,8 @@ pub async fn apply(
     force: bool,
     deadline: Instant,
 ) -> Result<Value, WriteRefusal> {
-    let api = api_of(client, place);
-    let params = apply_params(force);
-    let dry = params.clone().dry_run();
-    call(
-        place,
-        deadline,
-        api.patch(place.name(), &dry, &Patch::Apply(body)),
-    )
-    .await?;
-    let applied = call(
-        place,
-        deadline,
-        api.patch(place.name(), &params, &Patch::Apply(body)),
-    )
-    .await?;
-    Ok(serde_json::to_value(applied).unwrap_or(Value::Null))
+    dry_run(client, place, body, force, deadline).await?;
+    patch(client, place, body, apply_params(force), deadline).await
 }
 
 /// Only the dry run of [`apply`]: what the API server, its admission and the field managers
@@ -102,8 +88,18 @@ pub async fn dry_run(
     force: bool,
     deadline: Instant,
 ) -> Result<Value, WriteRefusal> {
+    patch(client, place, body, apply_params(force).dry_run(), deadline).await
+}
+
+/// One server-side apply of `body` with `params`; the object as the API server answered it.
+async fn patch(
+    client: &Client,
+    place: &Place,
+    body: &Value,
+    params: PatchParams,
+    deadline: Instant,
+) -> Result<Value, WriteRefusal> {
     let api = api_of(client, place);
-    let params = apply_params(force).dry_run();
     let answered = call(
         place,
         deadline,

@@ -220,7 +220,6 @@ async fn an_unpublishable_report_fails_the_invocation_so_lambda_retries() {
 /// verified, and only reads.
 #[tokio::test]
 async fn the_binary_names_the_deployment_without_a_pre_stop_hook() {
-    use support::kube_api::{Identity, KubeApi};
     let moto = Moto::start();
     let aws = Aws::new(&moto.url).await;
     let net = network(&aws, &[8080]).await;
@@ -239,14 +238,7 @@ async fn the_binary_names_the_deployment_without_a_pre_stop_hook() {
     .await;
     let group = healthy_hosts_moving(&aws, &id, now).await;
     let world = rolling_world(&group);
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kube-rolling-deploy");
-    let who = Identity {
-        cluster: CLUSTER,
-        region: REGION,
-        access_key_id: "testing",
-        secret_access_key: "testing",
-    };
-    let cluster = KubeApi::start(&dir, &world, &who, None);
+    let cluster = moto_cluster("kube-rolling-deploy", &world);
     let (topic, queue) = report_topic(&aws).await;
     let config = [
         ("REPORT_TOPIC_ARN", topic.clone()),

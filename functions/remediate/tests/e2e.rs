@@ -991,6 +991,69 @@ async fn a_failed_report_holds_its_plan_back() {
     assert!(PlanMessage::parse(&plan).is_ok());
 }
 
+/// What both binaries run with when a plan may change the cluster behind `cluster`.
+fn cluster_env(t: &Topics, cluster: &support::kube_api::KubeApi) -> [(&'static str, String); 6] {
+    [
+        ("REPORT_TOPIC_ARN", t.reports.clone()),
+        ("REMEDIATION_MODE", "auto".to_string()),
+        ("REMEDIATION_TOPIC_ARN", t.plans.clone()),
+        (
+            "ALLOWED_ACTIONS",
+            "raise-idle-timeout,keep-idle-timeout".to_string(),
+        ),
+        ("KUBERNETES_READS", "on".to_string()),
+        ("KUBERNETES_API_URL", cluster.url()),
+    ]
+}
+
+/// The built `diagnose` on `event`, reading `cluster`: the plan it sent.
+async fn diagnose_in_cluster(
+    moto: &Moto,
+    aws: &Aws,
+    t: &Topics,
+    cluster: &support::kube_api::KubeApi,
+    event: String,
+) -> String {
+    let diagnosed = invoke(
+        &diagnose_binary(),
+        ACCOUNT,
+        moto,
+        &cluster_env(t, cluster),
+        event,
+    );
+    diagnosed
+        .response
+        .unwrap_or_else(|e| panic!("diagnose failed: {e}\n{}", diagnosed.logs));
+    let _diagnosis = published_report(aws, &t.reports_queue).await;
+    published_report(aws, &t.plans_queue).await.to_string()
+}
+
+/// The built `remediate` on `plan`: its summary, the outcome report and its logs.
+async fn remediate_in_cluster(
+    moto: &Moto,
+    aws: &Aws,
+    t: &Topics,
+    cluster: &support::kube_api::KubeApi,
+    plan: &str,
+) -> (Value, Value, String) {
+    let applied = invoke(
+        env!("CARGO_BIN_EXE_remediate"),
+        ACCOUNT,
+        moto,
+        &cluster_env(t, cluster),
+        sns_event(&t.plans, plan),
+    );
+    let logs = applied.logs.clone();
+    let summary: Value = serde_json::from_str(
+        &applied
+            .response
+            .unwrap_or_else(|e| panic!("remediate failed: {e}\n{logs}")),
+    )
+    .unwrap();
+    let outcome = published_report(aws, &t.reports_queue).await;
+    (summary, outcome, logs)
+}
+
 /// Issue 25's end: a Classic LB idle-timeout incident, in auto with the durable half allowed,
 /// ends with both halves applied through both binaries: moto's load balancer at the new
 /// timeout, and the owning Service's annotation set by a server-side apply (a dry run first)
@@ -998,7 +1061,6 @@ async fn a_failed_report_holds_its_plan_back() {
 #[tokio::test]
 async fn auto_applies_both_halves_of_a_classic_idle_timeout_fix() {
     use elbmedic_engine::plan::durable::CLB_IDLE;
-    use support::kube_api::{Identity, KubeApi};
     let moto = Moto::start();
     use_moto(&moto);
     let aws = Aws::new(&moto.url).await;
@@ -1017,31 +1079,8 @@ async fn auto_applies_both_halves_of_a_classic_idle_timeout_fix() {
          "spec": {"type": "LoadBalancer", "selector": {"app": "orders"},
                   "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}},
     ]});
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kube-both-halves");
-    let who = Identity {
-        cluster: CLUSTER,
-        region: REGION,
-        access_key_id: "testing",
-        secret_access_key: "testing",
-    };
-    let cluster = KubeApi::start(&dir, &world, &who, None);
-    let env = [
-        ("REPORT_TOPIC_ARN", t.reports.clone()),
-        ("REMEDIATION_MODE", "auto".to_string()),
-        ("REMEDIATION_TOPIC_ARN", t.plans.clone()),
-        (
-            "ALLOWED_ACTIONS",
-            "raise-idle-timeout,keep-idle-timeout".to_string(),
-        ),
-        ("KUBERNETES_READS", "on".to_string()),
-        ("KUBERNETES_API_URL", cluster.url()),
-    ];
-    let diagnosed = invoke(&diagnose_binary(), ACCOUNT, &moto, &env, event);
-    diagnosed
-        .response
-        .unwrap_or_else(|e| panic!("diagnose failed: {e}\n{}", diagnosed.logs));
-    let _diagnosis = published_report(&aws, &t.reports_queue).await;
-    let plan = published_report(&aws, &t.plans_queue).await.to_string();
+    let cluster = moto_cluster("kube-both-halves", &world);
+    let plan = diagnose_in_cluster(&moto, &aws, &t, &cluster, event).await;
     let message = PlanMessage::parse(&plan).unwrap();
     let kinds: Vec<&str> = message
         .plan
@@ -1050,21 +1089,7 @@ async fn auto_applies_both_halves_of_a_classic_idle_timeout_fix() {
         .map(|a| a.kind().as_str())
         .collect();
     assert_eq!(kinds, ["raise-idle-timeout", "keep-idle-timeout"], "{plan}");
-    let applied = invoke(
-        env!("CARGO_BIN_EXE_remediate"),
-        ACCOUNT,
-        &moto,
-        &env,
-        sns_event(&t.plans, &plan),
-    );
-    let logs = applied.logs.clone();
-    let summary: Value = serde_json::from_str(
-        &applied
-            .response
-            .unwrap_or_else(|e| panic!("remediate failed: {e}\n{logs}")),
-    )
-    .unwrap();
-    let outcome = published_report(&aws, &t.reports_queue).await;
+    let (summary, outcome, logs) = remediate_in_cluster(&moto, &aws, &t, &cluster, &plan).await;
     let steps = outcome["remediation"]["steps"].as_array().unwrap();
     assert_eq!(
         summary["records"][0]["status"], "applied",
@@ -1132,7 +1157,6 @@ async fn auto_applies_both_halves_of_a_classic_idle_timeout_fix() {
 #[tokio::test]
 async fn a_conflict_names_the_manager_and_the_outcome_warns_that_only_aws_changed() {
     use elbmedic_engine::plan::durable::CLB_IDLE;
-    use support::kube_api::{Identity, KubeApi};
     let moto = Moto::start();
     use_moto(&moto);
     let aws = Aws::new(&moto.url).await;
@@ -1148,43 +1172,9 @@ async fn a_conflict_names_the_manager_and_the_outcome_warns_that_only_aws_change
                                          "fieldsV1": {"f:metadata": {"f:annotations": {format!("f:{CLB_IDLE}"): {}}}}}]},
          "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}},
     ]});
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kube-conflict");
-    let who = Identity {
-        cluster: CLUSTER,
-        region: REGION,
-        access_key_id: "testing",
-        secret_access_key: "testing",
-    };
-    let cluster = KubeApi::start(&dir, &world, &who, None);
-    let env = [
-        ("REPORT_TOPIC_ARN", t.reports.clone()),
-        ("REMEDIATION_MODE", "auto".to_string()),
-        ("REMEDIATION_TOPIC_ARN", t.plans.clone()),
-        (
-            "ALLOWED_ACTIONS",
-            "raise-idle-timeout,keep-idle-timeout".to_string(),
-        ),
-        ("KUBERNETES_READS", "on".to_string()),
-        ("KUBERNETES_API_URL", cluster.url()),
-    ];
-    let diagnosed = invoke(&diagnose_binary(), ACCOUNT, &moto, &env, event);
-    diagnosed
-        .response
-        .unwrap_or_else(|e| panic!("diagnose failed: {e}\n{}", diagnosed.logs));
-    let _diagnosis = published_report(&aws, &t.reports_queue).await;
-    let plan = published_report(&aws, &t.plans_queue).await.to_string();
-    let applied = invoke(
-        env!("CARGO_BIN_EXE_remediate"),
-        ACCOUNT,
-        &moto,
-        &env,
-        sns_event(&t.plans, &plan),
-    );
-    let logs = applied.logs.clone();
-    applied
-        .response
-        .unwrap_or_else(|e| panic!("remediate failed: {e}\n{logs}"));
-    let outcome = published_report(&aws, &t.reports_queue).await;
+    let cluster = moto_cluster("kube-conflict", &world);
+    let plan = diagnose_in_cluster(&moto, &aws, &t, &cluster, event).await;
+    let (_, outcome, _) = remediate_in_cluster(&moto, &aws, &t, &cluster, &plan).await;
     let remediation = &outcome["remediation"];
     let steps = remediation["steps"].as_array().unwrap();
     let keep = steps
