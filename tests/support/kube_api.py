@@ -68,6 +68,7 @@ import ssl
 import sys
 import threading
 import time
+import uuid
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -1325,6 +1326,7 @@ class Handler(BaseHTTPRequestHandler):
                     meta["generation"] = int(current["metadata"].get("generation", 1)) + 1
                 if query.get("dryRun") != "All":
                     objects[at] = patched
+                    objects.extend(controller_events(world, patched))
                     save(self.world_path, world)
         return reply((200, patched), headers=headers)
 
@@ -1382,6 +1384,31 @@ def admission(world, kind, namespace, name):
         return status(code, reason,
             f'admission webhook "{hook.get("webhook", "validate.example.com")}" denied the request: {hook.get("message", "")}')
     return None
+
+
+def controller_events(world, changed):
+    """The Events a controller posts about an object after it changed, as the world's
+    `on_change` hooks say (a reconcile failure, a sync): each hook fires once per change."""
+    meta = changed["metadata"]
+    posted = []
+    for hook in world.get("on_change", []):
+        if hook.get("kind") != changed.get("kind") or hook.get("name") != meta.get("name") \
+                or hook.get("namespace") != meta.get("namespace"):
+            continue
+        for event in hook.get("events", []):
+            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            posted.append({
+                "apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": f'{meta["name"]}.{uuid.uuid4().hex[:16]}',
+                             "namespace": meta.get("namespace")},
+                "involvedObject": {"apiVersion": changed.get("apiVersion"), "kind": changed.get("kind"),
+                                   "name": meta["name"], "namespace": meta.get("namespace")},
+                "reason": event["reason"], "type": event.get("type", "Normal"),
+                "message": event.get("message", ""), "count": 1,
+                "firstTimestamp": now, "lastTimestamp": now,
+                "source": {"component": event.get("component", "service-controller")},
+            })
+    return posted
 
 
 def load(path):

@@ -58,6 +58,8 @@ pub struct AuditRecord<'a> {
     pub at: i64,
     /// The action itself (JSON), so an outcome can be rendered again from the ledger.
     pub action_json: &'a str,
+    /// A change in the cluster: the field as it was (`Some(None)`: absent), for `undo`.
+    pub field_before: Option<Option<&'a str>>,
 }
 
 pub use elbmedic_engine::plan::reconcile::{AuditedChange, PlanRecord};
@@ -293,9 +295,15 @@ impl Ledger {
         target: &PlanTarget,
         record: &AuditRecord<'_>,
     ) -> Result<(), LedgerError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
+        let mut put = self.client.put_item();
+        if let Some(field) = record.field_before {
+            // JSON, so that an absent field (null) and any text are told apart.
+            put = put.item(
+                "field_before",
+                s(serde_json::to_string(&field).unwrap_or_default()),
+            );
+        }
+        put.table_name(&self.table)
             .item(
                 "pk",
                 s(audit_key(target, record.plan_id, record.index)(
@@ -400,6 +408,8 @@ impl Ledger {
                     action_json: text_of(&item, "action_json").unwrap_or_default(),
                     before: text_of(&item, "before").unwrap_or_default(),
                     after: text_of(&item, "after").unwrap_or_default(),
+                    field_before: text_of(&item, "field_before")
+                        .and_then(|json| serde_json::from_str(&json).ok()),
                 });
             }
         }

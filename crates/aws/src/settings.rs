@@ -50,6 +50,9 @@ pub struct Config {
     /// cluster behind the load balancer; `KUBERNETES_API_URL` replaces every cluster's endpoint
     /// (tests only). `remediate` never reads it.
     pub cluster_reads: crate::gather::ClusterReads,
+    /// How long `remediate` watches the controller's Events after a change in the cluster
+    /// (`KUBERNETES_WATCH_SECONDS`, 0 to 60; 0: not watched).
+    pub cluster_watch: Duration,
 }
 
 /// The organization deployment: alarms of these accounts are read (and, by `remediate`,
@@ -164,6 +167,8 @@ pub enum ConfigError {
     AccountsWithoutRole,
     #[error("KUBERNETES_READS {0:?} is neither on nor off")]
     BadClusterReads(String),
+    #[error("KUBERNETES_WATCH_SECONDS {0:?} is not a whole number of seconds from 0 to 60 (the remediate function's 120 s timeout bounds it)")]
+    BadClusterWatch(String),
     #[error("KUBERNETES_API_URL {0:?} is not a loopback URL (http://127.0.0.1:PORT, tests only) nor an https URL")]
     BadKubernetesApiUrl(String),
     #[error("REMEDIATION_MODE is approve but REMEDIATION_TOPIC_ARN is not set: the approve command publishes to that topic")]
@@ -190,6 +195,10 @@ pub fn is_bucket_name(name: &str) -> bool {
 pub fn topic_region(arn: &str) -> Option<&str> {
     elbmedic_engine::alarm::formats::topic_arn(arn).map(|t| t.region)
 }
+
+/// How long `remediate` watches the controller's Events after a change in the cluster: the
+/// load balancer controller reconciles within seconds of an annotation change.
+pub const DEFAULT_CLUSTER_WATCH: Duration = Duration::from_secs(30);
 
 impl Config {
     pub fn from_env(role: Role, get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -230,6 +239,13 @@ impl Config {
         let follow_up = follow_up_from_env(&get)?;
         let organization = organization_from_env(&get)?;
         let cluster_reads = cluster_reads_from_env(&get)?;
+        let cluster_watch = match set(&get, "KUBERNETES_WATCH_SECONDS") {
+            None => DEFAULT_CLUSTER_WATCH,
+            Some(text) => match text.trim().parse::<u64>() {
+                Ok(seconds @ 0..=60) => Duration::from_secs(seconds),
+                _ => return Err(ConfigError::BadClusterWatch(text)),
+            },
+        };
         let has_topic = remediation.topic_arn.is_some();
         match (role, remediation.mode) {
             (Role::Diagnose, Mode::Approve) if !has_topic => {
@@ -251,6 +267,7 @@ impl Config {
             follow_up,
             organization,
             cluster_reads,
+            cluster_watch,
         })
     }
 

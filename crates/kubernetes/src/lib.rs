@@ -7,6 +7,7 @@
 
 pub mod client;
 mod convert;
+pub mod events;
 mod list;
 pub mod read;
 pub mod token;

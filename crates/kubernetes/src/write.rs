@@ -120,7 +120,7 @@ pub async fn read(
     Ok(found.map(|o| serde_json::to_value(o).unwrap_or(Value::Null)))
 }
 
-async fn call<T>(
+pub(crate) async fn call<T>(
     place: &Place,
     deadline: Instant,
     request: impl std::future::Future<Output = Result<T, kube::Error>>,

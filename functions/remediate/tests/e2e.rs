@@ -992,7 +992,7 @@ async fn a_failed_report_holds_its_plan_back() {
 }
 
 /// What both binaries run with when a plan may change the cluster behind `cluster`.
-fn cluster_env(t: &Topics, cluster: &support::kube_api::KubeApi) -> [(&'static str, String); 6] {
+fn cluster_env(t: &Topics, cluster: &support::kube_api::KubeApi) -> [(&'static str, String); 7] {
     [
         ("REPORT_TOPIC_ARN", t.reports.clone()),
         ("REMEDIATION_MODE", "auto".to_string()),
@@ -1003,7 +1003,48 @@ fn cluster_env(t: &Topics, cluster: &support::kube_api::KubeApi) -> [(&'static s
         ),
         ("KUBERNETES_READS", "on".to_string()),
         ("KUBERNETES_API_URL", cluster.url()),
+        ("KUBERNETES_WATCH_SECONDS", "3".to_string()),
     ]
+}
+
+/// What the legacy cloud provider does at a Service sync: it sets the Classic LB's idle
+/// timeout from the Service's annotation, or back to its default of 60 s without one. The
+/// LB's idle timeout after the sync.
+async fn sync_service(aws: &Aws, service: &Value, lb_name: &str) -> i32 {
+    use aws_sdk_elasticloadbalancing::types::{ConnectionSettings, LoadBalancerAttributes};
+    use elbmedic_engine::plan::durable::CLB_IDLE;
+    let seconds = service["metadata"]["annotations"][CLB_IDLE]
+        .as_str()
+        .map_or(60, |s| s.parse().unwrap());
+    let settings = ConnectionSettings::builder()
+        .idle_timeout(seconds)
+        .build()
+        .unwrap();
+    aws.elb
+        .modify_load_balancer_attributes()
+        .load_balancer_name(lb_name)
+        .load_balancer_attributes(
+            LoadBalancerAttributes::builder()
+                .connection_settings(settings)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    clb_idle_timeout(aws, lb_name).await
+}
+
+async fn clb_idle_timeout(aws: &Aws, lb_name: &str) -> i32 {
+    aws.elb
+        .describe_load_balancer_attributes()
+        .load_balancer_name(lb_name)
+        .send()
+        .await
+        .unwrap()
+        .load_balancer_attributes()
+        .and_then(|a| a.connection_settings())
+        .map(|c| c.idle_timeout())
+        .unwrap()
 }
 
 /// The built `diagnose` on `event`, reading `cluster`: the plan it sent.
@@ -1078,7 +1119,9 @@ async fn auto_applies_both_halves_of_a_classic_idle_timeout_fix() {
                                                       "f:spec": {"f:type": {}}}}]},
          "spec": {"type": "LoadBalancer", "selector": {"app": "orders"},
                   "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}},
-    ]});
+    ],
+    "on_change": [{"kind": "Service", "namespace": "shop", "name": "orders",
+                   "events": [{"reason": "EnsuredLoadBalancer", "message": "Ensured load balancer"}]}]});
     let cluster = moto_cluster("kube-both-halves", &world);
     let plan = diagnose_in_cluster(&moto, &aws, &t, &cluster, event).await;
     let message = PlanMessage::parse(&plan).unwrap();
@@ -1105,19 +1148,20 @@ async fn auto_applies_both_halves_of_a_classic_idle_timeout_fix() {
         "{headline}"
     );
     // The AWS half.
-    let attributes = aws
-        .elb
-        .describe_load_balancer_attributes()
-        .load_balancer_name(name)
-        .send()
-        .await
-        .unwrap();
-    let seconds = attributes
-        .load_balancer_attributes()
-        .and_then(|a| a.connection_settings())
-        .map(|c| c.idle_timeout())
-        .unwrap();
+    let seconds = clb_idle_timeout(&aws, name).await;
     assert!((61..=300).contains(&seconds), "{seconds}");
+    // Verified: the provider's Event after the change ended the watch.
+    let keep = steps
+        .iter()
+        .find(|s| s["action"]["action"] == "keep-idle-timeout")
+        .unwrap();
+    assert!(
+        keep["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with("the controller reconciled it (EnsuredLoadBalancer)"),
+        "{keep:#}"
+    );
     // The durable half: the annotation, owned by elbmedic; the other managers' fields kept.
     let service = cluster.world()["objects"][1].clone();
     assert_eq!(
@@ -1139,11 +1183,9 @@ async fn auto_applies_both_halves_of_a_classic_idle_timeout_fix() {
         .collect();
     assert_eq!(patches.len(), 2, "a dry run, then the apply: {patches:#?}");
     assert_eq!(patches[0]["query"]["dryRun"], "All");
+    // The next Service sync leaves the fix standing: the annotation holds the new value.
+    assert_eq!(sync_service(&aws, &service, name).await, seconds);
     // The rollback puts back what was there: no annotation.
-    let keep = steps
-        .iter()
-        .find(|s| s["action"]["action"] == "keep-idle-timeout")
-        .unwrap();
     assert_eq!(
         keep["rollback"],
         format!("kubectl -n shop annotate service orders {CLB_IDLE}-")
@@ -1161,7 +1203,8 @@ async fn a_conflict_names_the_manager_and_the_outcome_warns_that_only_aws_change
     use_moto(&moto);
     let aws = Aws::new(&moto.url).await;
     let t = topics(&aws).await;
-    let (_, event) = clb_idle_scenario(&aws, "a3f1c2e4b5d6978812345678abcdef02").await;
+    let name = "a3f1c2e4b5d6978812345678abcdef02";
+    let (_, event) = clb_idle_scenario(&aws, name).await;
     let world = json!({"objects": [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
         {"apiVersion": "v1", "kind": "Service",
@@ -1206,4 +1249,66 @@ async fn a_conflict_names_the_manager_and_the_outcome_warns_that_only_aws_change
         .collect();
     assert_eq!(patches.len(), 1, "{patches:#?}");
     assert_eq!(patches[0]["query"]["dryRun"], "All");
+    // And the warning is true: the next Service sync writes the raise back.
+    assert_eq!(sync_service(&aws, &service, name).await, 60);
+}
+
+/// The controller fails to reconcile after the durable half applied (its Event comes after
+/// the change): elbmedic puts the field back as it was (here: no annotation, so its fields
+/// are released), the step says why, and the outcome warns that only the AWS half stands.
+#[tokio::test]
+async fn a_reconcile_failure_after_the_change_rolls_the_durable_half_back() {
+    use elbmedic_engine::plan::durable::CLB_IDLE;
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    let t = topics(&aws).await;
+    let (_, event) = clb_idle_scenario(&aws, "a3f1c2e4b5d6978812345678abcdef03").await;
+    let failure = "Error syncing load balancer: failed to ensure load balancer: AccessDenied";
+    let world = json!({"objects": [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": "orders", "namespace": "shop", "resourceVersion": "3",
+                      "annotations": {"team": "orders"}},
+         "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}},
+    ],
+    "on_change": [{"kind": "Service", "namespace": "shop", "name": "orders",
+                   "events": [{"reason": "SyncLoadBalancerFailed", "type": "Warning", "message": failure}]}]});
+    let cluster = moto_cluster("kube-rollback", &world);
+    let plan = diagnose_in_cluster(&moto, &aws, &t, &cluster, event).await;
+    let (_, outcome, logs) = remediate_in_cluster(&moto, &aws, &t, &cluster, &plan).await;
+    let remediation = &outcome["remediation"];
+    let keep = remediation["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["action"]["action"] == "keep-idle-timeout")
+        .unwrap_or_else(|| panic!("{remediation:#}"));
+    assert_eq!(keep["status"], "failed", "{keep:#}\n{logs}");
+    let detail = keep["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("SyncLoadBalancerFailed on Service shop/orders")
+            && detail.contains(failure)
+            && detail.ends_with("elbmedic rolled its change back (the field is as it was before)"),
+        "{detail}"
+    );
+    let service = cluster.world()["objects"][1].clone();
+    assert_eq!(service["metadata"]["annotations"][CLB_IDLE], Value::Null);
+    assert_eq!(service["metadata"]["annotations"]["team"], "orders");
+    let patches: Vec<Value> = cluster
+        .requests()
+        .into_iter()
+        .filter(|r| r["method"] == "PATCH")
+        .collect();
+    assert_eq!(
+        patches.len(),
+        4,
+        "a dry run and the apply, then the same for the rollback: {patches:#?}"
+    );
+    let released: Value = serde_json::from_str(patches[3]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(released["metadata"].get("annotations"), None, "{released}");
+    assert!(remediation["notes"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("WARNING: only the AWS half applied"));
 }

@@ -2,13 +2,21 @@
 //! the field manager `elbmedic` (a dry run first; forced only with `FORCE_CONFLICTS`). The
 //! engine chose the object and computes the body from it as read just now; a refusal of the
 //! API server (a conflict naming its manager, RBAC, an admission webhook) is the step's
-//! reason, and nothing else is changed.
+//! reason, and nothing else is changed. After the change, the controller's Events are
+//! watched (`KUBERNETES_WATCH_SECONDS`); a reconcile failure it reports puts the field back
+//! as it was, and the step says so.
 
-use elbmedic_engine::plan::durable::{field_before, idle_timeout_body, touches_grouping};
+use std::time::Duration;
+
+use elbmedic_engine::kubernetes::{Event, ObjectRef};
+use elbmedic_engine::plan::durable::{
+    field_before, idle_timeout_body, restore_body, touches_grouping,
+};
 use elbmedic_engine::plan::outcome::{rollback, Step, StepStatus};
-use elbmedic_engine::plan::{Action, PlanTarget, Policy};
+use elbmedic_engine::plan::watch::{self, Verdict};
+use elbmedic_engine::plan::{Action, Place, PlanTarget, Policy};
 use elbmedic_engine::snapshot::Snapshot;
-use elbmedic_kubernetes::write;
+use elbmedic_kubernetes::{events, write};
 use tokio::time::Instant;
 
 use crate::clients::Clients;
@@ -17,12 +25,18 @@ use crate::settings::Config;
 
 /// How long a change in the cluster may take, dry run included.
 const WRITE_SECONDS: u64 = 20;
+/// How often the Events are read again while watching.
+const WATCH_POLL: Duration = Duration::from_secs(1);
 
 /// A client for the plan's cluster, made once per run and only when a change there is to be
 /// applied; or why there is none.
 pub enum Writer {
     None,
-    Ready(elbmedic_kubernetes::Client),
+    Ready {
+        client: elbmedic_kubernetes::Client,
+        /// How long the controller's Events are watched after a change.
+        watch: Duration,
+    },
     Unavailable(String),
 }
 
@@ -44,17 +58,21 @@ impl Writer {
         if world.cluster_name().as_deref() != Some(cluster) {
             return Self::Unavailable(format!("cluster {cluster} is not this load balancer's"));
         }
-        let deadline = Instant::now() + std::time::Duration::from_secs(WRITE_SECONDS);
+        let deadline = Instant::now() + Duration::from_secs(WRITE_SECONDS);
         match crate::gather::cluster::writer(clients, cluster, test_url.as_deref(), deadline).await
         {
-            Ok(client) => Self::Ready(client),
+            Ok(client) => Self::Ready {
+                client,
+                watch: config.cluster_watch,
+            },
             Err(reason) => Self::Unavailable(reason.0),
         }
     }
 }
 
 /// Keeps the idle timeout at the action's place: the body computed from `world` (read just
-/// now, the guardrails passed on it), applied, and the step with the field before and after.
+/// now, the guardrails passed on it), applied, watched, and the step with the field before
+/// and after.
 pub async fn keep_idle_timeout(
     writer: &Writer,
     action: &Action,
@@ -80,8 +98,8 @@ pub async fn keep_idle_timeout(
             return Step::new(action, StepStatus::Refused, reason);
         }
     };
-    let client = match writer {
-        Writer::Ready(client) => client,
+    let (client, watch_for) = match writer {
+        Writer::Ready { client, watch } => (client, *watch),
         Writer::Unavailable(reason) => {
             let reason = format!("the cluster could not be reached to write: {reason}");
             return Step::new(action, StepStatus::Failed, reason);
@@ -94,36 +112,145 @@ pub async fn keep_idle_timeout(
     if policy.override_gitops {
         tracing::warn!(object = %place.describe(), "OVERRIDE_GITOPS: an object Argo CD, Flux or Helm may re-apply is changed");
     }
-    let deadline = Instant::now() + std::time::Duration::from_secs(WRITE_SECONDS);
+    let deadline = Instant::now() + Duration::from_secs(WRITE_SECONDS);
     let before = field_before(place, section);
-    let result = match dry_run {
-        true => write::dry_run(client, place, &body, policy.force_conflicts, deadline).await,
-        false => write::apply(client, place, &body, policy.force_conflicts, deadline).await,
-    };
-    match result {
-        Err(refusal) => Step::new(action, StepStatus::Refused, refusal.to_string()),
-        Ok(_) if dry_run => Step::new(
-            action,
-            StepStatus::WouldApply,
-            "the API server's dry run (dryRun=All) of the server-side apply passed",
-        ),
-        Ok(_) => {
-            tracing::info!(object = %place.describe(), seconds, "kept the idle timeout in the cluster");
-            let mut step = Step::new(
+    if dry_run {
+        return match write::dry_run(client, place, &body, policy.force_conflicts, deadline).await {
+            Err(refusal) => Step::new(action, StepStatus::Refused, refusal.to_string()),
+            Ok(_) => Step::new(
                 action,
-                StepStatus::Applied,
-                format!(
-                    "server-side apply as field manager elbmedic on {}",
-                    place.describe()
-                ),
-            );
-            step.rollback = rollback(action, target, before.as_deref());
-            step.before = Some(before.unwrap_or_else(|| "(absent)".into()));
-            step.after = Some(format!(
-                "idle timeout {seconds} s kept on {}",
-                place.describe()
+                StepStatus::WouldApply,
+                "the API server's dry run (dryRun=All) of the server-side apply passed",
+            ),
+        };
+    }
+    let watched = watch::watched(place, section);
+    let events_before = events::about(client, &watched, deadline).await;
+    if let Err(refusal) = write::apply(client, place, &body, policy.force_conflicts, deadline).await
+    {
+        return Step::new(action, StepStatus::Refused, refusal.to_string());
+    }
+    tracing::info!(object = %place.describe(), seconds, "kept the idle timeout in the cluster");
+    let mut step = Step::new(
+        action,
+        StepStatus::Applied,
+        format!(
+            "server-side apply as field manager elbmedic on {}",
+            place.describe()
+        ),
+    );
+    step.rollback = rollback(action, target, before.as_deref());
+    step.before = Some(before.clone().unwrap_or_else(|| "(absent)".into()));
+    step.field_before = Some(before.clone());
+    step.after = Some(format!(
+        "idle timeout {seconds} s kept on {}",
+        place.describe()
+    ));
+    let verdict = match events_before {
+        Err(unread) => Watched::Unread(unread.to_string()),
+        Ok(_) if watched.is_empty() || watch_for.is_zero() => Watched::NotWatched,
+        Ok(before) => watch_events(client, &watched, &before, watch_for).await,
+    };
+    settle(
+        client,
+        &mut step,
+        place,
+        before.as_deref(),
+        verdict,
+        watch_for,
+    )
+    .await;
+    step
+}
+
+/// How the watch after a change ended.
+enum Watched {
+    Verdict(Verdict),
+    Unread(String),
+    NotWatched,
+}
+
+/// Reads the Events about `watched` every [`WATCH_POLL`] until the controller says
+/// something new about the change, or `watch_for` has passed.
+async fn watch_events(
+    client: &elbmedic_kubernetes::Client,
+    watched: &[ObjectRef],
+    before: &[Event],
+    watch_for: Duration,
+) -> Watched {
+    let until = Instant::now() + watch_for;
+    loop {
+        let next = (Instant::now() + WATCH_POLL).min(until);
+        tokio::time::sleep_until(next).await;
+        let now = match events::about(client, watched, until.max(Instant::now() + WATCH_POLL)).await
+        {
+            Ok(now) => now,
+            Err(unread) => return Watched::Unread(unread.to_string()),
+        };
+        let verdict = watch::judge(watched, before, &now);
+        if verdict != Verdict::Quiet || Instant::now() >= until {
+            return Watched::Verdict(verdict);
+        }
+    }
+}
+
+/// The step after the watch: said as it ended, and on a reconcile failure, the field put
+/// back as it was (a failed rollback is said too, with the command to do it by hand).
+async fn settle(
+    client: &elbmedic_kubernetes::Client,
+    step: &mut Step,
+    place: &Place,
+    before: Option<&str>,
+    watched: Watched,
+    watch_for: Duration,
+) {
+    let heard = match watched {
+        Watched::NotWatched => return,
+        Watched::Unread(reason) => {
+            step.detail.push_str(&format!(
+                "; the controller's Events were not watched ({reason})"
             ));
-            step
+            return;
+        }
+        Watched::Verdict(Verdict::Quiet) => {
+            step.detail.push_str(&format!(
+                "; the controller reported no failure within {} s",
+                watch_for.as_secs()
+            ));
+            return;
+        }
+        Watched::Verdict(Verdict::Reconciled { reasons }) => {
+            step.detail.push_str(&format!(
+                "; the controller reconciled it ({})",
+                reasons.join(", ")
+            ));
+            return;
+        }
+        Watched::Verdict(Verdict::Failed {
+            object,
+            reason,
+            message,
+        }) => format!("the controller reported {reason} on {object} after the change: {message}"),
+    };
+    tracing::warn!(object = %place.describe(), "reconcile failure after the change: rolling it back");
+    let deadline = Instant::now() + Duration::from_secs(WRITE_SECONDS);
+    let restored = match restore_body(place, before) {
+        Some(body) => write::apply(client, place, &body, false, deadline)
+            .await
+            .map_err(|refusal| refusal.to_string()),
+        None => Err("the value before cannot be put back as kept".to_string()),
+    };
+    step.status = StepStatus::Failed;
+    match restored {
+        Ok(_) => {
+            step.detail =
+                format!("{heard}; elbmedic rolled its change back (the field is as it was before)");
+            step.after = step.before.clone();
+            step.rollback = None;
+        }
+        Err(reason) => {
+            step.detail =
+                format!("{heard}; the rollback failed ({reason}): run the rollback command");
         }
     }
 }

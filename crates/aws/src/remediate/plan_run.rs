@@ -302,6 +302,7 @@ async fn record(
         after: step.after.as_deref().unwrap_or_default(),
         at: now,
         action_json: &serde_json::to_string(&step.action).unwrap_or_default(),
+        field_before: step.field_before.as_ref().map(Option::as_deref),
     };
     let mut result = ledger.audit(target, &audit).await;
     if let (Action::RaiseIdleTimeout { from, to }, Ok(())) = (&step.action, &result) {

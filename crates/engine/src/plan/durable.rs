@@ -233,6 +233,31 @@ pub fn release_body(place: &Place) -> Value {
     json!({"apiVersion": api_version, "kind": kind, "metadata": metadata})
 }
 
+/// The body that puts the field elbmedic changed at `place` back as the ledger keeps it
+/// ([`field_before`]: `None` when it was absent): the value as it was, or, for an absent field,
+/// the release of elbmedic's fields, which removes what only elbmedic owns. `None` when a kept
+/// value cannot be a body (an IngressClassParams list that is not a JSON list of entries).
+pub fn restore_body(place: &Place, before: Option<&str>) -> Option<Value> {
+    let Some(before) = before else {
+        return Some(release_body(place));
+    };
+    match place {
+        Place::Service { .. } => Some(annotation_body(place, CLB_IDLE, before)),
+        Place::Ingress { .. } => Some(annotation_body(place, ALB_ATTRIBUTES, before)),
+        Place::IngressClassParams { name } => {
+            let list: Vec<crate::kubernetes::Attribute> = serde_json::from_str(before).ok()?;
+            let (api_version, kind, _) = place.api();
+            Some(json!({
+                "apiVersion": api_version,
+                "kind": kind,
+                "metadata": {"name": name},
+                "spec": {"loadBalancerAttributes": list},
+            }))
+        }
+        Place::Namespace { .. } => None,
+    }
+}
+
 /// Whether the Ingress group annotation, or the group an IngressClassParams declares, would
 /// be changed by a body: never (a body that did would move Ingresses between load
 /// balancers). A guard against a bug, checked before every apply.
@@ -246,6 +271,32 @@ pub fn touches_grouping(body: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_field_is_put_back_as_kept_and_an_absent_one_is_released() {
+        let service = Place::Service {
+            namespace: "shop".into(),
+            name: "web".into(),
+        };
+        assert_eq!(restore_body(&service, None), Some(release_body(&service)));
+        let hostile = "60,$(reboot)";
+        let body = restore_body(&service, Some(hostile)).unwrap();
+        assert_eq!(body["metadata"]["annotations"][CLB_IDLE], hostile);
+        assert_eq!(body["metadata"]["namespace"], "shop");
+        let params = Place::IngressClassParams { name: "web".into() };
+        let list = r#"[{"key":"idle_timeout.timeout_seconds","value":"60"}]"#;
+        let body = restore_body(&params, Some(list)).unwrap();
+        assert_eq!(
+            body["spec"]["loadBalancerAttributes"][0]["value"], "60",
+            "{body}"
+        );
+        // A kept list that is not a list of entries is never made into a body.
+        assert_eq!(
+            restore_body(&params, Some(r#"{"spec":{"group":{}}}"#)),
+            None
+        );
+        assert_eq!(restore_body(&params, Some("not json")), None);
+    }
 
     #[test]
     fn only_the_key_changes_and_every_other_entry_stays_as_written() {

@@ -13,6 +13,7 @@ pub mod outcome;
 pub mod proposal;
 pub mod reconcile;
 pub mod review;
+pub mod watch;
 
 use std::collections::BTreeSet;
 

@@ -45,6 +45,10 @@ pub struct Step {
     pub after: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback: Option<Script>,
+    /// For a change in the cluster, the field as it was (`Some(None)`: absent), exactly: what
+    /// the ledger keeps for `elbmedic undo`. Not in the report (`before` shows it).
+    #[serde(skip)]
+    pub field_before: Option<Option<String>>,
 }
 
 impl Step {
@@ -57,6 +61,7 @@ impl Step {
             before: None,
             after: None,
             rollback: None,
+            field_before: None,
         }
     }
 }

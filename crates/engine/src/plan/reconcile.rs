@@ -27,6 +27,9 @@ pub struct AuditedChange {
     pub action_json: String,
     pub before: String,
     pub after: String,
+    /// A change in the cluster's field as it was, exactly (`Some(None)`: absent); `None`
+    /// when the record keeps none (an AWS change, or a record written before it was kept).
+    pub field_before: Option<Option<String>>,
 }
 
 /// A ledger call that failed: DynamoDB's error code (what callers decide on) and message.
@@ -644,11 +647,13 @@ mod tests {
                 action_json: action,
                 before: "60".into(),
                 after: "120".into(),
+                field_before: None,
             },
             AuditedChange {
                 action_json: "{\"kind\":\"rm -rf\"}".into(),
                 before: String::new(),
                 after: String::new(),
+                field_before: None,
             },
         ];
         let outcome = resent(&message, Mode::Auto, Ok(changes), &world, &findings);
