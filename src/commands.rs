@@ -28,6 +28,8 @@ pub enum Exit {
     BadInput = 2,
     /// A valid alarm elbmedic does not handle.
     Unsupported = 3,
+    /// `undo`: a change was left as it is (refused by a guardrail, or failed).
+    NotUndone = 4,
 }
 
 impl From<Exit> for ExitCode {
@@ -364,6 +366,50 @@ pub fn alarms(lb: &str, topic: &str, region: Option<&str>) -> Result<Exit> {
 }
 
 /// Creates the DynamoDB table of the remediation ledger (`LEDGER_TABLE`).
+pub fn undo(
+    plan_id: &str,
+    table: Option<&str>,
+    region: Option<&str>,
+    mode: Option<Mode>,
+) -> Result<Exit> {
+    use elbmedic_aws::remediate::undo::UndoStatus;
+    if !plan_id.starts_with("plan-")
+        || plan_id.len() > 80
+        || !plan_id[5..].bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        bail!(
+            "{plan_id:?} is not a plan id (plan- and hex digits, as the outcome report names it)"
+        );
+    }
+    let mut config = Config::from_process_env(Role::Cli)?;
+    if let Some(mode) = mode {
+        config.remediation.mode = mode;
+    }
+    let table = table
+        .map(str::to_string)
+        .or_else(|| config.remediation.ledger_table.clone())
+        .ok_or_else(|| anyhow!("no ledger: pass --table or set LEDGER_TABLE"))?;
+    let region = region_or_env(region)?;
+    let runtime = live::runtime()?;
+    let now = live::now();
+    let run_id = format!("elbmedic-cli-undo-{}-{now}", std::process::id());
+    let lines = runtime.block_on(live::undo(&table, &region, &config, plan_id, &run_id, now))?;
+    let mut text = format!("undo of plan {plan_id}:\n");
+    for line in &lines {
+        text.push_str(&format!(
+            "- {}: {}: {}\n",
+            line.object,
+            line.status.label(),
+            line.detail
+        ));
+    }
+    output::print(&text);
+    let all_done = lines
+        .iter()
+        .all(|l| matches!(l.status, UndoStatus::Restored | UndoStatus::InPlace));
+    Ok(if all_done { Exit::Ok } else { Exit::NotUndone })
+}
+
 pub fn ledger_create(table: &str, region: Option<&str>) -> Result<Exit> {
     let region = region_or_env(region)?;
     let runtime = live::runtime()?;

@@ -79,3 +79,26 @@ pub async fn create_ledger(table: &str, region: &str) -> Result<&'static str> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot create the ledger table {table}: {e}"))
 }
+
+/// `elbmedic undo`: the ledger in `region`, clients in the load balancer's region.
+pub async fn undo(
+    table: &str,
+    region: &str,
+    config: &elbmedic_aws::settings::Config,
+    plan_id: &str,
+    run_id: &str,
+    now: i64,
+) -> Result<Vec<elbmedic_aws::remediate::undo::UndoLine>> {
+    let clients = Clients::load(region, CallLimits::default()).await;
+    let ledger = Ledger::new(clients.dynamodb.clone(), table);
+    let lines = elbmedic_aws::remediate::undo::undo(
+        &ledger,
+        |lb_region| async move { Clients::load(&lb_region, CallLimits::default()).await },
+        config,
+        plan_id,
+        run_id,
+        now,
+    )
+    .await?;
+    Ok(lines)
+}

@@ -76,6 +76,21 @@ enum Command {
         #[command(subcommand)]
         command: LedgerCommand,
     },
+    /// Put back what a plan changed in a cluster, from the ledger's before values (only
+    /// fields still as elbmedic set them), under the same locks and guardrails.
+    Undo {
+        /// The plan's id, as its outcome report names it (plan-...).
+        plan_id: String,
+        /// The ledger table; defaults to LEDGER_TABLE.
+        #[arg(long, value_name = "NAME")]
+        table: Option<String>,
+        /// The ledger's region; defaults to AWS_REGION.
+        #[arg(long)]
+        region: Option<String>,
+        /// Overrides REMEDIATION_MODE (off is the kill switch: undo then changes nothing).
+        #[arg(long, value_parser = parse_mode)]
+        mode: Option<Mode>,
+    },
     /// Gather the snapshot of the alarmed load balancer from AWS and print it as JSON.
     Snapshot {
         /// SNS event or CloudWatch alarm JSON (`-` for standard input).
@@ -153,6 +168,12 @@ fn main() -> ExitCode {
             command: LedgerCommand::Create { table, region },
         } => commands::ledger_create(&table, region.as_deref()),
         Command::Alarms { lb, topic, region } => commands::alarms(&lb, &topic, region.as_deref()),
+        Command::Undo {
+            plan_id,
+            table,
+            region,
+            mode,
+        } => commands::undo(&plan_id, table.as_deref(), region.as_deref(), mode),
         Command::Snapshot { event } => commands::snapshot(&event),
         Command::Alarm { event } => commands::alarm(&event),
     };

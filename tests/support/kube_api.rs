@@ -81,6 +81,13 @@ impl KubeApi {
         serde_json::from_str(&text).unwrap()
     }
 
+    /// Replaces the world, as a change someone else made in the cluster would.
+    pub fn set_world(&self, world: &serde_json::Value) {
+        let scratch = self.dir.join("world.json.next");
+        std::fs::write(&scratch, world.to_string()).unwrap();
+        std::fs::rename(scratch, self.dir.join("world.json")).unwrap();
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }

@@ -14,7 +14,8 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use elbmedic_engine::plan::PlanTarget;
+use elbmedic_engine::plan::outcome::FieldChange;
+use elbmedic_engine::plan::{Place, PlanTarget};
 use elbmedic_engine::snapshot::IdleTimeoutRaise;
 
 /// A lock outlives any run (remediate's Lambda timeout is 120 s; tests/iam.rs checks the
@@ -58,8 +59,8 @@ pub struct AuditRecord<'a> {
     pub at: i64,
     /// The action itself (JSON), so an outcome can be rendered again from the ledger.
     pub action_json: &'a str,
-    /// A change in the cluster: the field as it was (`Some(None)`: absent), for `undo`.
-    pub field_before: Option<Option<&'a str>>,
+    /// A change in the cluster: its field as it was and as elbmedic set it, for `undo`.
+    pub field: Option<&'a FieldChange>,
 }
 
 pub use elbmedic_engine::plan::reconcile::{AuditedChange, PlanRecord};
@@ -197,6 +198,37 @@ impl Ledger {
             "lock#{}",
             lb_key(target.account.as_deref(), &target.region, &target.id)
         );
+        self.lock_key(key, owner, now).await
+    }
+
+    /// Takes the lock of one object in a cluster: several load balancers may share it (an
+    /// IngressClassParams serves every ALB of its class), so their runs take turns on it.
+    pub async fn lock_object(
+        &self,
+        target: &PlanTarget,
+        cluster: &str,
+        place: &Place,
+        owner: &str,
+        now: i64,
+    ) -> Result<LockOutcome, LedgerError> {
+        let (api_version, kind, _) = place.api();
+        let key = format!(
+            "lock#k8s#{}#{}#{}#{api_version}#{kind}#{}#{}",
+            target.account.as_deref().unwrap_or("own"),
+            target.region,
+            cluster,
+            place.namespace().unwrap_or_default(),
+            place.name()
+        );
+        self.lock_key(key, owner, now).await
+    }
+
+    async fn lock_key(
+        &self,
+        key: String,
+        owner: &str,
+        now: i64,
+    ) -> Result<LockOutcome, LedgerError> {
         let put = self
             .client
             .put_item()
@@ -296,12 +328,9 @@ impl Ledger {
         record: &AuditRecord<'_>,
     ) -> Result<(), LedgerError> {
         let mut put = self.client.put_item();
-        if let Some(field) = record.field_before {
+        if let Some(field) = record.field {
             // JSON, so that an absent field (null) and any text are told apart.
-            put = put.item(
-                "field_before",
-                s(serde_json::to_string(&field).unwrap_or_default()),
-            );
+            put = put.item("field", s(serde_json::to_string(field).unwrap_or_default()));
         }
         put.table_name(&self.table)
             .item(
@@ -361,6 +390,39 @@ impl Ledger {
             .map_err(|e| error_text(&e))
     }
 
+    /// Notes that `plan_id` changed something in a cluster, and on which load balancer's
+    /// behalf: `elbmedic undo PLAN_ID` finds the plan's audit trail from its id alone.
+    pub async fn record_cluster_change(
+        &self,
+        plan_id: &str,
+        target: &PlanTarget,
+    ) -> Result<(), LedgerError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("undo#{plan_id}")))
+            .item(
+                "target",
+                s(serde_json::to_string(target).unwrap_or_default()),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| error_text(&e))
+    }
+
+    /// The load balancer on whose behalf `plan_id` changed a cluster; `None` when it did not
+    /// (or the record is not one elbmedic wrote).
+    pub async fn cluster_change_target(
+        &self,
+        plan_id: &str,
+    ) -> Result<Option<PlanTarget>, LedgerError> {
+        let item = self.get(&format!("undo#{plan_id}")).await?;
+        Ok(item
+            .and_then(|i| text_of(&i, "target"))
+            .and_then(|json| serde_json::from_str(&json).ok()))
+    }
+
     /// Keeps a proposed plan (the plan message, JSON) until it expires, so that an approval
     /// by its id finds it. Plan ids name their load balancer's region and id already.
     pub async fn store_proposal(
@@ -408,7 +470,7 @@ impl Ledger {
                     action_json: text_of(&item, "action_json").unwrap_or_default(),
                     before: text_of(&item, "before").unwrap_or_default(),
                     after: text_of(&item, "after").unwrap_or_default(),
-                    field_before: text_of(&item, "field_before")
+                    field: text_of(&item, "field")
                         .and_then(|json| serde_json::from_str(&json).ok()),
                 });
             }

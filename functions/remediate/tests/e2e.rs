@@ -1076,12 +1076,15 @@ async fn remediate_in_cluster(
     t: &Topics,
     cluster: &support::kube_api::KubeApi,
     plan: &str,
+    extra: &[(&'static str, String)],
 ) -> (Value, Value, String) {
+    let mut env = cluster_env(t, cluster).to_vec();
+    env.extend_from_slice(extra);
     let applied = invoke(
         env!("CARGO_BIN_EXE_remediate"),
         ACCOUNT,
         moto,
-        &cluster_env(t, cluster),
+        &env,
         sns_event(&t.plans, plan),
     );
     let logs = applied.logs.clone();
@@ -1132,7 +1135,8 @@ async fn auto_applies_both_halves_of_a_classic_idle_timeout_fix() {
         .map(|a| a.kind().as_str())
         .collect();
     assert_eq!(kinds, ["raise-idle-timeout", "keep-idle-timeout"], "{plan}");
-    let (summary, outcome, logs) = remediate_in_cluster(&moto, &aws, &t, &cluster, &plan).await;
+    let (summary, outcome, logs) =
+        remediate_in_cluster(&moto, &aws, &t, &cluster, &plan, &[]).await;
     let steps = outcome["remediation"]["steps"].as_array().unwrap();
     assert_eq!(
         summary["records"][0]["status"], "applied",
@@ -1217,7 +1221,7 @@ async fn a_conflict_names_the_manager_and_the_outcome_warns_that_only_aws_change
     ]});
     let cluster = moto_cluster("kube-conflict", &world);
     let plan = diagnose_in_cluster(&moto, &aws, &t, &cluster, event).await;
-    let (_, outcome, _) = remediate_in_cluster(&moto, &aws, &t, &cluster, &plan).await;
+    let (_, outcome, _) = remediate_in_cluster(&moto, &aws, &t, &cluster, &plan, &[]).await;
     let remediation = &outcome["remediation"];
     let steps = remediation["steps"].as_array().unwrap();
     let keep = steps
@@ -1276,7 +1280,7 @@ async fn a_reconcile_failure_after_the_change_rolls_the_durable_half_back() {
                    "events": [{"reason": "SyncLoadBalancerFailed", "type": "Warning", "message": failure}]}]});
     let cluster = moto_cluster("kube-rollback", &world);
     let plan = diagnose_in_cluster(&moto, &aws, &t, &cluster, event).await;
-    let (_, outcome, logs) = remediate_in_cluster(&moto, &aws, &t, &cluster, &plan).await;
+    let (_, outcome, logs) = remediate_in_cluster(&moto, &aws, &t, &cluster, &plan, &[]).await;
     let remediation = &outcome["remediation"];
     let keep = remediation["steps"]
         .as_array()
@@ -1311,4 +1315,225 @@ async fn a_reconcile_failure_after_the_change_rolls_the_durable_half_back() {
         .as_str()
         .unwrap()
         .starts_with("WARNING: only the AWS half applied"));
+}
+
+/// The Service of the undo and lock tests: its annotation at 60 s, written by `kubectl apply`
+/// (so taking it needs FORCE_CONFLICTS), beside an annotation of its team.
+fn service_kept_at_60() -> Value {
+    use elbmedic_engine::plan::durable::CLB_IDLE;
+    json!({"objects": [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": "orders", "namespace": "shop", "resourceVersion": "3",
+                      "annotations": {CLB_IDLE: "60", "team": "orders"},
+                      "managedFields": [{"manager": "kubectl-client-side-apply", "operation": "Update",
+                                         "apiVersion": "v1", "fieldsType": "FieldsV1",
+                                         "fieldsV1": {"f:metadata": {"f:annotations": {format!("f:{CLB_IDLE}"): {}, "f:team": {}}}}}]},
+         "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}},
+    ]})
+}
+
+/// `elbmedic undo PLAN_ID`, the built CLI, with the functions' guardrail variables.
+fn undo_cli(
+    moto: &Moto,
+    cluster: &support::kube_api::KubeApi,
+    plan_id: &str,
+    extra: &[(&str, &str)],
+) -> std::process::Output {
+    let cli = std::path::Path::new(env!("CARGO_BIN_EXE_remediate")).with_file_name("elbmedic");
+    assert!(
+        cli.exists(),
+        "{} is missing: build it with `cargo build -p elbmedic`",
+        cli.display()
+    );
+    std::process::Command::new(cli)
+        .envs(moto.env())
+        .env("AWS_REGION", REGION)
+        .env("LEDGER_TABLE", "elbmedic-ledger")
+        .env("REMEDIATION_MODE", "auto")
+        .env("ALLOWED_ACTIONS", "raise-idle-timeout,keep-idle-timeout")
+        .env("KUBERNETES_READS", "on")
+        .env("KUBERNETES_API_URL", cluster.url())
+        .envs(extra.iter().copied())
+        .args(["undo", plan_id])
+        .output()
+        .unwrap()
+}
+
+/// Undo restores the before values: the durable half took the annotation over from
+/// `kubectl apply` (FORCE_CONFLICTS), and `elbmedic undo PLAN_ID` puts 60 back from the
+/// ledger alone, audited; a second undo finds it as it was. Before that, the kill switch and
+/// ALLOWED_NAMESPACES refuse it, and a field someone changed since is left as theirs.
+#[tokio::test]
+async fn undo_puts_back_the_before_values_from_the_ledger() {
+    use elbmedic_engine::plan::durable::CLB_IDLE;
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    let t = topics(&aws).await;
+    let clients = Clients::load(REGION, CallLimits::default()).await;
+    let ledger = Ledger::new(clients.dynamodb.clone(), "elbmedic-ledger");
+    ledger.create_table().await.unwrap();
+    let (_, event) = clb_idle_scenario(&aws, "a3f1c2e4b5d6978812345678abcdef04").await;
+    let cluster = moto_cluster("kube-undo", &service_kept_at_60());
+    let plan = diagnose_in_cluster(&moto, &aws, &t, &cluster, event).await;
+    let plan_id = PlanMessage::parse(&plan).unwrap().plan.id;
+    let forced = [
+        ("LEDGER_TABLE", "elbmedic-ledger".to_string()),
+        ("FORCE_CONFLICTS", "true".to_string()),
+    ];
+    let (_, outcome, logs) = remediate_in_cluster(&moto, &aws, &t, &cluster, &plan, &forced).await;
+    let annotation = |cluster: &support::kube_api::KubeApi| {
+        cluster.world()["objects"][1]["metadata"]["annotations"][CLB_IDLE].clone()
+    };
+    let raised = annotation(&cluster);
+    assert_ne!(raised, "60", "{outcome:#}\n{logs}");
+    assert!(logs.contains("FORCE_CONFLICTS"), "the take-over is logged");
+
+    // The kill switch and the namespace list hold for undo too.
+    let off = undo_cli(&moto, &cluster, &plan_id, &[("REMEDIATION_MODE", "off")]);
+    let text = String::from_utf8_lossy(&off.stdout);
+    assert_eq!(
+        off.status.code(),
+        Some(4),
+        "{text}{}",
+        String::from_utf8_lossy(&off.stderr)
+    );
+    assert!(text.contains("refused: REMEDIATION_MODE is off"), "{text}");
+    let elsewhere = undo_cli(&moto, &cluster, &plan_id, &[("ALLOWED_NAMESPACES", "web")]);
+    assert!(String::from_utf8_lossy(&elsewhere.stdout).contains("ALLOWED_NAMESPACES"));
+    assert_eq!(annotation(&cluster), raised);
+
+    let undone = undo_cli(&moto, &cluster, &plan_id, &[]);
+    let text = String::from_utf8_lossy(&undone.stdout);
+    assert_eq!(
+        undone.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&undone.stderr)
+    );
+    assert!(
+        text.contains("Service shop/orders: restored: put back as it was (60)"),
+        "{text}"
+    );
+    assert_eq!(annotation(&cluster), "60");
+    assert_eq!(
+        cluster.world()["objects"][1]["metadata"]["annotations"]["team"],
+        "orders"
+    );
+    let target = ledger
+        .cluster_change_target(&plan_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let audited = ledger
+        .audited_changes(&target, &format!("undo-{plan_id}"), 4)
+        .await
+        .unwrap();
+    assert_eq!(audited.len(), 1, "the undo is audited");
+    // Again: already as before.
+    let again = undo_cli(&moto, &cluster, &plan_id, &[]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already as before"));
+
+    // A plan the ledger does not know is a clear error, not a silent success.
+    let unknown = undo_cli(&moto, &cluster, "plan-00ff", &[]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr)
+        .contains("holds no change in a cluster for plan plan-00ff"));
+    let forged = undo_cli(&moto, &cluster, "--table=x", &[]);
+    assert_ne!(forged.status.code(), Some(0));
+}
+
+/// Someone changed the field after elbmedic: undo leaves it, and says so. And an object
+/// another run holds the lock of is not changed by the durable half (its step is refused,
+/// naming the holder) while the AWS half still applies.
+#[tokio::test]
+async fn undo_leaves_a_later_change_and_a_locked_object_is_not_changed() {
+    use elbmedic_engine::plan::durable::CLB_IDLE;
+    use elbmedic_engine::plan::Place;
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    let t = topics(&aws).await;
+    let clients = Clients::load(REGION, CallLimits::default()).await;
+    let ledger = Ledger::new(clients.dynamodb.clone(), "elbmedic-ledger");
+    ledger.create_table().await.unwrap();
+    let (_, event) = clb_idle_scenario(&aws, "a3f1c2e4b5d6978812345678abcdef05").await;
+    let cluster = moto_cluster("kube-undo-later", &service_kept_at_60());
+    let plan = diagnose_in_cluster(&moto, &aws, &t, &cluster, event).await;
+    let message = PlanMessage::parse(&plan).unwrap();
+    let forced = [
+        ("LEDGER_TABLE", "elbmedic-ledger".to_string()),
+        ("FORCE_CONFLICTS", "true".to_string()),
+    ];
+    // Another run holds the Service's lock: the durable half waits, the AWS half applies.
+    let service = Place::Service {
+        namespace: "shop".into(),
+        name: "orders".into(),
+    };
+    let cluster_name = message
+        .plan
+        .actions
+        .iter()
+        .find_map(Action::place)
+        .unwrap()
+        .0
+        .to_string();
+    let held = ledger
+        .lock_object(
+            &message.plan.load_balancer,
+            &cluster_name,
+            &service,
+            "another-run",
+            now(),
+        )
+        .await
+        .unwrap();
+    let (_, outcome, _) = remediate_in_cluster(&moto, &aws, &t, &cluster, &plan, &forced).await;
+    let steps = outcome["remediation"]["steps"].as_array().unwrap();
+    let keep = steps
+        .iter()
+        .find(|s| s["action"]["action"] == "keep-idle-timeout")
+        .unwrap();
+    assert_eq!(keep["status"], "refused", "{keep:#}");
+    assert!(keep["detail"]
+        .as_str()
+        .unwrap()
+        .contains("another elbmedic run (another-run)"));
+    assert!(steps
+        .iter()
+        .any(|s| s["action"]["action"] == "raise-idle-timeout" && s["status"] == "applied"));
+    assert_eq!(
+        cluster.world()["objects"][1]["metadata"]["annotations"][CLB_IDLE],
+        "60"
+    );
+    let elbmedic_aws::ledger::LockOutcome::Acquired(lock) = held else {
+        panic!("{held:?}")
+    };
+    ledger.unlock(&lock).await.unwrap();
+
+    // The next alarm's plan applies the durable half; then someone sets 240 by hand.
+    let mut message = message;
+    message.plan.actions.retain(|a| a.place().is_some());
+    message.plan.id = message.plan.content_id();
+    let (_, outcome, logs) =
+        remediate_in_cluster(&moto, &aws, &t, &cluster, &message.to_json(), &forced).await;
+    assert_eq!(
+        outcome["remediation"]["steps"][0]["status"], "applied",
+        "{outcome:#}\n{logs}"
+    );
+    let mut world = cluster.world();
+    world["objects"][1]["metadata"]["annotations"][CLB_IDLE] = json!("240");
+    cluster.set_world(&world);
+    let undone = undo_cli(&moto, &cluster, &message.plan.id, &[]);
+    let text = String::from_utf8_lossy(&undone.stdout);
+    assert_eq!(undone.status.code(), Some(4), "{text}");
+    assert!(
+        text.contains("changed since elbmedic's change (now \"240\")"),
+        "{text}"
+    );
+    assert_eq!(
+        cluster.world()["objects"][1]["metadata"]["annotations"][CLB_IDLE],
+        "240"
+    );
 }

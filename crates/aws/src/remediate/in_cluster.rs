@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use elbmedic_engine::kubernetes::{Event, ObjectRef};
 use elbmedic_engine::plan::durable::{
-    field_before, idle_timeout_body, restore_body, touches_grouping,
+    field_before, field_in, idle_timeout_body, restore_body, touches_grouping,
 };
-use elbmedic_engine::plan::outcome::{rollback, Step, StepStatus};
+use elbmedic_engine::plan::outcome::{rollback, FieldChange, Step, StepStatus};
 use elbmedic_engine::plan::watch::{self, Verdict};
 use elbmedic_engine::plan::{Action, Place, PlanTarget, Policy};
 use elbmedic_engine::snapshot::Snapshot;
@@ -124,6 +124,9 @@ pub async fn keep_idle_timeout(
             ),
         };
     }
+    if let Some(reason) = changed_since(client, place, before.as_deref(), deadline).await {
+        return Step::new(action, StepStatus::Refused, reason);
+    }
     let watched = watch::watched(place, section);
     let events_before = events::about(client, &watched, deadline).await;
     if let Err(refusal) = write::apply(client, place, &body, policy.force_conflicts, deadline).await
@@ -141,14 +144,17 @@ pub async fn keep_idle_timeout(
     );
     step.rollback = rollback(action, target, before.as_deref());
     step.before = Some(before.clone().unwrap_or_else(|| "(absent)".into()));
-    step.field_before = Some(before.clone());
+    step.field = Some(FieldChange {
+        before: before.clone(),
+        after: field_in(place, &body),
+    });
     step.after = Some(format!(
         "idle timeout {seconds} s kept on {}",
         place.describe()
     ));
     let verdict = match events_before {
         Err(unread) => Watched::Unread(unread.to_string()),
-        Ok(_) if watched.is_empty() || watch_for.is_zero() => Watched::NotWatched,
+        Ok(_) if watched.is_empty() || watch_for.is_zero() => Watched::Skipped,
         Ok(before) => watch_events(client, &watched, &before, watch_for).await,
     };
     settle(
@@ -163,11 +169,29 @@ pub async fn keep_idle_timeout(
     step
 }
 
+/// Why the field at `place` is no longer the one read before the decision (`before`), if it
+/// is not: under the object's lock now, what was decided on must still be what is there.
+async fn changed_since(
+    client: &elbmedic_kubernetes::Client,
+    place: &Place,
+    before: Option<&str>,
+    deadline: Instant,
+) -> Option<String> {
+    match write::read(client, place, deadline).await {
+        Ok(Some(now)) if field_in(place, &now).as_deref() == before => None,
+        Ok(_) => Some(format!(
+            "{} changed since it was read: nothing is applied, and the next alarm decides again",
+            place.describe()
+        )),
+        Err(refusal) => Some(refusal.to_string()),
+    }
+}
+
 /// How the watch after a change ended.
 enum Watched {
     Verdict(Verdict),
     Unread(String),
-    NotWatched,
+    Skipped,
 }
 
 /// Reads the Events about `watched` every [`WATCH_POLL`] until the controller says
@@ -205,7 +229,7 @@ async fn settle(
     watch_for: Duration,
 ) {
     let heard = match watched {
-        Watched::NotWatched => return,
+        Watched::Skipped => return,
         Watched::Unread(reason) => {
             step.detail.push_str(&format!(
                 "; the controller's Events were not watched ({reason})"

@@ -7,6 +7,7 @@ pub mod apply;
 pub mod in_cluster;
 pub mod pipeline;
 pub mod plan_run;
+pub mod undo;
 
 pub use pipeline::{handle_one, records, remediate_plan, Handled, RecordRefusal, Remediated, Run};
 pub use plan_run::{configured_ledger, remediate, reported, unreachable};

@@ -74,7 +74,10 @@ pub async fn remediate(
             }
         },
     };
-    let mut report = Box::pin(under_lock(clients, ledger, config, message, now, dry_run)).await;
+    let mut report = Box::pin(under_lock(
+        clients, ledger, config, message, now, dry_run, run_id,
+    ))
+    .await;
     if let (Some(ledger), Some(lock)) = (ledger, &lock) {
         if let Err(error) = ledger.unlock(lock).await {
             if let Some(RemediationSection::Outcome(outcome)) = &mut report.remediation {
@@ -180,6 +183,7 @@ async fn under_lock(
     message: &PlanMessage,
     now: i64,
     dry_run: bool,
+    run_id: &str,
 ) -> Report {
     let plan = &message.plan;
     let remediation = &config.remediation;
@@ -200,23 +204,19 @@ async fn under_lock(
     );
     let (mut outcome, actions) = match decision {
         Decision::Stop(outcome) => return with_outcome(report, outcome),
-        Decision::Resend => {
-            let mode = reconcile::shown_mode(remediation.mode, message.request);
-            let changes = match ledger {
-                Some(ledger) => {
-                    ledger
-                        .audited_changes(&plan.load_balancer, &plan.id, plan.actions.len())
-                        .await
-                }
-                None => Ok(Vec::new()),
-            };
-            let outcome = reconcile::resent(message, mode, changes, &before, &report.findings);
-            return with_outcome(report, outcome);
-        }
+        Decision::Resend => return resend(ledger, config, message, &before, report).await,
         Decision::Proceed { outcome, apply } => (outcome, apply),
     };
     let writer = apply::Writer::for_actions(clients, &actions, &before, config).await;
     for action in &actions {
+        let locks = ledger.filter(|_| !dry_run);
+        let object_lock = match lock_object(locks, &plan.load_balancer, action, run_id).await {
+            Ok(lock) => lock,
+            Err(refused) => {
+                outcome.steps.push(*refused);
+                continue;
+            }
+        };
         let step = apply::apply(
             clients,
             &writer,
@@ -239,6 +239,11 @@ async fn under_lock(
             .await;
         }
         outcome.steps.push(step);
+        if let (Some(ledger), Some(lock)) = (ledger, object_lock) {
+            if let Err(error) = ledger.unlock(&lock).await {
+                tracing::warn!(error = %error, "the lock of an object in the cluster could not be released; its lease ends by itself");
+            }
+        }
     }
     reconcile::finish(&mut outcome, &plan.load_balancer, &remediation.policy);
     if !reconcile::applied_any(&outcome) {
@@ -263,6 +268,59 @@ async fn under_lock(
     outcome.verification =
         reconcile::verify(&outcome.steps, &after, &report.findings, &message.alarmed);
     with_outcome(report, outcome)
+}
+
+/// The outcome of a plan applied before whose outcome was not published: sent again, from
+/// the audit trail.
+async fn resend(
+    ledger: Option<&Ledger>,
+    config: &Config,
+    message: &PlanMessage,
+    before: &Snapshot,
+    report: Report,
+) -> Report {
+    let plan = &message.plan;
+    let mode = reconcile::shown_mode(config.remediation.mode, message.request);
+    let changes = match ledger {
+        Some(ledger) => {
+            ledger
+                .audited_changes(&plan.load_balancer, &plan.id, plan.actions.len())
+                .await
+        }
+        None => Ok(Vec::new()),
+    };
+    let outcome = reconcile::resent(message, mode, changes, before, &report.findings);
+    with_outcome(report, outcome)
+}
+
+/// The lock of the object a change in the cluster is made to (a plan of another load
+/// balancer may change it too), taken for that step only; `None` for an AWS change, in a dry
+/// run, or without the ledger. A lock held elsewhere refuses the step, and it says by whom.
+async fn lock_object(
+    ledger: Option<&Ledger>,
+    target: &elbmedic_engine::plan::PlanTarget,
+    action: &Action,
+    run_id: &str,
+) -> Result<Option<ledger::Lock>, Box<Step>> {
+    let (Some(ledger), Some((cluster, place))) = (ledger, action.place()) else {
+        return Ok(None);
+    };
+    let refused = |reason: String| Box::new(Step::new(action, StepStatus::Refused, reason));
+    match ledger
+        .lock_object(target, cluster, place, run_id, epoch_now())
+        .await
+    {
+        Ok(LockOutcome::Acquired(lock)) => Ok(Some(lock)),
+        Ok(LockOutcome::Held { owner, until }) => Err(refused(format!(
+            "another elbmedic run ({owner}) is changing {} until {until} (epoch seconds): this step waits for the next alarm",
+            place.describe()
+        ))),
+        Err(error) => Err(refused(format!(
+            "the lock of {} could not be taken in ledger {}: {error}",
+            place.describe(),
+            ledger.table()
+        ))),
+    }
 }
 
 /// After the outcome of `message` reached the report topic: the ledger marks the plan as
@@ -302,9 +360,12 @@ async fn record(
         after: step.after.as_deref().unwrap_or_default(),
         at: now,
         action_json: &serde_json::to_string(&step.action).unwrap_or_default(),
-        field_before: step.field_before.as_ref().map(Option::as_deref),
+        field: step.field.as_ref(),
     };
     let mut result = ledger.audit(target, &audit).await;
+    if let (Some(_), Ok(())) = (step.action.place(), &result) {
+        result = ledger.record_cluster_change(&message.plan.id, target).await;
+    }
     if let (Action::RaiseIdleTimeout { from, to }, Ok(())) = (&step.action, &result) {
         let raise = IdleTimeoutRaise {
             at: now,

@@ -165,6 +165,29 @@ pub fn field_before(place: &Place, cluster: &Kubernetes) -> Option<String> {
     }
 }
 
+/// The field elbmedic changes at `place`, in the object as the API server returns it (JSON),
+/// in the same form as [`field_before`]: to tell whether it changed since it was read.
+pub fn field_in(place: &Place, object: &Value) -> Option<String> {
+    let annotation = |key: &str| {
+        object
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    match place {
+        Place::Service { .. } => annotation(CLB_IDLE),
+        Place::Ingress { .. } => annotation(ALB_ATTRIBUTES),
+        Place::IngressClassParams { .. } => {
+            let list = object.pointer("/spec/loadBalancerAttributes")?;
+            let list: Vec<crate::kubernetes::Attribute> =
+                serde_json::from_value(list.clone()).ok()?;
+            serde_json::to_string(&list).ok()
+        }
+        Place::Namespace { .. } => None,
+    }
+}
+
 /// The server-side apply body that keeps `seconds` at `place`, from the object as read in
 /// `cluster`: only the field elbmedic sets (for an IngressClassParams the whole attribute
 /// list, which the CRD holds as one atomic field). `None` when the object was not read.

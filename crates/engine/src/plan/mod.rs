@@ -13,6 +13,7 @@ pub mod outcome;
 pub mod proposal;
 pub mod reconcile;
 pub mod review;
+pub mod undo;
 pub mod watch;
 
 use std::collections::BTreeSet;
@@ -216,7 +217,7 @@ pub fn plan(
 
 /// `ALLOWED_NAMESPACES`: the object's namespace must be listed; a cluster-scoped object
 /// needs `*`, since a change there reaches every namespace's load balancers.
-fn namespace_refusal(place: &Place, policy: &Policy) -> Option<String> {
+pub(crate) fn namespace_refusal(place: &Place, policy: &Policy) -> Option<String> {
     let allowed = policy.allowed_namespaces.as_ref()?;
     let listed = |name: &str| allowed.iter().any(|a| a == name);
     match place.namespace() {

@@ -45,10 +45,10 @@ pub struct Step {
     pub after: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback: Option<Script>,
-    /// For a change in the cluster, the field as it was (`Some(None)`: absent), exactly: what
-    /// the ledger keeps for `elbmedic undo`. Not in the report (`before` shows it).
+    /// For a change in the cluster, the field exactly as it was and as elbmedic set it: what
+    /// the ledger keeps for `elbmedic undo`. Not in the report (`before` and `after` say it).
     #[serde(skip)]
-    pub field_before: Option<Option<String>>,
+    pub field: Option<FieldChange>,
 }
 
 impl Step {
@@ -61,9 +61,17 @@ impl Step {
             before: None,
             after: None,
             rollback: None,
-            field_before: None,
+            field: None,
         }
     }
+}
+
+/// One field of an object in the cluster, exactly as it was and as elbmedic set it (`None`:
+/// absent), in the form of `plan::durable::field_before`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct FieldChange {
+    pub before: Option<String>,
+    pub after: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

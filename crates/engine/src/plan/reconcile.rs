@@ -27,9 +27,9 @@ pub struct AuditedChange {
     pub action_json: String,
     pub before: String,
     pub after: String,
-    /// A change in the cluster's field as it was, exactly (`Some(None)`: absent); `None`
+    /// A change in the cluster: its field exactly as it was and as elbmedic set it; `None`
     /// when the record keeps none (an AWS change, or a record written before it was kept).
-    pub field_before: Option<Option<String>>,
+    pub field: Option<super::outcome::FieldChange>,
 }
 
 /// A ledger call that failed: DynamoDB's error code (what callers decide on) and message.
@@ -647,13 +647,13 @@ mod tests {
                 action_json: action,
                 before: "60".into(),
                 after: "120".into(),
-                field_before: None,
+                field: None,
             },
             AuditedChange {
                 action_json: "{\"kind\":\"rm -rf\"}".into(),
                 before: String::new(),
                 after: String::new(),
-                field_before: None,
+                field: None,
             },
         ];
         let outcome = resent(&message, Mode::Auto, Ok(changes), &world, &findings);

@@ -176,7 +176,7 @@ mod tests {
             "2026-12-06T08:01:00Z",
         );
         assert!(matches!(
-            judge(&service(), &[old.clone()], &[again]),
+            judge(&service(), std::slice::from_ref(&old), &[again]),
             Verdict::Failed { reason, object, .. } if reason == SERVICE_SYNC_FAILED && object == "Service shop/web"
         ));
         // A success after the change ends the watch; another object's failure is not ours.
