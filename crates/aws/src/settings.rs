@@ -167,7 +167,7 @@ pub enum ConfigError {
     AccountsWithoutRole,
     #[error("KUBERNETES_READS {0:?} is neither on nor off")]
     BadClusterReads(String),
-    #[error("KUBERNETES_WATCH_SECONDS {0:?} is not a whole number of seconds from 0 to 60 (the remediate function's 120 s timeout bounds it)")]
+    #[error("KUBERNETES_WATCH_SECONDS {0:?} is not a whole number of seconds from 0 to 60 (the remediate function's timeout bounds the run)")]
     BadClusterWatch(String),
     #[error("KUBERNETES_API_URL {0:?} is not a loopback URL (http://127.0.0.1:PORT, tests only) nor an https URL")]
     BadKubernetesApiUrl(String),

@@ -41,16 +41,33 @@ pub enum WriteRefusal {
     Unreachable(String),
 }
 
+/// Every (API group, resource) elbmedic patches: what the ClusterRoles of
+/// `infra/kubernetes/elbmedic-remediate.yaml` must grant, and all they may (a test holds them
+/// together, and [`resource_of`] to it).
+pub const WRITES: &[(&str, &str)] = &[
+    ("", "services"),
+    ("networking.k8s.io", "ingresses"),
+    ("elbv2.k8s.aws", "ingressclassparams"),
+    ("", "namespaces"),
+];
+
+/// The API group and the resource (plural) of the object at `place`.
+pub fn resource_of(place: &Place) -> (&'static str, &'static str) {
+    match place {
+        Place::Service { .. } => WRITES[0],
+        Place::Ingress { .. } => WRITES[1],
+        Place::IngressClassParams { .. } => WRITES[2],
+        Place::Namespace { .. } => WRITES[3],
+    }
+}
+
 /// The API of the object at `place`, as a dynamic object.
 fn api_of(client: &Client, place: &Place) -> Api<DynamicObject> {
     let (api_version, kind, _) = place.api();
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
     let gvk = GroupVersionKind::gvk(group, version, kind);
-    let plural = match kind {
-        "IngressClassParams" => "ingressclassparams".to_string(),
-        other => format!("{}s", other.to_ascii_lowercase()),
-    };
-    let resource = ApiResource::from_gvk_with_plural(&gvk, &plural);
+    let (_, plural) = resource_of(place);
+    let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
     match place.namespace() {
         Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
         None => Api::all_with(client.clone(), &resource),
@@ -184,6 +201,31 @@ fn manager_in(message: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_place_is_written_in_its_own_api_group() {
+        for place in [
+            Place::Service {
+                namespace: "a".into(),
+                name: "b".into(),
+            },
+            Place::Ingress {
+                namespace: "a".into(),
+                name: "b".into(),
+            },
+            Place::IngressClassParams { name: "b".into() },
+            Place::Namespace { name: "a".into() },
+        ] {
+            let (api_version, kind, _) = place.api();
+            let (group, resource) = resource_of(&place);
+            let expected_group = api_version.split_once('/').map_or("", |(g, _)| g);
+            assert_eq!(group, expected_group, "{kind}");
+            assert!(
+                resource.starts_with(&kind.to_ascii_lowercase()),
+                "{kind}: {resource}"
+            );
+        }
+    }
 
     #[test]
     fn the_manager_is_read_from_the_api_servers_wording() {

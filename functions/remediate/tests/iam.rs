@@ -1154,5 +1154,53 @@ fn the_access_entries_read_the_cluster_through_the_read_only_group() {
         text(&variables("DiagnoseFunction")["KUBERNETES_READS"]),
         "!Ref ReadKubernetes"
     );
-    assert!(variables("RemediateFunction")["KUBERNETES_READS"].is_null());
+    // remediate reaches a cluster only with WriteKubernetes=on, in the read group and the
+    // write group that infra/kubernetes/elbmedic-remediate.yaml binds.
+    assert_eq!(
+        text(&variables("RemediateFunction")["KUBERNETES_READS"]),
+        "!Ref WriteKubernetes"
+    );
+    let entry = &central["Resources"]["RemediateWritesTheCluster"];
+    assert_eq!(entry["Type"].as_str(), Some("AWS::EKS::AccessEntry"));
+    assert_eq!(entry["Condition"].as_str(), Some("WritesTheCluster"));
+    assert_eq!(
+        text(&entry["Properties"]["PrincipalArn"]),
+        "!GetAtt RemediateRole.Arn"
+    );
+    let groups: Vec<&str> = entry["Properties"]["KubernetesGroups"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|g| g.as_str().unwrap())
+        .collect();
+    assert_eq!(groups, [group, "elbmedic-remediate"]);
+    assert!(entry["Properties"]["AccessPolicies"].is_null());
+    let write_rbac = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../infra/kubernetes/elbmedic-remediate.yaml"
+    ))
+    .expect("infra/kubernetes/elbmedic-remediate.yaml");
+    assert!(write_rbac.contains("--group=elbmedic-remediate"));
+    assert!(write_rbac.contains("    name: elbmedic-remediate\n"));
+    // The write variables come from the stack's parameters, and the default writes nothing.
+    let parameters = &central["Parameters"];
+    assert_eq!(
+        parameters["WriteKubernetes"]["Default"].as_str(),
+        Some("off")
+    );
+    assert!(!parameters["AllowedActions"]["Default"]
+        .as_str()
+        .unwrap()
+        .contains("keep-idle-timeout"));
+    for (variable, parameter) in [
+        ("ALLOWED_NAMESPACES", "AllowedNamespaces"),
+        ("OVERRIDE_GITOPS", "OverrideGitops"),
+        ("FORCE_CONFLICTS", "ForceConflicts"),
+    ] {
+        assert_eq!(
+            text(&variables("RemediateFunction")[variable]),
+            format!("!Ref {parameter}")
+        );
+    }
+    assert!(variables("DiagnoseFunction")["FORCE_CONFLICTS"].is_null());
 }
