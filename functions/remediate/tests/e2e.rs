@@ -1537,3 +1537,168 @@ async fn undo_leaves_a_later_change_and_a_locked_object_is_not_changed() {
         "240"
     );
 }
+
+/// The lone Ingress of the idle-timeout ALB (shop/checkout), its attributes as given, with
+/// `extra` metadata (annotations, labels) merged in.
+fn checkout_ingress(name: &str, attributes: &str, extra: Value) -> Value {
+    use elbmedic_engine::plan::durable::ALB_ATTRIBUTES;
+    let mut ingress = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": name, "namespace": "shop", "resourceVersion": "5",
+                     "annotations": {ALB_ATTRIBUTES: attributes}},
+        "spec": {"ingressClassName": "alb", "rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": "checkout", "port": {"number": 80}}}}]}}]}});
+    for (section, values) in extra.as_object().unwrap() {
+        for (key, value) in values.as_object().unwrap() {
+            ingress["metadata"][section][key] = value.clone();
+        }
+    }
+    ingress
+}
+
+/// An Ingress Argo CD tracks is not changed in the cluster: the plan refuses the durable
+/// half and names the application (the change belongs in its Git source); the AWS half
+/// applies, and the outcome warns that it will be written back.
+#[tokio::test]
+async fn an_argo_cd_tracked_ingress_is_refused_with_its_application_named() {
+    use elbmedic_engine::plan::durable::ALB_ATTRIBUTES;
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    let t = topics(&aws).await;
+    let (_, event) = idle_scenario(&aws).await;
+    let tracked = checkout_ingress(
+        "checkout",
+        "idle_timeout.timeout_seconds=60",
+        json!({"annotations": {"argocd.argoproj.io/tracking-id": "shop-app:networking.k8s.io/Ingress:shop/checkout"}}),
+    );
+    let world = json!({"objects": [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
+        tracked,
+    ]});
+    let cluster = moto_cluster("kube-argo", &world);
+    let plan = diagnose_in_cluster(&moto, &aws, &t, &cluster, event).await;
+    let message = PlanMessage::parse(&plan).unwrap();
+    assert!(
+        message.plan.actions.iter().all(|a| a.place().is_none()),
+        "{plan}"
+    );
+    let refusal = message
+        .plan
+        .refused
+        .iter()
+        .find(|r| r.action.place().is_some())
+        .unwrap_or_else(|| panic!("{plan}"));
+    assert!(
+        refusal
+            .reason
+            .contains("Argo CD application shop-app re-applies Ingress shop/checkout")
+            && refusal.reason.contains("Git source")
+            && refusal.reason.contains("OVERRIDE_GITOPS"),
+        "{}",
+        refusal.reason
+    );
+    let (_, outcome, logs) = remediate_in_cluster(&moto, &aws, &t, &cluster, &plan, &[]).await;
+    let remediation = &outcome["remediation"];
+    assert!(
+        remediation["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["action"]["action"] == "raise-idle-timeout" && s["status"] == "applied"),
+        "{remediation:#}\n{logs}"
+    );
+    // The exact lines for the Git source: the durable fix the outcome carries.
+    let durable = remediation["durable"].to_string();
+    assert!(durable.contains(ALB_ATTRIBUTES), "{durable}");
+    assert!(
+        cluster.requests().iter().all(|r| r["method"] != "PATCH"),
+        "nothing is sent to the cluster"
+    );
+    let ingress = &cluster.world()["objects"][1];
+    assert_eq!(
+        ingress["metadata"]["annotations"][ALB_ATTRIBUTES],
+        "idle_timeout.timeout_seconds=60"
+    );
+}
+
+/// Two members of an Ingress group declare the idle timeout: no single place is right, so the
+/// plan keeps nothing in the cluster, and a forged plan that names one member anyway (its id
+/// recomputed, so it passes as genuine) is refused whole, saying why; nothing changes.
+#[tokio::test]
+async fn a_group_whose_members_disagree_is_refused_and_a_forged_plan_for_one_member_too() {
+    use elbmedic_engine::plan::durable::ALB_ATTRIBUTES;
+    use elbmedic_engine::plan::Place;
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    let t = topics(&aws).await;
+    let (_, event) = idle_scenario(&aws).await;
+    // The ALB is the group's: the controller tags it with the group's name.
+    let arn = alb_arn(&aws, ALB).await;
+    aws.elbv2
+        .add_tags()
+        .resource_arns(&arn)
+        .tags(
+            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                .key("ingress.k8s.aws/stack")
+                .value("shop-group")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let member = |name: &str, seconds: u32| {
+        checkout_ingress(
+            name,
+            &format!("idle_timeout.timeout_seconds={seconds}"),
+            json!({"annotations": {"alb.ingress.kubernetes.io/group.name": "shop-group"}}),
+        )
+    };
+    let world = json!({"objects": [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
+        member("checkout", 60),
+        member("payments", 60),
+    ]});
+    let cluster = moto_cluster("kube-group", &world);
+    let plan = diagnose_in_cluster(&moto, &aws, &t, &cluster, event).await;
+    let mut message = PlanMessage::parse(&plan).unwrap();
+    assert!(
+        message.plan.actions.iter().all(|a| a.place().is_none()),
+        "no member is chosen: {plan}"
+    );
+    let seconds = message
+        .plan
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::RaiseIdleTimeout { to, .. } => Some(*to),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{plan}"));
+    message.plan.actions.push(Action::KeepIdleTimeout {
+        cluster: CLUSTER.into(),
+        place: Place::Ingress {
+            namespace: "shop".into(),
+            name: "checkout".into(),
+        },
+        seconds,
+    });
+    message.plan.id = message.plan.content_id();
+    let (_, outcome, logs) =
+        remediate_in_cluster(&moto, &aws, &t, &cluster, &message.to_json(), &[]).await;
+    let remediation = &outcome["remediation"];
+    assert_eq!(remediation["status"], "refused", "{remediation:#}\n{logs}");
+    assert!(
+        remediation
+            .to_string()
+            .contains("2 Ingresses of the group declare idle_timeout.timeout_seconds"),
+        "{remediation:#}"
+    );
+    assert!(cluster.requests().iter().all(|r| r["method"] != "PATCH"));
+    for at in [1, 2] {
+        assert_eq!(
+            cluster.world()["objects"][at]["metadata"]["annotations"][ALB_ATTRIBUTES],
+            "idle_timeout.timeout_seconds=60"
+        );
+    }
+}

@@ -366,6 +366,17 @@ fn keep_refusal(
             "the load balancer's idle timeout is {current} s: keeping {seconds} s would make the controller lower it"
         ));
     }
+    gitops_refusal(section, place, policy)
+}
+
+/// An object that Argo CD, Flux or Helm re-applies is changed where they keep it, not in the
+/// cluster, unless `OVERRIDE_GITOPS`: the refusal names the application, Kustomization or
+/// release.
+pub(crate) fn gitops_refusal(
+    section: &crate::kubernetes::Kubernetes,
+    place: &Place,
+    policy: &Policy,
+) -> Option<String> {
     match section.managed_by(place).flatten() {
         Some(manager) if !policy.override_gitops => Some(format!(
             "{} (OVERRIDE_GITOPS=true changes it anyway, until their next sync)",

@@ -193,7 +193,8 @@ pub fn plan(
     for action in proposed.into_iter().chain(&durable) {
         let refusal = cluster_refusal
             .clone()
-            .or_else(|| policy_refusal(action, policy));
+            .or_else(|| policy_refusal(action, policy))
+            .or_else(|| managed_refusal(snapshot, action, policy));
         match refusal {
             Some(reason) => refused.push(Refusal {
                 action: action.clone(),
@@ -256,6 +257,13 @@ fn durable_halves(snapshot: &Snapshot, proposed: &[&Action]) -> Vec<Action> {
             _ => None,
         })
         .collect()
+}
+
+/// A change in the cluster to an object Argo CD, Flux or Helm re-applies is not planned
+/// (unless `OVERRIDE_GITOPS`): the refusal says where to make it instead.
+fn managed_refusal(snapshot: &Snapshot, action: &Action, policy: &Policy) -> Option<String> {
+    let (_, place) = action.place()?;
+    guardrails::gitops_refusal(snapshot.kubernetes.as_ref()?, place, policy)
 }
 
 /// `ALLOWED_CLUSTERS`: the LB's tags must name one of them.
