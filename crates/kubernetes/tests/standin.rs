@@ -539,6 +539,96 @@ fn server_side_apply_as_kubectl_sees_it(
     );
 }
 
+/// The rollback commands an outcome report prints for a change in the cluster, run as
+/// pasted (by `sh`) with the real kubectl: each puts the field back as it was, a hostile
+/// value included, and leaves the rest of the object alone.
+fn rollbacks_as_kubectl_runs_them(
+    kubectl: &dyn Fn(&[&str]) -> std::process::Output,
+    shell: &dyn Fn(&str) -> std::process::Output,
+    dir: &Path,
+) {
+    use elbmedic_engine::fixes::put_back;
+    use elbmedic_engine::plan::durable::CLB_IDLE;
+    use elbmedic_engine::plan::Place;
+    let path = dir.join("world.json");
+    let mut world: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let objects = world["objects"].as_array_mut().unwrap();
+    objects.push(json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "orders", "namespace": "shop",
+                     "annotations": {CLB_IDLE: "120", "team": "orders"}},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}}));
+    objects.push(
+        json!({"apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "IngressClassParams",
+        "metadata": {"name": "web"},
+        "spec": {"group": {"name": "shop"}, "loadBalancerAttributes": [
+            {"key": "idle_timeout.timeout_seconds", "value": "120"}]}}),
+    );
+    std::fs::write(&path, world.to_string()).unwrap();
+    let jsonpath = |kind: &str, namespace: Option<&str>, name: &str, path: &str| {
+        let field = format!("jsonpath={path}");
+        let mut args = vec!["get", kind, name, "-o", field.as_str()];
+        if let Some(namespace) = namespace {
+            args.extend(["-n", namespace]);
+        }
+        let got = kubectl(&args);
+        String::from_utf8_lossy(&got.stdout).to_string()
+    };
+    let run = |place: &Place, before: Option<&str>| {
+        let script = put_back(place, before).expect("a rollback command");
+        let ran = shell(&script);
+        assert!(
+            ran.status.success(),
+            "{script}: {}{}",
+            String::from_utf8_lossy(&ran.stdout),
+            String::from_utf8_lossy(&ran.stderr)
+        );
+    };
+    let service = Place::Service {
+        namespace: "shop".into(),
+        name: "orders".into(),
+    };
+    let clb = "{.metadata.annotations.service\\.beta\\.kubernetes\\.io/aws-load-balancer-connection-idle-timeout}";
+    run(&service, Some("60"));
+    assert_eq!(jsonpath("service", Some("shop"), "orders", clb), "60");
+    run(&service, None);
+    assert_eq!(jsonpath("service", Some("shop"), "orders", clb), "");
+    assert_eq!(
+        jsonpath(
+            "service",
+            Some("shop"),
+            "orders",
+            "{.metadata.annotations.team}"
+        ),
+        "orders"
+    );
+    let ingress = Place::Ingress {
+        namespace: "shop".into(),
+        name: "web".into(),
+    };
+    let hostile =
+        "access_logs.s3.prefix=a b;$(touch /tmp/elbmedic-pwned),idle_timeout.timeout_seconds=60";
+    run(&ingress, Some(hostile));
+    let alb = "{.metadata.annotations.alb\\.ingress\\.kubernetes\\.io/load-balancer-attributes}";
+    assert_eq!(jsonpath("ingress", Some("shop"), "web", alb), hostile);
+    assert!(!Path::new("/tmp/elbmedic-pwned").exists());
+    let params = Place::IngressClassParams { name: "web".into() };
+    let list = r#"[{"key":"idle_timeout.timeout_seconds","value":"60"},{"key":"routing.http2.enabled","value":"true"}]"#;
+    run(&params, Some(list));
+    assert_eq!(
+        jsonpath(
+            "ingressclassparams",
+            None,
+            "web",
+            "{.spec.loadBalancerAttributes[*].value}"
+        ),
+        "60 true"
+    );
+    assert_eq!(
+        jsonpath("ingressclassparams", None, "web", "{.spec.group.name}"),
+        "shop"
+    );
+}
+
 fn certificates(openssl: &Path, dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     let file = |suffix: &str| dir.join(format!("{name}-{suffix}"));
     let (ca, ca_key, cert, key, csr, ext) = (
@@ -649,6 +739,7 @@ async fn kubectl_reads_the_stand_in_with_a_token_from_the_aws_cli() {
         ),
     )
     .unwrap();
+    let kubectl_path = kubectl.clone();
     let kubectl = |args: &[&str]| {
         Command::new(&kubectl)
             .args(args)
@@ -690,6 +781,25 @@ async fn kubectl_reads_the_stand_in_with_a_token_from_the_aws_cli() {
     assert!(!denied.status.success());
     assert!(String::from_utf8_lossy(&denied.stderr).contains("Forbidden"));
     server_side_apply_as_kubectl_sees_it(&kubectl, &dir);
+    let shell = |script: &str| {
+        let path = format!(
+            "{}:{}",
+            kubectl_path.parent().unwrap().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        Command::new("sh")
+            .args(["-c", script])
+            .env("PATH", path)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("KUBECACHEDIR", dir.join("cache"))
+            .env("AWS_ACCESS_KEY_ID", KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap()
+    };
+    rollbacks_as_kubectl_runs_them(&kubectl, &shell, &dir);
 
     // The same server over TLS with elbmedic's own client, trusting only the cluster's CA.
     let bearer = token(&credentials(SECRET), REGION, CLUSTER, SystemTime::now()).unwrap();

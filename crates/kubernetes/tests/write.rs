@@ -241,4 +241,33 @@ async fn admission_rbac_and_a_missing_object_are_refusals_with_their_reason() {
     assert!(stored(&denied, "orders")["metadata"]["annotations"]
         .get(CLB_IDLE)
         .is_none());
+
+    // A token the API server does not take: a 401 that says which access entry is missing.
+    let mut world = server.world();
+    world["unauthorized"] = json!(true);
+    let (_refused, client) = start("unauthorized", &world);
+    match apply(&client, &place("orders"), &body("orders"), false, soon()).await {
+        Err(refusal @ WriteRefusal::Unauthorized) => {
+            assert!(refusal.to_string().contains("access entry"), "{refusal}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // An API server slower than the deadline: a timeout, and nothing applied.
+    let mut world = server.world();
+    world["delay_seconds"] = json!(1.5);
+    let (slow, client) = start("slow", &world);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+    assert_eq!(
+        apply(&client, &place("orders"), &body("orders"), false, deadline).await,
+        Err(WriteRefusal::Timeout)
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(stored(&slow, "orders")["metadata"]["annotations"]
+        .get(CLB_IDLE)
+        .is_none());
+    assert!(
+        patches(&slow).iter().all(|p| p["query"]["dryRun"] == "All"),
+        "only the dry run reached the server: {:?}",
+        patches(&slow)
+    );
 }
