@@ -16,15 +16,18 @@ pub enum ActionKind {
     AllowSgTargetPort,
     /// The durable half in the cluster: the idle timeout kept where the controller reads it.
     KeepIdleTimeout,
+    /// The namespace label that makes the controller inject readiness gates into new pods.
+    EnableReadinessGates,
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 5] = [
+    pub const ALL: [ActionKind; 6] = [
         Self::RaiseIdleTimeout,
         Self::AllowNaclEphemeral,
         Self::AllowNaclTargetPort,
         Self::AllowSgTargetPort,
         Self::KeepIdleTimeout,
+        Self::EnableReadinessGates,
     ];
 
     /// What `ALLOWED_ACTIONS` allows when unset: the AWS side only. A change in the cluster is
@@ -43,6 +46,7 @@ impl ActionKind {
             Self::AllowNaclTargetPort => "allow-nacl-target-port",
             Self::AllowSgTargetPort => "allow-sg-target-port",
             Self::KeepIdleTimeout => "keep-idle-timeout",
+            Self::EnableReadinessGates => "enable-readiness-gates",
         }
     }
 
@@ -85,6 +89,10 @@ pub enum Action {
         place: Place,
         seconds: u32,
     },
+    /// Label the namespace at `place` so that the load balancer controller injects its
+    /// readiness gates into new pods: a rollout then waits until each new pod is healthy in
+    /// the target group. Running pods are not touched.
+    EnableReadinessGates { cluster: String, place: Place },
 }
 
 /// An object of the cluster where elbmedic may keep a setting: exactly the kinds its write
@@ -163,13 +171,15 @@ impl Action {
             } => ActionKind::AllowNaclTargetPort,
             Self::AllowSgIngress { .. } => ActionKind::AllowSgTargetPort,
             Self::KeepIdleTimeout { .. } => ActionKind::KeepIdleTimeout,
+            Self::EnableReadinessGates { .. } => ActionKind::EnableReadinessGates,
         }
     }
 
     /// The object of the cluster the action changes, if it is a change in the cluster.
     pub fn place(&self) -> Option<(&str, &Place)> {
         match self {
-            Self::KeepIdleTimeout { cluster, place, .. } => Some((cluster, place)),
+            Self::KeepIdleTimeout { cluster, place, .. }
+            | Self::EnableReadinessGates { cluster, place } => Some((cluster, place)),
             _ => None,
         }
     }
@@ -206,6 +216,10 @@ impl Action {
                 seconds,
             } => format!(
                 "keep the idle timeout at {seconds} s in {} of cluster {cluster}",
+                place.describe()
+            ),
+            Self::EnableReadinessGates { cluster, place } => format!(
+                "turn on pod readiness gates in {} of cluster {cluster} (new pods only)",
                 place.describe()
             ),
         }

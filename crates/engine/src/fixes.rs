@@ -298,7 +298,16 @@ pub fn put_back(place: &Place, before: Option<&str>) -> Option<Script> {
                 ])
             })
         }
-        Place::Namespace { .. } => None,
+        Place::Namespace { name } => {
+            let label = crate::rollout::READINESS_GATE_LABEL;
+            let change = match before {
+                Some(value) => argv!["--overwrite", format!("{label}={value}")],
+                None => argv![format!("{label}-")],
+            };
+            let mut words = argv!["kubectl", "label", "namespace", name];
+            words.extend(change);
+            Some(Script::line(words))
+        }
     }
 }
 

@@ -428,13 +428,17 @@ pub struct Namespace {
     pub name: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Who re-applies it (a namespace can be an Argo CD or Flux resource too): then its
+    /// label is changed there, not in the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_by: Option<Manager>,
 }
 
 impl Namespace {
     /// Whether the controller injects readiness gates into this namespace's new pods.
     pub fn injects_readiness_gates(&self) -> bool {
         self.labels
-            .get("elbv2.k8s.aws/pod-readiness-gate-inject")
+            .get(crate::rollout::READINESS_GATE_LABEL)
             .is_some_and(|v| v == "enabled")
     }
 }
@@ -779,7 +783,7 @@ impl Kubernetes {
             Object::Ingress(i) => i.managed_by.as_ref(),
             Object::Service(s) => s.managed_by.as_ref(),
             Object::Params(p) => p.managed_by.as_ref(),
-            Object::Namespace(_) => None,
+            Object::Namespace(n) => n.managed_by.as_ref(),
         })
     }
 
@@ -1091,6 +1095,7 @@ mod tests {
                 labels: (0..=MAX_PER_OBJECT)
                     .map(|i| (format!("k{i}"), "v".into()))
                     .collect(),
+                ..Namespace::default()
             }],
             ..Kubernetes::default()
         };

@@ -531,6 +531,7 @@ mod tests {
         let labelled = Namespace {
             name: "shop".into(),
             labels: [(READINESS_GATE_LABEL.to_string(), "enabled".to_string())].into(),
+            ..Namespace::default()
         };
         let old = Pod::default();
         let gated = Pod {

@@ -115,6 +115,7 @@ pub async fn read(client: &Client, scope: &Scope, deadline: Instant) -> (Kuberne
             Ok(Some(found)) => cluster.namespaces.push(Namespace {
                 name: found.metadata.name.clone().unwrap_or_default(),
                 labels: convert::labels(&found.metadata),
+                managed_by: convert::manager(&found.metadata),
             }),
             Ok(None) => {}
             Err(gap) => take.gaps.push(gap),

@@ -271,3 +271,36 @@ async fn admission_rbac_and_a_missing_object_are_refusals_with_their_reason() {
         patches(&slow)
     );
 }
+
+/// The readiness-gate label, as the namespace change applies it and its rollback or undo
+/// takes it off: only elbmedic's label comes and goes; the namespace's own labels stay.
+#[tokio::test]
+async fn the_readiness_gate_label_is_applied_and_released_alone() {
+    use elbmedic_engine::plan::durable::{readiness_gate_body, restore_body, READINESS_GATE_LABEL};
+    let world = json!({"objects": [
+        {"apiVersion": "v1", "kind": "Namespace",
+         "metadata": {"name": "shop", "resourceVersion": "4", "labels": {"team": "checkout"}}},
+    ]});
+    let (server, client) = start("gate", &world);
+    let namespace = Place::Namespace {
+        name: "shop".into(),
+    };
+    apply(
+        &client,
+        &namespace,
+        &readiness_gate_body("shop"),
+        false,
+        soon(),
+    )
+    .await
+    .unwrap();
+    let labels = |server: &KubeApi| stored(server, "shop")["metadata"]["labels"].clone();
+    assert_eq!(labels(&server)[READINESS_GATE_LABEL], "enabled");
+    assert_eq!(labels(&server)["team"], "checkout");
+    let release = restore_body(&namespace, None).unwrap();
+    apply(&client, &namespace, &release, false, soon())
+        .await
+        .unwrap();
+    assert_eq!(labels(&server).get(READINESS_GATE_LABEL), None);
+    assert_eq!(labels(&server)["team"], "checkout");
+}

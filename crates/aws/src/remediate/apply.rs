@@ -38,9 +38,8 @@ pub async fn apply(
     dry_run: bool,
 ) -> Step {
     match action {
-        Action::KeepIdleTimeout { .. } => {
-            super::in_cluster::keep_idle_timeout(writer, action, world, target, policy, dry_run)
-                .await
+        Action::KeepIdleTimeout { .. } | Action::EnableReadinessGates { .. } => {
+            super::in_cluster::change(writer, action, world, target, policy, dry_run).await
         }
         Action::RaiseIdleTimeout { to, .. } => {
             raise_idle_timeout(clients, action, *to, world, target, dry_run).await

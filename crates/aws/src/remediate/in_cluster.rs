@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use elbmedic_engine::kubernetes::{Event, ObjectRef};
 use elbmedic_engine::plan::durable::{
-    field_before, field_in, idle_timeout_body, restore_body, touches_grouping,
+    after_text, body_for, field_before, field_in, restore_body, touches_grouping,
 };
 use elbmedic_engine::plan::outcome::{rollback, FieldChange, Step, StepStatus};
 use elbmedic_engine::plan::watch::{self, Verdict};
@@ -70,10 +70,10 @@ impl Writer {
     }
 }
 
-/// Keeps the idle timeout at the action's place: the body computed from `world` (read just
-/// now, the guardrails passed on it), applied, watched, and the step with the field before
-/// and after.
-pub async fn keep_idle_timeout(
+/// Makes the action's change in the cluster (the idle timeout kept at its place, or the
+/// readiness-gate label): the body computed from `world` (read just now, the guardrails
+/// passed on it), applied, watched, and the step with the field before and after.
+pub async fn change(
     writer: &Writer,
     action: &Action,
     world: &Snapshot,
@@ -81,7 +81,7 @@ pub async fn keep_idle_timeout(
     policy: &Policy,
     dry_run: bool,
 ) -> Step {
-    let Action::KeepIdleTimeout { place, seconds, .. } = action else {
+    let Some((_, place)) = action.place() else {
         return Step::new(action, StepStatus::Failed, "not a change in the cluster");
     };
     let Some(section) = world.kubernetes.as_ref() else {
@@ -91,7 +91,7 @@ pub async fn keep_idle_timeout(
             "the cluster could not be read now",
         );
     };
-    let body = match idle_timeout_body(place, section, *seconds) {
+    let body = match body_for(action, section) {
         Some(body) if !touches_grouping(&body) => body,
         _ => {
             let reason = format!("{} was not read now", place.describe());
@@ -133,7 +133,7 @@ pub async fn keep_idle_timeout(
     {
         return Step::new(action, StepStatus::Refused, refusal.to_string());
     }
-    tracing::info!(object = %place.describe(), seconds, "kept the idle timeout in the cluster");
+    tracing::info!(object = %place.describe(), action = %action.describe(), "changed in the cluster");
     let mut step = Step::new(
         action,
         StepStatus::Applied,
@@ -148,10 +148,7 @@ pub async fn keep_idle_timeout(
         before: before.clone(),
         after: field_in(place, &body),
     });
-    step.after = Some(format!(
-        "idle timeout {seconds} s kept on {}",
-        place.describe()
-    ));
+    step.after = Some(after_text(action));
     let verdict = match events_before {
         Err(unread) => Watched::Unread(unread.to_string()),
         Ok(_) if watched.is_empty() || watch_for.is_zero() => Watched::Skipped,

@@ -24,8 +24,7 @@ pub const ALB_ATTRIBUTES: &str = "alb.ingress.kubernetes.io/load-balancer-attrib
 pub const IDLE_KEY: &str = "idle_timeout.timeout_seconds";
 /// A Classic LB's idle timeout, on its Service.
 pub const CLB_IDLE: &str = "service.beta.kubernetes.io/aws-load-balancer-connection-idle-timeout";
-/// The namespace label that makes the controller inject readiness gates into new pods.
-pub const READINESS_GATE_LABEL: &str = "elbv2.k8s.aws/pod-readiness-gate-inject";
+pub use crate::rollout::READINESS_GATE_LABEL;
 
 /// elbmedic's field manager: what it applies is owned under this name, and only this.
 pub const FIELD_MANAGER: &str = "elbmedic";
@@ -161,7 +160,7 @@ pub fn field_before(place: &Place, cluster: &Kubernetes) -> Option<String> {
         Object::Service(s) => s.annotations.get(CLB_IDLE).cloned(),
         Object::Ingress(i) => i.annotations.get(ALB_ATTRIBUTES).cloned(),
         Object::Params(p) => serde_json::to_string(&p.load_balancer_attributes).ok(),
-        Object::Namespace(_) => None,
+        Object::Namespace(n) => n.labels.get(READINESS_GATE_LABEL).cloned(),
     }
 }
 
@@ -184,7 +183,41 @@ pub fn field_in(place: &Place, object: &Value) -> Option<String> {
                 serde_json::from_value(list.clone()).ok()?;
             serde_json::to_string(&list).ok()
         }
-        Place::Namespace { .. } => None,
+        Place::Namespace { .. } => object
+            .pointer("/metadata/labels")
+            .and_then(|l| l.get(READINESS_GATE_LABEL))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    }
+}
+
+/// The server-side apply body of a change in the cluster, computed from the object as read
+/// in `cluster`; `None` for an AWS action or an object that was not read.
+pub fn body_for(action: &crate::action::Action, cluster: &Kubernetes) -> Option<Value> {
+    use crate::action::Action;
+    match action {
+        Action::KeepIdleTimeout { place, seconds, .. } => {
+            idle_timeout_body(place, cluster, *seconds)
+        }
+        Action::EnableReadinessGates { place, .. } => match cluster.object_at(place)? {
+            Object::Namespace(n) => Some(readiness_gate_body(&n.name)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// What a change in the cluster leaves, for the outcome's "after".
+pub fn after_text(action: &crate::action::Action) -> String {
+    use crate::action::Action;
+    match action {
+        Action::KeepIdleTimeout { place, seconds, .. } => {
+            format!("idle timeout {seconds} s kept on {}", place.describe())
+        }
+        Action::EnableReadinessGates { place, .. } => {
+            format!("{READINESS_GATE_LABEL}=enabled on {}", place.describe())
+        }
+        other => other.describe(),
     }
 }
 
@@ -267,6 +300,11 @@ pub fn restore_body(place: &Place, before: Option<&str>) -> Option<Value> {
     match place {
         Place::Service { .. } => Some(annotation_body(place, CLB_IDLE, before)),
         Place::Ingress { .. } => Some(annotation_body(place, ALB_ATTRIBUTES, before)),
+        Place::Namespace { name } => Some(json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name, "labels": {READINESS_GATE_LABEL: before}},
+        })),
         Place::IngressClassParams { name } => {
             let list: Vec<crate::kubernetes::Attribute> = serde_json::from_str(before).ok()?;
             let (api_version, kind, _) = place.api();
@@ -277,7 +315,6 @@ pub fn restore_body(place: &Place, before: Option<&str>) -> Option<Value> {
                 "spec": {"loadBalancerAttributes": list},
             }))
         }
-        Place::Namespace { .. } => None,
     }
 }
 

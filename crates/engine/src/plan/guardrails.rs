@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use super::durable::{idle_timeout_kept, idle_timeout_place};
 use super::{cluster_refusal, policy_refusal, Action, NaclActionKind, Place, Policy};
+use crate::backends::Backends;
 use crate::context::Owner;
 use crate::netcheck::nacl::{check_allow_number, evaluate, rule_number_for_allow, TCP};
 use crate::netcheck::{AddrRange, Direction, FlowBox};
@@ -66,6 +67,9 @@ pub fn refusal(action: &Action, world: &Snapshot, policy: &Policy) -> Option<Str
             place,
             seconds,
         } => keep_refusal(world, cluster, place, *seconds, policy),
+        Action::EnableReadinessGates { cluster, place } => {
+            gate_refusal(world, cluster, place, policy)
+        }
         Action::RaiseIdleTimeout { to, .. } => {
             if !IDLE_TIMEOUT_RANGE.contains(to) {
                 return Some(format!("{to} s is outside the AWS range of 1-4000 s"));
@@ -230,6 +234,11 @@ pub fn still_needed(action: &Action, world: &Snapshot) -> bool {
             .and_then(|cluster| idle_timeout_kept(place, cluster))
             .and_then(|kept| kept.trim().parse::<u32>().ok())
             .is_none_or(|kept| kept < *seconds),
+        Action::EnableReadinessGates { place, .. } => world
+            .kubernetes
+            .as_ref()
+            .and_then(|cluster| cluster.namespaces.iter().find(|n| n.name == place.name()))
+            .is_none_or(|namespace| !namespace.injects_readiness_gates()),
         Action::RaiseIdleTimeout { to, .. } => world
             .load_balancer
             .idle_timeout_seconds
@@ -369,6 +378,40 @@ fn keep_refusal(
     gitops_refusal(section, place, policy)
 }
 
+/// Why labelling the namespace at `place` for readiness gates must not be applied to `world`:
+/// only a namespace of this load balancer's own backends, in its own cluster, read now.
+fn gate_refusal(world: &Snapshot, cluster: &str, place: &Place, policy: &Policy) -> Option<String> {
+    let Some(section) = world.kubernetes.as_ref() else {
+        return Some(
+            "the cluster could not be read now, so the namespace cannot be checked".into(),
+        );
+    };
+    let own = world.cluster_name();
+    if own.as_deref() != Some(cluster) {
+        return Some(format!(
+            "the plan names cluster {cluster}, but this load balancer's is {}",
+            own.as_deref().unwrap_or("none")
+        ));
+    }
+    let Place::Namespace { name } = place else {
+        return Some(format!("{} is not a namespace", place.describe()));
+    };
+    let Some(backends) = Backends::of(world, &Owner::from_tags(world)) else {
+        return Some("the load balancer's backends in the cluster are not known".into());
+    };
+    let serves = backends.pods.iter().any(|p| &p.namespace == name)
+        || backends.services.iter().any(|s| &s.namespace == name);
+    if !serves {
+        return Some(format!(
+            "namespace {name} holds none of this load balancer's pods or Services: a plan may label only its own"
+        ));
+    }
+    if !section.namespaces.iter().any(|n| &n.name == name) {
+        return Some(format!("namespace {name} was not read now"));
+    }
+    gitops_refusal(section, place, policy)
+}
+
 /// An object that Argo CD, Flux or Helm re-applies is changed where they keep it, not in the
 /// cluster, unless `OVERRIDE_GITOPS`: the refusal names the application, Kustomization or
 /// release.
@@ -480,6 +523,7 @@ mod tests {
             // Apply them to the observed state, as AWS would.
             for action in &actions {
                 match action {
+                    Action::EnableReadinessGates { .. } => {}
                     Action::RaiseIdleTimeout { to, .. } => {
                         world.load_balancer.idle_timeout_seconds = Some(*to)
                     }

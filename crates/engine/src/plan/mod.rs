@@ -221,7 +221,12 @@ pub fn plan(
 pub(crate) fn namespace_refusal(place: &Place, policy: &Policy) -> Option<String> {
     let allowed = policy.allowed_namespaces.as_ref()?;
     let listed = |name: &str| allowed.iter().any(|a| a == name);
-    match place.namespace() {
+    // A namespace's own label is a change in that namespace only.
+    let namespace = match place {
+        Place::Namespace { name } => Some(name.as_str()),
+        _ => place.namespace(),
+    };
+    match namespace {
         Some(namespace) if listed(namespace) || listed("*") => None,
         Some(namespace) => Some(format!(
             "namespace {namespace} is not in ALLOWED_NAMESPACES ({})",
@@ -302,6 +307,10 @@ pub fn policy_refusal(action: &Action, policy: &Policy) -> Option<String> {
             "rule {deny} is an explicit deny someone wrote; elbmedic does not override it unless OVERRIDE_EXPLICIT_DENY=true"
         )),
         Action::AllowNaclEntry { .. } | Action::AllowSgIngress { .. } => None,
+        Action::EnableReadinessGates { place, .. } => match place {
+            Place::Namespace { .. } => namespace_refusal(place, policy),
+            other => Some(format!("{} is not a namespace", other.describe())),
+        },
         Action::KeepIdleTimeout { seconds, place, .. } => {
             if !(1..=policy.max_idle_timeout).contains(seconds) {
                 Some(format!("{seconds} s is outside 1 s to MAX_IDLE_TIMEOUT ({} s)", policy.max_idle_timeout))

@@ -210,7 +210,9 @@ impl Outcome {
 pub fn rollback(action: &Action, target: &PlanTarget, before: Option<&str>) -> Option<Script> {
     let region = target.region.as_str();
     let script = match action {
-        Action::KeepIdleTimeout { place, .. } => return fixes::put_back(place, before),
+        Action::KeepIdleTimeout { place, .. } | Action::EnableReadinessGates { place, .. } => {
+            return fixes::put_back(place, before)
+        }
         Action::RaiseIdleTimeout { from, .. } => fixes::idle_timeout_script(
             target.kind,
             region,

@@ -362,7 +362,8 @@ pub fn verify(
                 Action::AllowNaclEntry { nacl_id, .. } => nacl_id.as_str(),
                 Action::AllowSgIngress { group_id, .. } => group_id.as_str(),
                 Action::RaiseIdleTimeout { .. } => alarmed.name.as_str(),
-                Action::KeepIdleTimeout { place, .. } => place.name(),
+                Action::KeepIdleTimeout { place, .. }
+                | Action::EnableReadinessGates { place, .. } => place.name(),
             };
             let blocker = findings_after
                 .iter()

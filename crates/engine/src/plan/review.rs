@@ -35,6 +35,7 @@ fn required_facts(action: &Action) -> &'static [GapFact] {
         // Every read of the cluster: which object keeps the value, who manages it, and its
         // group and class all come from there.
         Action::KeepIdleTimeout { .. } => &[GapFact::KubernetesApi, GapFact::LbAttributes],
+        Action::EnableReadinessGates { .. } => &[GapFact::KubernetesApi],
         Action::RaiseIdleTimeout { .. } => &[GapFact::LbAttributes],
         Action::AllowNaclEntry { .. } => &[
             GapFact::NetworkAcls,

@@ -719,3 +719,85 @@ fn the_content_id_is_the_same_whatever_order_keys_are_kept_in() {
     let plan = plan_for("nacl-ephemeral-node-subnets", &Policy::default());
     assert!(plan.id_matches_content());
 }
+
+/// The rolling-deploy scenario with its namespace's readiness-gate label taken off: the
+/// churn finding proposes the label (new pods only), the plan carries it when allowed, the
+/// guardrails pass it on this state and refuse a forged one (another namespace, another
+/// kind of object, another cluster, a namespace Argo CD re-applies), and once the label is
+/// there it is in place.
+#[test]
+fn the_readiness_gate_label_is_planned_for_the_culprits_namespace_only() {
+    let name = "eks-rolling-deploy-no-prestop";
+    let mut world = scenario_snapshot(name);
+    let section = world.kubernetes.as_mut().unwrap();
+    for namespace in &mut section.namespaces {
+        namespace.labels.remove(READINESS_GATE);
+    }
+    let namespace = section.namespaces[0].name.clone();
+    let diagnosis = diagnose(&scenario_alarm(name), &world);
+    let gate = Action::EnableReadinessGates {
+        cluster: world.cluster_name().unwrap(),
+        place: Place::Namespace {
+            name: namespace.clone(),
+        },
+    };
+    let mut policy = Policy::default();
+    let default = plan(&world, &diagnosis.findings, &policy, NOW, None);
+    assert!(!default.actions.contains(&gate), "an opt-in of its own");
+    policy
+        .allowed_actions
+        .insert(ActionKind::EnableReadinessGates);
+    let planned = plan(&world, &diagnosis.findings, &policy, NOW, None);
+    assert!(planned.actions.contains(&gate), "{:?}", planned);
+    assert_eq!(guardrails::refusal(&gate, &world, &policy), None);
+    assert!(guardrails::still_needed(&gate, &world));
+
+    let forged = |place: Place| Action::EnableReadinessGates {
+        cluster: world.cluster_name().unwrap(),
+        place,
+    };
+    let refused = |action: &Action| guardrails::refusal(action, &world, &policy).unwrap();
+    assert!(refused(&forged(Place::Namespace {
+        name: "kube-system".into()
+    }))
+    .contains("holds none of this load balancer's pods"));
+    assert!(refused(&forged(Place::Service {
+        namespace: namespace.clone(),
+        name: "web".into()
+    }))
+    .contains("is not a namespace"));
+    let elsewhere = Action::EnableReadinessGates {
+        cluster: "other".into(),
+        place: Place::Namespace {
+            name: namespace.clone(),
+        },
+    };
+    assert!(refused(&elsewhere).contains("but this load balancer's is"));
+    let mut managed = world.clone();
+    let tracked = &mut managed.kubernetes.as_mut().unwrap().namespaces[0];
+    tracked.managed_by = Some(crate::kubernetes::Manager::ArgoCd {
+        application: "platform".into(),
+    });
+    assert!(guardrails::refusal(&gate, &managed, &policy)
+        .unwrap()
+        .contains("Argo CD application platform"));
+    let mut limited = policy.clone();
+    limited.allowed_namespaces = Some(vec!["other".into()]);
+    assert!(policy_refusal(&gate, &limited)
+        .unwrap()
+        .contains("ALLOWED_NAMESPACES"));
+
+    // Applied: in place, and its rollback takes the label off again.
+    let mut after = world.clone();
+    after.kubernetes.as_mut().unwrap().namespaces[0]
+        .labels
+        .insert(READINESS_GATE.into(), "enabled".into());
+    assert!(!guardrails::still_needed(&gate, &after));
+    let rollback = outcome::rollback(&gate, &planned.load_balancer, None).unwrap();
+    assert_eq!(
+        rollback.to_string(),
+        format!("kubectl label namespace {namespace} {READINESS_GATE}-")
+    );
+}
+
+const READINESS_GATE: &str = crate::rollout::READINESS_GATE_LABEL;

@@ -21,6 +21,8 @@ use super::{namespace_refusal, Action, ActionKind, Place, Policy};
 pub struct Undo {
     pub cluster: String,
     pub place: Place,
+    /// The kind of the change undone: `ALLOWED_ACTIONS` must allow it, as for the change.
+    pub kind: ActionKind,
     pub field: FieldChange,
 }
 
@@ -48,13 +50,14 @@ pub fn changes(audited: &[AuditedChange]) -> Vec<Result<Undo, NotUndoable>> {
         .iter()
         .filter_map(|change| {
             let action: Action = serde_json::from_str(&change.action_json).ok()?;
-            let Action::KeepIdleTimeout { cluster, place, .. } = action else {
-                return None;
-            };
+            let (cluster, place) = action.place()?;
+            let (cluster, place) = (cluster.to_string(), place.clone());
+            let kind = action.kind();
             Some(match &change.field {
                 Some(field) => Ok(Undo {
                     cluster,
                     place,
+                    kind,
                     field: field.clone(),
                 }),
                 None => Err(NotUndoable(format!(
@@ -72,11 +75,8 @@ pub fn policy_refusal(undo: &Undo, policy: &Policy, mode: Mode) -> Option<String
     if mode == Mode::Off {
         return Some("REMEDIATION_MODE is off: undo changes nothing (the kill switch)".into());
     }
-    if !policy
-        .allowed_actions
-        .contains(&ActionKind::KeepIdleTimeout)
-    {
-        return Some("keep-idle-timeout is not in ALLOWED_ACTIONS".into());
+    if !policy.allowed_actions.contains(&undo.kind) {
+        return Some(format!("{} is not in ALLOWED_ACTIONS", undo.kind.as_str()));
     }
     if let Some(allowed) = &policy.allowed_clusters {
         if !allowed.contains(&undo.cluster) {
@@ -132,6 +132,7 @@ mod tests {
         Undo {
             cluster: "prod".into(),
             place: service(),
+            kind: ActionKind::KeepIdleTimeout,
             field: FieldChange {
                 before: before.map(str::to_string),
                 after: after.map(str::to_string),

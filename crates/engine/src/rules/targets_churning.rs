@@ -18,7 +18,8 @@ use crate::fixes;
 use crate::snapshot::HealthClass;
 
 use super::churning_workload::{self, Culprit};
-use crate::rollout::PRE_STOP_SECONDS;
+use crate::action::{Action, Place};
+use crate::rollout::{self, PRE_STOP_SECONDS};
 
 /// A Classic LB's connection draining, when it is off: a minute covers most requests.
 const CONNECTION_DRAINING_SECONDS: u32 = 60;
@@ -121,9 +122,33 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             notes,
         },
         resources: churn.in_motion.iter().map(|m| m.target.clone()).collect(),
-        remedies: Vec::new(),
+        remedies: readiness_gates(ctx, &culprits),
     });
     out
+}
+
+/// The one change in the cluster remediation may make for churn: the readiness-gate label on
+/// each culprit's namespace that lacks it (new pods only; no pod restarts). The pod template
+/// changes stay a patch to apply by hand.
+fn readiness_gates(ctx: &Context<'_>, culprits: &[Culprit<'_>]) -> Vec<Action> {
+    let Some(cluster) = ctx.snapshot.cluster_name() else {
+        return Vec::new();
+    };
+    let mut actions: Vec<Action> = Vec::new();
+    for problem in culprits.iter().flat_map(|c| &c.problems) {
+        if let rollout::Problem::NoReadinessGate { namespace } = problem {
+            let action = Action::EnableReadinessGates {
+                cluster: cluster.clone(),
+                place: Place::Namespace {
+                    name: namespace.clone(),
+                },
+            };
+            if crate::kubernetes_name::is_label(namespace) && !actions.contains(&action) {
+                actions.push(action);
+            }
+        }
+    }
+    actions
 }
 
 /// The finding's title: the periods, and the workload when the cluster names one.
