@@ -627,6 +627,14 @@ fn rollbacks_as_kubectl_runs_them(
         jsonpath("ingressclassparams", None, "web", "{.spec.group.name}"),
         "shop"
     );
+    let namespace = Place::Namespace {
+        name: "shop".into(),
+    };
+    let gate = "{.metadata.labels.elbv2\\.k8s\\.aws/pod-readiness-gate-inject}";
+    run(&namespace, None);
+    assert_eq!(jsonpath("namespace", None, "shop", gate), "");
+    run(&namespace, Some("enabled"));
+    assert_eq!(jsonpath("namespace", None, "shop", gate), "enabled");
 }
 
 fn certificates(openssl: &Path, dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
