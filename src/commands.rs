@@ -365,7 +365,7 @@ pub fn alarms(lb: &str, topic: &str, region: Option<&str>) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// Creates the DynamoDB table of the remediation ledger (`LEDGER_TABLE`).
+/// `elbmedic undo PLAN_ID`: the plan's changes in the cluster put back, one line each.
 pub fn undo(
     plan_id: &str,
     table: Option<&str>,
@@ -396,20 +396,32 @@ pub fn undo(
     let lines = runtime.block_on(live::undo(&table, &region, &config, plan_id, &run_id, now))?;
     let mut text = format!("undo of plan {plan_id}:\n");
     for line in &lines {
+        // What the cluster or the ledger said is shown, never interpreted by the terminal.
         text.push_str(&format!(
             "- {}: {}: {}\n",
-            line.object,
+            printable(&line.object),
             line.status.label(),
-            line.detail
+            printable(&line.detail)
         ));
     }
     output::print(&text);
-    let all_done = lines
-        .iter()
-        .all(|l| matches!(l.status, UndoStatus::Restored | UndoStatus::InPlace));
+    let all_done = lines.iter().all(|l| {
+        matches!(
+            l.status,
+            UndoStatus::Restored | UndoStatus::WouldRestore | UndoStatus::InPlace
+        )
+    });
     Ok(if all_done { Exit::Ok } else { Exit::NotUndone })
 }
 
+/// `text` with control characters (an escape sequence from an annotation) made visible.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
+}
+
+/// Creates the DynamoDB table of the remediation ledger (`LEDGER_TABLE`).
 pub fn ledger_create(table: &str, region: Option<&str>) -> Result<Exit> {
     let region = region_or_env(region)?;
     let runtime = live::runtime()?;

@@ -361,7 +361,7 @@ async fn remediation_sends_no_lb_attribute_but_the_idle_timeout() {
         let world = elbmedic_engine::snapshot::from_json(scenario.snapshot).unwrap();
         let target = PlanTarget::of(&world);
         let action = Action::RaiseIdleTimeout { from: 60, to: 120 };
-        let step = elbmedic_aws::remediate::apply::apply(
+        let (step, _) = elbmedic_aws::remediate::apply::apply(
             &clients,
             &elbmedic_aws::remediate::apply::Writer::None,
             &action,

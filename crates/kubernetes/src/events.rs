@@ -12,8 +12,9 @@ use elbmedic_engine::plan::Place;
 
 use crate::write::{call, WriteRefusal};
 
-/// At most this many Events are read about one object.
-const MAX_PER_OBJECT: u32 = 50;
+/// At most this many Events are read about one object (a repeating Event is one, with its
+/// count): more than this about one object is not a cluster elbmedic can judge from Events.
+const MAX_PER_OBJECT: u32 = 500;
 
 /// Why the Events could not be read: the API server's words (RBAC lacking `list events`),
 /// or the deadline.

@@ -108,6 +108,25 @@ pub async fn dry_run(
     patch(client, place, body, apply_params(force).dry_run(), deadline).await
 }
 
+/// Refuses a place whose names are not Kubernetes names before any call: kube puts the name
+/// in the request path as it is, so `web?force=true` would become a query string.
+fn named(place: &Place) -> Result<(), WriteRefusal> {
+    use elbmedic_engine::kubernetes_name::{is_label, is_subdomain};
+    let valid = match place {
+        Place::Namespace { name } => is_label(name),
+        _ => is_subdomain(place.name()) && place.namespace().is_none_or(is_label),
+    };
+    match valid {
+        true => Ok(()),
+        false => Err(WriteRefusal::Invalid {
+            message: format!(
+                "{:?} is not a Kubernetes object name",
+                crate::clipped(&place.describe(), 300)
+            ),
+        }),
+    }
+}
+
 /// One server-side apply of `body` with `params`; the object as the API server answered it.
 async fn patch(
     client: &Client,
@@ -116,6 +135,7 @@ async fn patch(
     params: PatchParams,
     deadline: Instant,
 ) -> Result<Value, WriteRefusal> {
+    named(place)?;
     let api = api_of(client, place);
     let answered = call(
         place,
@@ -132,6 +152,7 @@ pub async fn read(
     place: &Place,
     deadline: Instant,
 ) -> Result<Option<Value>, WriteRefusal> {
+    named(place)?;
     let api = api_of(client, place);
     let found = call(place, deadline, api.get_opt(place.name())).await?;
     Ok(found.map(|o| serde_json::to_value(o).unwrap_or(Value::Null)))
@@ -201,6 +222,36 @@ fn manager_in(message: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_that_is_not_a_kubernetes_name_is_refused_before_any_call() {
+        for place in [
+            Place::Ingress {
+                namespace: "shop".into(),
+                name: "web?force=true&".into(),
+            },
+            Place::Service {
+                namespace: "../kube-system".into(),
+                name: "web".into(),
+            },
+            Place::Namespace {
+                name: "Kube-System".into(),
+            },
+            Place::IngressClassParams { name: "".into() },
+        ] {
+            assert!(
+                matches!(named(&place), Err(WriteRefusal::Invalid { .. })),
+                "{place:?}"
+            );
+        }
+        assert_eq!(
+            named(&Place::Ingress {
+                namespace: "shop".into(),
+                name: "web.v2".into()
+            }),
+            Ok(())
+        );
+    }
 
     #[test]
     fn each_place_is_written_in_its_own_api_group() {

@@ -1400,6 +1400,16 @@ async fn undo_puts_back_the_before_values_from_the_ledger() {
         String::from_utf8_lossy(&off.stderr)
     );
     assert!(text.contains("refused: REMEDIATION_MODE is off"), "{text}");
+    let dry = undo_cli(
+        &moto,
+        &cluster,
+        &plan_id,
+        &[("REMEDIATION_MODE", "dry-run")],
+    );
+    let text = String::from_utf8_lossy(&dry.stdout);
+    assert_eq!(dry.status.code(), Some(0), "{text}");
+    assert!(text.contains("would be restored (dry run)"), "{text}");
+    assert_eq!(annotation(&cluster), raised, "a dry run changes nothing");
     let elsewhere = undo_cli(&moto, &cluster, &plan_id, &[("ALLOWED_NAMESPACES", "web")]);
     assert!(String::from_utf8_lossy(&elsewhere.stdout).contains("ALLOWED_NAMESPACES"));
     assert_eq!(annotation(&cluster), raised);
@@ -1512,16 +1522,16 @@ async fn undo_leaves_a_later_change_and_a_locked_object_is_not_changed() {
     };
     ledger.unlock(&lock).await.unwrap();
 
-    // The next alarm's plan applies the durable half; then someone sets 240 by hand.
+    // The next alarm's plan (another episode: the raise is in place now) applies the durable
+    // half; then someone sets 240 by hand.
     let mut message = message;
-    message.plan.actions.retain(|a| a.place().is_some());
+    message.plan.episode += 1;
     message.plan.id = message.plan.content_id();
     let (_, outcome, logs) =
         remediate_in_cluster(&moto, &aws, &t, &cluster, &message.to_json(), &forced).await;
-    assert_eq!(
-        outcome["remediation"]["steps"][0]["status"], "applied",
-        "{outcome:#}\n{logs}"
-    );
+    let steps = outcome["remediation"]["steps"].as_array().unwrap();
+    assert_eq!(steps[0]["status"], "in-place", "{outcome:#}\n{logs}");
+    assert_eq!(steps[1]["status"], "applied", "{outcome:#}\n{logs}");
     let mut world = cluster.world();
     world["objects"][1]["metadata"]["annotations"][CLB_IDLE] = json!("240");
     cluster.set_world(&world);

@@ -1181,7 +1181,13 @@ fn the_access_entries_read_the_cluster_through_the_read_only_group() {
     ))
     .expect("infra/kubernetes/elbmedic-remediate.yaml");
     assert!(write_rbac.contains("--group=elbmedic-remediate"));
-    assert!(write_rbac.contains("    name: elbmedic-remediate\n"));
+    assert!(
+        write_rbac.contains("--clusterrole=elbmedic-remediate-cluster --group=elbmedic-remediate")
+    );
+    assert!(
+        !write_rbac.contains("kind: ClusterRoleBinding"),
+        "a cluster-wide binding is an opt-in, not applied with the file"
+    );
     // The write variables come from the stack's parameters, and the default writes nothing.
     let parameters = &central["Parameters"];
     assert_eq!(

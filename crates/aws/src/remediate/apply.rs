@@ -27,7 +27,8 @@ enum RereadFailed {
 }
 
 /// Applies `action` (or, in a dry run, checks it as far as AWS allows) against `world`, the
-/// state gathered just before.
+/// state gathered just before. A change in the cluster also gives what to watch once it is
+/// audited ([`super::in_cluster::settle`]).
 pub async fn apply(
     clients: &Clients,
     writer: &Writer,
@@ -36,24 +37,25 @@ pub async fn apply(
     target: &PlanTarget,
     policy: &Policy,
     dry_run: bool,
-) -> Step {
-    match action {
+) -> (Step, Option<super::in_cluster::Watch>) {
+    let step = match action {
         Action::KeepIdleTimeout { .. } | Action::EnableReadinessGates { .. } => {
-            super::in_cluster::change(writer, action, world, target, policy, dry_run).await
+            return super::in_cluster::change(writer, action, world, target, policy, dry_run).await
         }
         Action::RaiseIdleTimeout { to, .. } => {
             raise_idle_timeout(clients, action, *to, world, target, dry_run).await
         }
         Action::AllowNaclEntry { .. } => {
-            if dry_run {
+            match dry_run {
                 // moto's CreateNetworkAclEntry ignores DryRun and creates the entry, so a dry
                 // run never sends it; the guardrails and the fresh state were checked.
-                return Step::new(action, StepStatus::WouldApply, "passes every guardrail against the current state; the write permission is not probed (EC2's DryRun is not used for NACL entries)");
+                true => Step::new(action, StepStatus::WouldApply, "passes every guardrail against the current state; the write permission is not probed (EC2's DryRun is not used for NACL entries)"),
+                false => create_nacl_entry(clients, action, world, target, policy).await,
             }
-            create_nacl_entry(clients, action, world, target, policy).await
         }
         Action::AllowSgIngress { .. } => authorize_sg(clients, action, target, dry_run).await,
-    }
+    };
+    (step, None)
 }
 
 pub use super::in_cluster::Writer;

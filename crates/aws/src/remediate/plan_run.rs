@@ -209,6 +209,12 @@ async fn under_lock(
     };
     let writer = apply::Writer::for_actions(clients, &actions, &before, config).await;
     for action in &actions {
+        if let Some(reason) = reconcile::keep_without_raise(action, &outcome.steps) {
+            outcome
+                .steps
+                .push(Step::new(action, StepStatus::Refused, reason));
+            continue;
+        }
         let locks = ledger.filter(|_| !dry_run);
         let object_lock = match lock_object(locks, &plan.load_balancer, action, run_id).await {
             Ok(lock) => lock,
@@ -217,7 +223,7 @@ async fn under_lock(
                 continue;
             }
         };
-        let step = apply::apply(
+        let (mut step, watch) = apply::apply(
             clients,
             &writer,
             action,
@@ -227,7 +233,9 @@ async fn under_lock(
             dry_run,
         )
         .await;
-        if step.status == StepStatus::Applied {
+        // Audited before the watch: a change in the cluster whose run dies while watching is
+        // still in the ledger, for undo.
+        if step.status == StepStatus::Applied || step.field.is_some() {
             record(
                 ledger,
                 message,
@@ -237,6 +245,9 @@ async fn under_lock(
                 &mut outcome.notes,
             )
             .await;
+        }
+        if let Some(watch) = watch {
+            super::in_cluster::settle(&writer, &mut step, watch).await;
         }
         outcome.steps.push(step);
         if let (Some(ledger), Some(lock)) = (ledger, object_lock) {
@@ -249,25 +260,35 @@ async fn under_lock(
     if !reconcile::applied_any(&outcome) {
         return with_outcome(report, outcome);
     }
-    if let Some(ledger) = ledger {
-        // Marked applied before the outcome is published: a retry after a failed publish
-        // sends this outcome again instead of reporting "nothing to do".
-        if let Err(error) = ledger
-            .record_plan(&plan.load_balancer, &plan.id, now, false)
-            .await
-        {
-            outcome.notes.push(format!(
-                "the ledger could not record plan {} as applied: {error}",
-                plan.id
-            ));
-        }
-    }
+    mark_applied(ledger, message, now, &mut outcome.notes).await;
     let after = gather(clients, message, config).await;
     // One diagnosis of the state read again: the report's, which the verification reads too.
     let report = Report::diagnosed(&message.alarm, &message.alarmed, &after);
     outcome.verification =
         reconcile::verify(&outcome.steps, &after, &report.findings, &message.alarmed);
     with_outcome(report, outcome)
+}
+
+/// Marks the plan applied before its outcome is published: a retry after a failed publish
+/// sends this outcome again instead of reporting "nothing to do".
+async fn mark_applied(
+    ledger: Option<&Ledger>,
+    message: &PlanMessage,
+    now: i64,
+    notes: &mut Vec<String>,
+) {
+    let (Some(ledger), plan) = (ledger, &message.plan) else {
+        return;
+    };
+    if let Err(error) = ledger
+        .record_plan(&plan.load_balancer, &plan.id, now, false)
+        .await
+    {
+        notes.push(format!(
+            "the ledger could not record plan {} as applied: {error}",
+            plan.id
+        ));
+    }
 }
 
 /// The outcome of a plan applied before whose outcome was not published: sent again, from
@@ -362,9 +383,13 @@ async fn record(
         action_json: &serde_json::to_string(&step.action).unwrap_or_default(),
         field: step.field.as_ref(),
     };
-    let mut result = ledger.audit(target, &audit).await;
-    if let (Some(_), Ok(())) = (step.action.place(), &result) {
-        result = ledger.record_cluster_change(&message.plan.id, target).await;
+    // The plan's index first: an audited change in the cluster is always found by undo.
+    let mut result = match step.action.place() {
+        Some(_) => ledger.record_cluster_change(&message.plan.id, target).await,
+        None => Ok(()),
+    };
+    if result.is_ok() {
+        result = ledger.audit(target, &audit).await;
     }
     if let (Action::RaiseIdleTimeout { from, to }, Ok(())) = (&step.action, &result) {
         let raise = IdleTimeoutRaise {

@@ -27,6 +27,8 @@ const UNDO_SECONDS: u64 = 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UndoStatus {
     Restored,
+    /// `REMEDIATION_MODE=dry-run`: the API server's dry run of the restore passed.
+    WouldRestore,
     InPlace,
     Refused,
     Failed,
@@ -36,6 +38,7 @@ impl UndoStatus {
     pub fn label(self) -> &'static str {
         match self {
             Self::Restored => "restored",
+            Self::WouldRestore => "would be restored (dry run)",
             Self::InPlace => "already as before",
             Self::Refused => "refused",
             Self::Failed => "failed",
@@ -64,6 +67,12 @@ pub enum UndoError {
         lb: String,
         account: String,
         caller: String,
+    },
+    #[error("plan {plan} changed load balancer {lb} in account {account}, and STS could not say which account these credentials are in: nothing is undone")]
+    UnknownAccount {
+        plan: String,
+        lb: String,
+        account: String,
     },
     #[error("another elbmedic run ({owner}) holds the lock of load balancer {lb} until {until} (epoch seconds): try again after it")]
     Locked {
@@ -105,14 +114,24 @@ where
         return Err(UndoError::NoRecord(plan_id.to_string()));
     }
     let clients = clients_for(target.region.clone()).await;
-    if let (Some(account), Some(caller)) = (&target.account, clients.caller_account().await) {
-        if account != &caller {
-            return Err(UndoError::OtherAccount {
-                plan: plan_id.to_string(),
-                lb: target.name.clone(),
-                account: account.clone(),
-                caller,
-            });
+    if let Some(account) = &target.account {
+        match clients.caller_account().await {
+            Some(caller) if &caller == account => {}
+            Some(caller) => {
+                return Err(UndoError::OtherAccount {
+                    plan: plan_id.to_string(),
+                    lb: target.name.clone(),
+                    account: account.clone(),
+                    caller,
+                })
+            }
+            None => {
+                return Err(UndoError::UnknownAccount {
+                    plan: plan_id.to_string(),
+                    lb: target.name.clone(),
+                    account: account.clone(),
+                })
+            }
         }
     }
     let lock = match ledger.lock(&target, run_id, now).await.map_err(unread)? {
@@ -211,7 +230,16 @@ async fn one(
         }
     };
     let deadline = Instant::now() + Duration::from_secs(UNDO_SECONDS);
-    let result = restore(clients, client, test_url.as_deref(), change, deadline).await;
+    let dry_run = config.remediation.mode == elbmedic_engine::plan::message::Mode::DryRun;
+    let result = restore(
+        clients,
+        client,
+        test_url.as_deref(),
+        change,
+        dry_run,
+        deadline,
+    )
+    .await;
     if let Err(error) = ledger.unlock(&lock).await {
         tracing::warn!(error = %error, "an object's lock could not be released; its lease ends by itself");
     }
@@ -220,6 +248,10 @@ async fn one(
             status,
             match status {
                 UndoStatus::InPlace => "nothing to do".into(),
+                UndoStatus::WouldRestore => format!(
+                    "the API server's dry run of putting it back as it was ({}) passed; nothing changed",
+                    change.field.before.as_deref().unwrap_or("absent")
+                ),
                 _ => format!(
                     "put back as it was ({}) by a server-side apply as field manager elbmedic",
                     change.field.before.as_deref().unwrap_or("absent")
@@ -236,6 +268,7 @@ async fn restore(
     client: &mut Option<elbmedic_kubernetes::Client>,
     test_url: Option<&str>,
     change: &Undo,
+    dry_run: bool,
     deadline: Instant,
 ) -> Result<UndoStatus, (UndoStatus, String)> {
     if client.is_none() {
@@ -260,11 +293,24 @@ async fn restore(
     match undo::verdict(change, now.as_ref()) {
         Verdict::InPlace => Ok(UndoStatus::InPlace),
         Verdict::Refused(reason) => Err((UndoStatus::Refused, reason)),
-        Verdict::Restore(body) => {
-            write::apply(client, &change.place, &body, false, deadline)
+        Verdict::Restore(body) if dry_run => {
+            write::dry_run(client, &change.place, &body, false, deadline)
                 .await
                 .map_err(refused)?;
-            Ok(UndoStatus::Restored)
+            Ok(UndoStatus::WouldRestore)
+        }
+        Verdict::Restore(body) => {
+            let answered = write::apply(client, &change.place, &body, false, deadline)
+                .await
+                .map_err(refused)?;
+            // Released fields another manager also owns stay: said, not claimed restored.
+            match undo::field_in(&change.place, &answered) == change.field.before {
+                true => Ok(UndoStatus::Restored),
+                false => Err((
+                    UndoStatus::Failed,
+                    "another field manager keeps the field, so it is not as it was before: change it where that manager keeps it".into(),
+                )),
+            }
         }
     }
 }

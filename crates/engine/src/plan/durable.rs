@@ -207,6 +207,42 @@ pub fn body_for(action: &crate::action::Action, cluster: &Kubernetes) -> Option<
     }
 }
 
+/// The field a change in the cluster leaves, given the field `before` it: what elbmedic's
+/// body for that object would set. `None` when the action has no such field. Undo checks the
+/// ledger's record against it, so a record cannot name a value elbmedic never sets.
+pub fn expected_after(action: &crate::action::Action, before: Option<&str>) -> Option<String> {
+    use crate::action::Action;
+    use crate::kubernetes::Attribute;
+    match action {
+        Action::KeepIdleTimeout { place, seconds, .. } => match place {
+            Place::Service { .. } => Some(seconds.to_string()),
+            Place::Ingress { .. } => Some(rewrite_list(
+                before.unwrap_or_default(),
+                IDLE_KEY,
+                &seconds.to_string(),
+            )),
+            Place::IngressClassParams { .. } => {
+                let mut list: Vec<Attribute> = match before {
+                    Some(text) => serde_json::from_str(text).ok()?,
+                    None => Vec::new(),
+                };
+                list.retain(|a| a.key != IDLE_KEY);
+                list.push(Attribute {
+                    key: IDLE_KEY.into(),
+                    value: seconds.to_string(),
+                });
+                serde_json::to_string(&list).ok()
+            }
+            Place::Namespace { .. } => None,
+        },
+        Action::EnableReadinessGates {
+            place: Place::Namespace { .. },
+            ..
+        } => Some("enabled".into()),
+        _ => None,
+    }
+}
+
 /// What a change in the cluster leaves, for the outcome's "after".
 pub fn after_text(action: &crate::action::Action) -> String {
     use crate::action::Action;

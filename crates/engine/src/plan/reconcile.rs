@@ -390,6 +390,26 @@ pub fn verify(
         .collect()
 }
 
+/// Why a durable half is not applied in this run: only beside its raise, applied or already
+/// in place in this run. Without it (refused by the cooldown, failed, or missing from a
+/// forged plan), keeping the value would make the controller raise the load balancer itself,
+/// past every guardrail of the raise.
+pub fn keep_without_raise(action: &Action, steps: &[Step]) -> Option<String> {
+    let Action::KeepIdleTimeout { seconds, .. } = action else {
+        return None;
+    };
+    let raised = steps.iter().any(|s| {
+        matches!(s.action, Action::RaiseIdleTimeout { to, .. } if to == *seconds)
+            && matches!(
+                s.status,
+                StepStatus::Applied | StepStatus::InPlace | StepStatus::WouldApply
+            )
+    });
+    (!raised).then(|| {
+        format!("the raise to {seconds} s it keeps was not applied in this run, so the cluster is not changed either")
+    })
+}
+
 /// The Kubernetes changes that keep what the plan changes, from the findings that proposed it.
 fn durable_fixes(findings: &[Finding], actions: &[Action]) -> Vec<DurableFix> {
     let mut fixes: Vec<DurableFix> = Vec::new();

@@ -801,3 +801,41 @@ fn the_readiness_gate_label_is_planned_for_the_culprits_namespace_only() {
 }
 
 const READINESS_GATE: &str = crate::rollout::READINESS_GATE_LABEL;
+
+/// A durable half goes only with its raise in the same run: refused by the cooldown, failed,
+/// or missing from a forged plan, the raise's guardrails would be passed by the controller.
+#[test]
+fn a_durable_half_without_its_raise_is_not_applied() {
+    use outcome::{Step, StepStatus};
+    let service = Place::Service {
+        namespace: "shop".into(),
+        name: "orders".into(),
+    };
+    let kept = keep(service, 120);
+    let raise = Action::RaiseIdleTimeout { from: 60, to: 120 };
+    assert!(reconcile::keep_without_raise(&kept, &[])
+        .unwrap()
+        .contains("was not applied in this run"));
+    for (status, alone) in [
+        (StepStatus::Applied, false),
+        (StepStatus::InPlace, false),
+        (StepStatus::WouldApply, false),
+        (StepStatus::Refused, true),
+        (StepStatus::Failed, true),
+    ] {
+        let steps = [Step::new(&raise, status, "")];
+        assert_eq!(
+            reconcile::keep_without_raise(&kept, &steps).is_some(),
+            alone,
+            "{status:?}"
+        );
+    }
+    // A raise to another value does not carry it.
+    let other = [Step::new(
+        &Action::RaiseIdleTimeout { from: 60, to: 90 },
+        StepStatus::Applied,
+        "",
+    )];
+    assert!(reconcile::keep_without_raise(&kept, &other).is_some());
+    assert_eq!(reconcile::keep_without_raise(&raise, &[]), None);
+}

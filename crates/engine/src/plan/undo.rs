@@ -10,7 +10,8 @@
 
 use serde_json::Value;
 
-use super::durable::{field_in, restore_body};
+pub use super::durable::field_in;
+use super::durable::{expected_after, restore_body};
 use super::message::Mode;
 use super::outcome::FieldChange;
 use super::reconcile::AuditedChange;
@@ -54,6 +55,10 @@ pub fn changes(audited: &[AuditedChange]) -> Vec<Result<Undo, NotUndoable>> {
             let (cluster, place) = (cluster.to_string(), place.clone());
             let kind = action.kind();
             Some(match &change.field {
+                Some(field) if !is_elbmedics(&action, field) => Err(NotUndoable(format!(
+                    "the ledger's record of a change to {} is not one elbmedic makes (a name that is not a Kubernetes name, or a value it never sets): nothing is put back from it",
+                    place.describe()
+                ))),
                 Some(field) => Ok(Undo {
                     cluster,
                     place,
@@ -67,6 +72,24 @@ pub fn changes(audited: &[AuditedChange]) -> Vec<Result<Undo, NotUndoable>> {
             })
         })
         .collect()
+}
+
+/// Whether a record's change is one elbmedic makes: names that are Kubernetes names, and a
+/// value after that elbmedic's body sets from the value before. A record altered to write
+/// anything else, anywhere else, is refused.
+fn is_elbmedics(action: &Action, field: &FieldChange) -> bool {
+    use crate::kubernetes_name::{is_label, is_subdomain};
+    let Some((cluster, place)) = action.place() else {
+        return false;
+    };
+    let names = match place {
+        Place::Namespace { name } => is_label(name),
+        _ => is_subdomain(place.name()) && place.namespace().is_none_or(is_label),
+    };
+    names
+        && !cluster.is_empty()
+        && field.after.is_some()
+        && expected_after(action, field.before.as_deref()) == field.after
 }
 
 /// Why an undo must not be applied under the operator's policy: the kill switch, or a
@@ -227,5 +250,80 @@ mod tests {
         assert_eq!(found.len(), 2);
         assert!(found[0].as_ref().unwrap_err().0.contains("no before value"));
         assert_eq!(found[1].as_ref().unwrap().cluster, "prod");
+    }
+
+    /// A ledger record altered to put anything back anywhere: each is refused before the
+    /// cluster is reached.
+    #[test]
+    fn a_tampered_record_is_never_undone() {
+        use crate::plan::durable::IDLE_KEY;
+        let record = |action: &Action, before: Option<&str>, after: Option<&str>| AuditedChange {
+            action_json: serde_json::to_string(action).unwrap(),
+            before: String::new(),
+            after: String::new(),
+            field: Some(FieldChange {
+                before: before.map(str::to_string),
+                after: after.map(str::to_string),
+            }),
+        };
+        let keep = |place: Place| Action::KeepIdleTimeout {
+            cluster: "prod".into(),
+            place,
+            seconds: 120,
+        };
+        let ingress = |name: &str| Place::Ingress {
+            namespace: "shop".into(),
+            name: name.into(),
+        };
+        let genuine = record(
+            &keep(ingress("web")),
+            Some("a=b,idle_timeout.timeout_seconds=60"),
+            Some(&format!("a=b,{IDLE_KEY}=120")),
+        );
+        let tampered = [
+            // Another entry slipped into what is put back.
+            record(
+                &keep(ingress("web")),
+                Some("access_logs.s3.bucket=attacker,idle_timeout.timeout_seconds=60"),
+                Some(&format!("a=b,{IDLE_KEY}=120")),
+            ),
+            // A value after that elbmedic never sets (absent), so anything "restores".
+            record(&keep(service()), Some("1"), None),
+            // A name that would become a query string.
+            record(
+                &keep(ingress("web?force=true&")),
+                None,
+                Some(&format!("{IDLE_KEY}=120")),
+            ),
+            // A label value elbmedic never sets.
+            record(
+                &Action::EnableReadinessGates {
+                    cluster: "prod".into(),
+                    place: Place::Namespace {
+                        name: "kube-system".into(),
+                    },
+                },
+                None,
+                Some("privileged"),
+            ),
+            // The label on something that is not a namespace.
+            record(
+                &Action::EnableReadinessGates {
+                    cluster: "prod".into(),
+                    place: service(),
+                },
+                None,
+                Some("enabled"),
+            ),
+        ];
+        assert!(changes(&[genuine])[0].is_ok());
+        for (index, found) in changes(&tampered).iter().enumerate() {
+            assert!(
+                found
+                    .as_ref()
+                    .is_err_and(|e| e.0.contains("not one elbmedic makes")),
+                "{index}: {found:?}"
+            );
+        }
     }
 }

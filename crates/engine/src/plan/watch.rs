@@ -30,6 +30,9 @@ pub enum Verdict {
     },
     /// The controller reconciled every watched object after the change.
     Reconciled { reasons: Vec<String> },
+    /// The controller failed again as it failed before the change: not the change's doing,
+    /// so it stays.
+    AlreadyFailing { object: String, reason: String },
     /// Nothing new yet.
     Quiet,
 }
@@ -62,14 +65,24 @@ pub fn watched(place: &Place, cluster: &Kubernetes) -> Vec<ObjectRef> {
     }
 }
 
-/// The reasons that say a controller failed, and the one that says it reconciled, for
-/// Events about an object of `kind`.
-fn reasons_for(kind: &str) -> (&'static [&'static str], &'static str) {
+/// The reasons that say a controller failed, the one that says it reconciled, and the
+/// component that reports them, for Events about an object of `kind`. An Event from anyone
+/// else (any workload allowed to create Events can post one) is not the controller's word.
+fn reasons_for(kind: &str) -> (&'static [&'static str], &'static str, &'static str) {
     match kind {
-        "Service" => (&[SERVICE_SYNC_FAILED], SERVICE_SYNCED),
-        _ => (CONTROLLER_FAILURES, CONTROLLER_RECONCILED),
+        "Service" => (&[SERVICE_SYNC_FAILED], SERVICE_SYNCED, SERVICE_CONTROLLER),
+        _ => (
+            CONTROLLER_FAILURES,
+            CONTROLLER_RECONCILED,
+            INGRESS_CONTROLLER,
+        ),
     }
 }
+
+/// The component that reports on Services of type LoadBalancer (the cloud provider's).
+pub const SERVICE_CONTROLLER: &str = "service-controller";
+/// The component the load balancer controller reports on Ingresses as.
+pub const INGRESS_CONTROLLER: &str = "ingress";
 
 /// Whether `event` happened after the Events of `before` were read.
 fn is_new(event: &Event, before: &[Event]) -> bool {
@@ -86,22 +99,37 @@ fn is_new(event: &Event, before: &[Event]) -> bool {
 /// A failure wins over a success (a group reconciles every member; one failing is enough).
 pub fn judge(objects: &[ObjectRef], before: &[Event], now: &[Event]) -> Verdict {
     let mut reconciled = Vec::new();
+    let mut already = None;
     for object in objects {
-        let (failures, success) = reasons_for(&object.kind);
+        let (failures, success, reporter) = reasons_for(&object.kind);
+        let about = |e: &&Event| e.object.as_ref() == Some(object);
         let fresh = now
             .iter()
-            .filter(|e| e.object.as_ref() == Some(object))
+            .filter(about)
+            .filter(|e| e.source.as_deref() == Some(reporter))
             .filter(|e| is_new(e, before));
+        let named = format!(
+            "{} {}/{}",
+            object.kind,
+            object.namespace.as_deref().unwrap_or_default(),
+            object.name
+        );
         let mut saw_success = false;
         for event in fresh {
             if failures.contains(&event.reason.as_str()) {
+                let failed_before = before
+                    .iter()
+                    .filter(about)
+                    .any(|old| old.reason == event.reason);
+                if failed_before {
+                    already = Some(Verdict::AlreadyFailing {
+                        object: named.clone(),
+                        reason: event.reason.clone(),
+                    });
+                    continue;
+                }
                 return Verdict::Failed {
-                    object: format!(
-                        "{} {}/{}",
-                        object.kind,
-                        object.namespace.as_deref().unwrap_or_default(),
-                        object.name
-                    ),
+                    object: named,
                     reason: event.reason.clone(),
                     message: event.message.clone(),
                 };
@@ -112,11 +140,15 @@ pub fn judge(objects: &[ObjectRef], before: &[Event], now: &[Event]) -> Verdict 
             reconciled.push(success.to_string());
         }
     }
-    match !objects.is_empty() && reconciled.len() == objects.len() {
-        true => Verdict::Reconciled {
+    match (
+        already,
+        !objects.is_empty() && reconciled.len() == objects.len(),
+    ) {
+        (Some(already), _) => already,
+        (None, true) => Verdict::Reconciled {
             reasons: reconciled,
         },
-        false => Verdict::Quiet,
+        (None, false) => Verdict::Quiet,
     }
 }
 
@@ -134,7 +166,14 @@ mod tests {
             event_type: "Warning".into(),
             reason: reason.into(),
             message: format!("{reason} message"),
-            source: None,
+            source: Some(
+                if kind == "Service" {
+                    SERVICE_CONTROLLER
+                } else {
+                    INGRESS_CONTROLLER
+                }
+                .into(),
+            ),
             count,
             first_at: None,
             last_at: Some(last.into()),
@@ -150,7 +189,7 @@ mod tests {
     }
 
     #[test]
-    fn an_old_failure_is_not_blamed_on_the_change_and_a_repeat_of_it_is() {
+    fn only_the_controllers_new_failure_is_blamed_on_the_change() {
         let old = event(
             "Service",
             "web",
@@ -167,7 +206,7 @@ mod tests {
             ),
             Verdict::Quiet
         );
-        // Seen again after the change: its count moved.
+        // Seen again after the change: the controller was failing already; the change stays.
         let again = event(
             "Service",
             "web",
@@ -176,9 +215,21 @@ mod tests {
             "2026-12-06T08:01:00Z",
         );
         assert!(matches!(
-            judge(&service(), std::slice::from_ref(&old), &[again]),
+            judge(&service(), std::slice::from_ref(&old), std::slice::from_ref(&again)),
+            Verdict::AlreadyFailing { reason, .. } if reason == SERVICE_SYNC_FAILED
+        ));
+        // A failure that first comes after the change is the change's.
+        assert!(matches!(
+            judge(&service(), &[], std::slice::from_ref(&again)),
             Verdict::Failed { reason, object, .. } if reason == SERVICE_SYNC_FAILED && object == "Service shop/web"
         ));
+        // Posted by anyone but the controller: not its word, neither a failure nor a success.
+        let mut forged = again.clone();
+        forged.source = Some("my-app".into());
+        assert_eq!(judge(&service(), &[], &[forged]), Verdict::Quiet);
+        let mut unsigned = again.clone();
+        unsigned.source = None;
+        assert_eq!(judge(&service(), &[], &[unsigned]), Verdict::Quiet);
         // A success after the change ends the watch; another object's failure is not ours.
         let synced = event("Service", "web", SERVICE_SYNCED, 1, "2026-12-06T08:01:00Z");
         let other = event(
@@ -194,19 +245,20 @@ mod tests {
                 reasons: vec![SERVICE_SYNCED.into()]
             }
         );
-        // An Ingress's controller speaks in its own reasons.
+        // An Ingress's controller speaks in its own reasons, as its own component.
         let ingress = vec![ObjectRef {
             kind: "Ingress".into(),
             namespace: Some("shop".into()),
             name: "web".into(),
         }];
-        let failed = event(
+        let mut failed = event(
             "Ingress",
             "web",
             "FailedDeployModel",
             1,
             "2026-12-06T08:01:00Z",
         );
+        failed.source = Some(INGRESS_CONTROLLER.into());
         assert!(matches!(
             judge(&ingress, &[], &[failed]),
             Verdict::Failed { .. }
