@@ -408,6 +408,20 @@ pub async fn network(aws: &Aws, node_rule_ports: &[i32]) -> Network {
 /// An ALB as the AWS Load Balancer Controller makes it for Ingress shop/checkout, with IP
 /// targets. Pod IPs in `on_enis` get an ENI each in the private subnets; `stale` ones none.
 /// Returns the `app/NAME/ID` dimension.
+/// Tags a load balancer as its controller does (`add_tags` replaces a key's value).
+pub async fn tag_load_balancer(aws: &Aws, arn: &str, tags: &[(&str, &str)]) {
+    let mut request = aws.elbv2.add_tags().resource_arns(arn);
+    for (key, value) in tags {
+        request = request.tags(
+            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                .key(*key)
+                .value(*value)
+                .build(),
+        );
+    }
+    request.send().await.unwrap();
+}
+
 pub async fn alb(aws: &Aws, net: &Network, name: &str, on_enis: &[&str], stale: &[&str]) -> String {
     let lb = aws
         .elbv2
@@ -424,24 +438,15 @@ pub async fn alb(aws: &Aws, net: &Network, name: &str, on_enis: &[&str], stale: 
         .load_balancer_arn()
         .unwrap()
         .to_string();
-    aws.elbv2
-        .add_tags()
-        .resource_arns(&arn)
-        .tags(
-            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
-                .key("elbv2.k8s.aws/cluster")
-                .value(CLUSTER)
-                .build(),
-        )
-        .tags(
-            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
-                .key("ingress.k8s.aws/stack")
-                .value("shop/checkout")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    tag_load_balancer(
+        aws,
+        &arn,
+        &[
+            ("elbv2.k8s.aws/cluster", CLUSTER),
+            ("ingress.k8s.aws/stack", "shop/checkout"),
+        ],
+    )
+    .await;
     let group = aws
         .elbv2
         .create_target_group()

@@ -747,10 +747,9 @@ async fn kubectl_reads_the_stand_in_with_a_token_from_the_aws_cli() {
         ),
     )
     .unwrap();
-    let kubectl_path = kubectl.clone();
-    let kubectl = |args: &[&str]| {
-        Command::new(&kubectl)
-            .args(args)
+    // Every client runs with the kubeconfig and the AWS CLI's credentials, and nothing else.
+    let configured = |mut command: Command| {
+        command
             .env("KUBECONFIG", &kubeconfig)
             .env("KUBECACHEDIR", dir.join("cache"))
             .env("AWS_ACCESS_KEY_ID", KEY_ID)
@@ -759,6 +758,12 @@ async fn kubectl_reads_the_stand_in_with_a_token_from_the_aws_cli() {
             .env_remove("AWS_PROFILE")
             .output()
             .unwrap()
+    };
+    let kubectl_path = kubectl.clone();
+    let kubectl = |args: &[&str]| {
+        let mut command = Command::new(&kubectl);
+        command.args(args);
+        configured(command)
     };
     let pods = kubectl(&["get", "pods", "-n", "shop", "-l", "app=web", "-o", "name"]);
     assert!(pods.status.success(), "{pods:?}");
@@ -795,17 +800,9 @@ async fn kubectl_reads_the_stand_in_with_a_token_from_the_aws_cli() {
             kubectl_path.parent().unwrap().display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        Command::new("sh")
-            .args(["-c", script])
-            .env("PATH", path)
-            .env("KUBECONFIG", &kubeconfig)
-            .env("KUBECACHEDIR", dir.join("cache"))
-            .env("AWS_ACCESS_KEY_ID", KEY_ID)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET)
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_PROFILE")
-            .output()
-            .unwrap()
+        let mut command = Command::new("sh");
+        command.args(["-c", script]).env("PATH", path);
+        configured(command)
     };
     rollbacks_as_kubectl_runs_them(&kubectl, &shell, &dir);
 

@@ -1645,18 +1645,7 @@ async fn a_group_whose_members_disagree_is_refused_and_a_forged_plan_for_one_mem
     let (_, event) = idle_scenario(&aws).await;
     // The ALB is the group's: the controller tags it with the group's name.
     let arn = alb_arn(&aws, ALB).await;
-    aws.elbv2
-        .add_tags()
-        .resource_arns(&arn)
-        .tags(
-            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
-                .key("ingress.k8s.aws/stack")
-                .value("shop-group")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    tag_load_balancer(&aws, &arn, &[("ingress.k8s.aws/stack", "shop-group")]).await;
     let member = |name: &str, seconds: u32| {
         checkout_ingress(
             name,
