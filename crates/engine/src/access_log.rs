@@ -201,6 +201,8 @@ impl<'a> Entry<'a> {
         let at = match kind {
             LbKind::Application => 1,
             LbKind::Classic => 0,
+            // An NLB logs TLS connections only, in a format of its own (not read yet).
+            LbKind::Network => return None,
         };
         let field = |i: usize| fields.get(at + i).copied();
         let time = parse_timestamp(field(0)?)?;
@@ -214,7 +216,7 @@ impl<'a> Entry<'a> {
                 fields.get(21).and_then(|t| parse_timestamp(t)),
                 fields.get(27).copied(),
             ),
-            LbKind::Classic => (None, None),
+            LbKind::Classic | LbKind::Network => (None, None),
         };
         Some(Self {
             time,

@@ -184,15 +184,17 @@ fn not_read(ctx: &Context<'_>, gap: &crate::snapshot::Gap) -> Diagnosis {
         reason => format!("{} could not be read in {place} ({reason})", lb.name),
     };
     let describe = match lb.kind {
-        crate::alarm::LbKind::Application => crate::shell::Script::line(crate::argv![
-            "aws",
-            "elbv2",
-            "describe-load-balancers",
-            "--region",
-            ctx.region(),
-            "--names",
-            &lb.name
-        ]),
+        crate::alarm::LbKind::Application | crate::alarm::LbKind::Network => {
+            crate::shell::Script::line(crate::argv![
+                "aws",
+                "elbv2",
+                "describe-load-balancers",
+                "--region",
+                ctx.region(),
+                "--names",
+                &lb.name
+            ])
+        }
         crate::alarm::LbKind::Classic => crate::shell::Script::line(crate::argv![
             "aws",
             "elb",
@@ -283,6 +285,9 @@ fn next_steps(ctx: &Context<'_>, checked: &[Check]) -> Vec<String> {
             steps.push(format!(
                 "Compare HTTPCode_ELB_5XX_Count with HTTPCode_ELB_502/503/504_Count and HTTPCode_Target_5XX_Count per target group: `{command}`"
             ));
+        }
+        crate::alarm::LbKind::Network => {
+            steps.push("Compare TCP_ELB_Reset_Count (the NLB reset the flow: an idle flow expired, or no healthy target), TCP_Target_Reset_Count (the target reset it) and TCP_Client_Reset_Count; NLB metrics exist only while traffic flows, so no data is not zero.".into());
         }
         crate::alarm::LbKind::Classic => {
             steps.push("Read the access log for the alarm window: `elb_status_code` and `backend_status_code` (`-` means the back end never answered).".into());

@@ -39,6 +39,9 @@ fn alb_arn(region: &str, name: &str, arn: Option<&str>) -> (Option<Vec<Word>>, S
 /// Stands for an ARN that could not be read; the line before it prints the real one.
 pub const ALB_ARN_PLACEHOLDER: &str = "ALB_ARN";
 
+/// Stands for a listener's ARN that the line before it prints.
+pub const LISTENER_ARN_PLACEHOLDER: &str = "LISTENER_ARN";
+
 /// `first` (a look-up line, if any) followed by `line`.
 fn script(first: Option<Vec<Word>>, line: Vec<Word>) -> Script {
     Script::lines(first.into_iter().chain([line]).collect())
@@ -64,6 +67,35 @@ pub fn idle_timeout_script(
             "--load-balancer-attributes",
             format!("{{\"ConnectionSettings\":{{\"IdleTimeout\":{seconds}}}}}")
         ]),
+        // Per TCP listener on an NLB: the listener's ARN is looked up, then set.
+        LbKind::Network => {
+            let (lookup, arn) = alb_arn(region, name, arn);
+            let listeners = argv![
+                "aws",
+                "elbv2",
+                "describe-listeners",
+                "--region",
+                region,
+                "--load-balancer-arn",
+                arn,
+                "--query",
+                "Listeners[?Protocol==`TCP`].ListenerArn",
+                "--output",
+                "text"
+            ];
+            let set = argv![
+                "aws",
+                "elbv2",
+                "modify-listener-attributes",
+                "--region",
+                region,
+                "--listener-arn",
+                LISTENER_ARN_PLACEHOLDER,
+                "--attributes",
+                format!("Key=tcp.idle_timeout.seconds,Value={seconds}")
+            ];
+            Script::lines(lookup.into_iter().chain([listeners, set]).collect())
+        }
         LbKind::Application => {
             let (lookup, arn) = alb_arn(region, name, arn);
             script(
@@ -194,6 +226,12 @@ fn annotation_for_idle_timeout(ctx: &Context<'_>, seconds: u32) -> DurableFix {
             command: None,
             manifest: Some(format!("metadata:\n  annotations:\n    {CLB_KEY}: \"{seconds}\"")),
             warning: "If a Kubernetes Service owns this load balancer, the cloud provider resets the idle timeout at its next sync unless the annotation is set.".into(),
+        },
+        (Owner::Unknown, LbKind::Network) => DurableFix {
+            description: "No owning Service was found in the tags; if a Service owns this load balancer, set the listener attribute there".into(),
+            command: None,
+            manifest: Some(format!("metadata:\n  annotations:\n    service.beta.kubernetes.io/aws-load-balancer-listener-attributes.TCP-PORT: tcp.idle_timeout.seconds={seconds}")),
+            warning: "Replace PORT with the listener's port: the controller sets the attribute per listener.".into(),
         },
         (Owner::Unknown, LbKind::Application) => DurableFix {
             description: "No owning Ingress was found in the tags; if one owns this load balancer, set the attribute there".into(),
@@ -571,7 +609,7 @@ pub fn describe_health(ctx: &Context<'_>, target_group_arn: Option<&str>) -> Com
                 &lb.name
             ]),
         ),
-        LbKind::Application => {
+        LbKind::Application | LbKind::Network => {
             let arns: Vec<&str> = match target_group_arn {
                 Some(arn) => vec![arn],
                 None => ctx

@@ -217,6 +217,8 @@ impl LoadBalancer {
         match self.kind {
             LbKind::Application => true,
             LbKind::Classic => self.cross_zone.unwrap_or(true),
+            // Off by default on an NLB (`load_balancing.cross_zone.enabled`).
+            LbKind::Network => self.cross_zone.unwrap_or(false),
         }
     }
 }

@@ -45,6 +45,7 @@ fn contradiction(world: &Snapshot, finding: &Finding) -> Option<String> {
             let (metric, floor) = match lb.kind {
                 LbKind::Application => ("TargetResponseTime", 0.5),
                 LbKind::Classic => ("Latency", 0.98),
+                LbKind::Network => return Some("an NLB has no HTTP idle timeout finding".into()),
             };
             if let Some(peak) = max(world, metric, "Maximum") {
                 if peak < timeout * floor {
@@ -60,6 +61,9 @@ fn contradiction(world: &Snapshot, finding: &Finding) -> Option<String> {
             let metric = match lb.kind {
                 LbKind::Application => "TargetConnectionErrorCount",
                 LbKind::Classic => "BackendConnectionErrors",
+                LbKind::Network => {
+                    return Some("an NLB has no HTTP connection-error finding".into())
+                }
             };
             let errors = sum(world, metric).unwrap_or(0.0);
             let elb = sum(world, "HTTPCode_ELB_5XX_Count")

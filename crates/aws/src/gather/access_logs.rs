@@ -129,7 +129,8 @@ pub async fn read_within(
                     "access logs are off for {}: turn them on with {}",
                     lb.name,
                     match lb.kind {
-                        LbKind::Application => elbmedic_engine::rules::access_logs::ENABLE_ALB_LOGS,
+                        LbKind::Application | LbKind::Network =>
+                            elbmedic_engine::rules::access_logs::ENABLE_ALB_LOGS,
                         LbKind::Classic => elbmedic_engine::rules::access_logs::ENABLE_CLB_LOGS,
                     }
                 ),
@@ -139,7 +140,7 @@ pub async fn read_within(
     let account = world.account_id.clone().unwrap_or_default();
     let region = &world.region;
     let marker = match lb.kind {
-        LbKind::Application => lb.id.replace('/', "."),
+        LbKind::Application | LbKind::Network => lb.id.replace('/', "."),
         LbKind::Classic => lb.name.clone(),
     };
     // A file's end time is at most one interval after its last line.

@@ -53,6 +53,18 @@ fn wanted(kind: LbKind) -> (MetricList, MetricList) {
             ],
             &[],
         ),
+        // NLB metrics exist only while traffic flows: no data is not zero.
+        LbKind::Network => (
+            &[
+                ("TCP_ELB_Reset_Count", "Sum"),
+                ("TCP_Target_Reset_Count", "Sum"),
+                ("TCP_Client_Reset_Count", "Sum"),
+                ("PortAllocationErrorCount", "Sum"),
+                ("ActiveFlowCount", "Maximum"),
+                ("NewFlowCount", "Sum"),
+            ],
+            &[],
+        ),
     }
 }
 
@@ -110,6 +122,7 @@ fn per_zone(kind: LbKind, dimension_value: &str, region: &str) -> Vec<Query> {
     let metric = match kind {
         LbKind::Application => "HTTPCode_ELB_5XX_Count",
         LbKind::Classic => "HTTPCode_ELB_5XX",
+        LbKind::Network => "TCP_ELB_Reset_Count",
     };
     ('a'..='f')
         .map(|letter| {

@@ -209,7 +209,9 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
     let state = Box::pin(async {
         match lb.kind {
             LbKind::Classic => classic::gather(clients, deadline, options, &mut world).await,
-            LbKind::Application => {
+            // An NLB is read through the same ELBv2 calls (issue 26 adds its listeners'
+            // attributes).
+            LbKind::Application | LbKind::Network => {
                 application::gather(clients, deadline, options, &mut world).await
             }
         }
@@ -275,7 +277,7 @@ pub async fn gather(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
 /// LB's name.
 fn trail_resource(clients: &Clients, options: &GatherOptions, lb: &LbRef) -> Option<String> {
     match lb.kind {
-        LbKind::Application => {
+        LbKind::Application | LbKind::Network => {
             application::derived_arn(&clients.region, options.account_id.as_deref(), &lb.id)
         }
         LbKind::Classic => Some(lb.name.clone()),

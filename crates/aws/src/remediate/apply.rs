@@ -75,6 +75,11 @@ async fn raise_idle_timeout(
     }
     let seconds = i32::try_from(to).unwrap_or(i32::MAX);
     let result = match lb.kind {
+        // The plan proposes nothing for an NLB (its idle timeout is per listener).
+        LbKind::Network => {
+            let unbuilt = "an NLB's idle timeout is per listener: elbmedic does not change it";
+            return Step::new(action, StepStatus::Refused, unbuilt);
+        }
         LbKind::Classic => clients
             .elb
             .modify_load_balancer_attributes()

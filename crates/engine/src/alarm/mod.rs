@@ -143,6 +143,10 @@ pub enum LbKind {
     Classic,
     /// Application Load Balancer (`AWS/ApplicationELB`), created by the AWS Load Balancer Controller.
     Application,
+    /// Network Load Balancer (`AWS/NetworkELB`): TCP, UDP and TLS passed through, so no HTTP
+    /// 5xx of its own; created for a `type: LoadBalancer` Service by the AWS Load Balancer
+    /// Controller (issue 26: diagnosis is being built).
+    Network,
 }
 
 impl LbKind {
@@ -150,13 +154,14 @@ impl LbKind {
         match self {
             Self::Classic => "AWS/ELB",
             Self::Application => "AWS/ApplicationELB",
+            Self::Network => "AWS/NetworkELB",
         }
     }
     /// The CloudWatch dimension that names the load balancer.
     pub fn dimension_name(self) -> &'static str {
         match self {
             Self::Classic => "LoadBalancerName",
-            Self::Application => "LoadBalancer",
+            Self::Application | Self::Network => "LoadBalancer",
         }
     }
 
@@ -164,6 +169,7 @@ impl LbKind {
         match self {
             Self::Classic => "Classic Load Balancer",
             Self::Application => "Application Load Balancer",
+            Self::Network => "Network Load Balancer",
         }
     }
 }

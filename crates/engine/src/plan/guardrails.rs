@@ -56,7 +56,9 @@ fn target_ports(world: &Snapshot) -> BTreeSet<u16> {
 
 /// Why `action` must not be applied to `world`; `None` when it may.
 pub fn refusal(action: &Action, world: &Snapshot, policy: &Policy) -> Option<String> {
-    if let Some(reason) = cluster_refusal(world, policy).or_else(|| policy_refusal(action, policy))
+    if let Some(reason) = super::kind_refusal(world)
+        .or_else(|| cluster_refusal(world, policy))
+        .or_else(|| policy_refusal(action, policy))
     {
         return Some(reason);
     }

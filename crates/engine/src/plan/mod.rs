@@ -189,7 +189,7 @@ pub fn plan(
     let mut refused = Vec::new();
     let proposed: Vec<&Action> = findings.iter().flat_map(|f| &f.remedies).collect();
     let durable = durable_halves(snapshot, &proposed);
-    let cluster_refusal = cluster_refusal(snapshot, policy);
+    let cluster_refusal = kind_refusal(snapshot).or_else(|| cluster_refusal(snapshot, policy));
     for action in proposed.into_iter().chain(&durable) {
         let refusal = cluster_refusal
             .clone()
@@ -269,6 +269,15 @@ fn durable_halves(snapshot: &Snapshot, proposed: &[&Action]) -> Vec<Action> {
 fn managed_refusal(snapshot: &Snapshot, action: &Action, policy: &Policy) -> Option<String> {
     let (_, place) = action.place()?;
     guardrails::gitops_refusal(snapshot.kubernetes.as_ref()?, place, policy)
+}
+
+/// Remediation of a Network Load Balancer is not built (issue 26): nothing is planned for one,
+/// and `remediate` refuses any plan for one.
+pub(crate) fn kind_refusal(snapshot: &Snapshot) -> Option<String> {
+    (snapshot.load_balancer.kind == LbKind::Network).then(|| {
+        "elbmedic does not remediate a Network Load Balancer yet: the report gives the commands"
+            .into()
+    })
 }
 
 /// `ALLOWED_CLUSTERS`: the LB's tags must name one of them.

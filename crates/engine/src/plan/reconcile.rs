@@ -282,6 +282,7 @@ fn halves(outcome: &mut Outcome, target: &PlanTarget, raised: bool) {
             let when = match target.kind {
                 crate::alarm::LbKind::Classic => "at the next sync of its Service (any update to it, or a restart of the cloud controller)",
                 crate::alarm::LbKind::Application => "at the load balancer controller's next reconcile of its Ingress (any change to it or its group, a controller restart, or its resync, every 10 hours by default)",
+                crate::alarm::LbKind::Network => "at the load balancer controller's next reconcile of its Service",
             };
             outcome.notes.insert(
                 0,

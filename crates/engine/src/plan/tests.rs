@@ -839,3 +839,31 @@ fn a_durable_half_without_its_raise_is_not_applied() {
     assert!(reconcile::keep_without_raise(&kept, &other).is_some());
     assert_eq!(reconcile::keep_without_raise(&raise, &[]), None);
 }
+
+/// A Network Load Balancer's snapshot (issue 26, first slice): diagnosed without a panic,
+/// the rules built on HTTP stand aside and say why, and nothing is planned or let through.
+#[test]
+fn a_network_load_balancer_is_diagnosed_by_the_rules_that_apply_and_never_remediated() {
+    use crate::rules::CheckStatus;
+    let name = "alb-idle-timeout";
+    let mut world = scenario_snapshot(name);
+    world.load_balancer.kind = LbKind::Network;
+    let diagnosis = diagnose(&scenario_alarm(name), &world);
+    let idle = diagnosis
+        .checked
+        .iter()
+        .find(|c| c.name == "idle timeout vs. latency")
+        .expect("the idle-timeout check");
+    assert_eq!(idle.status, CheckStatus::NotApplicable);
+    assert!(idle.detail.contains("Network Load Balancer"), "{idle:?}");
+    assert!(diagnosis
+        .findings
+        .iter()
+        .all(|f| f.code != crate::finding::FindingCode::IdleTimeoutExceeded));
+    let planned = plan(&world, &diagnosis.findings, &Policy::default(), NOW, None);
+    assert!(planned.actions.is_empty(), "{planned:?}");
+    let raise = Action::RaiseIdleTimeout { from: 60, to: 120 };
+    assert!(guardrails::refusal(&raise, &world, &Policy::default())
+        .unwrap()
+        .contains("Network Load Balancer"));
+}

@@ -96,7 +96,7 @@ fn unread(ctx: &Context<'_>) -> Option<Check> {
             format!(
                 "access logs are off, so no request-level proof exists; turn them on with {}",
                 match lb.kind {
-                    crate::alarm::LbKind::Application => ENABLE_ALB_LOGS,
+                    crate::alarm::LbKind::Application | crate::alarm::LbKind::Network => ENABLE_ALB_LOGS,
                     crate::alarm::LbKind::Classic => ENABLE_CLB_LOGS,
                 }
             ),

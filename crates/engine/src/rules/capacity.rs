@@ -20,6 +20,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     match ctx.kind() {
         LbKind::Application => alb(ctx),
         LbKind::Classic => classic(ctx),
+        LbKind::Network => RuleOutput::not_for_nlb("load balancer capacity"),
     }
 }
 

@@ -80,6 +80,8 @@ fn settings(ctx: &Context<'_>, backends: &Backends<'_>) -> (Vec<Setting>, Vec<Ev
                 })
             })
             .collect(), Vec::new()),
+        // An NLB's idle timeout is per listener (issue 26): nothing read yet.
+        LbKind::Network => (Vec::new(), Vec::new()),
     }
 }
 
@@ -113,6 +115,7 @@ pub fn evidence(ctx: &Context<'_>, timeout: u32) -> Vec<Evidence> {
                     match ctx.kind() {
                         LbKind::Application => "The controller writes the annotation's value back at its next reconcile; if it has not, it may be failing to reconcile (see its Events)",
                         LbKind::Classic => "The cloud provider writes the annotation's value back at the next sync of the Service",
+                        LbKind::Network => "The controller writes the annotation's value back at its next reconcile of the Service",
                     }
                 ),
                 Err(_) => format!("{} sets the idle timeout to {value:?}, which is not a number of seconds: the controller rejects it", s.place),

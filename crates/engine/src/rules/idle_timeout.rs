@@ -37,6 +37,9 @@ fn at_timeout(value: f64, timeout: u32) -> bool {
 }
 
 pub fn check(ctx: &Context<'_>) -> RuleOutput {
+    if ctx.kind() == LbKind::Network {
+        return RuleOutput::not_for_nlb(NAME);
+    }
     let mut out = RuleOutput::default();
     let Some(timeout) = ctx.snapshot.load_balancer.idle_timeout_seconds else {
         out.checked.push(Check::new(
@@ -48,7 +51,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     };
     let found = match ctx.kind() {
         LbKind::Classic => classic(ctx, timeout),
-        LbKind::Application => application(ctx, timeout),
+        LbKind::Application | LbKind::Network => application(ctx, timeout),
     };
     let history = past_raise(ctx, timeout);
     match found {
@@ -103,7 +106,7 @@ fn past_raise(ctx: &Context<'_>, timeout: u32) -> Option<PastRaise> {
         Some(to) if timeout < to => {
             let who = match ctx.kind() {
                 LbKind::Classic => "most likely the Kubernetes cloud provider, which rewrites ConnectionSettings.IdleTimeout from the Service's annotation (60 s without one) at every Service sync",
-                LbKind::Application => "most likely the AWS Load Balancer Controller, whose load-balancer-attributes annotation names idle_timeout.timeout_seconds, or an infrastructure-as-code run",
+                LbKind::Application | LbKind::Network => "most likely the AWS Load Balancer Controller, whose load-balancer-attributes annotation names idle_timeout.timeout_seconds, or an infrastructure-as-code run",
             };
             PastRaise {
                 text: format!("{done}, and it is {timeout} s again: something put it back, {who}"),

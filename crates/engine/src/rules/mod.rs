@@ -76,7 +76,16 @@ pub struct RuleOutput {
     pub checked: Vec<Check>,
 }
 
+/// Why a rule built on HTTP stands aside on a Network Load Balancer.
+pub(crate) const NOT_FOR_NLB: &str =
+    "a Network Load Balancer passes TCP through and answers no HTTP of its own: this check does not apply to it";
+
 impl RuleOutput {
+    /// A rule that stands aside on a Network Load Balancer.
+    pub fn not_for_nlb(name: &str) -> Self {
+        Self::only(Check::new(name, CheckStatus::NotApplicable, NOT_FOR_NLB))
+    }
+
     /// A rule that stands aside, or found nothing: only its check.
     pub fn only(check: Check) -> Self {
         Self {

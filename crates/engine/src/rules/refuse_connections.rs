@@ -30,6 +30,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     let metric = match ctx.kind() {
         LbKind::Application => "TargetConnectionErrorCount",
         LbKind::Classic => "BackendConnectionErrors",
+        LbKind::Network => return RuleOutput::not_for_nlb(NAME),
     };
     let errors = match detect(ctx, metric) {
         Ok(errors) => errors,

@@ -294,7 +294,7 @@ fn target_ingress_fix(
             manifest: None,
             warning: "If two groups on the nodes carry the tag, the cloud provider adds no rule at all; if none does, likewise.".into(),
         },
-        LbKind::Application => DurableFix {
+        LbKind::Application | LbKind::Network => DurableFix {
             description: format!(
                 "The AWS Load Balancer Controller adds this rule itself (description elbv2.k8s.aws/targetGroupBinding=shared) on the target ENI's group tagged kubernetes.io/cluster/{cluster}, when it manages backend rules. A rule added by hand is never removed by it."
             ),

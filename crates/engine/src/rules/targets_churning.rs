@@ -73,12 +73,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     let mut evidence = evidence(ctx);
     evidence.extend(churning_workload::evidence(&culprits));
     let title = title(ctx, churning, with_errors, culprits.first());
-    let explanation = match ctx.kind() {
-        LbKind::Application => "The load balancer kept sending requests to targets that were going away, or to new ones not ready yet: during a rolling deploy or scale-in a pod is terminated while it is still registered, or before the deregistration has reached every load balancer node. \
-            Its requests fail with 502 (refused or reset) or 504. The pods must outlive their deregistration, and new pods must pass the load balancer's health checks before old ones go.",
-        LbKind::Classic => "The load balancer kept sending requests to instances that were leaving it (a node drain or scale-in, or NodePort endpoints moving during a rollout). \
-            A Classic LB stops routing to a deregistered instance at once; without connection draining its in-flight requests are cut.",
-    };
+    let explanation = explanation(ctx.kind());
     let mut notes = vec![format!(
         "{} of the 5xx fell in periods when the set of healthy targets changed.",
         format_value(errors)
@@ -149,6 +144,19 @@ fn readiness_gates(ctx: &Context<'_>, culprits: &[Culprit<'_>]) -> Vec<Action> {
         }
     }
     actions
+}
+
+/// Why churn makes this kind of load balancer fail.
+fn explanation(kind: LbKind) -> &'static str {
+    match kind {
+        LbKind::Application => "The load balancer kept sending requests to targets that were going away, or to new ones not ready yet: during a rolling deploy or scale-in a pod is terminated while it is still registered, or before the deregistration has reached every load balancer node. \
+            Its requests fail with 502 (refused or reset) or 504. The pods must outlive their deregistration, and new pods must pass the load balancer's health checks before old ones go.",
+        LbKind::Classic => "The load balancer kept sending requests to instances that were leaving it (a node drain or scale-in, or NodePort endpoints moving during a rollout). \
+            A Classic LB stops routing to a deregistered instance at once; without connection draining its in-flight requests are cut.",
+
+        LbKind::Network => "The load balancer kept sending connections to targets that were going away, or to new ones not ready yet: during a rolling deploy or scale-in a pod is terminated while it is still registered. \
+            Its flows are reset (TCP_Target_Reset_Count). The pods must outlive their deregistration, and new pods must pass the health checks before old ones go.",
+    }
 }
 
 /// The finding's title: the periods, and the workload when the cluster names one.
@@ -228,7 +236,7 @@ fn timings(ctx: &Context<'_>) -> Vec<Evidence> {
 /// preStop sleep.
 fn longest_request_seconds(ctx: &Context<'_>) -> u32 {
     let metric = match ctx.kind() {
-        LbKind::Application => "TargetResponseTime",
+        LbKind::Application | LbKind::Network => "TargetResponseTime",
         LbKind::Classic => "Latency",
     };
     ctx.max(metric, "Maximum")
@@ -267,7 +275,7 @@ fn durable(ctx: &Context<'_>) -> DurableFix {
         .iter()
         .any(|g| g.target_type == "ip");
     match (ctx.kind(), ip_targets) {
-        (LbKind::Application, true) => {
+        (LbKind::Application | LbKind::Network, true) => {
             let namespace = ctx.owner.namespaced().map_or("NAMESPACE", |(ns, _)| ns);
             DurableFix {
                 description: format!("In {workload}: sleep in preStop ({PRE_STOP_SECONDS} s) so the pod outlives its deregistration, a grace period above that plus the longest request ({grace} s), and maxUnavailable 0. Then turn on pod readiness gates in {namespace}, so a rollout waits until each new pod is healthy in the target group."),
@@ -278,7 +286,7 @@ fn durable(ctx: &Context<'_>) -> DurableFix {
                 warning: "Readiness gates apply to pods created after the label: restart the Deployment once. A preStop sleep needs a sleep binary in the image (or use the sleep action of Kubernetes 1.30+).".into(),
             }
         }
-        (LbKind::Application, false) => DurableFix {
+        (LbKind::Application | LbKind::Network, false) => DurableFix {
             description: format!("In {workload}: sleep in preStop ({PRE_STOP_SECONDS} s), a grace period of {grace} s, and maxUnavailable 0. With instance targets, nodes must also leave the target group before they drain: let the AWS Load Balancer Controller exclude them (the node label node.kubernetes.io/exclude-from-external-load-balancers) or drain only after the deregistration delay."),
             command: None,
             manifest: Some(pod_spec),

@@ -89,6 +89,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             evidence.extend(ctx.metric_evidence("HTTPCode_Target_5XX_Count", "Sum", ""));
         }
         (true, LbKind::Classic) => notes.push("With every instance OutOfService a Classic LB has nowhere to send a request and answers 503 itself.".into()),
+        (true, LbKind::Network) => notes.push("With no healthy target an NLB fails open: it routes to all targets anyway, and the connections fail at the targets themselves (TCP_Target_Reset_Count).".into()),
         (false, _) => {}
     }
     let arn = bad.iter().find_map(|(g, _)| g.arn.as_deref());
@@ -217,6 +218,12 @@ fn title(ctx: &Context<'_>, bad: usize, ids: &[String], only_draining: bool) -> 
 
 fn health_check_durable(ctx: &Context<'_>) -> DurableFix {
     match ctx.kind() {
+        LbKind::Network => DurableFix {
+            description: "If the health-check settings are wrong, set them on the Service so the controller keeps them.".into(),
+            command: None,
+            manifest: Some("metadata:\n  annotations:\n    service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol: HTTP\n    service.beta.kubernetes.io/aws-load-balancer-healthcheck-path: /healthz".into()),
+            warning: "The controller overwrites health-check settings changed directly on the target group with the annotations' values (or its defaults).".into(),
+        },
         LbKind::Application => DurableFix {
             description: "If the health-check settings are wrong, set them on the Ingress (or Service) so the controller keeps them.".into(),
             command: None,
