@@ -154,7 +154,7 @@ fn alarm_prints_what_was_understood() {
 #[test]
 fn unsupported_alarms_exit_3_with_the_reason() {
     for file in [
-        "unsupported-nlb",
+        "unsupported-gwlb",
         "unsupported-ec2",
         "unsupported-search",
         "unsupported-two-lbs",

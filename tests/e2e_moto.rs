@@ -352,6 +352,53 @@ async fn ip_targets_on_enis_and_a_stale_one() {
     );
 }
 
+/// An NLB alarm (issue 26) is diagnosed live, by the real CLI against moto: its targets are
+/// read through the same calls as an ALB's and the stale pod IP is named; the checks built on
+/// HTTP stand aside and say why, and nothing claims an HTTP cause.
+#[tokio::test]
+async fn an_nlb_alarm_is_diagnosed_by_the_checks_that_apply() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let net = network(&aws, &[8080]).await;
+    let id = nlb(
+        &aws,
+        &net,
+        "k8s-shop-mqtt-5e4d3c2b1a",
+        &PODS,
+        &["10.0.35.77"],
+    )
+    .await;
+    let now = now();
+    let event = alb_event("TCP_Target_Reset_Count", &id, now)
+        .replace("AWS/ApplicationELB", "AWS/NetworkELB");
+    let (report, _) = diagnose_and_publish(&moto, &aws, "nlb", &event).await;
+    assert_eq!(report["load_balancer"]["kind"], "network", "{report:#}");
+    let codes: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"stale-targets"), "{codes:?}\n{report:#}");
+    assert!(
+        !codes
+            .iter()
+            .any(|c| c.contains("idle-timeout") || c.contains("refuse")),
+        "{codes:?}"
+    );
+    let idle = report["checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "idle timeout vs. latency")
+        .expect("the idle-timeout check");
+    assert_eq!(idle["status"], "not-applicable", "{idle}");
+    assert!(idle["detail"]
+        .as_str()
+        .unwrap()
+        .contains("Network Load Balancer"));
+}
+
 #[tokio::test]
 async fn healthy_setup_has_no_false_positives() {
     let moto = Moto::start();

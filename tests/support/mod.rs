@@ -423,6 +423,41 @@ pub async fn tag_load_balancer(aws: &Aws, arn: &str, tags: &[(&str, &str)]) {
 }
 
 pub async fn alb(aws: &Aws, net: &Network, name: &str, on_enis: &[&str], stale: &[&str]) -> String {
+    elbv2_lb(aws, net, name, false, on_enis, stale).await
+}
+
+/// An NLB as the AWS Load Balancer Controller makes it for Service shop/mqtt: TCP 1883 to IP
+/// targets on 8080. The `LoadBalancer` dimension it answers (`net/NAME/ID`; moto writes `app/`
+/// into every ELBv2 ARN, whatever the type).
+pub async fn nlb(aws: &Aws, net: &Network, name: &str, on_enis: &[&str], stale: &[&str]) -> String {
+    let id = elbv2_lb(aws, net, name, true, on_enis, stale).await;
+    format!(
+        "net/{}",
+        id.trim_start_matches("app/").trim_start_matches("net/")
+    )
+}
+
+async fn elbv2_lb(
+    aws: &Aws,
+    net: &Network,
+    name: &str,
+    network: bool,
+    on_enis: &[&str],
+    stale: &[&str],
+) -> String {
+    use aws_sdk_elasticloadbalancingv2::types::{LoadBalancerTypeEnum, ProtocolEnum};
+    let (kind, protocol, stack) = match network {
+        true => (
+            LoadBalancerTypeEnum::Network,
+            ProtocolEnum::Tcp,
+            ("service.k8s.aws/stack", "shop/mqtt"),
+        ),
+        false => (
+            LoadBalancerTypeEnum::Application,
+            ProtocolEnum::Http,
+            ("ingress.k8s.aws/stack", "shop/checkout"),
+        ),
+    };
     let lb = aws
         .elbv2
         .create_load_balancer()
@@ -430,35 +465,27 @@ pub async fn alb(aws: &Aws, net: &Network, name: &str, on_enis: &[&str], stale: 
         .subnets(&net.public[0].id)
         .subnets(&net.public[1].id)
         .security_groups(&net.lb_sg)
-        .r#type(aws_sdk_elasticloadbalancingv2::types::LoadBalancerTypeEnum::Application)
+        .r#type(kind)
         .send()
         .await
-        .expect("create ALB");
+        .expect("create the load balancer");
     let arn = lb.load_balancers()[0]
         .load_balancer_arn()
         .unwrap()
         .to_string();
-    tag_load_balancer(
-        aws,
-        &arn,
-        &[
-            ("elbv2.k8s.aws/cluster", CLUSTER),
-            ("ingress.k8s.aws/stack", "shop/checkout"),
-        ],
-    )
-    .await;
-    let group = aws
+    tag_load_balancer(aws, &arn, &[("elbv2.k8s.aws/cluster", CLUSTER), stack]).await;
+    let mut group = aws
         .elbv2
         .create_target_group()
         .name(format!("{name}-tg"))
-        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .protocol(protocol.clone())
         .port(8080)
         .vpc_id(&net.vpc)
-        .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Ip)
-        .health_check_path("/healthz")
-        .send()
-        .await
-        .expect("create target group");
+        .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Ip);
+    if !network {
+        group = group.health_check_path("/healthz");
+    }
+    let group = group.send().await.expect("create target group");
     let tg_arn = group.target_groups()[0]
         .target_group_arn()
         .unwrap()
@@ -491,8 +518,8 @@ pub async fn alb(aws: &Aws, net: &Network, name: &str, on_enis: &[&str], stale: 
     aws.elbv2
         .create_listener()
         .load_balancer_arn(&arn)
-        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
-        .port(80)
+        .protocol(protocol)
+        .port(if network { 1883 } else { 80 })
         .default_actions(
             aws_sdk_elasticloadbalancingv2::types::Action::builder()
                 .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)

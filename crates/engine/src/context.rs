@@ -29,6 +29,8 @@ pub enum Owner {
 
 /// The legacy cloud provider's tag on a Classic LB: `NAMESPACE/NAME` of its Service.
 const SERVICE_TAG: &str = "kubernetes.io/service-name";
+/// The AWS Load Balancer Controller's tag on an NLB it made for a Service: `NAMESPACE/NAME`.
+const SERVICE_STACK_TAG: &str = "service.k8s.aws/stack";
 /// The AWS Load Balancer Controller's tag: `NAMESPACE/NAME` of one Ingress, or a group name.
 const STACK_TAG: &str = "ingress.k8s.aws/stack";
 
@@ -51,7 +53,10 @@ impl Owner {
                 detail: format!("the value is not {what}, so it names no Kubernetes object and no kubectl command uses it"),
             })
         };
-        if let Some(value) = tags.get(SERVICE_TAG) {
+        let service = [SERVICE_TAG, SERVICE_STACK_TAG]
+            .into_iter()
+            .find_map(|tag| Some((tag, tags.get(tag)?)));
+        if let Some((tag, value)) = service {
             return match value.split_once('/') {
                 Some((namespace, name)) if is_label(namespace) && is_dns1035_label(name) => (
                     Self::Service {
@@ -63,7 +68,7 @@ impl Owner {
                 _ => (
                     Self::Unknown,
                     refused(
-                        SERVICE_TAG,
+                        tag,
                         "NAMESPACE/NAME with an RFC 1123 label and an RFC 1035 label",
                     ),
                 ),
@@ -373,6 +378,37 @@ mod tests {
     use super::Context;
     use crate::rules::testing::scenario_alarm;
     use crate::testkit::scenario_snapshot;
+
+    /// An NLB the load balancer controller made for a Service names it in its own tag; a
+    /// value that is no Service name names no owner.
+    #[test]
+    fn an_nlbs_service_is_its_owner() {
+        use super::Owner;
+        let mut world = scenario_snapshot("alb-idle-timeout");
+        world.load_balancer.tags.clear();
+        world
+            .load_balancer
+            .tags
+            .insert("service.k8s.aws/stack".into(), "shop/mqtt".into());
+        assert_eq!(
+            Owner::from_tags(&world),
+            Owner::Service {
+                namespace: "shop".into(),
+                name: "mqtt".into()
+            }
+        );
+        world
+            .load_balancer
+            .tags
+            .insert("service.k8s.aws/stack".into(), "shop/--all".into());
+        let (owner, gap) = Owner::read_tags(&world);
+        assert_eq!(owner, Owner::Unknown);
+        assert!(gap
+            .unwrap()
+            .resource
+            .unwrap()
+            .contains("service.k8s.aws/stack"));
+    }
 
     /// Trust round two, defect 10: an empty series read "(Sum, 60 s periods): ; 0 in the
     /// window", a zero that was never observed.

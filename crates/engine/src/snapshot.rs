@@ -172,7 +172,8 @@ pub struct LoadBalancer {
     /// Seconds. `None` when it could not be read (a gap says why).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout_seconds: Option<u32>,
-    /// Classic LB only: cross-zone load balancing. ALBs are always cross-zone.
+    /// Cross-zone load balancing, for a Classic LB and an NLB (off by default there). ALBs are
+    /// always cross-zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cross_zone: Option<bool>,
     /// Classic LB connection draining: its timeout in seconds, 0 when it is off (the in-tree

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use elbmedic_engine::alarm::LbKind;
 use elbmedic_engine::snapshot::{Gap, GapFact, Listener, Placement, Snapshot, TargetGroup};
 use tokio::time::Instant;
 
@@ -168,7 +169,13 @@ fn apply_round_one(world: &mut Snapshot, described: Described, by_arn: ByArn) ->
     let gaps = &mut world.gaps;
     match by_arn.attributes {
         Ok((seconds, access_log, attributes)) => {
-            lb.idle_timeout_seconds = Some(seconds);
+            // An NLB has no load-balancer idle timeout (its TCP listeners each have one).
+            lb.idle_timeout_seconds = (lb.kind != LbKind::Network).then_some(seconds);
+            if lb.kind == LbKind::Network {
+                lb.cross_zone = attributes
+                    .get("load_balancing.cross_zone.enabled")
+                    .map(|v| v == "true");
+            }
             lb.access_log = Some(access_log);
             lb.attributes = attributes;
         }
@@ -233,7 +240,15 @@ async fn after_round_one(
         vpc::lb_nodes(clients, &node_description, deadline),
         group_health(clients, deadline, &world.target_groups),
         metrics::healthy_hosts_per_group(clients, &lb_id, &group_ids, options, deadline),
-        listener_rules(clients, deadline, &world.load_balancer.listeners),
+        // An NLB's listeners forward by port, with no rules to read.
+        listener_rules(
+            clients,
+            deadline,
+            match world.load_balancer.kind {
+                LbKind::Network => &[],
+                _ => &world.load_balancer.listeners,
+            }
+        ),
     );
     vpc::apply_network(world, network);
     world.load_balancer.nodes = nodes;

@@ -32,6 +32,11 @@ pub fn is_alb_dimension(text: &str) -> bool {
     is_resource_dimension(text, "app")
 }
 
+/// The NLB's `LoadBalancer` dimension: `net/NAME/16-hex`.
+pub fn is_nlb_dimension(text: &str) -> bool {
+    is_resource_dimension(text, "net")
+}
+
 /// The `TargetGroup` dimension: `targetgroup/NAME/16-hex`.
 pub fn is_target_group_dimension(text: &str) -> bool {
     is_resource_dimension(text, "targetgroup")

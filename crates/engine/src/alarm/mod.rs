@@ -329,6 +329,10 @@ pub const SUPPORTED_METRICS: &[&str] = &[
     "TargetResponseTime",
     "UnHealthyHostCount",
     "HealthyHostCount",
+    // A Network Load Balancer's: the resets its flows end with.
+    "TCP_ELB_Reset_Count",
+    "TCP_Target_Reset_Count",
+    "TCP_Client_Reset_Count",
 ];
 
 pub fn is_supported_metric(name: &str) -> bool {
@@ -706,12 +710,27 @@ fn lb_of_metric(metric: &AlarmMetric) -> Result<LbRef, Rejection> {
                 target_group: None,
             })
         }
-        "AWS/NetworkELB" => Err(
-            "Network Load Balancer alarms (AWS/NetworkELB) are not supported: NLBs pass TCP through and produce no HTTP 5xx of their own".to_string().into(),
-        ),
+        "AWS/NetworkELB" => {
+            let id = metric.dimension("LoadBalancer").ok_or_else(|| {
+                format!(
+                    "the AWS/NetworkELB metric {} has no LoadBalancer dimension; alarm on one load balancer",
+                    metric.metric_name
+                )
+            })?;
+            if !formats::is_nlb_dimension(id) {
+                return Err(invalid("LoadBalancer dimension", id, "of the form net/NAME/ID with a 16-digit hexadecimal ID"));
+            }
+            let name = id.split('/').nth(1).unwrap_or_default();
+            Ok(LbRef {
+                kind: LbKind::Network,
+                name: name.to_string(),
+                id: id.to_string(),
+                target_group: None,
+            })
+        }
         "" => Err("the alarm names no metric namespace".to_string().into()),
         other => Err(format!(
-            "namespace {other} is not a load balancer namespace elbmedic supports (AWS/ELB, AWS/ApplicationELB)"
+            "namespace {other} is not a load balancer namespace elbmedic supports (AWS/ELB, AWS/ApplicationELB, AWS/NetworkELB)"
         )
         .into()),
     }

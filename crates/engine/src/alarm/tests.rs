@@ -191,12 +191,42 @@ fn metric_math_alarm_on_one_lb_is_diagnosed() {
     assert_eq!(alarm.period_seconds, Some(60));
 }
 
+/// An NLB alarm names its load balancer by `net/NAME/ID`; anything else in that dimension is
+/// refused as invalid, never looked up.
+#[test]
+fn a_network_load_balancer_alarm_is_diagnosed() {
+    let mut nlb = clb_alarm();
+    nlb["Trigger"]["Namespace"] = json!("AWS/NetworkELB");
+    nlb["Trigger"]["MetricName"] = json!("TCP_Target_Reset_Count");
+    nlb["Trigger"]["Dimensions"] =
+        json!([{"name": "LoadBalancer", "value": "net/k8s-iot-mqtt-1a2b3c4d5e/9f8e7d6c5b4a3921"}]);
+    let intake = single(&serde_json::to_vec(&nlb).unwrap()).unwrap();
+    let lb = intake
+        .load_balancer()
+        .unwrap_or_else(|| panic!("{intake:?}"));
+    assert_eq!(lb.kind, LbKind::Network);
+    assert_eq!(lb.name, "k8s-iot-mqtt-1a2b3c4d5e");
+    assert_eq!(lb.id, "net/k8s-iot-mqtt-1a2b3c4d5e/9f8e7d6c5b4a3921");
+    for forged in [
+        "app/x/9f8e7d6c5b4a3921",
+        "net/x/1",
+        "net/../9f8e7d6c5b4a3921",
+        "net/x/9f8e7d6c5b4a3921/extra",
+    ] {
+        nlb["Trigger"]["Dimensions"] = json!([{"name": "LoadBalancer", "value": forged}]);
+        assert!(
+            single(&serde_json::to_vec(&nlb).unwrap()).is_err(),
+            "{forged}"
+        );
+    }
+}
+
 #[test]
 fn unsupported_alarms_say_why() {
     let base = clb_alarm();
-    let mut nlb = base.clone();
-    nlb["Trigger"]["Namespace"] = json!("AWS/NetworkELB");
-    nlb["Trigger"]["Dimensions"] = json!([{"name": "LoadBalancer", "value": "net/x/1"}]);
+    let mut gateway = base.clone();
+    gateway["Trigger"]["Namespace"] = json!("AWS/GatewayELB");
+    gateway["Trigger"]["Dimensions"] = json!([{"name": "LoadBalancer", "value": "gwy/x/1"}]);
     let mut ec2 = base.clone();
     ec2["Trigger"]["Namespace"] = json!("AWS/EC2");
     let mut no_lb = base.clone();
@@ -213,7 +243,7 @@ fn unsupported_alarms_say_why() {
         {"Id": "m2", "MetricStat": {"Metric": {"Namespace": "AWS/ELB", "MetricName": "HTTPCode_ELB_5XX", "Dimensions": [{"name": "LoadBalancerName", "value": "two"}]}, "Period": 60, "Stat": "Sum"}}
     ]});
     for (message, expected) in [
-        (nlb, "Network Load Balancer"),
+        (gateway, "AWS/GatewayELB"),
         (ec2, "AWS/EC2"),
         (no_lb, "no LoadBalancerName"),
         (other_metric, "HTTPCode_Backend_5XX"),
