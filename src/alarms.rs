@@ -9,30 +9,58 @@ use anyhow::{bail, Result};
 pub enum AlarmedLb {
     /// `app/NAME/ID`: the end of the ALB's ARN, its CloudWatch `LoadBalancer` dimension.
     Application { name: String, dimension: String },
+    /// `net/NAME/ID`: the NLB's `LoadBalancer` dimension.
+    Network { name: String, dimension: String },
     /// The Classic LB's name, its `LoadBalancerName` dimension.
     Classic { name: String },
 }
 
 impl AlarmedLb {
-    /// From an ALB's ARN: `arn:aws:elasticloadbalancing:R:A:loadbalancer/app/NAME/ID`.
-    pub fn from_alb_arn(arn: &str) -> Result<Self> {
+    /// From an ALB's or NLB's ARN (`arn:aws:elasticloadbalancing:R:A:loadbalancer/app/NAME/ID`,
+    /// `.../net/NAME/ID`) and the type `DescribeLoadBalancers` gives, which wins: the dimension
+    /// CloudWatch wants is `net/NAME/ID` for an NLB whatever a stand-in writes in the ARN.
+    pub fn from_elbv2_arn(arn: &str, described_type: Option<&str>) -> Result<Self> {
         let Some((_, dimension)) = arn.split_once(":loadbalancer/") else {
             bail!("{arn} is not a load balancer ARN");
         };
         let parts: Vec<&str> = dimension.split('/').collect();
+        let network = match (described_type, parts.first()) {
+            (Some("network"), _) | (None, Some(&"net")) => true,
+            (Some("application"), _) | (None, Some(&"app")) => false,
+            (Some(other), _) => bail!("{arn} is a load balancer of type {other}: elbmedic's alarms cover ALBs, NLBs and Classic LBs"),
+            _ => bail!("{arn} is not an Application or Network Load Balancer ARN"),
+        };
+        let valid =
+            |s: &&str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         match parts.as_slice() {
-            ["app", name, id] if !name.is_empty() && !id.is_empty() => Ok(Self::Application {
-                name: name.to_string(),
-                dimension: dimension.to_string(),
-            }),
-            ["net", name, _] => bail!("{name} is a Network Load Balancer: elbmedic's alarms and diagnosis cover ALBs and Classic LBs"),
-            _ => bail!("{arn} is not an Application Load Balancer ARN"),
+            [_, name, id] if valid(name) && valid(id) => {
+                let (name, id) = (name.to_string(), id.to_string());
+                Ok(match network {
+                    true => Self::Network {
+                        dimension: format!("net/{name}/{id}"),
+                        name,
+                    },
+                    false => Self::Application {
+                        dimension: format!("app/{name}/{id}"),
+                        name,
+                    },
+                })
+            }
+            _ => bail!("{arn} is not an Application or Network Load Balancer ARN"),
         }
+    }
+
+    /// From an ALB's ARN alone.
+    #[cfg(test)]
+    pub fn from_alb_arn(arn: &str) -> Result<Self> {
+        Self::from_elbv2_arn(arn, None)
     }
 
     fn name(&self) -> &str {
         match self {
-            Self::Application { name, .. } | Self::Classic { name } => name,
+            Self::Application { name, .. }
+            | Self::Network { name, .. }
+            | Self::Classic { name } => name,
         }
     }
 }
@@ -61,6 +89,7 @@ pub fn deploy_command(
     }
     let (kind, dimension, label) = match lb {
         AlarmedLb::Application { dimension, .. } => ("application", dimension.as_str(), "ALB"),
+        AlarmedLb::Network { dimension, .. } => ("network", dimension.as_str(), "NLB"),
         AlarmedLb::Classic { name } => ("classic", name.as_str(), "Classic LB"),
     };
     let name = lb.name();
@@ -124,11 +153,33 @@ mod tests {
     fn bad_inputs_say_what_to_do() {
         let nlb = AlarmedLb::from_alb_arn(
             "arn:aws:elasticloadbalancing:eu-west-1:1:loadbalancer/net/edge/0123456789abcdef",
+        )
+        .unwrap();
+        assert_eq!(
+            nlb,
+            AlarmedLb::Network {
+                name: "edge".into(),
+                dimension: "net/edge/0123456789abcdef".into()
+            }
         );
-        assert!(nlb
-            .unwrap_err()
-            .to_string()
-            .contains("Network Load Balancer"));
+        // The described type wins over the ARN's prefix; another type is refused.
+        let typed = AlarmedLb::from_elbv2_arn(
+            "arn:aws:elasticloadbalancing:eu-west-1:1:loadbalancer/app/edge/0123456789abcdef",
+            Some("network"),
+        )
+        .unwrap();
+        assert!(
+            matches!(typed, AlarmedLb::Network { dimension, .. } if dimension == "net/edge/0123456789abcdef")
+        );
+        let gateway = AlarmedLb::from_elbv2_arn(
+            "arn:aws:elasticloadbalancing:eu-west-1:1:loadbalancer/gwy/edge/0123456789abcdef",
+            Some("gateway"),
+        );
+        assert!(gateway.unwrap_err().to_string().contains("type gateway"));
+        let hostile = AlarmedLb::from_alb_arn(
+            "arn:aws:elasticloadbalancing:eu-west-1:1:loadbalancer/app/a;b/0123456789abcdef",
+        );
+        assert!(hostile.is_err());
         let lb = AlarmedLb::Classic { name: "x".into() };
         let other_region = deploy_command(&lb, TOPIC, "us-east-1", None).unwrap_err();
         assert!(other_region

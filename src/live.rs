@@ -36,12 +36,10 @@ async fn look_up(clients: &Clients, name: &str, region: &str) -> Result<AlarmedL
         .await
     {
         Ok(out) => {
-            if let Some(arn) = out
-                .load_balancers()
-                .first()
-                .and_then(|lb| lb.load_balancer_arn())
-            {
-                return AlarmedLb::from_alb_arn(arn);
+            if let Some(lb) = out.load_balancers().first() {
+                if let Some(arn) = lb.load_balancer_arn() {
+                    return AlarmedLb::from_elbv2_arn(arn, lb.r#type().map(|t| t.as_str()));
+                }
             }
         }
         Err(e) if classify(&e).0 == GapReason::NotFound => {}

@@ -190,6 +190,27 @@ async fn alarms_for_an_alb_watch_it_and_are_understood() {
     );
 }
 
+/// An NLB (issue 26) is alarmed on its resets, by its `net/NAME/ID` dimension: moto writes
+/// `app/` into every ELBv2 ARN, so the type DescribeLoadBalancers gives decides.
+#[tokio::test]
+async fn alarms_for_an_nlb_watch_it_and_are_understood() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let net = network(&aws, &[8080]).await;
+    let name = "k8s-shop-mqtt-5e4d3c2b1a";
+    let dimension = nlb(&aws, &net, name, &["10.0.18.41"], &[]).await;
+    assert!(dimension.starts_with("net/"), "{dimension}");
+    let template = template();
+
+    let params = printed_parameters(&moto, &template, name);
+    assert!(params.contains(&("LoadBalancerType".into(), "network".into())));
+    assert!(params.contains(&("LoadBalancer".into(), dimension.clone())));
+    assert_eq!(
+        check_alarms(&template, "IsNetwork", name, &dimension),
+        ["TCP_ELB_Reset_Count", "TCP_Target_Reset_Count"]
+    );
+}
+
 #[tokio::test]
 async fn alarms_for_a_classic_lb_watch_it_and_are_understood() {
     let moto = Moto::start();
