@@ -349,3 +349,51 @@ fn rolling_world(target_group: &str) -> serde_json::Value {
          "spec": {"targetGroupARN": target_group, "targetType": "ip", "serviceRef": {"name": "checkout", "port": 8080}}},
     ]})
 }
+
+/// Issue 26: the built binary on an NLB alarm (`AWS/NetworkELB`, `TCP_Target_Reset_Count`),
+/// through the real runtime loop against moto: a report, not a refusal, naming the stale pod
+/// IP behind the NLB, published to the report topic as a Network Load Balancer's.
+#[tokio::test]
+async fn the_binary_diagnoses_an_nlb_alarm() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let net = network(&aws, &[8080]).await;
+    let id = nlb(
+        &aws,
+        &net,
+        "k8s-shop-mqtt-5e4d3c2b1a",
+        &PODS,
+        &["10.0.35.77"],
+    )
+    .await;
+    let (topic, queue) = report_topic(&aws).await;
+    let event = alb_event("TCP_Target_Reset_Count", &id, now())
+        .replace("AWS/ApplicationELB", "AWS/NetworkELB");
+    let invocation = invoke(
+        env!("CARGO_BIN_EXE_diagnose"),
+        "123456789012",
+        &moto,
+        &[("REPORT_TOPIC_ARN", topic)],
+        event,
+    );
+    let logs = invocation.logs.clone();
+    let body = invocation
+        .response
+        .unwrap_or_else(|e| panic!("invocation error: {e}\n{logs}"));
+    let summary: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let record = &summary["records"][0];
+    assert_eq!(record["verdict"], "cause-found", "{summary:#}\n{logs}");
+    assert!(
+        record["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "stale-targets"),
+        "{summary:#}"
+    );
+    let published = published_report(&aws, &queue).await;
+    assert_eq!(
+        published["load_balancer"]["kind"], "network",
+        "{published:#}"
+    );
+}
