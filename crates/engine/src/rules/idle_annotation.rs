@@ -103,12 +103,20 @@ pub fn evidence(ctx: &Context<'_>, timeout: u32) -> Vec<Evidence> {
         };
         return vec![Evidence::observation(line)];
     }
+    let trouble = match classes_unread {
+        true => None,
+        false => class_trouble(&backends),
+    };
     let in_effect: Vec<Evidence> = found
         .iter()
         .map(|s| {
             let value = clip(&s.value);
             let line = match value.parse::<u32>() {
                 Ok(seconds) if seconds == timeout => format!("{} sets the idle timeout to {seconds} s, the value in effect: raise it there", s.place),
+                Ok(seconds) if trouble.is_some() => format!(
+                    "{} sets the idle timeout to {seconds} s, but the load balancer has {timeout} s: not drift, the controller cannot apply it (below)",
+                    s.place
+                ),
                 Ok(seconds) => format!(
                     "{} sets the idle timeout to {seconds} s, but the load balancer has {timeout} s: drift. {}",
                     s.place,
@@ -129,8 +137,37 @@ pub fn evidence(ctx: &Context<'_>, timeout: u32) -> Vec<Evidence> {
     in_effect
         .into_iter()
         .chain(overridden)
+        .chain(trouble.map(Evidence::observation))
         .chain(caveat)
         .collect()
+}
+
+/// Why the load balancer controller cannot reconcile this load balancer's Ingresses, from the
+/// classes read whole: the first member's class names IngressClassParams that do not exist
+/// (the controller fails on it). Then a value in the cluster is not drift: it never reaches
+/// AWS.
+fn class_trouble(backends: &Backends<'_>) -> Option<String> {
+    let cluster = backends.cluster;
+    let first = backends.first_member()?;
+    if first
+        .annotations
+        .contains_key(crate::kubernetes::CLASS_ANNOTATION)
+    {
+        return None;
+    }
+    let clip = |text: &str| crate::untrusted::clipped(text, 63);
+    // A class that was not read is not claimed missing: a cluster without IngressClass
+    // objects, or a snapshot from before they were read, says nothing about it.
+    let named = first.class.as_deref()?;
+    let class = cluster.ingress_classes.iter().find(|c| c.name == named)?;
+    let params = class.params.as_deref()?;
+    (!cluster.ingress_class_params.iter().any(|p| p.name == params)).then(|| {
+        format!(
+            "IngressClass {:?} names IngressClassParams {:?}, which do not exist: the load balancer controller fails to reconcile its Ingresses (see its Events), so nothing set on them reaches the load balancer",
+            clip(named),
+            clip(params)
+        )
+    })
 }
 
 /// Said wherever an Ingress's annotation is named while the classes could not be read.
@@ -203,6 +240,37 @@ mod tests {
             "{}",
             durable.warning
         );
+    }
+
+    /// Read whole, a class whose params do not exist is named instead of "drift" (the
+    /// controller fails on it); a class that was not read is not claimed missing. Last
+    /// session's review, defect 6.
+    #[test]
+    fn a_missing_class_or_params_is_not_called_drift() {
+        let mut world = scenario_snapshot(SCENARIO);
+        let section = world.kubernetes.as_mut().unwrap();
+        section.ingress_class_params.clear();
+        let (lines, _) = read(&world);
+        assert!(
+            lines.iter().any(|l| l
+                .contains("which do not exist: the load balancer controller fails to reconcile")),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("not drift, the controller cannot apply it")),
+            "{lines:?}"
+        );
+        assert!(!lines.iter().any(|l| l.contains(": drift.")), "{lines:?}");
+
+        // An Ingress whose class was not read is not claimed broken.
+        let mut world = scenario_snapshot(SCENARIO);
+        for ingress in &mut world.kubernetes.as_mut().unwrap().ingresses {
+            ingress.class = Some("nginx".into());
+        }
+        let (lines, _) = read(&world);
+        assert!(!lines.iter().any(|l| l.contains("not drift")), "{lines:?}");
     }
 
     /// In a group, only the first member's class counts (by group.order, then namespace and
