@@ -369,8 +369,7 @@ async fn an_nlb_alarm_is_diagnosed_by_the_checks_that_apply() {
     )
     .await;
     let now = now();
-    let event = alb_event("TCP_Target_Reset_Count", &id, now)
-        .replace("AWS/ApplicationELB", "AWS/NetworkELB");
+    let event = nlb_event("TCP_Target_Reset_Count", &id, now);
     let (report, _) = diagnose_and_publish(&moto, &aws, "nlb", &event).await;
     assert_eq!(report["load_balancer"]["kind"], "network", "{report:#}");
     let codes: Vec<&str> = report["findings"]

@@ -1025,6 +1025,11 @@ pub fn alb_event(metric: &str, id: &str, now: i64) -> String {
     )
 }
 
+/// An NLB alarm's SNS event, on its `net/NAME/ID` dimension.
+pub fn nlb_event(metric: &str, id: &str, now: i64) -> String {
+    alarm_event("AWS/NetworkELB", metric, ("LoadBalancer", id), "SUM", now)
+}
+
 /// ALB metric series for the alarm window, RequestCount included.
 pub async fn alb_metrics(
     aws: &Aws,

@@ -367,8 +367,7 @@ async fn the_binary_diagnoses_an_nlb_alarm() {
     )
     .await;
     let (topic, queue) = report_topic(&aws).await;
-    let event = alb_event("TCP_Target_Reset_Count", &id, now())
-        .replace("AWS/ApplicationELB", "AWS/NetworkELB");
+    let event = nlb_event("TCP_Target_Reset_Count", &id, now());
     let invocation = invoke(
         env!("CARGO_BIN_EXE_diagnose"),
         "123456789012",

@@ -208,6 +208,8 @@ async fn under_lock(
         Decision::Proceed { outcome, apply } => (outcome, apply),
     };
     let writer = apply::Writer::for_actions(clients, &actions, &before, config).await;
+    // The locks of objects in the cluster: none in a dry run, which changes nothing.
+    let locks = ledger.filter(|_| !dry_run);
     for action in &actions {
         if let Some(reason) = reconcile::keep_without_raise(action, &outcome.steps) {
             outcome
@@ -215,7 +217,6 @@ async fn under_lock(
                 .push(Step::new(action, StepStatus::Refused, reason));
             continue;
         }
-        let locks = ledger.filter(|_| !dry_run);
         let object_lock = match lock_object(locks, &plan.load_balancer, action, run_id).await {
             Ok(lock) => lock,
             Err(refused) => {

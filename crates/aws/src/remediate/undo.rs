@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use elbmedic_engine::plan::durable::field_in;
 use elbmedic_engine::plan::undo::{self, Undo, Verdict};
 use elbmedic_engine::plan::PlanTarget;
 use elbmedic_kubernetes::write;
@@ -304,7 +305,7 @@ async fn restore(
                 .await
                 .map_err(refused)?;
             // Released fields another manager also owns stay: said, not claimed restored.
-            match undo::field_in(&change.place, &answered) == change.field.before {
+            match field_in(&change.place, &answered) == change.field.before {
                 true => Ok(UndoStatus::Restored),
                 false => Err((
                     UndoStatus::Failed,

@@ -692,48 +692,51 @@ fn lb_of_metric(metric: &AlarmMetric) -> Result<LbRef, Rejection> {
                 target_group: None,
             })
         }
-        "AWS/ApplicationELB" => {
-            let id = metric.dimension("LoadBalancer").ok_or_else(|| {
-                format!(
-                    "the AWS/ApplicationELB metric {} has no LoadBalancer dimension; alarm on one load balancer",
-                    metric.metric_name
-                )
-            })?;
-            if !formats::is_alb_dimension(id) {
-                return Err(invalid("LoadBalancer dimension", id, "of the form app/NAME/ID with a 16-digit hexadecimal ID"));
-            }
-            let name = id.split('/').nth(1).unwrap_or_default();
-            Ok(LbRef {
-                kind: LbKind::Application,
-                name: name.to_string(),
-                id: id.to_string(),
-                target_group: None,
-            })
-        }
-        "AWS/NetworkELB" => {
-            let id = metric.dimension("LoadBalancer").ok_or_else(|| {
-                format!(
-                    "the AWS/NetworkELB metric {} has no LoadBalancer dimension; alarm on one load balancer",
-                    metric.metric_name
-                )
-            })?;
-            if !formats::is_nlb_dimension(id) {
-                return Err(invalid("LoadBalancer dimension", id, "of the form net/NAME/ID with a 16-digit hexadecimal ID"));
-            }
-            let name = id.split('/').nth(1).unwrap_or_default();
-            Ok(LbRef {
-                kind: LbKind::Network,
-                name: name.to_string(),
-                id: id.to_string(),
-                target_group: None,
-            })
-        }
+        "AWS/ApplicationELB" => elbv2_lb(
+            metric,
+            LbKind::Application,
+            formats::is_alb_dimension,
+            "of the form app/NAME/ID with a 16-digit hexadecimal ID",
+        ),
+        "AWS/NetworkELB" => elbv2_lb(
+            metric,
+            LbKind::Network,
+            formats::is_nlb_dimension,
+            "of the form net/NAME/ID with a 16-digit hexadecimal ID",
+        ),
         "" => Err("the alarm names no metric namespace".to_string().into()),
         other => Err(format!(
             "namespace {other} is not a load balancer namespace elbmedic supports (AWS/ELB, AWS/ApplicationELB, AWS/NetworkELB)"
         )
         .into()),
     }
+}
+
+/// An ALB or NLB named by its `LoadBalancer` dimension (`app/NAME/ID`, `net/NAME/ID`):
+/// refused unless `is_dimension` holds, so nothing else is ever looked up.
+fn elbv2_lb(
+    metric: &AlarmMetric,
+    kind: LbKind,
+    is_dimension: fn(&str) -> bool,
+    expected: &'static str,
+) -> Result<LbRef, Rejection> {
+    let id = metric.dimension("LoadBalancer").ok_or_else(|| {
+        format!(
+            "the {} metric {} has no LoadBalancer dimension; alarm on one load balancer",
+            kind.namespace(),
+            metric.metric_name
+        )
+    })?;
+    if !is_dimension(id) {
+        return Err(invalid("LoadBalancer dimension", id, expected));
+    }
+    let name = id.split('/').nth(1).unwrap_or_default();
+    Ok(LbRef {
+        kind,
+        name: name.to_string(),
+        id: id.to_string(),
+        target_group: None,
+    })
 }
 
 /// Reads CloudWatch's `2026-11-23T18:00:00.000+0000` and RFC 3339 (`...Z`, `+00:00`).

@@ -10,8 +10,7 @@
 
 use serde_json::Value;
 
-pub use super::durable::field_in;
-use super::durable::{expected_after, restore_body};
+use super::durable::{expected_after, field_in, restore_body};
 use super::message::Mode;
 use super::outcome::FieldChange;
 use super::reconcile::AuditedChange;
