@@ -246,6 +246,96 @@ def clb_metrics(e5xx=(0, 0, 0, 0, 0), latency=(0.3, 0.4, 0.35, 0.5, 0.42), bce=(
             series("BackendConnectionErrors", "Sum", bce), series("RequestCount", "Sum", requests)]
 
 
+NLB_NAME = "k8s-iot-mqtt-1a2b3c4d5e"
+NLB_ID = f"net/{NLB_NAME}/9f8e7d6c5b4a3921"
+NLB_ARN = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:loadbalancer/{NLB_ID}"
+NLB_LISTENER_ARN = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:listener/{NLB_ID}/4c3b2a1908f7e6d5"
+NLB_TG_NAME = "k8s-iot-mqtt-7c6b5a4d3e"
+NLB_TG_ID = f"targetgroup/{NLB_TG_NAME}/2468ace013579bdf"
+NLB_TG_ARN = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:{NLB_TG_ID}"
+SG_NLB = "sg-0f1e2d3c4b5a69781"  # the controller's frontend SG of the NLB
+MQTT_PORT, MQTT_NODE_PORT = 1883, 31883
+ZERO = (0, 0, 0, 0, 0)
+
+
+def nlb_metrics(elb_resets=ZERO, target_resets=(0, 1, 0, 0, 1), client_resets=(2, 3, 1, 2, 2), port_errors=ZERO,
+                sg_inbound=ZERO, active=(4120, 4188, 4203, 4175, 4160), new=(310, 296, 322, 301, 315)):
+    """An NLB's metrics as the gather reads them: resets, flows, and what its groups dropped."""
+    return [series("TCP_ELB_Reset_Count", "Sum", elb_resets), series("TCP_Target_Reset_Count", "Sum", target_resets),
+            series("TCP_Client_Reset_Count", "Sum", client_resets),
+            series("PortAllocationErrorCount", "Sum", port_errors),
+            series("SecurityGroupBlockedFlowCount_Inbound_TCP", "Sum", sg_inbound),
+            series("ActiveFlowCount", "Maximum", active), series("NewFlowCount", "Sum", new)]
+
+
+def nlb_world(metrics, instance_targets=False, preserve=None, with_security_groups=True, idle_timeout="350"):
+    """The MQTT broker of namespace iot behind an NLB that the AWS Load Balancer Controller made
+    for Service iot/mqtt: IP targets on the pods by default, or instance targets on a NodePort."""
+    world = alb_world(metrics)
+    world["schema_version"] = 2
+    world["load_balancer"] = {
+        "kind": "network", "name": NLB_NAME, "id": NLB_ID, "arn": NLB_ARN,
+        "dns_name": f"{NLB_NAME}-9f8e7d6c5b4a3921.elb.{REGION}.amazonaws.com", "scheme": "internet-facing",
+        "vpc_id": VPC, "vpc_cidrs": ["10.0.0.0/16"], "subnets": [s[0] for s in LB_SUBNETS],
+        "security_groups": [SG_NLB, SG_ALB_BACKEND] if with_security_groups else [], "ip_address_type": "ipv4",
+        "cross_zone": False,
+        "listeners": [{"protocol": "TCP", "port": MQTT_PORT, "arn": NLB_LISTENER_ARN, "forwards_to": [NLB_TG_ARN],
+                       "attributes": {"tcp.idle_timeout.seconds": idle_timeout}}],
+        "tags": {"elbv2.k8s.aws/cluster": CLUSTER, "service.k8s.aws/stack": "iot/mqtt",
+                 "service.k8s.aws/resource": "LoadBalancer"},
+        "attributes": {"access_logs.s3.enabled": "false", "access_logs.s3.bucket": "", "access_logs.s3.prefix": "",
+                       "deletion_protection.enabled": "false", "load_balancing.cross_zone.enabled": "false",
+                       "dns_record.client_routing_policy": "any_availability_zone"},
+    }
+    targets = []
+    for i in range(3):
+        if instance_targets:
+            tid, port, ip = INSTANCES[i], MQTT_NODE_PORT, NODE_IPS[i]
+            eni = f"eni-0bb22cc33dd44ee5{i}"
+        else:
+            tid, port, ip, eni = POD_IPS[i], MQTT_PORT, POD_IPS[i], ENIS[i]
+        targets.append({"id": tid, "port": port, "availability_zone": NODE_SUBNETS[i][1], "health": healthy(),
+                        "placement": {"kind": "interface", "private_ip": ip, "subnet_id": NODE_SUBNETS[i][0],
+                                      "eni_id": eni, "instance_id": INSTANCES[i], "security_groups": [SG_CLUSTER]}})
+    group = {
+        "name": NLB_TG_NAME, "arn": NLB_TG_ARN, "target_type": "instance" if instance_targets else "ip",
+        "protocol": "TCP", "port": MQTT_NODE_PORT if instance_targets else MQTT_PORT,
+        "health_check": {"protocol": "TCP", "port": "traffic-port", "timeout_seconds": 10, "interval_seconds": 10},
+        "deregistration_delay_seconds": 300, "ip_address_type": "ipv4",
+        "tags": {"elbv2.k8s.aws/cluster": CLUSTER, "service.k8s.aws/stack": "iot/mqtt",
+                 "service.k8s.aws/resource": f"iot/mqtt:{MQTT_PORT}"},
+        "targets": targets,
+    }
+    if preserve is not None:
+        group["preserve_client_ip"] = preserve
+    world["target_groups"] = [group]
+    target_port = MQTT_NODE_PORT if instance_targets else MQTT_PORT
+    if with_security_groups:
+        node_rule = rule("tcp", target_port, target_port, groups=[SG_ALB_BACKEND],
+                         description="elbv2.k8s.aws/targetGroupBinding=shared")
+    else:
+        # Without groups on the NLB the controller admits the NLB's subnets (the VPC here).
+        node_rule = rule("tcp", target_port, target_port, cidrs=["10.0.0.0/16"],
+                         description="elbv2.k8s.aws/targetGroupBinding=shared")
+    world["security_groups"] = [
+        {"id": SG_NLB, "name": "k8s-iot-mqtt-3e4f5a6b7c", "vpc_id": VPC,
+         "tags": {"elbv2.k8s.aws/cluster": CLUSTER, "service.k8s.aws/stack": "iot/mqtt",
+                  "service.k8s.aws/resource": "ManagedLBSecurityGroup"},
+         "ingress": [rule("tcp", MQTT_PORT, MQTT_PORT, cidrs=["0.0.0.0/0"])], "egress": [ALL_OUT]},
+        {"id": SG_ALB_BACKEND, "name": "k8s-traffic-shopprod-4d5e6f7a8b", "vpc_id": VPC,
+         "tags": {"elbv2.k8s.aws/cluster": CLUSTER, "elbv2.k8s.aws/resource": "backend-sg"},
+         "ingress": [], "egress": [ALL_OUT]},
+        cluster_sg([node_rule]),
+    ]
+    healthy_hosts(world)
+    return world
+
+
+def nlb_alarm(metric, name=None, **kw):
+    return alarm_message(name or f"mqtt-nlb-{metric}", metric, "AWS/NetworkELB",
+                         [{"value": NLB_ID, "name": "LoadBalancer"}], **kw)
+
+
 def zone_series(values_by_zone, metric="HTTPCode_ELB_5XX_Count"):
     """The 5xx per AvailabilityZone: the zone of the load balancer node that answered."""
     out = []
@@ -264,7 +354,7 @@ def healthy_hosts(world, lows=None, highs=None):
                  if t["health"]["state"].lower() in ("healthy", "inservice"))
     lows = lows or [steady] * len(POINT_TIMES)
     highs = highs or [steady] * len(POINT_TIMES)
-    group = TG_ID if world["load_balancer"]["kind"] == "application" else None
+    group = {"application": TG_ID, "network": NLB_TG_ID}.get(world["load_balancer"]["kind"])
     world["metrics"] += [series("HealthyHostCount", "Minimum", lows, target_group=group),
                          series("HealthyHostCount", "Maximum", highs, target_group=group)]
 
@@ -819,6 +909,37 @@ def scenarios():
                      series("SpilloverCount", "Sum", (0, 310, 505, 420, 0))]
     out["clb-surge-queue-full"] = ("Classic LB: backends fall behind, the surge queue spills over",
                                    clb_alarm("HTTPCode_ELB_5XX"), w)
+
+    # Network Load Balancers. Devices keep MQTT connections idle for 10 minutes between
+    # messages, past the listener's 350 s: the NLB forgets the flows and resets them.
+    w = nlb_world(nlb_metrics(elb_resets=(0, 412, 388, 401, 395), client_resets=(2, 40, 37, 41, 39)))
+    out["nlb-idle-timeout-resets"] = ("NLB: MQTT devices idle 10 minutes, past the listener's 350 s idle timeout",
+                                      nlb_alarm("TCP_ELB_Reset_Count"), w)
+
+    # Instance targets preserve the client's address; the node SG admits the NodePort only
+    # from the VPC (written for an NLB without preservation): every device times out.
+    w = nlb_world(nlb_metrics(client_resets=(3, 88, 95, 90, 93), new=(310, 1840, 1922, 1874, 1901)),
+                  instance_targets=True, preserve=True, with_security_groups=False)
+    out["nlb-client-ip-not-admitted"] = ("NLB: client IP preservation on, the node SG admits only the VPC",
+                                         nlb_alarm("TCP_Client_Reset_Count"), w)
+
+    # The listener moved to 8883 (MQTT over TLS) in the Service, but the frontend SG that a
+    # Terraform module manages still admits 1883 only.
+    w = nlb_world(nlb_metrics(sg_inbound=(0, 512, 540, 498, 530), active=(4120, 2210, 980, 410, 120)))
+    w["load_balancer"]["listeners"][0]["port"] = 8883
+    w["load_balancer"]["tags"].pop("service.k8s.aws/resource")
+    out["nlb-sg-blocks-clients"] = ("NLB: its security group admits 1883, the listener now serves 8883",
+                                    nlb_alarm("SecurityGroupBlockedFlowCount_Inbound_TCP"), w)
+
+    # A telemetry gateway keeps 60,000 pooled connections to two broker pods, with the client
+    # address translated: the NLB runs out of source ports towards each target.
+    w = nlb_world(nlb_metrics(port_errors=(0, 1210, 1544, 1398, 1462), active=(108000, 114210, 115002, 114870, 114990)),
+                  preserve=False)
+    w["target_groups"][0]["targets"] = w["target_groups"][0]["targets"][:2]
+    w["metrics"] = [m for m in w["metrics"] if m["metric_name"] != "HealthyHostCount"]
+    healthy_hosts(w)
+    out["nlb-port-allocation"] = ("NLB: 115,000 pooled connections to two pods exhaust its source ports",
+                                  nlb_alarm("PortAllocationErrorCount"), w)
 
     w = alb_world(alb_metrics(e5xx=(0, 3, 5, 2, 4), e502=(0, 3, 5, 2, 4)))
     out["backend-keepalive-502"] = ("Node.js backend closes idle connections after 5 s",

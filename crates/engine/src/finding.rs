@@ -28,11 +28,15 @@ pub enum FindingCode {
     ProtocolVersionMismatch,
     CapacityExceeded,
     ControllerCannotReconcile,
+    NlbIdleTimeoutResets,
+    ClientIpNotAdmitted,
+    NlbSgBlocksClients,
+    PortAllocationExhausted,
     CheckIncomplete,
 }
 
 impl FindingCode {
-    pub const ALL: [FindingCode; 17] = [
+    pub const ALL: [FindingCode; 21] = [
         Self::IdleTimeoutExceeded,
         Self::NaclBlocksEphemeralPorts,
         Self::NaclBlocksTargetPort,
@@ -49,6 +53,10 @@ impl FindingCode {
         Self::ProtocolVersionMismatch,
         Self::CapacityExceeded,
         Self::ControllerCannotReconcile,
+        Self::NlbIdleTimeoutResets,
+        Self::ClientIpNotAdmitted,
+        Self::NlbSgBlocksClients,
+        Self::PortAllocationExhausted,
         Self::CheckIncomplete,
     ];
 
@@ -70,6 +78,10 @@ impl FindingCode {
             Self::ProtocolVersionMismatch => "protocol-version-mismatch",
             Self::CapacityExceeded => "capacity-exceeded",
             Self::ControllerCannotReconcile => "controller-cannot-reconcile",
+            Self::NlbIdleTimeoutResets => "nlb-idle-timeout-resets",
+            Self::ClientIpNotAdmitted => "client-ip-not-admitted",
+            Self::NlbSgBlocksClients => "nlb-sg-blocks-clients",
+            Self::PortAllocationExhausted => "port-allocation-exhausted",
             Self::CheckIncomplete => "check-incomplete",
         }
     }

@@ -445,12 +445,25 @@ fn yaml_quoted(text: &str) -> String {
 /// reads the current list, drops the key, appends it with the new value, and writes the
 /// list back. A pipeline, not a sub-command, so every value in it stays an argument.
 fn merge_alb_attribute(namespace: &str, name: &str, key: &str, value: &str) -> Script {
-    const ATTRIBUTES: &str = ALB_ATTRIBUTES_KEY;
-    let mut words =
-        argv![
-        "kubectl", "-n", namespace, "get", "ingress", name, "-o",
-        "jsonpath={.metadata.annotations.alb\\.ingress\\.kubernetes\\.io/load-balancer-attributes}"
-    ];
+    merge_listed_attribute("ingress", namespace, name, ALB_ATTRIBUTES_KEY, key, value)
+}
+
+/// `key=value` merged into the comma-separated list that the annotation `annotation` of a
+/// `resource` (`ingress`, `service`) holds: the other pairs are kept, as the controller
+/// reconciles only the keys the list names.
+pub fn merge_listed_attribute(
+    resource: &str,
+    namespace: &str,
+    name: &str,
+    annotation: &str,
+    key: &str,
+    value: &str,
+) -> Script {
+    let path = format!(
+        "jsonpath={{.metadata.annotations.{}}}",
+        annotation.replace('.', "\\.")
+    );
+    let mut words = argv!["kubectl", "-n", namespace, "get", resource, name, "-o", path];
     words.push(Word::Op("|"));
     words.extend(argv!["tr", ",", "\\n"]);
     // `a=1, b=2` is as valid to the controller as `a=1,b=2`: trim each pair before matching.
@@ -476,12 +489,99 @@ fn merge_alb_attribute(namespace: &str, name: &str, key: &str, value: &str) -> S
         "-n",
         namespace,
         "annotate",
-        "ingress",
+        resource,
         name,
         "--overwrite",
-        format!("{ATTRIBUTES}=VALUE")
+        format!("{annotation}=VALUE")
     ]);
     Script::line(words)
+}
+
+/// `aws elbv2 modify-listener-attributes` setting an NLB TCP listener's idle timeout.
+pub fn nlb_listener_idle_timeout(region: &str, listener_arn: &str, seconds: u32) -> Script {
+    Script::line(argv![
+        "aws",
+        "elbv2",
+        "modify-listener-attributes",
+        "--region",
+        region,
+        "--listener-arn",
+        listener_arn,
+        "--attributes",
+        format!("Key=tcp.idle_timeout.seconds,Value={seconds}")
+    ])
+}
+
+/// `aws elbv2 modify-target-group-attributes` setting one attribute.
+pub fn target_group_attribute(region: &str, group_arn: &str, key: &str, value: &str) -> Script {
+    Script::line(argv![
+        "aws",
+        "elbv2",
+        "modify-target-group-attributes",
+        "--region",
+        region,
+        "--target-group-arn",
+        group_arn,
+        "--attributes",
+        format!("Key={key},Value={value}")
+    ])
+}
+
+/// The AWS Load Balancer Controller's annotation holding an NLB group's attributes.
+pub const NLB_GROUP_ATTRIBUTES_KEY: &str =
+    "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes";
+
+/// The controller's annotation holding one NLB listener's attributes.
+pub fn nlb_listener_attributes_key(protocol: &str, port: u16) -> String {
+    format!(
+        "service.beta.kubernetes.io/aws-load-balancer-listener-attributes.{}-{port}",
+        protocol.trim().to_ascii_uppercase()
+    )
+}
+
+/// A Service annotation set durably, when the AWS Load Balancer Controller owns the NLB:
+/// the list's other pairs are kept. Without a known Service, the manifest alone.
+pub fn nlb_service_attribute(
+    ctx: &Context<'_>,
+    annotation: &str,
+    key: &str,
+    value: &str,
+    what: &str,
+) -> DurableFix {
+    let manifest = Some(format!(
+        "metadata:\n  annotations:\n    {annotation}: {key}={value}"
+    ));
+    let by_controller = ctx
+        .snapshot
+        .load_balancer
+        .tags
+        .contains_key("service.k8s.aws/stack");
+    match (&ctx.owner, by_controller) {
+        (Owner::Service { namespace, name }, true) => DurableFix {
+            description: format!(
+                "Set {key}={value} in the {annotation} annotation of Service {namespace}/{name}, merged with what it holds, so the AWS Load Balancer Controller keeps {what}"
+            ),
+            command: Some(merge_listed_attribute("service", namespace, name, annotation, key, value)),
+            manifest,
+            warning: "The annotation holds a comma-separated list: the command keeps its other pairs. Without it, the controller writes the old value back at its next reconcile of the Service.".into(),
+        },
+        (Owner::Service { namespace, name }, false) => DurableFix {
+            description: format!(
+                "Service {namespace}/{name} owns this NLB through the cloud provider, which does not manage {what}: the AWS-side change stays; move the Service to the AWS Load Balancer Controller to keep it in the manifest"
+            ),
+            command: None,
+            manifest,
+            warning: "The annotation takes effect only under the AWS Load Balancer Controller.".into(),
+        },
+        _ => DurableFix {
+            description: format!(
+                "No owning Service was found in the tags; if one owns this NLB, set {what} in its {annotation} annotation"
+            ),
+            command: None,
+            manifest,
+            warning: "Merge with the annotation's current value: it is a comma-separated list that --overwrite replaces whole.".into(),
+        },
+    }
 }
 
 /// `aws ec2 create-network-acl-entry` for one allow entry.

@@ -167,8 +167,12 @@ pub struct LoadBalancer {
     pub vpc_cidrs: Vec<String>,
     /// Subnet ids the LB has nodes in.
     pub subnets: Vec<String>,
+    /// An NLB created without security groups has none, and can never get one.
     #[serde(default)]
     pub security_groups: Vec<String>,
+    /// `ipv4`, `dualstack` or `dualstack-without-public-ipv4`; `None` when not read (IPv4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_address_type: Option<String>,
     /// Seconds. `None` when it could not be read (a gap says why).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout_seconds: Option<u32>,
@@ -199,6 +203,13 @@ pub struct LoadBalancer {
 }
 
 impl LoadBalancer {
+    /// Whether clients may reach it over IPv6 (`dualstack`, `dualstack-without-public-ipv4`).
+    pub fn is_dual_stack(&self) -> bool {
+        self.ip_address_type
+            .as_deref()
+            .is_some_and(|t| t.trim().to_ascii_lowercase().starts_with("dualstack"))
+    }
+
     /// The EKS cluster the controllers' tags name: `elbv2.k8s.aws/cluster` (AWS Load Balancer
     /// Controller), else the key `kubernetes.io/cluster/NAME` (cloud provider). The one place
     /// that reads it, for the gather and the engine alike.
@@ -261,6 +272,59 @@ pub struct Listener {
     /// ALB: the listener's other rules, which may forward elsewhere. `None` when not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules: Option<Vec<ListenerRule>>,
+    /// NLB: the listener's attributes (`tcp.idle_timeout.seconds`); `None` when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<BTreeMap<String, String>>,
+}
+
+/// An NLB TCP listener's default idle timeout, and the one TLS listeners are fixed at.
+pub const NLB_TCP_IDLE_TIMEOUT: u32 = 350;
+/// The range `tcp.idle_timeout.seconds` accepts.
+pub const NLB_TCP_IDLE_TIMEOUT_RANGE: std::ops::RangeInclusive<u32> = 60..=6000;
+/// A UDP flow's idle timeout on an NLB (fixed).
+pub const NLB_UDP_IDLE_TIMEOUT: u32 = 120;
+
+/// What an NLB listener's idle timeout is, and whether it can be changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowIdleTimeout {
+    pub seconds: u32,
+    /// Only a TCP (or TCP_UDP) listener's can be set; TLS and UDP ones are fixed.
+    pub settable: bool,
+    /// The value was read from the listener's attributes, not assumed from the default.
+    pub observed: bool,
+}
+
+impl Listener {
+    /// An NLB listener's idle timeout for TCP flows: its `tcp.idle_timeout.seconds`, else the
+    /// default; TLS listeners are fixed at 350 s and UDP ones at 120 s.
+    pub fn flow_idle_timeout(&self) -> FlowIdleTimeout {
+        let protocol = self.protocol.trim().to_ascii_uppercase();
+        match protocol.as_str() {
+            "TLS" => FlowIdleTimeout {
+                seconds: NLB_TCP_IDLE_TIMEOUT,
+                settable: false,
+                observed: true,
+            },
+            "UDP" => FlowIdleTimeout {
+                seconds: NLB_UDP_IDLE_TIMEOUT,
+                settable: false,
+                observed: true,
+            },
+            _ => {
+                let read = self
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| a.get("tcp.idle_timeout.seconds"))
+                    .and_then(|v| v.trim().parse::<u32>().ok())
+                    .filter(|v| NLB_TCP_IDLE_TIMEOUT_RANGE.contains(v));
+                FlowIdleTimeout {
+                    seconds: read.unwrap_or(NLB_TCP_IDLE_TIMEOUT),
+                    settable: true,
+                    observed: read.is_some() || self.attributes.is_some(),
+                }
+            }
+        }
+    }
 }
 
 /// One non-default rule of an ALB listener.
@@ -298,6 +362,14 @@ pub struct TargetGroup {
     /// ALB: `HTTP1`, `HTTP2` or `GRPC`: what the load balancer speaks to the targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol_version: Option<String>,
+    /// NLB: `preserve_client_ip.enabled`: targets see the clients' own addresses, so their
+    /// security groups and NACLs must admit the clients. `None` when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preserve_client_ip: Option<bool>,
+    /// `ipv4` or `ipv6` (an IPv6 group holds IPv6 pod addresses as IP targets); `None` when
+    /// not read (IPv4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_address_type: Option<String>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
     #[serde(default)]

@@ -235,27 +235,37 @@ async fn after_round_one(
         .iter()
         .filter_map(|g| g.arn.as_deref().and_then(convert::target_group_dimension))
         .collect();
-    let (network, nodes, health, healthy_hosts, rules) = tokio::join!(
+    // An NLB's listeners forward by port, with no rules to read, but each TCP one has its
+    // own idle timeout; an ALB's have rules.
+    let (alb_listeners, nlb_listeners) = match world.load_balancer.kind {
+        LbKind::Network => (&[][..], &world.load_balancer.listeners[..]),
+        _ => (&world.load_balancer.listeners[..], &[][..]),
+    };
+    let (network, nodes, health, healthy_hosts, rules, listener_attributes) = tokio::join!(
         vpc::network(clients, &vpc_id, deadline),
         vpc::lb_nodes(clients, &node_description, deadline),
         group_health(clients, deadline, &world.target_groups),
         metrics::healthy_hosts_per_group(clients, &lb_id, &group_ids, options, deadline),
-        // An NLB's listeners forward by port, with no rules to read.
-        listener_rules(
-            clients,
-            deadline,
-            match world.load_balancer.kind {
-                LbKind::Network => &[],
-                _ => &world.load_balancer.listeners,
-            }
-        ),
+        listener_rules(clients, deadline, alb_listeners),
+        listener_attributes(clients, deadline, nlb_listeners),
     );
     vpc::apply_network(world, network);
     world.load_balancer.nodes = nodes;
     apply_group_health(world, health);
-    for (listener, rules) in world.load_balancer.listeners.iter_mut().zip(rules) {
-        match rules {
-            Ok(rules) => listener.rules = Some(rules),
+    let read = rules
+        .into_iter()
+        .map(|r| r.map(|rules| (Some(rules), None)))
+        .chain(
+            listener_attributes
+                .into_iter()
+                .map(|a| a.map(|attributes| (None, Some(attributes)))),
+        );
+    for (listener, read) in world.load_balancer.listeners.iter_mut().zip(read) {
+        match read {
+            Ok((rules, attributes)) => {
+                listener.rules = rules;
+                listener.attributes = attributes;
+            }
             Err(gap) => world.gaps.push(gap),
         }
     }
@@ -299,11 +309,40 @@ async fn listener_rules(
     join_all(per_listener.collect()).await
 }
 
-/// One target group's registered targets with their health, and its deregistration delay.
+/// Each NLB listener's attributes (its TCP idle timeout). Read in round 2, beside target
+/// health; a UDP or TLS listener's timeout is fixed, so it is not read.
+async fn listener_attributes(
+    clients: &Clients,
+    deadline: Instant,
+    listeners: &[Listener],
+) -> Vec<Piece<std::collections::BTreeMap<String, String>>> {
+    let elbv2 = &clients.elbv2;
+    let per_listener = listeners.iter().map(|listener| {
+        let arn = listener.arn.clone().unwrap_or_default();
+        let settable = listener.flow_idle_timeout().settable;
+        async move {
+            if !settable {
+                return Ok(std::collections::BTreeMap::new());
+            }
+            let out = bounded(
+                deadline,
+                elbv2
+                    .describe_listener_attributes()
+                    .listener_arn(&arn)
+                    .send(),
+            )
+            .await;
+            settle(out, GapFact::Listeners, Some(&arn))
+                .map(|out| convert::listener_attributes(out.attributes()))
+        }
+    });
+    join_all(per_listener.collect()).await
+}
+
+/// One target group's registered targets with their health, and its attributes.
 struct GroupHealth {
     targets: Piece<Vec<elbmedic_engine::snapshot::Target>>,
-    /// The deregistration delay and the slow start.
-    timings: Piece<(Option<u32>, Option<u32>)>,
+    attributes: Piece<convert::GroupAttributes>,
 }
 
 /// Round 2's per group reads, every group at once.
@@ -340,8 +379,8 @@ async fn group_health(
                         .filter_map(|d| convert::alb_target(d, group_port))
                         .collect()
                 }),
-                timings: settle(attributes, GapFact::TargetGroups, Some(&tg_arn))
-                    .map(|out| convert::group_timings(out.attributes())),
+                attributes: settle(attributes, GapFact::TargetGroups, Some(&tg_arn))
+                    .map(|out| convert::group_attributes(out.attributes())),
             }
         }
     });
@@ -350,10 +389,11 @@ async fn group_health(
 
 fn apply_group_health(world: &mut Snapshot, health: Vec<GroupHealth>) {
     for (group, health) in world.target_groups.iter_mut().zip(health) {
-        match health.timings {
-            Ok((delay, slow_start)) => {
-                group.deregistration_delay_seconds = delay;
-                group.slow_start_seconds = slow_start;
+        match health.attributes {
+            Ok(attributes) => {
+                group.deregistration_delay_seconds = attributes.deregistration_delay_seconds;
+                group.slow_start_seconds = attributes.slow_start_seconds;
+                group.preserve_client_ip = attributes.preserve_client_ip;
             }
             Err(gap) => world.gaps.push(gap),
         }

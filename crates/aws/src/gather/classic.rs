@@ -135,6 +135,8 @@ fn apply_round_one(world: &mut Snapshot, first: RoundOne) {
         deregistration_delay_seconds: None,
         slow_start_seconds: None,
         protocol_version: None,
+        preserve_client_ip: None,
+        ip_address_type: None,
         tags: BTreeMap::new(),
         targets: first
             .instance_ids

@@ -277,6 +277,7 @@ pub struct Described {
     pub vpc_id: String,
     pub subnets: Vec<String>,
     pub security_groups: Vec<String>,
+    pub ip_address_type: Option<String>,
 }
 
 impl Described {
@@ -287,6 +288,7 @@ impl Described {
         lb.vpc_id = self.vpc_id;
         lb.subnets = self.subnets;
         lb.security_groups = self.security_groups;
+        lb.ip_address_type = self.ip_address_type;
     }
 }
 
@@ -302,6 +304,7 @@ pub fn alb_described(lb: &elbv2::LoadBalancer) -> Described {
             .filter_map(|z| z.subnet_id().map(str::to_string))
             .collect(),
         security_groups: lb.security_groups().to_vec(),
+        ip_address_type: lb.ip_address_type().map(|t| t.as_str().to_string()),
     }
 }
 
@@ -313,6 +316,7 @@ pub fn classic_described(d: &elb::LoadBalancerDescription) -> Described {
         vpc_id: d.vpc_id().unwrap_or_default().to_string(),
         subnets: d.subnets().to_vec(),
         security_groups: d.security_groups().to_vec(),
+        ip_address_type: None,
     }
 }
 
@@ -412,6 +416,7 @@ pub fn alb_listener(l: &elbv2::Listener) -> Listener {
         arn: l.listener_arn().map(str::to_string),
         forwards_to: forwarded_groups(l.default_actions()),
         rules: None,
+        attributes: None,
     }
 }
 
@@ -474,6 +479,7 @@ pub fn classic_listener(l: &elb::Listener) -> Listener {
         arn: None,
         forwards_to: Vec::new(),
         rules: None,
+        attributes: None,
     }
 }
 
@@ -505,24 +511,49 @@ pub fn alb_target_group(group: &elbv2::TargetGroup) -> TargetGroup {
         deregistration_delay_seconds: None,
         slow_start_seconds: None,
         protocol_version: group.protocol_version().map(str::to_string),
+        preserve_client_ip: None,
+        ip_address_type: group.ip_address_type().map(|t| t.as_str().to_string()),
         tags: BTreeMap::new(),
         targets: Vec::new(),
     }
 }
 
 /// A target group's deregistration delay and slow start, from its attributes.
-pub fn group_timings(attributes: &[elbv2::TargetGroupAttribute]) -> (Option<u32>, Option<u32>) {
-    let seconds = |key: &str| {
+pub fn group_attributes(attributes: &[elbv2::TargetGroupAttribute]) -> GroupAttributes {
+    let value = |key: &str| {
         attributes
             .iter()
             .find(|a| a.key() == Some(key))
             .and_then(|a| a.value())
-            .and_then(|v| v.parse().ok())
+            .map(str::trim)
     };
-    (
-        seconds("deregistration_delay.timeout_seconds"),
-        seconds("slow_start.duration_seconds"),
-    )
+    let seconds = |key: &str| value(key).and_then(|v| v.parse().ok());
+    GroupAttributes {
+        deregistration_delay_seconds: seconds("deregistration_delay.timeout_seconds"),
+        slow_start_seconds: seconds("slow_start.duration_seconds"),
+        preserve_client_ip: value("preserve_client_ip.enabled").and_then(|v| v.parse().ok()),
+    }
+}
+
+/// What the rules read of a target group's attributes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupAttributes {
+    pub deregistration_delay_seconds: Option<u32>,
+    pub slow_start_seconds: Option<u32>,
+    /// An NLB group's `preserve_client_ip.enabled`.
+    pub preserve_client_ip: Option<bool>,
+}
+
+/// An NLB listener's attributes as keys and values, bounded like the load balancer's.
+pub fn listener_attributes(
+    attributes: &[elbv2::ListenerAttribute],
+) -> std::collections::BTreeMap<String, String> {
+    attributes
+        .iter()
+        .filter_map(|a| Some((a.key()?.to_string(), a.value()?.to_string())))
+        .filter(|(key, value)| key.len() <= 128 && value.len() <= 1024)
+        .take(64)
+        .collect()
 }
 
 /// The `TargetGroup` dimension of CloudWatch, `targetgroup/NAME/ID`, from the group's ARN.

@@ -178,6 +178,7 @@ fn nothing_read_yet(clients: &Clients, lb: &LbRef, options: &GatherOptions) -> S
             vpc_cidrs: Vec::new(),
             subnets: Vec::new(),
             security_groups: Vec::new(),
+            ip_address_type: None,
             idle_timeout_seconds: None,
             cross_zone: None,
             connection_draining_seconds: None,

@@ -329,10 +329,22 @@ pub const SUPPORTED_METRICS: &[&str] = &[
     "TargetResponseTime",
     "UnHealthyHostCount",
     "HealthyHostCount",
-    // A Network Load Balancer's: the resets its flows end with.
+    // A Network Load Balancer's: the resets its flows end with, the flows it could not
+    // place or route, and what its security groups dropped.
     "TCP_ELB_Reset_Count",
     "TCP_Target_Reset_Count",
     "TCP_Client_Reset_Count",
+    "PortAllocationErrorCount",
+    "RejectedFlowCount",
+    "UnhealthyRoutingFlowCount",
+    "TargetTLSNegotiationErrorCount",
+    "ClientTLSNegotiationErrorCount",
+    "SecurityGroupBlockedFlowCount_Inbound_TCP",
+    "SecurityGroupBlockedFlowCount_Inbound_UDP",
+    "SecurityGroupBlockedFlowCount_Inbound_ICMP",
+    "SecurityGroupBlockedFlowCount_Outbound_TCP",
+    "SecurityGroupBlockedFlowCount_Outbound_UDP",
+    "SecurityGroupBlockedFlowCount_Outbound_ICMP",
 ];
 
 pub fn is_supported_metric(name: &str) -> bool {

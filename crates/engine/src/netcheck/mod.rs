@@ -4,6 +4,7 @@
 //! component that decided it. Not for: deciding what is a *cause*; the rules do that.
 
 pub mod addr;
+pub mod clients;
 pub mod nacl;
 pub mod paths;
 pub mod sg;

@@ -46,7 +46,7 @@ impl SgOutcome {
     }
 }
 
-fn protocol_allows_tcp_port(rule: &SgRule, port: u16) -> bool {
+pub(crate) fn protocol_allows_tcp_port(rule: &SgRule, port: u16) -> bool {
     match rule.ip_protocol.trim().to_ascii_lowercase().as_str() {
         "-1" | "all" => true,
         "tcp" | "6" => {

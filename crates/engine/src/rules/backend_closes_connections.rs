@@ -109,7 +109,10 @@ fn detect(ctx: &Context<'_>) -> Result<(f64, f64), Check> {
         return Err(Check::new(
             name,
             CheckStatus::NotApplicable,
-            "a Classic LB reports no separate 502 count",
+            match ctx.kind() {
+                LbKind::Network => super::NOT_FOR_NLB,
+                _ => "a Classic LB reports no separate 502 count",
+            },
         ));
     }
     let Some(errors) = ctx.sum("HTTPCode_ELB_502_Count") else {

@@ -12,13 +12,18 @@ mod backend_closes_connections;
 mod capacity;
 mod check_incomplete;
 mod churning_workload;
+mod client_ip;
 mod controller_cannot_reconcile;
 mod empty_group_reasons;
 mod idle_annotation;
 pub use idle_annotation::{classes_unread, CLASSES_UNREAD};
 mod idle_timeout;
 mod nacl;
+mod nlb_idle_timeout;
+pub use nlb_idle_timeout::recommend_flow_idle_timeout;
+mod nlb_security_groups;
 mod no_registered_targets;
+mod port_allocation;
 mod protocol_version;
 pub mod recent_change;
 mod refuse_connections;
@@ -151,6 +156,14 @@ pub const RULES: &[Rule] = &[
         run: security_groups::check,
     },
     Rule {
+        code: FindingCode::NlbSgBlocksClients,
+        run: nlb_security_groups::check,
+    },
+    Rule {
+        code: FindingCode::ClientIpNotAdmitted,
+        run: client_ip::check,
+    },
+    Rule {
         code: FindingCode::StaleTargets,
         run: stale_targets::check,
     },
@@ -161,6 +174,14 @@ pub const RULES: &[Rule] = &[
     Rule {
         code: FindingCode::IdleTimeoutExceeded,
         run: idle_timeout::check,
+    },
+    Rule {
+        code: FindingCode::NlbIdleTimeoutResets,
+        run: nlb_idle_timeout::check,
+    },
+    Rule {
+        code: FindingCode::PortAllocationExhausted,
+        run: port_allocation::check,
     },
     Rule {
         code: FindingCode::TargetTlsFailing,
