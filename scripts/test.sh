@@ -141,6 +141,12 @@ fi
 step "kubectl commands of the reports against the Kubernetes API stand-in"
 python3 scripts/check-kubectl.py "$CARGO_TARGET_DIR/debug/elbmedic"
 
+# Every aws command of every scenario's report, run as printed with the real AWS CLI against a
+# recorder on 127.0.0.1 that answers every call with an error: accepted means parsed, validated
+# against the service model and sent. Nothing reaches AWS.
+step "aws commands of the reports through the real AWS CLI"
+python3 scripts/check-aws.py "$CARGO_TARGET_DIR/debug/elbmedic"
+
 # Last, so the runner's summary line closes the log.
 step "tests"
 run_tests
