@@ -1124,6 +1124,8 @@ pub async fn healthy_hosts_moving(aws: &Aws, id: &str, now: i64) -> String {
 
 /// The ALB the scenarios build, and the pod IPs registered in it.
 pub const ALB: &str = "k8s-shop-checkout-6f1e2d3c4b";
+/// The NLB the AWS Load Balancer Controller made for Service shop/mqtt.
+pub const NLB: &str = "k8s-shop-mqtt-5e4d3c2b1a";
 pub const PODS: [&str; 2] = ["10.0.18.41", "10.0.37.152"];
 
 /// The article's trap on moto: the node subnets' NACL lets replies out only to 32768-65535,

@@ -61,6 +61,14 @@ impl ActionKind {
 pub enum Action {
     /// Raise the idle timeout from `from` to `to` seconds.
     RaiseIdleTimeout { from: u32, to: u32 },
+    /// Raise an NLB TCP listener's idle timeout (`tcp.idle_timeout.seconds`) from `from` to
+    /// `to` seconds. An NLB has no load-balancer idle timeout: each TCP listener has its own.
+    RaiseListenerIdleTimeout {
+        listener_arn: String,
+        port: u16,
+        from: u32,
+        to: u32,
+    },
     /// A NACL allow entry for TCP `ports` to/from `cidr`.
     AllowNaclEntry {
         kind: NaclActionKind,
@@ -160,7 +168,9 @@ pub enum NaclActionKind {
 impl Action {
     pub fn kind(&self) -> ActionKind {
         match self {
-            Self::RaiseIdleTimeout { .. } => ActionKind::RaiseIdleTimeout,
+            Self::RaiseIdleTimeout { .. } | Self::RaiseListenerIdleTimeout { .. } => {
+                ActionKind::RaiseIdleTimeout
+            }
             Self::AllowNaclEntry {
                 kind: NaclActionKind::Ephemeral,
                 ..
@@ -189,6 +199,9 @@ impl Action {
         match self {
             Self::RaiseIdleTimeout { from, to } => {
                 format!("raise the idle timeout from {from} s to {to} s")
+            }
+            Self::RaiseListenerIdleTimeout { port, from, to, .. } => {
+                format!("raise the idle timeout of TCP listener {port} from {from} s to {to} s")
             }
             Self::AllowNaclEntry {
                 nacl_id,

@@ -531,12 +531,13 @@ pub fn target_group_attribute(region: &str, group_arn: &str, key: &str, value: &
 pub const NLB_GROUP_ATTRIBUTES_KEY: &str =
     "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes";
 
-/// The controller's annotation holding one NLB listener's attributes.
-pub fn nlb_listener_attributes_key(protocol: &str, port: u16) -> String {
-    format!(
-        "service.beta.kubernetes.io/aws-load-balancer-listener-attributes.{}-{port}",
-        protocol.trim().to_ascii_uppercase()
-    )
+/// The controller's annotation holding one NLB listener's attributes; `None` for a protocol
+/// an NLB does not have (the protocol comes from a snapshot, and the key is printed).
+pub fn nlb_listener_attributes_key(protocol: &str, port: u16) -> Option<String> {
+    let protocol = protocol.trim().to_ascii_uppercase();
+    ["TCP", "TLS", "UDP", "TCP_UDP"]
+        .contains(&protocol.as_str())
+        .then(|| format!("service.beta.kubernetes.io/aws-load-balancer-listener-attributes.{protocol}-{port}"))
 }
 
 /// A Service annotation set durably, when the AWS Load Balancer Controller owns the NLB:
@@ -563,7 +564,7 @@ pub fn nlb_service_attribute(
             ),
             command: Some(merge_listed_attribute("service", namespace, name, annotation, key, value)),
             manifest,
-            warning: "The annotation holds a comma-separated list: the command keeps its other pairs. Without it, the controller writes the old value back at its next reconcile of the Service.".into(),
+            warning: "The annotation holds a comma-separated list: the command keeps its other pairs. The controller reconciles only the keys it names: if it already names this one, its value comes back at the next reconcile of the Service; if not, the AWS change stays, but the manifest no longer says what AWS holds.".into(),
         },
         (Owner::Service { namespace, name }, false) => DurableFix {
             description: format!(

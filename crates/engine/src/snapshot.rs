@@ -310,7 +310,8 @@ impl Listener {
                 settable: false,
                 observed: true,
             },
-            _ => {
+            // A protocol AWS does not have is not trusted to take an attribute.
+            "TCP" | "TCP_UDP" => {
                 let read = self
                     .attributes
                     .as_ref()
@@ -323,6 +324,11 @@ impl Listener {
                     observed: read.is_some() || self.attributes.is_some(),
                 }
             }
+            _ => FlowIdleTimeout {
+                seconds: NLB_TCP_IDLE_TIMEOUT,
+                settable: false,
+                observed: false,
+            },
         }
     }
 }

@@ -259,6 +259,148 @@ async fn auto_raises_the_idle_timeout_within_the_cap_with_rollback_and_annotatio
     );
 }
 
+/// An NLB listener's `tcp.idle_timeout.seconds`, as moto holds it.
+async fn listener_idle_timeout(aws: &Aws, listener_arn: &str) -> String {
+    aws.elbv2
+        .describe_listener_attributes()
+        .listener_arn(listener_arn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .iter()
+        .find(|a| a.key() == Some("tcp.idle_timeout.seconds"))
+        .and_then(|a| a.value().map(str::to_string))
+        .unwrap_or_default()
+}
+
+async fn first_listener(aws: &Aws, lb_name: &str) -> String {
+    let lb_arn = alb_arn(aws, lb_name).await;
+    aws.elbv2
+        .describe_listeners()
+        .load_balancer_arn(lb_arn)
+        .send()
+        .await
+        .unwrap()
+        .listeners()[0]
+        .listener_arn()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn auto_raises_an_nlb_listeners_idle_timeout_and_refuses_forged_listeners() {
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    let t = topics(&aws).await;
+    let (net, event) = nlb_idle_scenario(&aws).await;
+    let listener = first_listener(&aws, NLB).await;
+    assert_eq!(listener_idle_timeout(&aws, &listener).await, "350");
+
+    let (diagnosis, plan, summary, outcome) = auto_round_trip(&moto, &aws, &t, event).await;
+    let codes: Vec<&str> = diagnosis["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["nlb-idle-timeout-resets"], "{diagnosis:#}");
+    assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
+    let genuine = PlanMessage::parse(&plan).unwrap();
+    let [Action::RaiseListenerIdleTimeout {
+        listener_arn,
+        port: 1883,
+        from: 350,
+        to: 700,
+    }] = genuine.plan.actions.as_slice()
+    else {
+        panic!("{:?}", genuine.plan.actions)
+    };
+    assert_eq!(listener_arn, &listener);
+    assert_eq!(listener_idle_timeout(&aws, &listener).await, "700");
+    let step = &outcome["remediation"]["steps"][0];
+    let rollback = step["rollback"].as_str().unwrap();
+    assert!(
+        rollback.contains("modify-listener-attributes")
+            && rollback.contains("Key=tcp.idle_timeout.seconds,Value=350"),
+        "{rollback}"
+    );
+
+    let again = remediate_handler(&t.reports, &[("REMEDIATION_MODE", "auto")]);
+    let summary = run_plan(&again, &plan, "second").await;
+    assert_eq!(
+        summary["records"][0]["status"], "nothing-to-do",
+        "{summary:#}"
+    );
+
+    // Another NLB's listener, a timeout out of range, and the ALB's kind of raise.
+    let other = nlb(&aws, &net, "k8s-shop-other-0a1b2c3d4e", &PODS, &[]).await;
+    assert!(other.starts_with("net/"));
+    let foreign = first_listener(&aws, "k8s-shop-other-0a1b2c3d4e").await;
+    let forged: Vec<(&str, Action)> = vec![
+        (
+            "another NLB's listener",
+            Action::RaiseListenerIdleTimeout {
+                listener_arn: foreign.clone(),
+                port: 1883,
+                from: 350,
+                to: 900,
+            },
+        ),
+        (
+            "a listener ARN under this NLB's name that it does not have",
+            Action::RaiseListenerIdleTimeout {
+                listener_arn: format!("{listener}0"),
+                port: 1883,
+                from: 700,
+                to: 900,
+            },
+        ),
+        (
+            "above AWS's 6000 s",
+            Action::RaiseListenerIdleTimeout {
+                listener_arn: listener.clone(),
+                port: 1883,
+                from: 700,
+                to: 7000,
+            },
+        ),
+        (
+            "the wrong port",
+            Action::RaiseListenerIdleTimeout {
+                listener_arn: listener.clone(),
+                port: 22,
+                from: 700,
+                to: 900,
+            },
+        ),
+        (
+            "a load-balancer idle timeout on an NLB",
+            Action::RaiseIdleTimeout { from: 60, to: 120 },
+        ),
+    ];
+    for (name, action) in forged {
+        let mut message = genuine.clone();
+        message.plan.actions = vec![action];
+        message.plan.id = message.plan.content_id();
+        let handler = remediate_handler(
+            &t.reports,
+            &[
+                ("REMEDIATION_MODE", "auto"),
+                ("MAX_NLB_IDLE_TIMEOUT", "6000"),
+            ],
+        );
+        let summary = run_plan(&handler, &message.to_json(), name).await;
+        assert_eq!(
+            summary["records"][0]["status"], "refused",
+            "{name}: {summary:#}"
+        );
+    }
+    assert_eq!(listener_idle_timeout(&aws, &listener).await, "700");
+    assert_eq!(listener_idle_timeout(&aws, &foreign).await, "350");
+}
+
 #[tokio::test]
 async fn off_and_dry_run_change_nothing() {
     let moto = Moto::start();

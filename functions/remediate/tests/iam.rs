@@ -2,8 +2,8 @@
 //!
 //! Both functions run in-process on a real moto server through every path that calls AWS: an
 //! ALB with a NACL dropping replies (and a prefix-list rule), an ALB missing its SG rule, an
-//! ALB (alarmed through a composite alarm) and a Classic LB timing out, each diagnosed,
-//! planned and remediated in auto with the ledger. Every operation their SDK clients perform is recorded by the call recorder. Then,
+//! ALB (alarmed through a composite alarm), a Classic LB timing out and an NLB resetting idle
+//! flows, each diagnosed, planned and remediated in auto with the ledger. Every operation their SDK clients perform is recorded by the call recorder. Then,
 //! for each function's role in the template:
 //! - every action called is granted;
 //! - every write granted is called (a write nobody calls is a permission nobody needs);
@@ -459,7 +459,7 @@ async fn the_template_grants_exactly_what_the_functions_call() {
     );
 }
 
-/// The four scenarios, with their load balancers in `account`: each one's moto is fresh.
+/// The scenarios, with their load balancers in `account`: each one's moto is fresh.
 async fn scenarios(seen: &mut Seen, account: In) {
     // The account the load balancer is built in, and its alarm as raised there.
     async fn target(moto: &Moto, account: In) -> Aws {
@@ -522,6 +522,8 @@ async fn scenarios(seen: &mut Seen, account: In) {
     let (_, event) = clb_idle_scenario(&lb_aws, "a1b2c3d4e5f6").await;
     Box::pin(seen.run(&aws, &t, &raised(event), account)).await;
 
+    Box::pin(nlb_listener_scenario(seen, account)).await;
+
     // Reports where on-call looks: in approve mode with a chat topic and a report bucket, the
     // plan kept in the ledger (PutItem) and approved by id, each page stored (PutObject), and
     // the recovery reading the alarm's history (DescribeAlarmHistory).
@@ -529,6 +531,23 @@ async fn scenarios(seen: &mut Seen, account: In) {
     let lb_aws = target(&moto, account).await;
     let (_, event) = idle_scenario(&lb_aws).await;
     Box::pin(seen.run_on_call(&aws, &t, &raised(event), account)).await;
+}
+
+/// NLB listener idle timeout: DescribeListenerAttributes (diagnose, and remediate's gather
+/// again), ModifyListenerAttributes. A function of its own: debug builds give every await of
+/// `scenarios` its own stack slots, and the test thread's stack is 2 MiB.
+async fn nlb_listener_scenario(seen: &mut Seen, account: In) {
+    let (moto, aws, t) = fresh().await;
+    let lb_aws = match account {
+        In::Central => Aws::new(&moto.url).await,
+        In::Member => Aws::in_account(&moto.url, MEMBER).await,
+    };
+    let (_, event) = nlb_idle_scenario(&lb_aws).await;
+    let event = match account {
+        In::Central => event,
+        In::Member => in_member_account(&event, MEMBER),
+    };
+    Box::pin(seen.run(&aws, &t, &event, account)).await;
 }
 
 fn grants(pairs: &[(&str, bool)]) -> BTreeMap<String, Grant> {
@@ -730,6 +749,44 @@ fn the_idle_timeout_write_reaches_only_cluster_albs_and_service_clbs() {
         &arn("app/x/50dc6c495c0c9188"),
         &[other],
         ""
+    ));
+}
+
+/// The listener write reaches only the listeners of NLBs the controller made for an allowed
+/// cluster: never an ALB's listener, an untagged one, or another cluster's.
+#[test]
+fn the_listener_idle_timeout_write_reaches_only_cluster_nlb_listeners() {
+    const MODIFY: &str = "elasticloadbalancing:ModifyListenerAttributes";
+    let arn =
+        |rest: &str| format!("arn:aws:elasticloadbalancing:eu-west-1:111122223333:listener/{rest}");
+    let nlb = "net/k8s-shop-mqtt/50dc6c495c0c9188/4c3b2a1908f7e6d5";
+    let alb = "app/k8s-shop/50dc6c495c0c9188/4c3b2a1908f7e6d5";
+    let cluster = ("elbv2.k8s.aws/cluster", "shop-prod");
+    let service = ("kubernetes.io/service-name", "shop/mqtt");
+    for allowed_clusters in ["", "shop-prod", "shop-prod,staging"] {
+        let may = |rest: &str, tags: &[(&str, &str)]| {
+            flows::policy::allows("RemediateRole", MODIFY, &arn(rest), tags, allowed_clusters)
+        };
+        assert!(
+            may(nlb, &[cluster]),
+            "a cluster NLB's listener ({allowed_clusters:?})"
+        );
+        assert!(
+            !may(nlb, &[service]),
+            "an untagged listener ({allowed_clusters:?})"
+        );
+        assert!(
+            !may(alb, &[cluster]),
+            "an ALB's listener ({allowed_clusters:?})"
+        );
+    }
+    let other = ("elbv2.k8s.aws/cluster", "other");
+    assert!(!flows::policy::allows(
+        "RemediateRole",
+        MODIFY,
+        &arn(nlb),
+        &[other],
+        "shop-prod"
     ));
 }
 

@@ -246,8 +246,9 @@ async fn after_round_one(
         vpc::lb_nodes(clients, &node_description, deadline),
         group_health(clients, deadline, &world.target_groups),
         metrics::healthy_hosts_per_group(clients, &lb_id, &group_ids, options, deadline),
-        listener_rules(clients, deadline, alb_listeners),
-        listener_attributes(clients, deadline, nlb_listeners),
+        // Boxed: a join holds every branch's future inline, and these are large.
+        Box::pin(listener_rules(clients, deadline, alb_listeners)),
+        Box::pin(listener_attributes(clients, deadline, nlb_listeners)),
     );
     vpc::apply_network(world, network);
     world.load_balancer.nodes = nodes;

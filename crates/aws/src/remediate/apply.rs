@@ -45,6 +45,9 @@ pub async fn apply(
         Action::RaiseIdleTimeout { to, .. } => {
             raise_idle_timeout(clients, action, *to, world, target, dry_run).await
         }
+        Action::RaiseListenerIdleTimeout { .. } => {
+            raise_listener_idle_timeout(clients, action, world, target, dry_run).await
+        }
         Action::AllowNaclEntry { .. } => {
             match dry_run {
                 // moto's CreateNetworkAclEntry ignores DryRun and creates the entry, so a dry
@@ -75,10 +78,10 @@ async fn raise_idle_timeout(
     }
     let seconds = i32::try_from(to).unwrap_or(i32::MAX);
     let result = match lb.kind {
-        // The plan proposes nothing for an NLB (its idle timeout is per listener).
+        // Refused by the guardrails before: an NLB's idle timeout is per listener.
         LbKind::Network => {
-            let unbuilt = "an NLB's idle timeout is per listener: elbmedic does not change it";
-            return Step::new(action, StepStatus::Refused, unbuilt);
+            let per_listener = "an NLB's idle timeout is per TCP listener, not the load balancer's";
+            return Step::new(action, StepStatus::Refused, per_listener);
         }
         LbKind::Classic => clients
             .elb
@@ -129,6 +132,83 @@ async fn raise_idle_timeout(
             step
         }
         Err(failed) => Step::new(action, StepStatus::Failed, failed.detail),
+    }
+}
+
+/// Raises one NLB TCP listener's `tcp.idle_timeout.seconds`, from the value read just before
+/// (under the load balancer's lock), and reads it back: AWS answers the call with the
+/// listener's attributes as they now are.
+async fn raise_listener_idle_timeout(
+    clients: &Clients,
+    action: &Action,
+    world: &Snapshot,
+    target: &PlanTarget,
+    dry_run: bool,
+) -> Step {
+    let Action::RaiseListenerIdleTimeout {
+        listener_arn,
+        port,
+        to,
+        ..
+    } = action
+    else {
+        return Step::new(
+            action,
+            StepStatus::Refused,
+            "not a listener idle-timeout raise",
+        );
+    };
+    let before = world
+        .load_balancer
+        .listeners
+        .iter()
+        .find(|l| l.arn.as_deref() == Some(listener_arn.as_str()))
+        .map(|l| l.flow_idle_timeout().seconds)
+        .unwrap_or_default();
+    if dry_run {
+        return Step::new(action, StepStatus::WouldApply, format!("would raise TCP listener {port} from {before} s to {to} s; the ELB APIs have no dry-run, so the write permission is not probed"));
+    }
+    let key = "tcp.idle_timeout.seconds";
+    let sent = clients
+        .elbv2
+        .modify_listener_attributes()
+        .listener_arn(listener_arn)
+        .attributes(
+            aws_sdk_elasticloadbalancingv2::types::ListenerAttribute::builder()
+                .key(key)
+                .value(to.to_string())
+                .build(),
+        )
+        .send()
+        .await;
+    match sent {
+        Ok(out) => {
+            let now = convert::listener_attributes(out.attributes());
+            if now.get(key).map(String::as_str) != Some(to.to_string().as_str()) {
+                let shown = now.get(key).map_or("nothing", String::as_str);
+                return Step::new(
+                    action,
+                    StepStatus::Failed,
+                    format!("AWS accepted the call but the listener reads {key}={shown}"),
+                );
+            }
+            let applied = Action::RaiseListenerIdleTimeout {
+                listener_arn: listener_arn.clone(),
+                port: *port,
+                from: before,
+                to: *to,
+            };
+            let mut step = Step::new(
+                &applied,
+                StepStatus::Applied,
+                "listener idle timeout raised and read back",
+            );
+            step.before = Some(format!("TCP listener {port} idle timeout {before} s"));
+            step.after = Some(format!("TCP listener {port} idle timeout {to} s"));
+            step.rollback = rollback(&applied, target, None);
+            step
+        }
+        Err(e) => Step::new(action, StepStatus::Failed, CallFailed::of(&e).detail),
     }
 }
 

@@ -392,7 +392,13 @@ async fn record(
     if result.is_ok() {
         result = ledger.audit(target, &audit).await;
     }
-    if let (Action::RaiseIdleTimeout { from, to }, Ok(())) = (&step.action, &result) {
+    // One cooldown per load balancer, whichever idle timeout was raised (an NLB listener's too).
+    let raised = match &step.action {
+        Action::RaiseIdleTimeout { from, to }
+        | Action::RaiseListenerIdleTimeout { from, to, .. } => Some((from, to)),
+        _ => None,
+    };
+    if let (Some((from, to)), Ok(())) = (raised, &result) {
         let raise = IdleTimeoutRaise {
             at: now,
             from_seconds: Some(*from),

@@ -74,6 +74,8 @@ pub enum RemediationConfigError {
     Mode(String),
     #[error("MAX_IDLE_TIMEOUT {0:?} is not a number of seconds between 1 and 4000")]
     MaxIdleTimeout(String),
+    #[error("MAX_NLB_IDLE_TIMEOUT {0:?} is not a number of seconds between 60 and 6000")]
+    MaxNlbIdleTimeout(String),
     #[error("ALLOWED_ACTIONS names {0:?}; the actions are: {names}", names = action_names())]
     Action(String),
     #[error("OVERRIDE_EXPLICIT_DENY {0:?} is not true or false")]
@@ -110,6 +112,13 @@ impl RemediationConfig {
                 .ok()
                 .filter(|s| (1..=4000).contains(s))
                 .ok_or(Bad::MaxIdleTimeout(text))?;
+        }
+        if let Some(text) = set("MAX_NLB_IDLE_TIMEOUT") {
+            policy.max_nlb_idle_timeout = text
+                .parse()
+                .ok()
+                .filter(|s| crate::snapshot::NLB_TCP_IDLE_TIMEOUT_RANGE.contains(s))
+                .ok_or(Bad::MaxNlbIdleTimeout(text))?;
         }
         if let Some(text) = set("ALLOWED_ACTIONS") {
             let mut allowed = BTreeSet::new();
@@ -193,6 +202,7 @@ mod tests {
         let c = config(&[
             ("REMEDIATION_MODE", "Auto"),
             ("MAX_IDLE_TIMEOUT", "120"),
+            ("MAX_NLB_IDLE_TIMEOUT", "900"),
             (
                 "ALLOWED_ACTIONS",
                 "raise-idle-timeout, allow-sg-target-port",
@@ -212,6 +222,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.mode, Mode::Auto);
         assert_eq!(c.policy.max_idle_timeout, 120);
+        assert_eq!(c.policy.max_nlb_idle_timeout, 900);
         assert_eq!(c.policy.allowed_actions.len(), 2);
         assert!(c.policy.override_explicit_deny);
         assert_eq!(
@@ -228,6 +239,8 @@ mod tests {
         for (key, value) in [
             ("REMEDIATION_MODE", "yolo"),
             ("MAX_IDLE_TIMEOUT", "5000"),
+            ("MAX_NLB_IDLE_TIMEOUT", "30"),
+            ("MAX_NLB_IDLE_TIMEOUT", "7000"),
             ("ALLOWED_ACTIONS", "delete-everything"),
             ("OVERRIDE_EXPLICIT_DENY", "maybe"),
             ("COOLDOWN", "1 fortnight"),

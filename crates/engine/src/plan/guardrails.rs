@@ -56,7 +56,7 @@ fn target_ports(world: &Snapshot) -> BTreeSet<u16> {
 
 /// Why `action` must not be applied to `world`; `None` when it may.
 pub fn refusal(action: &Action, world: &Snapshot, policy: &Policy) -> Option<String> {
-    if let Some(reason) = super::kind_refusal(world)
+    if let Some(reason) = super::kind_refusal(world, action)
         .or_else(|| cluster_refusal(world, policy))
         .or_else(|| policy_refusal(action, policy))
     {
@@ -82,6 +82,12 @@ pub fn refusal(action: &Action, world: &Snapshot, policy: &Policy) -> Option<Str
                 "the current idle timeout could not be read, so raising it cannot be checked".into()
             })
         }
+        Action::RaiseListenerIdleTimeout {
+            listener_arn,
+            port,
+            to,
+            ..
+        } => listener_refusal(world, listener_arn, *port, *to),
         Action::AllowNaclEntry { .. } => nacl_refusal(action, world, policy),
         Action::AllowSgIngress {
             group_id,
@@ -245,6 +251,14 @@ pub fn still_needed(action: &Action, world: &Snapshot) -> bool {
             .load_balancer
             .idle_timeout_seconds
             .is_none_or(|current| current < *to),
+        Action::RaiseListenerIdleTimeout {
+            listener_arn, to, ..
+        } => world
+            .load_balancer
+            .listeners
+            .iter()
+            .find(|l| l.arn.as_deref() == Some(listener_arn.as_str()))
+            .is_none_or(|l| l.flow_idle_timeout().seconds < *to),
         Action::AllowNaclEntry {
             nacl_id,
             egress,
@@ -280,6 +294,51 @@ pub fn still_needed(action: &Action, world: &Snapshot) -> bool {
             })
         }
     }
+}
+
+/// An NLB listener's idle timeout may be raised only on a TCP listener of the alarmed load
+/// balancer itself, as read again, on its own port, within AWS's 60-6000 s, and only when its
+/// current value was read (a forged plan can name any ARN).
+fn listener_refusal(world: &Snapshot, listener_arn: &str, port: u16, to: u32) -> Option<String> {
+    let lb = &world.load_balancer;
+    let Some(lb_arn) = lb.arn.as_deref() else {
+        return Some(
+            "the load balancer's ARN could not be read, so the listener cannot be tied to it"
+                .into(),
+        );
+    };
+    let own_prefix = format!("{}/", lb_arn.replacen(":loadbalancer/", ":listener/", 1));
+    let shown = crate::untrusted::clipped(listener_arn, 160);
+    if !listener_arn.starts_with(&own_prefix) {
+        return Some(format!("listener {shown} is not a listener of {}", lb.name));
+    }
+    let Some(listener) = lb
+        .listeners
+        .iter()
+        .find(|l| l.arn.as_deref() == Some(listener_arn))
+    else {
+        return Some(format!(
+            "listener {shown} is not among the load balancer's listeners as read now"
+        ));
+    };
+    let timeout = listener.flow_idle_timeout();
+    if listener.port != port {
+        return Some(format!(
+            "listener {shown} serves port {}, not {port}",
+            listener.port
+        ));
+    }
+    if !timeout.settable {
+        return Some(format!(
+            "a {} listener's idle timeout is fixed",
+            listener.protocol
+        ));
+    }
+    if listener.attributes.is_none() {
+        return Some("the listener's current idle timeout could not be read, so raising it cannot be checked".into());
+    }
+    (!crate::snapshot::NLB_TCP_IDLE_TIMEOUT_RANGE.contains(&to))
+        .then(|| format!("{to} s is outside the AWS range of 60-6000 s"))
 }
 
 /// Why a NACL allow entry must not be applied: off the path, outside the numbers, the VPC's
@@ -515,6 +574,7 @@ mod tests {
             "nacl-blocks-target-port",
             "sg-node-missing-lb-rule",
             "alb-idle-timeout",
+            "nlb-idle-timeout-resets",
         ] {
             let (mut world, actions) = planned(name);
             assert!(!actions.is_empty(), "{name}");
@@ -528,6 +588,18 @@ mod tests {
                     Action::EnableReadinessGates { .. } => {}
                     Action::RaiseIdleTimeout { to, .. } => {
                         world.load_balancer.idle_timeout_seconds = Some(*to)
+                    }
+                    Action::RaiseListenerIdleTimeout {
+                        listener_arn, to, ..
+                    } => {
+                        let listener = world
+                            .load_balancer
+                            .listeners
+                            .iter_mut()
+                            .find(|l| l.arn.as_ref() == Some(listener_arn))
+                            .unwrap();
+                        listener.attributes =
+                            Some([("tcp.idle_timeout.seconds".to_string(), to.to_string())].into());
                     }
                     Action::AllowNaclEntry {
                         nacl_id,

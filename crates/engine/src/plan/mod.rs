@@ -25,12 +25,15 @@ use crate::alarm::LbKind;
 use crate::finding::Finding;
 use crate::snapshot::Snapshot;
 
-/// What the operator allows (**contract**: `MAX_IDLE_TIMEOUT`, `ALLOWED_ACTIONS`,
+/// What the operator allows (**contract**: `MAX_IDLE_TIMEOUT`, `MAX_NLB_IDLE_TIMEOUT`, `ALLOWED_ACTIONS`,
 /// `OVERRIDE_EXPLICIT_DENY`, `ALLOWED_CLUSTERS`, `ALLOWED_NAMESPACES`, `OVERRIDE_GITOPS`,
 /// `FORCE_CONFLICTS`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     pub max_idle_timeout: u32,
+    /// The cap on a raised NLB listener idle timeout: an NLB starts at 350 s, above the
+    /// HTTP cap, and AWS allows up to 6000 s.
+    pub max_nlb_idle_timeout: u32,
     pub allowed_actions: BTreeSet<ActionKind>,
     pub override_explicit_deny: bool,
     /// `None`: any cluster. Otherwise the LB's tags must name one of these.
@@ -45,10 +48,15 @@ pub struct Policy {
     pub force_conflicts: bool,
 }
 
+/// `MAX_NLB_IDLE_TIMEOUT` when unset: 30 minutes, past the idle gaps of most pooled and
+/// device connections, and well inside AWS's 6000 s.
+pub const DEFAULT_MAX_NLB_IDLE_TIMEOUT: u32 = 1800;
+
 impl Default for Policy {
     fn default() -> Self {
         Self {
             max_idle_timeout: 300,
+            max_nlb_idle_timeout: DEFAULT_MAX_NLB_IDLE_TIMEOUT,
             allowed_actions: ActionKind::DEFAULT.into_iter().collect(),
             override_explicit_deny: false,
             allowed_clusters: None,
@@ -189,10 +197,10 @@ pub fn plan(
     let mut refused = Vec::new();
     let proposed: Vec<&Action> = findings.iter().flat_map(|f| &f.remedies).collect();
     let durable = durable_halves(snapshot, &proposed);
-    let cluster_refusal = kind_refusal(snapshot).or_else(|| cluster_refusal(snapshot, policy));
+    let cluster_refusal = cluster_refusal(snapshot, policy);
     for action in proposed.into_iter().chain(&durable) {
-        let refusal = cluster_refusal
-            .clone()
+        let refusal = kind_refusal(snapshot, action)
+            .or_else(|| cluster_refusal.clone())
             .or_else(|| policy_refusal(action, policy))
             .or_else(|| managed_refusal(snapshot, action, policy));
         match refusal {
@@ -271,13 +279,25 @@ fn managed_refusal(snapshot: &Snapshot, action: &Action, policy: &Policy) -> Opt
     guardrails::gitops_refusal(snapshot.kubernetes.as_ref()?, place, policy)
 }
 
-/// Remediation of a Network Load Balancer is not built (issue 26): nothing is planned for one,
-/// and `remediate` refuses any plan for one.
-pub(crate) fn kind_refusal(snapshot: &Snapshot) -> Option<String> {
-    (snapshot.load_balancer.kind == LbKind::Network).then(|| {
-        "elbmedic does not remediate a Network Load Balancer yet: the report gives the commands"
-            .into()
-    })
+/// Which actions fit which kind of load balancer: an NLB has no load-balancer idle timeout
+/// (its TCP listeners each have one), and elbmedic keeps no NLB setting in the cluster yet
+/// (the report gives the listener annotation). A forged plan mixing them up is refused.
+pub(crate) fn kind_refusal(snapshot: &Snapshot, action: &Action) -> Option<String> {
+    let network = snapshot.load_balancer.kind == LbKind::Network;
+    match action {
+        Action::RaiseIdleTimeout { .. } if network => Some(
+            "a Network Load Balancer has no load-balancer idle timeout: each TCP listener has its own"
+                .into(),
+        ),
+        Action::RaiseListenerIdleTimeout { .. } if !network => Some(
+            "only a Network Load Balancer's listeners have an idle timeout of their own".into(),
+        ),
+        Action::KeepIdleTimeout { .. } if network => Some(
+            "elbmedic does not keep an NLB listener's idle timeout in the cluster yet: the report gives the Service annotation"
+                .into(),
+        ),
+        _ => None,
+    }
 }
 
 /// `ALLOWED_CLUSTERS`: the LB's tags must name one of them.
@@ -303,6 +323,15 @@ pub fn policy_refusal(action: &Action, policy: &Policy) -> Option<String> {
         ));
     }
     match action {
+        Action::RaiseListenerIdleTimeout { from, to, .. } => {
+            if to <= from {
+                Some(format!("{to} s does not raise the idle timeout from {from} s; elbmedic never lowers it"))
+            } else if *to > policy.max_nlb_idle_timeout {
+                Some(format!("{to} s is above MAX_NLB_IDLE_TIMEOUT ({} s)", policy.max_nlb_idle_timeout))
+            } else {
+                None
+            }
+        }
         Action::RaiseIdleTimeout { from, to } => {
             if to <= from {
                 Some(format!("{to} s does not raise the idle timeout from {from} s; elbmedic never lowers it"))

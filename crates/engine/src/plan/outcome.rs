@@ -220,6 +220,9 @@ pub fn rollback(action: &Action, target: &PlanTarget, before: Option<&str>) -> O
             target.arn.as_deref(),
             *from,
         ),
+        Action::RaiseListenerIdleTimeout {
+            listener_arn, from, ..
+        } => fixes::nlb_listener_idle_timeout(region, listener_arn, *from),
         Action::AllowNaclEntry {
             nacl_id,
             egress,

@@ -213,7 +213,7 @@ pub fn reconcile(
 
 /// At most one idle-timeout raise per load balancer per cooldown.
 fn cooldown_refusal(history: &History, action: &Action, cooldown: i64, now: i64) -> Option<String> {
-    if !matches!(action, Action::RaiseIdleTimeout { .. }) {
+    if action.kind() != ActionKind::RaiseIdleTimeout {
         return None;
     }
     match &history.last_raise {
@@ -246,8 +246,10 @@ pub fn finish(outcome: &mut Outcome, target: &PlanTarget, policy: &Policy) {
         s.action.kind() == ActionKind::RaiseIdleTimeout && s.status == StepStatus::Applied
     });
     halves(outcome, target, raised);
-    if raised {
-        outcome.notes.push(format!("ASSUMPTION: MAX_IDLE_TIMEOUT ({} s) is below every backend's keep-alive timeout. If a backend closes idle connections sooner than the new idle timeout, these 504s become 502s: raise the backends' keep-alive above it.", policy.max_idle_timeout));
+    match (raised, target.kind) {
+        (false, _) => {}
+        (true, crate::alarm::LbKind::Network) => outcome.notes.push("A longer idle timeout only moves the limit: connections idle longer still get reset. Keep-alives below it on the clients and the targets are the lasting fix.".into()),
+        (true, _) => outcome.notes.push(format!("ASSUMPTION: MAX_IDLE_TIMEOUT ({} s) is below every backend's keep-alive timeout. If a backend closes idle connections sooner than the new idle timeout, these 504s become 502s: raise the backends' keep-alive above it.", policy.max_idle_timeout)),
     }
 }
 
@@ -272,6 +274,13 @@ fn halves(outcome: &mut Outcome, target: &PlanTarget, raised: bool) {
             outcome.headline = format!(
                 "{}; both halves: the idle timeout raised on the load balancer and kept at {seconds} s in {place}",
                 outcome.headline
+            );
+        }
+        // The controller reconciles only the listener attributes its annotation names.
+        (true, None, _) if target.kind == crate::alarm::LbKind::Network => {
+            outcome.notes.insert(
+                0,
+                "Only the AWS half applied: the load balancer controller writes the old value back only if the Service's listener-attributes annotation names tcp.idle_timeout.seconds. Set it there (the durable fix below) so the manifest says what AWS holds.".into(),
             );
         }
         (true, None, refused) => {
@@ -363,6 +372,7 @@ pub fn verify(
                 Action::AllowNaclEntry { nacl_id, .. } => nacl_id.as_str(),
                 Action::AllowSgIngress { group_id, .. } => group_id.as_str(),
                 Action::RaiseIdleTimeout { .. } => alarmed.name.as_str(),
+                Action::RaiseListenerIdleTimeout { listener_arn, .. } => listener_arn.as_str(),
                 Action::KeepIdleTimeout { place, .. }
                 | Action::EnableReadinessGates { place, .. } => place.name(),
             };

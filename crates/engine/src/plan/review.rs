@@ -37,6 +37,7 @@ fn required_facts(action: &Action) -> &'static [GapFact] {
         Action::KeepIdleTimeout { .. } => &[GapFact::KubernetesApi, GapFact::LbAttributes],
         Action::EnableReadinessGates { .. } => &[GapFact::KubernetesApi],
         Action::RaiseIdleTimeout { .. } => &[GapFact::LbAttributes],
+        Action::RaiseListenerIdleTimeout { .. } => &[GapFact::Listeners],
         Action::AllowNaclEntry { .. } => &[
             GapFact::NetworkAcls,
             GapFact::Subnets,

@@ -840,10 +840,10 @@ fn a_durable_half_without_its_raise_is_not_applied() {
     assert_eq!(reconcile::keep_without_raise(&raise, &[]), None);
 }
 
-/// A Network Load Balancer's snapshot (issue 26, first slice): diagnosed without a panic,
-/// the rules built on HTTP stand aside and say why, and nothing is planned or let through.
+/// A Network Load Balancer's snapshot: diagnosed without a panic, the rules built on HTTP
+/// stand aside and say why, and an ALB's kind of raise is never planned or let through.
 #[test]
-fn a_network_load_balancer_is_diagnosed_by_the_rules_that_apply_and_never_remediated() {
+fn a_network_load_balancer_gets_no_load_balancer_idle_timeout_raise() {
     use crate::rules::CheckStatus;
     let name = "alb-idle-timeout";
     let mut world = scenario_snapshot(name);
@@ -866,4 +866,81 @@ fn a_network_load_balancer_is_diagnosed_by_the_rules_that_apply_and_never_remedi
     assert!(guardrails::refusal(&raise, &world, &Policy::default())
         .unwrap()
         .contains("Network Load Balancer"));
+}
+
+/// The NLB idle-timeout scenario plans one listener raise, 350 s to 700 s, that passes every
+/// guardrail; each forged variant of it is refused, and so is a listener raise on an ALB.
+#[test]
+fn an_nlb_listener_raise_is_planned_and_its_forgeries_refused() {
+    let name = "nlb-idle-timeout-resets";
+    let world = scenario_snapshot(name);
+    let diagnosis = diagnose(&scenario_alarm(name), &world);
+    let policy = Policy::default();
+    let planned = plan(&world, &diagnosis.findings, &policy, NOW, None);
+    let [genuine @ Action::RaiseListenerIdleTimeout {
+        listener_arn,
+        port: 1883,
+        from: 350,
+        to: 700,
+    }] = planned.actions.as_slice()
+    else {
+        panic!("{planned:?}")
+    };
+    assert_eq!(guardrails::refusal(genuine, &world, &policy), None);
+    let forge = |arn: &str, port: u16, to: u32| Action::RaiseListenerIdleTimeout {
+        listener_arn: arn.into(),
+        port,
+        from: 350,
+        to,
+    };
+    let other = listener_arn.replace("k8s-iot-mqtt-1a2b3c4d5e", "k8s-iot-other-1a2b3c4d5e");
+    let app = listener_arn.replace("listener/net/", "listener/app/");
+    for (why, action, expected) in [
+        (
+            "another NLB",
+            forge(&other, 1883, 700),
+            "is not a listener of",
+        ),
+        (
+            "an ALB's listener",
+            forge(&app, 1883, 700),
+            "is not a listener of",
+        ),
+        (
+            "a made-up listener",
+            forge(&format!("{listener_arn}9"), 1883, 700),
+            "not among",
+        ),
+        (
+            "the wrong port",
+            forge(listener_arn, 8883, 700),
+            "serves port 1883",
+        ),
+        (
+            "above the cap",
+            forge(listener_arn, 1883, 2400),
+            "MAX_NLB_IDLE_TIMEOUT",
+        ),
+        ("a lowering", forge(listener_arn, 1883, 200), "never lowers"),
+    ] {
+        let refused = guardrails::refusal(&action, &world, &policy).unwrap_or_default();
+        assert!(refused.contains(expected), "{why}: {refused:?}");
+    }
+    let mut wide = policy.clone();
+    wide.max_nlb_idle_timeout = 6000;
+    assert!(
+        guardrails::refusal(&forge(listener_arn, 1883, 7000), &world, &wide)
+            .unwrap()
+            .contains("6000")
+    );
+    let alb = scenario_snapshot("alb-idle-timeout");
+    assert!(guardrails::refusal(genuine, &alb, &policy)
+        .unwrap()
+        .contains("only a Network Load Balancer"));
+    // A listener whose attributes were not read: its current value is unknown.
+    let mut unread = world.clone();
+    unread.load_balancer.listeners[0].attributes = None;
+    assert!(guardrails::refusal(genuine, &unread, &policy)
+        .unwrap()
+        .contains("could not be read"));
 }

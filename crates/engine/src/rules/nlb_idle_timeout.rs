@@ -7,6 +7,7 @@
 //! first keep-alive after 7,200 s, so the default never saves such a connection.
 
 use super::{list_some, Check, CheckStatus, RuleOutput};
+use crate::action::Action;
 use crate::alarm::LbKind;
 use crate::argv;
 use crate::context::{format_value, Context};
@@ -34,20 +35,15 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     if ctx.kind() != LbKind::Network {
         return RuleOutput::default();
     }
-    let Some(resets) = ctx.sum(METRIC) else {
-        return RuleOutput::only(Check::new(
-            NAME,
-            CheckStatus::Incomplete,
-            format!("{METRIC} has no data in the window: NLB metrics exist only while traffic flows, so no data is not zero"),
-        ));
-    };
-    if resets <= 0.0 {
+    // NLB counts are published only when they are not zero, and only while traffic flows:
+    // no data is no reset, or no traffic at all.
+    let Some(resets) = ctx.sum(METRIC).filter(|r| *r > 0.0) else {
         return RuleOutput::only(Check::new(
             NAME,
             CheckStatus::Ok,
-            format!("the load balancer reset no flow itself ({METRIC} 0)"),
+            format!("the load balancer reset no flow itself ({METRIC} 0 or no data; NLB metrics exist only while traffic flows)"),
         ));
-    }
+    };
     let listeners: Vec<(&Listener, FlowIdleTimeout)> = ctx
         .snapshot
         .load_balancer
@@ -125,14 +121,14 @@ fn finding(ctx: &Context<'_>, resets: f64, listeners: &[(&Listener, FlowIdleTime
         ));
     }
     let (commands, raised, durable_lines) = raises(ctx, listeners);
-    let durable = durable_lines.first().map(|(protocol, port, to)| {
-        fixes::nlb_service_attribute(
+    let durable = durable_lines.first().and_then(|(protocol, port, to)| {
+        Some(fixes::nlb_service_attribute(
             ctx,
-            &fixes::nlb_listener_attributes_key(protocol, *port),
+            &fixes::nlb_listener_attributes_key(protocol, *port)?,
             "tcp.idle_timeout.seconds",
             &to.to_string(),
             "the listener's idle timeout",
-        )
+        ))
     });
     let keep_alive = shortest.saturating_sub(50).max(30);
     let mut notes = vec![
@@ -172,7 +168,18 @@ fn finding(ctx: &Context<'_>, resets: f64, listeners: &[(&Listener, FlowIdleTime
             .iter()
             .map(|(l, _)| l.arn.clone().unwrap_or_else(|| format!("{} {}", lb.name, l.port)))
             .collect(),
-        remedies: Vec::new(),
+        remedies: listeners
+            .iter()
+            .filter(|(l, t)| t.settable && l.attributes.is_some())
+            .filter_map(|(l, t)| {
+                Some(Action::RaiseListenerIdleTimeout {
+                    listener_arn: l.arn.clone()?,
+                    port: l.port,
+                    from: t.seconds,
+                    to: recommend_flow_idle_timeout(t.seconds)?,
+                })
+            })
+            .collect(),
     }
 }
 
