@@ -331,6 +331,49 @@ def nlb_world(metrics, instance_targets=False, preserve=None, with_security_grou
     return world
 
 
+VPC_IPV6 = "2600:1f18:4e2a:7d00::/56"
+LB_SUBNETS_IPV6 = ["2600:1f18:4e2a:7d00::/64", "2600:1f18:4e2a:7d01::/64", "2600:1f18:4e2a:7d02::/64"]
+NODE_SUBNETS_IPV6 = ["2600:1f18:4e2a:7d10::/64", "2600:1f18:4e2a:7d20::/64", "2600:1f18:4e2a:7d30::/64"]
+# Each node's ENI holds a delegated /80; the pods take addresses inside it.
+NODE_PREFIXES_IPV6 = ["2600:1f18:4e2a:7d10:8f3a::/80", "2600:1f18:4e2a:7d20:1c07::/80", "2600:1f18:4e2a:7d30:b2e9::/80"]
+POD_IPS_V6 = ["2600:1f18:4e2a:7d10:8f3a::a1", "2600:1f18:4e2a:7d20:1c07::3c", "2600:1f18:4e2a:7d30:b2e9::17"]
+
+
+def ipv6_alb_world(metrics):
+    """An IPv6 EKS cluster behind a dual-stack ALB: the VPC and every subnet have IPv6 blocks,
+    the pods have IPv6 addresses only (in their nodes' delegated /80s), reached as IP targets
+    of an `ipv6` target group. The NACLs hold IPv6 copies of the IPv4 allows, each numbered
+    one above its IPv4 twin, as a careful team would write them."""
+    world = alb_world(metrics)
+    world["schema_version"] = 2
+    lb = world["load_balancer"]
+    lb["vpc_cidrs"] = ["10.0.0.0/16", VPC_IPV6]
+    lb["ip_address_type"] = "dualstack"
+    for subnet in world["subnets"]:
+        ids = [s[0] for s in LB_SUBNETS] + [s[0] for s in NODE_SUBNETS]
+        subnet["cidr_ipv6"] = [(LB_SUBNETS_IPV6 + NODE_SUBNETS_IPV6)[ids.index(subnet["id"])]]
+    group = world["target_groups"][0]
+    group["ip_address_type"] = "ipv6"
+    for i, target in enumerate(group["targets"]):
+        target["id"] = POD_IPS_V6[i]
+        target["placement"]["private_ip"] = POD_IPS_V6[i]
+        target["placement"]["via_prefix"] = True
+    for acl in world["network_acls"]:
+        twins = [dict(e, rule_number=e["rule_number"] + 1, ipv6_cidr_block=("::/0" if e["cidr_block"] == "0.0.0.0/0"
+                                                                             else VPC_IPV6))
+                 for e in acl["entries"] if e.get("cidr_block") and e["rule_number"] < 32767]
+        for twin in twins:
+            twin.pop("cidr_block")
+        acl["entries"] = ([e for e in acl["entries"] if e["rule_number"] < 32767] + twins
+                          + [e for e in acl["entries"] if e["rule_number"] >= 32767]
+                          + [entry(32768, False, "-1", "deny", "::/0"), entry(32768, True, "-1", "deny", "::/0")])
+    for sg in world["security_groups"]:
+        for r in sg["ingress"] + sg["egress"]:
+            if r.get("ipv4_ranges") == ["0.0.0.0/0"]:
+                r["ipv6_ranges"] = ["::/0"]
+    return world
+
+
 def nlb_alarm(metric, name=None, **kw):
     return alarm_message(name or f"mqtt-nlb-{metric}", metric, "AWS/NetworkELB",
                          [{"value": NLB_ID, "name": "LoadBalancer"}], **kw)
@@ -575,6 +618,18 @@ def scenarios():
                                                      "description": "Request timed out"}
     out["nacl-ephemeral-lb-subnets"] = ("Public NACL rule 90 denies replies from one node subnet",
                                         alb_alarm("HTTPCode_ELB_5XX_Count"), w)
+
+    # An IPv6 cluster behind a dual-stack ALB. The public NACL got IPv6 copies of its listener
+    # allows, but not of rule 120, the ephemeral-port allow: replies from the pods to the ALB
+    # nodes' IPv6 addresses are dropped on the way in. IPv4 clients still reach the ALB.
+    w = ipv6_alb_world(alb_metrics(e5xx=(0, 38, 44, 41, 40), e504=(0, 38, 44, 41, 40), tce=(0, 38, 44, 41, 40)))
+    acl = next(a for a in w["network_acls"] if a["id"] == ACL_PUBLIC)
+    acl["entries"] = [e for e in acl["entries"] if not (e.get("ipv6_cidr_block") and e["rule_number"] == 121)]
+    for target in w["target_groups"][0]["targets"]:
+        target["health"] = {"state": "unhealthy", "reason": "Target.Timeout", "description": "Request timed out"}
+    healthy_hosts(w)
+    out["ipv6-nacl-ephemeral-lb-subnets"] = ("IPv6 cluster, dual-stack ALB: the public NACL has no IPv6 copy of its ephemeral-port allow",
+                                             alb_alarm("HTTPCode_ELB_504_Count"), w)
 
     # NodePorts denied on the private NACL: the Classic LB cannot reach its instances.
     w = clb_world(clb_metrics(e5xx=(0, 88, 93, 90, 91), bce=(0, 176, 181, 179, 183)),

@@ -398,6 +398,70 @@ async fn an_nlb_alarm_is_diagnosed_by_the_checks_that_apply() {
         .contains("Network Load Balancer"));
 }
 
+/// An IPv6 cluster behind a dual-stack ALB, on moto: the pods' IPv6 addresses are found on
+/// their ENIs (not called stale), the public NACL got IPv6 twins of its allows except rule
+/// 120's (the ephemeral ports), and the finding names the family and the private subnets'
+/// IPv6 blocks; the IPv4 paths, all open, raise nothing.
+#[tokio::test]
+async fn an_ipv6_cluster_behind_a_dual_stack_alb_without_the_ipv6_ephemeral_allow() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let net = network(&aws, &[8080]).await;
+    let blocks = dual_stack(&aws, &net, &[(net.public_acl.as_str(), 120)]).await;
+    let private_blocks = &blocks[net.public.len()..];
+    let (id, pods) = ipv6_alb(&aws, &net, "k8s-shop-checkout-6f1e2d3c4b", private_blocks).await;
+    let now = now();
+    let errors = [0.0, 38.0, 44.0];
+    alb_metrics(&aws, &id, now, &errors, &[10.0; 3], &errors, &errors).await;
+    let event = alb_event("HTTPCode_ELB_504_Count", &id, now);
+    let (report, _) = diagnose_and_publish(&moto, &aws, "ipv6", &event).await;
+    let findings = report["findings"].as_array().unwrap();
+    // moto answers 500 to the percentile query: a check-incomplete of its own.
+    let codes: Vec<&str> = findings
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .filter(|c| *c != "check-incomplete")
+        .collect();
+    assert_eq!(codes, ["nacl-blocks-ephemeral-ports"], "{report:#}");
+    let finding = &findings[0];
+    let title = finding["title"].as_str().unwrap();
+    assert!(
+        title.contains("IPv6 replies") && title.contains(&net.public_acl),
+        "{title}"
+    );
+    let commands: Vec<&str> = finding["fix"]["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(commands.len(), private_blocks.len(), "{commands:#?}");
+    for (command, block) in commands.iter().zip(private_blocks) {
+        assert!(
+            command.contains(&format!("--ipv6-cidr-block {block}")),
+            "{command}"
+        );
+        assert!(
+            command.contains("--ingress") && command.contains("From=1024,To=65535"),
+            "{command}"
+        );
+    }
+    let placement = report["checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"].as_str().unwrap().starts_with("target placement"))
+        .unwrap();
+    assert!(
+        placement["detail"].as_str().unwrap().starts_with(&format!(
+            "{} of {} targets found",
+            pods.len(),
+            pods.len()
+        )),
+        "{placement}"
+    );
+}
+
 #[tokio::test]
 async fn healthy_setup_has_no_false_positives() {
     let moto = Moto::start();

@@ -159,8 +159,11 @@ pub async fn nacl_entry(
             RuleAction::Allow
         } else {
             RuleAction::Deny
-        })
-        .cidr_block(cidr);
+        });
+    request = match cidr.contains(':') {
+        true => request.ipv6_cidr_block(cidr),
+        false => request.cidr_block(cidr),
+    };
     if let Some((from, to)) = ports {
         request = request.port_range(PortRange::builder().from(from).to(to).build());
     }
@@ -403,6 +406,203 @@ pub async fn network(aws: &Aws, node_rule_ports: &[i32]) -> Network {
         lb_sg,
         node_sg,
     }
+}
+
+/// Makes `net` dual-stack as an IPv6 EKS cluster's VPC is: an Amazon-provided /56 on the VPC,
+/// a /64 on each subnet (public first, then private), and IPv6 twins of the NACLs' IPv4
+/// entries (numbered one above each), except those `skip` names (NACL, rule number of the
+/// IPv4 twin). Returns the subnets' IPv6 blocks, public then private.
+pub async fn dual_stack(aws: &Aws, net: &Network, skip: &[(&str, i32)]) -> Vec<String> {
+    let association = aws
+        .ec2
+        .associate_vpc_cidr_block()
+        .vpc_id(&net.vpc)
+        .amazon_provided_ipv6_cidr_block(true)
+        .send()
+        .await
+        .expect("associate an IPv6 block");
+    let block: ipnet::Ipv6Net = association
+        .ipv6_cidr_block_association()
+        .and_then(|a| a.ipv6_cidr_block())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut sixty_fours = block.subnets(64).unwrap();
+    let mut blocks = Vec::new();
+    for subnet in net.public.iter().chain(&net.private) {
+        let cidr = sixty_fours.next().unwrap().to_string();
+        aws.ec2
+            .associate_subnet_cidr_block()
+            .subnet_id(&subnet.id)
+            .ipv6_cidr_block(&cidr)
+            .send()
+            .await
+            .expect("associate a subnet's IPv6 block");
+        blocks.push(cidr);
+    }
+    // Groups made before the VPC had an IPv6 block let only IPv4 out.
+    for group in [&net.lb_sg, &net.node_sg] {
+        aws.ec2
+            .authorize_security_group_egress()
+            .group_id(group)
+            .ip_permissions(
+                IpPermission::builder()
+                    .ip_protocol("-1")
+                    .ipv6_ranges(
+                        aws_sdk_ec2::types::Ipv6Range::builder()
+                            .cidr_ipv6("::/0")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("allow IPv6 out");
+    }
+    for acl in [&net.public_acl, &net.private_acl] {
+        let entries = aws
+            .ec2
+            .describe_network_acls()
+            .network_acl_ids(acl)
+            .send()
+            .await
+            .unwrap()
+            .network_acls()[0]
+            .entries()
+            .to_vec();
+        for e in entries {
+            let (Some(number), Some(v4)) = (e.rule_number(), e.cidr_block()) else {
+                continue;
+            };
+            if number >= 32767 || skip.contains(&(acl.as_str(), number)) {
+                continue;
+            }
+            let twin = if v4 == "0.0.0.0/0" {
+                "::/0".to_string()
+            } else {
+                block.to_string()
+            };
+            let ports = e.port_range().and_then(|p| Some((p.from()?, p.to()?)));
+            let allow = e.rule_action() == Some(&RuleAction::Allow);
+            let protocol = e.protocol().unwrap_or("-1");
+            nacl_entry(
+                aws,
+                acl,
+                number + 1,
+                e.egress() == Some(true),
+                protocol,
+                allow,
+                &twin,
+                ports,
+            )
+            .await;
+        }
+    }
+    blocks
+}
+
+/// A dual-stack ALB in front of an IPv6 cluster's pods: an `ipv6` IP target group whose
+/// targets are the pods' IPv6 addresses, one ENI each in the private subnets (their
+/// `private` IPv6 blocks). Returns the `app/NAME/ID` dimension and the pod addresses.
+pub async fn ipv6_alb(
+    aws: &Aws,
+    net: &Network,
+    name: &str,
+    private: &[String],
+) -> (String, Vec<String>) {
+    use aws_sdk_elasticloadbalancingv2::types::{
+        Action, ActionTypeEnum, IpAddressType, TargetDescription, TargetGroupIpAddressTypeEnum,
+        TargetTypeEnum,
+    };
+    let lb = aws
+        .elbv2
+        .create_load_balancer()
+        .name(name)
+        .subnets(&net.public[0].id)
+        .subnets(&net.public[1].id)
+        .security_groups(&net.lb_sg)
+        .ip_address_type(IpAddressType::Dualstack)
+        .send()
+        .await
+        .expect("create the dual-stack ALB");
+    let arn = lb.load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string();
+    tag_load_balancer(
+        aws,
+        &arn,
+        &[
+            ("elbv2.k8s.aws/cluster", CLUSTER),
+            ("ingress.k8s.aws/stack", "shop/checkout"),
+        ],
+    )
+    .await;
+    let group = aws
+        .elbv2
+        .create_target_group()
+        .name(format!("{name}-tg"))
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(8080)
+        .vpc_id(&net.vpc)
+        .target_type(TargetTypeEnum::Ip)
+        .ip_address_type(TargetGroupIpAddressTypeEnum::Ipv6)
+        .health_check_path("/healthz")
+        .send()
+        .await
+        .expect("create the ipv6 target group");
+    let tg_arn = group.target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    let mut pods = Vec::new();
+    for (i, block) in private.iter().enumerate() {
+        let block: ipnet::Ipv6Net = block.parse().unwrap();
+        // A pod address deep in the /64, as the VPC CNI hands them out of a node's /80.
+        let pod = std::net::Ipv6Addr::from(
+            u128::from(block.network()) | 0x8f3a_0000_0000_00a1 + i as u128,
+        );
+        aws.ec2
+            .create_network_interface()
+            .subnet_id(&net.private[i].id)
+            .ipv6_addresses(
+                aws_sdk_ec2::types::InstanceIpv6Address::builder()
+                    .ipv6_address(pod.to_string())
+                    .build(),
+            )
+            .groups(&net.node_sg)
+            .send()
+            .await
+            .expect("create an ENI with the pod's IPv6 address");
+        aws.elbv2
+            .register_targets()
+            .target_group_arn(&tg_arn)
+            .targets(
+                TargetDescription::builder()
+                    .id(pod.to_string())
+                    .port(8080)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("register the pod");
+        pods.push(pod.to_string());
+    }
+    aws.elbv2
+        .create_listener()
+        .load_balancer_arn(&arn)
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(80)
+        .default_actions(
+            Action::builder()
+                .r#type(ActionTypeEnum::Forward)
+                .target_group_arn(&tg_arn)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create listener");
+    (arn.split("loadbalancer/").nth(1).unwrap().to_string(), pods)
 }
 
 /// An ALB as the AWS Load Balancer Controller makes it for Ingress shop/checkout, with IP

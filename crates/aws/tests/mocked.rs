@@ -1,11 +1,13 @@
 //! What moto cannot show, through SDK-level mocks: pod IPs inside delegated prefixes
-//! (moto ignores `Ipv4Prefixes`), and faults answered as AWS answers them (access denied,
+//! (moto ignores `Ipv4Prefixes` and `Ipv6Prefixes`), and faults answered as AWS answers them (access denied,
 //! throttled, not found), each of which must become a gap (or, for a composite alarm's children,
 //! an unsupported notice), never a failure.
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ec2::types::{
-    Filter, Ipv4PrefixSpecification, NetworkInterface, NetworkInterfaceAttachment, Subnet,
+    Filter, Ipv4PrefixSpecification, Ipv6PrefixSpecification, NetworkInterface,
+    NetworkInterfaceAttachment, NetworkInterfaceIpv6Address, Subnet,
+    SubnetIpv6CidrBlockAssociation,
 };
 use aws_sdk_elasticloadbalancingv2::types::{
     AvailabilityZone, LoadBalancer, LoadBalancerAttribute, TargetDescription, TargetGroup,
@@ -82,6 +84,10 @@ fn alb_rules() -> Vec<Rule> {
             aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput::builder()
                 .target_health_descriptions(healthy("10.0.18.10"))
                 .target_health_descriptions(healthy("10.0.99.5"))
+                // An IPv6 cluster's pods: one inside the node's delegated /80, one an address
+                // of the ENI written another way than the ENI lists it.
+                .target_health_descriptions(healthy("2600:1f18:4e2a:7d10:8f3a::a1"))
+                .target_health_descriptions(healthy("2600:1f18:4e2a:7d10:0:0:0:5"))
                 .build()
         }),
         mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_group_attributes).then_output(|| {
@@ -96,7 +102,14 @@ fn vpc_rules() -> Vec<Rule> {
         mock!(aws_sdk_ec2::Client::describe_subnets).then_output(|| {
             aws_sdk_ec2::operation::describe_subnets::DescribeSubnetsOutput::builder()
                 .subnets(Subnet::builder().subnet_id("subnet-public").cidr_block("10.0.0.0/24").availability_zone("eu-west-1a").build())
-                .subnets(Subnet::builder().subnet_id("subnet-nodes").cidr_block("10.0.16.0/20").availability_zone("eu-west-1a").build())
+                .subnets(
+                    Subnet::builder()
+                        .subnet_id("subnet-nodes")
+                        .cidr_block("10.0.16.0/20")
+                        .ipv6_cidr_block_association_set(SubnetIpv6CidrBlockAssociation::builder().ipv6_cidr_block("2600:1f18:4e2a:7d10::/64").build())
+                        .availability_zone("eu-west-1a")
+                        .build(),
+                )
                 .subnets(Subnet::builder().subnet_id("subnet-other").cidr_block("10.0.96.0/20").availability_zone("eu-west-1a").build())
                 .build()
         }),
@@ -119,6 +132,8 @@ fn vpc_rules() -> Vec<Rule> {
                         .subnet_id("subnet-nodes")
                         .private_ip_address("10.0.17.4")
                         .ipv4_prefixes(Ipv4PrefixSpecification::builder().ipv4_prefix("10.0.18.0/28").build())
+                        .ipv6_prefixes(Ipv6PrefixSpecification::builder().ipv6_prefix("2600:1f18:4e2a:7d10:8f3a::/80").build())
+                        .ipv6_addresses(NetworkInterfaceIpv6Address::builder().ipv6_address("2600:1f18:4e2a:7d10::5").build())
                         .groups(aws_sdk_ec2::types::GroupIdentifier::builder().group_id("sg-nodes").build())
                         .attachment(NetworkInterfaceAttachment::builder().instance_id("i-node").device_index(0).build())
                         .build(),
@@ -218,6 +233,16 @@ async fn delegated_prefixes_place_pod_ips_and_faults_become_gaps() {
         Placement::NoInterface,
         "on no ENI and in no prefix: stale"
     );
+    // IPv6 pods: found in the node's /80 and among its addresses, never by the IPv4 filter.
+    let Placement::Interface(in_80) = &targets[2].placement else {
+        panic!("{:?}", targets[2])
+    };
+    assert!(in_80.via_prefix && in_80.eni_id.as_deref() == Some("eni-node"));
+    assert_eq!(in_80.private_ip, "2600:1f18:4e2a:7d10:8f3a::a1");
+    let Placement::Interface(address) = &targets[3].placement else {
+        panic!("{:?}", targets[3])
+    };
+    assert!(!address.via_prefix && address.subnet_id == "subnet-nodes");
 
     let gap = |fact: GapFact| {
         world

@@ -337,6 +337,10 @@ mod tests {
                 &[NaclBlocksEphemeralPorts, TargetsUnhealthy],
             ),
             (
+                "ipv6-nacl-ephemeral-lb-subnets",
+                &[NaclBlocksEphemeralPorts, TargetsUnhealthy],
+            ),
+            (
                 "nacl-blocks-target-port",
                 &[NaclBlocksTargetPort, TargetsUnhealthy],
             ),

@@ -27,6 +27,7 @@ scenarios!(
     "alb-idle-timeout",
     "nacl-ephemeral-node-subnets",
     "nacl-ephemeral-lb-subnets",
+    "ipv6-nacl-ephemeral-lb-subnets",
     "nacl-blocks-target-port",
     "sg-node-missing-lb-rule",
     "unhealthy-targets",

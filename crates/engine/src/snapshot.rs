@@ -438,6 +438,15 @@ pub struct Target {
 }
 
 impl Target {
+    /// `10.0.1.5:8080`, or `[2600:1f18::5]:8080` for an IPv6 target, as access logs write it.
+    pub fn endpoint(&self) -> String {
+        if self.id.parse::<std::net::Ipv6Addr>().is_ok() {
+            format!("[{}]:{}", self.id, self.port)
+        } else {
+            format!("{}:{}", self.id, self.port)
+        }
+    }
+
     pub fn interface(&self) -> Option<&Interface> {
         match &self.placement {
             Placement::Interface(interface) => Some(interface),

@@ -52,6 +52,14 @@ pub fn port(value: Option<i32>) -> Option<u16> {
     value.and_then(|v| u16::try_from(v).ok())
 }
 
+/// A CIDR association still in force: AWS lists disassociated blocks for a while after.
+pub fn still_associated(state: Option<&str>) -> bool {
+    !matches!(
+        state,
+        Some("disassociating" | "disassociated" | "failing" | "failed")
+    )
+}
+
 pub fn subnet(s: &aws_sdk_ec2::types::Subnet) -> Option<Subnet> {
     Some(Subnet {
         id: s.subnet_id()?.to_string(),
@@ -60,6 +68,13 @@ pub fn subnet(s: &aws_sdk_ec2::types::Subnet) -> Option<Subnet> {
         cidr_ipv6: s
             .ipv6_cidr_block_association_set()
             .iter()
+            .filter(|a| {
+                still_associated(
+                    a.ipv6_cidr_block_state()
+                        .and_then(|s| s.state())
+                        .map(|s| s.as_str()),
+                )
+            })
             .filter_map(|a| a.ipv6_cidr_block().map(str::to_string))
             .collect(),
         network_acl_id: None,
@@ -185,12 +200,13 @@ pub fn interface_addresses(eni: &aws_sdk_ec2::types::NetworkInterface) -> Vec<(S
         .collect()
 }
 
-/// Delegated IPv4 prefixes of an ENI (prefix delegation), each with a template interface
-/// whose address the caller fills in.
+/// Delegated prefixes of an ENI (prefix delegation: IPv4 `/28`s, and the IPv6 `/80`s an IPv6
+/// EKS cluster gives each node), each with a template interface whose address the caller
+/// fills in.
 pub fn interface_prefixes(eni: &aws_sdk_ec2::types::NetworkInterface) -> Vec<(String, Interface)> {
-    eni.ipv4_prefixes()
-        .iter()
-        .filter_map(|p| p.ipv4_prefix())
+    let ipv4 = eni.ipv4_prefixes().iter().filter_map(|p| p.ipv4_prefix());
+    let ipv6 = eni.ipv6_prefixes().iter().filter_map(|p| p.ipv6_prefix());
+    ipv4.chain(ipv6)
         .map(|prefix| (prefix.to_string(), eni_interface(eni, "", true)))
         .collect()
 }

@@ -1,7 +1,7 @@
-//! Where the targets live: instance targets through DescribeInstances, IP targets through
-//! DescribeNetworkInterfaces by address in batches, then, for IPs found on no interface, the
-//! ENIs of their subnets (secondary addresses and delegated prefixes). What is still not
-//! found is stale.
+//! Where the targets live: instance targets through DescribeInstances, IPv4 targets through
+//! DescribeNetworkInterfaces by address in batches, then, for IPs found on no interface and
+//! for every IPv6 target, the ENIs of their subnets (secondary and IPv6 addresses, delegated
+//! IPv4 and IPv6 `/80` prefixes). What is still not found is stale.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -69,7 +69,14 @@ pub async fn ip_addresses(clients: &Clients, ips: &[String], deadline: Instant) 
     if ips.is_empty() {
         return None;
     }
-    let batches = ips.chunks(BATCH).map(|batch| {
+    // IPv6 targets are found by their subnets' ENIs (the fallback): a pod's IPv6 address
+    // usually sits in a delegated /80, which no address filter matches.
+    let ipv4: Vec<String> = ips
+        .iter()
+        .filter(|ip| ip.parse::<std::net::Ipv4Addr>().is_ok())
+        .cloned()
+        .collect();
+    let batches = ipv4.chunks(BATCH).map(|batch| {
         let filter = Filter::builder()
             .name("addresses.private-ip-address")
             .set_values(Some(batch.to_vec()))
@@ -140,9 +147,10 @@ pub async fn prefix_delegation_fallback(
                 .iter()
                 .find(|s| {
                     s.cidr_ipv4
-                        .as_deref()
-                        .and_then(AddrRange::parse)
-                        .is_some_and(|c| c.contains(addr))
+                        .iter()
+                        .chain(&s.cidr_ipv6)
+                        .filter_map(|c| AddrRange::parse(c))
+                        .any(|c| c.contains(addr))
                 })
                 .map(|s| s.id.clone())
         })
@@ -166,9 +174,11 @@ pub async fn prefix_delegation_fallback(
     };
     let enis: Vec<&aws_sdk_ec2::types::NetworkInterface> =
         pages.iter().flat_map(|p| p.network_interfaces()).collect();
-    let addresses: BTreeMap<String, Interface> = enis
+    // Keyed by the parsed address: IPv6 has many spellings of one address.
+    let addresses: BTreeMap<AddrRange, Interface> = enis
         .iter()
         .flat_map(|eni| convert::interface_addresses(eni))
+        .filter_map(|(ip, interface)| AddrRange::parse(&ip).map(|a| (a, interface)))
         .collect();
     let prefixes: Vec<(AddrRange, Interface)> = enis
         .iter()
@@ -183,13 +193,13 @@ pub async fn prefix_delegation_fallback(
         if target.placement != Placement::NoInterface {
             continue;
         }
-        if let Some(interface) = addresses.get(&target.id) {
-            target.placement = Placement::Interface(interface.clone());
-            continue;
-        }
         let Some(addr) = AddrRange::parse(&target.id) else {
             continue;
         };
+        if let Some(interface) = addresses.get(&addr) {
+            target.placement = Placement::Interface(interface.clone());
+            continue;
+        }
         if let Some((_, interface)) = prefixes.iter().find(|(prefix, _)| prefix.contains(&addr)) {
             target.placement = Placement::Interface(Interface {
                 private_ip: target.id.clone(),

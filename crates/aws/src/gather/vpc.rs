@@ -59,6 +59,13 @@ pub async fn network(clients: &Clients, vpc: &str, deadline: Instant) -> Network
                     let v6 = v
                         .ipv6_cidr_block_association_set()
                         .iter()
+                        .filter(|a| {
+                            convert::still_associated(
+                                a.ipv6_cidr_block_state()
+                                    .and_then(|s| s.state())
+                                    .map(|s| s.as_str()),
+                            )
+                        })
                         .filter_map(|a| a.ipv6_cidr_block().map(str::to_string));
                     v.cidr_block()
                         .map(str::to_string)

@@ -15,7 +15,7 @@ use crate::context::Context;
 use crate::finding::{Command, DurableFix, Evidence, Finding, FindingCode, Fix, Severity};
 use crate::fixes;
 use crate::netcheck::nacl::{overlapping_denies, rule_number_for_allow, TCP};
-use crate::netcheck::{AddrRange, FlowBox, Leg, NaclCheck, NaclRuleRef};
+use crate::netcheck::{AddrRange, Family, FlowBox, Leg, NaclCheck, NaclRuleRef};
 use crate::snapshot::{NaclEntry, PortRange};
 
 pub fn blocks_target_port(ctx: &Context<'_>) -> RuleOutput {
@@ -42,6 +42,23 @@ struct Group<'a> {
     far_subnets: BTreeSet<&'a str>,
     /// Ports the allow entry opens.
     fix_ports: BTreeSet<PortRange>,
+    /// The address families whose traffic is dropped: the allow names only their CIDRs.
+    families: BTreeSet<Family>,
+}
+
+impl Group<'_> {
+    /// `IPv6 ` (or `IPv4 and IPv6 `) where the family must be named: an IPv6 path, or a
+    /// dual-stack load balancer; empty in a VPC of one family, where it says nothing.
+    fn family_label(&self, ctx: &Context<'_>) -> &'static str {
+        let v6 = self.families.contains(&Family::Ipv6);
+        let v4 = self.families.contains(&Family::Ipv4);
+        match (v4, v6, ctx.snapshot.load_balancer.is_dual_stack()) {
+            (true, true, _) => "IPv4 and IPv6 ",
+            (false, true, _) => "IPv6 ",
+            (true, false, true) => "IPv4 ",
+            _ => "",
+        }
+    }
 }
 
 fn run(ctx: &Context<'_>, replies: bool) -> RuleOutput {
@@ -75,7 +92,9 @@ fn run(ctx: &Context<'_>, replies: bool) -> RuleOutput {
                 subnets: BTreeSet::new(),
                 far_subnets: BTreeSet::new(),
                 fix_ports: BTreeSet::new(),
+                families: BTreeSet::new(),
             });
+        group.families.extend(check.peer.iter().map(|p| p.family));
         for drop in drops {
             group.rules.insert(drop.rule);
             group.dropped_ports.insert(drop.flows.ports);
@@ -150,14 +169,15 @@ fn finding(ctx: &Context<'_>, group: &Group<'_>) -> Finding {
     } else {
         Severity::High
     };
+    let family = group.family_label(ctx);
     let title = if replies {
         format!(
-            "NACL {nacl_id} drops replies from targets to the load balancer on ports {} ({} of the {side}, {rule})",
+            "NACL {nacl_id} drops {family}replies from targets to the load balancer on ports {} ({} of the {side}, {rule})",
             ports.join(", "), direction.as_str()
         )
     } else {
         format!(
-            "NACL {nacl_id} drops load balancer traffic to target port {} ({} of the {side}, {rule})",
+            "NACL {nacl_id} drops {family}load balancer traffic to target port {} ({} of the {side}, {rule})",
             ports.join(", "), direction.as_str()
         )
     };
@@ -465,6 +485,8 @@ fn fix(ctx: &Context<'_>, group: &Group<'_>) -> (Fix, Vec<Action>) {
                 .cloned()
                 .collect::<Vec<_>>()
         })
+        // Only the families whose traffic is dropped: the other one already passes.
+        .filter(|cidr| AddrRange::parse(cidr).is_some_and(|a| group.families.contains(&a.family)))
         .collect();
     let NewEntries {
         commands,

@@ -158,9 +158,8 @@ fn health_evidence(ctx: &Context<'_>, bad: &[(&TargetGroup, &Target)]) -> Vec<Ev
                 reason: t.health.reason.clone(),
                 description: t.health.description.clone(),
                 summary: format!(
-                    "{}:{} ({}): {}{}{}",
-                    t.id,
-                    t.port,
+                    "{} ({}): {}{}{}",
+                    t.endpoint(),
                     group.name,
                     t.health.state,
                     reason
