@@ -560,7 +560,7 @@ pub async fn ipv6_alb(
         let block: ipnet::Ipv6Net = block.parse().unwrap();
         // A pod address deep in the /64, as the VPC CNI hands them out of a node's /80.
         let pod = std::net::Ipv6Addr::from(
-            u128::from(block.network()) | 0x8f3a_0000_0000_00a1 + i as u128,
+            u128::from(block.network()) | (0x8f3a_0000_0000_00a1 + i as u128),
         );
         aws.ec2
             .create_network_interface()
