@@ -207,7 +207,11 @@ async fn alarms_for_an_nlb_watch_it_and_are_understood() {
     assert!(params.contains(&("LoadBalancer".into(), dimension.clone())));
     assert_eq!(
         check_alarms(&template, "IsNetwork", name, &dimension),
-        ["TCP_ELB_Reset_Count", "TCP_Target_Reset_Count"]
+        [
+            "PortAllocationErrorCount",
+            "TCP_ELB_Reset_Count",
+            "TCP_Target_Reset_Count"
+        ]
     );
 }
 
