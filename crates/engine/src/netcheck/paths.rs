@@ -154,6 +154,8 @@ pub struct SgCheck {
     pub peer_groups: Vec<String>,
     pub port: u16,
     pub purpose: Purpose,
+    /// The family of the targets' addresses: an IPv6 path is judged on its own rules.
+    pub family: Family,
     pub outcome: SgOutcome,
     pub targets: Vec<TargetId>,
 }
@@ -539,6 +541,7 @@ fn check_security_groups(
             peer_groups: lb.security_groups.clone(),
             port,
             purpose,
+            family,
             outcome: ingress,
             targets: targets.clone(),
         });
@@ -562,6 +565,7 @@ fn check_security_groups(
             peer_groups: target_groups.to_vec(),
             port,
             purpose,
+            family,
             outcome: egress,
             targets,
         });

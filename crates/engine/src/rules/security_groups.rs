@@ -15,7 +15,7 @@ use crate::alarm::LbKind;
 use crate::context::Context;
 use crate::finding::{Command, DurableFix, Evidence, Finding, FindingCode, Fix, Severity};
 use crate::fixes;
-use crate::netcheck::{Direction, SgCheck, SgOutcome, SgSide};
+use crate::netcheck::{Direction, Family, SgCheck, SgOutcome, SgSide};
 
 pub fn check(ctx: &Context<'_>) -> RuleOutput {
     let name = "security groups: load balancer to targets";
@@ -59,6 +59,18 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     out
 }
 
+/// `over IPv6 ` where the family must be named: an IPv6 path, or a dual-stack load balancer.
+fn family_label(ctx: &Context<'_>, checks: &[&SgCheck]) -> &'static str {
+    let v6 = checks.iter().any(|c| c.family == Family::Ipv6);
+    let v4 = checks.iter().any(|c| c.family == Family::Ipv4);
+    match (v4, v6, ctx.snapshot.load_balancer.is_dual_stack()) {
+        (true, true, _) => "over IPv4 and IPv6 ",
+        (false, true, _) => "over IPv6 ",
+        (true, false, true) => "over IPv4 ",
+        _ => "",
+    }
+}
+
 fn finding(ctx: &Context<'_>, side: SgSide, groups: &[String], checks: &[&SgCheck]) -> Finding {
     let lb = &ctx.snapshot.load_balancer;
     let ports: BTreeSet<u16> = checks.iter().map(|c| c.port).collect();
@@ -78,9 +90,10 @@ fn finding(ctx: &Context<'_>, side: SgSide, groups: &[String], checks: &[&SgChec
         Severity::High
     };
     let group_text = groups.join(" + ");
+    let family = family_label(ctx, checks);
     let (title, explanation) = match side {
         SgSide::TargetIngress => (
-            format!("Security group {group_text} of the targets does not admit the load balancer on port {port_list}"),
+            format!("Security group {group_text} of the targets does not admit the load balancer {family}on port {port_list}"),
             format!(
                 "No inbound rule of the targets' security groups ({group_text}) allows TCP {port_list} from the load balancer's security groups ({}) or from all of its subnets. \
                  Requests and health checks are dropped at the target's network interface: targets fail their health checks and connections time out (504).",
@@ -88,7 +101,7 @@ fn finding(ctx: &Context<'_>, side: SgSide, groups: &[String], checks: &[&SgChec
             ),
         ),
         SgSide::LbEgress => (
-            format!("Security group {group_text} of the load balancer does not let it reach the targets on port {port_list}"),
+            format!("Security group {group_text} of the load balancer does not let it reach the targets {family}on port {port_list}"),
             format!(
                 "No outbound rule of the load balancer's security groups ({group_text}) allows TCP {port_list} to the targets' security groups ({}) or addresses. \
                  The load balancer cannot open connections to its targets.",
@@ -391,6 +404,37 @@ mod tests {
         );
         assert!(command.contains("FromPort=8080,ToPort=8080"));
         assert!(!command.contains("0.0.0.0/0") && !command.contains("CidrIp"));
+    }
+
+    /// An IPv6 path is named as one: the ALB's groups let only IPv4 out, so the IPv6 pods
+    /// are unreachable while the same rules would pass IPv4 ones.
+    #[test]
+    fn an_ipv6_path_names_its_family() {
+        let name = "ipv6-nacl-ephemeral-lb-subnets";
+        let mut world = scenario_snapshot(name);
+        for group in &mut world.security_groups {
+            for rule in &mut group.egress {
+                rule.ipv6_ranges.clear();
+            }
+        }
+        let out = run(check, name, &world);
+        let f = &out.findings[0];
+        assert!(
+            f.title.contains(
+                "of the load balancer does not let it reach the targets over IPv6 on port 8080"
+            ),
+            "{}",
+            f.title
+        );
+        // The IPv4-only world says nothing of families.
+        let mut v4 = scenario_snapshot("sg-node-missing-lb-rule");
+        v4.load_balancer.ip_address_type = None;
+        let out = run(check, "sg-node-missing-lb-rule", &v4);
+        assert!(
+            !out.findings[0].title.contains("IPv"),
+            "{}",
+            out.findings[0].title
+        );
     }
 
     #[test]
