@@ -88,6 +88,8 @@ fn alb_rules() -> Vec<Rule> {
                 // of the ENI written another way than the ENI lists it.
                 .target_health_descriptions(healthy("2600:1f18:4e2a:7d10:8f3a::a1"))
                 .target_health_descriptions(healthy("2600:1f18:4e2a:7d10:0:0:0:5"))
+                // In no subnet that was read: not looked up, so not known to be stale.
+                .target_health_descriptions(healthy("2600:1f18:ffff::9"))
                 .build()
         }),
         mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_group_attributes).then_output(|| {
@@ -243,6 +245,7 @@ async fn delegated_prefixes_place_pod_ips_and_faults_become_gaps() {
         panic!("{:?}", targets[3])
     };
     assert!(!address.via_prefix && address.subnet_id == "subnet-nodes");
+    assert_eq!(targets[4].placement, Placement::Unobserved);
 
     let gap = |fact: GapFact| {
         world

@@ -295,12 +295,13 @@ pub struct FlowIdleTimeout {
 }
 
 impl Listener {
-    /// An NLB listener's idle timeout for TCP flows: its `tcp.idle_timeout.seconds`, else the
-    /// default; TLS listeners are fixed at 350 s and UDP ones at 120 s.
+    /// An NLB listener's idle timeout for TCP flows: a TCP listener's `tcp.idle_timeout.seconds`
+    /// (only TCP listeners have the attribute), else the default; TLS and TCP_UDP listeners are
+    /// fixed at 350 s for TCP flows, and UDP ones at 120 s.
     pub fn flow_idle_timeout(&self) -> FlowIdleTimeout {
         let protocol = self.protocol.trim().to_ascii_uppercase();
         match protocol.as_str() {
-            "TLS" => FlowIdleTimeout {
+            "TLS" | "TCP_UDP" => FlowIdleTimeout {
                 seconds: NLB_TCP_IDLE_TIMEOUT,
                 settable: false,
                 observed: true,
@@ -311,17 +312,19 @@ impl Listener {
                 observed: true,
             },
             // A protocol AWS does not have is not trusted to take an attribute.
-            "TCP" | "TCP_UDP" => {
+            "TCP" => {
                 let read = self
                     .attributes
                     .as_ref()
                     .and_then(|a| a.get("tcp.idle_timeout.seconds"))
                     .and_then(|v| v.trim().parse::<u32>().ok())
                     .filter(|v| NLB_TCP_IDLE_TIMEOUT_RANGE.contains(v));
+                // A value that is missing, not a number or outside 60-6000 s is unknown: the
+                // default is shown, and nothing is raised from it.
                 FlowIdleTimeout {
                     seconds: read.unwrap_or(NLB_TCP_IDLE_TIMEOUT),
                     settable: true,
-                    observed: read.is_some() || self.attributes.is_some(),
+                    observed: read.is_some(),
                 }
             }
             _ => FlowIdleTimeout {

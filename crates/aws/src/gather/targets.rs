@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_ec2::types::Filter;
-use elbmedic_engine::netcheck::AddrRange;
+use elbmedic_engine::netcheck::{AddrRange, Family};
 use elbmedic_engine::snapshot::{Gap, GapFact, Interface, Placement, Snapshot};
 use tokio::time::Instant;
 
@@ -139,22 +139,41 @@ pub async fn prefix_delegation_fallback(
         .filter(|t| t.placement == Placement::NoInterface)
         .filter_map(|t| AddrRange::parse(&t.id))
         .collect();
-    let subnets: BTreeSet<String> = missing
+    let containing = |addr: &AddrRange| {
+        world
+            .subnets
+            .iter()
+            .find(|s| {
+                s.cidr_ipv4
+                    .iter()
+                    .chain(&s.cidr_ipv6)
+                    .filter_map(|c| AddrRange::parse(c))
+                    .any(|c| c.contains(addr))
+            })
+            .map(|s| s.id.clone())
+    };
+    let subnets: BTreeSet<String> = missing.iter().filter_map(containing).collect();
+    // An IPv6 target is looked up only here: in no subnet that was read, it was not looked up
+    // at all, so it is not known to be stale.
+    let unsearched: BTreeSet<String> = world
+        .target_groups
         .iter()
-        .filter_map(|addr| {
-            world
-                .subnets
-                .iter()
-                .find(|s| {
-                    s.cidr_ipv4
-                        .iter()
-                        .chain(&s.cidr_ipv6)
-                        .filter_map(|c| AddrRange::parse(c))
-                        .any(|c| c.contains(addr))
-                })
-                .map(|s| s.id.clone())
+        .flat_map(|g| g.targets.iter())
+        .filter(|t| t.placement == Placement::NoInterface)
+        .filter(|t| {
+            AddrRange::parse(&t.id)
+                .is_some_and(|a| a.family == Family::Ipv6 && containing(&a).is_none())
         })
+        .map(|t| t.id.clone())
         .collect();
+    for target in world
+        .target_groups
+        .iter_mut()
+        .flat_map(|g| g.targets.iter_mut())
+        .filter(|t| unsearched.contains(&t.id))
+    {
+        target.placement = Placement::Unobserved;
+    }
     if subnets.is_empty() {
         return;
     }

@@ -334,7 +334,7 @@ fn listener_refusal(world: &Snapshot, listener_arn: &str, port: u16, to: u32) ->
             listener.protocol
         ));
     }
-    if listener.attributes.is_none() {
+    if !timeout.observed {
         return Some("the listener's current idle timeout could not be read, so raising it cannot be checked".into());
     }
     (!crate::snapshot::NLB_TCP_IDLE_TIMEOUT_RANGE.contains(&to))

@@ -31,16 +31,23 @@ const NAME: &str = "client IP preservation: targets admit the clients";
 /// Whether a group preserves the client's address, and whether that is the AWS default
 /// rather than a value read from its attributes.
 pub fn preserves_client_ip(group: &TargetGroup) -> (bool, bool) {
+    if always_preserves(group) {
+        return (true, false);
+    }
     if let Some(read) = group.preserve_client_ip {
         return (read, false);
     }
-    let udp = group
-        .protocol
-        .as_deref()
-        .is_some_and(|p| p.eq_ignore_ascii_case("UDP") || p.eq_ignore_ascii_case("TCP_UDP"));
-    let default = group.target_type.eq_ignore_ascii_case("instance")
-        || (group.target_type.eq_ignore_ascii_case("ip") && udp);
-    (default, true)
+    (group.target_type.eq_ignore_ascii_case("instance"), true)
+}
+
+/// UDP, TCP_UDP, QUIC and TCP_QUIC groups always preserve the client's address (AWS offers
+/// no way to turn it off for them). Their rules are not TCP's, which is all the path checks
+/// evaluate, so these groups are not judged here.
+pub fn always_preserves(group: &TargetGroup) -> bool {
+    group.protocol.as_deref().is_some_and(|p| {
+        let p = p.trim().to_ascii_uppercase();
+        p.contains("UDP") || p.contains("QUIC")
+    })
 }
 
 /// One place where the clients are stopped.
@@ -65,9 +72,14 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     let snapshot = ctx.snapshot;
     let mut out = RuleOutput::default();
     let mut checked_groups = Vec::new();
+    let mut unjudged = Vec::new();
     for group in &snapshot.target_groups {
         let (preserves, _) = preserves_client_ip(group);
         if !preserves || group.target_type.eq_ignore_ascii_case("lambda") {
+            continue;
+        }
+        if always_preserves(group) || located(group).is_empty() {
+            unjudged.push(group.name.clone());
             continue;
         }
         checked_groups.push(group.name.clone());
@@ -78,12 +90,19 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     }
     let status = if !out.findings.is_empty() {
         CheckStatus::Problem
+    } else if !unjudged.is_empty() {
+        CheckStatus::Incomplete
     } else if checked_groups.is_empty() {
         CheckStatus::NotApplicable
     } else {
         CheckStatus::Ok
     };
-    let detail = if checked_groups.is_empty() {
+    let detail = if !unjudged.is_empty() && out.findings.is_empty() {
+        format!(
+            "{} preserve the client's address but were not judged: no target located, or a UDP or QUIC group (only TCP rules are evaluated)",
+            list_some(&unjudged, 3)
+        )
+    } else if checked_groups.is_empty() {
         "no target group preserves the client's address: the targets see the NLB's own addresses"
             .to_string()
     } else if out.findings.is_empty() {
@@ -235,6 +254,10 @@ fn finding(
     families: &[Clients],
 ) -> Finding {
     let lb = &ctx.snapshot.load_balancer;
+    let internal = lb
+        .scheme
+        .as_deref()
+        .is_some_and(|s| s.eq_ignore_ascii_case("internal"));
     let clients = families
         .iter()
         .map(|c| c.described.as_str())
@@ -272,8 +295,14 @@ fn finding(
     Finding {
         code: FindingCode::ClientIpNotAdmitted,
         severity: Severity::Critical,
-        confidence: Some(Confidence::Confirmed),
-        confidence_reason: Some("the security groups and NACLs were evaluated for every client address".into()),
+        // An internal NLB's clients may also come over peering, a VPN or Direct Connect,
+        // from ranges the snapshot does not know.
+        confidence: Some(if internal { Confidence::Likely } else { Confidence::Confirmed }),
+        confidence_reason: Some(if internal {
+            "no address of the VPC outside the NLB's subnets is admitted; clients from peered or on-premises networks are not known here".into()
+        } else {
+            "the security groups and NACLs were evaluated for every address outside the VPC".into()
+        }),
         title,
         explanation: "A Network Load Balancer that preserves the client's address forwards each packet with the client's own source address. The target's security groups and its subnet's NACL judge that address, not the NLB's. Rules written for a load balancer in front, admitting only the VPC or the load balancer's subnets, then drop every client connection, while the health checks, which come from the NLB's nodes, still pass.".into(),
         evidence: evidence(ctx, group, blocked, &clients),
@@ -326,10 +355,7 @@ fn evidence(
 fn fix(ctx: &Context<'_>, group: &TargetGroup, blocked: &[Blocked]) -> (Fix, Vec<String>) {
     let lb = &ctx.snapshot.load_balancer;
     let region = ctx.region();
-    let udp = group
-        .protocol
-        .as_deref()
-        .is_some_and(|p| p.to_ascii_uppercase().contains("UDP"));
+    let udp = always_preserves(group);
     let mut commands = Vec::new();
     let mut durable = None;
     if let (Some(arn), false) = (group.arn.as_deref(), udp) {

@@ -21,6 +21,8 @@ mod idle_timeout;
 mod nacl;
 mod nlb_idle_timeout;
 pub use nlb_idle_timeout::recommend_flow_idle_timeout;
+#[cfg(test)]
+mod nlb_attacks;
 mod nlb_security_groups;
 mod no_registered_targets;
 mod port_allocation;

@@ -19,6 +19,21 @@ use crate::snapshot::{FlowIdleTimeout, Listener, NLB_TCP_IDLE_TIMEOUT_RANGE};
 const NAME: &str = "NLB idle timeout (resets sent by the load balancer)";
 const METRIC: &str = "TCP_ELB_Reset_Count";
 
+/// Below this many resets in the window, or this share of the new flows, the NLB's resets are
+/// the background every NLB has (stray packets, a deregistration): not a cause.
+const MIN_RESETS: f64 = 10.0;
+/// AWS allows 50 listeners per load balancer: a snapshot with more is not read further.
+const MAX_LISTENERS: usize = 50;
+const MIN_SHARE_OF_NEW_FLOWS: f64 = 0.01;
+
+/// Why the resets are someone else's to explain, if they are: flows the NLB could not open
+/// towards a target are reset too.
+fn explained_elsewhere(ctx: &Context<'_>) -> Option<String> {
+    ctx.sum("PortAllocationErrorCount")
+        .is_some_and(|e| e >= 1.0)
+        .then(|| "the NLB ran out of source ports in the window (PortAllocationErrorCount): its resets are those failed flows".into())
+}
+
 /// The timeout to propose for a TCP listener: double the current one, within 60-6000 s. The
 /// idle gaps themselves are not in any metric, so the raise is a step, and the keep-alive
 /// (below the timeout on both ends) is the fix that does not depend on guessing them.
@@ -44,11 +59,34 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
             format!("the load balancer reset no flow itself ({METRIC} 0 or no data; NLB metrics exist only while traffic flows)"),
         ));
     };
+    let new_flows = ctx.sum("NewFlowCount").unwrap_or(0.0);
+    if resets < MIN_RESETS || (new_flows > 0.0 && resets < new_flows * MIN_SHARE_OF_NEW_FLOWS) {
+        return RuleOutput::only(Check::new(
+            NAME,
+            CheckStatus::Ok,
+            format!(
+                "{} resets by the load balancer against {} new flows: the background of any NLB, not a cause",
+                format_value(resets),
+                format_value(new_flows)
+            ),
+        ));
+    }
+    if let Some(why) = explained_elsewhere(ctx) {
+        return RuleOutput::only(Check::new(
+            NAME,
+            CheckStatus::Ok,
+            format!(
+                "{} resets by the load balancer, but {why}",
+                format_value(resets)
+            ),
+        ));
+    }
     let listeners: Vec<(&Listener, FlowIdleTimeout)> = ctx
         .snapshot
         .load_balancer
         .listeners
         .iter()
+        .take(MAX_LISTENERS)
         .filter(|l| !l.protocol.eq_ignore_ascii_case("UDP"))
         .map(|l| (l, l.flow_idle_timeout()))
         .collect();
@@ -78,7 +116,7 @@ fn describe_timeout(listener: &Listener, timeout: FlowIdleTimeout) -> String {
     let how = match (timeout.settable, timeout.observed) {
         (false, _) => "fixed",
         (true, true) => "set",
-        (true, false) => "default, attributes not read",
+        (true, false) => "not read: the default",
     };
     format!(
         "{} {}: {} s ({how})",
@@ -170,7 +208,7 @@ fn finding(ctx: &Context<'_>, resets: f64, listeners: &[(&Listener, FlowIdleTime
             .collect(),
         remedies: listeners
             .iter()
-            .filter(|(l, t)| t.settable && l.attributes.is_some())
+            .filter(|(_, t)| t.settable && t.observed)
             .filter_map(|(l, t)| {
                 Some(Action::RaiseListenerIdleTimeout {
                     listener_arn: l.arn.clone()?,
@@ -195,6 +233,27 @@ fn raises(
     let mut durable_lines = Vec::new();
     let mut raised = Vec::new();
     for (listener, timeout) in listeners.iter().filter(|(_, t)| t.settable) {
+        if !timeout.observed {
+            // Its value is unknown: read it before changing it.
+            if let Some(arn) = listener.arn.as_deref() {
+                commands.push(Command::new(
+                    format!(
+                        "Read the idle timeout of listener {} {} (it could not be read)",
+                        listener.protocol, listener.port
+                    ),
+                    Script::line(argv![
+                        "aws",
+                        "elbv2",
+                        "describe-listener-attributes",
+                        "--region",
+                        ctx.region(),
+                        "--listener-arn",
+                        arn
+                    ]),
+                ));
+            }
+            continue;
+        }
         let Some(to) = recommend_flow_idle_timeout(timeout.seconds) else {
             continue;
         };

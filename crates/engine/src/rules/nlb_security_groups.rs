@@ -15,10 +15,10 @@ use crate::finding::{
     Command, Confidence, DurableFix, Evidence, Finding, FindingCode, Fix, Severity,
 };
 use crate::netcheck::addr::Family;
-use crate::netcheck::clients;
-use crate::netcheck::sg::{self, protocol_allows_tcp_port, SgPeer};
-use crate::netcheck::{Direction, SgOutcome};
+use crate::netcheck::sg::protocol_allows_tcp_port;
+use crate::netcheck::Direction;
 use crate::shell::{Script, Word};
+use crate::snapshot::SgRule;
 
 const NAME: &str = "NLB security groups admit the clients";
 const INBOUND: &str = "SecurityGroupBlockedFlowCount_Inbound_TCP";
@@ -38,10 +38,10 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     }
     let dropped = ctx.sum(INBOUND).unwrap_or(0.0);
     let closed = closed_ports(ctx);
-    if dropped <= 0.0 || closed.is_empty() {
+    if dropped < 1.0 || closed.is_empty() {
         let outbound = ctx.sum(OUTBOUND).unwrap_or(0.0);
         let mut detail = format!("{} flows dropped inbound", format_value(dropped));
-        if dropped > 0.0 {
+        if dropped >= 1.0 {
             detail.push_str(
                 ", all on ports the groups admit from some sources: an allow-list at work",
             );
@@ -62,51 +62,64 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
     }
 }
 
-/// Listener ports (TCP and TLS) that no inbound rule of the NLB's groups admits from any
-/// client address or security group.
-fn closed_ports(ctx: &Context<'_>) -> Vec<u16> {
+/// Listener ports (TCP and TLS) that no inbound rule of the NLB's groups admits from
+/// anywhere of a family the NLB serves: no CIDR of that family, no prefix list, no group. A
+/// rule admitting some source, whoever the clients are (a partner's range, a peered VPC), is
+/// a choice, not a closed port.
+fn closed_ports(ctx: &Context<'_>) -> Vec<(u16, Family)> {
     let snapshot = ctx.snapshot;
     let lb = &snapshot.load_balancer;
     let mut families = vec![Family::Ipv4];
     if lb.is_dual_stack() {
         families.push(Family::Ipv6);
     }
-    let mut closed: Vec<u16> = lb
-        .listeners
+    let rules: Vec<&SgRule> = lb
+        .security_groups
         .iter()
-        .filter(|l| !l.protocol.eq_ignore_ascii_case("UDP"))
-        .map(|l| l.port)
-        .filter(|port| {
-            let referenced = lb
-                .security_groups
-                .iter()
-                .filter_map(|id| snapshot.security_group(id))
-                .any(|g| {
-                    g.ingress.iter().any(|r| {
-                        !r.security_groups.is_empty() && protocol_allows_tcp_port(r, *port)
-                    })
-                });
-            !referenced && families.iter().all(|family| {
-                let clients = clients::of(snapshot, *family);
-                let peer = SgPeer {
-                    groups: &[],
-                    addrs: clients.ranges,
-                };
-                matches!(
-                    sg::evaluate(snapshot, &lb.security_groups, Direction::Ingress, *port, &peer),
-                    SgOutcome::Denied { uncovered } if uncovered.is_empty()
-                )
-            })
-        })
+        .filter_map(|id| snapshot.security_group(id))
+        .flat_map(|g| &g.ingress)
         .collect();
+    let mut closed = Vec::new();
+    for listener in lb.listeners.iter().take(50) {
+        let protocol = listener.protocol.trim().to_ascii_uppercase();
+        if protocol != "TCP" && protocol != "TLS" {
+            continue;
+        }
+        for family in &families {
+            let admitted = rules
+                .iter()
+                .filter(|r| protocol_allows_tcp_port(r, listener.port))
+                .any(|r| {
+                    let ranges = match family {
+                        Family::Ipv4 => &r.ipv4_ranges,
+                        Family::Ipv6 => &r.ipv6_ranges,
+                    };
+                    !ranges.is_empty()
+                        || !r.prefix_list_ids.is_empty()
+                        || !r.security_groups.is_empty()
+                });
+            if !admitted {
+                closed.push((listener.port, *family));
+            }
+        }
+    }
     closed.sort_unstable();
     closed.dedup();
     closed
 }
 
-fn finding(ctx: &Context<'_>, dropped: f64, closed: &[u16]) -> Finding {
+/// `8883`, or `8883 (IPv6)` on a dual-stack NLB, where the family must be named.
+fn port_text(ctx: &Context<'_>, port: u16, family: Family) -> String {
+    match (ctx.snapshot.load_balancer.is_dual_stack(), family) {
+        (false, _) => port.to_string(),
+        (true, Family::Ipv4) => format!("{port} (IPv4)"),
+        (true, Family::Ipv6) => format!("{port} (IPv6)"),
+    }
+}
+
+fn finding(ctx: &Context<'_>, dropped: f64, closed: &[(u16, Family)]) -> Finding {
     let lb = &ctx.snapshot.load_balancer;
-    let ports: Vec<String> = closed.iter().map(ToString::to_string).collect();
+    let ports: Vec<String> = closed.iter().map(|(p, f)| port_text(ctx, *p, *f)).collect();
     let groups = lb.security_groups.join(" + ");
     let title = format!(
         "{}'s security groups {groups} admit no client on port {}: they dropped {} flows",
@@ -118,13 +131,17 @@ fn finding(ctx: &Context<'_>, dropped: f64, closed: &[u16]) -> Finding {
         .metric_evidence(INBOUND, "Sum", "")
         .into_iter()
         .collect();
-    for port in closed {
+    for (port, family) in closed {
+        let family = match family {
+            Family::Ipv4 => "IPv4",
+            Family::Ipv6 => "IPv6",
+        };
         evidence.push(Evidence::SecurityGroup {
             group_ids: lb.security_groups.clone(),
             direction: Direction::Ingress,
             port: *port,
             peer_groups: Vec::new(),
-            summary: format!("{groups} ingress: no rule admits TCP {port} from any client address or security group"),
+            summary: format!("{groups} ingress: no rule admits TCP {port} from any {family} address, prefix list or security group"),
         });
     }
     let mut describe = argv![

@@ -20,7 +20,7 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         return RuleOutput::default();
     }
     let errors = ctx.sum(METRIC).unwrap_or(0.0);
-    if errors <= 0.0 {
+    if errors < 1.0 {
         return RuleOutput::only(Check::new(
             NAME,
             CheckStatus::Ok,

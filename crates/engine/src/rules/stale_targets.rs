@@ -60,9 +60,8 @@ fn finding(ctx: &Context<'_>, stale: &[(&TargetGroup, &Target)], ids: Vec<String
         .take(10)
         .map(|(group, target)| {
             Evidence::observation(format!(
-                "{}:{} in {}: no network interface holds this IP (health {}{})",
-                target.id,
-                target.port,
+                "{} in {}: no network interface holds this IP (health {}{})",
+                target.endpoint(),
                 group.name,
                 target.health.state,
                 target
