@@ -462,6 +462,92 @@ async fn an_ipv6_cluster_behind_a_dual_stack_alb_without_the_ipv6_ephemeral_allo
     );
 }
 
+fn codes_of(report: &serde_json::Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        // moto answers 500 to the percentile query: a check-incomplete of its own.
+        .filter(|c| c != "check-incomplete")
+        .collect()
+}
+
+/// An NLB with security groups whose outbound rules were emptied: health checks obey them,
+/// so the NLB reaches no target, and the path check names the NLB's own group.
+#[tokio::test]
+async fn an_nlb_whose_security_group_lets_nothing_out_fails_its_health_checks() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let net = network(&aws, &[8080]).await;
+    let id = nlb(&aws, &net, NLB, &PODS, &[]).await;
+    aws.ec2
+        .revoke_security_group_egress()
+        .group_id(&net.lb_sg)
+        .ip_permissions(
+            aws_sdk_ec2::types::IpPermission::builder()
+                .ip_protocol("-1")
+                .ip_ranges(
+                    aws_sdk_ec2::types::IpRange::builder()
+                        .cidr_ip("0.0.0.0/0")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let event = nlb_event("TCP_Target_Reset_Count", &id, now());
+    let (report, _) = diagnose_and_publish(&moto, &aws, "nlb-sg-egress", &event).await;
+    assert_eq!(codes_of(&report), ["sg-blocks-target-port"], "{report:#}");
+    let title = report["findings"][0]["title"].as_str().unwrap();
+    assert!(
+        title.contains(&net.lb_sg) && title.contains("of the load balancer"),
+        "{title}"
+    );
+}
+
+/// An NLB without security groups whose target group preserves the client's address: the
+/// node SG admits port 8080 from the VPC (the NLB's subnets, so health checks pass) and from
+/// nobody else, so every internet client is dropped at the pods.
+#[tokio::test]
+async fn client_ip_preservation_without_the_clients_in_the_target_sg() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let net = network(&aws, &[]).await;
+    aws.ec2
+        .authorize_security_group_ingress()
+        .group_id(&net.node_sg)
+        .ip_permissions(
+            aws_sdk_ec2::types::IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(8080)
+                .to_port(8080)
+                .ip_ranges(
+                    aws_sdk_ec2::types::IpRange::builder()
+                        .cidr_ip("10.0.0.0/16")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let id = nlb_preserving_client_ip(&aws, &net, NLB, &PODS).await;
+    let event = nlb_event("TCP_Client_Reset_Count", &id, now());
+    let (report, _) = diagnose_and_publish(&moto, &aws, "nlb-client-ip", &event).await;
+    assert_eq!(codes_of(&report), ["client-ip-not-admitted"], "{report:#}");
+    let finding = &report["findings"][0];
+    assert_eq!(finding["confidence"], "confirmed", "{finding:#}");
+    assert!(finding["title"].as_str().unwrap().contains(&net.node_sg));
+    let commands = finding["fix"]["commands"].to_string();
+    assert!(
+        commands.contains("Key=preserve_client_ip.enabled,Value=false"),
+        "{commands}"
+    );
+    assert!(!commands.contains("0.0.0.0/0"), "{commands}");
+}
+
 #[tokio::test]
 async fn healthy_setup_has_no_false_positives() {
     let moto = Moto::start();

@@ -623,14 +623,50 @@ pub async fn tag_load_balancer(aws: &Aws, arn: &str, tags: &[(&str, &str)]) {
 }
 
 pub async fn alb(aws: &Aws, net: &Network, name: &str, on_enis: &[&str], stale: &[&str]) -> String {
-    elbv2_lb(aws, net, name, false, on_enis, stale).await
+    elbv2_lb(aws, net, name, false, on_enis, stale, true).await
 }
 
 /// An NLB as the AWS Load Balancer Controller makes it for Service shop/mqtt: TCP 1883 to IP
 /// targets on 8080. The `LoadBalancer` dimension it answers (`net/NAME/ID`; moto writes `app/`
 /// into every ELBv2 ARN, whatever the type).
 pub async fn nlb(aws: &Aws, net: &Network, name: &str, on_enis: &[&str], stale: &[&str]) -> String {
-    let id = elbv2_lb(aws, net, name, true, on_enis, stale).await;
+    let id = elbv2_lb(aws, net, name, true, on_enis, stale, true).await;
+    format!(
+        "net/{}",
+        id.trim_start_matches("app/").trim_start_matches("net/")
+    )
+}
+
+/// An NLB made before NLBs had security groups (none can be added now), whose target group
+/// preserves the client's address (`preserve_client_ip.enabled=true`, as for instance
+/// targets by default): the targets' own groups then judge every client.
+pub async fn nlb_preserving_client_ip(
+    aws: &Aws,
+    net: &Network,
+    name: &str,
+    on_enis: &[&str],
+) -> String {
+    let id = elbv2_lb(aws, net, name, true, on_enis, &[], false).await;
+    let groups = aws
+        .elbv2
+        .describe_target_groups()
+        .names(format!("{name}-tg"))
+        .send()
+        .await
+        .unwrap();
+    let tg_arn = groups.target_groups()[0].target_group_arn().unwrap();
+    aws.elbv2
+        .modify_target_group_attributes()
+        .target_group_arn(tg_arn)
+        .attributes(
+            aws_sdk_elasticloadbalancingv2::types::TargetGroupAttribute::builder()
+                .key("preserve_client_ip.enabled")
+                .value("true")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("preserve the client's address");
     format!(
         "net/{}",
         id.trim_start_matches("app/").trim_start_matches("net/")
@@ -644,6 +680,7 @@ async fn elbv2_lb(
     network: bool,
     on_enis: &[&str],
     stale: &[&str],
+    with_security_groups: bool,
 ) -> String {
     use aws_sdk_elasticloadbalancingv2::types::{LoadBalancerTypeEnum, ProtocolEnum};
     let (kind, protocol, stack) = match network {
@@ -664,7 +701,7 @@ async fn elbv2_lb(
         .name(name)
         .subnets(&net.public[0].id)
         .subnets(&net.public[1].id)
-        .security_groups(&net.lb_sg)
+        .set_security_groups(with_security_groups.then(|| vec![net.lb_sg.clone()]))
         .r#type(kind)
         .send()
         .await
