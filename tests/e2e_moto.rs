@@ -337,12 +337,7 @@ async fn ip_targets_on_enis_and_a_stale_one() {
         serde_json::json!(["10.0.35.77"]),
         "{report:#}"
     );
-    let placement = report["checked"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"].as_str().unwrap().starts_with("target placement"))
-        .unwrap();
+    let placement = checked(&report, "target placement");
     assert!(
         placement["detail"]
             .as_str()
@@ -446,12 +441,7 @@ async fn an_ipv6_cluster_behind_a_dual_stack_alb_without_the_ipv6_ephemeral_allo
             "{command}"
         );
     }
-    let placement = report["checked"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"].as_str().unwrap().starts_with("target placement"))
-        .unwrap();
+    let placement = checked(&report, "target placement");
     assert!(
         placement["detail"].as_str().unwrap().starts_with(&format!(
             "{} of {} targets found",
@@ -460,6 +450,16 @@ async fn an_ipv6_cluster_behind_a_dual_stack_alb_without_the_ipv6_ephemeral_allo
         )),
         "{placement}"
     );
+}
+
+/// The report's check whose name starts with `name`.
+fn checked<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"].as_str().unwrap().starts_with(name))
+        .unwrap_or_else(|| panic!("no check {name}: {report:#}"))
 }
 
 fn codes_of(report: &serde_json::Value) -> Vec<String> {
@@ -1622,6 +1622,86 @@ async fn the_cli_follow_up_reads_the_access_logs_too() {
     assert!(report["checked"]
         .to_string()
         .contains("9 lines in 1 of 1 log objects"));
+}
+
+/// An NLB's TLS listener logs, read by the CLI's follow-up on moto's S3: the long-lived
+/// connections back the idle-timeout finding, the failed handshakes are counted.
+#[tokio::test]
+async fn the_follow_up_reads_an_nlbs_tls_access_logs() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let net = network(&aws, &[8080]).await;
+    let id = nlb(&aws, &net, NLB, &PODS, &[]).await;
+    let now = now();
+    let dim = ("LoadBalancer", id.as_str());
+    put_metric(
+        &aws,
+        "AWS/NetworkELB",
+        dim,
+        "TCP_ELB_Reset_Count",
+        &[0.0, 412.0, 388.0],
+        now,
+    )
+    .await;
+    put_metric(
+        &aws,
+        "AWS/NetworkELB",
+        dim,
+        "NewFlowCount",
+        &[310.0, 296.0, 322.0],
+        now,
+    )
+    .await;
+    let at = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%S")
+            .to_string()
+    };
+    let line = |t: i64, ms: &str, handshake: &str| {
+        format!(
+            "tls 2.0 {} {id} 4c3b2a1908f7e6d5 198.51.100.23:51341 10.0.0.77:8883 {ms} {handshake} 98 246 - arn:aws:acm:{REGION}:{}:certificate/2a3b4c5d - ECDHE-RSA-AES128-SHA tlsv12 - mqtt.example.com - - - {}",
+            at(t),
+            aws.account,
+            at(t - 400)
+        )
+    };
+    let lines = vec![
+        line(now - 90, "400112", "14"),
+        line(now - 80, "351002", "11"),
+        line(now - 70, "1200", "-"),
+    ];
+    enable_access_logs(&aws, &alb_arn(&aws, NLB).await, "iot-access-logs", "mqtt").await;
+    put_access_log(&aws, &id, "iot-access-logs", "mqtt", now - 60, &lines, 21).await;
+    let path = scratch(
+        "nlb_tls_logs",
+        "event.json",
+        &nlb_event("TCP_ELB_Reset_Count", &id, now),
+    );
+    let output = elbmedic(
+        &moto,
+        &[
+            "diagnose",
+            "--event",
+            &path,
+            "--format",
+            "json",
+            "--follow-up",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(codes_of(&report), ["nlb-idle-timeout-resets"], "{report:#}");
+    let logs = checked(&report, "access logs");
+    assert!(
+        logs["detail"].as_str().unwrap().contains(
+            "3 TLS connections: 1 handshakes failed, 2 lasted at least the 350 s idle timeout"
+        ),
+        "{logs}"
+    );
+    assert!(report["findings"][0]["evidence"]
+        .to_string()
+        .contains("2 of 3 connections lasting at least 350 s"));
 }
 
 /// The read of the access logs is bounded: five log objects against a budget of two, then a

@@ -931,6 +931,12 @@ pub async fn access_logs(
 ) {
     let account = &aws.account;
     let arn = format!("arn:aws:elasticloadbalancing:{REGION}:{account}:loadbalancer/{alb_id}");
+    enable_access_logs(aws, &arn, bucket, prefix).await;
+    put_access_log(aws, alb_id, bucket, prefix, at, lines, node).await;
+}
+
+/// Turns on a load balancer's access logs to `bucket` (made here), as its attributes say.
+pub async fn enable_access_logs(aws: &Aws, arn: &str, bucket: &str, prefix: &str) {
     create_bucket(aws, bucket).await;
     let attribute = |key: &str, value: &str| {
         aws_sdk_elasticloadbalancingv2::types::LoadBalancerAttribute::builder()
@@ -940,13 +946,29 @@ pub async fn access_logs(
     };
     aws.elbv2
         .modify_load_balancer_attributes()
-        .load_balancer_arn(&arn)
+        .load_balancer_arn(arn)
         .attributes(attribute("access_logs.s3.enabled", "true"))
         .attributes(attribute("access_logs.s3.bucket", bucket))
         .attributes(attribute("access_logs.s3.prefix", prefix))
         .send()
         .await
         .expect("turn access logs on");
+}
+
+/// One log object of the load balancer whose metric dimension is `lb_id`, under AWS's key
+/// layout, for the five minutes holding `at`, gzipped in two members as AWS writes them.
+#[allow(clippy::too_many_arguments)]
+pub async fn put_access_log(
+    aws: &Aws,
+    lb_id: &str,
+    bucket: &str,
+    prefix: &str,
+    at: i64,
+    lines: &[String],
+    node: u8,
+) {
+    let account = &aws.account;
+    let alb_id = lb_id;
     let end = (at.div_euclid(300) + 1) * 300;
     let time = chrono::DateTime::from_timestamp(end, 0).unwrap();
     let key = format!(

@@ -83,17 +83,7 @@ pub fn idle_timeout_script(
                 "--output",
                 "text"
             ];
-            let set = argv![
-                "aws",
-                "elbv2",
-                "modify-listener-attributes",
-                "--region",
-                region,
-                "--listener-arn",
-                LISTENER_ARN_PLACEHOLDER,
-                "--attributes",
-                format!("Key=tcp.idle_timeout.seconds,Value={seconds}")
-            ];
+            let set = listener_idle_timeout_words(region, LISTENER_ARN_PLACEHOLDER, seconds);
             Script::lines(lookup.into_iter().chain([listeners, set]).collect())
         }
         LbKind::Application => {
@@ -499,7 +489,11 @@ pub fn merge_listed_attribute(
 
 /// `aws elbv2 modify-listener-attributes` setting an NLB TCP listener's idle timeout.
 pub fn nlb_listener_idle_timeout(region: &str, listener_arn: &str, seconds: u32) -> Script {
-    Script::line(argv![
+    Script::line(listener_idle_timeout_words(region, listener_arn, seconds))
+}
+
+fn listener_idle_timeout_words(region: &str, listener_arn: &str, seconds: u32) -> Vec<Word> {
+    argv![
         "aws",
         "elbv2",
         "modify-listener-attributes",
@@ -509,7 +503,7 @@ pub fn nlb_listener_idle_timeout(region: &str, listener_arn: &str, seconds: u32)
         listener_arn,
         "--attributes",
         format!("Key=tcp.idle_timeout.seconds,Value={seconds}")
-    ])
+    ]
 }
 
 /// `aws elbv2 modify-target-group-attributes` setting one attribute.

@@ -179,7 +179,11 @@ pub async fn read_within(
         ..AccessLogs::default()
     };
     logs.objects_found = u32::try_from(keys.len()).unwrap_or(u32::MAX);
-    let idle = lb.idle_timeout_seconds.unwrap_or(DEFAULT_IDLE_TIMEOUT);
+    // An NLB logs its TLS listeners only, whose idle timeout is fixed at 350 s.
+    let idle = match lb.kind {
+        LbKind::Network => elbmedic_engine::snapshot::NLB_TCP_IDLE_TIMEOUT,
+        _ => lb.idle_timeout_seconds.unwrap_or(DEFAULT_IDLE_TIMEOUT),
+    };
     let mut tally = Tally::new(lb.kind, idle, window, logs);
     if let Err(gap) = tally_objects(clients, &bucket, &keys, &mut tally, deadline, budget).await {
         return Some(Err(gap));

@@ -12,6 +12,9 @@ use crate::finding::{Confidence, Evidence, Finding, FindingCode};
 /// The annotation that turns an ALB's access logs on (the controller owns the attribute).
 pub const ENABLE_ALB_LOGS: &str = "alb.ingress.kubernetes.io/load-balancer-attributes: access_logs.s3.enabled=true,access_logs.s3.bucket=BUCKET,access_logs.s3.prefix=PREFIX";
 
+/// NLB: the Service annotation that turns its (TLS listeners') access logs on.
+pub const ENABLE_NLB_LOGS: &str = "service.beta.kubernetes.io/aws-load-balancer-attributes: access_logs.s3.enabled=true,access_logs.s3.bucket=BUCKET,access_logs.s3.prefix=PREFIX (an NLB logs its TLS listeners only)";
+
 /// Classic LB: the Service annotations that turn access logs on.
 pub const ENABLE_CLB_LOGS: &str = "service.beta.kubernetes.io/aws-load-balancer-access-log-enabled: \"true\" and service.beta.kubernetes.io/aws-load-balancer-access-log-s3-bucket-name: BUCKET";
 
@@ -39,6 +42,9 @@ pub fn apply(ctx: &Context<'_>, findings: &mut [Finding]) -> Option<Check> {
     let Some(logs) = &ctx.snapshot.access_logs else {
         return unread(ctx);
     };
+    if ctx.kind() == crate::alarm::LbKind::Network {
+        return Some(tls(logs, findings));
+    }
     let total = logs.total_5xx();
     let by_code: Vec<String> = logs
         .elb_5xx
@@ -86,17 +92,51 @@ pub fn apply(ctx: &Context<'_>, findings: &mut [Finding]) -> Option<Check> {
     ))
 }
 
+/// An NLB's TLS connection log: what it read, and the long-lived connections as evidence on
+/// an idle-timeout finding (evidence only: a long connection was not necessarily idle).
+fn tls(logs: &AccessLogs, findings: &mut [Finding]) -> Check {
+    let timeout = crate::snapshot::NLB_TCP_IDLE_TIMEOUT;
+    let read = format!(
+        "{}; {} TLS connections: {} handshakes failed, {} lasted at least the {timeout} s idle timeout",
+        logs.read_summary(),
+        logs.tls_connections,
+        logs.tls_handshake_failures,
+        logs.long_connections
+    );
+    if logs.long_connections > 0 {
+        for finding in findings
+            .iter_mut()
+            .filter(|f| f.code == FindingCode::NlbIdleTimeoutResets)
+        {
+            finding.evidence.push(Evidence::observation(format!(
+                "The TLS access logs show {} of {} connections lasting at least {timeout} s: long-lived connections, the kind an idle timeout cuts",
+                logs.long_connections, logs.tls_connections
+            )));
+        }
+    }
+    Check::new(NAME, CheckStatus::Ok, read)
+}
+
 /// The check line when the logs were not read: off (and how to turn them on), or where they
 /// are written for the follow-up to read; `None` when nothing is known of them.
 fn unread(ctx: &Context<'_>) -> Option<Check> {
     let lb = &ctx.snapshot.load_balancer;
+    let tls = |l: &crate::snapshot::Listener| l.protocol.eq_ignore_ascii_case("TLS");
+    if ctx.kind() == crate::alarm::LbKind::Network && !lb.listeners.iter().any(tls) {
+        return Some(Check::new(
+            NAME,
+            CheckStatus::NotApplicable,
+            "an NLB writes access logs for its TLS listeners only, and this one has none",
+        ));
+    }
     let (status, detail) = match &lb.access_log {
         Some(config) if !config.enabled => (
             CheckStatus::NotApplicable,
             format!(
                 "access logs are off, so no request-level proof exists; turn them on with {}",
                 match lb.kind {
-                    crate::alarm::LbKind::Application | crate::alarm::LbKind::Network => ENABLE_ALB_LOGS,
+                    crate::alarm::LbKind::Application => ENABLE_ALB_LOGS,
+                    crate::alarm::LbKind::Network => ENABLE_NLB_LOGS,
                     crate::alarm::LbKind::Classic => ENABLE_CLB_LOGS,
                 }
             ),

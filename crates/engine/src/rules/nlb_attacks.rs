@@ -165,3 +165,47 @@ fn a_dual_stack_nlb_that_admits_only_ipv4_names_ipv6() {
         finding.title
     );
 }
+
+/// An NLB's TLS access logs, read in the follow-up: their long-lived connections back the
+/// idle-timeout finding as evidence (never as confirmation), and the check says what was read.
+#[test]
+fn tls_access_logs_back_the_idle_timeout_finding() {
+    use crate::access_log::AccessLogs;
+    use crate::diagnosis::diagnose;
+    use crate::rules::testing::scenario_alarm;
+    let name = "nlb-idle-timeout-resets";
+    let mut world = scenario_snapshot(name);
+    world.load_balancer.listeners[0].protocol = "TLS".into();
+    world.access_logs = Some(AccessLogs {
+        bucket: "iot-logs".into(),
+        objects_found: 3,
+        objects_read: 3,
+        lines: 120,
+        tls_connections: 120,
+        tls_handshake_failures: 2,
+        long_connections: 97,
+        ..AccessLogs::default()
+    });
+    let diagnosis = diagnose(&scenario_alarm(name), &world);
+    let finding = diagnosis
+        .findings
+        .iter()
+        .find(|f| f.code == FindingCode::NlbIdleTimeoutResets)
+        .unwrap();
+    assert_eq!(finding.confidence, Some(Confidence::Likely));
+    assert!(finding.evidence.iter().any(|e| e
+        .summary()
+        .contains("97 of 120 connections lasting at least 350 s")));
+    let check = diagnosis
+        .checked
+        .iter()
+        .find(|c| c.name == "access logs (S3)")
+        .unwrap();
+    assert!(
+        check
+            .detail
+            .contains("120 TLS connections: 2 handshakes failed"),
+        "{}",
+        check.detail
+    );
+}
