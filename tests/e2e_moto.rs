@@ -1600,13 +1600,27 @@ async fn the_cli_follow_up_reads_the_access_logs_too() {
         17,
     )
     .await;
-    let path = scratch(
+    let report = diagnose_with_follow_up(
+        &moto,
         "cli_access_logs",
-        "event.json",
         &alb_event("HTTPCode_ELB_502_Count", &id, now),
     );
+    assert_eq!(
+        codes(&report)[0],
+        "backend-closes-connections",
+        "{report:#}"
+    );
+    assert_eq!(report["findings"][0]["confidence"], "confirmed");
+    assert!(report["checked"]
+        .to_string()
+        .contains("9 lines in 1 of 1 log objects"));
+}
+
+/// `elbmedic diagnose --follow-up` on `event`: the JSON report, the run having succeeded.
+fn diagnose_with_follow_up(moto: &Moto, test: &str, event: &str) -> serde_json::Value {
+    let path = scratch(test, "event.json", event);
     let output = elbmedic(
-        &moto,
+        moto,
         &[
             "diagnose",
             "--event",
@@ -1617,16 +1631,7 @@ async fn the_cli_follow_up_reads_the_access_logs_too() {
         ],
     );
     assert_eq!(output.status.code(), Some(0), "{output:?}");
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(
-        codes(&report)[0],
-        "backend-closes-connections",
-        "{report:#}"
-    );
-    assert_eq!(report["findings"][0]["confidence"], "confirmed");
-    assert!(report["checked"]
-        .to_string()
-        .contains("9 lines in 1 of 1 log objects"));
+    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 /// An NLB's TLS listener logs, read by the CLI's follow-up on moto's S3: the long-lived
@@ -1678,24 +1683,11 @@ async fn the_follow_up_reads_an_nlbs_tls_access_logs() {
     ];
     enable_access_logs(&aws, &alb_arn(&aws, NLB).await, "iot-access-logs", "mqtt").await;
     put_access_log(&aws, &id, "iot-access-logs", "mqtt", now - 60, &lines, 21).await;
-    let path = scratch(
+    let report = diagnose_with_follow_up(
+        &moto,
         "nlb_tls_logs",
-        "event.json",
         &nlb_event("TCP_ELB_Reset_Count", &id, now),
     );
-    let output = elbmedic(
-        &moto,
-        &[
-            "diagnose",
-            "--event",
-            &path,
-            "--format",
-            "json",
-            "--follow-up",
-        ],
-    );
-    assert_eq!(output.status.code(), Some(0), "{output:?}");
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(codes_of(&report), ["nlb-idle-timeout-resets"], "{report:#}");
     let logs = checked(&report, "access logs");
     assert!(
