@@ -149,6 +149,13 @@ pub fn envelopes(value: &Value) -> Result<Vec<Result<Envelope, IntakeError>>, In
     if object.contains_key("AlarmName") {
         return Ok(vec![alarm_envelope("alarm message".into(), None, value)]);
     }
+    // The envelope SNS delivers to SQS and HTTPS subscribers (raw delivery off), and what a
+    // notification's JSON shows: the record's `Sns` object on its own.
+    if object.get("Type").and_then(Value::as_str) == Some("Notification")
+        && object.contains_key("Message")
+    {
+        return Ok(vec![sns_envelope(1, "SNS notification".into(), value)]);
+    }
     Err(IntakeError::NotAnAlarm {
         context: "input".into(),
         reason: "neither an SNS event (no \"Records\") nor a CloudWatch alarm message (no \"AlarmName\")".into(),
@@ -165,6 +172,12 @@ fn record_envelope(number: usize, record: &Value) -> Result<Envelope, IntakeErro
             reason: "the record has no \"Sns\" object; is this an SNS-triggered Lambda event?"
                 .into(),
         })?;
+    sns_envelope(number, context, sns)
+}
+
+/// An SNS notification (`TopicArn`, `Message`): a Lambda record's `Sns`, or the envelope SNS
+/// sends to queues and HTTPS endpoints.
+fn sns_envelope(number: usize, context: String, sns: &Value) -> Result<Envelope, IntakeError> {
     let topic_arn = sns
         .get("TopicArn")
         .and_then(Value::as_str)

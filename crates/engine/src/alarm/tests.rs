@@ -74,6 +74,39 @@ fn classic_alarm_in_sns_event_is_diagnosed() {
     assert_eq!(alarm.period_seconds, Some(60));
 }
 
+/// The SNS envelope as SNS delivers it to SQS and HTTPS subscribers (and as a notification's
+/// JSON shows it): read like a Lambda record, its topic feeding the region as there.
+#[test]
+fn an_sns_envelope_is_read_like_a_record() {
+    let mut alarm = clb_alarm();
+    alarm.as_object_mut().unwrap().remove("AlarmArn");
+    let envelope = json!({
+        "Type": "Notification",
+        "MessageId": "5f0e1d2c-3b4a-5968-7a8b-9c0d1e2f3a40",
+        "TopicArn": "arn:aws:sns:ap-southeast-2:111122223333:elbmedic-alarms",
+        "Subject": "ALARM: \"orders-clb-5xx\" in Asia Pacific (Sydney)",
+        "Message": alarm.to_string(),
+        "Timestamp": "2026-11-23T18:00:00.512Z",
+        "SignatureVersion": "1",
+        "Signature": "EXAMPLE",
+        "SigningCertURL": "https://sns.ap-southeast-2.amazonaws.com/SimpleNotificationService-0000.pem",
+        "UnsubscribeURL": "https://sns.ap-southeast-2.amazonaws.com/?Action=Unsubscribe"
+    });
+    let intake = single(&serde_json::to_vec(&envelope).unwrap()).unwrap();
+    assert!(matches!(intake, Intake::Diagnose { .. }), "{intake:?}");
+    assert_eq!(intake.alarm().region, "ap-southeast-2");
+    // Another Type, or no Message, is still not an alarm.
+    for forged in [
+        json!({"Type": "SubscriptionConfirmation", "Message": alarm.to_string()}),
+        json!({"Type": "Notification"}),
+    ] {
+        assert!(
+            parse_input(&serde_json::to_vec(&forged).unwrap()).is_err(),
+            "{forged}"
+        );
+    }
+}
+
 #[test]
 fn bare_alarm_message_is_accepted() {
     let bytes = serde_json::to_vec(&clb_alarm()).unwrap();
