@@ -94,6 +94,29 @@ fn diagnose_replays_a_recorded_situation() {
     assert!(stdout(&output).starts_with("CAUSE FOUND: Requests run into the 60 s idle timeout"));
 }
 
+/// The SNS envelope copied from a queue or an HTTPS endpoint's log (the Lambda record's `Sns`
+/// on its own) is diagnosed like the Lambda event it came in.
+#[test]
+fn diagnose_takes_the_sns_envelope_as_queues_receive_it() {
+    let event: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root().join("events/scenarios/alb-idle-timeout/event.json")).unwrap(),
+    )
+    .unwrap();
+    let envelope = scratch(
+        "sns-envelope.json",
+        event["Records"][0]["Sns"].to_string().as_bytes(),
+    );
+    let output = run(&[
+        "diagnose",
+        "--event",
+        envelope.to_str().unwrap(),
+        "--snapshot",
+        "events/scenarios/alb-idle-timeout/snapshot.json",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stdout(&output).starts_with("CAUSE FOUND: Requests run into the 60 s idle timeout"));
+}
+
 #[test]
 fn diagnose_reads_the_event_from_stdin() {
     let mut child = bin()
