@@ -202,7 +202,24 @@ pub struct LoadBalancer {
     pub nodes: Vec<LbNode>,
 }
 
+/// AWS allows 50 listeners per load balancer: the rules read no more.
+pub const MAX_LISTENERS: usize = 50;
+
 impl LoadBalancer {
+    /// `internal`; otherwise (or unread) internet-facing, the wider set of clients.
+    pub fn is_internal(&self) -> bool {
+        self.scheme
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("internal"))
+    }
+
+    /// The listener with this ARN, as read.
+    pub fn listener(&self, arn: &str) -> Option<&Listener> {
+        self.listeners
+            .iter()
+            .find(|l| l.arn.as_deref() == Some(arn))
+    }
+
     /// Whether clients may reach it over IPv6 (`dualstack`, `dualstack-without-public-ipv4`).
     pub fn is_dual_stack(&self) -> bool {
         self.ip_address_type

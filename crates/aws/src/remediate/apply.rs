@@ -160,9 +160,7 @@ async fn raise_listener_idle_timeout(
     };
     let before = world
         .load_balancer
-        .listeners
-        .iter()
-        .find(|l| l.arn.as_deref() == Some(listener_arn.as_str()))
+        .listener(listener_arn)
         .map(|l| l.flow_idle_timeout().seconds)
         .unwrap_or_default();
     if dry_run {

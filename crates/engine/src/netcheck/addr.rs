@@ -16,6 +16,26 @@ pub enum Family {
     Ipv6,
 }
 
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ipv4 => "IPv4",
+            Self::Ipv6 => "IPv6",
+        }
+    }
+
+    /// The families a finding names, where naming them says something: an IPv6 path, or a
+    /// dual-stack load balancer; `None` in a VPC of one family.
+    pub fn named(v4: bool, v6: bool, dual_stack: bool) -> Option<&'static str> {
+        match (v4, v6, dual_stack) {
+            (true, true, _) => Some("IPv4 and IPv6"),
+            (false, true, _) => Some("IPv6"),
+            (true, false, true) => Some("IPv4"),
+            _ => None,
+        }
+    }
+}
+
 /// An inclusive range of addresses of one family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AddrRange {

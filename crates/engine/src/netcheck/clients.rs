@@ -51,14 +51,8 @@ fn without(ranges: Vec<AddrRange>, cut: &[AddrRange]) -> Vec<AddrRange> {
 pub fn of(snapshot: &Snapshot, family: Family) -> Clients {
     let lb = &snapshot.load_balancer;
     let vpc = ranges_of(lb.vpc_cidrs.iter(), family);
-    let internet_facing = lb
-        .scheme
-        .as_deref()
-        .is_none_or(|s| !s.eq_ignore_ascii_case("internal"));
-    let family_name = match family {
-        Family::Ipv4 => "IPv4",
-        Family::Ipv6 => "IPv6",
-    };
+    let internet_facing = !lb.is_internal();
+    let family_name = family.name();
     if internet_facing {
         return Clients {
             family,

@@ -255,9 +255,7 @@ pub fn still_needed(action: &Action, world: &Snapshot) -> bool {
             listener_arn, to, ..
         } => world
             .load_balancer
-            .listeners
-            .iter()
-            .find(|l| l.arn.as_deref() == Some(listener_arn.as_str()))
+            .listener(listener_arn)
             .is_none_or(|l| l.flow_idle_timeout().seconds < *to),
         Action::AllowNaclEntry {
             nacl_id,
@@ -312,11 +310,7 @@ fn listener_refusal(world: &Snapshot, listener_arn: &str, port: u16, to: u32) ->
     if !listener_arn.starts_with(&own_prefix) {
         return Some(format!("listener {shown} is not a listener of {}", lb.name));
     }
-    let Some(listener) = lb
-        .listeners
-        .iter()
-        .find(|l| l.arn.as_deref() == Some(listener_arn))
-    else {
+    let Some(listener) = lb.listener(listener_arn) else {
         return Some(format!(
             "listener {shown} is not among the load balancer's listeners as read now"
         ));

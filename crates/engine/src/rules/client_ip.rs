@@ -254,10 +254,7 @@ fn finding(
     families: &[Clients],
 ) -> Finding {
     let lb = &ctx.snapshot.load_balancer;
-    let internal = lb
-        .scheme
-        .as_deref()
-        .is_some_and(|s| s.eq_ignore_ascii_case("internal"));
+    let internal = lb.is_internal();
     let clients = families
         .iter()
         .map(|c| c.described.as_str())
@@ -402,11 +399,7 @@ fn fix(ctx: &Context<'_>, group: &TargetGroup, blocked: &[Blocked]) -> (Fix, Vec
         "To keep the clients' addresses instead, admit the real client CIDRs on the target port: list them in the Service's spec.loadBalancerSourceRanges and let the AWS Load Balancer Controller manage the backend rules, or add them to the targets' security groups and NACLs. elbmedic never opens 0.0.0.0/0 or ::/0.".into(),
         "An application that needs the client address with preservation off can read it from proxy protocol v2 (the target group attribute proxy_protocol_v2.enabled, if the application speaks it).".into(),
     ];
-    if lb
-        .scheme
-        .as_deref()
-        .is_some_and(|s| s.eq_ignore_ascii_case("internal"))
-    {
+    if lb.is_internal() {
         notes.push("This NLB is internal: with the client's address preserved, a pod that connects to it and is sent to a target on its own node times out (the reply never leaves the node: the hairpin the NLB guide warns of). Turning preservation off fixes that too.".into());
     }
     if udp {

@@ -49,15 +49,14 @@ struct Group<'a> {
 impl Group<'_> {
     /// `IPv6 ` (or `IPv4 and IPv6 `) where the family must be named: an IPv6 path, or a
     /// dual-stack load balancer; empty in a VPC of one family, where it says nothing.
-    fn family_label(&self, ctx: &Context<'_>) -> &'static str {
-        let v6 = self.families.contains(&Family::Ipv6);
-        let v4 = self.families.contains(&Family::Ipv4);
-        match (v4, v6, ctx.snapshot.load_balancer.is_dual_stack()) {
-            (true, true, _) => "IPv4 and IPv6 ",
-            (false, true, _) => "IPv6 ",
-            (true, false, true) => "IPv4 ",
-            _ => "",
-        }
+    fn family_label(&self, ctx: &Context<'_>) -> String {
+        Family::named(
+            self.families.contains(&Family::Ipv4),
+            self.families.contains(&Family::Ipv6),
+            ctx.snapshot.load_balancer.is_dual_stack(),
+        )
+        .map(|f| format!("{f} "))
+        .unwrap_or_default()
     }
 }
 

@@ -14,7 +14,7 @@ use crate::context::{format_value, Context};
 use crate::finding::{Command, Confidence, Evidence, Finding, FindingCode, Fix, Severity};
 use crate::fixes;
 use crate::shell::Script;
-use crate::snapshot::{FlowIdleTimeout, Listener, NLB_TCP_IDLE_TIMEOUT_RANGE};
+use crate::snapshot::{FlowIdleTimeout, Listener, MAX_LISTENERS, NLB_TCP_IDLE_TIMEOUT_RANGE};
 
 const NAME: &str = "NLB idle timeout (resets sent by the load balancer)";
 const METRIC: &str = "TCP_ELB_Reset_Count";
@@ -22,8 +22,6 @@ const METRIC: &str = "TCP_ELB_Reset_Count";
 /// Below this many resets in the window, or this share of the new flows, the NLB's resets are
 /// the background every NLB has (stray packets, a deregistration): not a cause.
 const MIN_RESETS: f64 = 10.0;
-/// AWS allows 50 listeners per load balancer: a snapshot with more is not read further.
-const MAX_LISTENERS: usize = 50;
 const MIN_SHARE_OF_NEW_FLOWS: f64 = 0.01;
 
 /// Why the resets are someone else's to explain, if they are: flows the NLB could not open

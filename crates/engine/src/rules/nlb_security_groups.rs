@@ -80,7 +80,7 @@ fn closed_ports(ctx: &Context<'_>) -> Vec<(u16, Family)> {
         .flat_map(|g| &g.ingress)
         .collect();
     let mut closed = Vec::new();
-    for listener in lb.listeners.iter().take(50) {
+    for listener in lb.listeners.iter().take(crate::snapshot::MAX_LISTENERS) {
         let protocol = listener.protocol.trim().to_ascii_uppercase();
         if protocol != "TCP" && protocol != "TLS" {
             continue;
@@ -110,10 +110,9 @@ fn closed_ports(ctx: &Context<'_>) -> Vec<(u16, Family)> {
 
 /// `8883`, or `8883 (IPv6)` on a dual-stack NLB, where the family must be named.
 fn port_text(ctx: &Context<'_>, port: u16, family: Family) -> String {
-    match (ctx.snapshot.load_balancer.is_dual_stack(), family) {
-        (false, _) => port.to_string(),
-        (true, Family::Ipv4) => format!("{port} (IPv4)"),
-        (true, Family::Ipv6) => format!("{port} (IPv6)"),
+    match ctx.snapshot.load_balancer.is_dual_stack() {
+        false => port.to_string(),
+        true => format!("{port} ({})", family.name()),
     }
 }
 
@@ -132,10 +131,7 @@ fn finding(ctx: &Context<'_>, dropped: f64, closed: &[(u16, Family)]) -> Finding
         .into_iter()
         .collect();
     for (port, family) in closed {
-        let family = match family {
-            Family::Ipv4 => "IPv4",
-            Family::Ipv6 => "IPv6",
-        };
+        let family = family.name();
         evidence.push(Evidence::SecurityGroup {
             group_ids: lb.security_groups.clone(),
             direction: Direction::Ingress,

@@ -60,15 +60,14 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
 }
 
 /// `over IPv6 ` where the family must be named: an IPv6 path, or a dual-stack load balancer.
-fn family_label(ctx: &Context<'_>, checks: &[&SgCheck]) -> &'static str {
-    let v6 = checks.iter().any(|c| c.family == Family::Ipv6);
-    let v4 = checks.iter().any(|c| c.family == Family::Ipv4);
-    match (v4, v6, ctx.snapshot.load_balancer.is_dual_stack()) {
-        (true, true, _) => "over IPv4 and IPv6 ",
-        (false, true, _) => "over IPv6 ",
-        (true, false, true) => "over IPv4 ",
-        _ => "",
-    }
+fn family_label(ctx: &Context<'_>, checks: &[&SgCheck]) -> String {
+    Family::named(
+        checks.iter().any(|c| c.family == Family::Ipv4),
+        checks.iter().any(|c| c.family == Family::Ipv6),
+        ctx.snapshot.load_balancer.is_dual_stack(),
+    )
+    .map(|f| format!("over {f} "))
+    .unwrap_or_default()
 }
 
 fn finding(ctx: &Context<'_>, side: SgSide, groups: &[String], checks: &[&SgCheck]) -> Finding {
