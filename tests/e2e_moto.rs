@@ -1643,25 +1643,7 @@ async fn the_follow_up_reads_an_nlbs_tls_access_logs() {
     let net = network(&aws, &[8080]).await;
     let id = nlb(&aws, &net, NLB, &PODS, &[]).await;
     let now = now();
-    let dim = ("LoadBalancer", id.as_str());
-    put_metric(
-        &aws,
-        "AWS/NetworkELB",
-        dim,
-        "TCP_ELB_Reset_Count",
-        &[0.0, 412.0, 388.0],
-        now,
-    )
-    .await;
-    put_metric(
-        &aws,
-        "AWS/NetworkELB",
-        dim,
-        "NewFlowCount",
-        &[310.0, 296.0, 322.0],
-        now,
-    )
-    .await;
+    nlb_idle_resets(&aws, &id, now).await;
     let at = |t: i64| {
         chrono::DateTime::from_timestamp(t, 0)
             .unwrap()

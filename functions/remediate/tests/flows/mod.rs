@@ -159,24 +159,6 @@ pub async fn nlb_idle_scenario(aws: &Aws) -> (Network, String) {
     let net = network(aws, &[8080]).await;
     let id = nlb(aws, &net, NLB, &PODS, &[]).await;
     let now = now();
-    let dim = ("LoadBalancer", id.as_str());
-    put_metric(
-        aws,
-        "AWS/NetworkELB",
-        dim,
-        "TCP_ELB_Reset_Count",
-        &[0.0, 412.0, 388.0],
-        now,
-    )
-    .await;
-    put_metric(
-        aws,
-        "AWS/NetworkELB",
-        dim,
-        "NewFlowCount",
-        &[310.0, 296.0, 322.0],
-        now,
-    )
-    .await;
+    nlb_idle_resets(aws, &id, now).await;
     (net, nlb_event("TCP_ELB_Reset_Count", &id, now))
 }
