@@ -12,6 +12,7 @@ pub mod alarm;
 pub mod changes;
 pub mod churn;
 pub mod follow_up;
+pub mod incident;
 pub mod netcheck;
 pub mod picture;
 pub mod plan;

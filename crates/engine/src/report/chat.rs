@@ -14,6 +14,7 @@ use super::remediation::RemediationSection;
 use super::Report;
 use crate::diagnosis::VerdictStatus;
 use crate::finding::Finding;
+use crate::untrusted::clipped;
 
 /// SNS's limit on a message: the only limit a chat message is cut to (it has no subject).
 pub const MAX_SNS_MESSAGE_BYTES: usize = super::sns::SNS_MAX_BYTES;
@@ -133,8 +134,11 @@ fn notification(report: &Report, context: &ChatContext<'_>, detail: Detail) -> N
         .iter()
         .filter(|f| f.code.is_cause())
         .collect();
-    let shown = match detail {
-        Detail::Causes(n) => n.min(causes.len()),
+    let short = report.incident.as_ref().filter(|i| i.is_short());
+    let shown = match (detail, short) {
+        (Detail::Causes(n), _) => n.min(causes.len()),
+        // An update shows its strongest cause's new evidence; the rest is in the thread above.
+        (_, Some(_)) => 1.min(causes.len()),
         _ => causes.len(),
     };
     let mut context_values = BTreeMap::new();
@@ -166,13 +170,22 @@ fn notification(report: &Report, context: &ChatContext<'_>, detail: Detail) -> N
         id: chat(context.id),
         content: Content {
             text_type: "client-markdown",
-            title: format!("{emoji} {}", chat(&report.subject())),
+            title: match short {
+                Some(incident) => format!(":repeat: {}", chat(&clipped(&incident.line, 200))),
+                None => format!("{emoji} {}", chat(&report.subject())),
+            },
             description: description(report, &causes[..shown], detail, causes.len() - shown),
-            next_steps: next_steps(report, &causes[..shown], plan),
+            next_steps: match short {
+                Some(_) => Vec::new(),
+                None => next_steps(report, &causes[..shown], plan),
+            },
             keywords: keywords(report, &causes),
         },
         metadata: Metadata {
-            thread_id: thread_id(report, context.episode_began),
+            thread_id: match &report.incident {
+                Some(incident) => chat(&incident.thread),
+                None => thread_id(report, context.episode_began),
+            },
             summary: chat(&format!(
                 "{label}: {}",
                 lb_name.map_or(headline.to_string(), |name| format!("{name}: {headline}"))
@@ -191,6 +204,21 @@ fn notification(report: &Report, context: &ChatContext<'_>, detail: Detail) -> N
 fn description(report: &Report, causes: &[&Finding], detail: Detail, left_out: usize) -> String {
     let mut lines = Vec::new();
     let alarm = &report.alarm;
+    if let Some(incident) = &report.incident {
+        lines.push(format!("*{}*", chat(&incident.line)));
+        lines.extend(incident.changes.iter().map(|c| format!("• {}", chat(c))));
+        for plan in incident
+            .plans_proposed
+            .iter()
+            .filter(|_| incident.is_short())
+        {
+            lines.push(format!(
+                "Plan {} was proposed in this incident; it is not proposed again.",
+                chat(plan)
+            ));
+        }
+        lines.push(String::new());
+    }
     if let Some(first) = &report.follow_up_of {
         lines.push(format!(
             "*Follow-up* to {}: evidence that arrived after it. Its findings stand.",

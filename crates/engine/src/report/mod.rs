@@ -187,6 +187,10 @@ pub struct Report {
     /// login: never a public or presigned URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_report_url: Option<String>,
+    /// The incident this report belongs to (set when incidents are kept): an update or a
+    /// recovery is a short message in its thread, a changed cause says what changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<crate::incident::note::IncidentNote>,
     /// What the HTML report draws; not part of the JSON (the findings carry the same facts).
     #[serde(skip)]
     pub picture: Option<Picture>,
@@ -249,6 +253,7 @@ impl Report {
             remediation: None,
             follow_up_of: None,
             full_report_url: None,
+            incident: None,
             picture,
         }
     }
@@ -324,6 +329,7 @@ impl Report {
             remediation: None,
             follow_up_of: None,
             full_report_url: None,
+            incident: None,
             picture: None,
         })
     }
@@ -351,6 +357,7 @@ impl Report {
             remediation: None,
             follow_up_of: None,
             full_report_url: None,
+            incident: None,
             picture: None,
         }
     }
@@ -366,7 +373,11 @@ impl Report {
     /// An SNS subject: starts with the verdict, under 100 characters, one line.
     pub fn subject(&self) -> String {
         if let Some(first) = &self.follow_up_of {
-            return follow_up_subject(&first.subject);
+            return reply_subject(&first.subject, " (follow-up)");
+        }
+        // An update or a recovery replies to the incident's first report: one email thread.
+        if let Some(incident) = self.incident.as_ref().filter(|i| i.is_short()) {
+            return reply_subject(&incident.first_subject, "");
         }
         let (label, headline) = self.headline();
         let tag = match self.account_label() {
@@ -407,20 +418,19 @@ impl Report {
     }
 }
 
-/// A follow-up's subject: the first report's, as a reply, with "(follow-up)", so mail clients
-/// put the two in one thread. The first subject is cut, never the marker.
-fn follow_up_subject(first: &str) -> String {
-    const MARKER: &str = " (follow-up)";
+/// A reply's subject: the first report's, as a reply, with `marker` ("(follow-up)"), so mail
+/// clients put them in one thread. The first subject is cut, never the marker.
+fn reply_subject(first: &str, marker: &str) -> String {
     let first = escape::one_line(first);
     let first = first.strip_prefix("Re: ").unwrap_or(&first);
-    let room = MAX_SUBJECT_CHARS - "Re: ".len() - MARKER.len();
+    let room = MAX_SUBJECT_CHARS - "Re: ".len() - marker.len();
     let cut: String = if first.chars().count() <= room {
         first.to_string()
     } else {
         let cut: String = first.chars().take(room - 3).collect();
         format!("{}...", cut.trim_end())
     };
-    format!("Re: {cut}{MARKER}")
+    format!("Re: {cut}{marker}")
 }
 
 #[cfg(test)]

@@ -35,7 +35,11 @@ struct PerProtocol<'a> {
 }
 
 fn encode(report: &Report) -> String {
-    let text = report.render(Format::Text);
+    // An update or a recovery is short for people; machines get the full report as ever.
+    let text = match report.incident.as_ref().filter(|i| i.is_short()) {
+        Some(incident) => super::text::render_short(report, incident),
+        None => report.render(Format::Text),
+    };
     let json = serde_json::to_string(report).unwrap_or_default();
     let body = PerProtocol {
         default: &text,

@@ -7,6 +7,7 @@ use super::escape::{one_line, quoted};
 use super::wrap::wrap;
 use super::{AlarmSummary, Report};
 use crate::finding::{Finding, Fix};
+use crate::incident::note::IncidentNote;
 
 const WIDTH: usize = 100;
 
@@ -27,6 +28,9 @@ pub fn render_text(report: &Report) -> String {
         );
         out.push_str(&wrap(&line, WIDTH, ""));
         out.push('\n');
+    }
+    if let Some(incident) = &report.incident {
+        incident_lines(incident, &mut out);
     }
     header(report, &mut out);
     if let Some(section) = &report.remediation {
@@ -73,6 +77,71 @@ pub fn render_text(report: &Report) -> String {
     let _ = writeln!(out, "\n-- {}", report.generator);
     out
 }
+
+/// Where the report stands in its incident: the first report opens it, a changed cause says
+/// what changed.
+fn incident_lines(incident: &IncidentNote, out: &mut String) {
+    out.push_str(&wrap(&incident.line, WIDTH, ""));
+    for change in &incident.changes {
+        out.push_str(&bullet(change, "  "));
+    }
+}
+
+/// A short message in an incident's thread (an update, the recovery): the line on-call reads
+/// first, the alarm and its new data points, the strongest evidence, and the way to the full
+/// report; the rest is in the full report, unchanged.
+pub fn render_short(report: &Report, incident: &IncidentNote) -> String {
+    let mut out = verdict_lines(&incident.line);
+    out.push('\n');
+    header(report, &mut out);
+    let causes: Vec<&Finding> = report
+        .findings
+        .iter()
+        .filter(|f| f.code.is_cause())
+        .collect();
+    if let Some(top) = causes.first() {
+        out.push_str("\nLATEST EVIDENCE\n");
+        for evidence in top.evidence.iter().take(SHORT_EVIDENCE) {
+            out.push_str(&bullet(evidence.summary(), "  "));
+        }
+    }
+    if causes.len() > 1 {
+        let codes: Vec<&str> = causes.iter().map(|f| f.code.as_str()).collect();
+        out.push_str(&wrap(&format!("Causes: {}", codes.join(", ")), WIDTH, ""));
+    }
+    out.push('\n');
+    if report.full_report_url.is_none() {
+        if let Some(url) = &incident.last_full_report_url {
+            let _ = writeln!(
+                out,
+                "The last full report (S3 console):\n  {}",
+                one_line(url)
+            );
+        }
+    }
+    for plan in &incident.plans_proposed {
+        out.push_str(&wrap(
+            &format!("Plan {plan} was proposed in this incident; it is not proposed again."),
+            WIDTH,
+            "",
+        ));
+    }
+    out.push_str(&wrap(
+        &format!(
+            "Incident: opened {}, {} so far; first report: \"{}\". The JSON of this message (SQS, HTTPS subscribers) carries the full report.",
+            crate::incident::note::clock(incident.opened_at),
+            match incident.alarms { 1 => "1 alarm".to_string(), n => format!("{n} alarms") },
+            one_line(&incident.first_subject)
+        ),
+        WIDTH,
+        "",
+    ));
+    let _ = writeln!(out, "\n-- {}", report.generator);
+    out
+}
+
+/// Evidence lines a short update shows: the new data points.
+const SHORT_EVIDENCE: usize = 3;
 
 /// The verdict: its first line at most 100 columns, like the subject, and the detail on
 /// indented lines below it.
