@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context, Result};
 use elbmedic_aws::accounts::Accounts;
 use elbmedic_aws::clients::{CallLimits, Regions};
+use elbmedic_aws::incidents::unclaimed;
 use elbmedic_aws::pipeline::{self, Facts, Handled, OwnAccount, Run};
 use elbmedic_aws::publish::{publish_all, Delivery, Outlets};
 use elbmedic_aws::settings::{sdk_variable, Config, Role};
@@ -299,7 +300,20 @@ fn run_records(
     output::print(&render_all(&reports, format));
     if let Some(topic) = &config.report_topic_arn {
         let outlets = Outlets::of(config);
-        let delivering = publish_all(&accounts.regions, topic, outlets, &handled, &run_id, now);
+        // The CLI reports what was asked, every time: incidents are the function's.
+        let sends: Vec<_> = unclaimed(&handled)
+            .into_iter()
+            .map(|(send, _)| send)
+            .collect();
+        let delivering = publish_all(
+            &accounts.regions,
+            topic,
+            outlets,
+            &handled,
+            &sends,
+            &run_id,
+            now,
+        );
         for delivery in runtime.block_on(Box::pin(delivering)) {
             match delivery {
                 Delivery::Published(published) => output::warn(&format!(

@@ -31,6 +31,13 @@ pub struct Ledger {
     reads_legacy_keys: bool,
 }
 
+/// A record written with a version, so that concurrent writers agree (an incident, a storm).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned {
+    pub json: String,
+    pub version: i64,
+}
+
 /// Who holds a lock, so that only the holder releases it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lock {
@@ -476,6 +483,81 @@ impl Ledger {
             }
         }
         Ok(changes)
+    }
+
+    /// A versioned record (an incident, a storm): its JSON and version; `None` when absent.
+    pub async fn versioned(&self, key: &str) -> Result<Option<Versioned>, LedgerError> {
+        let Some(item) = self.get(key).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Versioned {
+            json: text_of(&item, "record").unwrap_or_default(),
+            version: number_of(&item, "version").unwrap_or_default(),
+        }))
+    }
+
+    /// Writes a versioned record if nobody wrote it since `read` (`None`: if it is absent):
+    /// `Ok(false)` when someone did, and the caller reads and decides again. `expires_at` is
+    /// the table's TTL attribute.
+    pub async fn put_versioned(
+        &self,
+        key: &str,
+        json: &str,
+        read: Option<i64>,
+        expires_at: i64,
+    ) -> Result<bool, LedgerError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(key))
+            .item("record", s(json))
+            .item("version", n(read.map_or(1, |v| v + 1)))
+            .item("expires_at", n(expires_at));
+        let put = match read {
+            Some(version) => put
+                .condition_expression("version = :read")
+                .expression_attribute_values(":read", n(version)),
+            None => put.condition_expression("attribute_not_exists(pk)"),
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(error_text(&e)),
+        }
+    }
+
+    /// Every versioned record whose key starts with `prefix` (the CLI's `incidents`): a scan,
+    /// bounded to `max_pages` pages of DynamoDB's 1 MB.
+    pub async fn scan_prefix(
+        &self,
+        prefix: &str,
+        max_pages: usize,
+    ) -> Result<Vec<String>, LedgerError> {
+        let mut records = Vec::new();
+        let mut start = None;
+        for _ in 0..max_pages {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :prefix)")
+                .expression_attribute_values(":prefix", s(prefix))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| error_text(&e))?;
+            records.extend(
+                page.items()
+                    .iter()
+                    .filter_map(|item| text_of(item, "record")),
+            );
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(records)
     }
 
     /// An LB's item under its key in `account`; for the own account, under the old key

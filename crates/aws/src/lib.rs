@@ -12,6 +12,7 @@ pub mod edge;
 pub mod environment;
 pub mod follow_up;
 pub mod gather;
+pub mod incidents;
 pub mod ledger;
 pub mod pipeline;
 pub mod publish;

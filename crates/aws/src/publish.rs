@@ -13,10 +13,12 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use elbmedic_engine::plan::config::RemediationConfig;
 use elbmedic_engine::plan::message::PlanMessage;
 use elbmedic_engine::report::chat::{render_chat, ChatContext};
-use elbmedic_engine::report::sns::{sns_message, SNS_MAX_BYTES};
+use elbmedic_engine::report::sns::{sns_message, SnsMessage, SNS_MAX_BYTES};
+use elbmedic_engine::report::storm::{render_chat as storm_chat, sns_message as storm_sns};
 use elbmedic_engine::report::{link, Format, Report};
 
 use crate::clients::{Clients, Regions};
+pub use crate::incidents::Send;
 use crate::pipeline::Handled;
 use crate::settings::topic_region;
 
@@ -29,6 +31,8 @@ pub struct Published {
     pub page_key: Option<String>,
     /// The chat message's id, when `CHAT_TOPIC_ARN` took it.
     pub chat_message_id: Option<String>,
+    /// The page's console link, when it was stored.
+    pub page_url: Option<String>,
 }
 
 /// Where reports go besides the on-call topic.
@@ -59,6 +63,49 @@ pub async fn deliver(
     chat: &ChatContext<'_>,
     now: i64,
 ) -> Result<Published, PublishError> {
+    let delivering = deliver_as(
+        regions,
+        publisher,
+        topic,
+        outlets,
+        report,
+        chat,
+        now,
+        &Send::Report,
+    );
+    Box::pin(delivering).await
+}
+
+/// The console link a report's page will have, before it is stored (the storm summary links
+/// its members' pages).
+pub fn page_url(
+    outlets: Outlets<'_>,
+    publisher_region: &str,
+    report: &Report,
+    now: i64,
+    unique: &str,
+) -> Option<String> {
+    let bucket = outlets.report_bucket?;
+    Some(link::console_url(
+        bucket,
+        publisher_region,
+        &link::object_key(report, now, unique),
+    ))
+}
+
+/// As [`deliver`], sending what the incident decided: the report, the storm summary in its
+/// place, or only its page.
+#[allow(clippy::too_many_arguments)]
+async fn deliver_as(
+    regions: &Regions,
+    publisher: &Clients,
+    topic: &str,
+    outlets: Outlets<'_>,
+    report: &Report,
+    chat: &ChatContext<'_>,
+    now: i64,
+    send: &Send,
+) -> Result<Published, PublishError> {
     let mut report = std::borrow::Cow::Borrowed(report);
     let mut page_key = None;
     if let Some(bucket) = outlets.report_bucket {
@@ -75,11 +122,20 @@ pub async fn deliver(
             }
         }
     }
-    let mut published = publish_report(&publisher.sns, topic, &report).await?;
+    let mut published = match send {
+        Send::Report => publish_report(&publisher.sns, topic, &report).await?,
+        Send::Storm(storm) => publish_message(&publisher.sns, topic, &storm_sns(storm)).await?,
+        Send::PageOnly | Send::Nothing => Published::default(),
+    };
     published.page_key = page_key;
+    published.page_url = report.full_report_url.clone();
     if let Some(chat_topic) = outlets.chat_topic {
         let chat_publisher = self::publisher(regions, chat_topic).await;
-        let message = render_chat(&report, chat);
+        let message = match send {
+            Send::Report => render_chat(&report, chat),
+            Send::Storm(storm) => storm_chat(storm),
+            Send::PageOnly | Send::Nothing => return Ok(published),
+        };
         match chat_publisher
             .sns
             .publish()
@@ -188,7 +244,15 @@ pub async fn publish_report(
     topic_arn: &str,
     report: &Report,
 ) -> Result<Published, PublishError> {
-    let message = sns_message(report, SNS_MAX_BYTES);
+    publish_message(sns, topic_arn, &sns_message(report, SNS_MAX_BYTES)).await
+}
+
+/// Publishes a message the engine shaped (`MessageStructure=json`).
+async fn publish_message(
+    sns: &Client,
+    topic_arn: &str,
+    message: &SnsMessage,
+) -> Result<Published, PublishError> {
     let bytes = message.message.len();
     let sent = sns
         .publish()
@@ -225,20 +289,21 @@ pub async fn publish_all(
     topic: &str,
     outlets: Outlets<'_>,
     handled: &[Handled],
+    sends: &[Send],
     invocation: &str,
     now: i64,
 ) -> Vec<Delivery> {
     let publisher = publisher(regions, topic).await;
     let mut deliveries = Vec::with_capacity(handled.len());
-    for (index, record) in handled.iter().enumerate() {
+    for (index, (record, send)) in handled.iter().zip(sends).enumerate() {
         let delivery = match record {
-            Handled::Reported(record) if record.publish => {
+            Handled::Reported(record) if *send != Send::Nothing => {
                 let unique = format!("{invocation}#{}", index + 1);
                 let chat = ChatContext {
                     id: &unique,
                     episode_began: record.episode_began.as_deref(),
                 };
-                let delivering = deliver(
+                let delivering = deliver_as(
                     regions,
                     &publisher,
                     topic,
@@ -246,6 +311,7 @@ pub async fn publish_all(
                     &record.report,
                     &chat,
                     now,
+                    send,
                 );
                 match Box::pin(delivering).await {
                     Ok(published) => Delivery::Published(published),
@@ -274,18 +340,24 @@ pub fn failures(deliveries: &[Delivery]) -> Option<PublishFailed> {
     (!errors.is_empty()).then(|| PublishFailed::of(errors, deliveries.len()))
 }
 
-/// Sends the plans the pipeline handed on to the remediation topic. Call it only once every
-/// report is out: a failed report fails the invocation, and Lambda's retry must not send a
-/// plan a second time.
-pub async fn send_plans(regions: &Regions, config: &RemediationConfig, handled: &[Handled]) {
+/// Sends the plans the pipeline handed on to the remediation topic, for the records whose
+/// report went out: a failed report is retried, and the retry must not send its plan twice.
+pub async fn send_plans(
+    regions: &Regions,
+    config: &RemediationConfig,
+    handled: &[Handled],
+    deliveries: &[Delivery],
+) {
     let Some(topic) = config.topic_arn.as_deref() else {
         return;
     };
     let plans: Vec<&PlanMessage> = handled
         .iter()
-        .filter_map(|h| match h {
-            Handled::Reported(record) => record.plan.as_ref(),
-            Handled::Refused { .. } => None,
+        .zip(deliveries)
+        .filter_map(|(h, delivery)| match (h, delivery) {
+            (_, Delivery::Failed(_)) => None,
+            (Handled::Reported(record), _) => record.plan.as_ref(),
+            (Handled::Refused { .. }, _) => None,
         })
         .collect();
     if plans.is_empty() {

@@ -53,6 +53,66 @@ pub struct Config {
     /// How long `remediate` watches the controller's Events after a change in the cluster
     /// (`KUBERNETES_WATCH_SECONDS`, 0 to 60; 0: not watched).
     pub cluster_watch: Duration,
+    /// `INCIDENT_QUIET_MINUTES` and `STORM_THRESHOLD`: how alarms group into incidents and
+    /// storms (kept in `LEDGER_TABLE`; without it, every alarm is a full report).
+    pub incidents: IncidentSettings,
+    /// `ALARM_QUEUE_ARN`: the queue that hands alarms to `diagnose` as SQS records (SNS → SQS
+    /// → Lambda, the buffer for bursts); records of any other queue are not read as alarms.
+    pub alarm_queue: Option<QueueArn>,
+}
+
+/// How alarms group.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IncidentSettings {
+    /// Minutes a load balancer stays OK before its incident closes; 0: no incidents.
+    pub quiet_minutes: i64,
+    /// More incidents than this opening in one VPC within 5 minutes are a storm; 0: no storms.
+    pub storm_threshold: usize,
+}
+
+impl Default for IncidentSettings {
+    fn default() -> Self {
+        Self {
+            quiet_minutes: elbmedic_engine::incident::DEFAULT_QUIET_MINUTES,
+            storm_threshold: elbmedic_engine::incident::storm::DEFAULT_THRESHOLD,
+        }
+    }
+}
+
+/// An SQS queue named by its ARN (`arn:PARTITION:sqs:REGION:ACCOUNT:NAME`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueArn {
+    pub arn: String,
+    pub account: String,
+    pub name: String,
+}
+
+impl QueueArn {
+    pub fn parse(arn: &str) -> Option<Self> {
+        let parts: Vec<&str> = arn.split(':').collect();
+        let ["arn", _, "sqs", region, account, name] = parts.as_slice() else {
+            return None;
+        };
+        let valid = elbmedic_engine::alarm::formats::is_region_code(region)
+            && account.len() == 12
+            && account.chars().all(|c| c.is_ascii_digit())
+            && !name.is_empty()
+            && name.len() <= 80
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        valid.then(|| Self {
+            arn: arn.to_string(),
+            account: account.to_string(),
+            name: name.to_string(),
+        })
+    }
+
+    /// Whether an SQS record's `eventSourceARN` is this queue.
+    pub fn is_source(&self, arn: &str) -> bool {
+        let parts: Vec<&str> = arn.split(':').collect();
+        matches!(parts.as_slice(), ["arn", _, "sqs", _, account, name] if *account == self.account && *name == self.name)
+    }
 }
 
 /// The organization deployment: alarms of these accounts are read (and, by `remediate`,
@@ -169,6 +229,12 @@ pub enum ConfigError {
     BadClusterReads(String),
     #[error("KUBERNETES_WATCH_SECONDS {0:?} is not a whole number of seconds from 0 to 60 (the remediate function's timeout bounds the run)")]
     BadClusterWatch(String),
+    #[error("INCIDENT_QUIET_MINUTES {0:?} is not a whole number of minutes from 0 (no incidents) to 1440")]
+    BadIncidentQuiet(String),
+    #[error("STORM_THRESHOLD {0:?} is not a whole number from 0 (no storms) to 100")]
+    BadStormThreshold(String),
+    #[error("ALARM_QUEUE_ARN {0:?} is not an SQS queue ARN (arn:aws:sqs:REGION:ACCOUNT:NAME)")]
+    BadAlarmQueue(String),
     #[error("KUBERNETES_API_URL {0:?} is not a loopback URL (http://127.0.0.1:PORT, tests only) nor an https URL")]
     BadKubernetesApiUrl(String),
     #[error("REMEDIATION_MODE is approve but REMEDIATION_TOPIC_ARN is not set: the approve command publishes to that topic")]
@@ -246,6 +312,11 @@ impl Config {
                 _ => return Err(ConfigError::BadClusterWatch(text)),
             },
         };
+        let incidents = incidents_from_env(&get)?;
+        let alarm_queue = match set(&get, "ALARM_QUEUE_ARN") {
+            None => None,
+            Some(arn) => Some(QueueArn::parse(&arn).ok_or(ConfigError::BadAlarmQueue(arn))?),
+        };
         let has_topic = remediation.topic_arn.is_some();
         match (role, remediation.mode) {
             (Role::Diagnose, Mode::Approve) if !has_topic => {
@@ -268,6 +339,8 @@ impl Config {
             organization,
             cluster_reads,
             cluster_watch,
+            incidents,
+            alarm_queue,
         })
     }
 
@@ -341,6 +414,26 @@ fn organization_from_env(
         member_role_name,
         external_id,
     })
+}
+
+/// The incident and storm settings; each 0 switches its part off.
+fn incidents_from_env(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<IncidentSettings, ConfigError> {
+    let mut settings = IncidentSettings::default();
+    if let Some(text) = set(get, "INCIDENT_QUIET_MINUTES") {
+        settings.quiet_minutes = match text.trim().parse::<i64>() {
+            Ok(minutes @ 0..=1440) => minutes,
+            _ => return Err(ConfigError::BadIncidentQuiet(text)),
+        };
+    }
+    if let Some(text) = set(get, "STORM_THRESHOLD") {
+        settings.storm_threshold = match text.trim().parse::<usize>() {
+            Ok(n @ 0..=100) => n,
+            _ => return Err(ConfigError::BadStormThreshold(text)),
+        };
+    }
+    Ok(settings)
 }
 
 /// The follow-up queue, unless `FOLLOW_UP_DELAY` is 0 or no queue is set.

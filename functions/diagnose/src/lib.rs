@@ -10,10 +10,14 @@
 use elbmedic_aws::accounts::Accounts;
 use elbmedic_aws::clients::{CallLimits, Regions};
 use elbmedic_aws::follow_up;
+use elbmedic_aws::incidents::{self, Send};
+use elbmedic_aws::ledger::Ledger;
 use elbmedic_aws::pipeline::{self, Facts, Handled, OwnAccount, Run};
-use elbmedic_aws::publish::{failures, publish_all, send_plans, Delivery, Outlets, PublishFailed};
+use elbmedic_aws::publish::{
+    failures, page_url, publish_all, send_plans, Delivery, Outlets, PublishFailed,
+};
 use elbmedic_aws::settings::topic_region;
-use elbmedic_engine::alarm::parse_value;
+use elbmedic_engine::alarm::{parse_queued, parse_value, Intake, IntakeError};
 use elbmedic_engine::plan::proposal::Handoff;
 use serde_json::{json, Value};
 
@@ -44,7 +48,7 @@ impl Handler {
         self.accounts.clear_logs().await;
         if let Some(queued) = follow_up::queued_records(payload) {
             // Boxed: the pass's future is deep, and the handler's is deep already.
-            return Ok(Box::pin(self.follow_up(&queued, own_account, now)).await);
+            return Ok(Box::pin(self.queued(&queued, own_account, now)).await);
         }
         let records = match parse_value(payload) {
             Ok(records) => records,
@@ -53,6 +57,30 @@ impl Handler {
                 return Ok(json!({"records": [], "error": error.to_string()}));
             }
         };
+        // Alarms of one second are one moment: a redelivered event overwrites its own page.
+        let invocation = format!("diagnose-{now}");
+        let done = Box::pin(self.diagnose(records, own_account, now, &invocation)).await;
+        if let Some(failed) = failures(&done.deliveries) {
+            if done
+                .handled
+                .iter()
+                .any(|h| matches!(h, Handled::Reported(r) if r.plan.is_some()))
+            {
+                tracing::warn!("plans held back: a report failed, and the retry will send them");
+            }
+            return Err(failed);
+        }
+        Ok(Box::pin(self.hand_on(&done)).await)
+    }
+
+    /// The records diagnosed, claimed in their incidents and published.
+    async fn diagnose(
+        &self,
+        records: Vec<Result<Intake, IntakeError>>,
+        own_account: Option<&str>,
+        now: i64,
+        invocation: &str,
+    ) -> Diagnosed {
         let run = Run {
             config: &self.config,
             facts: Facts::Live(&self.accounts),
@@ -63,31 +91,79 @@ impl Handler {
         };
         // Boxed: the pipeline's future is deep (every round of the gather), and a runtime
         // worker's stack is 2 MiB.
-        let handled = Box::pin(pipeline::handle(&run, records)).await;
+        let mut handled = Box::pin(pipeline::handle(&run, records)).await;
         let topic = self.config.report_topic_arn.as_deref().unwrap_or_default();
-        // Alarms of one second are one moment: a redelivered event overwrites its own page.
-        let invocation = format!("diagnose-{now}");
         let outlets = Outlets::of(&self.config);
+        let publisher_region = topic_region(topic).unwrap_or("us-east-1").to_string();
+        let ledger = self.incident_ledger(&publisher_region).await;
+        let claims = match &ledger {
+            Some(ledger) => {
+                let page = |index: usize, record: &pipeline::Record| {
+                    let unique = format!("{invocation}#{}", index + 1);
+                    page_url(outlets, &publisher_region, &record.report, now, &unique)
+                };
+                let settings = self.config.incidents;
+                Box::pin(incidents::claim_all(
+                    ledger,
+                    settings,
+                    &mut handled,
+                    invocation,
+                    now,
+                    page,
+                ))
+                .await
+            }
+            None => incidents::unclaimed(&handled),
+        };
+        let sends: Vec<Send> = claims.iter().map(|(send, _)| send.clone()).collect();
         let delivering = publish_all(
             &self.accounts.regions,
             topic,
             outlets,
             &handled,
-            &invocation,
+            &sends,
+            invocation,
             now,
         );
         let deliveries = Box::pin(delivering).await;
-        if let Some(failed) = failures(&deliveries) {
-            if handled
-                .iter()
-                .any(|h| matches!(h, Handled::Reported(r) if r.plan.is_some()))
-            {
-                tracing::warn!("plans held back: a report failed, and the retry will send them");
+        if let Some(ledger) = &ledger {
+            for ((_, claim), delivery) in claims.iter().zip(&deliveries) {
+                let Some(claim) = claim else { continue };
+                let (delivered, url) = match delivery {
+                    Delivery::Published(published) => (true, published.page_url.clone()),
+                    Delivery::Failed(_) | Delivery::Kept => (false, None),
+                };
+                incidents::settle(ledger, claim, delivered, url, now).await;
             }
-            return Err(failed);
         }
-        // Plans go out only once every report is: Lambda's retry must not send one twice.
-        send_plans(&self.accounts.regions, &self.config.remediation, &handled).await;
+        Diagnosed {
+            handled,
+            deliveries,
+        }
+    }
+
+    /// The ledger incidents are kept in: `LEDGER_TABLE`, unless incidents are off.
+    async fn incident_ledger(&self, region: &str) -> Option<Ledger> {
+        let table = self.config.remediation.ledger_table.as_deref()?;
+        if self.config.incidents.quiet_minutes == 0 {
+            return None;
+        }
+        let clients = self.accounts.regions.get(region).await;
+        Some(Ledger::new(clients.dynamodb.clone(), table))
+    }
+
+    /// Once reports are out: the plans to remediate, then the follow-ups, for the records
+    /// whose report went out; the invocation's summary.
+    async fn hand_on(&self, done: &Diagnosed) -> Value {
+        let topic = self.config.report_topic_arn.as_deref().unwrap_or_default();
+        // Plans go out only once their report is: a retry must not send one twice.
+        send_plans(
+            &self.accounts.regions,
+            &self.config.remediation,
+            &done.handled,
+            &done.deliveries,
+        )
+        .await;
         let follow_ups = match &self.config.follow_up {
             Some(queue) => {
                 let fallback = topic_region(topic).unwrap_or("us-east-1");
@@ -95,34 +171,112 @@ impl Handler {
                     &self.accounts.regions,
                     queue,
                     fallback,
-                    &handled,
-                    &deliveries,
+                    &done.handled,
+                    &done.deliveries,
                 ))
                 .await
             }
             None => 0,
         };
-        let summary: Vec<Value> = handled.iter().zip(&deliveries).map(summary).collect();
-        Ok(json!({ "records": summary, "follow_ups_queued": follow_ups }))
+        let summary: Vec<Value> = done
+            .handled
+            .iter()
+            .zip(&done.deliveries)
+            .map(summary)
+            .collect();
+        json!({ "records": summary, "follow_ups_queued": follow_ups })
     }
 
-    /// The follow-up pass over an SQS event: the answer is SQS's partial-batch response, so
-    /// only a record whose report could not be published is retried.
-    async fn follow_up(
+    /// An SQS event: alarms from `ALARM_QUEUE_ARN`, or the follow-up pass. The answer is
+    /// SQS's partial-batch response, so only a record that failed is retried.
+    async fn queued(
         &self,
         queued: &[follow_up::QueuedRecord],
         own_account: Option<&str>,
         now: i64,
     ) -> Value {
-        let outcomes = follow_up::run(&self.accounts, own_account, &self.config, queued, now).await;
-        let failures: Vec<Value> = outcomes
-            .iter()
-            .filter(|(_, outcome)| matches!(outcome, follow_up::Outcome::Failed(_)))
-            .map(|(id, _)| json!({ "itemIdentifier": id }))
+        let (alarms, others): (Vec<_>, Vec<_>) = queued.iter().cloned().partition(|r| {
+            self.config
+                .alarm_queue
+                .as_ref()
+                .is_some_and(|q| q.is_source(&r.source_arn))
+        });
+        let mut failures = Vec::new();
+        if !alarms.is_empty() {
+            failures.extend(Box::pin(self.queued_alarms(&alarms, own_account, now)).await);
+        }
+        if !others.is_empty() {
+            failures.extend(Box::pin(self.follow_up(&others, own_account, now)).await);
+        }
+        let failures: Vec<Value> = failures
+            .into_iter()
+            .map(|id| json!({ "itemIdentifier": id }))
             .collect();
         // Exactly SQS's partial-batch response: each record's outcome is in the logs.
         json!({ "batchItemFailures": failures })
     }
+
+    /// Alarm records from the alarm queue, diagnosed like SNS records; the message ids of
+    /// those that failed: unreadable (so that they reach the dead-letter queue, where they can
+    /// be read), or whose report could not be published.
+    async fn queued_alarms(
+        &self,
+        records: &[follow_up::QueuedRecord],
+        own_account: Option<&str>,
+        now: i64,
+    ) -> Vec<String> {
+        let intakes: Vec<Result<Intake, IntakeError>> = records
+            .iter()
+            .enumerate()
+            .map(|(index, r)| parse_queued(index + 1, &r.body))
+            .collect();
+        let mut failed: Vec<String> = Vec::new();
+        for (record, intake) in records.iter().zip(&intakes) {
+            if let Err(error) = intake {
+                tracing::error!(message_id = %record.message_id, error = %error, "queued record is not an alarm; it fails alone");
+                failed.push(record.message_id.clone());
+            }
+        }
+        let invocation = format!(
+            "diagnose-{now}-{}",
+            records.first().map_or("", |r| r.message_id.as_str())
+        );
+        let done = Box::pin(self.diagnose(intakes, own_account, now, &invocation)).await;
+        for (handled, delivery) in done.handled.iter().zip(&done.deliveries) {
+            if let (Handled::Reported(record), Delivery::Failed(error)) = (handled, delivery) {
+                let id = &records[record.number - 1].message_id;
+                tracing::error!(message_id = %id, error = %error, "report not published; SQS retries the record");
+                if !failed.contains(id) {
+                    failed.push(id.clone());
+                }
+            }
+        }
+        let summary = Box::pin(self.hand_on(&done)).await;
+        tracing::info!(summary = %summary, "queued alarms handled");
+        failed
+    }
+
+    /// The follow-up pass over an SQS event's records: the ids of those to retry (a
+    /// follow-up report that could not be published).
+    async fn follow_up(
+        &self,
+        queued: &[follow_up::QueuedRecord],
+        own_account: Option<&str>,
+        now: i64,
+    ) -> Vec<String> {
+        let outcomes = follow_up::run(&self.accounts, own_account, &self.config, queued, now).await;
+        outcomes
+            .into_iter()
+            .filter(|(_, outcome)| matches!(outcome, follow_up::Outcome::Failed(_)))
+            .map(|(id, _)| id)
+            .collect()
+    }
+}
+
+/// What one batch of records became.
+struct Diagnosed {
+    handled: Vec<Handled>,
+    deliveries: Vec<Delivery>,
 }
 
 /// The invocation's result for one record.

@@ -162,6 +162,30 @@ pub fn envelopes(value: &Value) -> Result<Vec<Result<Envelope, IntakeError>>, In
     })
 }
 
+/// The body of an SQS record from the alarm queue: the envelope SNS sends to queues, or the
+/// alarm message itself when raw delivery is on. Nothing else (not an SNS event with Records).
+pub fn queued_envelope(number: usize, body: &Value) -> Result<Envelope, IntakeError> {
+    let context = format!("record {number}");
+    match body {
+        Value::Object(object) if object.get("Type").and_then(Value::as_str) == Some("Notification") => {
+            sns_envelope(number, context, body)
+        }
+        Value::Object(object) if object.contains_key("AlarmName") => {
+            alarm_envelope(context, None, body)
+        }
+        other => Err(IntakeError::NotAnAlarm {
+            context,
+            reason: format!(
+                "the queued message is {}: neither the notification SNS sends to a queue ({{\"Type\": \"Notification\", ...}}) nor an alarm message (raw delivery)",
+                match other {
+                    Value::Object(_) => "an object of another kind",
+                    other => kind_of(other),
+                }
+            ),
+        }),
+    }
+}
+
 fn record_envelope(number: usize, record: &Value) -> Result<Envelope, IntakeError> {
     let context = format!("record {number}");
     let sns = record

@@ -376,6 +376,20 @@ pub fn parse_value(
         .collect())
 }
 
+/// One SQS record's body from the alarm queue (SNS → SQS → Lambda): the notification SNS
+/// sends to a queue, or the alarm itself under raw delivery. `number` names it in errors.
+pub fn parse_queued(number: usize, body: &str) -> Result<Intake, IntakeError> {
+    if body.len() > MAX_INPUT_BYTES {
+        return Err(IntakeError::TooLarge(body.len()));
+    }
+    let value: serde_json::Value = serde_json::from_str(body.trim_start_matches('\u{feff}'))
+        .map_err(|e| IntakeError::InvalidMessage {
+            record: number,
+            message: e.to_string(),
+        })?;
+    message::queued_envelope(number, &value).and_then(|e| interpret(&e))
+}
+
 fn json_error(error: &serde_json::Error) -> IntakeError {
     IntakeError::InvalidJson {
         line: error.line(),

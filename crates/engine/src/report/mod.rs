@@ -10,6 +10,7 @@ pub mod link;
 mod markdown;
 pub mod remediation;
 pub mod sns;
+pub mod storm;
 mod text;
 mod wrap;
 

@@ -1,0 +1,310 @@
+//! Incidents and storms in the ledger, around publishing: before a report goes out, its alarm
+//! is claimed in its load balancer's incident (and, for a new incident, in its VPC's storm),
+//! which decides what goes out (the full report, a short update, the recovery, the storm
+//! summary, or nothing); after, the claim is marked delivered or failed. The decisions are the
+//! engine's (`elbmedic_engine::incident`); this reads and writes the records, each with a
+//! conditional put, so concurrent invocations agree.
+//!
+//! Never silence on a ledger failure: the report goes out in full, and says so.
+
+use elbmedic_engine::alarm::Intake;
+use elbmedic_engine::incident::note::note;
+use elbmedic_engine::incident::storm::{self, Member, Outcome, Storm, StormKey};
+use elbmedic_engine::incident::{
+    self, AlarmEvent, Decision, Fingerprint, Incident, IncidentKey, INCIDENT_PREFIX,
+};
+use elbmedic_engine::plan::reconcile::LedgerError;
+
+use crate::ledger::Ledger;
+use crate::pipeline::{Handled, Record};
+use crate::settings::IncidentSettings;
+
+/// Conditional puts tried before a record is given up on: concurrent runs on one incident
+/// are few; a storm's record takes a dozen at once.
+const ATTEMPTS: usize = 12;
+
+/// What the publisher does with one record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Send {
+    /// Its report (full, or short with the incident's note set on it).
+    Report,
+    /// The storm summary in its place (its own page is still stored).
+    Storm(Box<Storm>),
+    /// Its page only: a storm member whose summary is out.
+    PageOnly,
+    /// Nothing: a duplicate, an OK inside an incident, a record not for the topic.
+    Nothing,
+}
+
+/// A claim to settle once the record's message is out (or is not).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    key: String,
+    event: String,
+    quiet_minutes: i64,
+}
+
+/// Claims every record in its incident, sets the incident's note on its report (and takes
+/// back a plan the incident proposed already), and says what goes out for each. `page_url`
+/// gives the page a record's report will have, for the storm summary to link.
+pub async fn claim_all(
+    ledger: &Ledger,
+    settings: IncidentSettings,
+    handled: &mut [Handled],
+    run: &str,
+    now: i64,
+    page_url: impl Fn(usize, &Record) -> Option<String>,
+) -> Vec<(Send, Option<Claim>)> {
+    let mut out = Vec::with_capacity(handled.len());
+    for (index, handled) in handled.iter_mut().enumerate() {
+        let claimed = match handled {
+            Handled::Reported(record) if record.publish => {
+                let url = page_url(index, record);
+                Box::pin(claim(ledger, settings, record, run, now, url)).await
+            }
+            Handled::Reported(_) | Handled::Refused { .. } => (Send::Nothing, None),
+        };
+        out.push(claimed);
+    }
+    out
+}
+
+/// Sends for records when no incidents are kept: every report for the topic goes out.
+pub fn unclaimed(handled: &[Handled]) -> Vec<(Send, Option<Claim>)> {
+    handled
+        .iter()
+        .map(|h| match h {
+            Handled::Reported(record) if record.publish => (Send::Report, None),
+            _ => (Send::Nothing, None),
+        })
+        .collect()
+}
+
+async fn claim(
+    ledger: &Ledger,
+    settings: IncidentSettings,
+    record: &mut Record,
+    run: &str,
+    now: i64,
+    page_url: Option<String>,
+) -> (Send, Option<Claim>) {
+    let (alarm, lb) = match &record.intake {
+        Intake::Diagnose {
+            alarm,
+            load_balancer,
+        }
+        | Intake::Recovered {
+            alarm,
+            load_balancer,
+        } => (alarm.clone(), load_balancer.clone()),
+        _ => return (Send::Report, None),
+    };
+    let Some(event) = AlarmEvent::of(&alarm, now) else {
+        return (Send::Report, None);
+    };
+    let key = IncidentKey::of(&alarm, &lb.id);
+    let context = incident::Context {
+        key: &key,
+        quiet_seconds: settings.quiet_minutes * 60,
+        run,
+        now,
+    };
+    let plan = record.plan.as_ref().map(|p| p.plan.id.clone());
+    let stepped = step_with_retries(ledger, &key, &event, record, plan.as_deref(), context).await;
+    let (step, incident) = match stepped {
+        Ok(stepped) => stepped,
+        Err(error) => {
+            tracing::error!(incident = %key.ledger_key(), error = %error, "the incident could not be kept; the full report goes out");
+            record.report.next_steps.push(format!(
+                "elbmedic could not keep this alarm's incident in its ledger ({}): this is a full report, and the next alarm may be one too.",
+                elbmedic_engine::untrusted::clipped(&error.to_string(), 300)
+            ));
+            return (Send::Report, None);
+        }
+    };
+    tracing::info!(incident = %key.ledger_key(), alarm = %event.alarm, decision = step.decision.name(), "incident");
+    if !step.send_plan && record.plan.take().is_some() {
+        // Proposed already in this incident: not again, and approve mode does not ask twice.
+        record.report.remediation = None;
+    }
+    let Some(incident) = incident else {
+        return match step.decision {
+            Decision::Standalone => (Send::Report, None),
+            _ => (Send::Nothing, None),
+        };
+    };
+    let claim = Claim {
+        key: key.ledger_key(),
+        event: event.id.clone(),
+        quiet_minutes: settings.quiet_minutes,
+    };
+    if let Decision::Quiet { reason } = &step.decision {
+        tracing::info!(incident = %claim.key, reason = reason.as_str(), "nothing sent for this alarm");
+        return (Send::Nothing, None);
+    }
+    record.report.incident = note(
+        &incident,
+        &step.decision,
+        &record.report.verdict.headline,
+        settings.quiet_minutes,
+    );
+    let send = match (&step.decision, incident.vpc_id.as_deref()) {
+        (Decision::Opened, Some(vpc)) if settings.storm_threshold > 0 => {
+            let member = Member {
+                load_balancer: key.load_balancer.clone(),
+                name: incident.load_balancer_name.clone(),
+                opened_at: incident.opened_at,
+                fingerprint: Fingerprint::of(&record.report),
+                headline: incident.headline.clone(),
+                report_url: page_url,
+                outcome: Outcome::Alone,
+            };
+            let storm_key = StormKey::of(&key, vpc);
+            match join_storm(ledger, &storm_key, member, settings.storm_threshold, now).await {
+                Ok((_, Outcome::Alone)) => Send::Report,
+                Ok((storm, Outcome::Summary)) => Send::Storm(Box::new(storm)),
+                Ok((_, Outcome::Joined)) => Send::PageOnly,
+                Err(error) => {
+                    tracing::error!(storm = %storm_key.ledger_key(), error = %error, "the storm could not be kept; this incident's report goes out");
+                    Send::Report
+                }
+            }
+        }
+        _ => Send::Report,
+    };
+    (send, Some(claim))
+}
+
+/// Reads the incident, decides, and writes it if nobody wrote it meanwhile; again otherwise.
+async fn step_with_retries(
+    ledger: &Ledger,
+    key: &IncidentKey,
+    event: &AlarmEvent,
+    record: &Record,
+    plan: Option<&str>,
+    context: incident::Context<'_>,
+) -> Result<(incident::Step, Option<Incident>), IncidentError> {
+    let ledger_key = key.ledger_key();
+    for _ in 0..ATTEMPTS {
+        let read = ledger.versioned(&ledger_key).await?;
+        let existing = match &read {
+            Some(read) => Some(parse::<Incident>(&read.json)?),
+            None => None,
+        };
+        let step = incident::step(existing.as_ref(), event, &record.report, plan, context);
+        let Some(next) = &step.incident else {
+            let incident = existing;
+            return Ok((step, incident));
+        };
+        let json = serde_json::to_string(next).unwrap_or_default();
+        let version = read.as_ref().map(|r| r.version);
+        if ledger
+            .put_versioned(&ledger_key, &json, version, next.expires_at())
+            .await?
+        {
+            let incident = step.incident.clone();
+            return Ok((step, incident));
+        }
+        tracing::info!(incident = %ledger_key, "another run wrote the incident; reading it again");
+    }
+    Err(IncidentError::Contended(ledger_key))
+}
+
+async fn join_storm(
+    ledger: &Ledger,
+    key: &StormKey,
+    member: Member,
+    threshold: usize,
+    now: i64,
+) -> Result<(Storm, Outcome), IncidentError> {
+    let ledger_key = key.ledger_key();
+    for attempt in 0..ATTEMPTS {
+        let read = ledger.versioned(&ledger_key).await?;
+        let existing = match &read {
+            Some(read) => Some(parse::<Storm>(&read.json)?),
+            None => None,
+        };
+        let (next, outcome) = storm::join(existing.as_ref(), key, member.clone(), threshold, now);
+        if existing.as_ref() == Some(&next) {
+            return Ok((next, outcome));
+        }
+        let json = serde_json::to_string(&next).unwrap_or_default();
+        let expires = now + incident::KEPT_SECONDS;
+        if ledger
+            .put_versioned(&ledger_key, &json, read.map(|r| r.version), expires)
+            .await?
+        {
+            return Ok((next, outcome));
+        }
+        // Spread the writers of one storm apart a little.
+        tokio::time::sleep(std::time::Duration::from_millis(20 * (attempt as u64 + 1))).await;
+    }
+    Err(IncidentError::Contended(ledger_key))
+}
+
+/// Marks the claim delivered (with the full report's page) or failed, so that a redelivery
+/// is not sent twice and a failure is sent by the retry. A failure here is logged: the
+/// message is out either way.
+pub async fn settle(
+    ledger: &Ledger,
+    claim: &Claim,
+    delivered: bool,
+    url: Option<String>,
+    now: i64,
+) {
+    let settled = async {
+        for _ in 0..ATTEMPTS {
+            let Some(read) = ledger.versioned(&claim.key).await? else {
+                return Ok(());
+            };
+            let mut incident = parse::<Incident>(&read.json)?;
+            match delivered {
+                true => incident.delivered(&claim.event, url.clone(), now),
+                false => incident.failed(&claim.event, now),
+            }
+            let json = serde_json::to_string(&incident).unwrap_or_default();
+            if ledger
+                .put_versioned(&claim.key, &json, Some(read.version), incident.expires_at())
+                .await?
+            {
+                return Ok(());
+            }
+        }
+        Err(IncidentError::Contended(claim.key.clone()))
+    };
+    if let Err(error) = settled.await {
+        let error: IncidentError = error;
+        tracing::warn!(incident = %claim.key, quiet_minutes = claim.quiet_minutes, error = %error, "the incident's delivery could not be noted; a redelivery of this alarm may be sent again");
+    }
+}
+
+/// Every incident the ledger keeps (the CLI's `incidents`), newest first; `lb` keeps those of
+/// load balancers whose name or id contains it.
+pub async fn list(ledger: &Ledger, lb: Option<&str>) -> Result<Vec<Incident>, IncidentError> {
+    let records = ledger.scan_prefix(INCIDENT_PREFIX, 20).await?;
+    let mut incidents: Vec<Incident> = records
+        .iter()
+        .filter_map(|json| serde_json::from_str(json).ok())
+        .filter(|i: &Incident| {
+            lb.is_none_or(|lb| {
+                i.load_balancer_name.contains(lb) || i.key.load_balancer.contains(lb)
+            })
+        })
+        .collect();
+    incidents.sort_by_key(|i| std::cmp::Reverse(i.last_event_at));
+    Ok(incidents)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, IncidentError> {
+    serde_json::from_str(json).map_err(|e| IncidentError::Unreadable(e.to_string()))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IncidentError {
+    #[error("{0}")]
+    Ledger(#[from] LedgerError),
+    #[error("the ledger's record is not one elbmedic wrote: {0}")]
+    Unreadable(String),
+    #[error("{0} was written by other runs {ATTEMPTS} times in a row")]
+    Contended(String),
+}
