@@ -27,14 +27,23 @@ pub struct Handler {
     config: Config,
     /// Clients per account and region, loaded on first use and kept for warm invocations.
     pub accounts: Accounts,
+    /// Names this process's invocations in incident claims: unique per execution environment
+    /// (its process id and start time), counted per invocation.
+    nonce: String,
+    invocations: std::sync::atomic::AtomicU64,
 }
 
 impl Handler {
     pub fn new(config: Config) -> Self {
         let regions = Regions::new(CallLimits::default());
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         Self {
             accounts: Accounts::new(regions, config.organization.clone()),
             config,
+            nonce: format!("{:x}-{started:x}", std::process::id()),
+            invocations: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -96,6 +105,12 @@ impl Handler {
         let outlets = Outlets::of(&self.config);
         let publisher_region = topic_region(topic).unwrap_or("us-east-1").to_string();
         let ledger = self.incident_ledger(&publisher_region).await;
+        let run_id = format!(
+            "{}-{}",
+            self.nonce,
+            self.invocations
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let claims = match &ledger {
             Some(ledger) => {
                 let page = |index: usize, record: &pipeline::Record| {
@@ -107,7 +122,7 @@ impl Handler {
                     ledger,
                     settings,
                     &mut handled,
-                    invocation,
+                    &run_id,
                     now,
                     page,
                 ))
