@@ -667,9 +667,12 @@ fn the_template_is_read_as_iam_reads_it() {
         format!("{keeps:?}"),
         format!(
             "{:?}",
-            serde_yaml::from_str::<serde_yaml::Value>("[\"proposal#*\"]").unwrap()
+            serde_yaml::from_str::<serde_yaml::Value>(
+                "[\"proposal#*\", \"incident#*\", \"storm#*\"]"
+            )
+            .unwrap()
         ),
-        "diagnose writes only proposals, never locks or cooldowns"
+        "diagnose writes only proposals, incidents and storms, never locks or cooldowns"
     );
     // Both roles read the same state: remediate gathers exactly as diagnose does. Only
     // diagnose follows composite alarms (a plan names the child alarm already) and asks
