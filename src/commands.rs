@@ -435,6 +435,39 @@ fn printable(text: &str) -> String {
         .collect()
 }
 
+/// `elbmedic incidents`: the ledger's incidents, newest first.
+pub fn incidents(
+    lb: Option<&str>,
+    table: Option<&str>,
+    region: Option<&str>,
+    json: bool,
+) -> Result<Exit> {
+    let config = Config::from_process_env(Role::Cli)?;
+    let table = table
+        .map(str::to_string)
+        .or_else(|| config.remediation.ledger_table.clone())
+        .ok_or_else(|| anyhow!("no ledger: pass --table or set LEDGER_TABLE"))?;
+    let region = region_or_env(region)?;
+    let runtime = live::runtime()?;
+    let incidents = runtime.block_on(live::incidents(&table, &region, lb))?;
+    if json {
+        output::print(&(serde_json::to_string_pretty(&incidents)? + "\n"));
+    } else {
+        let text = elbmedic_engine::incident::listing::render(
+            &incidents,
+            live::now(),
+            config.incidents.quiet_minutes,
+        );
+        output::print(&printable_lines(&text));
+    }
+    Ok(Exit::Ok)
+}
+
+/// Control characters shown, never interpreted by the terminal; line breaks kept.
+fn printable_lines(text: &str) -> String {
+    text.lines().map(printable).collect::<Vec<_>>().join("\n") + "\n"
+}
+
 /// Creates the DynamoDB table of the remediation ledger (`LEDGER_TABLE`).
 pub fn ledger_create(table: &str, region: Option<&str>) -> Result<Exit> {
     let region = region_or_env(region)?;

@@ -100,3 +100,20 @@ pub async fn undo(
     .await?;
     Ok(lines)
 }
+
+/// `elbmedic incidents`: the ledger's incidents in `region`, newest first.
+pub async fn incidents(
+    table: &str,
+    region: &str,
+    lb: Option<&str>,
+) -> Result<Vec<elbmedic_engine::incident::Incident>> {
+    let clients = Clients::load(region, CallLimits::default()).await;
+    let ledger = Ledger::new(clients.dynamodb.clone(), table);
+    elbmedic_aws::incidents::list(&ledger, lb)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read the incidents from the ledger table {table} in {region}: {e}"
+            )
+        })
+}

@@ -91,6 +91,22 @@ enum Command {
         #[arg(long, value_parser = parse_mode)]
         mode: Option<Mode>,
     },
+    /// List the open and recent incidents from the ledger: alarms, cause changes, plans, and
+    /// what each alarm became (full report, update, recovery, nothing).
+    Incidents {
+        /// Only load balancers whose name or id contains this.
+        #[arg(long, value_name = "NAME")]
+        lb: Option<String>,
+        /// The ledger table; defaults to LEDGER_TABLE.
+        #[arg(long, value_name = "NAME")]
+        table: Option<String>,
+        /// The ledger's region; defaults to AWS_REGION.
+        #[arg(long)]
+        region: Option<String>,
+        /// Print the incidents' records as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Gather the snapshot of the alarmed load balancer from AWS and print it as JSON.
     Snapshot {
         /// SNS event or CloudWatch alarm JSON (`-` for standard input).
@@ -174,6 +190,12 @@ fn main() -> ExitCode {
             region,
             mode,
         } => commands::undo(&plan_id, table.as_deref(), region.as_deref(), mode),
+        Command::Incidents {
+            lb,
+            table,
+            region,
+            json,
+        } => commands::incidents(lb.as_deref(), table.as_deref(), region.as_deref(), json),
         Command::Snapshot { event } => commands::snapshot(&event),
         Command::Alarm { event } => commands::alarm(&event),
     };

@@ -1775,3 +1775,106 @@ async fn a_throttled_cloudtrail_is_a_gap_not_a_wait() {
     );
     assert_eq!(moto.trail.requests().len(), 2, "one attempt per lookup");
 }
+
+/// `elbmedic incidents` reads what the `diagnose` function kept: the incident of a flapping
+/// alarm, its five alarms, the recovery posted once, and the updates; `--lb` filters.
+#[tokio::test]
+async fn incidents_lists_what_diagnose_kept_of_a_flapping_alarm() {
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    let ledger = elbmedic(&moto, &["ledger", "create", "--table", "elbmedic-ledger"]);
+    assert_eq!(ledger.status.code(), Some(0));
+    let start = now() - 20 * 60;
+    let id = alb_idle_world(&aws, start).await;
+    let (topic, _) = report_topic(&aws).await;
+    let env = [
+        ("REPORT_TOPIC_ARN", topic.as_str()),
+        ("LEDGER_TABLE", "elbmedic-ledger"),
+    ];
+    let config = Config::from_env(Role::Diagnose, |k| {
+        env.iter()
+            .find(|(key, _)| *key == k)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap();
+    let function = elbmedic_diagnose::Handler::new(config);
+    for n in 0..5 {
+        let at = start + n * 300;
+        // The same 504s before each alarm: the same cause every time.
+        let idle = [8.1, 57.9, 59.4];
+        alb_metrics(
+            &aws,
+            &id,
+            at,
+            &[0.0, 4.0, 9.0],
+            &idle,
+            &[0.0; 3],
+            &[0.0, 4.0, 9.0],
+        )
+        .await;
+        let alarm = alb_event("HTTPCode_ELB_504_Count", &id, at);
+        let ok = alarm.replace(
+            "\\\"NewStateValue\\\":\\\"ALARM\\\"",
+            "\\\"NewStateValue\\\":\\\"OK\\\"",
+        );
+        assert_ne!(ok, alarm);
+        for (event, t) in [(alarm, at), (ok, at + 120)] {
+            if n == 4 && t != at {
+                continue;
+            }
+            let payload: serde_json::Value = serde_json::from_str(&event).unwrap();
+            function
+                .handle(&payload, Some("123456789012"), t + 5)
+                .await
+                .unwrap();
+        }
+    }
+    let listed = elbmedic(
+        &moto,
+        &["incidents", "--table", "elbmedic-ledger", "--lb", ALB],
+    );
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert_eq!(
+        listed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    println!("{text}");
+    assert!(text.starts_with("INCIDENTS (1)"), "{text}");
+    assert!(
+        text.contains("OPEN, in ALARM; opened ") && text.contains(", 5 alarms, "),
+        "{text}"
+    );
+    assert!(
+        text.contains("cause (cause-found): idle-timeout-exceeded"),
+        "{text}"
+    );
+    assert_eq!(text.matches(": opened\n").count(), 1, "{text}");
+    assert_eq!(text.matches(": update\n").count(), 4, "{text}");
+    assert_eq!(text.matches(": recovered\n").count(), 1, "{text}");
+    assert_eq!(
+        text.matches("nothing sent (the incident's recovery was posted already)")
+            .count(),
+        3,
+        "{text}"
+    );
+    let other = elbmedic(
+        &moto,
+        &[
+            "incidents",
+            "--table",
+            "elbmedic-ledger",
+            "--lb",
+            "no-such-lb",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&other.stdout).starts_with("No incidents"));
+    let json = elbmedic(
+        &moto,
+        &["incidents", "--table", "elbmedic-ledger", "--json"],
+    );
+    let records: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(records[0]["alarms"], 5);
+}

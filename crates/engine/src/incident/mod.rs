@@ -10,6 +10,7 @@
 //! failed one is sent by the retry.
 
 pub mod fingerprint;
+pub mod listing;
 pub mod note;
 pub mod storm;
 #[cfg(test)]
