@@ -270,3 +270,114 @@ fn a_load_balancer_that_could_not_be_read_is_named_and_nothing_is_claimed() {
         crate::diagnosis::VerdictStatus::CauseFound
     );
 }
+
+/// An update in an incident: a short email that replies to the first subject, leads with
+/// "ALARM again", shows the new evidence and not the findings' fixes again; machines still
+/// get the full report in the JSON copy; chat joins the incident's thread.
+#[test]
+fn an_update_is_a_short_reply_and_the_json_keeps_the_full_report() {
+    use crate::incident::note::IncidentNote;
+    let mut report = report_of("alb-idle-timeout");
+    let first = report.subject();
+    report.incident = Some(IncidentNote {
+        thread: "elbmedic-00000000000000aa".into(),
+        opened_at: 1_796_000_000,
+        alarms: 4,
+        decision: "update".into(),
+        line: format!(
+            "ALARM again (4th time in 22 min), same cause: {}",
+            report.verdict.headline
+        ),
+        changes: vec![],
+        first_subject: first.clone(),
+        last_full_report_url: Some(
+            "https://console.aws.amazon.com/s3/object/b?region=eu-west-1&prefix=reports/x.html"
+                .into(),
+        ),
+        plans_proposed: vec!["plan-0123abcd at 02:52 UTC".into()],
+        quiet_minutes: 30,
+    });
+    let subject = report.subject();
+    assert!(subject.starts_with(&format!("Re: {}", &first[..80])) && subject.chars().count() <= 99, "{subject}");
+    let message = sns::sns_message(&report, sns::SNS_MAX_BYTES);
+    let body: serde_json::Value = serde_json::from_str(&message.message).unwrap();
+    let email = body["email"].as_str().unwrap();
+    println!("{email}");
+    assert!(
+        email.starts_with("ALARM again (4th time in 22 min), same cause: "),
+        "{email}"
+    );
+    assert!(
+        email.contains("LATEST EVIDENCE") && !email.contains("FINDINGS ("),
+        "{email}"
+    );
+    assert!(
+        email.contains("The last full report (S3 console):"),
+        "{email}"
+    );
+    assert!(
+        email.contains("Plan plan-0123abcd at 02:52 UTC was proposed in this incident"),
+        "{email}"
+    );
+    assert!(
+        email.len() < report.render(Format::Text).len() / 2,
+        "short: {} bytes",
+        email.len()
+    );
+    let json: serde_json::Value = serde_json::from_str(body["sqs"].as_str().unwrap()).unwrap();
+    assert_eq!(json["findings"][0]["code"], "idle-timeout-exceeded");
+    assert_eq!(json["incident"]["decision"], "update");
+    let chat: serde_json::Value = serde_json::from_str(&chat::render_chat(
+        &report,
+        &chat::ChatContext {
+            id: "x",
+            episode_began: None,
+        },
+    ))
+    .unwrap();
+    assert_eq!(chat["metadata"]["threadId"], "elbmedic-00000000000000aa");
+    assert!(chat["content"]["title"]
+        .as_str()
+        .unwrap()
+        .starts_with(":repeat: ALARM again"));
+    assert!(
+        chat["content"].get("nextSteps").is_none(),
+        "no fix repeated"
+    );
+}
+
+/// A changed cause is a full report that says first what changed.
+#[test]
+fn a_changed_cause_leads_the_full_report_with_the_change() {
+    use crate::incident::note::IncidentNote;
+    let mut report = report_of("nacl-ephemeral-node-subnets");
+    report.incident = Some(IncidentNote {
+        thread: "t".into(),
+        opened_at: 0,
+        alarms: 3,
+        decision: "changed".into(),
+        line:
+            "ALARM again (3rd time in 12 min), and the cause changed since the report at 02:52 UTC."
+                .into(),
+        changes: vec![
+            "no longer found: idle-timeout-exceeded".into(),
+            "new cause: nacl-blocks-ephemeral-ports on acl-1".into(),
+        ],
+        first_subject: "[elbmedic] CAUSE FOUND: x".into(),
+        last_full_report_url: None,
+        plans_proposed: vec![],
+        quiet_minutes: 30,
+    });
+    assert!(!report.subject().starts_with("Re: "));
+    let text = report.render(Format::Text);
+    let lead: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("ALARM again"))
+        .take(3)
+        .collect();
+    assert_eq!(
+        lead[1], "  - no longer found: idle-timeout-exceeded",
+        "{text}"
+    );
+    assert!(text.contains("FINDINGS ("));
+}
