@@ -201,23 +201,30 @@ fn notification(report: &Report, context: &ChatContext<'_>, detail: Detail) -> N
     }
 }
 
+/// Where the message stands in its incident: the first line, what changed, plans not
+/// proposed again.
+fn incident_lines(incident: &crate::incident::note::IncidentNote) -> Vec<String> {
+    let mut lines = vec![format!("*{}*", chat(&incident.line))];
+    lines.extend(incident.changes.iter().map(|c| format!("• {}", chat(c))));
+    for plan in incident
+        .plans_proposed
+        .iter()
+        .filter(|_| incident.is_short())
+    {
+        lines.push(format!(
+            "Plan {} was proposed in this incident; it is not proposed again.",
+            chat(plan)
+        ));
+    }
+    lines.push(String::new());
+    lines
+}
+
 fn description(report: &Report, causes: &[&Finding], detail: Detail, left_out: usize) -> String {
     let mut lines = Vec::new();
     let alarm = &report.alarm;
     if let Some(incident) = &report.incident {
-        lines.push(format!("*{}*", chat(&incident.line)));
-        lines.extend(incident.changes.iter().map(|c| format!("• {}", chat(c))));
-        for plan in incident
-            .plans_proposed
-            .iter()
-            .filter(|_| incident.is_short())
-        {
-            lines.push(format!(
-                "Plan {} was proposed in this incident; it is not proposed again.",
-                chat(plan)
-            ));
-        }
-        lines.push(String::new());
+        lines.extend(incident_lines(incident));
     }
     if let Some(first) = &report.follow_up_of {
         lines.push(format!(

@@ -298,7 +298,10 @@ fn an_update_is_a_short_reply_and_the_json_keeps_the_full_report() {
         quiet_minutes: 30,
     });
     let subject = report.subject();
-    assert!(subject.starts_with(&format!("Re: {}", &first[..80])) && subject.chars().count() <= 99, "{subject}");
+    assert!(
+        subject.starts_with(&format!("Re: {}", &first[..80])) && subject.chars().count() <= 99,
+        "{subject}"
+    );
     let message = sns::sns_message(&report, sns::SNS_MAX_BYTES);
     let body: serde_json::Value = serde_json::from_str(&message.message).unwrap();
     let email = body["email"].as_str().unwrap();
