@@ -399,10 +399,7 @@ pub fn undo(
     if let Some(mode) = mode {
         config.remediation.mode = mode;
     }
-    let table = table
-        .map(str::to_string)
-        .or_else(|| config.remediation.ledger_table.clone())
-        .ok_or_else(|| anyhow!("no ledger: pass --table or set LEDGER_TABLE"))?;
+    let table = ledger_table(table, &config)?;
     let region = region_or_env(region)?;
     let runtime = live::runtime()?;
     let now = live::now();
@@ -435,6 +432,14 @@ fn printable(text: &str) -> String {
         .collect()
 }
 
+/// The ledger table: `--table`, or `LEDGER_TABLE`.
+fn ledger_table(table: Option<&str>, config: &Config) -> Result<String> {
+    table
+        .map(str::to_string)
+        .or_else(|| config.remediation.ledger_table.clone())
+        .ok_or_else(|| anyhow!("no ledger: pass --table or set LEDGER_TABLE"))
+}
+
 /// `elbmedic incidents`: the ledger's incidents, newest first.
 pub fn incidents(
     lb: Option<&str>,
@@ -443,10 +448,7 @@ pub fn incidents(
     json: bool,
 ) -> Result<Exit> {
     let config = Config::from_process_env(Role::Cli)?;
-    let table = table
-        .map(str::to_string)
-        .or_else(|| config.remediation.ledger_table.clone())
-        .ok_or_else(|| anyhow!("no ledger: pass --table or set LEDGER_TABLE"))?;
+    let table = ledger_table(table, &config)?;
     let region = region_or_env(region)?;
     let runtime = live::runtime()?;
     let incidents = runtime.block_on(live::incidents(&table, &region, lb))?;

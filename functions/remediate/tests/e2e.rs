@@ -937,7 +937,12 @@ async fn a_raise_that_was_put_back_is_reported_and_not_made_again() {
         arn,
         ..
     } = idle_scenario_with_ledger().await;
-    let with_ledger = [("LEDGER_TABLE", "elbmedic-ledger")];
+    // The same alarm is diagnosed twice on purpose: without incidents, since inside one the
+    // same state change again is a duplicate and sends nothing (docs/incidents.md).
+    let with_ledger = [
+        ("LEDGER_TABLE", "elbmedic-ledger"),
+        ("INCIDENT_QUIET_MINUTES", "0"),
+    ];
 
     let plan = PlanMessage::parse(&planned(&aws, &t, &event, &with_ledger).await).unwrap();
     let Action::RaiseIdleTimeout { from: 60, to } = plan.plan.actions[0] else {
