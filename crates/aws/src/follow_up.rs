@@ -131,6 +131,10 @@ pub async fn send_all(
         else {
             continue;
         };
+        // A storm member's report was kept, not sent: its follow-up would send it after all.
+        if !published.sent_report {
+            continue;
+        }
         let (
             Some(world),
             Intake::Diagnose {

@@ -11,7 +11,7 @@ use elbmedic_engine::alarm::Intake;
 use elbmedic_engine::incident::note::note;
 use elbmedic_engine::incident::storm::{self, Member, Outcome, Storm, StormKey};
 use elbmedic_engine::incident::{
-    self, AlarmEvent, Decision, Fingerprint, Incident, IncidentKey, INCIDENT_PREFIX,
+    self, AlarmEvent, Decision, Fingerprint, Incident, IncidentKey, Quiet, INCIDENT_PREFIX,
 };
 use elbmedic_engine::plan::reconcile::LedgerError;
 
@@ -34,6 +34,9 @@ pub enum Send {
     PageOnly,
     /// Nothing: a duplicate, an OK inside an incident, a record not for the topic.
     Nothing,
+    /// Another invocation claimed this alarm moments ago and may yet fail: this one fails too,
+    /// so that Lambda (or SQS) retries it, and the retry finds it sent or sends it.
+    Retry,
 }
 
 /// A claim to settle once the record's message is out (or is not).
@@ -130,6 +133,9 @@ async fn claim(
     let Some(incident) = incident else {
         return match step.decision {
             Decision::Standalone => (Send::Report, None),
+            Decision::Quiet {
+                reason: Quiet::InFlight,
+            } => (Send::Retry, None),
             _ => (Send::Nothing, None),
         };
     };
@@ -140,7 +146,11 @@ async fn claim(
     };
     if let Decision::Quiet { reason } = &step.decision {
         tracing::info!(incident = %claim.key, reason = reason.as_str(), "nothing sent for this alarm");
-        return (Send::Nothing, None);
+        let send = match reason {
+            Quiet::InFlight => Send::Retry,
+            _ => Send::Nothing,
+        };
+        return (send, None);
     }
     record.report.incident = note(
         &incident,
@@ -158,6 +168,7 @@ async fn claim(
                 headline: incident.headline.clone(),
                 report_url: page_url,
                 outcome: Outcome::Alone,
+                joined_at: now,
             };
             let storm_key = StormKey::of(&key, vpc);
             match join_storm(ledger, &storm_key, member, settings.storm_threshold, now).await {

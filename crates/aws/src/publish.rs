@@ -33,6 +33,9 @@ pub struct Published {
     pub chat_message_id: Option<String>,
     /// The page's console link, when it was stored.
     pub page_url: Option<String>,
+    /// The report itself went out (not a storm summary in its place, not its page only): a
+    /// follow-up may continue it.
+    pub sent_report: bool,
 }
 
 /// Where reports go besides the on-call topic.
@@ -125,8 +128,9 @@ async fn deliver_as(
     let mut published = match send {
         Send::Report => publish_report(&publisher.sns, topic, &report).await?,
         Send::Storm(storm) => publish_message(&publisher.sns, topic, &storm_sns(storm)).await?,
-        Send::PageOnly | Send::Nothing => Published::default(),
+        Send::PageOnly | Send::Nothing | Send::Retry => Published::default(),
     };
+    published.sent_report = *send == Send::Report;
     published.page_key = page_key;
     published.page_url = report.full_report_url.clone();
     if let Some(chat_topic) = outlets.chat_topic {
@@ -134,7 +138,7 @@ async fn deliver_as(
         let message = match send {
             Send::Report => render_chat(&report, chat),
             Send::Storm(storm) => storm_chat(storm),
-            Send::PageOnly | Send::Nothing => return Ok(published),
+            Send::PageOnly | Send::Nothing | Send::Retry => return Ok(published),
         };
         match chat_publisher
             .sns
@@ -297,6 +301,10 @@ pub async fn publish_all(
     let mut deliveries = Vec::with_capacity(handled.len());
     for (index, (record, send)) in handled.iter().zip(sends).enumerate() {
         let delivery = match record {
+            Handled::Reported(_) if *send == Send::Retry => Delivery::Failed(PublishError {
+                topic: topic.to_string(),
+                detail: "another invocation claimed this alarm's message less than 2 minutes ago; this one fails so that the retry makes sure it went out".into(),
+            }),
             Handled::Reported(record) if *send != Send::Nothing => {
                 let unique = format!("{invocation}#{}", index + 1);
                 let chat = ChatContext {

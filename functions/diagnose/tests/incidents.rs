@@ -37,13 +37,18 @@ async fn topics(aws: &Aws, table: &str) -> (Vec<(&'static str, String)>, String,
 
 /// One invocation of the binary with `event`; its answer.
 fn diagnose(moto: &Moto, env: &[(&str, String)], event: String) -> Value {
+    try_diagnose(moto, env, event).unwrap_or_else(|e| panic!("invocation error: {e}"))
+}
+
+/// One invocation; its answer, or the error it reported (with its logs).
+fn try_diagnose(moto: &Moto, env: &[(&str, String)], event: String) -> Result<Value, String> {
     let invocation = invoke(env!("CARGO_BIN_EXE_diagnose"), ACCOUNT, moto, env, event);
     let logs = invocation.logs.clone();
-    let body = invocation
-        .response
-        .unwrap_or_else(|e| panic!("invocation error: {e}\n{logs}"));
     assert!(!logs.contains("panicked"), "{logs}");
-    serde_json::from_str(&body).unwrap()
+    match invocation.response {
+        Ok(body) => Ok(serde_json::from_str(&body).unwrap()),
+        Err(error) => Err(format!("{error}\n{logs}")),
+    }
 }
 
 /// `event` (an alarm's SNS event) with the alarm in `state` and named `name`.
@@ -253,12 +258,30 @@ async fn concurrent_invocations_agree_on_one_incident() {
         // The very same notification twice (SNS delivers at least once).
         alb_event("HTTPCode_ELB_504_Count", &id, at),
     ];
-    std::thread::scope(|scope| {
-        for event in &events {
-            let (moto, env) = (&moto, &env);
-            scope.spawn(move || diagnose(moto, env, event.clone()));
-        }
+    let answers: Vec<Result<Value, String>> = std::thread::scope(|scope| {
+        let running: Vec<_> = events
+            .iter()
+            .map(|event| {
+                let (moto, env) = (&moto, &env);
+                scope.spawn(move || try_diagnose(moto, env, event.clone()))
+            })
+            .collect();
+        running.into_iter().map(|r| r.join().unwrap()).collect()
     });
+    // The duplicate finds the first copy sent (and succeeds), or still being sent: then it
+    // fails, so that Lambda retries it, and the retry finds it sent.
+    for answer in &answers {
+        if let Err(error) = answer {
+            assert!(
+                error.contains("another invocation claimed this alarm's message"),
+                "{error}"
+            );
+        }
+    }
+    assert!(
+        answers.iter().filter(|a| a.is_ok()).count() >= 2,
+        "{answers:#?}"
+    );
     let published = drain(&aws, &reports).await;
     let mut decisions: Vec<String> = published
         .iter()

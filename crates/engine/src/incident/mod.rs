@@ -329,7 +329,11 @@ pub fn step(
             return again;
         }
     }
-    let open = existing.filter(|i| !i.is_closed(event.at, context.quiet_seconds));
+    let open = existing.filter(|i| {
+        !i.is_closed(event.at, context.quiet_seconds)
+            // An alarm in ALARM for longer than the silence limit still recovers in it.
+            || (event.state == EventState::Ok && i.firing.iter().any(|f| f.alarm == event.alarm))
+    });
     match (event.state, open) {
         (EventState::Alarm, None) => opened(event, report, plan, context),
         (EventState::Alarm, Some(incident)) => alarm_again(incident, event, report, plan, context),
@@ -349,9 +353,11 @@ fn redelivered(incident: &Incident, event: &AlarmEvent, context: Context<'_>) ->
     let entry = &incident.timeline[index];
     match &entry.delivery {
         EntryDelivery::Delivered { .. } => Some(Step::quiet(Quiet::Duplicate, None)),
-        EntryDelivery::Claimed { by, at }
-            if by != context.run && context.now - at < CLAIM_LEASE_SECONDS =>
-        {
+        // Twice in one run: one batch of the alarm queue can hold both copies of a message.
+        EntryDelivery::Claimed { by, .. } if by == context.run => {
+            Some(Step::quiet(Quiet::Duplicate, None))
+        }
+        EntryDelivery::Claimed { at, .. } if context.now - at < CLAIM_LEASE_SECONDS => {
             Some(Step::quiet(Quiet::InFlight, None))
         }
         // Failed, or claimed by a run that died: this run sends what was decided then.
@@ -438,7 +444,7 @@ fn alarm_again(
         let decision = Decision::Changed {
             nth: next.alarms,
             minutes,
-            changes: fingerprint.changes_since(&next.fingerprint),
+            changes: bounded_changes(fingerprint.changes_since(&next.fingerprint)),
             since: next.last_full_at,
         };
         next.fingerprint = fingerprint;
@@ -463,15 +469,23 @@ fn ok(incident: &Incident, event: &AlarmEvent, context: Context<'_>) -> Step {
         return Step::quiet(Quiet::Stale, None);
     }
     let mut next = incident.clone();
+    let stretch_began = next
+        .firing
+        .iter()
+        .find(|f| f.alarm == event.alarm)
+        .map_or(event.at, |f| f.since);
     next.firing.retain(|f| f.alarm != event.alarm);
     next.last_event_at = next.last_event_at.max(event.at);
+    // Flapping recovers once; an outage that lasted the quiet period gets its recovery too, or
+    // the thread would end on "ALARM again".
+    let long_outage = event.at - stretch_began >= context.quiet_seconds;
     let decision = if !next.firing.is_empty() {
         Decision::Quiet {
             reason: Quiet::StillFiring,
         }
     } else {
         next.ok_since = Some(event.at);
-        if next.recovery_posted {
+        if next.recovery_posted && !long_outage {
             Decision::Quiet {
                 reason: Quiet::RecoveredAlready,
             }
@@ -489,6 +503,20 @@ fn ok(incident: &Incident, event: &AlarmEvent, context: Context<'_>) -> Step {
         incident: Some(next),
         send_plan: false,
     }
+}
+
+/// What changed, bounded for the record (each of its 50 events may hold it).
+fn bounded_changes(mut changes: Vec<String>) -> Vec<String> {
+    const MAX_CHANGES: usize = 8;
+    let more = changes.len().saturating_sub(MAX_CHANGES);
+    changes.truncate(MAX_CHANGES);
+    let mut changes: Vec<String> = changes.iter().map(|c| clipped(c, 400)).collect();
+    if more > 0 {
+        changes.push(format!(
+            "and {more} more changes (the full report has them)"
+        ));
+    }
+    changes
 }
 
 /// The chat thread of an incident: its key and when it opened.
@@ -514,11 +542,10 @@ impl Incident {
             .any(|e| e.alarm == event.alarm && e.at > event.at)
     }
 
+    /// Notes the alarm as in ALARM. Past [`MAX_ALARMS`] a new name is not tracked: evicting
+    /// one would let a flood of invented names push out the real alarm.
     fn fire(&mut self, event: &AlarmEvent) {
-        if !self.firing.iter().any(|f| f.alarm == event.alarm) {
-            if self.firing.len() >= MAX_ALARMS {
-                self.firing.remove(0);
-            }
+        if !self.firing.iter().any(|f| f.alarm == event.alarm) && self.firing.len() < MAX_ALARMS {
             self.firing.push(Firing {
                 alarm: event.alarm.clone(),
                 since: event.at,

@@ -61,6 +61,10 @@ pub struct Member {
     #[serde(default)]
     pub report_url: Option<String>,
     pub outcome: Outcome,
+    /// When it joined (the clock): the window counts from here, so a backlog of queued alarms
+    /// still forms its storm.
+    #[serde(default)]
+    pub joined_at: i64,
 }
 
 /// What one incident's opening became.
@@ -98,8 +102,17 @@ pub fn join(
         let outcome = known.outcome;
         return (storm, outcome);
     }
-    storm.members.retain(|m| now - m.opened_at < WINDOW_SECONDS);
-    if storm.members.is_empty() {
+    storm
+        .members
+        .retain(|m| now - m.joined_at.max(m.opened_at) < WINDOW_SECONDS);
+    // A storm ends a window after its summary: openings cannot keep it alive forever and
+    // silence every later incident of the VPC.
+    if storm.members.is_empty()
+        || storm
+            .summary_at
+            .is_some_and(|at| now - at >= WINDOW_SECONDS)
+    {
+        storm.members.clear();
         storm.more = 0;
         storm.summary_at = None;
     }
@@ -115,7 +128,11 @@ pub fn join(
     if storm.members.len() >= MAX_MEMBERS {
         storm.more += 1;
     } else {
-        storm.members.push(Member { outcome, ..member });
+        storm.members.push(Member {
+            outcome,
+            joined_at: now,
+            ..member
+        });
     }
     (storm, outcome)
 }

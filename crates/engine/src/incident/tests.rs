@@ -426,6 +426,7 @@ fn member(name: &str, opened_at: i64, resources: &[&str]) -> Member {
         headline: "h".into(),
         report_url: None,
         outcome: Outcome::Alone,
+        joined_at: opened_at,
     }
 }
 
@@ -498,4 +499,196 @@ fn members_sharing_nothing_are_listed_apart() {
     assert_eq!(grouped.shared[0].resources, ["acl-1"]);
     assert_eq!(grouped.alone.len(), 1);
     assert_eq!(grouped.alone[0].name, "lb2");
+}
+
+/// A flood of invented alarm names cannot push the real alarm out: its OK still recovers, and
+/// an OK of an invented name recovers nothing while the real one fires.
+#[test]
+fn invented_alarm_names_cannot_evict_the_real_one() {
+    let (alarm, report, lb) = scenario_report("alb-idle-timeout");
+    let key = IncidentKey::of(&alarm, &lb);
+    let mut record = None;
+    apply(
+        &mut record,
+        &key,
+        &event(&alarm, AlarmState::Alarm, T0),
+        &report,
+        "r",
+    );
+    for n in 0..30 {
+        let mut forged = alarm.clone();
+        forged.alarm_name = format!("forged-{n}");
+        apply(
+            &mut record,
+            &key,
+            &event(&forged, AlarmState::Alarm, T0 + 1 + n),
+            &report,
+            "r",
+        );
+    }
+    let mut forged = alarm.clone();
+    forged.alarm_name = "forged-29".into();
+    assert_eq!(
+        apply(
+            &mut record,
+            &key,
+            &event(&forged, AlarmState::Ok, T0 + 60),
+            &report,
+            "r"
+        ),
+        Decision::Quiet {
+            reason: Quiet::NotFiring
+        }
+    );
+    assert!(record
+        .as_ref()
+        .unwrap()
+        .firing
+        .iter()
+        .any(|f| f.alarm == alarm.alarm_name));
+}
+
+/// Flapping recovers once; an outage that lasted the quiet period gets its own recovery, and
+/// an alarm in ALARM for longer than a day still recovers.
+#[test]
+fn long_outages_get_their_recovery() {
+    let (alarm, report, lb) = scenario_report("alb-idle-timeout");
+    let key = IncidentKey::of(&alarm, &lb);
+    let mut record = None;
+    apply(
+        &mut record,
+        &key,
+        &event(&alarm, AlarmState::Alarm, T0),
+        &report,
+        "r",
+    );
+    apply(
+        &mut record,
+        &key,
+        &event(&alarm, AlarmState::Ok, T0 + 60),
+        &report,
+        "r",
+    );
+    apply(
+        &mut record,
+        &key,
+        &event(&alarm, AlarmState::Alarm, T0 + 120),
+        &report,
+        "r",
+    );
+    let after_hours = apply(
+        &mut record,
+        &key,
+        &event(&alarm, AlarmState::Ok, T0 + 120 + 2 * 3600),
+        &report,
+        "r",
+    );
+    assert_eq!(after_hours.name(), "recovered");
+
+    let mut stuck = None;
+    apply(
+        &mut stuck,
+        &key,
+        &event(&alarm, AlarmState::Alarm, T0),
+        &report,
+        "r",
+    );
+    let ok = event(&alarm, AlarmState::Ok, T0 + 30 * 3600);
+    let context = Context {
+        key: &key,
+        quiet_seconds: QUIET,
+        run: "r",
+        now: ok.at,
+    };
+    let step = step(stuck.as_ref(), &ok, &report, None, context);
+    assert_eq!(
+        step.decision,
+        Decision::Recovered {
+            minutes: 30 * 60,
+            alarms: 1
+        }
+    );
+}
+
+/// Both copies of one message in one batch: the second is a duplicate, not sent again.
+#[test]
+fn the_same_state_change_twice_in_one_run_is_sent_once() {
+    let (alarm, report, lb) = scenario_report("alb-idle-timeout");
+    let key = IncidentKey::of(&alarm, &lb);
+    let first = event(&alarm, AlarmState::Alarm, T0);
+    let context = Context {
+        key: &key,
+        quiet_seconds: QUIET,
+        run: "batch",
+        now: T0 + 5,
+    };
+    let claimed = step(None, &first, &report, None, context).incident.unwrap();
+    let again = step(Some(&claimed), &first, &report, None, context);
+    assert_eq!(
+        again.decision,
+        Decision::Quiet {
+            reason: Quiet::Duplicate
+        }
+    );
+}
+
+/// Openings every few minutes do not keep a storm alive past a window after its summary.
+#[test]
+fn a_storm_ends_a_window_after_its_summary() {
+    let key = StormKey {
+        account: "a".into(),
+        region: "r".into(),
+        vpc: "vpc-1".into(),
+    };
+    let mut storm = None;
+    let mut outcomes = Vec::new();
+    for n in 0..12 {
+        let at = T0 + n * 60;
+        let (next, outcome) = join(
+            storm.as_ref(),
+            &key,
+            member(&format!("lb{n}"), at, &["acl-1"]),
+            3,
+            at,
+        );
+        storm = Some(next);
+        outcomes.push(outcome);
+    }
+    use Outcome::*;
+    assert_eq!(outcomes[..4], [Alone, Alone, Alone, Summary]);
+    assert!(outcomes[4..].contains(&Alone), "{outcomes:?}");
+}
+
+/// The largest storm (200 members over many groups, long names) still fits one SNS message.
+#[test]
+fn the_largest_storm_summary_fits_sns() {
+    let key = StormKey {
+        account: "123456789012".into(),
+        region: "eu-west-1".into(),
+        vpc: "vpc-1".into(),
+    };
+    let mut storm = None;
+    for n in 0..260 {
+        let resources = [
+            format!("acl-{:0>60}", n % 40),
+            format!("subnet-{:0>200}", n % 7),
+        ];
+        let resources: Vec<&str> = resources.iter().map(String::as_str).collect();
+        let mut m = member(&format!("{}{n}", "k".repeat(60)), T0, &resources);
+        m.headline = "h".repeat(300);
+        m.report_url = Some(format!(
+            "https://console.aws.amazon.com/s3/object/{}",
+            "u".repeat(200)
+        ));
+        storm = Some(join(storm.as_ref(), &key, m, 3, T0).0);
+    }
+    let storm = storm.unwrap();
+    let message = crate::report::storm::sns_message(&storm);
+    assert!(
+        message.message.len() + message.subject.len() <= crate::report::sns::SNS_MAX_BYTES,
+        "{}",
+        message.message.len()
+    );
+    let chat = crate::report::storm::render_chat(&storm);
+    assert!(chat.len() < crate::report::sns::SNS_MAX_BYTES);
 }

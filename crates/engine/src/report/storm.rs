@@ -15,7 +15,9 @@ use crate::untrusted::one_line;
 /// Members listed by name per group; the rest are counted.
 const NAMED_PER_GROUP: usize = 25;
 /// The text part is cut to this, leaving room for the JSON part in one SNS message.
-const MAX_TEXT_BYTES: usize = 64 * 1024;
+const MAX_TEXT_BYTES: usize = 40 * 1024;
+/// Groups the JSON lists, and names per group.
+const MAX_GROUPS: usize = 20;
 const WIDTH: usize = 100;
 
 /// How many incidents the storm holds.
@@ -148,7 +150,7 @@ struct MemberJson<'a> {
     report_url: Option<&'a str>,
 }
 
-fn render_json(storm: &Storm, members_kept: usize) -> String {
+fn render_json(storm: &Storm, members_kept: usize, groups_kept: usize) -> String {
     let grouped = group(storm);
     let json = StormJson {
         kind: "elbmedic-storm",
@@ -159,10 +161,16 @@ fn render_json(storm: &Storm, members_kept: usize) -> String {
         shared: grouped
             .shared
             .iter()
+            .take(groups_kept)
             .map(|s| SharedJson {
-                resources: &s.resources,
+                resources: &s.resources[..s.resources.len().min(NAMED_PER_GROUP)],
                 codes: &s.codes,
-                load_balancers: s.members.iter().map(|m| m.name.as_str()).collect(),
+                load_balancers: s
+                    .members
+                    .iter()
+                    .take(NAMED_PER_GROUP)
+                    .map(|m| m.name.as_str())
+                    .collect(),
             })
             .collect(),
         members: storm
@@ -192,21 +200,28 @@ fn render_json(storm: &Storm, members_kept: usize) -> String {
 pub fn sns_message(storm: &Storm) -> SnsMessage {
     let text = render_text(storm);
     let mut kept = storm.members.len();
+    let mut groups = MAX_GROUPS;
     loop {
-        let json = render_json(storm, kept);
+        let json = render_json(storm, kept, groups);
         let body = serde_json::json!({
             "default": text, "email": text, "email-json": text,
             "sqs": json, "lambda": json, "https": json, "http": json,
         })
         .to_string();
-        if body.len() + 2_048 <= SNS_MAX_BYTES || kept == 0 {
+        // The text is at most 40 KiB (three copies), so with no members and no groups the
+        // message always fits.
+        if body.len() + 2_048 <= SNS_MAX_BYTES || (kept == 0 && groups == 0) {
             return SnsMessage {
                 subject: subject(storm),
                 message: body,
                 trimmed: kept < storm.members.len(),
             };
         }
-        kept /= 2;
+        if kept > 0 {
+            kept /= 2;
+        } else {
+            groups /= 2;
+        }
     }
 }
 
