@@ -171,19 +171,31 @@ async fn claim(
                 joined_at: now,
             };
             let storm_key = StormKey::of(&key, vpc);
-            match join_storm(ledger, &storm_key, member, settings.storm_threshold, now).await {
-                Ok((_, Outcome::Alone)) => Send::Report,
-                Ok((storm, Outcome::Summary)) => Send::Storm(Box::new(storm)),
-                Ok((_, Outcome::Joined)) => Send::PageOnly,
-                Err(error) => {
-                    tracing::error!(storm = %storm_key.ledger_key(), error = %error, "the storm could not be kept; this incident's report goes out");
-                    Send::Report
-                }
-            }
+            in_storm(ledger, &storm_key, member, settings.storm_threshold, now).await
         }
         _ => Send::Report,
     };
     (send, Some(claim))
+}
+
+/// What a new incident sends, given its VPC's storm: its report, the storm summary, or (the
+/// summary being out) its page only. A storm that cannot be kept sends the report.
+async fn in_storm(
+    ledger: &Ledger,
+    key: &StormKey,
+    member: Member,
+    threshold: usize,
+    now: i64,
+) -> Send {
+    match join_storm(ledger, key, member, threshold, now).await {
+        Ok((_, Outcome::Alone)) => Send::Report,
+        Ok((storm, Outcome::Summary)) => Send::Storm(Box::new(storm)),
+        Ok((_, Outcome::Joined)) => Send::PageOnly,
+        Err(error) => {
+            tracing::error!(storm = %key.ledger_key(), error = %error, "the storm could not be kept; this incident's report goes out");
+            Send::Report
+        }
+    }
 }
 
 /// Reads the incident, decides, and writes it if nobody wrote it meanwhile; again otherwise.
