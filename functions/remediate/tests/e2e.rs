@@ -1011,6 +1011,82 @@ async fn a_raise_that_was_put_back_is_reported_and_not_made_again() {
     assert_ne!(report["remediation"]["stage"], "planned", "{report:#}");
 }
 
+/// Right after the report's own raise (60 to 120 s) is applied, the same window read again
+/// still holds the old 504s: they are before the fix, and no second raise is proposed.
+#[tokio::test]
+async fn a_rediagnosis_right_after_an_applied_raise_proposes_no_second_raise() {
+    let LedgerScenario {
+        _moto,
+        aws,
+        t,
+        event,
+        arn,
+        ..
+    } = idle_scenario_with_ledger().await;
+    // Streamed requests that ran past the 60 s timeout (up to 71 s): the raise goes to 90 s,
+    // and the same window read again would argue for more (71 s is near 90 s).
+    let id = arn.split_once(":loadbalancer/").unwrap().1;
+    let dimension = ("LoadBalancer", id);
+    put_metric(
+        &aws,
+        "AWS/ApplicationELB",
+        dimension,
+        "TargetResponseTime",
+        &[8.1, 64.0, 71.0],
+        now(),
+    )
+    .await;
+    // Every alarm a full report: this is about the rule, not the incident.
+    let with_ledger = [
+        ("LEDGER_TABLE", "elbmedic-ledger"),
+        ("INCIDENT_QUIET_MINUTES", "0"),
+    ];
+    let plan = PlanMessage::parse(&planned(&aws, &t, &event, &with_ledger).await).unwrap();
+    assert!(
+        matches!(
+            plan.plan.actions[0],
+            Action::RaiseIdleTimeout { from: 60, to: 90 }
+        ),
+        "{:?}",
+        plan.plan.actions
+    );
+    let handler = remediate_handler(
+        &t.reports,
+        &[
+            ("REMEDIATION_MODE", "auto"),
+            ("LEDGER_TABLE", "elbmedic-ledger"),
+        ],
+    );
+    let summary = run_plan(&handler, &plan.to_json(), "first").await;
+    assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
+    let _outcome = published_report(&aws, &t.reports_queue).await;
+
+    let diagnose = diagnose_handler(&t, &with_ledger);
+    let payload: Value = serde_json::from_str(&event).unwrap();
+    let answer = diagnose
+        .handle(&payload, Some(ACCOUNT), now())
+        .await
+        .unwrap();
+    let report = published_report(&aws, &t.reports_queue).await;
+    let codes: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["code"].as_str())
+        .collect();
+    assert!(!codes.contains(&"idle-timeout-exceeded"), "{report:#}");
+    assert!(report.get("remediation").is_none(), "no plan: {report:#}");
+    assert!(
+        report["checked"].to_string().contains("before the fix at "),
+        "{report:#}"
+    );
+    assert!(answer["records"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c != "idle-timeout-exceeded"));
+}
+
 /// The first publish of an outcome fails: Lambda's retry sends the same outcome again,
 /// rendered from the ledger, instead of "nothing to do"; once it is out, a replay is refused.
 #[tokio::test]

@@ -54,6 +54,12 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         LbKind::Application | LbKind::Network => application(ctx, timeout),
     };
     let history = past_raise(ctx, timeout);
+    // After elbmedic's raise, only 5xx after it can argue for another: the window's older
+    // periods are from before the fix.
+    let found = match (found, after_the_fix(ctx, timeout)) {
+        (Ok(_), Some(waiting)) => Err(waiting),
+        (found, _) => found,
+    };
     match found {
         Ok(mut finding) => {
             finding
@@ -77,6 +83,49 @@ pub fn check(ctx: &Context<'_>) -> RuleOutput {
         }
     }
     out
+}
+
+/// The check that waits, when every 5xx period of the window began before elbmedic's raise of
+/// this idle timeout, which still holds: those periods are "before the fix", and a raise on
+/// top of a raise needs 5xx after the first one. `None` when there is no such raise, or 5xx
+/// came after it.
+fn after_the_fix(ctx: &Context<'_>, timeout: u32) -> Option<Check> {
+    let raise = ctx.snapshot.history.as_ref()?.idle_timeout_raise.as_ref()?;
+    if raise.to_seconds.is_some_and(|to| timeout < to) {
+        return None; // put back: the reverted-raise evidence says so
+    }
+    let metric = match ctx.kind() {
+        LbKind::Classic => "HTTPCode_ELB_5XX",
+        LbKind::Application | LbKind::Network => {
+            if ctx.series("HTTPCode_ELB_504_Count", "Sum").is_some() {
+                "HTTPCode_ELB_504_Count"
+            } else {
+                "HTTPCode_ELB_5XX_Count"
+            }
+        }
+    };
+    let points = &ctx.series(metric, "Sum")?.points;
+    let with_errors: Vec<i64> = points
+        .iter()
+        .filter(|p| p.value > 0.0)
+        .filter_map(|p| crate::alarm::parse_timestamp(&p.timestamp))
+        .collect();
+    // A period that began before the raise may hold 5xx from before it: it cannot tell.
+    if with_errors.is_empty() || with_errors.iter().any(|start| *start >= raise.at) {
+        return None;
+    }
+    let when = crate::incident::note::clock(raise.at);
+    let change = match (raise.from_seconds, raise.to_seconds) {
+        (Some(from), Some(to)) => format!("from {from} s to {to} s "),
+        _ => String::new(),
+    };
+    Some(Check::new(
+        NAME,
+        CheckStatus::Ok,
+        format!(
+            "elbmedic raised the idle timeout {change}at {when}; every {metric} period of the window is before the fix at {when}, and none since: not raised again until 5xx come after it (idle timeout {timeout} s)"
+        ),
+    ))
 }
 
 /// elbmedic's own last raise of this LB's idle timeout, read against the current value.
@@ -502,6 +551,31 @@ mod tests {
             "{}",
             out.checked[0].detail
         );
+    }
+
+    /// Right after elbmedic's raise, the window's 5xx are all from before it: no finding, no
+    /// second raise; the check says they are before the fix. 5xx in a period that began after
+    /// the raise argue for another raise.
+    #[test]
+    fn a_raise_on_top_of_a_raise_needs_5xx_after_the_first() {
+        let mut world = scenario_snapshot("clb-idle-timeout");
+        world.load_balancer.idle_timeout_seconds = Some(60);
+        let mut history = raised(60);
+        // 18:00 UTC, after the last 5xx period (17:58).
+        history.idle_timeout_raise.as_mut().unwrap().at = 1_795_456_800;
+        world.history = Some(history.clone());
+        let out = run(check, "clb-idle-timeout", &world);
+        assert!(out.findings.is_empty(), "{:?}", out.findings);
+        let detail = &out.checked[0].detail;
+        assert!(
+            detail.contains("before the fix at 18:00 UTC, and none since: not raised again"),
+            "{detail}"
+        );
+        // 17:56:30: the 5xx of 17:57 and 17:58 came after it.
+        history.idle_timeout_raise.as_mut().unwrap().at = 1_795_456_590;
+        world.history = Some(history);
+        let out = run(check, "clb-idle-timeout", &world);
+        assert!(!out.findings[0].remedies.is_empty());
     }
 
     #[test]
