@@ -164,7 +164,14 @@ fn back_findings(
 ) -> usize {
     let lb = &ctx.snapshot.load_balancer;
     let mut upgraded = 0;
+    let one_target = one_bad_target(logs);
     for finding in findings.iter_mut() {
+        let evidence_before = finding.evidence.len();
+        if let Some(line) = one_target.as_ref().filter(|_| on_targets(finding.code)) {
+            finding
+                .evidence
+                .push(Evidence::observation(format!("{line} ({read})")));
+        }
         match finding.code {
             FindingCode::IdleTimeoutExceeded if logs.idle_timeouts > 0 => {
                 let timeout = lb
@@ -174,7 +181,6 @@ fn back_findings(
                     "The access logs show {} 504s that lasted the {timeout} s idle timeout with no response from the target ({read})",
                     logs.idle_timeouts
                 ));
-                upgraded += 1;
             }
             FindingCode::BackendClosesConnections if logs.closed_by_target > 0 => {
                 let of = logs
@@ -186,23 +192,48 @@ fn back_findings(
                     "The access logs show {} of {of} 502s with target_status_code \"-\": the target closed or reset the connection ({read})",
                     logs.closed_by_target
                 ));
-                upgraded += 1;
-            }
-            FindingCode::TargetsUnhealthy | FindingCode::TargetsRefuseConnections => {
-                if let Some((target, count, share)) =
-                    logs.top_target().filter(|(_, _, s)| *s >= 0.5)
-                {
-                    finding.evidence.push(Evidence::observation(format!(
-                        "The access logs put {:.0} % of the 5xx ({count}) on {target} ({read})",
-                        share * 100.0
-                    )));
-                    upgraded += 1;
-                }
             }
             _ => {}
         }
+        // Backed: confirmed, or given the one-target line (each adds its evidence line).
+        if finding.evidence.len() > evidence_before {
+            upgraded += 1;
+        }
     }
     upgraded
+}
+
+/// Fewer 5xx than this on targets say nothing about one of them.
+const MIN_5XX_FOR_ONE_TARGET: u64 = 4;
+
+/// "The access logs put 83 % of the 5xx (25) on 10.0.18.41:8080", when at least half of the
+/// 5xx the logs tie to a target are on one.
+fn one_bad_target(logs: &AccessLogs) -> Option<String> {
+    let total: u64 = logs.by_target.values().sum();
+    let (target, count, share) = logs.top_target()?;
+    (total >= MIN_5XX_FOR_ONE_TARGET && share >= 0.5).then(|| {
+        format!(
+            "The access logs put {:.0} % of the 5xx ({count} of {total}) on {}",
+            share * 100.0,
+            crate::untrusted::one_line(target)
+        )
+    })
+}
+
+/// The causes that live on the targets, which one bad target may be: keep-alive 502s,
+/// idle-timeout 504s, resets and refusals, failing health, TLS and protocol mismatches. A path
+/// (NACL, security group) fails for every target behind it, so it gets no such line.
+fn on_targets(code: FindingCode) -> bool {
+    matches!(
+        code,
+        FindingCode::IdleTimeoutExceeded
+            | FindingCode::BackendClosesConnections
+            | FindingCode::TargetsUnhealthy
+            | FindingCode::TargetsRefuseConnections
+            | FindingCode::TargetTlsFailing
+            | FindingCode::ProtocolVersionMismatch
+            | FindingCode::TargetsChurning
+    )
 }
 
 #[cfg(test)]
@@ -257,6 +288,67 @@ mod tests {
         assert!(after.findings[0].evidence.iter().any(|e| e
             .summary()
             .contains("21 504s that lasted the 60 s idle timeout")));
+    }
+
+    /// One pod behind most of the 5xx is named on every finding the logs back, not only on
+    /// the health findings; a path finding gets no such line, nor do 5xx spread evenly.
+    #[test]
+    fn one_bad_target_is_named_on_every_5xx_finding_it_may_be() {
+        for (name, code) in [
+            (
+                "backend-keepalive-502",
+                FindingCode::BackendClosesConnections,
+            ),
+            ("alb-idle-timeout", FindingCode::IdleTimeoutExceeded),
+        ] {
+            let mut world = scenario_snapshot(name);
+            let mut read = logs(21, 14);
+            read.by_target = [
+                ("10.0.18.41:8080".to_string(), 25),
+                ("10.0.37.152:8080".to_string(), 5),
+            ]
+            .into_iter()
+            .collect();
+            world.access_logs = Some(read.clone());
+            let after = diagnose(&scenario_alarm(name), &world);
+            let finding = after.findings.iter().find(|f| f.code == code).unwrap();
+            assert!(
+                finding.evidence.iter().any(|e| e.summary().starts_with(
+                    "The access logs put 83 % of the 5xx (25 of 30) on 10.0.18.41:8080"
+                )),
+                "{name}: {:#?}",
+                finding.evidence
+            );
+            read.by_target = [
+                ("10.0.18.41:8080".to_string(), 15),
+                ("10.0.37.152:8080".to_string(), 15),
+                ("10.0.5.9:8080".to_string(), 15),
+            ]
+            .into_iter()
+            .collect();
+            world.access_logs = Some(read);
+            let after = diagnose(&scenario_alarm(name), &world);
+            assert!(after
+                .findings
+                .iter()
+                .flat_map(|f| &f.evidence)
+                .all(|e| !e.summary().contains("of the 5xx")));
+        }
+        let name = "nacl-ephemeral-node-subnets";
+        let mut world = scenario_snapshot(name);
+        let mut read = logs(0, 0);
+        read.by_target = [("10.0.18.41:8080".to_string(), 9)].into_iter().collect();
+        world.access_logs = Some(read);
+        let after = diagnose(&scenario_alarm(name), &world);
+        let nacl = after
+            .findings
+            .iter()
+            .find(|f| f.code == FindingCode::NaclBlocksEphemeralPorts)
+            .unwrap();
+        assert!(nacl
+            .evidence
+            .iter()
+            .all(|e| !e.summary().contains("of the 5xx")));
     }
 
     #[test]
