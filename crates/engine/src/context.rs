@@ -272,6 +272,47 @@ impl<'a> Context<'a> {
             .map(|s| s.points.iter().map(|p| p.value).sum())
     }
 
+    /// Whether the `Sum` of `metric` has periods with a value, and every one of them began
+    /// before `at`: evidence from before a fix, which cannot argue for more of it. A period that
+    /// began before `at` counts as before (it cannot tell which side its data points are on).
+    pub fn only_before(&self, metric: &str, at: i64) -> bool {
+        let Some(series) = self.series(metric, "Sum") else {
+            return false;
+        };
+        let starts: Vec<i64> = series
+            .points
+            .iter()
+            .filter(|p| p.value > 0.0)
+            .filter_map(|p| crate::alarm::parse_timestamp(&p.timestamp))
+            .collect();
+        !starts.is_empty() && starts.iter().all(|start| *start < at)
+    }
+
+    /// The last change CloudTrail recorded that may have opened the path (one that succeeded,
+    /// to a NACL or security group), and when: a fix, when the path is open now.
+    pub fn last_path_change(&self) -> Option<(&'a crate::snapshot::ChangeEvent, i64)> {
+        // Calls that can open a path (a deleted NACL entry may have been a deny); a revoked
+        // security group rule only closes one.
+        const PATH_CALLS: [&str; 7] = [
+            "CreateNetworkAclEntry",
+            "ReplaceNetworkAclEntry",
+            "DeleteNetworkAclEntry",
+            "ReplaceNetworkAclAssociation",
+            "AuthorizeSecurityGroupIngress",
+            "AuthorizeSecurityGroupEgress",
+            "ModifySecurityGroupRules",
+        ];
+        let snapshot: &'a Snapshot = self.snapshot;
+        snapshot
+            .changes
+            .as_ref()?
+            .events
+            .iter()
+            .filter(|e| e.changed_something() && PATH_CALLS.contains(&e.event_name.as_str()))
+            .filter_map(|e| Some((e, crate::alarm::parse_timestamp(&e.event_time)?)))
+            .max_by_key(|(_, at)| *at)
+    }
+
     /// Largest data point of a metric and statistic.
     pub fn max(&self, metric: &str, statistic: &str) -> Option<f64> {
         self.series(metric, statistic).and_then(|s| {

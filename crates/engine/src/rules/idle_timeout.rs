@@ -104,14 +104,7 @@ fn after_the_fix(ctx: &Context<'_>, timeout: u32) -> Option<Check> {
             }
         }
     };
-    let points = &ctx.series(metric, "Sum")?.points;
-    let with_errors: Vec<i64> = points
-        .iter()
-        .filter(|p| p.value > 0.0)
-        .filter_map(|p| crate::alarm::parse_timestamp(&p.timestamp))
-        .collect();
-    // A period that began before the raise may hold 5xx from before it: it cannot tell.
-    if with_errors.is_empty() || with_errors.iter().any(|start| *start >= raise.at) {
+    if !ctx.only_before(metric, raise.at) {
         return None;
     }
     let when = crate::incident::note::clock(raise.at);

@@ -114,6 +114,21 @@ fn detect(ctx: &Context<'_>, metric: &str) -> Result<f64, Check> {
             format!("{shown} {metric} with most targets unhealthy (see target health)"),
         ));
     }
+    // The path is open now; if it was opened after every error, the errors are from before
+    // the fix and say nothing about the targets.
+    if let Some((change, at)) = ctx
+        .last_path_change()
+        .filter(|(_, at)| ctx.only_before(metric, *at))
+    {
+        return Err(aside(
+            CheckStatus::NotApplicable,
+            format!(
+                "{shown} {metric}, all before the fix at {} ({} on the path), and none since: the targets are not blamed for them",
+                crate::incident::note::clock(at),
+                crate::untrusted::clipped(&change.event_name, 60)
+            ),
+        ));
+    }
     let stale = ctx.stale_target_count();
     if stale > 0 {
         return Err(aside(
@@ -321,6 +336,47 @@ mod tests {
         assert!(f
             .explanation
             .contains("BackendConnectionErrors also counts failed health-check"));
+    }
+
+    /// After a NACL fix the paths are open, and the window's old connection errors are from
+    /// before it: not refused connections. Errors after the fix still are.
+    #[test]
+    fn connection_errors_before_a_path_fix_blame_no_target() {
+        let name = "targets-refuse-connections";
+        let mut world = scenario_snapshot(name);
+        let change = |time: &str| crate::snapshot::ChangeEvent {
+            event_id: "ev-fix".into(),
+            event_name: "CreateNetworkAclEntry".into(),
+            event_time: time.into(),
+            actor: Some("arn:aws:sts::111122223333:assumed-role/oncall/jane".into()),
+            resources: vec!["acl-0123456789abcdef0".into()],
+            request: serde_json::Value::Null,
+            error_code: None,
+            read_only: false,
+        };
+        world.changes = Some(crate::snapshot::Changes {
+            since: "2026-11-23T15:55:00Z".into(),
+            until: "2026-11-23T18:00:00Z".into(),
+            events: vec![change("2026-11-23T17:59:10Z")],
+            not_looked_up: vec![],
+        });
+        let out = run(check, name, &world);
+        assert!(out.findings.is_empty(), "{:?}", out.findings);
+        assert!(
+            out.checked[0]
+                .detail
+                .contains("all before the fix at 17:59 UTC (CreateNetworkAclEntry on the path)"),
+            "{}",
+            out.checked[0].detail
+        );
+        // The fix at 17:57:30: the errors of 17:58 came after it.
+        world.changes.as_mut().unwrap().events = vec![change("2026-11-23T17:57:30Z")];
+        assert!(!run(check, name, &world).findings.is_empty());
+        // A denied attempt fixed nothing.
+        let mut denied = change("2026-11-23T17:59:10Z");
+        denied.error_code = Some("Client.UnauthorizedOperation".into());
+        world.changes.as_mut().unwrap().events = vec![denied];
+        assert!(!run(check, name, &world).findings.is_empty());
     }
 
     #[test]
