@@ -1878,3 +1878,70 @@ async fn incidents_lists_what_diagnose_kept_of_a_flapping_alarm() {
     let records: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(records[0]["alarms"], 5);
 }
+
+/// After a fix: the node subnets' NACL dropped the replies, and on-call has just allowed
+/// 1024-65535. An alarm that fires on the minutes before that still sees the connection
+/// errors; with the paths open they would read as targets refusing connections. CloudTrail's
+/// record of the fix puts them before it, and no target is blamed.
+#[tokio::test]
+async fn connection_errors_from_before_a_nacl_fix_blame_no_target() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.url).await;
+    let (net, id, now) = ephemeral_replies_denied(&aws).await;
+    nacl_entry(
+        &aws,
+        &net.private_acl,
+        120,
+        true,
+        "6",
+        true,
+        "0.0.0.0/0",
+        Some((1024, 65535)),
+    )
+    .await;
+    let path = scratch(
+        "after_a_nacl_fix",
+        "event.json",
+        &alb_event("TargetConnectionErrorCount", &id, now),
+    );
+    let diagnose = || {
+        let out = elbmedic(
+            &moto,
+            &[
+                "diagnose",
+                "--event",
+                &path,
+                "--format",
+                "json",
+                "--follow-up",
+            ],
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let without_the_record = diagnose();
+    assert!(
+        codes(&without_the_record).contains(&"targets-refuse-connections".to_string()),
+        "{without_the_record:#}"
+    );
+    let fixed = serde_json::json!({"networkAclId": net.private_acl, "ruleNumber": 120, "egress": true,
+        "ruleAction": "allow", "aclProtocol": "6", "portRange": {"from": 1024, "to": 65535}, "cidrBlock": "0.0.0.0/0"});
+    moto.trail.add(
+        "ev-fix",
+        "CreateNetworkAclEntry",
+        now - 20,
+        "arn:aws:sts::123456789012:assumed-role/oncall/jane",
+        &[],
+        fixed,
+    );
+    let report = diagnose();
+    assert!(
+        !codes(&report).contains(&"targets-refuse-connections".to_string()),
+        "{report:#}"
+    );
+    assert!(
+        report["checked"]
+            .to_string()
+            .contains("all before the fix at "),
+        "{report:#}"
+    );
+}
