@@ -148,6 +148,7 @@ pub async fn send_all(
         let first = FirstReport {
             subject: record.report.subject(),
             message_id: published.message_id.clone(),
+            thread: record.report.incident.as_ref().map(|i| i.thread.clone()),
         };
         let message = FollowUpMessage::new(alarm, load_balancer, first, world);
         let body = match encode(&message) {
@@ -346,6 +347,7 @@ mod tests {
         let first = FirstReport {
             subject: "s".into(),
             message_id: None,
+            thread: None,
         };
         FollowUpMessage::new(&alarm, &load_balancer, first, &world)
     }

@@ -224,6 +224,7 @@ mod tests {
         let first_report = FirstReport {
             subject,
             message_id: Some("m-1".into()),
+            thread: Some("elbmedic-00000000000000aa".into()),
         };
         (FollowUpMessage::new(&alarm, &lb, first_report, &first), all)
     }
@@ -254,6 +255,13 @@ mod tests {
         );
         assert!(text.contains("(SNS message m-1)"), "{text}");
         assert!(report.remediation.is_none());
+        // The first report's incident thread, carried through the queue, is the chat thread.
+        let chat: serde_json::Value = serde_json::from_str(&crate::report::chat::render_chat(
+            &report,
+            &crate::report::chat::ChatContext::default(),
+        ))
+        .unwrap();
+        assert_eq!(chat["metadata"]["threadId"], "elbmedic-00000000000000aa");
     }
 
     #[test]
@@ -318,6 +326,7 @@ mod tests {
         let first_report = FirstReport {
             subject: Report::diagnosed(&alarm, &lb, &first).subject(),
             message_id: None,
+            thread: None,
         };
         (FollowUpMessage::new(&alarm, &lb, first_report, &first), ())
     }

@@ -96,6 +96,7 @@ fn access_log_follow_ups() {
         let first = FirstReport {
             subject: Report::diagnosed(&alarm, &lb, &world).subject(),
             message_id: Some("5f2b1c9e-8d4a-5e3f-9b6c-1a2d3e4f5a6b".into()),
+            thread: None,
         };
         let late = LateEvidence {
             access_logs: Some(tally.logs),

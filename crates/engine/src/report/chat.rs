@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::escape::{chat, chat_code};
 use super::remediation::RemediationSection;
-use super::Report;
+use super::{FirstReport, Report};
 use crate::diagnosis::VerdictStatus;
 use crate::finding::Finding;
 use crate::untrusted::clipped;
@@ -182,9 +182,17 @@ fn notification(report: &Report, context: &ChatContext<'_>, detail: Detail) -> N
             keywords: keywords(report, &causes),
         },
         metadata: Metadata {
-            thread_id: match &report.incident {
-                Some(incident) => chat(&incident.thread),
-                None => thread_id(report, context.episode_began),
+            thread_id: match (&report.incident, &report.follow_up_of) {
+                (Some(incident), _) => chat(&incident.thread),
+                // A follow-up joins its first report's incident thread.
+                (
+                    None,
+                    Some(FirstReport {
+                        thread: Some(thread),
+                        ..
+                    }),
+                ) => chat(thread),
+                _ => thread_id(report, context.episode_began),
             },
             summary: chat(&format!(
                 "{label}: {}",

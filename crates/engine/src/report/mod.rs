@@ -204,6 +204,9 @@ pub struct FirstReport {
     pub subject: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
+    /// The chat thread of the first report's incident, which the follow-up joins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<String>,
 }
 
 fn generator() -> String {
