@@ -349,7 +349,11 @@ pub fn step(
 
 /// A state change the incident has seen already: sent, being sent, or to send again.
 fn redelivered(incident: &Incident, event: &AlarmEvent, context: Context<'_>) -> Option<Step> {
-    let index = incident.timeline.iter().position(|e| e.event == event.id)?;
+    // The id, and what it stands for: a forged hash collision cannot pass for another alarm.
+    let index = incident
+        .timeline
+        .iter()
+        .position(|e| e.event == event.id && e.alarm == event.alarm && e.state == event.state)?;
     let entry = &incident.timeline[index];
     match &entry.delivery {
         EntryDelivery::Delivered { .. } => Some(Step::quiet(Quiet::Duplicate, None)),
