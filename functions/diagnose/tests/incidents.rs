@@ -35,6 +35,39 @@ async fn topics(aws: &Aws, table: &str) -> (Vec<(&'static str, String)>, String,
     (env, reports, chats)
 }
 
+/// One deployment on moto: the ALB of the scenarios in its network, and the function's
+/// topics (with their queues) and ledger `table` (created when it is [`TABLE`]).
+struct Deployment {
+    moto: Moto,
+    aws: Aws,
+    net: Network,
+    id: String,
+    env: Vec<(&'static str, String)>,
+    reports: String,
+    chats: String,
+}
+
+async fn deployment(table: &str) -> Deployment {
+    let moto = Moto::start();
+    use_moto(&moto);
+    let aws = Aws::new(&moto.url).await;
+    if table == TABLE {
+        ledger_table(&aws).await;
+    }
+    let net = network(&aws, &[8080]).await;
+    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
+    let (env, reports, chats) = topics(&aws, table).await;
+    Deployment {
+        moto,
+        aws,
+        net,
+        id,
+        env,
+        reports,
+        chats,
+    }
+}
+
 /// One invocation of the binary with `event`; its answer.
 fn diagnose(moto: &Moto, env: &[(&str, String)], event: String) -> Value {
     try_diagnose(moto, env, event).unwrap_or_else(|e| panic!("invocation error: {e}"))
@@ -107,13 +140,15 @@ async fn idle_504s_before(aws: &Aws, id: &str, at: i64) {
 /// updates reply to the first subject) and one chat thread; the plan is not proposed again.
 #[tokio::test]
 async fn a_flapping_alarm_is_one_full_report_four_updates_and_one_recovery_in_one_thread() {
-    let moto = Moto::start();
-    use_moto(&moto);
-    let aws = Aws::new(&moto.url).await;
-    ledger_table(&aws).await;
-    let net = network(&aws, &[8080]).await;
-    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
-    let (env, reports, chats) = topics(&aws, TABLE).await;
+    let Deployment {
+        moto,
+        aws,
+        id,
+        env,
+        reports,
+        chats,
+        ..
+    } = deployment(TABLE).await;
     let start = now() - 20 * 60;
     for n in 0..5 {
         let at = start + n * 300;
@@ -187,13 +222,15 @@ async fn a_flapping_alarm_is_one_full_report_four_updates_and_one_recovery_in_on
 /// report again, and it says what changed.
 #[tokio::test]
 async fn a_cause_that_changes_mid_incident_gets_a_full_report_naming_the_change() {
-    let moto = Moto::start();
-    use_moto(&moto);
-    let aws = Aws::new(&moto.url).await;
-    ledger_table(&aws).await;
-    let net = network(&aws, &[8080]).await;
-    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
-    let (env, reports, _) = topics(&aws, TABLE).await;
+    let Deployment {
+        moto,
+        aws,
+        net,
+        id,
+        env,
+        reports,
+        ..
+    } = deployment(TABLE).await;
     let first = now() - 600;
     idle_504s_before(&aws, &id, first).await;
     diagnose(&moto, &env, alb_event("HTTPCode_ELB_504_Count", &id, first));
@@ -239,13 +276,15 @@ async fn a_cause_that_changes_mid_incident_gets_a_full_report_naming_the_change(
 /// chat thread.
 #[tokio::test]
 async fn concurrent_invocations_agree_on_one_incident() {
-    let moto = Moto::start();
-    use_moto(&moto);
-    let aws = Aws::new(&moto.url).await;
-    ledger_table(&aws).await;
-    let net = network(&aws, &[8080]).await;
-    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
-    let (env, reports, chats) = topics(&aws, TABLE).await;
+    let Deployment {
+        moto,
+        aws,
+        id,
+        env,
+        reports,
+        chats,
+        ..
+    } = deployment(TABLE).await;
     let at = now();
     idle_504s_before(&aws, &id, at).await;
     let events = [
@@ -303,12 +342,14 @@ async fn concurrent_invocations_agree_on_one_incident() {
 /// why it is not an update.
 #[tokio::test]
 async fn a_ledger_outage_gives_full_reports_that_say_so() {
-    let moto = Moto::start();
-    use_moto(&moto);
-    let aws = Aws::new(&moto.url).await;
-    let net = network(&aws, &[8080]).await;
-    let id = alb(&aws, &net, ALB, &PODS, &[]).await;
-    let (env, reports, _) = topics(&aws, "no-such-table").await;
+    let Deployment {
+        moto,
+        aws,
+        id,
+        env,
+        reports,
+        ..
+    } = deployment("no-such-table").await;
     for at in [now() - 300, now()] {
         idle_504s_before(&aws, &id, at).await;
         diagnose(&moto, &env, alb_event("HTTPCode_ELB_504_Count", &id, at));

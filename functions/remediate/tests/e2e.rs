@@ -944,20 +944,10 @@ async fn a_raise_that_was_put_back_is_reported_and_not_made_again() {
         ("INCIDENT_QUIET_MINUTES", "0"),
     ];
 
-    let plan = PlanMessage::parse(&planned(&aws, &t, &event, &with_ledger).await).unwrap();
+    let plan = raise_applied(&aws, &t, &event, &with_ledger).await;
     let Action::RaiseIdleTimeout { from: 60, to } = plan.plan.actions[0] else {
         panic!("{:?}", plan.plan.actions)
     };
-    let handler = remediate_handler(
-        &t.reports,
-        &[
-            ("REMEDIATION_MODE", "auto"),
-            ("LEDGER_TABLE", "elbmedic-ledger"),
-        ],
-    );
-    let summary = run_plan(&handler, &plan.to_json(), "first").await;
-    assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
-    let _outcome = published_report(&aws, &t.reports_queue).await;
 
     // The Ingress's annotation still says 60 s: the controller writes it back.
     aws.elbv2
@@ -1011,7 +1001,24 @@ async fn a_raise_that_was_put_back_is_reported_and_not_made_again() {
     assert_ne!(report["remediation"]["stage"], "planned", "{report:#}");
 }
 
-/// Right after the report's own raise (60 to 120 s) is applied, the same window read again
+/// The plan diagnose makes for `event` (with `env`), applied by remediate in auto mode with
+/// the ledger; its outcome read off the report queue.
+async fn raise_applied(aws: &Aws, t: &Topics, event: &str, env: &[(&str, &str)]) -> PlanMessage {
+    let plan = PlanMessage::parse(&planned(aws, t, event, env).await).unwrap();
+    let handler = remediate_handler(
+        &t.reports,
+        &[
+            ("REMEDIATION_MODE", "auto"),
+            ("LEDGER_TABLE", "elbmedic-ledger"),
+        ],
+    );
+    let summary = run_plan(&handler, &plan.to_json(), "first").await;
+    assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
+    let _outcome = published_report(aws, &t.reports_queue).await;
+    plan
+}
+
+/// Right after the report's own raise (60 to 90 s) is applied, the same window read again
 /// still holds the old 504s: they are before the fix, and no second raise is proposed.
 #[tokio::test]
 async fn a_rediagnosis_right_after_an_applied_raise_proposes_no_second_raise() {
@@ -1041,7 +1048,7 @@ async fn a_rediagnosis_right_after_an_applied_raise_proposes_no_second_raise() {
         ("LEDGER_TABLE", "elbmedic-ledger"),
         ("INCIDENT_QUIET_MINUTES", "0"),
     ];
-    let plan = PlanMessage::parse(&planned(&aws, &t, &event, &with_ledger).await).unwrap();
+    let plan = raise_applied(&aws, &t, &event, &with_ledger).await;
     assert!(
         matches!(
             plan.plan.actions[0],
@@ -1050,16 +1057,6 @@ async fn a_rediagnosis_right_after_an_applied_raise_proposes_no_second_raise() {
         "{:?}",
         plan.plan.actions
     );
-    let handler = remediate_handler(
-        &t.reports,
-        &[
-            ("REMEDIATION_MODE", "auto"),
-            ("LEDGER_TABLE", "elbmedic-ledger"),
-        ],
-    );
-    let summary = run_plan(&handler, &plan.to_json(), "first").await;
-    assert_eq!(summary["records"][0]["status"], "applied", "{summary:#}");
-    let _outcome = published_report(&aws, &t.reports_queue).await;
 
     let diagnose = diagnose_handler(&t, &with_ledger);
     let payload: Value = serde_json::from_str(&event).unwrap();

@@ -27,6 +27,55 @@ fn event(alarm: &Alarm, state: AlarmState, at: i64) -> AlarmEvent {
     AlarmEvent::of(&alarm, at + 5).unwrap()
 }
 
+/// One load balancer's incident record, as the ledger keeps it, fed alarm by alarm.
+struct Flap {
+    alarm: Alarm,
+    report: Report,
+    lb: String,
+    key: IncidentKey,
+    record: Option<Incident>,
+}
+
+impl Flap {
+    fn new(scenario: &str) -> Self {
+        let (alarm, report, lb) = scenario_report(scenario);
+        let key = IncidentKey::of(&alarm, &lb);
+        Self {
+            alarm,
+            report,
+            lb,
+            key,
+            record: None,
+        }
+    }
+
+    /// The scenario's alarm, report, load balancer id and incident key.
+    fn parts(&self) -> (Alarm, Report, String, IncidentKey) {
+        (
+            self.alarm.clone(),
+            self.report.clone(),
+            self.lb.clone(),
+            self.key.clone(),
+        )
+    }
+
+    /// The scenario's alarm in `state` at `at`, with its report.
+    fn send(&mut self, state: AlarmState, at: i64) -> Decision {
+        let (alarm, report) = (self.alarm.clone(), self.report.clone());
+        self.send_as(&alarm, &report, state, at)
+    }
+
+    fn send_as(&mut self, alarm: &Alarm, report: &Report, state: AlarmState, at: i64) -> Decision {
+        apply(
+            &mut self.record,
+            &self.key,
+            &event(alarm, state, at),
+            report,
+            "r",
+        )
+    }
+}
+
 /// Runs one event through [`step`] and [`Incident::delivered`], as the ledger would.
 fn apply(
     record: &mut Option<Incident>,
@@ -55,26 +104,13 @@ fn apply(
 
 #[test]
 fn a_flapping_alarm_is_one_full_report_then_short_updates_and_one_recovery() {
-    let (alarm, report, lb) = scenario_report("alb-idle-timeout");
-    let key = IncidentKey::of(&alarm, &lb);
-    let mut record = None;
+    let mut flap = Flap::new("alb-idle-timeout");
+    let (_, report, _, _) = flap.parts();
     let mut decisions = Vec::new();
     for n in 0..5 {
         let at = T0 + n * 300;
-        decisions.push(apply(
-            &mut record,
-            &key,
-            &event(&alarm, AlarmState::Alarm, at),
-            &report,
-            "r",
-        ));
-        decisions.push(apply(
-            &mut record,
-            &key,
-            &event(&alarm, AlarmState::Ok, at + 120),
-            &report,
-            "r",
-        ));
+        decisions.push(flap.send(AlarmState::Alarm, at));
+        decisions.push(flap.send(AlarmState::Ok, at + 120));
     }
     let names: Vec<&str> = decisions.iter().map(Decision::name).collect();
     assert_eq!(
@@ -100,7 +136,7 @@ fn a_flapping_alarm_is_one_full_report_then_short_updates_and_one_recovery() {
             recovered_at: Some(T0 + 3 * 300 + 120)
         }
     );
-    let incident = record.unwrap();
+    let incident = flap.record.unwrap();
     assert_eq!(incident.alarms, 5);
     assert_eq!(incident.plans.len(), 1, "the plan is proposed once");
     let line = note(&incident, &decisions[8], &report.verdict.headline, 30)
@@ -227,52 +263,19 @@ fn another_alarm_of_the_same_load_balancer_joins_the_incident() {
 
 #[test]
 fn after_the_quiet_period_an_alarm_opens_a_new_incident_and_thread() {
-    let (alarm, report, lb) = scenario_report("alb-idle-timeout");
-    let key = IncidentKey::of(&alarm, &lb);
-    let mut record = None;
-    apply(
-        &mut record,
-        &key,
-        &event(&alarm, AlarmState::Alarm, T0),
-        &report,
-        "r",
-    );
-    apply(
-        &mut record,
-        &key,
-        &event(&alarm, AlarmState::Ok, T0 + 60),
-        &report,
-        "r",
-    );
-    let thread = record.as_ref().unwrap().thread.clone();
+    let mut flap = Flap::new("alb-idle-timeout");
+    flap.send(AlarmState::Alarm, T0);
+    flap.send(AlarmState::Ok, T0 + 60);
+    let thread = flap.record.as_ref().unwrap().thread.clone();
     // 29 minutes OK: the same incident.
     assert_eq!(
-        apply(
-            &mut record,
-            &key,
-            &event(&alarm, AlarmState::Alarm, T0 + 60 + 29 * 60),
-            &report,
-            "r"
-        )
-        .name(),
+        flap.send(AlarmState::Alarm, T0 + 60 + 29 * 60).name(),
         "update"
     );
-    apply(
-        &mut record,
-        &key,
-        &event(&alarm, AlarmState::Ok, T0 + 60 + 30 * 60),
-        &report,
-        "r",
-    );
-    let reopened = apply(
-        &mut record,
-        &key,
-        &event(&alarm, AlarmState::Alarm, T0 + 60 + 61 * 60),
-        &report,
-        "r",
-    );
+    flap.send(AlarmState::Ok, T0 + 60 + 30 * 60);
+    let reopened = flap.send(AlarmState::Alarm, T0 + 60 + 61 * 60);
     assert_eq!(reopened, Decision::Opened);
-    assert_ne!(record.unwrap().thread, thread);
+    assert_ne!(flap.record.unwrap().thread, thread);
 }
 
 /// SNS delivers at least once: a state change already delivered is not sent again; one a run
@@ -329,32 +332,19 @@ fn redeliveries_are_sent_once_and_failures_are_sent_again() {
 /// from another account has another key.
 #[test]
 fn a_forged_ok_cannot_close_an_incident_nor_reach_another_account() {
-    let (alarm, report, lb) = scenario_report("alb-idle-timeout");
-    let key = IncidentKey::of(&alarm, &lb);
-    let mut record = None;
-    apply(
-        &mut record,
-        &key,
-        &event(&alarm, AlarmState::Alarm, T0),
-        &report,
-        "r",
-    );
+    let mut flap = Flap::new("alb-idle-timeout");
+    let (alarm, report, lb, key) = flap.parts();
+    flap.send(AlarmState::Alarm, T0);
     let mut forged = alarm.clone();
     forged.alarm_name = "anything".into();
-    let decision = apply(
-        &mut record,
-        &key,
-        &event(&forged, AlarmState::Ok, T0 + 60),
-        &report,
-        "r",
-    );
+    let decision = flap.send_as(&forged, &report, AlarmState::Ok, T0 + 60);
     assert_eq!(
         decision,
         Decision::Quiet {
             reason: Quiet::NotFiring
         }
     );
-    assert_eq!(record.as_ref().unwrap().firing.len(), 1);
+    assert_eq!(flap.record.as_ref().unwrap().firing.len(), 1);
     let mut elsewhere = alarm.clone();
     elsewhere.account_id = Some("999988887777".into());
     assert_ne!(
@@ -366,21 +356,14 @@ fn a_forged_ok_cannot_close_an_incident_nor_reach_another_account() {
 
 #[test]
 fn a_flood_of_alarm_names_and_events_keeps_the_record_bounded() {
-    let (alarm, report, lb) = scenario_report("alb-idle-timeout");
-    let key = IncidentKey::of(&alarm, &lb);
-    let mut record = None;
+    let mut flap = Flap::new("alb-idle-timeout");
+    let (alarm, report, _, _) = flap.parts();
     for n in 0..500 {
         let mut a = alarm.clone();
         a.alarm_name = format!("{}-{n}", "x".repeat(400));
-        apply(
-            &mut record,
-            &key,
-            &event(&a, AlarmState::Alarm, T0 + n),
-            &report,
-            "r",
-        );
+        flap.send_as(&a, &report, AlarmState::Alarm, T0 + n);
     }
-    let incident = record.unwrap();
+    let incident = flap.record.unwrap();
     assert_eq!(incident.alarms, 500);
     assert!(incident.firing.len() <= 20 && incident.timeline.len() <= 50);
     assert!(
@@ -505,42 +488,24 @@ fn members_sharing_nothing_are_listed_apart() {
 /// an OK of an invented name recovers nothing while the real one fires.
 #[test]
 fn invented_alarm_names_cannot_evict_the_real_one() {
-    let (alarm, report, lb) = scenario_report("alb-idle-timeout");
-    let key = IncidentKey::of(&alarm, &lb);
-    let mut record = None;
-    apply(
-        &mut record,
-        &key,
-        &event(&alarm, AlarmState::Alarm, T0),
-        &report,
-        "r",
-    );
+    let mut flap = Flap::new("alb-idle-timeout");
+    let (alarm, report, _, _) = flap.parts();
+    flap.send(AlarmState::Alarm, T0);
     for n in 0..30 {
         let mut forged = alarm.clone();
         forged.alarm_name = format!("forged-{n}");
-        apply(
-            &mut record,
-            &key,
-            &event(&forged, AlarmState::Alarm, T0 + 1 + n),
-            &report,
-            "r",
-        );
+        flap.send_as(&forged, &report, AlarmState::Alarm, T0 + 1 + n);
     }
     let mut forged = alarm.clone();
     forged.alarm_name = "forged-29".into();
     assert_eq!(
-        apply(
-            &mut record,
-            &key,
-            &event(&forged, AlarmState::Ok, T0 + 60),
-            &report,
-            "r"
-        ),
+        flap.send_as(&forged, &report, AlarmState::Ok, T0 + 60),
         Decision::Quiet {
             reason: Quiet::NotFiring
         }
     );
-    assert!(record
+    assert!(flap
+        .record
         .as_ref()
         .unwrap()
         .firing
@@ -552,37 +517,12 @@ fn invented_alarm_names_cannot_evict_the_real_one() {
 /// an alarm in ALARM for longer than a day still recovers.
 #[test]
 fn long_outages_get_their_recovery() {
-    let (alarm, report, lb) = scenario_report("alb-idle-timeout");
-    let key = IncidentKey::of(&alarm, &lb);
-    let mut record = None;
-    apply(
-        &mut record,
-        &key,
-        &event(&alarm, AlarmState::Alarm, T0),
-        &report,
-        "r",
-    );
-    apply(
-        &mut record,
-        &key,
-        &event(&alarm, AlarmState::Ok, T0 + 60),
-        &report,
-        "r",
-    );
-    apply(
-        &mut record,
-        &key,
-        &event(&alarm, AlarmState::Alarm, T0 + 120),
-        &report,
-        "r",
-    );
-    let after_hours = apply(
-        &mut record,
-        &key,
-        &event(&alarm, AlarmState::Ok, T0 + 120 + 2 * 3600),
-        &report,
-        "r",
-    );
+    let mut flap = Flap::new("alb-idle-timeout");
+    let (alarm, report, _, key) = flap.parts();
+    flap.send(AlarmState::Alarm, T0);
+    flap.send(AlarmState::Ok, T0 + 60);
+    flap.send(AlarmState::Alarm, T0 + 120);
+    let after_hours = flap.send(AlarmState::Ok, T0 + 120 + 2 * 3600);
     assert_eq!(after_hours.name(), "recovered");
 
     let mut stuck = None;
