@@ -1925,10 +1925,13 @@ async fn connection_errors_from_before_a_nacl_fix_blame_no_target() {
     );
     let fixed = serde_json::json!({"networkAclId": net.private_acl, "ruleNumber": 120, "egress": true,
         "ruleAction": "allow", "aclProtocol": "6", "portRange": {"from": 1024, "to": 65535}, "cidrBlock": "0.0.0.0/0"});
+    // At the end of the last minute with errors (a minute still under way may hold errors
+    // after the fix), and before the alarm.
+    let fixed_at = now.div_euclid(60) * 60;
     moto.trail.add(
         "ev-fix",
         "CreateNetworkAclEntry",
-        now - 20,
+        fixed_at,
         "arn:aws:sts::123456789012:assumed-role/oncall/jane",
         &[],
         fixed,

@@ -44,6 +44,7 @@ pub enum Send {
 pub struct Claim {
     key: String,
     event: String,
+    run: String,
     quiet_minutes: i64,
 }
 
@@ -142,6 +143,7 @@ async fn claim(
     let claim = Claim {
         key: key.ledger_key(),
         event: event.id.clone(),
+        run: run.to_string(),
         quiet_minutes: settings.quiet_minutes,
     };
     if let Decision::Quiet { reason } = &step.decision {
@@ -282,8 +284,8 @@ pub async fn settle(
             };
             let mut incident = parse::<Incident>(&read.json)?;
             match delivered {
-                true => incident.delivered(&claim.event, url.clone(), now),
-                false => incident.failed(&claim.event, now),
+                true => incident.delivered(&claim.event, &claim.run, url.clone(), now),
+                false => incident.failed(&claim.event, &claim.run, now),
             }
             let json = serde_json::to_string(&incident).unwrap_or_default();
             if ledger

@@ -76,6 +76,9 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// The bucket of the targets seen after the first [`MAX_TARGETS`].
+pub const OTHER_TARGETS: &str = "others";
+
 impl AccessLogs {
     pub fn total_5xx(&self) -> u64 {
         self.elb_5xx.values().sum()
@@ -83,7 +86,12 @@ impl AccessLogs {
 
     /// The target with the most 5xx, and its share of them.
     pub fn top_target(&self) -> Option<(&str, u64, f64)> {
-        let (target, count) = self.by_target.iter().max_by_key(|(_, c)| **c)?;
+        // Past the first targets seen, the rest share one bucket: never "one bad target".
+        let (target, count) = self
+            .by_target
+            .iter()
+            .filter(|(t, _)| t.as_str() != OTHER_TARGETS)
+            .max_by_key(|(_, c)| **c)?;
         let total: u64 = self.by_target.values().sum();
         Some((target.as_str(), *count, *count as f64 / total.max(1) as f64))
     }
@@ -179,7 +187,7 @@ impl Tally {
             if targets.len() < MAX_TARGETS || targets.contains_key(entry.target) {
                 *targets.entry(entry.target.to_string()).or_default() += 1;
             } else {
-                *targets.entry("others".into()).or_default() += 1;
+                *targets.entry(OTHER_TARGETS.into()).or_default() += 1;
             }
         }
     }

@@ -272,43 +272,48 @@ impl<'a> Context<'a> {
             .map(|s| s.points.iter().map(|p| p.value).sum())
     }
 
-    /// Whether the `Sum` of `metric` has periods with a value, and every one of them began
-    /// before `at`: evidence from before a fix, which cannot argue for more of it. A period that
-    /// began before `at` counts as before (it cannot tell which side its data points are on).
+    /// Whether the `Sum` of `metric` has periods with a value, and every one of them *ended*
+    /// by `at`: evidence from before a fix, which cannot argue for more of it. A period that
+    /// straddles `at` counts as after: its data points may be on either side.
     pub fn only_before(&self, metric: &str, at: i64) -> bool {
         let Some(series) = self.series(metric, "Sum") else {
             return false;
         };
+        let period = i64::from(series.period_seconds.unwrap_or(60));
         let starts: Vec<i64> = series
             .points
             .iter()
             .filter(|p| p.value > 0.0)
             .filter_map(|p| crate::alarm::parse_timestamp(&p.timestamp))
             .collect();
-        !starts.is_empty() && starts.iter().all(|start| *start < at)
+        !starts.is_empty() && starts.iter().all(|start| start + period <= at)
     }
 
-    /// The last change CloudTrail recorded that may have opened the path (one that succeeded,
-    /// to a NACL or security group), and when: a fix, when the path is open now.
+    /// The last change CloudTrail recorded that opened something on the path, and when: a
+    /// fix, when the path is open now. Only calls that can only open count, with their request
+    /// recorded (a record CloudTrail dropped may hide a failure): a NACL allow entry created or
+    /// replaced, a NACL association replaced, a security group rule authorized. A deleted NACL
+    /// entry, a modified or revoked rule, a deny may as well have closed something.
     pub fn last_path_change(&self) -> Option<(&'a crate::snapshot::ChangeEvent, i64)> {
-        // Calls that can open a path (a deleted NACL entry may have been a deny); a revoked
-        // security group rule only closes one.
-        const PATH_CALLS: [&str; 7] = [
-            "CreateNetworkAclEntry",
-            "ReplaceNetworkAclEntry",
-            "DeleteNetworkAclEntry",
-            "ReplaceNetworkAclAssociation",
-            "AuthorizeSecurityGroupIngress",
-            "AuthorizeSecurityGroupEgress",
-            "ModifySecurityGroupRules",
-        ];
+        let opens = |e: &crate::snapshot::ChangeEvent| match e.event_name.as_str() {
+            "CreateNetworkAclEntry" | "ReplaceNetworkAclEntry" => {
+                e.request
+                    .get("ruleAction")
+                    .and_then(serde_json::Value::as_str)
+                    == Some("allow")
+            }
+            "ReplaceNetworkAclAssociation"
+            | "AuthorizeSecurityGroupIngress"
+            | "AuthorizeSecurityGroupEgress" => e.request.is_object(),
+            _ => false,
+        };
         let snapshot: &'a Snapshot = self.snapshot;
         snapshot
             .changes
             .as_ref()?
             .events
             .iter()
-            .filter(|e| e.changed_something() && PATH_CALLS.contains(&e.event_name.as_str()))
+            .filter(|e| e.changed_something() && opens(e))
             .filter_map(|e| Some((e, crate::alarm::parse_timestamp(&e.event_time)?)))
             .max_by_key(|(_, at)| *at)
     }

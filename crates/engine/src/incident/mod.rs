@@ -140,6 +140,10 @@ pub struct Incident {
     /// Since when no alarm of the load balancer is in ALARM.
     #[serde(default)]
     pub ok_since: Option<i64>,
+    /// Since when some alarm of the load balancer has been in ALARM without a break: the
+    /// outage a recovery ends.
+    #[serde(default)]
+    pub outage_since: Option<i64>,
     /// The recovery is posted once per incident.
     #[serde(default)]
     pub recovery_posted: bool,
@@ -401,6 +405,7 @@ fn opened(event: &AlarmEvent, report: &Report, plan: Option<&str>, context: Cont
             since: event.at,
         }],
         ok_since: None,
+        outage_since: Some(event.at),
         recovery_posted: false,
         headline: clipped(&report.verdict.headline, 300),
         last_full_at: event.at,
@@ -473,22 +478,19 @@ fn ok(incident: &Incident, event: &AlarmEvent, context: Context<'_>) -> Step {
         return Step::quiet(Quiet::Stale, None);
     }
     let mut next = incident.clone();
-    let stretch_began = next
-        .firing
-        .iter()
-        .find(|f| f.alarm == event.alarm)
-        .map_or(event.at, |f| f.since);
+    let outage_began = next.outage_since.unwrap_or(next.opened_at);
     next.firing.retain(|f| f.alarm != event.alarm);
     next.last_event_at = next.last_event_at.max(event.at);
     // Flapping recovers once; an outage that lasted the quiet period gets its recovery too, or
     // the thread would end on "ALARM again".
-    let long_outage = event.at - stretch_began >= context.quiet_seconds;
+    let long_outage = event.at - outage_began >= context.quiet_seconds;
     let decision = if !next.firing.is_empty() {
         Decision::Quiet {
             reason: Quiet::StillFiring,
         }
     } else {
         next.ok_since = Some(event.at);
+        next.outage_since = None;
         if next.recovery_posted && !long_outage {
             Decision::Quiet {
                 reason: Quiet::RecoveredAlready,
@@ -549,6 +551,9 @@ impl Incident {
     /// Notes the alarm as in ALARM. Past [`MAX_ALARMS`] a new name is not tracked: evicting
     /// one would let a flood of invented names push out the real alarm.
     fn fire(&mut self, event: &AlarmEvent) {
+        if self.firing.is_empty() {
+            self.outage_since = Some(event.at);
+        }
         if !self.firing.iter().any(|f| f.alarm == event.alarm) && self.firing.len() < MAX_ALARMS {
             self.firing.push(Firing {
                 alarm: event.alarm.clone(),
@@ -594,10 +599,19 @@ impl Incident {
         });
     }
 
+    /// The entry `run` claimed for `event`: settled only by the run that claimed it, so a
+    /// forged event with a colliding id cannot settle another's claim.
+    fn claimed_by(&mut self, event: &str, run: &str) -> Option<&mut Entry> {
+        self.timeline.iter_mut().find(|e| {
+            e.event == event
+                && matches!(&e.delivery, EntryDelivery::Claimed { by, .. } if by == run)
+        })
+    }
+
     /// Marks the event's message as out; `url` is the full report's page, when one was stored
     /// for a full report.
-    pub fn delivered(&mut self, event: &str, url: Option<String>, now: i64) {
-        if let Some(entry) = self.timeline.iter_mut().find(|e| e.event == event) {
+    pub fn delivered(&mut self, event: &str, run: &str, url: Option<String>, now: i64) {
+        if let Some(entry) = self.claimed_by(event, run) {
             entry.delivery = EntryDelivery::Delivered { at: now };
             if entry.decision.is_full() && url.is_some() {
                 self.full_report_url = url;
@@ -606,8 +620,8 @@ impl Incident {
     }
 
     /// Marks the event's message as not sent: the retry sends it.
-    pub fn failed(&mut self, event: &str, now: i64) {
-        if let Some(entry) = self.timeline.iter_mut().find(|e| e.event == event) {
+    pub fn failed(&mut self, event: &str, run: &str, now: i64) {
+        if let Some(entry) = self.claimed_by(event, run) {
             entry.delivery = EntryDelivery::Failed { at: now };
         }
     }

@@ -94,6 +94,7 @@ fn apply(
     if let Some(mut incident) = step.incident {
         incident.delivered(
             &event.id,
+            run,
             Some("https://console.aws.amazon.com/s3/object/x".into()),
             event.at + 6,
         );
@@ -313,11 +314,11 @@ fn redeliveries_are_sent_once_and_failures_are_sent_again() {
     );
     assert_eq!(later.decision, Decision::Opened);
     let mut failed = incident.clone();
-    failed.failed(&first.id, T0 + 7);
+    failed.failed(&first.id, "a", T0 + 7);
     let retried = step(Some(&failed), &first, &report, None, context("c", T0 + 8));
     assert_eq!(retried.decision, Decision::Opened);
     let mut sent = retried.incident.unwrap();
-    sent.delivered(&first.id, None, T0 + 9);
+    sent.delivered(&first.id, "c", None, T0 + 9);
     assert_eq!(sent.alarms, 1, "a retry does not count again");
     let duplicate = step(Some(&sent), &first, &report, None, context("d", T0 + 10));
     assert_eq!(
@@ -548,6 +549,23 @@ fn long_outages_get_their_recovery() {
             alarms: 1
         }
     );
+}
+
+/// The outage is the load balancer's, not one alarm's: A fires for an hour, B joins near its
+/// end, A recovers, then B. The hour-long outage gets its recovery, though B fired 4 minutes.
+#[test]
+fn a_long_outage_counts_from_its_first_alarm() {
+    let mut flap = Flap::new("alb-idle-timeout");
+    let (alarm, report, _, _) = flap.parts();
+    let mut other = alarm.clone();
+    other.alarm_name = "checkout-connection-errors".into();
+    flap.send(AlarmState::Alarm, T0);
+    flap.send(AlarmState::Ok, T0 + 60);
+    flap.send(AlarmState::Alarm, T0 + 120);
+    flap.send_as(&other, &report, AlarmState::Alarm, T0 + 120 + 58 * 60);
+    flap.send(AlarmState::Ok, T0 + 120 + 60 * 60);
+    let last = flap.send_as(&other, &report, AlarmState::Ok, T0 + 120 + 62 * 60);
+    assert_eq!(last.name(), "recovered");
 }
 
 /// Both copies of one message in one batch: the second is a duplicate, not sent again.

@@ -195,8 +195,19 @@ fn back_findings(
             }
             _ => {}
         }
-        // Backed: confirmed, or given the one-target line (each adds its evidence line).
-        if finding.evidence.len() > evidence_before {
+        // Backed: confirmed by the logs, or a health finding pinned on one target. The line
+        // on other findings points within them; it proves nothing about their cause.
+        let pinned = matches!(
+            finding.code,
+            FindingCode::TargetsUnhealthy | FindingCode::TargetsRefuseConnections
+        );
+        if finding
+            .confidence_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("The access logs"))
+            && finding.evidence.len() > evidence_before
+            || pinned && finding.evidence.len() > evidence_before
+        {
             upgraded += 1;
         }
     }
@@ -334,6 +345,23 @@ mod tests {
                 .flat_map(|f| &f.evidence)
                 .all(|e| !e.summary().contains("of the 5xx")));
         }
+        // The bucket of targets past the first 50 seen is not a target.
+        let name = "backend-keepalive-502";
+        let mut world = scenario_snapshot(name);
+        let mut read = logs(0, 14);
+        read.by_target = [
+            ("others".to_string(), 40),
+            ("10.0.18.41:8080".to_string(), 3),
+        ]
+        .into_iter()
+        .collect();
+        world.access_logs = Some(read);
+        let after = diagnose(&scenario_alarm(name), &world);
+        assert!(after
+            .findings
+            .iter()
+            .flat_map(|f| &f.evidence)
+            .all(|e| !e.summary().contains("of the 5xx")));
         let name = "nacl-ephemeral-node-subnets";
         let mut world = scenario_snapshot(name);
         let mut read = logs(0, 0);

@@ -350,7 +350,7 @@ mod tests {
             event_time: time.into(),
             actor: Some("arn:aws:sts::111122223333:assumed-role/oncall/jane".into()),
             resources: vec!["acl-0123456789abcdef0".into()],
-            request: serde_json::Value::Null,
+            request: serde_json::json!({"ruleAction": "allow", "egress": true, "ruleNumber": 120}),
             error_code: None,
             read_only: false,
         };
@@ -372,10 +372,20 @@ mod tests {
         // The fix at 17:57:30: the errors of 17:58 came after it.
         world.changes.as_mut().unwrap().events = vec![change("2026-11-23T17:57:30Z")];
         assert!(!run(check, name, &world).findings.is_empty());
-        // A denied attempt fixed nothing.
+        // A denied attempt fixed nothing; a deny entry, or a record CloudTrail dropped, may
+        // have closed something as well.
         let mut denied = change("2026-11-23T17:59:10Z");
         denied.error_code = Some("Client.UnauthorizedOperation".into());
-        world.changes.as_mut().unwrap().events = vec![denied];
+        let mut deny = change("2026-11-23T17:59:10Z");
+        deny.request["ruleAction"] = "deny".into();
+        let mut dropped = change("2026-11-23T17:59:10Z");
+        dropped.request = serde_json::Value::Null;
+        for event in [denied, deny, dropped] {
+            world.changes.as_mut().unwrap().events = vec![event];
+            assert!(!run(check, name, &world).findings.is_empty());
+        }
+        // Inside the last period with errors (17:58-17:59): it may hold errors after the fix.
+        world.changes.as_mut().unwrap().events = vec![change("2026-11-23T17:58:30Z")];
         assert!(!run(check, name, &world).findings.is_empty());
     }
 
