@@ -45,7 +45,6 @@ pub struct Claim {
     key: String,
     event: String,
     run: String,
-    quiet_minutes: i64,
 }
 
 /// Claims every record in its incident, sets the incident's note on its report (and takes
@@ -114,11 +113,20 @@ async fn claim(
         now,
     };
     let plan = record.plan.as_ref().map(|p| p.plan.id.clone());
-    let stepped = step_with_retries(ledger, &key, &event, record, plan.as_deref(), context).await;
-    let (step, incident) = match stepped {
-        Ok(stepped) => stepped,
+    let ledger_key = key.ledger_key();
+    let stepped = step_in_ledger(
+        ledger,
+        &ledger_key,
+        &event,
+        &record.report,
+        plan.as_deref(),
+        context,
+    )
+    .await;
+    let step = match stepped {
+        Ok(step) => step,
         Err(error) => {
-            tracing::error!(incident = %key.ledger_key(), error = %error, "the incident could not be kept; the full report goes out");
+            tracing::error!(incident = %ledger_key, error = %error, "the incident could not be kept; the full report goes out");
             record.report.next_steps.push(format!(
                 "elbmedic could not keep this alarm's incident in its ledger ({}): this is a full report, and the next alarm may be one too.",
                 elbmedic_engine::untrusted::clipped(&error.to_string(), 300)
@@ -126,34 +134,30 @@ async fn claim(
             return (Send::Report, None);
         }
     };
-    tracing::info!(incident = %key.ledger_key(), alarm = %event.alarm, decision = step.decision.name(), "incident");
+    tracing::info!(incident = %ledger_key, alarm = %event.alarm, decision = step.decision.name(), "incident");
     if !step.send_plan && record.plan.take().is_some() {
         // Proposed already in this incident: not again, and approve mode does not ask twice.
         record.report.remediation = None;
     }
-    let Some(incident) = incident else {
-        return match step.decision {
-            Decision::Standalone => (Send::Report, None),
-            Decision::Quiet {
-                reason: Quiet::InFlight,
-            } => (Send::Retry, None),
-            _ => (Send::Nothing, None),
-        };
+    let incident = match (&step.decision, step.incident) {
+        (Decision::Standalone, _) => return (Send::Report, None),
+        (Decision::Quiet { reason }, _) => {
+            tracing::info!(incident = %ledger_key, reason = reason.as_str(), "nothing sent for this alarm");
+            let send = match reason {
+                Quiet::InFlight => Send::Retry,
+                _ => Send::Nothing,
+            };
+            return (send, None);
+        }
+        (_, Some(incident)) => incident,
+        // Not reached: every other decision writes the incident. Never silence.
+        (_, None) => return (Send::Report, None),
     };
     let claim = Claim {
-        key: key.ledger_key(),
+        key: ledger_key,
         event: event.id.clone(),
         run: run.to_string(),
-        quiet_minutes: settings.quiet_minutes,
     };
-    if let Decision::Quiet { reason } = &step.decision {
-        tracing::info!(incident = %claim.key, reason = reason.as_str(), "nothing sent for this alarm");
-        let send = match reason {
-            Quiet::InFlight => Send::Retry,
-            _ => Send::Nothing,
-        };
-        return (send, None);
-    }
     record.report.incident = note(
         &incident,
         &step.decision,
@@ -200,39 +204,28 @@ async fn in_storm(
     }
 }
 
-/// Reads the incident, decides, and writes it if nobody wrote it meanwhile; again otherwise.
-async fn step_with_retries(
+/// The incident's step for `event`, decided on the record as read and written if nobody
+/// wrote it meanwhile.
+async fn step_in_ledger(
     ledger: &Ledger,
-    key: &IncidentKey,
+    ledger_key: &str,
     event: &AlarmEvent,
-    record: &Record,
+    report: &elbmedic_engine::report::Report,
     plan: Option<&str>,
     context: incident::Context<'_>,
-) -> Result<(incident::Step, Option<Incident>), IncidentError> {
-    let ledger_key = key.ledger_key();
-    for _ in 0..ATTEMPTS {
-        let read = ledger.versioned(&ledger_key).await?;
-        let existing = match &read {
-            Some(read) => Some(parse::<Incident>(&read.json)?),
-            None => None,
-        };
-        let step = incident::step(existing.as_ref(), event, &record.report, plan, context);
-        let Some(next) = &step.incident else {
-            let incident = existing;
-            return Ok((step, incident));
-        };
-        let json = serde_json::to_string(next).unwrap_or_default();
-        let version = read.as_ref().map(|r| r.version);
-        if ledger
-            .put_versioned(&ledger_key, &json, version, next.expires_at())
-            .await?
-        {
-            let incident = step.incident.clone();
-            return Ok((step, incident));
+) -> Result<incident::Step, IncidentError> {
+    read_decide_write(ledger, ledger_key, |existing: Option<Incident>| {
+        let step = incident::step(existing.as_ref(), event, report, plan, context);
+        match step.incident.clone() {
+            Some(next) => Update::Write {
+                expires_at: next.expires_at(),
+                record: next,
+                value: step,
+            },
+            None => Update::Keep(step),
         }
-        tracing::info!(incident = %ledger_key, "another run wrote the incident; reading it again");
-    }
-    Err(IncidentError::Contended(ledger_key))
+    })
+    .await
 }
 
 async fn join_storm(
@@ -242,29 +235,18 @@ async fn join_storm(
     threshold: usize,
     now: i64,
 ) -> Result<(Storm, Outcome), IncidentError> {
-    let ledger_key = key.ledger_key();
-    for attempt in 0..ATTEMPTS {
-        let read = ledger.versioned(&ledger_key).await?;
-        let existing = match &read {
-            Some(read) => Some(parse::<Storm>(&read.json)?),
-            None => None,
-        };
+    read_decide_write(ledger, &key.ledger_key(), |existing: Option<Storm>| {
         let (next, outcome) = storm::join(existing.as_ref(), key, member.clone(), threshold, now);
-        if existing.as_ref() == Some(&next) {
-            return Ok((next, outcome));
+        match existing.as_ref() == Some(&next) {
+            true => Update::Keep((next, outcome)),
+            false => Update::Write {
+                record: next.clone(),
+                expires_at: now + incident::KEPT_SECONDS,
+                value: (next, outcome),
+            },
         }
-        let json = serde_json::to_string(&next).unwrap_or_default();
-        let expires = now + incident::KEPT_SECONDS;
-        if ledger
-            .put_versioned(&ledger_key, &json, read.map(|r| r.version), expires)
-            .await?
-        {
-            return Ok((next, outcome));
-        }
-        // Spread the writers of one storm apart a little.
-        tokio::time::sleep(std::time::Duration::from_millis(20 * (attempt as u64 + 1))).await;
-    }
-    Err(IncidentError::Contended(ledger_key))
+    })
+    .await
 }
 
 /// Marks the claim delivered (with the full report's page) or failed, so that a redelivery
@@ -277,30 +259,69 @@ pub async fn settle(
     url: Option<String>,
     now: i64,
 ) {
-    let settled = async {
-        for _ in 0..ATTEMPTS {
-            let Some(read) = ledger.versioned(&claim.key).await? else {
-                return Ok(());
-            };
-            let mut incident = parse::<Incident>(&read.json)?;
-            match delivered {
-                true => incident.delivered(&claim.event, &claim.run, url.clone(), now),
-                false => incident.failed(&claim.event, &claim.run, now),
-            }
-            let json = serde_json::to_string(&incident).unwrap_or_default();
-            if ledger
-                .put_versioned(&claim.key, &json, Some(read.version), incident.expires_at())
-                .await?
-            {
-                return Ok(());
-            }
+    let settled = read_decide_write(ledger, &claim.key, |existing: Option<Incident>| {
+        let Some(mut incident) = existing else {
+            return Update::Keep(());
+        };
+        match delivered {
+            true => incident.delivered(&claim.event, &claim.run, url.clone(), now),
+            false => incident.failed(&claim.event, &claim.run, now),
         }
-        Err(IncidentError::Contended(claim.key.clone()))
-    };
+        Update::Write {
+            expires_at: incident.expires_at(),
+            record: incident,
+            value: (),
+        }
+    });
     if let Err(error) = settled.await {
-        let error: IncidentError = error;
-        tracing::warn!(incident = %claim.key, quiet_minutes = claim.quiet_minutes, error = %error, "the incident's delivery could not be noted; a redelivery of this alarm may be sent again");
+        tracing::warn!(incident = %claim.key, error = %error, "the incident's delivery could not be noted; a redelivery of this alarm may be sent again");
     }
+}
+
+/// What one read of a versioned record decides: write `record` (kept until `expires_at`) and
+/// answer `value`, or answer without writing.
+enum Update<T, R> {
+    Write {
+        record: T,
+        expires_at: i64,
+        value: R,
+    },
+    Keep(R),
+}
+
+/// Reads the record at `key`, lets `decide` choose, and writes only if nobody wrote the record
+/// since it was read; otherwise reads and decides again, a little later each time, so the
+/// writers of one record (a storm's take a dozen at once) spread apart.
+async fn read_decide_write<T, R>(
+    ledger: &Ledger,
+    key: &str,
+    mut decide: impl FnMut(Option<T>) -> Update<T, R>,
+) -> Result<R, IncidentError>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    for attempt in 0..ATTEMPTS {
+        let read = ledger.versioned(key).await?;
+        let existing = read.as_ref().map(|r| parse::<T>(&r.json)).transpose()?;
+        let (record, expires_at, value) = match decide(existing) {
+            Update::Keep(value) => return Ok(value),
+            Update::Write {
+                record,
+                expires_at,
+                value,
+            } => (record, expires_at, value),
+        };
+        let json = serde_json::to_string(&record).unwrap_or_default();
+        if ledger
+            .put_versioned(key, &json, read.map(|r| r.version), expires_at)
+            .await?
+        {
+            return Ok(value);
+        }
+        tracing::info!(key, "another run wrote the record; reading it again");
+        tokio::time::sleep(std::time::Duration::from_millis(20 * (attempt as u64 + 1))).await;
+    }
+    Err(IncidentError::Contended(key.to_string()))
 }
 
 /// Every incident the ledger keeps (the CLI's `incidents`), newest first; `lb` keeps those of

@@ -54,31 +54,6 @@ impl<'a> Outlets<'a> {
     }
 }
 
-/// One report, delivered: its page to the bucket, the report (linking the page) to the on-call
-/// topic, then the chat message. `publisher` holds the clients of the on-call topic's region,
-/// where the stack keeps its bucket; `unique` names this report among the invocation's.
-pub async fn deliver(
-    regions: &Regions,
-    publisher: &Clients,
-    topic: &str,
-    outlets: Outlets<'_>,
-    report: &Report,
-    chat: &ChatContext<'_>,
-    now: i64,
-) -> Result<Published, PublishError> {
-    let delivering = deliver_as(
-        regions,
-        publisher,
-        topic,
-        outlets,
-        report,
-        chat,
-        now,
-        &Send::Report,
-    );
-    Box::pin(delivering).await
-}
-
 /// The console link a report's page will have, before it is stored (the storm summary links
 /// its members' pages).
 pub fn page_url(
@@ -96,10 +71,13 @@ pub fn page_url(
     ))
 }
 
-/// As [`deliver`], sending what the incident decided: the report, the storm summary in its
-/// place, or only its page.
+/// One record, delivered as the incident decided (`send`): its page to the bucket, then the
+/// report (linking the page) or the storm summary in its place to the on-call topic, then the
+/// chat message; only the page for a storm member whose summary is out. `publisher` holds the
+/// clients of the on-call topic's region, where the stack keeps its bucket; `chat.id` names
+/// this report among the invocation's.
 #[allow(clippy::too_many_arguments)]
-async fn deliver_as(
+pub async fn deliver(
     regions: &Regions,
     publisher: &Clients,
     topic: &str,
@@ -182,6 +160,7 @@ pub async fn deliver_later(
         report,
         &chat,
         now,
+        &Send::Report,
     );
     Box::pin(delivering).await
 }
@@ -311,7 +290,7 @@ pub async fn publish_all(
                     id: &unique,
                     episode_began: record.episode_began.as_deref(),
                 };
-                let delivering = deliver_as(
+                let delivering = deliver(
                     regions,
                     &publisher,
                     topic,

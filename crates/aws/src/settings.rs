@@ -94,13 +94,8 @@ impl QueueArn {
             return None;
         };
         let valid = elbmedic_engine::alarm::formats::is_region_code(region)
-            && account.len() == 12
-            && account.chars().all(|c| c.is_ascii_digit())
-            && !name.is_empty()
-            && name.len() <= 80
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            && is_account(account)
+            && is_queue_name(name);
         valid.then(|| Self {
             arn: arn.to_string(),
             account: account.to_string(),
@@ -110,8 +105,7 @@ impl QueueArn {
 
     /// Whether an SQS record's `eventSourceARN` is this queue.
     pub fn is_source(&self, arn: &str) -> bool {
-        let parts: Vec<&str> = arn.split(':').collect();
-        matches!(parts.as_slice(), ["arn", _, "sqs", _, account, name] if *account == self.account && *name == self.name)
+        names_queue(arn, &self.account, &self.name)
     }
 }
 
@@ -158,16 +152,7 @@ impl FollowUpQueue {
         let mut parts = rest.trim_end_matches('/').split('/');
         let host = parts.next()?;
         let (account, name) = (parts.next()?, parts.next()?);
-        let valid_name = !name.is_empty()
-            && name.len() <= 80
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if parts.next().is_some()
-            || account.len() != 12
-            || !account.chars().all(|c| c.is_ascii_digit())
-            || !valid_name
-        {
+        if parts.next().is_some() || !is_account(account) || !is_queue_name(name) {
             return None;
         }
         let region = host
@@ -186,9 +171,30 @@ impl FollowUpQueue {
 
     /// Whether an SQS record's `eventSourceARN` (`arn:aws:sqs:REGION:ACCOUNT:NAME`) is this queue.
     pub fn is_source(&self, arn: &str) -> bool {
-        let parts: Vec<&str> = arn.split(':').collect();
-        matches!(parts.as_slice(), ["arn", _, "sqs", _, account, name] if *account == self.account && *name == self.name)
+        names_queue(arn, &self.account, &self.name)
     }
+}
+
+/// Whether an SQS record's `eventSourceARN` (`arn:PARTITION:sqs:REGION:ACCOUNT:NAME`) is the
+/// queue `name` of `account`.
+fn names_queue(arn: &str, account: &str, name: &str) -> bool {
+    let parts: Vec<&str> = arn.split(':').collect();
+    matches!(parts.as_slice(), ["arn", _, "sqs", _, a, n] if *a == account && *n == name)
+}
+
+/// Twelve digits.
+fn is_account(account: &str) -> bool {
+    account.len() == 12 && account.chars().all(|c| c.is_ascii_digit())
+}
+
+/// SQS's rule for a queue name: 1 to 80 letters, digits, hyphens, underscores (and the
+/// `.fifo` suffix's dot).
+fn is_queue_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 80
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]

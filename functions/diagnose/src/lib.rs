@@ -111,7 +111,7 @@ impl Handler {
             self.invocations
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
-        let claims = match &ledger {
+        let (sends, claims): (Vec<Send>, Vec<_>) = match &ledger {
             Some(ledger) => {
                 let page = |index: usize, record: &pipeline::Record| {
                     let unique = format!("{invocation}#{}", index + 1);
@@ -129,8 +129,9 @@ impl Handler {
                 .await
             }
             None => incidents::unclaimed(&handled),
-        };
-        let sends: Vec<Send> = claims.iter().map(|(send, _)| send.clone()).collect();
+        }
+        .into_iter()
+        .unzip();
         let delivering = publish_all(
             &self.accounts.regions,
             topic,
@@ -142,7 +143,7 @@ impl Handler {
         );
         let deliveries = Box::pin(delivering).await;
         if let Some(ledger) = &ledger {
-            for ((_, claim), delivery) in claims.iter().zip(&deliveries) {
+            for (claim, delivery) in claims.iter().zip(&deliveries) {
                 let Some(claim) = claim else { continue };
                 let (delivered, url) = match delivery {
                     Delivery::Published(published) => (true, published.page_url.clone()),

@@ -310,10 +310,11 @@ pub struct Step {
 }
 
 impl Step {
-    fn quiet(reason: Quiet, incident: Option<Incident>) -> Self {
+    /// Nothing goes out, and nothing is written.
+    fn quiet(reason: Quiet) -> Self {
         Self {
             decision: Decision::Quiet { reason },
-            incident,
+            incident: None,
             send_plan: false,
         }
     }
@@ -341,7 +342,7 @@ pub fn step(
     match (event.state, open) {
         (EventState::Alarm, None) => opened(event, report, plan, context),
         (EventState::Alarm, Some(incident)) => alarm_again(incident, event, report, plan, context),
-        (EventState::Ok, None) if existing.is_some() => Step::quiet(Quiet::RecoveredAlready, None),
+        (EventState::Ok, None) if existing.is_some() => Step::quiet(Quiet::RecoveredAlready),
         (EventState::Ok, None) => Step {
             decision: Decision::Standalone,
             incident: None,
@@ -360,13 +361,13 @@ fn redelivered(incident: &Incident, event: &AlarmEvent, context: Context<'_>) ->
         .position(|e| e.event == event.id && e.alarm == event.alarm && e.state == event.state)?;
     let entry = &incident.timeline[index];
     match &entry.delivery {
-        EntryDelivery::Delivered { .. } => Some(Step::quiet(Quiet::Duplicate, None)),
+        EntryDelivery::Delivered { .. } => Some(Step::quiet(Quiet::Duplicate)),
         // Twice in one run: one batch of the alarm queue can hold both copies of a message.
         EntryDelivery::Claimed { by, .. } if by == context.run => {
-            Some(Step::quiet(Quiet::Duplicate, None))
+            Some(Step::quiet(Quiet::Duplicate))
         }
         EntryDelivery::Claimed { at, .. } if context.now - at < CLAIM_LEASE_SECONDS => {
-            Some(Step::quiet(Quiet::InFlight, None))
+            Some(Step::quiet(Quiet::InFlight))
         }
         // Failed, or claimed by a run that died: this run sends what was decided then.
         _ => {
@@ -432,7 +433,7 @@ fn alarm_again(
     context: Context<'_>,
 ) -> Step {
     if incident.is_stale(event) {
-        return Step::quiet(Quiet::Stale, None);
+        return Step::quiet(Quiet::Stale);
     }
     let mut next = incident.clone();
     let recovered_at = next.firing.is_empty().then_some(next.ok_since).flatten();
@@ -472,10 +473,10 @@ fn alarm_again(
 
 fn ok(incident: &Incident, event: &AlarmEvent, context: Context<'_>) -> Step {
     if !incident.firing.iter().any(|f| f.alarm == event.alarm) {
-        return Step::quiet(Quiet::NotFiring, None);
+        return Step::quiet(Quiet::NotFiring);
     }
     if incident.is_stale(event) {
-        return Step::quiet(Quiet::Stale, None);
+        return Step::quiet(Quiet::Stale);
     }
     let mut next = incident.clone();
     let outage_began = next.outage_since.unwrap_or(next.opened_at);
